@@ -1,0 +1,106 @@
+/*
+ * nsimplex kernel interface, ABI version 1 (docs/SPEC.md section 6).
+ *
+ * A third-party CPU kernel, or a C shim over a GPU kernel, implements this
+ * header in a shared library that exports nsx_kernel_get_info and
+ * nsx_kernel_forward.  `nsimplex fuzz --kernel LIB.so` and
+ * `nsimplex bench --kernel LIB.so` load it with dlopen and drive it.  The
+ * project's own SIMD implementation is built against this header and is
+ * loadable the same way (build/libnsimplex_simd.so).
+ *
+ * Names, types and field order are the ABI: fields are only ever added at
+ * the end of a struct, together with a version bump.
+ *
+ * Layouts (row-major, innermost last), as in the golden vectors:
+ *   q     [B, L, H,   d ]      k[m]  [B, L, Hkv, d ]
+ *   v[m]  [B, L, Hkv, dv]      o     [B, L, H,   dv]
+ *   lse   [B, H, L]            sel   [B, L, topk]
+ * Query head h reads key/value head h / (H / Hkv).  Dimension m of the
+ * equations (m = 1..n, tensors k1..kn) is index m-1 of the arrays below and
+ * bit m-1 of sel_dims.
+ */
+#ifndef NSIMPLEX_KERNEL_H
+#define NSIMPLEX_KERNEL_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define NSX_KERNEL_ABI_VERSION 1
+#define NSX_MAX_ORDER 8
+
+/* Number formats of the precision model (nsx_kernel_info). */
+#define NSX_FORMAT_F64 0
+#define NSX_FORMAT_F32 1
+#define NSX_FORMAT_F16 2
+#define NSX_FORMAT_BF16 3
+
+/* Feature bits (nsx_kernel_info.features). */
+#define NSX_FEAT_WINDOWS 1u
+#define NSX_FEAT_SELECTION 2u
+#define NSX_FEAT_GQA 4u
+#define NSX_FEAT_CAUSAL_OFF 8u
+#define NSX_FEAT_DISTINCT 16u
+#define NSX_FEAT_BIASES 32u
+#define NSX_FEAT_SUM 64u
+#define NSX_FEAT_MEAN 128u
+#define NSX_FEAT_LSE 256u
+
+/* Reducers (nsx_kernel_problem.reduce). */
+#define NSX_REDUCE_PRODUCT 0
+#define NSX_REDUCE_SUM 1
+#define NSX_REDUCE_MEAN 2
+
+/* nsx_kernel_forward return values. */
+#define NSX_KERNEL_OK 0
+#define NSX_KERNEL_UNSUPPORTED 1
+
+/* One problem. */
+typedef struct nsx_kernel_problem {
+    int n, B, L, H, Hkv, d, dv;
+    int reduce;                   /* NSX_REDUCE_* */
+    int causal;                   /* 1: j_m <= i for every m */
+    int distinct;                 /* 1: the j_m pairwise different */
+    int window[NSX_MAX_ORDER];    /* 0: none; else i - w < j (and j < i + w, causal off) */
+    double score_scale, out_scale;
+    double k_bias[NSX_MAX_ORDER], v_bias[NSX_MAX_ORDER];
+    int topk;                     /* 0: no selection */
+    unsigned sel_dims;            /* bit m-1: dimension m restricted to sel */
+    const int32_t *sel;           /* [B, L, topk]; -1 pads; index < 0 or >= L is
+                                     invalid; future indices must be masked */
+} nsx_kernel_problem;
+
+/* Buffers, float32, in the layouts above.  lse may be NULL. */
+typedef struct nsx_kernel_io {
+    const float *q;
+    const float *k[NSX_MAX_ORDER];
+    const float *v[NSX_MAX_ORDER];
+    float *o;
+    float *lse;
+} nsx_kernel_io;
+
+/* What the kernel is and supports. */
+typedef struct nsx_kernel_info {
+    int abi_version;              /* NSX_KERNEL_ABI_VERSION */
+    const char *name;
+    int input_format, accum_format, weights_format, output_format; /* NSX_FORMAT_* */
+    int max_order;
+    unsigned features;            /* NSX_FEAT_* */
+} nsx_kernel_info;
+
+typedef const nsx_kernel_info *(*nsx_kernel_get_info_fn)(void);
+typedef int (*nsx_kernel_forward_fn)(const nsx_kernel_problem *p, const nsx_kernel_io *io);
+
+/* Exported by the library. */
+const nsx_kernel_info *nsx_kernel_get_info(void);
+
+/* 0 done, 1 unsupported problem (nothing written), other: error. */
+int nsx_kernel_forward(const nsx_kernel_problem *p, const nsx_kernel_io *io);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* NSIMPLEX_KERNEL_H */

@@ -1,0 +1,85 @@
+/*
+ * The arbitrary-precision reference (ref/): the equations of docs/SPEC.md
+ * computed over GMP/MPFR, every binary64 output correctly rounded, with the
+ * proof in the code (ref/README.md explains how).
+ *
+ * Every output is the exact real value of the equations rounded to nearest
+ * (ties to even): either an enclosure [lo, hi] of the exact value is
+ * computed, with precision raised until lo and hi round to the same binary64
+ * (Ziv's strategy), or the value is proven exact (rational) and rounded
+ * directly.  A value that cannot be decided below the precision cap is an
+ * error (NSX_EXIT_INTERNAL), never a silently emitted number.
+ */
+#ifndef NSIMPLEX_REF_H
+#define NSIMPLEX_REF_H
+
+#include <stdint.h>
+
+#include "nsimplex/error.h"
+#include "nsimplex/problem.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct nsx_ref_opts {
+    long prec0;          /* first working precision in bits; 0: automatic */
+    long prec_cap;       /* largest working precision; 0: 1 << 16 */
+    int allow_nonfinite; /* 1: a row whose allowed tuples read a NaN or an
+                            infinity gets O = LSE = NaN (leak pairs with
+                            NaN/Inf in the future); 0: that is an error */
+} nsx_ref_opts;
+
+typedef struct nsx_ref_stats {
+    uint64_t tuples;     /* allowed tuples, summed over rows */
+    uint64_t values;     /* binary64 outputs written */
+    uint64_t retries;    /* Ziv iterations after the first, summed over rows */
+    uint64_t exact;      /* outputs proven exact and rounded directly */
+    uint64_t nonfinite_rows; /* rows set to NaN (allow_nonfinite) */
+    long max_prec;       /* the largest working precision used */
+} nsx_ref_stats;
+
+/*
+ * (E1)-(E6), with (E8)-(E9) first when the selection is computed.
+ *
+ * Inputs: p checked (nsx_problem_check), in holds the tensors p needs
+ * (in->sel for source INDICES, idx_* for INDEXER/SCORES).  Outputs: out->o
+ * [B,L,H,dv] and out->lse [B,H,L] are written; out->sel [B,L,k] when the
+ * selection is computed and out->sel is not NULL; out->sel_scores [B,L,L]
+ * for source INDEXER when not NULL.  opts and stats may be NULL.
+ * Returns 0, or an exit code with err set: NSX_EXIT_BAD for inputs the
+ * problem forbids (a non-finite value read by an allowed tuple, a
+ * duplicated index in a given selection), NSX_EXIT_INTERNAL when the
+ * precision cap is reached or memory runs out.
+ */
+int nsx_ref_forward(const nsx_problem *p, const nsx_inputs *in, nsx_outputs *out,
+                    const nsx_ref_opts *opts, nsx_ref_stats *stats, nsx_err *err);
+
+/*
+ * (E8)-(E9) alone: the selection S(i) for every (b, i), as the sel tensor
+ * [B, L, k] (ascending, -1 pads), and for source INDEXER the correctly
+ * rounded scores [B, L, L] (-inf where j is not a candidate) when scores is
+ * not NULL.  p->sel.source is INDEXER or SCORES.  Same returns.
+ */
+int nsx_ref_select(const nsx_problem *p, const nsx_inputs *in, int32_t *sel,
+                   double *scores, const nsx_ref_opts *opts, nsx_ref_stats *stats,
+                   nsx_err *err);
+
+/*
+ * (E2) the mask: 1 when the tuple J = (J[0]..J[n-1]) is allowed for query i,
+ * else 0.  sel_row is the k entries of S(i) for this (b, i) (any order, -1
+ * and out-of-range entries ignored), NULL when p has no selection.
+ */
+int nsx_ref_allowed(const nsx_problem *p, const int32_t *sel_row, int i, const int *J);
+
+/*
+ * The candidate keys of the selection for query i (E8, E9): j <= i when
+ * causal, every j otherwise.
+ */
+int nsx_ref_is_candidate(const nsx_problem *p, int i, int j);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* NSIMPLEX_REF_H */
