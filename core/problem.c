@@ -3,6 +3,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <mpfr.h>
+
 #include "nsimplex/problem.h"
 
 void nsx_problem_defaults(nsx_problem *p)
@@ -19,9 +21,19 @@ void nsx_problem_defaults(nsx_problem *p)
     p->input_format = NSX_FORMAT_F64;
 }
 
+/* RN(1/sqrt(d)): MPFR's rec_sqrt is correctly rounded at 53 bits, where
+   1.0 / sqrt(d) in binary64 rounds twice (wrong for d = 8, 32, 128, ...). */
 double nsx_problem_score_scale(const nsx_problem *p)
 {
-    return p->score_scale_rsqrt_d ? 1.0 / sqrt((double)p->d) : p->score_scale;
+    if (!p->score_scale_rsqrt_d)
+        return p->score_scale;
+    mpfr_t x;
+    mpfr_init2(x, 53);
+    mpfr_set_ui(x, (unsigned long)p->d, MPFR_RNDN);
+    mpfr_rec_sqrt(x, x, MPFR_RNDN);
+    double s = mpfr_get_d(x, MPFR_RNDN);
+    mpfr_clear(x);
+    return s;
 }
 
 #define WHY(...) (snprintf(why, whylen, __VA_ARGS__), -1)

@@ -1,0 +1,11 @@
+/*
+ * (E4) A[i,J] = exp(T[i,J] - LSE[i])   for allowed J (0 otherwise)
+ *             = e_J / Z                 with e_J and Z from E3
+ */
+#include "ref/internal.h"
+
+void ref_slice_softmax(ref_row *row, const ival *Z)
+{
+    for (size_t t = 0; t < row->N; t++)
+        ival_div_pos(&row->A[t], &row->e[t], Z);
+}

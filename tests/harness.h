@@ -1,0 +1,41 @@
+/*
+ * Test support shared by every runner: a seeded generator and problems
+ * with their tensors allocated (tests/harness.c).  Randomness is always
+ * seeded; tests print the seed when they fail.
+ */
+#ifndef NSX_TESTS_HARNESS_H
+#define NSX_TESTS_HARNESS_H
+
+#include <stdint.h>
+
+#include "nsimplex/problem.h"
+
+typedef struct rng {
+    uint64_t s;
+} rng;
+
+uint64_t rng_next(rng *r);
+/* Uniform integer in [lo, hi]. */
+int rng_int(rng *r, int lo, int hi);
+/* A random dyadic number m * 2^-frac with |m| < 2^bits: exactly
+   representable in bf16 when bits <= 8. */
+double rng_dyadic(rng *r, int bits, int frac);
+
+/* A problem with every tensor it needs allocated (zeroed), and outputs. */
+typedef struct tcase {
+    nsx_problem p;
+    nsx_inputs in;
+    nsx_outputs out;
+    double *q, *k[NSX_MAX_ORDER], *v[NSX_MAX_ORDER];
+    double *idx_q, *idx_k, *idx_w, *idx_s;
+    int32_t *sel;
+    double *o, *lse, *sel_scores;
+    int32_t *sel_out;
+} tcase;
+
+void tcase_alloc(tcase *t, const nsx_problem *p);
+/* Fills q, k, v (and the indexer inputs) with rng_dyadic(bits, frac). */
+void tcase_fill(tcase *t, rng *r, int bits, int frac);
+void tcase_free(tcase *t);
+
+#endif
