@@ -7,4 +7,8 @@
 #define NSX_CLI_COMMANDS_H
 
 
+int cmd_eval(int argc, char **argv);
+int cmd_gen(int argc, char **argv);
+int cmd_verify(int argc, char **argv);
+
 #endif
