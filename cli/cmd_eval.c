@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cli/args.h"
 #include "cli/commands.h"
@@ -18,15 +19,34 @@
 
 static void help(void)
 {
-    printf("usage: nsimplex eval FILE --out OUT [--impl ref]\n\n"
+    printf("usage: nsimplex eval FILE --out OUT [--impl ref] [--stats]\n\n"
            "Computes o and lse (and sel, sel_scores for a computed selection) for the\n"
            "inputs in FILE and writes them to OUT, a candidate file for `nsimplex check`.\n\n"
            "  --out OUT     the output file (written atomically)\n"
-           "  --impl NAME   ref: the MPFR reference, correctly rounded binary64 (default)\n");
+           "  --impl NAME   ref: the MPFR reference, correctly rounded binary64 (default)\n"
+           "  --stats       print the allowed tuples, the time and the throughput\n");
+}
+
+/* nsx_ref_forward, with its statistics printed when asked. */
+static int forward_timed(const nsx_problem *p, const nsx_inputs *in, nsx_outputs *out, int stats, nsx_err *err)
+{
+    nsx_ref_stats st = {0};
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int rc = nsx_ref_forward(p, in, out, NULL, &st, err);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double s = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+    if (!rc && stats)
+        printf("eval: ref: %llu allowed tuples in %.3f s: %.0f tuples/s; %llu values, %llu proven exact, "
+               "%llu Ziv retries, largest working precision %ld bits\n",
+               (unsigned long long)st.tuples, s, s > 0 ? (double)st.tuples / s : 0.0,
+               (unsigned long long)st.values, (unsigned long long)st.exact, (unsigned long long)st.retries,
+               st.max_prec);
+    return rc;
 }
 
 /* The outputs of the reference into st, as binary64. */
-static int eval_ref(const nsx_case *c, nsx_st *st, nsx_err *err)
+static int eval_ref(const nsx_case *c, nsx_st *st, int stats, nsx_err *err)
 {
     const nsx_problem *p = &c->p;
     nsx_outputs out = {0};
@@ -42,7 +62,7 @@ static int eval_ref(const nsx_case *c, nsx_st *st, nsx_err *err)
         out.sel_scores = malloc((size_t)p->B * p->L * p->L * sizeof *out.sel_scores);
     if (!out.o || !out.lse || (computed && !out.sel) || (p->sel.source == NSX_SEL_INDEXER && !out.sel_scores))
         nsx_err_set(err, NSX_EXIT_INTERNAL, "eval: out of memory");
-    else if (!(rc = nsx_ref_forward(p, &c->in, &out, NULL, NULL, err)) &&
+    else if (!(rc = forward_timed(p, &c->in, &out, stats, err)) &&
              !(rc = nsx_st_add_f64(st, "o", NSX_DTYPE_F64, 4, oshape, out.o, err)) &&
              !(rc = nsx_st_add_f64(st, "lse", NSX_DTYPE_F64, 3, lshape, out.lse, err)) && computed &&
              !(rc = nsx_st_add_i32(st, "sel", 3, sshape, out.sel, err)) && out.sel_scores)
@@ -53,7 +73,7 @@ static int eval_ref(const nsx_case *c, nsx_st *st, nsx_err *err)
 
 static const struct impl {
     const char *name;
-    int (*run)(const nsx_case *c, nsx_st *st, nsx_err *err);
+    int (*run)(const nsx_case *c, nsx_st *st, int stats, nsx_err *err);
 } impls[] = {
     {"ref", eval_ref},
 };
@@ -61,6 +81,7 @@ static const struct impl {
 int cmd_eval(int argc, char **argv)
 {
     const char *file = NULL, *outpath = NULL, *impl_name = "ref", *val;
+    int stats = 0;
     bool bad = false;
     for (int i = 1; i < argc; i++) {
         if (cli_is_help(argv[i])) {
@@ -70,6 +91,8 @@ int cmd_eval(int argc, char **argv)
             outpath = val;
         } else if (cli_opt("eval", argc, argv, &i, "--impl", &val, &bad)) {
             impl_name = val;
+        } else if (cli_opt("eval", argc, argv, &i, "--stats", NULL, &bad)) {
+            stats = 1;
         } else if (argv[i][0] == '-' || file) {
             return cli_fail("eval", "unknown argument '%s' (nsimplex eval --help)", argv[i]);
         } else {
@@ -95,7 +118,7 @@ int cmd_eval(int argc, char **argv)
         cli_fail("eval", "%s", err.msg);
         return rc;
     }
-    if ((rc = impl->run(&c, &st, &err)))
+    if ((rc = impl->run(&c, &st, stats, &err)))
         nsx_err_prefix(&err, file); /* a problem of the inputs: name them */
     else if (!(rc = nsx_st_set_meta(&st, NSX_META_KEY, nsx_st_meta(&c.st, NSX_META_KEY), &err)) &&
              !(rc = nsx_st_set_meta(&st, "nsimplex.impl", impl->name, &err)))
