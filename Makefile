@@ -46,7 +46,7 @@ $(BUILD)/simd/%_avx2.o:   ISA := -mavx2 -mfma -mf16c
 $(BUILD)/simd/%.o:        XFLAGS := $(OMP) -fPIC
 $(BUILD)/ref/%.o:         XFLAGS :=
 
-.PHONY: all check demo clean deps
+.PHONY: all check demo clean deps vectors
 all: $(PROG) $(LIB)
 
 deps: $(DEPS_OK)
@@ -77,6 +77,16 @@ check: $(PROG) $(TESTS)
 	done; \
 	if [ $$fail -ne 0 ]; then echo "make check: FAILED"; exit 1; fi; \
 	echo "make check: all tests passed ($(BUILD))"
+
+# Golden vectors: the default suite into vectors/, in shards (make -j vectors),
+# then the manifest from the files.
+SHARDS   ?= 4
+SHARD_GOALS := $(addprefix vectors-shard-,$(shell seq 1 $(SHARDS)))
+.PHONY: $(SHARD_GOALS)
+vectors: $(SHARD_GOALS)
+	$(PROG) gen --manifest --out vectors
+$(SHARD_GOALS): vectors-shard-%: $(PROG)
+	@$(PROG) gen --shard $*/$(SHARDS) --out vectors
 
 clean:
 	rm -rf build build-san

@@ -9,4 +9,11 @@
 /* nsimplex show FILE: metadata and tensors of a file, readably. */
 int cmd_show(int argc, char **argv);
 
+/* nsimplex eval FILE --out OUT: outputs for the inputs in FILE. */
+int cmd_eval(int argc, char **argv);
+/* nsimplex gen: golden vectors and their manifest. */
+int cmd_gen(int argc, char **argv);
+/* nsimplex verify [DIR]: checksums, expected values re-derived. */
+int cmd_verify(int argc, char **argv);
+
 #endif

@@ -23,7 +23,11 @@ static const struct command {
     const char *usage;
     const char *help;
 } commands[] = {
-    {"show", cmd_show, "show FILE [--values N] [--raw]", "prints metadata and tensors readably"},
+    {"gen", cmd_gen, "gen [--out DIR] [--suite NAME] [--shard I/N]",
+     "write golden vectors and their manifest"},
+    {"eval", cmd_eval, "eval FILE --out OUT [--impl ref]", "compute o, lse (and sel) for the inputs in FILE"},
+    {"verify", cmd_verify, "verify [DIR] [--all]", "check the manifest's checksums, re-derive expected values"},
+    {"show", cmd_show, "show FILE [--values N] [--raw]", "print a file's metadata and tensors readably"},
     {"version", cmd_version, "version", "print the spec and program versions"},
 };
 

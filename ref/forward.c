@@ -142,6 +142,13 @@ static int forward_rows(ref_ctx *ctx, nsx_outputs *out, const nsx_ref_opts *opts
             for (int i = 0; i < p->L && !rc; i++) {
                 double *o = out->o + nsx_o_at(p, b, i, h, 0);
                 double *lse = out->lse + nsx_lse_at(p, b, h, i);
+                if (opts->skip && opts->skip[(size_t)b * p->L + i]) {
+                    for (int c = 0; c < p->dv; c++)
+                        o[c] = NAN;
+                    *lse = NAN;
+                    st->skipped_rows++;
+                    continue;
+                }
                 if ((rc = ref_row_collect(&row, ctx, b, h, i, s_sign, err)))
                     break;
                 st->tuples += row.N;

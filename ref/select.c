@@ -69,9 +69,16 @@ int nsx_ref_select(const nsx_problem *p, const nsx_inputs *in, int32_t *sel,
 
     for (int b = 0; b < p->B && !rc; b++) {
         for (int i = 0; i < p->L && !rc; i++) {
+            int32_t *sel_row = sel + nsx_sel_at(p, b, i, 0);
+            if (opts->skip && opts->skip[(size_t)b * p->L + i]) {
+                for (int r = 0; r < p->sel.k; r++)
+                    sel_row[r] = -1;
+                for (int j = 0; scores && j < p->L; j++)
+                    scores[((size_t)b * p->L + i) * p->L + j] = NAN;
+                continue;
+            }
             if ((rc = ref_indexer_collect(&row, &ictx, b, i, err)))
                 break;
-            int32_t *sel_row = sel + nsx_sel_at(p, b, i, 0);
             mpfr_prec_t prec = ref_prec_start(opts->prec0, (size_t)p->sel.Hi * row.C);
             int chosen = 0, scored = scores == NULL;
             for (size_t c = 0; c < row.C; c++)

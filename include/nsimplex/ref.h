@@ -28,6 +28,10 @@ typedef struct nsx_ref_opts {
     int allow_nonfinite; /* 1: a row whose allowed tuples read a NaN or an
                             infinity gets O = LSE = NaN (leak pairs with
                             NaN/Inf in the future); 0: that is an error */
+    const unsigned char *skip; /* [B, L] or NULL: rows (b, i) marked 1 are
+                            not computed; their o and lse (and sel_scores)
+                            are NaN, their sel all -1 (the rows a leak pair
+                            leaves unjudged) */
 } nsx_ref_opts;
 
 typedef struct nsx_ref_stats {
@@ -36,6 +40,7 @@ typedef struct nsx_ref_stats {
     uint64_t retries;    /* Ziv iterations after the first, summed over rows */
     uint64_t exact;      /* outputs proven exact and rounded directly */
     uint64_t nonfinite_rows; /* rows set to NaN (allow_nonfinite) */
+    uint64_t skipped_rows;   /* rows not computed (skip), per head */
     long max_prec;       /* the largest working precision used */
 } nsx_ref_stats;
 

@@ -1,0 +1,131 @@
+/*
+ * nsimplex eval FILE --out OUT [--impl ref]
+ *
+ * Computes the outputs for the inputs in FILE (a case file: docs/SPEC.md
+ * section 4; expected values in it are ignored) and writes them to OUT as a
+ * file `nsimplex check` accepts as a candidate: o and lse, and sel (plus
+ * sel_scores for an indexer) when the selection is computed.  OUT carries
+ * FILE's metadata, and "nsimplex.impl" naming the implementation.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli/args.h"
+#include "cli/commands.h"
+#include "io/casefile.h"
+#include "nsimplex/ref.h"
+
+static void help(void)
+{
+    printf("usage: nsimplex eval FILE --out OUT [--impl ref] [--stats]\n\n"
+           "Computes o and lse (and sel, sel_scores for a computed selection) for the\n"
+           "inputs in FILE and writes them to OUT, a candidate file for `nsimplex check`.\n\n"
+           "  --out OUT     the output file (written atomically)\n"
+           "  --impl NAME   ref: the MPFR reference, correctly rounded binary64 (default)\n"
+           "  --stats       print the allowed tuples, the time and the throughput\n");
+}
+
+/* nsx_ref_forward, with its statistics printed when asked. */
+static int forward_timed(const nsx_problem *p, const nsx_inputs *in, nsx_outputs *out, int stats, nsx_err *err)
+{
+    nsx_ref_stats st = {0};
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int rc = nsx_ref_forward(p, in, out, NULL, &st, err);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double s = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+    if (!rc && stats)
+        printf("eval: ref: %llu allowed tuples in %.3f s: %.0f tuples/s; %llu values, %llu proven exact, "
+               "%llu Ziv retries, largest working precision %ld bits\n",
+               (unsigned long long)st.tuples, s, s > 0 ? (double)st.tuples / s : 0.0,
+               (unsigned long long)st.values, (unsigned long long)st.exact, (unsigned long long)st.retries,
+               st.max_prec);
+    return rc;
+}
+
+/* The outputs of the reference into st, as binary64. */
+static int eval_ref(const nsx_case *c, nsx_st *st, int stats, nsx_err *err)
+{
+    const nsx_problem *p = &c->p;
+    nsx_outputs out = {0};
+    int64_t oshape[4] = {p->B, p->L, p->H, p->dv}, lshape[3] = {p->B, p->H, p->L};
+    int64_t sshape[3] = {p->B, p->L, p->sel.k}, scshape[3] = {p->B, p->L, p->L};
+    int computed = p->sel.source == NSX_SEL_INDEXER || p->sel.source == NSX_SEL_SCORES;
+    int rc = NSX_EXIT_INTERNAL;
+    out.o = malloc(nsx_o_size(p) * sizeof *out.o);
+    out.lse = malloc(nsx_lse_size(p) * sizeof *out.lse);
+    if (computed)
+        out.sel = malloc(nsx_sel_size(p) * sizeof *out.sel);
+    if (p->sel.source == NSX_SEL_INDEXER)
+        out.sel_scores = malloc((size_t)p->B * p->L * p->L * sizeof *out.sel_scores);
+    if (!out.o || !out.lse || (computed && !out.sel) || (p->sel.source == NSX_SEL_INDEXER && !out.sel_scores))
+        nsx_err_set(err, NSX_EXIT_INTERNAL, "eval: out of memory");
+    else if (!(rc = forward_timed(p, &c->in, &out, stats, err)) &&
+             !(rc = nsx_st_add_f64(st, "o", NSX_DTYPE_F64, 4, oshape, out.o, err)) &&
+             !(rc = nsx_st_add_f64(st, "lse", NSX_DTYPE_F64, 3, lshape, out.lse, err)) && computed &&
+             !(rc = nsx_st_add_i32(st, "sel", 3, sshape, out.sel, err)) && out.sel_scores)
+        rc = nsx_st_add_f64(st, "sel_scores", NSX_DTYPE_F64, 3, scshape, out.sel_scores, err);
+    free(out.o), free(out.lse), free(out.sel), free(out.sel_scores);
+    return rc;
+}
+
+static const struct impl {
+    const char *name;
+    int (*run)(const nsx_case *c, nsx_st *st, int stats, nsx_err *err);
+} impls[] = {
+    {"ref", eval_ref},
+};
+
+int cmd_eval(int argc, char **argv)
+{
+    const char *file = NULL, *outpath = NULL, *impl_name = "ref", *val;
+    int stats = 0;
+    bool bad = false;
+    for (int i = 1; i < argc; i++) {
+        if (cli_is_help(argv[i])) {
+            help();
+            return NSX_EXIT_OK;
+        } else if (cli_opt("eval", argc, argv, &i, "--out", &val, &bad)) {
+            outpath = val;
+        } else if (cli_opt("eval", argc, argv, &i, "--impl", &val, &bad)) {
+            impl_name = val;
+        } else if (cli_opt("eval", argc, argv, &i, "--stats", NULL, &bad)) {
+            stats = 1;
+        } else if (argv[i][0] == '-' || file) {
+            return cli_fail("eval", "unknown argument '%s' (nsimplex eval --help)", argv[i]);
+        } else {
+            file = argv[i];
+        }
+        if (bad)
+            return NSX_EXIT_BAD;
+    }
+    if (!file || !outpath)
+        return cli_fail("eval", "need FILE and --out OUT (nsimplex eval --help)");
+    const struct impl *impl = NULL;
+    for (size_t t = 0; t < sizeof impls / sizeof impls[0]; t++)
+        if (strcmp(impls[t].name, impl_name) == 0)
+            impl = &impls[t];
+    if (!impl)
+        return cli_fail("eval", "--impl: '%s' is not an implementation (nsimplex eval --help)", impl_name);
+
+    nsx_err err = {0};
+    nsx_case c;
+    nsx_st st = {0};
+    int rc = nsx_case_read(file, &c, &err);
+    if (rc) {
+        cli_fail("eval", "%s", err.msg);
+        return rc;
+    }
+    if ((rc = impl->run(&c, &st, stats, &err)))
+        nsx_err_prefix(&err, file); /* a problem of the inputs: name them */
+    else if (!(rc = nsx_st_set_meta(&st, NSX_META_KEY, nsx_st_meta(&c.st, NSX_META_KEY), &err)) &&
+             !(rc = nsx_st_set_meta(&st, "nsimplex.impl", impl->name, &err)))
+        rc = nsx_st_write(outpath, &st, &err); /* its errors name OUT */
+    if (rc)
+        cli_fail("eval", "%s", err.msg);
+    nsx_st_free(&st);
+    nsx_case_free(&c);
+    return rc;
+}

@@ -1,0 +1,300 @@
+/*
+ * Golden vectors (vectors/): recipes, the builder's pairs, determinism, the
+ * committed suite against its generator, verify, and coverage of the
+ * features the suite promises (docs/VECTORS.md).
+ */
+#include <check.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include "io/casefile.h"
+#include "io/sha256.h"
+#include "vectors/build.h"
+#include "vectors/gen.h"
+
+static const char *tmpdir(void)
+{
+    const char *t = getenv("NSX_TMP");
+    return t ? t : "/tmp";
+}
+
+/* Runs a shell command; its exit status. */
+static int run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int run(const char *fmt, ...)
+{
+    char cmd[8192];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    int st = system(cmd);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static const char *bin(void)
+{
+    const char *b = getenv("NSX_BIN");
+    return b ? b : "build/nsimplex";
+}
+
+/* ---- recipes ---------------------------------------------------------------- */
+
+static const struct {
+    const char *text;
+    const char *complaint; /* NULL: valid */
+} recipes[] = {
+    {"n=2 L=16 d=8 w=5,2 fmt=f16 dist=onehot leak=nan:7 probe=all", NULL},
+    {"kb=0,1/d n=2 d=16", NULL}, /* 1/d is this recipe's d, whatever the order */
+    {"n=3 sel=indexer act=softmax k=4 dims=1,3 Hi=3 di=5 ties=1", NULL},
+    {"n=2 w=1,2,3", "w, kb and vb have at most n"},
+    {"n=9", "n:"},
+    {"L=0", "L:"},
+    {"fmt=f8", "fmt:"},
+    {"reduce=max", "reduce:"},
+    {"sel=indices k=2 dims=3", "dims"},
+    {"k=3", "need sel="},
+    {"ties=1", "need a selection"},
+    {"sel=scores k=2 invalid=1", "invalid needs sel=indices"},
+    {"L=8 leak=nan:7", "no future position"},
+    {"leak=soon:3", "leak:"},
+    {"H=3 Hkv=2", "multiple"},
+    {"n=2 bogus=1", "'bogus' is not a key"},
+    {"n=2 d", "is not KEY=VALUE"},
+};
+
+START_TEST(recipe_parse)
+{
+    nsx_recipe r;
+    nsx_err err = {0};
+    int rc = nsx_recipe_parse(recipes[_i].text, &r, &err);
+    if (!recipes[_i].complaint) {
+        ck_assert_msg(rc == 0, "%s: %s", recipes[_i].text, err.msg);
+    } else {
+        ck_assert_int_eq(rc, NSX_EXIT_BAD);
+        ck_assert_msg(strstr(err.msg, recipes[_i].complaint), "%s: got '%s'", recipes[_i].text, err.msg);
+    }
+}
+END_TEST
+
+START_TEST(recipe_bias_one_over_d)
+{
+    nsx_recipe r;
+    nsx_err err;
+    ck_assert_int_eq(nsx_recipe_parse("kb=0,1/d vb=0,1 n=2 d=16", &r, &err), 0);
+    ck_assert(r.p.k_bias[1] == 1.0 / 16 && r.p.v_bias[1] == 1.0);
+}
+END_TEST
+
+/* ---- the builder ------------------------------------------------------------- */
+
+/* Inputs are representable in the format, and each pair's batches agree
+   where they must and differ where they should. */
+START_TEST(builder_pairs_are_well_formed)
+{
+    nsx_recipe r;
+    nsx_built b;
+    nsx_err err;
+    ck_assert_int_eq(nsx_recipe_parse("n=2 L=12 H=2 d=4 w=6,3 fmt=f16 sel=indices k=3 dims=2 "
+                                      "leak=random:5 leak=nan:8 probe=all", &r, &err), 0);
+    ck_assert_int_eq(nsx_build(&r, 42, &b, &err), 0);
+    ck_assert_int_eq(nsx_case_check_inputs(&b.p, &b.in, &err), 0);
+    const nsx_problem *p = &b.p;
+    ck_assert_int_ge(b.npairs, 2 + 4); /* 2 leaks; causal and window probes in each dim */
+    for (int x = 0; x < b.npairs; x++) {
+        const nsx_pair *pr = &b.pairs[x];
+        for (int j = 0; j < p->L; j++)
+            for (int l = 0; l < p->d; l++) {
+                double qa = b.q[nsx_q_at(p, pr->a, j, 0, l)], qb = b.q[nsx_q_at(p, pr->b, j, 0, l)];
+                double ka = b.k[1][nsx_k_at(p, pr->a, j, 0, l)], kb = b.k[1][nsx_k_at(p, pr->b, j, 0, l)];
+                if (pr->kind == NSX_PAIR_LEAK && j <= pr->t)
+                    ck_assert(qa == qb && ka == kb);
+                if (pr->kind == NSX_PAIR_PROBE) {
+                    ck_assert(qa == qb);
+                    if (pr->dim == 2 && j == pr->j)
+                        ck_assert(ka != kb);
+                    else if (pr->dim != 2 || j != pr->j)
+                        ck_assert(ka == kb);
+                }
+            }
+    }
+    nsx_built_free(&b);
+}
+END_TEST
+
+/* ---- generation ---------------------------------------------------------------- */
+
+START_TEST(generation_is_deterministic)
+{
+    const nsx_suite *s = nsx_suite_find("default");
+    char a[4096], b[4096], ha[65], hb[65];
+    nsx_err err;
+    snprintf(a, sizeof a, "%s/det_a.safetensors", tmpdir());
+    snprintf(b, sizeof b, "%s/det_b.safetensors", tmpdir());
+    for (size_t c = 0; c < s->count; c += 9) {
+        ck_assert_msg(nsx_gen_case(s, &s->cases[c], a, NULL, &err) == 0, "%s", err.msg);
+        ck_assert_msg(nsx_gen_case(s, &s->cases[c], b, NULL, &err) == 0, "%s", err.msg);
+        ck_assert_int_eq(nsx_sha256_file(a, ha), 0);
+        ck_assert_int_eq(nsx_sha256_file(b, hb), 0);
+        ck_assert_str_eq(ha, hb);
+    }
+}
+END_TEST
+
+/* The committed vectors are exactly what the generator writes today. */
+START_TEST(committed_suite_matches_the_generator)
+{
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s/regen", tmpdir());
+    ck_assert_int_eq(run("rm -rf '%s' && '%s' gen --out '%s' > /dev/null", dir, bin(), dir), 0);
+    ck_assert_msg(run("cmp -s '%s/MANIFEST.json' vectors/MANIFEST.json", dir) == 0,
+                  "vectors/ is out of date: run `make vectors` and commit the result");
+}
+END_TEST
+
+START_TEST(verify_accepts_the_suite_and_catches_tampering)
+{
+    char dir[2048];
+    snprintf(dir, sizeof dir, "%s/tamper", tmpdir());
+    ck_assert_int_eq(run("'%s' verify vectors > /dev/null", bin()), 0);
+    /* a changed expected value, with the manifest's checksum updated: only
+       recomputation can find it */
+    ck_assert_int_eq(run("rm -rf '%s' && mkdir -p '%s/default' && cp vectors/default/n2_dense.safetensors "
+                         "'%s/default/'", dir, dir, dir), 0);
+    nsx_st st;
+    nsx_err err;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/default/n2_dense.safetensors", dir);
+    ck_assert_int_eq(nsx_st_read(path, &st, &err), 0);
+    nsx_tensor *o = (nsx_tensor *)nsx_st_get(&st, "o");
+    ck_assert_ptr_nonnull(o);
+    double v;
+    memcpy(&v, o->data, sizeof v);
+    v = nextafter(v, INFINITY); /* one ulp */
+    memcpy(o->data, &v, sizeof v);
+    ck_assert_int_eq(nsx_st_write(path, &st, &err), 0);
+    nsx_st_free(&st);
+    int count;
+    ck_assert_int_eq(nsx_manifest_write(dir, &count, &err), 0);
+    ck_assert_int_eq(count, 1);
+    ck_assert_int_eq(run("'%s' verify '%s' --all > /dev/null", bin(), dir), NSX_EXIT_FAIL);
+    /* a changed byte without a manifest update: the checksum */
+    ck_assert_int_eq(nsx_manifest_write(dir, &count, &err), 0);
+    ck_assert_int_eq(run("printf 'x' | dd of='%s' bs=1 seek=100 conv=notrunc 2>/dev/null", path), 0);
+    ck_assert_int_eq(run("'%s' verify '%s' > /dev/null", bin(), dir), NSX_EXIT_FAIL);
+    /* no manifest: unusable */
+    ck_assert_int_eq(run("rm '%s/MANIFEST.json' && '%s' verify '%s' 2> /dev/null", dir, bin(), dir), NSX_EXIT_BAD);
+    ck_assert_int_eq(run("'%s' gen --suite nope 2> /dev/null", bin()), NSX_EXIT_BAD);
+    ck_assert_int_eq(run("'%s' gen --shard 3/2 2> /dev/null", bin()), NSX_EXIT_BAD);
+}
+END_TEST
+
+/* ---- the committed suite's promises ------------------------------------------- */
+
+/* Every committed case: its leak pairs give bit-identical expected rows up
+   to t, its probes a bit-identical row i (so every probe position is one
+   the masks exclude), and its flags are documented. */
+START_TEST(committed_pairs_hold_under_the_reference)
+{
+    const nsx_suite *s = nsx_suite_find("default");
+    FILE *f = fopen("docs/VECTORS.md", "r");
+    ck_assert_msg(f != NULL, "docs/VECTORS.md is missing");
+    static char doc[1 << 16];
+    doc[fread(doc, 1, sizeof doc - 1, f)] = '\0';
+    fclose(f);
+    for (size_t ci = 0; ci < s->count; ci++) {
+        char path[4096], flag[80];
+        nsx_case c;
+        nsx_err err;
+        snprintf(path, sizeof path, "vectors/default/%s.safetensors", s->cases[ci].name);
+        ck_assert_msg(nsx_case_read(path, &c, &err) == 0, "%s", err.msg);
+        const nsx_problem *p = &c.p;
+        for (int x = 0; x < c.info.npairs; x++) {
+            const nsx_pair *pr = &c.info.pairs[x];
+            int lo = pr->kind == NSX_PAIR_LEAK ? 0 : pr->i, hi = pr->kind == NSX_PAIR_LEAK ? pr->t : pr->i;
+            for (int i = lo; i <= hi; i++)
+                for (int h = 0; h < p->H; h++) {
+                    ck_assert_msg(!memcmp(&c.expected.lse[nsx_lse_at(p, pr->a, h, i)],
+                                          &c.expected.lse[nsx_lse_at(p, pr->b, h, i)], sizeof(double)),
+                                  "%s: pair %d, row %d", path, x, i);
+                    ck_assert(!memcmp(&c.expected.o[nsx_o_at(p, pr->a, i, h, 0)],
+                                      &c.expected.o[nsx_o_at(p, pr->b, i, h, 0)], (size_t)p->dv * sizeof(double)));
+                }
+        }
+        for (int t = 0; t < c.info.nflags; t++) {
+            snprintf(flag, sizeof flag, "`%s`", c.info.flags[t]);
+            ck_assert_msg(strstr(doc, flag), "%s: flag %s is not in docs/VECTORS.md", path, c.info.flags[t]);
+        }
+        nsx_case_free(&c);
+    }
+}
+END_TEST
+
+/* The default suite covers what docs/VECTORS.md promises. */
+START_TEST(default_suite_coverage)
+{
+    static const char *const needed[] = {
+        "InputBF16", "InputF16", "InputF32", "InputF64", "ReduceProduct", "ReduceSum", "ReduceMean",
+        "Windows", "WindowOne", "WindowWide", "PaperWindows", "ReversedWindows", "CausalOff", "Distinct",
+        "GQA", "Biases", "MetaBiases", "ScoreScale", "OutScale", "OddSizes", "HighOrder", "Dense",
+        "GivenIndices", "InvalidIndices", "IndexerRelu", "IndexerSoftmax", "IndexerIdentity", "GivenScores",
+        "TopKAll", "TieAtK", "NearOneHot", "EqualScores", "ZeroValues", "Subnormal", "LargeMagnitude",
+        "HeavyTailed", "EmptySlice", "LeakPair", "FutureRandom", "FutureHuge", "FutureNaN", "FutureInf",
+        "MaskProbe", "ProbeCausal", "ProbeWindow", "ProbeSelection",
+    };
+    FILE *f = fopen("vectors/MANIFEST.json", "r");
+    ck_assert_ptr_nonnull(f);
+    static char man[1 << 20];
+    man[fread(man, 1, sizeof man - 1, f)] = '\0';
+    fclose(f);
+    for (size_t t = 0; t < sizeof needed / sizeof needed[0]; t++) {
+        char q[80];
+        snprintf(q, sizeof q, "\"%s\"", needed[t]);
+        ck_assert_msg(strstr(man, q), "no case in the default suite has flag %s", needed[t]);
+    }
+    /* every order 1..8 */
+    const nsx_suite *s = nsx_suite_find("default");
+    int orders = 0;
+    for (size_t c = 0; c < s->count; c++) {
+        nsx_recipe r;
+        nsx_err err;
+        ck_assert_int_eq(nsx_recipe_parse(s->cases[c].recipe, &r, &err), 0);
+        orders |= 1 << r.p.n;
+    }
+    ck_assert_int_eq(orders, 0x1fe);
+}
+END_TEST
+
+static Suite *vectors_suite(void)
+{
+    Suite *s = suite_create("vectors");
+    TCase *tc = tcase_create("recipes");
+    tcase_add_loop_test(tc, recipe_parse, 0, sizeof recipes / sizeof recipes[0]);
+    tcase_add_test(tc, recipe_bias_one_over_d);
+    tcase_add_test(tc, builder_pairs_are_well_formed);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("generation");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, generation_is_deterministic);
+    tcase_add_test(tc, committed_suite_matches_the_generator);
+    tcase_add_test(tc, verify_accepts_the_suite_and_catches_tampering);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("committed suite");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, committed_pairs_hold_under_the_reference);
+    tcase_add_test(tc, default_suite_coverage);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(vectors_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

@@ -1,0 +1,157 @@
+/* Writing golden vectors and their manifest (vectors/gen.h). */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "io/atomic.h"
+#include "io/casefile.h"
+#include "io/json.h"
+#include "io/sha256.h"
+#include "vectors/build.h"
+#include "vectors/gen.h"
+
+/* A case's seed: its suite and name, so renaming a case changes its data
+   and nothing else does. */
+static uint64_t case_seed(const nsx_suite *s, const nsx_suite_case *c)
+{
+    char key[256];
+    snprintf(key, sizeof key, "%s/%s", s->name, c->name);
+    return nsx_seed_of(key);
+}
+
+int nsx_gen_case(const nsx_suite *s, const nsx_suite_case *c, const char *path,
+                 nsx_ref_stats *stats, nsx_err *err)
+{
+    nsx_recipe r;
+    nsx_built b;
+    int rc;
+    if ((rc = nsx_recipe_parse(c->recipe, &r, err))) {
+        nsx_err_prefix(err, c->name);
+        return rc;
+    }
+    if ((rc = nsx_build(&r, case_seed(s, c), &b, err))) {
+        nsx_err_prefix(err, c->name);
+        return rc;
+    }
+    if (!(rc = nsx_build_expect(&b, &r, NULL, stats, err))) {
+        nsx_case_info info = nsx_build_info(&b, c->name, s->name, c->description);
+        rc = nsx_case_write(path, &b.p, &info, &b.in, &b.out, err);
+    } else {
+        nsx_err_prefix(err, c->name);
+    }
+    nsx_built_free(&b);
+    return rc;
+}
+
+/* mkdir -p for DIR and DIR/SUITE. */
+static int make_dir(const char *path, nsx_err *err)
+{
+    if (mkdir(path, 0777) == 0 || errno == EEXIST)
+        return 0;
+    return nsx_err_set(err, NSX_EXIT_BAD, "%s: cannot create the directory: %s", path, strerror(errno));
+}
+
+int nsx_gen_suite(const nsx_suite *s, const char *dir, int shard, int nshards, FILE *log,
+                  nsx_err *err)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, s->name);
+    if (make_dir(dir, err) || make_dir(path, err))
+        return err->code;
+    for (size_t c = 0; c < s->count; c++) {
+        if ((int)(c % (size_t)nshards) != shard - 1)
+            continue;
+        nsx_ref_stats st = {0};
+        struct timespec t0, t1;
+        snprintf(path, sizeof path, "%s/%s/%s.safetensors", dir, s->name, s->cases[c].name);
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        int rc = nsx_gen_case(s, &s->cases[c], path, &st, err);
+        if (rc)
+            return rc;
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        if (log)
+            fprintf(log, "gen: %-28s %9llu tuples %6.2f s  %s\n", s->cases[c].name,
+                    (unsigned long long)st.tuples,
+                    (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec), path);
+    }
+    return 0;
+}
+
+/* One manifest entry from the file's own metadata. */
+static int manifest_entry(nsx_buf *m, const char *dir, const nsx_suite *s, const nsx_suite_case *c,
+                          int *count, nsx_err *err)
+{
+    char rel[1024], path[4096], hex[65];
+    nsx_st st;
+    nsx_problem p;
+    nsx_case_info info;
+    snprintf(rel, sizeof rel, "%s/%s.safetensors", s->name, c->name);
+    snprintf(path, sizeof path, "%s/%s", dir, rel);
+    if (access(path, F_OK) != 0)
+        return 0; /* not generated here: not listed */
+    if (nsx_sha256_file(path, hex))
+        return nsx_err_set(err, NSX_EXIT_BAD, "%s: cannot read: %s", path, strerror(errno));
+    if (nsx_st_read(path, &st, err))
+        return err->code;
+    const char *meta = nsx_st_meta(&st, NSX_META_KEY);
+    int rc = meta ? nsx_meta_parse(meta, &p, &info, err)
+                  : nsx_err_set(err, NSX_EXIT_BAD, "no \"%s\" metadata", NSX_META_KEY);
+    nsx_st_free(&st);
+    if (rc) {
+        nsx_err_prefix(err, path);
+        return rc;
+    }
+    nsx_buf_puts(m, *count ? ",\n    {" : "\n    {");
+    nsx_buf_puts(m, "\"file\": ");
+    nsx_buf_json_string(m, rel);
+    nsx_buf_printf(m, ", \"sha256\": \"%s\", \"case\": ", hex);
+    nsx_buf_json_string(m, info.id);
+    nsx_buf_puts(m, ", \"suite\": ");
+    nsx_buf_json_string(m, s->name);
+    nsx_buf_puts(m, ", \"flags\": [");
+    for (int f = 0; f < info.nflags; f++) {
+        nsx_buf_puts(m, f ? ", " : "");
+        nsx_buf_json_string(m, info.flags[f]);
+    }
+    nsx_buf_puts(m, "], \"description\": ");
+    nsx_buf_json_string(m, info.description);
+    nsx_buf_puts(m, ", \"recipe\": ");
+    nsx_buf_json_string(m, c->recipe);
+    nsx_buf_puts(m, ", \"spec\": ");
+    nsx_buf_json_string(m, info.spec);
+    nsx_buf_puts(m, ", \"generator\": ");
+    nsx_buf_json_string(m, info.generator ? info.generator : "");
+    nsx_buf_puts(m, "}");
+    nsx_case_info_free(&info);
+    (*count)++;
+    return 0;
+}
+
+int nsx_manifest_write(const char *dir, int *count, nsx_err *err)
+{
+    nsx_buf m = {0};
+    char path[4096];
+    int rc = 0;
+    *count = 0;
+    nsx_buf_printf(&m, "{\n  \"spec\": \"%s\",\n  \"generator\": \"nsimplex %s\",\n  \"cases\": [",
+                   NSX_SPEC_VERSION, NSX_VERSION);
+    for (int si = 0; nsx_suite_at(si) && !rc; si++) {
+        const nsx_suite *s = nsx_suite_at(si);
+        for (size_t c = 0; c < s->count && !rc; c++)
+            rc = manifest_entry(&m, dir, s, &s->cases[c], count, err);
+    }
+    nsx_buf_puts(&m, "\n  ]\n}\n");
+    if (!rc && m.oom)
+        rc = nsx_err_set(err, NSX_EXIT_INTERNAL, "gen: out of memory");
+    if (!rc) {
+        nsx_atomic a;
+        snprintf(path, sizeof path, "%s/MANIFEST.json", dir);
+        if (!(rc = nsx_atomic_open(&a, path, err)) && !(rc = nsx_atomic_write(&a, m.s, m.len, err)))
+            rc = nsx_atomic_commit(&a, err);
+    }
+    nsx_buf_free(&m);
+    return rc;
+}

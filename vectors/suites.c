@@ -1,0 +1,134 @@
+/*
+ * The golden suites: each case is a name, a recipe (vectors/recipe.h) and a
+ * sentence.  The flags are derived from what a case holds (vectors/build.c)
+ * and listed in docs/VECTORS.md.
+ *
+ * "default" is committed under vectors/default/: small shapes, every
+ * feature, a few MB.  "large" has shapes closer to real models and is
+ * generated on demand (`nsimplex gen --suite large`).
+ */
+#include <string.h>
+
+#include "vectors/suites.h"
+
+static const nsx_suite_case default_cases[] = {
+    /* order 1: ordinary attention */
+    {"n1_dense", "n=1 L=16 H=2 d=8 probe=all", "ordinary causal attention, two heads"},
+    {"n1_gqa4_causal_off", "n=1 L=12 H=4 Hkv=1 d=8 causal=0", "non-causal attention, four query heads per kv head"},
+    {"n1_window", "n=1 L=16 d=8 w=5 probe=all leak=random:9", "sliding-window attention"},
+    {"n1_f32", "n=1 L=12 H=2 d=8 fmt=f32 leak=random:5", "float32 inputs"},
+    {"n1_leaks", "n=1 L=16 d=8 leak=random:4 leak=huge:7 leak=nan:9 leak=inf:12",
+     "one leak pair of each kind of future"},
+    {"n1_subnormal", "n=1 L=12 d=8 dist=subnormal", "values in the subnormal range of bf16"},
+    {"n1_dsa_relu", "n=1 L=24 H=2 d=8 sel=indexer act=relu k=6 Hi=4 di=8 probe=all leak=random:11",
+     "DeepSeek sparse attention: relu indexer, top-6"},
+
+    /* order 2: 2-simplicial attention */
+    {"n2_dense", "n=2 L=16 H=2 d=8 probe=all", "dense causal 2-simplicial attention"},
+    {"n2_paper_windows", "n=2 L=24 H=2 d=8 w=12,4 probe=all leak=random:11",
+     "sliding windows w1 > w2 as in the 2-simplicial paper"},
+    {"n2_reversed_windows", "n=2 L=24 d=8 w=4,12 probe=all", "sliding windows w1 < w2"},
+    {"n2_window_one", "n=2 L=12 d=8 w=1,5 probe=all", "w1 = 1: the first key is the query's own position"},
+    {"n2_window_wide", "n=2 L=12 d=8 w=20,12", "windows at least L: no restriction"},
+    {"n2_causal_off", "n=2 L=10 d=8 causal=0", "non-causal, no windows"},
+    {"n2_causal_off_windows", "n=2 L=12 d=8 causal=0 w=3,5", "non-causal two-sided windows"},
+    {"n2_distinct", "n=2 L=12 d=8 distinct=1 probe=all", "distinct keys only (non-degenerate triangles)"},
+    {"n2_gqa2", "n=2 L=12 H=4 Hkv=2 d=8 w=6,3", "two query heads per kv head"},
+    {"n2_gqa4", "n=2 L=12 H=4 Hkv=1 d=8 probe=all", "four query heads per kv head"},
+    {"n2_meta_biases", "n=2 L=16 H=2 d=8 w=8,4 kb=0,1/d vb=0,1 probe=all",
+     "k2 + 1/d and v2 + 1, the defaults of Meta's public reference"},
+    {"n2_biases", "n=2 L=12 d=8 kb=0.25,-0.5 vb=1,-1", "biases on both projections"},
+    {"n2_sum", "n=2 L=12 d=8 reduce=sum w=8,3 probe=all", "sum reducer"},
+    {"n2_mean", "n=2 L=12 d=8 reduce=mean", "mean reducer"},
+    {"n2_scales", "n=2 L=12 d=8 scale=0.5 out=0.125", "explicit score scale and output scale"},
+    {"n2_odd_sizes", "n=2 L=13 d=7 dv=5 w=9,4", "L, d, dv not multiples of a vector width; s = 1/sqrt(7)"},
+    {"n2_d64", "n=2 L=12 d=64 w=8,4", "head width 64"},
+    {"n2_f16", "n=2 L=16 d=8 w=8,4 fmt=f16 probe=all", "binary16 inputs"},
+    {"n2_f32", "n=2 L=16 d=8 w=8,4 fmt=f32 probe=all", "binary32 inputs"},
+    {"n2_f64", "n=2 L=16 d=8 w=8,4 fmt=f64", "binary64 inputs"},
+    {"n2_b3", "n=2 B=3 L=10 d=8 w=6,3", "three independent batches"},
+    {"n2_l1", "n=2 L=1 d=4", "a single position"},
+
+    /* selections on 2-simplicial attention */
+    {"n2_sel_indices_dim2", "n=2 L=16 d=8 sel=indices k=4 dims=2 probe=all", "given top-4 on the second key"},
+    {"n2_sel_indices_both", "n=2 L=16 d=8 w=10,0 sel=indices k=5 dims=1,2 invalid=1 probe=all",
+     "given top-5 on both keys with -1 pads, out-of-range and future indices"},
+    {"n2_sel_indices_empty", "n=2 L=12 d=8 sel=indices k=3 dims=1,2 empty=1",
+     "rows whose selection is empty or in the future"},
+    {"n2_sel_relu", "n=2 L=16 d=8 sel=indexer act=relu k=4 dims=1,2 probe=all leak=random:7",
+     "relu indexer (DeepSeek V3.2) on both keys"},
+    {"n2_sel_softmax", "n=2 L=16 d=8 sel=indexer act=softmax k=4 dims=2 probe=all",
+     "softmax indexer on the second key"},
+    {"n2_sel_identity", "n=2 L=16 d=8 sel=indexer act=identity iscale=0.5 k=5 dims=1", "identity indexer"},
+    {"n2_sel_scores", "n=2 L=16 d=8 sel=scores k=5 dims=1,2 probe=all", "given indexer scores"},
+    {"n2_ties_relu", "n=2 L=14 d=8 sel=indexer act=relu k=3 dims=2 ties=1", "relu scores tied at the k-th place"},
+    {"n2_ties_softmax", "n=2 L=14 d=8 sel=indexer act=softmax k=3 dims=1,2 ties=1",
+     "softmax scores tied at the k-th place"},
+    {"n2_ties_scores", "n=2 L=14 d=8 sel=scores k=4 dims=1 ties=1", "given scores tied at the k-th place"},
+    {"n2_sel_k_ge_L", "n=2 L=12 d=8 sel=scores k=20 dims=1,2", "k >= L: every causal key"},
+    {"n2_sel_causal_off", "n=2 L=12 d=8 causal=0 sel=indexer act=relu k=4 dims=2", "selection without causality"},
+
+    /* edge values */
+    {"n2_onehot", "n=2 L=16 d=8 w=10,5 dist=onehot probe=all", "scores spread so far the softmax is near one-hot"},
+    {"n2_equal_scores", "n=2 L=12 d=8 dist=equal", "q = 0: every score equal, O the mean of the values"},
+    {"n2_zero_values", "n=2 L=12 d=8 dist=zeros", "v = 0: O = 0 exactly"},
+    {"n2_subnormal_sum", "n=2 L=12 d=8 reduce=sum dist=subnormal", "subnormal values, sum reducer"},
+    {"n2_large_bf16", "n=2 L=12 d=8 dist=large", "large magnitudes within bf16"},
+    {"n2_large_f16", "n=2 L=12 d=8 dist=large fmt=f16", "large magnitudes within binary16"},
+    {"n2_large_f64", "n=2 L=10 d=8 dist=large fmt=f64", "magnitudes beyond binary32: scores near 2^330"},
+    {"n2_heavy", "n=2 L=16 d=8 dist=heavy w=8,4", "heavy-tailed values"},
+    {"n2_uniform", "n=2 L=16 d=8 dist=uniform", "uniform values"},
+
+    /* leak pairs */
+    {"n2_leak_random", "n=2 L=16 d=8 w=8,4 leak=random:7", "leak pair with random future values"},
+    {"n2_leak_huge", "n=2 L=16 d=8 leak=huge:7", "leak pair with the largest bf16 values in the future"},
+    {"n2_leak_nan", "n=2 L=16 d=8 w=8,4 leak=nan:7", "leak pair with NaN in the future"},
+    {"n2_leak_inf", "n=2 L=16 d=8 leak=inf:9", "leak pair with infinities in the future"},
+    {"n2_leak_sel", "n=2 L=16 d=8 sel=indices k=4 dims=1,2 leak=nan:6 leak=random:10",
+     "leak pairs with a given selection"},
+
+    /* higher orders */
+    {"n3_dense", "n=3 L=8 d=8 probe=all", "dense 3-simplicial attention"},
+    {"n3_windows", "n=3 L=12 d=8 w=8,4,2 probe=all leak=random:6", "three sliding windows"},
+    {"n3_sum", "n=3 L=8 d=8 reduce=sum", "3-simplicial, sum reducer"},
+    {"n3_mean", "n=3 L=8 d=8 reduce=mean", "3-simplicial, mean reducer (1/3 is not a binary fraction)"},
+    {"n3_distinct", "n=3 L=7 d=4 distinct=1", "distinct keys (rows 0, 1 empty)"},
+    {"n3_sel", "n=3 L=10 d=4 sel=indices k=3 dims=3 probe=all", "given selection on the third key"},
+    {"n3_gqa_biases", "n=3 L=8 H=4 Hkv=2 d=4 kb=0,0,0.25 vb=0,0,1", "GQA and biases"},
+    {"n4_dense", "n=4 L=6 d=4", "dense 4-simplicial attention"},
+    {"n4_windows", "n=4 L=8 d=4 w=6,4,3,2 probe=all", "four sliding windows"},
+    {"n4_mean", "n=4 L=6 d=4 reduce=mean", "4-simplicial, mean reducer"},
+    {"n4_f32_leak", "n=4 L=7 d=4 fmt=f32 leak=nan:3", "4-simplicial, binary32, NaN leak"},
+    {"n5_dense", "n=5 L=4 d=4", "order 5"},
+    {"n6_sum", "n=6 L=4 d=3 dv=2 reduce=sum", "order 6, sum reducer"},
+    {"n7_windows", "n=7 L=4 d=3 dv=2 w=2,3,4,1,2,3,4", "order 7 with windows"},
+    {"n8_dense", "n=8 L=3 d=2 dv=2", "order 8, the largest"},
+};
+
+static const nsx_suite_case large_cases[] = {
+    {"n2_paper_L128", "n=2 L=128 H=2 d=64 w=32,8 probe=all", "the paper's window ratio at L = 128, d = 64"},
+    {"n2_dense_L48", "n=2 L=48 H=2 d=32", "dense 2-simplicial at L = 48"},
+    {"n3_windows_L48", "n=3 L=48 d=32 w=16,8,4", "3-simplicial windows at L = 48"},
+    {"n1_dsa_L256", "n=1 L=256 H=4 d=64 sel=indexer act=relu k=32 Hi=4 di=32 leak=random:100",
+     "DeepSeek sparse attention at L = 256"},
+    {"n2_dsa_L64", "n=2 L=64 d=32 sel=indexer act=relu k=8 dims=1,2 probe=all",
+     "2-simplicial attention over an indexer's top-8"},
+};
+
+static const nsx_suite suites[] = {
+    {"default", default_cases, sizeof default_cases / sizeof default_cases[0]},
+    {"large", large_cases, sizeof large_cases / sizeof large_cases[0]},
+};
+
+const nsx_suite *nsx_suite_find(const char *name)
+{
+    for (size_t s = 0; s < sizeof suites / sizeof suites[0]; s++)
+        if (strcmp(suites[s].name, name) == 0)
+            return &suites[s];
+    return NULL;
+}
+
+const nsx_suite *nsx_suite_at(int index)
+{
+    return index >= 0 && index < (int)(sizeof suites / sizeof suites[0]) ? &suites[index] : NULL;
+}

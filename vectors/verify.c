@@ -1,0 +1,198 @@
+/*
+ * verify: the manifest's checksums, and the expected values re-derived from
+ * each file's inputs by the reference (vectors/gen.h).
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "io/casefile.h"
+#include "io/json.h"
+#include "io/sha256.h"
+#include "vectors/gen.h"
+
+/* A sample of about one case in four, the same on every run. */
+#define VERIFY_SAMPLE 4
+
+static char *read_text(const char *path, size_t *len, nsx_err *err)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        nsx_err_set(err, NSX_EXIT_BAD, "%s: cannot open: %s", path, strerror(errno));
+        return NULL;
+    }
+    char *s = NULL;
+    size_t cap = 0, n = 0, got;
+    do {
+        if (n + 65536 > cap) {
+            char *t = realloc(s, cap = 2 * cap + 65536);
+            if (!t) {
+                free(s);
+                fclose(f);
+                nsx_err_set(err, NSX_EXIT_INTERNAL, "verify: out of memory");
+                return NULL;
+            }
+            s = t;
+        }
+        n += got = fread(s + n, 1, cap - n, f);
+    } while (got > 0 && n < (64u << 20));
+    int bad = ferror(f) || n >= (64u << 20);
+    fclose(f);
+    if (bad) {
+        free(s);
+        nsx_err_set(err, NSX_EXIT_BAD, "%s: unreadable or over 64 MiB", path);
+        return NULL;
+    }
+    *len = n;
+    return s;
+}
+
+/* Rows of batch b that a leak pair with wild future values leaves unjudged. */
+static int unjudged(const nsx_case *c, int b, int i)
+{
+    for (int x = 0; x < c->info.npairs; x++) {
+        const nsx_pair *pr = &c->info.pairs[x];
+        if (pr->kind == NSX_PAIR_LEAK && pr->future != NSX_FUTURE_RANDOM && pr->b == b && i > pr->t)
+            return 1;
+    }
+    return 0;
+}
+
+static int same(double a, double b)
+{
+    return memcmp(&a, &b, sizeof a) == 0;
+}
+
+/* Recomputes the expected values of c; returns the number of differences
+   and reports the first few. */
+static long recompute(const char *path, nsx_case *c, FILE *log, nsx_err *err)
+{
+    const nsx_problem *p = &c->p;
+    nsx_outputs out = {0};
+    long diffs = 0;
+    out.o = calloc(nsx_o_size(p), sizeof *out.o);
+    out.lse = calloc(nsx_lse_size(p), sizeof *out.lse);
+    if (c->expected.sel)
+        out.sel = calloc(nsx_sel_size(p), sizeof *out.sel);
+    if (c->expected.sel_scores)
+        out.sel_scores = calloc((size_t)p->B * p->L * p->L, sizeof *out.sel_scores);
+    nsx_ref_opts opts = {0};
+    unsigned char *skip = calloc((size_t)p->B * p->L, 1);
+    for (int b = 0; skip && b < p->B; b++)
+        for (int i = 0; i < p->L; i++)
+            skip[(size_t)b * p->L + i] = (unsigned char)unjudged(c, b, i);
+    opts.skip = skip;
+    if (!skip || !out.o || !out.lse || (c->expected.sel && !out.sel) || (c->expected.sel_scores && !out.sel_scores)) {
+        diffs = -nsx_err_set(err, NSX_EXIT_INTERNAL, "verify: out of memory");
+    } else if (!c->expected.o || !c->expected.lse) {
+        diffs = -nsx_err_set(err, NSX_EXIT_BAD, "%s: no expected o and lse", path);
+    } else if (nsx_ref_forward(p, &c->in, &out, &opts, NULL, err)) {
+        nsx_err_prefix(err, path);
+        diffs = -err->code;
+    } else {
+        for (int b = 0; b < p->B; b++)
+            for (int i = 0; i < p->L; i++) {
+                if (unjudged(c, b, i))
+                    continue;
+                for (int h = 0; h < p->H; h++) {
+                    size_t at = nsx_lse_at(p, b, h, i);
+                    if (!same(out.lse[at], c->expected.lse[at]) && diffs++ < 5)
+                        fprintf(log, "verify: %s: lse[%d,%d,%d] is %.17g, recomputed %.17g\n", path, b, h, i,
+                                c->expected.lse[at], out.lse[at]);
+                    for (int ch = 0; ch < p->dv; ch++) {
+                        at = nsx_o_at(p, b, i, h, ch);
+                        if (!same(out.o[at], c->expected.o[at]) && diffs++ < 5)
+                            fprintf(log, "verify: %s: o[%d,%d,%d,%d] is %.17g, recomputed %.17g\n", path, b, i, h,
+                                    ch, c->expected.o[at], out.o[at]);
+                    }
+                }
+                for (int r = 0; out.sel && r < p->sel.k; r++) {
+                    size_t at = nsx_sel_at(p, b, i, r);
+                    if (out.sel[at] != c->expected.sel[at] && diffs++ < 5)
+                        fprintf(log, "verify: %s: sel[%d,%d,%d] is %d, recomputed %d\n", path, b, i, r,
+                                (int)c->expected.sel[at], (int)out.sel[at]);
+                }
+                for (int j = 0; out.sel_scores && j < p->L; j++) {
+                    size_t at = ((size_t)b * p->L + i) * p->L + j;
+                    if (!same(out.sel_scores[at], c->expected.sel_scores[at]) && diffs++ < 5)
+                        fprintf(log, "verify: %s: sel_scores[%d,%d,%d] is %.17g, recomputed %.17g\n", path, b,
+                                i, j, c->expected.sel_scores[at], out.sel_scores[at]);
+                }
+            }
+    }
+    free(out.o), free(out.lse), free(out.sel), free(out.sel_scores);
+    free(skip);
+    return diffs;
+}
+
+int nsx_verify(const char *dir, int all, FILE *log, nsx_err *err)
+{
+    char path[4096], why[256], hex[65];
+    size_t len;
+    snprintf(path, sizeof path, "%s/MANIFEST.json", dir);
+    char *text = read_text(path, &len, err);
+    if (!text)
+        return err->code;
+    cJSON *root = NULL;
+    int rc = nsx_json_parse(text, len, NSX_JSON_DOC, &root, why, sizeof why);
+    free(text);
+    if (rc)
+        return nsx_err_set(err, rc == -2 ? NSX_EXIT_INTERNAL : NSX_EXIT_BAD, "%s: %s", path, why);
+    const cJSON *cases = cJSON_GetObjectItemCaseSensitive(root, "cases");
+    if (!cJSON_IsArray(cases)) {
+        cJSON_Delete(root);
+        return nsx_err_set(err, NSX_EXIT_BAD, "%s: no \"cases\" array", path);
+    }
+    int files = 0, checked = 0, failed = 0, index = 0;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, cases) {
+        const cJSON *file = cJSON_GetObjectItemCaseSensitive(e, "file");
+        const cJSON *sum = cJSON_GetObjectItemCaseSensitive(e, "sha256");
+        if (!cJSON_IsString(file) || !cJSON_IsString(sum) || strstr(file->valuestring, "..") ||
+            file->valuestring[0] == '/') {
+            rc = nsx_err_set(err, NSX_EXIT_BAD, "%s: entry %d: needs a relative \"file\" and a \"sha256\"", path,
+                             index);
+            break;
+        }
+        snprintf(path, sizeof path, "%s/%s", dir, file->valuestring);
+        files++;
+        /* the checksum of every file */
+        if (nsx_sha256_file(path, hex)) {
+            fprintf(log, "verify: %s: missing or unreadable\n", path);
+            failed++;
+            index++;
+            continue;
+        }
+        if (strcmp(hex, sum->valuestring) != 0) {
+            fprintf(log, "verify: %s: sha256 %s, the manifest says %s\n", path, hex, sum->valuestring);
+            failed++;
+            index++;
+            continue;
+        }
+        /* the expected values of a sample */
+        if (all || index % VERIFY_SAMPLE == 0) {
+            nsx_case c;
+            if ((rc = nsx_case_read(path, &c, err)))
+                break;
+            long diffs = recompute(path, &c, log, err);
+            nsx_case_free(&c);
+            if (diffs < 0) {
+                rc = (int)-diffs;
+                break;
+            }
+            if (diffs) {
+                fprintf(log, "verify: %s: %ld values differ from the reference\n", path, diffs);
+                failed++;
+            }
+            checked++;
+        }
+        index++;
+    }
+    cJSON_Delete(root);
+    if (rc)
+        return rc;
+    fprintf(log, "verify: %d files, %d with a bad checksum or values; expected values recomputed for %d (%s)\n",
+            files, failed, checked, all ? "all" : "a sample of one in 4; --all for every file");
+    return failed ? NSX_EXIT_FAIL : 0;
+}
