@@ -47,6 +47,8 @@ $(BUILD)/simd/%.o:        XFLAGS := $(OMP) -fPIC
 $(BUILD)/ref/%.o:         XFLAGS :=
 
 .PHONY: all check demo clean deps vectors
+# test objects are intermediate files of a pattern chain: keep them
+.SECONDARY:
 all: $(PROG) $(LIB)
 
 deps: $(DEPS_OK)
