@@ -1,0 +1,389 @@
+/* Strict JSON front end over cJSON, and a small JSON writer (json.h). */
+#include <assert.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "io/json.h"
+
+#define WHY(...) (snprintf(why, whylen, __VA_ARGS__), -1)
+
+/* ---- lexical check: what cJSON lets through ---- */
+
+/* Length of the valid UTF-8 sequence at s[0..n), or 0: no overlong forms,
+   no surrogates, nothing above U+10FFFF (RFC 3629). */
+static size_t utf8_len(const unsigned char *s, size_t n)
+{
+    unsigned c = s[0];
+    size_t len;
+    uint32_t cp;
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xC2 && c <= 0xDF)
+        len = 2, cp = c & 0x1F;
+    else if (c >= 0xE0 && c <= 0xEF)
+        len = 3, cp = c & 0x0F;
+    else if (c >= 0xF0 && c <= 0xF4)
+        len = 4, cp = c & 0x07;
+    else
+        return 0;
+    if (len > n)
+        return 0;
+    for (size_t k = 1; k < len; k++) {
+        if ((s[k] & 0xC0) != 0x80)
+            return 0;
+        cp = cp << 6 | (s[k] & 0x3F);
+    }
+    if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)) ||
+        (cp >= 0xD800 && cp <= 0xDFFF))
+        return 0;
+    return len;
+}
+
+static int hexval(unsigned c)
+{
+    if (c >= '0' && c <= '9')
+        return (int)(c - '0');
+    if (c >= 'a' && c <= 'f')
+        return (int)(c - 'a' + 10);
+    if (c >= 'A' && c <= 'F')
+        return (int)(c - 'A' + 10);
+    return -1;
+}
+
+/* The string literal starting at s[*pi] == '"'; advances *pi past it.
+   Surrogate pairs in \u escapes are left to cJSON, which checks them. */
+static int lex_string(const unsigned char *s, size_t n, size_t *pi, char *why, size_t whylen)
+{
+    size_t i = *pi + 1;
+    while (i < n) {
+        unsigned c = s[i];
+        if (c == '"') {
+            *pi = i + 1;
+            return 0;
+        }
+        if (c < 0x20)
+            return WHY("control character 0x%02x in a string at byte %zu", c, i);
+        if (c >= 0x80) {
+            size_t k = utf8_len(s + i, n - i);
+            if (k == 0)
+                return WHY("invalid UTF-8 at byte %zu", i);
+            i += k;
+            continue;
+        }
+        if (c != '\\') {
+            i++;
+            continue;
+        }
+        if (i + 1 >= n)
+            break;
+        unsigned e = s[i + 1];
+        if (e == 'u') {
+            unsigned v = 0;
+            for (size_t k = 2; k < 6; k++) {
+                int h = i + k < n ? hexval(s[i + k]) : -1;
+                if (h < 0)
+                    return WHY("invalid \\u escape at byte %zu", i);
+                v = v << 4 | (unsigned)h;
+            }
+            if (v == 0) /* cJSON would end the C string there */
+                return WHY("escaped NUL (\\u0000) in a string at byte %zu", i);
+            i += 6;
+        } else if (e != '\0' && strchr("\"\\/bfnrt", (int)e)) {
+            i += 2;
+        } else {
+            return WHY("invalid escape at byte %zu", i);
+        }
+    }
+    return WHY("unterminated string at byte %zu", *pi);
+}
+
+static int is_digit(unsigned c) { return c >= '0' && c <= '9'; }
+
+/* The number starting at s[*pi] ('-' or a digit), in RFC 8259's grammar
+   -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)? and finite as a binary64. */
+static int lex_number(const unsigned char *s, size_t n, size_t *pi, char *why, size_t whylen)
+{
+    size_t i = *pi, start = *pi;
+    if (s[i] == '-')
+        i++;
+    if (i < n && s[i] == '0')
+        i++;
+    else if (i < n && is_digit(s[i]))
+        while (i < n && is_digit(s[i]))
+            i++;
+    else
+        return WHY("invalid number at byte %zu", start);
+    if (i < n && s[i] == '.') {
+        if (++i >= n || !is_digit(s[i]))
+            return WHY("invalid number at byte %zu", start);
+        while (i < n && is_digit(s[i]))
+            i++;
+    }
+    if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+        if (++i < n && (s[i] == '+' || s[i] == '-'))
+            i++;
+        if (i >= n || !is_digit(s[i]))
+            return WHY("invalid number at byte %zu", start);
+        while (i < n && is_digit(s[i]))
+            i++;
+    }
+    if (i < n && s[i] != '\0' && strchr("0123456789.eE+-", s[i]))
+        return WHY("invalid number at byte %zu", start); /* "01", "1.2.3" */
+    /* cJSON reads at most 63 characters of a number and would then fail
+       with a vaguer message. */
+    char tmp[64];
+    if (i - start >= sizeof tmp)
+        return WHY("number longer than %zu characters at byte %zu", sizeof tmp - 1, start);
+    memcpy(tmp, s + start, i - start);
+    tmp[i - start] = '\0';
+    if (!isfinite(strtod(tmp, NULL)))
+        return WHY("number out of binary64 range at byte %zu", start);
+    *pi = i;
+    return 0;
+}
+
+static int lex_check(const unsigned char *s, size_t n, char *why, size_t whylen)
+{
+    size_t values = 0;
+    for (size_t i = 0; i < n;) {
+        unsigned c = s[i];
+        int r = 0;
+        if (c == '"') {
+            values++;
+            r = lex_string(s, n, &i, why, whylen);
+        } else if (c == '-' || is_digit(c)) {
+            values++;
+            r = lex_number(s, n, &i, why, whylen);
+        } else if (c == ' ' || c == '\t' || c == '\n' || c == '\r') {
+            i++;
+        } else if (c < 0x20 || c >= 0x7F) {
+            return WHY("unexpected byte 0x%02x at byte %zu", c, i);
+        } else {
+            /* starts of objects, arrays and the literals true, false, null */
+            if (strchr("{[tfn", (int)c))
+                values++;
+            i++;
+        }
+        if (r)
+            return r;
+        if (values > NSX_JSON_MAX_VALUES)
+            return WHY("more than %u JSON values", NSX_JSON_MAX_VALUES);
+    }
+    return 0;
+}
+
+int nsx_json_parse(const char *text, size_t len, int mode, cJSON **out, char *why, size_t whylen)
+{
+    const unsigned char *s = (const unsigned char *)text;
+    *out = NULL;
+    if (mode == NSX_JSON_HEADER && (len == 0 || s[0] != '{'))
+        return WHY("does not start with '{'");
+    if (lex_check(s, len, why, whylen))
+        return -1;
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts(text, len, &end, 0);
+    if (!root) {
+        size_t at = end ? (size_t)(end - text) : 0;
+        return WHY("not valid JSON (at byte %zu)", at);
+    }
+    for (size_t i = (size_t)(end - text); i < len; i++) {
+        int space = s[i] == ' ' ||
+                    (mode == NSX_JSON_DOC && (s[i] == '\t' || s[i] == '\n' || s[i] == '\r'));
+        if (!space) {
+            cJSON_Delete(root);
+            return WHY(mode == NSX_JSON_HEADER
+                           ? "unexpected byte 0x%02x at byte %zu after the JSON object (only spaces may pad it)"
+                           : "unexpected byte 0x%02x at byte %zu after the JSON value",
+                       s[i], i);
+        }
+    }
+    if (!cJSON_IsObject(root)) {
+        cJSON_Delete(root);
+        return WHY("not a JSON object");
+    }
+    *out = root;
+    return 0;
+}
+
+/* ---- duplicate keys ---- */
+
+struct keyed {
+    const cJSON *item;
+    size_t pos; /* position in the object, to tell which one came first */
+};
+
+static int cmp_keyed(const void *a, const void *b)
+{
+    const struct keyed *x = a, *y = b;
+    int c = strcmp(x->item->string, y->item->string);
+    if (c)
+        return c;
+    return x->pos < y->pos ? -1 : x->pos > y->pos;
+}
+
+/* The repeat that comes first in obj, or NULL; -2 when out of memory. */
+static int object_dup(const cJSON *obj, const cJSON **dup)
+{
+    size_t k = 0;
+    *dup = NULL;
+    for (const cJSON *c = obj->child; c; c = c->next)
+        k++;
+    if (k < 2)
+        return 0;
+    struct keyed *v = malloc(k * sizeof *v);
+    if (!v)
+        return -2;
+    size_t i = 0;
+    for (const cJSON *c = obj->child; c; c = c->next, i++)
+        v[i] = (struct keyed){c, i};
+    qsort(v, k, sizeof *v, cmp_keyed);
+    size_t best = SIZE_MAX;
+    for (i = 1; i < k; i++)
+        if (strcmp(v[i - 1].item->string, v[i].item->string) == 0 && v[i].pos < best) {
+            best = v[i].pos;
+            *dup = v[i].item;
+        }
+    free(v);
+    return 0;
+}
+
+int nsx_json_find_dup(const cJSON *root, const cJSON **dup, const cJSON **parent)
+{
+    *dup = NULL;
+    if (cJSON_IsObject(root)) {
+        if (object_dup(root, dup))
+            return -2;
+        if (*dup) {
+            if (parent)
+                *parent = root;
+            return 0;
+        }
+    }
+    if (cJSON_IsObject(root) || cJSON_IsArray(root))
+        for (const cJSON *c = root->child; c; c = c->next) {
+            if (nsx_json_find_dup(c, dup, parent))
+                return -2;
+            if (*dup)
+                return 0;
+        }
+    return 0;
+}
+
+/* ---- messages ---- */
+
+void nsx_printable(char *out, size_t outlen, const char *s)
+{
+    size_t n = strlen(s), i;
+    for (i = 0; i < n && i + 1 < outlen; i++) {
+        unsigned char c = (unsigned char)s[i];
+        out[i] = c < 0x20 || c == 0x7F ? '?' : (char)c;
+    }
+    out[i] = '\0';
+    if (i < n && outlen >= 4)
+        memcpy(out + outlen - 4, "...", 4);
+}
+
+/* ---- writer ---- */
+
+void nsx_buf_add(nsx_buf *b, const char *s, size_t n)
+{
+    if (b->oom)
+        return;
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 256;
+        while (cap < b->len + n + 1)
+            cap *= 2;
+        char *t = realloc(b->s, cap);
+        if (!t) {
+            b->oom = 1;
+            return;
+        }
+        b->s = t;
+        b->cap = cap;
+    }
+    memcpy(b->s + b->len, s, n);
+    b->len += n;
+    b->s[b->len] = '\0';
+}
+
+void nsx_buf_puts(nsx_buf *b, const char *s) { nsx_buf_add(b, s, strlen(s)); }
+
+void nsx_buf_printf(nsx_buf *b, const char *fmt, ...)
+{
+    char small[256];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(small, sizeof small, fmt, ap);
+    va_end(ap);
+    if (n < 0) {
+        b->oom = 1;
+        return;
+    }
+    if ((size_t)n < sizeof small) {
+        nsx_buf_add(b, small, (size_t)n);
+        return;
+    }
+    char *big = malloc((size_t)n + 1);
+    if (!big) {
+        b->oom = 1;
+        return;
+    }
+    va_start(ap, fmt);
+    vsnprintf(big, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    nsx_buf_add(b, big, (size_t)n);
+    free(big);
+}
+
+void nsx_buf_json_string(nsx_buf *b, const char *s)
+{
+    nsx_buf_puts(b, "\"");
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') {
+            char esc[2] = {'\\', (char)c};
+            nsx_buf_add(b, esc, 2);
+        } else if (c < 0x20) {
+            nsx_buf_printf(b, "\\u%04x", c);
+        } else {
+            nsx_buf_add(b, (const char *)&c, 1);
+        }
+    }
+    nsx_buf_puts(b, "\"");
+}
+
+void nsx_fmt_double(char *out, size_t outlen, double x)
+{
+    if (isnan(x)) {
+        snprintf(out, outlen, "nan");
+        return;
+    }
+    if (isinf(x)) {
+        snprintf(out, outlen, x < 0 ? "-inf" : "inf");
+        return;
+    }
+    /* %.17g always reads back exactly; fewer digits often do too. */
+    for (int p = 1; p <= 17; p++) {
+        snprintf(out, outlen, "%.*g", p, x);
+        if (strtod(out, NULL) == x)
+            return;
+    }
+}
+
+void nsx_buf_json_number(nsx_buf *b, double x)
+{
+    assert(isfinite(x)); /* JSON has no NaN or infinity */
+    char tmp[32];
+    nsx_fmt_double(tmp, sizeof tmp, x);
+    nsx_buf_puts(b, tmp);
+}
+
+void nsx_buf_free(nsx_buf *b)
+{
+    free(b->s);
+    *b = (nsx_buf){0};
+}

@@ -1,0 +1,400 @@
+/*
+ * safetensors reader (safetensors.h): every file is hostile.
+ *
+ * Order of work: the 8-byte length against the limit and the file size, the
+ * header as strict JSON (io/json.c), each entry on its own, then the layout
+ * of all entries together, and only then any allocation for data, each one
+ * the size of a byte range already checked to lie inside the file.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "io/json.h"
+#include "io/safetensors.h"
+
+#define BAD(...) nsx_err_set(err, NSX_EXIT_BAD, __VA_ARGS__)
+#define OOM() nsx_err_set(err, NSX_EXIT_INTERNAL, "out of memory")
+
+/* Dtypes of the format that nsimplex does not read: named in the error. */
+static const char *const other_dtypes[] = {
+    "BOOL", "U8", "I8", "I16", "U16", "U32", "I64", "U64", "C64",
+    "F8_E5M2", "F8_E4M3", "F8_E8M0", "F6_E2M3", "F6_E3M2", "F4",
+};
+
+static int dtype_from_name(const char *s)
+{
+    for (int d = NSX_DTYPE_F64; d <= NSX_DTYPE_I32; d++)
+        if (strcmp(s, nsx_dtype_name(d)) == 0)
+            return d;
+    return -1;
+}
+
+static int is_other_dtype(const char *s)
+{
+    for (size_t i = 0; i < sizeof other_dtypes / sizeof other_dtypes[0]; i++)
+        if (strcmp(s, other_dtypes[i]) == 0)
+            return 1;
+    return 0;
+}
+
+/* NULL when v is an integer in 0..2^53 (every such JSON number is exact in
+   binary64), else what is wrong with it. */
+static const char *json_index(const cJSON *v, uint64_t *out)
+{
+    if (!cJSON_IsNumber(v))
+        return "is not a number";
+    double d = v->valuedouble;
+    if (d < 0)
+        return "is negative";
+    if (d != floor(d))
+        return "is not an integer";
+    if (d > 9007199254740992.0)
+        return "is larger than 2^53";
+    *out = (uint64_t)d;
+    return NULL;
+}
+
+/* Empty, or a C0/C1 control character or DEL anywhere (the header's UTF-8
+   is already valid, so C1 controls are the pairs C2 80..C2 9F). */
+static int bad_name(const char *s)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    if (!*u)
+        return 1;
+    for (; *u; u++)
+        if (*u < 0x20 || *u == 0x7F || (u[0] == 0xC2 && u[1] >= 0x80 && u[1] <= 0x9F))
+            return 1;
+    return 0;
+}
+
+static int parse_meta(const cJSON *obj, const char *lab, nsx_st *st, nsx_err *err)
+{
+    if (!cJSON_IsObject(obj))
+        return BAD("%s: __metadata__ is not an object", lab);
+    for (const cJSON *c = obj->child; c; c = c->next) {
+        char k[80];
+        nsx_printable(k, sizeof k, c->string);
+        if (!cJSON_IsString(c))
+            return BAD("%s: __metadata__ '%s' is not a string", lab, k);
+        if (nsx_st_set_meta(st, c->string, c->valuestring, err))
+            return err->code;
+    }
+    return 0;
+}
+
+/* One entry "name": {"dtype", "shape", "data_offsets"}, checked against the
+   data buffer's size; fills t (name, dtype, shape, count, nbytes, offset). */
+static int parse_entry(const cJSON *e, uint64_t bufsize, const char *lab, nsx_tensor *t,
+                       nsx_err *err)
+{
+    char nm[80];
+    nsx_printable(nm, sizeof nm, e->string);
+    if (bad_name(e->string))
+        return BAD("%s: tensor name '%s' is empty or has control characters", lab, nm);
+    if (!cJSON_IsObject(e))
+        return BAD("%s: tensor '%s': entry is not an object", lab, nm);
+    t->name = strdup(e->string);
+    if (!t->name)
+        return OOM();
+
+    /* dtype */
+    const cJSON *dt = cJSON_GetObjectItemCaseSensitive(e, "dtype");
+    if (!dt)
+        return BAD("%s: tensor '%s': dtype is missing", lab, nm);
+    if (!cJSON_IsString(dt))
+        return BAD("%s: tensor '%s': dtype is not a string", lab, nm);
+    char dn[40];
+    nsx_printable(dn, sizeof dn, dt->valuestring);
+    t->dtype = dtype_from_name(dt->valuestring);
+    if (t->dtype < 0 && is_other_dtype(dt->valuestring))
+        return BAD("%s: tensor '%s': dtype %s is not supported (nsimplex reads F64, F32, F16, "
+                   "BF16, I32)", lab, nm, dn);
+    if (t->dtype < 0)
+        return BAD("%s: tensor '%s': unknown dtype '%s'", lab, nm, dn);
+
+    /* shape, and its element count by checked multiplication */
+    const cJSON *sh = cJSON_GetObjectItemCaseSensitive(e, "shape");
+    if (!sh)
+        return BAD("%s: tensor '%s': shape is missing", lab, nm);
+    if (!cJSON_IsArray(sh))
+        return BAD("%s: tensor '%s': shape is not an array", lab, nm);
+    int rank = cJSON_GetArraySize(sh);
+    if (rank > NSX_ST_MAX_RANK)
+        return BAD("%s: tensor '%s': shape has rank %d (at most %d)", lab, nm, rank,
+                   NSX_ST_MAX_RANK);
+    t->rank = rank;
+    uint64_t count = 1;
+    int overflow = 0;
+    int r = 0;
+    for (const cJSON *v = sh->child; v; v = v->next, r++) {
+        uint64_t dim;
+        const char *why = json_index(v, &dim);
+        if (why)
+            return BAD("%s: tensor '%s': shape[%d] %s", lab, nm, r, why);
+        t->shape[r] = (int64_t)dim;
+        if (dim != 0 && count > UINT64_MAX / dim)
+            overflow = 1; /* as the reference: any overflow on the way fails */
+        count *= dim;
+    }
+    size_t esize = nsx_dtype_size(t->dtype);
+    if (overflow || count > SIZE_MAX / esize)
+        return BAD("%s: tensor '%s': shape has more elements than fit in 64 bits", lab, nm);
+    t->count = (size_t)count;
+    t->nbytes = t->count * esize;
+
+    /* data_offsets [begin, end], inside the buffer, holding exactly nbytes */
+    const cJSON *off = cJSON_GetObjectItemCaseSensitive(e, "data_offsets");
+    if (!off)
+        return BAD("%s: tensor '%s': data_offsets is missing", lab, nm);
+    if (!cJSON_IsArray(off) || cJSON_GetArraySize(off) != 2)
+        return BAD("%s: tensor '%s': data_offsets is not an array of two integers", lab, nm);
+    uint64_t be[2];
+    for (int k = 0; k < 2; k++) {
+        const char *why = json_index(cJSON_GetArrayItem(off, k), &be[k]);
+        if (why)
+            return BAD("%s: tensor '%s': data_offsets[%d] %s", lab, nm, k, why);
+    }
+    if (be[0] > be[1])
+        return BAD("%s: tensor '%s': data_offsets [%llu, %llu] end before they begin", lab, nm,
+                   (unsigned long long)be[0], (unsigned long long)be[1]);
+    if (be[1] > bufsize)
+        return BAD("%s: tensor '%s': data_offsets [%llu, %llu] run past the end of the "
+                   "%llu-byte data buffer", lab, nm, (unsigned long long)be[0],
+                   (unsigned long long)be[1], (unsigned long long)bufsize);
+    if (be[1] - be[0] != t->nbytes)
+        return BAD("%s: tensor '%s': data_offsets [%llu, %llu] hold %llu bytes but %s shape "
+                   "of %zu elements needs %zu", lab, nm, (unsigned long long)be[0],
+                   (unsigned long long)be[1], (unsigned long long)(be[1] - be[0]),
+                   nsx_dtype_name(t->dtype), t->count, t->nbytes);
+    t->offset = be[0];
+    return 0;
+}
+
+static int cmp_offset(const void *a, const void *b)
+{
+    const nsx_tensor *x = a, *y = b;
+    if (x->offset != y->offset)
+        return x->offset < y->offset ? -1 : 1;
+    if (x->nbytes != y->nbytes) /* empty tensors first at a shared offset */
+        return x->nbytes < y->nbytes ? -1 : 1;
+    return strcmp(x->name, y->name);
+}
+
+/* Sorted by offset, the tensors must tile the buffer exactly from 0 to its
+   end (as the reference implementation validates): no overlap, no gap, no
+   unclaimed bytes at the end. */
+static int check_layout(nsx_st *st, uint64_t bufsize, const char *lab, nsx_err *err)
+{
+    qsort(st->t, st->nt, sizeof *st->t, cmp_offset);
+    uint64_t at = 0;
+    for (size_t i = 0; i < st->nt; i++) {
+        const nsx_tensor *t = &st->t[i];
+        char a[80], b[80];
+        nsx_printable(b, sizeof b, t->name);
+        if (t->offset < at) {
+            nsx_printable(a, sizeof a, st->t[i - 1].name);
+            return BAD("%s: tensors '%s' [%llu, %llu) and '%s' [%llu, %llu) overlap", lab, a,
+                       (unsigned long long)st->t[i - 1].offset, (unsigned long long)at, b,
+                       (unsigned long long)t->offset,
+                       (unsigned long long)(t->offset + t->nbytes));
+        }
+        if (t->offset > at)
+            return BAD("%s: bytes [%llu, %llu) of the data buffer belong to no tensor (a gap "
+                       "before '%s')", lab, (unsigned long long)at,
+                       (unsigned long long)t->offset, b);
+        at = t->offset + t->nbytes;
+    }
+    if (at != bufsize)
+        return BAD("%s: bytes [%llu, %llu) at the end of the data buffer belong to no tensor",
+                   lab, (unsigned long long)at, (unsigned long long)bufsize);
+    return 0;
+}
+
+static int check_dups(const cJSON *root, const char *lab, nsx_err *err)
+{
+    const cJSON *dup, *parent;
+    if (nsx_json_find_dup(root, &dup, &parent))
+        return OOM();
+    if (!dup)
+        return 0;
+    char k[80], p[80];
+    nsx_printable(k, sizeof k, dup->string);
+    if (parent == root)
+        return strcmp(dup->string, "__metadata__") == 0
+                   ? BAD("%s: __metadata__ appears twice", lab)
+                   : BAD("%s: duplicate tensor name '%s'", lab, k);
+    if (parent == cJSON_GetObjectItemCaseSensitive(root, "__metadata__"))
+        return BAD("%s: duplicate __metadata__ key '%s'", lab, k);
+    nsx_printable(p, sizeof p, parent->string ? parent->string : "an array element");
+    return BAD("%s: duplicate key '%s' in '%s'", lab, k, p);
+}
+
+/* The header text hdr[0..hlen) of a file whose data buffer is bufsize
+   bytes: fills st's tensors (no data yet) and metadata. */
+static int parse_header(const char *hdr, size_t hlen, uint64_t bufsize, const char *lab,
+                        nsx_st *st, nsx_err *err)
+{
+    cJSON *root;
+    char why[200];
+    int r = nsx_json_parse(hdr, hlen, NSX_JSON_HEADER, &root, why, sizeof why);
+    if (r == -2)
+        return OOM();
+    if (r)
+        return BAD("%s: header is not a valid JSON object: %s", lab, why);
+    r = check_dups(root, lab, err);
+    size_t n = 0;
+    for (const cJSON *c = root->child; c; c = c->next)
+        n++;
+    if (!r && n > 0) {
+        st->t = calloc(n, sizeof *st->t);
+        st->cap_t = n;
+        if (!st->t)
+            r = OOM();
+    }
+    for (const cJSON *c = root->child; c && !r; c = c->next) {
+        if (strcmp(c->string, "__metadata__") == 0)
+            r = parse_meta(c, lab, st, err);
+        else
+            r = parse_entry(c, bufsize, lab, &st->t[st->nt++], err);
+    }
+    if (!r)
+        r = check_layout(st, bufsize, lab, err);
+    cJSON_Delete(root);
+    return r;
+}
+
+static uint64_t le64(const unsigned char *p)
+{
+    uint64_t v = 0;
+    for (int k = 7; k >= 0; k--)
+        v = v << 8 | p[k];
+    return v;
+}
+
+/* The 8-byte length of a file of size bytes: under the limit and inside. */
+static int check_header_len(uint64_t hlen, uint64_t size, const char *lab, nsx_err *err)
+{
+    if (hlen > NSX_ST_MAX_HEADER)
+        return BAD("%s: header length %llu exceeds the limit of %u bytes", lab,
+                   (unsigned long long)hlen, NSX_ST_MAX_HEADER);
+    if (hlen > size - 8)
+        return BAD("%s: header length %llu runs past the end of the file (%llu bytes)", lab,
+                   (unsigned long long)hlen, (unsigned long long)size);
+    return 0;
+}
+
+int nsx_st_parse(const void *buf, size_t len, const char *label, nsx_st *st, nsx_err *err)
+{
+    const unsigned char *b = buf;
+    char lab[256];
+    nsx_printable(lab, sizeof lab, label);
+    *st = (nsx_st){0};
+    if (len < 8)
+        return BAD("%s: file is %zu bytes, shorter than the 8-byte header length", lab, len);
+    uint64_t hlen = le64(b);
+    int r = check_header_len(hlen, len, lab, err);
+    if (!r)
+        r = parse_header((const char *)b + 8, (size_t)hlen, len - 8 - hlen, lab, st, err);
+    const unsigned char *data = b + 8 + hlen;
+    for (size_t i = 0; i < st->nt && !r; i++) {
+        nsx_tensor *t = &st->t[i];
+        if (t->nbytes == 0)
+            continue;
+        if (!(t->data = malloc(t->nbytes)))
+            r = OOM();
+        else
+            memcpy(t->data, data + t->offset, t->nbytes);
+    }
+    if (r)
+        nsx_st_free(st);
+    return r;
+}
+
+/* Reads exactly n bytes; -1 with errno, or 1 at a premature end of file. */
+static int read_full(int fd, void *buf, size_t n)
+{
+    char *p = buf;
+    while (n > 0) {
+        ssize_t k = read(fd, p, n);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k < 0)
+            return -1;
+        if (k == 0)
+            return 1;
+        p += k;
+        n -= (size_t)k;
+    }
+    return 0;
+}
+
+static int read_error(int rc, const char *lab, nsx_err *err)
+{
+    if (rc > 0)
+        return BAD("%s: file ended early (was it changed while being read?)", lab);
+    return nsx_err_set(err, NSX_EXIT_INTERNAL, "%s: read failed: %s", lab, strerror(errno));
+}
+
+/* The file's tensors, in offset order, straight into their own buffers:
+   the file is read once and never held whole in memory. */
+static int read_body(int fd, uint64_t size, const char *lab, nsx_st *st, nsx_err *err)
+{
+    unsigned char len8[8];
+    if (size < 8)
+        return BAD("%s: file is %llu bytes, shorter than the 8-byte header length", lab,
+                   (unsigned long long)size);
+    int rc = read_full(fd, len8, 8);
+    if (rc)
+        return read_error(rc, lab, err);
+    uint64_t hlen = le64(len8);
+    int r = check_header_len(hlen, size, lab, err);
+    if (r)
+        return r;
+    char *hdr = malloc(hlen ? (size_t)hlen : 1);
+    if (!hdr)
+        return OOM();
+    rc = read_full(fd, hdr, (size_t)hlen);
+    r = rc ? read_error(rc, lab, err)
+           : parse_header(hdr, (size_t)hlen, size - 8 - hlen, lab, st, err);
+    free(hdr);
+    for (size_t i = 0; i < st->nt && !r; i++) {
+        nsx_tensor *t = &st->t[i];
+        if (t->nbytes == 0)
+            continue;
+        if (!(t->data = malloc(t->nbytes)))
+            return OOM();
+        rc = read_full(fd, t->data, t->nbytes);
+        if (rc)
+            r = read_error(rc, lab, err);
+    }
+    return r;
+}
+
+int nsx_st_read(const char *path, nsx_st *st, nsx_err *err)
+{
+    char lab[256];
+    nsx_printable(lab, sizeof lab, path);
+    *st = (nsx_st){0};
+    /* O_NONBLOCK: opening a FIFO must not hang before fstat rejects it. */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0)
+        return BAD("%s: cannot open: %s", lab, strerror(errno));
+    struct stat sb;
+    int r;
+    if (fstat(fd, &sb) != 0)
+        r = nsx_err_set(err, NSX_EXIT_INTERNAL, "%s: cannot stat: %s", lab, strerror(errno));
+    else if (!S_ISREG(sb.st_mode))
+        r = BAD("%s: not a regular file", lab);
+    else
+        r = read_body(fd, (uint64_t)sb.st_size, lab, st, err);
+    close(fd);
+    if (r)
+        nsx_st_free(st);
+    return r;
+}
