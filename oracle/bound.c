@@ -357,9 +357,9 @@ int nsx_bound_row(nsx_bound_ctx *ctx, int b, int h, int i, const int32_t *sel_ro
         x[T_DELTA] = wild ? INFINITY : fmax((x[T_RHI] + dl) / (1 - dl), (x[T_RLO] + dh) / (1 + dh));
     }
     double D_lo = fmax(wild ? 0.0 : 1 - dl, 1 - rlo_max); /* every rho_J >= 1 - rlo_max */
-    double S_lo = exp(-b_max) * D_lo;                     /* B7: S >= e^{-b_max} D_lo */
-    if (!(S_lo > 0))
-        return not_applicable(ctx, err, b, h, i, "score errors too large for any bound", beta_max, 700);
+    /* B7: S >= e^{-b_max} D_lo, and S >= (1 - eps)^N from the tuple whose
+       computed score is the maximum (its exponent arguments are exactly 0) */
+    double S_lo = fmax(exp(-b_max) * D_lo, exp(lg_lo)) * (1 - 4 * U64);
 
     /* B6-B8: pass 2 over tuples and channels */
     int nvb = 0;
@@ -496,7 +496,7 @@ int nsx_bound_row(nsx_bound_ctx *ctx, int b, int h, int i, const int32_t *sel_ro
     double E1 = lD + lTh + k.eps_exp * Lam + k.fa.lambda;
     double g2 = gamma_of(2, k.fa.u);
     double lse_abs = fabs(lse) * (1 + U64);
-    double Epre = (1 + g2) * E1 + g2 * lse_abs + k.fa.u * (1 + g2) * (Tmax_abs + b_max);
+    double Epre = (1 + g2) * E1 + g2 * lse_abs + g3 * (1 + g2) * (Tmax_abs + b_max);
     double E = Epre + nsx_fmt_ulp(&k.flse, lse_abs + Epre);
     if (lse_abs + E > k.flse.max)
         return not_applicable(ctx, err, b, h, i, "LSE may overflow its output format", lse_abs + E, k.flse.max);
