@@ -51,9 +51,19 @@ static double gamma_of(double k, double u)
     return expm1(k * log1p(u));
 }
 
+/* The faithful operations a reduction of m terms in acc is counted as
+   (ORACLE.md 3.0, A3): m + ceil(m/2), which covers sequential or tree
+   summation, FMA chains, and multi-term adders that align a block of
+   k >= 2 products to the largest and truncate. */
+static double reduction(double m)
+{
+    return m + ceil(m / 2);
+}
+
 typedef struct {
     nsx_fmt fi, fo, fa, ft, fw, fout, flse;
     double ui, lami;   /* input rounding: 0 when the vector's format fits `in` */
+    double ua;         /* acc arithmetic is faithful: relative error < 2 u_acc */
     double ux, lamx;   /* max of op and int: derived operands and intermediates */
     double lam_all;    /* the largest lambda of in (when rounding), op, int, acc */
     int conv;          /* 1: inputs are converted from `in` to `op` */
@@ -77,6 +87,7 @@ static void consts_of(const nsx_bound_ctx *ctx, consts *k)
     k->lamx = fmax(k->fo.lambda, k->ft.lambda);
     k->lam_all = fmax(fmax(k->lami, k->lamx), k->fa.lambda);
     k->conv = !nsx_format_fits(m->in, m->op);
+    k->ua = 2 * k->fa.u;
     k->eps_exp = 4 * k->fa.u;
 }
 
@@ -207,11 +218,11 @@ static void score_consts_of(const nsx_bound_ctx *ctx, const consts *k, score_con
     double s_inexact = p->score_scale_rsqrt_d && sc->s * sc->s * p->d != 1.0;
     gam g = {0};
     gam_add(&g, p->n + 1, k->ui);                 /* B1: inputs rounded to `in` */
-    gam_add(&g, 2.0 * nkb, k->fa.u);              /* B1: kb to acc, K + kb in acc */
+    gam_add(&g, 2.0 * nkb, k->ua);                /* B1: kb to acc, K + kb in acc */
     gam_add(&g, nkb + (double)k->conv * (p->n + 1 - nkb), k->fo.u); /* B1: to op */
     gam_add(&g, s_inexact, U64);                  /* s as binary64 */
     gam_add(&g, p->n + 1.0, k->ux);               /* B2: s to op, n operand products */
-    gam_add(&g, 1.0 + (p->d - 1), k->fa.u);       /* B2: GEMM product, d-1 additions */
+    gam_add(&g, reduction(p->d), k->ua);          /* B2: the dot product over l */
     gam_add(&g, 1.0, k->ft.u);                    /* B2: score rounded to int */
     sc->gT = gam_val(&g);
     sc->cT = 5.0 * p->n + p->d + 8;
@@ -305,7 +316,7 @@ int nsx_bound_row(nsx_bound_ctx *ctx, int b, int h, int i, const int32_t *sel_ro
                               op_max, fmin(k.fo.max, k.ft.max) / 4);
     if (sM_max > fmin(k.fa.max, k.ft.max) / 4)
         return not_applicable(ctx, err, b, h, i, "scores may overflow", sM_max, fmin(k.fa.max, k.ft.max) / 4);
-    double gN = gamma_of(2.0 * N + 1, k.fa.u), gT = sc.gT;
+    double gN = gamma_of(2.0 * N + 1, k.ua), gT = sc.gT;
     if (gN > 0.125 || gT > 0.25 || sc.cT * k.lam_all > 0.01)
         return not_applicable(ctx, err, b, h, i,
                               "the accumulation format cannot bound this many tuples (<2N+1>_acc)", gN, 0.125);
@@ -328,7 +339,7 @@ int nsx_bound_row(nsx_bound_ctx *ctx, int b, int h, int i, const int32_t *sel_ro
 
     /* B3-B5: per-tuple exponent errors beta_J, the ranges of rho_J, the
        weights A_J (upper bounds), and D_lo, D_hi */
-    const double g3 = gamma_of(3, k.fa.u), lse = lse_exact;
+    const double g3 = gamma_of(3, k.ua), lse = lse_exact;
     const double lg_hi = N * log1p(k.eps_exp), lg_lo = N * log1p(-k.eps_exp);
     double dh = 0, dl = 0, beta_max = 0, rlo_max = 0;
     for (size_t t = 0; t < N; t++) {
@@ -369,16 +380,16 @@ int nsx_bound_row(nsx_bound_ctx *ctx, int b, int h, int i, const int32_t *sel_ro
     double cW;
     if (p->reduce == NSX_REDUCE_PRODUCT) {
         gam_add(&gw, n, k.ui);
-        gam_add(&gw, 2.0 * nvb, k.fa.u);
+        gam_add(&gw, 2.0 * nvb, k.ua);
         gam_add(&gw, nvb + (double)k.conv * (n - nvb), k.fo.u);
         gam_add(&gw, n - 1.0, k.ux);
     } else {
         gam_add(&gw, 1, k.ui);
-        gam_add(&gw, nvb ? 2.0 : 0.0, k.fa.u);
+        gam_add(&gw, nvb ? 2.0 : 0.0, k.ua);
         gam_add(&gw, nvb || k.conv ? 1.0 : 0.0, k.fo.u);
         gam_add(&gw, n - 1.0, k.ux);
         if (p->reduce == NSX_REDUCE_MEAN) {
-            gam_add(&gw, 1, k.fa.u);
+            gam_add(&gw, 1, k.ua);
             gam_add(&gw, 1, k.ux);
         }
     }
@@ -451,8 +462,11 @@ int nsx_bound_row(nsx_bound_ctx *ctx, int b, int h, int i, const int32_t *sel_ro
                               fmin(fmin(k.fo.max, k.ft.max), k.fa.max / N) / 4);
 
     /* B7: the denominator's relative error Theta and the underflow terms */
-    const double gD = gamma_of(2.0 * N - 1, k.fa.u);
-    const double gNw = expm1(log1p(k.fw.u) + (2.0 * N + 1) * log1p(k.fa.u) + n * log1p(k.ft.u));
+    /* B7: the value and weight sums: a reduction over N tuples, at most
+       N - 1 rescalings, for the numerator the product and the division */
+    const double gD = gamma_of(reduction((double)N) + (N - 1.0), k.ua);
+    const double gNw =
+        expm1(log1p(k.fw.u) + (reduction((double)N) + (N - 1.0) + 2) * log1p(k.ua) + n * log1p(k.ft.u));
     const double l_hi = N * exp(lg_hi) * (1 + gD);
     const double aN = 8.0 * N * (k.fa.lambda + k.fw.lambda * fmax(1.0, l_hi)) * (1 + W_max);
     const double aD = 6.0 * N * k.fa.lambda;
@@ -461,7 +475,7 @@ int nsx_bound_row(nsx_bound_ctx *ctx, int b, int h, int i, const int32_t *sel_ro
         return not_applicable(ctx, err, b, h, i, "the sum of weights cannot be bounded", Theta, 0.5);
     double aos = fabs(os), gos;
     int e2;
-    gos = frexp(aos, &e2) == 0.5 ? 0.0 : gamma_of(2, fmax(k.fa.u, k.ft.u)); /* exact for 2^k */
+    gos = frexp(aos, &e2) == 0.5 ? 0.0 : gamma_of(2, fmax(k.ua, k.ft.u)); /* exact for 2^k */
     const double margin = 1 + 8 * K_chain * U64;
 
     /* B8-B13 per channel */
@@ -494,7 +508,7 @@ int nsx_bound_row(nsx_bound_ctx *ctx, int b, int h, int i, const int32_t *sel_ro
     double gap = fmax(0.0, lse - t_hat_max) + U64 * fabs(lse) + eT_max; /* >= LSE - T_max */
     double Lam = gap + b_max + lD + lTh;
     double E1 = lD + lTh + k.eps_exp * Lam + k.fa.lambda;
-    double g2 = gamma_of(2, k.fa.u);
+    double g2 = gamma_of(2, k.ua);
     double lse_abs = fabs(lse) * (1 + U64);
     double Epre = (1 + g2) * E1 + g2 * lse_abs + g3 * (1 + g2) * (Tmax_abs + b_max);
     double E = Epre + nsx_fmt_ulp(&k.flse, lse_abs + Epre);
@@ -562,12 +576,12 @@ int nsx_bound_sel_tol(nsx_bound_ctx *ctx, int b, int i, double *tol, nsx_err *er
     gam gx = {0};
     gam_add(&gx, 2, k.ui);        /* qI, kI rounded to in */
     gam_add(&gx, 2, k.ux);        /* idx_scale to op, its product */
-    gam_add(&gx, di, k.fa.u);     /* the dot product in acc */
+    gam_add(&gx, reduction(di), k.ua); /* the dot product in acc */
     const double gX = gam_val(&gx), e64 = gamma_of(di + 2, U64), cx = 2.0 * di + 12;
     gam gs = {0};
     gam_add(&gs, 1, k.ui);        /* w rounded to in */
     gam_add(&gs, 1, k.ux);        /* w_h * act */
-    gam_add(&gs, Hi - 1.0, k.fa.u); /* the sum over heads */
+    gam_add(&gs, reduction(Hi), k.ua); /* the sum over heads */
     gam_add(&gs, 1, k.ft.u);
     const double gS = gam_val(&gs);
     const int Nc = p->causal ? i + 1 : L;
@@ -603,8 +617,8 @@ int nsx_bound_sel_tol(nsx_bound_ctx *ctx, int b, int i, double *tol, nsx_err *er
            score error <= B, so each weight moves by a factor within
            [e^-2B, e^2B] times the exp, sum and division roundings */
         double range = (xmax - xmin) * (1 + U64) + 2 * e64max;
-        double B = bmax + gamma_of(3, k.fa.u) * (range + 2 * bmax) + 4.0 * Nc * k.fa.lambda;
-        double rel = expm1(2 * B + 2 * log1p(k.eps_exp) - log1p(-k.eps_exp) + (Nc + 1.0) * log1p(k.fa.u));
+        double B = bmax + gamma_of(3, k.ua) * (range + 2 * bmax) + 4.0 * Nc * k.fa.lambda;
+        double rel = expm1(2 * B + 2 * log1p(k.eps_exp) - log1p(-k.eps_exp) + (reduction(Nc) + 1.0) * log1p(k.ua));
         double z = 0;
         for (int j = 0; j < L; j++)
             if (nsx_ref_is_candidate(p, i, j))
