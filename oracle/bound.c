@@ -316,10 +316,13 @@ int nsx_bound_row(nsx_bound_ctx *ctx, int b, int h, int i, const int32_t *sel_ro
                               op_max, fmin(k.fo.max, k.ft.max) / 4);
     if (sM_max > fmin(k.fa.max, k.ft.max) / 4)
         return not_applicable(ctx, err, b, h, i, "scores may overflow", sM_max, fmin(k.fa.max, k.ft.max) / 4);
-    double gN = gamma_of(2.0 * N + 1, k.ua), gT = sc.gT;
-    if (gN > 0.125 || gT > 0.25 || sc.cT * k.lam_all > 0.01)
-        return not_applicable(ctx, err, b, h, i,
-                              "the accumulation format cannot bound this many tuples (<2N+1>_acc)", gN, 0.125);
+    /* Lemma 1's and B7's preconditions */
+    double gN = gamma_of(reduction((double)N) + N + 1.0, k.ua), gT = sc.gT;
+    if (gN > 0.125)
+        return not_applicable(ctx, err, b, h, i, "the accumulation format cannot bound a sum of this many tuples",
+                              gN, 0.125);
+    if (gT > 0.25 || sc.cT * k.lam_all > 0.01)
+        return not_applicable(ctx, err, b, h, i, "the score's rounding errors exceed Lemma 1's range", gT, 0.25);
     double K_chain = 4.0 * N + 4.0 * d + 16.0 * n + 256;
     if (K_chain * U64 > 0x1p-12)
         return not_applicable(ctx, err, b, h, i, "too many tuples for the bound's binary64 arithmetic",

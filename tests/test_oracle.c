@@ -1013,6 +1013,326 @@ START_TEST(expected_values_pass)
 }
 END_TEST
 
+
+/* ---- the selection ----------------------------------------------------- */
+
+/* n = 1, L = 8, top-2 of given scores; query 5 ties three keys at the top
+   (keys 1, 3, 4 score 3), query 6 has keys 2 and 3 within 2^-12 at the
+   second place. */
+static void selection_case(tcase *t, int fmt)
+{
+    nsx_problem p = small_problem(1, 1, 8, 4, 2);
+    p.input_format = fmt;
+    p.sel = (nsx_selection){NSX_SEL_SCORES, 2, 1u, 0, 0, 0, 0};
+    rng g = {SEED + 600};
+    tcase_alloc(t, &p);
+    tcase_fill(t, &g, 8, 6);
+    for (int i = 0; i < 8; i++)
+        for (int j = 0; j < 8; j++)
+            t->idx_s[i * 8 + j] = (i * 7 + j * 3) % 5;
+    const double s5[6] = {1, 3, 2, 3, 3, 0};
+    for (int j = 0; j < 6; j++)
+        t->idx_s[5 * 8 + j] = s5[j];
+    const double s6[7] = {4, 0, 1, 1 + 0x1p-12, 0, 0, 0};
+    for (int j = 0; j < 7; j++)
+        t->idx_s[6 * 8 + j] = s6[j];
+    ref_ok(t);
+}
+
+/* Judges sel with row i replaced by {a, b}; o from the reference with that
+   selection, rounded to bf16.  Returns the check code. */
+static int judge_sel(tcase *t, int i, int a, int b, const char *model, nsx_check_report *rep)
+{
+    const nsx_problem *p = &t->p;
+    int32_t *sel = malloc(nsx_sel_size(p) * sizeof *sel);
+    memcpy(sel, t->sel_out, nsx_sel_size(p) * sizeof *sel);
+    sel[i * 2] = a, sel[i * 2 + 1] = b;
+    nsx_problem q = *p;
+    q.sel.source = NSX_SEL_INDICES;
+    tcase v;
+    tcase_alloc(&v, &q);
+    memcpy(v.q, t->q, nsx_q_size(p) * sizeof *v.q);
+    memcpy(v.k[0], t->k[0], nsx_k_size(p) * sizeof *v.q);
+    memcpy(v.v[0], t->v[0], nsx_v_size(p) * sizeof *v.q);
+    for (size_t x = 0; x < nsx_sel_size(p); x++) /* a valid set for the reference */
+        v.sel[x] = sel[x] >= 0 && sel[x] < p->L && (x % 2 == 0 || sel[x] != sel[x - 1]) ? sel[x] : -1;
+    ref_ok(&v);
+    round_all(v.o, nsx_o_size(p), NSX_FORMAT_BF16);
+    nsx_err err;
+    int rc = judge(t, NULL, v.o, NULL, sel, model, rep, &err);
+    tcase_free(&v);
+    free(sel);
+    return rc;
+}
+
+START_TEST(selection_is_judged_as_a_set)
+{
+    tcase t;
+    selection_case(&t, NSX_FORMAT_F64);
+    nsx_check_report rep;
+    /* the golden set: {1, 3} for query 5 */
+    ck_assert_int_eq(t.sel_out[5 * 2], 1);
+    ck_assert_int_eq(t.sel_out[5 * 2 + 1], 3);
+    /* another tie-break, in any order: valid, o judged against the
+       reference recomputed with it */
+    ck_assert_int_eq(judge_sel(&t, 5, 4, 1, "bf16", &rep), 0);
+    ck_assert(rep.pass);
+    ck_assert_uint_eq(rep.sel_differ, 1);
+    ck_assert_int_eq(rep.sel_status, 1);
+    /* a key below the threshold: invalid */
+    ck_assert_int_eq(judge_sel(&t, 5, 0, 1, "bf16", &rep), 0);
+    ck_assert(!rep.pass);
+    ck_assert_uint_eq(rep.sel_failed, 1);
+    /* a repeated index */
+    ck_assert_int_eq(judge_sel(&t, 5, 3, 3, "bf16", &rep), 0);
+    ck_assert(!rep.pass && rep.sel_failed == 1);
+    ck_assert(strstr(rep.notes[0], "twice") != NULL);
+    /* query 0 has one candidate: a future index or a pad beside it is fine */
+    ck_assert_int_eq(judge_sel(&t, 0, 5, 0, "bf16", &rep), 0);
+    ck_assert(rep.pass);
+    ck_assert_int_eq(judge_sel(&t, 0, 0, 9, "bf16", &rep), 0);
+    ck_assert(rep.pass);
+    /* query 1 has two candidates: a future index instead of one: too few */
+    ck_assert_int_eq(judge_sel(&t, 1, 1, 7, "bf16", &rep), 0);
+    ck_assert(!rep.pass && rep.sel_failed == 1);
+    tcase_free(&t);
+}
+END_TEST
+
+/* Keys within the candidate's score error of the threshold may be in or
+   out: scores given as f32 and read as bf16 (tolerance ~2^-8 |S|) let
+   query 6 swap keys 3 and 2 (1 + 2^-12 and 1); read as f32 they may not. */
+START_TEST(selection_tie_tolerance_follows_the_model)
+{
+    tcase t;
+    selection_case(&t, NSX_FORMAT_F32);
+    ck_assert_int_eq(t.sel_out[6 * 2], 0);
+    ck_assert_int_eq(t.sel_out[6 * 2 + 1], 3);
+    nsx_check_report rep;
+    ck_assert_int_eq(judge_sel(&t, 6, 0, 2, "bf16", &rep), 0);
+    ck_assert(rep.pass);
+    ck_assert_uint_eq(rep.sel_differ, 1);
+    ck_assert_int_eq(judge_sel(&t, 6, 0, 2, "f32", &rep), 0);
+    ck_assert(!rep.pass);
+    ck_assert_uint_eq(rep.sel_failed, 1);
+    /* a candidate without sel is judged against the golden selection */
+    nsx_err err;
+    ck_assert_int_eq(judge(&t, NULL, t.o, t.lse, NULL, "f64", &rep, &err), 0);
+    ck_assert(rep.pass);
+    ck_assert_int_eq(rep.sel_status, 2);
+    tcase_free(&t);
+}
+END_TEST
+
+/* ---- empty slices, non-finite values, unjudged rows ------------------- */
+
+START_TEST(empty_rows_follow_the_declared_convention)
+{
+    nsx_problem p = small_problem(2, 1, 6, 3, 2);
+    p.distinct = 1; /* query 0: (0, 0) only, not distinct: empty */
+    tcase t;
+    rng g = {SEED + 700};
+    tcase_alloc(&t, &p);
+    tcase_fill(&t, &g, 8, 6);
+    ref_ok(&t);
+    ck_assert(t.lse[0] == -INFINITY);
+    double *o = malloc(nsx_o_size(&p) * sizeof *o), *lse = malloc(nsx_lse_size(&p) * sizeof *lse);
+    memcpy(o, t.o, nsx_o_size(&p) * sizeof *o);
+    memcpy(lse, t.lse, nsx_lse_size(&p) * sizeof *lse);
+    nsx_check_report rep;
+    nsx_err err;
+    static const struct { double lse; const char *model; int pass; } table[] = {
+        {-INFINITY, "f64", 1},          {INFINITY, "f64", 0},           {INFINITY, "f64,lse=+inf", 1},
+        {-INFINITY, "f64,lse=+inf", 0}, {INFINITY, "f64,lse=any", 1},   {-INFINITY, "f64,lse=any", 1},
+        {NAN, "f64,lse=any", 0},        {0.0, "f64,lse=any", 0},
+    };
+    for (size_t x = 0; x < sizeof table / sizeof table[0]; x++) {
+        lse[0] = table[x].lse;
+        ck_assert_int_eq(judge(&t, NULL, o, lse, NULL, table[x].model, &rep, &err), 0);
+        ck_assert_msg(rep.pass == table[x].pass, "lse %g under %s", table[x].lse, table[x].model);
+        ck_assert_uint_eq(rep.rows_empty, 1);
+    }
+    lse[0] = -INFINITY;
+    o[0] = -0.0; /* either zero */
+    ck_assert_int_eq(judge(&t, NULL, o, lse, NULL, "f64", &rep, &err), 0);
+    ck_assert(rep.pass);
+    o[0] = 1e-300;
+    ck_assert_int_eq(judge(&t, NULL, o, lse, NULL, "f64", &rep, &err), 0);
+    ck_assert(!rep.pass && rep.rows_empty_failed == 1);
+    free(o), free(lse);
+    tcase_free(&t);
+}
+END_TEST
+
+START_TEST(nonfinite_values_fail)
+{
+    tcase t;
+    ck_assert(!make_problem(&problems[5], SEED + 710, &t));
+    double *o = malloc(nsx_o_size(&t.p) * sizeof *o), *lse = malloc(nsx_lse_size(&t.p) * sizeof *lse);
+    memcpy(o, t.o, nsx_o_size(&t.p) * sizeof *o);
+    memcpy(lse, t.lse, nsx_lse_size(&t.p) * sizeof *lse);
+    nsx_check_report rep;
+    nsx_err err;
+    o[7] = NAN;
+    lse[3] = INFINITY;
+    ck_assert_int_eq(judge(&t, NULL, o, lse, NULL, "bf16", &rep, &err), 0);
+    ck_assert(!rep.pass);
+    ck_assert_uint_eq(rep.o_nonfinite, 1);
+    ck_assert_uint_eq(rep.o_failed, 1);
+    ck_assert_uint_eq(rep.lse_failed, 1);
+    free(o), free(lse);
+    tcase_free(&t);
+}
+END_TEST
+
+/* The second batch of a "nan" leak pair reads NaN after t: its rows there
+   are not judged, whatever the candidate writes; the rows up to t are
+   compared bit for bit. */
+START_TEST(nan_leak_rows_are_not_judged)
+{
+    const int t0 = 3;
+    nsx_problem p = small_problem(1, 2, 8, 4, 2);
+    tcase t;
+    rng g = {SEED + 720};
+    tcase_alloc(&t, &p);
+    tcase_fill(&t, &g, 8, 6);
+    memcpy(t.q + nsx_q_size(&p) / 2, t.q, nsx_q_size(&p) / 2 * sizeof *t.q);
+    memcpy(t.k[0] + nsx_k_size(&p) / 2, t.k[0], nsx_k_size(&p) / 2 * sizeof *t.q);
+    memcpy(t.v[0] + nsx_v_size(&p) / 2, t.v[0], nsx_v_size(&p) / 2 * sizeof *t.q);
+    for (int j = t0 + 1; j < p.L; j++) {
+        for (int l = 0; l < p.d; l++)
+            t.k[0][nsx_k_at(&p, 1, j, 0, l)] = NAN;
+        t.v[0][nsx_v_at(&p, 1, j, 0, 0)] = NAN;
+    }
+    ref_ok(&t);
+    double *o = malloc(nsx_o_size(&p) * sizeof *o), *lse = malloc(nsx_lse_size(&p) * sizeof *lse);
+    run_kernel(&kernels[1], &t, NULL, 2, o, lse);
+    nsx_pair pair = {NSX_PAIR_LEAK, 0, 1, t0, NSX_FUTURE_NAN, 0, 0, 0};
+    nsx_case_info info = {0};
+    info.pairs = &pair;
+    info.npairs = 1;
+    nsx_check_report rep;
+    nsx_err err;
+    ck_assert_int_eq(judge(&t, &info, o, lse, NULL, "bf16", &rep, &err), 0);
+    ck_assert(rep.pass);
+    ck_assert_uint_eq(rep.rows_unjudged, (size_t)(p.L - t0 - 1) * p.H);
+    ck_assert_uint_eq(rep.pair_rows, t0 + 1);
+    tcase_free(&t);
+    free(o), free(lse);
+}
+END_TEST
+
+/* ---- applicability ---------------------------------------------------- */
+
+START_TEST(out_of_range_vectors_are_not_applicable)
+{
+    static const struct { const char *model; int fmt; double scale, out_scale; } table[] = {
+        {"bf16", NSX_FORMAT_F64, 0x1p990, 1},   /* inputs beyond bf16's range */
+        {"f16", NSX_FORMAT_BF16, 0x1p20, 1},    /* beyond f16's range */
+        {"f16", NSX_FORMAT_BF16, 0x1p6, 1},     /* q k1 k2 may overflow f16 */
+        {"bf16", NSX_FORMAT_F64, 1, 0x1p200},   /* the output overflows bf16 */
+    };
+    for (size_t x = 0; x < sizeof table / sizeof table[0]; x++) {
+        nsx_problem p = small_problem(2, 1, 4, 3, 2);
+        p.input_format = table[x].fmt;
+        p.out_scale = table[x].out_scale;
+        tcase t;
+        rng g = {SEED + 800};
+        tcase_alloc(&t, &p);
+        tcase_fill(&t, &g, 8, 6);
+        scale_all(t.q, nsx_q_size(&p), (int)log2(table[x].scale));
+        for (int m = 0; m < p.n; m++)
+            scale_all(t.k[m], nsx_k_size(&p), x == 2 ? 6 : 0);
+        ref_ok(&t);
+        nsx_check_report rep;
+        nsx_err err;
+        int rc = judge(&t, NULL, t.o, t.lse, NULL, table[x].model, &rep, &err);
+        ck_assert_msg(rc == NSX_EXIT_BAD, "case %zu: %d", x, rc);
+        ck_assert_msg(strstr(err.msg, "not applicable") != NULL, "%s", err.msg);
+        tcase_free(&t);
+    }
+}
+END_TEST
+
+/* ---- the model syntax ---------------------------------------------- */
+
+START_TEST(model_syntax)
+{
+    static const struct { const char *text, *canonical; } good[] = {
+        {"bf16", "in=bf16,op=bf16,acc=f32,int=none,w=bf16,out=bf16,lseout=f32,lse=-inf"},
+        {"in=bf16,acc=f32,w=bf16,out=bf16,lse=-inf", "in=bf16,op=bf16,acc=f32,int=none,w=bf16,out=bf16,lseout=f32,lse=-inf"},
+        {"f32", "in=f32,op=f32,acc=f32,int=none,w=none,out=f32,lseout=f32,lse=-inf"},
+        {"f16,lse=any", "in=f16,op=f16,acc=f32,int=none,w=f16,out=f16,lseout=f32,lse=any"},
+        {"f64", "in=f64,op=f64,acc=f64,int=none,w=none,out=f64,lseout=f64,lse=-inf"},
+        {"einsum-bf16", "in=bf16,op=bf16,acc=f32,int=bf16,w=bf16,out=bf16,lseout=bf16,lse=-inf"},
+        {"einsum-f16", "in=f16,op=f16,acc=f32,int=f16,w=f16,out=f16,lseout=f16,lse=-inf"},
+        {"in=f32", "in=f32,op=f32,acc=f32,int=none,w=bf16,out=bf16,lseout=f32,lse=-inf"},
+        {"op=f32,in=f16", "in=f16,op=f32,acc=f32,int=none,w=bf16,out=bf16,lseout=f32,lse=-inf"},
+        {"bf16,acc=f64", "in=bf16,op=bf16,acc=f64,int=none,w=bf16,out=bf16,lseout=f64,lse=-inf"},
+        {"bf16,lseout=bf16,acc=f64", "in=bf16,op=bf16,acc=f64,int=none,w=bf16,out=bf16,lseout=bf16,lse=-inf"},
+        {"bf16,lse=+inf,w=none", "in=bf16,op=bf16,acc=f32,int=none,w=none,out=bf16,lseout=f32,lse=+inf"},
+    };
+    static const char *const bad[] = {"", "bf8", "in=f8", "w=", "lse=0", "x=f32", "in", "f32,bf16",
+                                      "in=bf16,,out=f32", "acc=none", "out=none", "bf16,"};
+    char buf[160];
+    for (size_t x = 0; x < sizeof good / sizeof good[0]; x++) {
+        nsx_model m, back;
+        nsx_err err;
+        ck_assert_msg(nsx_model_parse(good[x].text, &m, &err) == 0, "%s: %s", good[x].text, err.msg);
+        ck_assert_str_eq(nsx_model_format(&m, buf, sizeof buf), good[x].canonical);
+        ck_assert_int_eq(nsx_model_parse(buf, &back, &err), 0);
+        ck_assert(memcmp(&m, &back, sizeof m) == 0);
+    }
+    for (size_t x = 0; x < sizeof bad / sizeof bad[0]; x++) {
+        nsx_model m;
+        nsx_err err = {0};
+        ck_assert_msg(nsx_model_parse(bad[x], &m, &err) == NSX_EXIT_BAD, "'%s' accepted", bad[x]);
+        ck_assert(strchr(err.msg, '\n') == NULL && strlen(err.msg) > 10);
+    }
+    nsx_model d;
+    nsx_model_default(&d);
+    ck_assert_str_eq(nsx_model_format(&d, buf, sizeof buf), good[0].canonical);
+}
+END_TEST
+
+/* ---- the report -------------------------------------------------------- */
+
+START_TEST(report_text_and_json)
+{
+    tcase t;
+    ck_assert(!make_problem(&problems[5], SEED + 900, &t));
+    double *o = malloc(nsx_o_size(&t.p) * sizeof *o);
+    memcpy(o, t.o, nsx_o_size(&t.p) * sizeof *o);
+    o[5] += 1;
+    char *flags[] = {"Windows"};
+    nsx_case_info info = {0};
+    info.id = "n2_test";
+    info.flags = flags;
+    info.nflags = 1;
+    nsx_check_report rep;
+    nsx_err err;
+    ck_assert_int_eq(judge(&t, &info, o, NULL, NULL, "bf16", &rep, &err), 0);
+    ck_assert(!rep.pass);
+    ck_assert(rep.worst_o.found && rep.worst_o.ratio > 1);
+    char *json = nsx_check_json(&rep, &info, "cand.safetensors");
+    ck_assert_ptr_nonnull(json);
+    ck_assert(strchr(json, '\n') == NULL);
+    ck_assert(strstr(json, "\"pass\":false") != NULL);
+    ck_assert(strstr(json, "\"case\":\"n2_test\"") != NULL);
+    ck_assert(strstr(json, "\"flags\":[\"Windows\"]") != NULL);
+    free(json);
+    char text[8192] = "";
+    FILE *f = fmemopen(text, sizeof text - 1, "w");
+    nsx_check_print(f, &rep, &info, "cand.safetensors");
+    fclose(f);
+    ck_assert(strstr(text, "FAIL: ") != NULL);
+    ck_assert(strstr(text, "worst o[b=") != NULL);
+    ck_assert(strstr(text, "lse: absent") != NULL);
+    free(o);
+    tcase_free(&t);
+}
+END_TEST
+
 static Suite *oracle_suite(void)
 {
     Suite *s = suite_create("oracle");
@@ -1028,6 +1348,17 @@ static Suite *oracle_suite(void)
     tcase_add_test(tc, leak_pair_catches_a_leak_below_the_bound);
     tcase_add_test(tc, window_off_by_one_fails_the_probe);
     tcase_add_test(tc, wrong_score_scale_fails_the_bound);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("structure");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, selection_is_judged_as_a_set);
+    tcase_add_test(tc, selection_tie_tolerance_follows_the_model);
+    tcase_add_test(tc, empty_rows_follow_the_declared_convention);
+    tcase_add_test(tc, nonfinite_values_fail);
+    tcase_add_test(tc, nan_leak_rows_are_not_judged);
+    tcase_add_test(tc, out_of_range_vectors_are_not_applicable);
+    tcase_add_test(tc, model_syntax);
+    tcase_add_test(tc, report_text_and_json);
     suite_add_tcase(s, tc);
     return s;
 }
