@@ -6,5 +6,7 @@
 #ifndef NSX_CLI_COMMANDS_H
 #define NSX_CLI_COMMANDS_H
 
+/* nsimplex show FILE: metadata and tensors of a file, readably. */
+int cmd_show(int argc, char **argv);
 
 #endif

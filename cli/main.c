@@ -23,6 +23,7 @@ static const struct command {
     const char *usage;
     const char *help;
 } commands[] = {
+    {"show", cmd_show, "show FILE [--values N] [--raw]", "prints metadata and tensors readably"},
     {"version", cmd_version, "version", "print the spec and program versions"},
 };
 

@@ -1,10 +1,13 @@
 /* Atomic file replacement (atomic.h). */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "io/atomic.h"
@@ -31,32 +34,65 @@ static int fail(nsx_atomic *a, int e, const char *what, nsx_err *err)
     return nsx_err_set(err, errno_code(e), "%s: %s: %s", p, what, strerror(e));
 }
 
+/* Six characters for a temporary name: the pid, a per-process counter and
+   the clock, mixed.  They need not be unpredictable (O_EXCL refuses an
+   existing file, and the caller tries again), only unlikely to repeat. */
+static void tmp_suffix(char out[7])
+{
+    static const char digits[] =
+        "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    static atomic_ulong counter;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t x = (uint64_t)getpid() * 0x9E3779B97F4A7C15u ^
+                 (uint64_t)atomic_fetch_add(&counter, 1) * 0xBF58476D1CE4E5B9u ^
+                 ((uint64_t)ts.tv_sec << 30 ^ (uint64_t)ts.tv_nsec);
+    x ^= x >> 31;
+    x *= 0x94D049BB133111EBu;
+    x ^= x >> 29;
+    for (int k = 0; k < 6; k++, x /= 62)
+        out[k] = digits[x % 62];
+    out[6] = '\0';
+}
+
 int nsx_atomic_open(nsx_atomic *a, const char *path, nsx_err *err)
 {
     *a = (nsx_atomic){.fd = -1};
     const char *slash = strrchr(path, '/');
     size_t dirlen = slash ? (size_t)(slash - path) + 1 : 0; /* with the '/' */
     size_t n = strlen(path);
-    a->path = malloc(n + 1);
-    a->tmp = malloc(n + 10);
-    if (!a->path || !a->tmp) {
+    if (dirlen == n) { /* "" or "dir/": no file name to replace */
+        char p[256];
+        nsx_printable(p, sizeof p, *path ? path : "''");
+        return nsx_err_set(err, NSX_EXIT_BAD, "%s: not a file name", p);
+    }
+    /* a->tmp is set only once the file exists: abort removes what it names */
+    char *tmp = malloc(n + 9); /* ".", ".XXXXXX" and the NUL */
+    a->path = strdup(path);
+    if (!tmp || !a->path) {
+        free(tmp);
         nsx_atomic_abort(a);
         return nsx_err_set(err, NSX_EXIT_INTERNAL, "out of memory");
     }
-    memcpy(a->path, path, n + 1);
-    /* DIR/.BASE.XXXXXX: same directory (so rename is atomic), hidden */
-    snprintf(a->tmp, n + 10, "%.*s.%s.XXXXXX", (int)dirlen, path, path + dirlen);
-    a->fd = mkstemp(a->tmp);
+    /* DIR/.BASE.XXXXXX: the same directory, so that rename is atomic, and
+       hidden.  Opened as mkstemp would, but with mode 0666 less the umask
+       (what the destination would get from open) and close-on-exec: mkstemp
+       gives 0600, and correcting that needs a umask() round trip that races
+       with other threads. */
+    for (int tries = 0; tries < 100; tries++) {
+        char sfx[7];
+        tmp_suffix(sfx);
+        snprintf(tmp, n + 9, "%.*s.%s.%s", (int)dirlen, path, path + dirlen, sfx);
+        a->fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+        if (a->fd >= 0 || errno != EEXIST)
+            break;
+    }
     if (a->fd < 0) {
         int e = errno;
-        free(a->tmp);
-        a->tmp = NULL; /* nothing was created: nothing to remove */
+        free(tmp);
         return fail(a, e, "cannot create a temporary file beside it", err);
     }
-    mode_t um = umask(0);
-    umask(um);
-    if (fchmod(a->fd, 0666 & ~um) != 0)
-        return fail(a, errno, "cannot set the mode of the temporary file", err);
+    a->tmp = tmp;
     return 0;
 }
 
@@ -89,7 +125,7 @@ int nsx_atomic_commit(nsx_atomic *a, nsx_err *err)
     const char *slash = strrchr(a->path, '/');
     if (slash)
         a->path[slash == a->path ? 1 : slash - a->path] = '\0';
-    int dfd = open(slash ? a->path : ".", O_RDONLY | O_DIRECTORY);
+    int dfd = open(slash ? a->path : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dfd >= 0) {
         (void)fsync(dfd);
         close(dfd);

@@ -20,8 +20,9 @@ typedef struct nsx_atomic {
 } nsx_atomic;
 
 /* Creates the temporary file for path (mode 0666 less the umask, as open
-   would give).  Returns 0, or NSX_EXIT_BAD when the directory is missing or
-   not writable (err names path), NSX_EXIT_INTERNAL when out of memory. */
+   would give; close-on-exec).  Returns 0, or NSX_EXIT_BAD when path names
+   no file ("", "dir/") or the directory is missing or not writable (err
+   names path), NSX_EXIT_INTERNAL when out of memory. */
 int nsx_atomic_open(nsx_atomic *a, const char *path, nsx_err *err);
 
 /* Appends n bytes.  On error (disk full, file size limit: NSX_EXIT_INTERNAL)

@@ -332,6 +332,9 @@ int nsx_case_write(const char *path, const nsx_problem *p, const nsx_case_info *
                    const nsx_inputs *in, const nsx_outputs *out, nsx_err *err)
 {
     char lab[256];
+    nsx_err local;
+    if (!err) /* err->code is read below */
+        err = &local;
     nsx_printable(lab, sizeof lab, path);
     nsx_st st = {0};
     nsx_inputs inc = *in;

@@ -12,8 +12,6 @@
 #include <stddef.h>
 #include <string.h>
 
-#include <mpfr.h>
-
 #include "io/fpformat.h"
 
 struct fmt {
@@ -137,16 +135,4 @@ int nsx_format_from_name(const char *s)
         if (strcmp(s, format_names[f]) == 0)
             return (int)f;
     return -1;
-}
-
-double nsx_rn_rsqrt(long d)
-{
-    assert(d >= 1 && d <= (1L << 53));
-    mpfr_t r;
-    mpfr_init2(r, 53);
-    mpfr_set_si(r, d, MPFR_RNDN); /* exact: d <= 2^53 */
-    mpfr_rec_sqrt(r, r, MPFR_RNDN); /* correctly rounded 1/sqrt(d) */
-    double v = mpfr_get_d(r, MPFR_RNDN); /* exact: r has 53 bits */
-    mpfr_clear(r);
-    return v;
 }

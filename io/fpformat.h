@@ -48,10 +48,4 @@ const char *nsx_format_name(int format);
 /* The NSX_FORMAT_* named s (as nsx_format_name writes it), or -1. */
 int nsx_format_from_name(const char *s);
 
-/* RN(1/sqrt(d)): the binary64 nearest to the exact real 1/sqrt(d) (ties to
-   even), computed with MPFR.  Note 1.0 / sqrt(d) in double arithmetic rounds
-   twice and misses it by one ulp for many d (d = 2, 3, 8, ...).
-   Precondition: 1 <= d <= 2^53. */
-double nsx_rn_rsqrt(long d);
-
 #endif

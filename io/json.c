@@ -104,10 +104,13 @@ static int lex_string(const unsigned char *s, size_t n, size_t *pi, char *why, s
 static int is_digit(unsigned c) { return c >= '0' && c <= '9'; }
 
 /* The number starting at s[*pi] ('-' or a digit), in RFC 8259's grammar
-   -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)? and finite as a binary64. */
-static int lex_number(const unsigned char *s, size_t n, size_t *pi, char *why, size_t whylen)
+   -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)? and finite as a binary64;
+   *is_int says whether it has neither fraction nor exponent. */
+static int lex_number(const unsigned char *s, size_t n, size_t *pi, int *is_int, char *why,
+                      size_t whylen)
 {
     size_t i = *pi, start = *pi;
+    *is_int = 1;
     if (s[i] == '-')
         i++;
     if (i < n && s[i] == '0')
@@ -118,12 +121,14 @@ static int lex_number(const unsigned char *s, size_t n, size_t *pi, char *why, s
     else
         return WHY("invalid number at byte %zu", start);
     if (i < n && s[i] == '.') {
+        *is_int = 0;
         if (++i >= n || !is_digit(s[i]))
             return WHY("invalid number at byte %zu", start);
         while (i < n && is_digit(s[i]))
             i++;
     }
     if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+        *is_int = 0;
         if (++i < n && (s[i] == '+' || s[i] == '-'))
             i++;
         if (i >= n || !is_digit(s[i]))
@@ -146,7 +151,16 @@ static int lex_number(const unsigned char *s, size_t n, size_t *pi, char *why, s
     return 0;
 }
 
-static int lex_check(const unsigned char *s, size_t n, char *why, size_t whylen)
+/* Whether each number of the text, in document order, is written as an
+   integer: one byte per number. */
+typedef struct numtext {
+    unsigned char *is_int;
+    size_t n, cap;
+} numtext;
+
+/* Checks the text token by token; fills nt.  -1 (why set) or -2 (out of
+   memory). */
+static int lex_check(const unsigned char *s, size_t n, numtext *nt, char *why, size_t whylen)
 {
     size_t values = 0;
     for (size_t i = 0; i < n;) {
@@ -156,8 +170,19 @@ static int lex_check(const unsigned char *s, size_t n, char *why, size_t whylen)
             values++;
             r = lex_string(s, n, &i, why, whylen);
         } else if (c == '-' || is_digit(c)) {
+            int is_int;
             values++;
-            r = lex_number(s, n, &i, why, whylen);
+            r = lex_number(s, n, &i, &is_int, why, whylen);
+            if (!r && nt->n == nt->cap) {
+                size_t cap = nt->cap ? 2 * nt->cap : 64;
+                unsigned char *t = realloc(nt->is_int, cap);
+                if (!t)
+                    return -2;
+                nt->is_int = t;
+                nt->cap = cap;
+            }
+            if (!r)
+                nt->is_int[nt->n++] = (unsigned char)is_int;
         } else if (c == ' ' || c == '\t' || c == '\n' || c == '\r') {
             i++;
         } else if (c < 0x20 || c >= 0x7F) {
@@ -176,17 +201,37 @@ static int lex_check(const unsigned char *s, size_t n, char *why, size_t whylen)
     return 0;
 }
 
+/* Marks the numbers under item (document order, as the lexer met them)
+   that were written as integers; *k counts them.  The depth is bounded by
+   cJSON's nesting limit. */
+static void mark_ints(cJSON *item, const numtext *nt, size_t *k)
+{
+    for (; item; item = item->next) {
+        if (cJSON_IsNumber(item)) {
+            if (*k < nt->n && nt->is_int[*k])
+                item->type |= NSX_JSON_INT_TEXT;
+            ++*k;
+        }
+        mark_ints(item->child, nt, k);
+    }
+}
+
 int nsx_json_parse(const char *text, size_t len, int mode, cJSON **out, char *why, size_t whylen)
 {
     const unsigned char *s = (const unsigned char *)text;
     *out = NULL;
     if (mode == NSX_JSON_HEADER && (len == 0 || s[0] != '{'))
         return WHY("does not start with '{'");
-    if (lex_check(s, len, why, whylen))
-        return -1;
+    numtext nt = {0};
+    int r = lex_check(s, len, &nt, why, whylen);
+    if (r) {
+        free(nt.is_int);
+        return r;
+    }
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithLengthOpts(text, len, &end, 0);
     if (!root) {
+        free(nt.is_int);
         size_t at = end ? (size_t)(end - text) : 0;
         return WHY("not valid JSON (at byte %zu)", at);
     }
@@ -194,6 +239,7 @@ int nsx_json_parse(const char *text, size_t len, int mode, cJSON **out, char *wh
         int space = s[i] == ' ' ||
                     (mode == NSX_JSON_DOC && (s[i] == '\t' || s[i] == '\n' || s[i] == '\r'));
         if (!space) {
+            free(nt.is_int);
             cJSON_Delete(root);
             return WHY(mode == NSX_JSON_HEADER
                            ? "unexpected byte 0x%02x at byte %zu after the JSON object (only spaces may pad it)"
@@ -201,11 +247,62 @@ int nsx_json_parse(const char *text, size_t len, int mode, cJSON **out, char *wh
                        s[i], i);
         }
     }
+    /* The whole text is now one value, whose numbers the lexer met in the
+       order of a depth-first walk of the tree. */
+    size_t k = 0;
+    mark_ints(root, &nt, &k);
+    free(nt.is_int);
+    if (k != nt.n) { /* cannot happen: the lexer and cJSON read numbers alike */
+        cJSON_Delete(root);
+        return WHY("not valid JSON (%zu numbers, but %zu parsed)", nt.n, k);
+    }
     if (!cJSON_IsObject(root)) {
         cJSON_Delete(root);
         return WHY("not a JSON object");
     }
     *out = root;
+    return 0;
+}
+
+const char *nsx_json_exact_int(const cJSON *v, int64_t *out)
+{
+    if (!cJSON_IsNumber(v))
+        return "is not a number";
+    double d = v->valuedouble;
+    if (d != floor(d))
+        return "is not an integer";
+    if (!(v->type & NSX_JSON_INT_TEXT))
+        return "is not written as an integer (no fraction, no exponent)";
+    if (fabs(d) > NSX_JSON_MAX_EXACT_INT)
+        return "is too large (more than 2^53 - 1)";
+    *out = (int64_t)d;
+    return NULL;
+}
+
+int nsx_utf8_valid(const char *s)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    size_t n = strlen(s);
+    for (size_t i = 0; i < n;) {
+        size_t k = utf8_len(u + i, n - i);
+        if (k == 0)
+            return 0;
+        i += k;
+    }
+    return 1;
+}
+
+/* 1 when the (valid or not) UTF-8 at u starts with a control character. */
+static int is_control(const unsigned char *u)
+{
+    return u[0] < 0x20 || u[0] == 0x7F || (u[0] == 0xC2 && u[1] >= 0x80 && u[1] <= 0x9F);
+}
+
+int nsx_has_control(const char *s)
+{
+    for (const unsigned char *u = (const unsigned char *)s; *u; u++)
+        if (is_control(u))
+            return 1;
     return 0;
 }
 
@@ -277,14 +374,31 @@ int nsx_json_find_dup(const cJSON *root, const cJSON **dup, const cJSON **parent
 
 void nsx_printable(char *out, size_t outlen, const char *s)
 {
-    size_t n = strlen(s), i;
-    for (i = 0; i < n && i + 1 < outlen; i++) {
-        unsigned char c = (unsigned char)s[i];
-        out[i] = c < 0x20 || c == 0x7F ? '?' : (char)c;
+    const unsigned char *u = (const unsigned char *)s;
+    size_t n = strlen(s), i = 0, o = 0;
+    size_t cut = 0; /* the output length at the last character boundary
+                       that leaves room for "..." */
+    assert(outlen >= 4);
+    while (i < n) {
+        size_t k = u[i] < 0x80 ? 1 : utf8_len(u + i, n - i);
+        const char *src = (const char *)u + i;
+        size_t w = k;
+        if (k == 0 || is_control(u + i)) { /* one '?' per bad byte or control */
+            src = "?";
+            w = 1;
+            k = k ? k : 1;
+        }
+        if (o + w + 1 > outlen) {
+            memcpy(out + cut, "...", 4);
+            return;
+        }
+        memcpy(out + o, src, w);
+        o += w;
+        i += k;
+        if (o + 4 <= outlen)
+            cut = o;
     }
-    out[i] = '\0';
-    if (i < n && outlen >= 4)
-        memcpy(out + outlen - 4, "...", 4);
+    out[o] = '\0';
 }
 
 /* ---- writer ---- */

@@ -6,13 +6,18 @@
  * cJSON alone is lenient where hostile files go: it accepts raw control
  * characters and invalid UTF-8 in strings, leading zeros ("01"), numbers
  * that overflow to infinity ("1e999"), an escaped NUL that silently cuts a
- * string short, and keeps duplicate keys (GetObjectItem then sees only the
- * first).  nsx_json_parse closes all of these before cJSON sees the text.
+ * string short, keeps duplicate keys (GetObjectItem then sees only the
+ * first), and keeps only a binary64 of each number, so "1.0", "1e0" and
+ * "9007199254740993" all look like integers.  nsx_json_parse closes all of
+ * these: a lexical pass checks the text before cJSON sees it (so cJSON never
+ * meets an unterminated string or escape), and numbers written as integers
+ * are marked so that nsx_json_exact_int can tell them apart.
  */
 #ifndef NSX_IO_JSON_H
 #define NSX_IO_JSON_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include <cjson/cJSON.h>
 
@@ -33,11 +38,38 @@ enum nsx_json_mode {
  * strings, valid escapes and no \u0000, numbers in JSON's grammar and
  * finite, at most NSX_JSON_MAX_VALUES values.  Duplicate keys are NOT
  * rejected here (see nsx_json_find_dup) so that callers can name them.
+ * Numbers written as integers carry NSX_JSON_INT_TEXT in their type.
  * Returns 0 and sets *out (free with cJSON_Delete), or -1 with a one-line
  * reason in why (e.g. "invalid UTF-8 at byte 17"); -2 when out of memory.
  */
 int nsx_json_parse(const char *text, size_t len, int mode, cJSON **out,
                    char *why, size_t whylen);
+
+/* The mark nsx_json_parse sets in the type of a number written as an
+   integer (no fraction, no exponent).  cJSON's own type tests (cJSON_IsNumber
+   and the rest) look at the low 8 bits only, and cJSON_Delete only at
+   cJSON_IsReference and cJSON_StringIsConst, so the mark is invisible to
+   cJSON. */
+#define NSX_JSON_INT_TEXT (1 << 12)
+
+/* Largest magnitude nsx_json_exact_int accepts: below it every integer is a
+   binary64, and no longer integer text rounds into the range. */
+#define NSX_JSON_MAX_EXACT_INT 9007199254740991.0 /* 2^53 - 1 */
+
+/* NULL when v (from nsx_json_parse) is a number written as an integer of
+   magnitude at most 2^53 - 1, whose value then is exactly *out; otherwise
+   what is wrong, to follow the key's name: "is not a number", "is not an
+   integer" (1.5), "is not written as an integer" (1.0, 1e0), "is too
+   large". */
+const char *nsx_json_exact_int(const cJSON *v, int64_t *out);
+
+/* 1 when s is valid UTF-8 (RFC 3629: no overlong forms, no surrogates,
+   nothing above U+10FFFF). */
+int nsx_utf8_valid(const char *s);
+
+/* 1 when s has a control character: C0 (below 0x20), DEL, or C1 (U+0080 to
+   U+009F, in UTF-8 the pairs C2 80 to C2 9F). */
+int nsx_has_control(const char *s);
 
 /* Finds a key that repeats an earlier key of the same object, anywhere in
    the tree (the first such object in document order, the repeat that comes
@@ -47,8 +79,10 @@ int nsx_json_parse(const char *text, size_t len, int mode, cJSON **out,
    of k keys. */
 int nsx_json_find_dup(const cJSON *root, const cJSON **dup, const cJSON **parent);
 
-/* Copies s into out (size outlen >= 4) for use in a one-line message:
-   control characters become '?', and a string too long ends in "...". */
+/* Copies s into out (size outlen >= 4) for use in a one-line message or on
+   a terminal: each control character (C0, DEL, C1 as nsx_has_control) and
+   each byte of invalid UTF-8 becomes '?', and a string too long is cut at a
+   character boundary and ends in "...". */
 void nsx_printable(char *out, size_t outlen, const char *s);
 
 /* A growable text buffer.  Start with nsx_buf b = {0}.  After a failed

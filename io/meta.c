@@ -42,18 +42,22 @@ static int need(const cJSON *o, const char *pre, const char *key, const cJSON **
     return *v ? 0 : bad(err, pre, key, "missing");
 }
 
-/* A JSON number that is an integer in lo..hi. */
+/* A JSON number written as an integer (not 1.0 or 1e0) in lo..hi. */
 static int as_int(const cJSON *v, const char *pre, const char *key, long lo, long hi, int *out,
                   nsx_err *err)
 {
-    if (!cJSON_IsNumber(v))
-        return bad(err, pre, key, "is not a number");
-    double d = v->valuedouble;
-    if (d != floor(d))
-        return bad(err, pre, key, "%.17g is not an integer", d);
-    if (d < (double)lo || d > (double)hi)
-        return bad(err, pre, key, "%.17g is outside %ld..%ld", d, lo, hi);
-    *out = (int)d;
+    int64_t x;
+    const char *why = nsx_json_exact_int(v, &x);
+    if (why && cJSON_IsNumber(v)) {
+        char num[32];
+        nsx_fmt_double(num, sizeof num, v->valuedouble);
+        return bad(err, pre, key, "%s %s", num, why);
+    }
+    if (why)
+        return bad(err, pre, key, "%s", why);
+    if (x < lo || x > hi)
+        return bad(err, pre, key, "%lld is outside %ld..%ld", (long long)x, lo, hi);
+    *out = (int)x;
     return 0;
 }
 
@@ -224,10 +228,15 @@ static int parse_scale(const cJSON *root, nsx_problem *p, nsx_err *err)
         nsx_printable(ps, sizeof ps, ex->valuestring);
         return bad(err, "", "score_scale_exact", "unknown value '%s' (only \"1/sqrt(d)\")", ps);
     }
-    double rn = nsx_rn_rsqrt(p->d);
-    if (s != rn && s != nextafter(rn, 0) && s != nextafter(rn, 1))
-        return bad(err, "", "score_scale", "%.17g is not 1/sqrt(d) = %.17g for d = %d", s, rn,
-                   p->d);
+    nsx_problem exact = *p; /* d is already read */
+    exact.score_scale_rsqrt_d = 1;
+    double rn = nsx_problem_score_scale(&exact);
+    if (s != rn && s != nextafter(rn, 0) && s != nextafter(rn, 1)) {
+        char sv[32], rv[32];
+        nsx_fmt_double(sv, sizeof sv, s);
+        nsx_fmt_double(rv, sizeof rv, rn);
+        return bad(err, "", "score_scale", "%s is not 1/sqrt(d) = %s for d = %d", sv, rv, p->d);
+    }
     p->score_scale = rn;
     p->score_scale_rsqrt_d = 1;
     return 0;
@@ -369,6 +378,8 @@ int nsx_meta_parse(const char *json, nsx_problem *p, nsx_case_info *info, nsx_er
     nsx_err local;
     if (!err) /* the helpers read err->code */
         err = &local;
+    if (info)
+        *info = (nsx_case_info){0};
     cJSON *root;
     char why[200];
     const char *spec;
@@ -383,7 +394,6 @@ int nsx_meta_parse(const char *json, nsx_problem *p, nsx_case_info *info, nsx_er
     if (!r)
         r = parse_problem(root, p, err);
     if (!r && info) {
-        *info = (nsx_case_info){0};
         if ((r = parse_info(root, p, info, err)))
             nsx_case_info_free(info);
     }

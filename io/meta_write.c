@@ -189,7 +189,7 @@ char *nsx_meta_format(const nsx_problem *p, const nsx_case_info *info, nsx_err *
         put_int(&b, sizes[k].key, sizes[k].v);
     put_str(&b, "reduce", nsx_reduce_name(p->reduce));
     if (p->score_scale_rsqrt_d) {
-        put_num(&b, "score_scale", nsx_rn_rsqrt(p->d));
+        put_num(&b, "score_scale", nsx_problem_score_scale(p)); /* RN(1/sqrt(d)) */
         put_str(&b, "score_scale_exact", "1/sqrt(d)");
     } else {
         put_num(&b, "score_scale", p->score_scale);

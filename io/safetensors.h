@@ -6,10 +6,13 @@
  * values.  Format: https://github.com/huggingface/safetensors (README).
  *
  * The reader treats every file as hostile: it checks everything the
- * reference implementation checks (and duplicate names, which its JSON
- * parser would silently merge), never allocates more than the file's size
- * on a header's say-so, and fails with NSX_EXIT_BAD and one line that names
- * the file and the problem.
+ * reference implementation checks, and is stricter where that one is
+ * lenient: duplicate keys (which its JSON parser would silently merge),
+ * integers written as 1.0 or 1e0, keys other than dtype, shape and
+ * data_offsets in an entry, empty names or names with control characters,
+ * anything but spaces after the header's JSON object.  It never allocates
+ * more than the file's size on a header's say-so, and fails with
+ * NSX_EXIT_BAD and one line that names the file and the problem.
  *
  * Tensor data is kept as the file's little-endian bytes; the accessors
  * below decode it on any host.
@@ -24,7 +27,8 @@
 #include "nsimplex/kernel.h"
 
 #define NSX_ST_MAX_RANK 8
-/* Largest header, as the reference implementation (MAX_HEADER_SIZE). */
+/* Largest header, as the reference implementation (MAX_HEADER_SIZE,
+   100 MB, a little under 100 MiB): a file this reader takes, it takes too. */
 #define NSX_ST_MAX_HEADER 100000000u
 
 /* The dtypes nsimplex reads and writes; the float ones equal NSX_FORMAT_*. */
@@ -93,8 +97,9 @@ const char *nsx_st_meta(const nsx_st *st, const char *key);
  * Appends a tensor, copying name and count * size bytes of little-endian
  * data (data may be NULL when the count is 0).  shape has rank entries, each
  * >= 0.  Returns 0, or NSX_EXIT_BAD (err says why) when the name is empty,
- * has control characters, is "__metadata__" or is already present, or the
- * dtype, rank or shape is invalid; NSX_EXIT_INTERNAL when out of memory.
+ * not valid UTF-8, has control characters, is "__metadata__" or is already
+ * present, or the dtype, rank or shape is invalid; NSX_EXIT_INTERNAL when
+ * out of memory.
  */
 int nsx_st_add(nsx_st *st, const char *name, int dtype, int rank, const int64_t *shape,
                const void *data, nsx_err *err);
@@ -111,7 +116,8 @@ int nsx_st_add_i32(nsx_st *st, const char *name, int rank, const int64_t *shape,
                    const int32_t *vals, nsx_err *err);
 
 /* Sets "__metadata__" key to value (both copied; replaces an existing key).
-   Returns 0 or NSX_EXIT_INTERNAL when out of memory. */
+   Returns 0, NSX_EXIT_BAD when key or value is not valid UTF-8, or
+   NSX_EXIT_INTERNAL when out of memory. */
 int nsx_st_set_meta(nsx_st *st, const char *key, const char *value, nsx_err *err);
 
 /*

@@ -109,13 +109,34 @@ const char *nsx_st_meta(const nsx_st *st, const char *key)
     return NULL;
 }
 
-static int has_control(const char *s)
+/* A name the format can carry and a message can print: nonempty valid
+   UTF-8 without control characters, not the metadata's key. */
+static int name_ok(const char *s)
 {
-    const unsigned char *u = (const unsigned char *)s;
-    for (; *u; u++)
-        if (*u < 0x20 || *u == 0x7F || (u[0] == 0xC2 && u[1] >= 0x80 && u[1] <= 0x9F))
-            return 1;
-    return 0;
+    return *s && nsx_utf8_valid(s) && !nsx_has_control(s) && strcmp(s, "__metadata__") != 0;
+}
+
+/* The element count of a shape, or 0 with *bad set on a negative entry or
+   overflow (of the count or of its bytes in dtype). */
+static size_t shape_count(int rank, const int64_t *shape, int dtype, int *bad)
+{
+    size_t count = 1;
+    *bad = 0;
+    for (int r = 0; r < rank; r++) {
+        if (shape[r] < 0) {
+            *bad = 1;
+            return 0;
+        }
+        size_t d = (size_t)shape[r];
+        if (d != 0 && count > SIZE_MAX / d)
+            *bad = 1; /* as the reader: any overflow on the way counts */
+        count *= d;
+    }
+    if (*bad || count > SIZE_MAX / nsx_dtype_size(dtype)) {
+        *bad = 1;
+        return 0;
+    }
+    return count;
 }
 
 /* A new zeroed slot at the end of st->t, or NULL when out of memory. */
@@ -141,25 +162,21 @@ static int prepare(nsx_st *st, const char *name, int dtype, int rank, const int6
 {
     char nm[80];
     nsx_printable(nm, sizeof nm, name);
-    if (!*name || has_control(name) || strcmp(name, "__metadata__") == 0)
-        return BAD("tensor name '%s' is empty, reserved or has control characters", nm);
+    if (!name_ok(name))
+        return BAD("tensor name '%s' is empty, reserved, not UTF-8 or has control characters",
+                   nm);
     if (nsx_st_get(st, name))
         return BAD("tensor '%s' is already present", nm);
     if (!dtype_ok(dtype))
         return BAD("tensor '%s': dtype %d is unknown", nm, dtype);
     if (rank < 0 || rank > NSX_ST_MAX_RANK)
         return BAD("tensor '%s': rank %d is outside 0..%d", nm, rank, NSX_ST_MAX_RANK);
-    size_t count = 1;
-    int overflow = 0;
-    for (int r = 0; r < rank; r++) {
+    for (int r = 0; r < rank; r++)
         if (shape[r] < 0)
             return BAD("tensor '%s': shape[%d] = %lld is negative", nm, r, (long long)shape[r]);
-        size_t d = (size_t)shape[r];
-        if (d != 0 && count > SIZE_MAX / d)
-            overflow = 1;
-        count *= d;
-    }
-    if (overflow || count > SIZE_MAX / nsx_dtype_size(dtype))
+    int bad;
+    size_t count = shape_count(rank, shape, dtype, &bad);
+    if (bad)
         return BAD("tensor '%s': shape has too many elements", nm);
     nsx_tensor *t = new_tensor(st);
     if (!t)
@@ -248,6 +265,11 @@ int nsx_st_add_i32(nsx_st *st, const char *name, int rank, const int64_t *shape,
 
 int nsx_st_set_meta(nsx_st *st, const char *key, const char *value, nsx_err *err)
 {
+    if (!nsx_utf8_valid(key) || !nsx_utf8_valid(value)) {
+        char k[80];
+        nsx_printable(k, sizeof k, key);
+        return BAD("__metadata__ '%s': key or value is not valid UTF-8", k);
+    }
     char *v = strdup(value);
     if (!v)
         return OOM();
@@ -351,30 +373,36 @@ static int build_header(const nsx_st *st, const nsx_tensor **order, nsx_buf *h, 
     return 0;
 }
 
-/* What nsx_st_add guarantees, checked again: st is a public struct. */
+/* What nsx_st_add guarantees, checked again: st is a public struct, and a
+   file the reader would refuse must never be written. */
 static int check_st(const nsx_st *st, nsx_err *err)
 {
     for (size_t i = 0; i < st->nt; i++) {
         const nsx_tensor *t = &st->t[i];
         char nm[80];
         nsx_printable(nm, sizeof nm, t->name ? t->name : "(null)");
-        if (!t->name || !*t->name || has_control(t->name) ||
-            strcmp(t->name, "__metadata__") == 0)
-            return BAD("tensor name '%s' is empty, reserved or has control characters", nm);
-        if (!dtype_ok(t->dtype) || t->rank < 0 || t->rank > NSX_ST_MAX_RANK ||
-            (t->nbytes && !t->data) || t->nbytes != t->count * nsx_dtype_size(t->dtype))
-            return BAD("tensor '%s': inconsistent dtype, rank, size or data", nm);
+        if (!t->name || !name_ok(t->name))
+            return BAD("tensor name '%s' is empty, reserved, not UTF-8 or has control "
+                       "characters", nm);
+        int bad = !dtype_ok(t->dtype) || t->rank < 0 || t->rank > NSX_ST_MAX_RANK;
+        size_t count = bad ? 0 : shape_count(t->rank, t->shape, t->dtype, &bad);
+        if (bad || count != t->count || t->nbytes != count * nsx_dtype_size(t->dtype) ||
+            (t->nbytes && !t->data))
+            return BAD("tensor '%s': inconsistent dtype, shape, size or data", nm);
         for (size_t j = 0; j < i; j++)
             if (strcmp(st->t[j].name, t->name) == 0)
                 return BAD("duplicate tensor name '%s'", nm);
     }
-    for (size_t i = 0; i < st->nmeta; i++)
+    for (size_t i = 0; i < st->nmeta; i++) {
+        const nsx_st_kv *kv = &st->meta[i];
+        char k[80];
+        nsx_printable(k, sizeof k, kv->key ? kv->key : "(null)");
+        if (!kv->key || !kv->value || !nsx_utf8_valid(kv->key) || !nsx_utf8_valid(kv->value))
+            return BAD("__metadata__ '%s': key or value is missing or not valid UTF-8", k);
         for (size_t j = 0; j < i; j++)
-            if (strcmp(st->meta[j].key, st->meta[i].key) == 0) {
-                char k[80];
-                nsx_printable(k, sizeof k, st->meta[i].key);
+            if (strcmp(st->meta[j].key, kv->key) == 0)
                 return BAD("duplicate __metadata__ key '%s'", k);
-            }
+    }
     return 0;
 }
 
