@@ -23,6 +23,8 @@ static const struct command {
     const char *usage;
     const char *help;
 } commands[] = {
+    {"check", cmd_check, "check VECTOR CANDIDATE [--model M] [--json]",
+     "judges a candidate against a vector; 0 pass, 1 fail, 2 bad input"},
     {"show", cmd_show, "show FILE [--values N] [--raw]", "prints metadata and tensors readably"},
     {"version", cmd_version, "version", "print the spec and program versions"},
 };

@@ -4,6 +4,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "io/json.h"
 #include "oracle/check.h"
 
 static const char *sel_status_text(int s)
@@ -23,15 +24,24 @@ static void print_worst(FILE *f, const char *what, const nsx_check_worst *w)
                "max score %.6g)\n", w->err, w->bound, w->ratio, w->expected, w->candidate, w->tuples, w->max_score);
 }
 
+/* Strings from files are printed through nsx_printable: no control
+   characters reach the terminal, and JSON gets valid UTF-8. */
+static const char *safe(char *buf, size_t len, const char *s)
+{
+    nsx_printable(buf, len, s ? s : "");
+    return buf;
+}
+
 void nsx_check_print(FILE *f, const nsx_check_report *r, const nsx_case_info *info, const char *label)
 {
-    fprintf(f, "nsimplex check: %s", label ? label : "candidate");
+    char buf[256];
+    fprintf(f, "nsimplex check: %s", label ? safe(buf, sizeof buf, label) : "candidate");
     if (info && info->id)
-        fprintf(f, " against case %s", info->id);
+        fprintf(f, " against case %s", safe(buf, sizeof buf, info->id));
     if (info && info->nflags) {
         fprintf(f, " (flags:");
         for (int x = 0; x < info->nflags; x++)
-            fprintf(f, "%s %s", x ? "," : "", info->flags[x]);
+            fprintf(f, "%s %s", x ? "," : "", safe(buf, sizeof buf, info->flags[x]));
         fprintf(f, ")");
     }
     fprintf(f, "\nmodel: %s (empty-slice LSE %s assumed)\n", r->model,
@@ -90,13 +100,14 @@ static cJSON *worst_json(const nsx_check_worst *w)
 char *nsx_check_json(const nsx_check_report *r, const nsx_case_info *info, const char *label)
 {
     cJSON *j = cJSON_CreateObject(), *o, *a;
+    char buf[256];
     if (!j)
         return NULL;
-    cJSON_AddStringToObject(j, "candidate", label ? label : "");
-    cJSON_AddStringToObject(j, "case", info && info->id ? info->id : "");
+    cJSON_AddStringToObject(j, "candidate", safe(buf, sizeof buf, label));
+    cJSON_AddStringToObject(j, "case", safe(buf, sizeof buf, info ? info->id : NULL));
     a = cJSON_AddArrayToObject(j, "flags");
     for (int x = 0; info && a && x < info->nflags; x++)
-        cJSON_AddItemToArray(a, cJSON_CreateString(info->flags[x]));
+        cJSON_AddItemToArray(a, cJSON_CreateString(safe(buf, sizeof buf, info->flags[x])));
     cJSON_AddStringToObject(j, "model", r->model);
     cJSON_AddStringToObject(j, "lse_convention", nsx_lse_conv_name(r->lse_conv));
     cJSON_AddBoolToObject(j, "pass", r->pass);

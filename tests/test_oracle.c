@@ -16,10 +16,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <unistd.h>
+
+#include "io/casefile.h"
+#include "io/safetensors.h"
 #include "nsimplex/ref.h"
 #include "oracle/bound.h"
 #include "oracle/check.h"
 #include "oracle/model.h"
+#include "tests/cli_run.h"
 #include "tests/harness.h"
 
 #define SEED 20261124u
@@ -1333,6 +1338,160 @@ START_TEST(report_text_and_json)
 }
 END_TEST
 
+
+/* ---- the command line ------------------------------------------------- */
+
+static char *tmp_path(const char *name)
+{
+    const char *dir = getenv("NSX_TMP");
+    char *path = malloc(512);
+    snprintf(path, 512, "%s/oracle_%s", dir && *dir ? dir : "/tmp", name);
+    return path;
+}
+
+/* A candidate file: o (and lse unless NULL) in dtype, metadata model. */
+static void write_candidate(const char *path, const nsx_problem *p, const double *o, const double *lse, int dtype,
+                            const int64_t *oshape, const char *model)
+{
+    nsx_st st = {0};
+    nsx_err err;
+    const int64_t lshape[3] = {p->B, p->H, p->L};
+    ck_assert_int_eq(nsx_st_add_f64(&st, "o", dtype, 4, oshape, o, &err), 0);
+    if (lse)
+        ck_assert_int_eq(nsx_st_add_f64(&st, "lse", NSX_DTYPE_F32, 3, lshape, lse, &err), 0);
+    if (model)
+        ck_assert_int_eq(nsx_st_set_meta(&st, "nsimplex.model", model, &err), 0);
+    ck_assert_msg(nsx_st_write(path, &st, &err) == 0, "%s", err.msg);
+    nsx_st_free(&st);
+}
+
+static int run_check(const char *const *args, cli_result *r)
+{
+    ck_assert_int_eq(cli_run(r, args), 0);
+    return r->status;
+}
+
+START_TEST(cli_check)
+{
+    nsx_problem tp = small_problem(2, 1, 8, 4, 4);
+    tp.window[0] = 5, tp.window[1] = 2;
+    tp.k_bias[1] = 0.25, tp.v_bias[1] = 1;
+    tcase t;
+    rng tg = {SEED + 1000};
+    tcase_alloc(&t, &tp);
+    tcase_fill(&t, &tg, 8, 7);
+    ref_ok(&t);
+    const nsx_problem *p = &t.p;
+    nsx_case_info info = {0};
+    char *flags[] = {"Windows"};
+    info.id = "n2_swa_cli";
+    info.description = "check's command line";
+    info.flags = flags;
+    info.nflags = 1;
+    char *vec = tmp_path("vec.safetensors"), *cand = tmp_path("cand.safetensors");
+    nsx_err err;
+    ck_assert_msg(nsx_case_write(vec, p, &info, &t.in, &t.out, &err) == 0, "%s", err.msg);
+    double *o = malloc(nsx_o_size(p) * sizeof *o), *lse = malloc(nsx_lse_size(p) * sizeof *lse);
+    memcpy(o, t.o, nsx_o_size(p) * sizeof *o);
+    memcpy(lse, t.lse, nsx_lse_size(p) * sizeof *lse);
+    round_all(o, nsx_o_size(p), NSX_FORMAT_BF16);
+    round_all(lse, nsx_lse_size(p), NSX_FORMAT_F32);
+    const int64_t oshape[4] = {p->B, p->L, p->H, p->dv}, wrong[4] = {p->B, p->L, p->H, p->dv + 1};
+    cli_result r;
+
+    /* pass, text and JSON */
+    write_candidate(cand, p, o, lse, NSX_DTYPE_BF16, oshape, NULL);
+    ck_assert_int_eq(run_check((const char *const[]){"check", vec, cand, NULL}, &r), 0);
+    ck_assert_msg(strstr(r.out, "\nPASS: ") != NULL, "%s", r.out);
+    ck_assert(strstr(r.out, "against case n2_swa_cli (flags: Windows)") != NULL);
+    cli_result_free(&r);
+    ck_assert_int_eq(run_check((const char *const[]){"check", "--json", vec, cand, NULL}, &r), 0);
+    ck_assert_int_eq(cli_count_lines(r.out), 1);
+    ck_assert(strstr(r.out, "\"pass\":true") != NULL);
+    ck_assert(strstr(r.out, "\"model\":\"in=bf16,op=bf16,acc=f32,int=none,w=bf16,out=bf16,lseout=f32,lse=-inf\""));
+    cli_result_free(&r);
+
+    /* the model: declared in the candidate, overridden by --model */
+    write_candidate(cand, p, o, lse, NSX_DTYPE_BF16, oshape, "f32,lse=any");
+    ck_assert_int_eq(run_check((const char *const[]){"check", vec, cand, "--json", NULL}, &r), 1);
+    ck_assert(strstr(r.out, "\"model\":\"in=f32,") != NULL); /* bf16 outputs fail f32 */
+    cli_result_free(&r);
+    ck_assert_int_eq(run_check((const char *const[]){"check", vec, cand, "--model", "bf16", NULL}, &r), 0);
+    cli_result_free(&r);
+    write_candidate(cand, p, o, lse, NSX_DTYPE_BF16, oshape, "bf12");
+    ck_assert_int_eq(run_check((const char *const[]){"check", vec, cand, NULL}, &r), 2);
+    ck_assert_int_eq(cli_count_lines(r.err), 1);
+    ck_assert(strstr(r.err, "nsimplex.model") != NULL);
+    cli_result_free(&r);
+    ck_assert_int_eq(run_check((const char *const[]){"check", vec, cand, "--model=in=f12", NULL}, &r), 2);
+    ck_assert_int_eq(cli_count_lines(r.err), 1);
+    cli_result_free(&r);
+
+    /* fail: one element off */
+    o[3] += 0.5;
+    write_candidate(cand, p, o, NULL, NSX_DTYPE_F64, oshape, NULL);
+    ck_assert_int_eq(run_check((const char *const[]){"check", vec, cand, NULL}, &r), 1);
+    ck_assert(strstr(r.out, "\nFAIL: ") != NULL);
+    ck_assert(strstr(r.out, "lse: absent") != NULL);
+    cli_result_free(&r);
+
+    /* unusable candidates: exit 2 with one line */
+    write_candidate(cand, p, o, lse, NSX_DTYPE_F64, wrong, NULL);
+    ck_assert_int_eq(run_check((const char *const[]){"check", vec, cand, NULL}, &r), 2);
+    ck_assert_int_eq(cli_count_lines(r.err), 1);
+    ck_assert(strstr(r.err, "shape") != NULL);
+    cli_result_free(&r);
+    write_candidate(cand, p, o, lse, NSX_DTYPE_F64, oshape, NULL);
+    FILE *f = fopen(cand, "r+b");
+    fseek(f, 0, SEEK_END);
+    long size = ftell(f);
+    fclose(f);
+    ck_assert_int_eq(truncate(cand, size / 2), 0);
+    ck_assert_int_eq(run_check((const char *const[]){"check", vec, cand, NULL}, &r), 2);
+    ck_assert_int_eq(cli_count_lines(r.err), 1);
+    cli_result_free(&r);
+    f = fopen(cand, "wb");
+    fputs("\x10\x00\x00\x00\x00\x00\x00\x00{\"o\": [1, 2, 3]}", f);
+    fclose(f);
+    ck_assert_int_eq(run_check((const char *const[]){"check", vec, cand, NULL}, &r), 2);
+    ck_assert_int_eq(cli_count_lines(r.err), 1);
+    cli_result_free(&r);
+    ck_assert_int_eq(run_check((const char *const[]){"check", vec, vec, NULL}, &r), 0); /* the vector itself */
+    cli_result_free(&r);
+
+    /* arguments */
+    ck_assert_int_eq(run_check((const char *const[]){"check", "--help", NULL}, &r), 0);
+    ck_assert(strstr(r.out, "usage: nsimplex check") != NULL);
+    cli_result_free(&r);
+    ck_assert_int_eq(run_check((const char *const[]){"check", vec, NULL}, &r), 2);
+    cli_result_free(&r);
+    ck_assert_int_eq(run_check((const char *const[]){"check", vec, cand, "--frobnicate", NULL}, &r), 2);
+    cli_result_free(&r);
+
+    /* a vector out of the model's range: not applicable */
+    tcase big;
+    nsx_problem bp = small_problem(1, 1, 4, 3, 2);
+    bp.input_format = NSX_FORMAT_F64;
+    rng g = {SEED + 1001};
+    tcase_alloc(&big, &bp);
+    tcase_fill(&big, &g, 8, 6);
+    big.v[0][0] = 0x1p1000;
+    ref_ok(&big);
+    ck_assert(nsx_case_write(vec, &bp, NULL, &big.in, &big.out, &err) == 0);
+    const int64_t bshape[4] = {1, 4, 1, 2};
+    write_candidate(cand, &bp, big.o, NULL, NSX_DTYPE_F64, bshape, NULL);
+    ck_assert_int_eq(run_check((const char *const[]){"check", vec, cand, NULL}, &r), 2);
+    ck_assert(strstr(r.err, "not applicable") != NULL);
+    cli_result_free(&r);
+    ck_assert_int_eq(run_check((const char *const[]){"check", vec, cand, "--model", "f64", NULL}, &r), 0);
+    cli_result_free(&r);
+
+    remove(vec), remove(cand);
+    free(vec), free(cand), free(o), free(lse);
+    tcase_free(&t), tcase_free(&big);
+}
+END_TEST
+
 static Suite *oracle_suite(void)
 {
     Suite *s = suite_create("oracle");
@@ -1359,6 +1518,10 @@ static Suite *oracle_suite(void)
     tcase_add_test(tc, out_of_range_vectors_are_not_applicable);
     tcase_add_test(tc, model_syntax);
     tcase_add_test(tc, report_text_and_json);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("command line");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, cli_check);
     suite_add_tcase(s, tc);
     return s;
 }
