@@ -397,7 +397,7 @@ int nsx_bound_row(nsx_bound_ctx *ctx, int b, int h, int i, const int32_t *sel_ro
         }
     }
     const double gW = gam_val(&gw);
-    cW = 4.0 * n + 4;
+    cW = 5.0 * n + 4; /* per factor: input, bias (3); n - 1 products; mean (2) */
     const double e64W = gamma_of(3.0 * n + 2, U64);
     const double inv_n = p->reduce == NSX_REDUCE_MEAN ? 1.0 / n : 1.0;
     const double os = p->out_scale;

@@ -1436,7 +1436,9 @@ START_TEST(cli_check)
     cli_result_free(&r);
 
     /* unusable candidates: exit 2 with one line */
-    write_candidate(cand, p, o, lse, NSX_DTYPE_F64, wrong, NULL);
+    double *wide = calloc(nsx_o_size(p) / p->dv * (p->dv + 1), sizeof *wide);
+    write_candidate(cand, p, wide, lse, NSX_DTYPE_F64, wrong, NULL);
+    free(wide);
     ck_assert_int_eq(run_check((const char *const[]){"check", vec, cand, NULL}, &r), 2);
     ck_assert_int_eq(cli_count_lines(r.err), 1);
     ck_assert(strstr(r.err, "shape") != NULL);
