@@ -304,8 +304,8 @@ int nsx_bound_row(nsx_bound_ctx *ctx, int b, int h, int i, const int32_t *sel_ro
         N++;
     }
     rb->N = N;
-    if (N == 0)
-        return 0;
+    if (N == 0 || !isfinite(lse_exact))
+        return 0; /* empty, or an inconsistent vector: the caller reports it */
 
     /* 3.1: applicability */
     const double lim_in = nsx_format_fits(p->input_format, ctx->model.in) ? INFINITY : k.fi.max;

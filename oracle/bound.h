@@ -61,9 +61,10 @@ int nsx_bound_init(nsx_bound_ctx *ctx, const nsx_problem *p, const nsx_inputs *i
  * LSE[i] likewise.
  * Outputs: o_bound[c] >= 0 bounds |O'[i,c] - O[i,c]| for every honest kernel
  * of the model (docs/ORACLE.md, B13); rb->lse bounds |LSE' - LSE| (B14);
- * rb->N, t_max, b_max describe the row.  For an empty slice (rb->N = 0) or
- * a row that reads a non-finite value (rb->nonfinite) nothing else is
- * computed and o_bound is untouched.
+ * rb->N, t_max, b_max describe the row.  For an empty slice (rb->N = 0), a
+ * row that reads a non-finite value (rb->nonfinite), or a non-finite
+ * lse_exact with rb->N > 0 (an inconsistent vector, for the caller to
+ * report) nothing else is computed and o_bound is untouched.
  * Returns 0; NSX_EXIT_BAD with err = "not applicable under model M: batch
  * b, head h, query i: <why>" when the row's inputs or intermediates are out
  * of the model's range or the model's formats cannot bound this many tuples

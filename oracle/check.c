@@ -250,13 +250,23 @@ static int check_rows(const nsx_problem *p, const nsx_candidate *cand, const dou
                 rep->rows++;
                 const double *eo = ex_o + nsx_o_at(p, b, i, h, 0), *co = cand->o + nsx_o_at(p, b, i, h, 0);
                 double el = ex_lse[nsx_lse_at(p, b, h, i)];
+                for (int c = 0; c < dv && !rc; c++)
+                    if (!isfinite(eo[c]))
+                        rc = nsx_err_set(err, NSX_EXIT_BAD, "vector: expected o[b=%d,h=%d,i=%d,c=%d] is not finite",
+                                         b, h, i, c);
                 nsx_row_bound rb;
-                if ((rc = nsx_bound_row(bc, b, h, i, srow, eo, el, bound, &rb, err)))
+                if (rc || (rc = nsx_bound_row(bc, b, h, i, srow, eo, el, bound, &rb, err)))
                     break;
                 if (rb.nonfinite) {
                     rc = nsx_err_set(err, NSX_EXIT_BAD,
                                      "vector: batch %d, head %d, query %d reads a NaN or an infinity but is "
                                      "not an unjudged leak-pair row", b, h, i);
+                    break;
+                }
+                if ((rb.N == 0) != (el == -INFINITY) || (rb.N > 0 && !isfinite(el))) {
+                    rc = nsx_err_set(err, NSX_EXIT_BAD,
+                                     "vector: batch %d, head %d, query %d: expected lse %g but the slice has %zu "
+                                     "tuples", b, h, i, el, rb.N);
                     break;
                 }
                 if (rb.N == 0) {

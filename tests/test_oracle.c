@@ -1164,6 +1164,13 @@ START_TEST(empty_rows_follow_the_declared_convention)
     o[0] = 1e-300;
     ck_assert_int_eq(judge(&t, NULL, o, lse, NULL, "f64", &rep, &err), 0);
     ck_assert(!rep.pass && rep.rows_empty_failed == 1);
+    /* a vector whose expected lse contradicts its slice is refused */
+    t.lse[0] = 0.5;
+    ck_assert_int_eq(judge(&t, NULL, o, lse, NULL, "f64", &rep, &err), NSX_EXIT_BAD);
+    t.lse[0] = -INFINITY;
+    t.lse[1] = -INFINITY;
+    ck_assert_int_eq(judge(&t, NULL, o, lse, NULL, "f64", &rep, &err), NSX_EXIT_BAD);
+    ck_assert_msg(strstr(err.msg, "tuples") != NULL, "%s", err.msg);
     free(o), free(lse);
     tcase_free(&t);
 }
@@ -1297,6 +1304,18 @@ START_TEST(model_syntax)
     nsx_model d;
     nsx_model_default(&d);
     ck_assert_str_eq(nsx_model_format(&d, buf, sizeof buf), good[0].canonical);
+    /* the kernel ABI's declaration */
+    nsx_kernel_info ki = {NSX_KERNEL_ABI_VERSION, "k", NSX_FORMAT_BF16, NSX_FORMAT_F32, NSX_FORMAT_BF16,
+                          NSX_FORMAT_BF16, 2, 0};
+    nsx_err err;
+    ck_assert_int_eq(nsx_model_from_kernel(&ki, &d, &err), 0);
+    ck_assert_str_eq(nsx_model_format(&d, buf, sizeof buf),
+                     "in=bf16,op=bf16,acc=f32,int=none,w=bf16,out=bf16,lseout=f32,lse=any");
+    ki.weights_format = NSX_FORMAT_F64;
+    ck_assert_int_eq(nsx_model_from_kernel(&ki, &d, &err), 0);
+    ck_assert_int_eq(d.w, NSX_MODEL_NONE);
+    ki.output_format = 7;
+    ck_assert_int_eq(nsx_model_from_kernel(&ki, &d, &err), NSX_EXIT_BAD);
 }
 END_TEST
 
