@@ -6,6 +6,10 @@
 #ifndef NSX_CLI_COMMANDS_H
 #define NSX_CLI_COMMANDS_H
 
+/* nsimplex check VECTOR CANDIDATE [--model M] [--json]: judges a
+   candidate's outputs against a golden vector (docs/ORACLE.md). */
+int cmd_check(int argc, char **argv);
+
 /* nsimplex show FILE: metadata and tensors of a file, readably. */
 int cmd_show(int argc, char **argv);
 

@@ -88,6 +88,11 @@ void nsx_case_info_free(nsx_case_info *info);
    "metadata: pairs[idx].KEY: <problem>". */
 int nsx_pair_check(const nsx_problem *p, const nsx_pair *pair, int idx, nsx_err *err);
 
+/* The rows the pairs leave unjudged (docs/SPEC.md 4.5): skip[b * L + i] = 1
+   for every row i > t of batch b of a leak pair whose future is huge, NaN
+   or infinite, 0 elsewhere.  skip has B * L entries. */
+void nsx_pairs_unjudged(const nsx_problem *p, const nsx_pair *pairs, int npairs, unsigned char *skip);
+
 /* JSON names of the enums (NULL when out of range). */
 const char *nsx_reduce_name(int reduce);      /* product, sum, mean */
 const char *nsx_source_name(int source);      /* indices, indexer, scores */

@@ -525,30 +525,15 @@ static void derive_flags(nsx_built *b, const nsx_recipe *rc)
         }
 }
 
-/* Rows of batch b after t in a leak pair whose future is huge, NaN or
-   infinite are not judged (docs/SPEC.md 4.5): they are not computed either,
-   since their exact values may hinge on terms far below any exponent range
-   (e.g. a tie of two scores near 1e77 whose values cancel). */
-static unsigned char *unjudged_rows(const nsx_built *b)
-{
-    const nsx_problem *p = &b->p;
-    unsigned char *skip = calloc((size_t)p->B * p->L, 1);
-    for (int x = 0; skip && x < b->npairs; x++) {
-        const nsx_pair *pr = &b->pairs[x];
-        if (pr->kind == NSX_PAIR_LEAK && pr->future != NSX_FUTURE_RANDOM)
-            for (int i = pr->t + 1; i < p->L; i++)
-                skip[(size_t)pr->b * p->L + i] = 1;
-    }
-    return skip;
-}
-
 int nsx_build_expect(nsx_built *b, const nsx_recipe *rc, const nsx_ref_opts *opts,
                      nsx_ref_stats *stats, nsx_err *err)
 {
     nsx_ref_opts o = opts ? *opts : (nsx_ref_opts){0};
-    unsigned char *skip = unjudged_rows(b);
+    /* unjudged rows are not computed: their exact values may be undecidable */
+    unsigned char *skip = malloc((size_t)b->p.B * b->p.L);
     if (!skip)
         return nsx_err_set(err, NSX_EXIT_INTERNAL, "gen: out of memory");
+    nsx_pairs_unjudged(&b->p, b->pairs, b->npairs, skip);
     o.skip = skip;
     int code = nsx_ref_forward(&b->p, &b->in, &b->out, &o, stats, err);
     free(skip);

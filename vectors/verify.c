@@ -48,17 +48,6 @@ static char *read_text(const char *path, size_t *len, nsx_err *err)
     return s;
 }
 
-/* Rows of batch b that a leak pair with wild future values leaves unjudged. */
-static int unjudged(const nsx_case *c, int b, int i)
-{
-    for (int x = 0; x < c->info.npairs; x++) {
-        const nsx_pair *pr = &c->info.pairs[x];
-        if (pr->kind == NSX_PAIR_LEAK && pr->future != NSX_FUTURE_RANDOM && pr->b == b && i > pr->t)
-            return 1;
-    }
-    return 0;
-}
-
 static int same(double a, double b)
 {
     return memcmp(&a, &b, sizeof a) == 0;
@@ -78,10 +67,9 @@ static long recompute(const char *path, nsx_case *c, FILE *log, nsx_err *err)
     if (c->expected.sel_scores)
         out.sel_scores = calloc((size_t)p->B * p->L * p->L, sizeof *out.sel_scores);
     nsx_ref_opts opts = {0};
-    unsigned char *skip = calloc((size_t)p->B * p->L, 1);
-    for (int b = 0; skip && b < p->B; b++)
-        for (int i = 0; i < p->L; i++)
-            skip[(size_t)b * p->L + i] = (unsigned char)unjudged(c, b, i);
+    unsigned char *skip = malloc((size_t)p->B * p->L);
+    if (skip)
+        nsx_pairs_unjudged(p, c->info.pairs, c->info.npairs, skip);
     opts.skip = skip;
     if (!skip || !out.o || !out.lse || (c->expected.sel && !out.sel) || (c->expected.sel_scores && !out.sel_scores)) {
         diffs = -nsx_err_set(err, NSX_EXIT_INTERNAL, "verify: out of memory");
@@ -93,7 +81,7 @@ static long recompute(const char *path, nsx_case *c, FILE *log, nsx_err *err)
     } else {
         for (int b = 0; b < p->B; b++)
             for (int i = 0; i < p->L; i++) {
-                if (unjudged(c, b, i))
+                if (skip[(size_t)b * p->L + i])
                     continue;
                 for (int h = 0; h < p->H; h++) {
                     size_t at = nsx_lse_at(p, b, h, i);

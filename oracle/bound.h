@@ -1,0 +1,92 @@
+/*
+ * The per-element error bound of docs/ORACLE.md (section 3, equations
+ * B1-B14): for one query row (b, h, i) of a problem, how far an honest
+ * kernel that computes in the formats of a precision model (oracle/model.h)
+ * may land from the exact O[i,c] and LSE[i].
+ *
+ * The bound is computed in binary64 from the row's inputs, its exact
+ * outputs (the golden values, correctly rounded to binary64), and
+ * per-tuple quantities recomputed in binary64 from the inputs, then enlarged
+ * by a stated margin (ORACLE.md 3.9) so that its own rounding cannot make it
+ * smaller than the bound derived in exact arithmetic.
+ */
+#ifndef NSX_ORACLE_BOUND_H
+#define NSX_ORACLE_BOUND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "nsimplex/error.h"
+#include "nsimplex/problem.h"
+#include "oracle/model.h"
+
+/* What the bound knows about one row. */
+typedef struct nsx_row_bound {
+    size_t N;        /* allowed tuples |Z(i)| (0: empty slice, no bound computed) */
+    int nonfinite;   /* 1: an allowed tuple reads a NaN or an infinity (no bound) */
+    double t_max;    /* the largest score T[i,J] over the slice (binary64) */
+    double b_max;    /* the largest score error bound b_J (B2) */
+    double lse;      /* the bound on |LSE' - LSE| (B14) */
+} nsx_row_bound;
+
+/* Problem, inputs, model and scratch for computing bounds row by row. */
+typedef struct nsx_bound_ctx {
+    const nsx_problem *p;
+    const nsx_inputs *in;
+    nsx_model model;
+    char model_text[128];
+    /* scratch, grown as needed */
+    double *tup;           /* per allowed tuple: T, eT, b, A (4 doubles) */
+    size_t cap;
+    int *list[NSX_MAX_ORDER]; /* allowed keys of each dimension */
+    unsigned char *selmap;    /* L flags: j in S(i) */
+    double *acc;              /* 7 * dv sums of pass 2 */
+    double *xs;               /* 3 * L indexer logits */
+} nsx_bound_ctx;
+
+/*
+ * Prepares ctx for problem p (checked), inputs in (binary64 views as
+ * nsx_case_read gives them) and model m.  Returns 0, or NSX_EXIT_INTERNAL
+ * when out of memory (err set).  Free with nsx_bound_free.
+ */
+int nsx_bound_init(nsx_bound_ctx *ctx, const nsx_problem *p, const nsx_inputs *in,
+                   const nsx_model *m, nsx_err *err);
+
+/*
+ * The bound for row (b, h, i).
+ *
+ * sel_row: the k entries of S(i) for (b, i) (the selection the expected
+ * values were computed with), NULL without a selection.  o_exact: the dv
+ * exact outputs O[i,0..dv-1] (binary64, correctly rounded), lse_exact:
+ * LSE[i] likewise.
+ * Outputs: o_bound[c] >= 0 bounds |O'[i,c] - O[i,c]| for every honest kernel
+ * of the model (docs/ORACLE.md, B13); rb->lse bounds |LSE' - LSE| (B14);
+ * rb->N, t_max, b_max describe the row.  For an empty slice (rb->N = 0), a
+ * row that reads a non-finite value (rb->nonfinite), or a non-finite
+ * lse_exact with rb->N > 0 (an inconsistent vector, for the caller to
+ * report) nothing else is computed and o_bound is untouched.
+ * Returns 0; NSX_EXIT_BAD with err = "not applicable under model M: batch
+ * b, head h, query i: <why>" when the row's inputs or intermediates are out
+ * of the model's range or the model's formats cannot bound this many tuples
+ * (ORACLE.md 3.1); NSX_EXIT_INTERNAL when out of memory.
+ */
+int nsx_bound_row(nsx_bound_ctx *ctx, int b, int h, int i, const int32_t *sel_row,
+                  const double *o_exact, double lse_exact, double *o_bound, nsx_row_bound *rb,
+                  nsx_err *err);
+
+/*
+ * The tolerance on the selection scores S[i,j] (E8) for query (b, i): tol[j]
+ * (L entries, written for every candidate key j of i) bounds |S'[i,j] -
+ * S[i,j]| for an honest kernel of the model (ORACLE.md section 5).  For
+ * source SCORES it is the input rounding alone.  Returns 0 or
+ * NSX_EXIT_BAD (not applicable, as above).
+ */
+int nsx_bound_sel_tol(nsx_bound_ctx *ctx, int b, int i, double *tol, nsx_err *err);
+
+void nsx_bound_free(nsx_bound_ctx *ctx);
+
+/* 1 when every value of format a is a value of format b (NSX_FORMAT_*):
+   then a vector in format a needs no rounding for a kernel reading b. */
+int nsx_format_fits(int a, int b);
+
+#endif

@@ -1,0 +1,430 @@
+/*
+ * Judging a candidate (check.h; docs/ORACLE.md section 4):
+ *   1. rows that are not judged (second batch of a "nan"/"inf" leak pair);
+ *   2. the selection, for computed sources, as a set with tie tolerance;
+ *      a valid selection other than the golden one gets its expected
+ *      values recomputed by the reference with the candidate's selection;
+ *   3. every row: empty slices exactly, every element against its bound;
+ *   4. leak pairs and mask probes, bit for bit.
+ */
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "nsimplex/ref.h"
+#include "oracle/bound.h"
+#include "oracle/check.h"
+
+static void note(nsx_check_report *rep, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void note(nsx_check_report *rep, const char *fmt, ...)
+{
+    rep->failures++;
+    if (rep->nnotes >= NSX_CHECK_NOTES)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(rep->notes[rep->nnotes++], sizeof rep->notes[0], fmt, ap);
+    va_end(ap);
+}
+
+/* 1 when a and b have the same binary64 bits (the candidate's own bits). */
+static int same_bits(double a, double b)
+{
+    return memcmp(&a, &b, sizeof a) == 0;
+}
+
+/* ---- 1. rows not judged ----------------------------------------------- */
+
+/* skip[b * L + i] = 1: a row the pairs leave unjudged, or any row whose
+   expected o and lse are NaN. */
+static void unjudged_rows(const nsx_problem *p, const nsx_case_info *info, const nsx_outputs *ex,
+                          unsigned char *skip)
+{
+    nsx_pairs_unjudged(p, info ? info->pairs : NULL, info ? info->npairs : 0, skip);
+    for (int b = 0; b < p->B; b++)
+        for (int h = 0; h < p->H; h++)
+            for (int i = 0; i < p->L; i++)
+                if (isnan(ex->lse[nsx_lse_at(p, b, h, i)]))
+                    skip[(size_t)b * p->L + i] = 1;
+}
+
+/* ---- 2. the selection (ORACLE.md section 5) --------------------------- */
+
+/* Half the larger binary64 spacing at s: |S - s| for s = RN(S). */
+static double half_ulp(double s)
+{
+    return fmax(nextafter(s, INFINITY) - s, s - nextafter(s, -INFINITY)) / 2;
+}
+
+/* Judges the candidate's row (b, i).  Returns 1 valid and equal to the
+   golden set, 2 valid and different, 0 invalid (noted). */
+static int judge_sel_row(const nsx_problem *p, nsx_bound_ctx *bc, int b, int i, const int32_t *crow,
+                         const int32_t *grow, const double *score, int score_exact, unsigned char *in_c,
+                         double *tol, nsx_check_report *rep, nsx_err *err, int *rc)
+{
+    const int L = p->L, k = p->sel.k;
+    int nc = 0, nx = 0;
+    for (int j = 0; j < L; j++) {
+        in_c[j] = 0;
+        nc += nsx_ref_is_candidate(p, i, j);
+    }
+    /* the set: valid candidate keys; -1, out of range and non-candidate
+       (future) entries are all pads */
+    for (int r = 0; r < k; r++) {
+        int j = crow[r];
+        if (j < 0 || j >= L || !nsx_ref_is_candidate(p, i, j))
+            continue;
+        if (in_c[j]) {
+            note(rep, "sel[b=%d,i=%d]: index %d is listed twice", b, i, j);
+            return 0;
+        }
+        in_c[j] = 1;
+        nx++;
+    }
+    int want = nc < k ? nc : k;
+    if (nx != want) {
+        note(rep, "sel[b=%d,i=%d]: %d valid keys selected, a top-%d of %d candidates has %d", b, i, nx, k, nc, want);
+        return 0;
+    }
+    if ((*rc = nsx_bound_sel_tol(bc, b, i, tol, err)))
+        return 0;
+    /* valid iff some scores within tolerance make it a top-k:
+       min over selected (S + tol) >= max over unselected (S - tol) */
+    double lo_in = INFINITY, hi_out = -INFINITY;
+    int j_in = -1, j_out = -1;
+    for (int j = 0; j < L; j++) {
+        if (!nsx_ref_is_candidate(p, i, j))
+            continue;
+        double s = score[((size_t)b * L + i) * L + j];
+        double r = score_exact ? 0.0 : half_ulp(s);
+        if (in_c[j] && s + r + tol[j] < lo_in)
+            lo_in = s + r + tol[j], j_in = j;
+        if (!in_c[j] && s - r - tol[j] > hi_out)
+            hi_out = s - r - tol[j], j_out = j;
+    }
+    if (lo_in < hi_out) {
+        note(rep, "sel[b=%d,i=%d]: key %d (score %.17g) is selected but key %d (score %.17g) is not, beyond "
+                  "the tolerance", b, i, j_in, score[((size_t)b * L + i) * L + j_in], j_out,
+             score[((size_t)b * L + i) * L + j_out]);
+        return 0;
+    }
+    for (int r = 0; r < k; r++)
+        if (grow[r] >= 0 && grow[r] < L && !in_c[grow[r]])
+            return 2;
+    return 1;
+}
+
+/* The selection used for the expected values: the golden one, or for rows
+   where the candidate's valid selection differs, the candidate's.  Fills
+   *use (owned by the caller) and reports; recomputes expected values into
+   own (o, lse) when any row differs.  Returns 0 or an exit code. */
+static int check_selection(const nsx_problem *p, const nsx_inputs *in, const nsx_outputs *ex,
+                           const nsx_candidate *cand, const unsigned char *skip, nsx_bound_ctx *bc,
+                           int32_t *use, double **own_o, double **own_lse, nsx_check_report *rep,
+                           nsx_err *err)
+{
+    const int L = p->L, k = p->sel.k;
+    int rc = 0;
+    int32_t *golden = NULL;
+    double *scores = NULL;
+    const int32_t *gsel = ex->sel;
+    const double *score = p->sel.source == NSX_SEL_SCORES ? in->idx_s : ex->sel_scores;
+    unsigned char *in_c = malloc((size_t)L);
+    double *tol = malloc((size_t)L * sizeof *tol);
+
+    if (!in_c || !tol)
+        goto oom;
+    if (!gsel || !score) {
+        golden = malloc(nsx_sel_size(p) * sizeof *golden);
+        scores = p->sel.source == NSX_SEL_INDEXER ? malloc((size_t)p->B * L * L * sizeof *scores) : NULL;
+        if (!golden || (p->sel.source == NSX_SEL_INDEXER && !scores))
+            goto oom;
+        if ((rc = nsx_ref_select(p, in, golden, scores, NULL, NULL, err)))
+            goto done;
+        if (!gsel)
+            gsel = golden;
+        if (!score)
+            score = scores;
+    }
+    memcpy(use, gsel, nsx_sel_size(p) * sizeof *use);
+    rep->sel_status = cand->sel ? 1 : 2;
+    if (!cand->sel)
+        goto done;
+    for (int b = 0; b < p->B && !rc; b++)
+        for (int i = 0; i < L && !rc; i++) {
+            if (skip[(size_t)b * L + i])
+                continue;
+            const int32_t *crow = cand->sel + nsx_sel_at(p, b, i, 0);
+            int v = judge_sel_row(p, bc, b, i, crow, gsel + nsx_sel_at(p, b, i, 0), score,
+                                  p->sel.source == NSX_SEL_SCORES, in_c, tol, rep, err, &rc);
+            rep->sel_rows++;
+            if (rc)
+                break;
+            if (v == 0) {
+                rep->sel_failed++;
+            } else if (v == 2) {
+                /* the candidate's set, ascending, -1 pads */
+                int32_t *urow = use + nsx_sel_at(p, b, i, 0);
+                int x = 0;
+                for (int j = 0; j < L; j++)
+                    if (in_c[j])
+                        urow[x++] = j;
+                while (x < k)
+                    urow[x++] = -1;
+                rep->sel_differ++;
+            }
+        }
+    if (rc || !rep->sel_differ)
+        goto done;
+    /* E1-E6 with the candidate's selection given as indices */
+    nsx_problem q = *p;
+    nsx_inputs qin = *in;
+    q.sel.source = NSX_SEL_INDICES;
+    qin.sel = use;
+    *own_o = malloc(nsx_o_size(p) * sizeof **own_o);
+    *own_lse = malloc(nsx_lse_size(p) * sizeof **own_lse);
+    if (!*own_o || !*own_lse)
+        goto oom;
+    nsx_outputs out = {*own_o, *own_lse, NULL, NULL};
+    /* unjudged rows are not recomputed: a huge future can make them
+       undecidable at any precision (ref.h, opts.skip) */
+    nsx_ref_opts opts = {.allow_nonfinite = 1, .skip = skip};
+    if ((rc = nsx_ref_forward(&q, &qin, &out, &opts, NULL, err)))
+        nsx_err_prefix(err, "reference with the candidate's selection");
+    goto done;
+oom:
+    rc = nsx_err_set(err, NSX_EXIT_INTERNAL, "oracle: out of memory");
+done:
+    free(in_c);
+    free(tol);
+    free(golden);
+    free(scores);
+    return rc;
+}
+
+/* ---- 3. rows ----------------------------------------------------------- */
+
+static void track(nsx_check_worst *w, int b, int h, int i, int c, double err, double bound, double ex,
+                  double cv, const nsx_row_bound *rb)
+{
+    double ratio = bound > 0 ? err / bound : err > 0 ? INFINITY : 0.0;
+    if (w->found && !(ratio > w->ratio))
+        return;
+    *w = (nsx_check_worst){1, b, h, i, c, err, bound, ratio, ex, cv, rb->N, rb->t_max};
+}
+
+static int lse_conv_ok(int conv, double v)
+{
+    if (conv == NSX_LSE_MINUS_INF)
+        return v == -INFINITY;
+    if (conv == NSX_LSE_PLUS_INF)
+        return v == INFINITY;
+    return isinf(v);
+}
+
+static int check_rows(const nsx_problem *p, const nsx_candidate *cand, const double *ex_o,
+                      const double *ex_lse, const int32_t *sel, const unsigned char *skip,
+                      nsx_bound_ctx *bc, const nsx_model *m, nsx_check_report *rep, nsx_err *err)
+{
+    const int dv = p->dv;
+    double *bound = malloc((size_t)dv * sizeof *bound);
+    if (!bound)
+        return nsx_err_set(err, NSX_EXIT_INTERNAL, "oracle: out of memory");
+    int rc = 0;
+    for (int b = 0; b < p->B && !rc; b++)
+        for (int i = 0; i < p->L && !rc; i++) {
+            const int32_t *srow = sel ? sel + nsx_sel_at(p, b, i, 0) : NULL;
+            for (int h = 0; h < p->H && !rc; h++) {
+                if (skip[(size_t)b * p->L + i]) {
+                    rep->rows_unjudged++;
+                    continue;
+                }
+                rep->rows++;
+                const double *eo = ex_o + nsx_o_at(p, b, i, h, 0), *co = cand->o + nsx_o_at(p, b, i, h, 0);
+                double el = ex_lse[nsx_lse_at(p, b, h, i)];
+                for (int c = 0; c < dv && !rc; c++)
+                    if (!isfinite(eo[c]))
+                        rc = nsx_err_set(err, NSX_EXIT_BAD, "vector: expected o[b=%d,h=%d,i=%d,c=%d] is not finite",
+                                         b, h, i, c);
+                nsx_row_bound rb;
+                if (rc || (rc = nsx_bound_row(bc, b, h, i, srow, eo, el, bound, &rb, err)))
+                    break;
+                if (rb.nonfinite) {
+                    rc = nsx_err_set(err, NSX_EXIT_BAD,
+                                     "vector: batch %d, head %d, query %d reads a NaN or an infinity but is "
+                                     "not an unjudged leak-pair row", b, h, i);
+                    break;
+                }
+                if ((rb.N == 0) != (el == -INFINITY) || (rb.N > 0 && !isfinite(el))) {
+                    rc = nsx_err_set(err, NSX_EXIT_BAD,
+                                     "vector: batch %d, head %d, query %d: expected lse %g but the slice has %zu "
+                                     "tuples", b, h, i, el, rb.N);
+                    break;
+                }
+                if (rb.N == 0) {
+                    /* empty slice: O = 0 exactly (either sign), LSE by convention */
+                    rep->rows_empty++;
+                    int bad = 0;
+                    for (int c = 0; c < dv; c++) {
+                        rep->o_judged++;
+                        if (co[c] != 0) {
+                            rep->o_failed++;
+                            bad = 1;
+                            if (!isfinite(co[c]))
+                                rep->o_nonfinite++;
+                            note(rep, "o[b=%d,h=%d,i=%d,c=%d] = %.9g but the slice is empty (O = 0)", b, h, i, c,
+                                 co[c]);
+                        }
+                    }
+                    if (cand->lse) {
+                        double cl = cand->lse[nsx_lse_at(p, b, h, i)];
+                        rep->lse_judged++;
+                        if (!lse_conv_ok(m->lse_conv, cl)) {
+                            rep->lse_failed++;
+                            bad = 1;
+                            note(rep, "lse[b=%d,h=%d,i=%d] = %.9g but the slice is empty (LSE = %s)", b, h, i, cl,
+                                 m->lse_conv == NSX_LSE_ANY ? "-inf or +inf" : nsx_lse_conv_name(m->lse_conv));
+                        }
+                    }
+                    rep->rows_empty_failed += bad;
+                    continue;
+                }
+                for (int c = 0; c < dv; c++) {
+                    double v = co[c], e = fabs(v - eo[c]);
+                    rep->o_judged++;
+                    if (!isfinite(v)) {
+                        rep->o_failed++;
+                        rep->o_nonfinite++;
+                        track(&rep->worst_o, b, h, i, c, INFINITY, bound[c], eo[c], v, &rb);
+                        note(rep, "o[b=%d,h=%d,i=%d,c=%d] = %g where the exact value is %.17g", b, h, i, c, v,
+                             eo[c]);
+                        continue;
+                    }
+                    track(&rep->worst_o, b, h, i, c, e, bound[c], eo[c], v, &rb);
+                    if (e > bound[c]) {
+                        rep->o_failed++;
+                        note(rep, "o[b=%d,h=%d,i=%d,c=%d] = %.17g, exact %.17g: error %.3g > bound %.3g", b, h, i, c,
+                             v, eo[c], e, bound[c]);
+                    }
+                }
+                if (cand->lse) {
+                    double v = cand->lse[nsx_lse_at(p, b, h, i)], e = fabs(v - el);
+                    rep->lse_judged++;
+                    if (!isfinite(v))
+                        e = INFINITY;
+                    track(&rep->worst_lse, b, h, i, -1, e, rb.lse, el, v, &rb);
+                    if (!(e <= rb.lse)) {
+                        rep->lse_failed++;
+                        note(rep, "lse[b=%d,h=%d,i=%d] = %.17g, exact %.17g: error %.3g > bound %.3g", b, h, i, v, el,
+                             e, rb.lse);
+                    }
+                }
+            }
+        }
+    free(bound);
+    return rc;
+}
+
+/* ---- 4. pairs ----------------------------------------------------------- */
+
+/* Rows i0..i1 of batches a and b, every head: o and lse bit for bit. */
+static void pair_rows(const nsx_problem *p, const nsx_candidate *cand, const nsx_pair *pr, int x, int i0, int i1,
+                      nsx_check_report *rep)
+{
+    for (int i = i0; i <= i1; i++) {
+        int bad = 0;
+        for (int h = 0; h < p->H && !bad; h++) {
+            for (int c = 0; c < p->dv && !bad; c++) {
+                double va = cand->o[nsx_o_at(p, pr->a, i, h, c)], vb = cand->o[nsx_o_at(p, pr->b, i, h, c)];
+                if (!same_bits(va, vb)) {
+                    bad = 1;
+                    note(rep, "%s pair %d (batches %d, %d): o[i=%d,h=%d,c=%d] differs: %.17g vs %.17g",
+                         nsx_pair_kind_name(pr->kind), x, pr->a, pr->b, i, h, c, va, vb);
+                }
+            }
+            if (!bad && cand->lse) {
+                double va = cand->lse[nsx_lse_at(p, pr->a, h, i)], vb = cand->lse[nsx_lse_at(p, pr->b, h, i)];
+                if (!same_bits(va, vb)) {
+                    bad = 1;
+                    note(rep, "%s pair %d (batches %d, %d): lse[h=%d,i=%d] differs: %.17g vs %.17g",
+                         nsx_pair_kind_name(pr->kind), x, pr->a, pr->b, h, i, va, vb);
+                }
+            }
+        }
+        rep->pair_rows++;
+        rep->pair_failed += bad;
+    }
+}
+
+static void check_pairs(const nsx_problem *p, const nsx_case_info *info, const nsx_candidate *cand,
+                        nsx_check_report *rep)
+{
+    for (int x = 0; info && x < info->npairs; x++) {
+        const nsx_pair *pr = &info->pairs[x];
+        if (pr->kind == NSX_PAIR_LEAK) {
+            rep->pairs_leak++;
+            pair_rows(p, cand, pr, x, 0, pr->t, rep);
+        } else {
+            rep->pairs_probe++;
+            pair_rows(p, cand, pr, x, pr->i, pr->i, rep);
+        }
+    }
+}
+
+/* ---- the whole check ------------------------------------------------ */
+
+int nsx_check(const nsx_problem *p, const nsx_case_info *info, const nsx_inputs *in,
+              const nsx_outputs *expected, const nsx_candidate *cand, const nsx_model *m,
+              nsx_check_report *rep, nsx_err *err)
+{
+    char why[256];
+    if (nsx_problem_check(p, why, sizeof why))
+        return nsx_err_set(err, NSX_EXIT_BAD, "vector: %s", why);
+    for (int x = 0; info && x < info->npairs; x++)
+        if (nsx_pair_check(p, &info->pairs[x], x, err))
+            return NSX_EXIT_BAD;
+    memset(rep, 0, sizeof *rep);
+    nsx_model_format(m, rep->model, sizeof rep->model);
+    rep->lse_conv = m->lse_conv;
+    rep->lse_present = cand->lse != NULL;
+
+    nsx_bound_ctx bc;
+    int rc = nsx_bound_init(&bc, p, in, m, err);
+    if (rc)
+        return rc;
+    unsigned char *skip = malloc((size_t)p->B * p->L);
+    int32_t *use = NULL;
+    double *own_o = NULL, *own_lse = NULL;
+    const int32_t *sel = p->sel.source == NSX_SEL_INDICES ? in->sel : NULL;
+    if (!skip) {
+        rc = nsx_err_set(err, NSX_EXIT_INTERNAL, "oracle: out of memory");
+        goto done;
+    }
+    unjudged_rows(p, info, expected, skip);
+    if (p->sel.source == NSX_SEL_INDEXER || p->sel.source == NSX_SEL_SCORES) {
+        if (!(use = malloc(nsx_sel_size(p) * sizeof *use))) {
+            rc = nsx_err_set(err, NSX_EXIT_INTERNAL, "oracle: out of memory");
+            goto done;
+        }
+        if ((rc = check_selection(p, in, expected, cand, skip, &bc, use, &own_o, &own_lse, rep, err)))
+            goto done;
+        sel = use;
+    }
+    rc = check_rows(p, cand, own_o ? own_o : expected->o, own_lse ? own_lse : expected->lse, sel, skip, &bc, m,
+                    rep, err);
+    if (rc)
+        goto done;
+    check_pairs(p, info, cand, rep);
+    rep->pass = rep->failures == 0;
+done:
+    nsx_bound_free(&bc);
+    free(skip);
+    free(use);
+    free(own_o);
+    free(own_lse);
+    return rc;
+}

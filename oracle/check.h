@@ -1,0 +1,86 @@
+/*
+ * Judging a candidate's outputs against a golden vector (docs/ORACLE.md
+ * section 4; docs/SPEC.md section 5): every element against its derived
+ * bound (oracle/bound.h), empty-slice rows, non-finite values, the
+ * selection as a set (with tie tolerance), and leak pairs and mask probes
+ * bit for bit.
+ */
+#ifndef NSX_ORACLE_CHECK_H
+#define NSX_ORACLE_CHECK_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "io/meta.h"
+#include "nsimplex/error.h"
+#include "nsimplex/problem.h"
+#include "oracle/model.h"
+
+/* A candidate's outputs, decoded exactly to binary64 (every float dtype
+   embeds; -0 and +0 stay distinct, so bitwise comparisons of the decoded
+   values are comparisons of the candidate's own bits). */
+typedef struct nsx_candidate {
+    const double *o;      /* [B, L, H, dv]; required */
+    const double *lse;    /* [B, H, L]; NULL when the candidate has none */
+    const int32_t *sel;   /* [B, L, k]; NULL when absent.  Judged only when
+                             the vector computes its selection */
+} nsx_candidate;
+
+/* The element with the largest error/bound ratio of one output. */
+typedef struct nsx_check_worst {
+    int found;
+    int b, h, i, c;       /* c = -1 for lse */
+    double err, bound, ratio;
+    double expected, candidate;
+    size_t tuples;        /* |Z(i)| of the row */
+    double max_score;     /* the row's largest score T[i,J] */
+} nsx_check_worst;
+
+#define NSX_CHECK_NOTES 8
+
+typedef struct nsx_check_report {
+    int pass;
+    char model[128];            /* canonical model text */
+    int lse_conv;               /* the empty-slice convention assumed */
+    size_t o_judged, o_failed, o_nonfinite;
+    int lse_present;
+    size_t lse_judged, lse_failed;
+    size_t rows, rows_empty, rows_empty_failed, rows_unjudged;
+    int sel_status;             /* 0: not judged (no computed selection),
+                                   1: judged, 2: computed but absent */
+    size_t sel_rows, sel_failed, sel_differ; /* differ: valid, not the golden set;
+                                   o judged against the reference recomputed
+                                   with the candidate's selection */
+    size_t pairs_leak, pairs_probe, pair_rows, pair_failed;
+    nsx_check_worst worst_o, worst_lse;
+    int nnotes;                 /* the first failures, one line each */
+    char notes[NSX_CHECK_NOTES][224];
+    size_t failures;            /* all failures counted */
+} nsx_check_report;
+
+/*
+ * Judges cand against the golden vector (p, info, in, expected) under model
+ * m.  p is checked; in holds the inputs p needs; expected->o and ->lse are
+ * the golden outputs, expected->sel the golden selection for computed
+ * sources (computed here with nsx_ref_select when NULL), expected->sel_scores
+ * the golden indexer scores (likewise).  info (flags, pairs) may be NULL.
+ * Fills rep and returns 0 whether the candidate passed (rep->pass = 1) or
+ * failed; returns NSX_EXIT_BAD with err set when the vector is not
+ * applicable under m (ORACLE.md 3.1) or inconsistent, NSX_EXIT_INTERNAL when
+ * out of memory or the reference fails.
+ */
+int nsx_check(const nsx_problem *p, const nsx_case_info *info, const nsx_inputs *in,
+              const nsx_outputs *expected, const nsx_candidate *cand, const nsx_model *m,
+              nsx_check_report *rep, nsx_err *err);
+
+/* The report for people: the worst elements, the counts per check, the
+   first failures and a last line "PASS ..." or "FAIL ...".  label names the
+   candidate; info may be NULL. */
+void nsx_check_print(FILE *f, const nsx_check_report *rep, const nsx_case_info *info, const char *label);
+
+/* The report as one JSON object (one line, malloc'd; NULL when out of
+   memory). */
+char *nsx_check_json(const nsx_check_report *rep, const nsx_case_info *info, const char *label);
+
+#endif

@@ -1,0 +1,181 @@
+/* The precision model: formats, presets, the --model syntax (model.h). */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "io/fpformat.h"
+#include "oracle/model.h"
+
+nsx_fmt nsx_fmt_of(int format)
+{
+    /* p, emin, emax of IEEE 754 binary64, binary32, binary16, and bfloat16
+       (binary32's exponent range with an 8-bit significand) */
+    static const struct { int p, emin, emax; } t[] = {
+        [NSX_FORMAT_F64] = {53, -1022, 1023},
+        [NSX_FORMAT_F32] = {24, -126, 127},
+        [NSX_FORMAT_F16] = {11, -14, 15},
+        [NSX_FORMAT_BF16] = {8, -126, 127},
+    };
+    nsx_fmt f = {0, 0, 0, 0.0, 0.0, INFINITY};
+    if (format == NSX_MODEL_NONE)
+        return f;
+    f.p = t[format].p;
+    f.emin = t[format].emin;
+    f.emax = t[format].emax;
+    f.u = ldexp(1.0, -f.p);
+    f.lambda = ldexp(1.0, f.emin);
+    f.max = ldexp(2.0 - ldexp(1.0, 1 - f.p), f.emax);
+    return f;
+}
+
+double nsx_fmt_ulp(const nsx_fmt *f, double x)
+{
+    if (f->p == 0)
+        return 0.0;
+    if (!(x >= f->lambda))
+        return f->lambda;
+    int e;
+    frexp(x, &e); /* x in [2^(e-1), 2^e) */
+    return ldexp(1.0, e - f->p);
+}
+
+static const nsx_model preset_table[] = {
+    /*          in                op                acc              int             w                out              lseout           lse */
+    {NSX_FORMAT_BF16, NSX_FORMAT_BF16, NSX_FORMAT_F32, NSX_MODEL_NONE, NSX_FORMAT_BF16, NSX_FORMAT_BF16, NSX_FORMAT_F32, NSX_LSE_MINUS_INF},
+    {NSX_FORMAT_F16, NSX_FORMAT_F16, NSX_FORMAT_F32, NSX_MODEL_NONE, NSX_FORMAT_F16, NSX_FORMAT_F16, NSX_FORMAT_F32, NSX_LSE_MINUS_INF},
+    {NSX_FORMAT_F32, NSX_FORMAT_F32, NSX_FORMAT_F32, NSX_MODEL_NONE, NSX_MODEL_NONE, NSX_FORMAT_F32, NSX_FORMAT_F32, NSX_LSE_MINUS_INF},
+    {NSX_FORMAT_F64, NSX_FORMAT_F64, NSX_FORMAT_F64, NSX_MODEL_NONE, NSX_MODEL_NONE, NSX_FORMAT_F64, NSX_FORMAT_F64, NSX_LSE_MINUS_INF},
+    {NSX_FORMAT_BF16, NSX_FORMAT_BF16, NSX_FORMAT_F32, NSX_FORMAT_BF16, NSX_FORMAT_BF16, NSX_FORMAT_BF16, NSX_FORMAT_BF16, NSX_LSE_MINUS_INF},
+    {NSX_FORMAT_F16, NSX_FORMAT_F16, NSX_FORMAT_F32, NSX_FORMAT_F16, NSX_FORMAT_F16, NSX_FORMAT_F16, NSX_FORMAT_F16, NSX_LSE_MINUS_INF},
+};
+
+const char *const nsx_model_presets[] = {"bf16", "f16", "f32", "f64", "einsum-bf16", "einsum-f16", NULL};
+
+void nsx_model_default(nsx_model *m)
+{
+    *m = preset_table[0];
+}
+
+const char *nsx_lse_conv_name(int conv)
+{
+    return conv == NSX_LSE_MINUS_INF ? "-inf" : conv == NSX_LSE_PLUS_INF ? "+inf" : "any";
+}
+
+/* A format name, or "none" where allowed; -2 when unknown. */
+static int format_value(const char *v, int allow_none)
+{
+    if (allow_none && strcmp(v, "none") == 0)
+        return NSX_MODEL_NONE;
+    int f = nsx_format_from_name(v);
+    return f < 0 ? -2 : f;
+}
+
+int nsx_model_parse(const char *s, nsx_model *out, nsx_err *err)
+{
+    static const struct { const char *key; size_t off; int allow_none; } keys[] = {
+        {"in", offsetof(nsx_model, in), 0},
+        {"op", offsetof(nsx_model, op), 0},
+        {"acc", offsetof(nsx_model, acc), 0},
+        {"int", offsetof(nsx_model, inter), 1},
+        {"w", offsetof(nsx_model, w), 1},
+        {"out", offsetof(nsx_model, out), 0},
+        {"lseout", offsetof(nsx_model, lseout), 0},
+    };
+    nsx_model m;
+    int op_set = 0, lseout_set = 0;
+    char buf[256];
+
+    nsx_model_default(&m);
+    if (strlen(s) >= sizeof buf)
+        return nsx_err_set(err, NSX_EXIT_BAD, "model '%.40s...': longer than %zu characters", s,
+                           sizeof buf - 1);
+    if (*s == '\0')
+        return nsx_err_set(err, NSX_EXIT_BAD, "model '': empty (presets: bf16, f16, f32, f64, "
+                                              "einsum-bf16, einsum-f16)");
+    strcpy(buf, s);
+    int first = 1;
+    for (char *item = buf, *next; item; item = next, first = 0) {
+        next = strchr(item, ',');
+        if (next)
+            *next++ = '\0';
+        char *eq = strchr(item, '=');
+        if (!eq) {
+            int p = -1;
+            for (int t = 0; nsx_model_presets[t]; t++)
+                if (strcmp(item, nsx_model_presets[t]) == 0)
+                    p = t;
+            if (p < 0 || !first)
+                return nsx_err_set(err, NSX_EXIT_BAD,
+                                   p < 0 ? "model '%s': '%s' is neither a preset (bf16, f16, f32, f64, "
+                                           "einsum-bf16, einsum-f16) nor KEY=VALUE"
+                                         : "model '%s': preset '%s' must come first",
+                                   s, item);
+            m = preset_table[p];
+            continue;
+        }
+        *eq = '\0';
+        const char *key = item, *val = eq + 1;
+        if (strcmp(key, "lse") == 0) {
+            if (strcmp(val, "-inf") == 0)
+                m.lse_conv = NSX_LSE_MINUS_INF;
+            else if (strcmp(val, "+inf") == 0 || strcmp(val, "inf") == 0)
+                m.lse_conv = NSX_LSE_PLUS_INF;
+            else if (strcmp(val, "any") == 0)
+                m.lse_conv = NSX_LSE_ANY;
+            else
+                return nsx_err_set(err, NSX_EXIT_BAD,
+                                   "model '%s': lse=%s: the empty-slice convention is -inf, +inf or any",
+                                   s, val);
+            continue;
+        }
+        size_t k = 0;
+        while (k < sizeof keys / sizeof keys[0] && strcmp(key, keys[k].key) != 0)
+            k++;
+        if (k == sizeof keys / sizeof keys[0])
+            return nsx_err_set(err, NSX_EXIT_BAD,
+                               "model '%s': unknown key '%s' (keys: in, op, acc, int, w, out, lseout, lse)",
+                               s, key);
+        int f = format_value(val, keys[k].allow_none);
+        if (f == -2)
+            return nsx_err_set(err, NSX_EXIT_BAD, "model '%s': %s=%s: formats are f64, f32, f16, bf16%s", s,
+                               key, val, keys[k].allow_none ? ", none" : "");
+        *(int *)((char *)&m + keys[k].off) = f;
+        op_set |= strcmp(key, "op") == 0;
+        lseout_set |= strcmp(key, "lseout") == 0;
+        if (strcmp(key, "in") == 0 && !op_set)
+            m.op = f;
+        if (strcmp(key, "acc") == 0 && !lseout_set)
+            m.lseout = f;
+    }
+    *out = m;
+    return 0;
+}
+
+static const char *fname(int f)
+{
+    return f == NSX_MODEL_NONE ? "none" : nsx_format_name(f);
+}
+
+char *nsx_model_format(const nsx_model *m, char *buf, size_t len)
+{
+    snprintf(buf, len, "in=%s,op=%s,acc=%s,int=%s,w=%s,out=%s,lseout=%s,lse=%s", fname(m->in),
+             fname(m->op), fname(m->acc), fname(m->inter), fname(m->w), fname(m->out),
+             fname(m->lseout), nsx_lse_conv_name(m->lse_conv));
+    return buf;
+}
+
+int nsx_model_from_kernel(const nsx_kernel_info *ki, nsx_model *m, nsx_err *err)
+{
+    const int f[4] = {ki->input_format, ki->accum_format, ki->weights_format, ki->output_format};
+    for (int t = 0; t < 4; t++)
+        if (f[t] < NSX_FORMAT_F64 || f[t] > NSX_FORMAT_BF16)
+            return nsx_err_set(err, NSX_EXIT_BAD, "kernel %s: format %d is not 0 (f64), 1 (f32), 2 (f16) "
+                                                  "or 3 (bf16)", ki->name ? ki->name : "?", f[t]);
+    m->in = m->op = f[0];
+    m->acc = m->lseout = f[1];
+    m->w = f[2] == NSX_FORMAT_F64 ? NSX_MODEL_NONE : f[2];
+    m->out = f[3];
+    m->inter = NSX_MODEL_NONE;
+    m->lse_conv = NSX_LSE_ANY;
+    return 0;
+}

@@ -1,0 +1,105 @@
+/*
+ * The precision model a candidate is judged by (docs/ORACLE.md section 2):
+ * which number format each stage of an honest kernel computes in, and which
+ * empty-slice LSE convention it follows.
+ *
+ *   in      the input format: q, k_m, v_m (and the indexer inputs) as the
+ *           kernel reads them.  A vector whose input format is wider is
+ *           rounded to it (to nearest) by the kernel.
+ *   op      the format of derived GEMM operands: elementwise products of
+ *           inputs (q*k1 for n = 2, v1*v2), biased inputs (k + kb), the scale
+ *           s.  Default: the input format (Meta's FBGEMM 2-simplicial kernel
+ *           rounds them to bf16); op=f32 models a kernel that keeps them in
+ *           f32 (FlashAttention-style n = 1).
+ *   acc     the accumulation format: dot products, the softmax's max, exp,
+ *           sum and division, the value accumulators.
+ *   int     the format intermediate tensors are rounded to (scores before the
+ *           softmax, partial contractions of the value side), as a plain
+ *           einsum pipeline does; none for fused kernels.
+ *   w       the format the softmax weights are rounded to before the value
+ *           product (flash-style kernels: P.to(bf16)); none when not rounded.
+ *   out     the output format of o.
+ *   lseout  the output format of lse (default: the accumulation format, as
+ *           FlashAttention, FlashMLA and FBGEMM store it).
+ *   lse     the empty-slice convention: -inf (the spec), +inf (FlashMLA), any.
+ *
+ * Syntax (--model, and the candidate's metadata key "nsimplex.model"): a
+ * comma-separated list whose first item may name a preset, followed by
+ * key=value items that override it, e.g.
+ *     bf16                                   the default
+ *     in=bf16,acc=f32,w=bf16,out=bf16,lse=-inf
+ *     f32,lse=any
+ * Items start from the preset named first (bf16 when none is named).  op
+ * follows in, and lseout follows acc, unless given explicitly.  Presets:
+ * bf16, f16, f32, f64, einsum-bf16, einsum-f16 (nsx_model_presets).
+ */
+#ifndef NSX_ORACLE_MODEL_H
+#define NSX_ORACLE_MODEL_H
+
+#include <stddef.h>
+
+#include "nsimplex/error.h"
+#include "nsimplex/kernel.h"
+
+/* "no rounding at this stage" (int, w) */
+#define NSX_MODEL_NONE (-1)
+
+/* Empty-slice LSE conventions. */
+enum nsx_lse_conv {
+    NSX_LSE_MINUS_INF = 0, /* the spec: log of an empty sum */
+    NSX_LSE_PLUS_INF = 1,  /* FlashMLA: exp(-LSE) = 0 in the backward */
+    NSX_LSE_ANY = 2        /* either infinity */
+};
+
+typedef struct nsx_model {
+    int in, op, acc, inter, w, out, lseout; /* NSX_FORMAT_*; inter, w may be NSX_MODEL_NONE */
+    int lse_conv;                           /* enum nsx_lse_conv */
+} nsx_model;
+
+/* Parameters of a binary floating-point format with p-bit significands. */
+typedef struct nsx_fmt {
+    int p;          /* precision in bits, hidden bit included */
+    int emin, emax; /* exponent range of normal numbers */
+    double u;       /* unit roundoff 2^-p: the relative error of rounding to nearest */
+    double lambda;  /* smallest positive normal 2^emin: the absolute error of an
+                       underflowing operation, flush-to-zero included */
+    double max;     /* largest finite value */
+} nsx_fmt;
+
+/* The parameters of format (NSX_FORMAT_*); for NSX_MODEL_NONE, a format with
+   u = lambda = 0 and max = +inf (no rounding).  Precondition: one of those. */
+nsx_fmt nsx_fmt_of(int format);
+
+/* ulp(x) in fmt for x >= 0: the spacing of fmt at x's binade, and lambda
+   below lambda (covers subnormals and flush-to-zero).  For NSX_MODEL_NONE's
+   format: 0. */
+double nsx_fmt_ulp(const nsx_fmt *f, double x);
+
+/* The default model (preset "bf16"). */
+void nsx_model_default(nsx_model *m);
+
+/*
+ * Parses s (the syntax above) into m.  Returns 0, or NSX_EXIT_BAD with err =
+ * "model 'S': <problem>" naming the item (unknown key, preset or format, a
+ * missing '=').  m is untouched on error.
+ */
+int nsx_model_parse(const char *s, nsx_model *m, nsx_err *err);
+
+/* The canonical text of m (every key, in the order in,op,acc,int,w,out,
+   lseout,lse) into buf (size len; 96 bytes always suffice); returns buf.
+   nsx_model_parse reads it back to the same model. */
+char *nsx_model_format(const nsx_model *m, char *buf, size_t len);
+
+/* The names of the presets, NULL-terminated, for help texts. */
+extern const char *const nsx_model_presets[];
+
+/* The empty-slice convention's name: "-inf", "+inf" or "any". */
+const char *nsx_lse_conv_name(int conv);
+
+/* The model a kernel declares through the ABI (nsx_kernel_info): in, acc,
+   w (F64 weights are taken as "none": no rounding below binary64), out; op =
+   in, lseout = acc, no intermediate rounding, LSE convention "any" (ABI 1
+   cannot declare it).  Formats outside 0..3 give NSX_EXIT_BAD. */
+int nsx_model_from_kernel(const nsx_kernel_info *ki, nsx_model *m, nsx_err *err);
+
+#endif

@@ -1,0 +1,1557 @@
+/*
+ * The oracle (oracle/): emulated honest kernels pass every vector under
+ * their model and their worst error/bound ratio is reported (the tightness
+ * of docs/ORACLE.md section 6); planted bugs fail, each by the check meant
+ * to catch it; the selection, empty slices, non-finite values,
+ * applicability and the --model syntax.
+ *
+ * The emulated kernels share nothing with the oracle: their own rounding
+ * (round to nearest even with gradual underflow, written here), their own
+ * tuple loop over nsx_ref_allowed, their own order of operations.
+ */
+#include <check.h>
+#include <float.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <unistd.h>
+
+#include "io/casefile.h"
+#include "io/safetensors.h"
+#include "nsimplex/ref.h"
+#include "oracle/bound.h"
+#include "oracle/check.h"
+#include "oracle/model.h"
+#include "tests/cli_run.h"
+#include "tests/harness.h"
+
+#define SEED 20261124u
+#define NONE (-1)
+
+/* ---- emulated number formats ------------------------------------------ */
+
+/* x rounded to nearest even in format f (NSX_FORMAT_*; NONE or F64: x),
+   with gradual underflow and overflow to infinity. */
+static double R(double x, int f)
+{
+    static const struct { int p, emin; double max; } t[] = {
+        [NSX_FORMAT_F32] = {24, -126, FLT_MAX},
+        [NSX_FORMAT_F16] = {11, -14, 65504.0},
+        [NSX_FORMAT_BF16] = {8, -126, 0x1.fep127},
+    };
+    if (f == NONE || f == NSX_FORMAT_F64 || x == 0 || !isfinite(x))
+        return x;
+    int e;
+    frexp(x, &e); /* |x| in [2^(e-1), 2^e) */
+    int q = (e - 1 >= t[f].emin ? e - 1 : t[f].emin) - (t[f].p - 1); /* exponent of the ulp */
+    double r = ldexp(nearbyint(ldexp(x, -q)), q);
+    return fabs(r) > t[f].max ? copysign(INFINITY, x) : r;
+}
+
+/* One ulp of format f at binary64 value x (x representable in f). */
+static double ulp_of(double x, int f)
+{
+    static const int p[] = {53, 24, 11, 8}, emin[] = {-1022, -126, -14, -126};
+    int e;
+    frexp(x, &e);
+    return ldexp(1.0, (e - 1 >= emin[f] ? e - 1 : emin[f]) - (p[f] - 1));
+}
+
+/* ---- emulated kernels ------------------------------------------------- */
+
+enum { NAIVE, FLASH, EINSUM };
+
+typedef struct ekernel {
+    const char *name;
+    int kind;
+    int in, op, acc, inter, w, out, lseout; /* NSX_FORMAT_* or NONE */
+    const char *model;                      /* what it is judged by */
+    int rough;                              /* truncating, flushing, inexact exp */
+} ekernel;
+
+static const ekernel kernels[] = {
+    {"naive-bf16", NAIVE, NSX_FORMAT_BF16, NSX_FORMAT_BF16, NSX_FORMAT_F32, NONE, NSX_FORMAT_BF16,
+     NSX_FORMAT_BF16, NSX_FORMAT_F32, "bf16", 0},
+    {"flash-bf16", FLASH, NSX_FORMAT_BF16, NSX_FORMAT_BF16, NSX_FORMAT_F32, NONE, NSX_FORMAT_BF16,
+     NSX_FORMAT_BF16, NSX_FORMAT_F32, "bf16", 0},
+    {"einsum-bf16", EINSUM, NSX_FORMAT_BF16, NSX_FORMAT_BF16, NSX_FORMAT_F32, NSX_FORMAT_BF16, NSX_FORMAT_BF16,
+     NSX_FORMAT_BF16, NSX_FORMAT_BF16, "einsum-bf16", 0},
+    {"naive-f16", NAIVE, NSX_FORMAT_F16, NSX_FORMAT_F16, NSX_FORMAT_F32, NONE, NSX_FORMAT_F16, NSX_FORMAT_F16,
+     NSX_FORMAT_F32, "f16", 0},
+    {"flash-f16", FLASH, NSX_FORMAT_F16, NSX_FORMAT_F16, NSX_FORMAT_F32, NONE, NSX_FORMAT_F16, NSX_FORMAT_F16,
+     NSX_FORMAT_F32, "f16", 0},
+    {"naive-f32", NAIVE, NSX_FORMAT_F32, NSX_FORMAT_F32, NSX_FORMAT_F32, NONE, NONE, NSX_FORMAT_F32,
+     NSX_FORMAT_F32, "f32", 0},
+    {"flash-f32", FLASH, NSX_FORMAT_F32, NSX_FORMAT_F32, NSX_FORMAT_F32, NONE, NONE, NSX_FORMAT_F32,
+     NSX_FORMAT_F32, "f32", 0},
+    {"flash-bf16/rough", FLASH, NSX_FORMAT_BF16, NSX_FORMAT_BF16, NSX_FORMAT_F32, NONE, NSX_FORMAT_BF16,
+     NSX_FORMAT_BF16, NSX_FORMAT_F32, "bf16", 1},
+    {"naive-f32/rough", NAIVE, NSX_FORMAT_F32, NSX_FORMAT_F32, NSX_FORMAT_F32, NONE, NONE, NSX_FORMAT_F32,
+     NSX_FORMAT_F32, "f32", 1},
+    /* the same without the output rounding: the tightness of the
+       computational part of the bound alone */
+    {"naive-bf16/o64", NAIVE, NSX_FORMAT_BF16, NSX_FORMAT_BF16, NSX_FORMAT_F32, NONE, NSX_FORMAT_BF16,
+     NSX_FORMAT_F64, NSX_FORMAT_F64, "bf16,out=f64,lseout=f64", 0},
+    {"flash-bf16/o64", FLASH, NSX_FORMAT_BF16, NSX_FORMAT_BF16, NSX_FORMAT_F32, NONE, NSX_FORMAT_BF16,
+     NSX_FORMAT_F64, NSX_FORMAT_F64, "bf16,out=f64,lseout=f64", 0},
+    {"naive-f32/o64", NAIVE, NSX_FORMAT_F32, NSX_FORMAT_F32, NSX_FORMAT_F32, NONE, NONE, NSX_FORMAT_F64,
+     NSX_FORMAT_F64, "f32,out=f64,lseout=f64", 0},
+    {"flash-f32/o64", FLASH, NSX_FORMAT_F32, NSX_FORMAT_F32, NSX_FORMAT_F32, NONE, NONE, NSX_FORMAT_F64,
+     NSX_FORMAT_F64, "f32,out=f64,lseout=f64", 0},
+};
+#define NKERNELS ((int)(sizeof kernels / sizeof kernels[0]))
+
+/* Rough arithmetic (ekernel.rough): what the bound allows and the tidy
+   kernels never do.  Acc operations truncate (round toward zero) and flush
+   results below the smallest normal to zero; exp, exp2 and log are off by
+   up to 1.9 ulps (deterministic pseudo-random); the output conversions
+   truncate. */
+static double trunc_to(double x, int f)
+{
+    if (f == NONE || f == NSX_FORMAT_F64 || !isfinite(x) || x == 0)
+        return x;
+    double r = R(x, f);
+    if (fabs(r) <= fabs(x))
+        return r;
+    /* the next value of f toward zero from r */
+    double y = r - copysign(ulp_of(nextafter(fabs(r), 0), f), r);
+    return y;
+}
+
+static uint64_t rough_state = 1;
+
+static double RA(const ekernel *K, double x)
+{
+    if (!K->rough)
+        return R(x, K->acc);
+    double r = trunc_to(x, K->acc);
+    return fabs(r) < 0x1p-126 && K->acc == NSX_FORMAT_F32 ? copysign(0.0, r) : r;
+}
+
+static double EXPA(const ekernel *K, double x)
+{
+    if (!K->rough)
+        return R(x, K->acc);
+    rough_state = rough_state * 6364136223846793005ull + 1442695040888963407ull;
+    double e = ((double)(rough_state >> 11) * 0x1p-53 * 2 - 1) * 1.9; /* ulps, in (-1.9, 1.9) */
+    double r = R(x, K->acc);
+    if (r == 0 || r == 1 || !isfinite(r))
+        return r; /* exp(0) = 1 exactly, as the bound assumes */
+    return R(r + e * ulp_of(r, K->acc), K->acc);
+}
+
+static double RO(const ekernel *K, double x)
+{
+    return K->rough ? trunc_to(x, K->out) : R(x, K->out);
+}
+
+static double RL(const ekernel *K, double x)
+{
+    return K->rough ? trunc_to(x, K->lseout) : R(x, K->lseout);
+}
+
+/* What the kernel reads for one row. */
+typedef struct erow {
+    const ekernel *K;
+    const nsx_problem *p;
+    const tcase *t;
+    int b, h, g, i;
+} erow;
+
+/* K~_m[j, l] as a GEMM operand: rounded to in, biased in acc, then op. */
+static double key_op(const erow *r, int m, int j, int l)
+{
+    const ekernel *K = r->K;
+    double x = R(r->t->k[m][nsx_k_at(r->p, r->b, j, r->g, l)], K->in);
+    if (r->p->k_bias[m] != 0)
+        x = RA(K, x + RA(K, r->p->k_bias[m]));
+    return R(x, K->op);
+}
+
+static double val_op(const erow *r, int m, int j, int c)
+{
+    const ekernel *K = r->K;
+    double x = R(r->t->v[m][nsx_v_at(r->p, r->b, j, r->g, c)], K->in);
+    if (r->p->v_bias[m] != 0)
+        x = RA(K, x + RA(K, r->p->v_bias[m]));
+    return R(x, K->op);
+}
+
+/* The reduced value W[J, c] (E5): elementwise in acc, rounded to op. */
+static double reduced(const erow *r, const int *J, int c)
+{
+    const ekernel *K = r->K;
+    const int n = r->p->n;
+    double w = val_op(r, 0, J[0], c);
+    for (int m = 1; m < n; m++)
+        w = r->p->reduce == NSX_REDUCE_PRODUCT ? R(RA(K, w * val_op(r, m, J[m], c)), K->op)
+                                               : R(RA(K, w + val_op(r, m, J[m], c)), K->op);
+    if (r->p->reduce == NSX_REDUCE_MEAN)
+        w = R(w * RA(K, 1.0 / n), K->op);
+    return w;
+}
+
+/* The raw score sum_l (Q s K~_1 ... K~_{n-1}) K~_n: the left operand built
+   elementwise in op (FBGEMM's qk1 * scale), the GEMM accumulating in acc.
+   with_scale 0: the scale is left to the caller. */
+static double raw_score(const erow *r, const int *J, int with_scale)
+{
+    const ekernel *K = r->K;
+    const nsx_problem *p = r->p;
+    const double s = R(RA(K, nsx_problem_score_scale(p)), K->op);
+    double a = 0;
+    for (int l = 0; l < p->d; l++) {
+        double x = R(r->t->q[nsx_q_at(p, r->b, r->i, r->h, l)], K->in);
+        if (with_scale)
+            x = R(x * s, K->op);
+        for (int m = 0; m < p->n - 1; m++)
+            x = R(x * key_op(r, m, J[m], l), K->op);
+        a = RA(K, a + x * key_op(r, p->n - 1, J[p->n - 1], l)); /* exact product, one rounding */
+    }
+    return a;
+}
+
+/* Every allowed tuple of row i, in lexicographic order (nsx_ref_allowed). */
+static int *row_tuples(const nsx_problem *p, const int32_t *sel_row, int i, size_t *N)
+{
+    size_t total = 1, cnt = 0;
+    for (int m = 0; m < p->n; m++)
+        total *= (size_t)p->L;
+    int *list = malloc(total * (size_t)p->n * sizeof *list), J[NSX_MAX_ORDER];
+    for (size_t x = 0; x < total; x++) {
+        size_t y = x;
+        for (int m = p->n - 1; m >= 0; m--, y /= (size_t)p->L)
+            J[m] = (int)(y % (size_t)p->L);
+        if (nsx_ref_allowed(p, sel_row, i, J))
+            memcpy(list + cnt++ * p->n, J, (size_t)p->n * sizeof *J);
+    }
+    *N = cnt;
+    return list;
+}
+
+/* Two passes: max, exp, sum in acc; normalized weights rounded to w. */
+static void naive_row(const erow *r, const int *list, size_t N, double *o, double *lse)
+{
+    const ekernel *K = r->K;
+    const nsx_problem *p = r->p;
+    const int n = p->n;
+    double *T = malloc(N * sizeof *T), m = -INFINITY, Z = 0;
+    for (size_t t = 0; t < N; t++) {
+        T[t] = raw_score(r, list + t * n, 1);
+        m = fmax(m, T[t]);
+    }
+    for (size_t t = 0; t < N; t++) {
+        T[t] = EXPA(K, exp(RA(K, T[t] - m))); /* now p_J */
+        Z = RA(K, Z + T[t]);
+    }
+    const double os = RA(K, p->out_scale);
+    for (int c = 0; c < p->dv; c++) {
+        double a = 0;
+        for (size_t t = 0; t < N; t++)
+            a = RA(K, a + R(RA(K, T[t] / Z), K->w) * reduced(r, list + t * n, c));
+        o[c] = RO(K, RA(K, a * os));
+    }
+    *lse = RL(K, RA(K, m + EXPA(K, log(Z))));
+    free(T);
+}
+
+/* Online softmax over blocks of `block` tuples, base 2 with the scale
+   folded into log2(e) (FlashAttention-2), unnormalized weights rounded to
+   w before the value product, one division at the end. */
+static void flash_row(const erow *r, const int *list, size_t N, int block, double *o, double *lse)
+{
+    const ekernel *K = r->K;
+    const nsx_problem *p = r->p;
+    const int n = p->n, dv = p->dv;
+    const double c2 = RA(K, RA(K, nsx_problem_score_scale(p)) * RA(K, 1.4426950408889634));
+    double m = -INFINITY, l = 0, *acc = calloc((size_t)dv, sizeof *acc), *pb = malloc((size_t)block * sizeof *pb);
+    for (size_t t0 = 0; t0 < N; t0 += (size_t)block) {
+        size_t t1 = t0 + (size_t)block < N ? t0 + (size_t)block : N;
+        double mnew = m;
+        for (size_t t = t0; t < t1; t++) {
+            pb[t - t0] = RA(K, raw_score(r, list + t * n, 0) * c2);
+            mnew = fmax(mnew, pb[t - t0]);
+        }
+        double alpha = m == -INFINITY ? 0 : EXPA(K, exp2(RA(K, m - mnew))), lb = 0;
+        for (size_t t = t0; t < t1; t++) {
+            pb[t - t0] = EXPA(K, exp2(RA(K, pb[t - t0] - mnew)));
+            lb = RA(K, lb + pb[t - t0]);
+        }
+        l = RA(K, RA(K, alpha * l) + lb);
+        for (int c = 0; c < dv; c++) {
+            double s = 0;
+            for (size_t t = t0; t < t1; t++)
+                s = RA(K, s + R(pb[t - t0], K->w) * reduced(r, list + t * n, c));
+            acc[c] = RA(K, RA(K, acc[c] * alpha) + s);
+        }
+        m = mnew;
+    }
+    const double os = RA(K, p->out_scale);
+    for (int c = 0; c < dv; c++)
+        o[c] = RO(K, RA(K, RA(K, acc[c] / l) * os));
+    *lse = RL(K, RA(K, RA(K, m * RA(K, 0.69314718055994531)) + EXPA(K, log(l))));
+    free(acc);
+    free(pb);
+}
+
+/* A plain einsum pipeline: scores rounded to int, the scale applied in int,
+   softmax in acc with normalized weights rounded to w, then the value
+   contraction one dimension at a time (product reducer), every partial
+   result rounded to int. */
+static void einsum_row(const erow *r, const int *list, size_t N, double *o, double *lse)
+{
+    const ekernel *K = r->K;
+    const nsx_problem *p = r->p;
+    const int n = p->n, L = p->L, dv = p->dv;
+    const double s = R(nsx_problem_score_scale(p), K->inter);
+    double *T = malloc(N * sizeof *T), m = -INFINITY, Z = 0;
+    for (size_t t = 0; t < N; t++) {
+        T[t] = R(R(raw_score(r, list + t * n, 0), K->inter) * s, K->inter);
+        m = fmax(m, T[t]);
+    }
+    for (size_t t = 0; t < N; t++) {
+        T[t] = EXPA(K, exp(RA(K, T[t] - m)));
+        Z = RA(K, Z + T[t]);
+    }
+    size_t dense = 1;
+    for (int x = 0; x < n; x++)
+        dense *= (size_t)L;
+    double *Y = calloc(dense * (size_t)dv, sizeof *Y); /* [j_1..j_n][c], j_1 slowest */
+    for (size_t t = 0; t < N; t++) {
+        size_t at = 0;
+        for (int x = 0; x < n; x++)
+            at = at * (size_t)L + (size_t)list[t * n + x];
+        double a = R(RA(K, T[t] / Z), K->w);
+        for (int c = 0; c < dv; c++)
+            Y[at * dv + c] = a;
+    }
+    /* contract j_1, then j_2, ...: Y[j_m..j_n][c] -> Y[j_{m+1}..j_n][c] */
+    for (int x = 0; x < n; x++) {
+        size_t rest = dense / (size_t)L;
+        for (size_t y = 0; y < rest; y++)
+            for (int c = 0; c < dv; c++) {
+                double a = 0;
+                for (int j = 0; j < L; j++)
+                    a = RA(K, a + Y[((size_t)j * rest + y) * dv + c] * val_op(r, x, j, c));
+                Y[y * dv + c] = R(a, K->inter);
+            }
+        dense = rest;
+    }
+    const double os = R(p->out_scale, K->inter);
+    for (int c = 0; c < dv; c++)
+        o[c] = RO(K, R(Y[c] * os, K->inter));
+    *lse = RL(K, RA(K, m + EXPA(K, log(Z))));
+    free(T);
+    free(Y);
+}
+
+/* The kernel's outputs for the whole problem; sel: S(i) lists or NULL. */
+static void run_kernel(const ekernel *K, const tcase *t, const int32_t *sel, int block, double *o, double *lse)
+{
+    const nsx_problem *p = &t->p;
+    for (int b = 0; b < p->B; b++)
+        for (int i = 0; i < p->L; i++) {
+            const int32_t *srow = sel ? sel + nsx_sel_at(p, b, i, 0) : NULL;
+            size_t N;
+            int *list = row_tuples(p, srow, i, &N);
+            for (int h = 0; h < p->H; h++) {
+                erow r = {K, p, t, b, h, nsx_kv_head(p, h), i};
+                double *orow = o + nsx_o_at(p, b, i, h, 0), *l = lse + nsx_lse_at(p, b, h, i);
+                if (N == 0) {
+                    for (int c = 0; c < p->dv; c++)
+                        orow[c] = 0;
+                    *l = -INFINITY;
+                } else if (K->kind == NAIVE) {
+                    naive_row(&r, list, N, orow, l);
+                } else if (K->kind == FLASH) {
+                    flash_row(&r, list, N, block, orow, l);
+                } else {
+                    einsum_row(&r, list, N, orow, l);
+                }
+            }
+            free(list);
+        }
+}
+
+/* ---- problems ---------------------------------------------------------- */
+
+enum { SHAPE_RANDOM, SHAPE_PEAKED, SHAPE_EQUAL_SCORES, SHAPE_EQUAL_KEYS };
+/* which kernels judge a problem */
+enum { KB = 1, KH = 2, KF = 4 };
+
+typedef struct pspec {
+    const char *name;
+    int n, B, L, H, Hkv, d, dv, reduce, causal, distinct;
+    int w[4];
+    double kb[4], vb[4];
+    double out_scale;   /* 0: 1 */
+    double score_scale; /* 0: the exact 1/sqrt(d) */
+    int src, k;         /* selection source and size (0: none) */
+    unsigned dims;
+    int fmt;            /* the vector's input format */
+    int bits, frac;     /* inputs m 2^-frac, |m| < 2^bits */
+    int qe, ke, ve;     /* extra binary exponents on q, k, v */
+    int shape;
+    unsigned kernels;
+} pspec;
+
+#define P NSX_REDUCE_PRODUCT
+#define S NSX_REDUCE_SUM
+#define M NSX_REDUCE_MEAN
+#define BF NSX_FORMAT_BF16
+#define H16 NSX_FORMAT_F16
+#define F32 NSX_FORMAT_F32
+#define F64 NSX_FORMAT_F64
+#define GIV NSX_SEL_INDICES
+#define SCO NSX_SEL_SCORES
+#define IDX NSX_SEL_INDEXER
+
+static const pspec problems[] = {
+    /* name                         n  B  L  H Hkv d dv red c dst windows     kb                 vb            os   ss  src k dims fmt bits frac qe ke ve shape kernels */
+    {"n1 dense",                    1, 1, 12, 2, 2, 8, 4, P, 1, 0, {0},       {0},               {0},           0,   0, 0, 0, 0, BF, 8, 4, 0, 0, 0, 0, KB},
+    {"n1 window 3, GQA 4:1",        1, 1, 10, 4, 1, 8, 4, P, 1, 0, {3},       {0},               {0},           0,   0, 0, 0, 0, BF, 8, 4, 0, 0, 0, 0, KB},
+    {"n1 causal off, window 2",     1, 2, 9, 1, 1, 5, 3, P, 0, 0, {2},        {0},               {0},           0,   0, 0, 0, 0, BF, 8, 4, 0, 0, 0, 0, KB},
+    {"n1 biases, out_scale",        1, 1, 9, 2, 1, 4, 3, P, 1, 0, {0},        {0.25},            {1},          -0.75, 0, 0, 0, 0, BF, 8, 4, 0, 0, 0, 0, KB},
+    {"n1 d=1 dv=1",                 1, 1, 16, 1, 1, 1, 1, P, 1, 0, {0},       {0},               {0},           0,   0, 0, 0, 0, BF, 8, 5, 0, 0, 0, 0, KB},
+    {"n2 dense",                    2, 1, 8, 2, 1, 8, 4, P, 1, 0, {0, 0},     {0},               {0},           0,   0, 0, 0, 0, BF, 8, 4, 0, 0, 0, 0, KB},
+    {"n2 SWA, Meta biases",         2, 1, 10, 2, 1, 4, 4, P, 1, 0, {5, 2},    {0, 0.25},         {0, 1},        0,   0, 0, 0, 0, BF, 8, 4, 0, 0, 0, 0, KB},
+    {"n2 causal off",               2, 1, 7, 1, 1, 3, 3, P, 0, 0, {3, 0},     {0},               {0},           0,   0, 0, 0, 0, BF, 8, 4, 0, 0, 0, 0, KB},
+    {"n2 sum",                      2, 1, 8, 2, 2, 4, 3, S, 1, 0, {0, 0},     {0},               {0.5, -1},     0,   0, 0, 0, 0, BF, 8, 4, 0, 0, 0, 0, KB},
+    {"n2 mean",                     2, 2, 7, 1, 1, 4, 3, M, 1, 0, {0, 4},     {0.125, 0},        {0},           0,   0, 0, 0, 0, BF, 8, 4, 0, 0, 0, 0, KB},
+    {"n2 distinct (empty row 0)",   2, 1, 8, 1, 1, 4, 2, P, 1, 1, {0, 0},     {0},               {0},           0,   0, 0, 0, 0, BF, 8, 4, 0, 0, 0, 0, KB},
+    {"n2 given selection dim 2",    2, 1, 10, 1, 1, 4, 2, P, 1, 0, {0, 0},    {0},               {0},           0,   0, GIV, 3, 2, BF, 8, 4, 0, 0, 0, 0, KB},
+    {"n2 given selection, empty",   2, 1, 9, 2, 1, 3, 2, P, 1, 0, {4, 0},     {0},               {0},           0,   0, GIV, 2, 3, BF, 8, 4, 0, 0, 0, 0, KB},
+    {"n2 top-k of given scores",    2, 1, 10, 1, 1, 4, 3, P, 1, 0, {0, 0},    {0},               {0},           0,   0, SCO, 4, 3, BF, 8, 4, 0, 0, 0, 0, KB},
+    {"n1 DSA relu indexer",         1, 1, 12, 2, 1, 4, 3, P, 1, 0, {0},       {0},               {0},           0,   0, IDX, 4, 1, BF, 8, 4, 0, 0, 0, 0, KB},
+    {"n3 windows",                  3, 1, 7, 1, 1, 3, 2, P, 1, 0, {3, 2, 0},  {0},               {0},           0,   0, 0, 0, 0, BF, 8, 4, 0, 0, 0, 0, KB},
+    {"n3 sum, biases",              3, 1, 6, 2, 1, 3, 2, S, 1, 0, {0, 0, 0},  {0, 0.5, 0},       {0, 0, 0.25},  0,   0, 0, 0, 0, BF, 8, 4, 0, 0, 0, 0, KB},
+    {"n4",                          4, 1, 5, 1, 1, 3, 2, P, 1, 0, {0, 0, 0, 0}, {0},             {0},           0,   0, 0, 0, 0, BF, 8, 5, 0, 0, 0, 0, KB},
+    {"n4 mean, windows",            4, 1, 6, 1, 1, 2, 2, M, 1, 0, {2, 3, 0, 2}, {0},             {0},           0,   0, 0, 0, 0, BF, 8, 5, 0, 0, 0, 0, KB},
+    {"n2 peaked scores",            2, 1, 8, 1, 1, 4, 3, P, 1, 0, {0, 0},     {0},               {0},           0,   8, 0, 0, 0, BF, 8, 4, 0, 0, 0, SHAPE_PEAKED, KB},
+    {"n1 near one-hot",             1, 1, 12, 1, 1, 8, 4, P, 1, 0, {0},       {0},               {0},           0,   4, 0, 0, 0, BF, 8, 4, 0, 0, 0, SHAPE_PEAKED, KB},
+    {"n2 all-equal scores",         2, 1, 8, 2, 1, 4, 3, P, 1, 0, {0, 0},     {0},               {0},           0, NAN, 0, 0, 0, BF, 8, 4, 0, 0, 0, SHAPE_EQUAL_SCORES, KB},
+    {"n1 equal keys",               1, 1, 10, 1, 1, 4, 3, P, 1, 0, {0},       {0},               {0},           0,   0, 0, 0, 0, BF, 8, 4, 0, 0, 0, SHAPE_EQUAL_KEYS, KB},
+    {"n2 tiny q (2^-60)",           2, 1, 7, 1, 1, 4, 2, P, 1, 0, {0, 0},     {0},               {0},           0,   0, 0, 0, 0, BF, 8, 4, -60, 0, 0, 0, KB},
+    {"n2 tiny products underflow",  2, 1, 6, 1, 1, 4, 2, P, 1, 0, {0, 0},     {0},               {0},           0,   0, 0, 0, 0, BF, 8, 4, -50, -40, -30, 0, KB},
+    {"n1 large q, small k",         1, 1, 9, 1, 1, 4, 3, P, 1, 0, {0},        {0},               {0},           0,   0, 0, 0, 0, BF, 8, 4, 40, -40, 0, 0, KB},
+    {"n2 large values (2^30)",      2, 1, 7, 1, 1, 4, 2, P, 1, 0, {0, 0},     {0},               {0},           0,   0, 0, 0, 0, BF, 8, 4, 0, 0, 30, 0, KB},
+    {"n2 tiny values (2^-100)",     2, 1, 7, 1, 1, 4, 2, S, 1, 0, {0, 0},     {0},               {0},           0,   0, 0, 0, 0, BF, 8, 4, 0, 0, -100, 0, KB},
+    {"n2 large scores",             2, 1, 7, 1, 1, 4, 2, P, 1, 0, {0, 0},     {0},               {0},           0,   0, 0, 0, 0, BF, 8, 4, 3, 2, 0, 0, KB},
+    {"n2 f32 vector, bf16 kernel",  2, 1, 7, 2, 1, 4, 3, P, 1, 0, {0, 3},     {0, 0.1},          {0, 1},        0,   0, 0, 0, 0, F32, 20, 16, 0, 0, 0, 0, KB},
+    {"n1 f64 vector",               1, 1, 9, 1, 1, 6, 3, P, 1, 0, {0},        {0},               {0},           0,   0, 0, 0, 0, F64, 30, 26, 0, 0, 0, 0, KB | KH | KF},
+    {"f16: n1",                     1, 1, 12, 2, 1, 8, 4, P, 1, 0, {0},       {0},               {0},           0,   0, 0, 0, 0, H16, 11, 7, 0, 0, 0, 0, KH},
+    {"f16: n2 SWA, biases",         2, 1, 9, 2, 1, 4, 4, P, 1, 0, {4, 2},     {0, 0.25},         {0, 1},        0,   0, 0, 0, 0, H16, 11, 8, 0, 0, 0, 0, KH},
+    {"f16: n3 sum",                 3, 1, 6, 1, 1, 3, 2, S, 1, 0, {0, 0, 0},  {0},               {0},           0,   0, 0, 0, 0, H16, 10, 8, 0, 0, 0, 0, KH},
+    {"f16: n2 small values",        2, 1, 7, 1, 1, 4, 2, P, 1, 0, {0, 0},     {0},               {0},           0,   0, 0, 0, 0, H16, 11, 8, 0, 0, -8, 0, KH},
+    {"f32: n1",                     1, 1, 12, 2, 1, 8, 4, P, 1, 0, {0},       {0},               {0},           0,   0, 0, 0, 0, F32, 24, 20, 0, 0, 0, 0, KF},
+    {"f32: n1 d=1",                 1, 1, 10, 1, 1, 1, 2, P, 1, 0, {0},       {0},               {0},           0,   0, 0, 0, 0, F32, 24, 20, 0, 0, 0, 0, KF},
+    {"f32: n2 SWA, biases",         2, 1, 9, 2, 1, 4, 4, P, 1, 0, {4, 2},     {0, 0.25},         {0, 1},        0,   0, 0, 0, 0, F32, 24, 20, 0, 0, 0, 0, KF},
+    {"f32: n2 mean, causal off",    2, 1, 7, 1, 1, 3, 3, M, 0, 0, {0, 3},     {0},               {0},           0,   0, 0, 0, 0, F32, 24, 20, 0, 0, 0, 0, KF},
+    {"f32: n3",                     3, 1, 6, 1, 1, 3, 2, P, 1, 0, {0, 0, 0},  {0},               {0},           0,   0, 0, 0, 0, F32, 24, 21, 0, 0, 0, 0, KF},
+    {"f32: n2 selection",           2, 1, 9, 1, 1, 4, 2, P, 1, 0, {0, 0},     {0},               {0},           0,   0, GIV, 3, 3, F32, 24, 20, 0, 0, 0, 0, KF},
+    {"f32: n2 tiny products",       2, 1, 6, 1, 1, 4, 2, P, 1, 0, {0, 0},     {0},               {0},           0,   0, 0, 0, 0, F32, 24, 20, -50, -40, -30, 0, KF},
+    {"f32: n1 peaked",              1, 1, 10, 1, 1, 8, 3, P, 1, 0, {0},       {0},               {0},           0,   4, 0, 0, 0, F32, 24, 20, 0, 0, 0, SHAPE_PEAKED, KF},
+};
+#define NPROBLEMS ((int)(sizeof problems / sizeof problems[0]))
+
+/* A random problem of kernel class cls (KB, KH, KF), drawn from r. */
+static void random_spec(rng *r, unsigned cls, pspec *s)
+{
+    static const double biases[] = {0, 0, 0.25, 1, -0.5, 0.1};
+    static const double oscales[] = {0, 0, -0.75, 0.3};
+    static const double sscales[] = {0, 0, 0, 0.5, 2};
+    static const int maxL[] = {0, 14, 9, 6, 5};
+    memset(s, 0, sizeof *s);
+    s->name = "random";
+    s->n = rng_int(r, 1, 4);
+    s->B = rng_int(r, 1, 2);
+    s->L = rng_int(r, 2, maxL[s->n]);
+    s->Hkv = rng_int(r, 1, 2);
+    s->H = s->Hkv * rng_int(r, 1, 2);
+    s->d = rng_int(r, 1, 8);
+    s->dv = rng_int(r, 1, 4);
+    s->reduce = rng_int(r, 0, 2);
+    s->causal = rng_int(r, 0, 3) != 0;
+    s->distinct = rng_int(r, 0, 7) == 0;
+    for (int m = 0; m < s->n; m++) {
+        s->w[m] = rng_int(r, 0, 1) ? 0 : rng_int(r, 1, s->L);
+        s->kb[m] = biases[rng_int(r, 0, 5)];
+        s->vb[m] = biases[rng_int(r, 0, 5)];
+    }
+    s->out_scale = oscales[rng_int(r, 0, 3)];
+    s->score_scale = sscales[rng_int(r, 0, 4)];
+    int sel = rng_int(r, 0, 5);
+    if (sel >= 4) {
+        s->src = sel == 4 ? NSX_SEL_INDICES : NSX_SEL_SCORES;
+        s->k = rng_int(r, 1, s->L);
+        s->dims = (unsigned)rng_int(r, 1, (1 << s->n) - 1);
+    }
+    s->fmt = cls == KB ? NSX_FORMAT_BF16 : cls == KH ? NSX_FORMAT_F16 : NSX_FORMAT_F32;
+    s->bits = cls == KB ? 8 : cls == KH ? 11 : 24;
+    s->frac = s->bits - 1 + rng_int(r, 0, 3); /* |values| < 2^(1 - 0..3) */
+    if (cls != KH) {
+        s->qe = rng_int(r, -6, 3);
+        s->ke = rng_int(r, -6, 3);
+        s->ve = rng_int(r, -20, 20);
+    }
+    s->kernels = cls;
+}
+
+/* A given selection: entries in -1..L, no valid index twice in a row. */
+static void random_selection(tcase *t, rng *r)
+{
+    const nsx_problem *p = &t->p;
+    for (int b = 0; b < p->B; b++)
+        for (int i = 0; i < p->L; i++) {
+            int32_t *row = t->sel + nsx_sel_at(p, b, i, 0);
+            for (int x = 0; x < p->sel.k; x++) {
+                int j, dup;
+                do {
+                    j = rng_int(r, -1, p->L);
+                    dup = 0;
+                    for (int y = 0; y < x; y++)
+                        dup |= j >= 0 && j < p->L && row[y] == j;
+                } while (dup);
+                row[x] = j;
+            }
+        }
+}
+
+static void scale_all(double *x, size_t count, int e)
+{
+    for (size_t t = 0; t < count; t++)
+        x[t] = ldexp(x[t], e);
+}
+
+/* The problem of spec s with random inputs and its golden outputs.
+   Returns 0, or 1 (t freed) when the reference reaches its precision cap:
+   a random problem can put an output within 2^-40000 of a rounding
+   boundary (a huge score gap over a reduced value that is a midpoint). */
+static int make_problem(const pspec *s, unsigned seed, tcase *t)
+{
+    nsx_problem p;
+    nsx_problem_defaults(&p);
+    p.n = s->n, p.B = s->B, p.L = s->L, p.H = s->H, p.Hkv = s->Hkv, p.d = s->d, p.dv = s->dv;
+    p.reduce = s->reduce, p.causal = s->causal, p.distinct = s->distinct;
+    for (int m = 0; m < s->n; m++) {
+        p.window[m] = s->w[m];
+        p.k_bias[m] = s->kb[m];
+        p.v_bias[m] = s->vb[m];
+    }
+    if (s->out_scale != 0)
+        p.out_scale = s->out_scale;
+    if (s->score_scale != 0) {
+        p.score_scale_rsqrt_d = 0;
+        p.score_scale = isnan(s->score_scale) ? 0.0 : s->score_scale;
+    }
+    if (s->src) {
+        p.sel.source = s->src;
+        p.sel.k = s->k;
+        p.sel.dims = s->dims;
+        if (s->src == NSX_SEL_INDEXER)
+            p.sel.act = NSX_ACT_RELU, p.sel.idx_scale = 0.5, p.sel.Hi = 2, p.sel.di = 4;
+    }
+    p.input_format = s->fmt;
+    rng r = {seed};
+    tcase_alloc(t, &p);
+    tcase_fill(t, &r, s->bits, s->frac);
+    scale_all(t->q, nsx_q_size(&p), s->qe);
+    for (int m = 0; m < p.n; m++) {
+        scale_all(t->k[m], nsx_k_size(&p), s->ke);
+        scale_all(t->v[m], nsx_v_size(&p), s->ve);
+        if (s->shape == SHAPE_EQUAL_KEYS)
+            for (size_t x = 0; x < nsx_k_size(&p); x++)
+                t->k[m][x] = t->k[m][x % (size_t)p.d];
+    }
+    if (s->src == NSX_SEL_INDICES)
+        random_selection(t, &r);
+    nsx_err err;
+    nsx_ref_opts opts = {.allow_nonfinite = 1};
+    int rc = nsx_ref_forward(&t->p, &t->in, &t->out, &opts, NULL, &err);
+    if (rc == NSX_EXIT_INTERNAL && strstr(err.msg, "precision cap")) {
+        printf("%s: skipped: the reference reports %s\n", s->name, err.msg);
+        tcase_free(t);
+        return 1;
+    }
+    ck_assert_msg(rc == 0, "%s: reference: %s", s->name, err.msg);
+    return 0;
+}
+
+/* The selection the kernel receives: given, or the golden computed one. */
+static const int32_t *kernel_sel(const tcase *t)
+{
+    return t->p.sel.source == NSX_SEL_NONE ? NULL : t->p.sel.source == NSX_SEL_INDICES ? t->sel : t->sel_out;
+}
+
+static nsx_model model_of(const char *text)
+{
+    nsx_model m;
+    nsx_err err;
+    ck_assert_msg(nsx_model_parse(text, &m, &err) == 0, "%s", err.msg);
+    return m;
+}
+
+/* Runs the check; returns its code (the report in *rep). */
+static int judge(const tcase *t, const nsx_case_info *info, const double *o, const double *lse,
+                 const int32_t *sel, const char *model, nsx_check_report *rep, nsx_err *err)
+{
+    nsx_candidate cand = {o, lse, sel};
+    nsx_model m = model_of(model);
+    return nsx_check(&t->p, info, &t->in, &t->out, &cand, &m, rep, err);
+}
+
+static void print_failures(const char *what, const nsx_check_report *rep)
+{
+    fprintf(stderr, "%s: %zu failures\n", what, rep->failures);
+    for (int x = 0; x < rep->nnotes; x++)
+        fprintf(stderr, "  %s\n", rep->notes[x]);
+}
+
+/* ---- honest kernels pass, and the bound is tight --------------------- */
+
+static int kernel_class(const ekernel *K)
+{
+    return K->in == NSX_FORMAT_BF16 ? KB : K->in == NSX_FORMAT_F16 ? KH : KF;
+}
+
+typedef struct tight {
+    double o, lse;       /* worst error/bound ratios */
+    int runs;
+    char o_where[160], lse_where[96];
+} tight;
+
+/* Every problem under every kernel that applies: all pass; the worst
+   ratios per kernel are printed (docs/ORACLE.md section 6 quotes them)
+   and must exceed 0.01. */
+/* NSX_ORACLE_SWEEP=COUNT[,SEED] runs a longer sweep by hand. */
+static int sweep_size(unsigned *seed)
+{
+    const char *e = getenv("NSX_ORACLE_SWEEP");
+    int count = 240;
+    if (e) {
+        count = atoi(e);
+        const char *c = strchr(e, ',');
+        if (c)
+            *seed = (unsigned)strtoul(c + 1, NULL, 10);
+    }
+    return count;
+}
+
+START_TEST(honest_kernels_pass_with_tight_bounds)
+{
+    tight tk[NKERNELS];
+    memset(tk, 0, sizeof tk);
+    unsigned sweep_seed = SEED + 7;
+    const int NRANDOM = sweep_size(&sweep_seed);
+    rng pr = {sweep_seed};
+    for (int pi = 0; pi < NPROBLEMS + NRANDOM; pi++) {
+        pspec rs;
+        if (pi >= NPROBLEMS)
+            random_spec(&pr, (unsigned[]){KB, KH, KF}[pi % 3], &rs);
+        const pspec *s = pi < NPROBLEMS ? &problems[pi] : &rs;
+        tcase t;
+        if (make_problem(s, SEED + 17u * (unsigned)pi, &t)) {
+            ck_assert_msg(pi >= NPROBLEMS, "%s: the reference cannot decide a table problem", s->name);
+            continue;
+        }
+        double *o = malloc(nsx_o_size(&t.p) * sizeof *o), *lse = malloc(nsx_lse_size(&t.p) * sizeof *lse);
+        for (int ki = 0; ki < NKERNELS; ki++) {
+            const ekernel *K = &kernels[ki];
+            if (!(s->kernels & (unsigned)kernel_class(K)) || (K->kind == EINSUM && s->reduce != P))
+                continue;
+            int block = 1 + 5 * (pi % 4);
+            run_kernel(K, &t, kernel_sel(&t), block, o, lse);
+            nsx_check_report rep;
+            nsx_err err;
+            const int32_t *csel = t.p.sel.source >= NSX_SEL_INDEXER ? t.sel_out : NULL;
+            int rc = judge(&t, NULL, o, lse, csel, K->model, &rep, &err);
+            ck_assert_msg(rc == 0, "%s (problem %d) under %s: %s (seed %u)", s->name, pi, K->name, err.msg, SEED);
+            if (!rep.pass)
+                print_failures(K->name, &rep);
+            ck_assert_msg(rep.pass, "%s (problem %d): honest kernel %s fails (seed %u)", s->name, pi, K->name, SEED);
+            tk[ki].runs++;
+            if (rep.worst_o.found && rep.worst_o.ratio > tk[ki].o) {
+                const nsx_check_worst *w = &rep.worst_o;
+                tk[ki].o = w->ratio;
+                snprintf(tk[ki].o_where, sizeof tk[ki].o_where, "%s #%d n%d N=%zu c%d T%.3g ex %.4g", s->name, pi,
+                         s->n, w->tuples, w->c, w->max_score, w->expected);
+            }
+            if (rep.worst_lse.found && rep.worst_lse.ratio > tk[ki].lse) {
+                tk[ki].lse = rep.worst_lse.ratio;
+                snprintf(tk[ki].lse_where, sizeof tk[ki].lse_where, "%s", s->name);
+            }
+        }
+        free(o);
+        free(lse);
+        tcase_free(&t);
+    }
+    printf("worst honest error/bound ratios (%d table + %d random problems, seed %u):\n", NPROBLEMS, NRANDOM,
+           sweep_seed);
+    printf("  %-12s %-12s %5s  %-8s %-30s %-8s %s\n", "kernel", "model", "runs", "o", "(problem)", "lse", "(problem)");
+    for (int ki = 0; ki < NKERNELS; ki++) {
+        printf("  %-12s %-12s %5d  %-8.3g %-30s %-8.3g %s\n", kernels[ki].name, kernels[ki].model, tk[ki].runs,
+               tk[ki].o, tk[ki].o_where, tk[ki].lse, tk[ki].lse_where);
+        ck_assert_msg(tk[ki].runs > 0, "%s never ran", kernels[ki].name);
+        ck_assert_msg(tk[ki].o > 0.01, "%s: worst o ratio %g: the bound is more than 100x loose", kernels[ki].name,
+                      tk[ki].o);
+    }
+}
+END_TEST
+
+
+/* ---- planted bugs fail ------------------------------------------------- */
+
+static void round_all(double *x, size_t count, int f)
+{
+    for (size_t t = 0; t < count; t++)
+        x[t] = R(x[t], f);
+}
+
+static void ref_ok(tcase *t)
+{
+    nsx_err err;
+    nsx_ref_opts opts = {.allow_nonfinite = 1};
+    int rc = nsx_ref_forward(&t->p, &t->in, &t->out, &opts, NULL, &err);
+    ck_assert_msg(rc == 0, "reference: %s", err.msg);
+}
+
+/* A copy of t's inputs under problem q (same sizes), golden outputs of q. */
+static void variant(const tcase *t, const nsx_problem *q, tcase *v)
+{
+    tcase_alloc(v, q);
+    memcpy(v->q, t->q, nsx_q_size(q) * sizeof *v->q);
+    for (int m = 0; m < q->n; m++) {
+        memcpy(v->k[m], t->k[m], nsx_k_size(q) * sizeof *v->k[m]);
+        memcpy(v->v[m], t->v[m], nsx_v_size(q) * sizeof *v->v[m]);
+    }
+    if (t->sel && v->sel && t->p.sel.k == q->sel.k)
+        memcpy(v->sel, t->sel, nsx_sel_size(q) * sizeof *v->sel);
+    ref_ok(v);
+}
+
+/* The problem with one future key leaked into row r only: causal off and
+   a given selection S(i) = {0..i}, except S(r) = {0..r+1} (n = 1). */
+static nsx_problem leaky_problem(const nsx_problem *p, int r, int32_t **sel)
+{
+    nsx_problem q = *p;
+    q.causal = 0;
+    q.sel = (nsx_selection){NSX_SEL_INDICES, p->L, 1u, 0, 0, 0, 0};
+    *sel = malloc((size_t)p->B * p->L * p->L * sizeof **sel);
+    for (int b = 0; b < p->B; b++)
+        for (int i = 0; i < p->L; i++)
+            for (int x = 0; x < p->L; x++)
+                (*sel)[((size_t)b * p->L + i) * p->L + x] = x <= i || (i == r && x == r + 1) ? x : -1;
+    return q;
+}
+
+static nsx_problem small_problem(int n, int B, int L, int d, int dv)
+{
+    nsx_problem p;
+    nsx_problem_defaults(&p);
+    p.n = n, p.B = B, p.L = L, p.d = d, p.dv = dv;
+    p.input_format = NSX_FORMAT_BF16;
+    return p;
+}
+
+/* One future tuple in one row, with a weight near 1/3: the element check
+   fails it, in that row only. */
+START_TEST(leaked_future_tuple_fails_the_bound)
+{
+    const int r = 3;
+    nsx_problem p = small_problem(1, 1, 10, 8, 4);
+    tcase t, lk;
+    rng g = {SEED + 300};
+    tcase_alloc(&t, &p);
+    tcase_fill(&t, &g, 8, 6);
+    for (int l = 0; l < p.d; l++) /* key r+1 aligned with query r: a large weight */
+        t.k[0][nsx_k_at(&p, 0, r + 1, 0, l)] = t.q[nsx_q_at(&p, 0, r, 0, l)];
+    ref_ok(&t);
+    int32_t *sel;
+    nsx_problem q = leaky_problem(&p, r, &sel);
+    tcase_alloc(&lk, &q);
+    memcpy(lk.q, t.q, nsx_q_size(&p) * sizeof *lk.q);
+    memcpy(lk.k[0], t.k[0], nsx_k_size(&p) * sizeof *lk.k[0]);
+    memcpy(lk.v[0], t.v[0], nsx_v_size(&p) * sizeof *lk.v[0]);
+    memcpy(lk.sel, sel, nsx_sel_size(&q) * sizeof *sel);
+    ref_ok(&lk);
+    /* candidate: an honest bf16 kernel, with row r from the leaky one */
+    double *o = malloc(nsx_o_size(&p) * sizeof *o), *lse = malloc(nsx_lse_size(&p) * sizeof *lse);
+    run_kernel(&kernels[0], &t, NULL, 1, o, lse);
+    for (int c = 0; c < p.dv; c++)
+        o[nsx_o_at(&p, 0, r, 0, c)] = R(lk.o[nsx_o_at(&p, 0, r, 0, c)], NSX_FORMAT_BF16);
+    lse[nsx_lse_at(&p, 0, 0, r)] = R(lk.lse[nsx_lse_at(&p, 0, 0, r)], NSX_FORMAT_F32);
+    nsx_check_report rep;
+    nsx_err err;
+    ck_assert_int_eq(judge(&t, NULL, o, lse, NULL, "bf16", &rep, &err), 0);
+    printf("leaked future tuple: worst o ratio %.3g at i=%d, worst lse ratio %.3g\n", rep.worst_o.ratio,
+           rep.worst_o.i, rep.worst_lse.ratio);
+    ck_assert(!rep.pass);
+    ck_assert(rep.o_failed > 0 || rep.lse_failed > 0);
+    ck_assert_int_eq(rep.worst_o.i, r);
+    ck_assert_uint_eq(rep.pair_failed, 0);
+    free(o), free(lse), free(sel);
+    tcase_free(&t), tcase_free(&lk);
+}
+END_TEST
+
+/* A leak pair (batches 0, 1 equal up to t = 4): a kernel that leaks key
+   t+1 into row t with a weight near 3e-4 stays within every element bound
+   but breaks the pair bit for bit. */
+START_TEST(leak_pair_catches_a_leak_below_the_bound)
+{
+    const int t0 = 4;
+    nsx_problem p = small_problem(1, 2, 10, 8, 4);
+    tcase t, lk;
+    rng g = {SEED + 310};
+    tcase_alloc(&t, &p);
+    tcase_fill(&t, &g, 8, 6);
+    /* batch 1 = batch 0 at positions <= t0 */
+    for (int j = 0; j <= t0; j++) {
+        memcpy(t.q + nsx_q_at(&p, 1, j, 0, 0), t.q + nsx_q_at(&p, 0, j, 0, 0), (size_t)p.d * sizeof *t.q);
+        memcpy(t.k[0] + nsx_k_at(&p, 1, j, 0, 0), t.k[0] + nsx_k_at(&p, 0, j, 0, 0), (size_t)p.d * sizeof *t.q);
+        memcpy(t.v[0] + nsx_v_at(&p, 1, j, 0, 0), t.v[0] + nsx_v_at(&p, 0, j, 0, 0), (size_t)p.dv * sizeof *t.q);
+    }
+    ref_ok(&t);
+    /* key t0+1 scores about LSE - 8 for query t0 (weight ~3e-4), a little
+       lower in batch 1 */
+    double s = nsx_problem_score_scale(&p), qq = 0;
+    for (int l = 0; l < p.d; l++)
+        qq += t.q[nsx_q_at(&p, 0, t0, 0, l)] * t.q[nsx_q_at(&p, 0, t0, 0, l)];
+    double target = t.lse[nsx_lse_at(&p, 0, 0, t0)] - 8;
+    for (int b = 0; b < 2; b++)
+        for (int l = 0; l < p.d; l++)
+            t.k[0][nsx_k_at(&p, b, t0 + 1, 0, l)] =
+                R(t.q[nsx_q_at(&p, 0, t0, 0, l)] * (target - b) / (s * qq), NSX_FORMAT_BF16);
+    ref_ok(&t);
+    int32_t *sel;
+    nsx_problem q = leaky_problem(&p, t0, &sel);
+    tcase_alloc(&lk, &q);
+    memcpy(lk.q, t.q, nsx_q_size(&p) * sizeof *lk.q);
+    memcpy(lk.k[0], t.k[0], nsx_k_size(&p) * sizeof *lk.k[0]);
+    memcpy(lk.v[0], t.v[0], nsx_v_size(&p) * sizeof *lk.v[0]);
+    memcpy(lk.sel, sel, nsx_sel_size(&q) * sizeof *sel);
+    ref_ok(&lk);
+    double *o = malloc(nsx_o_size(&p) * sizeof *o), *lse = malloc(nsx_lse_size(&p) * sizeof *lse);
+    memcpy(o, lk.o, nsx_o_size(&p) * sizeof *o);
+    memcpy(lse, lk.lse, nsx_lse_size(&p) * sizeof *lse);
+    round_all(o, nsx_o_size(&p), NSX_FORMAT_BF16);
+    round_all(lse, nsx_lse_size(&p), NSX_FORMAT_F32);
+    nsx_pair pair = {NSX_PAIR_LEAK, 0, 1, t0, NSX_FUTURE_RANDOM, 0, 0, 0};
+    nsx_case_info info = {0};
+    info.pairs = &pair;
+    info.npairs = 1;
+    nsx_check_report rep;
+    nsx_err err;
+    ck_assert_int_eq(judge(&t, &info, o, lse, NULL, "bf16", &rep, &err), 0);
+    printf("leak below the bound: worst o ratio %.3g, worst lse ratio %.3g, pair rows differing %zu\n",
+           rep.worst_o.ratio, rep.worst_lse.ratio, rep.pair_failed);
+    ck_assert(!rep.pass);
+    ck_assert_uint_eq(rep.o_failed, 0);
+    ck_assert_uint_eq(rep.lse_failed, 0);
+    ck_assert_uint_eq(rep.pair_failed, 1);
+    /* the exact outputs rounded to the formats keep the pair */
+    memcpy(o, t.o, nsx_o_size(&p) * sizeof *o);
+    memcpy(lse, t.lse, nsx_lse_size(&p) * sizeof *lse);
+    round_all(o, nsx_o_size(&p), NSX_FORMAT_BF16);
+    round_all(lse, nsx_lse_size(&p), NSX_FORMAT_F32);
+    ck_assert_int_eq(judge(&t, &info, o, lse, NULL, "bf16", &rep, &err), 0);
+    ck_assert(rep.pass);
+    ck_assert_uint_eq(rep.pair_rows, t0 + 1);
+    free(o), free(lse), free(sel);
+    tcase_free(&t), tcase_free(&lk);
+}
+END_TEST
+
+/* Mask probe: batches 0, 1 differ only in k2, v2 at j = i - w2, just
+   outside row i's window in dimension 2.  A kernel whose window is one too
+   wide in dimension 2 reads it: the probe row differs bit for bit. */
+START_TEST(window_off_by_one_fails_the_probe)
+{
+    const int i0 = 7, w2 = 3;
+    nsx_problem p = small_problem(2, 2, 10, 4, 4);
+    p.window[1] = w2;
+    p.k_bias[1] = 0.25, p.v_bias[1] = 1; /* Meta's defaults for d = 4 */
+    tcase t, off;
+    rng g = {SEED + 320};
+    tcase_alloc(&t, &p);
+    tcase_fill(&t, &g, 8, 7);
+    memcpy(t.q + nsx_q_size(&p) / 2, t.q, nsx_q_size(&p) / 2 * sizeof *t.q);
+    for (int m = 0; m < 2; m++) {
+        memcpy(t.k[m] + nsx_k_size(&p) / 2, t.k[m], nsx_k_size(&p) / 2 * sizeof *t.q);
+        memcpy(t.v[m] + nsx_v_size(&p) / 2, t.v[m], nsx_v_size(&p) / 2 * sizeof *t.q);
+    }
+    for (int l = 0; l < p.d; l++) /* batch 1, dimension 2, position i0 - w2 */
+        t.k[1][nsx_k_at(&p, 1, i0 - w2, 0, l)] = rng_dyadic(&g, 8, 7);
+    for (int c = 0; c < p.dv; c++)
+        t.v[1][nsx_v_at(&p, 1, i0 - w2, 0, c)] = rng_dyadic(&g, 8, 7);
+    ref_ok(&t);
+    nsx_pair pair = {NSX_PAIR_PROBE, 0, 1, 0, 0, i0, 2, i0 - w2};
+    nsx_case_info info = {0};
+    info.pairs = &pair;
+    info.npairs = 1;
+    nsx_err err;
+    ck_assert_int_eq(nsx_pair_check(&p, &pair, 0, &err), 0);
+    nsx_problem q = p;
+    q.window[1] = w2 + 1;
+    variant(&t, &q, &off);
+    double *o = malloc(nsx_o_size(&p) * sizeof *o), *lse = malloc(nsx_lse_size(&p) * sizeof *lse);
+    memcpy(o, off.o, nsx_o_size(&p) * sizeof *o);
+    memcpy(lse, off.lse, nsx_lse_size(&p) * sizeof *lse);
+    round_all(o, nsx_o_size(&p), NSX_FORMAT_BF16);
+    round_all(lse, nsx_lse_size(&p), NSX_FORMAT_F32);
+    nsx_check_report rep;
+    ck_assert_int_eq(judge(&t, &info, o, lse, NULL, "bf16", &rep, &err), 0);
+    printf("window off by one: probe rows differing %zu, elements failed %zu (worst o ratio %.3g)\n",
+           rep.pair_failed, rep.o_failed, rep.worst_o.ratio);
+    ck_assert(!rep.pass);
+    ck_assert_uint_eq(rep.pair_failed, 1);
+    free(o), free(lse);
+    tcase_free(&t), tcase_free(&off);
+}
+END_TEST
+
+/* Scores scaled by 1/d instead of 1/sqrt(d): the element check fails. */
+START_TEST(wrong_score_scale_fails_the_bound)
+{
+    nsx_problem p = small_problem(2, 1, 8, 8, 4);
+    p.window[0] = 4;
+    tcase t, wrong;
+    rng g = {SEED + 330};
+    tcase_alloc(&t, &p);
+    tcase_fill(&t, &g, 8, 7);
+    ref_ok(&t);
+    nsx_problem q = p;
+    q.score_scale_rsqrt_d = 0;
+    q.score_scale = 1.0 / p.d;
+    variant(&t, &q, &wrong);
+    double *o = malloc(nsx_o_size(&p) * sizeof *o), *lse = malloc(nsx_lse_size(&p) * sizeof *lse);
+    memcpy(o, wrong.o, nsx_o_size(&p) * sizeof *o);
+    memcpy(lse, wrong.lse, nsx_lse_size(&p) * sizeof *lse);
+    round_all(o, nsx_o_size(&p), NSX_FORMAT_BF16);
+    round_all(lse, nsx_lse_size(&p), NSX_FORMAT_F32);
+    nsx_check_report rep;
+    nsx_err err;
+    ck_assert_int_eq(judge(&t, NULL, o, NULL, NULL, "bf16", &rep, &err), 0);
+    printf("wrong score scale: %zu of %zu o elements fail, worst ratio %.3g\n", rep.o_failed, rep.o_judged,
+           rep.worst_o.ratio);
+    ck_assert(!rep.pass);
+    ck_assert_uint_gt(rep.o_failed, 0);
+    free(o), free(lse);
+    tcase_free(&t), tcase_free(&wrong);
+}
+END_TEST
+
+/* ---- what passes ------------------------------------------------------- */
+
+/* The next value of format f from x (representable in f) toward dir. */
+static double step(double x, int f, int dir)
+{
+    static const int p[] = {53, 24, 11, 8}, emin[] = {-1022, -126, -14, -126};
+    if (x == 0)
+        return dir * ldexp(1.0, emin[f] - p[f] + 1);
+    double y = (x > 0) == (dir > 0) ? x : nextafter(x, 0); /* in the binade of the step */
+    return x + dir * ulp_of(y, f);
+}
+
+/* Candidates one unit in the last place of the output format away from the
+   correctly rounded exact value pass, under every preset. */
+START_TEST(one_ulp_from_correct_rounding_passes)
+{
+    static const char *const models[] = {"bf16", "f16", "f32", "f64", "einsum-bf16"};
+    static const int pick[] = {0, 3, 6, 8, 10, 15, 31, 35, 37};
+    const char *mname = models[_i];
+    nsx_model m = model_of(mname);
+    int judged = 0;
+    for (size_t x = 0; x < sizeof pick / sizeof pick[0]; x++) {
+        tcase t;
+        ck_assert(!make_problem(&problems[pick[x]], SEED + 400u + (unsigned)x, &t));
+        double *o = malloc(nsx_o_size(&t.p) * sizeof *o), *lse = malloc(nsx_lse_size(&t.p) * sizeof *lse);
+        rng g = {SEED + 401u + (unsigned)x};
+        for (size_t e = 0; e < nsx_o_size(&t.p); e++)
+            o[e] = step(R(t.o[e], m.out), m.out, rng_int(&g, 0, 1) ? 1 : -1);
+        for (size_t e = 0; e < nsx_lse_size(&t.p); e++)
+            lse[e] = isinf(t.lse[e]) ? t.lse[e] : step(R(t.lse[e], m.lseout), m.lseout, rng_int(&g, 0, 1) ? 1 : -1);
+        /* empty rows stay exactly 0 */
+        for (int b = 0; b < t.p.B; b++)
+            for (int h = 0; h < t.p.H; h++)
+                for (int i = 0; i < t.p.L; i++)
+                    if (isinf(t.lse[nsx_lse_at(&t.p, b, h, i)]))
+                        for (int c = 0; c < t.p.dv; c++)
+                            o[nsx_o_at(&t.p, b, i, h, c)] = 0;
+        nsx_check_report rep;
+        nsx_err err;
+        int rc = judge(&t, NULL, o, lse, NULL, mname, &rep, &err);
+        /* values up to 16 with n >= 2 may overflow f16 operands: not applicable */
+        ck_assert_msg(rc == 0 || (rc == NSX_EXIT_BAD && strstr(err.msg, "not applicable")), "%s", err.msg);
+        if (rc == 0) {
+            if (!rep.pass)
+                print_failures(mname, &rep);
+            ck_assert_msg(rep.pass, "%s, model %s: one ulp off fails", problems[pick[x]].name, mname);
+            judged++;
+        }
+        free(o), free(lse);
+        tcase_free(&t);
+    }
+    ck_assert_int_ge(judged, 4);
+}
+END_TEST
+
+/* The vector's own expected values, as a candidate, pass the f64 model (and
+   every other: a more precise kernel passes a looser model). */
+START_TEST(expected_values_pass)
+{
+    for (int pi = 0; pi < NPROBLEMS; pi++) {
+        tcase t;
+        ck_assert(!make_problem(&problems[pi], SEED + 500u + (unsigned)pi, &t));
+        const int32_t *csel = t.p.sel.source >= NSX_SEL_INDEXER ? t.sel_out : NULL;
+        nsx_check_report rep;
+        nsx_err err;
+        ck_assert_msg(judge(&t, NULL, t.o, t.lse, csel, "f64", &rep, &err) == 0, "%s", err.msg);
+        ck_assert_msg(rep.pass, "%s: expected values fail the f64 model", problems[pi].name);
+        ck_assert_msg(rep.worst_o.ratio <= 0.5 + 1e-9, "%s: ratio %g", problems[pi].name, rep.worst_o.ratio);
+        ck_assert_msg(judge(&t, NULL, t.o, t.lse, csel, "bf16", &rep, &err) == 0, "%s", err.msg);
+        ck_assert(rep.pass);
+        tcase_free(&t);
+    }
+}
+END_TEST
+
+
+/* ---- the selection ----------------------------------------------------- */
+
+/* n = 1, L = 8, top-2 of given scores; query 5 ties three keys at the top
+   (keys 1, 3, 4 score 3), query 6 has keys 2 and 3 within 2^-12 at the
+   second place. */
+static void selection_case(tcase *t, int fmt)
+{
+    nsx_problem p = small_problem(1, 1, 8, 4, 2);
+    p.input_format = fmt;
+    p.sel = (nsx_selection){NSX_SEL_SCORES, 2, 1u, 0, 0, 0, 0};
+    rng g = {SEED + 600};
+    tcase_alloc(t, &p);
+    tcase_fill(t, &g, 8, 6);
+    for (int i = 0; i < 8; i++)
+        for (int j = 0; j < 8; j++)
+            t->idx_s[i * 8 + j] = (i * 7 + j * 3) % 5;
+    const double s5[6] = {1, 3, 2, 3, 3, 0};
+    for (int j = 0; j < 6; j++)
+        t->idx_s[5 * 8 + j] = s5[j];
+    const double s6[7] = {4, 0, 1, 1 + 0x1p-12, 0, 0, 0};
+    for (int j = 0; j < 7; j++)
+        t->idx_s[6 * 8 + j] = s6[j];
+    ref_ok(t);
+}
+
+/* Judges sel with row i replaced by {a, b}; o from the reference with that
+   selection, rounded to bf16.  Returns the check code. */
+static int judge_sel(tcase *t, int i, int a, int b, const char *model, nsx_check_report *rep)
+{
+    const nsx_problem *p = &t->p;
+    int32_t *sel = malloc(nsx_sel_size(p) * sizeof *sel);
+    memcpy(sel, t->sel_out, nsx_sel_size(p) * sizeof *sel);
+    sel[i * 2] = a, sel[i * 2 + 1] = b;
+    nsx_problem q = *p;
+    q.sel.source = NSX_SEL_INDICES;
+    tcase v;
+    tcase_alloc(&v, &q);
+    memcpy(v.q, t->q, nsx_q_size(p) * sizeof *v.q);
+    memcpy(v.k[0], t->k[0], nsx_k_size(p) * sizeof *v.q);
+    memcpy(v.v[0], t->v[0], nsx_v_size(p) * sizeof *v.q);
+    for (size_t x = 0; x < nsx_sel_size(p); x++) /* a valid set for the reference */
+        v.sel[x] = sel[x] >= 0 && sel[x] < p->L && (x % 2 == 0 || sel[x] != sel[x - 1]) ? sel[x] : -1;
+    ref_ok(&v);
+    round_all(v.o, nsx_o_size(p), NSX_FORMAT_BF16);
+    nsx_err err;
+    int rc = judge(t, NULL, v.o, NULL, sel, model, rep, &err);
+    tcase_free(&v);
+    free(sel);
+    return rc;
+}
+
+START_TEST(selection_is_judged_as_a_set)
+{
+    tcase t;
+    selection_case(&t, NSX_FORMAT_F64);
+    nsx_check_report rep;
+    /* the golden set: {1, 3} for query 5 */
+    ck_assert_int_eq(t.sel_out[5 * 2], 1);
+    ck_assert_int_eq(t.sel_out[5 * 2 + 1], 3);
+    /* another tie-break, in any order: valid, o judged against the
+       reference recomputed with it */
+    ck_assert_int_eq(judge_sel(&t, 5, 4, 1, "bf16", &rep), 0);
+    ck_assert(rep.pass);
+    ck_assert_uint_eq(rep.sel_differ, 1);
+    ck_assert_int_eq(rep.sel_status, 1);
+    /* a key below the threshold: invalid */
+    ck_assert_int_eq(judge_sel(&t, 5, 0, 1, "bf16", &rep), 0);
+    ck_assert(!rep.pass);
+    ck_assert_uint_eq(rep.sel_failed, 1);
+    /* a repeated index */
+    ck_assert_int_eq(judge_sel(&t, 5, 3, 3, "bf16", &rep), 0);
+    ck_assert(!rep.pass && rep.sel_failed == 1);
+    ck_assert(strstr(rep.notes[0], "twice") != NULL);
+    /* query 0 has one candidate: a future index or a pad beside it is fine */
+    ck_assert_int_eq(judge_sel(&t, 0, 5, 0, "bf16", &rep), 0);
+    ck_assert(rep.pass);
+    ck_assert_int_eq(judge_sel(&t, 0, 0, 9, "bf16", &rep), 0);
+    ck_assert(rep.pass);
+    /* query 1 has two candidates: a future index instead of one: too few */
+    ck_assert_int_eq(judge_sel(&t, 1, 1, 7, "bf16", &rep), 0);
+    ck_assert(!rep.pass && rep.sel_failed == 1);
+    tcase_free(&t);
+}
+END_TEST
+
+/* Keys within the candidate's score error of the threshold may be in or
+   out: scores given as f32 and read as bf16 (tolerance ~2^-8 |S|) let
+   query 6 swap keys 3 and 2 (1 + 2^-12 and 1); read as f32 they may not. */
+START_TEST(selection_tie_tolerance_follows_the_model)
+{
+    tcase t;
+    selection_case(&t, NSX_FORMAT_F32);
+    ck_assert_int_eq(t.sel_out[6 * 2], 0);
+    ck_assert_int_eq(t.sel_out[6 * 2 + 1], 3);
+    nsx_check_report rep;
+    ck_assert_int_eq(judge_sel(&t, 6, 0, 2, "bf16", &rep), 0);
+    ck_assert(rep.pass);
+    ck_assert_uint_eq(rep.sel_differ, 1);
+    ck_assert_int_eq(judge_sel(&t, 6, 0, 2, "f32", &rep), 0);
+    ck_assert(!rep.pass);
+    ck_assert_uint_eq(rep.sel_failed, 1);
+    /* a candidate without sel is judged against the golden selection */
+    nsx_err err;
+    ck_assert_int_eq(judge(&t, NULL, t.o, t.lse, NULL, "f64", &rep, &err), 0);
+    ck_assert(rep.pass);
+    ck_assert_int_eq(rep.sel_status, 2);
+    tcase_free(&t);
+}
+END_TEST
+
+/* ---- empty slices, non-finite values, unjudged rows ------------------- */
+
+START_TEST(empty_rows_follow_the_declared_convention)
+{
+    nsx_problem p = small_problem(2, 1, 6, 3, 2);
+    p.distinct = 1; /* query 0: (0, 0) only, not distinct: empty */
+    tcase t;
+    rng g = {SEED + 700};
+    tcase_alloc(&t, &p);
+    tcase_fill(&t, &g, 8, 6);
+    ref_ok(&t);
+    ck_assert(t.lse[0] == -INFINITY);
+    double *o = malloc(nsx_o_size(&p) * sizeof *o), *lse = malloc(nsx_lse_size(&p) * sizeof *lse);
+    memcpy(o, t.o, nsx_o_size(&p) * sizeof *o);
+    memcpy(lse, t.lse, nsx_lse_size(&p) * sizeof *lse);
+    nsx_check_report rep;
+    nsx_err err;
+    static const struct { double lse; const char *model; int pass; } table[] = {
+        {-INFINITY, "f64", 1},          {INFINITY, "f64", 0},           {INFINITY, "f64,lse=+inf", 1},
+        {-INFINITY, "f64,lse=+inf", 0}, {INFINITY, "f64,lse=any", 1},   {-INFINITY, "f64,lse=any", 1},
+        {NAN, "f64,lse=any", 0},        {0.0, "f64,lse=any", 0},
+    };
+    for (size_t x = 0; x < sizeof table / sizeof table[0]; x++) {
+        lse[0] = table[x].lse;
+        ck_assert_int_eq(judge(&t, NULL, o, lse, NULL, table[x].model, &rep, &err), 0);
+        ck_assert_msg(rep.pass == table[x].pass, "lse %g under %s", table[x].lse, table[x].model);
+        ck_assert_uint_eq(rep.rows_empty, 1);
+    }
+    lse[0] = -INFINITY;
+    o[0] = -0.0; /* either zero */
+    ck_assert_int_eq(judge(&t, NULL, o, lse, NULL, "f64", &rep, &err), 0);
+    ck_assert(rep.pass);
+    o[0] = 1e-300;
+    ck_assert_int_eq(judge(&t, NULL, o, lse, NULL, "f64", &rep, &err), 0);
+    ck_assert(!rep.pass && rep.rows_empty_failed == 1);
+    /* a vector whose expected lse contradicts its slice is refused */
+    t.lse[0] = 0.5;
+    ck_assert_int_eq(judge(&t, NULL, o, lse, NULL, "f64", &rep, &err), NSX_EXIT_BAD);
+    t.lse[0] = -INFINITY;
+    t.lse[1] = -INFINITY;
+    ck_assert_int_eq(judge(&t, NULL, o, lse, NULL, "f64", &rep, &err), NSX_EXIT_BAD);
+    ck_assert_msg(strstr(err.msg, "tuples") != NULL, "%s", err.msg);
+    free(o), free(lse);
+    tcase_free(&t);
+}
+END_TEST
+
+START_TEST(nonfinite_values_fail)
+{
+    tcase t;
+    ck_assert(!make_problem(&problems[5], SEED + 710, &t));
+    double *o = malloc(nsx_o_size(&t.p) * sizeof *o), *lse = malloc(nsx_lse_size(&t.p) * sizeof *lse);
+    memcpy(o, t.o, nsx_o_size(&t.p) * sizeof *o);
+    memcpy(lse, t.lse, nsx_lse_size(&t.p) * sizeof *lse);
+    nsx_check_report rep;
+    nsx_err err;
+    o[7] = NAN;
+    lse[3] = INFINITY;
+    ck_assert_int_eq(judge(&t, NULL, o, lse, NULL, "bf16", &rep, &err), 0);
+    ck_assert(!rep.pass);
+    ck_assert_uint_eq(rep.o_nonfinite, 1);
+    ck_assert_uint_eq(rep.o_failed, 1);
+    ck_assert_uint_eq(rep.lse_failed, 1);
+    free(o), free(lse);
+    tcase_free(&t);
+}
+END_TEST
+
+/* The second batch of a "nan" leak pair reads NaN after t: its rows there
+   are not judged, whatever the candidate writes; the rows up to t are
+   compared bit for bit. */
+START_TEST(nan_leak_rows_are_not_judged)
+{
+    const int t0 = 3;
+    nsx_problem p = small_problem(1, 2, 8, 4, 2);
+    tcase t;
+    rng g = {SEED + 720};
+    tcase_alloc(&t, &p);
+    tcase_fill(&t, &g, 8, 6);
+    memcpy(t.q + nsx_q_size(&p) / 2, t.q, nsx_q_size(&p) / 2 * sizeof *t.q);
+    memcpy(t.k[0] + nsx_k_size(&p) / 2, t.k[0], nsx_k_size(&p) / 2 * sizeof *t.q);
+    memcpy(t.v[0] + nsx_v_size(&p) / 2, t.v[0], nsx_v_size(&p) / 2 * sizeof *t.q);
+    for (int j = t0 + 1; j < p.L; j++) {
+        for (int l = 0; l < p.d; l++)
+            t.k[0][nsx_k_at(&p, 1, j, 0, l)] = NAN;
+        t.v[0][nsx_v_at(&p, 1, j, 0, 0)] = NAN;
+    }
+    ref_ok(&t);
+    double *o = malloc(nsx_o_size(&p) * sizeof *o), *lse = malloc(nsx_lse_size(&p) * sizeof *lse);
+    run_kernel(&kernels[1], &t, NULL, 2, o, lse);
+    nsx_pair pair = {NSX_PAIR_LEAK, 0, 1, t0, NSX_FUTURE_NAN, 0, 0, 0};
+    nsx_case_info info = {0};
+    info.pairs = &pair;
+    info.npairs = 1;
+    nsx_check_report rep;
+    nsx_err err;
+    ck_assert_int_eq(judge(&t, &info, o, lse, NULL, "bf16", &rep, &err), 0);
+    ck_assert(rep.pass);
+    ck_assert_uint_eq(rep.rows_unjudged, (size_t)(p.L - t0 - 1) * p.H);
+    ck_assert_uint_eq(rep.pair_rows, t0 + 1);
+    tcase_free(&t);
+    free(o), free(lse);
+}
+END_TEST
+
+/* ---- applicability ---------------------------------------------------- */
+
+START_TEST(out_of_range_vectors_are_not_applicable)
+{
+    static const struct { const char *model; int fmt; double scale, out_scale; } table[] = {
+        {"bf16", NSX_FORMAT_F64, 0x1p990, 1},   /* inputs beyond bf16's range */
+        {"f16", NSX_FORMAT_BF16, 0x1p20, 1},    /* beyond f16's range */
+        {"f16", NSX_FORMAT_BF16, 0x1p6, 1},     /* q k1 k2 may overflow f16 */
+        {"bf16", NSX_FORMAT_F64, 1, 0x1p200},   /* the output overflows bf16 */
+    };
+    for (size_t x = 0; x < sizeof table / sizeof table[0]; x++) {
+        nsx_problem p = small_problem(2, 1, 4, 3, 2);
+        p.input_format = table[x].fmt;
+        p.out_scale = table[x].out_scale;
+        tcase t;
+        rng g = {SEED + 800};
+        tcase_alloc(&t, &p);
+        tcase_fill(&t, &g, 8, 6);
+        scale_all(t.q, nsx_q_size(&p), (int)log2(table[x].scale));
+        for (int m = 0; m < p.n; m++)
+            scale_all(t.k[m], nsx_k_size(&p), x == 2 ? 6 : 0);
+        ref_ok(&t);
+        nsx_check_report rep;
+        nsx_err err;
+        int rc = judge(&t, NULL, t.o, t.lse, NULL, table[x].model, &rep, &err);
+        ck_assert_msg(rc == NSX_EXIT_BAD, "case %zu: %d", x, rc);
+        ck_assert_msg(strstr(err.msg, "not applicable") != NULL, "%s", err.msg);
+        tcase_free(&t);
+    }
+}
+END_TEST
+
+/* ---- the model syntax ---------------------------------------------- */
+
+START_TEST(model_syntax)
+{
+    static const struct { const char *text, *canonical; } good[] = {
+        {"bf16", "in=bf16,op=bf16,acc=f32,int=none,w=bf16,out=bf16,lseout=f32,lse=-inf"},
+        {"in=bf16,acc=f32,w=bf16,out=bf16,lse=-inf", "in=bf16,op=bf16,acc=f32,int=none,w=bf16,out=bf16,lseout=f32,lse=-inf"},
+        {"f32", "in=f32,op=f32,acc=f32,int=none,w=none,out=f32,lseout=f32,lse=-inf"},
+        {"f16,lse=any", "in=f16,op=f16,acc=f32,int=none,w=f16,out=f16,lseout=f32,lse=any"},
+        {"f64", "in=f64,op=f64,acc=f64,int=none,w=none,out=f64,lseout=f64,lse=-inf"},
+        {"einsum-bf16", "in=bf16,op=bf16,acc=f32,int=bf16,w=bf16,out=bf16,lseout=bf16,lse=-inf"},
+        {"einsum-f16", "in=f16,op=f16,acc=f32,int=f16,w=f16,out=f16,lseout=f16,lse=-inf"},
+        {"in=f32", "in=f32,op=f32,acc=f32,int=none,w=bf16,out=bf16,lseout=f32,lse=-inf"},
+        {"op=f32,in=f16", "in=f16,op=f32,acc=f32,int=none,w=bf16,out=bf16,lseout=f32,lse=-inf"},
+        {"bf16,acc=f64", "in=bf16,op=bf16,acc=f64,int=none,w=bf16,out=bf16,lseout=f64,lse=-inf"},
+        {"bf16,lseout=bf16,acc=f64", "in=bf16,op=bf16,acc=f64,int=none,w=bf16,out=bf16,lseout=bf16,lse=-inf"},
+        {"bf16,lse=+inf,w=none", "in=bf16,op=bf16,acc=f32,int=none,w=none,out=bf16,lseout=f32,lse=+inf"},
+    };
+    static const char *const bad[] = {"", "bf8", "in=f8", "w=", "lse=0", "x=f32", "in", "f32,bf16",
+                                      "in=bf16,,out=f32", "acc=none", "out=none", "bf16,"};
+    char buf[160];
+    for (size_t x = 0; x < sizeof good / sizeof good[0]; x++) {
+        nsx_model m, back;
+        nsx_err err;
+        ck_assert_msg(nsx_model_parse(good[x].text, &m, &err) == 0, "%s: %s", good[x].text, err.msg);
+        ck_assert_str_eq(nsx_model_format(&m, buf, sizeof buf), good[x].canonical);
+        ck_assert_int_eq(nsx_model_parse(buf, &back, &err), 0);
+        ck_assert(memcmp(&m, &back, sizeof m) == 0);
+    }
+    for (size_t x = 0; x < sizeof bad / sizeof bad[0]; x++) {
+        nsx_model m;
+        nsx_err err = {0};
+        ck_assert_msg(nsx_model_parse(bad[x], &m, &err) == NSX_EXIT_BAD, "'%s' accepted", bad[x]);
+        ck_assert(strchr(err.msg, '\n') == NULL && strlen(err.msg) > 10);
+    }
+    nsx_model d;
+    nsx_model_default(&d);
+    ck_assert_str_eq(nsx_model_format(&d, buf, sizeof buf), good[0].canonical);
+    /* the kernel ABI's declaration */
+    nsx_kernel_info ki = {NSX_KERNEL_ABI_VERSION, "k", NSX_FORMAT_BF16, NSX_FORMAT_F32, NSX_FORMAT_BF16,
+                          NSX_FORMAT_BF16, 2, 0};
+    nsx_err err;
+    ck_assert_int_eq(nsx_model_from_kernel(&ki, &d, &err), 0);
+    ck_assert_str_eq(nsx_model_format(&d, buf, sizeof buf),
+                     "in=bf16,op=bf16,acc=f32,int=none,w=bf16,out=bf16,lseout=f32,lse=any");
+    ki.weights_format = NSX_FORMAT_F64;
+    ck_assert_int_eq(nsx_model_from_kernel(&ki, &d, &err), 0);
+    ck_assert_int_eq(d.w, NSX_MODEL_NONE);
+    ki.output_format = 7;
+    ck_assert_int_eq(nsx_model_from_kernel(&ki, &d, &err), NSX_EXIT_BAD);
+}
+END_TEST
+
+/* ---- the report -------------------------------------------------------- */
+
+START_TEST(report_text_and_json)
+{
+    tcase t;
+    ck_assert(!make_problem(&problems[5], SEED + 900, &t));
+    double *o = malloc(nsx_o_size(&t.p) * sizeof *o);
+    memcpy(o, t.o, nsx_o_size(&t.p) * sizeof *o);
+    o[5] += 1;
+    char *flags[] = {"Windows"};
+    nsx_case_info info = {0};
+    info.id = "n2_test";
+    info.flags = flags;
+    info.nflags = 1;
+    nsx_check_report rep;
+    nsx_err err;
+    ck_assert_int_eq(judge(&t, &info, o, NULL, NULL, "bf16", &rep, &err), 0);
+    ck_assert(!rep.pass);
+    ck_assert(rep.worst_o.found && rep.worst_o.ratio > 1);
+    char *json = nsx_check_json(&rep, &info, "cand.safetensors");
+    ck_assert_ptr_nonnull(json);
+    ck_assert(strchr(json, '\n') == NULL);
+    ck_assert(strstr(json, "\"pass\":false") != NULL);
+    ck_assert(strstr(json, "\"case\":\"n2_test\"") != NULL);
+    ck_assert(strstr(json, "\"flags\":[\"Windows\"]") != NULL);
+    free(json);
+    char text[8192] = "";
+    FILE *f = fmemopen(text, sizeof text - 1, "w");
+    nsx_check_print(f, &rep, &info, "cand.safetensors");
+    fclose(f);
+    ck_assert(strstr(text, "FAIL: ") != NULL);
+    ck_assert(strstr(text, "worst o[b=") != NULL);
+    ck_assert(strstr(text, "lse: absent") != NULL);
+    free(o);
+    tcase_free(&t);
+}
+END_TEST
+
+
+/* ---- the command line ------------------------------------------------- */
+
+static char *tmp_path(const char *name)
+{
+    const char *dir = getenv("NSX_TMP");
+    char *path = malloc(512);
+    snprintf(path, 512, "%s/oracle_%s", dir && *dir ? dir : "/tmp", name);
+    return path;
+}
+
+/* A candidate file: o (and lse unless NULL) in dtype, metadata model. */
+static void write_candidate(const char *path, const nsx_problem *p, const double *o, const double *lse, int dtype,
+                            const int64_t *oshape, const char *model)
+{
+    nsx_st st = {0};
+    nsx_err err;
+    const int64_t lshape[3] = {p->B, p->H, p->L};
+    ck_assert_int_eq(nsx_st_add_f64(&st, "o", dtype, 4, oshape, o, &err), 0);
+    if (lse)
+        ck_assert_int_eq(nsx_st_add_f64(&st, "lse", NSX_DTYPE_F32, 3, lshape, lse, &err), 0);
+    if (model)
+        ck_assert_int_eq(nsx_st_set_meta(&st, "nsimplex.model", model, &err), 0);
+    ck_assert_msg(nsx_st_write(path, &st, &err) == 0, "%s", err.msg);
+    nsx_st_free(&st);
+}
+
+static int run_check(const char *const *args, cli_result *r)
+{
+    ck_assert_int_eq(cli_run(r, args), 0);
+    return r->status;
+}
+
+START_TEST(cli_check)
+{
+    nsx_problem tp = small_problem(2, 1, 8, 4, 4);
+    tp.window[0] = 5, tp.window[1] = 2;
+    tp.k_bias[1] = 0.25, tp.v_bias[1] = 1;
+    tcase t;
+    rng tg = {SEED + 1000};
+    tcase_alloc(&t, &tp);
+    tcase_fill(&t, &tg, 8, 7);
+    ref_ok(&t);
+    const nsx_problem *p = &t.p;
+    nsx_case_info info = {0};
+    char *flags[] = {"Windows"};
+    info.id = "n2_swa_cli";
+    info.description = "check's command line";
+    info.flags = flags;
+    info.nflags = 1;
+    char *vec = tmp_path("vec.safetensors"), *cand = tmp_path("cand.safetensors");
+    nsx_err err;
+    ck_assert_msg(nsx_case_write(vec, p, &info, &t.in, &t.out, &err) == 0, "%s", err.msg);
+    double *o = malloc(nsx_o_size(p) * sizeof *o), *lse = malloc(nsx_lse_size(p) * sizeof *lse);
+    memcpy(o, t.o, nsx_o_size(p) * sizeof *o);
+    memcpy(lse, t.lse, nsx_lse_size(p) * sizeof *lse);
+    round_all(o, nsx_o_size(p), NSX_FORMAT_BF16);
+    round_all(lse, nsx_lse_size(p), NSX_FORMAT_F32);
+    const int64_t oshape[4] = {p->B, p->L, p->H, p->dv}, wrong[4] = {p->B, p->L, p->H, p->dv + 1};
+    cli_result r;
+
+    /* pass, text and JSON */
+    write_candidate(cand, p, o, lse, NSX_DTYPE_BF16, oshape, NULL);
+    ck_assert_int_eq(run_check((const char *const[]){"check", vec, cand, NULL}, &r), 0);
+    ck_assert_msg(strstr(r.out, "\nPASS: ") != NULL, "%s", r.out);
+    ck_assert(strstr(r.out, "against case n2_swa_cli (flags: Windows)") != NULL);
+    cli_result_free(&r);
+    ck_assert_int_eq(run_check((const char *const[]){"check", "--json", vec, cand, NULL}, &r), 0);
+    ck_assert_int_eq(cli_count_lines(r.out), 1);
+    ck_assert(strstr(r.out, "\"pass\":true") != NULL);
+    ck_assert(strstr(r.out, "\"model\":\"in=bf16,op=bf16,acc=f32,int=none,w=bf16,out=bf16,lseout=f32,lse=-inf\""));
+    cli_result_free(&r);
+
+    /* the model: declared in the candidate, overridden by --model */
+    write_candidate(cand, p, o, lse, NSX_DTYPE_BF16, oshape, "f32,lse=any");
+    ck_assert_int_eq(run_check((const char *const[]){"check", vec, cand, "--json", NULL}, &r), 1);
+    ck_assert(strstr(r.out, "\"model\":\"in=f32,") != NULL); /* bf16 outputs fail f32 */
+    cli_result_free(&r);
+    ck_assert_int_eq(run_check((const char *const[]){"check", vec, cand, "--model", "bf16", NULL}, &r), 0);
+    cli_result_free(&r);
+    write_candidate(cand, p, o, lse, NSX_DTYPE_BF16, oshape, "bf12");
+    ck_assert_int_eq(run_check((const char *const[]){"check", vec, cand, NULL}, &r), 2);
+    ck_assert_int_eq(cli_count_lines(r.err), 1);
+    ck_assert(strstr(r.err, "nsimplex.model") != NULL);
+    cli_result_free(&r);
+    ck_assert_int_eq(run_check((const char *const[]){"check", vec, cand, "--model=in=f12", NULL}, &r), 2);
+    ck_assert_int_eq(cli_count_lines(r.err), 1);
+    cli_result_free(&r);
+
+    /* fail: one element off */
+    o[3] += 0.5;
+    write_candidate(cand, p, o, NULL, NSX_DTYPE_F64, oshape, NULL);
+    ck_assert_int_eq(run_check((const char *const[]){"check", vec, cand, NULL}, &r), 1);
+    ck_assert(strstr(r.out, "\nFAIL: ") != NULL);
+    ck_assert(strstr(r.out, "lse: absent") != NULL);
+    cli_result_free(&r);
+
+    /* unusable candidates: exit 2 with one line */
+    double *wide = calloc(nsx_o_size(p) / p->dv * (p->dv + 1), sizeof *wide);
+    write_candidate(cand, p, wide, lse, NSX_DTYPE_F64, wrong, NULL);
+    free(wide);
+    ck_assert_int_eq(run_check((const char *const[]){"check", vec, cand, NULL}, &r), 2);
+    ck_assert_int_eq(cli_count_lines(r.err), 1);
+    ck_assert(strstr(r.err, "shape") != NULL);
+    cli_result_free(&r);
+    write_candidate(cand, p, o, lse, NSX_DTYPE_F64, oshape, NULL);
+    FILE *f = fopen(cand, "r+b");
+    fseek(f, 0, SEEK_END);
+    long size = ftell(f);
+    fclose(f);
+    ck_assert_int_eq(truncate(cand, size / 2), 0);
+    ck_assert_int_eq(run_check((const char *const[]){"check", vec, cand, NULL}, &r), 2);
+    ck_assert_int_eq(cli_count_lines(r.err), 1);
+    cli_result_free(&r);
+    f = fopen(cand, "wb");
+    fputs("\x10\x00\x00\x00\x00\x00\x00\x00{\"o\": [1, 2, 3]}", f);
+    fclose(f);
+    ck_assert_int_eq(run_check((const char *const[]){"check", vec, cand, NULL}, &r), 2);
+    ck_assert_int_eq(cli_count_lines(r.err), 1);
+    cli_result_free(&r);
+    ck_assert_int_eq(run_check((const char *const[]){"check", vec, vec, NULL}, &r), 0); /* the vector itself */
+    cli_result_free(&r);
+
+    /* arguments */
+    ck_assert_int_eq(run_check((const char *const[]){"check", "--help", NULL}, &r), 0);
+    ck_assert(strstr(r.out, "usage: nsimplex check") != NULL);
+    cli_result_free(&r);
+    ck_assert_int_eq(run_check((const char *const[]){"check", vec, NULL}, &r), 2);
+    cli_result_free(&r);
+    ck_assert_int_eq(run_check((const char *const[]){"check", vec, cand, "--frobnicate", NULL}, &r), 2);
+    cli_result_free(&r);
+
+    /* a vector out of the model's range: not applicable */
+    tcase big;
+    nsx_problem bp = small_problem(1, 1, 4, 3, 2);
+    bp.input_format = NSX_FORMAT_F64;
+    rng g = {SEED + 1001};
+    tcase_alloc(&big, &bp);
+    tcase_fill(&big, &g, 8, 6);
+    big.v[0][0] = 0x1p1000;
+    ref_ok(&big);
+    ck_assert(nsx_case_write(vec, &bp, NULL, &big.in, &big.out, &err) == 0);
+    const int64_t bshape[4] = {1, 4, 1, 2};
+    write_candidate(cand, &bp, big.o, NULL, NSX_DTYPE_F64, bshape, NULL);
+    ck_assert_int_eq(run_check((const char *const[]){"check", vec, cand, NULL}, &r), 2);
+    ck_assert(strstr(r.err, "not applicable") != NULL);
+    cli_result_free(&r);
+    ck_assert_int_eq(run_check((const char *const[]){"check", vec, cand, "--model", "f64", NULL}, &r), 0);
+    cli_result_free(&r);
+
+    remove(vec), remove(cand);
+    free(vec), free(cand), free(o), free(lse);
+    tcase_free(&t), tcase_free(&big);
+}
+END_TEST
+
+static Suite *oracle_suite(void)
+{
+    Suite *s = suite_create("oracle");
+    TCase *tc = tcase_create("honest");
+    tcase_set_timeout(tc, 300);
+    tcase_add_test(tc, honest_kernels_pass_with_tight_bounds);
+    tcase_add_loop_test(tc, one_ulp_from_correct_rounding_passes, 0, 5);
+    tcase_add_test(tc, expected_values_pass);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("planted bugs");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, leaked_future_tuple_fails_the_bound);
+    tcase_add_test(tc, leak_pair_catches_a_leak_below_the_bound);
+    tcase_add_test(tc, window_off_by_one_fails_the_probe);
+    tcase_add_test(tc, wrong_score_scale_fails_the_bound);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("structure");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, selection_is_judged_as_a_set);
+    tcase_add_test(tc, selection_tie_tolerance_follows_the_model);
+    tcase_add_test(tc, empty_rows_follow_the_declared_convention);
+    tcase_add_test(tc, nonfinite_values_fail);
+    tcase_add_test(tc, nan_leak_rows_are_not_judged);
+    tcase_add_test(tc, out_of_range_vectors_are_not_applicable);
+    tcase_add_test(tc, model_syntax);
+    tcase_add_test(tc, report_text_and_json);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("command line");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, cli_check);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(oracle_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
