@@ -344,7 +344,7 @@ int nsx_bound_row(nsx_bound_ctx *ctx, int b, int h, int i, const int32_t *sel_ro
        weights A_J (upper bounds), and D_lo, D_hi */
     const double g3 = gamma_of(3, k.ua), lse = lse_exact;
     const double lg_hi = N * log1p(k.eps_exp), lg_lo = N * log1p(-k.eps_exp);
-    double dh = 0, dl = 0, beta_max = 0, rlo_max = 0;
+    double dh = 0, dl = 0, beta_max = 0, rlo_max = 0, dz_int = 0, xi_max = 0;
     for (size_t t = 0; t < N; t++) {
         double *x = ctx->tup + t * T_SLOTS;
         double T = x[T_HAT], eT = x[T_ERR], bJ = x[T_B];
@@ -360,6 +360,12 @@ int nsx_bound_row(nsx_bound_ctx *ctx, int b, int h, int i, const int32_t *sel_ro
         x[T_RLO] = rlo;
         dh += A * rhi;
         dl += A * rlo;
+        /* B14, fl_int(T_J - m): A_J expm1(x_J), taken as exp(log A_J + x_J)
+           when x_J >= 1 so that an underflowed weight (A_J floored at the
+           least subnormal) times a huge factor stays e^{z(1 - u_t)}, tiny */
+        double xi = k.ft.u * (dT + bJ + b_max);
+        dz_int += xi < 1 ? A * expm1(xi) : exp(z + kap + 8 * U64 + xi);
+        xi_max = fmax(xi_max, xi);
         beta_max = fmax(beta_max, beta);
         rlo_max = fmax(rlo_max, rlo);
     }
@@ -510,7 +516,15 @@ int nsx_bound_row(nsx_bound_ctx *ctx, int b, int h, int i, const int32_t *sel_ro
     double Tmax_abs = fabs(t_hat_max) + eT_max;
     double gap = fmax(0.0, lse - t_hat_max) + U64 * fabs(lse) + eT_max; /* >= LSE - T_max */
     double Lam = gap + b_max + lD + lTh;
-    double E1 = lD + lTh + k.eps_exp * Lam + k.fa.lambda;
+    /* an LSE through int tensors (torch.logsumexp's composite: the shifted
+       arguments, the exponentials, their sum and the log each rounded to
+       int, ORACLE.md 3.8); 0 for fused kernels (int = none) */
+    const double ut = k.ft.u;
+    /* the per-tuple sum, capped by its global form max_J x_J (the exact
+       weights sum to 1) for rows whose score errors are too large for it */
+    double E_args = fmin(log1p(dz_int), xi_max);
+    double E_int = ut > 0 ? E_args - 2 * log1p(-ut) + ut * Lam + N * k.ft.lambda : 0.0;
+    double E1 = lD + lTh + k.eps_exp * Lam + k.fa.lambda + E_int;
     double g2 = gamma_of(2, k.ua);
     double lse_abs = fabs(lse) * (1 + U64);
     double Epre = (1 + g2) * E1 + g2 * lse_abs + g3 * (1 + g2) * (Tmax_abs + b_max);

@@ -299,7 +299,7 @@ static void flash_row(const erow *r, const int *list, size_t N, int block, doubl
 /* A plain einsum pipeline: scores rounded to int, the scale applied in int,
    softmax in acc with normalized weights rounded to w, then the value
    contraction one dimension at a time (product reducer), every partial
-   result rounded to int. */
+   result rounded to int; LSE as torch.logsumexp's composite of int tensors. */
 static void einsum_row(const erow *r, const int *list, size_t N, double *o, double *lse)
 {
     const ekernel *K = r->K;
@@ -311,6 +311,12 @@ static void einsum_row(const erow *r, const int *list, size_t N, double *o, doub
         T[t] = R(R(raw_score(r, list + t * n, 0), K->inter) * s, K->inter);
         m = fmax(m, T[t]);
     }
+    /* torch.logsumexp on the int score tensor is a composite (amax, sub,
+       exp, sum, log, add): every step's result is an int tensor */
+    double l = 0;
+    for (size_t t = 0; t < N; t++)
+        l = RA(K, l + R(EXPA(K, exp(R(T[t] - m, K->inter))), K->inter));
+    double lse_composite = RL(K, R(m + R(log(R(l, K->inter)), K->inter), K->inter));
     for (size_t t = 0; t < N; t++) {
         T[t] = EXPA(K, exp(RA(K, T[t] - m)));
         Z = RA(K, Z + T[t]);
@@ -342,7 +348,7 @@ static void einsum_row(const erow *r, const int *list, size_t N, double *o, doub
     const double os = R(p->out_scale, K->inter);
     for (int c = 0; c < dv; c++)
         o[c] = RO(K, R(Y[c] * os, K->inter));
-    *lse = RL(K, RA(K, m + EXPA(K, log(Z))));
+    *lse = lse_composite;
     free(T);
     free(Y);
 }
