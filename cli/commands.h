@@ -6,5 +6,7 @@
 #ifndef NSX_CLI_COMMANDS_H
 #define NSX_CLI_COMMANDS_H
 
+/* nsimplex bench: throughput against the peak and the plain loops (cmd_bench.c). */
+int cmd_bench(int argc, char **argv);
 
 #endif

@@ -24,6 +24,8 @@ static const struct command {
     const char *help;
 } commands[] = {
     {"version", cmd_version, "version", "print the spec and program versions"},
+    {"bench", cmd_bench, "bench [shape options] [--kernel LIB.so] [--threads N] [--json]",
+     "throughput as a share of the machine's measured peak"},
 };
 
 static void usage(FILE *f)
