@@ -9,9 +9,10 @@
  *      the others are the prefix dimensions, enumerated by an odometer.
  *   3. The inner keys, in chunks that keep the panels in L2, are packed:
  *      K transposed [d][ldk] and V [ldk][dvp], biases added.
- *   4. Per head, every prefix gives one tile row: u = s q o (k+kb) o ... and
- *      its reduced values; every MR rows, the tile runs over the chunk's
- *      column blocks, updating the head's running max, sum and accumulator.
+ *   4. Every prefix gives one tile row per head, u = s q_h o (k+kb) o ...,
+ *      and one reduced value row shared by the heads; every MR prefixes,
+ *      each head's tile runs over the chunk's column blocks, updating that
+ *      head's running max, sum and accumulator.
  *   5. O = out_scale acc / sum (/ n for mean), LSE = max + log(sum).
  * Items go to threads dynamically, latest query first: with a causal mask
  * the late rows cost the most, so they start first (longest job first).
@@ -45,9 +46,9 @@ typedef struct work {
     int *list[NSX_MAX_ORDER];   /* C_m(i) */
     int *selrow;                /* valid entries of sel[b, i, :] */
     float *kpan, *vpan;         /* [d][chunk], [chunk][dvp] */
-    float *u, *vp, *ptile;      /* [mr][d], [mr][dvp], [mr][nr] */
-    float *lvl_u, *lvl_v;       /* odometer levels: [n-2][d], [n-2][dvp] */
-    float *qs;                  /* [d] s q of the current head */
+    float *u, *vp, *ptile;      /* [G][mr][d], [mr][dvp], [mr][nr] */
+    float *lvl_u, *lvl_v;       /* odometer levels: [G][n-2][d], [n-2][dvp] */
+    float *qs;                  /* [G][d] s q of each head */
     float *acc, *colacc;        /* [G][dvp], [G][chunk] */
     nsx_row_state *st;          /* [G] */
     uint32_t *mask;             /* [mr] */
@@ -77,12 +78,12 @@ static size_t work_layout(const plan *pl, work *w, char *base)
     CARVE(w->selrow, p->topk > 0 ? p->topk : 1);
     CARVE(w->kpan, (size_t)p->d * pl->chunk);
     CARVE(w->vpan, (size_t)pl->chunk * pl->dvp);
-    CARVE(w->u, (size_t)mr * p->d);
+    CARVE(w->u, (size_t)pl->G * mr * p->d);
     CARVE(w->vp, (size_t)mr * pl->dvp);
     CARVE(w->ptile, (size_t)mr * nr);
-    CARVE(w->lvl_u, (size_t)(n > 2 ? n - 2 : 1) * p->d);
+    CARVE(w->lvl_u, (size_t)pl->G * (n > 2 ? n - 2 : 1) * p->d);
     CARVE(w->lvl_v, (size_t)(n > 2 ? n - 2 : 1) * pl->dvp);
-    CARVE(w->qs, p->d);
+    CARVE(w->qs, (size_t)pl->G * p->d);
     CARVE(w->acc, (size_t)pl->G * pl->dvp);
     CARVE(w->colacc, (size_t)pl->G * pl->chunk);
     CARVE(w->st, pl->G);
@@ -191,15 +192,15 @@ static void pack(const plan *pl, work *w, int b, int g, int mi, const int *keys,
     memset(w->vpan + (size_t)nk * dvp, 0, (size_t)(ldk - nk) * dvp * sizeof(float));
 }
 
-/* Runs the rows u[0..rows) against every column block of the chunk. */
-static void flush_rows(const plan *pl, work *w, nsx_row_state *st, int rows, int nk, int ldk,
-                       int np)
+/* Runs the rows [0, rows) of every head against every column block of the
+   chunk. */
+static void flush_rows(const plan *pl, work *w, int rows, int nk, int ldk, int np)
 {
     const nsx_kernel_problem *p = pl->p;
     const int mr = pl->ks->mr, nr = pl->ks->nr;
     nsx_tile t = {
         .d = p->d, .dvp = pl->dvp, .sum = p->reduce != NSX_REDUCE_PRODUCT,
-        .u = w->u, .vp = w->vp, .ldk = ldk, .mask = w->mask, .ptile = w->ptile,
+        .vp = w->vp, .ldk = ldk, .mask = w->mask, .ptile = w->ptile,
     };
     for (int cb = 0; cb < nk; cb += nr) {
         t.nc = nk - cb < nr ? nk - cb : nr;
@@ -215,8 +216,12 @@ static void flush_rows(const plan *pl, work *w, nsx_row_state *st, int rows, int
             }
         t.kp = w->kpan + cb;
         t.vpan = w->vpan + (size_t)cb * pl->dvp;
-        t.colacc = st->colacc ? st->colacc + cb : NULL;
-        pl->ks->tile(&t, st);
+        for (int hh = 0; hh < pl->G; hh++) {
+            nsx_row_state *st = &w->st[hh];
+            t.u = w->u + (size_t)hh * mr * p->d;
+            t.colacc = st->colacc ? st->colacc + cb : NULL;
+            pl->ks->tile(&t, st);
+        }
     }
 }
 
@@ -230,38 +235,44 @@ static int dup_level(const int *keys, int np)
     return -1;
 }
 
-/* One odometer level: u_out = u_in o (k_m[j] + kb_m) and the values
-   v_out = v_in o (v_m[j] + vb_m) (product) or v_in + (v_m[j] + vb_m) (sum);
-   v_in NULL: the first level, v_out = v_m[j] + vb_m. */
-static void prefix_level(const plan *pl, int b, int g, int m, int j, const float *u_in,
-                         const float *v_in, float *u_out, float *v_out)
-{
-    const nsx_isa_kernels *ks = pl->ks;
-    const float *vr = v_row(pl, m, b, j, g);
-    ks->mul_bias(u_out, u_in, k_row(pl, m, b, j, g), pl->kb[m], pl->p->d);
-    if (!v_in)
-        for (int x = 0; x < pl->p->dv; x++)
-            v_out[x] = vr[x] + pl->vb[m];
-    else if (pl->p->reduce != NSX_REDUCE_PRODUCT)
-        ks->add_bias(v_out, v_in, vr, pl->vb[m], pl->p->dv);
-    else
-        ks->mul_bias(v_out, v_in, vr, pl->vb[m], pl->p->dv);
-}
-
-/*
- * Every prefix tuple of one head against one chunk of inner keys.  The
- * odometer's digit k walks C_{pd[k]}; level k of lvl_u holds
- * s q o (k_{pd[0]} + kb) o ... o (k_{pd[k]} + kb) and is recomputed only when
- * a digit at or below k moved (`valid` counts the levels still current), so
- * a row costs one d-vector product, not n-1.
- */
-static void sweep(const plan *pl, work *w, int b, int g, nsx_row_state *st, const int *pd,
-                  int np, const int *cnt, const int *inner_keys, int nk, int ldk)
+/* Odometer level lv of prefix dimension m at key j: for each head,
+   u_out = u_in o (k_m[j] + kb_m) (u_in: the level below, or s q_h), and
+   v_out = v_in o (v_m[j] + vb_m) (product) or v_in + (v_m[j] + vb_m) (sum),
+   v_out = v_m[j] + vb_m at level 0.  u_out of head hh lies at hh * ustride. */
+static void prefix_level(const plan *pl, work *w, int b, int g, int m, int j, int lv,
+                         float *u_out, size_t ustride, float *v_out)
 {
     const nsx_kernel_problem *p = pl->p;
     const nsx_isa_kernels *ks = pl->ks;
-    const int d = p->d, dvp = pl->dvp, mr = ks->mr;
-    const int sum = p->reduce != NSX_REDUCE_PRODUCT;
+    const int d = p->d, lvls = p->n > 2 ? p->n - 2 : 1;
+    const float *kr = k_row(pl, m, b, j, g), *vr = v_row(pl, m, b, j, g);
+    for (int hh = 0; hh < pl->G; hh++) {
+        const float *u_in = lv ? w->lvl_u + ((size_t)hh * lvls + lv - 1) * d : w->qs + (size_t)hh * d;
+        ks->mul_bias(u_out + hh * ustride, u_in, kr, pl->kb[m], d);
+    }
+    const float *v_in = lv ? w->lvl_v + (size_t)(lv - 1) * pl->dvp : NULL;
+    if (!v_in)
+        ks->add_bias(v_out, NULL, vr, pl->vb[m], p->dv);
+    else if (p->reduce != NSX_REDUCE_PRODUCT)
+        ks->add_bias(v_out, v_in, vr, pl->vb[m], p->dv);
+    else
+        ks->mul_bias(v_out, v_in, vr, pl->vb[m], p->dv);
+}
+
+/*
+ * Every prefix tuple against one chunk of inner keys, for all G heads.  The
+ * odometer's digit k walks C_{pd[k]}; level k holds
+ * s q_h o (k_{pd[0]} + kb) o ... o (k_{pd[k]} + kb) per head (and the value
+ * product likewise) and is recomputed only when a digit at or below k moved
+ * (`valid` counts the levels still current), so a row costs one d-vector
+ * product per head, not n-1.
+ */
+static void sweep(const plan *pl, work *w, int b, int g, const int *pd, int np, const int *cnt,
+                  const int *inner_keys, int nk, int ldk)
+{
+    const nsx_kernel_problem *p = pl->p;
+    const int d = p->d, dvp = pl->dvp, mr = pl->ks->mr, G = pl->G;
+    const int lvls = p->n > 2 ? p->n - 2 : 1;
     int idx[NSX_MAX_ORDER] = {0}, keys[NSX_MAX_ORDER];
     int valid = 0, rows = 0;
     for (;;) {
@@ -270,26 +281,23 @@ static void sweep(const plan *pl, work *w, int b, int g, nsx_row_state *st, cons
         int dup = p->distinct ? dup_level(keys, np) : -1;
         if (dup < 0) {
             for (int lv = valid; lv < np - 1; lv++)
-                prefix_level(pl, b, g, pd[lv], keys[lv],
-                             lv ? w->lvl_u + (size_t)(lv - 1) * d : w->qs,
-                             lv ? w->lvl_v + (size_t)(lv - 1) * dvp : NULL,
-                             w->lvl_u + (size_t)lv * d, w->lvl_v + (size_t)lv * dvp);
+                prefix_level(pl, w, b, g, pd[lv], keys[lv], lv, w->lvl_u + (size_t)lv * d,
+                             (size_t)lvls * d, w->lvl_v + (size_t)lv * dvp);
             valid = np > 0 ? np - 1 : 0;
             float *ur = w->u + (size_t)rows * d, *vr = w->vp + (size_t)rows * dvp;
             if (np == 0) {
-                memcpy(ur, w->qs, (size_t)d * sizeof *ur);
+                for (int hh = 0; hh < G; hh++)
+                    memcpy(ur + (size_t)hh * mr * d, w->qs + (size_t)hh * d, (size_t)d * sizeof *ur);
                 for (int x = 0; x < dvp; x++)
-                    vr[x] = sum ? 0.0f : 1.0f;
+                    vr[x] = p->reduce == NSX_REDUCE_PRODUCT ? 1.0f : 0.0f;
             } else {
-                const int top = np - 1;
-                prefix_level(pl, b, g, pd[top], keys[top],
-                             top ? w->lvl_u + (size_t)(top - 1) * d : w->qs,
-                             top ? w->lvl_v + (size_t)(top - 1) * dvp : NULL, ur, vr);
+                prefix_level(pl, w, b, g, pd[np - 1], keys[np - 1], np - 1, ur,
+                             (size_t)mr * d, vr);
             }
             for (int k = 0; k < np && p->distinct; k++)
                 w->ex[rows * NSX_MAX_ORDER + k] = nsx_find_key(inner_keys, nk, keys[k]);
             if (++rows == mr) {
-                flush_rows(pl, w, st, rows, nk, ldk, np);
+                flush_rows(pl, w, rows, nk, ldk, np);
                 rows = 0;
             }
         } else {
@@ -306,7 +314,7 @@ static void sweep(const plan *pl, work *w, int b, int g, nsx_row_state *st, cons
             valid = k;
     }
     if (rows)
-        flush_rows(pl, w, st, rows, nk, ldk, np);
+        flush_rows(pl, w, rows, nk, ldk, np);
 }
 
 /* (E3), (E6) for query head h from its running state. */
@@ -358,25 +366,26 @@ static void run_item(const plan *pl, work *w, int b, int g, int i)
         for (int m = 0; m < n; m++)
             if (m != mi)
                 pd[np++] = m;
+        for (int hh = 0; hh < G; hh++) {
+            const float *q = pl->io->q + (((size_t)b * p->L + i) * p->H + g * G + hh) * p->d;
+            for (int l = 0; l < p->d; l++)
+                w->qs[(size_t)hh * p->d + l] = (float)(p->score_scale * q[l]);
+        }
         for (int c0 = 0; c0 < cnt[mi]; c0 += pl->chunk) {
             const int *keys = w->list[mi] + c0;
             const int nk = cnt[mi] - c0 < pl->chunk ? cnt[mi] - c0 : pl->chunk;
             const int ldk = (int)round_up((size_t)nk, (size_t)nr);
             pack(pl, w, b, g, mi, keys, nk, ldk);
-            for (int hh = 0; hh < G; hh++) {
-                nsx_row_state *st = &w->st[hh];
-                const int h = g * G + hh;
-                const float *q = pl->io->q + (((size_t)b * p->L + i) * p->H + h) * p->d;
-                for (int l = 0; l < p->d; l++)
-                    w->qs[l] = (float)(p->score_scale * q[l]);
-                if (sum) {
-                    st->ncol = ldk;
-                    memset(st->colacc, 0, (size_t)ldk * sizeof *st->colacc);
-                }
-                sweep(pl, w, b, g, st, pd, np, cnt, keys, nk, ldk);
+            for (int hh = 0; hh < G && sum; hh++) {
+                w->st[hh].ncol = ldk;
+                memset(w->st[hh].colacc, 0, (size_t)ldk * sizeof(float));
+            }
+            sweep(pl, w, b, g, pd, np, cnt, keys, nk, ldk);
+            for (int hh = 0; hh < G && sum; hh++) {
                 /* sum reducer: the inner dimension's values, weighted by
                    their column sums (sum_J A_J v_mi[j_mi] = sum_j colsum_j v_mi[j]). */
-                for (int c = 0; sum && c < nk; c++)
+                nsx_row_state *st = &w->st[hh];
+                for (int c = 0; c < nk; c++)
                     for (int x = 0; x < dvp; x++)
                         st->acc[x] += st->colacc[c] * w->vpan[(size_t)c * dvp + x];
                 st->ncol = 0;

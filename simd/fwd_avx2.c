@@ -182,11 +182,12 @@ static void add_bias_avx2(float *dst, const float *a, const float *x, float bias
 {
     const __m256 b = _mm256_set1_ps(bias);
     int l = 0;
-    for (; l + 8 <= len; l += 8)
-        _mm256_storeu_ps(dst + l, _mm256_add_ps(_mm256_loadu_ps(a + l),
-                                                _mm256_add_ps(_mm256_loadu_ps(x + l), b)));
+    for (; l + 8 <= len; l += 8) {
+        __m256 y = _mm256_add_ps(_mm256_loadu_ps(x + l), b);
+        _mm256_storeu_ps(dst + l, a ? _mm256_add_ps(_mm256_loadu_ps(a + l), y) : y);
+    }
     for (; l < len; l++)
-        dst[l] = a[l] + (x[l] + bias);
+        dst[l] = a ? a[l] + (x[l] + bias) : x[l] + bias;
 }
 
 static void exp_avx2(float *x, int len)

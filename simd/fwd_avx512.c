@@ -191,7 +191,7 @@ static void add_bias_avx512(float *dst, const float *a, const float *x, float bi
     for (int l = 0; l < len; l += 16) {
         __mmask16 k = (__mmask16)(len - l >= 16 ? 0xffff : (1u << (len - l)) - 1u);
         __m512 y = _mm512_add_ps(_mm512_maskz_loadu_ps(k, x + l), b);
-        _mm512_mask_storeu_ps(dst + l, k, _mm512_add_ps(_mm512_maskz_loadu_ps(k, a + l), y));
+        _mm512_mask_storeu_ps(dst + l, k, a ? _mm512_add_ps(_mm512_maskz_loadu_ps(k, a + l), y) : y);
     }
 }
 

@@ -78,7 +78,7 @@ static void mul_bias_scalar(float *dst, const float *a, const float *x, float bi
 static void add_bias_scalar(float *dst, const float *a, const float *x, float bias, int len)
 {
     for (int l = 0; l < len; l++)
-        dst[l] = a[l] + (x[l] + bias);
+        dst[l] = a ? a[l] + (x[l] + bias) : x[l] + bias;
 }
 
 static void exp_scalar(float *x, int len)

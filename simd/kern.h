@@ -53,7 +53,7 @@ typedef struct nsx_isa_kernels {
     void (*tile)(const nsx_tile *t, nsx_row_state *st);
     /* dst[l] = a[l] * (x[l] + bias), l < len */
     void (*mul_bias)(float *dst, const float *a, const float *x, float bias, int len);
-    /* dst[l] = a[l] + (x[l] + bias), l < len */
+    /* dst[l] = a[l] + (x[l] + bias), l < len; a NULL: dst[l] = x[l] + bias */
     void (*add_bias)(float *dst, const float *a, const float *x, float bias, int len);
     /* x[l] = exp(x[l]) for x[l] <= 0, as the tile computes it (tests) */
     void (*exp_nonpos)(float *x, int len);
