@@ -92,13 +92,15 @@ check: $(PROG) $(SIMD_SO) $(TESTS)
 	if [ $$fail -ne 0 ]; then echo "make check: FAILED"; exit 1; fi; \
 	echo "make check: all tests passed ($(BUILD))"
 
-# The peer needs PyTorch and a BLAS from Debian; deps.sh installs them once.
+# The peer needs PyTorch and a BLAS from Debian; deps.sh installs them once,
+# for Debian's own interpreter (a python3 earlier on PATH may not see them).
+PYTHON   ?= /usr/bin/python3
 bench-deps:
 	@NSX_DEPS_EXTRA="python3-torch libopenblas0-pthread" sh tools/deps.sh
 
 # The paper's shape (w = 512, 32) and w = 128, 128: C kernel, PyTorch peer, ratio.
 bench: $(PROG) $(SIMD_SO) bench-deps
-	python3 bench/run.py --prog $(PROG) --so $(SIMD_SO)
+	$(PYTHON) bench/run.py --prog $(PROG) --so $(SIMD_SO)
 
 clean:
 	rm -rf build build-san

@@ -8,9 +8,13 @@
  *   2. The inner dimension mi is the one whose padded tile area is smallest;
  *      the others are the prefix dimensions, enumerated by an odometer.
  *   3. The inner keys, in chunks that keep the panels in L2, are packed:
- *      K transposed [d][ldk] and V [ldk][dvp], biases added.
- *   4. Every prefix gives one tile row per head, u = s q_h o (k+kb) o ...,
- *      and one reduced value row shared by the heads; every MR prefixes,
+ *      per head h, K transposed and scaled by that head's query,
+ *      Kq_h[l][c] = s q_h[l] (k_mi[c][l] + kb_mi), and V [ldk][dvp] + vb.
+ *      Folding q into the panel (d x keys per head and query) leaves the
+ *      rows below independent of the head, so they are built once for the
+ *      G heads instead of once per head.
+ *   4. Every prefix gives one tile row, u = (k_p1 + kb) o ... o (k_pn-1 + kb)
+ *      (all ones for n = 1), and its reduced value row; every MR prefixes,
  *      each head's tile runs over the chunk's column blocks, updating that
  *      head's running max, sum and accumulator.
  *   5. O = out_scale acc / sum (/ n for mean), LSE = max + log(sum).
@@ -45,9 +49,9 @@ typedef struct plan {
 typedef struct work {
     int *list[NSX_MAX_ORDER];   /* C_m(i) */
     int *selrow;                /* valid entries of sel[b, i, :] */
-    float *kpan, *vpan;         /* [d][chunk], [chunk][dvp] */
-    float *u, *vp, *ptile;      /* [G][mr][d], [mr][dvp], [mr][nr] */
-    float *lvl_u, *lvl_v;       /* odometer levels: [G][n-2][d], [n-2][dvp] */
+    float *kpan, *vpan;         /* [G+1][d][chunk] (unscaled, then per head), [chunk][dvp] */
+    float *u, *vp, *ptile;      /* [mr][d], [mr][dvp], [mr][nr] */
+    float *lvl_u, *lvl_v;       /* odometer levels: [n-2][d], [n-2][dvp] */
     float *qs;                  /* [G][d] s q of each head */
     float *acc, *colacc;        /* [G][dvp], [G][chunk] */
     nsx_row_state *st;          /* [G] */
@@ -76,12 +80,12 @@ static size_t work_layout(const plan *pl, work *w, char *base)
     for (int m = 0; m < n; m++)
         CARVE(w->list[m], pl->cap[m]);
     CARVE(w->selrow, p->topk > 0 ? p->topk : 1);
-    CARVE(w->kpan, (size_t)p->d * pl->chunk);
+    CARVE(w->kpan, (size_t)(pl->G + 1) * p->d * pl->chunk);
     CARVE(w->vpan, (size_t)pl->chunk * pl->dvp);
-    CARVE(w->u, (size_t)pl->G * mr * p->d);
+    CARVE(w->u, (size_t)mr * p->d);
     CARVE(w->vp, (size_t)mr * pl->dvp);
     CARVE(w->ptile, (size_t)mr * nr);
-    CARVE(w->lvl_u, (size_t)pl->G * (n > 2 ? n - 2 : 1) * p->d);
+    CARVE(w->lvl_u, (size_t)(n > 2 ? n - 2 : 1) * p->d);
     CARVE(w->lvl_v, (size_t)(n > 2 ? n - 2 : 1) * pl->dvp);
     CARVE(w->qs, (size_t)pl->G * p->d);
     CARVE(w->acc, (size_t)pl->G * pl->dvp);
@@ -109,7 +113,7 @@ static void plan_init(plan *pl, const nsx_kernel_problem *p, const nsx_kernel_io
         pl->kb[m] = (float)p->k_bias[m];
         pl->vb[m] = (float)p->v_bias[m];
     }
-    size_t per_key = (size_t)(p->d + pl->dvp) * sizeof(float);
+    size_t per_key = ((size_t)(pl->G + 1) * p->d + pl->dvp) * sizeof(float);
     size_t fit = PANEL_BYTES / per_key / (size_t)ks->nr * (size_t)ks->nr;
     size_t need = round_up((size_t)most, (size_t)ks->nr);
     pl->chunk = (int)(fit < (size_t)ks->nr ? (size_t)ks->nr : fit < need ? fit : need);
@@ -171,36 +175,40 @@ static const float *v_row(const plan *pl, int m, int b, int j, int g)
     return pl->io->v[m] + (((size_t)b * p->L + j) * p->Hkv + g) * p->dv;
 }
 
-/* K panel [d][ldk] (transposed, so a tile row's scores are a broadcast-FMA
-   per l) and V panel [ldk][dvp], biases added, zero beyond the keys. */
+/* Per head hh the K panel [d][ldk] at kpan + (hh + 1) d ldk, transposed (a
+   tile row's scores are then one broadcast-FMA per l) and scaled by the
+   head's s q; the V panel [ldk][dvp]; biases added, zero beyond the keys.
+   The transpose is done once, into the slot before the heads' panels, and
+   each head's copy is a vectorized scaling of its rows. */
 static void pack(const plan *pl, work *w, int b, int g, int mi, const int *keys, int nk, int ldk)
 {
     const int d = pl->p->d, dv = pl->p->dv, dvp = pl->dvp;
     const float kb = pl->kb[mi], vb = pl->vb[mi];
+    float *kt = w->kpan;
     for (int c = 0; c < nk; c++) {
         const float *kr = k_row(pl, mi, b, keys[c], g);
-        const float *vr = v_row(pl, mi, b, keys[c], g);
         for (int l = 0; l < d; l++)
-            w->kpan[(size_t)l * ldk + c] = kr[l] + kb;
-        float *vo = w->vpan + (size_t)c * dvp;
-        for (int x = 0; x < dv; x++)
-            vo[x] = vr[x] + vb;
-        memset(vo + dv, 0, (size_t)(dvp - dv) * sizeof *vo);
+            kt[(size_t)l * ldk + c] = kr[l] + kb;
+        pl->ks->add_bias(w->vpan + (size_t)c * dvp, NULL, v_row(pl, mi, b, keys[c], g), vb, dv);
     }
     for (int l = 0; l < d && nk < ldk; l++)
-        memset(w->kpan + (size_t)l * ldk + nk, 0, (size_t)(ldk - nk) * sizeof(float));
+        memset(kt + (size_t)l * ldk + nk, 0, (size_t)(ldk - nk) * sizeof *kt);
     memset(w->vpan + (size_t)nk * dvp, 0, (size_t)(ldk - nk) * dvp * sizeof(float));
+    for (int hh = 0; hh < pl->G; hh++)
+        for (int l = 0; l < d; l++)
+            pl->ks->scale(w->kpan + ((size_t)(hh + 1) * d + l) * ldk, kt + (size_t)l * ldk,
+                          w->qs[(size_t)hh * d + l], ldk);
 }
 
-/* Runs the rows [0, rows) of every head against every column block of the
-   chunk. */
+/* Runs the rows [0, rows) against every column block of the chunk, for
+   every head. */
 static void flush_rows(const plan *pl, work *w, int rows, int nk, int ldk, int np)
 {
     const nsx_kernel_problem *p = pl->p;
     const int mr = pl->ks->mr, nr = pl->ks->nr;
     nsx_tile t = {
         .d = p->d, .dvp = pl->dvp, .sum = p->reduce != NSX_REDUCE_PRODUCT,
-        .vp = w->vp, .ldk = ldk, .mask = w->mask, .ptile = w->ptile,
+        .u = w->u, .vp = w->vp, .ldk = ldk, .mask = w->mask, .ptile = w->ptile,
     };
     for (int cb = 0; cb < nk; cb += nr) {
         t.nc = nk - cb < nr ? nk - cb : nr;
@@ -214,11 +222,10 @@ static void flush_rows(const plan *pl, work *w, int rows, int nk, int ldk, int n
                 if (e >= 0 && e < t.nc)
                     w->mask[r] &= ~(1u << e);
             }
-        t.kp = w->kpan + cb;
         t.vpan = w->vpan + (size_t)cb * pl->dvp;
         for (int hh = 0; hh < pl->G; hh++) {
             nsx_row_state *st = &w->st[hh];
-            t.u = w->u + (size_t)hh * mr * p->d;
+            t.kp = w->kpan + (size_t)(hh + 1) * p->d * ldk + cb;
             t.colacc = st->colacc ? st->colacc + cb : NULL;
             pl->ks->tile(&t, st);
         }
@@ -235,25 +242,25 @@ static int dup_level(const int *keys, int np)
     return -1;
 }
 
-/* Odometer level lv of prefix dimension m at key j: for each head,
-   u_out = u_in o (k_m[j] + kb_m) (u_in: the level below, or s q_h), and
-   v_out = v_in o (v_m[j] + vb_m) (product) or v_in + (v_m[j] + vb_m) (sum),
-   v_out = v_m[j] + vb_m at level 0.  u_out of head hh lies at hh * ustride. */
+/* Odometer level lv of prefix dimension m at key j:
+   u_out = u_in o (k_m[j] + kb_m), and v_out = v_in o (v_m[j] + vb_m)
+   (product) or v_in + (v_m[j] + vb_m) (sum), with u_in, v_in the level
+   below; at level 0 u_out = k_m[j] + kb_m and v_out = v_m[j] + vb_m. */
 static void prefix_level(const plan *pl, work *w, int b, int g, int m, int j, int lv,
-                         float *u_out, size_t ustride, float *v_out)
+                         float *u_out, float *v_out)
 {
     const nsx_kernel_problem *p = pl->p;
     const nsx_isa_kernels *ks = pl->ks;
-    const int d = p->d, lvls = p->n > 2 ? p->n - 2 : 1;
     const float *kr = k_row(pl, m, b, j, g), *vr = v_row(pl, m, b, j, g);
-    for (int hh = 0; hh < pl->G; hh++) {
-        const float *u_in = lv ? w->lvl_u + ((size_t)hh * lvls + lv - 1) * d : w->qs + (size_t)hh * d;
-        ks->mul_bias(u_out + hh * ustride, u_in, kr, pl->kb[m], d);
-    }
-    const float *v_in = lv ? w->lvl_v + (size_t)(lv - 1) * pl->dvp : NULL;
-    if (!v_in)
+    if (lv == 0) {
+        ks->add_bias(u_out, NULL, kr, pl->kb[m], p->d);
         ks->add_bias(v_out, NULL, vr, pl->vb[m], p->dv);
-    else if (p->reduce != NSX_REDUCE_PRODUCT)
+        return;
+    }
+    const float *u_in = w->lvl_u + (size_t)(lv - 1) * p->d;
+    const float *v_in = w->lvl_v + (size_t)(lv - 1) * pl->dvp;
+    ks->mul_bias(u_out, u_in, kr, pl->kb[m], p->d);
+    if (p->reduce != NSX_REDUCE_PRODUCT)
         ks->add_bias(v_out, v_in, vr, pl->vb[m], p->dv);
     else
         ks->mul_bias(v_out, v_in, vr, pl->vb[m], p->dv);
@@ -262,17 +269,15 @@ static void prefix_level(const plan *pl, work *w, int b, int g, int m, int j, in
 /*
  * Every prefix tuple against one chunk of inner keys, for all G heads.  The
  * odometer's digit k walks C_{pd[k]}; level k holds
- * s q_h o (k_{pd[0]} + kb) o ... o (k_{pd[k]} + kb) per head (and the value
- * product likewise) and is recomputed only when a digit at or below k moved
- * (`valid` counts the levels still current), so a row costs one d-vector
- * product per head, not n-1.
+ * (k_{pd[0]} + kb) o ... o (k_{pd[k]} + kb) (and the value product likewise)
+ * and is recomputed only when a digit at or below k moved (`valid` counts
+ * the levels still current), so a row costs one d-vector product, not n-1.
  */
 static void sweep(const plan *pl, work *w, int b, int g, const int *pd, int np, const int *cnt,
                   const int *inner_keys, int nk, int ldk)
 {
     const nsx_kernel_problem *p = pl->p;
-    const int d = p->d, dvp = pl->dvp, mr = pl->ks->mr, G = pl->G;
-    const int lvls = p->n > 2 ? p->n - 2 : 1;
+    const int d = p->d, dvp = pl->dvp, mr = pl->ks->mr;
     int idx[NSX_MAX_ORDER] = {0}, keys[NSX_MAX_ORDER];
     int valid = 0, rows = 0;
     for (;;) {
@@ -282,17 +287,16 @@ static void sweep(const plan *pl, work *w, int b, int g, const int *pd, int np, 
         if (dup < 0) {
             for (int lv = valid; lv < np - 1; lv++)
                 prefix_level(pl, w, b, g, pd[lv], keys[lv], lv, w->lvl_u + (size_t)lv * d,
-                             (size_t)lvls * d, w->lvl_v + (size_t)lv * dvp);
+                             w->lvl_v + (size_t)lv * dvp);
             valid = np > 0 ? np - 1 : 0;
             float *ur = w->u + (size_t)rows * d, *vr = w->vp + (size_t)rows * dvp;
-            if (np == 0) {
-                for (int hh = 0; hh < G; hh++)
-                    memcpy(ur + (size_t)hh * mr * d, w->qs + (size_t)hh * d, (size_t)d * sizeof *ur);
+            if (np == 0) { /* n = 1: the panel alone is the score */
+                for (int l = 0; l < d; l++)
+                    ur[l] = 1.0f;
                 for (int x = 0; x < dvp; x++)
                     vr[x] = p->reduce == NSX_REDUCE_PRODUCT ? 1.0f : 0.0f;
             } else {
-                prefix_level(pl, w, b, g, pd[np - 1], keys[np - 1], np - 1, ur,
-                             (size_t)mr * d, vr);
+                prefix_level(pl, w, b, g, pd[np - 1], keys[np - 1], np - 1, ur, vr);
             }
             for (int k = 0; k < np && p->distinct; k++)
                 w->ex[rows * NSX_MAX_ORDER + k] = nsx_find_key(inner_keys, nk, keys[k]);

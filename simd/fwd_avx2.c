@@ -190,6 +190,16 @@ static void add_bias_avx2(float *dst, const float *a, const float *x, float bias
         dst[l] = a ? a[l] + (x[l] + bias) : x[l] + bias;
 }
 
+static void scale_avx2(float *dst, const float *x, float s, int len)
+{
+    const __m256 f = _mm256_set1_ps(s);
+    int l = 0;
+    for (; l + 8 <= len; l += 8)
+        _mm256_storeu_ps(dst + l, _mm256_mul_ps(f, _mm256_loadu_ps(x + l)));
+    for (; l < len; l++)
+        dst[l] = s * x[l];
+}
+
 static void exp_avx2(float *x, int len)
 {
     for (int l = 0; l < len; l += 8) {
@@ -206,5 +216,5 @@ static void exp_avx2(float *x, int len)
 const nsx_isa_kernels nsx_kernels_avx2 = {
     .isa = NSX_ISA_AVX2, .mr = MR, .nr = NR,
     .tile = tile_avx2, .mul_bias = mul_bias_avx2, .add_bias = add_bias_avx2,
-    .exp_nonpos = exp_avx2,
+    .scale = scale_avx2, .exp_nonpos = exp_avx2,
 };

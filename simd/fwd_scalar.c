@@ -81,6 +81,12 @@ static void add_bias_scalar(float *dst, const float *a, const float *x, float bi
         dst[l] = a ? a[l] + (x[l] + bias) : x[l] + bias;
 }
 
+static void scale_scalar(float *dst, const float *x, float s, int len)
+{
+    for (int l = 0; l < len; l++)
+        dst[l] = s * x[l];
+}
+
 static void exp_scalar(float *x, int len)
 {
     for (int l = 0; l < len; l++)
@@ -90,5 +96,5 @@ static void exp_scalar(float *x, int len)
 const nsx_isa_kernels nsx_kernels_scalar = {
     .isa = NSX_ISA_SCALAR, .mr = MR, .nr = NR,
     .tile = tile_scalar, .mul_bias = mul_bias_scalar, .add_bias = add_bias_scalar,
-    .exp_nonpos = exp_scalar,
+    .scale = scale_scalar, .exp_nonpos = exp_scalar,
 };

@@ -55,6 +55,8 @@ typedef struct nsx_isa_kernels {
     void (*mul_bias)(float *dst, const float *a, const float *x, float bias, int len);
     /* dst[l] = a[l] + (x[l] + bias), l < len; a NULL: dst[l] = x[l] + bias */
     void (*add_bias)(float *dst, const float *a, const float *x, float bias, int len);
+    /* dst[l] = s * x[l], l < len */
+    void (*scale)(float *dst, const float *x, float s, int len);
     /* x[l] = exp(x[l]) for x[l] <= 0, as the tile computes it (tests) */
     void (*exp_nonpos)(float *x, int len);
 } nsx_isa_kernels;
