@@ -33,7 +33,7 @@ def main():
         print(f"{name}: C {c['gflops']:.1f} GFLOP/s ({100 * c['peak_share']:.1f}% of "
               f"{c['peak_gflops']:.0f} peak, {c['seconds']:.3f} s, naive ratio "
               f"{c['naive_ratio']:.0f}x); torch {t['torch']} {t['gflops']:.2f} GFLOP/s "
-              f"({t['seconds']:.2f} s); ratio {c['gflops'] / t['gflops']:.1f}x; "
+              f"({t['seconds']:.2f} s, query chunk {t['chunk']}); ratio {c['gflops'] / t['gflops']:.1f}x; "
               f"peer vs kernel max |o diff| {t['max_abs_diff_o']:.2g}, "
               f"|lse diff| {t['max_abs_diff_lse']:.2g}", flush=True)
     worst = min(c["gflops"] / t["gflops"] for _, c, t in out)
