@@ -457,7 +457,7 @@ typedef struct report {
     const char *kernel, *isa, *peak_isa;
     int threads;
     uint64_t tuples;
-    double flops_per_tuple, seconds, gflops, peak, rss_mib, io_mib;
+    double flops_per_tuple, seconds, gflops, peak, rss_mib, io_mib, scratch_kib;
     int naive_done;
     naive_result nr;
 } report;
@@ -501,6 +501,7 @@ static void print_json(const bench_opts *o, const report *r)
     cJSON_AddNumberToObject(j, "peak_rss_mib", r->rss_mib);
     cJSON_AddNumberToObject(j, "io_mib", r->io_mib);
     cJSON_AddNumberToObject(j, "rss_bound_mib", r->io_mib + 64);
+    cJSON_AddNumberToObject(j, "scratch_kib_per_thread", r->scratch_kib);
     char *s = cJSON_PrintUnformatted(j);
     if (s)
         puts(s);
@@ -540,8 +541,10 @@ static void print_text(const bench_opts *o, const report *r)
     } else {
         printf("naive: skipped\n");
     }
-    printf("peak RSS: %.1f MiB (inputs + outputs %.1f MiB; bound %.1f MiB: %s)\n", r->rss_mib,
-           r->io_mib, r->io_mib + 64, r->rss_mib <= r->io_mib + 64 ? "within" : "EXCEEDED");
+    printf("peak RSS: %.1f MiB (inputs + outputs %.1f MiB; bound %.1f MiB: %s); "
+           "kernel scratch %.0f KiB per thread\n",
+           r->rss_mib, r->io_mib, r->io_mib + 64,
+           r->rss_mib <= r->io_mib + 64 ? "within" : "EXCEEDED", r->scratch_kib);
 }
 
 int cmd_bench(int argc, char **argv)
@@ -571,6 +574,7 @@ int cmd_bench(int argc, char **argv)
     r.isa = k.fwd ? "(library)" : nsx_simd_isa_name(k.isa);
     r.threads = k.threads;
     r.io_mib = (double)t.bytes / (1 << 20);
+    r.scratch_kib = (double)nsx_simd_scratch_bytes(p) / 1024;
 
     /* The machine's peak, with the widest ISA it has. */
     int best = NSX_ISA_COUNT - 1;

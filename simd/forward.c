@@ -189,7 +189,9 @@ static void pack(const plan *pl, work *w, int b, int g, int mi, const int *keys,
         const float *kr = k_row(pl, mi, b, keys[c], g);
         for (int l = 0; l < d; l++)
             kt[(size_t)l * ldk + c] = kr[l] + kb;
-        pl->ks->add_bias(w->vpan + (size_t)c * dvp, NULL, v_row(pl, mi, b, keys[c], g), vb, dv);
+        float *vo = w->vpan + (size_t)c * dvp;
+        pl->ks->add_bias(vo, NULL, v_row(pl, mi, b, keys[c], g), vb, dv);
+        memset(vo + dv, 0, (size_t)(dvp - dv) * sizeof *vo);
     }
     for (int l = 0; l < d && nk < ldk; l++)
         memset(kt + (size_t)l * ldk + nk, 0, (size_t)(ldk - nk) * sizeof *kt);
