@@ -49,8 +49,8 @@ static const char usage_text[] =
     "  --repeat R         timed runs after a warm-up; the best counts (3)\n"
     "  --threads N        threads (0: all cores) (0)\n"
     "  --kernel LIB.so    time this library through the kernel ABI instead\n"
-    "  --naive-seconds S  budget for the plain-loop baseline; rows are sampled\n"
-    "                     beyond it (20; 0 skips it)\n"
+    "  --naive-seconds S  budget for the plain-loop baseline (it may take up to\n"
+    "                     twice that); rows are sampled beyond it (10; 0 skips it)\n"
     "  --peak-seconds S   length of one peak FMA trial (0.3)\n"
     "  --seed N           input seed (1)\n"
     "  --json             one JSON object instead of text\n\n"
@@ -108,7 +108,7 @@ static int parse(int argc, char **argv, bench_opts *o)
     p->causal = 1;
     p->out_scale = 1.0;
     o->repeat = 3;
-    o->naive_seconds = 20;
+    o->naive_seconds = 10;
     o->peak_seconds = 0.3;
     o->seed = 1;
     int windows[NSX_MAX_ORDER] = {0}, nwin = 0, dims[NSX_MAX_ORDER], ndims = 0;
@@ -357,9 +357,10 @@ typedef struct naive_result {
 
 /*
  * Times nsx_simd_naive on the rows it can finish within the budget: all of
- * them, or every step-th (ending at the last row), or if even that is too
- * long one calibration row; the full time is then the measured one scaled by
- * the exact tuple counts.  Also compares its o and lse with the kernel's.
+ * them, or every step-th (ending at the last row), or if even one row is
+ * too long, one calibration row; the full time is then the measured one
+ * scaled by the exact tuple counts.  Also compares its o and lse with the
+ * kernel's on those rows.
  */
 static int run_naive(const bench_opts *o, const tensors *t, const uint64_t *rows_tuples,
                      uint64_t total, naive_result *nr)
@@ -389,36 +390,41 @@ static int run_naive(const bench_opts *o, const tensors *t, const uint64_t *rows
     nsx_simd_naive(p, &io, cal, cal + 1, 1, T);
     double tcal = omp_get_wtime() - t0;
     double per_tuple = tcal / ((double)rows_tuples[cal] * p->H);
+    /* The densest stride whose estimate fits a quarter of the budget... */
     int step = 1, i0 = 0;
     for (;; step *= 2) {
-        i0 = (L - 1) % step;
         double est = 0;
-        for (int i = i0; i < L; i += step)
+        for (int i = (L - 1) % step; i < L; i += step)
             est += (double)rows_tuples[i] * p->H * per_tuple / T;
-        if (est <= o->naive_seconds || step >= L)
+        if (est <= o->naive_seconds / 4 || step >= L)
             break;
     }
     double est_rows = 0;
-    uint64_t sample = 0;
-    for (int i = i0; i < L; i += step) {
+    for (int i = (L - 1) % step; i < L; i += step)
         est_rows += (double)rows_tuples[i] * p->H * per_tuple / T;
-        sample += rows_tuples[i] * (uint64_t)p->H;
-    }
     if (est_rows > o->naive_seconds && est_rows > 2 * tcal) {
         /* Even one row is over budget: the calibration row is the sample. */
         nr->seconds = tcal;
         nr->rows = 1;
         nr->step = 0;
-        i0 = cal;
-        step = L;
-        sample = rows_tuples[cal] * (uint64_t)p->H;
     } else {
-        t0 = omp_get_wtime();
-        nsx_simd_naive(p, &io, i0, L, step, T);
-        nr->seconds = omp_get_wtime() - t0;
+        /* ... then measured, and halved while the measured time says the
+           next round (twice the rows) still fits the budget. */
+        for (;;) {
+            i0 = (L - 1) % step;
+            t0 = omp_get_wtime();
+            nsx_simd_naive(p, &io, i0, L, step, T);
+            nr->seconds = omp_get_wtime() - t0;
+            if (step == 1 || 2 * nr->seconds > o->naive_seconds)
+                break;
+            step /= 2;
+        }
         nr->rows = (L - 1 - i0) / step + 1;
         nr->step = step;
     }
+    uint64_t sample = 0;
+    for (int i = nr->step ? i0 : cal; i < L; i += nr->step ? step : L)
+        sample += rows_tuples[i] * (uint64_t)p->H;
     nr->estimate = nr->seconds * (double)total / (double)sample;
     for (int b = 0; b < p->B; b++)
         for (int h = 0; h < p->H; h++)
