@@ -577,7 +577,7 @@ int cmd_bench(int argc, char **argv)
     }
     p->sel = t.sel;
     r.kernel = k.name;
-    r.isa = k.fwd ? "(library)" : nsx_simd_isa_name(k.isa);
+    r.isa = k.fwd ? "library" : nsx_simd_isa_name(k.isa);
     r.threads = k.threads;
     r.io_mib = (double)t.bytes / (1 << 20);
     r.scratch_kib = (double)nsx_simd_scratch_bytes(p) / 1024;

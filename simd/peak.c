@@ -53,16 +53,24 @@ double nsx_simd_peak_gflops(int isa, int threads, double seconds)
     if (!nsx_simd_isa_supported(isa))
         return 0;
     const int T = nsx_simd_threads(threads);
-    /* Warm-up (the clock settles under load), which also sizes a trial. */
-    uint64_t iters = 1u << 14;
-    double secs;
-    trial(isa, T, iters, &secs);
-    while (secs < seconds / 8 && iters < (1ull << 40)) {
+    /* Warm-up (the clock settles under load) with growing trials; a trial is
+       then sized from the best rate seen, not from one trial's time, which a
+       preemption can stretch. */
+    uint64_t iters = 1u << 12;
+    double secs, g, best = 0;
+    for (;;) {
+        g = trial(isa, T, iters, &secs);
+        if (g > best)
+            best = g;
+        if (secs >= seconds / 4 || iters >= (1ull << 40))
+            break;
         iters *= 4;
-        trial(isa, T, iters, &secs);
     }
-    iters = (uint64_t)((double)iters * seconds / secs) + 1;
-    double best = 0;
+    const double gflop_per_iter = g * secs / (double)iters;
+    uint64_t sized = (uint64_t)(seconds * best / gflop_per_iter) + 1;
+    if (sized > iters)
+        iters = sized;
+    best = 0;
     for (int k = 0; k < 3; k++) {
         double g = trial(isa, T, iters, &secs);
         if (g > best)
