@@ -14,8 +14,9 @@ query (logsumexp); the values are matmuls too (P @ V_n, then the other V_m
 multiplied in and summed out; for sum/mean, the marginals of P times each
 V_m).  Larger query chunks mean fewer, larger matmuls but more masked work
 (each block is the union of the chunk's windows), so the chunk is tuned:
-each power of two whose U fits --mem-mib is timed on the last 256 queries
-(full windows), and the fastest is used; the best of --repeat runs counts.
+each power of two whose U fits --mem-mib is timed (best of two) on the last
+512 queries (full windows), and the fastest is used; the best of --repeat
+runs counts.
 
 With --check-so LIB.so it also runs that kernel (nsx_kernel_forward, the
 kernel ABI) on the same tensors and prints the largest differences, so the
@@ -95,15 +96,17 @@ def fits(a, c):
 
 
 def tune_chunk(a, q, ks, vs):
-    """The fastest power-of-two chunk on the last 256 queries."""
-    first = max(0, a.L - 256)
+    """The fastest power-of-two chunk on the last 512 queries."""
+    first = max(0, a.L - 512)
     best, best_t = 1, math.inf
     for c in (1, 2, 4, 8, 16, 32, 64):
         if c > a.L - first or (c > 1 and not fits(a, c)):
             break
-        t0 = time.perf_counter()
-        forward(a, q, ks, vs, c, first)
-        t = time.perf_counter() - t0
+        t = math.inf
+        for _ in range(2):
+            t0 = time.perf_counter()
+            forward(a, q, ks, vs, c, first)
+            t = min(t, time.perf_counter() - t0)
         if t < best_t:
             best, best_t = c, t
     return best
