@@ -6,10 +6,12 @@
  *
  * Shapes.  A tile is MR rows (prefix tuples of one query head) by NR columns
  * (keys of the inner dimension):
- *   u     [MR][d]      row r: s q o (k_{p1}[j]+kb) o ... , the prefix's score factor
+ *   u     [MR][d]      row r: (k_{p1}[j]+kb) o ... , the prefix's score factor
+ *                      (ones for n = 1)
  *   vp    [MR][dvp]    row r: the prefix's reduced value vector (product or sum)
- *   kp    [d][ldk]     the K panel, column c = key c of the block, bias added,
- *                      zero beyond the last key (ldk a multiple of NR)
+ *   kp    [d][ldk]     the head's K panel, column c = key c of the block:
+ *                      s q[l] (k[c][l] + kb), zero beyond the last key (ldk a
+ *                      multiple of NR), so score(r, c) = sum_l u[r][l] kp[l][c]
  *   vpan  [NR][dvp]    the V panel rows of the block, bias added
  *   mask  [MR]         bit c of row r: the tuple (prefix r, key c) is allowed
  * dvp = dv rounded up to 16; entries beyond dv are zero in vpan.

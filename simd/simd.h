@@ -10,13 +10,13 @@
  *
  * How the forward works (simd/forward.c): per (batch, kv head, query) the
  * candidate keys of each dimension are listed (causal, window, selection);
- * one dimension, the "inner" one, is packed into a panel; the others are
- * enumerated as prefix tuples by an odometer.  Each prefix gives a row
- * u = s q o (k_1 + kb_1) o ... (elementwise) and its reduced value vector,
- * and blocks of rows times blocks of inner keys are GEMM-like tiles: scores,
- * an online softmax over the whole slice (one running max and sum per query
- * head), then the value side.  Nothing of size L^n is held; scratch per
- * thread is O(MR d + panel) (see nsx_simd_scratch_bytes).
+ * one dimension, the "inner" one, is packed into a panel (per query head,
+ * with s q folded in); the others are enumerated as prefix tuples by an
+ * odometer.  Each prefix gives a row u = (k_1 + kb_1) o ... (elementwise)
+ * and its reduced value vector, and blocks of rows times blocks of inner keys
+ * are GEMM-like tiles: scores, an online softmax over the whole slice (one
+ * running max and sum per query head), then the value side.  Nothing of size
+ * L^n is held; scratch per thread is O(MR d + panel) (nsx_simd_scratch_bytes).
  */
 #ifndef NSX_SIMD_H
 #define NSX_SIMD_H
