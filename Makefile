@@ -4,6 +4,8 @@
 #   make              build build/nsimplex and build/libnsimplex.a
 #   make check        build and run the tests (add SAN=1 for ASan + UBSan)
 #   make demo         the main job on its built-in default (README.md)
+#   make bench        the SIMD kernel against the PyTorch CPU peer (installs
+#                     python3-torch and libopenblas0-pthread if missing)
 #
 # Sources are found by folder, so a new file needs no edit here:
 #   core/ ref/ io/ oracle/ simd/ vectors/ fuzz/   -> libnsimplex.a
@@ -37,6 +39,10 @@ SUP_OBJ  := $(TEST_SUP:%.c=$(BUILD)/%.o)
 TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 
 LIB      := $(BUILD)/libnsimplex.a
+# The SIMD kernel behind the kernel ABI, loadable with dlopen (simd/abi/).
+SIMD_SO  := $(BUILD)/libnsimplex_simd.so
+SIMD_OBJ := $(filter $(BUILD)/simd/%,$(LIB_OBJ))
+ABI_OBJ  := $(BUILD)/simd/abi/abi.o
 PROG     := $(BUILD)/nsimplex
 DEPS_OK  := $(BUILD)/.deps-ok
 
@@ -45,11 +51,13 @@ $(BUILD)/simd/%_avx512.o: ISA := -mavx512f -mavx512bw -mavx512dq -mavx512vl -mfm
 $(BUILD)/simd/%_avx2.o:   ISA := -mavx2 -mfma -mf16c
 $(BUILD)/simd/%.o:        XFLAGS := $(OMP) -fPIC
 $(BUILD)/ref/%.o:         XFLAGS :=
+# The benchmark's plain-loop baseline stays at -O2 whatever OPT says.
+$(BUILD)/simd/naive.o:    XFLAGS := $(OMP) -fPIC -O2
 
-.PHONY: all check demo clean deps vectors
+.PHONY: all check demo clean deps vectors bench bench-deps
 # test objects are intermediate files of a pattern chain: keep them
 .SECONDARY:
-all: $(PROG) $(LIB)
+all: $(PROG) $(LIB) $(SIMD_SO)
 
 deps: $(DEPS_OK)
 $(DEPS_OK): tools/deps.sh
@@ -65,17 +73,23 @@ $(LIB): $(LIB_OBJ)
 	@rm -f $@
 	$(AR) rcs $@ $^
 
+$(SIMD_SO): $(ABI_OBJ) $(SIMD_OBJ) simd/abi/exports.map
+	$(CC) -shared $(CFLAGS) $(LDFLAGS) $(OMP) -Wl,--version-script=simd/abi/exports.map \
+	    -o $@ $(ABI_OBJ) $(SIMD_OBJ) -lm -lpthread
+
 $(PROG): $(CLI_OBJ) $(LIB)
 	$(CC) $(CFLAGS) $(LDFLAGS) $(OMP) -o $@ $(CLI_OBJ) $(LIB) $(LDLIBS)
 
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(SUP_OBJ) $(LIB)
 	$(CC) $(CFLAGS) $(LDFLAGS) $(OMP) -o $@ $< $(SUP_OBJ) $(LIB) $(shell pkg-config --libs check) $(LDLIBS)
 
-# The tests find the program through NSX_BIN and write under NSX_TMP.
-check: $(PROG) $(TESTS)
+# The tests find the program through NSX_BIN, the SIMD kernel's shared
+# library through NSX_SIMD_SO, and write under NSX_TMP.
+check: $(PROG) $(SIMD_SO) $(TESTS)
 	@mkdir -p $(BUILD)/tmp
 	@fail=0; for t in $(TESTS); do \
-	    NSX_BIN=$(CURDIR)/$(PROG) NSX_TMP=$(CURDIR)/$(BUILD)/tmp $$t || fail=1; \
+	    NSX_BIN=$(CURDIR)/$(PROG) NSX_SIMD_SO=$(CURDIR)/$(SIMD_SO) \
+	    NSX_TMP=$(CURDIR)/$(BUILD)/tmp $$t || fail=1; \
 	done; \
 	if [ $$fail -ne 0 ]; then echo "make check: FAILED"; exit 1; fi; \
 	echo "make check: all tests passed ($(BUILD))"
@@ -90,7 +104,17 @@ vectors: $(SHARD_GOALS)
 $(SHARD_GOALS): vectors-shard-%: $(PROG)
 	@$(PROG) gen --shard $*/$(SHARDS) --out vectors
 
+# The peer needs PyTorch and a BLAS from Debian; deps.sh installs them once,
+# for Debian's own interpreter (a python3 earlier on PATH may not see them).
+PYTHON   ?= /usr/bin/python3
+bench-deps:
+	@NSX_DEPS_EXTRA="python3-torch libopenblas0-pthread" sh tools/deps.sh
+
+# The paper's shape (w = 512, 32) and w = 128, 128: C kernel, PyTorch peer, ratio.
+bench: $(PROG) $(SIMD_SO) bench-deps
+	$(PYTHON) bench/run.py --prog $(PROG) --so $(SIMD_SO)
+
 clean:
 	rm -rf build build-san
 
--include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(SUP_OBJ:.o=.d) $(TESTS:=.d)
+-include $(LIB_OBJ:.o=.d) $(ABI_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(SUP_OBJ:.o=.d) $(TESTS:=.d)

@@ -20,4 +20,7 @@ int cmd_gen(int argc, char **argv);
 /* nsimplex verify [DIR]: checksums, expected values re-derived. */
 int cmd_verify(int argc, char **argv);
 
+/* nsimplex bench: throughput against the peak and the plain loops (cmd_bench.c). */
+int cmd_bench(int argc, char **argv);
+
 #endif

@@ -31,6 +31,8 @@ static const struct command {
     {"verify", cmd_verify, "verify [DIR] [--all]", "check the manifest's checksums, re-derive expected values"},
     {"show", cmd_show, "show FILE [--values N] [--raw]", "print a file's metadata and tensors readably"},
     {"version", cmd_version, "version", "print the spec and program versions"},
+    {"bench", cmd_bench, "bench [shape options] [--kernel LIB.so] [--threads N] [--json]",
+     "throughput as a share of the machine's measured peak"},
 };
 
 static void usage(FILE *f)

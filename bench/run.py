@@ -1,0 +1,44 @@
+#!/usr/bin/env python3
+"""`make bench`: the C kernel (`nsimplex bench --json`) and the PyTorch peer
+(bench/torch_peer.py, which also checks that it agrees with the kernel's
+shared library) on the 2-simplicial paper's shape and on w1 = w2 = 128,
+then the ratio of their useful GFLOP/s."""
+import argparse
+import json
+import os
+import subprocess
+import sys
+
+SHAPES = [("paper n=2 w=512,32", ["--window", "512,32"]),
+          ("n=2 w=128,128", ["--window", "128,128"])]
+
+
+def run_json(cmd):
+    out = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--prog", required=True)
+    ap.add_argument("--so", required=True)
+    a = ap.parse_args()
+    here = os.path.dirname(os.path.abspath(__file__))
+    out = []
+    for name, args in SHAPES:
+        c = run_json([a.prog, "bench", "--json", "--naive-seconds", "10"] + args)
+        t = run_json([sys.executable, os.path.join(here, "torch_peer.py"), "--json",
+                      "--check-so", a.so] + args)
+        out.append((name, c, t))
+        print(f"{name}: C {c['gflops']:.1f} GFLOP/s ({100 * c['peak_share']:.1f}% of "
+              f"{c['peak_gflops']:.0f} peak, {c['seconds']:.3f} s, naive ratio "
+              f"{c['naive_ratio']:.0f}x); torch {t['torch']} {t['gflops']:.2f} GFLOP/s "
+              f"({t['seconds']:.2f} s, query chunk {t['chunk']}); ratio {c['gflops'] / t['gflops']:.1f}x; "
+              f"peer vs kernel max |o diff| {t['max_abs_diff_o']:.2g}, "
+              f"|lse diff| {t['max_abs_diff_lse']:.2g}", flush=True)
+    worst = min(c["gflops"] / t["gflops"] for _, c, t in out)
+    print(f"make bench: C kernel / PyTorch peer >= {worst:.1f}x on every shape")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,447 @@
+/*
+ * The streaming forward (simd/simd.h): loops, candidate lists, packing and
+ * threads.  The ISA file's tile (simd/kern.h) does the arithmetic.
+ *
+ * Per work item (batch b, kv head g, query i), for the G = H / Hkv query
+ * heads that read g:
+ *   1. C_m(i) for each dimension (simd/cands.h); an empty one empties the slice.
+ *   2. The inner dimension mi is the one whose padded tile area is smallest;
+ *      the others are the prefix dimensions, enumerated by an odometer.
+ *   3. The inner keys, in chunks that keep the panels in L2, are packed:
+ *      per head h, K transposed and scaled by that head's query,
+ *      Kq_h[l][c] = s q_h[l] (k_mi[c][l] + kb_mi), and V [ldk][dvp] + vb.
+ *      Folding q into the panel (d x keys per head and query) leaves the
+ *      rows below independent of the head, so they are built once for the
+ *      G heads instead of once per head.
+ *   4. Every prefix gives one tile row, u = (k_p1 + kb) o ... o (k_pn-1 + kb)
+ *      (all ones for n = 1), and its reduced value row; every MR prefixes,
+ *      each head's tile runs over the chunk's column blocks, updating that
+ *      head's running max, sum and accumulator.
+ *   5. O = out_scale acc / sum (/ n for mean), LSE = max + log(sum).
+ * Items go to threads dynamically, latest query first: with a causal mask
+ * the late rows cost the most, so they start first (longest job first).
+ */
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "simd/cands.h"
+#include "simd/kern.h"
+#include "simd/simd.h"
+
+/* Bytes of one chunk's K and V panels: small enough for L2 (1 MiB here). */
+#define PANEL_BYTES (256u * 1024u)
+
+/* Everything one call shares between threads. */
+typedef struct plan {
+    const nsx_kernel_problem *p;
+    const nsx_kernel_io *io;
+    const nsx_isa_kernels *ks;
+    int G;                      /* query heads per kv head */
+    int dvp;                    /* dv rounded up to 16 */
+    int chunk;                  /* inner keys per panel, a multiple of nr */
+    int cap[NSX_MAX_ORDER];     /* room for C_m(i) */
+    float kb[NSX_MAX_ORDER], vb[NSX_MAX_ORDER];
+} plan;
+
+/* One thread's scratch, carved from one 64-byte aligned block. */
+typedef struct work {
+    int *list[NSX_MAX_ORDER];   /* C_m(i) */
+    int *selrow;                /* valid entries of sel[b, i, :] */
+    float *kpan, *vpan;         /* [G+1][d][chunk] (unscaled, then per head), [chunk][dvp] */
+    float *u, *vp, *ptile;      /* [mr][d], [mr][dvp], [mr][nr] */
+    float *lvl_u, *lvl_v;       /* odometer levels: [n-2][d], [n-2][dvp] */
+    float *qs;                  /* [G][d] s q of each head */
+    float *acc, *colacc;        /* [G][dvp], [G][chunk] */
+    nsx_row_state *st;          /* [G] */
+    uint32_t *mask;             /* [mr] */
+    int *ex;                    /* [mr][NSX_MAX_ORDER] inner column equal to a prefix key */
+    void *block;
+} work;
+
+static size_t round_up(size_t x, size_t to)
+{
+    return (x + to - 1) / to * to;
+}
+
+/* Lays out w from base (NULL: only sizes it); returns the bytes needed. */
+static size_t work_layout(const plan *pl, work *w, char *base)
+{
+    const nsx_kernel_problem *p = pl->p;
+    const int mr = pl->ks->mr, nr = pl->ks->nr, n = p->n;
+    size_t off = 0;
+#define CARVE(ptr, count)                                                   \
+    do {                                                                    \
+        if (base)                                                           \
+            (ptr) = (void *)(base + off);                                   \
+        off += round_up((size_t)(count) * sizeof *(ptr), 64);               \
+    } while (0)
+    for (int m = 0; m < n; m++)
+        CARVE(w->list[m], pl->cap[m]);
+    CARVE(w->selrow, p->topk > 0 ? p->topk : 1);
+    CARVE(w->kpan, (size_t)(pl->G + 1) * p->d * pl->chunk);
+    CARVE(w->vpan, (size_t)pl->chunk * pl->dvp);
+    CARVE(w->u, (size_t)mr * p->d);
+    CARVE(w->vp, (size_t)mr * pl->dvp);
+    CARVE(w->ptile, (size_t)mr * nr);
+    CARVE(w->lvl_u, (size_t)(n > 2 ? n - 2 : 1) * p->d);
+    CARVE(w->lvl_v, (size_t)(n > 2 ? n - 2 : 1) * pl->dvp);
+    CARVE(w->qs, (size_t)pl->G * p->d);
+    CARVE(w->acc, (size_t)pl->G * pl->dvp);
+    CARVE(w->colacc, (size_t)pl->G * pl->chunk);
+    CARVE(w->st, pl->G);
+    CARVE(w->mask, mr);
+    CARVE(w->ex, (size_t)mr * NSX_MAX_ORDER);
+#undef CARVE
+    return off;
+}
+
+static void plan_init(plan *pl, const nsx_kernel_problem *p, const nsx_kernel_io *io,
+                      const nsx_isa_kernels *ks)
+{
+    pl->p = p;
+    pl->io = io;
+    pl->ks = ks;
+    pl->G = p->H / p->Hkv;
+    pl->dvp = (int)round_up((size_t)p->dv, 16);
+    int most = 1;
+    for (int m = 0; m < p->n; m++) {
+        pl->cap[m] = nsx_cands_cap(p, m);
+        if (pl->cap[m] > most)
+            most = pl->cap[m];
+        pl->kb[m] = (float)p->k_bias[m];
+        pl->vb[m] = (float)p->v_bias[m];
+    }
+    size_t per_key = ((size_t)(pl->G + 1) * p->d + pl->dvp) * sizeof(float);
+    size_t fit = PANEL_BYTES / per_key / (size_t)ks->nr * (size_t)ks->nr;
+    size_t need = round_up((size_t)most, (size_t)ks->nr);
+    pl->chunk = (int)(fit < (size_t)ks->nr ? (size_t)ks->nr : fit < need ? fit : need);
+}
+
+size_t nsx_simd_scratch_bytes(const nsx_kernel_problem *p)
+{
+    plan pl;
+    work w;
+    int isa = nsx_simd_isa(NULL, 0);
+    plan_init(&pl, p, NULL, nsx_simd_kernels(isa < 0 ? NSX_ISA_SCALAR : isa));
+    return work_layout(&pl, &w, NULL);
+}
+
+void nsx_row_state_rescale(nsx_row_state *st, float m_new)
+{
+    /* exp(-inf) = 0: the first allowed tuple finds acc, sum and colacc zero. */
+    float a = expf(st->m - m_new);
+    st->sum *= a;
+    for (int c = 0; c < st->dvp; c++)
+        st->acc[c] *= a;
+    for (int c = 0; c < st->ncol; c++)
+        st->colacc[c] *= a;
+    st->m = m_new;
+}
+
+/* The inner dimension: the padded tile work (rows rounded to mr, keys to nr)
+   plus the rows' prefix products plus the packing, smallest. */
+static int inner_dim(const plan *pl, const int *cnt)
+{
+    const nsx_kernel_problem *p = pl->p;
+    const double mr = pl->ks->mr, nr = pl->ks->nr, width = p->d + p->dv;
+    int best = 0;
+    double best_cost = INFINITY;
+    for (int m = 0; m < p->n; m++) {
+        double rows = 1;
+        for (int o = 0; o < p->n; o++)
+            if (o != m)
+                rows *= cnt[o];
+        double cost = ceil(rows / mr) * mr * ceil(cnt[m] / nr) * nr * width + rows * width +
+                      2.0 * cnt[m] * width;
+        if (cost < best_cost) {
+            best_cost = cost;
+            best = m;
+        }
+    }
+    return best;
+}
+
+static const float *k_row(const plan *pl, int m, int b, int j, int g)
+{
+    const nsx_kernel_problem *p = pl->p;
+    return pl->io->k[m] + (((size_t)b * p->L + j) * p->Hkv + g) * p->d;
+}
+
+static const float *v_row(const plan *pl, int m, int b, int j, int g)
+{
+    const nsx_kernel_problem *p = pl->p;
+    return pl->io->v[m] + (((size_t)b * p->L + j) * p->Hkv + g) * p->dv;
+}
+
+/* Per head hh the K panel [d][ldk] at kpan + (hh + 1) d ldk, transposed (a
+   tile row's scores are then one broadcast-FMA per l) and scaled by the
+   head's s q; the V panel [ldk][dvp]; biases added, zero beyond the keys.
+   The transpose is done once, into the slot before the heads' panels, and
+   each head's copy is a vectorized scaling of its rows. */
+static void pack(const plan *pl, work *w, int b, int g, int mi, const int *keys, int nk, int ldk)
+{
+    const int d = pl->p->d, dv = pl->p->dv, dvp = pl->dvp;
+    const float kb = pl->kb[mi], vb = pl->vb[mi];
+    float *kt = w->kpan;
+    for (int c = 0; c < nk; c++) {
+        const float *kr = k_row(pl, mi, b, keys[c], g);
+        for (int l = 0; l < d; l++)
+            kt[(size_t)l * ldk + c] = kr[l] + kb;
+        float *vo = w->vpan + (size_t)c * dvp;
+        pl->ks->add_bias(vo, NULL, v_row(pl, mi, b, keys[c], g), vb, dv);
+        memset(vo + dv, 0, (size_t)(dvp - dv) * sizeof *vo);
+    }
+    for (int l = 0; l < d && nk < ldk; l++)
+        memset(kt + (size_t)l * ldk + nk, 0, (size_t)(ldk - nk) * sizeof *kt);
+    memset(w->vpan + (size_t)nk * dvp, 0, (size_t)(ldk - nk) * dvp * sizeof(float));
+    for (int hh = 0; hh < pl->G; hh++)
+        for (int l = 0; l < d; l++)
+            pl->ks->scale(w->kpan + ((size_t)(hh + 1) * d + l) * ldk, kt + (size_t)l * ldk,
+                          w->qs[(size_t)hh * d + l], ldk);
+}
+
+/* Runs the rows [0, rows) against every column block of the chunk, for
+   every head. */
+static void flush_rows(const plan *pl, work *w, int rows, int nk, int ldk, int np)
+{
+    const nsx_kernel_problem *p = pl->p;
+    const int mr = pl->ks->mr, nr = pl->ks->nr;
+    nsx_tile t = {
+        .d = p->d, .dvp = pl->dvp, .sum = p->reduce != NSX_REDUCE_PRODUCT,
+        .u = w->u, .vp = w->vp, .ldk = ldk, .mask = w->mask, .ptile = w->ptile,
+    };
+    for (int cb = 0; cb < nk; cb += nr) {
+        t.nc = nk - cb < nr ? nk - cb : nr;
+        uint32_t all = t.nc == 32 ? 0xffffffffu : (1u << t.nc) - 1u;
+        for (int r = 0; r < mr; r++)
+            w->mask[r] = r < rows ? all : 0u;
+        /* distinct, inner dimension: the key equal to a prefix key is out. */
+        for (int r = 0; r < rows && p->distinct; r++)
+            for (int k = 0; k < np; k++) {
+                int e = w->ex[r * NSX_MAX_ORDER + k] - cb;
+                if (e >= 0 && e < t.nc)
+                    w->mask[r] &= ~(1u << e);
+            }
+        t.vpan = w->vpan + (size_t)cb * pl->dvp;
+        for (int hh = 0; hh < pl->G; hh++) {
+            nsx_row_state *st = &w->st[hh];
+            t.kp = w->kpan + (size_t)(hh + 1) * p->d * ldk + cb;
+            t.colacc = st->colacc ? st->colacc + cb : NULL;
+            pl->ks->tile(&t, st);
+        }
+    }
+}
+
+/* The smallest level whose key repeats a key of a lower level, or -1. */
+static int dup_level(const int *keys, int np)
+{
+    for (int a = 1; a < np; a++)
+        for (int z = 0; z < a; z++)
+            if (keys[a] == keys[z])
+                return a;
+    return -1;
+}
+
+/* Odometer level lv of prefix dimension m at key j:
+   u_out = u_in o (k_m[j] + kb_m), and v_out = v_in o (v_m[j] + vb_m)
+   (product) or v_in + (v_m[j] + vb_m) (sum), with u_in, v_in the level
+   below; at level 0 u_out = k_m[j] + kb_m and v_out = v_m[j] + vb_m. */
+static void prefix_level(const plan *pl, work *w, int b, int g, int m, int j, int lv,
+                         float *u_out, float *v_out)
+{
+    const nsx_kernel_problem *p = pl->p;
+    const nsx_isa_kernels *ks = pl->ks;
+    const float *kr = k_row(pl, m, b, j, g), *vr = v_row(pl, m, b, j, g);
+    if (lv == 0) {
+        ks->add_bias(u_out, NULL, kr, pl->kb[m], p->d);
+        ks->add_bias(v_out, NULL, vr, pl->vb[m], p->dv);
+        return;
+    }
+    const float *u_in = w->lvl_u + (size_t)(lv - 1) * p->d;
+    const float *v_in = w->lvl_v + (size_t)(lv - 1) * pl->dvp;
+    ks->mul_bias(u_out, u_in, kr, pl->kb[m], p->d);
+    if (p->reduce != NSX_REDUCE_PRODUCT)
+        ks->add_bias(v_out, v_in, vr, pl->vb[m], p->dv);
+    else
+        ks->mul_bias(v_out, v_in, vr, pl->vb[m], p->dv);
+}
+
+/*
+ * Every prefix tuple against one chunk of inner keys, for all G heads.  The
+ * odometer's digit k walks C_{pd[k]}; level k holds
+ * (k_{pd[0]} + kb) o ... o (k_{pd[k]} + kb) (and the value product likewise)
+ * and is recomputed only when a digit at or below k moved (`valid` counts
+ * the levels still current), so a row costs one d-vector product, not n-1.
+ */
+static void sweep(const plan *pl, work *w, int b, int g, const int *pd, int np, const int *cnt,
+                  const int *inner_keys, int nk, int ldk)
+{
+    const nsx_kernel_problem *p = pl->p;
+    const int d = p->d, dvp = pl->dvp, mr = pl->ks->mr;
+    int idx[NSX_MAX_ORDER] = {0}, keys[NSX_MAX_ORDER];
+    int valid = 0, rows = 0;
+    for (;;) {
+        for (int k = 0; k < np; k++)
+            keys[k] = w->list[pd[k]][idx[k]];
+        int dup = p->distinct ? dup_level(keys, np) : -1;
+        if (dup < 0) {
+            for (int lv = valid; lv < np - 1; lv++)
+                prefix_level(pl, w, b, g, pd[lv], keys[lv], lv, w->lvl_u + (size_t)lv * d,
+                             w->lvl_v + (size_t)lv * dvp);
+            valid = np > 0 ? np - 1 : 0;
+            float *ur = w->u + (size_t)rows * d, *vr = w->vp + (size_t)rows * dvp;
+            if (np == 0) { /* n = 1: the panel alone is the score */
+                for (int l = 0; l < d; l++)
+                    ur[l] = 1.0f;
+                for (int x = 0; x < dvp; x++)
+                    vr[x] = p->reduce == NSX_REDUCE_PRODUCT ? 1.0f : 0.0f;
+            } else {
+                prefix_level(pl, w, b, g, pd[np - 1], keys[np - 1], np - 1, ur, vr);
+            }
+            for (int k = 0; k < np && p->distinct; k++)
+                w->ex[rows * NSX_MAX_ORDER + k] = nsx_find_key(inner_keys, nk, keys[k]);
+            if (++rows == mr) {
+                flush_rows(pl, w, rows, nk, ldk, np);
+                rows = 0;
+            }
+        } else {
+            /* A repeated key at level dup: skip every prefix below it. */
+            for (int k = dup + 1; k < np; k++)
+                idx[k] = cnt[pd[k]] - 1;
+        }
+        int k = np - 1;
+        while (k >= 0 && ++idx[k] == cnt[pd[k]])
+            idx[k--] = 0;
+        if (k < 0)
+            break;
+        if (k < valid)
+            valid = k;
+    }
+    if (rows)
+        flush_rows(pl, w, rows, nk, ldk, np);
+}
+
+/* (E3), (E6) for query head h from its running state. */
+static void finish(const plan *pl, const nsx_row_state *st, int b, int h, int i)
+{
+    const nsx_kernel_problem *p = pl->p;
+    float *o = pl->io->o + (((size_t)b * p->L + i) * p->H + h) * p->dv;
+    float *lse = pl->io->lse ? pl->io->lse + ((size_t)b * p->H + h) * p->L + i : NULL;
+    if (st->m == -INFINITY) { /* empty slice */
+        memset(o, 0, (size_t)p->dv * sizeof *o);
+        if (lse)
+            *lse = -INFINITY;
+        return;
+    }
+    /* The last scaling in double: one rounding per output, not three. */
+    double f = p->out_scale / st->sum;
+    if (p->reduce == NSX_REDUCE_MEAN)
+        f /= p->n;
+    for (int c = 0; c < p->dv; c++)
+        o[c] = (float)(st->acc[c] * f);
+    if (lse)
+        *lse = (float)(st->m + log((double)st->sum));
+}
+
+static void run_item(const plan *pl, work *w, int b, int g, int i)
+{
+    const nsx_kernel_problem *p = pl->p;
+    const int n = p->n, G = pl->G, dvp = pl->dvp, nr = pl->ks->nr;
+    const int sum = p->reduce != NSX_REDUCE_PRODUCT;
+    int nsel = p->topk > 0 ? nsx_sel_row(p, b, i, w->selrow) : 0;
+    int cnt[NSX_MAX_ORDER], empty = 0;
+    for (int m = 0; m < n; m++) {
+        cnt[m] = nsx_cands(p, m, i, w->selrow, nsel, w->list[m]);
+        empty |= cnt[m] == 0;
+    }
+    for (int hh = 0; hh < G; hh++) {
+        nsx_row_state *st = &w->st[hh];
+        st->m = -INFINITY;
+        st->sum = 0.0f;
+        st->acc = w->acc + (size_t)hh * dvp;
+        st->dvp = dvp;
+        st->colacc = sum ? w->colacc + (size_t)hh * pl->chunk : NULL;
+        st->ncol = 0;
+        memset(st->acc, 0, (size_t)dvp * sizeof *st->acc);
+    }
+    if (!empty) {
+        const int mi = inner_dim(pl, cnt);
+        int pd[NSX_MAX_ORDER], np = 0;
+        for (int m = 0; m < n; m++)
+            if (m != mi)
+                pd[np++] = m;
+        for (int hh = 0; hh < G; hh++) {
+            const float *q = pl->io->q + (((size_t)b * p->L + i) * p->H + g * G + hh) * p->d;
+            for (int l = 0; l < p->d; l++)
+                w->qs[(size_t)hh * p->d + l] = (float)(p->score_scale * q[l]);
+        }
+        for (int c0 = 0; c0 < cnt[mi]; c0 += pl->chunk) {
+            const int *keys = w->list[mi] + c0;
+            const int nk = cnt[mi] - c0 < pl->chunk ? cnt[mi] - c0 : pl->chunk;
+            const int ldk = (int)round_up((size_t)nk, (size_t)nr);
+            pack(pl, w, b, g, mi, keys, nk, ldk);
+            for (int hh = 0; hh < G && sum; hh++) {
+                w->st[hh].ncol = ldk;
+                memset(w->st[hh].colacc, 0, (size_t)ldk * sizeof(float));
+            }
+            sweep(pl, w, b, g, pd, np, cnt, keys, nk, ldk);
+            for (int hh = 0; hh < G && sum; hh++) {
+                /* sum reducer: the inner dimension's values, weighted by
+                   their column sums (sum_J A_J v_mi[j_mi] = sum_j colsum_j v_mi[j]). */
+                nsx_row_state *st = &w->st[hh];
+                for (int c = 0; c < nk; c++)
+                    for (int x = 0; x < dvp; x++)
+                        st->acc[x] += st->colacc[c] * w->vpan[(size_t)c * dvp + x];
+                st->ncol = 0;
+            }
+        }
+    }
+    for (int hh = 0; hh < G; hh++)
+        finish(pl, &w->st[hh], b, g * G + hh, i);
+}
+
+int nsx_simd_forward_isa(const nsx_kernel_problem *p, const nsx_kernel_io *io, int threads,
+                         int isa)
+{
+    if (nsx_simd_check(p, io, NULL, 0))
+        return NSX_SIMD_UNSUPPORTED;
+    if (!nsx_simd_isa_supported(isa) || !nsx_simd_kernels(isa))
+        return NSX_SIMD_EISA;
+    plan pl;
+    plan_init(&pl, p, io, nsx_simd_kernels(isa));
+    const long items = (long)p->L * p->B * p->Hkv;
+    int T = nsx_simd_threads(threads);
+    if (T > items)
+        T = (int)items;
+    /* All scratch first, so that a failure writes nothing. */
+    work *ws = calloc((size_t)T, sizeof *ws);
+    if (!ws)
+        return NSX_SIMD_ENOMEM;
+    size_t bytes = work_layout(&pl, &ws[0], NULL);
+    int fail = 0;
+    for (int t = 0; t < T; t++) {
+        ws[t].block = aligned_alloc(64, bytes);
+        if (!ws[t].block) {
+            fail = 1;
+            break;
+        }
+        /* Zeros: rows past the last prefix are read (and masked) by the tile. */
+        memset(ws[t].block, 0, bytes);
+        work_layout(&pl, &ws[t], ws[t].block);
+    }
+    if (!fail) {
+        const long per_i = (long)p->B * p->Hkv;
+#pragma omp parallel for num_threads(T) schedule(dynamic, 1)
+        for (long it = 0; it < items; it++) {
+            const int i = p->L - 1 - (int)(it / per_i);
+            const int b = (int)(it % per_i / p->Hkv), g = (int)(it % p->Hkv);
+            run_item(&pl, &ws[omp_get_thread_num()], b, g, i);
+        }
+    }
+    for (int t = 0; t < T; t++)
+        free(ws[t].block);
+    free(ws);
+    return fail ? NSX_SIMD_ENOMEM : NSX_SIMD_OK;
+}

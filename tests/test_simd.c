@@ -1,0 +1,717 @@
+/*
+ * The SIMD kernel (simd/) against an independent double-precision loop
+ * reference written here, every ISA path forced in turn, on one table of
+ * problems covering every feature; plus the plain-loop baseline, the exact
+ * tuple count, the exp of each ISA, the shared library through dlopen, and
+ * the NSX_ISA switch of the program.
+ *
+ * The reference shares nothing with simd/: it visits every tuple of
+ * [0,L)^n, applies the mask predicate of (E2) as the spec states it, and
+ * computes (E1)-(E6) in binary64 from the float32 inputs.  Its own error
+ * (~1e-15 relative) is negligible beside the float32 bound below.
+ *
+ * The float32 error bound, per output element (u = 2^-24, g(k) = k u/(1-k u)):
+ *  - score (E1): u = s q o (k_1+kb_1) o ... is 1 + n products after one
+ *    rounding of s q, the dot product with k_n + kb_n adds g(d); with the
+ *    bias additions, |T~ - T| <= e_J = g(d + 2n + 4) Tabs_J, where
+ *    Tabs_J = |s| sum_l |q_l| prod_m (|k_m| + |kb_m|).
+ *  - weights: the kernel computes a_J = exp~(fl(T~_J - m~)), with m~ the
+ *    running max.  A common factor exp(-m~) cancels in O.  The subtraction
+ *    costs a relative u|x| in the weight (x = T~_J - m~, |x| <= |T_J - M| +
+ *    2 e_max), the exp a relative 4u + 2u|x| (AVX-512 rounds x log2(e):
+ *    2u|x|; checked below), so the weight is exp(T_J - M + eta_J)(1 + th)
+ *    with |eta_J| <= e_J + 3u(|T_J - M| + 2 e_max), |th| <= 4u.  Each weight
+ *    is off by a factor within 1 +- beta, beta = max_J exp(eta_J)(1+4u) - 1,
+ *    so the normalized weights are off by at most 2 beta / (1 - beta) A_J.
+ *  - values and sums: W has at most 2n + 2 roundings (g(2n+2) |W|abs), and
+ *    any summation order of N terms, with the rare rescales by a common
+ *    factor, stays within g(2N + 2n + 8) of the sum of absolute terms, in
+ *    the numerator and the denominator alike.
+ *  So with omega_c = sum_J A_J |W|abs_{J,c} (|W|abs: the reducer of
+ *  |v_m| + |vb_m|),
+ *     |O~ - O| <= |out_scale| (2.1 beta + 3 g(2N + 2n + 8)) omega_c + tiny,
+ *  tiny = |out_scale| 2^-100 max|W|abs (AVX2 clamps exp below -87.3 to
+ *  ~1e-38 instead of less), and
+ *     |LSE~ - LSE| <= eta_max + 4u + g(2N + 2n + 8) + 2u (|LSE| + 1).
+ * A mask that is off by one tuple moves O by about A_J |W| ~ omega / N,
+ * far above this bound for the table's sizes.
+ */
+#include <check.h>
+#include <dlfcn.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include "nsimplex/kernel.h"
+#include "simd/kern.h"
+#include "simd/simd.h"
+
+#define U32 (1.0 / 16777216.0)
+
+static double gam(double k)
+{
+    return k * U32 / (1.0 - k * U32);
+}
+
+/* ---- the table ------------------------------------------------------ */
+
+enum { SEL_NONE, SEL_MIXED, SEL_EMPTY_ROWS, SEL_DUPS };
+
+typedef struct tcase {
+    const char *name;
+    int n, B, L, H, Hkv, d, dv;
+    int reduce, causal, distinct;
+    int window[NSX_MAX_ORDER];
+    int sel;            /* SEL_* */
+    int topk;
+    unsigned sel_dims;
+    double kb, vb;      /* bias of dimension m: kb * (m + 1) (exact in binary32) */
+    double score_scale; /* 0: 1/sqrt(d) */
+    double out_scale;   /* 0: 1 */
+    int no_lse;
+} tcase;
+
+#define P_ NSX_REDUCE_PRODUCT
+#define S_ NSX_REDUCE_SUM
+#define M_ NSX_REDUCE_MEAN
+
+static const tcase cases[] = {
+    /* name                n  B  L   H Hkv d   dv  red cau dis windows          sel       k  dims kb      vb     ss    os    nolse */
+    {"n1_basic",           1, 2, 19, 2, 1, 13, 7,  P_, 1, 0, {0},             SEL_NONE, 0, 0, 0, 0, 0, 0, 0},
+    {"n1_window_nc_sum",   1, 1, 23, 2, 2, 17, 9,  S_, 0, 0, {5},             SEL_NONE, 0, 0, 0.5, -0.25, 0, 0, 0},
+    {"n1_L1",              1, 1, 1,  1, 1, 5,  3,  P_, 1, 0, {0},             SEL_NONE, 0, 0, 0, 0, 0, 0, 0},
+    {"n2_paper_small",     2, 1, 40, 4, 1, 16, 16, P_, 1, 0, {12, 4},         SEL_NONE, 0, 0, 0, 0, 0, 0, 0},
+    {"n2_w1_lt_w2",        2, 1, 37, 2, 1, 11, 13, P_, 1, 0, {3, 9},          SEL_NONE, 0, 0, 0, 0, 0, 0, 0},
+    {"n2_w_1",             2, 1, 9,  1, 1, 8,  8,  P_, 1, 0, {1, 1},          SEL_NONE, 0, 0, 0, 0, 0, 0, 0},
+    {"n2_w_ge_L",          2, 2, 17, 2, 2, 7,  5,  P_, 1, 0, {50, 17},        SEL_NONE, 0, 0, 0, 0, 0, 0, 0},
+    {"n2_noncausal_win",   2, 1, 29, 2, 1, 9,  19, P_, 0, 0, {4, 6},          SEL_NONE, 0, 0, 0, 0, 0, 0, 0},
+    {"n2_noncausal",       2, 1, 9,  1, 1, 8,  8,  P_, 0, 0, {0, 0},          SEL_NONE, 0, 0, 0, 0, 0, 0, 0},
+    {"n2_sum_bias",        2, 1, 33, 2, 1, 15, 17, S_, 1, 0, {20, 7},         SEL_NONE, 0, 0, 0.125, 1, 0, 0, 0},
+    {"n2_mean_bias_scale", 2, 1, 26, 4, 2, 12, 10, M_, 1, 0, {0, 9},          SEL_NONE, 0, 0, -0.5, 0.75, 0.7, -2.5, 0},
+    {"n2_wide",            2, 1, 70, 2, 1, 33, 40, P_, 1, 0, {0, 0},          SEL_NONE, 0, 0, 0, 1, 0, 0, 0},
+    {"n2_wide_sum",        2, 1, 70, 1, 1, 33, 40, S_, 0, 0, {0, 0},          SEL_NONE, 0, 0, 0, 0, 0, 0, 0},
+    {"n2_large_scores",    2, 1, 24, 2, 1, 8,  6,  P_, 1, 0, {0, 0},          SEL_NONE, 0, 0, 0, 0, 40, 0, 0},
+    {"n2_distinct",        2, 1, 21, 2, 1, 10, 11, P_, 1, 1, {6, 0},          SEL_NONE, 0, 0, 0, 0, 0, 0, 0},
+    {"n2_distinct_w1",     2, 1, 6,  1, 1, 4,  4,  P_, 1, 1, {1, 1},          SEL_NONE, 0, 0, 0, 0, 0, 0, 0},
+    {"n2_L1",              2, 1, 1,  2, 1, 5,  3,  S_, 1, 0, {0, 0},          SEL_NONE, 0, 0, 0, 0, 0, 0, 0},
+    {"n2_sel_dim1",        2, 2, 31, 2, 1, 9,  7,  P_, 1, 0, {0, 8},          SEL_MIXED, 7, 1, 0, 0, 0, 0, 0},
+    {"n2_sel_both_nc",     2, 1, 27, 2, 2, 12, 5,  S_, 0, 0, {0, 10},         SEL_MIXED, 9, 3, 0, 0.5, 0, 0, 0},
+    {"n2_sel_empty_rows",  2, 1, 25, 1, 1, 6,  6,  P_, 1, 0, {0, 0},          SEL_EMPTY_ROWS, 5, 2, 0, 0, 0, 0, 0},
+    {"n2_sel_distinct",    2, 1, 30, 2, 1, 8,  9,  M_, 1, 1, {0, 0},          SEL_MIXED, 6, 3, 0, 0, 0, 0, 0},
+    {"n2_sel_dups",        2, 1, 20, 1, 1, 7,  7,  P_, 1, 0, {0, 0},          SEL_DUPS, 8, 1, 0, 0, 0, 0, 0},
+    {"n2_no_lse",          2, 1, 18, 2, 1, 9,  9,  P_, 1, 0, {5, 3},          SEL_NONE, 0, 0, 0, 0, 0, 0, 1},
+    {"n2_chunks_sum",      2, 1, 50, 1, 1, 2000, 3, S_, 1, 0, {0, 0},         SEL_NONE, 0, 0, 0, 0, 0, 0, 0},
+    {"n1_chunks",          1, 1, 150, 2, 1, 1000, 20, P_, 0, 0, {0},          SEL_NONE, 0, 0, 0.25, 0, 0, 0, 0},
+    {"n3_gqa2",            3, 1, 12, 4, 2, 9,  5,  P_, 1, 0, {0, 5, 3},       SEL_NONE, 0, 0, 0, 0, 0, 0, 0},
+    {"n3_sel_k_gt_L",      3, 1, 20, 2, 1, 8,  8,  S_, 1, 0, {0, 0, 6},       SEL_MIXED, 25, 7, 0.125, 0.25, 0, 0, 0},
+    {"n3_noncausal_dist",  3, 1, 9,  1, 1, 6,  6,  M_, 0, 1, {3, 0, 4},       SEL_NONE, 0, 0, 0, 0, 0, 0, 0},
+    {"n3_L1",              3, 1, 1,  1, 1, 4,  4,  P_, 1, 0, {0, 0, 0},       SEL_NONE, 0, 0, 0, 0, 0, 0, 0},
+    {"n4_mean_distinct",   4, 1, 8,  2, 1, 7,  5,  M_, 1, 1, {0, 0, 0, 0},    SEL_NONE, 0, 0, 0.25, 0.5, 0, 0, 0},
+    {"n4_windows",         4, 1, 11, 1, 1, 10, 9,  P_, 1, 0, {5, 3, 7, 2},    SEL_NONE, 0, 0, 0, 1, 0, 0, 0},
+    {"n5_sum",             5, 1, 6,  1, 1, 5,  7,  S_, 1, 0, {0},             SEL_NONE, 0, 0, 0, 0, 0, 0, 0},
+    {"n6_product",         6, 1, 5,  2, 2, 6,  3,  P_, 0, 0, {0},             SEL_NONE, 0, 0, 0, 1, 0, 0, 0},
+    {"n7_sel",             7, 1, 4,  1, 1, 3,  4,  M_, 1, 0, {0},             SEL_MIXED, 3, 0x55, 0, 0, 0, 0, 0},
+    {"n8_product",         8, 1, 4,  1, 1, 4,  4,  P_, 1, 0, {0},             SEL_NONE, 0, 0, 0, 1, 0, 0, 0},
+    {"n8_distinct_empty",  8, 1, 5,  1, 1, 3,  3,  S_, 1, 1, {0},             SEL_NONE, 0, 0, 0, 0, 0, 0, 0},
+};
+#define NCASES ((int)(sizeof cases / sizeof cases[0]))
+#define SEED0 20240601u
+
+/* ---- inputs --------------------------------------------------------- */
+
+static uint64_t rng_state;
+
+static uint64_t rng(void) /* splitmix64 */
+{
+    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+static float unif(void) /* uniform in [-1, 1), exact in binary32 */
+{
+    return (float)((double)(rng() >> 40) / (double)(1ull << 23) - 1.0);
+}
+
+typedef struct inst {
+    nsx_kernel_problem p;
+    float *q, *k[NSX_MAX_ORDER], *v[NSX_MAX_ORDER];
+    int32_t *sel;
+    size_t nq, nk, nv, no, nl;
+} inst;
+
+static void fill(float *x, size_t len)
+{
+    for (size_t t = 0; t < len; t++)
+        x[t] = unif();
+}
+
+static void make_sel(const tcase *c, inst *s)
+{
+    const int L = c->L, K = c->topk;
+    for (int b = 0; b < c->B; b++)
+        for (int i = 0; i < L; i++) {
+            int32_t *row = s->sel + ((size_t)b * L + i) * K;
+            for (int r = 0; r < K; r++) {
+                int kind = (int)(rng() % 8), j;
+                if (c->sel == SEL_EMPTY_ROWS && i % 3 == 1)
+                    kind = 7;
+                switch (kind) {
+                case 0: case 1: case 2: case 3: /* a valid key */
+                    j = (int)(rng() % (uint64_t)L);
+                    if (c->causal && j > i && kind < 3) /* mostly past, some future */
+                        j = (int)(rng() % (uint64_t)(i + 1));
+                    break;
+                case 4: j = L + (int)(rng() % 3); break;       /* invalid, >= L */
+                case 5: j = -2 - (int)(rng() % 5); break;      /* invalid, < -1 */
+                default: j = -1; break;                        /* pad */
+                }
+                /* A valid key once per row, unless the case tests repeats. */
+                for (int z = 0; z < r && c->sel != SEL_DUPS && j >= 0 && j < L; z++)
+                    if (row[z] == j)
+                        j = -1;
+                row[r] = j;
+            }
+        }
+}
+
+static void inst_make(const tcase *c, inst *s, uint64_t seed)
+{
+    memset(s, 0, sizeof *s);
+    rng_state = seed;
+    nsx_kernel_problem *p = &s->p;
+    p->n = c->n; p->B = c->B; p->L = c->L; p->H = c->H; p->Hkv = c->Hkv;
+    p->d = c->d; p->dv = c->dv; p->reduce = c->reduce; p->causal = c->causal;
+    p->distinct = c->distinct;
+    for (int m = 0; m < c->n; m++) {
+        p->window[m] = c->window[m];
+        p->k_bias[m] = c->kb * (m + 1);
+        p->v_bias[m] = c->vb * (m + 1);
+    }
+    p->score_scale = c->score_scale ? c->score_scale : 1.0 / sqrt((double)c->d);
+    p->out_scale = c->out_scale ? c->out_scale : 1.0;
+    s->nq = (size_t)c->B * c->L * c->H * c->d;
+    s->nk = (size_t)c->B * c->L * c->Hkv * c->d;
+    s->nv = (size_t)c->B * c->L * c->Hkv * c->dv;
+    s->no = (size_t)c->B * c->L * c->H * c->dv;
+    s->nl = (size_t)c->B * c->H * c->L;
+    s->q = malloc(s->nq * sizeof(float));
+    fill(s->q, s->nq);
+    for (int m = 0; m < c->n; m++) {
+        s->k[m] = malloc(s->nk * sizeof(float));
+        s->v[m] = malloc(s->nv * sizeof(float));
+        fill(s->k[m], s->nk);
+        fill(s->v[m], s->nv);
+    }
+    if (c->sel != SEL_NONE) {
+        p->topk = c->topk;
+        p->sel_dims = c->sel_dims;
+        s->sel = malloc((size_t)c->B * c->L * c->topk * sizeof(int32_t));
+        make_sel(c, s);
+        p->sel = s->sel;
+    }
+}
+
+static void inst_free(inst *s)
+{
+    free(s->q);
+    for (int m = 0; m < s->p.n; m++) {
+        free(s->k[m]);
+        free(s->v[m]);
+    }
+    free(s->sel);
+}
+
+static nsx_kernel_io inst_io(const inst *s, float *o, float *lse)
+{
+    nsx_kernel_io io = {.q = s->q, .o = o, .lse = lse};
+    for (int m = 0; m < s->p.n; m++) {
+        io.k[m] = s->k[m];
+        io.v[m] = s->v[m];
+    }
+    return io;
+}
+
+/* ---- the reference ---------------------------------------------------- */
+
+/* (E2) as the spec states it. */
+static int ref_allowed(const nsx_kernel_problem *p, int b, int i, const int *J)
+{
+    for (int m = 0; m < p->n; m++) {
+        int j = J[m], w = p->window[m];
+        if (p->causal && j > i)
+            return 0;
+        if (w > 0 && !(i - w < j))
+            return 0;
+        if (w > 0 && !p->causal && !(j < i + w))
+            return 0;
+        if (p->topk > 0 && (p->sel_dims >> m & 1u)) {
+            const int32_t *row = p->sel + ((size_t)b * p->L + i) * p->topk;
+            int found = 0;
+            for (int r = 0; r < p->topk; r++)
+                found |= row[r] == j; /* -1 and out-of-range never equal a key */
+            if (!found)
+                return 0;
+        }
+    }
+    for (int a = 0; a < p->n && p->distinct; a++)
+        for (int z = 0; z < a; z++)
+            if (J[a] == J[z])
+                return 0;
+    return 1;
+}
+
+/* Advances J over [0,L)^n; 0 when done. */
+static int next_tuple(int *J, int n, int L)
+{
+    for (int m = n - 1; m >= 0; m--) {
+        if (++J[m] < L)
+            return 1;
+        J[m] = 0;
+    }
+    return 0;
+}
+
+typedef struct ref_row {
+    double o[2048], bound[2048];
+    double lse, lse_bound;
+    uint64_t tuples;
+} ref_row;
+
+/* T and Tabs (E1) of tuple J. */
+static void ref_score(const inst *s, int b, int h, int i, const int *J, double *T, double *Tabs)
+{
+    const nsx_kernel_problem *p = &s->p;
+    const int g = h / (p->H / p->Hkv);
+    double t = 0, ta = 0;
+    for (int l = 0; l < p->d; l++) {
+        double x = s->q[(((size_t)b * p->L + i) * p->H + h) * p->d + l], xa = fabs(x);
+        for (int m = 0; m < p->n; m++) {
+            double k = s->k[m][(((size_t)b * p->L + J[m]) * p->Hkv + g) * p->d + l];
+            x *= k + p->k_bias[m];
+            xa *= fabs(k) + fabs(p->k_bias[m]);
+        }
+        t += x;
+        ta += xa;
+    }
+    *T = p->score_scale * t;
+    *Tabs = fabs(p->score_scale) * ta;
+}
+
+/* W (E5) and |W|abs of tuple J, channel c. */
+static void ref_value(const inst *s, int b, int g, const int *J, int c, double *W, double *Wa)
+{
+    const nsx_kernel_problem *p = &s->p;
+    double w = p->reduce == NSX_REDUCE_PRODUCT ? 1 : 0, wa = w;
+    for (int m = 0; m < p->n; m++) {
+        double v = s->v[m][(((size_t)b * p->L + J[m]) * p->Hkv + g) * p->dv + c] + p->v_bias[m];
+        double va = fabs(s->v[m][(((size_t)b * p->L + J[m]) * p->Hkv + g) * p->dv + c]) +
+                    fabs(p->v_bias[m]);
+        if (p->reduce == NSX_REDUCE_PRODUCT) {
+            w *= v;
+            wa *= va;
+        } else {
+            w += v;
+            wa += va;
+        }
+    }
+    if (p->reduce == NSX_REDUCE_MEAN) {
+        w /= p->n;
+        wa /= p->n;
+    }
+    *W = w;
+    *Wa = wa;
+}
+
+static void ref_compute(const inst *s, int b, int h, int i, ref_row *out)
+{
+    const nsx_kernel_problem *p = &s->p;
+    const int n = p->n, dv = p->dv, g = h / (p->H / p->Hkv);
+    int J[NSX_MAX_ORDER] = {0};
+    double M = -INFINITY, emax = 0, T, Ta;
+    uint64_t N = 0;
+    do {
+        if (!ref_allowed(p, b, i, J))
+            continue;
+        ref_score(s, b, h, i, J, &T, &Ta);
+        if (T > M)
+            M = T;
+        double e = gam(p->d + 2 * n + 4) * Ta;
+        if (e > emax)
+            emax = e;
+        N++;
+    } while (next_tuple(J, n, p->L));
+    out->tuples = N;
+    if (N == 0) {
+        for (int c = 0; c < dv; c++)
+            out->o[c] = out->bound[c] = 0;
+        out->lse = -INFINITY;
+        out->lse_bound = 0;
+        return;
+    }
+    double Z = 0, num[2048] = {0}, om[2048] = {0}, eta_max = 0, wmax = 0;
+    memset(J, 0, sizeof J);
+    do {
+        if (!ref_allowed(p, b, i, J))
+            continue;
+        ref_score(s, b, h, i, J, &T, &Ta);
+        double a = exp(T - M);
+        double eta = gam(p->d + 2 * n + 4) * Ta + 3 * U32 * (fabs(T - M) + 2 * emax);
+        if (eta > eta_max)
+            eta_max = eta;
+        Z += a;
+        for (int c = 0; c < dv; c++) {
+            double W, Wa;
+            ref_value(s, b, g, J, c, &W, &Wa);
+            num[c] += a * W;
+            om[c] += a * Wa;
+            if (Wa > wmax)
+                wmax = Wa;
+        }
+    } while (next_tuple(J, n, p->L));
+    const double beta = exp(eta_max) * (1 + 4 * U32) - 1;
+    const double gN = gam(2.0 * N + 2 * n + 8), os = fabs(p->out_scale);
+    for (int c = 0; c < dv; c++) {
+        out->o[c] = p->out_scale * num[c] / Z;
+        out->bound[c] = os * ((2.1 * beta + 3 * gN) * om[c] / Z + ldexp(wmax, -100));
+    }
+    out->lse = M + log(Z);
+    out->lse_bound = eta_max + 4 * U32 + gN + 2 * U32 * (fabs(out->lse) + 1);
+}
+
+/* ---- comparing --------------------------------------------------------- */
+
+/* The reference for every (b, h, i) of an instance, computed once. */
+typedef struct ref_all {
+    double *o, *bound;      /* [B,L,H,dv] */
+    double *lse, *lse_bound; /* [B,H,L] */
+    uint64_t *tuples;       /* [B,H,L] */
+} ref_all;
+
+static void ref_make(const inst *s, ref_all *r)
+{
+    const nsx_kernel_problem *p = &s->p;
+    static ref_row rr;
+    r->o = malloc(s->no * sizeof *r->o);
+    r->bound = malloc(s->no * sizeof *r->bound);
+    r->lse = malloc(s->nl * sizeof *r->lse);
+    r->lse_bound = malloc(s->nl * sizeof *r->lse_bound);
+    r->tuples = malloc(s->nl * sizeof *r->tuples);
+    for (int b = 0; b < p->B; b++)
+        for (int h = 0; h < p->H; h++)
+            for (int i = 0; i < p->L; i++) {
+                ref_compute(s, b, h, i, &rr);
+                size_t at = (((size_t)b * p->L + i) * p->H + h) * p->dv;
+                memcpy(r->o + at, rr.o, (size_t)p->dv * sizeof *r->o);
+                memcpy(r->bound + at, rr.bound, (size_t)p->dv * sizeof *r->bound);
+                size_t al = ((size_t)b * p->H + h) * p->L + i;
+                r->lse[al] = rr.lse;
+                r->lse_bound[al] = rr.lse_bound;
+                r->tuples[al] = rr.tuples;
+            }
+}
+
+static void ref_free(ref_all *r)
+{
+    free(r->o);
+    free(r->bound);
+    free(r->lse);
+    free(r->lse_bound);
+    free(r->tuples);
+}
+
+/* Checks o and lse of one implementation against the reference (lse may be
+   NULL); returns the worst error / bound ratio seen. */
+static double compare(const tcase *c, const inst *s, const ref_all *r, const float *o,
+                      const float *lse, const char *who, uint64_t seed)
+{
+    const nsx_kernel_problem *p = &s->p;
+    double worst = 0;
+    for (int b = 0; b < p->B; b++)
+        for (int h = 0; h < p->H; h++)
+            for (int i = 0; i < p->L; i++) {
+                size_t at = (((size_t)b * p->L + i) * p->H + h) * p->dv;
+                size_t al = ((size_t)b * p->H + h) * p->L + i;
+                for (int x = 0; x < p->dv; x++) {
+                    double err = fabs((double)o[at + x] - r->o[at + x]);
+                    ck_assert_msg(isfinite(o[at + x]) && err <= r->bound[at + x],
+                                  "%s %s (seed %llu): o[b=%d,i=%d,h=%d,c=%d] = %.9g, ref %.17g, "
+                                  "err %.3g > bound %.3g",
+                                  c->name, who, (unsigned long long)seed, b, i, h, x, o[at + x],
+                                  r->o[at + x], err, r->bound[at + x]);
+                    if (r->bound[at + x] > 0 && err / r->bound[at + x] > worst)
+                        worst = err / r->bound[at + x];
+                }
+                if (r->tuples[al] == 0)
+                    for (int x = 0; x < p->dv; x++)
+                        ck_assert_msg(o[at + x] == 0.0f, "%s %s: empty slice, o = %g", c->name,
+                                      who, o[at + x]);
+                if (!lse)
+                    continue;
+                if (r->tuples[al] == 0) {
+                    ck_assert_msg(lse[al] == -INFINITY, "%s %s: empty slice b=%d i=%d h=%d: lse %g",
+                                  c->name, who, b, i, h, lse[al]);
+                } else {
+                    double err = fabs((double)lse[al] - r->lse[al]);
+                    ck_assert_msg(err <= r->lse_bound[al],
+                                  "%s %s (seed %llu): lse[b=%d,h=%d,i=%d] = %.9g, ref %.17g, "
+                                  "err %.3g > bound %.3g",
+                                  c->name, who, (unsigned long long)seed, b, h, i, lse[al],
+                                  r->lse[al], err, r->lse_bound[al]);
+                }
+            }
+    return worst;
+}
+
+/* ---- tests ------------------------------------------------------------- */
+
+/* Every ISA this CPU has (on the development machine: all three), forced in
+   turn, against the reference; 1 and 2 threads give the same bits. */
+START_TEST(test_isa_paths)
+{
+    const tcase *c = &cases[_i];
+    const uint64_t seed = SEED0 + (uint64_t)_i;
+    inst s;
+    inst_make(c, &s, seed);
+    float *o = malloc(s.no * sizeof(float)), *lse = malloc(s.nl * sizeof(float));
+    float *o1 = malloc(s.no * sizeof(float)), *lse1 = malloc(s.nl * sizeof(float));
+    ref_all r;
+    ref_make(&s, &r);
+    int ran = 0;
+    for (int isa = 0; isa < NSX_ISA_COUNT; isa++) {
+        if (!nsx_simd_isa_supported(isa))
+            continue;
+        nsx_kernel_io io = inst_io(&s, o, c->no_lse ? NULL : lse);
+        ck_assert_int_eq(nsx_simd_forward_isa(&s.p, &io, 2, isa), NSX_SIMD_OK);
+        double worst = compare(c, &s, &r, o, c->no_lse ? NULL : lse, nsx_simd_isa_name(isa), seed);
+        ck_assert(worst <= 1);
+        nsx_kernel_io io1 = inst_io(&s, o1, c->no_lse ? NULL : lse1);
+        ck_assert_int_eq(nsx_simd_forward_isa(&s.p, &io1, 1, isa), NSX_SIMD_OK);
+        ck_assert_msg(memcmp(o, o1, s.no * sizeof(float)) == 0, "%s %s: threads change o",
+                      c->name, nsx_simd_isa_name(isa));
+        ck_assert(c->no_lse || memcmp(lse, lse1, s.nl * sizeof(float)) == 0);
+        ran++;
+    }
+    ck_assert_int_ge(ran, 1);
+    ref_free(&r);
+    free(o);
+    free(lse);
+    free(o1);
+    free(lse1);
+    inst_free(&s);
+}
+END_TEST
+
+/* The benchmark's plain-loop baseline is held to the same bound. */
+START_TEST(test_naive)
+{
+    const tcase *c = &cases[_i];
+    const uint64_t seed = SEED0 + (uint64_t)_i;
+    inst s;
+    inst_make(c, &s, seed);
+    float *o = malloc(s.no * sizeof(float)), *lse = malloc(s.nl * sizeof(float));
+    nsx_kernel_io io = inst_io(&s, o, lse);
+    ck_assert_int_eq(nsx_simd_naive(&s.p, &io, 0, s.p.L, 1, 2), NSX_SIMD_OK);
+    ref_all r;
+    ref_make(&s, &r);
+    compare(c, &s, &r, o, lse, "naive", seed);
+    ref_free(&r);
+    free(o);
+    free(lse);
+    inst_free(&s);
+}
+END_TEST
+
+/* The exact tuple count against counting the reference's predicate. */
+START_TEST(test_count)
+{
+    const tcase *c = &cases[_i];
+    inst s;
+    inst_make(c, &s, SEED0 + (uint64_t)_i);
+    const nsx_kernel_problem *p = &s.p;
+    uint64_t *rows = malloc((size_t)p->L * sizeof *rows), total = 0, want_total = 0;
+    ck_assert_int_eq(nsx_simd_count_tuples(p, 0, p->L, 1, rows, &total), NSX_SIMD_OK);
+    for (int i = 0; i < p->L; i++) {
+        uint64_t want = 0;
+        for (int b = 0; b < p->B; b++) {
+            int J[NSX_MAX_ORDER] = {0};
+            do
+                want += (uint64_t)ref_allowed(p, b, i, J);
+            while (next_tuple(J, p->n, p->L));
+        }
+        ck_assert_msg(rows[i] == want, "%s: row %d: count %llu, want %llu", c->name, i,
+                      (unsigned long long)rows[i], (unsigned long long)want);
+        want_total += want * (uint64_t)p->H;
+    }
+    ck_assert_uint_eq(total, want_total);
+    free(rows);
+    inst_free(&s);
+}
+END_TEST
+
+/* Each ISA's exp within a relative (4 + 2|x|)u for x <= 0 (the bound above
+   assumes it), and below 2^-120 where it underflows and at -inf. */
+START_TEST(test_exp)
+{
+    enum { N = 200001 };
+    static float x[N], x0[N];
+    for (int t = 0; t < N - 1; t++)
+        x0[t] = -104.0f * (float)t / (N - 2);
+    x0[N - 1] = -INFINITY;
+    for (int isa = 0; isa < NSX_ISA_COUNT; isa++) {
+        if (!nsx_simd_isa_supported(isa))
+            continue;
+        memcpy(x, x0, sizeof x);
+        nsx_simd_kernels(isa)->exp_nonpos(x, N);
+        for (int t = 0; t < N - 1; t++) {
+            double xv = x0[t], e = exp(xv), err = fabs(x[t] - e);
+            ck_assert_msg(err <= (4 + 2 * fabs(xv)) * U32 * e || err <= ldexp(1, -120),
+                          "%s: exp(%.9g) = %.9g, want %.9g",
+                          nsx_simd_isa_name(isa), xv, x[t], e);
+        }
+        /* AVX2 clamps at -87.3 (its masked lanes are zeroed by an AND). */
+        ck_assert_msg(x[N - 1] <= ldexp(1, -120), "%s: exp(-inf) = %g", nsx_simd_isa_name(isa),
+                      x[N - 1]);
+    }
+}
+END_TEST
+
+/* build/libnsimplex_simd.so through dlopen: the info, the same bits as the
+   in-process call, and 1 (nothing written) for what it cannot do. */
+START_TEST(test_shared_library)
+{
+    const char *path = getenv("NSX_SIMD_SO");
+    ck_assert_msg(path != NULL, "NSX_SIMD_SO is not set (make check sets it)");
+    void *lib = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    ck_assert_msg(lib != NULL, "dlopen %s: %s", path, dlerror());
+    nsx_kernel_get_info_fn info_fn;
+    nsx_kernel_forward_fn fwd;
+    *(void **)&info_fn = dlsym(lib, "nsx_kernel_get_info");
+    *(void **)&fwd = dlsym(lib, "nsx_kernel_forward");
+    ck_assert(info_fn && fwd);
+    ck_assert_ptr_null(dlsym(lib, "nsx_simd_forward")); /* only the ABI is exported */
+    const nsx_kernel_info *info = info_fn();
+    ck_assert_int_eq(info->abi_version, NSX_KERNEL_ABI_VERSION);
+    ck_assert_str_eq(info->name, "nsimplex-simd");
+    ck_assert_int_eq(info->input_format, NSX_FORMAT_F32);
+    ck_assert_int_eq(info->accum_format, NSX_FORMAT_F32);
+    ck_assert_int_eq(info->weights_format, NSX_FORMAT_F32);
+    ck_assert_int_eq(info->output_format, NSX_FORMAT_F32);
+    ck_assert_int_eq(info->max_order, NSX_MAX_ORDER);
+    ck_assert_uint_eq(info->features, 511u);
+
+    for (int t = 0; t < NCASES; t += 5) {
+        inst s;
+        inst_make(&cases[t], &s, SEED0 + (uint64_t)t);
+        float *o = malloc(s.no * sizeof(float)), *lse = malloc(s.nl * sizeof(float));
+        float *o2 = malloc(s.no * sizeof(float)), *lse2 = malloc(s.nl * sizeof(float));
+        nsx_kernel_io io = inst_io(&s, o, lse), io2 = inst_io(&s, o2, lse2);
+        ck_assert_int_eq(fwd(&s.p, &io), 0);
+        ck_assert_int_eq(nsx_simd_forward(&s.p, &io2, 0), 0);
+        ck_assert_msg(memcmp(o, o2, s.no * sizeof(float)) == 0, "%s: .so and in-process differ",
+                      cases[t].name);
+        ck_assert(memcmp(lse, lse2, s.nl * sizeof(float)) == 0);
+
+        /* Unsupported problems: return 1, o untouched. */
+        for (int bad = 0; bad < 5; bad++) {
+            nsx_kernel_problem p = s.p;
+            switch (bad) {
+            case 0: p.n = 9; break;
+            case 1: p.Hkv = p.H + 1; break;
+            case 2: p.window[0] = -1; break;
+            case 3: p.topk = 2; p.sel = NULL; p.sel_dims = 1; break;
+            default: p.d = 0; break;
+            }
+            for (size_t e = 0; e < s.no; e++)
+                o[e] = 12345.0f;
+            ck_assert_int_eq(fwd(&p, &io), 1);
+            for (size_t e = 0; e < s.no; e++)
+                ck_assert(o[e] == 12345.0f);
+        }
+        free(o);
+        free(lse);
+        free(o2);
+        free(lse2);
+        inst_free(&s);
+    }
+    dlclose(lib);
+}
+END_TEST
+
+/* Runs the program with an environment prefix; returns its exit status and
+   its stderr in err. */
+static int run_prog(const char *env, const char *args, char *err, size_t errlen)
+{
+    const char *bin = getenv("NSX_BIN"), *tmp = getenv("NSX_TMP");
+    ck_assert_msg(bin && tmp, "NSX_BIN and NSX_TMP are not set (make check sets them)");
+    char cmd[2048], path[1024];
+    snprintf(path, sizeof path, "%s/test_simd_stderr.txt", tmp);
+    snprintf(cmd, sizeof cmd, "env %s %s %s >/dev/null 2>%s", env, bin, args, path);
+    int st = system(cmd);
+    FILE *f = fopen(path, "r");
+    size_t len = f ? fread(err, 1, errlen - 1, f) : 0;
+    err[len] = '\0';
+    if (f)
+        fclose(f);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* NSX_ISA forces each path (NSX_ISA_DEBUG=1 logs it); an unknown one is
+   exit 2 with one line. */
+START_TEST(test_isa_env)
+{
+    const char *tiny = "bench --n 2 --L 12 --H 2 --d 8 --dv 8 --window 4,2 --repeat 1 "
+                       "--naive-seconds 0 --peak-seconds 0.01";
+    char err[4096], env[128];
+    for (int isa = 0; isa < NSX_ISA_COUNT; isa++) {
+        if (!nsx_simd_isa_supported(isa))
+            continue;
+        snprintf(env, sizeof env, "NSX_ISA=%s NSX_ISA_DEBUG=1", nsx_simd_isa_name(isa));
+        ck_assert_int_eq(run_prog(env, tiny, err, sizeof err), 0);
+        char want[96];
+        snprintf(want, sizeof want, "simd isa %s (forced by NSX_ISA)", nsx_simd_isa_name(isa));
+        ck_assert_msg(strstr(err, want) != NULL, "stderr: %s", err);
+    }
+    ck_assert_int_eq(run_prog("NSX_ISA=sse9", tiny, err, sizeof err), 2);
+    ck_assert_msg(strstr(err, "NSX_ISA=sse9") && strchr(err, '\n') == err + strlen(err) - 1,
+                  "want one line naming NSX_ISA, got: %s", err);
+    ck_assert_int_eq(run_prog("", "bench --n 0", err, sizeof err), 2);
+    ck_assert_int_eq(run_prog("", "bench --bogus", err, sizeof err), 2);
+}
+END_TEST
+
+static Suite *simd_suite(void)
+{
+    Suite *s = suite_create("simd");
+    TCase *tc = tcase_create("isa_paths");
+    tcase_set_timeout(tc, 600);
+    tcase_add_loop_test(tc, test_isa_paths, 0, NCASES);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("naive");
+    tcase_set_timeout(tc, 600);
+    tcase_add_loop_test(tc, test_naive, 0, NCASES);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("count");
+    tcase_set_timeout(tc, 120);
+    tcase_add_loop_test(tc, test_count, 0, NCASES);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("exp_abi_env");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_exp);
+    tcase_add_test(tc, test_shared_library);
+    tcase_add_test(tc, test_isa_env);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(simd_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}
