@@ -27,7 +27,7 @@ CFLAGS   += -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-fra
 LDFLAGS  += -fsanitize=address,undefined
 endif
 
-LIB_DIRS := core ref io oracle simd vectors fuzz
+LIB_DIRS := core ref io oracle simd kernel vectors fuzz
 LIB_SRC  := $(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.c))
 CLI_SRC  := $(wildcard cli/*.c)
 TEST_SRC := $(wildcard tests/test_*.c)
@@ -113,6 +113,11 @@ bench-deps:
 # The paper's shape (w = 512, 32) and w = 128, 128: C kernel, PyTorch peer, ratio.
 bench: $(PROG) $(SIMD_SO) bench-deps
 	$(PYTHON) bench/run.py --prog $(PROG) --so $(SIMD_SO)
+
+# The main job on its built-in default (README.md): vectors from the
+# reference, verified, and the SIMD kernel judged against every one.
+demo: $(PROG)
+	@sh tools/demo.sh $(PROG) $(BUILD)/demo
 
 clean:
 	rm -rf build build-san

@@ -14,7 +14,6 @@
  *                    sum_m sum_j (sum_{J: j_m = j} A_J) v_m[j].
  * Exponentials, masks and the prefix products are not counted.
  */
-#include <dlfcn.h>
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
@@ -26,6 +25,7 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "kernel/kernel.h"
 #include "nsimplex/error.h"
 #include "nsimplex/kernel.h"
 #include "nsimplex/problem.h"
@@ -303,46 +303,14 @@ static nsx_kernel_io io_of(const nsx_kernel_problem *p, const tensors *t, float 
 
 /* ---- the kernel -------------------------------------------------------- */
 
-typedef struct kernel {
-    void *lib;
-    nsx_kernel_forward_fn fwd; /* NULL: the in-process SIMD kernel */
-    const char *name;
-    int isa, threads;
-} kernel;
-
-static int kernel_run(const kernel *k, const nsx_kernel_problem *p, const nsx_kernel_io *io)
+/* The in-process SIMD kernel, or o->kernel through the ABI (kernel/kernel.h). */
+static int kernel_open(const bench_opts *o, nsx_kernel *k)
 {
-    return k->fwd ? k->fwd(p, io) : nsx_simd_forward_isa(p, io, k->threads, k->isa);
-}
-
-static int kernel_open(const bench_opts *o, kernel *k)
-{
-    memset(k, 0, sizeof *k);
-    k->threads = nsx_simd_threads(o->threads);
+    nsx_err err = {0};
     if (o->threads > 0) /* the library's OpenMP is this process's */
         omp_set_num_threads(o->threads);
-    char why[200];
-    k->isa = nsx_simd_isa(why, sizeof why);
-    if (!o->kernel) {
-        if (k->isa < 0)
-            return cli_fail(CMD, "%s", why);
-        k->name = nsx_simd_info()->name;
-        return 0;
-    }
-    k->lib = dlopen(o->kernel, RTLD_NOW | RTLD_LOCAL);
-    if (!k->lib)
-        return cli_fail(CMD, "%s: %s", o->kernel, dlerror());
-    nsx_kernel_get_info_fn info_fn;
-    *(void **)&info_fn = dlsym(k->lib, "nsx_kernel_get_info");
-    *(void **)&k->fwd = dlsym(k->lib, "nsx_kernel_forward");
-    if (!info_fn || !k->fwd)
-        return cli_fail(CMD, "%s: does not export nsx_kernel_get_info and nsx_kernel_forward",
-                        o->kernel);
-    const nsx_kernel_info *info = info_fn();
-    if (!info || info->abi_version != NSX_KERNEL_ABI_VERSION)
-        return cli_fail(CMD, "%s: kernel ABI version %d, this program speaks %d", o->kernel,
-                        info ? info->abi_version : -1, NSX_KERNEL_ABI_VERSION);
-    k->name = info->name ? info->name : "(unnamed)";
+    if (nsx_kernel_open(k, o->kernel, -1, o->threads, &err))
+        return cli_fail(CMD, "%s", err.msg);
     return 0;
 }
 
@@ -564,7 +532,7 @@ int cmd_bench(int argc, char **argv)
     if (rc)
         return rc;
     nsx_kernel_problem *p = &o.p;
-    kernel k;
+    nsx_kernel k = {0};
     tensors t;
     report r = {0};
     uint64_t *rows = NULL;
@@ -576,8 +544,8 @@ int cmd_bench(int argc, char **argv)
         goto done_tensors;
     }
     p->sel = t.sel;
-    r.kernel = k.name;
-    r.isa = k.fwd ? "library" : nsx_simd_isa_name(k.isa);
+    r.kernel = k.info->name ? k.info->name : "(unnamed)";
+    r.isa = k.lib ? "library" : nsx_simd_isa_name(k.isa);
     r.threads = k.threads;
     r.io_mib = (double)t.bytes / (1 << 20);
     r.scratch_kib = (double)nsx_simd_scratch_bytes(p) / 1024;
@@ -600,11 +568,11 @@ int cmd_bench(int argc, char **argv)
     r.seconds = INFINITY;
     for (int rep = -1; rep < o.repeat; rep++) { /* rep -1: the warm-up */
         double t0 = omp_get_wtime();
-        int kr = kernel_run(&k, p, &io);
+        int kr = nsx_kernel_call(&k, p, &io);
         double dt = omp_get_wtime() - t0;
         if (kr != 0) {
-            rc = kr == 1 ? cli_fail(CMD, "kernel %s: unsupported problem", k.name)
-                         : cli_fail(CMD, "kernel %s: error %d", k.name, kr);
+            rc = kr == 1 ? cli_fail(CMD, "kernel %s: unsupported problem", r.kernel)
+                         : cli_fail(CMD, "kernel %s: error %d", r.kernel, kr);
             goto done_tensors;
         }
         if (rep >= 0 && dt < r.seconds)
@@ -630,7 +598,6 @@ done_tensors:
     free_tensors(p, &t);
 done:
     free(rows);
-    if (k.lib)
-        dlclose(k.lib);
+    nsx_kernel_close(&k);
     return rc;
 }

@@ -1,11 +1,12 @@
 /*
- * nsimplex eval FILE --out OUT [--impl ref]
+ * nsimplex eval FILE --out OUT [--impl ref|simd]
  *
  * Computes the outputs for the inputs in FILE (a case file: docs/SPEC.md
  * section 4; expected values in it are ignored) and writes them to OUT as a
  * file `nsimplex check` accepts as a candidate: o and lse, and sel (plus
  * sel_scores for an indexer) when the selection is computed.  OUT carries
- * FILE's metadata, and "nsimplex.impl" naming the implementation.
+ * FILE's metadata, and "nsimplex.impl" naming the implementation (and for
+ * simd "nsimplex.model", the precision model `check` then judges it by).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,16 +16,20 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "io/casefile.h"
+#include "kernel/kernel.h"
 #include "nsimplex/ref.h"
 
 static void help(void)
 {
-    printf("usage: nsimplex eval FILE --out OUT [--impl ref] [--stats]\n\n"
+    printf("usage: nsimplex eval FILE --out OUT [--impl ref|simd] [--threads N] [--stats]\n\n"
            "Computes o and lse (and sel, sel_scores for a computed selection) for the\n"
            "inputs in FILE and writes them to OUT, a candidate file for `nsimplex check`.\n\n"
            "  --out OUT     the output file (written atomically)\n"
            "  --impl NAME   ref: the MPFR reference, correctly rounded binary64 (default)\n"
-           "  --stats       print the allowed tuples, the time and the throughput\n");
+           "                simd: the float32 SIMD kernel (NSX_ISA forces its ISA), run on the\n"
+           "                selection FILE gives, or the reference's for a computed one\n"
+           "  --threads N   simd threads (0: all cores) (0)\n"
+           "  --stats       print the allowed tuples, the time and the throughput (ref)\n");
 }
 
 /* nsx_ref_forward, with its statistics printed when asked.  Rows the
@@ -79,17 +84,55 @@ static int eval_ref(const nsx_case *c, nsx_st *st, int stats, nsx_err *err)
     return rc;
 }
 
+/* The outputs of the SIMD kernel into st, as float32. */
+static int eval_simd(const nsx_case *c, nsx_st *st, int threads, nsx_err *err)
+{
+    const nsx_problem *p = &c->p;
+    int64_t oshape[4] = {p->B, p->L, p->H, p->dv}, lshape[3] = {p->B, p->H, p->L};
+    int computed = p->sel.source == NSX_SEL_INDEXER || p->sel.source == NSX_SEL_SCORES;
+    const int32_t *sel = computed ? c->expected.sel : c->in.sel;
+    int32_t *own_sel = NULL;
+    double *o = malloc(nsx_o_size(p) * sizeof *o), *lse = malloc(nsx_lse_size(p) * sizeof *lse);
+    nsx_kernel k;
+    int rc, has_lse;
+    if (!o || !lse) {
+        rc = nsx_err_set(err, NSX_EXIT_INTERNAL, "eval: out of memory");
+        goto done;
+    }
+    if (computed && !sel) { /* the indexer's choice, as a sparse kernel would receive it */
+        if (!(sel = own_sel = malloc(nsx_sel_size(p) * sizeof *own_sel))) {
+            rc = nsx_err_set(err, NSX_EXIT_INTERNAL, "eval: out of memory");
+            goto done;
+        }
+        if ((rc = nsx_ref_select(p, &c->in, own_sel, NULL, NULL, NULL, err)))
+            goto done;
+    }
+    if ((rc = nsx_kernel_open(&k, NULL, -1, threads, err)))
+        goto done;
+    rc = nsx_kernel_run(&k, p, &c->in, sel, o, lse, &has_lse, err);
+    nsx_kernel_close(&k);
+    if (!rc && !(rc = nsx_st_add_f64(st, "o", NSX_DTYPE_F32, 4, oshape, o, err)) && has_lse)
+        rc = nsx_st_add_f64(st, "lse", NSX_DTYPE_F32, 3, lshape, lse, err);
+    if (!rc)
+        rc = nsx_st_set_meta(st, "nsimplex.model", "f32", err);
+done:
+    free(o), free(lse), free(own_sel);
+    return rc;
+}
+
 static const struct impl {
     const char *name;
-    int (*run)(const nsx_case *c, nsx_st *st, int stats, nsx_err *err);
+    int (*run)(const nsx_case *c, nsx_st *st, int opt, nsx_err *err);
 } impls[] = {
     {"ref", eval_ref},
+    {"simd", eval_simd},
 };
 
 int cmd_eval(int argc, char **argv)
 {
     const char *file = NULL, *outpath = NULL, *impl_name = "ref", *val;
     int stats = 0;
+    long threads = 0;
     bool bad = false;
     for (int i = 1; i < argc; i++) {
         if (cli_is_help(argv[i])) {
@@ -99,6 +142,9 @@ int cmd_eval(int argc, char **argv)
             outpath = val;
         } else if (cli_opt("eval", argc, argv, &i, "--impl", &val, &bad)) {
             impl_name = val;
+        } else if (cli_opt("eval", argc, argv, &i, "--threads", &val, &bad)) {
+            if (!bad && !cli_int("eval", "--threads", val, 0, 4096, &threads))
+                return NSX_EXIT_BAD;
         } else if (cli_opt("eval", argc, argv, &i, "--stats", NULL, &bad)) {
             stats = 1;
         } else if (argv[i][0] == '-' || file) {
@@ -126,7 +172,7 @@ int cmd_eval(int argc, char **argv)
         cli_fail("eval", "%s", err.msg);
         return rc;
     }
-    if ((rc = impl->run(&c, &st, stats, &err)))
+    if ((rc = impl->run(&c, &st, impl->run == eval_simd ? (int)threads : stats, &err)))
         nsx_err_prefix(&err, file); /* a problem of the inputs: name them */
     else if (!(rc = nsx_st_set_meta(&st, NSX_META_KEY, nsx_st_meta(&c.st, NSX_META_KEY), &err)) &&
              !(rc = nsx_st_set_meta(&st, "nsimplex.impl", impl->name, &err)))

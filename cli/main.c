@@ -25,7 +25,7 @@ static const struct command {
 } commands[] = {
     {"gen", cmd_gen, "gen [--out DIR] [--suite NAME] [--shard I/N]",
      "write golden vectors and their manifest"},
-    {"eval", cmd_eval, "eval FILE --out OUT [--impl ref]", "compute o, lse (and sel) for the inputs in FILE"},
+    {"eval", cmd_eval, "eval FILE --out OUT [--impl ref|simd]", "compute o, lse (and sel) for the inputs in FILE"},
     {"check", cmd_check, "check VECTOR CANDIDATE [--model M] [--json]",
      "judge a candidate against a vector; 0 pass, 1 fail, 2 bad input"},
     {"verify", cmd_verify, "verify [DIR] [--all]", "check the manifest's checksums, re-derive expected values"},
