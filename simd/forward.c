@@ -212,6 +212,14 @@ static void flush_rows(const plan *pl, work *w, int rows, int nk, int ldk, int n
         .d = p->d, .dvp = pl->dvp, .sum = p->reduce != NSX_REDUCE_PRODUCT,
         .u = w->u, .vp = w->vp, .ldk = ldk, .mask = w->mask, .ptile = w->ptile,
     };
+    /* Rows past `rows` are padding: zero, like the columns past the keys
+       (pack).  The tiles multiply them by zero weights, and a previous work
+       item's values left there (a NaN or an infinity of another batch's
+       future) would make 0 * NaN leak into this row. */
+    if (rows < mr) {
+        memset(w->u + (size_t)rows * p->d, 0, (size_t)(mr - rows) * p->d * sizeof(float));
+        memset(w->vp + (size_t)rows * pl->dvp, 0, (size_t)(mr - rows) * pl->dvp * sizeof(float));
+    }
     for (int cb = 0; cb < nk; cb += nr) {
         t.nc = nk - cb < nr ? nk - cb : nr;
         uint32_t all = t.nc == 32 ? 0xffffffffu : (1u << t.nc) - 1u;

@@ -683,6 +683,53 @@ START_TEST(test_isa_env)
 }
 END_TEST
 
+/* No state crosses work items: with every value of one batch NaN, the
+   other batch's outputs are bit for bit those of a run without it, on every
+   ISA and thread count.  Windows of 5 and 4 make partial row blocks, whose
+   padding rows once kept the previous item's (NaN) values and leaked them
+   through 0 * NaN. */
+START_TEST(test_no_state_across_items)
+{
+    nsx_kernel_problem p = {0};
+    p.n = 2, p.B = 2, p.L = 16, p.H = 2, p.Hkv = 1, p.d = 8, p.dv = 8, p.causal = 1;
+    p.window[0] = 5, p.window[1] = 4;
+    p.score_scale = 0.25, p.out_scale = 1;
+    size_t qn = (size_t)p.B * p.L * p.H * p.d, kn = (size_t)p.B * p.L * p.Hkv * p.d;
+    size_t on = (size_t)p.B * p.L * p.H * p.dv, half = on / 2;
+    float *q = malloc(qn * sizeof *q), *k[2], *v[2], *o = malloc(on * sizeof *o), *ref = malloc(on * sizeof *ref);
+    fill(q, qn);
+    for (int m = 0; m < 2; m++) {
+        fill(k[m] = malloc(kn * sizeof(float)), kn);
+        fill(v[m] = malloc(kn * sizeof(float)), kn);
+    }
+    for (int poisoned = 0; poisoned < 2; poisoned++) {
+        int clean = 1 - poisoned;
+        for (int isa = 0; isa < NSX_ISA_COUNT; isa++) {
+            if (!nsx_simd_isa_supported(isa))
+                continue;
+            /* the clean batch alone: the other batch's values finite */
+            nsx_kernel_io io = {.q = q, .k = {k[0], k[1]}, .v = {v[0], v[1]}, .o = ref};
+            ck_assert_int_eq(nsx_simd_forward_isa(&p, &io, 1, isa), 0);
+            for (int m = 0; m < 2; m++)
+                for (size_t x = 0; x < kn / 2; x++)
+                    v[m][(size_t)poisoned * (kn / 2) + x] = NAN;
+            for (int threads = 1; threads <= 2; threads++) {
+                io.o = o;
+                ck_assert_int_eq(nsx_simd_forward_isa(&p, &io, threads, isa), 0);
+                ck_assert_msg(!memcmp(o + (size_t)clean * half, ref + (size_t)clean * half, half * sizeof *o),
+                              "%s, %d threads: batch %d changed when batch %d is NaN", nsx_simd_isa_name(isa),
+                              threads, clean, poisoned);
+            }
+            fill(v[0], kn); /* fresh finite values for the next round */
+            fill(v[1], kn);
+        }
+    }
+    free(q), free(o), free(ref);
+    for (int m = 0; m < 2; m++)
+        free(k[m]), free(v[m]);
+}
+END_TEST
+
 static Suite *simd_suite(void)
 {
     Suite *s = suite_create("simd");
@@ -701,6 +748,7 @@ static Suite *simd_suite(void)
     tc = tcase_create("exp_abi_env");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_exp);
+    tcase_add_test(tc, test_no_state_across_items);
     tcase_add_test(tc, test_shared_library);
     tcase_add_test(tc, test_isa_env);
     suite_add_tcase(s, tc);
