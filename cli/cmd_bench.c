@@ -29,6 +29,7 @@
 #include "nsimplex/error.h"
 #include "nsimplex/kernel.h"
 #include "nsimplex/problem.h"
+#include "nsimplex/rng.h"
 #include "simd/simd.h"
 
 #define CMD "bench"
@@ -208,14 +209,11 @@ static int parse(int argc, char **argv, bench_opts *o)
 
 /* ---- inputs ---------------------------------------------------------- */
 
-static uint64_t rng_state;
+static nsx_rng bench_rng;
 
-static uint64_t rng(void) /* splitmix64 */
+static uint64_t rng(void)
 {
-    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
+    return nsx_rng_next(&bench_rng);
 }
 
 typedef struct tensors {
@@ -260,7 +258,7 @@ static int make_tensors(const bench_opts *o, tensors *t)
 {
     const nsx_kernel_problem *p = &o->p;
     memset(t, 0, sizeof *t);
-    rng_state = o->seed;
+    bench_rng.s = o->seed;
     size_t B = (size_t)p->B, L = (size_t)p->L;
     int ok = (t->q = alloc_fill(B * L * p->H * p->d, &t->bytes)) != NULL;
     for (int m = 0; m < p->n && ok; m++) {

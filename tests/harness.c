@@ -4,15 +4,6 @@
 
 #include "tests/harness.h"
 
-/* splitmix64 */
-uint64_t rng_next(rng *r)
-{
-    uint64_t z = (r->s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
 int rng_int(rng *r, int lo, int hi)
 {
     return lo + (int)(rng_next(r) % (uint64_t)(hi - lo + 1));

@@ -9,12 +9,11 @@
 #include <stdint.h>
 
 #include "nsimplex/problem.h"
+#include "nsimplex/rng.h"
 
-typedef struct rng {
-    uint64_t s;
-} rng;
+typedef nsx_rng rng;
 
-uint64_t rng_next(rng *r);
+#define rng_next nsx_rng_next
 /* Uniform integer in [lo, hi]. */
 int rng_int(rng *r, int lo, int hi);
 /* A random dyadic number m * 2^-frac with |m| < 2^bits: exactly

@@ -5,37 +5,8 @@
 #include <string.h>
 
 #include "io/fpformat.h"
+#include "nsimplex/rng.h"
 #include "vectors/build.h"
-
-/* ---- a seeded generator (splitmix64) --------------------------------------- */
-
-typedef struct {
-    uint64_t s;
-} gen_rng;
-
-static uint64_t next(gen_rng *r)
-{
-    uint64_t z = (r->s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-/* uniform in (0, 1) */
-static double uniform(gen_rng *r)
-{
-    return ((double)(next(r) >> 11) + 0.5) * 0x1p-53;
-}
-
-static double normal(gen_rng *r)
-{
-    return sqrt(-2 * log(uniform(r))) * cos(6.283185307179586 * uniform(r));
-}
-
-static int below(gen_rng *r, int n)
-{
-    return (int)(next(r) % (uint64_t)n);
-}
 
 uint64_t nsx_seed_of(const char *s)
 {
@@ -81,16 +52,16 @@ static double large_scale(int fmt, int n)
     return ldexp(1.0, e);
 }
 
-static double draw(gen_rng *r, const nsx_recipe *rc, enum role role)
+static double draw(nsx_rng *r, const nsx_recipe *rc, enum role role)
 {
     int fmt = rc->p.input_format;
-    double x = normal(r);
+    double x = nsx_rng_normal(r);
     switch (rc->dist) {
     case NSX_DIST_UNIFORM:
-        x = 2 * uniform(r) - 1;
+        x = 2 * nsx_rng_uniform(r) - 1;
         break;
     case NSX_DIST_HEAVY:
-        x /= sqrt(0.02 + uniform(r));
+        x /= sqrt(0.02 + nsx_rng_uniform(r));
         break;
     case NSX_DIST_ONEHOT:
         if (role == ROLE_Q)
@@ -118,7 +89,7 @@ static double draw(gen_rng *r, const nsx_recipe *rc, enum role role)
     return nsx_round_to_format(x, fmt);
 }
 
-static void fill(double *x, size_t count, gen_rng *r, const nsx_recipe *rc, enum role role)
+static void fill(double *x, size_t count, nsx_rng *r, const nsx_recipe *rc, enum role role)
 {
     for (size_t t = 0; t < count; t++)
         x[t] = draw(r, rc, role);
@@ -211,7 +182,7 @@ static int tensors_of(nsx_built *b, tensor_ref *t)
 /* A given selection row: k distinct candidates (all when fewer), ascending,
    -1 pads; with `invalid`, some entries become -1, out-of-range or future
    indices; with `empty`, every fifth row has no usable index. */
-static void given_row(int32_t *row, gen_rng *r, const nsx_recipe *rc, int i)
+static void given_row(int32_t *row, nsx_rng *r, const nsx_recipe *rc, int i)
 {
     const nsx_problem *p = &rc->p;
     int k = p->sel.k, C = p->causal ? i + 1 : p->L, count = 0;
@@ -219,7 +190,7 @@ static void given_row(int32_t *row, gen_rng *r, const nsx_recipe *rc, int i)
     for (int j = 0; j < C; j++)
         pool[j] = j;
     for (int x = 0; x < C && count < k; x++) { /* partial Fisher-Yates */
-        int y = x + below(r, C - x), t = pool[x];
+        int y = x + nsx_rng_below(r, C - x), t = pool[x];
         pool[x] = pool[y];
         pool[y] = t;
         row[count++] = pool[x];
@@ -238,15 +209,15 @@ static void given_row(int32_t *row, gen_rng *r, const nsx_recipe *rc, int i)
             row[x] = p->causal && i + 1 + x < p->L && x % 2 ? i + 1 + x : -1;
     } else if (rc->invalid && k > 1) {
         static const int bad[] = {-1, -7, 0, 1}; /* 0, 1: L and L + 5 below */
-        int pick = bad[below(r, 4)];
+        int pick = bad[nsx_rng_below(r, 4)];
         int32_t v = pick == 0 ? p->L : pick == 1 ? p->L + 5 : pick;
-        if (p->causal && i + 1 < p->L && below(r, 2))
-            v = i + 1 + below(r, p->L - i - 1); /* a future key */
-        row[below(r, k)] = v;
+        if (p->causal && i + 1 < p->L && nsx_rng_below(r, 2))
+            v = i + 1 + nsx_rng_below(r, p->L - i - 1); /* a future key */
+        row[nsx_rng_below(r, k)] = v;
     }
 }
 
-static void fill_batch(nsx_built *b, const nsx_recipe *rc, gen_rng *r, int batch)
+static void fill_batch(nsx_built *b, const nsx_recipe *rc, nsx_rng *r, int batch)
 {
     const nsx_problem *p = &rc->p;
     tensor_ref t[2 * NSX_MAX_ORDER + 4];
@@ -299,7 +270,7 @@ static int add_flag(nsx_built *b, const char *flag)
 }
 
 /* Batch `to` = batch 0 up to position t, the future replaced everywhere. */
-static void make_leak(nsx_built *b, const nsx_recipe *rc, gen_rng *r, int to, int future, int t)
+static void make_leak(nsx_built *b, const nsx_recipe *rc, nsx_rng *r, int to, int future, int t)
 {
     const nsx_problem *p = &rc->p;
     tensor_ref tr[2 * NSX_MAX_ORDER + 4];
@@ -314,11 +285,11 @@ static void make_leak(nsx_built *b, const nsx_recipe *rc, gen_rng *r, int to, in
                rows must not depend on them anyway */
             int wild = tr[x].role != ROLE_IDX;
             if (wild && future == NSX_FUTURE_HUGE)
-                base[e] = below(r, 2) ? huge : -huge;
+                base[e] = nsx_rng_below(r, 2) ? huge : -huge;
             else if (wild && future == NSX_FUTURE_NAN)
                 base[e] = NAN;
             else if (wild && future == NSX_FUTURE_INF)
-                base[e] = below(r, 2) ? INFINITY : -INFINITY;
+                base[e] = nsx_rng_below(r, 2) ? INFINITY : -INFINITY;
             else
                 base[e] = draw(r, rc, tr[x].role);
         }
@@ -329,7 +300,7 @@ static void make_leak(nsx_built *b, const nsx_recipe *rc, gen_rng *r, int to, in
 }
 
 /* Batch `to` = batch 0 with K_m, V_m changed at position j only. */
-static void make_probe(nsx_built *b, const nsx_recipe *rc, gen_rng *r, int to, int m, int j)
+static void make_probe(nsx_built *b, const nsx_recipe *rc, nsx_rng *r, int to, int m, int j)
 {
     const nsx_problem *p = &rc->p;
     copy_batch(b, 0, to);
@@ -339,13 +310,13 @@ static void make_probe(nsx_built *b, const nsx_recipe *rc, gen_rng *r, int to, i
         for (int l = 0; l < p->d; l++) {
             double old = kx[l];
             do
-                kx[l] = nsx_round_to_format(3 * normal(r), p->input_format);
+                kx[l] = nsx_round_to_format(3 * nsx_rng_normal(r), p->input_format);
             while (kx[l] == old);
         }
         for (int c = 0; c < p->dv; c++) {
             double old = vx[c];
             do
-                vx[c] = nsx_round_to_format(3 * normal(r), p->input_format);
+                vx[c] = nsx_round_to_format(3 * nsx_rng_normal(r), p->input_format);
             while (vx[c] == old);
         }
     }
@@ -382,7 +353,7 @@ static int add_pair(nsx_built *b, nsx_pair pair)
 /* Probes for every dimension m and every mask that excludes a key there:
    the future key just after a query, the key just outside the window on
    the past side, an unselected candidate inside the window. */
-static int plan_probes(nsx_built *b, const nsx_recipe *rc, gen_rng *r, int *Btot, nsx_err *err)
+static int plan_probes(nsx_built *b, const nsx_recipe *rc, nsx_rng *r, int *Btot, nsx_err *err)
 {
     const nsx_problem *p = &rc->p;
     int32_t *sel0 = NULL;
@@ -429,7 +400,7 @@ static int plan_probes(nsx_built *b, const nsx_recipe *rc, gen_rng *r, int *Btot
 int nsx_build(const nsx_recipe *rc, uint64_t seed, nsx_built *b, nsx_err *err)
 {
     const nsx_problem *p = &rc->p;
-    gen_rng r = {seed};
+    nsx_rng r = {seed};
     memset(b, 0, sizeof *b);
     b->p = *p;
     int Btot = p->B, Bmax = p->B + rc->nleaks + (rc->probes ? 3 * p->n : 0);
