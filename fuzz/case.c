@@ -544,7 +544,7 @@ char *nsx_fz_case_text(const nsx_fz_case *c, char *buf, size_t len)
         else
             put(buf, len, " probe(%d,%d,i=%d,dim=%d,j=%d)", q->a, q->b, q->i, q->dim, q->j);
     }
-    if (c->heads)
+    if (c->heads && p->H >= 2)
         put(buf, len, " heads");
     return buf;
 }

@@ -73,7 +73,13 @@ typedef struct nsx_fz_case {
     nsx_recipe r;        /* the recipe, r.p kept equal to b.p less the pair batches */
     int heads;           /* run the head-permutation probe */
     uint64_t seed;       /* the problem's seed */
+    int exact_cap;       /* 1: the MPFR reference's own precision cap (golden
+                            values to save), else NSX_FZ_PREC_CAP with the loop
+                            reference behind it */
 } nsx_fz_case;
+
+/* The MPFR reference's precision cap while fuzzing, in bits. */
+#define NSX_FZ_PREC_CAP 2048
 
 /* Builds the case of a draw.  0, or an exit code with err set (a recipe
    the builder cannot honour: NSX_EXIT_BAD). */

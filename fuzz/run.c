@@ -34,6 +34,8 @@ static void progress(const nsx_fuzz_opts *o, const nsx_fuzz_summary *s, double t
                 "fuzz: %6.1f s  %" PRIu64 " problems (%" PRIu64 " mpfr, %" PRIu64 " f64-loop, %" PRIu64
                 " skipped)  %d failure%s\n",
                 t, s->problems, s->mpfr, s->loop, s->skipped, s->nfail, s->nfail == 1 ? "" : "s");
+    if (o->log)
+        fflush(o->log);
 }
 
 /* Shrinks, saves and reports failure f of case c. */
@@ -75,6 +77,7 @@ static int on_failure(const nsx_kernel *k, const nsx_model *m, const nsx_fuzz_op
         if (f->path[0])
             fprintf(o->log, "  saved: %s%s\n", f->path,
                     f->replays ? " (nsimplex check VECTOR VECTOR.candidate fails it)" : "");
+        fflush(o->log);
     }
     return 0;
 }

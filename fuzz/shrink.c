@@ -4,6 +4,8 @@
  * by the same kind.  The passes, cheapest and most effective first:
  *
  *   batches      drop one (a pair goes with either of its batches)
+ *   pairs        a leak pair's future starts earlier, a probe moves to
+ *                earlier positions (so that fewer positions can follow)
  *   positions    L / 2, then L - 1
  *   order        drop the last dimension
  *   heads        one kv head, one query head per group, then one fewer
@@ -184,6 +186,87 @@ static int shrink_values(shrinker *s, nsx_fz_case *c, nsx_err *err)
     return changed;
 }
 
+/* ---- pairs moved earlier ------------------------------------------------ */
+
+/* The rows of tensor `which` of batch b at position j (every head). */
+static double *row_at(nsx_fz_case *c, int which, int b, int j, size_t *len)
+{
+    const nsx_problem *p = &c->b.p;
+    if (which == 0) {
+        *len = (size_t)p->H * p->d;
+        return c->b.q + nsx_q_at(p, b, j, 0, 0);
+    }
+    int m = (which - 1) / 2;
+    if (which % 2 == 1) {
+        *len = (size_t)p->Hkv * p->d;
+        return c->b.k[m] + nsx_k_at(p, b, j, 0, 0);
+    }
+    *len = (size_t)p->Hkv * p->dv;
+    return c->b.v[m] + nsx_v_at(p, b, j, 0, 0);
+}
+
+/* A copy of c with pair x moved earlier: a leak pair's future starts after
+   t2 (batch b's positions t2 + 1 .. t take the values of its position
+   t + 1), a probe moves from (i, j) to (i - delta, j - delta).  Pairs are
+   checked again (a probe whose key is no longer excluded goes).  0, 1 when
+   there is nothing to try, -1 on an internal error. */
+static int moved_pair(const nsx_fz_case *c, int x, int arg, nsx_fz_case *cand, nsx_err *err)
+{
+    nsx_fz_case t;
+    nsx_pair q = c->b.pairs[x];
+    const int ntensors = 1 + 2 * c->b.p.n;
+    if (q.kind == NSX_PAIR_LEAK ? arg < 0 || arg >= q.t || q.t >= c->b.p.L - 1
+                                : arg < 1 || q.i - arg < 0 || q.j - arg < 0)
+        return 1;
+    if (nsx_fz_case_copy(c, &t, err))
+        return -1;
+    size_t len;
+    if (q.kind == NSX_PAIR_LEAK) {
+        for (int w = 0; w < ntensors; w++)
+            for (int j = arg + 1; j <= q.t; j++) {
+                double *dst = row_at(&t, w, q.b, j, &len), *src = row_at(&t, w, q.b, q.t + 1, &len);
+                memcpy(dst, src, len * sizeof *dst);
+            }
+        t.b.pairs[x].t = arg;
+    } else {
+        for (int w = 2 * q.dim - 1; w <= 2 * q.dim; w++) {
+            double *old = row_at(&t, w, q.b, q.j, &len), *to = row_at(&t, w, q.b, q.j - arg, &len);
+            memcpy(to, old, len * sizeof *to);
+            memcpy(old, row_at(&t, w, q.a, q.j, &len), len * sizeof *old);
+        }
+        t.b.pairs[x].i -= arg;
+        t.b.pairs[x].j -= arg;
+    }
+    int keep[64];
+    nsx_fz_shape sh = nsx_fz_shape_of(&t, keep);
+    int rc = nsx_fz_case_reshape(&t, &sh, cand, err);
+    nsx_fz_case_free(&t);
+    return rc == NSX_EXIT_INTERNAL ? -1 : rc ? 1 : 0;
+}
+
+static int shrink_pairs(shrinker *s, nsx_fz_case *c, nsx_err *err)
+{
+    int changed = 0;
+    for (int x = 0; x < c->b.npairs && !out_of_time(s); x++) {
+        const nsx_pair q = c->b.pairs[x];
+        const int args[2] = {q.kind == NSX_PAIR_LEAK ? q.t / 2 : q.i / 2, q.kind == NSX_PAIR_LEAK ? q.t - 1 : 1};
+        for (int y = 0; y < 2; y++) {
+            nsx_fz_case cand;
+            int r = moved_pair(c, x, args[y], &cand, err);
+            if (r < 0)
+                return -1;
+            if (r > 0)
+                continue;
+            if ((r = keep_if_fails(s, c, &cand, err)) < 0)
+                return -1;
+            changed += r;
+            if (r)
+                break;
+        }
+    }
+    return changed;
+}
+
 /* ---- one round ----------------------------------------------------------- */
 
 static int round_once(shrinker *s, nsx_fz_case *c, nsx_err *err)
@@ -203,6 +286,10 @@ static int round_once(shrinker *s, nsx_fz_case *c, nsx_err *err)
             return -1;
         changed += r;
     }
+    int r = shrink_pairs(s, c, err);
+    if (r < 0)
+        return -1;
+    changed += r;
     const int L = c->b.p.L;
     SHRINK_INT(s, c, L, err, L / 2, L - 1);
     for (int n = c->b.p.n - 1; n >= 1; n--)
@@ -253,8 +340,7 @@ static int round_once(shrinker *s, nsx_fz_case *c, nsx_err *err)
             return -1;
         changed += r;
     }
-    int r = shrink_values(s, c, err);
-    if (r < 0)
+    if ((r = shrink_values(s, c, err)) < 0)
         return -1;
     return changed + r;
 }
