@@ -325,14 +325,13 @@ static double nudge(double x, int fmt)
 
 /* Interesting values of the input format: signed zeros, the least
    subnormal and normal, one and its neighbour, powers of two, and a large
-   value whose products over the n + 1 factors of a score stay within
-   2^60. */
-static double interesting(nsx_fz_rng *r, const nsx_problem *p)
+   value 2^big (nsx_fz_draw.big). */
+static double interesting(nsx_fz_rng *r, const nsx_problem *p, int big)
 {
     static const double tiny[4][2] = {{0x1p-1074, 0x1p-1022}, {0x1p-149, 0x1p-126}, {0x1p-24, 0x1p-14},
                                       {0x1p-133, 0x1p-126}};
     const int fmt = p->input_format;
-    int e = 60 / (p->n + 1);
+    int e = big > 1 ? big : 1;
     if (fmt == NSX_FORMAT_F16 && e > 13)
         e = 13;
     double v;
@@ -342,7 +341,7 @@ static double interesting(nsx_fz_rng *r, const nsx_problem *p)
     case 2: v = tiny[fmt][1]; break;
     case 3: v = 1.0; break;
     case 4: v = nudge(1.0, fmt); break;
-    case 5: v = ldexp(1.0, nsx_fz_below(r, 49) - 24); break;
+    case 5: v = ldexp(1.0, nsx_fz_below(r, e + 25) - 24); break;
     case 6: v = ldexp(1.0, e); break;
     default: v = nsx_round_to_format(ldexp(1.0, e) * 0.75, fmt); break;
     }
@@ -401,7 +400,7 @@ static void extras(nsx_fz_case *c, const nsx_fz_draw *d, int B0)
             int heads = which == 0 ? p->H : p->Hkv;
             size_t e = (((size_t)bb * p->L + nsx_fz_below(&r, p->L)) * heads + nsx_fz_below(&r, heads)) * width +
                        lane(&r, width);
-            t[which].x[e] = interesting(&r, p);
+            t[which].x[e] = interesting(&r, p, d->big);
         }
     }
     for (int x = 0; x < nt; x++)

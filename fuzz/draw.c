@@ -8,6 +8,7 @@
  * Sizes lean towards the boundaries of vector lanes and tiles (7, 8, 9, 15,
  * 16, 17, 31, 32, 33), where tails and padding live.
  */
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -269,6 +270,11 @@ static void draw_once(nsx_fz_rng *r, const nsx_kernel_info *ki, const nsx_model 
     /* the fuzzer's extras */
     d->ties = nsx_fz_chance(r, 0.15) ? 1 + nsx_fz_below(r, 2) : 0;
     d->lanes = nsx_fz_chance(r, 0.25) ? 1 + nsx_fz_below(r, 6) : 0;
+    /* products of the n + 1 factors of a score within 2^60, and within a
+       quarter of the square root of the operand format's largest value */
+    nsx_fmt op = nsx_fmt_of(mod->op);
+    int range = (int)(log2(op.max) / 2) - 2;
+    d->big = (range < 60 ? range : 60) / (n + 1);
     d->heads = Hkv * G >= 2 && nsx_fz_chance(r, 0.15);
 }
 

@@ -51,6 +51,8 @@ typedef struct nsx_fz_draw {
     int ties;            /* 0; 1: key rows duplicated (exact score ties); 2: and
                             nudged by one unit in the last place (near ties) */
     int lanes;           /* interesting values put at this many random elements */
+    int big;             /* the largest of them is 2^big: a score's n + 1 factors
+                            stay within the model's operand range */
     int shuffle;         /* given selection rows shuffled (-1 pads anywhere) */
     int copies;          /* the drawn batches appended again in reverse order,
                             each copy paired with its original (t = L - 1) */
