@@ -131,7 +131,8 @@ nsx_fz_shape nsx_fz_shape_of(const nsx_fz_case *c, int *keep)
     const nsx_problem *p = &c->b.p;
     for (int b = 0; b < p->B && b < 64; b++)
         keep[b] = b;
-    return (nsx_fz_shape){p->L, p->n, p->d, p->dv, p->Hkv, p->H / p->Hkv, keep, p->B < 64 ? p->B : 64, p->sel.k, 0};
+    return (nsx_fz_shape){p->L, p->n, p->d, p->dv, p->Hkv, p->H / p->Hkv, keep, p->B < 64 ? p->B : 64, p->sel.k, 0,
+                          NULL};
 }
 
 int nsx_fz_case_reshape(const nsx_fz_case *src, const nsx_fz_shape *s, nsx_fz_case *dst, nsx_err *err)
@@ -148,6 +149,9 @@ int nsx_fz_case_reshape(const nsx_fz_case *src, const nsx_fz_shape *s, nsx_fz_ca
     for (int x = 0; x < s->nb; x++)
         if (s->keep[x] < 0 || s->keep[x] >= sp->B)
             return nsx_err_set(err, NSX_EXIT_BAD, "reshape: batch %d out of range", s->keep[x]);
+    for (int i = 0; s->pos && i < s->L; i++)
+        if (s->pos[i] < 0 || s->pos[i] >= sp->L || (i > 0 && s->pos[i] <= s->pos[i - 1]))
+            return nsx_err_set(err, NSX_EXIT_BAD, "reshape: positions not ascending in 0..%d", sp->L - 1);
     p.B = s->nb;
     p.L = s->L;
     p.n = s->n;
@@ -185,16 +189,33 @@ int nsx_fz_case_reshape(const nsx_fz_case *src, const nsx_fz_shape *s, nsx_fz_ca
     }
     if (nsx_problem_check(&p, why, sizeof why))
         return nsx_err_set(err, NSX_EXIT_BAD, "reshape: %s", why);
-    /* a batch with a huge or non-finite future within the L kept positions
+    /* the kept positions P[i] of the source, and the inverse map */
+    int *P = malloc((size_t)p.L * sizeof *P), *inv = malloc((size_t)sp->L * sizeof *inv);
+    if (!P || !inv) {
+        free(P), free(inv);
+        return nsx_err_set(err, NSX_EXIT_INTERNAL, "fuzz: out of memory");
+    }
+    for (int j = 0; j < sp->L; j++)
+        inv[j] = -1;
+    for (int i = 0; i < p.L; i++) {
+        P[i] = s->pos ? s->pos[i] : i;
+        inv[P[i]] = i;
+    }
+    int rc = 0;
+    /* a batch with a huge or non-finite future within the kept positions
        needs its leak pair, which leaves its rows after t unjudged */
     for (int x = 0; x < src->b.npairs; x++) {
         const nsx_pair *q = &src->b.pairs[x];
-        if (q->kind == NSX_PAIR_LEAK && q->future != NSX_FUTURE_RANDOM && q->t < p.L - 1 && kept_as(s, q->b) >= 0 &&
-            kept_as(s, q->a) < 0)
-            return nsx_err_set(err, NSX_EXIT_BAD, "reshape: a batch with a wild future would lose its pair");
+        if (q->kind == NSX_PAIR_LEAK && q->future != NSX_FUTURE_RANDOM && P[p.L - 1] > q->t &&
+            kept_as(s, q->b) >= 0 && (kept_as(s, q->a) < 0 || P[0] > q->t))
+            rc = nsx_err_set(err, NSX_EXIT_BAD, "reshape: a batch with a wild future would lose its pair");
     }
-    if (alloc_case(&dst->b, &p))
-        return nsx_err_set(err, NSX_EXIT_INTERNAL, "fuzz: out of memory");
+    if (!rc && alloc_case(&dst->b, &p))
+        rc = nsx_err_set(err, NSX_EXIT_INTERNAL, "fuzz: out of memory");
+    if (rc) {
+        free(P), free(inv);
+        return rc;
+    }
     dst->r = src->r;
     dst->r.p = p;
     if (p.sel.source == NSX_SEL_NONE)
@@ -206,37 +227,40 @@ int nsx_fz_case_reshape(const nsx_fz_case *src, const nsx_fz_shape *s, nsx_fz_ca
     for (int b = 0; b < p.B; b++) {
         const int sb = s->keep[b];
         for (int i = 0; i < p.L; i++) {
+            const int si = P[i];
             for (int h = 0; h < p.H; h++) {
                 int sh = h / s->G * G0 + h % s->G; /* kv head h / G', member h % G' */
-                memcpy(dst->b.q + nsx_q_at(&p, b, i, h, 0), src->b.q + nsx_q_at(sp, sb, i, sh, 0),
+                memcpy(dst->b.q + nsx_q_at(&p, b, i, h, 0), src->b.q + nsx_q_at(sp, sb, si, sh, 0),
                        (size_t)p.d * sizeof(double));
             }
             for (int m = 0; m < p.n; m++)
                 for (int g = 0; g < p.Hkv; g++) {
-                    memcpy(dst->b.k[m] + nsx_k_at(&p, b, i, g, 0), src->b.k[m] + nsx_k_at(sp, sb, i, g, 0),
+                    memcpy(dst->b.k[m] + nsx_k_at(&p, b, i, g, 0), src->b.k[m] + nsx_k_at(sp, sb, si, g, 0),
                            (size_t)p.d * sizeof(double));
-                    memcpy(dst->b.v[m] + nsx_v_at(&p, b, i, g, 0), src->b.v[m] + nsx_v_at(sp, sb, i, g, 0),
+                    memcpy(dst->b.v[m] + nsx_v_at(&p, b, i, g, 0), src->b.v[m] + nsx_v_at(sp, sb, si, g, 0),
                            (size_t)p.dv * sizeof(double));
                 }
-            if (dst->b.sel) /* the first k entries */
-                memcpy(dst->b.sel + nsx_sel_at(&p, b, i, 0), src->b.sel + nsx_sel_at(sp, sb, i, 0),
-                       (size_t)p.sel.k * sizeof(int32_t));
+            /* the first k entries, renumbered: a dropped key becomes a -1
+               pad, an invalid index stays invalid */
+            for (int r = 0; dst->b.sel && r < p.sel.k; r++) {
+                int32_t e = src->b.sel[nsx_sel_at(sp, sb, si, r)];
+                dst->b.sel[nsx_sel_at(&p, b, i, r)] =
+                    e < 0 ? e : e >= sp->L ? e - sp->L + p.L : inv[e];
+            }
             const int Hi = p.sel.Hi, di = p.sel.di;
             if (dst->b.idx_q) {
-                size_t to = (size_t)b * p.L + i, from = (size_t)sb * sp->L + i;
+                size_t to = (size_t)b * p.L + i, from = (size_t)sb * sp->L + si;
                 memcpy(dst->b.idx_q + to * Hi * di, src->b.idx_q + from * Hi * di, (size_t)Hi * di * sizeof(double));
                 memcpy(dst->b.idx_k + to * di, src->b.idx_k + from * di, (size_t)di * sizeof(double));
                 memcpy(dst->b.idx_w + to * Hi, src->b.idx_w + from * Hi, (size_t)Hi * sizeof(double));
             }
-            if (dst->b.idx_s)
-                memcpy(dst->b.idx_s + ((size_t)b * p.L + i) * p.L, src->b.idx_s + ((size_t)sb * sp->L + i) * sp->L,
-                       (size_t)p.L * sizeof(double));
+            for (int j = 0; dst->b.idx_s && j < p.L; j++)
+                dst->b.idx_s[((size_t)b * p.L + i) * p.L + j] = src->b.idx_s[((size_t)sb * sp->L + si) * sp->L + P[j]];
         }
     }
 
     /* the pairs that still hold */
     int32_t *sel0 = NULL;
-    int rc = 0;
     if (p.sel.source == NSX_SEL_INDEXER || p.sel.source == NSX_SEL_SCORES) {
         if (!(sel0 = malloc(nsx_sel_size(&p) * sizeof *sel0))) {
             rc = nsx_err_set(err, NSX_EXIT_INTERNAL, "fuzz: out of memory");
@@ -252,13 +276,19 @@ int nsx_fz_case_reshape(const nsx_fz_case *src, const nsx_fz_shape *s, nsx_fz_ca
         q.a = a;
         q.b = b;
         if (q.kind == NSX_PAIR_LEAK) {
-            if (q.t >= p.L - 1)
-                q.t = p.L - 1;
-            else if (!p.causal)
+            int shared = 0; /* kept positions up to t */
+            while (shared < p.L && P[shared] <= q.t)
+                shared++;
+            if (shared == 0)
+                continue;
+            q.t = shared - 1;
+            if (q.t < p.L - 1 && !p.causal)
                 continue;
         } else {
-            if (q.i >= p.L || q.j >= p.L || q.dim > p.n)
+            if (inv[q.i] < 0 || inv[q.j] < 0 || q.dim > p.n)
                 continue;
+            q.i = inv[q.i];
+            q.j = inv[q.j];
             const int32_t *row = p.sel.source == NSX_SEL_INDICES ? dst->b.sel + nsx_sel_at(&p, a, q.i, 0)
                                  : sel0                         ? sel0 + nsx_sel_at(&p, a, q.i, 0)
                                                                 : NULL;
@@ -269,6 +299,8 @@ int nsx_fz_case_reshape(const nsx_fz_case *src, const nsx_fz_shape *s, nsx_fz_ca
         pair_flags(&dst->b, &q);
     }
     free(sel0);
+    free(P);
+    free(inv);
     if (rc)
         nsx_fz_case_free(dst);
     return rc;
@@ -447,7 +479,7 @@ static int add_copies(nsx_fz_case *c, int B0, nsx_err *err)
         keep[nb++] = b;
     for (int x = B0 - 1; x >= 0; x--)
         keep[nb++] = x;
-    nsx_fz_shape s = {p->L, p->n, p->d, p->dv, p->Hkv, p->H / p->Hkv, keep, nb, p->sel.k, 0};
+    nsx_fz_shape s = {p->L, p->n, p->d, p->dv, p->Hkv, p->H / p->Hkv, keep, nb, p->sel.k, 0, NULL};
     nsx_fz_case t;
     int rc = nsx_fz_case_reshape(c, &s, &t, err);
     if (rc)

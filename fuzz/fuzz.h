@@ -104,7 +104,8 @@ double nsx_fz_case_work(const nsx_fz_case *c);
    against the binary64 loop reference. */
 #define NSX_FZ_MPFR_WORK 4.0e5
 
-/* A reshaped copy for the shrinker: the first L positions, the first n
+/* A reshaped copy for the shrinker: L positions (the first, or those of
+   pos: keys renumbered, dropped selected keys become -1 pads), the first n
    dimensions (the last ones dropped), the first d and dv components, the
    first Hkv kv heads and G query heads per group, the batches keep[0..nb)
    (in that order; pairs whose members are dropped go with them), top-k and
@@ -119,6 +120,8 @@ typedef struct nsx_fz_shape {
     int k;               /* top-k: the first k entries of given rows, or a
                             smaller computed top-k */
     unsigned drop;       /* features switched off: NSX_FZ_DROP_* */
+    const int *pos;      /* NULL: the first L positions; else L ascending
+                            positions of the source (the others dropped) */
 } nsx_fz_shape;
 #define NSX_FZ_DROP_WINDOWS 1u
 #define NSX_FZ_DROP_BIASES 2u

@@ -96,9 +96,10 @@ int nsx_fuzz_run(const nsx_kernel *k, const nsx_fuzz_opts *o, nsx_fuzz_summary *
         max_failures = NSX_FUZZ_MAX_FAILURES;
     uint64_t end = o->start;
     for (uint64_t idx = o->start;; idx++) {
+        /* the count, and the time (which alone bounds a run without a
+           count, so --seconds 0 without --count runs nothing) */
         double t = now() - t0 - paused;
-        if ((o->count && idx - o->start >= o->count) || (!o->count && t >= o->seconds) ||
-            (o->count && o->seconds > 0 && t >= o->seconds))
+        if ((o->count && idx - o->start >= o->count) || ((o->seconds > 0 || !o->count) && t >= o->seconds))
             break;
         if (o->progress > 0 && t >= next_progress) {
             progress(o, s, t);
@@ -132,7 +133,6 @@ int nsx_fuzz_run(const nsx_kernel *k, const nsx_fuzz_opts *o, nsx_fuzz_summary *
             s->mpfr++;
         else
             s->loop++;
-        end = idx + 1;
         if (o->log && o->verbose)
             fprintf(o->log, "%s problem %" PRIu64 ": %s%s%s\n",
                     v.status == NSX_FZ_PASS ? "pass" : v.status == NSX_FZ_SKIP ? "skip" : "FAIL", idx, text,
@@ -165,7 +165,8 @@ int nsx_fuzz_run(const nsx_kernel *k, const nsx_fuzz_opts *o, nsx_fuzz_summary *
         progress(o, s, s->seconds);
         fprintf(o->log,
                 "nsimplex fuzz: seed %" PRIu64 ", problems %" PRIu64 "..%" PRIu64 " in %.1f s: %" PRIu64
-                " judged (%" PRIu64 " against MPFR, %" PRIu64 " against the f64 loop), %" PRIu64 " skipped, %d failure%s: %s\n",
+                " judged (%" PRIu64 " against MPFR, %" PRIu64 " against the f64 loop), %" PRIu64
+                " skipped, %d failure%s: %s\n",
                 o->seed, o->start, end > o->start ? end - 1 : o->start, s->seconds,
                 s->mpfr + s->loop, s->mpfr, s->loop, s->skipped, s->nfail, s->nfail == 1 ? "" : "s",
                 s->nfail ? "FAIL" : "PASS");

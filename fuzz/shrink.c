@@ -6,7 +6,8 @@
  *   batches      drop one (a pair goes with either of its batches)
  *   pairs        a leak pair's future starts earlier, a probe moves to
  *                earlier positions (so that fewer positions can follow)
- *   positions    L / 2, then L - 1
+ *   positions    L / 2, then L - 1; then positions from the front and the
+ *                middle: a half, a quarter, one at a time
  *   order        drop the last dimension
  *   heads        one kv head, one query head per group, then one fewer
  *   widths       d / 2, d - 1, and dv likewise
@@ -267,6 +268,51 @@ static int shrink_pairs(shrinker *s, nsx_fz_case *c, nsx_err *err)
     return changed;
 }
 
+/* ---- positions dropped from the front and the middle ------------------------ */
+
+/* Tries c without the positions [j0, j1) (the tail goes by cutting L). */
+static int try_drop_positions(shrinker *s, nsx_fz_case *c, int j0, int j1, nsx_err *err)
+{
+    const int L = c->b.p.L;
+    if (j0 < 0 || j1 <= j0 || j1 >= L)
+        return 0;
+    int *pos = malloc((size_t)L * sizeof *pos), keep[64], n = 0;
+    if (!pos) {
+        nsx_err_set(err, NSX_EXIT_INTERNAL, "fuzz: out of memory");
+        return -1;
+    }
+    for (int j = 0; j < L; j++)
+        if (j < j0 || j >= j1)
+            pos[n++] = j;
+    nsx_fz_shape sh = nsx_fz_shape_of(c, keep);
+    sh.L = n;
+    sh.pos = pos;
+    int r = try_shape(s, c, &sh, err);
+    free(pos);
+    return r;
+}
+
+static int shrink_positions(shrinker *s, nsx_fz_case *c, nsx_err *err)
+{
+    int changed = 0, r;
+    const int L = c->b.p.L;
+    const int blocks[3][2] = {{0, L / 2}, {0, L / 4}, {L / 4, L / 2}};
+    for (int x = 0; x < 3; x++) {
+        if ((r = try_drop_positions(s, c, blocks[x][0], blocks[x][1], err)) < 0)
+            return -1;
+        changed += r;
+        if (r)
+            return changed; /* positions renumbered: start again next round */
+    }
+    for (int j = 0; j < c->b.p.L - 1 && !out_of_time(s); j++) {
+        if ((r = try_drop_positions(s, c, j, j + 1, err)) < 0)
+            return -1;
+        changed += r;
+        j -= r; /* the next position now sits at j */
+    }
+    return changed;
+}
+
 /* ---- one round ----------------------------------------------------------- */
 
 static int round_once(shrinker *s, nsx_fz_case *c, nsx_err *err)
@@ -292,6 +338,9 @@ static int round_once(shrinker *s, nsx_fz_case *c, nsx_err *err)
     changed += r;
     const int L = c->b.p.L;
     SHRINK_INT(s, c, L, err, L / 2, L - 1);
+    if ((r = shrink_positions(s, c, err)) < 0)
+        return -1;
+    changed += r;
     for (int n = c->b.p.n - 1; n >= 1; n--)
         SHRINK_INT(s, c, n, err, n);
     SHRINK_INT(s, c, Hkv, err, 1, c->b.p.Hkv - 1);

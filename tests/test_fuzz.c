@@ -26,14 +26,24 @@
 enum { BUG_NONE, BUG_LEAK, BUG_UNSUPPORTED, BUG_HEAD };
 static int bug;
 static nsx_kernel_info bug_info;
+static int calls, undeclared; /* forward calls, and problems outside bug_info */
 
 /* The SIMD kernel (one thread), with the bug `bug` planted around it. */
 static int buggy_forward(const nsx_kernel_problem *p, const nsx_kernel_io *io)
 {
     nsx_kernel_problem q = *p;
-    int windowed = 0;
-    for (int m = 0; m < p->n; m++)
+    int windowed = 0, biased = 0;
+    for (int m = 0; m < p->n; m++) {
         windowed |= p->window[m] > 0;
+        biased |= p->k_bias[m] != 0 || p->v_bias[m] != 0;
+    }
+    const unsigned f = bug_info.features;
+    calls++;
+    undeclared += p->n > bug_info.max_order || (windowed && !(f & NSX_FEAT_WINDOWS)) ||
+                  (p->topk && !(f & NSX_FEAT_SELECTION)) || (p->H != p->Hkv && !(f & NSX_FEAT_GQA)) ||
+                  (!p->causal && !(f & NSX_FEAT_CAUSAL_OFF)) || (p->distinct && !(f & NSX_FEAT_DISTINCT)) ||
+                  (biased && !(f & NSX_FEAT_BIASES)) || (p->reduce == NSX_REDUCE_SUM && !(f & NSX_FEAT_SUM)) ||
+                  (p->reduce == NSX_REDUCE_MEAN && !(f & NSX_FEAT_MEAN));
     if (bug == BUG_LEAK && q.causal && q.L >= 3)
         q.causal = 0; /* the future of every row leaks in */
     if (bug == BUG_UNSUPPORTED && windowed)
@@ -261,6 +271,15 @@ END_TEST
 
 /* ---- reshaping ----------------------------------------------------------------- */
 
+/* c's shape with the positions pos (7 of them). */
+static nsx_fz_shape shape_without(const nsx_fz_case *c, int *keep, const int *pos)
+{
+    nsx_fz_shape s = nsx_fz_shape_of(c, keep);
+    s.L = 7;
+    s.pos = pos;
+    return s;
+}
+
 START_TEST(test_reshape_keeps_valid_pairs)
 {
     nsx_fz_case c, r;
@@ -291,6 +310,26 @@ START_TEST(test_reshape_keeps_valid_pairs)
     for (int x = 0; x < r.b.npairs; x++)
         if (r.b.pairs[x].kind == NSX_PAIR_LEAK)
             ck_assert_int_eq(r.b.pairs[x].t, 3);
+    nsx_fz_case_free(&r);
+    nsx_fz_case_free(&c);
+
+    /* position 3 dropped: keys renumbered, the dropped key a -1 pad, the
+       inputs of position 4 now at 3 */
+    case_of("n=1 L=8 d=2 sel=indices k=3 leak=random:5", 0, 21, &c);
+    const int pos[7] = {0, 1, 2, 4, 5, 6, 7};
+    s = shape_without(&c, keep, pos);
+    ck_assert_int_eq(nsx_fz_case_reshape(&c, &s, &r, &err), 0);
+    ck_assert_int_eq(r.b.p.L, 7);
+    for (int b = 0; b < r.b.p.B; b++)
+        for (int i = 0; i < 7; i++) {
+            ck_assert(same_doubles(r.b.q + nsx_q_at(&r.b.p, b, i, 0, 0), c.b.q + nsx_q_at(&c.b.p, b, pos[i], 0, 0), 2));
+            for (int x = 0; x < 3; x++) {
+                int32_t old = c.b.sel[nsx_sel_at(&c.b.p, b, pos[i], x)], now = r.b.sel[nsx_sel_at(&r.b.p, b, i, x)];
+                ck_assert_int_eq(now, old < 0 ? old : old >= 8 ? old - 1 : old == 3 ? -1 : old > 3 ? old - 1 : old);
+            }
+        }
+    ck_assert_int_eq(r.b.npairs, 1);
+    ck_assert_int_eq(r.b.pairs[0].t, 4); /* positions 0..5 shared, one of them gone */
     nsx_fz_case_free(&r);
     nsx_fz_case_free(&c);
 
@@ -437,6 +476,38 @@ START_TEST(test_head_permutation)
 }
 END_TEST
 
+START_TEST(test_only_declared_features)
+{
+    /* a kernel of order 2 without windows, selection, GQA, causal off,
+       distinct, biases, sum and mean: nothing of those is drawn */
+    nsx_kernel k = planted(BUG_NONE);
+    bug_info.max_order = 2;
+    bug_info.features = NSX_FEAT_LSE;
+    nsx_fuzz_opts o;
+    nsx_fuzz_summary s;
+    nsx_err err = {0};
+    nsx_fuzz_opts_default(&o);
+    o.seed = 6;
+    o.count = 40;
+    o.seconds = 0;
+    calls = undeclared = 0;
+    ck_assert_int_eq(nsx_fuzz_run(&k, &o, &s, &err), 0);
+    ck_assert_msg(s.nfail == 0, "%s", s.fail[0].note);
+    ck_assert_int_ge(calls, 40);
+    ck_assert_int_eq(undeclared, 0);
+    /* the same seed with every feature declared draws some of them */
+    nsx_fz_draw d;
+    nsx_model m = model_of(&k);
+    int featured = 0;
+    for (uint64_t idx = 0; idx < 40; idx++) {
+        nsx_fz_draw_problem(nsx_fz_problem_seed(6, idx), nsx_simd_info(), &m, &d);
+        featured += strstr(d.recipe, " w=") || strstr(d.recipe, "sel=") || strstr(d.recipe, "distinct") ||
+                    strstr(d.recipe, "reduce=") || strstr(d.recipe, "causal=0");
+    }
+    ck_assert_int_gt(featured, 5);
+}
+END_TEST
+
 /* ---- the clean kernel ----------------------------------------------------------- */
 
 START_TEST(test_clean_short_run)
@@ -503,6 +574,7 @@ static Suite *fuzz_suite(void)
     tcase_add_test(tc, test_run_catches_and_saves);
     tcase_add_test(tc, test_returning_one_is_a_failure);
     tcase_add_test(tc, test_head_permutation);
+    tcase_add_test(tc, test_only_declared_features);
     suite_add_tcase(s, tc);
     tc = tcase_create("clean");
     tcase_set_timeout(tc, 120);
