@@ -56,7 +56,7 @@ $(BUILD)/ref/%.o:         XFLAGS :=
 # The benchmark's plain-loop baseline stays at -O2 whatever OPT says.
 $(BUILD)/simd/naive.o:    XFLAGS := $(OMP) -fPIC -O2
 
-.PHONY: all check demo clean deps vectors bench bench-deps mutants
+.PHONY: all check demo clean deps vectors bench bench-deps
 # test objects are intermediate files of a pattern chain: keep them
 .SECONDARY:
 all: $(PROG) $(LIB) $(SIMD_SO)
@@ -124,6 +124,7 @@ demo: $(PROG)
 # The mutation matrix: each fuzz/mutants/NAME.patch applied to a copy of
 # simd/, built into build/mutants/NAME/ and fuzzed (docs/FUZZING.md); fails
 # loudly when a patch no longer applies.  BUDGET=60 SEED=1 by default.
+.PHONY: mutants
 mutants: $(PROG) $(SIMD_SO)
 	@sh fuzz/mutants/run.sh
 
