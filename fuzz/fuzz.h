@@ -72,7 +72,7 @@ char *nsx_fz_draw_text(const nsx_fz_draw *d, char *buf, size_t len);
 
 typedef struct nsx_fz_case {
     nsx_built b;         /* problem, inputs, pairs, flags; expected values once judged */
-    nsx_recipe r;        /* the recipe, r.p kept equal to b.p less the pair batches */
+    nsx_recipe r;        /* the recipe; r.p = b.p (the reference's flags come from it) */
     int heads;           /* run the head-permutation probe */
     uint64_t seed;       /* the problem's seed */
     int exact_cap;       /* 1: the MPFR reference's own precision cap (golden

@@ -170,6 +170,8 @@ int nsx_fuzz_run(const nsx_kernel *k, const nsx_fuzz_opts *o, nsx_fuzz_summary *
                 o->seed, o->start, end > o->start ? end - 1 : o->start, s->seconds,
                 s->mpfr + s->loop, s->mpfr, s->loop, s->skipped, s->nfail, s->nfail == 1 ? "" : "s",
                 s->nfail ? "FAIL" : "PASS");
+        fprintf(o->log, "nsimplex fuzz: %" PRIu64 " problems carried leak pairs, probes or batch copies, %" PRIu64
+                        " the head permutation\n", s->pairs, s->heads);
     }
     return 0;
 }

@@ -92,8 +92,9 @@ static int try_shape(shrinker *s, nsx_fz_case *c, const nsx_fz_shape *sh, nsx_er
     return keep_if_fails(s, c, &cand, err);
 }
 
-/* Tries the values in *field first (a descending list ending in 0), then
-   settles on the smallest that fails.  Each try reshapes from c's shape. */
+/* Tries each value of the list for one field of c's shape, in order,
+   keeping every one that still fails (values not below the current one
+   are skipped). */
 #define SHRINK_INT(s, c, field, err, ...)                                         \
     do {                                                                          \
         const int tries_[] = {__VA_ARGS__};                                       \
