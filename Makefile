@@ -6,6 +6,8 @@
 #   make demo         the main job on its built-in default (README.md)
 #   make bench        the SIMD kernel against the PyTorch CPU peer (installs
 #                     python3-torch and libopenblas0-pthread if missing)
+#   make mutants      the fuzzer against each bug planted in simd/ by
+#                     fuzz/mutants/*.patch, and the clean kernel (FUZZING.md)
 #
 # Sources are found by folder, so a new file needs no edit here:
 #   core/ ref/ io/ oracle/ simd/ vectors/ fuzz/   -> libnsimplex.a
@@ -118,6 +120,13 @@ bench: $(PROG) $(SIMD_SO) bench-deps
 # reference, verified, and the SIMD kernel judged against every one.
 demo: $(PROG)
 	@sh tools/demo.sh $(PROG) $(BUILD)/demo
+
+# The mutation matrix: each fuzz/mutants/NAME.patch applied to a copy of
+# simd/, built into build/mutants/NAME/ and fuzzed (docs/FUZZING.md); fails
+# loudly when a patch no longer applies.  BUDGET=60 SEED=1 by default.
+.PHONY: mutants
+mutants: $(PROG) $(SIMD_SO)
+	@sh fuzz/mutants/run.sh
 
 clean:
 	rm -rf build build-san

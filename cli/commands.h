@@ -20,6 +20,10 @@ int cmd_gen(int argc, char **argv);
 /* nsimplex verify [DIR]: checksums, expected values re-derived. */
 int cmd_verify(int argc, char **argv);
 
+/* nsimplex fuzz: differential fuzzing of a kernel, each failure shrunk and
+   saved as a vector that check replays (cmd_fuzz.c). */
+int cmd_fuzz(int argc, char **argv);
+
 /* nsimplex bench: throughput against the peak and the plain loops (cmd_bench.c). */
 int cmd_bench(int argc, char **argv);
 

@@ -31,6 +31,8 @@ static const struct command {
     {"verify", cmd_verify, "verify [DIR] [--all]", "check the manifest's checksums, re-derive expected values"},
     {"show", cmd_show, "show FILE [--values N] [--raw]", "print a file's metadata and tensors readably"},
     {"version", cmd_version, "version", "print the spec and program versions"},
+    {"fuzz", cmd_fuzz, "fuzz [--seconds S] [--seed N] [--kernel LIB.so] [--out DIR]",
+     "differential fuzzing; each failure shrunk and saved for check"},
     {"bench", cmd_bench, "bench [shape options] [--kernel LIB.so] [--threads N] [--json]",
      "throughput as a share of the machine's measured peak"},
 };

@@ -247,6 +247,17 @@ int nsx_bound_row(nsx_bound_ctx *ctx, int b, int h, int i, const int32_t *sel_ro
                   const double *o_exact, double lse_exact, double *o_bound, nsx_row_bound *rb,
                   nsx_err *err)
 {
+    return nsx_bound_row_unc(ctx, b, h, i, sel_row, o_exact, NULL, lse_exact, 0.0, o_bound, rb, err);
+}
+
+/* The golden values enter the bound in five places (ORACLE.md 3.10): the
+   weights A_J = exp(T_J - LSE) (kap), LSE - T_max (gap), |LSE|, the cap
+   |W_J - mu| and |mu| (mu_err, mu_abs), and |O| for the output's ulp.  Each
+   takes the worst case over the interval the uncertainty allows. */
+int nsx_bound_row_unc(nsx_bound_ctx *ctx, int b, int h, int i, const int32_t *sel_row,
+                      const double *o_exact, const double *o_unc, double lse_exact, double lse_unc,
+                      double *o_bound, nsx_row_bound *rb, nsx_err *err)
+{
     const nsx_problem *p = ctx->p;
     const nsx_inputs *in = ctx->in;
     const int n = p->n, d = p->d, dv = p->dv, g = nsx_kv_head(p, h);
@@ -351,7 +362,7 @@ int nsx_bound_row(nsx_bound_ctx *ctx, int b, int h, int i, const int32_t *sel_ro
         double dT = (t_max_up - T + eT) * (1 + U64);                     /* >= T_max - T_J */
         double beta = bJ + g3 * (dT + bJ + b_max) + 4.0 * N * k.fa.lambda; /* B3 */
         double z = T - lse;
-        double kap = eT + 2 * U64 * fabs(lse) + U64 * fabs(z);
+        double kap = eT + 2 * U64 * fabs(lse) + U64 * fabs(z) + lse_unc;
         /* A_J upward; never 0, so that A * rho stays a bound */
         double A = fmax(exp(z) * exp(kap) * (1 + 8 * U64), 0x1p-1074);
         double rhi = expm1(beta + lg_hi), rlo = -expm1(-beta + lg_lo);  /* B4 */
@@ -493,14 +504,15 @@ int nsx_bound_row(nsx_bound_ctx *ctx, int b, int h, int i, const int32_t *sel_ro
             o_bound[c] = nsx_fmt_ulp(&k.fout, 0.0) * margin; /* O = 0 exactly, 0 * finite = 0 */
             continue;
         }
-        double mu_abs = fabs(MU[c]) * (1 + 3 * U64) + 2 * L64;
-        double mu_err = 3 * U64 * fabs(MU[c]) + 2 * L64;          /* |mu-hat - mu| */
+        double mu_unc = o_unc ? o_unc[c] / aos * (1 + 2 * U64) : 0.0; /* |O-hat - O| / |os| */
+        double mu_abs = fabs(MU[c]) * (1 + 3 * U64) + 2 * L64 + mu_unc;
+        double mu_err = 3 * U64 * fabs(MU[c]) + 2 * L64 + mu_unc; /* |mu-hat - mu| */
         double X1 = fmin(wild ? INFINITY : S1[c], C1[c] + mu_err);
         double X2 = fmin(wild ? INFINITY : S2[c], C2[c]);
         double X3 = gNw * fmin(wild ? INFINITY : S3[c], C3[c]);
         double Emu = (X1 + X2 + X3 + aN / S_lo + mu_abs * Theta) / (1 - Theta); /* B8 */
         double Epre = aos * (Emu * (1 + gos) + gos * mu_abs) + k.fa.lambda;      /* B12 */
-        double Oabs = fabs(o_exact[c]) * (1 + U64);
+        double Oabs = fabs(o_exact[c]) * (1 + U64) + (o_unc ? o_unc[c] : 0.0);
         double E = Epre + nsx_fmt_ulp(&k.fout, Oabs + Epre);                   /* B13 */
         if (Oabs + E > k.fout.max)
             return not_applicable(ctx, err, b, h, i, "the output may overflow the output format", Oabs + E,
@@ -514,7 +526,7 @@ int nsx_bound_row(nsx_bound_ctx *ctx, int b, int h, int i, const int32_t *sel_ro
                      wild ? lD_cap_lo : fmin(-log1p(-dl), lD_cap_lo));
     double lTh = -log1p(-Theta);
     double Tmax_abs = fabs(t_hat_max) + eT_max;
-    double gap = fmax(0.0, lse - t_hat_max) + U64 * fabs(lse) + eT_max; /* >= LSE - T_max */
+    double gap = fmax(0.0, lse - t_hat_max) + U64 * fabs(lse) + eT_max + lse_unc; /* >= LSE - T_max */
     double Lam = gap + b_max + lD + lTh;
     /* an LSE through int tensors (torch.logsumexp's composite: the shifted
        arguments, the exponentials, their sum and the log each rounded to
@@ -526,7 +538,7 @@ int nsx_bound_row(nsx_bound_ctx *ctx, int b, int h, int i, const int32_t *sel_ro
     double E_int = ut > 0 ? E_args - 2 * log1p(-ut) + ut * Lam + N * k.ft.lambda : 0.0;
     double E1 = lD + lTh + k.eps_exp * Lam + k.fa.lambda + E_int;
     double g2 = gamma_of(2, k.ua);
-    double lse_abs = fabs(lse) * (1 + U64);
+    double lse_abs = fabs(lse) * (1 + U64) + lse_unc;
     double Epre = (1 + g2) * E1 + g2 * lse_abs + g3 * (1 + g2) * (Tmax_abs + b_max);
     double E = Epre + nsx_fmt_ulp(&k.flse, lse_abs + Epre);
     if (lse_abs + E > k.flse.max)

@@ -75,6 +75,18 @@ int nsx_bound_row(nsx_bound_ctx *ctx, int b, int h, int i, const int32_t *sel_ro
                   nsx_err *err);
 
 /*
+ * nsx_bound_row for expected values that are not correctly rounded (the
+ * fuzzer's binary64 loop reference, fuzz/dref.c): |o_exact[c] - O[i,c]| <=
+ * o_unc[c] and |lse_exact - LSE[i]| <= lse_unc (o_unc NULL: 0).  The bound
+ * then holds for every exact value within those intervals (ORACLE.md 3.10);
+ * a caller judges |candidate - o_exact[c]| <= o_bound[c] + o_unc[c].
+ * nsx_bound_row is this with no uncertainty.
+ */
+int nsx_bound_row_unc(nsx_bound_ctx *ctx, int b, int h, int i, const int32_t *sel_row,
+                      const double *o_exact, const double *o_unc, double lse_exact, double lse_unc,
+                      double *o_bound, nsx_row_bound *rb, nsx_err *err);
+
+/*
  * The tolerance on the selection scores S[i,j] (E8) for query (b, i): tol[j]
  * (L entries, written for every candidate key j of i) bounds |S'[i,j] -
  * S[i,j]| for an honest kernel of the model (ORACLE.md section 5).  For

@@ -227,8 +227,9 @@ static int lse_conv_ok(int conv, double v)
 }
 
 static int check_rows(const nsx_problem *p, const nsx_candidate *cand, const double *ex_o,
-                      const double *ex_lse, const int32_t *sel, const unsigned char *skip,
-                      nsx_bound_ctx *bc, const nsx_model *m, nsx_check_report *rep, nsx_err *err)
+                      const double *ex_lse, const nsx_expected_unc *unc, const int32_t *sel,
+                      const unsigned char *skip, nsx_bound_ctx *bc, const nsx_model *m,
+                      nsx_check_report *rep, nsx_err *err)
 {
     const int dv = p->dv;
     double *bound = malloc((size_t)dv * sizeof *bound);
@@ -246,13 +247,20 @@ static int check_rows(const nsx_problem *p, const nsx_candidate *cand, const dou
                 rep->rows++;
                 const double *eo = ex_o + nsx_o_at(p, b, i, h, 0), *co = cand->o + nsx_o_at(p, b, i, h, 0);
                 double el = ex_lse[nsx_lse_at(p, b, h, i)];
+                /* uncertain expected values (ORACLE.md 3.10): the bound holds
+                   around them, and the uncertainty is added to it */
+                const double *uo = unc && unc->o ? unc->o + nsx_o_at(p, b, i, h, 0) : NULL;
+                double ul = unc && unc->lse ? unc->lse[nsx_lse_at(p, b, h, i)] : 0.0;
                 for (int c = 0; c < dv && !rc; c++)
                     if (!isfinite(eo[c]))
                         rc = nsx_err_set(err, NSX_EXIT_BAD, "vector: expected o[b=%d,h=%d,i=%d,c=%d] is not finite",
                                          b, h, i, c);
                 nsx_row_bound rb;
-                if (rc || (rc = nsx_bound_row(bc, b, h, i, srow, eo, el, bound, &rb, err)))
+                if (rc || (rc = nsx_bound_row_unc(bc, b, h, i, srow, eo, uo, el, ul, bound, &rb, err)))
                     break;
+                for (int c = 0; c < dv && uo && rb.N > 0; c++)
+                    bound[c] += uo[c];
+                rb.lse += ul;
                 if (rb.nonfinite) {
                     rc = nsx_err_set(err, NSX_EXIT_BAD,
                                      "vector: batch %d, head %d, query %d reads a NaN or an infinity but is "
@@ -381,6 +389,13 @@ int nsx_check(const nsx_problem *p, const nsx_case_info *info, const nsx_inputs 
               const nsx_outputs *expected, const nsx_candidate *cand, const nsx_model *m,
               nsx_check_report *rep, nsx_err *err)
 {
+    return nsx_check_unc(p, info, in, expected, NULL, cand, m, rep, err);
+}
+
+int nsx_check_unc(const nsx_problem *p, const nsx_case_info *info, const nsx_inputs *in,
+                  const nsx_outputs *expected, const nsx_expected_unc *unc, const nsx_candidate *cand,
+                  const nsx_model *m, nsx_check_report *rep, nsx_err *err)
+{
     char why[256];
     if (nsx_problem_check(p, why, sizeof why))
         return nsx_err_set(err, NSX_EXIT_BAD, "vector: %s", why);
@@ -414,8 +429,9 @@ int nsx_check(const nsx_problem *p, const nsx_case_info *info, const nsx_inputs 
             goto done;
         sel = use;
     }
-    rc = check_rows(p, cand, own_o ? own_o : expected->o, own_lse ? own_lse : expected->lse, sel, skip, &bc, m,
-                    rep, err);
+    /* values recomputed with the candidate's selection are exact */
+    rc = check_rows(p, cand, own_o ? own_o : expected->o, own_lse ? own_lse : expected->lse, own_o ? NULL : unc,
+                    sel, skip, &bc, m, rep, err);
     if (rc)
         goto done;
     check_pairs(p, info, cand, rep);

@@ -74,6 +74,26 @@ int nsx_check(const nsx_problem *p, const nsx_case_info *info, const nsx_inputs 
               const nsx_outputs *expected, const nsx_candidate *cand, const nsx_model *m,
               nsx_check_report *rep, nsx_err *err);
 
+/* How far expected values that are not correctly rounded may be from the
+   exact ones: |expected o - O| <= o[...] and |expected lse - LSE| <= lse[...]
+   elementwise, in the layouts of the outputs; a NULL member is 0. */
+typedef struct nsx_expected_unc {
+    const double *o;      /* [B, L, H, dv] */
+    const double *lse;    /* [B, H, L] */
+} nsx_expected_unc;
+
+/*
+ * nsx_check against expected values known only within unc (the fuzzer's
+ * binary64 loop reference): each element's bound is taken at the worst
+ * exact value the uncertainty allows, and the uncertainty is added to it
+ * (docs/ORACLE.md 3.10), so an honest kernel still passes and the report's
+ * bounds include unc.  unc NULL: nsx_check.  Values recomputed with a
+ * candidate's own selection are exact and judged without unc.
+ */
+int nsx_check_unc(const nsx_problem *p, const nsx_case_info *info, const nsx_inputs *in,
+                  const nsx_outputs *expected, const nsx_expected_unc *unc, const nsx_candidate *cand,
+                  const nsx_model *m, nsx_check_report *rep, nsx_err *err);
+
 /* The report for people: the worst elements, the counts per check, the
    first failures and a last line "PASS ..." or "FAIL ...".  label names the
    candidate; info may be NULL. */

@@ -1,0 +1,173 @@
+/*
+ * nsimplex fuzz [--seconds S] [--seed N] [--kernel LIB.so] [--out DIR]:
+ * differential fuzzing of a kernel against the references, judged by the
+ * oracle (fuzz/fuzz.h, docs/FUZZING.md).
+ */
+#include <errno.h>
+#include <omp.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cli/args.h"
+#include "cli/commands.h"
+#include "fuzz/fuzz.h"
+#include "simd/simd.h"
+
+#define CMD "fuzz"
+
+static void fuzz_usage(FILE *f)
+{
+    fprintf(f,
+            "usage: nsimplex fuzz [--seconds S] [--seed N] [--kernel LIB.so] [--out DIR] [options]\n\n"
+            "Draws random problems within the kernel's declared features (every order, shape,\n"
+            "window, selection, GQA, bias, reducer, input format, causal off, distinct) and value\n"
+            "distributions (normal, heavy-tailed, near-ties, huge, zeros, subnormal, interesting\n"
+            "values in random vector lanes), runs the kernel and judges it with the oracle under\n"
+            "its declared precision model: against the MPFR reference on small problems, against\n"
+            "a binary64 loop reference with a stated error bound on larger ones, and bit for bit\n"
+            "on leak pairs, mask probes, copies of the batches and a permutation of the heads.\n"
+            "Each failure is shrunk and saved as a vector `nsimplex check` replays, with the\n"
+            "kernel's outputs beside it. The same seed gives the same problems.\n\n"
+            "  --seconds S        time for the search; shrinking is extra (10)\n"
+            "  --seed N           the run's seed (1)\n"
+            "  --kernel LIB.so    fuzz this library through the kernel ABI\n"
+            "                     (include/nsimplex/kernel.h); default: the in-process SIMD kernel\n"
+            "  --out DIR          where failures are saved, created if missing (fuzz-out)\n"
+            "  --start K          the first problem's index (0)\n"
+            "  --count N          at most N problems (0: as many as the time allows) (0)\n"
+            "  --failures N       stop after N failures, 1..%d (1)\n"
+            "  --shrink-seconds S time to shrink each failure (30)\n"
+            "  --threads N        OpenMP threads for the kernel (0: OpenMP's default) (0)\n"
+            "  --isa NAME         the in-process SIMD kernel's path: avx512, avx2, scalar (best)\n"
+            "  --progress S       seconds between progress lines (5)\n"
+            "  --verbose          a line per problem\n\n"
+            "To reproduce one problem: nsimplex fuzz --seed N --start K --count 1.\n\n"
+            "exit codes: 0 no failure, 1 a failure was found (saved under --out), 2 unusable\n"
+            "arguments or kernel, 3 internal error\n",
+            NSX_FUZZ_MAX_FAILURES);
+}
+
+static int make_dir(const char *dir)
+{
+    struct stat sb;
+    if (stat(dir, &sb) == 0)
+        return S_ISDIR(sb.st_mode) ? 0 : -1;
+    return mkdir(dir, 0777) == 0 || errno == EEXIST ? 0 : -1;
+}
+
+int cmd_fuzz(int argc, char **argv)
+{
+    nsx_fuzz_opts o;
+    nsx_fuzz_opts_default(&o);
+    o.out_dir = "fuzz-out";
+    o.log = stdout;
+    const char *kernel = NULL, *isa_name = NULL, *val;
+    long threads = 0;
+    bool bad = false;
+    for (int i = 1; i < argc; i++) {
+        long v;
+        if (cli_is_help(argv[i])) {
+            fuzz_usage(stdout);
+            return NSX_EXIT_OK;
+        }
+        if (cli_opt(CMD, argc, argv, &i, "--seconds", &val, &bad)) {
+            if (bad || !cli_double(CMD, "--seconds", val, &o.seconds))
+                return NSX_EXIT_BAD;
+            if (o.seconds < 0)
+                return cli_fail(CMD, "--seconds: %s is negative", val);
+        } else if (cli_opt(CMD, argc, argv, &i, "--seed", &val, &bad)) {
+            if (bad || !cli_int(CMD, "--seed", val, 0, 0x7fffffffffffffffL, &v))
+                return NSX_EXIT_BAD;
+            o.seed = (uint64_t)v;
+        } else if (cli_opt(CMD, argc, argv, &i, "--kernel", &val, &bad)) {
+            if (bad)
+                return NSX_EXIT_BAD;
+            kernel = val;
+        } else if (cli_opt(CMD, argc, argv, &i, "--out", &val, &bad)) {
+            if (bad)
+                return NSX_EXIT_BAD;
+            o.out_dir = val;
+        } else if (cli_opt(CMD, argc, argv, &i, "--start", &val, &bad)) {
+            if (bad || !cli_int(CMD, "--start", val, 0, 0x7fffffffffffffffL, &v))
+                return NSX_EXIT_BAD;
+            o.start = (uint64_t)v;
+        } else if (cli_opt(CMD, argc, argv, &i, "--count", &val, &bad)) {
+            if (bad || !cli_int(CMD, "--count", val, 0, 0x7fffffffffffffffL, &v))
+                return NSX_EXIT_BAD;
+            o.count = (uint64_t)v;
+        } else if (cli_opt(CMD, argc, argv, &i, "--failures", &val, &bad)) {
+            if (bad || !cli_int(CMD, "--failures", val, 1, NSX_FUZZ_MAX_FAILURES, &v))
+                return NSX_EXIT_BAD;
+            o.max_failures = (int)v;
+        } else if (cli_opt(CMD, argc, argv, &i, "--shrink-seconds", &val, &bad)) {
+            if (bad || !cli_double(CMD, "--shrink-seconds", val, &o.shrink_seconds))
+                return NSX_EXIT_BAD;
+        } else if (cli_opt(CMD, argc, argv, &i, "--progress", &val, &bad)) {
+            if (bad || !cli_double(CMD, "--progress", val, &o.progress))
+                return NSX_EXIT_BAD;
+        } else if (cli_opt(CMD, argc, argv, &i, "--threads", &val, &bad)) {
+            if (bad || !cli_int(CMD, "--threads", val, 0, 4096, &threads))
+                return NSX_EXIT_BAD;
+        } else if (cli_opt(CMD, argc, argv, &i, "--isa", &val, &bad)) {
+            if (bad)
+                return NSX_EXIT_BAD;
+            isa_name = val;
+        } else if (cli_opt(CMD, argc, argv, &i, "--verbose", NULL, &bad)) {
+            if (bad)
+                return NSX_EXIT_BAD;
+            o.verbose = 1;
+        } else {
+            return cli_fail(CMD, "unknown argument '%s' (nsimplex fuzz --help)", argv[i]);
+        }
+    }
+    /* --count alone runs exactly that many problems, whatever the time */
+    int count_given = o.count > 0, seconds_given = 0;
+    for (int i = 1; i < argc; i++)
+        seconds_given |= strncmp(argv[i], "--seconds", 9) == 0;
+    if (count_given && !seconds_given)
+        o.seconds = 0;
+
+    int isa = -1;
+    if (isa_name) {
+        if (kernel)
+            return cli_fail(CMD, "--isa picks the in-process SIMD kernel's path; not with --kernel");
+        for (int x = 0; x < NSX_ISA_COUNT; x++)
+            if (strcmp(isa_name, nsx_simd_isa_name(x)) == 0)
+                isa = x;
+        if (isa < 0)
+            return cli_fail(CMD, "--isa: '%s' is not avx512, avx2 or scalar", isa_name);
+    }
+    if (make_dir(o.out_dir))
+        return cli_fail(CMD, "--out: %s: cannot create the directory", o.out_dir);
+    if (threads > 0) /* a library's OpenMP is this process's */
+        omp_set_num_threads((int)threads);
+    nsx_kernel k;
+    nsx_err err = {0};
+    if (nsx_kernel_open(&k, kernel, isa, (int)threads, &err))
+        return cli_fail(CMD, "%s", err.msg);
+    nsx_model m;
+    char model[128];
+    if (nsx_model_from_kernel(k.info, &m, &err)) {
+        nsx_kernel_close(&k);
+        return cli_fail(CMD, "%s", err.msg);
+    }
+    printf("nsimplex fuzz: kernel %s (%s%s), model %s\n", k.info->name ? k.info->name : "?",
+           kernel ? kernel : "in process, ", kernel ? "" : nsx_simd_isa_name(k.isa),
+           nsx_model_format(&m, model, sizeof model));
+    printf("nsimplex fuzz: seed %llu, from problem %llu, ", (unsigned long long)o.seed, (unsigned long long)o.start);
+    if (o.count)
+        printf("at most %llu problems", (unsigned long long)o.count);
+    if (o.count && o.seconds > 0)
+        printf(" or ");
+    if (o.seconds > 0)
+        printf("%.0f s", o.seconds);
+    printf("; failures go to %s/\n", o.out_dir);
+    fflush(stdout);
+    nsx_fuzz_summary s;
+    int rc = nsx_fuzz_run(&k, &o, &s, &err);
+    nsx_kernel_close(&k);
+    if (rc)
+        return cli_fail(CMD, "%s", err.msg), rc;
+    return s.nfail ? NSX_EXIT_FAIL : NSX_EXIT_OK;
+}

@@ -1,0 +1,259 @@
+/*
+ * The differential fuzzer behind `nsimplex fuzz` (docs/FUZZING.md).
+ *
+ * A run draws random problems within a kernel's declared features
+ * (nsx_kernel_supports), builds each one as a case (vectors/build.h: inputs,
+ * leak pairs, mask probes) and adds what the golden suites do not: near-ties,
+ * interesting values in random vector lanes, shuffled selection rows, copies
+ * of the batches in another order, a permutation of the heads.  It runs the
+ * kernel (kernel/kernel.h) and judges it with the oracle (oracle/check.h)
+ * under the kernel's declared precision model, against the MPFR reference
+ * on small problems and the binary64 loop reference (fuzz/dref.h) with its
+ * stated uncertainty on larger ones.  A failure is shrunk and saved as a
+ * vector that `nsimplex check` replays, with the kernel's outputs beside it.
+ *
+ * Everything follows from the run's seed: problem k of seed S is the same
+ * problem in every run (nsx_fz_problem_seed), whatever the budget.
+ *
+ * Files: draw.c (problems), case.c (building and reshaping cases), judge.c,
+ * shrink.c, save.c, run.c (the loop), dref.c.
+ */
+#ifndef NSX_FUZZ_FUZZ_H
+#define NSX_FUZZ_FUZZ_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "kernel/kernel.h"
+#include "oracle/check.h"
+#include "oracle/model.h"
+#include "vectors/build.h"
+
+/* ---- randomness ---------------------------------------------------------- */
+
+typedef struct nsx_fz_rng {
+    uint64_t s;
+} nsx_fz_rng;
+
+uint64_t nsx_fz_next(nsx_fz_rng *r);      /* splitmix64 */
+int nsx_fz_below(nsx_fz_rng *r, int n);   /* uniform in 0..n-1, n >= 1 */
+int nsx_fz_chance(nsx_fz_rng *r, double p);
+
+/* The seed of problem `index` of a run seeded with `seed`. */
+uint64_t nsx_fz_problem_seed(uint64_t seed, uint64_t index);
+
+/* ---- drawing a problem (draw.c) ------------------------------------------ */
+
+typedef struct nsx_fz_draw {
+    uint64_t seed;       /* the problem's seed: inputs and transforms */
+    char recipe[640];    /* the case in one line (vectors/recipe.h) */
+    int ties;            /* 0; 1: key rows duplicated (exact score ties); 2: and
+                            nudged by one unit in the last place (near ties) */
+    int lanes;           /* interesting values put at this many random elements */
+    int big;             /* the largest of them is 2^big: a score's n + 1 factors
+                            stay within the model's operand range */
+    int shuffle;         /* given selection rows shuffled (-1 pads anywhere) */
+    int copies;          /* the drawn batches appended again in reverse order,
+                            each copy paired with its original (t = L - 1) */
+    int heads;           /* the head-permutation probe */
+    int rejected;        /* recipes redrawn before this one was accepted */
+} nsx_fz_draw;
+
+/* Draws problem d from seed, within what ki declares (order, features) and
+   the range of its precision model m. */
+void nsx_fz_draw_problem(uint64_t seed, const nsx_kernel_info *ki, const nsx_model *m, nsx_fz_draw *d);
+
+/* The draw as one line: "RECIPE | ties=1 lanes=3 ..." (the extras only when
+   set).  Returns buf. */
+char *nsx_fz_draw_text(const nsx_fz_draw *d, char *buf, size_t len);
+
+/* ---- cases (case.c) ---------------------------------------------------------- */
+
+typedef struct nsx_fz_case {
+    nsx_built b;         /* problem, inputs, pairs, flags; expected values once judged */
+    nsx_recipe r;        /* the recipe; r.p = b.p (the reference's flags come from it) */
+    int heads;           /* run the head-permutation probe */
+    uint64_t seed;       /* the problem's seed */
+    int exact_cap;       /* 1: the MPFR reference's own precision cap (golden
+                            values to save), else NSX_FZ_PREC_CAP with the loop
+                            reference behind it */
+} nsx_fz_case;
+
+/* The MPFR reference's precision cap while fuzzing, in bits. */
+#define NSX_FZ_PREC_CAP 2048
+
+/* Builds the case of a draw.  0, or an exit code with err set (a recipe
+   the builder cannot honour: NSX_EXIT_BAD). */
+int nsx_fz_case_build(const nsx_fz_draw *d, nsx_fz_case *c, nsx_err *err);
+
+void nsx_fz_case_free(nsx_fz_case *c);
+
+/* A deep copy.  0 or NSX_EXIT_INTERNAL. */
+int nsx_fz_case_copy(const nsx_fz_case *src, nsx_fz_case *dst, nsx_err *err);
+
+/* The case's shape in one line ("n=2 B=2 L=5 H=1 Hkv=1 d=3 dv=3 ... pairs:
+   leak(0,1,t=2,nan)"); returns buf. */
+char *nsx_fz_case_text(const nsx_fz_case *c, char *buf, size_t len);
+
+/* Work of the reference on c: allowed tuples (an upper bound) times heads,
+   batches and d + dv. */
+double nsx_fz_case_work(const nsx_fz_case *c);
+
+/* Cases up to this work are judged against the MPFR reference; larger ones
+   against the binary64 loop reference. */
+#define NSX_FZ_MPFR_WORK 4.0e5
+
+/* A reshaped copy for the shrinker: L positions (the first, or those of
+   pos: keys renumbered, dropped selected keys become -1 pads), the first n
+   dimensions (the last ones dropped), the first d and dv components, the
+   first Hkv kv heads and G query heads per group, the batches keep[0..nb)
+   (in that order; pairs whose members are dropped go with them), top-k and
+   features as the shape says.  Pairs
+   that no longer hold (a probe whose key is no longer excluded, a leak pair
+   past L) are dropped.  0, NSX_EXIT_BAD when the result is not a valid
+   problem, or NSX_EXIT_INTERNAL. */
+typedef struct nsx_fz_shape {
+    int L, n, d, dv, Hkv, G;
+    const int *keep;
+    int nb;
+    int k;               /* top-k: the first k entries of given rows, or a
+                            smaller computed top-k */
+    unsigned drop;       /* features switched off: NSX_FZ_DROP_* */
+    const int *pos;      /* NULL: the first L positions; else L ascending
+                            positions of the source (the others dropped) */
+} nsx_fz_shape;
+#define NSX_FZ_DROP_WINDOWS 1u
+#define NSX_FZ_DROP_BIASES 2u
+#define NSX_FZ_DROP_DISTINCT 4u
+#define NSX_FZ_DROP_SELECTION 8u
+#define NSX_FZ_DROP_SCALES 16u   /* score scale 1/sqrt(d), out_scale 1 */
+#define NSX_FZ_DROP_REDUCE 32u   /* the product reducer */
+#define NSX_FZ_DROP_WINDOW(m) (256u << (m)) /* the window of dimension m (0-based) */
+
+/* The shape of c as it is (nothing reshaped); keep gets 0..B-1 (room for
+   64). */
+nsx_fz_shape nsx_fz_shape_of(const nsx_fz_case *c, int *keep);
+int nsx_fz_case_reshape(const nsx_fz_case *src, const nsx_fz_shape *s, nsx_fz_case *dst, nsx_err *err);
+
+/* ---- judging (judge.c) --------------------------------------------------- */
+
+/* Failure kinds, as bits. */
+#define NSX_FZ_UNSUPPORTED 1u /* the kernel returned 1 for a problem it declares */
+#define NSX_FZ_ERROR 2u       /* the kernel returned another error code */
+#define NSX_FZ_PAIR 4u        /* a leak pair, mask probe or batch copy is not bit-identical */
+#define NSX_FZ_EMPTY 8u       /* an empty slice's row is not O = 0 and LSE = +-inf */
+#define NSX_FZ_BOUND 16u      /* an element beyond its bound, or NaN or infinite */
+#define NSX_FZ_HEADS 32u      /* permuting the heads did not permute the outputs */
+
+/* The kind a failure is shrunk and reported by: the first of the bits
+   in the order above. */
+unsigned nsx_fz_primary(unsigned kinds);
+const char *nsx_fz_kind_name(unsigned kind);
+
+enum { NSX_FZ_PASS = 0, NSX_FZ_FAIL = 1, NSX_FZ_SKIP = 2 };
+enum { NSX_FZ_REF_AUTO = 0, NSX_FZ_REF_MPFR = 1, NSX_FZ_REF_LOOP = 2 };
+
+typedef struct nsx_fz_verdict {
+    int status;          /* NSX_FZ_PASS, _FAIL, _SKIP (not applicable, undecidable) */
+    unsigned kinds;      /* failure kinds */
+    int ref;             /* the reference that judged: NSX_FZ_REF_MPFR or _LOOP */
+    char note[256];      /* the first failure, or why it was skipped */
+    double worst;        /* largest error/bound ratio (o and lse) */
+    double *o, *lse;     /* the kernel's outputs (owned; NULL when it failed to run) */
+    int has_lse;
+    double *unc_o, *unc_lse; /* the loop reference's uncertainty (owned), else NULL */
+} nsx_fz_verdict;
+
+/*
+ * Runs k on c and judges it under m against the reference ref (AUTO: by
+ * work, NSX_FZ_MPFR_WORK).  Fills c's expected values (c->b.o, lse, sel_out,
+ * sel_scores) and v.  Returns 0 whatever the verdict, or NSX_EXIT_INTERNAL
+ * (out of memory) with err set.
+ */
+int nsx_fz_judge(const nsx_kernel *k, const nsx_model *m, nsx_fz_case *c, int ref, nsx_fz_verdict *v,
+                 nsx_err *err);
+
+void nsx_fz_verdict_free(nsx_fz_verdict *v);
+
+/* ---- shrinking (shrink.c) ------------------------------------------------ */
+
+typedef struct nsx_fz_shrink_stats {
+    int tries, steps;    /* candidates judged, candidates kept */
+    double seconds;
+} nsx_fz_shrink_stats;
+
+/*
+ * Makes c smaller while it keeps failing by `kind` (a primary kind): fewer
+ * batches, positions, dimensions, heads, components; features switched off
+ * (windows, selection, biases, distinct, scales); simpler values (zeros,
+ * small integers, fewer significant bits).  Stops after budget seconds or
+ * when no step helps.  c is replaced by the smallest failing case found.
+ */
+int nsx_fz_shrink(const nsx_kernel *k, const nsx_model *m, nsx_fz_case *c, unsigned kind, double budget,
+                  nsx_fz_shrink_stats *st, nsx_err *err);
+
+/* ---- saving (save.c) ----------------------------------------------------- */
+
+/*
+ * Saves a failure: DIR/STEM.safetensors (the case, its pairs, expected values
+ * from the MPFR reference), DIR/STEM.candidate.safetensors (the kernel's
+ * outputs, with "nsimplex.model" = m), DIR/STEM.txt (about: the lines of
+ * `about`, and `nsimplex check`'s verdict on the pair).  Judges c again
+ * against the MPFR reference and fills v.  *replays = 1 when `check` fails
+ * the candidate (it always should, but for a head-permutation failure).
+ */
+int nsx_fz_save(const char *dir, const char *stem, const nsx_kernel *k, const nsx_model *m, nsx_fz_case *c,
+                const char *about, nsx_fz_verdict *v, int *replays, nsx_err *err);
+
+/* ---- a run (run.c) -------------------------------------------------------- */
+
+#define NSX_FUZZ_MAX_FAILURES 16
+
+typedef struct nsx_fuzz_opts {
+    double seconds;       /* budget for the search (shrinking not counted) */
+    uint64_t seed;
+    uint64_t start;       /* first problem index */
+    uint64_t count;       /* problems at most; 0: no limit */
+    int max_failures;     /* stop after this many, 1..NSX_FUZZ_MAX_FAILURES */
+    double shrink_seconds;/* per failure */
+    const char *out_dir;  /* where failures are saved; NULL: not saved */
+    FILE *log;            /* progress lines and the summary; NULL: silent */
+    double progress;      /* seconds between progress lines */
+    int verbose;          /* every problem's line */
+} nsx_fuzz_opts;
+
+void nsx_fuzz_opts_default(nsx_fuzz_opts *o);
+
+typedef struct nsx_fuzz_failure {
+    uint64_t index, seed; /* the problem and its seed */
+    unsigned kinds, kind; /* every kind seen, the one shrunk for */
+    double found;         /* seconds from the start of the run */
+    double shrink;        /* seconds spent shrinking */
+    char draw[800];       /* the problem as drawn */
+    char shrunk[400];     /* the shrunk case */
+    char note[256];       /* the first failure of the shrunk case */
+    char path[512];       /* the saved vector, "" when not saved */
+    int replays;          /* 1: `nsimplex check` fails the saved candidate */
+} nsx_fuzz_failure;
+
+typedef struct nsx_fuzz_summary {
+    uint64_t problems;    /* drawn and run */
+    uint64_t mpfr, loop;  /* judged against each reference */
+    uint64_t skipped;     /* not applicable under the model, or undecidable */
+    uint64_t rejected;    /* recipes redrawn */
+    uint64_t pairs, heads;/* problems with pairs, with the head probe */
+    double seconds;
+    int nfail;
+    nsx_fuzz_failure fail[NSX_FUZZ_MAX_FAILURES];
+} nsx_fuzz_summary;
+
+/*
+ * The run: problems start, start + 1, ... of seed until the budget, count or
+ * max_failures is reached.  Returns 0 (s->nfail says whether anything
+ * failed), or an exit code with err set (NSX_EXIT_BAD: the kernel's model
+ * cannot be judged; NSX_EXIT_INTERNAL).
+ */
+int nsx_fuzz_run(const nsx_kernel *k, const nsx_fuzz_opts *o, nsx_fuzz_summary *s, nsx_err *err);
+
+#endif

@@ -1,0 +1,318 @@
+/*
+ * Running a kernel on a fuzz case and judging it (fuzz/fuzz.h).
+ *
+ *   1. the selection the kernel receives: the given lists, or the computed
+ *      top-k (nsx_ref_select);
+ *   2. the kernel (nsx_kernel_run): returning 1 for a problem within its
+ *      declared features, or any other error, is a failure;
+ *   3. expected values: the MPFR reference (correctly rounded) or the
+ *      binary64 loop with its uncertainty (fuzz/dref.h);
+ *   4. the oracle under the kernel's model (nsx_check_unc): every element
+ *      against its bound, empty slices, and the pairs bit for bit (leak
+ *      pairs, mask probes, batch copies);
+ *   5. the head permutation: the kv heads and the query heads within each
+ *      group permuted, the outputs must be the same permutation of the
+ *      first run's, bit for bit.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fuzz/dref.h"
+#include "fuzz/fuzz.h"
+#include "nsimplex/ref.h"
+
+unsigned nsx_fz_primary(unsigned kinds)
+{
+    for (unsigned bit = 1; bit <= NSX_FZ_HEADS; bit <<= 1)
+        if (kinds & bit)
+            return bit;
+    return 0;
+}
+
+const char *nsx_fz_kind_name(unsigned kind)
+{
+    switch (nsx_fz_primary(kind)) {
+    case NSX_FZ_UNSUPPORTED: return "unsupported";
+    case NSX_FZ_ERROR: return "error";
+    case NSX_FZ_PAIR: return "pair";
+    case NSX_FZ_EMPTY: return "empty-slice";
+    case NSX_FZ_BOUND: return "bound";
+    case NSX_FZ_HEADS: return "heads";
+    default: return "none";
+    }
+}
+
+void nsx_fz_verdict_free(nsx_fz_verdict *v)
+{
+    free(v->o);
+    free(v->lse);
+    free(v->unc_o);
+    free(v->unc_lse);
+    memset(v, 0, sizeof *v);
+}
+
+/* Copies text, cut to the room there is. */
+static void copy_text(char *dst, size_t len, const char *src)
+{
+    size_t n = strlen(src);
+    if (n >= len)
+        n = len - 1;
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
+/* prefix + text into dst. */
+static void prefixed(char *dst, size_t len, const char *prefix, const char *text)
+{
+    copy_text(dst, len, prefix);
+    size_t n = strlen(dst);
+    copy_text(dst + n, len - n, text);
+}
+
+static void fail(nsx_fz_verdict *v, unsigned kind, const char *note)
+{
+    if (!v->kinds)
+        copy_text(v->note, sizeof v->note, note);
+    v->kinds |= kind;
+    v->status = NSX_FZ_FAIL;
+}
+
+static void skip(nsx_fz_verdict *v, const char *why)
+{
+    v->status = NSX_FZ_SKIP;
+    copy_text(v->note, sizeof v->note, why);
+}
+
+/* A random permutation of 0..n-1 other than the identity when n >= 2. */
+static void permutation(nsx_fz_rng *r, int *perm, int n)
+{
+    for (int x = 0; x < n; x++)
+        perm[x] = x;
+    for (int x = n - 1; x > 0; x--) {
+        int y = nsx_fz_below(r, x + 1), t = perm[x];
+        perm[x] = perm[y];
+        perm[y] = t;
+    }
+    int identity = 1;
+    for (int x = 0; x < n; x++)
+        identity &= perm[x] == x;
+    for (int x = 0; identity && n >= 2 && x < n; x++)
+        perm[x] = (x + 1) % n;
+}
+
+/* Step 5.  Returns 0 or NSX_EXIT_INTERNAL. */
+static int heads_probe(const nsx_kernel *k, const nsx_fz_case *c, const int32_t *sel, const unsigned char *skiprow,
+                       nsx_fz_verdict *v, nsx_err *err)
+{
+    const nsx_problem *p = &c->b.p;
+    const int G = p->H / p->Hkv;
+    int tau[64], sigma[64];
+    if (p->Hkv > 64 || G > 64)
+        return 0;
+    nsx_fz_rng r = {c->seed ^ 0x2545f4914f6cdd1dull};
+    permutation(&r, tau, p->Hkv);
+    permutation(&r, sigma, G);
+    double *q = malloc(nsx_q_size(p) * sizeof *q), *kk[NSX_MAX_ORDER] = {0}, *vv[NSX_MAX_ORDER] = {0};
+    double *o = malloc(nsx_o_size(p) * sizeof *o), *lse = malloc(nsx_lse_size(p) * sizeof *lse);
+    int ok = q && o && lse, rc = 0;
+    for (int m = 0; m < p->n; m++) {
+        ok &= (kk[m] = malloc(nsx_k_size(p) * sizeof(double))) != NULL;
+        ok &= (vv[m] = malloc(nsx_v_size(p) * sizeof(double))) != NULL;
+    }
+    if (!ok) {
+        rc = nsx_err_set(err, NSX_EXIT_INTERNAL, "fuzz: out of memory");
+        goto done;
+    }
+    nsx_inputs in = c->b.in;
+    for (int b = 0; b < p->B; b++)
+        for (int i = 0; i < p->L; i++) {
+            for (int h = 0; h < p->H; h++) {
+                int hp = tau[h / G] * G + sigma[h % G];
+                memcpy(q + nsx_q_at(p, b, i, hp, 0), c->b.q + nsx_q_at(p, b, i, h, 0), (size_t)p->d * sizeof *q);
+            }
+            for (int m = 0; m < p->n; m++)
+                for (int g = 0; g < p->Hkv; g++) {
+                    memcpy(kk[m] + nsx_k_at(p, b, i, tau[g], 0), c->b.k[m] + nsx_k_at(p, b, i, g, 0),
+                           (size_t)p->d * sizeof(double));
+                    memcpy(vv[m] + nsx_v_at(p, b, i, tau[g], 0), c->b.v[m] + nsx_v_at(p, b, i, g, 0),
+                           (size_t)p->dv * sizeof(double));
+                }
+        }
+    in.q = q;
+    for (int m = 0; m < p->n; m++) {
+        in.k[m] = kk[m];
+        in.v[m] = vv[m];
+    }
+    int has_lse;
+    nsx_err kerr = {0};
+    int r2 = nsx_kernel_run(k, p, &in, sel, o, lse, &has_lse, &kerr);
+    if (r2 == NSX_EXIT_INTERNAL) {
+        rc = nsx_err_set(err, NSX_EXIT_INTERNAL, "%s", kerr.msg);
+        goto done;
+    }
+    if (r2) {
+        char note[600] = "heads permuted: ";
+        copy_text(note + strlen(note), sizeof note - strlen(note), kerr.msg);
+        fail(v, r2 == NSX_EXIT_BAD ? NSX_FZ_UNSUPPORTED : NSX_FZ_ERROR, note);
+        goto done;
+    }
+    for (int b = 0; b < p->B; b++)
+        for (int i = 0; i < p->L; i++) {
+            if (skiprow[(size_t)b * p->L + i])
+                continue;
+            for (int h = 0; h < p->H; h++) {
+                int hp = tau[h / G] * G + sigma[h % G];
+                const double *x = v->o + nsx_o_at(p, b, i, h, 0), *y = o + nsx_o_at(p, b, i, hp, 0);
+                int bad = memcmp(x, y, (size_t)p->dv * sizeof *x) != 0;
+                if (!bad && has_lse)
+                    bad = memcmp(&v->lse[nsx_lse_at(p, b, h, i)], &lse[nsx_lse_at(p, b, hp, i)], sizeof *lse) != 0;
+                if (bad) {
+                    char note[256];
+                    snprintf(note, sizeof note,
+                             "heads permuted: head %d moved to %d, but o or lse of batch %d, query %d differ", h, hp,
+                             b, i);
+                    fail(v, NSX_FZ_HEADS, note);
+                    goto done;
+                }
+            }
+        }
+done:
+    free(q);
+    free(o);
+    free(lse);
+    for (int m = 0; m < NSX_MAX_ORDER; m++) {
+        free(kk[m]);
+        free(vv[m]);
+    }
+    return rc;
+}
+
+int nsx_fz_judge(const nsx_kernel *k, const nsx_model *m, nsx_fz_case *c, int ref, nsx_fz_verdict *v,
+                 nsx_err *err)
+{
+    nsx_built *b = &c->b;
+    const nsx_problem *p = &b->p;
+    const int computed = p->sel.source == NSX_SEL_INDEXER || p->sel.source == NSX_SEL_SCORES;
+    char note[600];
+    nsx_err e = {0};
+    int rc = 0;
+    memset(v, 0, sizeof *v);
+    if (ref == NSX_FZ_REF_AUTO)
+        ref = nsx_fz_case_work(c) <= NSX_FZ_MPFR_WORK ? NSX_FZ_REF_MPFR : NSX_FZ_REF_LOOP;
+    v->ref = ref;
+    unsigned char *skiprow = malloc((size_t)p->B * p->L);
+    v->o = malloc(nsx_o_size(p) * sizeof *v->o);
+    v->lse = malloc(nsx_lse_size(p) * sizeof *v->lse);
+    if (!skiprow || !v->o || !v->lse)
+        goto oom;
+    nsx_pairs_unjudged(p, b->pairs, b->npairs, skiprow);
+
+    /* 1. the selection the kernel receives */
+    if (computed && nsx_ref_select(p, &b->in, b->sel_out, b->sel_scores, NULL, NULL, &e)) {
+        if (e.code == NSX_EXIT_INTERNAL && strstr(e.msg, "memory"))
+            goto oom;
+        prefixed(note, sizeof note, "reference selection: ", e.msg);
+        skip(v, note);
+        goto done;
+    }
+    const int32_t *sel = computed ? b->sel_out : b->sel;
+
+    /* 2. the kernel */
+    int r2 = nsx_kernel_run(k, p, &b->in, sel, v->o, v->lse, &v->has_lse, &e);
+    if (r2 == NSX_EXIT_INTERNAL)
+        goto oom;
+    if (r2 == NSX_EXIT_BAD && !strstr(e.msg, "returned 1")) {
+        prefixed(note, sizeof note, "drawn outside the declared features: ", e.msg);
+        skip(v, note);
+        free(v->o), free(v->lse);
+        v->o = v->lse = NULL;
+        goto done;
+    }
+    if (r2) {
+        fail(v, r2 == NSX_EXIT_BAD ? NSX_FZ_UNSUPPORTED : NSX_FZ_ERROR, e.msg);
+        free(v->o), free(v->lse);
+        v->o = v->lse = NULL;
+        goto done;
+    }
+
+    /* 3. expected values: MPFR, with a precision cap that keeps a rare
+       hard row (an output within 2^-2000 of a rounding boundary) from
+       taking minutes: such a problem goes to the loop reference */
+    if (ref == NSX_FZ_REF_MPFR) {
+        nsx_ref_opts opts = {.prec_cap = c->exact_cap ? 0 : NSX_FZ_PREC_CAP};
+        if (nsx_build_expect(b, &c->r, &opts, NULL, &e)) {
+            if (e.code == NSX_EXIT_INTERNAL && strstr(e.msg, "memory"))
+                goto oom;
+            if (e.code != NSX_EXIT_INTERNAL || c->exact_cap) {
+                prefixed(note, sizeof note, "reference: ", e.msg);
+                skip(v, note);
+                goto done;
+            }
+            ref = v->ref = NSX_FZ_REF_LOOP;
+        }
+    }
+    if (ref == NSX_FZ_REF_LOOP) {
+        v->unc_o = malloc(nsx_o_size(p) * sizeof *v->unc_o);
+        v->unc_lse = malloc(nsx_lse_size(p) * sizeof *v->unc_lse);
+        if (!v->unc_o || !v->unc_lse)
+            goto oom;
+        int r3 = nsx_dref_forward(p, &b->in, sel, skiprow, b->o, b->lse, v->unc_o, v->unc_lse, NULL, &e);
+        if (r3 == NSX_EXIT_INTERNAL)
+            goto oom;
+        if (r3) {
+            skip(v, e.msg);
+            goto done;
+        }
+    }
+
+    /* 4. the oracle */
+    nsx_case_info info = nsx_build_info(b, "fuzz", "fuzz", "");
+    nsx_candidate cand = {v->o, v->has_lse ? v->lse : NULL, NULL};
+    nsx_expected_unc unc = {v->unc_o, v->unc_lse};
+    nsx_check_report rep;
+    int r4 = nsx_check_unc(p, &info, &b->in, &b->out, v->unc_o ? &unc : NULL, &cand, m, &rep, &e);
+    if (r4 == NSX_EXIT_INTERNAL) {
+        rc = nsx_err_set(err, NSX_EXIT_INTERNAL, "%s", e.msg);
+        goto done;
+    }
+    if (r4) {
+        prefixed(note, sizeof note, "oracle: ", e.msg);
+        skip(v, note);
+        goto done;
+    }
+    v->worst = fmax(rep.worst_o.found ? rep.worst_o.ratio : 0, rep.worst_lse.found ? rep.worst_lse.ratio : 0);
+    const char *first = rep.nnotes ? rep.notes[0] : "failed";
+    if (rep.pair_failed)
+        fail(v, NSX_FZ_PAIR, first);
+    if (rep.rows_empty_failed)
+        fail(v, NSX_FZ_EMPTY, first);
+    if ((rep.worst_o.found && rep.worst_o.ratio > 1) || (rep.worst_lse.found && rep.worst_lse.ratio > 1) ||
+        (!rep.pass && !v->kinds))
+        fail(v, NSX_FZ_BOUND, first);
+    /* the first note names the first failure the oracle found; for the
+       primary kind, find its own note */
+    for (int x = 0; x < rep.nnotes; x++) {
+        unsigned kind = nsx_fz_primary(v->kinds);
+        int is_pair = strstr(rep.notes[x], " pair ") != NULL;
+        int is_empty = strstr(rep.notes[x], "slice is empty") != NULL;
+        if ((kind == NSX_FZ_PAIR && is_pair) || (kind == NSX_FZ_EMPTY && is_empty) ||
+            (kind == NSX_FZ_BOUND && !is_pair && !is_empty)) {
+            copy_text(v->note, sizeof v->note, rep.notes[x]);
+            break;
+        }
+    }
+
+    /* 5. the head permutation */
+    if (c->heads && p->H >= 2 && (rc = heads_probe(k, c, sel, skiprow, v, err)))
+        goto done;
+    if (v->status != NSX_FZ_FAIL)
+        v->status = NSX_FZ_PASS;
+    goto done;
+oom:
+    rc = nsx_err_set(err, NSX_EXIT_INTERNAL, "fuzz: out of memory");
+done:
+    free(skiprow);
+    return rc;
+}
