@@ -462,7 +462,11 @@ int nsx_bound_row_unc(nsx_bound_ctx *ctx, int b, int h, int i, const int32_t *se
             double eW = gW * Wp + 2 * cW * k.lam_all * Wg; /* B6 */
             double e64 = e64W * Wp * (1 + 4 * U64) + 16.0 * n * L64 * Wg;
             double dw = fabs(W - MU[c]) * (1 + U64) + e64;
-            double Wa = fabs(W) + e64 + eW;
+            /* X3's magnitude: |W_J|, or for sum and mean sum_m |v_m| / den, since
+               such a reducer may be computed factored, as row and column sums
+               of the weights times each v_m (the SIMD kernel does), whose
+               rounding scales with the terms, not with their sum (A9) */
+            double Wa = (p->reduce == NSX_REDUCE_PRODUCT ? fabs(W) : Wp) + e64 + eW;
             if (!wild) {
                 S1[c] += A * delta * dw;
                 S2[c] += A * (1 + delta) * eW;
