@@ -10,6 +10,7 @@
  * tuple loop over nsx_ref_allowed, their own order of operations.
  */
 #include <check.h>
+#include <limits.h>
 #include <float.h>
 #include <math.h>
 #include <stdio.h>
@@ -424,6 +425,8 @@ static const pspec problems[] = {
     {"n2 dense",                    2, 1, 8, 2, 1, 8, 4, P, 1, 0, {0, 0},     {0},               {0},           0,   0, 0, 0, 0, BF, 8, 4, 0, 0, 0, 0, KB},
     {"n2 SWA, Meta biases",         2, 1, 10, 2, 1, 4, 4, P, 1, 0, {5, 2},    {0, 0.25},         {0, 1},        0,   0, 0, 0, 0, BF, 8, 4, 0, 0, 0, 0, KB},
     {"n2 causal off",               2, 1, 7, 1, 1, 3, 3, P, 0, 0, {3, 0},     {0},               {0},           0,   0, 0, 0, 0, BF, 8, 4, 0, 0, 0, 0, KB},
+    /* w >= L is no restriction; i + w overflowed int in the bound's mask */
+    {"n2 causal off, w1 INT_MAX",   2, 1, 6, 1, 1, 3, 3, P, 0, 0, {INT_MAX, 2}, {0},             {0},           0,   0, 0, 0, 0, BF, 8, 4, 0, 0, 0, 0, KB},
     {"n2 sum",                      2, 1, 8, 2, 2, 4, 3, S, 1, 0, {0, 0},     {0},               {0.5, -1},     0,   0, 0, 0, 0, BF, 8, 4, 0, 0, 0, 0, KB},
     {"n2 mean",                     2, 2, 7, 1, 1, 4, 3, M, 1, 0, {0, 4},     {0.125, 0},        {0},           0,   0, 0, 0, 0, BF, 8, 4, 0, 0, 0, 0, KB},
     {"n2 distinct (empty row 0)",   2, 1, 8, 1, 1, 4, 2, P, 1, 1, {0, 0},     {0},               {0},           0,   0, 0, 0, 0, BF, 8, 4, 0, 0, 0, 0, KB},

@@ -4,6 +4,7 @@
  * edge values, and correct rounding.
  */
 #include <check.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -327,6 +328,8 @@ static const mask_case masks[] = {
     {"window 2", 1, 4, 1, 0, 2, 0, 0, 0, {0}, "1000" "1100" "0110" "0011"},
     {"window >= L", 1, 3, 1, 0, 7, 0, 0, 0, {0}, "100" "110" "111"},
     {"window 2, causal off", 1, 4, 0, 0, 2, 0, 0, 0, {0}, "1100" "1110" "0111" "0011"},
+    /* i + w overflowed int here (a hostile file may hold any w >= 0) */
+    {"window INT_MAX, causal off", 1, 3, 0, 0, INT_MAX, 0, 0, 0, {0}, "111" "111" "111"},
     {"selection {1, 3}, -1 and L ignored", 1, 4, 1, 0, 0, 0, 4, 1, {3, -1, 1, 4}, "0000" "0100" "0100" "0101"},
     {"causal, w2 = 1", 2, 3, 1, 0, 0, 1, 0, 0, {0},
      "100" "000" "000"  "010" "010" "000"  "001" "001" "001"},
