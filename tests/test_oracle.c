@@ -1180,6 +1180,16 @@ START_TEST(empty_rows_follow_the_declared_convention)
     t.lse[1] = -INFINITY;
     ck_assert_int_eq(judge(&t, NULL, o, lse, NULL, "f64", &rep, &err), NSX_EXIT_BAD);
     ck_assert_msg(strstr(err.msg, "tuples") != NULL, "%s", err.msg);
+    /* so is one whose expected o is not 0 on an empty slice: a candidate
+       with O = 0 there used to fail instead (found by fuzz/targets/vector.c) */
+    t.lse[1] = lse[1];
+    t.o[1] = 0x1p-1070;
+    o[0] = 0;
+    ck_assert_int_eq(judge(&t, NULL, o, lse, NULL, "f64", &rep, &err), NSX_EXIT_BAD);
+    ck_assert_msg(strstr(err.msg, "slice is empty") != NULL, "%s", err.msg);
+    t.o[1] = -0.0;
+    ck_assert_int_eq(judge(&t, NULL, o, lse, NULL, "f64", &rep, &err), 0);
+    ck_assert(rep.pass);
     free(o), free(lse);
     tcase_free(&t);
 }
