@@ -490,6 +490,32 @@ START_TEST(relu_indexer_scores_and_choice)
 }
 END_TEST
 
+/* idx_scale = 0: every logit is 0, every relu score 0, the top-k the
+   smallest candidate keys.  The reference's precision analysis sized the
+   logit's accumulator from the scaled (empty) range and aborted on the
+   first inexact sum (found by fuzz/targets/vector.c). */
+START_TEST(zero_idx_scale_ties_everything)
+{
+    nsx_problem p;
+    nsx_problem_defaults(&p);
+    p.L = 6;
+    p.sel = (nsx_selection){NSX_SEL_INDEXER, 2, 1, NSX_ACT_RELU, 0.0, 2, 4};
+    tcase t;
+    rng r = {SEED + 650};
+    tcase_alloc(&t, &p);
+    tcase_fill(&t, &r, 8, 3);
+    nsx_err err;
+    ck_assert_int_eq(nsx_ref_select(&p, &t.in, t.sel_out, t.sel_scores, NULL, NULL, &err), 0);
+    for (int i = 0; i < p.L; i++) {
+        for (int j = 0; j < p.L; j++)
+            ck_assert(t.sel_scores[i * p.L + j] == (j <= i ? 0.0 : -INFINITY));
+        ck_assert_int_eq(t.sel_out[i * 2], 0);
+        ck_assert_int_eq(t.sel_out[i * 2 + 1], i >= 1 ? 1 : -1);
+    }
+    tcase_free(&t);
+}
+END_TEST
+
 /* softmax indexer with duplicated keys: exact ties, decided toward the
    smaller key although the scores are transcendental */
 START_TEST(softmax_indexer_ties)
@@ -837,6 +863,7 @@ static Suite *ref_suite(void)
     tcase_add_loop_test(tc, topk_short_rows_and_k_at_least_L, 0, 3);
     tcase_add_test(tc, topk_causal_off_considers_every_key);
     tcase_add_test(tc, relu_indexer_scores_and_choice);
+    tcase_add_test(tc, zero_idx_scale_ties_everything);
     tcase_add_test(tc, softmax_indexer_ties);
     suite_add_tcase(s, tc);
 
