@@ -8,6 +8,10 @@
 #                     python3-torch and libopenblas0-pthread if missing)
 #   make mutants      the fuzzer against each bug planted in simd/ by
 #                     fuzz/mutants/*.patch, and the clean kernel (FUZZING.md)
+#   make fuzz-replay  the parser fuzz targets over their corpora, no libFuzzer
+#                     (gcc, ASan + UBSan; seconds): what CI runs
+#   make fuzz-parsers the libFuzzer targets (clang) into build-fuzz/, each
+#                     run FUZZ_SECONDS (60) seconds (fuzz/targets/README.md)
 #
 # Sources are found by folder, so a new file needs no edit here:
 #   core/ ref/ io/ oracle/ simd/ vectors/ fuzz/   -> libnsimplex.a
@@ -128,7 +132,96 @@ demo: $(PROG)
 mutants: $(PROG) $(SIMD_SO)
 	@sh fuzz/mutants/run.sh
 
-clean:
-	rm -rf build build-san
+# ---- parser fuzzing (fuzz/targets/README.md) ----
+# One LLVMFuzzerTestOneInput per target (fuzz/targets/NAME.c), linked either
+# with replay.c (a plain main that runs the corpus: fuzz-replay, in
+# build-san/ with ASan + UBSan) or with libFuzzer (fuzz-parsers, in
+# build-fuzz/ with clang).  The targets need core/ ref/ io/ oracle/ only.
+FUZZ_TARGETS := safetensors metadata check vector
+FUZZ_LIB_OBJ := $(foreach d,core ref io oracle,$(filter $(BUILD)/$(d)/%,$(LIB_OBJ)))
+FUZZ_SUP_OBJ := $(BUILD)/fuzz/targets/common.o
+# The golden vectors the check target embeds (fuzz/targets/check.c), in order.
+FUZZ_VECTORS := $(shell cat fuzz/targets/check.vectors)
+FUZZ_BUILD   ?= build-fuzz
+FUZZ_CC      ?= clang
+FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+FUZZ_SECONDS ?= 60
+# Prefix of each fuzzing run: keep it off the other users of the machine
+# (e.g. FUZZ_WRAP="nice -n 19 taskset -c 1").
+FUZZ_WRAP    ?= nice -n 19
 
--include $(LIB_OBJ:.o=.d) $(ABI_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(SUP_OBJ:.o=.d) $(TESTS:=.d)
+.PHONY: fuzz-replay fuzz-replay-run fuzz-parsers fuzz-parsers-build fuzz-deps fuzz-seeds \
+        fuzz-coverage fuzz-coverage-run
+
+$(BUILD)/fuzz/targets/check_vectors.h: fuzz/targets/embed.sh fuzz/targets/check.vectors $(FUZZ_VECTORS)
+	@mkdir -p $(@D)
+	sh fuzz/targets/embed.sh $(FUZZ_VECTORS) > $@.tmp && mv $@.tmp $@
+$(BUILD)/fuzz/targets/check.o: $(BUILD)/fuzz/targets/check_vectors.h
+$(BUILD)/fuzz/targets/check.o: CPPFLAGS += -I$(BUILD)/fuzz/targets
+
+$(BUILD)/fuzz/%_replay: $(BUILD)/fuzz/targets/%.o $(BUILD)/fuzz/targets/replay.o $(FUZZ_SUP_OBJ) $(FUZZ_LIB_OBJ)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/%_fuzzer: $(BUILD)/fuzz/targets/%.o $(FUZZ_SUP_OBJ) $(FUZZ_LIB_OBJ)
+	$(CC) $(CFLAGS) $(LDFLAGS) -fsanitize=fuzzer -o $@ $^ $(LDLIBS)
+
+fuzz-replay:
+	@$(MAKE) --no-print-directory SAN=1 fuzz-replay-run
+fuzz-replay-run: $(FUZZ_TARGETS:%=$(BUILD)/fuzz/%_replay)
+	@for t in $(FUZZ_TARGETS); do $(BUILD)/fuzz/$${t}_replay fuzz/corpus/$$t || exit 1; done
+
+fuzz-deps:
+	@NSX_DEPS_EXTRA="clang libclang-rt-dev" sh tools/deps.sh
+
+# Each target's options (max_len, rss_limit_mb, ...) come from
+# fuzz/targets/NAME.options, its dictionary from NAME.dict; new inputs go to
+# build-fuzz/corpus/NAME, crashes to build-fuzz/NAME-crash-*.
+fuzz-parsers: fuzz-deps
+	@$(MAKE) --no-print-directory BUILD=$(FUZZ_BUILD) CC=$(FUZZ_CC) \
+	    CFLAGS="-O1 -g $(FUZZ_SAN) -fsanitize=fuzzer-no-link" LDFLAGS="$(FUZZ_SAN)" fuzz-parsers-build
+	@for t in $(FUZZ_TARGETS); do \
+	    mkdir -p $(FUZZ_BUILD)/corpus/$$t; \
+	    opts=$$(sed -n 's/^\([a-z_]*\) *= *\(.*\)/-\1=\2/p' fuzz/targets/$$t.options); \
+	    echo "== $$t: $(FUZZ_SECONDS) s"; \
+	    $(FUZZ_WRAP) $(FUZZ_BUILD)/$${t}_fuzzer $$opts -dict=fuzz/targets/$$t.dict \
+	        -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	        -artifact_prefix=$(FUZZ_BUILD)/$$t-crash- \
+	        $(FUZZ_BUILD)/corpus/$$t fuzz/corpus/$$t || exit 1; \
+	done
+fuzz-parsers-build: $(FUZZ_TARGETS:%=$(BUILD)/%_fuzzer)
+
+# Line and branch coverage of io/ and oracle/ by each committed corpus (the
+# replay drivers built with clang's source-based coverage): where the
+# corpora do not reach.  Extra corpus directories: FUZZ_COV_EXTRA=DIR (one
+# per target, DIR/NAME).
+FUZZ_COV_BUILD ?= $(FUZZ_BUILD)/cov
+LLVM_PROFDATA  ?= llvm-profdata
+LLVM_COV       ?= llvm-cov
+fuzz-coverage:
+	@$(MAKE) --no-print-directory BUILD=$(FUZZ_COV_BUILD) CC=$(FUZZ_CC) \
+	    CFLAGS="-O1 -g -fprofile-instr-generate -fcoverage-mapping" \
+	    LDFLAGS="-fprofile-instr-generate" fuzz-coverage-run
+fuzz-coverage-run: $(FUZZ_TARGETS:%=$(BUILD)/fuzz/%_replay)
+	@for t in $(FUZZ_TARGETS); do \
+	    rm -f $(BUILD)/$$t.profraw; \
+	    LLVM_PROFILE_FILE=$(BUILD)/$$t.profraw $(BUILD)/fuzz/$${t}_replay fuzz/corpus/$$t \
+	        $(if $(FUZZ_COV_EXTRA),$(FUZZ_COV_EXTRA)/$$t) >/dev/null || exit 1; \
+	    $(LLVM_PROFDATA) merge -o $(BUILD)/$$t.profdata $(BUILD)/$$t.profraw || exit 1; \
+	    echo "== $$t"; \
+	    $(LLVM_COV) report $(BUILD)/fuzz/$${t}_replay -instr-profile=$(BUILD)/$$t.profdata \
+	        $(wildcard io/*.c oracle/*.c) || exit 1; \
+	done
+
+# The seed corpora of the metadata, check and vector targets, regenerated
+# from the committed vectors and the attack tables of fuzz/targets/seeds.c.
+fuzz-seeds: $(BUILD)/fuzz/seeds
+	rm -f fuzz/corpus/metadata/*.json fuzz/corpus/check/*.safetensors fuzz/corpus/vector/*.safetensors
+	$(BUILD)/fuzz/seeds fuzz/corpus
+$(BUILD)/fuzz/seeds: $(BUILD)/fuzz/targets/seeds.o $(LIB)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+clean:
+	rm -rf build build-san build-fuzz
+
+-include $(LIB_OBJ:.o=.d) $(ABI_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(SUP_OBJ:.o=.d) $(TESTS:=.d) \
+         $(wildcard $(BUILD)/fuzz/targets/*.d)

@@ -92,7 +92,7 @@ static int excluded(const nsx_problem *p, const int32_t *sel_row, int i, int dim
     int m = dim - 1, w = p->window[m];
     if (p->causal && j > i)
         return 1;
-    if (w > 0 && (!(i - w < j) || (!p->causal && !(j < i + w))))
+    if (w > 0 && (!(i - w < j) || (!p->causal && !(j - i < w))))
         return 1;
     if (p->sel.source != NSX_SEL_NONE && (p->sel.dims >> m & 1u)) {
         for (int r = 0; r < p->sel.k; r++)
@@ -590,7 +590,7 @@ double nsx_fz_case_work(const nsx_fz_case *c)
             int lo = 0, hi = p->causal ? i : p->L - 1, w = p->window[m];
             if (w > 0) {
                 lo = i - w + 1 > 0 ? i - w + 1 : 0;
-                if (!p->causal && i + w - 1 < hi)
+                if (!p->causal && w - 1 < hi - i) /* i + w may overflow */
                     hi = i + w - 1;
             }
             int cnt = hi - lo + 1;

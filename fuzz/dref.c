@@ -59,7 +59,7 @@ static size_t key_lists(row_ctx *x, const int32_t *sel_row, int i)
         int w = p->window[m];
         x->len[m] = 0;
         for (int j = 0; j < p->L; j++) {
-            int ok = !(p->causal && j > i) && !(w > 0 && !(i - w < j)) && !(w > 0 && !p->causal && !(j < i + w)) &&
+            int ok = !(p->causal && j > i) && !(w > 0 && !(i - w < j)) && !(w > 0 && !p->causal && !(j - i < w)) &&
                      !(p->sel.source != NSX_SEL_NONE && (p->sel.dims >> m & 1u) && !x->selmap[j]);
             if (ok)
                 x->list[m][x->len[m]++] = j;

@@ -304,7 +304,8 @@ int nsx_st_parse(const void *buf, size_t len, const char *label, nsx_st *st, nsx
     int r = check_header_len(hlen, len, lab, err);
     if (!r)
         r = parse_header((const char *)b + 8, (size_t)hlen, len - 8 - hlen, lab, st, err);
-    const unsigned char *data = b + 8 + hlen;
+    /* b + 8 + hlen only once hlen is known to lie inside the buffer: with
+       an unchecked hlen (2^63, say) the sum overflows, undefined even unused */
     for (size_t i = 0; i < st->nt && !r; i++) {
         nsx_tensor *t = &st->t[i];
         if (t->nbytes == 0)
@@ -312,7 +313,7 @@ int nsx_st_parse(const void *buf, size_t len, const char *label, nsx_st *st, nsx
         if (!(t->data = malloc(t->nbytes)))
             r = OOM();
         else
-            memcpy(t->data, data + t->offset, t->nbytes);
+            memcpy(t->data, b + 8 + hlen + t->offset, t->nbytes);
     }
     if (r)
         nsx_st_free(st);

@@ -159,7 +159,7 @@ static size_t key_lists(nsx_bound_ctx *ctx, int i, const int32_t *sel_row, int *
                 continue;
             if (w > 0 && !(i - w < j))
                 continue;
-            if (w > 0 && !p->causal && !(j < i + w))
+            if (w > 0 && !p->causal && !(j - i < w)) /* i + w may overflow: w <= INT_MAX */
                 continue;
             if (p->sel.source != NSX_SEL_NONE && (p->sel.dims >> m & 1u) && !ctx->selmap[j])
                 continue;

@@ -273,6 +273,13 @@ static int check_rows(const nsx_problem *p, const nsx_candidate *cand, const dou
                                      "tuples", b, h, i, el, rb.N);
                     break;
                 }
+                for (int c = 0; rb.N == 0 && c < dv && !rc; c++)
+                    if (eo[c] != 0) /* (E6) for an empty slice: the vector contradicts its own slice */
+                        rc = nsx_err_set(err, NSX_EXIT_BAD,
+                                         "vector: batch %d, head %d, query %d: expected o[c=%d] = %g but the "
+                                         "slice is empty (O = 0)", b, h, i, c, eo[c]);
+                if (rc)
+                    break;
                 if (rb.N == 0) {
                     /* empty slice: O = 0 exactly (either sign), LSE by convention */
                     rep->rows_empty++;

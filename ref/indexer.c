@@ -27,12 +27,16 @@ void ref_ictx_init(ref_ictx *ictx, const nsx_problem *p, const nsx_inputs *in)
     if (p->sel.source != NSX_SEL_INDEXER)
         return;
     size_t rows = (size_t)p->B * p->L, Hi = (size_t)p->sel.Hi, di = (size_t)p->sel.di;
-    /* x = idx_scale * sum_l qI kI: a sum of di products, times the scale;
-       the difference of two logits needs one more bit */
-    ref_range x = ref_range_mul(ref_range_of(in->idx_q, rows * Hi * di, 1),
-                                ref_range_of(in->idx_k, rows * di, 1));
-    x = ref_range_mul(ref_range_sum(x, (unsigned long)di), ref_range_d(p->sel.idx_scale));
-    ictx->prec_x = ref_range_prec(ref_range_add(x, x));
+    /* x = idx_scale * sum_l qI kI: a sum of di products, then times the
+       scale; the difference of two logits needs one more bit.  x holds the
+       unscaled sum first, so both ranges count: a zero idx_scale empties
+       the scaled range, not the sum's (which then needs its own bits) */
+    ref_range dot = ref_range_mul(ref_range_of(in->idx_q, rows * Hi * di, 1),
+                                  ref_range_of(in->idx_k, rows * di, 1));
+    dot = ref_range_sum(dot, (unsigned long)di);
+    ref_range x = ref_range_mul(dot, ref_range_d(p->sel.idx_scale));
+    mpfr_prec_t pdot = ref_range_prec(dot), px = ref_range_prec(ref_range_add(x, x));
+    ictx->prec_x = pdot > px ? pdot : px;
     /* S = sum_h w_h act(x_h): a sum of Hi products */
     ref_range s = ref_range_mul(ref_range_of(in->idx_w, rows * Hi, 1), x);
     ictx->prec_S = ref_range_prec(ref_range_sum(s, (unsigned long)Hi));

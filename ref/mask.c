@@ -28,7 +28,9 @@ int nsx_ref_allowed(const nsx_problem *p, const int32_t *sel_row, int i, const i
         /* window of dimension m, one-sided when causal, two-sided when not */
         if (w > 0 && !(i - w < j))
             return 0;
-        if (w > 0 && !p->causal && !(j < i + w))
+        /* j - i, not i + w: w may be as large as INT_MAX (w >= L is no
+           restriction), and i + w would overflow */
+        if (w > 0 && !p->causal && !(j - i < w))
             return 0;
         /* selection on dimension m */
         if (p->sel.source != NSX_SEL_NONE && (p->sel.dims >> m & 1u) && !selected(p, sel_row, j))

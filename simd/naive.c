@@ -30,7 +30,7 @@ static int dim_allowed(const naive_row *r, int m, int j)
     const int i = r->i, w = p->window[m];
     if (p->causal && j > i)
         return 0;
-    if (w > 0 && (j <= i - w || (!p->causal && j >= i + w)))
+    if (w > 0 && (j <= i - w || (!p->causal && j - i >= w))) /* i + w may overflow */
         return 0;
     if (p->topk > 0 && (p->sel_dims >> m & 1u)) {
         const int32_t *row = p->sel + ((size_t)r->b * p->L + i) * p->topk;

@@ -56,6 +56,9 @@ const st_file st_hostile[] = {
      DATA("\x02\x00\x00\x00\x00\x00\x00"), .expect = "shorter than the 8-byte header length"},
     {.name = "hlen_max", .what = "header length 2^64 - 1", HDR("{}"), DATA(""), .set_hlen = 1,
      .hlen = UINT64_MAX, .expect = "exceeds the limit"},
+    {.name = "hlen_2p63", .what = "header length 2^63: b + 8 + hlen overflows a pointer (found by "
+     "fuzz/targets/check.c)", HDR("{}"), DATA(""), .set_hlen = 1, .hlen = 1ull << 63,
+     .expect = "exceeds the limit"},
     {.name = "hlen_over_limit", .what = "header length just over the 100 MB limit", HDR("{}"),
      DATA(""), .set_hlen = 1, .hlen = NSX_ST_MAX_HEADER + 1ull, .expect = "exceeds the limit"},
     {.name = "hlen_past_end", .what = "header length past the end of the file", HDR("{}"),

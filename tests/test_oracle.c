@@ -10,6 +10,7 @@
  * tuple loop over nsx_ref_allowed, their own order of operations.
  */
 #include <check.h>
+#include <limits.h>
 #include <float.h>
 #include <math.h>
 #include <stdio.h>
@@ -430,6 +431,8 @@ static const pspec problems[] = {
     {"n2 dense",                    2, 1, 8, 2, 1, 8, 4, P, 1, 0, {0, 0},     {0},               {0},           0,   0, 0, 0, 0, BF, 8, 4, 0, 0, 0, 0, KB},
     {"n2 SWA, Meta biases",         2, 1, 10, 2, 1, 4, 4, P, 1, 0, {5, 2},    {0, 0.25},         {0, 1},        0,   0, 0, 0, 0, BF, 8, 4, 0, 0, 0, 0, KB},
     {"n2 causal off",               2, 1, 7, 1, 1, 3, 3, P, 0, 0, {3, 0},     {0},               {0},           0,   0, 0, 0, 0, BF, 8, 4, 0, 0, 0, 0, KB},
+    /* w >= L is no restriction; i + w overflowed int in the bound's mask */
+    {"n2 causal off, w1 INT_MAX",   2, 1, 6, 1, 1, 3, 3, P, 0, 0, {INT_MAX, 2}, {0},             {0},           0,   0, 0, 0, 0, BF, 8, 4, 0, 0, 0, 0, KB},
     {"n2 sum",                      2, 1, 8, 2, 2, 4, 3, S, 1, 0, {0, 0},     {0},               {0.5, -1},     0,   0, 0, 0, 0, BF, 8, 4, 0, 0, 0, 0, KB},
     {"n2 mean",                     2, 2, 7, 1, 1, 4, 3, M, 1, 0, {0, 4},     {0.125, 0},        {0},           0,   0, 0, 0, 0, BF, 8, 4, 0, 0, 0, 0, KB},
     {"n2 distinct (empty row 0)",   2, 1, 8, 1, 1, 4, 2, P, 1, 1, {0, 0},     {0},               {0},           0,   0, 0, 0, 0, BF, 8, 4, 0, 0, 0, 0, KB},
@@ -1268,6 +1271,16 @@ START_TEST(empty_rows_follow_the_declared_convention)
     t.lse[1] = -INFINITY;
     ck_assert_int_eq(judge(&t, NULL, o, lse, NULL, "f64", &rep, &err), NSX_EXIT_BAD);
     ck_assert_msg(strstr(err.msg, "tuples") != NULL, "%s", err.msg);
+    /* so is one whose expected o is not 0 on an empty slice: a candidate
+       with O = 0 there used to fail instead (found by fuzz/targets/vector.c) */
+    t.lse[1] = lse[1];
+    t.o[1] = 0x1p-1070;
+    o[0] = 0;
+    ck_assert_int_eq(judge(&t, NULL, o, lse, NULL, "f64", &rep, &err), NSX_EXIT_BAD);
+    ck_assert_msg(strstr(err.msg, "slice is empty") != NULL, "%s", err.msg);
+    t.o[1] = -0.0;
+    ck_assert_int_eq(judge(&t, NULL, o, lse, NULL, "f64", &rep, &err), 0);
+    ck_assert(rep.pass);
     free(o), free(lse);
     tcase_free(&t);
 }

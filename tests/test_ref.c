@@ -4,6 +4,7 @@
  * edge values, and correct rounding.
  */
 #include <check.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -320,6 +321,8 @@ static const mask_case masks[] = {
     {"window 2", 1, 4, 1, 0, 2, 0, 0, 0, {0}, "1000" "1100" "0110" "0011"},
     {"window >= L", 1, 3, 1, 0, 7, 0, 0, 0, {0}, "100" "110" "111"},
     {"window 2, causal off", 1, 4, 0, 0, 2, 0, 0, 0, {0}, "1100" "1110" "0111" "0011"},
+    /* i + w overflowed int here (a hostile file may hold any w >= 0) */
+    {"window INT_MAX, causal off", 1, 3, 0, 0, INT_MAX, 0, 0, 0, {0}, "111" "111" "111"},
     {"selection {1, 3}, -1 and L ignored", 1, 4, 1, 0, 0, 0, 4, 1, {3, -1, 1, 4}, "0000" "0100" "0100" "0101"},
     {"causal, w2 = 1", 2, 3, 1, 0, 0, 1, 0, 0, {0},
      "100" "000" "000"  "010" "010" "000"  "001" "001" "001"},
@@ -475,6 +478,32 @@ START_TEST(relu_indexer_scores_and_choice)
                     ck_assert(S[j] < S[a] || (S[j] == S[a] && j > a));
             }
         }
+    }
+    tcase_free(&t);
+}
+END_TEST
+
+/* idx_scale = 0: every logit is 0, every relu score 0, the top-k the
+   smallest candidate keys.  The reference's precision analysis sized the
+   logit's accumulator from the scaled (empty) range and aborted on the
+   first inexact sum (found by fuzz/targets/vector.c). */
+START_TEST(zero_idx_scale_ties_everything)
+{
+    nsx_problem p;
+    nsx_problem_defaults(&p);
+    p.L = 6;
+    p.sel = (nsx_selection){NSX_SEL_INDEXER, 2, 1, NSX_ACT_RELU, 0.0, 2, 4};
+    tcase t;
+    rng r = {SEED + 650};
+    tcase_alloc(&t, &p);
+    tcase_fill(&t, &r, 8, 3);
+    nsx_err err;
+    ck_assert_int_eq(nsx_ref_select(&p, &t.in, t.sel_out, t.sel_scores, NULL, NULL, &err), 0);
+    for (int i = 0; i < p.L; i++) {
+        for (int j = 0; j < p.L; j++)
+            ck_assert(t.sel_scores[i * p.L + j] == (j <= i ? 0.0 : -INFINITY));
+        ck_assert_int_eq(t.sel_out[i * 2], 0);
+        ck_assert_int_eq(t.sel_out[i * 2 + 1], i >= 1 ? 1 : -1);
     }
     tcase_free(&t);
 }
@@ -827,6 +856,7 @@ static Suite *ref_suite(void)
     tcase_add_loop_test(tc, topk_short_rows_and_k_at_least_L, 0, 3);
     tcase_add_test(tc, topk_causal_off_considers_every_key);
     tcase_add_test(tc, relu_indexer_scores_and_choice);
+    tcase_add_test(tc, zero_idx_scale_ties_everything);
     tcase_add_test(tc, softmax_indexer_ties);
     suite_add_tcase(s, tc);
 
