@@ -229,7 +229,23 @@ int nsx_json_parse(const char *text, size_t len, int mode, cJSON **out, char *wh
         return r;
     }
     const char *end = NULL;
+#if CJSON_VERSION_MAJOR == 1 && (CJSON_VERSION_MINOR < 7 || (CJSON_VERSION_MINOR == 7 && CJSON_VERSION_PATCH < 13))
+    /* cJSON before 1.7.13 (e.g. Ubuntu 20.04's, OSS-Fuzz's base image) has
+       no length-bounded parse: parse a terminated copy (the lexer refused
+       NUL bytes, so the copy parses as the text) and map end back. */
+    char *copy = malloc(len + 1);
+    if (!copy) {
+        free(nt.is_int);
+        return WHY("out of memory");
+    }
+    memcpy(copy, text, len);
+    copy[len] = 0;
+    cJSON *root = cJSON_ParseWithOpts(copy, &end, 0);
+    end = end ? text + (end - copy) : NULL;
+    free(copy);
+#else
     cJSON *root = cJSON_ParseWithLengthOpts(text, len, &end, 0);
+#endif
     if (!root) {
         free(nt.is_int);
         size_t at = end ? (size_t)(end - text) : 0;

@@ -77,6 +77,21 @@ void nsx_check_print(FILE *f, const nsx_check_report *r, const nsx_case_info *in
                 r->lse_failed, r->sel_failed, r->pair_failed);
 }
 
+/* x as a JSON number that reads back as the same binary64 (null when not
+   finite).  cJSON's own printing tries 15 digits first and keeps them when
+   they read back within a relative DBL_EPSILON, which is not the same
+   double, and for DBL_MAX is a number past the binary64 range. */
+static void add_double(cJSON *o, const char *key, double x)
+{
+    char buf[32];
+    if (!isfinite(x)) {
+        cJSON_AddNullToObject(o, key);
+        return;
+    }
+    nsx_fmt_double(buf, sizeof buf, x);
+    cJSON_AddRawToObject(o, key, buf);
+}
+
 static cJSON *worst_json(const nsx_check_worst *w)
 {
     if (!w->found)
@@ -87,13 +102,13 @@ static cJSON *worst_json(const nsx_check_worst *w)
     cJSON_AddNumberToObject(o, "i", w->i);
     if (w->c >= 0)
         cJSON_AddNumberToObject(o, "c", w->c);
-    cJSON_AddNumberToObject(o, "error", w->err);
-    cJSON_AddNumberToObject(o, "bound", w->bound);
-    cJSON_AddNumberToObject(o, "ratio", w->ratio);
-    cJSON_AddNumberToObject(o, "expected", w->expected);
-    cJSON_AddNumberToObject(o, "candidate", w->candidate);
+    add_double(o, "error", w->err);
+    add_double(o, "bound", w->bound);
+    add_double(o, "ratio", w->ratio);
+    add_double(o, "expected", w->expected);
+    add_double(o, "candidate", w->candidate);
     cJSON_AddNumberToObject(o, "tuples", (double)w->tuples);
-    cJSON_AddNumberToObject(o, "max_score", w->max_score);
+    add_double(o, "max_score", w->max_score);
     return o;
 }
 

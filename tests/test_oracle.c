@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "io/casefile.h"
+#include "io/json.h"
 #include "io/safetensors.h"
 #include "nsimplex/ref.h"
 #include "oracle/bound.h"
@@ -1431,6 +1432,39 @@ END_TEST
 
 /* ---- the report -------------------------------------------------------- */
 
+/* The JSON report's numbers read back as the same doubles, DBL_MAX included
+   (cJSON's printing gave 1.79769313486232e+308, past the binary64 range:
+   found by the check fuzz target, fuzz/corpus/check/regress/regress_json_dbl_max). */
+START_TEST(report_json_numbers_round_trip)
+{
+    tcase t;
+    ck_assert(!make_problem(&problems[5], SEED + 901, &t));
+    double *o = malloc(nsx_o_size(&t.p) * sizeof *o);
+    memcpy(o, t.o, nsx_o_size(&t.p) * sizeof *o);
+    o[5] = -DBL_MAX;
+    nsx_case_info info = {0};
+    nsx_check_report rep;
+    nsx_err err;
+    ck_assert_int_eq(judge(&t, &info, o, NULL, NULL, "bf16", &rep, &err), 0);
+    ck_assert(rep.worst_o.found && rep.worst_o.candidate == -DBL_MAX);
+    char *json = nsx_check_json(&rep, &info, "cand.safetensors"), why[256];
+    cJSON *root = NULL;
+    ck_assert_msg(nsx_json_parse(json, strlen(json), NSX_JSON_DOC, &root, why, sizeof why) == 0, "%s: %s", why, json);
+    const cJSON *w = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(root, "o"), "worst");
+    const char *keys[] = {"candidate", "expected", "bound", "max_score"};
+    const double want[] = {rep.worst_o.candidate, rep.worst_o.expected, rep.worst_o.bound, rep.worst_o.max_score};
+    for (int k = 0; k < 4; k++) {
+        const cJSON *x = cJSON_GetObjectItemCaseSensitive(w, keys[k]);
+        ck_assert_msg(cJSON_IsNumber(x) && x->valuedouble == want[k], "%s: %.17g in the report, %.17g judged", keys[k],
+                      cJSON_IsNumber(x) ? x->valuedouble : NAN, want[k]);
+    }
+    cJSON_Delete(root);
+    free(json);
+    free(o);
+    tcase_free(&t);
+}
+END_TEST
+
 START_TEST(report_text_and_json)
 {
     tcase t;
@@ -1650,6 +1684,7 @@ static Suite *oracle_suite(void)
     tcase_add_test(tc, out_of_range_vectors_are_not_applicable);
     tcase_add_test(tc, model_syntax);
     tcase_add_test(tc, report_text_and_json);
+    tcase_add_test(tc, report_json_numbers_round_trip);
     suite_add_tcase(s, tc);
     tc = tcase_create("command line");
     tcase_set_timeout(tc, 60);
