@@ -28,7 +28,6 @@
 #include <string.h>
 
 #include "fuzz/targets/common.h"
-#include "io/json.h"
 #include "oracle/candidate.h"
 #include "oracle/check.h"
 
@@ -39,19 +38,17 @@
 #define LABEL "candidate.safetensors"
 
 static nsx_case vecs[NVEC];
-static FILE *devnull;
+static int loaded;
 
 static void unload(void)
 {
     for (size_t v = 0; v < NVEC; v++)
         nsx_case_free(&vecs[v]);
-    if (devnull)
-        fclose(devnull);
 }
 
 static void load(void)
 {
-    if (devnull)
+    if (loaded)
         return;
     for (size_t v = 0; v < NVEC; v++) {
         nsx_st st;
@@ -62,8 +59,7 @@ static void load(void)
         FZ_CHECK(rc == 0, "embedded vector: %s", err.msg);
         FZ_CHECK(vecs[v].expected.o && vecs[v].expected.lse, "%s: not a golden vector", fz_vectors[v].name);
     }
-    devnull = fopen("/dev/null", "w");
-    FZ_CHECK(devnull != NULL, "cannot open /dev/null");
+    loaded = 1;
     atexit(unload);
 }
 
@@ -120,21 +116,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
        command line gives it; anything else is the oracle's failure */
     FZ_CHECK(rc == 0 || rc == NSX_EXIT_BAD, "nsx_check: exit code %d: %s", rc, err.msg);
     if (rc == NSX_EXIT_BAD) {
-        fz_check_outcome(rc, &err, "");
+        /* the golden vector is valid: the only refusal left is a declared
+           model it does not apply to (oracle/bound.c) */
+        fz_check_outcome(rc, &err, "not applicable under model ");
     } else {
         FZ_CHECK(rep.pass == (rep.failures == 0), "pass %d with %zu failures", rep.pass, rep.failures);
         FZ_CHECK(rep.nnotes >= 0 && rep.nnotes <= NSX_CHECK_NOTES, "nnotes %d", rep.nnotes);
         if (!nsx_st_meta(&cst, NSX_MODEL_KEY) && is_golden(vec, &cand))
             FZ_CHECK(rep.pass, "the vector's own outputs fail: %s", rep.nnotes ? rep.notes[0] : "");
-        char *json = nsx_check_json(&rep, &vec->info, LABEL);
-        FZ_CHECK(json != NULL, "nsx_check_json: out of memory");
-        cJSON *root;
-        char why[200];
-        FZ_CHECK(nsx_json_parse(json, strlen(json), NSX_JSON_DOC, &root, why, sizeof why) == 0,
-                 "the JSON report is not valid JSON (%s): %s", why, json);
-        cJSON_Delete(root);
-        free(json);
-        nsx_check_print(devnull, &rep, &vec->info, LABEL);
+        fz_check_reports(&rep, &vec->info, LABEL);
     }
     nsx_candidate_free(&cand);
     nsx_st_free(&cst);

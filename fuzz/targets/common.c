@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "fuzz/targets/common.h"
+#include "io/json.h"
 
 void fz_fail(const char *file, int line, const char *cond, const char *fmt, ...)
 {
@@ -36,6 +37,31 @@ void fz_check_outcome(int rc, const nsx_err *err, const char *prefix)
     FZ_CHECK(strchr(err->msg, '\n') == NULL, "message of more than one line: '%s'", err->msg);
     FZ_CHECK(strncmp(err->msg, prefix, strlen(prefix)) == 0, "message '%s' does not start with '%s'",
              err->msg, prefix);
+}
+
+static FILE *devnull;
+
+static void close_devnull(void)
+{
+    fclose(devnull);
+}
+
+void fz_check_reports(const nsx_check_report *rep, const nsx_case_info *info, const char *label)
+{
+    if (!devnull) {
+        devnull = fopen("/dev/null", "w");
+        FZ_CHECK(devnull != NULL, "cannot open /dev/null");
+        atexit(close_devnull);
+    }
+    char *json = nsx_check_json(rep, info, label);
+    FZ_CHECK(json != NULL, "nsx_check_json: out of memory");
+    cJSON *root;
+    char why[200];
+    FZ_CHECK(nsx_json_parse(json, strlen(json), NSX_JSON_DOC, &root, why, sizeof why) == 0,
+             "the JSON report is not valid JSON (%s): %s", why, json);
+    cJSON_Delete(root);
+    free(json);
+    nsx_check_print(devnull, rep, info, label);
 }
 
 /* ---- the scratch directory ---- */

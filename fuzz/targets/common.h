@@ -15,6 +15,7 @@
 #include "io/safetensors.h"
 #include "nsimplex/error.h"
 #include "nsimplex/problem.h"
+#include "oracle/check.h"
 
 /* The entry point every target defines (libFuzzer's, and replay.c's). */
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -34,6 +35,10 @@ _Noreturn void fz_fail(const char *file, int line, const char *cond, const char 
    NSX_EXIT_INTERNAL, and an error is one nonempty line that starts with
    prefix (the file's label, "metadata: ", ...). */
 void fz_check_outcome(int rc, const nsx_err *err, const char *prefix);
+
+/* Both reports of a check (oracle/check.h) are well formed: the JSON one
+   parses as one JSON document, the text one prints (to /dev/null). */
+void fz_check_reports(const nsx_check_report *rep, const nsx_case_info *info, const char *label);
 
 /* DIR/name in a directory private to this process, on tmpfs when there is
    one (/dev/shm), else under $TMPDIR or /tmp; created on first use and
