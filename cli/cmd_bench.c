@@ -26,6 +26,7 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "kernel/kernel.h"
+#include "cli/exit.h"
 #include "nsimplex/error.h"
 #include "nsimplex/kernel.h"
 #include "nsimplex/problem.h"
