@@ -21,6 +21,7 @@
 #include "io/fpformat.h"
 #include "io/meta.h"
 #include "nsimplex/ref.h"
+#include "nsimplex/slice.h"
 
 /* ---- allocation ------------------------------------------------------------- */
 
@@ -83,24 +84,6 @@ static int kept_as(const nsx_fz_shape *s, int batch)
         if (s->keep[x] == batch)
             return x;
     return -1;
-}
-
-/* 1 when no allowed tuple of row i uses key j in dimension dim (1-based):
-   the key is outside the causal mask, the window or the selection. */
-static int excluded(const nsx_problem *p, const int32_t *sel_row, int i, int dim, int j)
-{
-    int m = dim - 1, w = p->window[m];
-    if (p->causal && j > i)
-        return 1;
-    if (w > 0 && (!(i - w < j) || (!p->causal && !(j - i < w))))
-        return 1;
-    if (p->sel.source != NSX_SEL_NONE && (p->sel.dims >> m & 1u)) {
-        for (int r = 0; r < p->sel.k; r++)
-            if (sel_row[r] == j)
-                return 0;
-        return 1;
-    }
-    return 0;
 }
 
 static void add_flag(nsx_built *b, const char *flag)
@@ -292,8 +275,8 @@ int nsx_fz_case_reshape(const nsx_fz_case *src, const nsx_fz_shape *s, nsx_fz_ca
             const int32_t *row = p.sel.source == NSX_SEL_INDICES ? dst->b.sel + nsx_sel_at(&p, a, q.i, 0)
                                  : sel0                         ? sel0 + nsx_sel_at(&p, a, q.i, 0)
                                                                 : NULL;
-            if (!excluded(&p, row, q.i, q.dim, q.j))
-                continue;
+            if (nsx_key_allowed(&p, row, q.i, q.dim - 1, q.j))
+                continue; /* some allowed tuple of row i uses the key */
         }
         dst->b.pairs[dst->b.npairs++] = q;
         pair_flags(&dst->b, &q);
@@ -556,8 +539,7 @@ char *nsx_fz_case_text(const nsx_fz_case *c, char *buf, size_t len)
         put(buf, len, " scale=%.17g", p->score_scale);
     if (p->out_scale != 1)
         put(buf, len, " out=%.17g", p->out_scale);
-    static const char *const fmts[] = {"f64", "f32", "f16", "bf16"};
-    put(buf, len, " fmt=%s", fmts[p->input_format]);
+    put(buf, len, " fmt=%s", nsx_format_name(p->input_format));
     if (p->sel.source != NSX_SEL_NONE) {
         put(buf, len, " sel=%s k=%d dims=", nsx_source_name(p->sel.source), p->sel.k);
         for (int m = 0, first = 1; m < p->n; m++)
@@ -584,21 +566,7 @@ double nsx_fz_case_work(const nsx_fz_case *c)
 {
     const nsx_problem *p = &c->b.p;
     double total = 0;
-    for (int i = 0; i < p->L; i++) {
-        double row = 1;
-        for (int m = 0; m < p->n; m++) {
-            int lo = 0, hi = p->causal ? i : p->L - 1, w = p->window[m];
-            if (w > 0) {
-                lo = i - w + 1 > 0 ? i - w + 1 : 0;
-                if (!p->causal && w - 1 < hi - i) /* i + w may overflow */
-                    hi = i + w - 1;
-            }
-            int cnt = hi - lo + 1;
-            if (p->sel.source != NSX_SEL_NONE && (p->sel.dims >> m & 1u) && p->sel.k < cnt)
-                cnt = p->sel.k;
-            row *= cnt > 0 ? cnt : 0;
-        }
-        total += row;
-    }
+    for (int i = 0; i < p->L; i++)
+        total += (double)nsx_slice_bound(p, i);
     return total * p->B * p->H * (p->d + p->dv);
 }

@@ -17,6 +17,7 @@
 #include "io/meta.h"
 #include "oracle/bound.h"
 #include "nsimplex/kernel.h"
+#include "nsimplex/slice.h"
 
 uint64_t nsx_fz_next(nsx_fz_rng *r)
 {
@@ -98,23 +99,22 @@ static int window_of(int kind, int L, int rnd)
     return w[kind] > 0 ? w[kind] : 0;
 }
 
-/* Upper bound of the reference's work: tuples (causal, windows, top-k),
-   heads, batches, widths. */
+/* Upper bound of the reference's work: tuples (nsx_slice_bound: causal,
+   windows, top-k), heads, batches, widths. */
 static double work_of(int n, int B, int L, int H, int d, int dv, int causal, const int *w, int k, unsigned dims)
 {
+    nsx_problem p;
+    nsx_problem_defaults(&p);
+    p.n = n;
+    p.L = L;
+    p.causal = causal;
+    for (int m = 0; m < n; m++)
+        p.window[m] = w[m];
+    if (k > 0)
+        p.sel = (nsx_selection){.source = NSX_SEL_INDICES, .k = k, .dims = dims};
     double total = 0;
-    for (int i = 0; i < L; i++) {
-        double row = 1;
-        for (int m = 0; m < n; m++) {
-            int c = causal ? i + 1 : L;
-            if (w[m] > 0 && w[m] < c)
-                c = causal ? w[m] : (2 * w[m] - 1 < L ? 2 * w[m] - 1 : L);
-            if (k > 0 && (dims >> m & 1u) && k < c)
-                c = k;
-            row *= c;
-        }
-        total += row;
-    }
+    for (int i = 0; i < L; i++)
+        total += (double)nsx_slice_bound(&p, i);
     return total * B * H * (d + dv);
 }
 
@@ -221,8 +221,7 @@ static void draw_once(nsx_fz_rng *r, const nsx_kernel_info *ki, const nsx_model 
     static const weighted fmts[] = {{NSX_FORMAT_BF16, 40}, {NSX_FORMAT_F32, 25}, {NSX_FORMAT_F16, 20},
                                     {NSX_FORMAT_F64, 15}};
     int fmt = PICK(r, fmts);
-    static const char *const fmt_names[] = {"f64", "f32", "f16", "bf16"};
-    put(s, len, " fmt=%s", fmt_names[fmt]);
+    put(s, len, " fmt=%s", nsx_format_name(fmt));
 
     /* value distribution; large magnitudes only where the model's operand
        format has the range, and only for the MPFR class (the loop
@@ -240,15 +239,14 @@ static void draw_once(nsx_fz_rng *r, const nsx_kernel_info *ki, const nsx_model 
         put(s, len, " dist=%s", nsx_dist_name(dist));
 
     if (source != NSX_SEL_NONE) {
-        static const char *const srcs[] = {NULL, "indices", "indexer", "scores"};
-        put(s, len, " sel=%s k=%d dims=", srcs[source], k);
+        put(s, len, " sel=%s k=%d dims=", nsx_source_name(source), k);
         for (int m = 0, first = 1; m < n; m++)
             if (dims >> m & 1u) {
                 put(s, len, "%s%d", first ? "" : ",", m + 1);
                 first = 0;
             }
         if (source == NSX_SEL_INDEXER) {
-            static const char *const acts[] = {"relu", "softmax", "identity"};
+            const char *const *acts = nsx_act_names;
             static const char *const iscales[] = {"1", "0.5", "0.125"};
             put(s, len, " act=%s iscale=%s Hi=%d di=%d", acts[nsx_fz_below(r, 3)], iscales[nsx_fz_below(r, 3)],
                 1 + nsx_fz_below(r, 3), 1 + nsx_fz_below(r, 8));
@@ -261,7 +259,7 @@ static void draw_once(nsx_fz_rng *r, const nsx_kernel_info *ki, const nsx_model 
             put(s, len, " empty=1");
         d->shuffle = source == NSX_SEL_INDICES && nsx_fz_chance(r, 0.5);
     }
-    static const char *const futures[] = {"random", "huge", "nan", "inf"};
+    const char *const *futures = nsx_future_names;
     for (int x = 0; x < nleaks; x++)
         put(s, len, " leak=%s:%d", futures[nsx_fz_below(r, 4)], nsx_fz_below(r, L - 1));
     if (probes)

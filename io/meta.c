@@ -400,12 +400,3 @@ int nsx_meta_parse(const char *json, nsx_problem *p, nsx_case_info *info, nsx_er
     cJSON_Delete(root);
     return r;
 }
-
-void nsx_pairs_unjudged(const nsx_problem *p, const nsx_pair *pairs, int npairs, unsigned char *skip)
-{
-    memset(skip, 0, (size_t)p->B * p->L);
-    for (int x = 0; x < npairs; x++)
-        if (pairs[x].kind == NSX_PAIR_LEAK && pairs[x].future != NSX_FUTURE_RANDOM)
-            for (int i = pairs[x].t + 1; i < p->L; i++)
-                skip[(size_t)pairs[x].b * p->L + i] = 1;
-}

@@ -6,6 +6,7 @@
 
 #include "io/fpformat.h"
 #include "nsimplex/rng.h"
+#include "nsimplex/slice.h"
 #include "vectors/build.h"
 
 uint64_t nsx_seed_of(const char *s)
@@ -334,14 +335,6 @@ static int batch0_selection(const nsx_built *b, int32_t *sel0, nsx_err *err)
     return nsx_ref_select(&one, &b->in, sel0, NULL, NULL, NULL, err);
 }
 
-static int in_row(const int32_t *row, int k, int j)
-{
-    for (int x = 0; x < k; x++)
-        if (row[x] == j)
-            return 1;
-    return 0;
-}
-
 static int add_pair(nsx_built *b, nsx_pair pair)
 {
     if (b->npairs == NSX_BUILD_MAX_PAIRS)
@@ -351,8 +344,9 @@ static int add_pair(nsx_built *b, nsx_pair pair)
 }
 
 /* Probes for every dimension m and every mask that excludes a key there:
-   the future key just after a query, the key just outside the window on
-   the past side, an unselected candidate inside the window. */
+   the key just past each edge of the keys C_m(i) allow (the causal edge of
+   a middle row, the window's past edge of the last row), an unselected
+   candidate inside the last row's range. */
 static int plan_probes(nsx_built *b, const nsx_recipe *rc, nsx_rng *r, int *Btot, nsx_err *err)
 {
     const nsx_problem *p = &rc->p;
@@ -366,24 +360,26 @@ static int plan_probes(nsx_built *b, const nsx_recipe *rc, nsx_rng *r, int *Btot
             return err->kind;
         }
     }
+    const int last = p->L - 1, mid = p->L / 2 - 1;
     for (int m = 0; m < p->n; m++) {
-        int w = p->window[m], last = p->L - 1;
+        /* C_m's range [lo, hi] for a middle row and for the last row */
+        int lo, hi;
         if (p->causal && p->L >= 2) {
-            int i = p->L / 2 - 1;
-            add_pair(b, (nsx_pair){NSX_PAIR_PROBE, 0, *Btot, 0, 0, i, m + 1, i + 1});
-            make_probe(b, rc, r, (*Btot)++, m, i + 1);
+            nsx_key_range(p->L, p->causal, p->window[m], mid, &lo, &hi);
+            add_pair(b, (nsx_pair){NSX_PAIR_PROBE, 0, *Btot, 0, 0, mid, m + 1, hi + 1});
+            make_probe(b, rc, r, (*Btot)++, m, hi + 1);
             add_flag(b, "ProbeCausal");
         }
-        if (w > 0 && last - w >= 0) {
-            add_pair(b, (nsx_pair){NSX_PAIR_PROBE, 0, *Btot, 0, 0, last, m + 1, last - w});
-            make_probe(b, rc, r, (*Btot)++, m, last - w);
+        nsx_key_range(p->L, p->causal, p->window[m], last, &lo, &hi);
+        if (lo > 0) { /* the window's past edge */
+            add_pair(b, (nsx_pair){NSX_PAIR_PROBE, 0, *Btot, 0, 0, last, m + 1, lo - 1});
+            make_probe(b, rc, r, (*Btot)++, m, lo - 1);
             add_flag(b, "ProbeWindow");
         }
         if (sel0 && (p->sel.dims >> m & 1u)) {
             const int32_t *row = sel0 + (size_t)last * p->sel.k;
-            int lo = w > 0 ? last - w + 1 : 0, hi = p->causal ? last : p->L - 1;
-            for (int j = hi; j >= (lo < 0 ? 0 : lo); j--)
-                if (!in_row(row, p->sel.k, j)) {
+            for (int j = hi; j >= lo; j--)
+                if (!nsx_key_selected(row, p->sel.k, p->L, j)) {
                     add_pair(b, (nsx_pair){NSX_PAIR_PROBE, 0, *Btot, 0, 0, last, m + 1, j});
                     make_probe(b, rc, r, (*Btot)++, m, j);
                     add_flag(b, "ProbeSelection");

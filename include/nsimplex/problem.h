@@ -19,6 +19,7 @@
 #ifndef NSIMPLEX_PROBLEM_H
 #define NSIMPLEX_PROBLEM_H
 
+#include <limits.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -34,6 +35,9 @@ extern "C" {
 /* Largest B, L, H, Hkv, d, dv, k, Hi, di the tools accept: products of them
    stay far from overflow in 64 bits, and every index fits an int. */
 #define NSX_MAX_DIM (1 << 20)
+
+/* Largest window w_m: any w >= L restricts nothing (SPEC E2), so every int. */
+#define NSX_MAX_WINDOW INT_MAX
 
 /* Where the selection S(i) comes from (section 2). */
 enum nsx_sel_source {
