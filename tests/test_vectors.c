@@ -97,7 +97,7 @@ END_TEST
 START_TEST(builder_pairs_are_well_formed)
 {
     nsx_recipe r;
-    nsx_built b;
+    nsx_instance b;
     nsx_err err;
     ck_assert_int_eq(nsx_recipe_parse("n=2 L=12 H=2 d=4 w=6,3 fmt=f16 sel=indices k=3 dims=2 "
                                       "leak=random:5 leak=nan:8 probe=all", &r, &err), 0);
@@ -122,7 +122,7 @@ START_TEST(builder_pairs_are_well_formed)
                 }
             }
     }
-    nsx_built_free(&b);
+    nsx_instance_free(&b);
 }
 END_TEST
 

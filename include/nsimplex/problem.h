@@ -143,6 +143,23 @@ static inline size_t nsx_sel_at(const nsx_problem *p, int b, int i, int r)
 {
     return ((size_t)b * p->L + i) * p->sel.k + r;
 }
+/* The selection's inputs (source INDEXER, SCORES) in their layouts. */
+static inline size_t nsx_idx_q_at(const nsx_problem *p, int b, int i, int h, int l)
+{
+    return (((size_t)b * p->L + i) * p->sel.Hi + h) * p->sel.di + l;
+}
+static inline size_t nsx_idx_k_at(const nsx_problem *p, int b, int j, int l)
+{
+    return ((size_t)b * p->L + j) * p->sel.di + l;
+}
+static inline size_t nsx_idx_w_at(const nsx_problem *p, int b, int i, int h)
+{
+    return ((size_t)b * p->L + i) * p->sel.Hi + h;
+}
+static inline size_t nsx_idx_s_at(const nsx_problem *p, int b, int i, int j)
+{
+    return ((size_t)b * p->L + i) * p->L + j;
+}
 /* The key/value head that query head h reads (GQA). */
 static inline int nsx_kv_head(const nsx_problem *p, int h)
 {
