@@ -12,7 +12,6 @@
 #include <sys/wait.h>
 
 #include "io/casefile.h"
-#include "io/sha256.h"
 #include "vectors/build.h"
 #include "vectors/gen.h"
 
@@ -122,6 +121,39 @@ START_TEST(builder_pairs_are_well_formed)
             }
     }
     nsx_built_free(&b);
+}
+END_TEST
+
+/* ---- the manifest's checksum ---------------------------------------------------- */
+
+/* FIPS 180-2's known answers (appendix B), through files: the empty
+   message, one block, two blocks, and a million bytes (several reads). */
+START_TEST(sha256_known_answers)
+{
+    static const struct {
+        const char *text;
+        size_t repeat;
+        const char *hex;
+    } t[] = {
+        {"", 1, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"},
+        {"abc", 1, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"},
+        {"abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq", 1,
+         "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1"},
+        {"a", 1000000, "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0"},
+    };
+    char path[4096], hex[65];
+    snprintf(path, sizeof path, "%s/sha256_kat", tmpdir());
+    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+        FILE *f = fopen(path, "wb");
+        ck_assert_ptr_nonnull(f);
+        for (size_t r = 0; r < t[i].repeat; r++)
+            fputs(t[i].text, f);
+        ck_assert_int_eq(fclose(f), 0);
+        ck_assert_int_eq(nsx_sha256_file(path, hex), 0);
+        ck_assert_str_eq(hex, t[i].hex);
+    }
+    remove(path);
+    ck_assert_int_eq(nsx_sha256_file(path, hex), -1); /* no such file */
 }
 END_TEST
 
@@ -278,6 +310,7 @@ static Suite *vectors_suite(void)
     suite_add_tcase(s, tc);
     tc = tcase_create("generation");
     tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, sha256_known_answers);
     tcase_add_test(tc, generation_is_deterministic);
     tcase_add_test(tc, committed_suite_matches_the_generator);
     tcase_add_test(tc, verify_accepts_the_suite_and_catches_tampering);

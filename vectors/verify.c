@@ -9,7 +9,6 @@
 
 #include "io/casefile.h"
 #include "io/json.h"
-#include "io/sha256.h"
 #include "vectors/gen.h"
 
 /* A sample of about one case in four, the same on every run. */
