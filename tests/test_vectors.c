@@ -11,7 +11,10 @@
 #include <string.h>
 #include <sys/wait.h>
 
+#include <nettle/sha2.h>
+
 #include "io/casefile.h"
+#include "nsimplex/rng.h"
 #include "vectors/build.h"
 #include "vectors/gen.h"
 
@@ -39,6 +42,10 @@ static const char *bin(void)
     const char *b = getenv("NSX_BIN");
     return b ? b : "build/nsimplex";
 }
+
+/* The digests of rng_streams_are_pinned and built_inputs_are_pinned. */
+#define RNG_STREAM_SHA256 "c6f2765f931a8ff12a96f72ab759efb31d3c56107a0f86d05b69b4787c995f5d"
+#define BUILT_INPUTS_SHA256 "925dbe157ce2c65018575f7243905e8e5718ed6d195fda3d9a1808bfde43b719"
 
 /* ---- recipes ---------------------------------------------------------------- */
 
@@ -85,6 +92,85 @@ START_TEST(recipe_bias_one_over_d)
     nsx_err err;
     ck_assert_int_eq(nsx_recipe_parse("kb=0,1/d vb=0,1 n=2 d=16", &r, &err), 0);
     ck_assert(r.p.k_bias[1] == 1.0 / 16 && r.p.v_bias[1] == 1.0);
+}
+END_TEST
+
+/* ---- the generator: the same bits everywhere ---------------------------------- */
+
+/* SHA-256 of binary64 values as little-endian bytes, into hex[65]. */
+static void hash_doubles(struct sha256_ctx *h, const double *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        uint64_t u;
+        unsigned char b[8];
+        memcpy(&u, &x[i], 8);
+        for (int k = 0; k < 8; k++)
+            b[k] = (unsigned char)(u >> 8 * k);
+        sha256_update(h, 8, b);
+    }
+}
+
+static void hash_hex(struct sha256_ctx *h, char hex[65])
+{
+    unsigned char d[SHA256_DIGEST_SIZE];
+    sha256_digest(h, sizeof d, d);
+    for (int k = 0; k < SHA256_DIGEST_SIZE; k++)
+        snprintf(hex + 2 * k, 3, "%02x", d[k]);
+}
+
+/* The streams of nsimplex/rng.h from one seed, hashed: pinned bits, so a
+   platform whose arithmetic or MPFR differs fails here (the digests were
+   taken on x86-64, glibc, MPFR 4.2). */
+START_TEST(rng_streams_are_pinned)
+{
+    enum { N = 20000 };
+    static double x[5][N];
+    nsx_rng r = {20260101};
+    for (int i = 0; i < N; i++) {
+        x[0][i] = (double)(nsx_rng_next(&r) >> 11);
+        x[1][i] = nsx_rng_uniform(&r);
+        x[2][i] = nsx_rng_normal(&r);
+        x[3][i] = nsx_rng_below(&r, 1000);
+        x[4][i] = nsx_rng_chance(&r, 0.3);
+    }
+    struct sha256_ctx h;
+    char hex[65];
+    sha256_init(&h);
+    hash_doubles(&h, &x[0][0], 5 * N);
+    hash_hex(&h, hex);
+    ck_assert_str_eq(hex, RNG_STREAM_SHA256);
+    /* and the normals look normal: mean 0, variance 1 within 5 sigma */
+    double m = 0, v = 0;
+    for (int i = 0; i < N; i++)
+        m += x[2][i], v += x[2][i] * x[2][i];
+    m /= N;
+    v = v / N - m * m;
+    ck_assert_msg(fabs(m) < 5 / sqrt(N) && fabs(v - 1) < 5 * sqrt(2.0 / N), "mean %g var %g", m, v);
+}
+END_TEST
+
+/* A built case's inputs, hashed: the vector builder draws through the
+   pinned generator and rounds exactly, so its inputs are pinned too. */
+START_TEST(built_inputs_are_pinned)
+{
+    nsx_recipe rc;
+    nsx_built b;
+    nsx_err err;
+    ck_assert_int_eq(nsx_recipe_parse("n=2 L=16 H=2 d=8 dv=4 fmt=f32 dist=heavy", &rc, &err), 0);
+    ck_assert_int_eq(nsx_build(&rc, 7, &b, &err), 0);
+    const nsx_problem *p = &b.p;
+    size_t rows = (size_t)p->B * p->L;
+    struct sha256_ctx h;
+    char hex[65];
+    sha256_init(&h);
+    hash_doubles(&h, b.q, rows * p->H * p->d);
+    for (int m = 0; m < p->n; m++) {
+        hash_doubles(&h, b.k[m], rows * p->Hkv * p->d);
+        hash_doubles(&h, b.v[m], rows * p->Hkv * p->dv);
+    }
+    hash_hex(&h, hex);
+    ck_assert_str_eq(hex, BUILT_INPUTS_SHA256);
+    nsx_built_free(&b);
 }
 END_TEST
 
@@ -306,6 +392,8 @@ static Suite *vectors_suite(void)
     TCase *tc = tcase_create("recipes");
     tcase_add_loop_test(tc, recipe_parse, 0, sizeof recipes / sizeof recipes[0]);
     tcase_add_test(tc, recipe_bias_one_over_d);
+    tcase_add_test(tc, rng_streams_are_pinned);
+    tcase_add_test(tc, built_inputs_are_pinned);
     tcase_add_test(tc, builder_pairs_are_well_formed);
     suite_add_tcase(s, tc);
     tc = tcase_create("generation");
