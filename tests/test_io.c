@@ -34,6 +34,7 @@
 #include "io/json.h"
 #include "io/meta.h"
 #include "io/safetensors.h"
+#include "nsimplex/rng.h"
 #include "tests/cli_run.h"
 #include "tests/st_corpus.h"
 
@@ -1298,6 +1299,34 @@ START_TEST(test_meta_errors)
 }
 END_TEST
 
+/* nsx_pairs_unjudged against the rule as SPEC.md 4.5 states it, row by
+   row (a deliberate independent copy): random pairs, overlapping. */
+START_TEST(test_pairs_unjudged)
+{
+    nsx_problem p;
+    nsx_problem_defaults(&p);
+    p.B = 5, p.L = 9;
+    nsx_rng r = {77};
+    for (int round = 0; round < 200; round++) {
+        nsx_pair pairs[6];
+        int np = nsx_rng_below(&r, 7);
+        for (int x = 0; x < np; x++)
+            pairs[x] = (nsx_pair){.kind = nsx_rng_below(&r, 2), .a = 0, .b = 1 + nsx_rng_below(&r, 4),
+                                  .t = nsx_rng_below(&r, p.L), .future = nsx_rng_below(&r, 4)};
+        unsigned char skip[5 * 9];
+        nsx_pairs_unjudged(&p, pairs, np, skip);
+        for (int b = 0; b < p.B; b++)
+            for (int i = 0; i < p.L; i++) {
+                int want = 0;
+                for (int x = 0; x < np; x++)
+                    want |= pairs[x].kind == NSX_PAIR_LEAK && pairs[x].future != NSX_FUTURE_RANDOM &&
+                            pairs[x].b == b && i > pairs[x].t;
+                ck_assert_int_eq(skip[b * p.L + i], want);
+            }
+    }
+}
+END_TEST
+
 /* score_scale_exact: the binary64 beside it may be RN(1/sqrt(d)) or one
    ulp off (as 1.0 / sqrt(d) computes it), no further. */
 START_TEST(test_meta_score_scale_ulps)
@@ -1854,6 +1883,7 @@ static Suite *io_suite(void)
     tcase_add_loop_test(tc, test_meta_roundtrip, 0, sizeof meta_cases / sizeof meta_cases[0]);
     tcase_add_loop_test(tc, test_meta_errors, 0, sizeof meta_errors / sizeof meta_errors[0]);
     tcase_add_test(tc, test_meta_score_scale_ulps);
+    tcase_add_test(tc, test_pairs_unjudged);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("casefile");
