@@ -25,6 +25,7 @@
 #include "cli/commands.h"
 #include "io/json.h"
 #include "kernel/kernel.h"
+#include "cli/exit.h"
 #include "nsimplex/error.h"
 #include "nsimplex/kernel.h"
 #include "nsimplex/problem.h"

@@ -12,6 +12,7 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "cli/exit.h"
 #include "io/casefile.h"
 #include "io/json.h"
 #include "io/meta.h"
@@ -226,10 +227,8 @@ int cmd_show(int argc, char **argv)
     nsx_err err = {0};
     nsx_st st;
     int r = nsx_st_read(file, &st, &err);
-    if (r) {
-        cli_fail("show", "%s", err.msg);
-        return r;
-    }
+    if (r)
+        return cli_fail_err("show", &err);
     if (raw || !nsx_st_meta(&st, NSX_META_KEY)) {
         print_file(file, &st, 0, nvalues);
         nsx_st_free(&st);
@@ -237,10 +236,8 @@ int cmd_show(int argc, char **argv)
     }
     nsx_case c;
     r = nsx_case_from_st(&st, file, &c, &err); /* takes st */
-    if (r) {
-        cli_fail("show", "%s", err.msg);
-        return r;
-    }
+    if (r)
+        return cli_fail_err("show", &err);
     print_file(file, &c.st, 1, nvalues);
     nsx_case_free(&c);
     return NSX_EXIT_OK;

@@ -145,13 +145,13 @@ int nsx_fz_case_reshape(const nsx_fz_case *src, const nsx_fz_shape *s, nsx_fz_ca
     if (s->L < 1 || s->L > sp->L || s->n < 1 || s->n > sp->n || s->d < 1 || s->d > sp->d || s->dv < 1 ||
         s->dv > sp->dv || s->Hkv < 1 || s->Hkv > sp->Hkv || s->G < 1 || s->G > G0 || s->nb < 1 ||
         (sp->sel.source != NSX_SEL_NONE && (s->k < 1 || s->k > sp->sel.k)))
-        return nsx_err_set(err, NSX_EXIT_BAD, "reshape: out of range");
+        return nsx_err_set(err, NSX_E_INPUT, "reshape: out of range");
     for (int x = 0; x < s->nb; x++)
         if (s->keep[x] < 0 || s->keep[x] >= sp->B)
-            return nsx_err_set(err, NSX_EXIT_BAD, "reshape: batch %d out of range", s->keep[x]);
+            return nsx_err_set(err, NSX_E_INPUT, "reshape: batch %d out of range", s->keep[x]);
     for (int i = 0; s->pos && i < s->L; i++)
         if (s->pos[i] < 0 || s->pos[i] >= sp->L || (i > 0 && s->pos[i] <= s->pos[i - 1]))
-            return nsx_err_set(err, NSX_EXIT_BAD, "reshape: positions not ascending in 0..%d", sp->L - 1);
+            return nsx_err_set(err, NSX_E_INPUT, "reshape: positions not ascending in 0..%d", sp->L - 1);
     p.B = s->nb;
     p.L = s->L;
     p.n = s->n;
@@ -185,15 +185,15 @@ int nsx_fz_case_reshape(const nsx_fz_case *src, const nsx_fz_shape *s, nsx_fz_ca
         p.sel.k = s->k;
         p.sel.dims &= (1u << p.n) - 1u;
         if (!p.sel.dims)
-            return nsx_err_set(err, NSX_EXIT_BAD, "reshape: no selected dimension left");
+            return nsx_err_set(err, NSX_E_INPUT, "reshape: no selected dimension left");
     }
     if (nsx_problem_check(&p, why, sizeof why))
-        return nsx_err_set(err, NSX_EXIT_BAD, "reshape: %s", why);
+        return nsx_err_set(err, NSX_E_INPUT, "reshape: %s", why);
     /* the kept positions P[i] of the source, and the inverse map */
     int *P = malloc((size_t)p.L * sizeof *P), *inv = malloc((size_t)sp->L * sizeof *inv);
     if (!P || !inv) {
         free(P), free(inv);
-        return nsx_err_set(err, NSX_EXIT_INTERNAL, "fuzz: out of memory");
+        return nsx_err_set(err, NSX_E_NOMEM, "fuzz: out of memory");
     }
     for (int j = 0; j < sp->L; j++)
         inv[j] = -1;
@@ -208,10 +208,10 @@ int nsx_fz_case_reshape(const nsx_fz_case *src, const nsx_fz_shape *s, nsx_fz_ca
         const nsx_pair *q = &src->b.pairs[x];
         if (q->kind == NSX_PAIR_LEAK && q->future != NSX_FUTURE_RANDOM && P[p.L - 1] > q->t &&
             kept_as(s, q->b) >= 0 && (kept_as(s, q->a) < 0 || P[0] > q->t))
-            rc = nsx_err_set(err, NSX_EXIT_BAD, "reshape: a batch with a wild future would lose its pair");
+            rc = nsx_err_set(err, NSX_E_INPUT, "reshape: a batch with a wild future would lose its pair");
     }
     if (!rc && alloc_case(&dst->b, &p))
-        rc = nsx_err_set(err, NSX_EXIT_INTERNAL, "fuzz: out of memory");
+        rc = nsx_err_set(err, NSX_E_NOMEM, "fuzz: out of memory");
     if (rc) {
         free(P), free(inv);
         return rc;
@@ -263,9 +263,9 @@ int nsx_fz_case_reshape(const nsx_fz_case *src, const nsx_fz_shape *s, nsx_fz_ca
     int32_t *sel0 = NULL;
     if (p.sel.source == NSX_SEL_INDEXER || p.sel.source == NSX_SEL_SCORES) {
         if (!(sel0 = malloc(nsx_sel_size(&p) * sizeof *sel0))) {
-            rc = nsx_err_set(err, NSX_EXIT_INTERNAL, "fuzz: out of memory");
+            rc = nsx_err_set(err, NSX_E_NOMEM, "fuzz: out of memory");
         } else if (nsx_ref_select(&p, &dst->b.in, sel0, NULL, NULL, NULL, err)) {
-            rc = err->code;
+            rc = err->kind;
         }
     }
     for (int x = 0; x < src->b.npairs && !rc; x++) {
@@ -311,7 +311,7 @@ int nsx_fz_case_copy(const nsx_fz_case *src, nsx_fz_case *dst, nsx_err *err)
     const nsx_problem *p = &src->b.p;
     int keep[64];
     if (p->B > 64)
-        return nsx_err_set(err, NSX_EXIT_INTERNAL, "fuzz: too many batches to copy");
+        return nsx_err_set(err, NSX_E_TOO_LARGE, "fuzz: too many batches to copy");
     nsx_fz_shape s = nsx_fz_shape_of(src, keep);
     int rc = nsx_fz_case_reshape(src, &s, dst, err);
     if (!rc) {

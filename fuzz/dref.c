@@ -304,12 +304,12 @@ int nsx_dref_forward(const nsx_problem *p, const nsx_inputs *in, const int32_t *
                 const int32_t *srow = p->sel.source != NSX_SEL_NONE ? sel + nsx_sel_at(p, b, i, 0) : NULL;
                 rc = one_row(&x, b, h, i, srow, O, &lse[li], Ou, &lse_unc[li], &count);
                 if (rc == -1)
-                    nsx_err_set(err, NSX_EXIT_BAD,
+                    nsx_err_set(err, NSX_E_INPUT,
                                 "binary64 reference: batch %d, head %d, query %d reads a non-finite value or "
                                 "overflows", b, h, i);
             }
     if (rc == -2)
-        nsx_err_set(err, NSX_EXIT_INTERNAL, "binary64 reference: out of memory");
+        nsx_err_set(err, NSX_E_NOMEM, "binary64 reference: out of memory");
     for (int m = 0; m < NSX_MAX_ORDER; m++)
         free(x.list[m]);
     free(x.selmap);
@@ -319,5 +319,5 @@ int nsx_dref_forward(const nsx_problem *p, const nsx_inputs *in, const int32_t *
     free(x.t);
     if (tuples)
         *tuples = count;
-    return rc == 0 ? 0 : rc == -1 ? NSX_EXIT_BAD : NSX_EXIT_INTERNAL;
+    return rc == 0 ? 0 : rc == -1 ? NSX_E_INPUT : NSX_E_NOMEM;
 }

@@ -77,12 +77,12 @@ typedef struct nsx_fz_case {
 #define NSX_FZ_PREC_CAP 2048
 
 /* Builds the case of a draw.  0, or an exit code with err set (a recipe
-   the builder cannot honour: NSX_EXIT_BAD). */
+   the builder cannot honour: NSX_E_INPUT). */
 int nsx_fz_case_build(const nsx_fz_draw *d, nsx_fz_case *c, nsx_err *err);
 
 void nsx_fz_case_free(nsx_fz_case *c);
 
-/* A deep copy.  0 or NSX_EXIT_INTERNAL. */
+/* A deep copy.  0 or NSX_E_INTERNAL. */
 int nsx_fz_case_copy(const nsx_fz_case *src, nsx_fz_case *dst, nsx_err *err);
 
 /* The case's shape in one line ("n=2 B=2 L=5 H=1 Hkv=1 d=3 dv=3 ... pairs:
@@ -104,8 +104,8 @@ double nsx_fz_case_work(const nsx_fz_case *c);
    (in that order; pairs whose members are dropped go with them), top-k and
    features as the shape says.  Pairs
    that no longer hold (a probe whose key is no longer excluded, a leak pair
-   past L) are dropped.  0, NSX_EXIT_BAD when the result is not a valid
-   problem, or NSX_EXIT_INTERNAL. */
+   past L) are dropped.  0, NSX_E_INPUT when the result is not a valid
+   problem, or NSX_E_INTERNAL. */
 typedef struct nsx_fz_shape {
     int L, n, d, dv, Hkv, G;
     const int *keep;
@@ -161,7 +161,7 @@ typedef struct nsx_fz_verdict {
 /*
  * Runs k on c and judges it under m against the reference ref (AUTO: by
  * work, NSX_FZ_MPFR_WORK).  Fills c's expected values (c->b.o, lse, sel_out,
- * sel_scores) and v.  Returns 0 whatever the verdict, or NSX_EXIT_INTERNAL
+ * sel_scores) and v.  Returns 0 whatever the verdict, or NSX_E_INTERNAL
  * (out of memory) with err set.
  */
 int nsx_fz_judge(const nsx_kernel *k, const nsx_model *m, nsx_fz_case *c, int ref, nsx_fz_verdict *v,
@@ -244,8 +244,8 @@ typedef struct nsx_fuzz_summary {
 /*
  * The run: problems start, start + 1, ... of seed until the budget, count or
  * max_failures is reached.  Returns 0 (s->nfail says whether anything
- * failed), or an exit code with err set (NSX_EXIT_BAD: the kernel's model
- * cannot be judged; NSX_EXIT_INTERNAL).
+ * failed), or an exit code with err set (NSX_E_INPUT: the kernel's model
+ * cannot be judged; NSX_E_INTERNAL).
  */
 int nsx_fuzz_run(const nsx_kernel *k, const nsx_fuzz_opts *o, nsx_fuzz_summary *s, nsx_err *err);
 

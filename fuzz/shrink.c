@@ -83,7 +83,7 @@ static int try_shape(shrinker *s, nsx_fz_case *c, const nsx_fz_shape *sh, nsx_er
     if (out_of_time(s))
         return 0;
     int rc = nsx_fz_case_reshape(c, sh, &cand, &e);
-    if (rc == NSX_EXIT_INTERNAL) {
+    if (nsx_err_is_fatal(rc)) {
         *err = e;
         return -1;
     }
@@ -243,7 +243,7 @@ static int moved_pair(const nsx_fz_case *c, int x, int arg, nsx_fz_case *cand, n
     nsx_fz_shape sh = nsx_fz_shape_of(&t, keep);
     int rc = nsx_fz_case_reshape(&t, &sh, cand, err);
     nsx_fz_case_free(&t);
-    return rc == NSX_EXIT_INTERNAL ? -1 : rc ? 1 : 0;
+    return nsx_err_is_fatal(rc) ? -1 : rc ? 1 : 0;
 }
 
 static int shrink_pairs(shrinker *s, nsx_fz_case *c, nsx_err *err)
@@ -279,7 +279,7 @@ static int try_drop_positions(shrinker *s, nsx_fz_case *c, int j0, int j1, nsx_e
         return 0;
     int *pos = malloc((size_t)L * sizeof *pos), keep[64], n = 0;
     if (!pos) {
-        nsx_err_set(err, NSX_EXIT_INTERNAL, "fuzz: out of memory");
+        nsx_err_set(err, NSX_E_NOMEM, "fuzz: out of memory");
         return -1;
     }
     for (int j = 0; j < L; j++)
@@ -404,5 +404,5 @@ int nsx_fz_shrink(const nsx_kernel *k, const nsx_model *m, nsx_fz_case *c, unsig
     while ((r = round_once(&s, c, err)) > 0 && !out_of_time(&s))
         ;
     st->seconds = now() - s.t0;
-    return r < 0 ? err->code ? err->code : NSX_EXIT_INTERNAL : 0;
+    return r < 0 ? err->kind ? err->kind : NSX_E_INTERNAL : 0;
 }

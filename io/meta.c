@@ -25,10 +25,10 @@ static int bad(nsx_err *err, const char *pre, const char *key, const char *fmt, 
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    return nsx_err_set(err, NSX_EXIT_BAD, "metadata: %s%s: %s", pre, key, msg);
+    return nsx_err_set(err, NSX_E_INPUT, "metadata: %s%s: %s", pre, key, msg);
 }
 
-#define OOM() nsx_err_set(err, NSX_EXIT_INTERNAL, "out of memory")
+#define OOM() nsx_err_set(err, NSX_E_NOMEM, "out of memory")
 
 static const json_t *get(const json_t *o, const char *key)
 {
@@ -65,7 +65,7 @@ static int get_int(const json_t *o, const char *pre, const char *key, long lo, l
                    nsx_err *err)
 {
     const json_t *v;
-    return need(o, pre, key, &v, err) || as_int(v, pre, key, lo, hi, out, err) ? err->code : 0;
+    return need(o, pre, key, &v, err) || as_int(v, pre, key, lo, hi, out, err) ? err->kind : 0;
 }
 
 /* Jansson refused numbers that overflow, so every number is finite: a real
@@ -82,14 +82,14 @@ static int as_num(const json_t *v, const char *pre, const char *key, double *out
 static int get_num(const json_t *o, const char *pre, const char *key, double *out, nsx_err *err)
 {
     const json_t *v;
-    return need(o, pre, key, &v, err) || as_num(v, pre, key, out, err) ? err->code : 0;
+    return need(o, pre, key, &v, err) || as_num(v, pre, key, out, err) ? err->kind : 0;
 }
 
 static int get_bool(const json_t *o, const char *key, int *out, nsx_err *err)
 {
     const json_t *v;
     if (need(o, "", key, &v, err))
-        return err->code;
+        return err->kind;
     if (!json_is_boolean(v))
         return bad(err, "", key, "is not true or false");
     *out = json_is_true(v);
@@ -101,7 +101,7 @@ static int get_str(const json_t *o, const char *pre, const char *key, const char
 {
     const json_t *v;
     if (need(o, pre, key, &v, err))
-        return err->code;
+        return err->kind;
     if (!json_is_string(v))
         return bad(err, pre, key, "is not a string");
     *out = json_string_value(v);
@@ -115,7 +115,7 @@ static int get_enum(const json_t *o, const char *pre, const char *key, const cha
 {
     const char *s;
     if (get_str(o, pre, key, &s, err))
-        return err->code;
+        return err->kind;
     for (int v = 0; name(v); v++)
         if (strcmp(s, name(v)) == 0) {
             *out = v;
@@ -135,7 +135,7 @@ static const char *source_name1(int v) { return nsx_source_name(v + 1); }
 static int get_array(const json_t *o, const char *key, int n, const json_t **out, nsx_err *err)
 {
     if (need(o, "", key, out, err))
-        return err->code;
+        return err->kind;
     if (!json_is_array(*out))
         return bad(err, "", key, "is not an array");
     size_t len = json_array_size(*out);
@@ -165,7 +165,7 @@ static int parse_selection(const json_t *root, nsx_problem *p, nsx_err *err)
     const json_t *o;
     nsx_selection *s = &p->sel;
     if (need(root, "", "selection", &o, err))
-        return err->code;
+        return err->kind;
     if (json_is_null(o))
         return 0;
     if (!json_is_object(o))
@@ -173,11 +173,11 @@ static int parse_selection(const json_t *root, nsx_problem *p, nsx_err *err)
     int src;
     if (get_enum(o, pre, "source", source_name1, &src, err) ||
         get_int(o, pre, "k", 1, NSX_MAX_DIM, &s->k, err))
-        return err->code;
+        return err->kind;
     s->source = src + 1;
     const json_t *dims;
     if (need(o, pre, "dims", &dims, err))
-        return err->code;
+        return err->kind;
     if (!json_is_array(dims) || json_array_size(dims) == 0)
         return bad(err, pre, "dims", "is not a nonempty array of dimensions 1..n");
     size_t k;
@@ -187,7 +187,7 @@ static int parse_selection(const json_t *root, nsx_problem *p, nsx_err *err)
         int m;
         snprintf(key, sizeof key, "dims[%zu]", k);
         if (as_int(v, pre, key, 1, p->n, &m, err))
-            return err->code;
+            return err->kind;
         if (s->dims >> (m - 1) & 1)
             return bad(err, pre, key, "dimension %d is listed twice", m);
         s->dims |= 1u << (m - 1);
@@ -205,7 +205,7 @@ static int parse_selection(const json_t *root, nsx_problem *p, nsx_err *err)
         get_num(o, pre, "idx_scale", &s->idx_scale, err) ||
         get_int(o, pre, "Hi", 1, NSX_MAX_DIM, &s->Hi, err) ||
         get_int(o, pre, "di", 1, NSX_MAX_DIM, &s->di, err))
-        return err->code;
+        return err->kind;
     return 0;
 }
 
@@ -216,7 +216,7 @@ static int parse_scale(const json_t *root, nsx_problem *p, nsx_err *err)
 {
     double s;
     if (get_num(root, "", "score_scale", &s, err))
-        return err->code;
+        return err->kind;
     const json_t *ex = get(root, "score_scale_exact");
     if (!ex) {
         p->score_scale = s;
@@ -251,37 +251,37 @@ static int parse_problem(const json_t *root, nsx_problem *p, nsx_err *err)
         {"B", &p->B}, {"L", &p->L}, {"H", &p->H}, {"Hkv", &p->Hkv}, {"d", &p->d}, {"dv", &p->dv},
     };
     if (get_int(root, "", "n", 1, NSX_MAX_ORDER, &p->n, err))
-        return err->code;
+        return err->kind;
     for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++)
         if (get_int(root, "", sizes[k].key, 1, NSX_MAX_DIM, sizes[k].v, err))
-            return err->code;
+            return err->kind;
     if (get_enum(root, "", "reduce", nsx_reduce_name, &p->reduce, err) ||
         parse_scale(root, p, err) || get_num(root, "", "out_scale", &p->out_scale, err) ||
         get_bool(root, "causal", &p->causal, err) ||
         get_bool(root, "distinct", &p->distinct, err))
-        return err->code;
+        return err->kind;
     const json_t *w, *kb, *vb;
     if (get_array(root, "windows", p->n, &w, err) || get_array(root, "k_bias", p->n, &kb, err) ||
         get_array(root, "v_bias", p->n, &vb, err))
-        return err->code;
+        return err->kind;
     for (int m = 0; m < p->n; m++) {
         char key[32];
         snprintf(key, sizeof key, "windows[%d]", m);
         if (as_int(json_array_get(w, m), "", key, 0, INT_MAX, &p->window[m], err))
-            return err->code;
+            return err->kind;
         snprintf(key, sizeof key, "k_bias[%d]", m);
         if (as_num(json_array_get(kb, m), "", key, &p->k_bias[m], err))
-            return err->code;
+            return err->kind;
         snprintf(key, sizeof key, "v_bias[%d]", m);
         if (as_num(json_array_get(vb, m), "", key, &p->v_bias[m], err))
-            return err->code;
+            return err->kind;
     }
     if (parse_selection(root, p, err) ||
         get_enum(root, "", "input_format", nsx_format_name, &p->input_format, err))
-        return err->code;
+        return err->kind;
     char why[256];
     if (nsx_problem_check(p, why, sizeof why))
-        return nsx_err_set(err, NSX_EXIT_BAD, "metadata: %s", why);
+        return nsx_err_set(err, NSX_E_INPUT, "metadata: %s", why);
     return 0;
 }
 
@@ -296,15 +296,15 @@ static int parse_pair(const json_t *o, int k, const nsx_problem *p, nsx_pair *q,
     if (get_enum(o, pre, "kind", nsx_pair_kind_name, &q->kind, err) ||
         get_int(o, pre, "a", INT_MIN, INT_MAX, &q->a, err) ||
         get_int(o, pre, "b", INT_MIN, INT_MAX, &q->b, err))
-        return err->code;
+        return err->kind;
     if (q->kind == NSX_PAIR_LEAK) {
         if (get_int(o, pre, "t", INT_MIN, INT_MAX, &q->t, err) ||
             get_enum(o, pre, "future", nsx_future_name, &q->future, err))
-            return err->code;
+            return err->kind;
     } else if (get_int(o, pre, "i", INT_MIN, INT_MAX, &q->i, err) ||
                get_int(o, pre, "dim", INT_MIN, INT_MAX, &q->dim, err) ||
                get_int(o, pre, "j", INT_MIN, INT_MAX, &q->j, err)) {
-        return err->code;
+        return err->kind;
     }
     return nsx_pair_check(p, q, k, err);
 }
@@ -321,17 +321,17 @@ static int parse_info(const json_t *root, const nsx_problem *p, nsx_case_info *i
     if (get_str(root, "", "case", &s, err) || dup_str(s, &info->id, err) ||
         get_str(root, "", "description", &s, err) || dup_str(s, &info->description, err) ||
         get_str(root, "", "spec", &s, err) || dup_str(s, &info->spec, err))
-        return err->code;
+        return err->kind;
     static const char *const optional[] = {"suite", "generator"};
     char **dst[] = {&info->suite, &info->generator};
     for (size_t k = 0; k < 2; k++)
         if (get(root, optional[k]) &&
             (get_str(root, "", optional[k], &s, err) || dup_str(s, dst[k], err)))
-            return err->code;
+            return err->kind;
 
     const json_t *fl;
     if (need(root, "", "flags", &fl, err))
-        return err->code;
+        return err->kind;
     if (!json_is_array(fl))
         return bad(err, "", "flags", "is not an array of strings");
     size_t n = json_array_size(fl), k;
@@ -344,7 +344,7 @@ static int parse_info(const json_t *root, const nsx_problem *p, nsx_case_info *i
         if (!json_is_string(v))
             return bad(err, "", "flags", "entry %d is not a string", info->nflags);
         if (dup_str(json_string_value(v), &info->flags[info->nflags++], err))
-            return err->code;
+            return err->kind;
     }
 
     const json_t *pa = get(root, "pairs");
@@ -359,7 +359,7 @@ static int parse_info(const json_t *root, const nsx_problem *p, nsx_case_info *i
         return OOM();
     json_array_foreach(pa, k, v) {
         if (parse_pair(v, info->npairs, p, &info->pairs[info->npairs], err))
-            return err->code;
+            return err->kind;
         info->npairs++;
     }
     return 0;
@@ -368,7 +368,7 @@ static int parse_info(const json_t *root, const nsx_problem *p, nsx_case_info *i
 int nsx_meta_parse(const char *json, nsx_problem *p, nsx_case_info *info, nsx_err *err)
 {
     nsx_err local;
-    if (!err) /* the helpers read err->code */
+    if (!err) /* the helpers read err->kind */
         err = &local;
     if (info)
         *info = (nsx_case_info){0};
@@ -379,9 +379,9 @@ int nsx_meta_parse(const char *json, nsx_problem *p, nsx_case_info *info, nsx_er
     if (r == -2)
         return OOM();
     if (r && je.dup)
-        return nsx_err_set(err, NSX_EXIT_BAD, "metadata: %s", je.why);
+        return nsx_err_set(err, NSX_E_INPUT, "metadata: %s", je.why);
     if (r)
-        return nsx_err_set(err, NSX_EXIT_BAD, "metadata: not a valid JSON object: %s", je.why);
+        return nsx_err_set(err, NSX_E_INPUT, "metadata: not a valid JSON object: %s", je.why);
     /* spec first: a file of another major version may differ anywhere */
     if (!(r = get_str(root, "", "spec", &spec, err)))
         r = check_spec(spec, err);

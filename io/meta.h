@@ -62,9 +62,9 @@ typedef struct nsx_case_info {
  * description, flags, n, B, L, H, Hkv, d, dv, reduce, score_scale,
  * out_scale, causal, windows, distinct, k_bias, v_bias, selection,
  * input_format; optional: suite, generator, score_scale_exact, pairs.
- * p passes nsx_problem_check afterwards.  Returns 0, or NSX_EXIT_BAD with
+ * p passes nsx_problem_check afterwards.  Returns 0, or NSX_E_INPUT with
  * err = "metadata: KEY: <problem>" (the caller adds the file name), or
- * NSX_EXIT_INTERNAL when out of memory.  On error p and info hold nothing
+ * NSX_E_NOMEM when out of memory.  On error p and info hold nothing
  * to free.
  */
 int nsx_meta_parse(const char *json, nsx_problem *p, nsx_case_info *info, nsx_err *err);
@@ -75,7 +75,7 @@ int nsx_meta_parse(const char *json, nsx_problem *p, nsx_case_info *info, nsx_er
  * (integers as integers, others as the shortest decimal that reads back to
  * the same binary64).  spec is NSX_SPEC_VERSION; generator is info's or
  * "nsimplex NSX_VERSION".  p must pass nsx_problem_check and the pairs must
- * be in range: else NULL with NSX_EXIT_BAD in err (never writes what
+ * be in range: else NULL with NSX_E_INPUT in err (never writes what
  * nsx_meta_parse would refuse).  The caller frees the result with free().
  */
 char *nsx_meta_format(const nsx_problem *p, const nsx_case_info *info, nsx_err *err);
@@ -84,7 +84,7 @@ char *nsx_meta_format(const nsx_problem *p, const nsx_case_info *info, nsx_err *
 void nsx_case_info_free(nsx_case_info *info);
 
 /* The pair's checks against p (batches, rows, dimension in range), for the
-   parser, the writer and generators.  0, or NSX_EXIT_BAD with err =
+   parser, the writer and generators.  0, or NSX_E_INPUT with err =
    "metadata: pairs[idx].KEY: <problem>". */
 int nsx_pair_check(const nsx_problem *p, const nsx_pair *pair, int idx, nsx_err *err);
 

@@ -42,7 +42,7 @@ static int pair_bad(nsx_err *err, int idx, const char *key, const char *fmt, ...
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    return nsx_err_set(err, NSX_EXIT_BAD, "metadata: pairs[%d].%s: %s", idx, key, msg);
+    return nsx_err_set(err, NSX_E_INPUT, "metadata: pairs[%d].%s: %s", idx, key, msg);
 }
 
 int nsx_pair_check(const nsx_problem *p, const nsx_pair *q, int idx, nsx_err *err)
@@ -157,7 +157,7 @@ char *nsx_meta_format(const nsx_problem *p, const nsx_case_info *info, nsx_err *
 {
     char why[256];
     if (nsx_problem_check(p, why, sizeof why)) {
-        nsx_err_set(err, NSX_EXIT_BAD, "metadata: %s", why);
+        nsx_err_set(err, NSX_E_INPUT, "metadata: %s", why);
         return NULL;
     }
     for (int k = 0; info && k < info->npairs; k++)
@@ -208,7 +208,7 @@ char *nsx_meta_format(const nsx_problem *p, const nsx_case_info *info, nsx_err *
     nsx_buf_puts(&b, "}");
     if (b.oom) {
         nsx_buf_free(&b);
-        nsx_err_set(err, NSX_EXIT_INTERNAL, "out of memory");
+        nsx_err_set(err, NSX_E_NOMEM, "out of memory");
         return NULL;
     }
     return b.s;

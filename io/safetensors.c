@@ -18,8 +18,8 @@
 #include "io/json.h"
 #include "io/safetensors.h"
 
-#define BAD(...) nsx_err_set(err, NSX_EXIT_BAD, __VA_ARGS__)
-#define OOM() nsx_err_set(err, NSX_EXIT_INTERNAL, "out of memory")
+#define BAD(...) nsx_err_set(err, NSX_E_INPUT, __VA_ARGS__)
+#define OOM() nsx_err_set(err, NSX_E_NOMEM, "out of memory")
 
 /* Dtypes of the format that nsimplex does not read: named in the error. */
 static const char *const other_dtypes[] = {
@@ -77,7 +77,7 @@ static int parse_meta(json_t *obj, const char *lab, nsx_st *st, nsx_err *err)
         if (!json_is_string(v))
             return BAD("%s: __metadata__ '%s' is not a string", lab, k);
         if (nsx_st_append_meta(st, key, json_string_value(v), err))
-            return err->code;
+            return err->kind;
     }
     return 0;
 }
@@ -343,7 +343,7 @@ static int read_error(int rc, const char *lab, nsx_err *err)
 {
     if (rc > 0)
         return BAD("%s: file ended early (was it changed while being read?)", lab);
-    return nsx_err_set(err, NSX_EXIT_INTERNAL, "%s: read failed: %s", lab, strerror(errno));
+    return nsx_err_set(err, NSX_E_IO, "%s: read failed: %s", lab, strerror(errno));
 }
 
 /* The file's tensors, in offset order, straight into their own buffers:
@@ -393,7 +393,7 @@ int nsx_st_read(const char *path, nsx_st *st, nsx_err *err)
     struct stat sb;
     int r;
     if (fstat(fd, &sb) != 0)
-        r = nsx_err_set(err, NSX_EXIT_INTERNAL, "%s: cannot stat: %s", lab, strerror(errno));
+        r = nsx_err_set(err, NSX_E_IO, "%s: cannot stat: %s", lab, strerror(errno));
     else if (!S_ISREG(sb.st_mode))
         r = BAD("%s: not a regular file", lab);
     else

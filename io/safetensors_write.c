@@ -11,8 +11,8 @@
 #include "io/json.h"
 #include "io/safetensors.h"
 
-#define BAD(...) nsx_err_set(err, NSX_EXIT_BAD, __VA_ARGS__)
-#define OOM() nsx_err_set(err, NSX_EXIT_INTERNAL, "out of memory")
+#define BAD(...) nsx_err_set(err, NSX_E_INPUT, __VA_ARGS__)
+#define OOM() nsx_err_set(err, NSX_E_NOMEM, "out of memory")
 
 static const struct {
     const char *name;

@@ -98,7 +98,7 @@ static int not_applicable(const nsx_bound_ctx *ctx, nsx_err *err, int b, int h, 
     char head[32] = "";
     if (h >= 0)
         snprintf(head, sizeof head, ", head %d", h);
-    return nsx_err_set(err, NSX_EXIT_BAD, "not applicable under model %s: batch %d%s, query %d: %s (%.6g, limit %.6g)",
+    return nsx_err_set(err, NSX_E_NOT_APPLICABLE, "not applicable under model %s: batch %d%s, query %d: %s (%.6g, limit %.6g)",
                        ctx->model_text, b, head, i, why, value, limit);
 }
 
@@ -123,7 +123,7 @@ int nsx_bound_init(nsx_bound_ctx *ctx, const nsx_problem *p, const nsx_inputs *i
     return 0;
 oom:
     nsx_bound_free(ctx);
-    return nsx_err_set(err, NSX_EXIT_INTERNAL, "oracle: out of memory");
+    return nsx_err_set(err, NSX_E_NOMEM, "oracle: out of memory");
 }
 
 void nsx_bound_free(nsx_bound_ctx *ctx)
@@ -237,7 +237,7 @@ static int grow(nsx_bound_ctx *ctx, size_t N, nsx_err *err)
         return 0;
     double *t = realloc(ctx->tup, N * T_SLOTS * sizeof *t);
     if (!t)
-        return nsx_err_set(err, NSX_EXIT_INTERNAL, "oracle: out of memory (%zu tuples)", N);
+        return nsx_err_set(err, NSX_E_NOMEM, "oracle: out of memory (%zu tuples)", N);
     ctx->tup = t;
     ctx->cap = N;
     return 0;

@@ -46,7 +46,7 @@ typedef struct nsx_bound_ctx {
 
 /*
  * Prepares ctx for problem p (checked), inputs in (binary64 views as
- * nsx_case_read gives them) and model m.  Returns 0, or NSX_EXIT_INTERNAL
+ * nsx_case_read gives them) and model m.  Returns 0, or NSX_E_INTERNAL
  * when out of memory (err set).  Free with nsx_bound_free.
  */
 int nsx_bound_init(nsx_bound_ctx *ctx, const nsx_problem *p, const nsx_inputs *in,
@@ -65,10 +65,10 @@ int nsx_bound_init(nsx_bound_ctx *ctx, const nsx_problem *p, const nsx_inputs *i
  * row that reads a non-finite value (rb->nonfinite), or a non-finite
  * lse_exact with rb->N > 0 (an inconsistent vector, for the caller to
  * report) nothing else is computed and o_bound is untouched.
- * Returns 0; NSX_EXIT_BAD with err = "not applicable under model M: batch
+ * Returns 0; NSX_E_INPUT with err = "not applicable under model M: batch
  * b, head h, query i: <why>" when the row's inputs or intermediates are out
  * of the model's range or the model's formats cannot bound this many tuples
- * (ORACLE.md 3.1); NSX_EXIT_INTERNAL when out of memory.
+ * (ORACLE.md 3.1); NSX_E_NOMEM when out of memory.
  */
 int nsx_bound_row(nsx_bound_ctx *ctx, int b, int h, int i, const int32_t *sel_row,
                   const double *o_exact, double lse_exact, double *o_bound, nsx_row_bound *rb,
@@ -91,7 +91,7 @@ int nsx_bound_row_unc(nsx_bound_ctx *ctx, int b, int h, int i, const int32_t *se
  * (L entries, written for every candidate key j of i) bounds |S'[i,j] -
  * S[i,j]| for an honest kernel of the model (ORACLE.md section 5).  For
  * source SCORES it is the input rounding alone.  Returns 0 or
- * NSX_EXIT_BAD (not applicable, as above).
+ * NSX_E_INPUT (not applicable, as above).
  */
 int nsx_bound_sel_tol(nsx_bound_ctx *ctx, int b, int i, double *tol, nsx_err *err);
 

@@ -79,7 +79,7 @@ double nsx_fmt_ulp(const nsx_fmt *f, double x);
 void nsx_model_default(nsx_model *m);
 
 /*
- * Parses s (the syntax above) into m.  Returns 0, or NSX_EXIT_BAD with err =
+ * Parses s (the syntax above) into m.  Returns 0, or NSX_E_INPUT with err =
  * "model 'S': <problem>" naming the item (unknown key, preset or format, a
  * missing '=').  m is untouched on error.
  */
@@ -99,7 +99,7 @@ const char *nsx_lse_conv_name(int conv);
 /* The model a kernel declares through the ABI (nsx_kernel_info): in, acc,
    w (F64 weights are taken as "none": no rounding below binary64), out; op =
    in, lseout = acc, no intermediate rounding, LSE convention "any" (ABI 1
-   cannot declare it).  Formats outside 0..3 give NSX_EXIT_BAD. */
+   cannot declare it).  Formats outside 0..3 give NSX_E_INPUT. */
 int nsx_model_from_kernel(const nsx_kernel_info *ki, nsx_model *m, nsx_err *err);
 
 #endif

@@ -84,7 +84,7 @@ int ref_ctx_init(ref_ctx *ctx, const nsx_problem *p, const nsx_inputs *in,
     }
     if (!ok) {
         ref_ctx_clear(ctx);
-        return nsx_err_set(err, NSX_EXIT_INTERNAL, "reference: out of memory");
+        return nsx_err_set(err, NSX_E_NOMEM, "reference: out of memory");
     }
     return 0;
 }
@@ -199,7 +199,7 @@ int ref_row_collect(ref_row *row, ref_ctx *ctx, int b, int h, int i, int s_sign,
             continue;
         }
         if (row_reserve(row, p->n))
-            return nsx_err_set(err, NSX_EXIT_INTERNAL, "reference: out of memory");
+            return nsx_err_set(err, NSX_E_NOMEM, "reference: out of memory");
         size_t t = row->N++;
         memcpy(row->J + t * (size_t)p->n, J, (size_t)p->n * sizeof *J);
         mpfr_set_prec(row->T[t], ctx->prec_T);

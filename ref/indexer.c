@@ -105,7 +105,7 @@ static int check_finite(const ref_ictx *ictx, const ref_irow *row, nsx_err *err)
     }
     if (ok)
         return 0;
-    return nsx_err_set(err, NSX_EXIT_BAD,
+    return nsx_err_set(err, NSX_E_INPUT,
                        "selection of batch %d, query %d reads a NaN or an infinity in %s",
                        row->b, row->i, p->sel.source == NSX_SEL_SCORES ? "idx_s" : "idx_q, idx_k or idx_w");
 }
@@ -122,14 +122,14 @@ int ref_indexer_collect(ref_irow *row, const ref_ictx *ictx, int b, int i, nsx_e
     row->exact = act != NSX_ACT_SOFTMAX;
     row->j = malloc((size_t)p->L * sizeof *row->j);
     if (!row->j)
-        return nsx_err_set(err, NSX_EXIT_INTERNAL, "reference: out of memory");
+        return nsx_err_set(err, NSX_E_NOMEM, "reference: out of memory");
     for (int j = 0; j < p->L; j++)
         if (nsx_ref_is_candidate(p, i, j))
             row->j[C++] = j;
     if (check_finite(ictx, row, err)) {
         free(row->j);
         row->j = NULL;
-        return err->code;
+        return err->kind;
     }
     row->S = malloc((C ? C : 1) * sizeof *row->S);
     if (p->sel.source == NSX_SEL_INDEXER) {
@@ -142,7 +142,7 @@ int ref_indexer_collect(ref_irow *row, const ref_ictx *ictx, int b, int i, nsx_e
     }
     if (!row->S || (row->Hi && !row->x) || (!row->exact && (!row->Se || !row->e))) {
         ref_irow_clear(row);
-        return nsx_err_set(err, NSX_EXIT_INTERNAL, "reference: out of memory");
+        return nsx_err_set(err, NSX_E_NOMEM, "reference: out of memory");
     }
     row->C = C;
 

@@ -135,8 +135,8 @@ void ref_ictx_init(ref_ictx *ictx, const nsx_problem *p, const nsx_inputs *in);
 void ref_irow_clear(ref_irow *row);
 
 /* (E8) the candidates of (b, i) and their exact logits and scores, into a
-   zeroed or cleared row.  0, or an exit code: NSX_EXIT_BAD when a read
-   input is not finite, NSX_EXIT_INTERNAL when out of memory. */
+   zeroed or cleared row.  0, or an exit code: NSX_E_INPUT when a read
+   input is not finite, NSX_E_NOMEM when out of memory. */
 int ref_indexer_collect(ref_irow *row, const ref_ictx *ictx, int b, int i, nsx_err *err);
 /* (E8) softmax act: the score enclosures Se[] at precision prec. */
 void ref_indexer_softmax(ref_irow *row, const ref_ictx *ictx, mpfr_prec_t prec);

@@ -338,7 +338,7 @@ START_TEST(test_reshape_keeps_valid_pairs)
     s = nsx_fz_shape_of(&c, keep);
     keep[0] = 1;
     s.nb = 1;
-    ck_assert_int_eq(nsx_fz_case_reshape(&c, &s, &r, &err), NSX_EXIT_BAD);
+    ck_assert_int_eq(nsx_fz_case_reshape(&c, &s, &r, &err), NSX_E_INPUT);
     nsx_fz_case_free(&c);
 }
 END_TEST

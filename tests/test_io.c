@@ -828,13 +828,13 @@ START_TEST(test_st_add_errors)
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
         err = (nsx_err){0};
         int r = nsx_st_add_f64(&st, t[i].name, t[i].dtype, t[i].rank, t[i].shape, &t[i].v, &err);
-        ck_assert_msg(r == NSX_EXIT_BAD && strstr(err.msg, t[i].expect),
+        ck_assert_msg(r == NSX_E_INPUT && strstr(err.msg, t[i].expect),
                       "case %zu: %d '%s'", i, r, err.msg);
         ck_assert_uint_eq(st.nt, 1);
     }
-    ck_assert_int_eq(nsx_st_add_i32(&st, "x", 0, NULL, (int32_t[]){1}, &err), NSX_EXIT_BAD);
-    ck_assert_int_eq(nsx_st_set_meta(&st, "k\xff", "v", &err), NSX_EXIT_BAD);
-    ck_assert_int_eq(nsx_st_set_meta(&st, "k", "\xc0\xaf", &err), NSX_EXIT_BAD);
+    ck_assert_int_eq(nsx_st_add_i32(&st, "x", 0, NULL, (int32_t[]){1}, &err), NSX_E_INPUT);
+    ck_assert_int_eq(nsx_st_set_meta(&st, "k\xff", "v", &err), NSX_E_INPUT);
+    ck_assert_int_eq(nsx_st_set_meta(&st, "k", "\xc0\xaf", &err), NSX_E_INPUT);
     ck_assert_uint_eq(st.nmeta, 0);
     ck_assert_int_eq(nsx_st_set_meta(&st, "k", "1", &err), 0);
     ck_assert_int_eq(nsx_st_set_meta(&st, "k", "2", &err), 0); /* replaces */
@@ -861,7 +861,7 @@ START_TEST(test_st_read_not_a_file)
     for (size_t i = 0; i < 3; i++) {
         nsx_st st;
         nsx_err err = {0};
-        ck_assert_int_eq(nsx_st_read(t[i].path, &st, &err), NSX_EXIT_BAD);
+        ck_assert_int_eq(nsx_st_read(t[i].path, &st, &err), NSX_E_INPUT);
         ck_assert_msg(strncmp(err.msg, t[i].path, strlen(t[i].path)) == 0 &&
                           strstr(err.msg, t[i].expect), "%s", err.msg);
         ck_assert_uint_eq(st.nt, 0);
@@ -877,7 +877,7 @@ END_TEST
 static void check_one_line(const nsx_err *err, const char *label, const char *expect,
                            const char *what)
 {
-    ck_assert_msg(err->code == NSX_EXIT_BAD, "%s: code %d", what, err->code);
+    ck_assert_msg(err->kind == NSX_E_INPUT, "%s: code %d", what, err->kind);
     ck_assert_msg(strncmp(err->msg, label, strlen(label)) == 0 &&
                       strncmp(err->msg + strlen(label), ": ", 2) == 0,
                   "%s: message does not name the file: '%s'", what, err->msg);
@@ -896,7 +896,7 @@ START_TEST(test_hostile_parse)
     snprintf(label, sizeof label, "corpus/%s.safetensors", f->name);
     nsx_st st = {.nt = 99};
     nsx_err err = {0};
-    ck_assert_msg(nsx_st_parse(b, n, label, &st, &err) == NSX_EXIT_BAD, "%s (%s): accepted",
+    ck_assert_msg(nsx_st_parse(b, n, label, &st, &err) == NSX_E_INPUT, "%s (%s): accepted",
                   f->name, f->what);
     check_one_line(&err, label, f->expect, f->name);
     ck_assert(st.nt == 0 && st.t == NULL && st.nmeta == 0 && st.meta == NULL);
@@ -914,7 +914,7 @@ START_TEST(test_hostile_read)
     write_file(path, b, n);
     nsx_st st;
     nsx_err err = {0};
-    ck_assert_msg(nsx_st_read(path, &st, &err) == NSX_EXIT_BAD, "%s (%s): accepted", f->name,
+    ck_assert_msg(nsx_st_read(path, &st, &err) == NSX_E_INPUT, "%s (%s): accepted", f->name,
                   f->what);
     check_one_line(&err, path, f->expect, f->name);
     ck_assert(st.nt == 0 && st.t == NULL);
@@ -998,7 +998,7 @@ START_TEST(test_write_failure_leaves_nothing)
     char nodir[4096], slash[4096];
     snprintf(nodir, sizeof nodir, "%s/missing/x.safetensors", dir);
     snprintf(slash, sizeof slash, "%s/", dir);
-    int want = NSX_EXIT_BAD, r;
+    int want = NSX_E_INPUT, r;
     struct rlimit saved;
     void (*saved_sig)(int) = SIG_DFL;
     switch (_i) {
@@ -1008,7 +1008,7 @@ START_TEST(test_write_failure_leaves_nothing)
         st.t[1].name[0] = 't';
         break;
     case FILE_TOO_BIG:
-        want = NSX_EXIT_INTERNAL;
+        want = NSX_E_IO;
         getrlimit(RLIMIT_FSIZE, &saved);
         saved_sig = signal(SIGXFSZ, SIG_IGN);
         setrlimit(RLIMIT_FSIZE, &(struct rlimit){.rlim_cur = 4096, .rlim_max = saved.rlim_max});
@@ -1290,7 +1290,7 @@ START_TEST(test_meta_errors)
     snprintf(edited, sizeof edited, "%.*s%s%s", (int)(at - text), text, meta_errors[_i].replace,
              at + strlen(meta_errors[_i].find));
     int r = nsx_meta_parse(edited, &q, &back, &err);
-    ck_assert_msg(r == NSX_EXIT_BAD, "accepted: %s", edited);
+    ck_assert_msg(r == NSX_E_INPUT, "accepted: %s", edited);
     ck_assert_msg(strncmp(err.msg, "metadata: ", 10) == 0 &&
                       strstr(err.msg, meta_errors[_i].expect) != NULL,
                   "expected '%s', got '%s'", meta_errors[_i].expect, err.msg);
@@ -1350,7 +1350,7 @@ START_TEST(test_meta_score_scale_ulps)
         snprintf(edited, sizeof edited, "%.*s%s%s", (int)(at - text), text, sv,
                  at + strlen(num));
         int r = nsx_meta_parse(edited, &q, NULL, &err);
-        ck_assert_msg(r == (abs(ulps) <= 1 ? 0 : NSX_EXIT_BAD), "%d ulps: %d", ulps, r);
+        ck_assert_msg(r == (abs(ulps) <= 1 ? 0 : NSX_E_INPUT), "%d ulps: %d", ulps, r);
         if (r == 0)
             ck_assert(q.score_scale_rsqrt_d && nsx_problem_score_scale(&q) == rn);
     }
@@ -1601,7 +1601,7 @@ START_TEST(test_case_errors)
     nsx_st_free(&st);
     nsx_case back;
     int r = nsx_case_read(path, &back, &err);
-    ck_assert_msg(r == NSX_EXIT_BAD, "%s: accepted", case_errors[_i].name);
+    ck_assert_msg(r == NSX_E_INPUT, "%s: accepted", case_errors[_i].name);
     check_one_line(&err, path, case_errors[_i].expect, case_errors[_i].name);
     free_case(&c);
     unlink(base);
@@ -1623,7 +1623,7 @@ START_TEST(test_case_selection_rules)
     ck_assert_msg(nsx_case_write(path, &c.p, &c.info, &c.in, &c.out, &err) == 0, "%s", err.msg);
     s[4] = 2, s[5] = 2; /* a valid index twice: refused before anything is written */
     unlink(path);
-    ck_assert_int_eq(nsx_case_write(path, &c.p, &c.info, &c.in, &c.out, &err), NSX_EXIT_BAD);
+    ck_assert_int_eq(nsx_case_write(path, &c.p, &c.info, &c.in, &c.out, &err), NSX_E_INPUT);
     ck_assert_msg(strstr(err.msg, "appears twice") && strncmp(err.msg, path, strlen(path)) == 0,
                   "%s", err.msg);
     ck_assert_int_eq(access(path, F_OK), -1);
@@ -1631,13 +1631,13 @@ START_TEST(test_case_selection_rules)
 
     make_case(&c, NSX_FORMAT_F32, NSX_SEL_SCORES);
     c.sel_out[0] = 1, c.sel_out[1] = 0; /* descending */
-    ck_assert_int_eq(nsx_case_write(path, &c.p, &c.info, &c.in, &c.out, &err), NSX_EXIT_BAD);
+    ck_assert_int_eq(nsx_case_write(path, &c.p, &c.info, &c.in, &c.out, &err), NSX_E_INPUT);
     ck_assert_msg(strstr(err.msg, "breaks ascending valid indices"), "%s", err.msg);
     c.sel_out[0] = -1, c.sel_out[1] = 0; /* a pad before an index */
-    ck_assert_int_eq(nsx_case_write(path, &c.p, &c.info, &c.in, &c.out, &err), NSX_EXIT_BAD);
+    ck_assert_int_eq(nsx_case_write(path, &c.p, &c.info, &c.in, &c.out, &err), NSX_E_INPUT);
     c.in.q = NULL; /* a missing input */
     c.sel_out[0] = 0, c.sel_out[1] = 1;
-    ck_assert_int_eq(nsx_case_write(path, &c.p, &c.info, &c.in, &c.out, &err), NSX_EXIT_BAD);
+    ck_assert_int_eq(nsx_case_write(path, &c.p, &c.info, &c.in, &c.out, &err), NSX_E_INPUT);
     ck_assert_msg(strstr(err.msg, "tensor q: missing"), "%s", err.msg);
     ck_assert_int_eq(access(path, F_OK), -1);
     free_case(&c);

@@ -761,7 +761,7 @@ START_TEST(bad_inputs_are_reported)
     nsx_err err;
     /* a NaN at a future position: read only by later rows */
     t.k[1][nsx_k_at(&p, 0, 2, 0, 1)] = NAN;
-    ck_assert_int_eq(nsx_ref_forward(&p, &t.in, &t.out, NULL, NULL, &err), NSX_EXIT_BAD);
+    ck_assert_int_eq(nsx_ref_forward(&p, &t.in, &t.out, NULL, NULL, &err), NSX_E_INPUT);
     ck_assert_ptr_nonnull(strstr(err.msg, "query 2"));
     nsx_ref_opts allow = {.allow_nonfinite = 1};
     nsx_ref_stats st = {0};
@@ -771,7 +771,7 @@ START_TEST(bad_inputs_are_reported)
     /* a precision cap too low to decide anything */
     t.k[1][nsx_k_at(&p, 0, 2, 0, 1)] = 0.5;
     nsx_ref_opts low = {.prec0 = 8, .prec_cap = 12};
-    ck_assert_int_eq(nsx_ref_forward(&p, &t.in, &t.out, &low, NULL, &err), NSX_EXIT_INTERNAL);
+    ck_assert_int_eq(nsx_ref_forward(&p, &t.in, &t.out, &low, NULL, &err), NSX_E_PRECISION_CAP);
     ck_assert_ptr_nonnull(strstr(err.msg, "precision cap"));
     tcase_free(&t);
 }
@@ -787,7 +787,7 @@ START_TEST(duplicate_given_index_is_bad_input)
     tcase_alloc(&t, &p);
     t.sel[3 * 2 + 0] = t.sel[3 * 2 + 1] = 2;
     nsx_err err;
-    ck_assert_int_eq(nsx_ref_forward(&p, &t.in, &t.out, NULL, NULL, &err), NSX_EXIT_BAD);
+    ck_assert_int_eq(nsx_ref_forward(&p, &t.in, &t.out, NULL, NULL, &err), NSX_E_INPUT);
     ck_assert_ptr_nonnull(strstr(err.msg, "twice"));
     tcase_free(&t);
 }

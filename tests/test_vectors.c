@@ -13,6 +13,7 @@
 
 #include <nettle/sha2.h>
 
+#include "cli/exit.h"
 #include "io/casefile.h"
 #include "nsimplex/rng.h"
 #include "vectors/build.h"
@@ -80,7 +81,7 @@ START_TEST(recipe_parse)
     if (!recipes[_i].complaint) {
         ck_assert_msg(rc == 0, "%s: %s", recipes[_i].text, err.msg);
     } else {
-        ck_assert_int_eq(rc, NSX_EXIT_BAD);
+        ck_assert_int_eq(rc, NSX_E_INPUT);
         ck_assert_msg(strstr(err.msg, recipes[_i].complaint), "%s: got '%s'", recipes[_i].text, err.msg);
     }
 }

@@ -360,10 +360,10 @@ static int plan_probes(nsx_built *b, const nsx_recipe *rc, nsx_rng *r, int *Btot
     if (p->sel.source != NSX_SEL_NONE) {
         sel0 = malloc((size_t)p->L * p->sel.k * sizeof *sel0);
         if (!sel0)
-            return nsx_err_set(err, NSX_EXIT_INTERNAL, "gen: out of memory");
+            return nsx_err_set(err, NSX_E_NOMEM, "gen: out of memory");
         if (batch0_selection(b, sel0, err)) {
             free(sel0);
-            return err->code;
+            return err->kind;
         }
     }
     for (int m = 0; m < p->n; m++) {
@@ -405,10 +405,10 @@ int nsx_build(const nsx_recipe *rc, uint64_t seed, nsx_built *b, nsx_err *err)
     b->p = *p;
     int Btot = p->B, Bmax = p->B + rc->nleaks + (rc->probes ? 3 * p->n : 0);
     if (rc->nleaks && !p->causal)
-        return nsx_err_set(err, NSX_EXIT_BAD, "recipe: leak pairs need a causal problem");
+        return nsx_err_set(err, NSX_E_INPUT, "recipe: leak pairs need a causal problem");
     if (alloc_all(b, Bmax)) {
         nsx_built_free(b);
-        return nsx_err_set(err, NSX_EXIT_INTERNAL, "gen: out of memory");
+        return nsx_err_set(err, NSX_E_NOMEM, "gen: out of memory");
     }
     for (int batch = 0; batch < p->B; batch++)
         fill_batch(b, rc, &r, batch);
@@ -423,7 +423,7 @@ int nsx_build(const nsx_recipe *rc, uint64_t seed, nsx_built *b, nsx_err *err)
         b->p.B = Btot;
         if (plan_probes(b, rc, &r, &Btot, err)) {
             nsx_built_free(b);
-            return err->code;
+            return err->kind;
         }
     }
     b->p.B = Btot;
@@ -503,7 +503,7 @@ int nsx_build_expect(nsx_built *b, const nsx_recipe *rc, const nsx_ref_opts *opt
     /* unjudged rows are not computed: their exact values may be undecidable */
     unsigned char *skip = malloc((size_t)b->p.B * b->p.L);
     if (!skip)
-        return nsx_err_set(err, NSX_EXIT_INTERNAL, "gen: out of memory");
+        return nsx_err_set(err, NSX_E_NOMEM, "gen: out of memory");
     nsx_pairs_unjudged(&b->p, b->pairs, b->npairs, skip);
     o.skip = skip;
     int code = nsx_ref_forward(&b->p, &b->in, &b->out, &o, stats, err);

@@ -33,7 +33,7 @@ typedef struct nsx_built {
 } nsx_built;
 
 /* The inputs of r drawn with seed (deterministic), and its pairs.  0, or an
-   exit code with err set (NSX_EXIT_BAD: a recipe the builder cannot honour,
+   exit code with err set (NSX_E_INPUT: a recipe the builder cannot honour,
    e.g. a probe that has no excluded position). */
 int nsx_build(const nsx_recipe *r, uint64_t seed, nsx_built *b, nsx_err *err);
 

@@ -62,7 +62,7 @@ static int parse_list(char *s, int max, int *ints, double *nums, int d)
     return count;
 }
 
-#define BAD(...) nsx_err_set(err, NSX_EXIT_BAD, __VA_ARGS__)
+#define BAD(...) nsx_err_set(err, NSX_E_INPUT, __VA_ARGS__)
 
 /* One key=value; lists are checked against n after every key is read. */
 static int set_key(nsx_recipe *r, const char *key, char *val, nsx_err *err, int lists[4])
@@ -187,7 +187,7 @@ int nsx_recipe_parse(const char *text, nsx_recipe *r, nsx_err *err)
                 continue;
             dv_set |= strcmp(tok[t], "dv") == 0;
             if (set_key(r, tok[t], tok[t] + strlen(tok[t]) + 1, err, lists))
-                return err->code;
+                return err->kind;
         }
     nsx_problem *p = &r->p;
     if (!dv_set)

@@ -8,7 +8,7 @@
  * computed, with precision raised until lo and hi round to the same binary64
  * (Ziv's strategy), or the value is proven exact (rational) and rounded
  * directly.  A value that cannot be decided below the precision cap is an
- * error (NSX_EXIT_INTERNAL), never a silently emitted number.
+ * error (NSX_E_INTERNAL), never a silently emitted number.
  */
 #ifndef NSIMPLEX_REF_H
 #define NSIMPLEX_REF_H
@@ -52,9 +52,9 @@ typedef struct nsx_ref_stats {
  * [B,L,H,dv] and out->lse [B,H,L] are written; out->sel [B,L,k] when the
  * selection is computed and out->sel is not NULL; out->sel_scores [B,L,L]
  * for source INDEXER when not NULL.  opts and stats may be NULL.
- * Returns 0, or an exit code with err set: NSX_EXIT_BAD for inputs the
+ * Returns 0, or an exit code with err set: NSX_E_INPUT for inputs the
  * problem forbids (a non-finite value read by an allowed tuple, a
- * duplicated index in a given selection), NSX_EXIT_INTERNAL when the
+ * duplicated index in a given selection), NSX_E_INTERNAL when the
  * precision cap is reached or memory runs out.
  */
 int nsx_ref_forward(const nsx_problem *p, const nsx_inputs *in, nsx_outputs *out,
