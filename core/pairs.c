@@ -50,11 +50,17 @@ int nsx_pair_check(const nsx_problem *p, const nsx_pair *q, int idx, nsx_err *er
 
 void nsx_pairs_unjudged(const nsx_problem *p, const nsx_pair *pairs, int npairs, unsigned char *skip)
 {
+    /* Linear in pairs + rows (a file may hold many pairs of a long
+       sequence): mark the first skipped row of each pair, then carry the
+       marks down each batch's rows. */
     memset(skip, 0, (size_t)p->B * p->L);
     for (int x = 0; x < npairs; x++)
-        if (pairs[x].kind == NSX_PAIR_LEAK && pairs[x].future != NSX_FUTURE_RANDOM)
-            for (int i = pairs[x].t + 1; i < p->L; i++)
-                skip[(size_t)pairs[x].b * p->L + i] = 1;
+        if (pairs[x].kind == NSX_PAIR_LEAK && pairs[x].future != NSX_FUTURE_RANDOM &&
+            pairs[x].t + 1 < p->L)
+            skip[(size_t)pairs[x].b * p->L + pairs[x].t + 1] = 1;
+    for (size_t b = 0; b < (size_t)p->B; b++)
+        for (size_t i = 1; i < (size_t)p->L; i++)
+            skip[b * p->L + i] |= skip[b * p->L + i - 1];
 }
 
 int nsx_pair_is_copy(const nsx_pair *q, int L)
