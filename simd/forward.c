@@ -225,7 +225,8 @@ static void flush_rows(const plan *pl, work *w, int rows, int nk, int ldk, int n
         uint32_t all = t.nc == 32 ? 0xffffffffu : (1u << t.nc) - 1u;
         for (int r = 0; r < mr; r++)
             w->mask[r] = r < rows ? all : 0u;
-        /* distinct, inner dimension: the key equal to a prefix key is out. */
+        /* distinct, inner dimension: the key equal to a prefix key is out
+           (a deliberate independent copy of E2's distinct: simd/ is code under test). */
         for (int r = 0; r < rows && p->distinct; r++)
             for (int k = 0; k < np; k++) {
                 int e = w->ex[r * NSX_MAX_ORDER + k] - cb;
