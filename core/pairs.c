@@ -1,6 +1,4 @@
 /* Leak pairs and mask probes: checks, unjudged rows, flags (pairs.h). */
-#include <stdarg.h>
-#include <stdio.h>
 #include <string.h>
 
 #include "nsimplex/names.h"
@@ -8,21 +6,9 @@
 
 static int in_range(int v, int lo, int hi) { return v >= lo && v <= hi; }
 
-static int pair_bad(nsx_err *err, int idx, const char *key, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int pair_bad(nsx_err *err, int idx, const char *key, const char *fmt, ...)
-{
-    char msg[200];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    return nsx_err_set(err, NSX_E_INPUT, "metadata: pairs[%d].%s: %s", idx, key, msg);
-}
-
 int nsx_pair_check(const nsx_problem *p, const nsx_pair *q, int idx, nsx_err *err)
 {
-#define PBAD(key, ...) pair_bad(err, idx, key, __VA_ARGS__)
+#define PBAD(key, fmt, ...) nsx_err_set(err, NSX_E_INPUT, "metadata: pairs[%d].%s: " fmt, idx, key, __VA_ARGS__)
     if (!nsx_pair_kind_name(q->kind))
         return PBAD("kind", "%d is not leak or probe", q->kind);
     if (!in_range(q->a, 0, p->B - 1))

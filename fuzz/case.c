@@ -12,7 +12,6 @@
  * probe's excluded key, stays what it was.
  */
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -221,66 +220,53 @@ int nsx_fz_case_build(const nsx_fz_draw *d, nsx_fz_case *c, nsx_err *err)
 
 /* ---- description --------------------------------------------------------------------- */
 
-static void put(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static void put(char *buf, size_t len, const char *fmt, ...)
-{
-    size_t used = strlen(buf);
-    if (used + 1 >= len)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf + used, len - used, fmt, ap);
-    va_end(ap);
-}
-
 char *nsx_fz_case_text(const nsx_fz_case *c, char *buf, size_t len)
 {
     const nsx_problem *p = &c->b.p;
     buf[0] = '\0';
-    put(buf, len, "n=%d B=%d L=%d H=%d Hkv=%d d=%d dv=%d", p->n, p->B, p->L, p->H, p->Hkv, p->d, p->dv);
+    nsx_fz_put(buf, len, "n=%d B=%d L=%d H=%d Hkv=%d d=%d dv=%d", p->n, p->B, p->L, p->H, p->Hkv, p->d, p->dv);
     if (p->reduce != NSX_REDUCE_PRODUCT)
-        put(buf, len, " reduce=%s", nsx_reduce_name(p->reduce));
+        nsx_fz_put(buf, len, " reduce=%s", nsx_reduce_name(p->reduce));
     if (!p->causal)
-        put(buf, len, " causal=0");
+        nsx_fz_put(buf, len, " causal=0");
     if (p->distinct)
-        put(buf, len, " distinct=1");
+        nsx_fz_put(buf, len, " distinct=1");
     int any = 0;
     for (int m = 0; m < p->n; m++)
         any |= p->window[m] > 0;
     for (int m = 0; m < p->n && any; m++)
-        put(buf, len, "%s%d", m ? "," : " w=", p->window[m]);
+        nsx_fz_put(buf, len, "%s%d", m ? "," : " w=", p->window[m]);
     any = 0;
     for (int m = 0; m < p->n; m++)
         any |= p->k_bias[m] != 0 || p->v_bias[m] != 0;
     for (int m = 0; m < p->n && any; m++)
-        put(buf, len, "%s%.17g", m ? "," : " kb=", p->k_bias[m]);
+        nsx_fz_put(buf, len, "%s%.17g", m ? "," : " kb=", p->k_bias[m]);
     for (int m = 0; m < p->n && any; m++)
-        put(buf, len, "%s%.17g", m ? "," : " vb=", p->v_bias[m]);
+        nsx_fz_put(buf, len, "%s%.17g", m ? "," : " vb=", p->v_bias[m]);
     if (!p->score_scale_rsqrt_d)
-        put(buf, len, " scale=%.17g", p->score_scale);
+        nsx_fz_put(buf, len, " scale=%.17g", p->score_scale);
     if (p->out_scale != 1)
-        put(buf, len, " out=%.17g", p->out_scale);
-    put(buf, len, " fmt=%s", nsx_format_name(p->input_format));
+        nsx_fz_put(buf, len, " out=%.17g", p->out_scale);
+    nsx_fz_put(buf, len, " fmt=%s", nsx_format_name(p->input_format));
     if (p->sel.source != NSX_SEL_NONE) {
-        put(buf, len, " sel=%s k=%d dims=", nsx_source_name(p->sel.source), p->sel.k);
+        nsx_fz_put(buf, len, " sel=%s k=%d dims=", nsx_source_name(p->sel.source), p->sel.k);
         for (int m = 0, first = 1; m < p->n; m++)
             if (p->sel.dims >> m & 1u) {
-                put(buf, len, "%s%d", first ? "" : ",", m + 1);
+                nsx_fz_put(buf, len, "%s%d", first ? "" : ",", m + 1);
                 first = 0;
             }
     }
     for (int x = 0; x < c->b.npairs; x++) {
         const nsx_pair *q = &c->b.pairs[x];
         if (nsx_pair_is_copy(q, p->L))
-            put(buf, len, " copy(%d,%d)", q->a, q->b);
+            nsx_fz_put(buf, len, " copy(%d,%d)", q->a, q->b);
         else if (q->kind == NSX_PAIR_LEAK)
-            put(buf, len, " leak(%d,%d,t=%d,%s)", q->a, q->b, q->t, nsx_future_name(q->future));
+            nsx_fz_put(buf, len, " leak(%d,%d,t=%d,%s)", q->a, q->b, q->t, nsx_future_name(q->future));
         else
-            put(buf, len, " probe(%d,%d,i=%d,dim=%d,j=%d)", q->a, q->b, q->i, q->dim, q->j);
+            nsx_fz_put(buf, len, " probe(%d,%d,i=%d,dim=%d,j=%d)", q->a, q->b, q->i, q->dim, q->j);
     }
     if (c->heads && p->H >= 2)
-        put(buf, len, " heads");
+        nsx_fz_put(buf, len, " heads");
     return buf;
 }
 

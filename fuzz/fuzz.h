@@ -57,6 +57,9 @@ typedef struct nsx_fz_draw {
    the range of its precision model m. */
 void nsx_fz_draw_problem(uint64_t seed, const nsx_kernel_info *ki, const nsx_model *m, nsx_fz_draw *d);
 
+/* Appends printf-formatted text to buf (size len), truncating. */
+void nsx_fz_put(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 /* The draw as one line: "RECIPE | ties=1 lanes=3 ..." (the extras only when
    set).  Returns buf. */
 char *nsx_fz_draw_text(const nsx_fz_draw *d, char *buf, size_t len);

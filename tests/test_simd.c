@@ -237,7 +237,8 @@ static nsx_kernel_io inst_io(const inst *s, float *o, float *lse)
 
 /* ---- the reference ---------------------------------------------------- */
 
-/* (E2) as the spec states it. */
+/* (E2) as the spec states it: a deliberate independent copy (test oracle),
+   apart from ref/mask.c and core/slice.c. */
 static int ref_allowed(const nsx_kernel_problem *p, int b, int i, const int *J)
 {
     for (int m = 0; m < p->n; m++) {
