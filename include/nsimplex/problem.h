@@ -19,7 +19,6 @@
 #ifndef NSIMPLEX_PROBLEM_H
 #define NSIMPLEX_PROBLEM_H
 
-#include <limits.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -36,8 +35,9 @@ extern "C" {
    stay far from overflow in 64 bits, and every index fits an int. */
 #define NSX_MAX_DIM (1 << 20)
 
-/* Largest window w_m: any w >= L restricts nothing (SPEC E2), so every int. */
-#define NSX_MAX_WINDOW INT_MAX
+/* Largest window w_m: any w >= L restricts nothing (SPEC E2), so every
+   non-negative int (INT_MAX, without making every includer see limits.h). */
+#define NSX_MAX_WINDOW 0x7fffffff
 
 /* Where the selection S(i) comes from (section 2). */
 enum nsx_sel_source {
