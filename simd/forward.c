@@ -1,6 +1,7 @@
 /*
  * The streaming forward (simd/simd.h): loops, candidate lists, packing and
- * threads.  The ISA file's tile (simd/kern.h) does the arithmetic.
+ * threads.  The ISA file's tile (simd/kern.h) does the arithmetic.  Its
+ * tests of E2's distinct are a deliberate independent copy (code under test).
  *
  * Per work item (batch b, kv head g, query i), for the G = H / Hkv query
  * heads that read g:
@@ -225,8 +226,7 @@ static void flush_rows(const plan *pl, work *w, int rows, int nk, int ldk, int n
         uint32_t all = t.nc == 32 ? 0xffffffffu : (1u << t.nc) - 1u;
         for (int r = 0; r < mr; r++)
             w->mask[r] = r < rows ? all : 0u;
-        /* distinct, inner dimension: the key equal to a prefix key is out
-           (a deliberate independent copy of E2's distinct: simd/ is code under test). */
+        /* distinct, inner dimension: the key equal to a prefix key is out. */
         for (int r = 0; r < rows && p->distinct; r++)
             for (int k = 0; k < np; k++) {
                 int e = w->ex[r * NSX_MAX_ORDER + k] - cb;
