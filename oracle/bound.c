@@ -199,6 +199,21 @@ static int next_tuple(const nsx_bound_ctx *ctx, const int *len, int *pos, int *J
 
 /* ---- B1, B2: the scores --------------------------------------------- */
 
+/*
+ * 1 when 1/sqrt(d) is a binary64, which holds exactly when d is a power of 4.
+ * If 1/sqrt(d) = m 2^e (m an odd integer), sqrt(d) is rational, so it is an
+ * integer k (an integer's square root is an integer or irrational), and
+ * k m = 2^-e makes k a divisor of a power of 2: k = 2^j, d = 4^j.
+ * Conversely 1/sqrt(4^j) = 2^-j, a binary64 for every d <= NSX_MAX_DIM.
+ * A test in binary64 such as RN(s)^2 d == 1 cannot decide it: the roundings
+ * of the products hide the error of RN(s) for d = 3, 12, 48, 96, 192, ...
+ */
+static int rsqrt_is_binary64(int d)
+{
+    unsigned u = (unsigned)d;
+    return d > 0 && (u & (u - 1)) == 0 && (u & 0x55555555u) != 0;
+}
+
 typedef struct {
     double gT;      /* Gamma_T of B2 */
     double cT;      /* roundings along one term (Lemma 1's C) */
@@ -214,8 +229,8 @@ static void score_consts_of(const nsx_bound_ctx *ctx, const consts *k, score_con
         nkb += p->k_bias[m] != 0;
     sc->s = nsx_problem_score_scale(p);
     /* the scale: exact real 1/sqrt(d) or binary64; one binary64 rounding
-       when 1/sqrt(d) is irrational or inexact (d not a power of 4) */
-    double s_inexact = p->score_scale_rsqrt_d && sc->s * sc->s * p->d != 1.0;
+       when 1/sqrt(d) is not a binary64 */
+    double s_inexact = p->score_scale_rsqrt_d && !rsqrt_is_binary64(p->d);
     gam g = {0};
     gam_add(&g, p->n + 1, k->ui);                 /* B1: inputs rounded to `in` */
     gam_add(&g, 2.0 * nkb, k->ua);                /* B1: kb to acc, K + kb in acc */

@@ -19,6 +19,8 @@
 
 #include <unistd.h>
 
+#include <mpfr.h>
+
 #include "io/casefile.h"
 #include "io/json.h"
 #include "io/safetensors.h"
@@ -1044,6 +1046,120 @@ START_TEST(wrong_score_scale_fails_the_bound)
 }
 END_TEST
 
+/* ---- the score scale's rounding (B2) ----------------------------------- */
+
+/* The bound of row (b, h, i) of t's inputs under problem q and model f64,
+   with t's golden values: rb->b_max (B2) and rb->lse (B14). */
+static void f64_row_bound(const tcase *t, const nsx_problem *q, int b, int h, int i, nsx_row_bound *rb)
+{
+    nsx_model m = model_of("f64");
+    nsx_bound_ctx ctx;
+    nsx_err err;
+    double *ob = malloc((size_t)q->dv * sizeof *ob);
+    ck_assert_int_eq(nsx_bound_init(&ctx, q, &t->in, &m, &err), 0);
+    int rc = nsx_bound_row(&ctx, b, h, i, NULL, t->o + nsx_o_at(q, b, i, h, 0), t->lse[nsx_lse_at(q, b, h, i)],
+                           ob, rb, &err);
+    ck_assert_msg(rc == 0, "%s", err.msg);
+    nsx_bound_free(&ctx);
+    free(ob);
+}
+
+/* RN64(1/sqrt(d)) is inexact for most d: the kernel receives the rounded s
+   (A8), and B2 charges that rounding when s is the exact 1/sqrt(d).  Against
+   the same problem with s given as that binary64 (nothing to round), b_J is
+   larger exactly when MPFR finds RN(1/sqrt(d)) inexact, for every d up to
+   256 (the binary64 test s*s*d != 1 dropped the term at d = 3, 12, 48, 96,
+   192, ...). */
+START_TEST(score_scale_rounding_is_charged)
+{
+    mpfr_t x;
+    mpfr_init2(x, 53);
+    int inexact_seen = 0;
+    for (int d = 1; d <= 256; d++) {
+        nsx_problem p = small_problem(1, 1, 1, d, 1);
+        p.input_format = NSX_FORMAT_F64;
+        tcase t;
+        rng g = {SEED + 340u + (unsigned)d};
+        tcase_alloc(&t, &p);
+        tcase_fill(&t, &g, 8, 6);
+        ref_ok(&t);
+        nsx_problem q = p;
+        q.score_scale_rsqrt_d = 0;
+        q.score_scale = nsx_problem_score_scale(&p);
+        nsx_row_bound exact_s, binary_s;
+        f64_row_bound(&t, &p, 0, 0, 0, &exact_s);
+        f64_row_bound(&t, &q, 0, 0, 0, &binary_s);
+        mpfr_set_ui(x, (unsigned long)d, MPFR_RNDN);
+        int inexact = mpfr_rec_sqrt(x, x, MPFR_RNDN) != 0;
+        inexact_seen += inexact;
+        if (inexact)
+            ck_assert_msg(exact_s.b_max > binary_s.b_max, "d = %d: the rounding of s is not charged", d);
+        else
+            ck_assert_msg(exact_s.b_max == binary_s.b_max, "d = %d: s = 2^-k is charged a rounding", d);
+        tcase_free(&t);
+    }
+    ck_assert_int_eq(inexact_seen, 256 - 5); /* d = 1, 4, 16, 64, 256 */
+    mpfr_clear(x);
+}
+END_TEST
+
+/* At d = 96 and 192 (DeepSeek's head size), n = 1, the term decides a
+   verdict: a vector whose scores cancel (keys carry +-2^8 that the paired
+   query entries cancel), so that b_J ~ 580 u64 |s| M_J is large beside
+   ulp(LSE).  A candidate LSE off by the mean of the bound without the term
+   and the bound with it passes (it is what the model allows: honest), one
+   just beyond the bound fails (biting), and the first is beyond the bound
+   that omits the term. */
+START_TEST(score_scale_rounding_decides_a_verdict)
+{
+    static const int dims[] = {96, 192};
+    const int d = dims[_i];
+    nsx_problem p = small_problem(1, 1, 8, d, 4);
+    p.H = 2;
+    p.input_format = NSX_FORMAT_F64;
+    tcase t;
+    rng g = {SEED + 350u + (unsigned)d};
+    tcase_alloc(&t, &p);
+    tcase_fill(&t, &g, 8, 6);
+    for (int i = 0; i < p.L; i++)
+        for (int h = 0; h < p.H; h++)
+            for (int l = 1; l < d; l += 2)
+                t.q[nsx_q_at(&p, 0, i, h, l)] = t.q[nsx_q_at(&p, 0, i, h, l - 1)];
+    for (int j = 0; j < p.L; j++)
+        for (int l = 0; l < d; l++)
+            t.k[0][nsx_k_at(&p, 0, j, 0, l)] += l % 2 ? -256.0 : 256.0;
+    ref_ok(&t);
+    nsx_problem q = p;
+    q.score_scale_rsqrt_d = 0;
+    q.score_scale = nsx_problem_score_scale(&p);
+    double *mid = malloc(nsx_lse_size(&p) * sizeof *mid), *out = malloc(nsx_lse_size(&p) * sizeof *out);
+    double worst_old = 0;
+    for (int h = 0; h < p.H; h++)
+        for (int i = 0; i < p.L; i++) {
+            nsx_row_bound with, without;
+            f64_row_bound(&t, &p, 0, h, i, &with);
+            f64_row_bound(&t, &q, 0, h, i, &without);
+            size_t at = nsx_lse_at(&p, 0, h, i);
+            ck_assert(with.lse > without.lse);
+            mid[at] = t.lse[at] + (with.lse + without.lse) / 2;
+            out[at] = t.lse[at] + with.lse * (1 + 0x1p-10);
+            worst_old = fmax(worst_old, fabs(mid[at] - t.lse[at]) / without.lse);
+        }
+    nsx_check_report rep;
+    nsx_err err;
+    ck_assert_int_eq(judge(&t, NULL, t.o, mid, NULL, "f64", &rep, &err), 0);
+    printf("d = %d: LSE off by the mean of the two bounds: ratio %.6f (%.6f against the bound without "
+           "the rounding of s)\n", d, rep.worst_lse.ratio, worst_old);
+    ck_assert(rep.pass);
+    ck_assert(worst_old > 1);
+    ck_assert_int_eq(judge(&t, NULL, t.o, out, NULL, "f64", &rep, &err), 0);
+    ck_assert(!rep.pass);
+    ck_assert_uint_eq(rep.lse_failed, nsx_lse_size(&p));
+    free(mid), free(out);
+    tcase_free(&t);
+}
+END_TEST
+
 /* ---- what passes ------------------------------------------------------- */
 
 /* The next value of format f from x (representable in f) toward dir. */
@@ -1673,6 +1789,11 @@ static Suite *oracle_suite(void)
     tcase_add_test(tc, leak_pair_catches_a_leak_below_the_bound);
     tcase_add_test(tc, window_off_by_one_fails_the_probe);
     tcase_add_test(tc, wrong_score_scale_fails_the_bound);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("score scale");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, score_scale_rounding_is_charged);
+    tcase_add_loop_test(tc, score_scale_rounding_decides_a_verdict, 0, 2);
     suite_add_tcase(s, tc);
     tc = tcase_create("structure");
     tcase_set_timeout(tc, 60);
