@@ -18,7 +18,12 @@
 
 #include "nsimplex/error.h"
 #include "nsimplex/problem.h"
+#include "nsimplex/slice.h"
 #include "oracle/model.h"
+
+/* Tuples of a row whose per-tuple quantities the bound keeps (24 bytes
+   each); beyond them it recomputes. */
+#define NSX_BOUND_CACHE ((size_t)1 << 16)
 
 /* What the bound knows about one row. */
 typedef struct nsx_row_bound {
@@ -35,13 +40,15 @@ typedef struct nsx_bound_ctx {
     const nsx_inputs *in;
     nsx_model model;
     char model_text[128];
-    /* scratch, grown as needed */
-    double *tup;           /* per allowed tuple: T, eT, b, A (4 doubles) */
-    size_t cap;
-    int *list[NSX_MAX_ORDER]; /* allowed keys of each dimension */
-    unsigned char *selmap;    /* L flags: j in S(i) */
-    double *acc;              /* 7 * dv sums of pass 2 */
-    double *xs;               /* 3 * L indexer logits */
+    size_t acc_lim;        /* the most tuples the model's accumulation can bound (3.1) */
+    size_t chain_lim;      /* the most tuples the bound's own arithmetic can carry (3.9) */
+    /* scratch, independent of the tuple count */
+    nsx_slice z;           /* the iterator over Z(i) (n L keys, L flags) */
+    double *cache;         /* 3 doubles for each of the first cache_cap tuples of a row */
+    size_t cache_cap;      /* <= NSX_BOUND_CACHE; a row beyond it recomputes its
+                              tuples, to the same values (a test may lower it) */
+    double *acc;           /* 7 * dv sums of the values pass */
+    double *xs;            /* 3 * L indexer logits */
 } nsx_bound_ctx;
 
 /*

@@ -13,6 +13,7 @@
 #include <limits.h>
 #include <float.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1160,6 +1161,105 @@ START_TEST(score_scale_rounding_decides_a_verdict)
 }
 END_TEST
 
+/* ---- streaming over the slice ----------------------------------------- */
+
+/* The bound of every row of t under model, with the per-tuple cache of the
+   bound's context limited to cap tuples (SIZE_MAX: as nsx_bound_init sets
+   it): o bounds into ob (nsx_o_size), the rows' bounds into rbs
+   (B * H * L), the return codes into rcs. */
+static void all_row_bounds(const tcase *t, const char *model, size_t cap, double *ob, nsx_row_bound *rbs, int *rcs)
+{
+    const nsx_problem *p = &t->p;
+    nsx_model m = model_of(model);
+    nsx_bound_ctx ctx;
+    nsx_err err;
+    ck_assert_int_eq(nsx_bound_init(&ctx, p, &t->in, &m, &err), 0);
+    if (cap != SIZE_MAX)
+        ctx.cache_cap = cap;
+    const int32_t *sel = kernel_sel(t);
+    for (int b = 0; b < p->B; b++)
+        for (int h = 0; h < p->H; h++)
+            for (int i = 0; i < p->L; i++) {
+                size_t at = nsx_lse_at(p, b, h, i);
+                rcs[at] = nsx_bound_row(&ctx, b, h, i, sel ? sel + nsx_sel_at(p, b, i, 0) : NULL,
+                                        t->o + nsx_o_at(p, b, i, h, 0), t->lse[at], ob + nsx_o_at(p, b, i, h, 0),
+                                        &rbs[at], &err);
+            }
+    nsx_bound_free(&ctx);
+}
+
+/* The bound keeps the per-tuple quantities of at most NSX_BOUND_CACHE
+   tuples and recomputes the rest: with no cache at all, or one of 3
+   tuples, every bound of every table problem is the same, bit for bit. */
+START_TEST(streamed_bounds_equal_cached_bounds)
+{
+    static const char *const models[] = {"bf16", "f32", "einsum-bf16"};
+    int rows = 0;
+    for (int pi = 0; pi < NPROBLEMS; pi++) {
+        tcase t;
+        ck_assert(!make_problem(&problems[pi], SEED + 360u + (unsigned)pi, &t));
+        const size_t no = nsx_o_size(&t.p), nl = nsx_lse_size(&t.p);
+        double *ob[3];
+        nsx_row_bound *rb[3];
+        int *rc[3];
+        for (int x = 0; x < 3; x++) {
+            ob[x] = malloc(no * sizeof *ob[x]);
+            rb[x] = calloc(nl, sizeof *rb[x]);
+            rc[x] = malloc(nl * sizeof *rc[x]);
+            for (size_t e = 0; e < no; e++)
+                ob[x][e] = -1;
+        }
+        const char *model = models[pi % 3];
+        all_row_bounds(&t, model, SIZE_MAX, ob[0], rb[0], rc[0]);
+        all_row_bounds(&t, model, 0, ob[1], rb[1], rc[1]);
+        all_row_bounds(&t, model, 3, ob[2], rb[2], rc[2]);
+        for (int x = 1; x < 3; x++) {
+            ck_assert_msg(memcmp(ob[0], ob[x], no * sizeof *ob[0]) == 0, "%s: o bounds differ", problems[pi].name);
+            ck_assert(memcmp(rc[0], rc[x], nl * sizeof *rc[0]) == 0);
+            for (size_t e = 0; e < nl; e++) {
+                ck_assert(rb[0][e].N == rb[x][e].N && rb[0][e].nonfinite == rb[x][e].nonfinite);
+                ck_assert_msg(memcmp(&rb[0][e].lse, &rb[x][e].lse, sizeof rb[0][e].lse) == 0, "%s: lse bound differs",
+                              problems[pi].name);
+                ck_assert(memcmp(&rb[0][e].b_max, &rb[x][e].b_max, sizeof rb[0][e].b_max) == 0);
+                rows += x == 1 && rc[0][e] == 0 && rb[0][e].N > 3;
+            }
+        }
+        for (int x = 0; x < 3; x++)
+            free(ob[x]), free(rb[x]), free(rc[x]);
+        tcase_free(&t);
+    }
+    ck_assert_int_gt(rows, 100); /* rows longer than the small cache were judged */
+}
+END_TEST
+
+/* A row with more tuples than the model's accumulation can bound is refused
+   as soon as its slice passes that count, in memory that does not grow
+   with it: n = 4, L = 128, causal off, 2^28 tuples per row under bf16 (f32
+   accumulation: about 420,000 tuples at most). */
+START_TEST(too_many_tuples_are_refused_early)
+{
+    nsx_problem p = small_problem(4, 1, 128, 4, 2);
+    p.causal = 0;
+    tcase t;
+    rng g = {SEED + 370};
+    tcase_alloc(&t, &p);
+    tcase_fill(&t, &g, 8, 6);
+    nsx_model m = model_of("bf16");
+    nsx_bound_ctx ctx;
+    nsx_err err;
+    ck_assert_int_eq(nsx_bound_init(&ctx, &p, &t.in, &m, &err), 0);
+    ck_assert_uint_le(ctx.cache_cap, NSX_BOUND_CACHE);
+    ck_assert(ctx.acc_lim > 100000 && ctx.acc_lim < 1000000);
+    const double o[2] = {0, 0};
+    double ob[2];
+    nsx_row_bound rb;
+    ck_assert_int_eq(nsx_bound_row(&ctx, 0, 0, 5, NULL, o, 1.0, ob, &rb, &err), NSX_E_NOT_APPLICABLE);
+    ck_assert_ptr_nonnull(strstr(err.msg, "cannot bound a sum of this many tuples"));
+    nsx_bound_free(&ctx);
+    tcase_free(&t);
+}
+END_TEST
+
 /* ---- what passes ------------------------------------------------------- */
 
 /* The next value of format f from x (representable in f) toward dir. */
@@ -1794,6 +1894,11 @@ static Suite *oracle_suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, score_scale_rounding_is_charged);
     tcase_add_loop_test(tc, score_scale_rounding_decides_a_verdict, 0, 2);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("streaming");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, streamed_bounds_equal_cached_bounds);
+    tcase_add_test(tc, too_many_tuples_are_refused_early);
     suite_add_tcase(s, tc);
     tc = tcase_create("structure");
     tcase_set_timeout(tc, 60);
