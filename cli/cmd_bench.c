@@ -25,7 +25,7 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
-#include "kernel/kernel.h"
+#include "runner/runner.h"
 #include "cli/exit.h"
 #include "nsimplex/error.h"
 #include "nsimplex/kernel.h"
@@ -303,7 +303,7 @@ static nsx_kernel_io io_of(const nsx_kernel_problem *p, const tensors *t, float 
 
 /* ---- the kernel -------------------------------------------------------- */
 
-/* The in-process SIMD kernel, or o->kernel through the ABI (kernel/kernel.h). */
+/* The in-process SIMD kernel, or o->kernel through the ABI (runner/runner.h). */
 static int kernel_open(const bench_opts *o, nsx_kernel *k)
 {
     nsx_err err = {0};

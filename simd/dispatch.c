@@ -2,6 +2,8 @@
  * ISA dispatch (simd/simd.h): one resolver that checks the CPU once, caches
  * the choice, and can be forced (NSX_ISA) or logged (NSX_ISA_DEBUG=1), as
  * BLIS's frame/base/bli_arch.c does with BLIS_ARCH_TYPE and BLIS_ARCH_DEBUG.
+ * A leaf: it names the ISA files' tables (simd/kern.h) and calls nothing
+ * else of simd/; the dispatched forward (simd/forward.c) calls it.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -93,14 +95,4 @@ int nsx_simd_isa(char *why, size_t whylen)
     if (isa_chosen < 0 && why && whylen)
         snprintf(why, whylen, "%s", isa_why);
     return isa_chosen;
-}
-
-int nsx_simd_forward(const nsx_kernel_problem *p, const nsx_kernel_io *io, int threads)
-{
-    if (nsx_simd_check(p, io, NULL, 0))
-        return NSX_SIMD_UNSUPPORTED;
-    int isa = nsx_simd_isa(NULL, 0);
-    if (isa < 0)
-        return NSX_SIMD_EISA;
-    return nsx_simd_forward_isa(p, io, threads, isa);
 }

@@ -453,3 +453,13 @@ int nsx_simd_forward_isa(const nsx_kernel_problem *p, const nsx_kernel_io *io, i
     free(ws);
     return fail ? NSX_SIMD_ENOMEM : NSX_SIMD_OK;
 }
+
+int nsx_simd_forward(const nsx_kernel_problem *p, const nsx_kernel_io *io, int threads)
+{
+    if (nsx_simd_check(p, io, NULL, 0))
+        return NSX_SIMD_UNSUPPORTED;
+    int isa = nsx_simd_isa(NULL, 0);
+    if (isa < 0)
+        return NSX_SIMD_EISA;
+    return nsx_simd_forward_isa(p, io, threads, isa);
+}
