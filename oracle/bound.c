@@ -27,6 +27,7 @@
 
 int nsx_format_fits(int a, int b)
 {
+    assert(a >= NSX_FORMAT_F64 && a <= NSX_FORMAT_BF16 && b >= NSX_FORMAT_F64 && b <= NSX_FORMAT_BF16);
     nsx_fmt fa = nsx_fmt_of(a), fb = nsx_fmt_of(b);
     return fa.p <= fb.p && fa.emax <= fb.emax && fa.emin - fa.p >= fb.emin - fb.p;
 }
@@ -231,6 +232,7 @@ oom:
 
 void nsx_bound_free(nsx_bound_ctx *ctx)
 {
+    assert(ctx);
     if (ctx->z.store)
         nsx_slice_free(&ctx->z);
     free(ctx->cache);
@@ -750,6 +752,7 @@ int nsx_bound_row(nsx_bound_ctx *ctx, int b, int h, int i, const int32_t *sel_ro
                   const double *o_exact, double lse_exact, double *o_bound, nsx_row_bound *rb,
                   nsx_err *err)
 {
+    assert(ctx);
     return nsx_bound_row_unc(ctx, b, h, i, sel_row, o_exact, NULL, lse_exact, 0.0, o_bound, rb, err);
 }
 
@@ -815,6 +818,8 @@ static void indexer_logits(const nsx_bound_ctx *ctx, int b, int i, int hh, doubl
 
 int nsx_bound_sel_tol(nsx_bound_ctx *ctx, int b, int i, double *tol, nsx_err *err)
 {
+    assert(ctx && tol && err && b >= 0 && b < ctx->p->B && i >= 0 && i < ctx->p->L);
+    assert(ctx->p->sel.source == NSX_SEL_INDEXER || ctx->p->sel.source == NSX_SEL_SCORES);
     const nsx_problem *p = ctx->p;
     const nsx_selection *S = &p->sel;
     consts k;

@@ -21,6 +21,7 @@
  * Items go to threads dynamically, latest query first: with a causal mask
  * the late rows cost the most, so they start first (longest job first).
  */
+#include <assert.h>
 #include <math.h>
 #include <omp.h>
 #include <stdlib.h>
@@ -121,6 +122,7 @@ static void plan_init(plan *pl, const nsx_kernel_problem *p, const nsx_kernel_io
 
 size_t nsx_simd_scratch_bytes(const nsx_kernel_problem *p)
 {
+    assert(p);
     plan pl;
     work w;
     int isa = nsx_simd_isa(NULL, 0);
@@ -130,6 +132,7 @@ size_t nsx_simd_scratch_bytes(const nsx_kernel_problem *p)
 
 void nsx_row_state_rescale(nsx_row_state *st, float m_new)
 {
+    assert(st && m_new > st->m);
     /* exp(-inf) = 0: the first allowed tuple finds acc, sum and colacc zero. */
     float a = expf(st->m - m_new);
     st->sum *= a;
