@@ -983,6 +983,37 @@ START_TEST(slice_lse_inexact_difference_aborts)
 }
 END_TEST
 
+/* The enclosure preconditions are asserted (MPFR's style): a division by
+   an enclosure that reaches 0, the log of one that reaches 0, an operand
+   that is not an enclosure (lo > hi), and ref_round_ratio by 0 abort. */
+START_TEST(enclosure_preconditions_abort)
+{
+    ival a, z;
+    ival_init(&a, 64);
+    ival_init(&z, 64);
+    ival_set_ui(&a, 1);
+    mpfr_set_zero(z.lo, 1);
+    mpfr_set_ui(z.hi, 1, MPFR_RNDN);
+    switch (_i) {
+    case 0:
+        ival_div_pos(&a, &a, &z); /* z.lo = 0 */
+        break;
+    case 1:
+        ival_log(&a, &z); /* z.lo = 0 */
+        break;
+    case 2:
+        mpfr_set_ui(z.lo, 2, MPFR_RNDN); /* [2, 1] encloses nothing */
+        ival_exp(&a, &z);
+        break;
+    default:
+        ref_round_ratio(a.lo, 0);
+        break;
+    }
+    ival_clear(&a);
+    ival_clear(&z);
+}
+END_TEST
+
 static Suite *ref_suite(void)
 {
     Suite *s = suite_create("ref");
@@ -1026,6 +1057,7 @@ static Suite *ref_suite(void)
     tcase_add_test(tc, round_ratio_is_correct);
     tcase_add_test(tc, slice_lse_difference_is_exact);
     tcase_add_test_raise_signal(tc, slice_lse_inexact_difference_aborts, SIGABRT);
+    tcase_add_loop_test_raise_signal(tc, enclosure_preconditions_abort, SIGABRT, 0, 4);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("errors");
