@@ -3,8 +3,8 @@
  * for one query row, one function per section of the document, in its
  * order: scores_B1_B2 (3.2), weights_B3_B5 (3.3, 3.4), values_B6_B11 and
  * identity_B7 (3.5, 3.6), output_B12_B13 (3.6's B8, 3.7), lse_B14 (3.8);
- * the applicability tests of 3.1 where their quantities arise, and the
- * selection's tolerance (section 5) at the end.
+ * the applicability tests of 3.1 where their quantities arise.  The
+ * selection's tolerance (section 5) is oracle/seltol.c.
  *
  * Notation (ORACLE.md 3.0): <k>_u = (1+u)^k - 1 (Higham's gamma_k without
  * its denominator; <k>_u <= gamma_k); u_f and lambda_f are the unit
@@ -21,9 +21,7 @@
 #include "nsimplex/ref.h"
 #include "nsimplex/slice.h"
 #include "oracle/bound.h"
-
-#define U64 0x1p-53    /* binary64 unit roundoff */
-#define L64 0x1p-1022  /* binary64 smallest normal */
+#include "oracle/bound_model.h"
 
 int nsx_format_fits(int a, int b)
 {
@@ -34,46 +32,7 @@ int nsx_format_fits(int a, int b)
 
 /* ---- the model's constants (ORACLE.md 3.0, 3.1) ----------------------- */
 
-/* <k>_u accumulated as a logarithm, so that mixed formats multiply. */
-typedef struct {
-    double lg;
-} gam;
-
-static void gam_add(gam *g, double k, double u)
-{
-    g->lg += k * log1p(u);
-}
-
-static double gam_val(const gam *g)
-{
-    return expm1(g->lg);
-}
-
-static double gamma_of(double k, double u)
-{
-    return expm1(k * log1p(u));
-}
-
-/* The faithful operations a reduction of m terms in acc is counted as
-   (ORACLE.md 3.0, A3): m + ceil(m/2), which covers sequential or tree
-   summation, FMA chains, and multi-term adders that align a block of
-   k >= 2 products to the largest and truncate. */
-static double reduction(double m)
-{
-    return m + ceil(m / 2);
-}
-
-typedef struct {
-    nsx_fmt fi, fo, fa, ft, fw, fout, flse;
-    double ui, lami;   /* input rounding: 0 when the vector's format fits `in` */
-    double ua;         /* acc arithmetic is faithful: relative error < 2 u_acc */
-    double ux, lamx;   /* max of op and int: derived operands and intermediates */
-    double lam_all;    /* the largest lambda of in (when rounding), op, int, acc */
-    int conv;          /* 1: inputs are converted from `in` to `op` */
-    double eps_exp;    /* exp and log: 2 ulps of acc, 4 u_acc relative */
-} consts;
-
-static void consts_of(const nsx_bound_ctx *ctx, consts *k)
+void nsx_bound_consts(const nsx_bound_ctx *ctx, consts *k)
 {
     const nsx_model *m = &ctx->model;
     k->fi = nsx_fmt_of(m->in);
@@ -94,9 +53,8 @@ static void consts_of(const nsx_bound_ctx *ctx, consts *k)
     k->eps_exp = 4 * k->fa.u;
 }
 
-/* h < 0: a selection row (b, i), shared by the heads */
-static int not_applicable(const nsx_bound_ctx *ctx, nsx_err *err, int b, int h, int i,
-                          const char *why, double value, double limit)
+int nsx_bound_not_applicable(const nsx_bound_ctx *ctx, nsx_err *err, int b, int h, int i, const char *why,
+                             double value, double limit)
 {
     char head[32] = "";
     if (h >= 0)
@@ -207,7 +165,7 @@ int nsx_bound_init(nsx_bound_ctx *ctx, const nsx_problem *p, const nsx_inputs *i
     ctx->model = *m;
     nsx_model_format(m, ctx->model_text, sizeof ctx->model_text);
     consts k;
-    consts_of(ctx, &k);
+    nsx_bound_consts(ctx, &k);
     tuple_limits(ctx, &k, &ctx->acc_lim, &ctx->chain_lim);
     if (nsx_slice_init(&ctx->z, p))
         goto oom;
@@ -339,11 +297,11 @@ static int scores_B1_B2(row *r, nsx_row_bound *rb, nsx_err *err)
     while (nsx_slice_next(&r->ctx->z)) {
         tscore ts;
         if (++r->N > ctx->acc_lim)
-            return not_applicable(ctx, err, r->b, r->h, r->i,
+            return nsx_bound_not_applicable(ctx, err, r->b, r->h, r->i,
                                   "the accumulation format cannot bound a sum of this many tuples",
                                   (double)r->N, (double)ctx->acc_lim);
         if (r->N > ctx->chain_lim)
-            return not_applicable(ctx, err, r->b, r->h, r->i, "too many tuples for the bound's binary64 arithmetic",
+            return nsx_bound_not_applicable(ctx, err, r->b, r->h, r->i, "too many tuples for the bound's binary64 arithmetic",
                                   (double)r->N, (double)ctx->chain_lim);
         if (tuple_score(r, ctx->z.J, &ts)) {
             rb->nonfinite = 1;
@@ -369,15 +327,15 @@ static int scores_B1_B2(row *r, nsx_row_bound *rb, nsx_err *err)
     const double lim_in = nsx_format_fits(r->p->input_format, ctx->model.in) ? INFINITY : k->fi.max;
     const double lim_op = fmin(k->fo.max, k->ft.max) / 4, lim_acc = fmin(k->fa.max, k->ft.max) / 4;
     if (in_max > lim_in)
-        return not_applicable(ctx, err, r->b, r->h, r->i, "an input exceeds the input format's range", in_max, lim_in);
+        return nsx_bound_not_applicable(ctx, err, r->b, r->h, r->i, "an input exceeds the input format's range", in_max, lim_in);
     if (op_max > lim_op)
-        return not_applicable(ctx, err, r->b, r->h, r->i, "score operand products may overflow the op format",
+        return nsx_bound_not_applicable(ctx, err, r->b, r->h, r->i, "score operand products may overflow the op format",
                               op_max, lim_op);
     if (sM_max > lim_acc)
-        return not_applicable(ctx, err, r->b, r->h, r->i, "scores may overflow", sM_max, lim_acc);
+        return nsx_bound_not_applicable(ctx, err, r->b, r->h, r->i, "scores may overflow", sM_max, lim_acc);
     /* Lemma 1's preconditions */
     if (r->sc.gT > 0.25 || r->sc.cT * k->lam_all > 0.01)
-        return not_applicable(ctx, err, r->b, r->h, r->i, "the score's rounding errors exceed Lemma 1's range",
+        return nsx_bound_not_applicable(ctx, err, r->b, r->h, r->i, "the score's rounding errors exceed Lemma 1's range",
                               r->sc.gT, 0.25);
     rb->t_max = r->t_hat_max;
     rb->b_max = r->b_max;
@@ -631,9 +589,9 @@ static int values_B6_B11(row *r, const double *o_exact, nsx_row_bound *rb, nsx_e
     const double N = (double)r->N;
     const double lim_in = nsx_format_fits(p->input_format, ctx->model.in) ? INFINITY : k->fi.max;
     if (v_in_max > lim_in)
-        return not_applicable(ctx, err, r->b, r->h, r->i, "a value exceeds the input format's range", v_in_max, lim_in);
+        return nsx_bound_not_applicable(ctx, err, r->b, r->h, r->i, "a value exceeds the input format's range", v_in_max, lim_in);
     if (wg_max > fmin(k->fo.max, k->ft.max) / 4 || W_max * N > k->fa.max / 4)
-        return not_applicable(ctx, err, r->b, r->h, r->i, "reduced values may overflow", fmax(wg_max, W_max * N),
+        return nsx_bound_not_applicable(ctx, err, r->b, r->h, r->i, "reduced values may overflow", fmax(wg_max, W_max * N),
                               fmin(fmin(k->fo.max, k->ft.max), k->fa.max / N) / 4);
     r->W_max = W_max;
     return identity_B7(r, err);
@@ -659,7 +617,7 @@ static int identity_B7(row *r, nsx_err *err)
     const double aD = 6.0 * N * k->fa.lambda;
     r->Theta = gD + aD / r->S_lo;
     if (!(r->Theta < 0.5))
-        return not_applicable(r->ctx, err, r->b, r->h, r->i, "the sum of weights cannot be bounded", r->Theta, 0.5);
+        return nsx_bound_not_applicable(r->ctx, err, r->b, r->h, r->i, "the sum of weights cannot be bounded", r->Theta, 0.5);
     return 0;
 }
 
@@ -695,7 +653,7 @@ static int output_B12_B13(const row *r, const double *o_exact, const double *o_u
         double Oabs = fabs(o_exact[c]) * (1 + U64) + (o_unc ? o_unc[c] : 0.0);
         double E = Epre + nsx_fmt_ulp(&k->fout, Oabs + Epre);                                 /* B13 */
         if (Oabs + E > k->fout.max)
-            return not_applicable(r->ctx, err, r->b, r->h, r->i, "the output may overflow the output format",
+            return nsx_bound_not_applicable(r->ctx, err, r->b, r->h, r->i, "the output may overflow the output format",
                                   Oabs + E, k->fout.max);
         o_bound[c] = E * margin;
     }
@@ -742,7 +700,7 @@ static int lse_B14(const row *r, double margin, nsx_row_bound *rb, nsx_err *err)
     double Epre = (1 + g2) * E1 + g2 * lse_abs + r->g3 * (1 + g2) * (Tmax_abs + r->b_max);
     double E = Epre + nsx_fmt_ulp(&k->flse, lse_abs + Epre);
     if (lse_abs + E > k->flse.max)
-        return not_applicable(r->ctx, err, r->b, r->h, r->i, "LSE may overflow its output format", lse_abs + E,
+        return nsx_bound_not_applicable(r->ctx, err, r->b, r->h, r->i, "LSE may overflow its output format", lse_abs + E,
                               k->flse.max);
     rb->lse = E * margin;
     return 0;
@@ -771,7 +729,7 @@ int nsx_bound_row_unc(nsx_bound_ctx *ctx, int b, int h, int i, const int32_t *se
     row r = {.ctx = ctx, .p = p, .b = b, .h = h, .g = nsx_kv_head(p, h), .i = i, .lse = lse_exact,
              .lse_unc = lse_unc};
     memset(rb, 0, sizeof *rb);
-    consts_of(ctx, &r.k);
+    nsx_bound_consts(ctx, &r.k);
     score_consts_of(ctx, &r.k, &r.sc);
     r.Q = ctx->in->q + nsx_q_at(p, b, i, h, 0);
     if (nsx_slice_start(&ctx->z, i, sel_row) == 0)
@@ -788,126 +746,4 @@ int nsx_bound_row_unc(nsx_bound_ctx *ctx, int b, int h, int i, const int32_t *se
     if ((rc = output_B12_B13(&r, o_exact, o_unc, margin, o_bound, err)))
         return rc;
     return lse_B14(&r, margin, rb, err);
-}
-
-/* ---- selection tolerance (ORACLE.md section 5) --------------------- */
-
-/* Indexer logits of query (b, i), head hh, for the candidate keys: x[j]
-   (binary64), xa[j] = |idx_scale| sum_l |qI kI|, xg[j] (Lemma 1's G). */
-static void indexer_logits(const nsx_bound_ctx *ctx, int b, int i, int hh, double *x, double *xa, double *xg)
-{
-    const nsx_problem *p = ctx->p;
-    const int di = p->sel.di;
-    const double *qI = ctx->in->idx_q + (((size_t)b * p->L + i) * p->sel.Hi + hh) * di;
-    const double sc = p->sel.idx_scale;
-    for (int j = 0; j < p->L; j++) {
-        if (!nsx_ref_is_candidate(p, i, j))
-            continue;
-        const double *kI = ctx->in->idx_k + ((size_t)b * p->L + j) * di;
-        double s = 0, sa = 0, sg = 0;
-        for (int l = 0; l < di; l++) {
-            s += qI[l] * kI[l];
-            sa += fabs(qI[l] * kI[l]);
-            sg += fmax(1.0, fabs(qI[l])) * fmax(1.0, fabs(kI[l]));
-        }
-        x[j] = sc * s;
-        xa[j] = fabs(sc) * sa;
-        xg[j] = fmax(1.0, fabs(sc)) * sg;
-    }
-}
-
-int nsx_bound_sel_tol(nsx_bound_ctx *ctx, int b, int i, double *tol, nsx_err *err)
-{
-    assert(ctx && tol && err && b >= 0 && b < ctx->p->B && i >= 0 && i < ctx->p->L);
-    assert(ctx->p->sel.source == NSX_SEL_INDEXER || ctx->p->sel.source == NSX_SEL_SCORES);
-    const nsx_problem *p = ctx->p;
-    const nsx_selection *S = &p->sel;
-    consts k;
-    consts_of(ctx, &k);
-    const double lim_in = nsx_format_fits(p->input_format, ctx->model.in) ? INFINITY : k.fi.max;
-    const int L = p->L;
-
-    for (int j = 0; j < L; j++)
-        tol[j] = 0;
-    if (S->source == NSX_SEL_SCORES) {
-        /* the given scores are inputs: only their rounding to `in` */
-        for (int j = 0; j < L; j++) {
-            if (!nsx_ref_is_candidate(p, i, j))
-                continue;
-            double s = fabs(ctx->in->idx_s[((size_t)b * L + i) * L + j]);
-            if (s > lim_in)
-                return not_applicable(ctx, err, b, -1, i, "an indexer score exceeds the input format's range",
-                                      s, lim_in);
-            tol[j] = (k.ui * s + k.lami) * (1 + 0x1p-30);
-        }
-        return 0;
-    }
-
-    /* source INDEXER: x[h,j] = idx_scale <qI[h,:], kI[j,:]>, S = sum_h w_h act(x) */
-    const int Hi = S->Hi, di = S->di;
-    const double *w = ctx->in->idx_w + ((size_t)b * L + i) * Hi;
-    double *x = ctx->xs, *xa = x + L, *xg = xa + L;
-    gam gx = {0};
-    gam_add(&gx, 2, k.ui);        /* qI, kI rounded to in */
-    gam_add(&gx, 2, k.ux);        /* idx_scale to op, its product */
-    gam_add(&gx, reduction(di), k.ua); /* the dot product in acc */
-    const double gX = gam_val(&gx), e64 = gamma_of(di + 2, U64), cx = 2.0 * di + 12;
-    gam gs = {0};
-    gam_add(&gs, 1, k.ui);        /* w rounded to in */
-    gam_add(&gs, 1, k.ux);        /* w_h * act */
-    gam_add(&gs, reduction(Hi), k.ua); /* the sum over heads */
-    gam_add(&gs, 1, k.ft.u);
-    const double gS = gam_val(&gs);
-    const int Nc = p->causal ? i + 1 : L;
-
-    for (int hh = 0; hh < Hi; hh++) {
-        double wa = fabs(w[hh]);
-        if (wa > lim_in)
-            return not_applicable(ctx, err, b, -1, i, "an indexer weight exceeds the input format's range", wa,
-                                  lim_in);
-        indexer_logits(ctx, b, i, hh, x, xa, xg);
-        /* bx[j] >= |x'[j] - x[j]| (Lemma 1) plus the binary64 error of x[j] */
-        double xmax = -INFINITY, xmin = INFINITY, bmax = 0, e64max = 0;
-        for (int j = 0; j < L; j++) {
-            if (!nsx_ref_is_candidate(p, i, j))
-                continue;
-            if (!isfinite(x[j]) || !isfinite(xa[j]) || !isfinite(xg[j]) || xa[j] > k.fa.max / 4)
-                return not_applicable(ctx, err, b, -1, i, "an indexer logit is out of range", xa[j], k.fa.max / 4);
-            double bx = gX * xa[j] + 2 * cx * k.lam_all * xg[j];
-            double ex = e64 * xa[j] + 4.0 * di * L64 * xg[j];
-            if (S->act != NSX_ACT_SOFTMAX) {
-                /* relu and identity are 1-Lipschitz: |act(x') - act(x)| <= |x' - x| */
-                tol[j] += gS * wa * (xa[j] + bx) + wa * bx;
-                continue;
-            }
-            xmax = fmax(xmax, x[j]);
-            xmin = fmin(xmin, x[j]);
-            bmax = fmax(bmax, bx);
-            e64max = fmax(e64max, ex);
-        }
-        if (S->act != NSX_ACT_SOFTMAX)
-            continue;
-        /* softmax over the Nc candidates, in the global form of B3-B5: every
-           score error <= B, so each weight moves by a factor within
-           [e^-2B, e^2B] times the exp, sum and division roundings */
-        double range = (xmax - xmin) * (1 + U64) + 2 * e64max;
-        double B = bmax + gamma_of(3, k.ua) * (range + 2 * bmax) + 4.0 * Nc * k.fa.lambda;
-        double rel = expm1(2 * B + 2 * log1p(k.eps_exp) - log1p(-k.eps_exp) + (reduction(Nc) + 1.0) * log1p(k.ua));
-        double z = 0;
-        for (int j = 0; j < L; j++)
-            if (nsx_ref_is_candidate(p, i, j))
-                z += exp(x[j] - xmax);
-        /* binary64 softmax, upward: x errors e64max, Nc + 4 roundings */
-        double up = exp(2 * e64max + 2 * U64 * (fabs(xmax) + range)) * (1 + (2.0 * Nc + 16) * U64);
-        for (int j = 0; j < L; j++) {
-            if (!nsx_ref_is_candidate(p, i, j))
-                continue;
-            double a = exp(x[j] - xmax) / z * up;
-            double ea = a * rel + 4.0 * Nc * k.fa.lambda;
-            tol[j] += gS * wa * (a + ea) + wa * ea;
-        }
-    }
-    for (int j = 0; j < L; j++)
-        tol[j] *= 1 + 0x1p-30;
-    return 0;
 }
