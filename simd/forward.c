@@ -466,3 +466,19 @@ int nsx_simd_forward(const nsx_kernel_problem *p, const nsx_kernel_io *io, int t
         return NSX_SIMD_EISA;
     return nsx_simd_forward_isa(p, io, threads, isa);
 }
+
+/* The ISA files' tables (simd/kern.h), looked up here so that the
+   resolver (simd/dispatch.c) stays a leaf. */
+const nsx_isa_kernels *nsx_simd_kernels(int isa)
+{
+    switch (isa) {
+    case NSX_ISA_SCALAR:
+        return &nsx_kernels_scalar;
+    case NSX_ISA_AVX2:
+        return &nsx_kernels_avx2;
+    case NSX_ISA_AVX512:
+        return &nsx_kernels_avx512;
+    default:
+        return NULL;
+    }
+}

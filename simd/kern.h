@@ -67,7 +67,7 @@ extern const nsx_isa_kernels nsx_kernels_scalar;
 extern const nsx_isa_kernels nsx_kernels_avx2;
 extern const nsx_isa_kernels nsx_kernels_avx512;
 
-/* The table for isa (dispatch.c); NULL for an unknown one. */
+/* The table for isa (forward.c); NULL for an unknown one. */
 const nsx_isa_kernels *nsx_simd_kernels(int isa);
 
 /* Rescales the running state to a new max m_new > st->m (shared by the ISA
