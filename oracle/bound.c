@@ -158,7 +158,7 @@ static void tuple_limits(const nsx_bound_ctx *ctx, const consts *k, size_t *acc_
 int nsx_bound_init(nsx_bound_ctx *ctx, const nsx_problem *p, const nsx_inputs *in,
                    const nsx_model *m, nsx_err *err)
 {
-    assert(p && in && m && err);
+    assert(ctx && p && in && m && err);
     memset(ctx, 0, sizeof *ctx);
     ctx->p = p;
     ctx->in = in;
