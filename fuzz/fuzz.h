@@ -6,7 +6,7 @@
  * leak pairs, mask probes) and adds what the golden suites do not: near-ties,
  * interesting values in random vector lanes, shuffled selection rows, copies
  * of the batches in another order, a permutation of the heads.  It runs the
- * kernel (kernel/kernel.h) and judges it with the oracle (oracle/check.h)
+ * kernel (runner/runner.h) and judges it with the oracle (oracle/check.h)
  * under the kernel's declared precision model, against the MPFR reference
  * on small problems and the binary64 loop reference (fuzz/dref.h) with its
  * stated uncertainty on larger ones.  A failure is shrunk and saved as a
@@ -25,8 +25,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "kernel/kernel.h"
 #include "nsimplex/rng.h"
+#include "runner/runner.h"
 #include "oracle/check.h"
 #include "oracle/model.h"
 #include "vectors/build.h"
