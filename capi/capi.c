@@ -1,0 +1,321 @@
+/* The C entry layer for foreign callers (capi/capi.h). */
+#define _GNU_SOURCE /* open_memstream */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "capi/callback.h"
+#include "capi/capi.h"
+#include "fuzz/fuzz.h"
+#include "io/casefile.h"
+#include "io/meta.h"
+#include "io/safetensors.h"
+#include "oracle/candidate.h"
+#include "oracle/check.h"
+#include "oracle/model.h"
+
+struct nsx_py_case {
+    nsx_case c;
+    char path[1024];
+};
+
+/* Copies e into (err, errlen) and returns its kind. */
+static int out_err(const nsx_err *e, char *err, size_t errlen)
+{
+    if (err && errlen)
+        snprintf(err, errlen, "%s", e->msg);
+    return e->kind;
+}
+
+int nsx_py_abi(void)
+{
+    return NSX_PY_ABI;
+}
+
+const char *nsx_py_version(void)
+{
+    return NSX_VERSION;
+}
+
+const char *nsx_py_err_kind_name(int kind)
+{
+    return nsx_err_kind_name(kind);
+}
+
+void nsx_py_free(void *p)
+{
+    free(p);
+}
+
+int nsx_py_case_read(const char *path, nsx_py_case **out, char *err, size_t errlen)
+{
+    nsx_err e = {0};
+    *out = NULL;
+    nsx_py_case *c = calloc(1, sizeof *c);
+    if (!c)
+        return out_err(&(nsx_err){NSX_E_NOMEM, "out of memory"}, err, errlen);
+    if (nsx_case_read(path, &c->c, &e)) {
+        free(c);
+        return out_err(&e, err, errlen);
+    }
+    snprintf(c->path, sizeof c->path, "%s", path);
+    *out = c;
+    return 0;
+}
+
+void nsx_py_case_free(nsx_py_case *c)
+{
+    if (!c)
+        return;
+    nsx_case_free(&c->c);
+    free(c);
+}
+
+int nsx_py_case_meta(const nsx_py_case *c, char **json, char *err, size_t errlen)
+{
+    nsx_err e = {0};
+    *json = nsx_meta_format(&c->c.p, &c->c.info, &e);
+    return *json ? 0 : out_err(&e, err, errlen);
+}
+
+int nsx_py_case_tensor(const nsx_py_case *c, const char *name, const void **data, int *is_int, int *rank,
+                       int64_t *shape)
+{
+    const nsx_problem *p = &c->c.p;
+    const nsx_inputs *in = &c->c.in;
+    const nsx_outputs *ex = &c->c.expected;
+    const int64_t B = p->B, L = p->L, H = p->H, G = p->Hkv, d = p->d, dv = p->dv;
+    const int64_t k = p->sel.k, Hi = p->sel.Hi, di = p->sel.di;
+    const struct {
+        const char *name;
+        const void *data;
+        int is_int, rank;
+        int64_t shape[4];
+    } t[] = {
+        {"q", in->q, 0, 4, {B, L, H, d}},
+        {"sel", in->sel ? (const void *)in->sel : (const void *)ex->sel, 1, 3, {B, L, k, 0}},
+        {"idx_q", in->idx_q, 0, 4, {B, L, Hi, di}},
+        {"idx_k", in->idx_k, 0, 3, {B, L, di, 0}},
+        {"idx_w", in->idx_w, 0, 3, {B, L, Hi, 0}},
+        {"idx_s", in->idx_s, 0, 3, {B, L, L, 0}},
+        {"o", ex->o, 0, 4, {B, L, H, dv}},
+        {"lse", ex->lse, 0, 3, {B, H, L, 0}},
+        {"sel_scores", ex->sel_scores, 0, 3, {B, L, L, 0}},
+    };
+    for (size_t x = 0; x < sizeof t / sizeof t[0]; x++)
+        if (strcmp(name, t[x].name) == 0) {
+            if (!t[x].data)
+                return 1;
+            *data = t[x].data;
+            *is_int = t[x].is_int;
+            *rank = t[x].rank;
+            memcpy(shape, t[x].shape, sizeof t[x].shape);
+            return 0;
+        }
+    for (int m = 0; m < p->n; m++) {
+        char kn[16], vn[16];
+        snprintf(kn, sizeof kn, "k%d", m + 1);
+        snprintf(vn, sizeof vn, "v%d", m + 1);
+        int isk = strcmp(name, kn) == 0;
+        if (isk || strcmp(name, vn) == 0) {
+            *data = isk ? in->k[m] : in->v[m];
+            *is_int = 0;
+            *rank = 4;
+            const int64_t s[4] = {B, L, G, isk ? d : dv};
+            memcpy(shape, s, sizeof s);
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* 1 when p computes its selection (the candidate's sel is judged). */
+static int computed_sel(const nsx_problem *p)
+{
+    return p->sel.source == NSX_SEL_INDEXER || p->sel.source == NSX_SEL_SCORES;
+}
+
+int nsx_py_check(const nsx_py_case *c, const double *o, const double *lse, const int32_t *sel, const char *model,
+                 const char *label, int *pass, char **json, char **text, char *err, size_t errlen)
+{
+    nsx_err e = {0};
+    nsx_model m;
+    const nsx_problem *p = &c->c.p;
+    *pass = 0;
+    if (json)
+        *json = NULL;
+    if (text)
+        *text = NULL;
+    if (!label)
+        label = "candidate";
+    if (model ? nsx_model_parse(model, &m, &e) : (nsx_model_default(&m), 0))
+        return out_err(&e, err, errlen);
+    if (!c->c.expected.o || !c->c.expected.lse) {
+        nsx_err_set(&e, NSX_E_INPUT, "%s: no expected %s: not a golden vector", c->path,
+                    c->c.expected.o ? "lse" : "o");
+        return out_err(&e, err, errlen);
+    }
+    if (!o)
+        return out_err(&(nsx_err){NSX_E_INPUT, "no o"}, err, errlen);
+    nsx_candidate cand = {o, lse, computed_sel(p) ? sel : NULL};
+    nsx_check_report rep;
+    if (nsx_check(p, &c->c.info, &c->c.in, &c->c.expected, &cand, &m, &rep, &e)) {
+        nsx_err_prefix(&e, c->path);
+        return out_err(&e, err, errlen);
+    }
+    *pass = rep.pass;
+    if (json && !(*json = nsx_check_json(&rep, &c->c.info, label)))
+        return out_err(&(nsx_err){NSX_E_NOMEM, "out of memory"}, err, errlen);
+    if (text) {
+        size_t len;
+        FILE *f = open_memstream(text, &len);
+        if (!f)
+            return out_err(&(nsx_err){NSX_E_NOMEM, "out of memory"}, err, errlen);
+        nsx_check_print(f, &rep, &c->c.info, label);
+        fclose(f);
+    }
+    return 0;
+}
+
+int nsx_py_write_candidate(const nsx_py_case *c, const char *path, const double *o, int o_dtype,
+                           const double *lse, int lse_dtype, const int32_t *sel, const char *model, char *err,
+                           size_t errlen)
+{
+    const nsx_problem *p = &c->c.p;
+    const int64_t os[4] = {p->B, p->L, p->H, p->dv}, ls[3] = {p->B, p->H, p->L}, ss[3] = {p->B, p->L, p->sel.k};
+    nsx_err e = {0};
+    nsx_st st = {0};
+    int rc = 0;
+    if (!nsx_dtype_is_float(o_dtype) || (lse && !nsx_dtype_is_float(lse_dtype)))
+        rc = nsx_err_set(&e, NSX_E_INPUT, "%s: dtype code %d is not a float format", path,
+                         nsx_dtype_is_float(o_dtype) ? lse_dtype : o_dtype);
+    if (!rc)
+        rc = nsx_st_add_f64(&st, "o", o_dtype, 4, os, o, &e);
+    if (!rc && lse)
+        rc = nsx_st_add_f64(&st, "lse", lse_dtype, 3, ls, lse, &e);
+    if (!rc && sel && computed_sel(p))
+        rc = nsx_st_add_i32(&st, "sel", 3, ss, sel, &e);
+    if (!rc && model) {
+        nsx_model m;
+        if (!(rc = nsx_model_parse(model, &m, &e)))
+            rc = nsx_st_set_meta(&st, NSX_MODEL_KEY, model, &e);
+    }
+    if (!rc)
+        rc = nsx_st_write(path, &st, &e);
+    nsx_st_free(&st);
+    return rc ? out_err(&e, err, errlen) : 0;
+}
+
+int nsx_py_model(const char *model, char *out, size_t len, int *fmt, char *err, size_t errlen)
+{
+    nsx_err e = {0};
+    nsx_model m;
+    if (model ? nsx_model_parse(model, &m, &e) : (nsx_model_default(&m), 0))
+        return out_err(&e, err, errlen);
+    nsx_model_format(&m, out, len);
+    if (fmt) {
+        fmt[0] = m.in;
+        fmt[1] = m.acc;
+        fmt[2] = m.w;
+        fmt[3] = m.out;
+    }
+    return 0;
+}
+
+/* ---- fuzz ---------------------------------------------------------------- */
+
+static int accept_shim(void *ctx, const nsx_kernel_problem *p)
+{
+    return (*(nsx_py_accept_fn *)ctx)(p);
+}
+
+static cJSON *failure_json(const nsx_fuzz_failure *f)
+{
+    cJSON *j = cJSON_CreateObject();
+    if (!j)
+        return NULL;
+    cJSON_AddNumberToObject(j, "index", (double)f->index);
+    char seed[32];
+    snprintf(seed, sizeof seed, "0x%016llx", (unsigned long long)f->seed);
+    cJSON_AddStringToObject(j, "seed", seed);
+    cJSON_AddStringToObject(j, "kind", nsx_fz_kind_name(f->kind));
+    cJSON_AddStringToObject(j, "kinds", nsx_fz_kind_name(f->kinds));
+    cJSON_AddNumberToObject(j, "found", f->found);
+    cJSON_AddNumberToObject(j, "shrink", f->shrink);
+    cJSON_AddStringToObject(j, "draw", f->draw);
+    cJSON_AddStringToObject(j, "shrunk", f->shrunk);
+    cJSON_AddStringToObject(j, "note", f->note);
+    if (f->path[0])
+        cJSON_AddStringToObject(j, "path", f->path);
+    else
+        cJSON_AddNullToObject(j, "path");
+    cJSON_AddBoolToObject(j, "replays", f->replays);
+    return j;
+}
+
+static char *summary_json(const nsx_fuzz_summary *s, const char *model)
+{
+    cJSON *j = cJSON_CreateObject(), *a;
+    if (!j)
+        return NULL;
+    cJSON_AddStringToObject(j, "model", model);
+    cJSON_AddNumberToObject(j, "problems", (double)s->problems);
+    cJSON_AddNumberToObject(j, "mpfr", (double)s->mpfr);
+    cJSON_AddNumberToObject(j, "loop", (double)s->loop);
+    cJSON_AddNumberToObject(j, "skipped", (double)s->skipped);
+    cJSON_AddNumberToObject(j, "declined", (double)s->declined);
+    cJSON_AddNumberToObject(j, "rejected", (double)s->rejected);
+    cJSON_AddNumberToObject(j, "pairs", (double)s->pairs);
+    cJSON_AddNumberToObject(j, "heads", (double)s->heads);
+    cJSON_AddNumberToObject(j, "seconds", s->seconds);
+    if ((a = cJSON_AddArrayToObject(j, "failures")))
+        for (int x = 0; x < s->nfail; x++)
+            cJSON_AddItemToArray(a, failure_json(&s->fail[x]));
+    char *out = cJSON_PrintUnformatted(j);
+    cJSON_Delete(j);
+    return out;
+}
+
+int nsx_py_fuzz(const nsx_py_fuzz_args *a, char **summary, char *err, size_t errlen)
+{
+    nsx_err e = {0};
+    nsx_model m;
+    char mtext[128];
+    *summary = NULL;
+    if (a->model ? nsx_model_parse(a->model, &m, &e) : (nsx_model_default(&m), 0))
+        return out_err(&e, err, errlen);
+    nsx_model_format(&m, mtext, sizeof mtext);
+    nsx_cb_kernel cb;
+    if (nsx_cb_kernel_open(&cb, a->name, &m, a->max_order, a->features, a->forward, &e))
+        return out_err(&e, err, errlen);
+    nsx_fuzz_opts o;
+    nsx_fuzz_opts_default(&o);
+    o.seconds = a->seconds;
+    o.seed = a->seed;
+    o.start = a->start;
+    o.count = a->count;
+    o.max_failures = a->max_failures;
+    o.shrink_seconds = a->shrink_seconds;
+    o.out_dir = a->out_dir;
+    o.log = a->log ? stdout : NULL;
+    o.progress = a->progress;
+    o.verbose = a->verbose;
+    o.model = &m;
+    nsx_py_accept_fn accept = a->accept;
+    if (accept) {
+        o.accept = accept_shim;
+        o.accept_ctx = &accept;
+    }
+    nsx_fuzz_summary *s = malloc(sizeof *s);
+    if (!s)
+        return out_err(&(nsx_err){NSX_E_NOMEM, "out of memory"}, err, errlen);
+    int rc = nsx_fuzz_run(&cb.k, &o, s, &e);
+    if (a->log)
+        fflush(stdout);
+    if (!rc && !(*summary = summary_json(s, mtext)))
+        rc = nsx_err_set(&e, NSX_E_NOMEM, "out of memory");
+    free(s);
+    return rc ? out_err(&e, err, errlen) : 0;
+}
