@@ -104,13 +104,17 @@ $(BUILD)/tests/%: $(BUILD)/tests/%.o $(SUP_OBJ) $(LIB)
 	$(CC) $(CFLAGS) $(LDFLAGS) $(OMP) -o $@ $< $(SUP_OBJ) $(LIB) $(shell pkg-config --libs check) $(LDLIBS)
 
 # The tests find the program through NSX_BIN, the SIMD kernel's shared
-# library through NSX_SIMD_SO, and write under NSX_TMP.
-check: $(PROG) $(SIMD_SO) $(TESTS)
+# library through NSX_SIMD_SO, and write under NSX_TMP; then the Python
+# package's tests (tests/python, pytest, Debian's python3) over $(SO).
+check: $(PROG) $(SIMD_SO) $(SO) $(TESTS)
 	@mkdir -p $(BUILD)/tmp
 	@fail=0; for t in $(TESTS); do \
 	    NSX_BIN=$(CURDIR)/$(PROG) NSX_SIMD_SO=$(CURDIR)/$(SIMD_SO) \
 	    NSX_TMP=$(CURDIR)/$(BUILD)/tmp $$t || fail=1; \
 	done; \
+	$(if $(filter 1,$(SAN)),echo "make check: the Python package's tests skipped under SAN=1 (python cannot load an ASan library)";,\
+	NSX_BIN=$(CURDIR)/$(PROG) NSX_BUILD=$(BUILD) NSX_TMP=$(CURDIR)/$(BUILD)/tmp PYTHONDONTWRITEBYTECODE=1 \
+	    $(PYTHON) -m pytest -q -p no:cacheprovider tests/python || fail=1;) \
 	if [ $$fail -ne 0 ]; then echo "make check: FAILED"; exit 1; fi; \
 	echo "make check: all tests passed ($(BUILD))"
 
