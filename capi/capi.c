@@ -4,12 +4,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <cjson/cJSON.h>
-
 #include "capi/callback.h"
 #include "capi/capi.h"
 #include "fuzz/fuzz.h"
 #include "io/casefile.h"
+#include "io/json.h"
 #include "io/meta.h"
 #include "io/safetensors.h"
 #include "oracle/candidate.h"
@@ -231,51 +230,62 @@ static int accept_shim(void *ctx, const nsx_kernel_problem *p)
     return (*(nsx_py_accept_fn *)ctx)(p);
 }
 
-static cJSON *failure_json(const nsx_fuzz_failure *f)
+static void put_str(nsx_buf *b, const char *key, const char *v)
 {
-    cJSON *j = cJSON_CreateObject();
-    if (!j)
-        return NULL;
-    cJSON_AddNumberToObject(j, "index", (double)f->index);
-    char seed[32];
-    snprintf(seed, sizeof seed, "0x%016llx", (unsigned long long)f->seed);
-    cJSON_AddStringToObject(j, "seed", seed);
-    cJSON_AddStringToObject(j, "kind", nsx_fz_kind_name(f->kind));
-    cJSON_AddStringToObject(j, "kinds", nsx_fz_kind_name(f->kinds));
-    cJSON_AddNumberToObject(j, "found", f->found);
-    cJSON_AddNumberToObject(j, "shrink", f->shrink);
-    cJSON_AddStringToObject(j, "draw", f->draw);
-    cJSON_AddStringToObject(j, "shrunk", f->shrunk);
-    cJSON_AddStringToObject(j, "note", f->note);
-    if (f->path[0])
-        cJSON_AddStringToObject(j, "path", f->path);
-    else
-        cJSON_AddNullToObject(j, "path");
-    cJSON_AddBoolToObject(j, "replays", f->replays);
-    return j;
+    nsx_buf_printf(b, ",\"%s\":", key);
+    nsx_buf_json_string(b, v);
 }
 
+static void put_num(nsx_buf *b, const char *key, double x)
+{
+    nsx_buf_printf(b, ",\"%s\":", key);
+    nsx_buf_json_number(b, x);
+}
+
+static void failure_json(nsx_buf *b, const nsx_fuzz_failure *f)
+{
+    char seed[32];
+    snprintf(seed, sizeof seed, "0x%016llx", (unsigned long long)f->seed);
+    nsx_buf_printf(b, "{\"index\":%llu", (unsigned long long)f->index);
+    put_str(b, "seed", seed);
+    put_str(b, "kind", nsx_fz_kind_name(f->kind));
+    put_str(b, "kinds", nsx_fz_kind_name(f->kinds));
+    put_num(b, "found", f->found);
+    put_num(b, "shrink", f->shrink);
+    put_str(b, "draw", f->draw);
+    put_str(b, "shrunk", f->shrunk);
+    put_str(b, "note", f->note);
+    if (f->path[0])
+        put_str(b, "path", f->path);
+    else
+        nsx_buf_puts(b, ",\"path\":null");
+    nsx_buf_printf(b, ",\"replays\":%s}", f->replays ? "true" : "false");
+}
+
+/* The summary as one JSON object (malloc'd; NULL when out of memory). */
 static char *summary_json(const nsx_fuzz_summary *s, const char *model)
 {
-    cJSON *j = cJSON_CreateObject(), *a;
-    if (!j)
+    nsx_buf b = {0};
+    nsx_buf_puts(&b, "{\"model\":");
+    nsx_buf_json_string(&b, model);
+    nsx_buf_printf(&b,
+                   ",\"problems\":%llu,\"mpfr\":%llu,\"loop\":%llu,\"skipped\":%llu,\"declined\":%llu"
+                   ",\"rejected\":%llu,\"pairs\":%llu,\"heads\":%llu",
+                   (unsigned long long)s->problems, (unsigned long long)s->mpfr, (unsigned long long)s->loop,
+                   (unsigned long long)s->skipped, (unsigned long long)s->declined,
+                   (unsigned long long)s->rejected, (unsigned long long)s->pairs, (unsigned long long)s->heads);
+    put_num(&b, "seconds", s->seconds);
+    nsx_buf_puts(&b, ",\"failures\":[");
+    for (int x = 0; x < s->nfail; x++) {
+        nsx_buf_puts(&b, x ? "," : "");
+        failure_json(&b, &s->fail[x]);
+    }
+    nsx_buf_puts(&b, "]}");
+    if (b.oom) {
+        nsx_buf_free(&b);
         return NULL;
-    cJSON_AddStringToObject(j, "model", model);
-    cJSON_AddNumberToObject(j, "problems", (double)s->problems);
-    cJSON_AddNumberToObject(j, "mpfr", (double)s->mpfr);
-    cJSON_AddNumberToObject(j, "loop", (double)s->loop);
-    cJSON_AddNumberToObject(j, "skipped", (double)s->skipped);
-    cJSON_AddNumberToObject(j, "declined", (double)s->declined);
-    cJSON_AddNumberToObject(j, "rejected", (double)s->rejected);
-    cJSON_AddNumberToObject(j, "pairs", (double)s->pairs);
-    cJSON_AddNumberToObject(j, "heads", (double)s->heads);
-    cJSON_AddNumberToObject(j, "seconds", s->seconds);
-    if ((a = cJSON_AddArrayToObject(j, "failures")))
-        for (int x = 0; x < s->nfail; x++)
-            cJSON_AddItemToArray(a, failure_json(&s->fail[x]));
-    char *out = cJSON_PrintUnformatted(j);
-    cJSON_Delete(j);
-    return out;
+    }
+    return b.s;
 }
 
 int nsx_py_fuzz(const nsx_py_fuzz_args *a, char **summary, char *err, size_t errlen)
