@@ -223,6 +223,11 @@ int nsx_py_model(const char *model, char *out, size_t len, int *fmt, char *err, 
     return 0;
 }
 
+int nsx_py_model_warning(const char *model, char *buf, size_t len)
+{
+    return model && nsx_model_warning(model, buf, len) ? 1 : 0;
+}
+
 /* ---- fuzz ---------------------------------------------------------------- */
 
 static int accept_shim(void *ctx, const nsx_kernel_problem *p)

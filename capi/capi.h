@@ -75,6 +75,10 @@ int nsx_py_write_candidate(const nsx_py_case *c, const char *path, const double 
    formats into fmt[4] (may be NULL). */
 int nsx_py_model(const char *model, char *out, size_t len, int *fmt, char *err, size_t errlen);
 
+/* 1 and a warning into buf (len >= 512) when the model string parses but
+   may not say what its author meant (nsx_model_warning), else 0. */
+int nsx_py_model_warning(const char *model, char *buf, size_t len);
+
 /* A fuzz run over a callback kernel (capi/callback.h); see nsx_fuzz_opts. */
 typedef int (*nsx_py_accept_fn)(const nsx_kernel_problem *p);
 

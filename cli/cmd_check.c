@@ -52,6 +52,10 @@ static int check_one(const nsx_case *vec, const char *vpath, const char *cpath, 
     if ((rc = nsx_st_read(cpath, &cst, &err)) ||
         (rc = nsx_candidate_from_st(&cst, cpath, &vec->p, forced, &cand, &model, &err)))
         goto done;
+    const char *declared = nsx_st_meta(&cst, NSX_MODEL_KEY);
+    char warning[512];
+    if (!forced && declared && nsx_model_warning(declared, warning, sizeof warning))
+        fprintf(stderr, "nsimplex check: warning: %s: %s\n", cpath, warning);
     nsx_check_report rep;
     if ((rc = nsx_check(&vec->p, &vec->info, &vec->in, &vec->expected, &cand, &model, &rep, &err))) {
         nsx_err_prefix(&err, vpath);
@@ -117,6 +121,9 @@ int cmd_check(int argc, char **argv)
         free(files);
         return cli_fail("check", "--model: %s", err.msg);
     }
+    char warning[512];
+    if (model_text && nsx_model_warning(model_text, warning, sizeof warning))
+        fprintf(stderr, "nsimplex check: warning: --model: %s\n", warning);
     nsx_case vec;
     if (nsx_case_read(files[0], &vec, &err)) {
         free(files);

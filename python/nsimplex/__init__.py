@@ -19,6 +19,7 @@ import ctypes
 import json
 import os
 import sys
+import warnings
 from ctypes import POINTER, byref, c_double, c_float, c_int, c_int32, c_int64, c_void_p
 
 import numpy as np
@@ -28,7 +29,7 @@ from ._lib import FEATURES, FORMAT_NAMES, FORMATS, MAX_ORDER, REDUCERS, lib
 
 __version__ = _lib.lib.nsx_py_version().decode()
 __all__ = ["load", "check", "fuzz", "run", "save_candidate", "model", "Case", "Problem", "Report",
-           "FuzzResult", "Error", "InputError", "NotApplicable", "Unsupported", "FEATURE_NAMES"]
+           "FuzzResult", "Error", "InputError", "NotApplicable", "Unsupported", "ModelWarning", "FEATURE_NAMES"]
 
 FEATURE_NAMES = tuple(FEATURES)
 
@@ -78,6 +79,16 @@ def model(text=None):
     if rc:
         _raise(rc, err)
     return out.value.decode()
+
+
+class ModelWarning(UserWarning):
+    """A model string that parses but may not say what its author meant (op inherited from in)."""
+
+
+def _warn_model(text):
+    buf = ctypes.create_string_buffer(512)
+    if text is not None and lib.nsx_py_model_warning(_enc(text), buf, 512):
+        warnings.warn(buf.value.decode(), ModelWarning, stacklevel=3)
 
 
 def _model_formats(text):
@@ -361,6 +372,7 @@ def check(case, o, lse=None, sel=None, model=None, label="candidate"):
     if not isinstance(case, Case):
         case = load(case)
     o, lse, sel = _candidate_arrays(case, o, lse, sel)
+    _warn_model(model)
     passed, js, text, err = c_int(), c_void_p(), c_void_p(), _errbuf()
     rc = lib.nsx_py_check(case._h, _ptr(o), _ptr(lse), _ptr(sel), _enc(model), _enc(label), byref(passed),
                           byref(js), byref(text), err, 1024)
@@ -493,6 +505,7 @@ def fuzz(fn, seconds=10.0, seed=1, features="all", shapes=None, model="bf16", de
     Outputs pass through the kernel ABI's float32 buffers.  Returns a FuzzResult.  An exception
     raised by fn is a kernel error to the fuzzer, and is raised again when the run ends."""
     fmts = _model_formats(model)
+    _warn_model(model)
     in_fmt = FORMAT_NAMES[fmts["in"]]
     state = {"exc": None}
 

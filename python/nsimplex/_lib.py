@@ -88,6 +88,7 @@ _sigs = {
     "nsx_py_write_candidate": (c_int, [c_void_p, c_char_p, c_void_p, c_int, c_void_p, c_int, c_void_p,
                                        c_char_p, c_char_p, c_size_t]),
     "nsx_py_model": (c_int, [c_char_p, c_char_p, c_size_t, POINTER(c_int), c_char_p, c_size_t]),
+    "nsx_py_model_warning": (c_int, [c_char_p, c_char_p, c_size_t]),
     "nsx_py_fuzz": (c_int, [POINTER(FuzzArgs), POINTER(c_void_p), c_char_p, c_size_t]),
 }
 for _name, (_res, _args) in _sigs.items():

@@ -15,6 +15,12 @@ def bf16_round(x):
     return np.where(np.isnan(x), x, r)
 
 
+def tf32_truncate(x):
+    """float32 values truncated to TF32 (10 significand bits), as tensor cores read float32."""
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    return (x.view(np.uint32) & np.uint32(0xFFFFE000)).view(np.float32)
+
+
 def allowed(p, sel_b, leak=False, window_off_by_one=False):
     """The mask (E2) of one batch as a bool array [L(i), L(j1), ..., L(jn)]."""
     n, L = p.n, p.L
@@ -50,13 +56,15 @@ def allowed(p, sel_b, leak=False, window_off_by_one=False):
     return mask
 
 
-def simplicial(p, t, dt=np.float64, out_round=None, scale=None, **bugs):
+def simplicial(p, t, dt=np.float64, out_round=None, scale=None, operand=None, **bugs):
     """O [B,L,H,dv] and LSE [B,H,L] computed in dt; o rounded by out_round (a function) if given."""
     with np.errstate(all="ignore"):
-        return _simplicial(p, t, dt, out_round, scale, **bugs)
+        return _simplicial(p, t, dt, out_round, scale, operand or (lambda x: x), **bugs)
 
 
-def _simplicial(p, t, dt, out_round, scale, **bugs):
+def _simplicial(p, t, dt, out_round, scale, operand, **bugs):
+    """operand: the conversion of the GEMM operands (the left score operand, the last key, the
+    weights and the reduced values), identity by default."""
     n, B, L, H, dv = p.n, p.B, p.L, p.H, p.dv
     s = dt(p.score_scale if scale is None else scale(p))
     kvh = np.arange(H) // p.groups
@@ -72,7 +80,7 @@ def _simplicial(p, t, dt, out_round, scale, **bugs):
             u = q[b, :, h, :]                                  # [i, l]
             for m in range(n - 1):                             # [i, j1..jm+1, l]
                 u = u[..., None, :] * ks[m][b, :, g, :].reshape((1,) * (m + 1) + (L, -1))
-            T = (u.reshape(-1, p.d) @ ks[n - 1][b, :, g, :].T).reshape(L, -1) * s   # [i, J]
+            T = (operand(u.reshape(-1, p.d)) @ operand(ks[n - 1][b, :, g, :]).T).reshape(L, -1) * s  # [i, J]
             T = np.where(mask, T, dt(-np.inf))
             mx = T.max(axis=1, keepdims=True)
             empty = ~mask.any(axis=1)
@@ -95,7 +103,7 @@ def _simplicial(p, t, dt, out_round, scale, **bugs):
             # a kernel never reads a masked tuple: values that are not finite (the futures of
             # leak pairs) would turn its zero weight into NaN here
             W = np.where(np.isfinite(W), W, dt(0))
-            o[b, :, h, :] = (A @ W) * dt(p.out_scale)
+            o[b, :, h, :] = (operand(A) @ operand(W)) * dt(p.out_scale)
             lse[b, h, :] = np.where(empty, -np.inf, mx[:, 0] + np.log(np.where(empty, dt(1), den)))
     o = o.astype(np.float32)
     if out_round is not None:
@@ -112,6 +120,17 @@ def honest_f64(p, t):
 def honest_f32(p, t):
     """float32 arithmetic throughout: passes the model f32."""
     return simplicial(p, t, np.float32)
+
+
+def honest_tf32(p, t):
+    """float32 arithmetic with the GEMM operands truncated to TF32, as Triton's tl.dot on float32
+    does by default: passes the model triton-f32, fails f32."""
+    return simplicial(p, t, np.float32, operand=tf32_truncate)
+
+
+def bf16_operands(p, t):
+    """float32 arithmetic with the GEMM operands rounded to bf16: beyond triton-f32."""
+    return simplicial(p, t, np.float32, operand=bf16_round)
 
 
 # planted bugs

@@ -260,3 +260,60 @@ def test_pip_installs_offline_into_a_fresh_venv():
     assert r.returncode == 0, r.stderr
     mod, lib, count, passed = r.stdout.split()
     assert mod.startswith(venv) and lib.startswith(venv) and int(count) == len(VECTORS) and passed == "True"
+
+
+# ---- TF32 (docs/ORACLE.md 2.1) and the model warning ----------------------------------------------
+
+def verdicts(fn, model):
+    out = {"pass": 0, "fail": 0, "n/a": 0, "worst": 0.0}
+    for path in VECTORS:
+        c = nsimplex.load(path)
+        o, lse = nsimplex.run(fn, c)
+        try:
+            r = nsimplex.check(c, o, lse, c.inputs()["sel"], model=model)
+        except nsimplex.NotApplicable:
+            out["n/a"] += 1
+            continue
+        out["pass" if r.passed else "fail"] += 1
+        if r.passed and r.ratio is not None:
+            out["worst"] = max(out["worst"], r.ratio)
+    return out
+
+
+def test_tf32_model_passes_an_emulated_tf32_kernel_and_bites():
+    assert nsimplex.model("triton-f32") == "in=f32,op=tf32,acc=f32,int=none,w=tf32,out=f32,lseout=f32,lse=-inf"
+    honest = verdicts(kernels.honest_tf32, "triton-f32")
+    assert honest["fail"] == 0 and honest["pass"] == len(VECTORS) - 1 and honest["worst"] < 1, honest
+    assert verdicts(kernels.honest_tf32, "f32")["fail"] >= 50          # TF32 is not f32
+    assert verdicts(kernels.bf16_operands, "triton-f32")["fail"] >= 1  # bf16 operands are not TF32
+    assert verdicts(kernels.wrong_scale, "triton-f32")["fail"] >= 50
+    assert verdicts(kernels.honest_f32, "triton-f32")["fail"] == 0     # more precise passes
+    for bad in ("in=tf32", "out=tf32", "acc=tf32", "op=none"):
+        with pytest.raises(nsimplex.InputError, match="formats are"):
+            nsimplex.model(bad)
+    F = ["windows", "gqa", "biases", "sum", "mean", "lse"]
+    res = nsimplex.fuzz(kernels.honest_tf32, seconds=2, seed=5, model="triton-f32", features=F, out=None, log=False)
+    assert res.passed and res.problems >= 5
+    res = nsimplex.fuzz(kernels.honest_tf32, seconds=2, seed=5, model="f32", features=F, out=None,
+                        shrink_seconds=0.5, log=False)
+    assert not res.passed
+
+
+def test_op_inherited_silently_from_in_warns():
+    c = nsimplex.load(os.path.join(ROOT, "vectors", "default", "n2_f32.safetensors"))
+    o, lse = kernels.honest_f32(c.problem, c.inputs())
+    with pytest.warns(nsimplex.ModelWarning, match="op=f32 follows in=f32"):
+        nsimplex.check(c, o, lse, model="bf16,in=f32")
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        nsimplex.check(c, o, lse, model="bf16,in=f32,op=bf16")
+        nsimplex.check(c, o, lse, model="f32,in=f32")
+    cand = scratch("warn.safetensors")
+    nsimplex.save_candidate(c, cand, o, lse, model="bf16,in=f32")
+    r = cli("check", c.path, cand)
+    assert "warning" in r.stderr and "op=f32 follows in=f32" in r.stderr and cand in r.stderr
+    r = cli("check", c.path, cand, "--model", "in=f32")
+    assert r.stderr.count("warning") == 1 and "--model" in r.stderr
+    r = cli("check", c.path, cand, "--model", "f32")
+    assert "warning" not in r.stderr
