@@ -317,3 +317,39 @@ def test_op_inherited_silently_from_in_warns():
     assert r.stderr.count("warning") == 1 and "--model" in r.stderr
     r = cli("check", c.path, cand, "--model", "f32")
     assert "warning" not in r.stderr
+
+
+# ---- torch (optional): examples/torch_check.py's einsum kernel through the package on the CPU -----
+
+def test_torch_inputs_check_and_fuzz_on_the_cpu():
+    torch = pytest.importorskip("torch")
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("torch_check", os.path.join(ROOT, "examples", "torch_check.py"))
+    ex = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ex)
+    c = nsimplex.load(os.path.join(ROOT, "vectors", "default", "n2_leak_nan.safetensors"))
+    t = c.inputs(device="cpu")
+    assert t["q"].dtype == torch.bfloat16 and t["q"].device.type == "cpu"
+    assert c.inputs(device="cpu", dtype=torch.float64)["k"][1].dtype == torch.float64
+    assert np.array_equal(t["q"].double().numpy(), c.arrays()["q"], equal_nan=True)
+    for name in ("n2_leak_nan", "n2_gqa4", "n3_sel", "n2_sel_relu", "n2_paper_windows"):
+        c = nsimplex.load(os.path.join(ROOT, "vectors", "default", name + ".safetensors"))
+        o, lse = nsimplex.run(ex.simplicial_attention, c, device="cpu")
+        assert o.dtype == torch.bfloat16
+        rep = nsimplex.check(c, o=o, lse=lse, model="einsum-bf16")
+        assert rep.passed, rep.text
+    res = nsimplex.fuzz(ex.simplicial_attention, seconds=3, seed=2, model="einsum-bf16", device="cpu",
+                        out=scratch("fuzz-torch"), log=False)
+    assert res.passed and res.problems >= 5, str(res)
+
+
+def test_importable_from_the_build_tree_and_examples_parse():
+    env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "python"), NSIMPLEX_BUILD=os.path.basename(BUILD))
+    env.pop("NSIMPLEX_LIB", None)
+    r = subprocess.run([sys.executable, "-c", "import nsimplex; print(nsimplex._lib.lib_path)"],
+                       capture_output=True, text=True, env=env, cwd=TMP)
+    assert r.returncode == 0 and os.path.samefile(r.stdout.strip(), os.path.join(BUILD, "libnsimplex.so")), r.stderr
+    import ast
+    for name in ("triton_simplicial.py", "torch_check.py"):
+        with open(os.path.join(ROOT, "examples", name)) as f:
+            ast.parse(f.read(), name)
