@@ -115,11 +115,12 @@ def simplicial_forward(p, t, use_dot=False):
     B, L, H, d, dv = p.B, p.L, p.H, p.d, p.dv
     o = torch.empty((B, L, H, dv), device=q.device, dtype=q.dtype)
     lse = torch.empty((B, H, L), device=q.device, dtype=torch.float32)
-    block_d = _pow2(d, 16 if use_dot else 1)
+    # few distinct block sizes (each is a compilation); tl.dot needs 16 or more
+    block_d = _pow2(d, 16)
     w1, w2 = (w if w > 0 else L + 1 for w in p.windows)
     _fwd[(L, B * H)](q, k1, k2, v1, v2, o, lse, L, H, p.Hkv, d, dv, w1, w2,
                      p.score_scale, p.out_scale, p.k_bias[0], p.k_bias[1], p.v_bias[0], p.v_bias[1],
-                     BLOCK_J=16, BLOCK_D=block_d, BLOCK_DV=_pow2(dv, 1), USE_DOT=use_dot)
+                     BLOCK_J=16 if use_dot else 8, BLOCK_D=block_d, BLOCK_DV=_pow2(dv, 16), USE_DOT=use_dot)
     return o, lse
 
 

@@ -57,7 +57,7 @@ class Unsupported(Exception):
 
 def _raise(kind, msg):
     text = msg.value.decode("utf-8", "replace") if hasattr(msg, "value") else str(msg)
-    if kind == _lib.E_NOT_APPLICABLE or "not applicable" in text and kind == _lib.E_INPUT:
+    if kind == _lib.E_NOT_APPLICABLE:
         raise NotApplicable(kind, text)
     if kind in (_lib.E_INPUT, _lib.E_UNSUPPORTED, _lib.E_TOO_LARGE):
         raise InputError(kind, text)
