@@ -14,6 +14,7 @@
 #include "oracle/candidate.h"
 #include "oracle/check.h"
 #include "oracle/model.h"
+#include "vectors/gen.h"
 
 struct nsx_py_case {
     nsx_case c;
@@ -226,6 +227,20 @@ int nsx_py_model(const char *model, char *out, size_t len, int *fmt, char *err, 
 int nsx_py_model_warning(const char *model, char *buf, size_t len)
 {
     return model && nsx_model_warning(model, buf, len) ? 1 : 0;
+}
+
+int nsx_py_gen(const char *recipe, const char *name, const char *path, uint64_t *tuples, char *err,
+               size_t errlen)
+{
+    nsx_err e = {0};
+    nsx_ref_stats st = {0};
+    if (!recipe || !name || !name[0] || !path)
+        return out_err(&(nsx_err){NSX_E_INPUT, "gen: give a recipe, a name and a path"}, err, errlen);
+    if (nsx_gen_recipe(recipe, name, path, &st, &e))
+        return out_err(&e, err, errlen);
+    if (tuples)
+        *tuples = st.tuples;
+    return 0;
 }
 
 /* ---- fuzz ---------------------------------------------------------------- */

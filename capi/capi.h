@@ -79,6 +79,12 @@ int nsx_py_model(const char *model, char *out, size_t len, int *fmt, char *err, 
    may not say what its author meant (nsx_model_warning), else 0. */
 int nsx_py_model_warning(const char *model, char *buf, size_t len);
 
+/* Writes a golden vector of any shape from a recipe (vectors/recipe.h) to
+   path, named name (`nsimplex gen --recipe`); *tuples gets the allowed
+   tuples the reference summed (may be NULL). */
+int nsx_py_gen(const char *recipe, const char *name, const char *path, uint64_t *tuples, char *err,
+               size_t errlen);
+
 /* A fuzz run over a callback kernel (capi/callback.h); see nsx_fuzz_opts. */
 typedef int (*nsx_py_accept_fn)(const nsx_kernel_problem *p);
 

@@ -54,11 +54,9 @@ static int gen_recipe(const char *recipe, const char *out, const char *name, int
     }
     if (!name[0])
         return cli_fail("gen", "--name: empty");
-    const nsx_suite_case c = {name, recipe, "from a recipe (nsimplex gen --recipe)"};
-    const nsx_suite s = {"custom", &c, 1};
     nsx_err err = {0};
     nsx_ref_stats st = {0};
-    if (nsx_gen_case(&s, &c, out, &st, &err))
+    if (nsx_gen_recipe(recipe, name, out, &st, &err))
         return cli_fail_err("gen", &err);
     printf("gen: %s: %llu tuples, recipe \"%s\"\n", out, (unsigned long long)st.tuples, recipe);
     return NSX_EXIT_OK;

@@ -193,13 +193,30 @@ const char *nsx_model_warning(const char *s, char *buf, size_t len)
         op_given |= strncmp(q, "op=", 3) == 0;
         in_given |= strncmp(q, "in=", 3) == 0;
     }
-    if (!in_given || op_given || m.op == start.op)
-        return NULL;
-    snprintf(buf, len,
-             "model '%s': op=%s follows in=%s silently (the starting preset's op is %s); a kernel that casts "
-             "its GEMM operands (q*k1, the scale, k + kb, v1*v2) to %s needs op=%s given explicitly",
-             s, fname_of(m.op), fname_of(m.in), fname_of(start.op), fname_of(start.op), fname_of(start.op));
-    return buf;
+    if (in_given && !op_given && m.op != start.op) {
+        snprintf(buf, len,
+                 "model '%s': op=%s follows in=%s silently (the starting preset's op is %s); a kernel that casts "
+                 "its GEMM operands (q*k1, the scale, k + kb, v1*v2) to %s needs op=%s given explicitly",
+                 s, fname_of(m.op), fname_of(m.in), fname_of(start.op), fname_of(start.op), fname_of(start.op));
+        return buf;
+    }
+    /* self-contradictory: a rounding to a format wider than the one the
+       value is computed in (acc) rounds nothing */
+    const struct { const char *key; int f; } wide[] = {{"w", m.w}, {"int", m.inter}};
+    nsx_fmt acc = nsx_fmt_of(m.acc);
+    for (size_t x = 0; x < sizeof wide / sizeof wide[0]; x++) {
+        if (wide[x].f == NSX_MODEL_NONE)
+            continue;
+        nsx_fmt f = nsx_fmt_of(wide[x].f);
+        if (f.p > acc.p && f.emax >= acc.emax) {
+            snprintf(buf, len,
+                     "model '%s': %s=%s is wider than acc=%s, in which those values are computed: rounding "
+                     "to it changes nothing; say %s=none (or the format the kernel really rounds to)",
+                     s, wide[x].key, fname_of(wide[x].f), fname_of(m.acc), wide[x].key);
+            return buf;
+        }
+    }
+    return NULL;
 }
 
 

@@ -96,7 +96,9 @@ int nsx_model_parse(const char *s, nsx_model *m, nsx_err *err);
  * author meant, into buf (size len), or NULL when there is none: `op`
  * inherited silently from an `in=` item where the starting preset had a
  * different op (e.g. "bf16,in=f32" models a kernel that keeps f32 GEMM
- * operands, not one that casts them to bf16; say op= explicitly).
+ * operands, not one that casts them to bf16; say op= explicitly); or a
+ * self-contradictory model: w or int wider than acc (a rounding that
+ * rounds nothing, e.g. "f32,w=f64").
  * Precondition: s parses.
  */
 const char *nsx_model_warning(const char *s, char *buf, size_t len);

@@ -28,7 +28,7 @@ from . import _lib
 from ._lib import FEATURES, FORMAT_NAMES, FORMATS, MAX_ORDER, REDUCERS, lib
 
 __version__ = _lib.lib.nsx_py_version().decode()
-__all__ = ["load", "check", "fuzz", "run", "save_candidate", "model", "Case", "Problem", "Report",
+__all__ = ["load", "gen", "check", "fuzz", "run", "save_candidate", "model", "Case", "Problem", "Report",
            "FuzzResult", "Error", "InputError", "NotApplicable", "Unsupported", "ModelWarning", "FEATURE_NAMES"]
 
 FEATURE_NAMES = tuple(FEATURES)
@@ -306,6 +306,24 @@ class Case:
 def load(path):
     """Reads a case file: nsimplex.load("vectors/default/n2_dense.safetensors") -> Case."""
     return Case(path)
+
+
+def gen(recipe, path, name=None):
+    """Writes a golden vector of any shape, as `nsimplex gen --recipe RECIPE --out PATH` does, and
+    loads it: nsimplex.gen("n=2 L=64 H=4 Hkv=1 d=32 w=32,8 fmt=bf16 leak=nan:40 probe=all",
+    "/tmp/my.safetensors").  Recipe keys: vectors/recipe.h (n, B, L, H, Hkv, d, dv, reduce, causal,
+    distinct, w, kb, vb, scale, out, fmt, sel, k, dims, act, dist, ties, empty, invalid, leak,
+    probe).  name: the case's name (default: the file's name), which seeds its inputs."""
+    path = os.fspath(path)
+    if name is None:
+        name = os.path.basename(path)
+        if name.endswith(".safetensors"):
+            name = name[:-len(".safetensors")]
+    err = _errbuf()
+    rc = lib.nsx_py_gen(_enc(recipe), _enc(name), _enc(path), None, err, 1024)
+    if rc:
+        _raise(rc, err)
+    return load(path)
 
 
 def run(fn, case, device=None, dtype=None):

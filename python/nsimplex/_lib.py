@@ -89,6 +89,7 @@ _sigs = {
                                        c_char_p, c_char_p, c_size_t]),
     "nsx_py_model": (c_int, [c_char_p, c_char_p, c_size_t, POINTER(c_int), c_char_p, c_size_t]),
     "nsx_py_model_warning": (c_int, [c_char_p, c_char_p, c_size_t]),
+    "nsx_py_gen": (c_int, [c_char_p, c_char_p, c_char_p, POINTER(c_uint64), c_char_p, c_size_t]),
     "nsx_py_fuzz": (c_int, [POINTER(FuzzArgs), POINTER(c_void_p), c_char_p, c_size_t]),
 }
 for _name, (_res, _args) in _sigs.items():

@@ -157,6 +157,13 @@ def test_cli_gen_recipe_writes_any_shape_the_package_loads():
     assert c.name == "recipe_case" and "LeakPair" in c.flags and "MaskProbe" in c.flags
     assert nsimplex.check(c, *kernels.honest_f64(p, c.inputs())).passed
     assert not nsimplex.check(c, *kernels.window_off_by_one(p, c.inputs())).passed
+    # the package writes the same file as the CLI
+    same = nsimplex.gen("n=2 B=2 L=11 H=4 Hkv=2 d=6 dv=5 w=4,2 fmt=f16 leak=nan:5 probe=all",
+                        scratch("other.safetensors"), name="recipe_case")
+    with open(out, "rb") as f1, open(same.path, "rb") as f2:
+        assert f1.read() == f2.read()
+    with pytest.raises(nsimplex.InputError, match="L"):
+        nsimplex.gen("n=2 L=0", scratch("bad_recipe.safetensors"))
     r = cli("gen", "--recipe", "n=2 L=0", "--out", out)
     assert r.returncode == 2 and "L" in r.stderr and len(r.stderr.strip().splitlines()) == 1
     r = cli("gen", "--recipe", "n=2", "--out", scratch("no_extension"))
@@ -321,6 +328,10 @@ def test_op_inherited_silently_from_in_warns():
     assert r.stderr.count("warning") == 1 and "--model" in r.stderr
     r = cli("check", c.path, cand, "--model", "f32")
     assert "warning" not in r.stderr
+    # self-contradictory: a rounding to a format wider than acc rounds nothing
+    for bad in ("f32,w=f64", "bf16,int=f64"):
+        with pytest.warns(nsimplex.ModelWarning, match="wider than acc=f32"):
+            nsimplex.check(c, o, lse, model=bad)
 
 
 # ---- torch (optional): examples/torch_check.py's einsum kernel through the package on the CPU -----
