@@ -220,6 +220,7 @@ int nsx_py_model(const char *model, char *out, size_t len, int *fmt, char *err, 
         fmt[1] = m.acc;
         fmt[2] = m.w;
         fmt[3] = m.out;
+        fmt[4] = m.lseout;
     }
     return 0;
 }

@@ -74,7 +74,7 @@ def _enc(s):
 
 def model(text=None):
     """The canonical form of a precision model string (docs/ORACLE.md section 2); InputError if bad."""
-    out, err, fmt = ctypes.create_string_buffer(256), _errbuf(), (c_int * 4)()
+    out, err, fmt = ctypes.create_string_buffer(256), _errbuf(), (c_int * 5)()
     rc = lib.nsx_py_model(_enc(text), out, 256, fmt, err, 1024)
     if rc:
         _raise(rc, err)
@@ -92,11 +92,11 @@ def _warn_model(text):
 
 
 def _model_formats(text):
-    out, err, fmt = ctypes.create_string_buffer(256), _errbuf(), (c_int * 4)()
+    out, err, fmt = ctypes.create_string_buffer(256), _errbuf(), (c_int * 5)()
     rc = lib.nsx_py_model(_enc(text), out, 256, fmt, err, 1024)
     if rc:
         _raise(rc, err)
-    return {"in": fmt[0], "acc": fmt[1], "w": fmt[2], "out": fmt[3]}
+    return {"in": fmt[0], "acc": fmt[1], "w": fmt[2], "out": fmt[3], "lseout": fmt[4]}
 
 
 # ---- problems ---------------------------------------------------------------------------------
@@ -524,6 +524,9 @@ def fuzz(fn, seconds=10.0, seed=1, features="all", shapes=None, model="bf16", de
     raised by fn is a kernel error to the fuzzer, and is raised again when the run ends."""
     fmts = _model_formats(model)
     _warn_model(model)
+    if FORMATS["f64"] in (fmts["in"], fmts["out"], fmts["lseout"]):
+        raise InputError(_lib.E_UNSUPPORTED, "fuzz: model %s: the kernel ABI passes inputs and outputs as "
+                         "float32, so in, out or lseout f64 cannot be fuzzed through it" % model)
     in_fmt = FORMAT_NAMES[fmts["in"]]
     state = {"exc": None}
 

@@ -226,6 +226,8 @@ def test_fuzz_shapes_decline_problems_and_errors_come_back():
     assert not res.passed and res.failures[0]["kind"] == "unsupported"
     with pytest.raises(nsimplex.InputError, match="feature"):
         nsimplex.fuzz(kernels.honest_f64, features=["windowz"], log=False)
+    with pytest.raises(nsimplex.InputError, match="float32"):
+        nsimplex.fuzz(kernels.honest_f64, model="f64", log=False)
 
 
 # ---- pytest helpers ---------------------------------------------------------------------------
