@@ -25,7 +25,8 @@ int nsx_sel_row(const nsx_kernel_problem *p, int b, int i, int *out)
     return uniq;
 }
 
-/* The keys [*lo, *hi] that causal and the window leave for query i. */
+/* The keys [*lo, *hi] that causal and the window leave for query i.
+   Deliberate independent copy of core/slice.c's nsx_key_range (simd/ is code under test). */
 static void key_range(const nsx_kernel_problem *p, int m, int i, int *lo, int *hi)
 {
     long long a = 0, z = p->L - 1, w = p->window[m];
@@ -56,6 +57,7 @@ int nsx_cands(const nsx_kernel_problem *p, int m, int i, const int *sel_row, int
     return len;
 }
 
+/* Deliberate independent copy of a slice bound (core/slice.c): simd/ is code under test. */
 int nsx_cands_cap(const nsx_kernel_problem *p, int m)
 {
     long long cap = p->L, w = p->window[m];

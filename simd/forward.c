@@ -1,6 +1,7 @@
 /*
  * The streaming forward (simd/simd.h): loops, candidate lists, packing and
- * threads.  The ISA file's tile (simd/kern.h) does the arithmetic.
+ * threads.  The ISA file's tile (simd/kern.h) does the arithmetic.  Its
+ * tests of E2's distinct are a deliberate independent copy (code under test).
  *
  * Per work item (batch b, kv head g, query i), for the G = H / Hkv query
  * heads that read g:
