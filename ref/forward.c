@@ -16,6 +16,7 @@
 
 #include "nsimplex/ref.h"
 #include "ref/exact.h"
+#include "ref/fast.h"
 #include "ref/internal.h"
 
 /* Given selections: a valid index may appear once per row. */
@@ -116,8 +117,9 @@ static int solve_row(row_solver *rs, double *o_out, size_t o_stride, double *lse
     return 0;
 }
 
+/* Every row, or with todo ([B, H, L], may be NULL) the rows marked 1. */
 static int forward_rows(ref_ctx *ctx, nsx_outputs *out, const nsx_ref_opts *opts,
-                        nsx_ref_stats *st, nsx_err *err)
+                        const unsigned char *todo, nsx_ref_stats *st, nsx_err *err)
 {
     const nsx_problem *p = ctx->p;
     size_t max_tuples = 1;
@@ -142,6 +144,8 @@ static int forward_rows(ref_ctx *ctx, nsx_outputs *out, const nsx_ref_opts *opts
             for (int i = 0; i < p->L && !rc; i++) {
                 double *o = out->o + nsx_o_at(p, b, i, h, 0);
                 double *lse = out->lse + nsx_lse_at(p, b, h, i);
+                if (todo && !todo[((size_t)b * p->H + h) * p->L + i])
+                    continue;
                 if (opts->skip && opts->skip[(size_t)b * p->L + i]) {
                     for (int c = 0; c < p->dv; c++)
                         o[c] = NAN;
@@ -153,6 +157,8 @@ static int forward_rows(ref_ctx *ctx, nsx_outputs *out, const nsx_ref_opts *opts
                     break;
                 st->tuples += row.N;
                 st->values += (uint64_t)p->dv + 1;
+                st->mpfr_values += (uint64_t)p->dv + 1;
+                st->mpfr_rows++;
                 if (row.nonfinite) {
                     /* a NaN or an infinity read by an allowed tuple */
                     if (!opts->allow_nonfinite)
@@ -210,8 +216,17 @@ int nsx_ref_forward(const nsx_problem *p, const nsx_inputs *in, nsx_outputs *out
     ref_erange saved = ref_erange_widen();
     ref_ctx ctx;
     rc = ref_ctx_init(&ctx, p, in, sel, err);
+    unsigned char *todo = NULL;
+    if (!rc && opts->fast) {
+        /* the fast certified path first; MPFR for the rows it leaves */
+        if (!(todo = malloc((size_t)p->B * p->H * p->L)))
+            rc = nsx_err_set(err, NSX_E_NOMEM, "reference: out of memory");
+        else
+            rc = ref_fast_forward(&ctx, out, opts, &st, todo, err);
+    }
     if (!rc)
-        rc = forward_rows(&ctx, out, opts, &st, err);
+        rc = forward_rows(&ctx, out, opts, todo, &st, err);
+    free(todo);
     ref_ctx_clear(&ctx);
     ref_erange_restore(saved);
     free(own_sel);

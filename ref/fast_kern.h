@@ -1,0 +1,46 @@
+/*
+ * The hot loops of the fast certified path (ref/fast.c), one table per ISA,
+ * BLIS-style: ref/fast_kern_<isa>.c compiles the same plain loops
+ * (ref/fast_kern.inc) with its own instruction set, and ref/fast_dispatch.c
+ * picks one table per process.  Every table computes the same
+ * floating-point operations in the same order per lane, so the error bounds
+ * of ref/fast.c (Lemmas B and S) hold for all of them; they differ only in
+ * speed.  No fma is contracted implicitly (-ffp-contract=off).
+ */
+#ifndef NSX_REF_FAST_KERN_H
+#define NSX_REF_FAST_KERN_H
+
+#include <stddef.h>
+
+/* Lanes of the score's dot product: lane r sums the terms l = r (mod 8). */
+#define FAST_LANES 8
+
+typedef struct fast_kern {
+    const char *name;
+    /* Lemma S: for each of nk keys, T_j = sum_{l<d} (uh_l + ul_l)(kh_j,l + kl_j,l)
+       as a normalized dd (Th[j], Tl[j]); the rows kh[j], kl[j] are d long
+       (kl zero when there is no bias), uh, ul likewise. */
+    void (*scores)(const double *uh, const double *ul, int d, const double *const *kh,
+                   const double *const *kl, int nk, double *Th, double *Tl);
+    /* Lemma B: for c < dv, (S[c], C[c]) accumulates sum_j (eh_j + el_j)(vh_j,c + vl_j,c)
+       over nk keys, each product through two_prod and two_sum into S, the
+       rest into C. */
+    void (*values)(const double *eh, const double *el, int nk, const double *const *vh,
+                   const double *const *vl, int dv, double *S, double *C);
+} fast_kern;
+
+enum fast_isa { FAST_ISA_SCALAR = 0, FAST_ISA_AVX2 = 1, FAST_ISA_AVX512 = 2, FAST_ISA_COUNT = 3 };
+
+extern const fast_kern fast_kern_scalar;
+extern const fast_kern fast_kern_avx2;
+extern const fast_kern fast_kern_avx512;
+
+/* The table for this process: the widest ISA the CPU runs, or the one
+   NSX_FAST_ISA names (scalar, avx2, avx512); NSX_FAST_ISA_DEBUG=1 logs the
+   choice.  NULL with why set when NSX_FAST_ISA names an ISA the CPU lacks
+   or no ISA at all. */
+const fast_kern *fast_kern_get(char *why, size_t whylen);
+/* 1 when the CPU (and OS) runs isa. */
+int fast_isa_supported(int isa);
+
+#endif /* NSX_REF_FAST_KERN_H */
