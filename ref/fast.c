@@ -75,10 +75,6 @@ typedef struct fprob {
     const double *vh[NSX_MAX_ORDER], *vl[NSX_MAX_ORDER];
     double *own[4 * NSX_MAX_ORDER + 4];
     int nown;
-    double *kmax;                  /* [B, Hkv, d]: max_j |K~_n,h[b,j,g,l]| (1 + 2u) */
-    double *vmax[NSX_MAX_ORDER];   /* [B, Hkv, dv]: max_j |V~_m,h[b,j,g,c]| (1 + 2u) */
-    double uf_T;                   /* a score's underflow terms */
-    double vamp;                   /* amplification of the values' underflow terms */
     double shift;                  /* 2^fast_bound_shift */
 } fprob;
 
@@ -91,6 +87,8 @@ typedef struct fscratch {
     const double *krh[NB], *krl[NB], *vrh[NB], *vrl[NB];
     double Th[NB], Tl[NB], eh[NB], el[NB];
     double *S, *C, *vabs, *MagU;
+    double *kmax;                 /* [d]: max over list n-1 of |K~_n,h[j,l]| (1 + 2^-51) */
+    double *vmax[NSX_MAX_ORDER];  /* [dv]: max over list m of |V~_m,h[j,c]| (1 + 2^-51) */
     dd *A, *vp, *Ub, *Ut;
 } fscratch;
 
@@ -148,45 +146,10 @@ static int dd_of_biased(fprob *fp, const double *x, size_t count, double bias, c
     return 0;
 }
 
-/* max over the finite rows j of |x[b, j, g, col]|, times (1 + 2u): it bounds
-   |X~_h| and |X~_h| + |X~_l| (the low part is <= u |X~_h|). */
-static void col_max(double *mx, const nsx_problem *p, const double *x, int width,
-                    const unsigned char *fin)
-{
-    for (int b = 0; b < p->B; b++)
-        for (int g = 0; g < p->Hkv; g++) {
-            double *m = mx + ((size_t)b * p->Hkv + g) * width;
-            for (int c = 0; c < width; c++)
-                m[c] = 0;
-            for (int j = 0; j < p->L; j++) {
-                size_t r = ((size_t)b * p->L + j) * p->Hkv + g;
-                if (!fin[r])
-                    continue;
-                for (int c = 0; c < width; c++)
-                    if (fabs(x[r * width + c]) > m[c])
-                        m[c] = fabs(x[r * width + c]);
-            }
-            for (int c = 0; c < width; c++)
-                m[c] *= 1 + 0x1p-51;
-        }
-}
-
-static double arr_max(const double *x, size_t count)
-{
-    double m = 0;
-    for (size_t t = 0; t < count; t++)
-        if (fabs(x[t]) > m)
-            m = fabs(x[t]);
-    return m;
-}
-
 static void fprob_clear(fprob *fp)
 {
     for (int t = 0; t < fp->nown; t++)
         free(fp->own[t]);
-    free(fp->kmax);
-    for (int m = 0; m < NSX_MAX_ORDER; m++)
-        free(fp->vmax[m]);
 }
 
 static int fprob_init(fprob *fp, const ref_ctx *ctx, const nsx_ref_opts *opts, nsx_err *err)
@@ -235,29 +198,10 @@ static int fprob_init(fprob *fp, const ref_ctx *ctx, const nsx_ref_opts *opts, n
     if (!zeros)
         goto nomem;
     memset(zeros, 0, (size_t)zw * sizeof *zeros);
-    double kamp = fmax(1.0, arr_max(in->q, nsx_q_size(p))), vamp = p->n;
-    for (int m = 0; m < p->n; m++) {
+    for (int m = 0; m < p->n; m++)
         if (dd_of_biased(fp, in->k[m], ksz, p->k_bias[m], zeros, &fp->kh[m], &fp->kl[m]) ||
             dd_of_biased(fp, in->v[m], vsz, p->v_bias[m], zeros, &fp->vh[m], &fp->vl[m]))
             goto nomem;
-        if (!(fp->vmax[m] = malloc((size_t)p->B * p->Hkv * p->dv * sizeof(double))))
-            goto nomem;
-        col_max(fp->vmax[m], p, fp->vh[m], p->dv, ctx->vfin[m]);
-        vamp *= fmax(1.0, arr_max(fp->vmax[m], (size_t)p->B * p->Hkv * p->dv));
-    }
-    if (!(fp->kmax = malloc((size_t)p->B * p->Hkv * p->d * sizeof(double))))
-        goto nomem;
-    /* the score's underflow terms are amplified by every factor after them;
-       the maxima of the other dimensions are taken over finite rows too */
-    for (int m = 0; m < p->n; m++) {
-        col_max(fp->kmax, p, fp->kh[m], p->d, ctx->kfin[m]);
-        kamp *= fmax(1.0, arr_max(fp->kmax, (size_t)p->B * p->Hkv * p->d));
-    }
-    /* (the last call leaves kmax for dimension n, the inner one) */
-    /* per l: n dd multiplications (3 eta each) and Lemma B's 3 eta, times
-       the later factors, d terms, then times |s| (<= 2 |s.h|) */
-    fp->uf_T = 8.0 * (p->n + 1) * p->d * ETA * kamp * (2 * fabs(fp->s.h) + 1);
-    fp->vamp = vamp;
     return 0;
 nomem:
     fprob_clear(fp);
@@ -273,6 +217,9 @@ static void scratch_clear(fscratch *w)
     free(w->inner), free(w->insel), free(w->uh), free(w->ul), free(w->ua);
     free(w->S), free(w->C), free(w->vabs), free(w->MagU);
     free(w->A), free(w->vp), free(w->Ub), free(w->Ut);
+    free(w->kmax);
+    for (int m = 0; m < NSX_MAX_ORDER; m++)
+        free(w->vmax[m]);
 }
 
 static int scratch_init(fscratch *w, const fprob *fp)
@@ -281,8 +228,11 @@ static int scratch_init(fscratch *w, const fprob *fp)
     size_t L = (size_t)p->L, d = (size_t)p->d, dv = (size_t)p->dv;
     memset(w, 0, sizeof *w);
     int ok = 1;
-    for (int m = 0; m < p->n; m++)
+    for (int m = 0; m < p->n; m++) {
         ok &= (w->list[m] = malloc(L * sizeof(int))) != NULL;
+        ok &= (w->vmax[m] = malloc(dv * sizeof(double))) != NULL;
+    }
+    ok &= (w->kmax = malloc(d * sizeof(double))) != NULL;
     w->inner = malloc(L * sizeof(int));
     w->insel = calloc(L, 1);
     w->uh = malloc(d * sizeof(double));
@@ -386,6 +336,45 @@ static int fast_row(const fprob *fp, fscratch *w, int b, int h, int i, double *o
                 return 0;
         }
 
+    /* The row's maxima: |Q|, and per dimension the largest |K~_m,h| and
+       |V~_m,h| over its allowed keys (kmax[l] for the inner dimension, per
+       l; vmax[m][c] per c); times 1 + 2^-51, they bound |X~_h| + |X~_l|.
+       kamp, vamp: the largest product of later factors that can multiply
+       an underflow term (eta) of a score or of a value. */
+    double kamp = 1, vamp = n;
+    for (int l = 0; l < d; l++)
+        kamp = fmax(kamp, fabs(q[l]));
+    for (int m = 0; m < n; m++) {
+        double km = 1, vm = 1;
+        for (int c = 0; c < dv; c++)
+            w->vmax[m][c] = 0;
+        if (m == last)
+            for (int l = 0; l < d; l++)
+                w->kmax[l] = 0;
+        for (int t = 0; t < w->cnt[m]; t++) {
+            const double *kr = fp->kh[m] + nsx_k_at(p, b, w->list[m][t], g, 0);
+            const double *vr = fp->vh[m] + nsx_v_at(p, b, w->list[m][t], g, 0);
+            for (int l = 0; l < d; l++) {
+                km = fmax(km, fabs(kr[l]));
+                if (m == last)
+                    w->kmax[l] = fmax(w->kmax[l], fabs(kr[l]));
+            }
+            for (int c = 0; c < dv; c++)
+                w->vmax[m][c] = fmax(w->vmax[m][c], fabs(vr[c]));
+        }
+        for (int c = 0; c < dv; c++) {
+            w->vmax[m][c] *= 1 + 0x1p-51;
+            vm = fmax(vm, w->vmax[m][c]);
+        }
+        kamp *= km * (1 + 0x1p-51);
+        vamp *= vm;
+    }
+    for (int l = 0; l < d; l++)
+        w->kmax[l] *= 1 + 0x1p-51;
+    /* a score's underflow terms: per l, n dd multiplications (3 eta each)
+       and Lemma B's 3 eta, times the later factors; d terms; times |s| */
+    const double uf_T = 8.0 * (n + 1) * d * ETA * kamp * (2 * fabs(fp->s.h) + 1);
+
     /* Pass 1: M, the largest score, estimated in binary64 (no bound is
        needed: any M is an exact shift), and the counts. */
     double M = -INFINITY;
@@ -424,8 +413,8 @@ static int fast_row(const fprob *fp, fscratch *w, int b, int h, int i, double *o
         return 0;
 
     /* Pass 2: the certified sums. */
-    const double *kmax = fp->kmax + ((size_t)b * p->Hkv + g) * d;
-    const double *vmaxn = fp->vmax[last] + ((size_t)b * p->Hkv + g) * dv;
+    const double *kmax = w->kmax;
+    const double *vmaxn = w->vmax[last];
     const int dl = (d + FAST_LANES - 1) / FAST_LANES;
     /* Lemma S's constant, and u's relative error: n - 1 products (Lemma M) */
     const double score_k = (8.0 + 3.0 * dl * (dl + 4) + 15.0 * (dl + 12)) * U2;
@@ -459,7 +448,7 @@ static int fast_row(const fprob *fp, fscratch *w, int b, int h, int i, double *o
         }
         /* |T^_raw - T_raw| <= dT for every inner key (Lemma S, u's error,
            underflow) */
-        const double dT = (eps_u + score_k) * AT * INFL + fp->uf_T;
+        const double dT = (eps_u + score_k) * AT * INFL + uf_T;
         /* the prefix's value factor: vp = prod_{m<n} V~_m (Lemma M, n - 2
            times), or vs = sum_{m<n} V~_m (Lemma A) with vabs = sum |V~_m| */
         for (int c = 0; c < dv; c++) {
@@ -585,14 +574,14 @@ static int fast_row(const fprob *fp, fscratch *w, int b, int h, int i, double *o
     for (int c = 0; c < dv; c++) {
         double wmax = fp->product ? 1.0 : 0.0;
         for (int m = 0; m < n; m++) {
-            double v = fp->vmax[m][((size_t)b * p->Hkv + g) * dv + c];
+            double v = w->vmax[m][c];
             wmax = fp->product ? wmax * v : wmax + v;
         }
         /* U's error: the weights (rho), the blocks (k_in), vp or vs (k_v),
            the prefix product and sum (12 u^2), the row's adds (k_row), the
            dropped tuples, underflow */
         double EU = (rho + k_in + k_v + 12 * U2 + k_row) * w->MagU[c] * INFL * INFL +
-                    (double)nflush * FLUSH_BOUND * wmax * INFL + uf * fp->vamp;
+                    (double)nflush * FLUSH_BOUND * wmax * INFL + uf * vamp;
         dd U = w->Ut[c];
         dd qd = dd_div(U, Z); /* Lemma D */
         double Eq = (EU / (Zh - EZ) + fabs(U.h) * (1 + 0x1p-50) * EZ / (Zh * (Zh - EZ))) * INFL +
