@@ -61,14 +61,7 @@ static int forward_timed(const nsx_case *c, nsx_outputs *out, const eval_opts *e
     free(skip);
     double s = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
     if (!rc && eo->stats)
-        printf("eval: ref: %llu allowed tuples in %.3f s: %.0f tuples/s; %llu values: %llu decided by the "
-               "fast path, %llu by MPFR (%llu of %llu rows); %llu proven exact, %llu Ziv retries, "
-               "largest working precision %ld bits\n",
-               (unsigned long long)st.tuples, s, s > 0 ? (double)st.tuples / s : 0.0,
-               (unsigned long long)st.values, (unsigned long long)st.fast_values,
-               (unsigned long long)st.mpfr_values, (unsigned long long)st.mpfr_rows,
-               (unsigned long long)(st.mpfr_rows + st.fast_rows), (unsigned long long)st.exact,
-               (unsigned long long)st.retries, st.max_prec);
+        cli_ref_stats("eval", &st, s);
     return rc;
 }
 

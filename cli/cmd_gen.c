@@ -6,11 +6,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "cli/exit.h"
 #include "nsimplex/error.h"
+#include "nsimplex/ref.h"
 #include "vectors/gen.h"
 
 static void help(void)
@@ -24,13 +26,20 @@ static void help(void)
         printf(" %s (%zu cases)", nsx_suite_at(s)->name, nsx_suite_at(s)->count);
     printf("\n  --shard I/N    only cases I, I+N, I+2N, ... (I from 1); no manifest is\n"
            "                 written, run `gen --manifest` after the last shard\n"
-           "  --manifest     only rebuild the manifest from the files present\n");
+           "  --manifest     only rebuild the manifest from the files present\n"
+           "  --exact-only   MPFR for every expected value (the same values as the default,\n"
+           "                 where the fast certified path decides what it can)\n"
+           "  --threads N    threads of the fast path (0: all cores) (0)\n"
+           "  --stats        print the tuples, the time, the throughput and the values\n"
+           "                 decided by the fast path and by MPFR\n");
 }
 
 int cmd_gen(int argc, char **argv)
 {
     const char *dir = "vectors", *suite = "default", *shard_s = NULL, *val;
-    int manifest_only = 0, shard = 1, nshards = 1;
+    int manifest_only = 0, shard = 1, nshards = 1, stats = 0;
+    long threads = 0;
+    nsx_ref_opts ref = {.fast = 1};
     bool bad = false;
     for (int i = 1; i < argc; i++) {
         if (cli_is_help(argv[i])) {
@@ -44,6 +53,14 @@ int cmd_gen(int argc, char **argv)
             shard_s = val;
         } else if (cli_opt("gen", argc, argv, &i, "--manifest", NULL, &bad)) {
             manifest_only = 1;
+        } else if (cli_opt("gen", argc, argv, &i, "--exact-only", NULL, &bad)) {
+            ref.fast = 0;
+        } else if (cli_opt("gen", argc, argv, &i, "--stats", NULL, &bad)) {
+            stats = 1;
+        } else if (cli_opt("gen", argc, argv, &i, "--threads", &val, &bad)) {
+            if (!bad && !cli_int("gen", "--threads", val, 0, 4096, &threads))
+                return NSX_EXIT_BAD;
+            ref.threads = (int)threads;
         } else {
             return cli_fail("gen", "unknown argument '%s' (nsimplex gen --help)", argv[i]);
         }
@@ -60,9 +77,16 @@ int cmd_gen(int argc, char **argv)
         return cli_fail("gen", "--suite: no suite '%s' (nsimplex gen --help lists them)", suite);
     nsx_err err = {0};
     int count;
-    if (!manifest_only && nsx_gen_suite(s, dir, shard, nshards, stdout, &err)) {
+    nsx_ref_stats total = {0};
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    if (!manifest_only && nsx_gen_suite(s, dir, shard, nshards, &ref, stdout, &total, &err)) {
         return cli_fail_err("gen", &err);
     }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    if (stats && !manifest_only)
+        cli_ref_stats("gen", &total,
+                      (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec));
     if (shard_s && !manifest_only)
         return NSX_EXIT_OK;
     if (nsx_manifest_write(dir, &count, &err)) {

@@ -185,6 +185,23 @@ static int forward_rows(ref_ctx *ctx, nsx_outputs *out, const nsx_ref_opts *opts
     return rc;
 }
 
+void nsx_ref_stats_add(nsx_ref_stats *total, const nsx_ref_stats *st)
+{
+    total->tuples += st->tuples;
+    total->values += st->values;
+    total->retries += st->retries;
+    total->exact += st->exact;
+    total->nonfinite_rows += st->nonfinite_rows;
+    total->skipped_rows += st->skipped_rows;
+    if (st->max_prec > total->max_prec)
+        total->max_prec = st->max_prec;
+    total->fast_values += st->fast_values;
+    total->mpfr_values += st->mpfr_values;
+    total->fast_rows += st->fast_rows;
+    total->mpfr_rows += st->mpfr_rows;
+    total->fast_tuples += st->fast_tuples;
+}
+
 int nsx_ref_forward(const nsx_problem *p, const nsx_inputs *in, nsx_outputs *out,
                     const nsx_ref_opts *opts, nsx_ref_stats *stats, nsx_err *err)
 {
@@ -211,6 +228,7 @@ int nsx_ref_forward(const nsx_problem *p, const nsx_inputs *in, nsx_outputs *out
             free(own_sel);
             return rc;
         }
+        st.mpfr_values = st.values; /* the selection's scores: MPFR */
     }
 
     ref_erange saved = ref_erange_widen();

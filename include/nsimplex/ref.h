@@ -60,6 +60,9 @@ typedef struct nsx_ref_stats {
     uint64_t fast_tuples; /* allowed tuples of the rows the fast path decided */
 } nsx_ref_stats;
 
+/* total += st, field by field (max_prec: the larger). */
+void nsx_ref_stats_add(nsx_ref_stats *total, const nsx_ref_stats *st);
+
 /*
  * (E1)-(E6), with (E8)-(E9) first when the selection is computed.
  *
