@@ -343,7 +343,7 @@ static int fast_row(const fprob *fp, fscratch *w, int b, int h, int i, double *o
        an underflow term (eta) of a score or of a value. */
     double kamp = 1, vamp = n;
     for (int l = 0; l < d; l++)
-        kamp = fmax(kamp, fabs(q[l]));
+        kamp = fabs(q[l]) > kamp ? fabs(q[l]) : kamp;
     for (int m = 0; m < n; m++) {
         double km = 1, vm = 1;
         for (int c = 0; c < dv; c++)
@@ -355,16 +355,18 @@ static int fast_row(const fprob *fp, fscratch *w, int b, int h, int i, double *o
             const double *kr = fp->kh[m] + nsx_k_at(p, b, w->list[m][t], g, 0);
             const double *vr = fp->vh[m] + nsx_v_at(p, b, w->list[m][t], g, 0);
             for (int l = 0; l < d; l++) {
-                km = fmax(km, fabs(kr[l]));
-                if (m == last)
-                    w->kmax[l] = fmax(w->kmax[l], fabs(kr[l]));
+                double a = fabs(kr[l]);
+                km = a > km ? a : km;
+                if (m == last && a > w->kmax[l])
+                    w->kmax[l] = a;
             }
             for (int c = 0; c < dv; c++)
-                w->vmax[m][c] = fmax(w->vmax[m][c], fabs(vr[c]));
+                if (fabs(vr[c]) > w->vmax[m][c])
+                    w->vmax[m][c] = fabs(vr[c]);
         }
         for (int c = 0; c < dv; c++) {
             w->vmax[m][c] *= 1 + 0x1p-51;
-            vm = fmax(vm, w->vmax[m][c]);
+            vm = w->vmax[m][c] > vm ? w->vmax[m][c] : vm;
         }
         kamp *= km * (1 + 0x1p-51);
         vamp *= vm;
@@ -396,14 +398,11 @@ static int fast_row(const fprob *fp, fscratch *w, int b, int h, int i, double *o
                 x *= fp->kh[m][nsx_k_at(p, b, J[m], g, l)];
             w->ua[l] = x;
         }
-        for (int t = 0; t < nin; t++) {
-            const double *k = fp->kh[last] + nsx_k_at(p, b, keys[t], g, 0);
-            double x = 0;
-            for (int l = 0; l < d; l++)
-                x += w->ua[l] * k[l];
-            x *= fp->s.h;
-            if (x > M)
-                M = x;
+        for (int t0 = 0; t0 < nin; t0 += NB) {
+            int nb = nin - t0 < NB ? nin - t0 : NB;
+            for (int t = 0; t < nb; t++)
+                w->krh[t] = fp->kh[last] + nsx_k_at(p, b, keys[t0 + t], g, 0);
+            fp->kern->max_score(w->ua, d, w->krh, nb, fp->s.h, &M);
         }
     } while (next_prefix(idx, w->cnt, last));
     ro->N = N;
@@ -421,7 +420,7 @@ static int fast_row(const fprob *fp, fscratch *w, int b, int h, int i, double *o
     const double eps_u = (n - 1) * DD_MUL_REL * 1.01;
     dd Zb = {0, 0}, Zt = {0, 0};
     double dxmax = 0;
-    uint64_t nflush = 0;
+    unsigned long nflush = 0;
     int nbpref = 0;
     for (int c = 0; c < dv; c++) {
         w->Ub[c] = w->Ut[c] = (dd){0, 0};
@@ -476,30 +475,17 @@ static int fast_row(const fprob *fp, fscratch *w, int b, int h, int i, double *o
             }
             /* (E1) T_raw, Lemma S */
             fp->kern->scores(w->uh, w->ul, d, w->krh, w->krl, nb, w->Th, w->Tl);
+            /* (E3, E4) x = s T_raw - M: Lemma M (7u^2 |sT_h| + 3 eta), s's own
+               2^-104 |s_h| |T|, one rounding of the low parts
+               (1.02 u^2 (|x_h| + |sT_h|)), and |s| dT:
+               |x^ - x| <= dx = 1.02 |s_h| dT + 13 u^2 (|sT_h| + |x_h|) + 4 eta;
+               e_J = fast_exp(x) (FAST_EXP_REL), or dropped below -FAST_X_CUT:
+               e_J <= exp(-FAST_X_CUT + dx) <= FLUSH_BOUND */
+            if (fp->kern->weights(w->Th, w->Tl, nb, fp->s.h, fp->s.l, M, 1.02 * fabs(fp->s.h) * dT,
+                                  w->eh, w->el, &dxmax, &nflush))
+                return 0; /* NaN, or a score far above the estimated max */
             double SE = 0, CE = 0;
             for (int t = 0; t < nb; t++) {
-                /* x = s T_raw - M: Lemma M (7u^2 |sT_h| + 3 eta), s's own
-                   2^-104 |s_h| |T|, one rounding of the low parts
-                   (1.02 u^2 (|x_h| + |sT_h|)), and |s| dT:
-                   |x^ - x| <= dx = 1.02 |s_h| dT + 13 u^2 (|sT_h| + |x_h|) + 4 eta */
-                dd sT = dd_mul(fp->s, (dd){w->Th[t], w->Tl[t]});
-                dd a = two_sum(sT.h, -M);
-                dd x = two_sum(a.h, a.l + sT.l);
-                double dx = 1.02 * fabs(fp->s.h) * dT + 13 * U2 * (fabs(sT.h) + fabs(x.h)) + 4 * ETA;
-                if (!(dx <= dxmax))
-                    dxmax = dx > dxmax ? dx : NAN; /* NaN sticks: no decision */
-                if (!(x.h <= FAST_X_MAX))
-                    return 0; /* NaN, or a score far above the estimated max */
-                if (x.h < -FAST_X_CUT) {
-                    /* dropped: e_J <= exp(-FAST_X_CUT + dx) <= FLUSH_BOUND */
-                    w->eh[t] = w->el[t] = 0;
-                    nflush++;
-                } else {
-                    /* (E3, E4) e_J = exp(x), FAST_EXP_REL */
-                    dd e = fast_exp(x);
-                    w->eh[t] = e.h;
-                    w->el[t] = e.l;
-                }
                 /* E_P: Lemma B with b = 1 (the products are exact) */
                 double s1 = SE + w->eh[t], bb = s1 - SE;
                 double tt = (SE - (s1 - bb)) + (w->eh[t] - bb);

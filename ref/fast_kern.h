@@ -27,6 +27,17 @@ typedef struct fast_kern {
        rest into C. */
     void (*values)(const double *eh, const double *el, int nk, const double *const *vh,
                    const double *const *vl, int dv, double *S, double *C);
+    /* Pass 1 (no bound needed): the largest s_h * sum_l ua_l kh_j,l over nk
+       keys, in binary64; *M is raised to it. */
+    void (*max_score)(const double *ua, int d, const double *const *kh, int nk, double sh, double *M);
+    /* The weights of nk tuples (ref/fast.c, steps (E3, E4)): from the raw
+       scores (Th, Tl), x = s (x) T - M (Lemma M and two two_sums), its error
+       bound dx = dTs + 13 u^2 (|sT_h| + |x_h|) + 4 eta (dTs: the score's own
+       term), e = fast_exp(x), or e = 0 when x_h < -FAST_X_CUT (counted in
+       *nflush); *dxmax is raised to every dx (NaN sticks).  Returns 0, or -1
+       when some x_h is not <= FAST_X_MAX (NaN included). */
+    int (*weights)(const double *Th, const double *Tl, int nk, double sh, double sl, double M,
+                   double dTs, double *eh, double *el, double *dxmax, unsigned long *nflush);
 } fast_kern;
 
 enum fast_isa { FAST_ISA_SCALAR = 0, FAST_ISA_AVX2 = 1, FAST_ISA_AVX512 = 2, FAST_ISA_COUNT = 3 };

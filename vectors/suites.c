@@ -115,9 +115,28 @@ static const nsx_suite_case large_cases[] = {
      "2-simplicial attention over an indexer's top-8"},
 };
 
+/* The issue's production shapes, generated on demand (minutes each with
+   the fast path; the MPFR path alone would take hours). */
+static const nsx_suite_case production_cases[] = {
+    {"n2_paper_d64", "n=2 L=2048 H=4 d=64 w=512,32", "the 2-simplicial paper's shape, d = 64"},
+    {"n2_paper_d128", "n=2 L=2048 H=4 d=128 w=512,32", "the 2-simplicial paper's shape, d = 128"},
+    {"n2_meta_L512", "n=2 L=512 H=16 d=128 w=256,32", "Meta's test shape: L = 512, d = 128, H = 16"},
+    {"n2_w128", "n=2 L=2048 H=4 d=64 w=128,128", "windows 128 and 128"},
+    {"n1_dsa_L4096", "n=1 L=4096 d=128 sel=indices k=2048",
+     "DeepSeek-style sparse attention: top-2048 of 4096 keys, d = 128"},
+};
+
+/* Shapes for the fast path's throughput figure (README). */
+static const nsx_suite_case bench_cases[] = {
+    {"n2_d64", "n=2 L=512 d=64 w=128,32", "2-simplicial, d = 64, windows 128 and 32"},
+    {"n2_d128", "n=2 L=512 d=128 w=128,32", "2-simplicial, d = 128, windows 128 and 32"},
+};
+
 static const nsx_suite suites[] = {
     {"default", default_cases, sizeof default_cases / sizeof default_cases[0]},
     {"large", large_cases, sizeof large_cases / sizeof large_cases[0]},
+    {"production", production_cases, sizeof production_cases / sizeof production_cases[0]},
+    {"bench", bench_cases, sizeof bench_cases / sizeof bench_cases[0]},
 };
 
 const nsx_suite *nsx_suite_find(const char *name)
