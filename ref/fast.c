@@ -52,7 +52,7 @@
 
 #define U2 0x1p-106        /* u^2 */
 #define ETA DD_ETA
-#define NB 16              /* inner keys per block (Lemma B's m) */
+#define NB FAST_NB         /* inner keys per block (Lemma B's m) */
 #define ZB 64              /* prefixes per first-level row block */
 #define INFL (1 + 0x1p-30) /* covers the roundings of a bound's own
                               computation: sums of at most 2^21 positive
@@ -87,9 +87,12 @@ typedef struct fscratch {
     const double *krh[NB], *krl[NB], *vrh[NB], *vrl[NB];
     double Th[NB], Tl[NB], eh[NB], el[NB];
     double *S, *C, *vabs, *MagU;
+    /* dd arrays as high and low parts: the prefix's A_c and vp_c, the row's
+       first and second level U_c */
+    double *Ah, *Al, *vph, *vpl, *Ubh, *Ubl, *Uth, *Utl;
+    const double *kph[NSX_MAX_ORDER], *kpl[NSX_MAX_ORDER], *vrowh[NSX_MAX_ORDER], *vrowl[NSX_MAX_ORDER];
     double *kmax;                 /* [d]: max over list n-1 of |K~_n,h[j,l]| (1 + 2^-51) */
     double *vmax[NSX_MAX_ORDER];  /* [dv]: max over list m of |V~_m,h[j,c]| (1 + 2^-51) */
-    dd *A, *vp, *Ub, *Ut;
 } fscratch;
 
 /*
@@ -216,7 +219,8 @@ static void scratch_clear(fscratch *w)
         free(w->list[m]);
     free(w->inner), free(w->insel), free(w->uh), free(w->ul), free(w->ua);
     free(w->S), free(w->C), free(w->vabs), free(w->MagU);
-    free(w->A), free(w->vp), free(w->Ub), free(w->Ut);
+    free(w->Ah), free(w->Al), free(w->vph), free(w->vpl);
+    free(w->Ubh), free(w->Ubl), free(w->Uth), free(w->Utl);
     free(w->kmax);
     for (int m = 0; m < NSX_MAX_ORDER; m++)
         free(w->vmax[m]);
@@ -242,12 +246,11 @@ static int scratch_init(fscratch *w, const fprob *fp)
     w->C = malloc(dv * sizeof(double));
     w->vabs = malloc(dv * sizeof(double));
     w->MagU = malloc(dv * sizeof(double));
-    w->A = malloc(dv * sizeof(dd));
-    w->vp = malloc(dv * sizeof(dd));
-    w->Ub = malloc(dv * sizeof(dd));
-    w->Ut = malloc(dv * sizeof(dd));
+    double **dvs[] = {&w->Ah, &w->Al, &w->vph, &w->vpl, &w->Ubh, &w->Ubl, &w->Uth, &w->Utl};
+    for (size_t t = 0; t < sizeof dvs / sizeof dvs[0]; t++)
+        ok &= (*dvs[t] = malloc(dv * sizeof(double))) != NULL;
     if (!ok || !w->inner || !w->insel || !w->uh || !w->ul || !w->ua || !w->S || !w->C || !w->vabs ||
-        !w->MagU || !w->A || !w->vp || !w->Ub || !w->Ut) {
+        !w->MagU) {
         scratch_clear(w);
         return -1;
     }
@@ -422,10 +425,8 @@ static int fast_row(const fprob *fp, fscratch *w, int b, int h, int i, double *o
     double dxmax = 0;
     unsigned long nflush = 0;
     int nbpref = 0;
-    for (int c = 0; c < dv; c++) {
-        w->Ub[c] = w->Ut[c] = (dd){0, 0};
-        w->MagU[c] = 0;
-    }
+    for (int c = 0; c < dv; c++)
+        w->Ubh[c] = w->Ubl[c] = w->Uth[c] = w->Utl[c] = w->MagU[c] = 0;
     memset(idx, 0, sizeof idx);
     do {
         for (int m = 0; m < last; m++)
@@ -433,36 +434,24 @@ static int fast_row(const fprob *fp, fscratch *w, int b, int h, int i, double *o
         int nin = inner_keys(fp, w, J, &keys);
         if (nin == 0)
             continue;
-        /* u_P[l] = Q[l] prod_{m<n} K~_m[j_m,l]: eps_u |u_h| + eta terms */
-        double AT = 0;
-        for (int l = 0; l < d; l++) {
-            dd x = {q[l], 0.0};
-            for (int m = 0; m < last; m++) {
-                size_t at = nsx_k_at(p, b, J[m], g, l);
-                x = dd_mul(x, (dd){fp->kh[m][at], p->k_bias[m] != 0 ? fp->kl[m][at] : 0.0});
-            }
-            w->uh[l] = x.h;
-            w->ul[l] = x.l;
-            AT += fabs(x.h) * kmax[l];
+        /* u_P[l] = Q[l] prod_{m<n} K~_m[j_m,l] (Lemma M, n - 1 times):
+           eps_u |u_h| + eta terms; AT = sum_l |u_h[l]| kmax[l] */
+        for (int m = 0; m < last; m++) {
+            size_t ka = nsx_k_at(p, b, J[m], g, 0), va = nsx_v_at(p, b, J[m], g, 0);
+            w->kph[m] = fp->kh[m] + ka;
+            w->kpl[m] = fp->kl[m] + (p->k_bias[m] != 0 ? ka : 0);
+            w->vrowh[m] = fp->vh[m] + va;
+            w->vrowl[m] = fp->vl[m] + (p->v_bias[m] != 0 ? va : 0);
         }
+        double AT = fp->kern->prefix_u(q, d, w->kph, w->kpl, last, kmax, w->uh, w->ul);
         /* |T^_raw - T_raw| <= dT for every inner key (Lemma S, u's error,
            underflow) */
         const double dT = (eps_u + score_k) * AT * INFL + uf_T;
         /* the prefix's value factor: vp = prod_{m<n} V~_m (Lemma M, n - 2
            times), or vs = sum_{m<n} V~_m (Lemma A) with vabs = sum |V~_m| */
-        for (int c = 0; c < dv; c++) {
-            dd x = fp->product ? (dd){1.0, 0.0} : (dd){0.0, 0.0};
-            double a = 0;
-            for (int m = 0; m < last; m++) {
-                size_t at = nsx_v_at(p, b, J[m], g, c);
-                dd v = {fp->vh[m][at], p->v_bias[m] != 0 ? fp->vl[m][at] : 0.0};
-                x = fp->product ? (m ? dd_mul(x, v) : v) : (m ? dd_add(x, v) : v);
-                a += fabs(v.h);
-            }
-            w->vp[c] = x;
-            w->vabs[c] = a * (1 + 0x1p-50);
-            w->A[c] = (dd){0, 0};
-        }
+        fp->kern->prefix_v(fp->product, dv, w->vrowh, w->vrowl, last, w->vph, w->vpl, w->vabs);
+        for (int c = 0; c < dv; c++)
+            w->Ah[c] = w->Al[c] = 0;
         dd EP = {0, 0};
         for (int t0 = 0; t0 < nin; t0 += NB) {
             int nb = nin - t0 < NB ? nin - t0 : NB;
@@ -494,40 +483,32 @@ static int fast_row(const fprob *fp, fscratch *w, int b, int h, int i, double *o
             }
             EP = dd_add(EP, two_sum(SE, CE)); /* Lemma A */
             /* (E5, E6) A_c += sum_j e_j V~_n[j,c]: Lemma B, then Lemma A */
-            for (int c = 0; c < dv; c++)
-                w->S[c] = w->C[c] = 0;
-            fp->kern->values(w->eh, w->el, nb, w->vrh, w->vrl, dv, w->S, w->C);
-            for (int c = 0; c < dv; c++)
-                w->A[c] = dd_add(w->A[c], two_sum(w->S[c], w->C[c]));
+            fp->kern->values(w->eh, w->el, nb, w->vrh, w->vrl, dv, w->S, w->C, w->Ah, w->Al);
         }
         /* the prefix's terms into the row: Lemma M (and A for the sum
-           reducer); MagU bounds sum_J e_J |W_J,c| */
-        for (int c = 0; c < dv; c++) {
-            dd f;
-            if (fp->product) {
-                f = dd_mul(w->vp[c], w->A[c]);
-                w->MagU[c] += EP.h * fabs(w->vp[c].h) * vmaxn[c] * (1 + 0x1p-40);
-            } else {
-                f = dd_add(dd_mul(w->vp[c], EP), w->A[c]);
-                w->MagU[c] += EP.h * (w->vabs[c] + vmaxn[c]) * (1 + 0x1p-40);
-            }
-            w->Ub[c] = dd_add(w->Ub[c], f);
-        }
+           reducer) and Lemma A; MagU bounds sum_J e_J |W_J,c| */
+        fp->kern->prefix_end(fp->product, dv, w->vph, w->vpl, w->Ah, w->Al, EP.h, EP.l, w->vabs, vmaxn,
+                             w->Ubh, w->Ubl, w->MagU);
         Zb = dd_add(Zb, EP);
         if (++nbpref == ZB) {
             /* two levels: each first-level add is bounded by its own
                block's magnitude (Lemma A) */
             for (int c = 0; c < dv; c++) {
-                w->Ut[c] = dd_add(w->Ut[c], w->Ub[c]);
-                w->Ub[c] = (dd){0, 0};
+                dd u = dd_add((dd){w->Uth[c], w->Utl[c]}, (dd){w->Ubh[c], w->Ubl[c]});
+                w->Uth[c] = u.h;
+                w->Utl[c] = u.l;
+                w->Ubh[c] = w->Ubl[c] = 0;
             }
             Zt = dd_add(Zt, Zb);
             Zb = (dd){0, 0};
             nbpref = 0;
         }
     } while (next_prefix(idx, w->cnt, last));
-    for (int c = 0; c < dv; c++)
-        w->Ut[c] = dd_add(w->Ut[c], w->Ub[c]);
+    for (int c = 0; c < dv; c++) {
+        dd u = dd_add((dd){w->Uth[c], w->Utl[c]}, (dd){w->Ubh[c], w->Ubl[c]});
+        w->Uth[c] = u.h;
+        w->Utl[c] = u.l;
+    }
     dd Z = dd_add(Zt, Zb);
 
     /* The bounds.  rho: a weight's relative error, from fast_exp and the
@@ -568,7 +549,7 @@ static int fast_row(const fprob *fp, fscratch *w, int b, int h, int i, double *o
            dropped tuples, underflow */
         double EU = (rho + k_in + k_v + 12 * U2 + k_row) * w->MagU[c] * INFL * INFL +
                     (double)nflush * FLUSH_BOUND * wmax * INFL + uf * vamp;
-        dd U = w->Ut[c];
+        dd U = {w->Uth[c], w->Utl[c]};
         dd qd = dd_div(U, Z); /* Lemma D */
         double Eq = (EU / (Zh - EZ) + fabs(U.h) * (1 + 0x1p-50) * EZ / (Zh * (Zh - EZ))) * INFL +
                     DD_DIV_REL * fabs(qd.h) + 4 * ETA / Zh;

@@ -46,12 +46,18 @@ extern fast_exp_tab fast_exp_t;
 /* Fills fast_exp_t once (thread-safe). */
 void fast_exp_init(void);
 
-static inline double fast_pow2(int K) /* 2^K for -1022 <= K <= 1023 */
+static inline uint64_t fast_bits(double x)
 {
-    uint64_t bits = (uint64_t)(K + 1023) << 52;
-    double r;
-    memcpy(&r, &bits, sizeof r);
-    return r;
+    uint64_t b;
+    memcpy(&b, &x, sizeof b);
+    return b;
+}
+
+static inline double fast_double(uint64_t b)
+{
+    double x;
+    memcpy(&x, &b, sizeof x);
+    return x;
 }
 
 static inline dd fast_exp(dd x)
@@ -59,10 +65,14 @@ static inline dd fast_exp(dd x)
     const fast_exp_tab *t = &fast_exp_t;
     /* k: any integer works for the identity; this one makes |r| <= R_MAX:
        |x.h| <= 650 gives |k| < 2^17 and |t - x.h 128/ln2| <= 2^-36. */
-    double kd = (x.h * t->inv + 0x1.8p52) - 0x1.8p52;
-    int k = (int)kd;
-    int j = k & 127;
-    int K = (k - j) / 128;
+    double tk = x.h * t->inv + 0x1.8p52; /* 1.5 2^52 + k exactly */
+    double kd = tk - 0x1.8p52;
+    /* k, j = k mod 128 and 2^K from the bits of tk, in 64-bit integers
+       (two's complement): k = bits(tk) - bits(1.5 2^52), and
+       (k - j) 2^45 = K 2^52, the exponent field of 2^K less the bias */
+    uint64_t k = fast_bits(tk) - fast_bits(0x1.8p52);
+    uint64_t j = k & 127;
+    double s = fast_double(((k - j) << 45) + ((uint64_t)1023 << 52));
     /* r = x.h + x.l - k L1 - k L2 - k L3 - k lambda:
        k L1 is exact (17 + 36 bits); two_sum and two_prod are exact here
        (no underflow: |k L2| >= 2^-44 when k != 0). */
@@ -91,9 +101,8 @@ static inline dd fast_exp(dd x)
        table (2^-106); with q's 2^-101 over exp(r) >= 0.997: <= 2^-100.3
        relative. */
     dd e = dd_add(t->T[j], dd_mul(t->T[j], q));
-    /* 2^K: exact for the high part (>= 2^-938); the low part may round in
-       the subnormal range, by <= eta = 2^-137 relative. */
-    double s = fast_pow2(K);
+    /* 2^K (-940 <= K <= 93): exact for the high part (>= 2^-938); the low
+       part may round in the subnormal range, by <= eta = 2^-137 relative. */
     return (dd){e.h * s, e.l * s};
 }
 

@@ -14,6 +14,8 @@
 
 /* Lanes of the score's dot product: lane r sums the terms l = r (mod 8). */
 #define FAST_LANES 8
+/* The largest nk of a call: inner keys per block (Lemma B's m). */
+#define FAST_NB 16
 
 typedef struct fast_kern {
     const char *name;
@@ -23,10 +25,25 @@ typedef struct fast_kern {
     void (*scores)(const double *uh, const double *ul, int d, const double *const *kh,
                    const double *const *kl, int nk, double *Th, double *Tl);
     /* Lemma B: for c < dv, (S[c], C[c]) accumulates sum_j (eh_j + el_j)(vh_j,c + vl_j,c)
-       over nk keys, each product through two_prod and two_sum into S, the
-       rest into C. */
+       over nk keys from zero, each product through two_prod and two_sum into
+       S, the rest into C; then A_c = A_c (+) two_sum(S_c, C_c) (Lemma A),
+       A as (Ah, Al). */
     void (*values)(const double *eh, const double *el, int nk, const double *const *vh,
-                   const double *const *vl, int dv, double *S, double *C);
+                   const double *const *vl, int dv, double *S, double *C, double *Ah, double *Al);
+    /* u_P[l] = q[l] (x) (kh_0 + kl_0)[l] (x) ... over nm factors (Lemma M),
+       as (uh, ul); returns sum_l |uh[l]| kmax[l] (any order: a bound). */
+    double (*prefix_u)(const double *q, int d, const double *const *kh, const double *const *kl, int nm,
+                       const double *kmax, double *uh, double *ul);
+    /* vp[c] = the nm factors V~_m[c] multiplied (Lemma M; product = 1) or
+       added (Lemma A; sum = 0), as (vph, vpl); vabs[c] = sum_m |V~_m,h[c]| (1 + 2^-50). */
+    void (*prefix_v)(int product, int dv, const double *const *vh, const double *const *vl, int nm,
+                     double *vph, double *vpl, double *vabs);
+    /* The prefix's terms into the row: f_c = vp_c (x) A_c (product) or
+       (vp_c (x) E) (+) A_c (sum); Ub_c = Ub_c (+) f_c; MagU_c += E_h |vp_h,c|
+       vmax_c (product) or E_h (vabs_c + vmax_c), times 1 + 2^-40. */
+    void (*prefix_end)(int product, int dv, const double *vph, const double *vpl, const double *Ah,
+                       const double *Al, double Eh, double El, const double *vabs, const double *vmax,
+                       double *Ubh, double *Ubl, double *MagU);
     /* Pass 1 (no bound needed): the largest s_h * sum_l ua_l kh_j,l over nk
        keys, in binary64; *M is raised to it. */
     void (*max_score)(const double *ua, int d, const double *const *kh, int nk, double sh, double *M);

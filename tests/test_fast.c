@@ -388,11 +388,43 @@ START_TEST(isa_tables_agree)
         ck_assert_msg(same_bits(T0h, T1h, NK, &at) && same_bits(T0l, T1l, NK, &at), "%s scores, d %d",
                       tabs[isa]->name, d);
     }
-    double S0[DV] = {0}, C0[DV] = {0}, S1[DV] = {0}, C1[DV] = {0};
-    tabs[0]->values(eh, el, NK, vhp, vlp, DV, S0, C0);
-    tabs[isa]->values(eh, el, NK, vhp, vlp, DV, S1, C1);
+    double S0[DV], C0[DV], S1[DV], C1[DV], A0h[DV] = {0}, A0l[DV] = {0}, A1h[DV] = {0}, A1l[DV] = {0};
+    tabs[0]->values(eh, el, NK, vhp, vlp, DV, S0, C0, A0h, A0l);
+    tabs[isa]->values(eh, el, NK, vhp, vlp, DV, S1, C1, A1h, A1l);
     size_t at;
-    ck_assert_msg(same_bits(S0, S1, DV, &at) && same_bits(C0, C1, DV, &at), "%s values", tabs[isa]->name);
+    ck_assert_msg(same_bits(A0h, A1h, DV, &at) && same_bits(A0l, A1l, DV, &at), "%s values", tabs[isa]->name);
+    /* the prefix's factors and terms, both reducers */
+    double u0h[D], u0l[D], u1h[D], u1l[D], kmax[D];
+    for (int l = 0; l < D; l++)
+        kmax[l] = fabs(kh[0][l]);
+    double a0 = tabs[0]->prefix_u(uh, D, khp, klp, 3, kmax, u0h, u0l);
+    double a1 = tabs[isa]->prefix_u(uh, D, khp, klp, 3, kmax, u1h, u1l);
+    ck_assert_msg(a0 == a1 && same_bits(u0h, u1h, D, &at) && same_bits(u0l, u1l, D, &at), "%s prefix_u",
+                  tabs[isa]->name);
+    for (int product = 0; product <= 1; product++) {
+        double p0h[DV], p0l[DV], p1h[DV], p1l[DV], va0[DV], va1[DV], M0[DV] = {0}, M1[DV] = {0};
+        double U0h[DV] = {0}, U0l[DV] = {0}, U1h[DV] = {0}, U1l[DV] = {0};
+        tabs[0]->prefix_v(product, DV, vhp, vlp, 3, p0h, p0l, va0);
+        tabs[isa]->prefix_v(product, DV, vhp, vlp, 3, p1h, p1l, va1);
+        ck_assert(same_bits(p0h, p1h, DV, &at) && same_bits(p0l, p1l, DV, &at) && same_bits(va0, va1, DV, &at));
+        tabs[0]->prefix_end(product, DV, p0h, p0l, A0h, A0l, 3.5, 0x1p-60, va0, va0, U0h, U0l, M0);
+        tabs[isa]->prefix_end(product, DV, p1h, p1l, A1h, A1l, 3.5, 0x1p-60, va1, va1, U1h, U1l, M1);
+        ck_assert(same_bits(U0h, U1h, DV, &at) && same_bits(U0l, U1l, DV, &at) && same_bits(M0, M1, DV, &at));
+    }
+    /* pass 1 and the weights */
+    double Mx0 = -INFINITY, Mx1 = -INFINITY;
+    tabs[0]->max_score(uh, D, khp, NK, 0.125, &Mx0);
+    tabs[isa]->max_score(uh, D, khp, NK, 0.125, &Mx1);
+    ck_assert(Mx0 == Mx1);
+    double Th[NK], Tl[NK], w0h[NK], w0l[NK], w1h[NK], w1l[NK], dx0 = 0, dx1 = 0;
+    unsigned long f0 = 0, f1 = 0;
+    for (int j = 0; j < NK; j++) {
+        Th[j] = j % 5 == 0 ? -1e4 : rng_dyadic(&r, 30, 24);
+        Tl[j] = Th[j] * 0x1p-56;
+    }
+    ck_assert_int_eq(tabs[0]->weights(Th, Tl, NK, 0.3, 1e-18, 0.5, 1e-30, w0h, w0l, &dx0, &f0), 0);
+    ck_assert_int_eq(tabs[isa]->weights(Th, Tl, NK, 0.3, 1e-18, 0.5, 1e-30, w1h, w1l, &dx1, &f1), 0);
+    ck_assert(same_bits(w0h, w1h, NK, &at) && same_bits(w0l, w1l, NK, &at) && dx0 == dx1 && f0 == f1 && f0 > 0);
 }
 END_TEST
 
