@@ -19,19 +19,27 @@
 #include "ref/fast.h"
 #include "ref/internal.h"
 
-/* Given selections: a valid index may appear once per row. */
+/* Given selections: a valid index may appear once per row (a mark per
+   position, so linear in k per row). */
 static int check_given_selection(const nsx_problem *p, const int32_t *sel, nsx_err *err)
 {
-    for (int b = 0; b < p->B; b++)
-        for (int i = 0; i < p->L; i++) {
+    unsigned char *seen = calloc((size_t)p->L, 1);
+    int rc = 0;
+    if (!seen)
+        return nsx_err_set(err, NSX_E_NOMEM, "reference: out of memory");
+    for (int b = 0; b < p->B && !rc; b++)
+        for (int i = 0; i < p->L && !rc; i++) {
             const int32_t *r = sel + nsx_sel_at(p, b, i, 0);
+            for (int x = 0; x < p->sel.k && !rc; x++)
+                if (r[x] >= 0 && r[x] < p->L && seen[r[x]]++)
+                    rc = nsx_err_set(err, NSX_E_INPUT, "sel: batch %d, query %d lists index %d twice", b, i,
+                                     (int)r[x]);
             for (int x = 0; x < p->sel.k; x++)
-                for (int y = x + 1; y < p->sel.k; y++)
-                    if (r[x] == r[y] && r[x] >= 0 && r[x] < p->L)
-                        return nsx_err_set(err, NSX_E_INPUT,
-                                           "sel: batch %d, query %d lists index %d twice", b, i, (int)r[x]);
+                if (r[x] >= 0 && r[x] < p->L)
+                    seen[r[x]] = 0;
         }
-    return 0;
+    free(seen);
+    return rc;
 }
 
 typedef struct {
