@@ -329,6 +329,27 @@ static int fast_row(const fprob *fp, fscratch *w, int b, int h, int i, double *o
     for (int m = 0; m < n; m++)
         if (w->cnt[m] == 0)
             goto empty;
+    /* The dimension with the most keys goes last, as the inner one: fewer
+       prefixes, fuller blocks.  Every equation is symmetric in the order of
+       the dimensions (the product and the sums of E1 and E5, the mask's
+       terms, distinct), so the row's value is the same; only the rounding
+       of the computation changes, and its bound is the same proof. */
+    const double *kh[NSX_MAX_ORDER], *kl[NSX_MAX_ORDER], *vh[NSX_MAX_ORDER], *vl[NSX_MAX_ORDER];
+    double kb[NSX_MAX_ORDER], vb[NSX_MAX_ORDER];
+    int big = last;
+    for (int m = 0; m < n; m++)
+        if (w->cnt[m] > w->cnt[big])
+            big = m;
+    for (int m = 0; m < n; m++) {
+        int src = m == big ? last : m == last ? big : m;
+        kh[m] = fp->kh[src], kl[m] = fp->kl[src], vh[m] = fp->vh[src], vl[m] = fp->vl[src];
+        kb[m] = p->k_bias[src], vb[m] = p->v_bias[src];
+    }
+    if (big != last) {
+        int *tl = w->list[big], tc = w->cnt[big];
+        w->list[big] = w->list[last], w->cnt[big] = w->cnt[last];
+        w->list[last] = tl, w->cnt[last] = tc;
+    }
     /* a NaN or an infinity that a tuple may read: MPFR says what it means */
     if (!ctx->qfin[((size_t)b * p->L + i) * p->H + h])
         return 0;
@@ -355,8 +376,8 @@ static int fast_row(const fprob *fp, fscratch *w, int b, int h, int i, double *o
             for (int l = 0; l < d; l++)
                 w->kmax[l] = 0;
         for (int t = 0; t < w->cnt[m]; t++) {
-            const double *kr = fp->kh[m] + nsx_k_at(p, b, w->list[m][t], g, 0);
-            const double *vr = fp->vh[m] + nsx_v_at(p, b, w->list[m][t], g, 0);
+            const double *kr = kh[m] + nsx_k_at(p, b, w->list[m][t], g, 0);
+            const double *vr = vh[m] + nsx_v_at(p, b, w->list[m][t], g, 0);
             for (int l = 0; l < d; l++) {
                 double a = fabs(kr[l]);
                 km = a > km ? a : km;
@@ -398,13 +419,13 @@ static int fast_row(const fprob *fp, fscratch *w, int b, int h, int i, double *o
         for (int l = 0; l < d; l++) {
             double x = q[l];
             for (int m = 0; m < last; m++)
-                x *= fp->kh[m][nsx_k_at(p, b, J[m], g, l)];
+                x *= kh[m][nsx_k_at(p, b, J[m], g, l)];
             w->ua[l] = x;
         }
         for (int t0 = 0; t0 < nin; t0 += NB) {
             int nb = nin - t0 < NB ? nin - t0 : NB;
             for (int t = 0; t < nb; t++)
-                w->krh[t] = fp->kh[last] + nsx_k_at(p, b, keys[t0 + t], g, 0);
+                w->krh[t] = kh[last] + nsx_k_at(p, b, keys[t0 + t], g, 0);
             fp->kern->max_score(w->ua, d, w->krh, nb, fp->s.h, &M);
         }
     } while (next_prefix(idx, w->cnt, last));
@@ -438,10 +459,10 @@ static int fast_row(const fprob *fp, fscratch *w, int b, int h, int i, double *o
            eps_u |u_h| + eta terms; AT = sum_l |u_h[l]| kmax[l] */
         for (int m = 0; m < last; m++) {
             size_t ka = nsx_k_at(p, b, J[m], g, 0), va = nsx_v_at(p, b, J[m], g, 0);
-            w->kph[m] = fp->kh[m] + ka;
-            w->kpl[m] = fp->kl[m] + (p->k_bias[m] != 0 ? ka : 0);
-            w->vrowh[m] = fp->vh[m] + va;
-            w->vrowl[m] = fp->vl[m] + (p->v_bias[m] != 0 ? va : 0);
+            w->kph[m] = kh[m] + ka;
+            w->kpl[m] = kl[m] + (kb[m] != 0 ? ka : 0);
+            w->vrowh[m] = vh[m] + va;
+            w->vrowl[m] = vl[m] + (vb[m] != 0 ? va : 0);
         }
         double AT = fp->kern->prefix_u(q, d, w->kph, w->kpl, last, kmax, w->uh, w->ul);
         /* |T^_raw - T_raw| <= dT for every inner key (Lemma S, u's error,
@@ -457,10 +478,10 @@ static int fast_row(const fprob *fp, fscratch *w, int b, int h, int i, double *o
             int nb = nin - t0 < NB ? nin - t0 : NB;
             for (int t = 0; t < nb; t++) {
                 size_t ka = nsx_k_at(p, b, keys[t0 + t], g, 0), va = nsx_v_at(p, b, keys[t0 + t], g, 0);
-                w->krh[t] = fp->kh[last] + ka;
-                w->krl[t] = fp->kl[last] + (p->k_bias[last] != 0 ? ka : 0);
-                w->vrh[t] = fp->vh[last] + va;
-                w->vrl[t] = fp->vl[last] + (p->v_bias[last] != 0 ? va : 0);
+                w->krh[t] = kh[last] + ka;
+                w->krl[t] = kl[last] + (kb[last] != 0 ? ka : 0);
+                w->vrh[t] = vh[last] + va;
+                w->vrl[t] = vl[last] + (vb[last] != 0 ? va : 0);
             }
             /* (E1) T_raw, Lemma S */
             fp->kern->scores(w->uh, w->ul, d, w->krh, w->krl, nb, w->Th, w->Tl);
