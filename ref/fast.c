@@ -293,6 +293,10 @@ static int inner_keys(const fprob *fp, fscratch *w, int *J, const int **keys)
 typedef struct row_out {
     uint64_t N;    /* allowed tuples */
     int empty;
+    double *encl;  /* NULL, or 3 (dv + 1) doubles: each output's enclosure
+                      (v.h, v.l, E), LSE last, recorded whether decided or
+                      not (tests: ref_fast_enclosures) */
+    int reached;   /* the enclosures were computed */
 } row_out;
 
 /* Row (b, h, i): 1 when every output is decided (o[0..dv-1], *lse written),
@@ -309,6 +313,7 @@ static int fast_row(const fprob *fp, fscratch *w, int b, int h, int i, double *o
     const int *keys;
     ro->N = 0;
     ro->empty = 0;
+    ro->reached = 0;
 
     /* (E2) the allowed keys of each dimension */
     const int32_t *sel_row = ctx->sel ? ctx->sel + nsx_sel_at(p, b, i, 0) : NULL;
@@ -554,8 +559,16 @@ static int fast_row(const fprob *fp, fscratch *w, int b, int h, int i, double *o
     double elog;
     dd L = fast_log_shift(Z, M, &elog);
     double EL = (EZ / (Zh - EZ) * INFL + elog) * INFL * fp->shift;
-    if (!decide(L, EL, lse))
-        return 0;
+    int all = 1;
+    ro->reached = 1;
+    if (ro->encl) {
+        ro->encl[3 * dv] = L.h, ro->encl[3 * dv + 1] = L.l, ro->encl[3 * dv + 2] = EL;
+    }
+    if (!decide(L, EL, lse)) {
+        if (!ro->encl)
+            return 0;
+        all = 0;
+    }
 
     /* (E6) O_c = out_scale U_c / (den Z) */
     const double k_v = n * DD_MUL_REL * 1.01;
@@ -580,10 +593,17 @@ static int fast_row(const fprob *fp, fscratch *w, int b, int h, int i, double *o
             ov = dd_div(ov, (dd){(double)fp->den, 0.0}); /* Lemma D */
             Eo = Eo / (double)fp->den * INFL + DD_DIV_REL * fabs(ov.h) + 4 * ETA;
         }
-        if (!decide(ov, Eo * INFL * fp->shift, &o[c]))
-            return 0;
+        Eo *= INFL * fp->shift;
+        if (ro->encl) {
+            ro->encl[3 * c] = ov.h, ro->encl[3 * c + 1] = ov.l, ro->encl[3 * c + 2] = Eo;
+        }
+        if (!decide(ov, Eo, &o[c])) {
+            if (!ro->encl)
+                return 0;
+            all = 0;
+        }
     }
-    return 1;
+    return all;
 empty:
     /* (E3, E6) an empty slice: LSE = -inf, O = +0 */
     for (int c = 0; c < dv; c++)
@@ -633,7 +653,7 @@ static void *worker(void *arg)
             sh->todo[r] = 0;
             continue;
         }
-        row_out ro;
+        row_out ro = {0};
         if (fast_row(fp, &w, b, h, i, o, lse, &ro)) {
             st.tuples += ro.N;
             st.fast_tuples += ro.N;
@@ -692,4 +712,27 @@ int ref_fast_forward(const ref_ctx *ctx, nsx_outputs *out, const nsx_ref_opts *o
     st->fast_rows += sh.st.fast_rows;
     st->skipped_rows += sh.st.skipped_rows;
     return 0;
+}
+
+int ref_fast_enclosures(const ref_ctx *ctx, const nsx_ref_opts *opts, int b, int h, int i,
+                        double *encl, nsx_err *err)
+{
+    const nsx_problem *p = ctx->p;
+    fprob fp;
+    fscratch w;
+    int rc = fprob_init(&fp, ctx, opts, err);
+    if (rc)
+        return -rc;
+    if (scratch_init(&w, &fp)) {
+        fprob_clear(&fp);
+        return -nsx_err_set(err, NSX_E_NOMEM, "reference: out of memory");
+    }
+    double *o = malloc((size_t)p->dv * sizeof *o), lse;
+    row_out ro = {.encl = encl};
+    if (o)
+        fast_row(&fp, &w, b, h, i, o, &lse, &ro);
+    free(o);
+    scratch_clear(&w);
+    fprob_clear(&fp);
+    return o ? ro.reached : -nsx_err_set(err, NSX_E_NOMEM, "reference: out of memory");
 }

@@ -21,4 +21,14 @@
 int ref_fast_forward(const ref_ctx *ctx, nsx_outputs *out, const nsx_ref_opts *opts,
                      nsx_ref_stats *st, unsigned char *todo, nsx_err *err);
 
+/*
+ * For tests: the enclosures of row (b, h, i), decided or not, into encl
+ * (3 (dv + 1) doubles: v.h, v.l, E per output, LSE last): the exact value
+ * of each output lies in [v.h + v.l - E, v.h + v.l + E].  Returns 1 when the
+ * row reached them, 0 when it stopped before (an empty slice, a non-finite
+ * input, scores out of range), or -kind with err set.
+ */
+int ref_fast_enclosures(const ref_ctx *ctx, const nsx_ref_opts *opts, int b, int h, int i,
+                        double *encl, nsx_err *err);
+
 #endif /* NSX_REF_FAST_H */

@@ -21,8 +21,11 @@
 #include "harness.h"
 #include "io/casefile.h"
 #include "nsimplex/ref.h"
+#include "ref/exact.h"
+#include "ref/fast.h"
 #include "ref/fast_exp.h"
 #include "ref/fast_kern.h"
+#include "ref/internal.h"
 #include "vectors/suites.h"
 
 #define SEED 20261206u
@@ -284,6 +287,89 @@ START_TEST(forced_undecided_rows_go_to_mpfr)
 }
 END_TEST
 
+/* ---- the bound itself ---- */
+
+/* X's MPFR enclosure [lo, hi] (400 bits) lies in the fast path's
+   [v - E, v + E]; returns |X - v| / E at its widest. */
+static double inside(const ival *X, const double *e, const char *what)
+{
+    mpfr_t t, u;
+    mpfr_inits2(2400, t, u, (mpfr_ptr)0);
+    mpfr_sub_d(t, X->hi, e[0], MPFR_RNDU);
+    mpfr_sub_d(t, t, e[1], MPFR_RNDU);
+    mpfr_sub_d(u, X->lo, e[0], MPFR_RNDD);
+    mpfr_sub_d(u, u, e[1], MPFR_RNDD);
+    ck_assert_msg(mpfr_cmp_d(t, e[2]) <= 0 && mpfr_cmp_d(u, -e[2]) >= 0,
+                  "%s: the exact value is outside the fast enclosure %a + %a +- %a (seed %u)", what, e[0],
+                  e[1], e[2], SEED);
+    mpfr_abs(t, t, MPFR_RNDU);
+    mpfr_abs(u, u, MPFR_RNDU);
+    mpfr_max(t, t, u, MPFR_RNDU);
+    double r = e[2] > 0 ? mpfr_get_d(t, MPFR_RNDU) / e[2] : 0;
+    mpfr_clears(t, u, (mpfr_ptr)0);
+    return r;
+}
+
+/* Every enclosure of the fast path, decided or not, holds the exact value
+   (enclosed by MPFR at 400 bits): the proof's bound, checked. */
+START_TEST(enclosures_hold_the_exact_values)
+{
+    rng r = {SEED + 5};
+    double worst = 0;
+    long checked = 0;
+    for (int k = 0; k < 30; k++) {
+        tcase t;
+        random_case(&t, &r, 1 + k % 3, k % 3 == 0 ? WIDE : k % 3 == 1 ? TINY : PLAIN);
+        const nsx_problem *p = &t.p;
+        nsx_err err = {0};
+        nsx_ref_opts opts = {0};
+        ref_erange saved = ref_erange_widen();
+        ref_ctx ctx;
+        ck_assert_int_eq(ref_ctx_init(&ctx, p, &t.in, p->sel.k ? t.sel : NULL, &err), 0);
+        ref_row row;
+        ref_row_init(&row);
+        double *encl = malloc(3 * ((size_t)p->dv + 1) * sizeof *encl);
+        ival s, Z, lse, *o = malloc((size_t)p->dv * sizeof *o);
+        ival_init(&s, 400), ival_init(&Z, 400), ival_init(&lse, 400);
+        for (int c = 0; c < p->dv; c++)
+            ival_init(&o[c], 400);
+        for (int b = 0; b < p->B; b++)
+            for (int h = 0; h < p->H; h++)
+                for (int i = 0; i < p->L; i++) {
+                    int rc = ref_fast_enclosures(&ctx, &opts, b, h, i, encl, &err);
+                    ck_assert_msg(rc >= 0, "%s", err.msg);
+                    if (!rc)
+                        continue;
+                    ck_assert_int_eq(ref_row_collect(&row, &ctx, b, h, i, ref_score_scale_sign(p), &err), 0);
+                    ck_assert(row.N > 0 && !row.nonfinite);
+                    ref_row_set_prec(&row, 400);
+                    ref_score_scale(&s, p);
+                    ref_slice_lse(&lse, &Z, &row, &s);
+                    ref_slice_softmax(&row, &Z);
+                    ref_contract(o, &ctx, &row);
+                    double x = inside(&lse, encl + 3 * p->dv, "lse");
+                    worst = x > worst ? x : worst;
+                    for (int c = 0; c < p->dv; c++) {
+                        x = inside(&o[c], encl + 3 * c, "o");
+                        worst = x > worst ? x : worst;
+                    }
+                    checked += p->dv + 1;
+                }
+        ival_clear(&s), ival_clear(&Z), ival_clear(&lse);
+        for (int c = 0; c < p->dv; c++)
+            ival_clear(&o[c]);
+        free(o), free(encl);
+        ref_row_clear(&row);
+        ref_ctx_clear(&ctx);
+        ref_erange_restore(saved);
+        tcase_free(&t);
+    }
+    ck_assert(checked > 1000);
+    fprintf(stderr, "test_fast: %ld enclosures hold the exact value; largest |X - v| / E = %.3g\n", checked,
+            worst);
+}
+END_TEST
+
 /* ---- exp and log against MPFR ---- */
 
 /* |fast_exp(x) - exp(x)| <= FAST_EXP_REL exp(x) at many points. */
@@ -490,6 +576,7 @@ static Suite *fast_suite(void)
     tcase_add_loop_test(tc, random_rows_of_every_feature, 0, NSX_MAX_ORDER);
     tcase_add_test(tc, midpoint_goes_to_mpfr);
     tcase_add_test(tc, forced_undecided_rows_go_to_mpfr);
+    tcase_add_test(tc, enclosures_hold_the_exact_values);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("exp and log");
