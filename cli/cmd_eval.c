@@ -37,6 +37,13 @@ static void help(void)
            "                values decided by the fast path and by MPFR\n");
 }
 
+/* Progress of a long reference run, on stderr. */
+static void progress(void *arg, uint64_t done, uint64_t rows)
+{
+    fprintf(stderr, "nsimplex eval: %s: %llu of %llu rows (%.0f%%)\n", (const char *)arg,
+            (unsigned long long)done, (unsigned long long)rows, 100.0 * (double)done / (double)rows);
+}
+
 typedef struct eval_opts {
     int threads;    /* --threads */
     int exact_only; /* --exact-only */
@@ -53,7 +60,8 @@ static int forward_timed(const nsx_case *c, nsx_outputs *out, const eval_opts *e
     if (!skip)
         return nsx_err_set(err, NSX_E_NOMEM, "eval: out of memory");
     nsx_pairs_unjudged(p, c->info.pairs, c->info.npairs, skip);
-    nsx_ref_opts opts = {.skip = skip, .fast = !eo->exact_only, .threads = eo->threads};
+    nsx_ref_opts opts = {.skip = skip, .fast = !eo->exact_only, .threads = eo->threads,
+                         .progress = progress, .progress_arg = (void *)c->info.id};
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     int rc = nsx_ref_forward(p, &c->in, out, &opts, &st, err);

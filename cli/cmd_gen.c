@@ -34,12 +34,19 @@ static void help(void)
            "                 decided by the fast path and by MPFR\n");
 }
 
+/* Progress of a long case, on stderr. */
+static void progress(void *arg, uint64_t done, uint64_t rows)
+{
+    fprintf(stderr, "nsimplex gen: %s: %llu of %llu rows (%.0f%%)\n", (const char *)arg, (unsigned long long)done,
+            (unsigned long long)rows, 100.0 * (double)done / (double)rows);
+}
+
 int cmd_gen(int argc, char **argv)
 {
     const char *dir = "vectors", *suite = "default", *shard_s = NULL, *val;
     int manifest_only = 0, shard = 1, nshards = 1, stats = 0;
     long threads = 0;
-    nsx_ref_opts ref = {.fast = 1};
+    nsx_ref_opts ref = {.fast = 1, .progress = progress};
     bool bad = false;
     for (int i = 1; i < argc; i++) {
         if (cli_is_help(argv[i])) {

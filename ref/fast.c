@@ -41,6 +41,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <mpfr.h>
@@ -624,7 +625,15 @@ typedef struct fshared {
     size_t rows;
     pthread_mutex_t lock;
     nsx_ref_stats st;
+    double next_report;       /* the monotonic second of the next progress call */
 } fshared;
+
+static double now_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
 
 static void *worker(void *arg)
 {
@@ -640,6 +649,15 @@ static void *worker(void *arg)
         if (r >= sh->rows)
             break;
         /* todo[r] stays 1 (MPFR) unless the row is decided or skipped */
+        if (sh->opts->progress && (r & 63) == 0) {
+            double t = now_s();
+            pthread_mutex_lock(&sh->lock);
+            if (t >= sh->next_report) {
+                sh->next_report = t + 10;
+                sh->opts->progress(sh->opts->progress_arg, r, sh->rows);
+            }
+            pthread_mutex_unlock(&sh->lock);
+        }
         int i = (int)(r % (size_t)p->L), bh = (int)(r / (size_t)p->L);
         int h = bh % p->H, b = bh / p->H;
         double *o = sh->out->o + nsx_o_at(p, b, i, h, 0);
@@ -686,6 +704,7 @@ int ref_fast_forward(const ref_ctx *ctx, nsx_outputs *out, const nsx_ref_opts *o
     fshared sh = {.fp = &fp, .out = out, .opts = opts, .todo = todo};
     sh.rows = (size_t)p->B * p->H * p->L;
     memset(todo, 1, sh.rows);
+    sh.next_report = now_s() + 10;
     atomic_init(&sh.next, 0);
     pthread_mutex_init(&sh.lock, NULL);
     long nthreads = opts->threads > 0 ? opts->threads : sysconf(_SC_NPROCESSORS_ONLN);

@@ -97,7 +97,9 @@ int nsx_gen_suite(const nsx_suite *s, const char *dir, int shard, int nshards,
         struct timespec t0, t1;
         snprintf(path, sizeof path, "%s/%s/%s.safetensors", dir, s->name, s->cases[c].name);
         clock_gettime(CLOCK_MONOTONIC, &t0);
-        int rc = nsx_gen_case_ref(s, &s->cases[c], path, ref, &st, err);
+        nsx_ref_opts o = ref ? *ref : (nsx_ref_opts){.fast = 1};
+        o.progress_arg = (void *)s->cases[c].name; /* for o.progress */
+        int rc = nsx_gen_case_ref(s, &s->cases[c], path, &o, &st, err);
         if (rc)
             return rc;
         clock_gettime(CLOCK_MONOTONIC, &t1);

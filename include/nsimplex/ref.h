@@ -43,6 +43,10 @@ typedef struct nsx_ref_opts {
                             outputs become undecided and go to MPFR; the
                             environment variable NSX_FAST_BOUND_SHIFT sets
                             it when this is 0 */
+    /* NULL, or called about every 10 s of the fast path with the rows
+       taken so far and the rows in all (one thread at a time) */
+    void (*progress)(void *arg, uint64_t rows_done, uint64_t rows);
+    void *progress_arg;
 } nsx_ref_opts;
 
 typedef struct nsx_ref_stats {
