@@ -10,6 +10,7 @@
  * what remains doubles p, up to the cap, where it is an error.  A single
  * allowed tuple with a rational score gives LSE = T directly.
  */
+#include <assert.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -213,6 +214,7 @@ void nsx_ref_stats_add(nsx_ref_stats *total, const nsx_ref_stats *st)
 int nsx_ref_forward(const nsx_problem *p, const nsx_inputs *in, nsx_outputs *out,
                     const nsx_ref_opts *opts, nsx_ref_stats *stats, nsx_err *err)
 {
+    assert(p && in && out && err && out->o && out->lse);
     nsx_ref_opts dflt = {0};
     nsx_ref_stats st = {0};
     char why[256];

@@ -7,6 +7,8 @@
  *   select:   j_m in S(i) for every restricted dimension m
  *   distinct: j_a != j_b for a != b (when the problem asks for it)
  */
+#include <assert.h>
+
 #include "nsimplex/ref.h"
 #include "ref/internal.h"
 
@@ -21,6 +23,7 @@ static int selected(const nsx_problem *p, const int32_t *sel_row, int j)
 
 int ref_allowed_dim(const nsx_problem *p, int i, int m, int j, int in_sel)
 {
+    assert(p && i >= 0 && i < p->L && m >= 0 && m < p->n);
     int w = p->window[m];
     /* causal */
     if (p->causal && j > i)
@@ -50,6 +53,8 @@ int ref_distinct_ok(const nsx_problem *p, const int *J)
 
 int nsx_ref_allowed(const nsx_problem *p, const int32_t *sel_row, int i, const int *J)
 {
+    assert(p && J && i >= 0 && i < p->L);
+    assert(p->sel.source == NSX_SEL_NONE || sel_row);
     for (int m = 0; m < p->n; m++) {
         int in_sel = sel_row && selected(p, sel_row, J[m]);
         if (!ref_allowed_dim(p, i, m, J[m], in_sel))
@@ -61,5 +66,6 @@ int nsx_ref_allowed(const nsx_problem *p, const int32_t *sel_row, int i, const i
 
 int nsx_ref_is_candidate(const nsx_problem *p, int i, int j)
 {
+    assert(p && i >= 0 && i < p->L);
     return j >= 0 && j < p->L && (!p->causal || j <= i);
 }

@@ -55,7 +55,7 @@ int nsx_gen_case_ref(const nsx_suite *s, const nsx_suite_case *c, const char *pa
 {
     nsx_ref_opts dflt = {.fast = 1};
     nsx_recipe r;
-    nsx_built b;
+    nsx_instance b;
     int rc;
     if ((rc = nsx_recipe_parse(c->recipe, &r, err))) {
         nsx_err_prefix(err, c->name);
@@ -71,7 +71,7 @@ int nsx_gen_case_ref(const nsx_suite *s, const nsx_suite_case *c, const char *pa
     } else {
         nsx_err_prefix(err, c->name);
     }
-    nsx_built_free(&b);
+    nsx_instance_free(&b);
     return rc;
 }
 
