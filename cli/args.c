@@ -8,6 +8,7 @@
 
 #include "cli/args.h"
 #include "cli/exit.h"
+#include "core/budget.h"
 #include "nsimplex/error.h"
 
 int cli_fail(const char *cmd, const char *fmt, ...)
@@ -80,6 +81,27 @@ bool cli_double(const char *cmd, const char *opt, const char *s, double *out)
     }
     *out = v;
     return true;
+}
+
+bool cli_budget_opt(const char *cmd, int argc, char **argv, int *i, nsx_budget_limits *lim, bool *bad)
+{
+    const char *val;
+    long v;
+    if (cli_opt(cmd, argc, argv, i, "--max-tuples", &val, bad)) {
+        if (!*bad && !cli_int(cmd, "--max-tuples", val, 1, 0x7fffffffffffffffL, &v))
+            *bad = true;
+        else if (!*bad)
+            lim->max_tuples = (uint64_t)v;
+        return true;
+    }
+    if (cli_opt(cmd, argc, argv, i, "--max-memory", &val, bad)) {
+        if (!*bad && !cli_int(cmd, "--max-memory", val, 1, 1L << 40, &v))
+            *bad = true;
+        else if (!*bad)
+            lim->max_bytes = (uint64_t)v << 20;
+        return true;
+    }
+    return false;
 }
 
 bool cli_is_help(const char *a)

@@ -28,6 +28,18 @@ bool cli_int(const char *cmd, const char *opt, const char *s, long lo, long hi, 
 /* Parses a finite number. */
 bool cli_double(const char *cmd, const char *opt, const char *s, double *out);
 
+struct nsx_budget_limits;
+/* True when argv[*i] is --max-tuples N or --max-memory MIB (core/budget.h);
+   sets the limit, or on a bad value reports and sets *bad. */
+bool cli_budget_opt(const char *cmd, int argc, char **argv, int *i, struct nsx_budget_limits *lim,
+                    bool *bad);
+
+/* The help lines of those two options, for every command that takes them. */
+#define CLI_BUDGET_HELP \
+    "  --max-tuples N  refuse problems with more allowed tuples, summed over the rows\n" \
+    "                  (estimated up front, overflow-checked) (16777216: about 3 min)\n" \
+    "  --max-memory M  refuse problems whose estimated memory is over M MiB (4096)\n"
+
 /* True for -h and --help. */
 bool cli_is_help(const char *a);
 

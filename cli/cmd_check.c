@@ -9,6 +9,7 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "cli/exit.h"
+#include "core/budget.h"
 #include "io/casefile.h"
 #include "io/safetensors.h"
 #include "oracle/candidate.h"
@@ -18,7 +19,7 @@
 static void check_usage(FILE *f)
 {
     fprintf(f,
-            "usage: nsimplex check VECTOR CANDIDATE [--model M] [--json]\n\n"
+            "usage: nsimplex check VECTOR CANDIDATE [--model M] [--json] [--max-tuples N]\n\n"
             "Judges a kernel's outputs against a golden vector (docs/ORACLE.md). CANDIDATE is a\n"
             "safetensors file with o [B,L,H,dv] and optionally lse [B,H,L] (any float dtype) and,\n"
             "where the vector computes its selection, sel [B,L,k] (I32). It checks every element\n"
@@ -33,16 +34,19 @@ static void check_usage(FILE *f)
             "                int, w                     f64 f32 f16 bf16 none\n"
             "                lse                        -inf +inf any (empty-slice LSE)\n"
             "              e.g. --model in=bf16,acc=f32,w=bf16,out=bf16,lse=-inf (the default)\n"
-            "  --json      the report as one JSON object on one line (for CI)\n\n"
-            "exit codes: 0 pass, 1 a check failed, 2 unusable input (unreadable or malformed\n"
+            "  --json      the report as one JSON object on one line (for CI)\n"
+            CLI_BUDGET_HELP
+            "\nexit codes: 0 pass, 1 a check failed, 2 unusable input (unreadable or malformed\n"
             "file, wrong shapes or dtypes, unknown model, vector not applicable under the\n"
-            "model), 3 internal error\n");
+            "model, a vector that contradicts itself, a problem over the budget), 3 internal\n"
+            "or I/O error (out of memory, stdout unwritable)\n");
 }
 
 int cmd_check(int argc, char **argv)
 {
     const char *files[2] = {NULL, NULL}, *model_text = NULL;
     int nfiles = 0, json = 0;
+    nsx_budget_limits lim = {0};
     bool bad = false;
     for (int i = 1; i < argc; i++) {
         if (cli_is_help(argv[i])) {
@@ -56,6 +60,9 @@ int cmd_check(int argc, char **argv)
             if (bad)
                 return NSX_EXIT_BAD;
             json = 1;
+        } else if (cli_budget_opt("check", argc, argv, &i, &lim, &bad)) {
+            if (bad)
+                return NSX_EXIT_BAD;
         } else if (argv[i][0] == '-' && argv[i][1] != '\0') {
             return cli_fail("check", "unknown option '%s' (nsimplex check --help)", argv[i]);
         } else if (nfiles == 2) {
@@ -85,7 +92,8 @@ int cmd_check(int argc, char **argv)
                          vec.expected.o ? "lse" : "o");
         goto done;
     }
-    if ((rc = nsx_st_read(files[1], &cst, &err)) ||
+    if ((rc = nsx_budget_check(p, &lim, files[0], NULL, &err)) ||
+        (rc = nsx_st_read(files[1], &cst, &err)) ||
         (rc = nsx_candidate_from_st(&cst, files[1], p, model_text ? &model : NULL, &cand, &model, &err)))
         goto done;
 

@@ -16,13 +16,14 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "cli/exit.h"
+#include "core/budget.h"
 #include "io/casefile.h"
 #include "kernel/kernel.h"
 #include "nsimplex/ref.h"
 
 static void help(void)
 {
-    printf("usage: nsimplex eval FILE --out OUT [--impl ref|simd] [--threads N] [--stats]\n\n"
+    printf("usage: nsimplex eval FILE --out OUT [--impl ref|simd] [--threads N] [--stats] [--max-tuples N]\n\n"
            "Computes o and lse (and sel, sel_scores for a computed selection) for the\n"
            "inputs in FILE and writes them to OUT, a candidate file for `nsimplex check`.\n\n"
            "  --out OUT     the output file (written atomically)\n"
@@ -30,7 +31,10 @@ static void help(void)
            "                simd: the float32 SIMD kernel (NSX_ISA forces its ISA), run on the\n"
            "                selection FILE gives, or the reference's for a computed one\n"
            "  --threads N   simd threads (0: all cores) (0)\n"
-           "  --stats       print the allowed tuples, the time and the throughput (ref)\n");
+           "  --stats       print the allowed tuples, the time and the throughput (ref)\n"
+           CLI_BUDGET_HELP
+           "\nexit codes: 0 written, 2 unusable input or a problem over the budget, 3 internal\n"
+           "or I/O error\n");
 }
 
 /* nsx_ref_forward, with its statistics printed when asked.  Rows the
@@ -134,6 +138,7 @@ int cmd_eval(int argc, char **argv)
     const char *file = NULL, *outpath = NULL, *impl_name = "ref", *val;
     int stats = 0;
     long threads = 0;
+    nsx_budget_limits lim = {0};
     bool bad = false;
     for (int i = 1; i < argc; i++) {
         if (cli_is_help(argv[i])) {
@@ -148,6 +153,7 @@ int cmd_eval(int argc, char **argv)
                 return NSX_EXIT_BAD;
         } else if (cli_opt("eval", argc, argv, &i, "--stats", NULL, &bad)) {
             stats = 1;
+        } else if (cli_budget_opt("eval", argc, argv, &i, &lim, &bad)) {
         } else if (argv[i][0] == '-' || file) {
             return cli_fail("eval", "unknown argument '%s' (nsimplex eval --help)", argv[i]);
         } else {
@@ -171,7 +177,9 @@ int cmd_eval(int argc, char **argv)
     int rc = nsx_case_read(file, &c, &err);
     if (rc)
         return cli_fail_err("eval", &err);
-    if ((rc = impl->run(&c, &st, impl->run == eval_simd ? (int)threads : stats, &err)))
+    if ((rc = nsx_budget_check(&c.p, &lim, file, NULL, &err)))
+        ;
+    else if ((rc = impl->run(&c, &st, impl->run == eval_simd ? (int)threads : stats, &err)))
         nsx_err_prefix(&err, file); /* a problem of the inputs: name them */
     else if (!(rc = nsx_st_set_meta(&st, NSX_META_KEY, nsx_st_meta(&c.st, NSX_META_KEY), &err)) &&
              !(rc = nsx_st_set_meta(&st, "nsimplex.impl", impl->name, &err)))

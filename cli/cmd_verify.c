@@ -8,24 +8,30 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "cli/exit.h"
+#include "core/budget.h"
 #include "nsimplex/error.h"
 #include "vectors/gen.h"
 
 static void help(void)
 {
-    printf("usage: nsimplex verify [DIR] [--all]\n\n"
+    printf("usage: nsimplex verify [DIR] [--all] [--max-tuples N]\n\n"
            "Checks DIR/MANIFEST.json: every listed file exists with its sha256, and the\n"
            "expected values of a sample of the files (one in 4; every file with --all) are\n"
            "recomputed from their inputs by the reference and must agree bit for bit.\n\n"
            "  DIR     the vector directory (default: vectors)\n"
-           "  --all   recompute every file\n\n"
-           "exit: 0 all agree, 1 a difference, 2 unusable directory or manifest\n");
+           "  --all   recompute every file\n"
+           "  (a file that is not a regular file counts as missing)\n"
+           CLI_BUDGET_HELP
+           "\nexit: 0 all agree, 1 a difference or a missing file, 2 unusable directory or\n"
+           "manifest, a file that contradicts its own pairs, or one over the budget, 3\n"
+           "internal or I/O error\n");
 }
 
 int cmd_verify(int argc, char **argv)
 {
     const char *dir = NULL;
     int all = 0;
+    nsx_budget_limits lim = {0};
     bool bad = false;
     for (int i = 1; i < argc; i++) {
         if (cli_is_help(argv[i])) {
@@ -33,6 +39,7 @@ int cmd_verify(int argc, char **argv)
             return NSX_EXIT_OK;
         } else if (cli_opt("verify", argc, argv, &i, "--all", NULL, &bad)) {
             all = 1;
+        } else if (cli_budget_opt("verify", argc, argv, &i, &lim, &bad)) {
         } else if (argv[i][0] == '-' || dir) {
             return cli_fail("verify", "unknown argument '%s' (nsimplex verify --help)", argv[i]);
         } else {
@@ -43,7 +50,7 @@ int cmd_verify(int argc, char **argv)
     }
     nsx_err err = {0};
     int failed = 0;
-    if (nsx_verify(dir ? dir : "vectors", all, stdout, &failed, &err))
+    if (nsx_verify(dir ? dir : "vectors", all, stdout, &lim, &failed, &err))
         return cli_fail_err("verify", &err);
     return failed ? NSX_EXIT_FAIL : NSX_EXIT_OK;
 }

@@ -23,7 +23,7 @@ static uint64_t case_seed(const nsx_suite *s, const nsx_suite_case *c)
 }
 
 int nsx_gen_case(const nsx_suite *s, const nsx_suite_case *c, const char *path,
-                 nsx_ref_stats *stats, nsx_err *err)
+                 const nsx_budget_limits *lim, nsx_ref_stats *stats, nsx_err *err)
 {
     nsx_recipe r;
     nsx_built b;
@@ -34,6 +34,10 @@ int nsx_gen_case(const nsx_suite *s, const nsx_suite_case *c, const char *path,
     }
     if ((rc = nsx_build(&r, case_seed(s, c), &b, err))) {
         nsx_err_prefix(err, c->name);
+        return rc;
+    }
+    if ((rc = nsx_budget_check(&b.p, lim, c->name, NULL, err))) {
+        nsx_built_free(&b);
         return rc;
     }
     if (!(rc = nsx_build_expect(&b, &r, NULL, stats, err))) {
@@ -55,7 +59,7 @@ static int make_dir(const char *path, nsx_err *err)
 }
 
 int nsx_gen_suite(const nsx_suite *s, const char *dir, int shard, int nshards, FILE *log,
-                  nsx_err *err)
+                  const nsx_budget_limits *lim, nsx_err *err)
 {
     char path[4096];
     snprintf(path, sizeof path, "%s/%s", dir, s->name);
@@ -68,7 +72,7 @@ int nsx_gen_suite(const nsx_suite *s, const char *dir, int shard, int nshards, F
         struct timespec t0, t1;
         snprintf(path, sizeof path, "%s/%s/%s.safetensors", dir, s->name, s->cases[c].name);
         clock_gettime(CLOCK_MONOTONIC, &t0);
-        int rc = nsx_gen_case(s, &s->cases[c], path, &st, err);
+        int rc = nsx_gen_case(s, &s->cases[c], path, lim, &st, err);
         if (rc)
             return rc;
         clock_gettime(CLOCK_MONOTONIC, &t1);
@@ -90,8 +94,16 @@ static int manifest_entry(nsx_buf *m, const char *dir, const nsx_suite *s, const
     nsx_case_info info;
     snprintf(rel, sizeof rel, "%s/%s.safetensors", s->name, c->name);
     snprintf(path, sizeof path, "%s/%s", dir, rel);
-    if (access(path, F_OK) != 0)
+    struct stat sb;
+    if (lstat(path, &sb) != 0)
         return 0; /* not generated here: not listed */
+    /* a FIFO or a device in its place would hang or never end */
+    if (!S_ISREG(sb.st_mode))
+        return nsx_err_set(err, NSX_E_INPUT, "%s: not a regular file", path);
+    int fd = nsx_open_regular(path, err);
+    if (fd < 0)
+        return err->kind;
+    close(fd);
     if (nsx_sha256_file(path, hex))
         return nsx_err_set(err, NSX_E_INPUT, "%s: cannot read: %s", path, strerror(errno));
     if (nsx_st_read(path, &st, err))

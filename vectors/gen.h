@@ -14,22 +14,30 @@
 
 #include <stdio.h>
 
+#include "core/budget.h"
 #include "nsimplex/error.h"
 #include "nsimplex/ref.h"
 #include "vectors/suites.h"
 
-/* Writes case c of suite s to path.  stats may be NULL. */
+/* Writes case c of suite s to path.  stats may be NULL; lim (NULL: the
+   defaults) bounds the work: a case over it is refused up front
+   (NSX_E_TOO_LARGE, core/budget.h). */
 int nsx_gen_case(const nsx_suite *s, const nsx_suite_case *c, const char *path,
-                 nsx_ref_stats *stats, nsx_err *err);
+                 const nsx_budget_limits *lim, nsx_ref_stats *stats, nsx_err *err);
 
 /* Writes the cases of s that belong to shard (1..nshards) into DIR/SUITE/,
    one progress line per case to log (may be NULL). */
 int nsx_gen_suite(const nsx_suite *s, const char *dir, int shard, int nshards, FILE *log,
-                  nsx_err *err);
+                  const nsx_budget_limits *lim, nsx_err *err);
 
 /* Rebuilds DIR/MANIFEST.json from the case files present (atomic write);
    *count gets the number of files listed. */
 int nsx_manifest_write(const char *dir, int *count, nsx_err *err);
+
+/* Opens path for reading when it is a regular file, without blocking on a
+   FIFO or a device: the descriptor, or -1 with err = "PATH: not a regular
+   file" or "PATH: cannot open: ..." (NSX_E_INPUT). */
+int nsx_open_regular(const char *path, nsx_err *err);
 
 /* Checks DIR against its manifest: every listed file exists with its
    checksum; the expected values of a sample (every case when all is set)
@@ -37,7 +45,10 @@ int nsx_manifest_write(const char *dir, int *count, nsx_err *err);
    leak pair leaves unjudged aside).  Reports to log; *failed gets the
    number of files with a bad checksum or values.  Returns 0 (whatever
    *failed), or an error kind: NSX_E_INPUT for an unusable directory or
-   manifest. */
-int nsx_verify(const char *dir, int all, FILE *log, int *failed, nsx_err *err);
+   manifest, or a file that contradicts itself (oracle/check.h,
+   nsx_pairs_consistent); NSX_E_TOO_LARGE for a file whose recomputation is
+   over lim (NULL: the defaults of core/budget.h). */
+int nsx_verify(const char *dir, int all, FILE *log, const nsx_budget_limits *lim, int *failed,
+               nsx_err *err);
 
 #endif
