@@ -1,6 +1,8 @@
 /* Option helpers shared by the subcommands (cli/args.h). */
 #include <errno.h>
 #include <math.h>
+#include <omp.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -107,4 +109,50 @@ bool cli_budget_opt(const char *cmd, int argc, char **argv, int *i, nsx_budget_l
 bool cli_is_help(const char *a)
 {
     return strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0;
+}
+
+/* The probe's threads wait until all have started, as a team would. */
+typedef struct probe {
+    pthread_mutex_t mu;
+    pthread_cond_t go;
+    int open;
+} probe;
+
+static void *probe_thread(void *arg)
+{
+    probe *pr = arg;
+    pthread_mutex_lock(&pr->mu);
+    while (!pr->open)
+        pthread_cond_wait(&pr->go, &pr->mu);
+    pthread_mutex_unlock(&pr->mu);
+    return NULL;
+}
+
+int cli_threads_probe(const char *cmd, int threads)
+{
+    int want = threads > 0 ? threads : omp_get_max_threads();
+    if (want <= 1)
+        return 0;
+    pthread_t *t = malloc((size_t)(want - 1) * sizeof *t);
+    if (!t) {
+        fprintf(stderr, "nsimplex %s: out of memory for %d threads\n", cmd, want);
+        return NSX_EXIT_INTERNAL;
+    }
+    probe pr = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0};
+    int started = 0, e = 0;
+    /* the team's other members: the calling thread is the first */
+    while (started < want - 1 && !(e = pthread_create(&t[started], NULL, probe_thread, &pr)))
+        started++;
+    pthread_mutex_lock(&pr.mu);
+    pr.open = 1;
+    pthread_cond_broadcast(&pr.go);
+    pthread_mutex_unlock(&pr.mu);
+    for (int x = 0; x < started; x++)
+        pthread_join(t[x], NULL);
+    free(t);
+    if (!e)
+        return 0;
+    fprintf(stderr, "nsimplex %s: cannot start %d threads (only %d): %s (see --threads, OMP_NUM_THREADS, "
+                    "ulimit -u and -v)\n", cmd, want, started + 1, strerror(e));
+    return NSX_EXIT_INTERNAL;
 }

@@ -40,6 +40,14 @@ bool cli_budget_opt(const char *cmd, int argc, char **argv, int *i, struct nsx_b
     "                  (estimated up front, overflow-checked) (16777216: about 3 min)\n" \
     "  --max-memory M  refuse problems whose estimated memory is over M MiB (4096)\n"
 
+/* OpenMP ends the program with its own lines and exit 1 when it cannot
+   start its threads (ulimit -u, a memory limit, a huge OMP_NUM_THREADS).
+   Starts the threads a parallel region of `threads` (0: OpenMP's default,
+   omp_get_max_threads) would, with the same attributes, and stops them
+   again: 0 when they start, else reports one line and returns
+   NSX_EXIT_INTERNAL. */
+int cli_threads_probe(const char *cmd, int threads);
+
 /* True for -h and --help. */
 bool cli_is_help(const char *a);
 

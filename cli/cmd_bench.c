@@ -309,6 +309,8 @@ static int kernel_open(const bench_opts *o, nsx_kernel *k)
     nsx_err err = {0};
     if (o->threads > 0) /* the library's OpenMP is this process's */
         omp_set_num_threads(o->threads);
+    if (cli_threads_probe(CMD, o->threads))
+        return NSX_EXIT_INTERNAL;
     if (nsx_kernel_open(k, o->kernel, -1, o->threads, &err))
         return cli_fail(CMD, "%s", err.msg);
     return 0;

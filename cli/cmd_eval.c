@@ -179,7 +179,10 @@ int cmd_eval(int argc, char **argv)
         return cli_fail_err("eval", &err);
     if ((rc = nsx_budget_check(&c.p, &lim, file, NULL, &err)))
         ;
-    else if ((rc = impl->run(&c, &st, impl->run == eval_simd ? (int)threads : stats, &err)))
+    else if (impl->run == eval_simd && cli_threads_probe("eval", (int)threads)) {
+        nsx_case_free(&c);
+        return NSX_EXIT_INTERNAL;
+    } else if ((rc = impl->run(&c, &st, impl->run == eval_simd ? (int)threads : stats, &err)))
         nsx_err_prefix(&err, file); /* a problem of the inputs: name them */
     else if (!(rc = nsx_st_set_meta(&st, NSX_META_KEY, nsx_st_meta(&c.st, NSX_META_KEY), &err)) &&
              !(rc = nsx_st_set_meta(&st, "nsimplex.impl", impl->name, &err)))
