@@ -81,10 +81,13 @@ void nsx_budget_of(const nsx_problem *p, nsx_budget *b)
     b->bytes = sat_add(sat_mul(row_max, bytes_per_tuple(p)), sat_mul(outs, 8));
 }
 
-/* "2.1e+09", or "over 1.8e+19" when saturated. */
+/* "22140", "2.1e+09", or "over 1.8e+19" when saturated. */
 static const char *count_text(char *buf, size_t n, uint64_t v)
 {
-    snprintf(buf, n, "%s%.2g", v == UINT64_MAX ? "over " : "", (double)v);
+    if (v < 1000000000)
+        snprintf(buf, n, "%llu", (unsigned long long)v);
+    else
+        snprintf(buf, n, "%s%.2g", v == UINT64_MAX ? "over " : "", (double)v);
     return buf;
 }
 

@@ -53,8 +53,8 @@ void nsx_budget_of(const nsx_problem *p, nsx_budget *b);
 
 /* nsx_budget_of, then 0 when p is within lim (NULL: the defaults), else
    NSX_E_TOO_LARGE with err = "<what>: n = 4, L = 100: 2.1e+09 allowed
-   tuples (limit 1.7e+07), about 6 h of the reference; --max-tuples N
-   raises the limit" (or the same for the memory estimate).  what names the
+   tuples (limit 16777216; 1e+10 enumerated), about 4 days of the
+   reference; --max-tuples N raises the limit" (or the same for the memory estimate).  what names the
    file or case; b may be NULL. */
 int nsx_budget_check(const nsx_problem *p, const nsx_budget_limits *lim, const char *what,
                      nsx_budget *b, nsx_err *err);

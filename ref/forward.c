@@ -38,6 +38,8 @@ typedef struct {
     ref_row *row;
     ival *o;          /* dv enclosures */
     size_t *perm;     /* tuples by score, for the exact cases */
+    size_t perm_cap;  /* its room: the largest row sorted so far (not L^n,
+                         which overflows and is far more than a row holds) */
     int *done;        /* dv + 1: outputs decided (the last is LSE) */
     const nsx_ref_opts *opts;
     nsx_ref_stats *st;
@@ -86,7 +88,14 @@ static int solve_row(row_solver *rs, double *o_out, size_t o_stride, double *lse
         if (!all && !exact_tried) {
             /* the exact cases, once: they need the tuples sorted by score */
             exact_tried = 1;
-            if (ref_row_sort(rs->perm, row)) {
+            if (row->N > rs->perm_cap) {
+                size_t *np = realloc(rs->perm, row->N * sizeof *np);
+                if (np) {
+                    rs->perm = np;
+                    rs->perm_cap = row->N;
+                }
+            }
+            if (row->N > rs->perm_cap || ref_row_sort(rs->perm, row)) {
                 ival_clear(&s), ival_clear(&Z), ival_clear(&lse);
                 return nsx_err_set(err, NSX_E_NOMEM, "reference: out of memory");
             }
@@ -120,16 +129,12 @@ static int forward_rows(ref_ctx *ctx, nsx_outputs *out, const nsx_ref_opts *opts
                         nsx_ref_stats *st, nsx_err *err)
 {
     const nsx_problem *p = ctx->p;
-    size_t max_tuples = 1;
-    for (int m = 0; m < p->n; m++)
-        max_tuples *= (size_t)p->L;
     ref_row row;
     ref_row_init(&row);
-    row_solver rs = {ctx, &row, malloc((size_t)p->dv * sizeof(ival)),
-                     malloc(max_tuples * sizeof(size_t)), malloc((size_t)(p->dv + 1) * sizeof(int)),
-                     opts, st};
+    row_solver rs = {ctx, &row, malloc((size_t)p->dv * sizeof(ival)), NULL, 0,
+                     malloc((size_t)(p->dv + 1) * sizeof(int)), opts, st};
     int rc = 0;
-    if (!rs.o || !rs.perm || !rs.done) {
+    if (!rs.o || !rs.done) {
         free(rs.o), free(rs.perm), free(rs.done);
         return nsx_err_set(err, NSX_E_NOMEM, "reference: out of memory");
     }
