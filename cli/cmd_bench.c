@@ -27,6 +27,7 @@
 #include "cli/commands.h"
 #include "kernel/kernel.h"
 #include "cli/exit.h"
+#include "io/json.h"
 #include "nsimplex/error.h"
 #include "nsimplex/kernel.h"
 #include "nsimplex/problem.h"
@@ -547,7 +548,9 @@ int cmd_bench(int argc, char **argv)
         goto done_tensors;
     }
     p->sel = t.sel;
-    r.kernel = k.info->name ? k.info->name : "(unnamed)";
+    char kname[128]; /* a library's name is printed, not interpreted */
+    nsx_printable(kname, sizeof kname, k.info->name ? k.info->name : "(unnamed)");
+    r.kernel = kname;
     r.isa = k.lib ? "library" : nsx_simd_isa_name(k.isa);
     r.threads = k.threads;
     r.io_mib = (double)t.bytes / (1 << 20);

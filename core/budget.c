@@ -72,6 +72,14 @@ void nsx_budget_of(const nsx_problem *p, nsx_budget *b)
     b->visited = sat_mul(sat_mul(rows, (uint64_t)p->L), per_row);
     double ops = (double)p->d * (p->n + 1) + 2.0 * p->dv + 8;
     b->seconds = (double)b->tuples * ops * SEC_PER_OP + (double)b->visited * SEC_PER_VISIT;
+    /* a computed selection first scores every (query, key) pair (E8, E9):
+       B L^2 of them, Hi dot products of di terms each for an indexer */
+    if (p->sel.source == NSX_SEL_INDEXER || p->sel.source == NSX_SEL_SCORES) {
+        uint64_t pairs = sat_mul(sat_mul((uint64_t)p->B, (uint64_t)p->L), (uint64_t)p->L);
+        b->visited = sat_add(b->visited, pairs);
+        double per = p->sel.source == NSX_SEL_INDEXER ? (double)p->sel.Hi * (p->sel.di + 2) : 1;
+        b->seconds += (double)pairs * per * SEC_PER_OP;
+    }
     /* the largest row's tuples, the outputs, and for an indexer its
        [B, L, L] scores */
     uint64_t outs = sat_add(sat_mul(sat_mul(rows, (uint64_t)p->L), (uint64_t)p->dv + 1),

@@ -37,7 +37,8 @@
 typedef struct nsx_budget {
     uint64_t tuples;      /* allowed tuples summed over every row (b, h, i) */
     uint64_t row_tuples;  /* the most allowed tuples of one row */
-    uint64_t visited;     /* tuples the reference enumerates: B*H*L * L^n */
+    uint64_t visited;     /* tuples the reference enumerates: B*H*L * L^n,
+                             plus the B*L*L scores of a computed selection */
     double seconds;       /* estimated time of the reference */
     uint64_t bytes;       /* estimated peak memory of the reference or oracle */
 } nsx_budget;

@@ -153,6 +153,8 @@ START_TEST(budget_counts_what_the_reference_enumerates)
         uint64_t visited = (uint64_t)p->B * p->H * p->L;
         for (int m = 0; m < p->n; m++)
             visited *= (uint64_t)p->L;
+        if (p->sel.source == NSX_SEL_SCORES)
+            visited += (uint64_t)p->B * p->L * p->L;
         ck_assert(bud.visited == visited && bud.row_tuples <= bud.tuples && bud.seconds > 0);
         free(o);
         free(lse);
