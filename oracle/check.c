@@ -90,47 +90,63 @@ static int dim_allows(const nsx_problem *p, const int32_t *sel_row, int m, int i
     return nsx_ref_allowed(&q, sel_row, i, &j);
 }
 
-/* Distinct keys for the dimensions from m on (skipping `fixed`, whose key
-   is J[fixed]), each allowed in its own dimension: depth-first. */
-static int distinct_fill(const nsx_problem *p, const int32_t *sel_row, int i, int *J, int m, int fixed)
+/* Distinct keys for the other dimensions: a bipartite matching of
+   dimensions to keys (Kuhn's augmenting paths, O(n^2 L) tests; a search
+   over tuples would be exponential on a hostile vector).  owner[key] is
+   the dimension holding it or -1; seen marks the keys of one search. */
+typedef struct matching {
+    const nsx_problem *p;
+    const int32_t *sel_row;
+    int i, m, j;          /* the probe: dimension m holds key j */
+    int *owner;
+    unsigned char *seen;
+} matching;
+
+static int augment(matching *mt, int x)
 {
-    if (m == p->n)
-        return 1;
-    if (m == fixed)
-        return distinct_fill(p, sel_row, i, J, m + 1, fixed);
-    for (int j = 0; j < p->L; j++) {
-        int clash = 0;
-        for (int x = 0; x < m && !clash; x++)
-            clash = J[x] == j;
-        if (fixed > m && J[fixed] == j)
-            clash = 1;
-        if (clash || !dim_allows(p, sel_row, m, i, j))
+    for (int key = 0; key < mt->p->L; key++) {
+        if (key == mt->j || mt->seen[key] || !dim_allows(mt->p, mt->sel_row, x, mt->i, key))
             continue;
-        J[m] = j;
-        if (distinct_fill(p, sel_row, i, J, m + 1, fixed))
+        mt->seen[key] = 1;
+        if (mt->owner[key] < 0 || augment(mt, mt->owner[key])) {
+            mt->owner[key] = x;
             return 1;
+        }
     }
     return 0;
 }
 
-/* 1 when some allowed tuple of query i has j_m = j. */
+/* 1 when some allowed tuple of query i has j_m = j, 0 when none, -1 out of
+   memory. */
 static int key_used(const nsx_problem *p, const int32_t *sel_row, int i, int m, int j)
 {
     if (!dim_allows(p, sel_row, m, i, j))
         return 0;
     if (!p->distinct) {
         for (int x = 0; x < p->n; x++) {
-            int any = 0;
-            for (int jj = 0; jj < p->L && !any && x != m; jj++)
-                any = dim_allows(p, sel_row, x, i, jj);
-            if (x != m && !any)
+            int any = x == m;
+            for (int key = 0; key < p->L && !any; key++)
+                any = dim_allows(p, sel_row, x, i, key);
+            if (!any)
                 return 0;
         }
         return 1;
     }
-    int J[NSX_MAX_ORDER] = {0};
-    J[m] = j;
-    return distinct_fill(p, sel_row, i, J, 0, m);
+    matching mt = {p, sel_row, i, m, j, malloc((size_t)p->L * sizeof(int)), malloc((size_t)p->L)};
+    int r = mt.owner && mt.seen;
+    for (int key = 0; r && key < p->L; key++)
+        mt.owner[key] = -1;
+    for (int x = 0; r == 1 && x < p->n; x++) {
+        if (x == m)
+            continue;
+        memset(mt.seen, 0, (size_t)p->L);
+        r = augment(&mt, x);
+    }
+    if (!mt.owner || !mt.seen)
+        r = -1;
+    free(mt.owner);
+    free(mt.seen);
+    return r;
 }
 
 int nsx_pairs_consistent(const nsx_problem *p, const nsx_case_info *info, const nsx_inputs *in,
@@ -181,7 +197,10 @@ int nsx_pairs_consistent(const nsx_problem *p, const nsx_case_info *info, const 
                 const int32_t *row = sel ? sel + nsx_sel_at(p, batch, pr->i, 0) : NULL;
                 if (p->sel.source != NSX_SEL_NONE && (p->sel.dims >> m & 1u) && !row)
                     continue; /* S(i) unknown here: not checked */
-                if (key_used(p, row, pr->i, m, pr->j))
+                int used = key_used(p, row, pr->i, m, pr->j);
+                if (used < 0)
+                    return nsx_err_set(err, NSX_E_NOMEM, "oracle: out of memory");
+                if (used)
                     return nsx_err_set(err, NSX_E_INPUT,
                                        "vector: pair %d (probe, batches %d and %d): key %d is used by an "
                                        "allowed tuple of query %d in dimension %d", x, a, b, pr->j, pr->i,

@@ -32,6 +32,7 @@
 #include "vectors/build.h"
 #include "vectors/gen.h"
 #include "vectors/recipe.h"
+#include "tests/harness.h"
 
 static const char *tmpdir(void)
 {
@@ -356,6 +357,47 @@ static void used_probe(nsx_case *c)
     recompute(c);
 }
 
+/* A probe's key is unused exactly when no allowed tuple of its row has it
+   in its dimension: with distinct keys that is a matching of the other
+   dimensions to other keys (n = 2, causal, L = 4). */
+START_TEST(probe_keys_used_or_not)
+{
+    static const struct { int distinct, i, dim, j, used; } cases[] = {
+        {1, 0, 1, 0, 0}, /* row 0: only (0, 0), not distinct */
+        {0, 0, 1, 0, 1}, /* (0, 0) allowed */
+        {1, 1, 1, 0, 1}, /* (0, 1) */
+        {1, 1, 2, 1, 1}, /* (0, 1) */
+        {1, 2, 1, 3, 0}, /* the future */
+        {0, 3, 2, 3, 1},
+    };
+    for (size_t t = 0; t < sizeof cases / sizeof cases[0]; t++) {
+        nsx_problem p;
+        nsx_problem_defaults(&p);
+        p.n = 2;
+        p.B = 2;
+        p.L = 4;
+        p.distinct = cases[t].distinct;
+        tcase tc;
+        tcase_alloc(&tc, &p);
+        int m = cases[t].dim - 1;
+        tc.k[m][nsx_k_at(&p, 1, cases[t].j, 0, 0)] = 1;
+        tc.v[m][nsx_v_at(&p, 1, cases[t].j, 0, 0)] = 1;
+        nsx_pair pr = {NSX_PAIR_PROBE, 0, 1, 0, 0, cases[t].i, cases[t].dim, cases[t].j};
+        nsx_case_info info = {.pairs = &pr, .npairs = 1};
+        nsx_err err = {0};
+        int rc = nsx_pairs_consistent(&p, &info, &tc.in, NULL, &err);
+        ck_assert_msg(rc == (cases[t].used ? NSX_E_INPUT : 0), "case %zu: %d %s", t, rc, err.msg);
+        if (cases[t].used)
+            ck_assert(strstr(err.msg, "is used by an allowed tuple") != NULL);
+        /* and a change anywhere else breaks the claim */
+        tc.q[nsx_q_at(&p, 1, 0, 0, 0)] = 1;
+        ck_assert_int_eq(nsx_pairs_consistent(&p, &info, &tc.in, NULL, &err), NSX_E_INPUT);
+        ck_assert_msg(strstr(err.msg, "q differs at a position other than the probe's") != NULL, "%s", err.msg);
+        tcase_free(&tc);
+    }
+}
+END_TEST
+
 START_TEST(contradictory_vectors_are_refused)
 {
     static const struct {
@@ -517,6 +559,7 @@ static Suite *hostile_suite(void)
     suite_add_tcase(s, tc);
     tc = tcase_create("inputs");
     tcase_set_timeout(tc, 300);
+    tcase_add_test(tc, probe_keys_used_or_not);
     tcase_add_test(tc, contradictory_vectors_are_refused);
     tcase_add_test(tc, fifos_and_devices_do_not_hang);
     suite_add_tcase(s, tc);
