@@ -2,6 +2,7 @@
 #include <stdio.h>
 
 #include "core/budget.h"
+#include "nsimplex/slice.h"
 
 /* Saturating arithmetic: UINT64_MAX stands for "more than 64 bits". */
 static uint64_t sat_mul(uint64_t a, uint64_t b)
@@ -14,25 +15,6 @@ static uint64_t sat_add(uint64_t a, uint64_t b)
 {
     uint64_t r;
     return __builtin_add_overflow(a, b, &r) ? UINT64_MAX : r;
-}
-
-/* The keys of dimension m that the causal bound and the window allow for
-   query i: the interval lo..hi of (E2)'s causal and window terms (ref/mask.c
-   is the definition; tests/test_budget.c checks this count against it). */
-static uint64_t dim_keys(const nsx_problem *p, int m, int i)
-{
-    long lo = 0, hi = (long)p->L - 1, w = p->window[m];
-    if (p->causal && hi > i)
-        hi = i;                    /* j <= i */
-    if (w > 0 && lo < (long)i - w + 1)
-        lo = (long)i - w + 1;      /* i - w < j */
-    if (w > 0 && !p->causal && hi > (long)i + w - 1)
-        hi = (long)i + w - 1;      /* j - i < w */
-    uint64_t c = hi >= lo ? (uint64_t)(hi - lo + 1) : 0;
-    /* a selected dimension keeps at most k keys */
-    if (p->sel.source != NSX_SEL_NONE && (p->sel.dims >> m & 1u) && c > (uint64_t)p->sel.k)
-        c = (uint64_t)p->sel.k;
-    return c;
 }
 
 /* Seconds of the MPFR reference per allowed tuple: the d products of n + 1
@@ -56,9 +38,8 @@ void nsx_budget_of(const nsx_problem *p, nsx_budget *b)
 {
     uint64_t sum = 0, row_max = 0;
     for (int i = 0; i < p->L; i++) {
-        uint64_t row = 1;
-        for (int m = 0; m < p->n; m++)
-            row = sat_mul(row, dim_keys(p, m, i));
+        /* |Z(i)|, or its upper bound with a selection or distinct */
+        uint64_t row = nsx_slice_bound(p, i);
         sum = sat_add(sum, row);
         if (row > row_max)
             row_max = row;

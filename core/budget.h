@@ -9,10 +9,9 @@
  * the estimated time, so every command can refuse up front (exit 2) instead
  * of running for hours or until the machine is out of memory.
  *
- * The counts, per dimension m and query i: the keys allowed by the causal
- * bound and the window form one interval of [0, L); a selected dimension
- * keeps at most k of them.  The product over m is exact without a selection
- * or the distinct flag, and an upper bound with them.
+ * The counts: |Z(i)| per query from the slice's own bound (nsx_slice_bound,
+ * nsimplex/slice.h), exact without a selection or the distinct flag and an
+ * upper bound with them, summed over the rows.
  *
  * Used by cli/ (gen, eval, check, verify), fuzz/run.c, and any reference
  * that wants to refuse early; the time and memory figures are those of the

@@ -12,9 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <cjson/cJSON.h>
-
 #include "nsimplex/ref.h"
+#include "nsimplex/slice.h"
 #include "oracle/bound.h"
 #include "oracle/check.h"
 
@@ -75,21 +74,6 @@ static int rows_agree(const void *x, size_t elem, size_t per, const nsx_problem 
     return 1;
 }
 
-/* 1 when key j passes dimension m's own terms of (E2) for query i: the
-   mask of a problem of order 1 with that dimension's window and
-   selection (ref/mask.c stays the one definition). */
-static int dim_allows(const nsx_problem *p, const int32_t *sel_row, int m, int i, int j)
-{
-    nsx_problem q = *p;
-    q.n = 1;
-    q.distinct = 0;
-    q.window[0] = p->window[m];
-    q.sel.dims = p->sel.dims >> m & 1u;
-    if (!q.sel.dims || !sel_row)
-        q.sel.source = NSX_SEL_NONE;
-    return nsx_ref_allowed(&q, sel_row, i, &j);
-}
-
 /* Distinct keys for the other dimensions: a bipartite matching of
    dimensions to keys (Kuhn's augmenting paths, O(n^2 L) tests; a search
    over tuples would be exponential on a hostile vector).  owner[key] is
@@ -105,7 +89,7 @@ typedef struct matching {
 static int augment(matching *mt, int x)
 {
     for (int key = 0; key < mt->p->L; key++) {
-        if (key == mt->j || mt->seen[key] || !dim_allows(mt->p, mt->sel_row, x, mt->i, key))
+        if (key == mt->j || mt->seen[key] || !nsx_key_allowed(mt->p, mt->sel_row, mt->i, x, key))
             continue;
         mt->seen[key] = 1;
         if (mt->owner[key] < 0 || augment(mt, mt->owner[key])) {
@@ -120,13 +104,13 @@ static int augment(matching *mt, int x)
    memory. */
 static int key_used(const nsx_problem *p, const int32_t *sel_row, int i, int m, int j)
 {
-    if (!dim_allows(p, sel_row, m, i, j))
+    if (!nsx_key_allowed(p, sel_row, i, m, j))
         return 0;
     if (!p->distinct) {
         for (int x = 0; x < p->n; x++) {
             int any = x == m;
             for (int key = 0; key < p->L && !any; key++)
-                any = dim_allows(p, sel_row, x, i, key);
+                any = nsx_key_allowed(p, sel_row, i, x, key);
             if (!any)
                 return 0;
         }
@@ -195,7 +179,7 @@ int nsx_pairs_consistent(const nsx_problem *p, const nsx_case_info *info, const 
             for (int bb = 0; bb < 2; bb++) {
                 int batch = bb ? b : a;
                 const int32_t *row = sel ? sel + nsx_sel_at(p, batch, pr->i, 0) : NULL;
-                if (p->sel.source != NSX_SEL_NONE && (p->sel.dims >> m & 1u) && !row)
+                if (p->sel.source != NSX_SEL_NONE && !row)
                     continue; /* S(i) unknown here: not checked */
                 int used = key_used(p, row, pr->i, m, pr->j);
                 if (used < 0)
