@@ -131,6 +131,8 @@ static void *probe_thread(void *arg)
 int cli_threads_probe(const char *cmd, int threads)
 {
     int want = threads > 0 ? threads : omp_get_max_threads();
+    if (want > omp_get_thread_limit()) /* OMP_THREAD_LIMIT caps every team */
+        want = omp_get_thread_limit();
     if (want <= 1)
         return 0;
     pthread_t *t = malloc((size_t)(want - 1) * sizeof *t);
