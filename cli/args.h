@@ -37,7 +37,7 @@ bool cli_budget_opt(const char *cmd, int argc, char **argv, int *i, struct nsx_b
 /* The help lines of those two options, for every command that takes them. */
 #define CLI_BUDGET_HELP \
     "  --max-tuples N  refuse problems with more allowed tuples, summed over the rows\n" \
-    "                  (estimated up front, overflow-checked) (16777216: about 3 min)\n" \
+    "                  (estimated up front, overflow-checked) (16777216: 3-7 min at d = 4)\n" \
     "  --max-memory M  refuse problems whose estimated memory is over M MiB (4096)\n"
 
 /* OpenMP ends the program with its own lines and exit 1 when it cannot

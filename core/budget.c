@@ -20,9 +20,10 @@ static uint64_t sat_add(uint64_t a, uint64_t b)
 /* Seconds of the MPFR reference per allowed tuple: the d products of n + 1
    factors of E1, the exponential and the dv terms of E5-E6; and per tuple
    visited by its enumeration (the mask test).  Fitted to `nsimplex eval
-   --stats` over the default suite on a 2-core AMD EPYC (family 25):
-   1e5 tuples/s at d = dv = 4, 1.4e4 at d = dv = 64. */
-#define SEC_PER_OP 0.3e-6
+   --stats` on a 2-core AMD EPYC (family 25), shared: the default suite
+   1e5 tuples/s at d = dv = 4 and 1.4e4 at d = dv = 64 (small rows); n = 2,
+   L = 40 dense 4e4 tuples/s at d = dv = 4 (rows of up to 1600 tuples). */
+#define SEC_PER_OP 0.5e-6
 #define SEC_PER_VISIT 20e-9
 
 /* Bytes the reference holds per allowed tuple of a row: n key positions,
@@ -83,7 +84,9 @@ static const char *count_text(char *buf, size_t n, uint64_t v)
 /* "40 s", "3.2 h", "12 years". */
 static const char *time_text(char *buf, size_t n, double s)
 {
-    if (s < 120)
+    if (s < 10)
+        snprintf(buf, n, "%.1f s", s);
+    else if (s < 120)
         snprintf(buf, n, "%.0f s", s);
     else if (s < 7200)
         snprintf(buf, n, "%.0f min", s / 60);

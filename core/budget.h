@@ -15,8 +15,8 @@
  *
  * Used by cli/ (gen, eval, check, verify), fuzz/run.c, and any reference
  * that wants to refuse early; the time and memory figures are those of the
- * MPFR reference (ref/), measured on a 2-core AMD EPYC (family 25): about
- * 1e5 allowed tuples per second at d = 4.
+ * MPFR reference (ref/), measured on a 2-core AMD EPYC (family 25): 4e4 to
+ * 1e5 allowed tuples per second at d = dv = 4.
  */
 #ifndef NSX_CORE_BUDGET_H
 #define NSX_CORE_BUDGET_H
@@ -26,7 +26,7 @@
 #include "nsimplex/error.h"
 #include "nsimplex/problem.h"
 
-/* The default limit on allowed tuples: about 3 minutes of the reference at
+/* The default limit on allowed tuples: 3 to 7 minutes of the reference at
    d = 4 on the machine above.  Commands raise it with --max-tuples N. */
 #define NSX_BUDGET_MAX_TUPLES ((uint64_t)1 << 24)
 
