@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
@@ -213,6 +214,23 @@ START_TEST(budget_saturates_and_refuses)
     lim = (nsx_budget_limits){.max_tuples = UINT64_MAX, .max_bytes = 16 << 20};
     ck_assert_int_eq(nsx_budget_check(&p, &lim, "x", &b, &err), NSX_E_TOO_LARGE);
     ck_assert_msg(strstr(err.msg, "MiB of memory") != NULL, "%s", err.msg);
+}
+END_TEST
+
+/* The reference keeps no tuple of a row between passes: rows of 4^8 =
+   65536 tuples (n = 8, L = 4, causal off) ran in 30 MB (one row's tuples
+   held at once), now in about 4 MB, the program's own size. */
+START_TEST(reference_memory_does_not_grow_with_the_row)
+{
+    char path[4096], out[4096];
+    tmp(path, sizeof path, "dense_n8");
+    tmp(out, sizeof out, "dense_n8.out");
+    write_case(path, "n=8 L=4 causal=0 d=1 dv=1", 0);
+    shell_result r = shell("$B eval %s --out %s", path, out);
+    ck_assert_msg(r.status == 0, "%s", r.err);
+    struct rusage ru;
+    ck_assert_int_eq(getrusage(RUSAGE_CHILDREN, &ru), 0);
+    ck_assert_msg(ru.ru_maxrss < 16000, "eval's peak RSS %ld KB", ru.ru_maxrss);
 }
 END_TEST
 
@@ -501,8 +519,13 @@ START_TEST(file_size_limit)
 END_TEST
 
 /* Out of memory, wherever the allocation fails (GMP and MPFR aborted with
-   134): one line, exit 3.  One dense row of 64^3 tuples causal off needs
-   about 100 MB; the limits leave the program room to start. */
+   134): one line, exit 3.  The reference keeps no tuple of a row, except
+   for the exact cases: n = 1, causal off, L = 2^18, keys in equal pairs
+   whose values are +1 and -1, so every output is an exact 0 that only the
+   exact cases decide, from the row's 2^18 tuples stored (about 30 MB).
+   The limits fail the read, the reference's arrays and GMP's limbs
+   (measured: 12000 and 20000 KB in the read or the arrays, 36000 in GMP;
+   it depends on the build, the exit code and the one line do not). */
 START_TEST(out_of_memory)
 {
     char path[4096], out[4096];
@@ -512,10 +535,24 @@ START_TEST(out_of_memory)
     }
     tmp(path, sizeof path, "oom");
     tmp(out, sizeof out, "oom.out");
-    write_case(path, "n=3 L=64 causal=0 d=1 dv=1", 0);
-    static const int limits_kb[] = {40000, 60000, 80000};
-    for (size_t t = 0; t < sizeof limits_kb / sizeof limits_kb[0]; t++) {
-        shell_result r = shell("ulimit -v %d; $B eval %s --out %s --max-tuples 1000000000", limits_kb[t], path, out);
+    nsx_problem p;
+    nsx_problem_defaults(&p);
+    p.L = 1 << 18;
+    p.causal = 0;
+    tcase t;
+    tcase_alloc(&t, &p);
+    for (int j = 0; j < p.L; j++) {
+        t.q[j] = 1;
+        t.k[0][j] = (j / 2) % 8;
+        t.v[0][j] = j % 2 ? -1 : 1;
+    }
+    nsx_err err = {0};
+    ck_assert_msg(nsx_case_write(path, &p, NULL, &t.in, NULL, &err) == 0, "%s", err.msg);
+    tcase_free(&t);
+    static const int limits_kb[] = {12000, 20000, 28000, 36000};
+    for (size_t x = 0; x < sizeof limits_kb / sizeof limits_kb[0]; x++) {
+        shell_result r = shell("ulimit -v %d; $B eval %s --out %s --max-tuples 100000000000", limits_kb[x], path,
+                               out);
         one_line(&r, NSX_EXIT_INTERNAL, "out of memory");
     }
 }
@@ -573,6 +610,7 @@ static Suite *hostile_suite(void)
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, budget_counts_what_the_reference_enumerates);
     tcase_add_test(tc, budget_saturates_and_refuses);
+    tcase_add_test(tc, reference_memory_does_not_grow_with_the_row);
     tcase_add_test(tc, commands_refuse_over_the_budget);
     tcase_add_test(tc, shard_does_not_wrap);
     suite_add_tcase(s, tc);

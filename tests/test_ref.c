@@ -262,8 +262,35 @@ START_TEST(equal_scores_give_the_mean)
 }
 END_TEST
 
-/* (E4) the weights of every row sum to 1: their enclosures' sum holds 1
-   and is no wider than a few units of 2^-p. */
+/* (E3, E4) the weights of every row sum to 1: a pass adds up Z, a second
+   one the weights e_J / Z, whose enclosures' sum holds 1 and is no wider
+   than a few units of 2^-p.  The passes see every allowed tuple once. */
+typedef struct weight_sum {
+    const ref_row *row;
+    const ival *s, *Z;   /* Z: NULL in the first pass */
+    ival *acc, *e, *a;
+    mpfr_t D;
+    size_t seen;
+} weight_sum;
+
+static void add_weight(void *arg, const int *J, mpfr_srcptr T)
+{
+    weight_sum *ws = arg;
+    (void)J;
+    ws->seen++;
+    if (!ws->Z) {
+        ref_slice_lse_add(ws->acc, ws->e, ws->D, T, ws->row, ws->s); /* Z */
+        return;
+    }
+    ival Zdummy;
+    ival_init(&Zdummy, mpfr_get_prec(ws->e->lo));
+    ival_set_zero(&Zdummy);
+    ref_slice_lse_add(&Zdummy, ws->e, ws->D, T, ws->row, ws->s); /* e_J */
+    ival_div_pos(ws->a, ws->e, ws->Z);                          /* A_J = e_J / Z */
+    ival_add(ws->acc, ws->acc, ws->a);
+    ival_clear(&Zdummy);
+}
+
 START_TEST(softmax_weights_sum_to_one)
 {
     nsx_problem p;
@@ -283,23 +310,29 @@ START_TEST(softmax_weights_sum_to_one)
     ref_row_init(&row);
     ck_assert_int_eq(ref_ctx_init(&ctx, &p, &t.in, NULL, &err), 0);
     mpfr_prec_t prec = 128;
-    ival s, Z, lse, sum;
-    ival_init(&s, prec), ival_init(&Z, prec), ival_init(&lse, prec), ival_init(&sum, prec);
+    ival s, Z, e, a, sum;
+    ival_init(&s, prec), ival_init(&Z, prec), ival_init(&e, prec), ival_init(&a, prec), ival_init(&sum, prec);
     for (int h = 0; h < p.H; h++)
         for (int i = 0; i < p.L; i++) {
-            ck_assert_int_eq(ref_row_collect(&row, &ctx, 0, h, i, 1, &err), 0);
-            ref_row_set_prec(&row, prec);
+            ck_assert_int_eq(ref_row_scan(&row, &ctx, 0, h, i, 1, &err), 0);
             ref_score_scale(&s, &p);
-            ref_slice_lse(&lse, &Z, &row, &s);
-            ref_slice_softmax(&row, &Z);
+            weight_sum ws = {&row, &s, NULL, &Z, &e, &a, {{0}}, 0};
+            mpfr_init2(ws.D, ctx.prec_T);
+            ival_set_zero(&Z);
+            ref_row_pass(&row, &ctx, add_weight, &ws);
+            ck_assert_uint_eq(ws.seen, row.N);
+            ws.Z = &Z;
+            ws.acc = &sum;
+            ws.seen = 0;
             ival_set_zero(&sum);
-            for (size_t x = 0; x < row.N; x++)
-                ival_add(&sum, &sum, &row.A[x]);
+            ref_row_pass(&row, &ctx, add_weight, &ws);
+            ck_assert_uint_eq(ws.seen, row.N);
+            mpfr_clear(ws.D);
             ck_assert(mpfr_cmp_ui(sum.lo, 1) <= 0 && mpfr_cmp_ui(sum.hi, 1) >= 0);
             mpfr_sub(sum.hi, sum.hi, sum.lo, MPFR_RNDU);
             ck_assert(mpfr_cmp_d(sum.hi, ldexp(1.0, -120)) < 0);
         }
-    ival_clear(&s), ival_clear(&Z), ival_clear(&lse), ival_clear(&sum);
+    ival_clear(&s), ival_clear(&Z), ival_clear(&e), ival_clear(&a), ival_clear(&sum);
     ref_row_clear(&row);
     ref_ctx_clear(&ctx);
     tcase_free(&t);
