@@ -149,12 +149,14 @@ int nsx_pairs_consistent(const nsx_problem *p, const nsx_case_info *info, const 
         if (!rows_agree(in->q, D, (size_t)p->H * p->d, p, a, b, 0, last, -1))
             what = "q";
         for (int k = 0; k < p->n && !what; k++) {
-            snprintf(name, sizeof name, "k%d", k + 1);
-            if (!rows_agree(in->k[k], D, (size_t)p->Hkv * p->d, p, a, b, 0, last, k == m ? jx : -1))
+            int except = k == m ? jx : -1; /* the probe's own change */
+            if (!rows_agree(in->k[k], D, (size_t)p->Hkv * p->d, p, a, b, 0, last, except)) {
+                snprintf(name, sizeof name, "k%d", k + 1);
                 what = name;
-            else if (snprintf(name, sizeof name, "v%d", k + 1),
-                     !rows_agree(in->v[k], D, (size_t)p->Hkv * p->dv, p, a, b, 0, last, k == m ? jx : -1))
+            } else if (!rows_agree(in->v[k], D, (size_t)p->Hkv * p->dv, p, a, b, 0, last, except)) {
+                snprintf(name, sizeof name, "v%d", k + 1);
                 what = name;
+            }
         }
         if (!what && p->sel.source == NSX_SEL_INDICES &&
             !rows_agree(in->sel, sizeof(int32_t), (size_t)p->sel.k, p, a, b, lo, hi, -1))
