@@ -36,6 +36,8 @@ static void check_usage(FILE *f)
             "              e.g. --model in=bf16,acc=f32,w=bf16,out=bf16,lse=-inf (the default)\n"
             "  --json      the report as one JSON object on one line (for CI)\n"
             CLI_BUDGET_HELP
+            "              (check: 16 times the tuples by default, 268435456: the oracle's work\n"
+            "              per tuple is about 20 times the reference's speed)\n"
             "\nexit codes: 0 pass, 1 a check failed, 2 unusable input (unreadable or malformed\n"
             "file, wrong shapes or dtypes, unknown model, vector not applicable under the\n"
             "model, a vector that contradicts itself, a problem over the budget), 3 internal\n"
@@ -92,6 +94,12 @@ int cmd_check(int argc, char **argv)
                          vec.expected.o ? "lse" : "o");
         goto done;
     }
+    /* the oracle's work per tuple (a few binary64 operations) is about 20
+       times faster than the reference's (measured: n = 2, L = 128, 707264
+       tuples, check 0.21 s, eval 4.8 s of CPU): 16 times the tuples */
+    if (!lim.max_tuples)
+        lim.max_tuples = NSX_BUDGET_MAX_TUPLES << 4;
+    lim.speed = 16;
     if ((rc = nsx_budget_check(p, &lim, files[0], NULL, &err)) ||
         (rc = nsx_st_read(files[1], &cst, &err)) ||
         (rc = nsx_candidate_from_st(&cst, files[1], p, model_text ? &model : NULL, &cand, &model, &err)))

@@ -184,6 +184,8 @@ int cmd_eval(int argc, char **argv)
         lim.max_tuples = NSX_BUDGET_MAX_TUPLES << 10;
     if (impl->run == eval_simd && !lim.max_bytes)
         lim.max_bytes = UINT64_MAX;
+    if (impl->run == eval_simd)
+        lim.speed = 1024;
     if ((rc = nsx_budget_check(&c.p, &lim, file, NULL, &err)))
         ;
     else if (impl->run == eval_simd && cli_threads_probe("eval", (int)threads)) {

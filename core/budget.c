@@ -116,9 +116,10 @@ int nsx_budget_check(const nsx_problem *p, const nsx_budget_limits *lim, const c
     if (b.tuples > max_t || b.visited > max_v)
         return nsx_err_set(err, NSX_E_TOO_LARGE,
                            "%s: n = %d, L = %d: %s allowed tuples (limit %s; %s enumerated), about %s of "
-                           "the reference; --max-tuples N raises the limit", what, p->n, p->L,
+                           "work; --max-tuples N raises the limit", what, p->n, p->L,
                            count_text(c1, sizeof c1, b.tuples), count_text(c2, sizeof c2, max_t),
-                           count_text(c3, sizeof c3, b.visited), time_text(t, sizeof t, b.seconds));
+                           count_text(c3, sizeof c3, b.visited),
+                           time_text(t, sizeof t, b.seconds / (lim && lim->speed > 0 ? lim->speed : 1)));
     if (b.bytes > max_b)
         return nsx_err_set(err, NSX_E_TOO_LARGE,
                            "%s: n = %d, L = %d: one row has %s allowed tuples, about %s MiB of memory "

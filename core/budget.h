@@ -46,6 +46,9 @@ typedef struct nsx_budget {
 typedef struct nsx_budget_limits {
     uint64_t max_tuples;
     uint64_t max_bytes;
+    double speed;         /* the command's work per tuple is this many times
+                             faster than the MPFR reference's (the time in
+                             the message); 0: 1 */
 } nsx_budget_limits;
 
 /* Fills b for p (p passed nsx_problem_check).  Cost O(n L). */
@@ -53,8 +56,8 @@ void nsx_budget_of(const nsx_problem *p, nsx_budget *b);
 
 /* nsx_budget_of, then 0 when p is within lim (NULL: the defaults), else
    NSX_E_TOO_LARGE with err = "<what>: n = 4, L = 100: 2.1e+09 allowed
-   tuples (limit 16777216; 1e+10 enumerated), about 4 days of the
-   reference; --max-tuples N raises the limit" (or the same for the memory estimate).  what names the
+   tuples (limit 16777216; 1e+10 enumerated), about 10 h of work;
+   --max-tuples N raises the limit" (or the same for the memory estimate).  what names the
    file or case; b may be NULL. */
 int nsx_budget_check(const nsx_problem *p, const nsx_budget_limits *lim, const char *what,
                      nsx_budget *b, nsx_err *err);
