@@ -36,8 +36,8 @@ static void check_usage(FILE *f)
             "              e.g. --model in=bf16,acc=f32,w=bf16,out=bf16,lse=-inf (the default)\n"
             "  --json      the report as one JSON object on one line (for CI)\n"
             CLI_BUDGET_HELP
-            "              (check: 16 times the tuples by default, 268435456: the oracle's work\n"
-            "              per tuple is about 20 times the reference's speed)\n"
+            "                  (check: 268435456 by default, 16 times: the oracle works through\n"
+            "                  a tuple about 20 times faster than the reference)\n"
             "\nexit codes: 0 pass, 1 a check failed, 2 unusable input (unreadable or malformed\n"
             "file, wrong shapes or dtypes, unknown model, vector not applicable under the\n"
             "model, a vector that contradicts itself, a problem over the budget), 3 internal\n"
