@@ -11,6 +11,7 @@
 #include "cli/args.h"
 #include "cli/exit.h"
 #include "core/budget.h"
+#include "io/json.h"
 #include "nsimplex/error.h"
 
 int cli_fail(const char *cmd, const char *fmt, ...)
@@ -26,7 +27,11 @@ int cli_fail(const char *cmd, const char *fmt, ...)
 
 int cli_fail_err(const char *cmd, const nsx_err *err)
 {
-    fprintf(stderr, "nsimplex %s: %s\n", cmd, err->msg);
+    /* messages carry names from files and libraries: no control character
+       reaches the terminal */
+    char msg[2 * sizeof err->msg];
+    nsx_printable(msg, sizeof msg, err->msg);
+    fprintf(stderr, "nsimplex %s: %s\n", cmd, msg);
     return cli_exit_code(err->kind);
 }
 

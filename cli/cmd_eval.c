@@ -18,7 +18,7 @@
 #include "cli/exit.h"
 #include "core/budget.h"
 #include "io/casefile.h"
-#include "kernel/kernel.h"
+#include "runner/runner.h"
 #include "nsimplex/ref.h"
 
 static void help(void)

@@ -41,6 +41,8 @@ static mpfr_prec_t max_prec(mpfr_prec_t a, mpfr_prec_t b)
 int ref_ctx_init(ref_ctx *ctx, const nsx_problem *p, const nsx_inputs *in,
                  const int32_t *sel, nsx_err *err)
 {
+    assert(ctx && p && in && err && in->q);
+    assert((sel != NULL) == (p->sel.source != NSX_SEL_NONE));
     memset(ctx, 0, sizeof *ctx);
     ctx->p = p;
     ctx->in = in;
@@ -106,6 +108,7 @@ void ref_ctx_clear(ref_ctx *ctx)
 
 void ref_row_init(ref_row *row)
 {
+    assert(row);
     memset(row, 0, sizeof *row);
     mpfr_init2(row->M, 2);
     mpfr_init2(row->t, 2);
@@ -168,6 +171,9 @@ static int next_allowed(const ref_ctx *ctx, const ref_row *row, int *J, int *sta
 
 int ref_row_scan(ref_row *row, ref_ctx *ctx, int b, int h, int i, int s_sign, nsx_err *err)
 {
+    assert(row && ctx && err && ctx->prec_T >= MPFR_PREC_MIN);
+    assert(b >= 0 && b < ctx->p->B && h >= 0 && h < ctx->p->H && i >= 0 && i < ctx->p->L);
+    assert(s_sign >= -1 && s_sign <= 1);
     const nsx_problem *p = ctx->p;
     int J[NSX_MAX_ORDER], started = 0;
     (void)err;
@@ -197,7 +203,7 @@ void ref_row_pass(ref_row *row, ref_ctx *ctx, void (*visit)(void *arg, const int
                   void *arg)
 {
     int J[NSX_MAX_ORDER], started = 0;
-    assert(!row->nonfinite);
+    assert(row && ctx && visit && !row->nonfinite);
     while (next_allowed(ctx, row, J, &started)) {
         ref_score(row->t, ctx, row->b, row->h, row->i, J);
         visit(arg, J, row->t);
@@ -206,6 +212,7 @@ void ref_row_pass(ref_row *row, ref_ctx *ctx, void (*visit)(void *arg, const int
 
 int ref_row_store(ref_row *row, ref_ctx *ctx, nsx_err *err)
 {
+    assert(row && ctx && err && !row->nonfinite);
     const nsx_problem *p = ctx->p;
     int J[NSX_MAX_ORDER], started = 0;
     if (row->N > row->cap) {

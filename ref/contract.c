@@ -7,10 +7,12 @@
  * Each product e_J w_Jc is added to the enclosure with one rounding per
  * bound (a fused multiply-add rounded outward), one tuple at a time.
  */
+#include <assert.h>
 #include "ref/internal.h"
 
 void ref_contract_add(ival *o, ref_ctx *ctx, const ref_row *row, const int *J, const ival *e, mpfr_t w)
 {
+    assert(o && ctx && row && J && e && ival_is_enclosure(e));
     for (int c = 0; c < ctx->p->dv; c++) {
         /* o_c += e_J * w_Jc */
         ref_reduce(w, ctx, row->b, row->g, J, c);
@@ -20,6 +22,7 @@ void ref_contract_add(ival *o, ref_ctx *ctx, const ref_row *row, const int *J, c
 
 void ref_contract_scale(ival *o, const ref_ctx *ctx)
 {
+    assert(o && ctx);
     const nsx_problem *p = ctx->p;
     unsigned long den = ref_reduce_den(p);
     for (int c = 0; c < p->dv; c++) {

@@ -9,12 +9,15 @@
  * rest are enclosures.  The terms are added one tuple at a time, as a pass
  * over the row meets them (ref_row_pass), so no tuple is kept.
  */
+#include <assert.h>
+
 #include "ref/exact.h"
 #include "ref/internal.h"
 
 void ref_slice_lse_add(ival *Z, ival *e, mpfr_t D, mpfr_srcptr T, const ref_row *row, const ival *s)
 {
-    /* D = T_raw_J - M, exact */
+    assert(Z && e && D && T && row && s && row->N >= 1 && ival_is_enclosure(s) && ival_is_enclosure(Z));
+    /* D = T_raw_J - M, exact at prec_T (ref/context.c), checked */
     REF_EXACT(mpfr_sub(D, T, row->M, MPFR_RNDN));
     /* e_J = exp(s D) */
     ival_mul_fr(e, s, D);
@@ -25,6 +28,8 @@ void ref_slice_lse_add(ival *Z, ival *e, mpfr_t D, mpfr_srcptr T, const ref_row 
 
 void ref_slice_lse(ival *lse, const ival *Z, const ref_row *row, const ival *s)
 {
+    assert(lse && Z && row && s && row->N >= 1 && ival_is_enclosure(s) && ival_is_enclosure(Z) &&
+           mpfr_cmp_ui(Z->lo, 1) >= 0);
     /* LSE = s M + log Z */
     ival_mul_fr(lse, s, row->M);
     ival logz;

@@ -110,7 +110,7 @@ static void one_line(const shell_result *r, int status, const char *want)
 static void write_case(const char *path, const char *recipe, int expected)
 {
     nsx_recipe r;
-    nsx_built b;
+    nsx_instance b;
     nsx_err err = {0};
     ck_assert_msg(nsx_recipe_parse(recipe, &r, &err) == 0, "%s", err.msg);
     ck_assert_msg(nsx_build(&r, 1, &b, &err) == 0, "%s", err.msg);
@@ -121,7 +121,7 @@ static void write_case(const char *path, const char *recipe, int expected)
     ck_assert_msg(nsx_case_write(path, &b.p, &info, &b.in, expected ? &out : NULL, &err) == 0, "%s", err.msg);
     free(o);
     free(lse);
-    nsx_built_free(&b);
+    nsx_instance_free(&b);
 }
 
 /* ---- the budget, counted --------------------------------------------------- */
@@ -144,7 +144,7 @@ START_TEST(budget_counts_what_the_reference_enumerates)
     };
     for (size_t t = 0; t < sizeof cases / sizeof cases[0]; t++) {
         nsx_recipe r;
-        nsx_built b;
+        nsx_instance b;
         nsx_err err = {0};
         ck_assert_msg(nsx_recipe_parse(cases[t].recipe, &r, &err) == 0, "%s", err.msg);
         ck_assert_msg(nsx_build(&r, 1, &b, &err) == 0, "%s", err.msg);
@@ -169,7 +169,7 @@ START_TEST(budget_counts_what_the_reference_enumerates)
         ck_assert(bud.visited == visited && bud.row_tuples <= bud.tuples && bud.seconds > 0);
         free(o);
         free(lse);
-        nsx_built_free(&b);
+        nsx_instance_free(&b);
     }
 }
 END_TEST
