@@ -19,7 +19,7 @@
 #include "ref/internal.h"
 
 /* Given selections: a valid index may appear once per row. */
-static int check_given_selection(const nsx_problem *p, const int32_t *sel, nsx_err *err)
+int ref_check_given_selection(const nsx_problem *p, const int32_t *sel, nsx_err *err)
 {
     for (int b = 0; b < p->B; b++)
         for (int i = 0; i < p->L; i++) {
@@ -194,7 +194,7 @@ int nsx_ref_forward(const nsx_problem *p, const nsx_inputs *in, nsx_outputs *out
         opts = &dflt;
     /* the selection: given, or computed first (E8, E9) */
     if (p->sel.source == NSX_SEL_INDICES) {
-        if ((rc = check_given_selection(p, in->sel, err)))
+        if ((rc = ref_check_given_selection(p, in->sel, err)))
             return rc;
         sel = (int32_t *)in->sel;
     } else if (p->sel.source != NSX_SEL_NONE) {

@@ -50,6 +50,10 @@ int ref_ctx_init(ref_ctx *ctx, const nsx_problem *p, const nsx_inputs *in,
                  const int32_t *sel, nsx_err *err);
 void ref_ctx_clear(ref_ctx *ctx);
 
+/* A given selection (source INDICES) lists a valid index at most once per
+   row: 0, or NSX_E_INPUT with err set. */
+int ref_check_given_selection(const nsx_problem *p, const int32_t *sel, nsx_err *err);
+
 /* The allowed tuples of one query row (b, h, i) and what E3-E6 derive. */
 typedef struct ref_row {
     int b, h, g, i;

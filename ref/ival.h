@@ -32,6 +32,12 @@ void ival_set(ival *x, const ival *a);
 
 /* r = a + b */
 void ival_add(ival *r, const ival *a, const ival *b);
+/* r = a - b */
+void ival_sub(ival *r, const ival *a, const ival *b);
+/* r = r + w for an exact w */
+void ival_add_fr(ival *r, const mpfr_t w);
+/* r = a * b for enclosures of either sign */
+void ival_mul(ival *r, const ival *a, const ival *b);
 /* r = a * w for an exact w of either sign */
 void ival_mul_fr(ival *r, const ival *a, const mpfr_t w);
 /* r = a * w for a binary64 w of either sign */

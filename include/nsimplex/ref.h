@@ -8,7 +8,7 @@
  * computed, with precision raised until lo and hi round to the same binary64
  * (Ziv's strategy), or the value is proven exact (rational) and rounded
  * directly.  A value that cannot be decided below the precision cap is an
- * error (NSX_E_INTERNAL), never a silently emitted number.
+ * error (NSX_E_PRECISION_CAP), never a silently emitted number.
  */
 #ifndef NSIMPLEX_REF_H
 #define NSIMPLEX_REF_H
@@ -54,11 +54,38 @@ typedef struct nsx_ref_stats {
  * for source INDEXER when not NULL.  opts and stats may be NULL.
  * Returns 0, or an exit code with err set: NSX_E_INPUT for inputs the
  * problem forbids (a non-finite value read by an allowed tuple, a
- * duplicated index in a given selection), NSX_E_INTERNAL when the
- * precision cap is reached or memory runs out.
+ * duplicated index in a given selection), NSX_E_PRECISION_CAP when the
+ * precision cap is reached, NSX_E_NOMEM when memory runs out.
  */
 int nsx_ref_forward(const nsx_problem *p, const nsx_inputs *in, nsx_outputs *out,
                     const nsx_ref_opts *opts, nsx_ref_stats *stats, nsx_err *err);
+
+/* The gradients of (E7): dq [B, L, H, d], dk[m] [B, L, Hkv, d] and dv[m]
+   [B, L, Hkv, dv] for m = 0..n-1 (dimension m+1), in the layouts of q, k, v. */
+typedef struct nsx_grads {
+    double *dq;
+    double *dk[NSX_MAX_ORDER];
+    double *dv[NSX_MAX_ORDER];
+} nsx_grads;
+
+/*
+ * (E7) the gradients of F = sum dO * O with respect to q, k_m and v_m, each
+ * element the exact value correctly rounded (docs/SPEC.md 1.7, 3.4): the
+ * selection (given, or computed first by E8-E9) and the mask are held
+ * constant; biases and scales are constants.
+ *
+ * Inputs: p checked, in as for nsx_ref_forward, dout the upstream gradient
+ * dO [B, L, H, dv] (read only in rows with a non-empty slice).  Outputs:
+ * every element of grads->dq, dk[0..n-1], dv[0..n-1].  opts and stats may
+ * be NULL; opts->skip and opts->allow_nonfinite are not supported (a
+ * non-NULL skip is NSX_E_UNSUPPORTED; a non-finite value read is
+ * NSX_E_INPUT).  Returns 0 or a kind with err set: NSX_E_INPUT,
+ * NSX_E_UNSUPPORTED, NSX_E_NOMEM, NSX_E_PRECISION_CAP (an element not
+ * decided below the cap: never emitted).
+ */
+int nsx_ref_backward(const nsx_problem *p, const nsx_inputs *in, const double *dout,
+                     nsx_grads *grads, const nsx_ref_opts *opts, nsx_ref_stats *stats,
+                     nsx_err *err);
 
 /*
  * (E8)-(E9) alone: the selection S(i) for every (b, i), as the sel tensor
