@@ -25,7 +25,7 @@ CFLAGS   ?= $(OPT) -g
 STD      := -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Werror
 CPPFLAGS += -Iinclude -I. -MMD -MP
 OMP      := -fopenmp
-LDLIBS   += -lmpfr -lgmp -lcjson -lm -lpthread -ldl
+LDLIBS   += -lmpfr -lgmp -ljansson -lnettle -lm -lpthread -ldl
 
 ifeq ($(SAN),1)
 BUILD    := build-san

@@ -21,10 +21,9 @@
 #include <string.h>
 #include <sys/resource.h>
 
-#include <cjson/cJSON.h>
-
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "io/json.h"
 #include "kernel/kernel.h"
 #include "cli/exit.h"
 #include "nsimplex/error.h"
@@ -437,51 +436,56 @@ typedef struct report {
     naive_result nr;
 } report;
 
+/* ,"KEY":x (null when not finite) */
+static void put_num(nsx_buf *b, const char *key, double x)
+{
+    nsx_buf_printf(b, ",\"%s\":", key);
+    if (isfinite(x))
+        nsx_buf_json_number(b, x);
+    else
+        nsx_buf_puts(b, "null");
+}
+
 static void print_json(const bench_opts *o, const report *r)
 {
     const nsx_kernel_problem *p = &o->p;
-    cJSON *j = cJSON_CreateObject(), *shape = cJSON_AddObjectToObject(j, "shape");
-    cJSON_AddNumberToObject(shape, "n", p->n);
-    cJSON_AddNumberToObject(shape, "B", p->B);
-    cJSON_AddNumberToObject(shape, "L", p->L);
-    cJSON_AddNumberToObject(shape, "H", p->H);
-    cJSON_AddNumberToObject(shape, "Hkv", p->Hkv);
-    cJSON_AddNumberToObject(shape, "d", p->d);
-    cJSON_AddNumberToObject(shape, "dv", p->dv);
-    cJSON_AddItemToObject(shape, "windows", cJSON_CreateIntArray(p->window, p->n));
-    cJSON_AddBoolToObject(shape, "causal", p->causal);
-    cJSON_AddStringToObject(shape, "reduce", reduce_name(p->reduce));
-    cJSON_AddNumberToObject(shape, "topk", p->topk);
-    cJSON_AddNumberToObject(shape, "sel_dims", p->sel_dims);
-    cJSON_AddBoolToObject(shape, "distinct", p->distinct);
-    cJSON_AddStringToObject(j, "kernel", r->kernel);
-    cJSON_AddStringToObject(j, "isa", r->isa);
-    cJSON_AddNumberToObject(j, "threads", r->threads);
-    cJSON_AddNumberToObject(j, "tuples", (double)r->tuples);
-    cJSON_AddNumberToObject(j, "flops_per_tuple", r->flops_per_tuple);
-    cJSON_AddNumberToObject(j, "seconds", r->seconds);
-    cJSON_AddNumberToObject(j, "gflops", r->gflops);
-    cJSON_AddNumberToObject(j, "peak_gflops", r->peak);
-    cJSON_AddStringToObject(j, "peak_isa", r->peak_isa);
-    cJSON_AddNumberToObject(j, "peak_share", r->peak > 0 ? r->gflops / r->peak : 0);
+    nsx_buf b = {0};
+    nsx_buf_printf(&b, "{\"shape\":{\"n\":%d,\"B\":%d,\"L\":%d,\"H\":%d,\"Hkv\":%d,\"d\":%d,"
+                   "\"dv\":%d,\"windows\":[", p->n, p->B, p->L, p->H, p->Hkv, p->d, p->dv);
+    for (int m = 0; m < p->n; m++)
+        nsx_buf_printf(&b, "%s%d", m ? "," : "", p->window[m]);
+    nsx_buf_printf(&b, "],\"causal\":%s,\"reduce\":", p->causal ? "true" : "false");
+    nsx_buf_json_string(&b, reduce_name(p->reduce));
+    nsx_buf_printf(&b, ",\"topk\":%d,\"sel_dims\":%u,\"distinct\":%s},\"kernel\":", p->topk,
+                   p->sel_dims, p->distinct ? "true" : "false");
+    nsx_buf_json_string(&b, r->kernel);
+    nsx_buf_puts(&b, ",\"isa\":");
+    nsx_buf_json_string(&b, r->isa);
+    nsx_buf_printf(&b, ",\"threads\":%d,\"tuples\":%llu", r->threads, (unsigned long long)r->tuples);
+    put_num(&b, "flops_per_tuple", r->flops_per_tuple);
+    put_num(&b, "seconds", r->seconds);
+    put_num(&b, "gflops", r->gflops);
+    put_num(&b, "peak_gflops", r->peak);
+    nsx_buf_puts(&b, ",\"peak_isa\":");
+    nsx_buf_json_string(&b, r->peak_isa);
+    put_num(&b, "peak_share", r->peak > 0 ? r->gflops / r->peak : 0);
     if (r->naive_done) {
-        cJSON_AddNumberToObject(j, "naive_ratio", r->nr.estimate / r->seconds);
-        cJSON_AddNumberToObject(j, "naive_seconds", r->nr.estimate);
-        cJSON_AddNumberToObject(j, "naive_rows_measured", r->nr.rows);
-        cJSON_AddBoolToObject(j, "naive_scaled", r->nr.rows < p->L);
-        cJSON_AddNumberToObject(j, "naive_max_abs_diff", r->nr.max_abs_diff);
+        put_num(&b, "naive_ratio", r->nr.estimate / r->seconds);
+        put_num(&b, "naive_seconds", r->nr.estimate);
+        nsx_buf_printf(&b, ",\"naive_rows_measured\":%d,\"naive_scaled\":%s", r->nr.rows,
+                       r->nr.rows < p->L ? "true" : "false");
+        put_num(&b, "naive_max_abs_diff", r->nr.max_abs_diff);
     } else {
-        cJSON_AddNullToObject(j, "naive_ratio");
+        nsx_buf_puts(&b, ",\"naive_ratio\":null");
     }
-    cJSON_AddNumberToObject(j, "peak_rss_mib", r->rss_mib);
-    cJSON_AddNumberToObject(j, "io_mib", r->io_mib);
-    cJSON_AddNumberToObject(j, "rss_bound_mib", r->io_mib + 64);
-    cJSON_AddNumberToObject(j, "scratch_kib_per_thread", r->scratch_kib);
-    char *s = cJSON_PrintUnformatted(j);
-    if (s)
-        puts(s);
-    free(s);
-    cJSON_Delete(j);
+    put_num(&b, "peak_rss_mib", r->rss_mib);
+    put_num(&b, "io_mib", r->io_mib);
+    put_num(&b, "rss_bound_mib", r->io_mib + 64);
+    put_num(&b, "scratch_kib_per_thread", r->scratch_kib);
+    nsx_buf_puts(&b, "}");
+    if (!b.oom)
+        puts(b.s);
+    nsx_buf_free(&b);
 }
 
 static void print_text(const bench_opts *o, const report *r)

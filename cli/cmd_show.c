@@ -10,8 +10,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include <cjson/cJSON.h>
-
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "cli/exit.h"
@@ -60,18 +58,18 @@ static void print_safe(const char *s)
    is not a strict JSON object is shown as it is. */
 static void print_meta_json(const char *json)
 {
-    cJSON *root;
-    char why[200];
+    json_t *root;
+    nsx_json_error je;
     size_t n = strlen(json);
-    if (nsx_json_parse(json, n, NSX_JSON_DOC, &root, why, sizeof why) != 0) {
+    if (nsx_json_parse(json, n, NSX_JSON_DOC, &root, &je) != 0) {
         print_safe(json);
         putchar('\n');
         return;
     }
-    cJSON_Delete(root);
+    json_decref(root);
     /* in_obj[depth]: whether the container at that depth is an object; the
-       depth is bounded by cJSON's nesting limit, which the parse passed */
-    static char in_obj[CJSON_NESTING_LIMIT + 2];
+       depth is bounded by the parser's limit, which the text passed */
+    static char in_obj[NSX_JSON_MAX_DEPTH + 2];
     int depth = 0, in_str = 0, opened = 0; /* opened: a '{' waits for its
                                               first key, or for '}' */
     nsx_buf out = {0};

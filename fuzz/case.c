@@ -358,7 +358,7 @@ static double nudge(double x, int fmt)
 /* Interesting values of the input format: signed zeros, the least
    subnormal and normal, one and its neighbour, powers of two, and a large
    value 2^big (nsx_fz_draw.big). */
-static double interesting(nsx_fz_rng *r, const nsx_problem *p, int big)
+static double interesting(nsx_rng *r, const nsx_problem *p, int big)
 {
     static const double tiny[4][2] = {{0x1p-1074, 0x1p-1022}, {0x1p-149, 0x1p-126}, {0x1p-24, 0x1p-14},
                                       {0x1p-133, 0x1p-126}};
@@ -367,24 +367,24 @@ static double interesting(nsx_fz_rng *r, const nsx_problem *p, int big)
     if (fmt == NSX_FORMAT_F16 && e > 13)
         e = 13;
     double v;
-    switch (nsx_fz_below(r, 8)) {
+    switch (nsx_rng_below(r, 8)) {
     case 0: v = 0.0; break;
     case 1: v = tiny[fmt][0]; break;
     case 2: v = tiny[fmt][1]; break;
     case 3: v = 1.0; break;
     case 4: v = nudge(1.0, fmt); break;
-    case 5: v = ldexp(1.0, nsx_fz_below(r, e + 25) - 24); break;
+    case 5: v = ldexp(1.0, nsx_rng_below(r, e + 25) - 24); break;
     case 6: v = ldexp(1.0, e); break;
     default: v = nsx_round_to_format(ldexp(1.0, e) * 0.75, fmt); break;
     }
-    return nsx_fz_chance(r, 0.5) ? -v : v;
+    return nsx_rng_chance(r, 0.5) ? -v : v;
 }
 
 /* A lane index in 0..width-1, often at a vector boundary or the tail. */
-static int lane(nsx_fz_rng *r, int width)
+static int lane(nsx_rng *r, int width)
 {
     const int edges[] = {0, 7, 8, 15, 16, 31, 32, width - 1};
-    int l = nsx_fz_chance(r, 0.6) ? edges[nsx_fz_below(r, 8)] : nsx_fz_below(r, width);
+    int l = nsx_rng_chance(r, 0.6) ? edges[nsx_rng_below(r, 8)] : nsx_rng_below(r, width);
     return l < width ? l : width - 1;
 }
 
@@ -394,7 +394,7 @@ static void extras(nsx_fz_case *c, const nsx_fz_draw *d, int B0)
 {
     nsx_built *b = &c->b;
     const nsx_problem *p = &b->p;
-    nsx_fz_rng r = {d->seed ^ 0x5851f42d4c957f2dull};
+    nsx_rng r = {d->seed ^ 0x5851f42d4c957f2dull};
     tensor t[2 * NSX_MAX_ORDER + 1];
     int nt = 0;
     t[nt++] = (tensor){b->q, (size_t)p->L * p->H * p->d};
@@ -413,24 +413,24 @@ static void extras(nsx_fz_case *c, const nsx_fz_draw *d, int B0)
            tuples that differ there score exactly alike; near: one element
            of the copy one unit in the last place off */
         for (int x = 0; d->ties && x < 1 + p->L / 3 && p->L >= 2; x++) {
-            int m = nsx_fz_below(&r, p->n), j1 = nsx_fz_below(&r, p->L), j2 = nsx_fz_below(&r, p->L);
+            int m = nsx_rng_below(&r, p->n), j1 = nsx_rng_below(&r, p->L), j2 = nsx_rng_below(&r, p->L);
             if (j1 == j2)
                 continue;
             for (int g = 0; g < p->Hkv; g++) {
                 double *dst = b->k[m] + nsx_k_at(p, bb, j2, g, 0);
                 memcpy(dst, b->k[m] + nsx_k_at(p, bb, j1, g, 0), (size_t)p->d * sizeof(double));
                 if (d->ties == 2) {
-                    int l = nsx_fz_below(&r, p->d);
+                    int l = nsx_rng_below(&r, p->d);
                     dst[l] = nudge(dst[l], p->input_format);
                 }
             }
         }
         /* interesting values in random lanes of q, k_m, v_m */
         for (int x = 0; x < d->lanes; x++) {
-            int which = nsx_fz_below(&r, nt);
+            int which = nsx_rng_below(&r, nt);
             int width = which == 0 || which % 2 == 1 ? p->d : p->dv;
             int heads = which == 0 ? p->H : p->Hkv;
-            size_t e = (((size_t)bb * p->L + nsx_fz_below(&r, p->L)) * heads + nsx_fz_below(&r, heads)) * width +
+            size_t e = (((size_t)bb * p->L + nsx_rng_below(&r, p->L)) * heads + nsx_rng_below(&r, heads)) * width +
                        lane(&r, width);
             t[which].x[e] = interesting(&r, p, d->big);
         }
@@ -451,7 +451,7 @@ static void extras(nsx_fz_case *c, const nsx_fz_draw *d, int B0)
                 int32_t *row = b->sel + nsx_sel_at(p, bb, i, 0);
                 memcpy(row0, row, (size_t)k * sizeof *row0);
                 for (int x = k - 1; x > 0; x--) {
-                    int y = nsx_fz_below(&r, x + 1);
+                    int y = nsx_rng_below(&r, x + 1);
                     int32_t tmp = row[x];
                     row[x] = row[y];
                     row[y] = tmp;

@@ -18,29 +18,11 @@
 #include "oracle/bound.h"
 #include "nsimplex/kernel.h"
 
-uint64_t nsx_fz_next(nsx_fz_rng *r)
-{
-    uint64_t z = (r->s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-int nsx_fz_below(nsx_fz_rng *r, int n)
-{
-    return (int)(nsx_fz_next(r) % (uint64_t)n);
-}
-
-int nsx_fz_chance(nsx_fz_rng *r, double p)
-{
-    return (double)(nsx_fz_next(r) >> 11) * 0x1p-53 < p;
-}
-
 uint64_t nsx_fz_problem_seed(uint64_t seed, uint64_t index)
 {
-    nsx_fz_rng r = {seed ^ (index * 0xd1b54a32d192ed03ull)};
-    nsx_fz_next(&r);
-    return nsx_fz_next(&r);
+    nsx_rng r = {seed ^ (index * 0xd1b54a32d192ed03ull)};
+    nsx_rng_next(&r);
+    return nsx_rng_next(&r);
 }
 
 /* An entry of a weighted table: value v with weight w. */
@@ -48,12 +30,12 @@ typedef struct {
     int v, w;
 } weighted;
 
-static int pick(nsx_fz_rng *r, const weighted *t, int count)
+static int pick(nsx_rng *r, const weighted *t, int count)
 {
     int total = 0;
     for (int x = 0; x < count; x++)
         total += t[x].w;
-    int y = nsx_fz_below(r, total);
+    int y = nsx_rng_below(r, total);
     for (int x = 0; x < count; x++)
         if ((y -= t[x].w) < 0)
             return t[x].v;
@@ -63,18 +45,18 @@ static int pick(nsx_fz_rng *r, const weighted *t, int count)
 #define PICK(r, table) pick(r, table, (int)(sizeof table / sizeof table[0]))
 
 /* A size in lo..hi, often at a lane or tile boundary. */
-static int size_in(nsx_fz_rng *r, int lo, int hi)
+static int size_in(nsx_rng *r, int lo, int hi)
 {
     static const int edges[] = {1, 2, 3, 7, 8, 9, 15, 16, 17, 31, 32, 33, 47, 48, 63, 64, 65};
-    if (nsx_fz_chance(r, 0.4)) {
+    if (nsx_rng_chance(r, 0.4)) {
         int fit[sizeof edges / sizeof edges[0]], nfit = 0;
         for (size_t x = 0; x < sizeof edges / sizeof edges[0]; x++)
             if (edges[x] >= lo && edges[x] <= hi)
                 fit[nfit++] = edges[x];
         if (nfit)
-            return fit[nsx_fz_below(r, nfit)];
+            return fit[nsx_rng_below(r, nfit)];
     }
-    return lo + nsx_fz_below(r, hi - lo + 1);
+    return lo + nsx_rng_below(r, hi - lo + 1);
 }
 
 /* Appends printf-formatted text to buf (size len), truncating. */
@@ -119,7 +101,7 @@ static double work_of(int n, int B, int L, int H, int d, int dv, int causal, con
 }
 
 /* One attempt at a recipe; the extras go to d. */
-static void draw_once(nsx_fz_rng *r, const nsx_kernel_info *ki, const nsx_model *mod, nsx_fz_draw *d)
+static void draw_once(nsx_rng *r, const nsx_kernel_info *ki, const nsx_model *mod, nsx_fz_draw *d)
 {
     const unsigned f = ki->features;
     char *s = d->recipe;
@@ -127,12 +109,12 @@ static void draw_once(nsx_fz_rng *r, const nsx_kernel_info *ki, const nsx_model 
     s[0] = '\0';
 
     /* size class, order, shape */
-    const int big = nsx_fz_chance(r, 0.22);
+    const int big = nsx_rng_chance(r, 0.22);
     static const weighted small_n[] = {{1, 28}, {2, 40}, {3, 17}, {4, 9}, {5, 2}, {6, 2}, {7, 1}, {8, 1}};
     static const weighted big_n[] = {{1, 45}, {2, 42}, {3, 13}};
     int n = big ? PICK(r, big_n) : PICK(r, small_n);
     if (n > ki->max_order)
-        n = 1 + nsx_fz_below(r, ki->max_order);
+        n = 1 + nsx_rng_below(r, ki->max_order);
     static const int small_L[NSX_MAX_ORDER + 1] = {0, 40, 20, 10, 7, 5, 4, 3, 3};
     static const int big_lo[4] = {0, 33, 17, 9}, big_hi[4] = {0, 400, 72, 24};
     int L = big && n <= 3 ? size_in(r, big_lo[n], big_hi[n]) : size_in(r, 1, small_L[n]);
@@ -142,36 +124,36 @@ static void draw_once(nsx_fz_rng *r, const nsx_kernel_info *ki, const nsx_model 
     static const weighted Gs[] = {{1, 50}, {2, 25}, {3, 10}, {4, 15}};
     int Hkv = PICK(r, Hkvs), G = (f & NSX_FEAT_GQA) ? PICK(r, Gs) : 1;
     int d_ = size_in(r, 1, big ? 96 : 40);
-    int dv = nsx_fz_chance(r, 0.6) ? d_ : size_in(r, 1, big ? 96 : 40);
+    int dv = nsx_rng_chance(r, 0.6) ? d_ : size_in(r, 1, big ? 96 : 40);
 
     /* masks and reducer */
-    int causal = !((f & NSX_FEAT_CAUSAL_OFF) && nsx_fz_chance(r, 0.12));
-    int distinct = (f & NSX_FEAT_DISTINCT) && n >= 2 && nsx_fz_chance(r, 0.15);
+    int causal = !((f & NSX_FEAT_CAUSAL_OFF) && nsx_rng_chance(r, 0.12));
+    int distinct = (f & NSX_FEAT_DISTINCT) && n >= 2 && nsx_rng_chance(r, 0.15);
     int wkind[NSX_MAX_ORDER] = {0}, wrnd[NSX_MAX_ORDER] = {0}, w[NSX_MAX_ORDER] = {0};
-    int windows = (f & NSX_FEAT_WINDOWS) && nsx_fz_chance(r, 0.35);
+    int windows = (f & NSX_FEAT_WINDOWS) && nsx_rng_chance(r, 0.35);
     for (int m = 0; m < n && windows; m++) {
-        wkind[m] = nsx_fz_chance(r, 0.3) ? 0 : 1 + nsx_fz_below(r, 7);
-        wrnd[m] = nsx_fz_below(r, 1 << 20);
+        wkind[m] = nsx_rng_chance(r, 0.3) ? 0 : 1 + nsx_rng_below(r, 7);
+        wrnd[m] = nsx_rng_below(r, 1 << 20);
     }
     int source = NSX_SEL_NONE, kdraw = 0;
     unsigned dims = 0;
-    if ((f & NSX_FEAT_SELECTION) && nsx_fz_chance(r, 0.3)) {
+    if ((f & NSX_FEAT_SELECTION) && nsx_rng_chance(r, 0.3)) {
         static const weighted sources[] = {{NSX_SEL_INDICES, 55}, {NSX_SEL_SCORES, 25}, {NSX_SEL_INDEXER, 20}};
         source = PICK(r, sources);
-        kdraw = nsx_fz_below(r, 1 << 20);
+        kdraw = nsx_rng_below(r, 1 << 20);
         while (!dims)
-            dims = (unsigned)nsx_fz_next(r) & ((1u << n) - 1u);
+            dims = (unsigned)nsx_rng_next(r) & ((1u << n) - 1u);
     }
     int reduce = NSX_REDUCE_PRODUCT;
-    if ((f & NSX_FEAT_SUM) && nsx_fz_chance(r, 0.2))
+    if ((f & NSX_FEAT_SUM) && nsx_rng_chance(r, 0.2))
         reduce = NSX_REDUCE_SUM;
-    else if ((f & NSX_FEAT_MEAN) && nsx_fz_chance(r, 0.25))
+    else if ((f & NSX_FEAT_MEAN) && nsx_rng_chance(r, 0.25))
         reduce = NSX_REDUCE_MEAN;
 
     /* pairs and copies: batches the reference computes too */
-    int nleaks = causal && nsx_fz_chance(r, 0.45) ? 1 + nsx_fz_below(r, 2) : 0;
-    int probes = nsx_fz_chance(r, 0.35);
-    d->copies = nsx_fz_chance(r, 0.15);
+    int nleaks = causal && nsx_rng_chance(r, 0.45) ? 1 + nsx_rng_below(r, 2) : 0;
+    int probes = nsx_rng_chance(r, 0.35);
+    d->copies = nsx_rng_chance(r, 0.15);
     int batches = B * (1 + d->copies) + nleaks + (probes ? 3 * n : 0);
 
     /* keep the reference's work within the class */
@@ -200,23 +182,23 @@ static void draw_once(nsx_fz_rng *r, const nsx_kernel_info *ki, const nsx_model 
         for (int m = 0; m < n; m++)
             put(s, len, "%s%d", m ? "," : "", w[m]);
     }
-    if ((f & NSX_FEAT_BIASES) && nsx_fz_chance(r, 0.2)) {
+    if ((f & NSX_FEAT_BIASES) && nsx_rng_chance(r, 0.2)) {
         static const char *const kbs[] = {"0", "0", "1/d", "1", "-0.5", "0.25", "2"};
         static const char *const vbs[] = {"0", "0", "1", "-1", "0.5", "1/d"};
         put(s, len, " kb=");
         for (int m = 0; m < n; m++)
-            put(s, len, "%s%s", m ? "," : "", kbs[nsx_fz_below(r, 7)]);
+            put(s, len, "%s%s", m ? "," : "", kbs[nsx_rng_below(r, 7)]);
         put(s, len, " vb=");
         for (int m = 0; m < n; m++)
-            put(s, len, "%s%s", m ? "," : "", vbs[nsx_fz_below(r, 6)]);
+            put(s, len, "%s%s", m ? "," : "", vbs[nsx_rng_below(r, 6)]);
     }
-    if (nsx_fz_chance(r, 0.15)) {
+    if (nsx_rng_chance(r, 0.15)) {
         static const char *const scales[] = {"0.125", "0.5", "1", "2", "1/d"};
-        put(s, len, " scale=%s", scales[nsx_fz_below(r, 5)]);
+        put(s, len, " scale=%s", scales[nsx_rng_below(r, 5)]);
     }
-    if (nsx_fz_chance(r, 0.15)) {
+    if (nsx_rng_chance(r, 0.15)) {
         static const char *const outs[] = {"0.5", "2", "-1", "0.125", "0", "3"};
-        put(s, len, " out=%s", outs[nsx_fz_below(r, 6)]);
+        put(s, len, " out=%s", outs[nsx_rng_below(r, 6)]);
     }
     static const weighted fmts[] = {{NSX_FORMAT_BF16, 40}, {NSX_FORMAT_F32, 25}, {NSX_FORMAT_F16, 20},
                                     {NSX_FORMAT_F64, 15}};
@@ -250,37 +232,37 @@ static void draw_once(nsx_fz_rng *r, const nsx_kernel_info *ki, const nsx_model 
         if (source == NSX_SEL_INDEXER) {
             static const char *const acts[] = {"relu", "softmax", "identity"};
             static const char *const iscales[] = {"1", "0.5", "0.125"};
-            put(s, len, " act=%s iscale=%s Hi=%d di=%d", acts[nsx_fz_below(r, 3)], iscales[nsx_fz_below(r, 3)],
-                1 + nsx_fz_below(r, 3), 1 + nsx_fz_below(r, 8));
+            put(s, len, " act=%s iscale=%s Hi=%d di=%d", acts[nsx_rng_below(r, 3)], iscales[nsx_rng_below(r, 3)],
+                1 + nsx_rng_below(r, 3), 1 + nsx_rng_below(r, 8));
         }
-        if (source != NSX_SEL_INDICES && nsx_fz_chance(r, 0.3))
+        if (source != NSX_SEL_INDICES && nsx_rng_chance(r, 0.3))
             put(s, len, " ties=1");
-        if (source == NSX_SEL_INDICES && nsx_fz_chance(r, 0.4))
+        if (source == NSX_SEL_INDICES && nsx_rng_chance(r, 0.4))
             put(s, len, " invalid=1");
-        if (source == NSX_SEL_INDICES && nsx_fz_chance(r, 0.2))
+        if (source == NSX_SEL_INDICES && nsx_rng_chance(r, 0.2))
             put(s, len, " empty=1");
-        d->shuffle = source == NSX_SEL_INDICES && nsx_fz_chance(r, 0.5);
+        d->shuffle = source == NSX_SEL_INDICES && nsx_rng_chance(r, 0.5);
     }
     static const char *const futures[] = {"random", "huge", "nan", "inf"};
     for (int x = 0; x < nleaks; x++)
-        put(s, len, " leak=%s:%d", futures[nsx_fz_below(r, 4)], nsx_fz_below(r, L - 1));
+        put(s, len, " leak=%s:%d", futures[nsx_rng_below(r, 4)], nsx_rng_below(r, L - 1));
     if (probes)
         put(s, len, " probe=all");
 
     /* the fuzzer's extras */
-    d->ties = nsx_fz_chance(r, 0.15) ? 1 + nsx_fz_below(r, 2) : 0;
-    d->lanes = nsx_fz_chance(r, 0.25) ? 1 + nsx_fz_below(r, 6) : 0;
+    d->ties = nsx_rng_chance(r, 0.15) ? 1 + nsx_rng_below(r, 2) : 0;
+    d->lanes = nsx_rng_chance(r, 0.25) ? 1 + nsx_rng_below(r, 6) : 0;
     /* products of the n + 1 factors of a score within 2^60, and within a
        quarter of the square root of the operand format's largest value */
     nsx_fmt op = nsx_fmt_of(mod->op);
     int range = (int)(log2(op.max) / 2) - 2;
     d->big = (range < 60 ? range : 60) / (n + 1);
-    d->heads = Hkv * G >= 2 && nsx_fz_chance(r, 0.15);
+    d->heads = Hkv * G >= 2 && nsx_rng_chance(r, 0.15);
 }
 
 void nsx_fz_draw_problem(uint64_t seed, const nsx_kernel_info *ki, const nsx_model *m, nsx_fz_draw *d)
 {
-    nsx_fz_rng r = {seed};
+    nsx_rng r = {seed};
     memset(d, 0, sizeof *d);
     d->seed = seed;
     for (;;) {

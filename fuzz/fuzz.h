@@ -26,19 +26,12 @@
 #include <stdio.h>
 
 #include "kernel/kernel.h"
+#include "nsimplex/rng.h"
 #include "oracle/check.h"
 #include "oracle/model.h"
 #include "vectors/build.h"
 
-/* ---- randomness ---------------------------------------------------------- */
-
-typedef struct nsx_fz_rng {
-    uint64_t s;
-} nsx_fz_rng;
-
-uint64_t nsx_fz_next(nsx_fz_rng *r);      /* splitmix64 */
-int nsx_fz_below(nsx_fz_rng *r, int n);   /* uniform in 0..n-1, n >= 1 */
-int nsx_fz_chance(nsx_fz_rng *r, double p);
+/* ---- randomness (nsimplex/rng.h) ------------------------------------------ */
 
 /* The seed of problem `index` of a run seeded with `seed`. */
 uint64_t nsx_fz_problem_seed(uint64_t seed, uint64_t index);

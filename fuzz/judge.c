@@ -86,12 +86,12 @@ static void skip(nsx_fz_verdict *v, const char *why)
 }
 
 /* A random permutation of 0..n-1 other than the identity when n >= 2. */
-static void permutation(nsx_fz_rng *r, int *perm, int n)
+static void permutation(nsx_rng *r, int *perm, int n)
 {
     for (int x = 0; x < n; x++)
         perm[x] = x;
     for (int x = n - 1; x > 0; x--) {
-        int y = nsx_fz_below(r, x + 1), t = perm[x];
+        int y = nsx_rng_below(r, x + 1), t = perm[x];
         perm[x] = perm[y];
         perm[y] = t;
     }
@@ -111,7 +111,7 @@ static int heads_probe(const nsx_kernel *k, const nsx_fz_case *c, const int32_t 
     int tau[64], sigma[64];
     if (p->Hkv > 64 || G > 64)
         return 0;
-    nsx_fz_rng r = {c->seed ^ 0x2545f4914f6cdd1dull};
+    nsx_rng r = {c->seed ^ 0x2545f4914f6cdd1dull};
     permutation(&r, tau, p->Hkv);
     permutation(&r, sigma, G);
     double *q = malloc(nsx_q_size(p) * sizeof *q), *kk[NSX_MAX_ORDER] = {0}, *vv[NSX_MAX_ORDER] = {0};

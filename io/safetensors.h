@@ -119,6 +119,10 @@ int nsx_st_add_i32(nsx_st *st, const char *name, int rank, const int64_t *shape,
    Returns 0, NSX_E_INPUT when key or value is not valid UTF-8, or
    NSX_E_NOMEM when out of memory. */
 int nsx_st_set_meta(nsx_st *st, const char *key, const char *value, nsx_err *err);
+/* As nsx_st_set_meta for a key known to be absent and both strings known
+   to be valid UTF-8 (the reader's case: its JSON parser checked them):
+   appends without looking, so reading k keys costs O(k), not O(k^2). */
+int nsx_st_append_meta(nsx_st *st, const char *key, const char *value, nsx_err *err);
 
 /*
  * Writes st to path atomically (io/atomic.h): the header is padded with

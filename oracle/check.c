@@ -12,8 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <cjson/cJSON.h>
-
 #include "nsimplex/ref.h"
 #include "oracle/bound.h"
 #include "oracle/check.h"

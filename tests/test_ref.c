@@ -14,6 +14,7 @@
 #include <mpfr.h>
 
 #include "nsimplex/ref.h"
+#include "nsimplex/slice.h"
 #include "ref/exact.h"
 #include "ref/internal.h"
 #include "tests/harness.h"
@@ -361,6 +362,108 @@ START_TEST(mask_truth_table)
                     ck_assert_msg(nsx_ref_allowed(&p, mc->sel, i, J) == (*cell == '1'), "%s: i %d, J (%d, %d)",
                                   mc->name, i, J[0], J[1]);
         }
+    }
+}
+END_TEST
+
+/* core's slice (include/nsimplex/slice.h) against ref/mask.c, the spec's
+   text: every tuple of every small problem (n <= 3, L <= 5) under every
+   combination of causal, distinct, windows (0, 1, 2, L - 1, L, INT_MAX per
+   dimension) and selections (none, or given rows with pads and
+   out-of-range entries on every subset of dimensions).  The iterator must
+   give exactly the allowed tuples, in order; the key ranges exactly the
+   keys that causal and the window allow. */
+/* NULL when core agrees with the spec on p, else what differs (no
+   ck_assert in the loops: each one costs a system call in fork mode). */
+static const char *slice_disagrees(const nsx_problem *p, const int32_t *sel, nsx_slice *z)
+{
+    for (int i = 0; i < p->L; i++) {
+        const int32_t *row = sel ? sel + (size_t)i * p->sel.k : NULL;
+        for (int m = 0; m < p->n; m++) {
+            int lo, hi;
+            nsx_key_range(p->L, p->causal, p->window[m], i, &lo, &hi);
+            for (int j = 0; j < p->L; j++)
+                if ((lo <= j && j <= hi) !=
+                    (nsx_key_causal(p->causal, i, j) && nsx_key_window(p->causal, p->window[m], i, j)))
+                    return "key range";
+        }
+        size_t product = nsx_slice_start(z, i, row), count = 0;
+        int J[NSX_MAX_ORDER] = {0}, prev[NSX_MAX_ORDER] = {0};
+        for (;;) {
+            int spec = nsx_ref_allowed(p, row, i, J);
+            if (nsx_slice_allowed(p, row, i, J) != spec)
+                return "nsx_slice_allowed";
+            if (spec) {
+                if (!nsx_slice_next(z) || memcmp(z->J, J, (size_t)p->n * sizeof *J) != 0)
+                    return "iterator: a tuple missing or out of order";
+                for (int m = 0; count && m < z->moved; m++)
+                    if (z->J[m] != prev[m])
+                        return "iterator: moved too high";
+                if (count && z->J[z->moved] == prev[z->moved])
+                    return "iterator: moved too low";
+                memcpy(prev, J, sizeof prev);
+                count++;
+            }
+            int m = p->n - 1; /* the next tuple of {0..L-1}^n */
+            while (m >= 0 && ++J[m] == p->L)
+                J[m--] = 0;
+            if (m < 0)
+                break;
+        }
+        if (nsx_slice_next(z))
+            return "iterator: a tuple too many";
+        if (nsx_slice_bound(p, i) < count)
+            return "nsx_slice_bound below the count";
+        if (!p->distinct && product != count)
+            return "nsx_slice_start's product";
+        if (!p->distinct && p->sel.source == NSX_SEL_NONE && nsx_slice_bound(p, i) != count)
+            return "nsx_slice_bound not exact";
+    }
+    return NULL;
+}
+
+START_TEST(core_slice_matches_the_spec_mask)
+{
+    const int n = 1 + _i;
+    int32_t sel[5 * 2];
+    for (int L = 1; L <= 5; L++) {
+        const int ws[] = {0, 1, 2, L - 1, L, INT_MAX};
+        const int nw = sizeof ws / sizeof ws[0];
+        int combos = 1;
+        for (int m = 0; m < n; m++)
+            combos *= nw;
+        for (int c = 0; c < combos; c++)
+            for (int flags = 0; flags < 4; flags++)
+                for (unsigned dims = 0; dims < 1u << n; dims++)
+                    for (int pattern = 0; pattern < (dims ? 3 : 1); pattern++) {
+                        nsx_problem p;
+                        nsx_problem_defaults(&p);
+                        p.n = n;
+                        p.L = L;
+                        p.causal = flags & 1;
+                        p.distinct = flags >> 1;
+                        for (int m = 0, x = c; m < n; m++, x /= nw)
+                            p.window[m] = ws[x % nw];
+                        if (dims) {
+                            p.sel.source = NSX_SEL_INDICES;
+                            p.sel.k = 2;
+                            p.sel.dims = dims;
+                            /* entries in -1..L: pads and an out-of-range index among them */
+                            for (int i = 0; i < L; i++) {
+                                sel[2 * i] = (i + pattern) % (L + 2) - 1;
+                                sel[2 * i + 1] = (3 * i + 2 * pattern + 1) % (L + 2) - 1;
+                            }
+                        }
+                        char why[128];
+                        nsx_slice z;
+                        if (nsx_problem_check(&p, why, sizeof why) || nsx_slice_init(&z, &p))
+                            ck_abort_msg("%s", why);
+                        const char *bad = slice_disagrees(&p, dims ? sel : NULL, &z);
+                        nsx_slice_free(&z);
+                        ck_assert_msg(!bad, "%s: n %d L %d causal %d distinct %d windows %d,%d,%d dims %u pattern %d",
+                                      bad, n, L, p.causal, p.distinct, p.window[0], p.window[1], p.window[2], dims,
+                                      pattern);
+                    }
     }
 }
 END_TEST
@@ -848,7 +951,9 @@ static Suite *ref_suite(void)
     suite_add_tcase(s, tc);
 
     tc = tcase_create("masks");
+    tcase_set_timeout(tc, 120);
     tcase_add_loop_test(tc, mask_truth_table, 0, sizeof masks / sizeof masks[0]);
+    tcase_add_loop_test(tc, core_slice_matches_the_spec_mask, 0, 3);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("selection");

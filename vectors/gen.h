@@ -27,6 +27,10 @@ int nsx_gen_case(const nsx_suite *s, const nsx_suite_case *c, const char *path,
 int nsx_gen_suite(const nsx_suite *s, const char *dir, int shard, int nshards, FILE *log,
                   nsx_err *err);
 
+/* The SHA-256 (nettle's) of the file at path as 64 lowercase hex digits and
+   a NUL into hex[65]: 0, or -1 when it cannot be read. */
+int nsx_sha256_file(const char *path, char hex[65]);
+
 /* Rebuilds DIR/MANIFEST.json from the case files present (atomic write);
    *count gets the number of files listed. */
 int nsx_manifest_write(const char *dir, int *count, nsx_err *err);

@@ -57,11 +57,11 @@ void fz_check_reports(const nsx_check_report *rep, const nsx_case_info *info, co
     }
     char *json = nsx_check_json(rep, info, label);
     FZ_CHECK(json != NULL, "nsx_check_json: out of memory");
-    cJSON *root;
-    char why[200];
-    FZ_CHECK(nsx_json_parse(json, strlen(json), NSX_JSON_DOC, &root, why, sizeof why) == 0,
-             "the JSON report is not valid JSON (%s): %s", why, json);
-    cJSON_Delete(root);
+    json_t *root;
+    nsx_json_error je;
+    FZ_CHECK(nsx_json_parse(json, strlen(json), NSX_JSON_DOC, &root, &je) == 0,
+             "the JSON report is not valid JSON (%s): %s", je.why, json);
+    json_decref(root);
     free(json);
     nsx_check_print(devnull, rep, info, label);
 }
