@@ -1,5 +1,5 @@
 /*
- * nsimplex eval FILE --out OUT [--impl ref|simd]
+ * nsimplex eval FILE --out OUT [--impl ref|simd] [--bwd]
  *
  * Computes the outputs for the inputs in FILE (a case file: docs/SPEC.md
  * section 4; expected values in it are ignored) and writes them to OUT as a
@@ -7,6 +7,8 @@
  * sel_scores for an indexer) when the selection is computed.  OUT carries
  * FILE's metadata, and "nsimplex.impl" naming the implementation (and for
  * simd "nsimplex.model", the precision model `check` then judges it by).
+ * With --bwd (reference only), FILE must hold the upstream gradient `do`,
+ * and OUT also gets the gradients dq, dk1.., dv1.. (E7).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,7 +24,7 @@
 
 static void help(void)
 {
-    printf("usage: nsimplex eval FILE --out OUT [--impl ref|simd] [--threads N] [--stats]\n\n"
+    printf("usage: nsimplex eval FILE --out OUT [--impl ref|simd] [--threads N] [--stats] [--bwd]\n\n"
            "Computes o and lse (and sel, sel_scores for a computed selection) for the\n"
            "inputs in FILE and writes them to OUT, a candidate file for `nsimplex check`.\n\n"
            "  --out OUT     the output file (written atomically)\n"
@@ -30,7 +32,9 @@ static void help(void)
            "                simd: the float32 SIMD kernel (NSX_ISA forces its ISA), run on the\n"
            "                selection FILE gives, or the reference's for a computed one\n"
            "  --threads N   simd threads (0: all cores) (0)\n"
-           "  --stats       print the allowed tuples, the time and the throughput (ref)\n");
+           "  --stats       print the allowed tuples, the time and the throughput (ref)\n"
+           "  --bwd         also the gradients dq, dk1.., dv1.. of sum(do * o) (E7), from the\n"
+           "                tensor do in FILE (ref only)\n");
 }
 
 /* nsx_ref_forward, with its statistics printed when asked.  Rows the
@@ -59,9 +63,55 @@ static int forward_timed(const nsx_case *c, nsx_outputs *out, int stats, nsx_err
     return rc;
 }
 
-/* The outputs of the reference into st, as binary64. */
-static int eval_ref(const nsx_case *c, nsx_st *st, int stats, nsx_err *err)
+typedef struct eval_opts {
+    int stats, bwd;
+    long threads;
+} eval_opts;
+
+/* The gradients (E7) into st, as binary64. */
+static int backward_ref(const nsx_case *c, nsx_st *st, int stats, nsx_err *err)
 {
+    const nsx_problem *p = &c->p;
+    nsx_outputs g = {0};
+    nsx_ref_stats rs = {0};
+    int64_t qshape[4] = {p->B, p->L, p->H, p->d}, kshape[4] = {p->B, p->L, p->Hkv, p->d};
+    int64_t vshape[4] = {p->B, p->L, p->Hkv, p->dv};
+    int rc = 0;
+    if (!c->in.dout)
+        return nsx_err_set(err, NSX_E_INPUT, "--bwd: no tensor do (the upstream gradient)");
+    int ok = (g.dq = malloc(nsx_q_size(p) * sizeof *g.dq)) != NULL;
+    for (int m = 0; m < p->n; m++) {
+        ok &= (g.dk[m] = malloc(nsx_k_size(p) * sizeof *g.dk[m])) != NULL;
+        ok &= (g.dv[m] = malloc(nsx_v_size(p) * sizeof *g.dv[m])) != NULL;
+    }
+    if (!ok)
+        rc = nsx_err_set(err, NSX_E_NOMEM, "eval: out of memory");
+    if (!rc)
+        rc = nsx_ref_backward(p, &c->in, &g, NULL, &rs, err);
+    if (!rc && stats)
+        printf("eval: ref backward: %llu gradient values, %llu proven exact, %llu Ziv retries, "
+               "largest working precision %ld bits\n", (unsigned long long)rs.values,
+               (unsigned long long)rs.exact, (unsigned long long)rs.retries, rs.max_prec);
+    if (!rc)
+        rc = nsx_st_add_f64(st, "dq", NSX_DTYPE_F64, 4, qshape, g.dq, err);
+    for (int m = 0; m < p->n && !rc; m++) {
+        char name[8];
+        snprintf(name, sizeof name, "dk%d", m + 1);
+        if (!(rc = nsx_st_add_f64(st, name, NSX_DTYPE_F64, 4, kshape, g.dk[m], err))) {
+            snprintf(name, sizeof name, "dv%d", m + 1);
+            rc = nsx_st_add_f64(st, name, NSX_DTYPE_F64, 4, vshape, g.dv[m], err);
+        }
+    }
+    free(g.dq);
+    for (int m = 0; m < p->n; m++)
+        free(g.dk[m]), free(g.dv[m]);
+    return rc;
+}
+
+/* The outputs of the reference into st, as binary64. */
+static int eval_ref(const nsx_case *c, nsx_st *st, const eval_opts *eo, nsx_err *err)
+{
+    int stats = eo->stats;
     const nsx_problem *p = &c->p;
     nsx_outputs out = {0};
     int64_t oshape[4] = {p->B, p->L, p->H, p->dv}, lshape[3] = {p->B, p->H, p->L};
@@ -82,12 +132,15 @@ static int eval_ref(const nsx_case *c, nsx_st *st, int stats, nsx_err *err)
              !(rc = nsx_st_add_i32(st, "sel", 3, sshape, out.sel, err)) && out.sel_scores)
         rc = nsx_st_add_f64(st, "sel_scores", NSX_DTYPE_F64, 3, scshape, out.sel_scores, err);
     free(out.o), free(out.lse), free(out.sel), free(out.sel_scores);
+    if (!rc && eo->bwd)
+        rc = backward_ref(c, st, stats, err);
     return rc;
 }
 
 /* The outputs of the SIMD kernel into st, as float32. */
-static int eval_simd(const nsx_case *c, nsx_st *st, int threads, nsx_err *err)
+static int eval_simd(const nsx_case *c, nsx_st *st, const eval_opts *eo, nsx_err *err)
 {
+    int threads = (int)eo->threads;
     const nsx_problem *p = &c->p;
     int64_t oshape[4] = {p->B, p->L, p->H, p->dv}, lshape[3] = {p->B, p->H, p->L};
     int computed = p->sel.source == NSX_SEL_INDEXER || p->sel.source == NSX_SEL_SCORES;
@@ -123,7 +176,7 @@ done:
 
 static const struct impl {
     const char *name;
-    int (*run)(const nsx_case *c, nsx_st *st, int opt, nsx_err *err);
+    int (*run)(const nsx_case *c, nsx_st *st, const eval_opts *eo, nsx_err *err);
 } impls[] = {
     {"ref", eval_ref},
     {"simd", eval_simd},
@@ -132,8 +185,7 @@ static const struct impl {
 int cmd_eval(int argc, char **argv)
 {
     const char *file = NULL, *outpath = NULL, *impl_name = "ref", *val;
-    int stats = 0;
-    long threads = 0;
+    eval_opts eo = {0};
     bool bad = false;
     for (int i = 1; i < argc; i++) {
         if (cli_is_help(argv[i])) {
@@ -144,10 +196,12 @@ int cmd_eval(int argc, char **argv)
         } else if (cli_opt("eval", argc, argv, &i, "--impl", &val, &bad)) {
             impl_name = val;
         } else if (cli_opt("eval", argc, argv, &i, "--threads", &val, &bad)) {
-            if (!bad && !cli_int("eval", "--threads", val, 0, 4096, &threads))
+            if (!bad && !cli_int("eval", "--threads", val, 0, 4096, &eo.threads))
                 return NSX_EXIT_BAD;
         } else if (cli_opt("eval", argc, argv, &i, "--stats", NULL, &bad)) {
-            stats = 1;
+            eo.stats = 1;
+        } else if (cli_opt("eval", argc, argv, &i, "--bwd", NULL, &bad)) {
+            eo.bwd = 1;
         } else if (argv[i][0] == '-' || file) {
             return cli_fail("eval", "unknown argument '%s' (nsimplex eval --help)", argv[i]);
         } else {
@@ -164,6 +218,8 @@ int cmd_eval(int argc, char **argv)
             impl = &impls[t];
     if (!impl)
         return cli_fail("eval", "--impl: '%s' is not an implementation (nsimplex eval --help)", impl_name);
+    if (eo.bwd && impl->run != eval_ref)
+        return cli_fail("eval", "--bwd: only the reference computes gradients (--impl ref)");
 
     nsx_err err = {0};
     nsx_case c;
@@ -171,7 +227,7 @@ int cmd_eval(int argc, char **argv)
     int rc = nsx_case_read(file, &c, &err);
     if (rc)
         return cli_fail_err("eval", &err);
-    if ((rc = impl->run(&c, &st, impl->run == eval_simd ? (int)threads : stats, &err)))
+    if ((rc = impl->run(&c, &st, &eo, &err)))
         nsx_err_prefix(&err, file); /* a problem of the inputs: name them */
     else if (!(rc = nsx_st_set_meta(&st, NSX_META_KEY, nsx_st_meta(&c.st, NSX_META_KEY), &err)) &&
              !(rc = nsx_st_set_meta(&st, "nsimplex.impl", impl->name, &err)))

@@ -408,7 +408,7 @@ static int solve_block(bwd_block *bk, ref_row *row, row_scratch *rs, const nsx_r
 }
 
 /* Every block (b, g): its elements solved, then written out (E7g). */
-static int backward_blocks(ref_ctx *ctx, const double *dout, nsx_grads *grads,
+static int backward_blocks(ref_ctx *ctx, const double *dout, nsx_outputs *grads,
                            const nsx_ref_opts *opts, nsx_ref_stats *st, nsx_err *err)
 {
     const nsx_problem *p = ctx->p;
@@ -480,9 +480,8 @@ static int backward_blocks(ref_ctx *ctx, const double *dout, nsx_grads *grads,
     return rc;
 }
 
-int nsx_ref_backward(const nsx_problem *p, const nsx_inputs *in, const double *dout,
-                     nsx_grads *grads, const nsx_ref_opts *opts, nsx_ref_stats *stats,
-                     nsx_err *err)
+int nsx_ref_backward(const nsx_problem *p, const nsx_inputs *in, nsx_outputs *out,
+                     const nsx_ref_opts *opts, nsx_ref_stats *stats, nsx_err *err)
 {
     nsx_ref_opts dflt = {0};
     nsx_ref_stats st = {0};
@@ -494,10 +493,13 @@ int nsx_ref_backward(const nsx_problem *p, const nsx_inputs *in, const double *d
         return nsx_err_set(err, NSX_E_INPUT, "%s", why);
     if (!opts)
         opts = &dflt;
-    if (opts->skip)
-        return nsx_err_set(err, NSX_E_UNSUPPORTED,
-                           "reference backward: skipped rows are not supported (every row "
-                           "contributes to dk and dv)");
+    for (size_t r = 0; opts->skip && r < (size_t)p->B * p->L; r++)
+        if (opts->skip[r])
+            return nsx_err_set(err, NSX_E_UNSUPPORTED,
+                               "reference backward: skipped rows are not supported (every row "
+                               "contributes to dk and dv)");
+    if (!in->dout)
+        return nsx_err_set(err, NSX_E_INPUT, "reference backward: no upstream gradient (tensor do)");
     /* the selection, held constant (E7): given, or computed first (E8, E9) */
     if (p->sel.source == NSX_SEL_INDICES) {
         if ((rc = ref_check_given_selection(p, in->sel, err)))
@@ -516,7 +518,7 @@ int nsx_ref_backward(const nsx_problem *p, const nsx_inputs *in, const double *d
     ref_ctx ctx;
     rc = ref_ctx_init(&ctx, p, in, sel, err);
     if (!rc)
-        rc = backward_blocks(&ctx, dout, grads, opts, &st, err);
+        rc = backward_blocks(&ctx, in->dout, out, opts, &st, err);
     ref_ctx_clear(&ctx);
     ref_erange_restore(saved);
     free(own_sel);

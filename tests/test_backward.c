@@ -3,7 +3,8 @@
  * high-precision gradients (tests/hp_grad.c: automatic differentiation of
  * the forward for n = 1..4, the closed-form attention backward for n = 1),
  * symmetry of the dimensions, GQA sums, masked keys and empty slices,
- * causality, exact cases, correct rounding and the precision cap.
+ * causality, exact cases, correct rounding and the precision cap; and the
+ * gradient vectors through the command line (eval --bwd, verify).
  */
 #include <check.h>
 #include <math.h>
@@ -13,10 +14,13 @@
 
 #include <mpfr.h>
 
+#include "io/casefile.h"
 #include "nsimplex/ref.h"
 #include "ref/ival.h"
+#include "tests/cli_run.h"
 #include "tests/harness.h"
 #include "tests/hp_grad.h"
+#include "vectors/gen.h"
 
 #define SEED 20261206u
 #define HP_PREC 1000
@@ -55,7 +59,7 @@ static nsx_problem problem_of(const spec *s)
 
 /* Gradient buffers for a problem. */
 typedef struct grads {
-    nsx_grads g;
+    nsx_outputs g;  /* dq, dk, dv */
     double *dout;
 } grads;
 
@@ -115,7 +119,8 @@ static void fill(tcase *t, grads *gr, rng *r)
 static int run_bwd(tcase *t, grads *gr, const nsx_ref_opts *opts, nsx_ref_stats *st)
 {
     nsx_err err = {0};
-    int rc = nsx_ref_backward(&t->p, &t->in, gr->dout, &gr->g, opts, st, &err);
+    t->in.dout = gr->dout;
+    int rc = nsx_ref_backward(&t->p, &t->in, &gr->g, opts, st, &err);
     if (rc)
         fprintf(stderr, "nsx_ref_backward: %s\n", err.msg);
     return rc;
@@ -129,7 +134,7 @@ static void assert_same(const char *what, const char *name, const double *a, con
 }
 
 /* Every gradient tensor of a and b bit for bit. */
-static void assert_grads(const char *what, const nsx_problem *p, const nsx_grads *a, const nsx_grads *b)
+static void assert_grads(const char *what, const nsx_problem *p, const nsx_outputs *a, const nsx_outputs *b)
 {
     char name[8];
     assert_same(what, "dq", a->dq, b->dq, nsx_q_size(p));
@@ -598,14 +603,16 @@ START_TEST(precision_cap_is_an_error)
     fill(&t, &g, &r);
     nsx_ref_opts low = {.prec0 = 24, .prec_cap = 40};
     nsx_err err = {0};
-    ck_assert_int_eq(nsx_ref_backward(&p, &t.in, g.dout, &g.g, &low, NULL, &err), NSX_E_PRECISION_CAP);
+    t.in.dout = g.dout;
+    ck_assert_int_eq(nsx_ref_backward(&p, &t.in, &g.g, &low, NULL, &err), NSX_E_PRECISION_CAP);
     ck_assert_ptr_nonnull(strstr(err.msg, "precision cap"));
     grads_free(&g, &p);
     tcase_free(&t);
 }
 END_TEST
 
-/* A non-finite dO in a row that reads it is bad input; skip is refused. */
+/* No dO, or a non-finite dO in a row that reads it, is bad input; a skip
+   that marks a row is refused. */
 START_TEST(bad_inputs_are_reported)
 {
     nsx_problem p = problem_of(&ad_specs[2]);
@@ -615,19 +622,123 @@ START_TEST(bad_inputs_are_reported)
     tcase_alloc(&t, &p);
     grads_alloc(&g, &p);
     fill(&t, &g, &r);
-    g.dout[nsx_o_at(&p, 0, 2, 0, 1)] = INFINITY;
     nsx_err err = {0};
-    ck_assert_int_eq(nsx_ref_backward(&p, &t.in, g.dout, &g.g, NULL, NULL, &err), NSX_E_INPUT);
+    ck_assert_int_eq(nsx_ref_backward(&p, &t.in, &g.g, NULL, NULL, &err), NSX_E_INPUT); /* no do */
+    ck_assert_ptr_nonnull(strstr(err.msg, "tensor do"));
+    t.in.dout = g.dout;
+    g.dout[nsx_o_at(&p, 0, 2, 0, 1)] = INFINITY;
+    ck_assert_int_eq(nsx_ref_backward(&p, &t.in, &g.g, NULL, NULL, &err), NSX_E_INPUT);
     ck_assert_ptr_nonnull(strstr(err.msg, "do:"));
     g.dout[nsx_o_at(&p, 0, 2, 0, 1)] = 0;
     t.k[1][nsx_k_at(&p, 0, 1, 0, 0)] = NAN;
-    ck_assert_int_eq(nsx_ref_backward(&p, &t.in, g.dout, &g.g, NULL, NULL, &err), NSX_E_INPUT);
-    unsigned char skip[6] = {0};
+    ck_assert_int_eq(nsx_ref_backward(&p, &t.in, &g.g, NULL, NULL, &err), NSX_E_INPUT);
+    unsigned char skip[6] = {0, 0, 1};
     nsx_ref_opts opts = {.skip = skip};
     t.k[1][nsx_k_at(&p, 0, 1, 0, 0)] = 0;
-    ck_assert_int_eq(nsx_ref_backward(&p, &t.in, g.dout, &g.g, &opts, NULL, &err), NSX_E_UNSUPPORTED);
+    ck_assert_int_eq(nsx_ref_backward(&p, &t.in, &g.g, &opts, NULL, &err), NSX_E_UNSUPPORTED);
+    skip[2] = 0; /* a skip that marks no row is fine */
+    ck_assert_int_eq(nsx_ref_backward(&p, &t.in, &g.g, &opts, NULL, &err), 0);
     grads_free(&g, &p);
     tcase_free(&t);
+}
+END_TEST
+
+/* ---- the command line and the gradient vectors -------------------------------- */
+
+static const char *tmpdir(void)
+{
+    const char *t = getenv("NSX_TMP");
+    return t ? t : "/tmp";
+}
+
+/* eval --bwd writes the gradients of a gradient vector bit for bit. */
+START_TEST(eval_bwd_reproduces_the_vector)
+{
+    const char *vec = "vectors/default/bwd_n2_paper.safetensors";
+    char out[4096];
+    snprintf(out, sizeof out, "%s/bwd_eval.safetensors", tmpdir());
+    cli_result r;
+    const char *args[] = {"eval", vec, "--out", out, "--bwd", NULL};
+    ck_assert_int_eq(cli_run(&r, args), 0);
+    ck_assert_msg(r.status == 0, "eval --bwd: %s", r.err);
+    cli_result_free(&r);
+    nsx_case c;
+    nsx_st st;
+    nsx_err err;
+    ck_assert_msg(nsx_case_read(vec, &c, &err) == 0, "%s", err.msg);
+    ck_assert_msg(nsx_st_read(out, &st, &err) == 0, "%s", err.msg);
+    const nsx_problem *p = &c.p;
+    ck_assert_ptr_nonnull(c.in.dout);
+    const char *names[] = {"dq", "dk1", "dv1", "dk2", "dv2"};
+    const double *want[] = {c.expected.dq, c.expected.dk[0], c.expected.dv[0], c.expected.dk[1],
+                            c.expected.dv[1]};
+    size_t count[] = {nsx_q_size(p), nsx_k_size(p), nsx_v_size(p), nsx_k_size(p), nsx_v_size(p)};
+    for (int x = 0; x < 5; x++) {
+        const nsx_tensor *t = nsx_st_get(&st, names[x]);
+        ck_assert_msg(t && want[x] && t->count == count[x], "%s", names[x]);
+        double *got = malloc(count[x] * sizeof *got);
+        nsx_tensor_get_f64(t, got);
+        assert_same("eval --bwd", names[x], got, want[x], count[x]);
+        free(got);
+    }
+    nsx_st_free(&st);
+    nsx_case_free(&c);
+}
+END_TEST
+
+/* --bwd without a tensor do, or with the SIMD kernel: exit 2, one line. */
+START_TEST(eval_bwd_refuses_what_it_cannot_do)
+{
+    char out[4096];
+    snprintf(out, sizeof out, "%s/bwd_eval_bad.safetensors", tmpdir());
+    cli_result r;
+    const char *nodo[] = {"eval", "vectors/default/n2_dense.safetensors", "--out", out, "--bwd", NULL};
+    ck_assert_int_eq(cli_run(&r, nodo), 0);
+    ck_assert_int_eq(r.status, 2);
+    ck_assert_ptr_nonnull(strstr(r.err, "tensor do"));
+    ck_assert_int_eq(cli_count_lines(r.err), 1);
+    cli_result_free(&r);
+    const char *simd[] = {"eval", "vectors/default/bwd_n1_dense.safetensors", "--out", out, "--bwd",
+                          "--impl", "simd", NULL};
+    ck_assert_int_eq(cli_run(&r, simd), 0);
+    ck_assert_int_eq(r.status, 2);
+    cli_result_free(&r);
+}
+END_TEST
+
+/* verify recomputes the gradients: one ulp off in one dk2 element (with
+   the manifest's checksum updated) fails it. */
+START_TEST(verify_catches_a_wrong_gradient)
+{
+    char dir[2048], cmd[8192], path[4096];
+    snprintf(dir, sizeof dir, "%s/bwd_tamper", tmpdir());
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir -p '%s/default' && cp vectors/default/bwd_n2_dense.safetensors '%s/default/'",
+             dir, dir, dir);
+    ck_assert_int_eq(system(cmd), 0);
+    snprintf(path, sizeof path, "%s/default/bwd_n2_dense.safetensors", dir);
+    nsx_st st;
+    nsx_err err;
+    int count;
+    ck_assert_int_eq(nsx_manifest_write(dir, &count, &err), 0);
+    cli_result r;
+    const char *args[] = {"verify", dir, "--all", NULL};
+    ck_assert_int_eq(cli_run(&r, args), 0);
+    ck_assert_msg(r.status == 0, "verify: %s", r.err);
+    cli_result_free(&r);
+    ck_assert_int_eq(nsx_st_read(path, &st, &err), 0);
+    nsx_tensor *t = (nsx_tensor *)nsx_st_get(&st, "dk2");
+    ck_assert_ptr_nonnull(t);
+    double v;
+    memcpy(&v, (char *)t->data + 5 * sizeof v, sizeof v);
+    v = nextafter(v, INFINITY);
+    memcpy((char *)t->data + 5 * sizeof v, &v, sizeof v);
+    ck_assert_int_eq(nsx_st_write(path, &st, &err), 0);
+    nsx_st_free(&st);
+    ck_assert_int_eq(nsx_manifest_write(dir, &count, &err), 0);
+    ck_assert_int_eq(cli_run(&r, args), 0);
+    ck_assert_int_eq(r.status, 1);
+    ck_assert_ptr_nonnull(strstr(r.out, "dk2"));
+    cli_result_free(&r);
 }
 END_TEST
 
@@ -656,6 +767,12 @@ static Suite *backward_suite(void)
     tcase_add_test(tc, zero_end_of_an_enclosure_is_the_number_zero);
     tcase_add_test(tc, precision_cap_is_an_error);
     tcase_add_test(tc, bad_inputs_are_reported);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("command line");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, eval_bwd_reproduces_the_vector);
+    tcase_add_test(tc, eval_bwd_refuses_what_it_cannot_do);
+    tcase_add_test(tc, verify_catches_a_wrong_gradient);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -7,6 +7,7 @@
 #include "io/fpformat.h"
 #include "nsimplex/rng.h"
 #include "vectors/build.h"
+#include "vectors/bwd.h"
 
 uint64_t nsx_seed_of(const char *s)
 {
@@ -140,6 +141,7 @@ static int alloc_all(nsx_built *b, int Bmax)
 
 void nsx_built_free(nsx_built *b)
 {
+    nsx_build_free_bwd(b);
     free(b->q);
     for (int m = 0; m < NSX_MAX_ORDER; m++) {
         free(b->k[m]);
@@ -427,6 +429,10 @@ int nsx_build(const nsx_recipe *rc, uint64_t seed, nsx_built *b, nsx_err *err)
         }
     }
     b->p.B = Btot;
+    if (rc->bwd && nsx_build_dout(b, seed, err)) {
+        nsx_built_free(b);
+        return err->kind;
+    }
     return 0;
 }
 
@@ -489,6 +495,8 @@ static void derive_flags(nsx_built *b, const nsx_recipe *rc)
         add_flag(b, "TieAtK");
     if (rc->invalid)
         add_flag(b, "InvalidIndices");
+    if (rc->bwd)
+        add_flag(b, "Backward");
     for (size_t x = 0; x < nsx_lse_size(&b->p); x++)
         if (isinf(b->lse[x]) && b->lse[x] < 0) {
             add_flag(b, "EmptySlice");
@@ -507,6 +515,8 @@ int nsx_build_expect(nsx_built *b, const nsx_recipe *rc, const nsx_ref_opts *opt
     nsx_pairs_unjudged(&b->p, b->pairs, b->npairs, skip);
     o.skip = skip;
     int code = nsx_ref_forward(&b->p, &b->in, &b->out, &o, stats, err);
+    if (!code && rc->bwd) /* gradient cases have no pairs: skip marks no row */
+        code = nsx_build_grads(b, &o, err);
     free(skip);
     if (code)
         return code;

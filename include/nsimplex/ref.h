@@ -60,32 +60,24 @@ typedef struct nsx_ref_stats {
 int nsx_ref_forward(const nsx_problem *p, const nsx_inputs *in, nsx_outputs *out,
                     const nsx_ref_opts *opts, nsx_ref_stats *stats, nsx_err *err);
 
-/* The gradients of (E7): dq [B, L, H, d], dk[m] [B, L, Hkv, d] and dv[m]
-   [B, L, Hkv, dv] for m = 0..n-1 (dimension m+1), in the layouts of q, k, v. */
-typedef struct nsx_grads {
-    double *dq;
-    double *dk[NSX_MAX_ORDER];
-    double *dv[NSX_MAX_ORDER];
-} nsx_grads;
-
 /*
  * (E7) the gradients of F = sum dO * O with respect to q, k_m and v_m, each
  * element the exact value correctly rounded (docs/SPEC.md 1.7, 3.4): the
  * selection (given, or computed first by E8-E9) and the mask are held
  * constant; biases and scales are constants.
  *
- * Inputs: p checked, in as for nsx_ref_forward, dout the upstream gradient
- * dO [B, L, H, dv] (read only in rows with a non-empty slice).  Outputs:
- * every element of grads->dq, dk[0..n-1], dv[0..n-1].  opts and stats may
- * be NULL; opts->skip and opts->allow_nonfinite are not supported (a
- * non-NULL skip is NSX_E_UNSUPPORTED; a non-finite value read is
- * NSX_E_INPUT).  Returns 0 or a kind with err set: NSX_E_INPUT,
+ * Inputs: p checked, in as for nsx_ref_forward and in->dout, the upstream
+ * gradient dO [B, L, H, dv] (read only in rows with a non-empty slice).
+ * Outputs: every element of out->dq, out->dk[0..n-1], out->dv[0..n-1];
+ * nothing else of out is written.  opts and stats may be NULL;
+ * opts->allow_nonfinite is not supported (a non-finite value read is
+ * NSX_E_INPUT), nor is a skip that marks a row (NSX_E_UNSUPPORTED: every
+ * row contributes to dk and dv).  Returns 0 or a kind with err set: NSX_E_INPUT,
  * NSX_E_UNSUPPORTED, NSX_E_NOMEM, NSX_E_PRECISION_CAP (an element not
  * decided below the cap: never emitted).
  */
-int nsx_ref_backward(const nsx_problem *p, const nsx_inputs *in, const double *dout,
-                     nsx_grads *grads, const nsx_ref_opts *opts, nsx_ref_stats *stats,
-                     nsx_err *err);
+int nsx_ref_backward(const nsx_problem *p, const nsx_inputs *in, nsx_outputs *out,
+                     const nsx_ref_opts *opts, nsx_ref_stats *stats, nsx_err *err);
 
 /*
  * (E8)-(E9) alone: the selection S(i) for every (b, i), as the sel tensor
