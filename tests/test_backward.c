@@ -195,6 +195,36 @@ static const spec n1_specs[] = {
     {"selection", 1, 1, 9, 2, 1, 3, 2, P_, 1, 0, {0}, {0}, {0}, 0, 0, 3, 1},
 };
 
+/* A computed selection (given scores, top-3 on both dimensions; a relu
+   indexer, top-2 on dimension 2) is held constant: the gradients are those
+   of the problem with that selection given, by automatic differentiation. */
+START_TEST(computed_selection_is_held_constant)
+{
+    nsx_problem p;
+    nsx_problem_defaults(&p);
+    p.n = 2, p.L = 7, p.d = 2, p.dv = 2;
+    if (_i == 0)
+        p.sel = (nsx_selection){NSX_SEL_SCORES, 3, 3, 0, 0, 0, 0};
+    else
+        p.sel = (nsx_selection){NSX_SEL_INDEXER, 2, 2, NSX_ACT_RELU, 0.5, 2, 3};
+    tcase t;
+    grads ref, hp;
+    rng r = {SEED + 150 + (unsigned)_i};
+    tcase_alloc(&t, &p);
+    grads_alloc(&ref, &p);
+    grads_alloc(&hp, &p);
+    fill(&t, &ref, &r);
+    nsx_err err = {0};
+    ck_assert_msg(nsx_ref_select(&p, &t.in, t.sel_out, t.sel_scores, NULL, NULL, &err) == 0, "%s", err.msg);
+    ck_assert_int_eq(run_bwd(&t, &ref, NULL, NULL), 0);
+    hp_grad_ad(&t, t.sel_out, ref.dout, HP_PREC, hp.g.dq, hp.g.dk, hp.g.dv);
+    assert_grads("computed selection", &p, &ref.g, &hp.g);
+    grads_free(&ref, &p);
+    grads_free(&hp, &p);
+    tcase_free(&t);
+}
+END_TEST
+
 /* n = 1 is attention: the reference equals FlashAttention's closed form. */
 START_TEST(n1_matches_closed_form)
 {
@@ -749,6 +779,7 @@ static Suite *backward_suite(void)
     tcase_set_timeout(tc, 120);
     tcase_add_loop_test(tc, matches_automatic_differentiation, 0, sizeof ad_specs / sizeof ad_specs[0]);
     tcase_add_loop_test(tc, n1_matches_closed_form, 0, sizeof n1_specs / sizeof n1_specs[0]);
+    tcase_add_loop_test(tc, computed_selection_is_held_constant, 0, 2);
     suite_add_tcase(s, tc);
     tc = tcase_create("properties");
     tcase_set_timeout(tc, 60);
