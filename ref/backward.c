@@ -27,6 +27,7 @@
  * masked key, a row with an empty slice) keeps the exact enclosure [0, 0],
  * and rounds to +0.
  */
+#include <assert.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -491,6 +492,9 @@ int nsx_ref_backward(const nsx_problem *p, const nsx_inputs *in, nsx_outputs *ou
 
     if (nsx_problem_check(p, why, sizeof why))
         return nsx_err_set(err, NSX_E_INPUT, "%s", why);
+    assert(in && out && out->dq);
+    for (int m = 0; m < p->n; m++)
+        assert(out->dk[m] && out->dv[m]);
     if (!opts)
         opts = &dflt;
     for (size_t r = 0; opts->skip && r < (size_t)p->B * p->L; r++)

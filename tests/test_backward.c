@@ -188,6 +188,58 @@ START_TEST(matches_automatic_differentiation)
 }
 END_TEST
 
+/* Random small problems: every setting drawn (order 1..3, sizes, reducer,
+   causal, distinct, windows, biases, a binary64 score scale of either sign
+   or 1/sqrt(d), out_scale of either sign, a given selection), against
+   automatic differentiation.  The seed is printed on failure. */
+START_TEST(random_problems_match_automatic_differentiation)
+{
+    unsigned seed = SEED + 5000 + (unsigned)_i;
+    rng r = {seed};
+    nsx_problem p;
+    nsx_problem_defaults(&p);
+    p.n = rng_int(&r, 1, 3);
+    p.L = rng_int(&r, 2, p.n == 3 ? 4 : 6);
+    p.Hkv = rng_int(&r, 1, 2);
+    p.H = p.Hkv * rng_int(&r, 1, 2);
+    p.d = rng_int(&r, 1, 3);
+    p.dv = rng_int(&r, 1, 3);
+    p.reduce = rng_int(&r, 0, 2);
+    p.causal = rng_int(&r, 0, 1);
+    p.distinct = p.n > 1 && rng_int(&r, 0, 3) == 0;
+    for (int m = 0; m < p.n; m++) {
+        p.window[m] = rng_int(&r, 0, 1) ? rng_int(&r, 1, p.L) : 0;
+        p.k_bias[m] = rng_int(&r, 0, 2) == 0 ? rng_dyadic(&r, 4, 3) : 0;
+        p.v_bias[m] = rng_int(&r, 0, 2) == 0 ? rng_dyadic(&r, 4, 3) : 0;
+    }
+    if (rng_int(&r, 0, 1)) {
+        p.score_scale_rsqrt_d = 0;
+        p.score_scale = rng_dyadic(&r, 4, 3);
+    }
+    p.out_scale = rng_int(&r, 0, 1) ? rng_dyadic(&r, 4, 2) : 1;
+    if (rng_int(&r, 0, 2) == 0)
+        p.sel = (nsx_selection){NSX_SEL_INDICES, rng_int(&r, 1, p.L), (unsigned)rng_int(&r, 1, (1 << p.n) - 1),
+                                0, 0, 0, 0};
+    tcase t;
+    grads ref, hp;
+    tcase_alloc(&t, &p);
+    grads_alloc(&ref, &p);
+    grads_alloc(&hp, &p);
+    fill(&t, &ref, &r);
+    nsx_err err = {0};
+    t.in.dout = ref.dout;
+    int rc = nsx_ref_backward(&p, &t.in, &ref.g, NULL, NULL, &err);
+    ck_assert_msg(rc == 0, "seed %u: %s", seed, err.msg);
+    hp_grad_ad(&t, t.sel, ref.dout, HP_PREC, hp.g.dq, hp.g.dk, hp.g.dv);
+    char what[64];
+    snprintf(what, sizeof what, "random problem, seed %u", seed);
+    assert_grads(what, &p, &ref.g, &hp.g);
+    grads_free(&ref, &p);
+    grads_free(&hp, &p);
+    tcase_free(&t);
+}
+END_TEST
+
 static const spec n1_specs[] = {
     {"dense causal", 1, 1, 8, 2, 2, 4, 3, P_, 1, 0, {0}, {0}, {0}, 0, 0, 0, 0},
     {"GQA 4:1, biases, out_scale", 1, 1, 7, 4, 1, 3, 2, P_, 1, 0, {0}, {0.125}, {1}, 1.5, 0, 0, 0},
@@ -780,6 +832,7 @@ static Suite *backward_suite(void)
     tcase_add_loop_test(tc, matches_automatic_differentiation, 0, sizeof ad_specs / sizeof ad_specs[0]);
     tcase_add_loop_test(tc, n1_matches_closed_form, 0, sizeof n1_specs / sizeof n1_specs[0]);
     tcase_add_loop_test(tc, computed_selection_is_held_constant, 0, 2);
+    tcase_add_loop_test(tc, random_problems_match_automatic_differentiation, 0, 40);
     suite_add_tcase(s, tc);
     tc = tcase_create("properties");
     tcase_set_timeout(tc, 60);
