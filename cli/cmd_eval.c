@@ -95,7 +95,7 @@ static int backward_ref(const nsx_case *c, nsx_st *st, int stats, nsx_err *err)
     if (!rc)
         rc = nsx_st_add_f64(st, "dq", NSX_DTYPE_F64, 4, qshape, g.dq, err);
     for (int m = 0; m < p->n && !rc; m++) {
-        char name[8];
+        char name[16];
         snprintf(name, sizeof name, "dk%d", m + 1);
         if (!(rc = nsx_st_add_f64(st, name, NSX_DTYPE_F64, 4, kshape, g.dk[m], err))) {
             snprintf(name, sizeof name, "dv%d", m + 1);

@@ -136,7 +136,7 @@ static void assert_same(const char *what, const char *name, const double *a, con
 /* Every gradient tensor of a and b bit for bit. */
 static void assert_grads(const char *what, const nsx_problem *p, const nsx_outputs *a, const nsx_outputs *b)
 {
-    char name[8];
+    char name[16];
     assert_same(what, "dq", a->dq, b->dq, nsx_q_size(p));
     for (int m = 0; m < p->n; m++) {
         snprintf(name, sizeof name, "dk%d", m + 1);

@@ -73,7 +73,7 @@ static long recompute_grads(const char *path, nsx_case *c, FILE *log, long diffs
         /* dq, then dk_m and dv_m for each m */
         const double *got[1 + 2 * NSX_MAX_ORDER], *want[1 + 2 * NSX_MAX_ORDER];
         size_t count[1 + 2 * NSX_MAX_ORDER];
-        char names[1 + 2 * NSX_MAX_ORDER][8];
+        char names[1 + 2 * NSX_MAX_ORDER][16];
         int t = 0;
         got[t] = g.dq, want[t] = c->expected.dq, count[t] = nsx_q_size(p);
         snprintf(names[t++], sizeof names[0], "dq");
