@@ -693,6 +693,35 @@ START_TEST(precision_cap_is_an_error)
 }
 END_TEST
 
+/* Score gaps beyond MPFR's exponent range (2^70 here): row 1's gradients
+   are nonzero numbers far below binary64.  dk1[0] = s dT_0 Q is about
+   -exp(-2^71), so RN gives -0, but its enclosure [-tiny, 0] (the weight of
+   key 0 underflows to [0, tiny]) also admits an exact 0 (+0); the reference
+   stops at the cap (a small one here) rather than guess (SPEC 3.4).  The
+   positive ones are decided: [0, tiny] rounds to +0 either way. */
+START_TEST(score_gaps_beyond_mpfr_range_end_at_the_cap)
+{
+    nsx_problem p;
+    nsx_problem_defaults(&p);
+    p.L = 2, p.d = 1, p.dv = 1;
+    tcase t;
+    grads g;
+    tcase_alloc(&t, &p);
+    grads_alloc(&g, &p);
+    t.q[1] = 0x1p35;
+    t.k[0][0] = -0x1p35, t.k[0][1] = 0x1p35; /* row 1: scores -2^70 and 2^70 */
+    t.v[0][0] = 1, t.v[0][1] = 2;
+    g.dout[0] = g.dout[1] = 1;
+    nsx_ref_opts opts = {.prec_cap = 4096};
+    nsx_err err = {0};
+    t.in.dout = g.dout;
+    ck_assert_int_eq(nsx_ref_backward(&p, &t.in, &g.g, &opts, NULL, &err), NSX_E_PRECISION_CAP);
+    ck_assert_ptr_nonnull(strstr(err.msg, "dk1[0,0,0,0]"));
+    grads_free(&g, &p);
+    tcase_free(&t);
+}
+END_TEST
+
 /* No dO, or a non-finite dO in a row that reads it, is bad input; a skip
    that marks a row is refused. */
 START_TEST(bad_inputs_are_reported)
@@ -850,6 +879,7 @@ static Suite *backward_suite(void)
     tcase_add_loop_test(tc, far_higher_precision_rounds_the_same, 0, 4);
     tcase_add_test(tc, zero_end_of_an_enclosure_is_the_number_zero);
     tcase_add_test(tc, precision_cap_is_an_error);
+    tcase_add_test(tc, score_gaps_beyond_mpfr_range_end_at_the_cap);
     tcase_add_test(tc, bad_inputs_are_reported);
     suite_add_tcase(s, tc);
     tc = tcase_create("command line");
