@@ -23,9 +23,9 @@
 #include <jansson.h>
 
 /* Most JSON values (objects, arrays, strings, numbers, literals) a text may
-   hold.  Jansson spends up to about 200 bytes on a value (an empty object
-   with its hash table), so this caps its memory at about 200 MiB whatever
-   the file; an nsimplex file has a few hundred values. */
+   hold: this caps Jansson's memory at about 200 MiB whatever the file
+   (measured: 187 MB peak RSS for {"a":[{"k":{}},...]} at the limit, 44 MB
+   for numbers); an nsimplex file has a few hundred values. */
 #define NSX_JSON_MAX_VALUES (1u << 20)
 
 /* Deepest nesting of arrays and objects (Jansson's own limit is 2048). */

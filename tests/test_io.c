@@ -1757,6 +1757,25 @@ START_TEST(test_many_metadata_keys)
         assert_bad_usage(&r, t[i].want, path);
     }
     unlink(path);
+
+    /* the nsimplex object itself with as many keys it does not know: ignored */
+    nsx_problem pr, q;
+    nsx_case_info info, back;
+    nsx_problem_defaults(&pr);
+    setup_full(&pr, &info);
+    char *text = nsx_meta_format(&pr, &info, &err);
+    ck_assert_ptr_nonnull(text);
+    char *big = malloc((size_t)MANY_KEYS * 32 + strlen(text) + 8);
+    ck_assert_ptr_nonnull(big);
+    size_t k = (size_t)sprintf(big, "{");
+    for (int i = 0; i < MANY_KEYS; i++)
+        k += (size_t)sprintf(big + k, "\"x%d\": %d, ", i, i);
+    strcpy(big + k, text + 1);
+    ck_assert_msg(nsx_meta_parse(big, &q, &back, &err) == 0, "%s", err.msg);
+    assert_same_problem(&pr, &q, "many keys");
+    nsx_case_info_free(&back);
+    free(big);
+    free(text);
 }
 END_TEST
 

@@ -45,6 +45,7 @@
 #include <sys/wait.h>
 
 #include "nsimplex/kernel.h"
+#include "nsimplex/rng.h"
 #include "simd/kern.h"
 #include "simd/simd.h"
 
@@ -121,14 +122,11 @@ static const tcase cases[] = {
 
 /* ---- inputs --------------------------------------------------------- */
 
-static uint64_t rng_state;
+static nsx_rng rng_state;
 
-static uint64_t rng(void) /* splitmix64 */
+static uint64_t rng(void)
 {
-    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
+    return nsx_rng_next(&rng_state);
 }
 
 static float unif(void) /* uniform in [-1, 1), exact in binary32 */
@@ -181,7 +179,7 @@ static void make_sel(const tcase *c, inst *s)
 static void inst_make(const tcase *c, inst *s, uint64_t seed)
 {
     memset(s, 0, sizeof *s);
-    rng_state = seed;
+    rng_state.s = seed;
     nsx_kernel_problem *p = &s->p;
     p->n = c->n; p->B = c->B; p->L = c->L; p->H = c->H; p->Hkv = c->Hkv;
     p->d = c->d; p->dv = c->dv; p->reduce = c->reduce; p->causal = c->causal;
