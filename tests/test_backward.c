@@ -620,6 +620,49 @@ START_TEST(one_hot_rows_keep_tiny_gradients)
 }
 END_TEST
 
+/* Score gaps of 2^16 (weights near e^-65536 = 2^-94548, inside MPFR's
+   range, far outside binary64's): evaluated around the maximal tuple
+   (ref/backward.c, row_gradients), the reference decides every gradient at
+   its first working precision, signed zeros included, and they equal
+   automatic differentiation at 250000 bits.  (Subtracting Delta from dP
+   directly would need about 2^17 bits, past the cap.) */
+START_TEST(extreme_one_hot_rows_decide_at_low_precision)
+{
+    nsx_problem p;
+    nsx_problem_defaults(&p);
+    p.L = 3, p.d = 1, p.dv = 2;
+    tcase t;
+    grads g, hp;
+    tcase_alloc(&t, &p);
+    grads_alloc(&g, &p);
+    grads_alloc(&hp, &p);
+    t.q[0] = t.q[1] = t.q[2] = 256;
+    t.k[0][0] = 0, t.k[0][1] = 256, t.k[0][2] = -256; /* row 2: scores 0, 65536, -65536 */
+    const double v[3][2] = {{1, -2}, {0.5, 3}, {-1, 1}};
+    for (int j = 0; j < 3; j++)
+        for (int c = 0; c < 2; c++)
+            t.v[0][j * 2 + c] = v[j][c];
+    const double dO[3][2] = {{1, 0.25}, {-0.5, 2}, {1.5, -1}};
+    for (int i = 0; i < 3; i++)
+        for (int c = 0; c < 2; c++)
+            g.dout[i * 2 + c] = dO[i][c];
+    nsx_ref_stats st = {0};
+    ck_assert_int_eq(run_bwd(&t, &g, NULL, &st), 0);
+    ck_assert_int_le(st.max_prec, 256);
+    hp_grad_ad(&t, NULL, g.dout, 250000, hp.g.dq, hp.g.dk, hp.g.dv);
+    assert_grads("extreme one-hot", &p, &g.g, &hp.g);
+    int negzero = 0;
+    for (size_t x = 0; x < nsx_q_size(&p); x++)
+        negzero += g.g.dq[x] == 0 && signbit(g.g.dq[x]);
+    for (size_t x = 0; x < nsx_k_size(&p); x++)
+        negzero += g.g.dk[0][x] == 0 && signbit(g.g.dk[0][x]);
+    ck_assert_int_ge(negzero, 1); /* a negative gradient far below binary64 */
+    grads_free(&g, &p);
+    grads_free(&hp, &p);
+    tcase_free(&t);
+}
+END_TEST
+
 /* Recomputation from a far higher starting precision rounds to the same
    binary64 values (a sample). */
 START_TEST(far_higher_precision_rounds_the_same)
@@ -876,6 +919,7 @@ static Suite *backward_suite(void)
     tcase_add_test(tc, exact_zero_by_score_groups);
     tcase_add_test(tc, exact_midpoint_and_row_sum);
     tcase_add_test(tc, one_hot_rows_keep_tiny_gradients);
+    tcase_add_test(tc, extreme_one_hot_rows_decide_at_low_precision);
     tcase_add_loop_test(tc, far_higher_precision_rounds_the_same, 0, 4);
     tcase_add_test(tc, zero_end_of_an_enclosure_is_the_number_zero);
     tcase_add_test(tc, precision_cap_is_an_error);
