@@ -86,11 +86,16 @@ static int backward_ref(const nsx_case *c, nsx_st *st, int stats, nsx_err *err)
     }
     if (!ok)
         rc = nsx_err_set(err, NSX_E_NOMEM, "eval: out of memory");
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     if (!rc)
         rc = nsx_ref_backward(p, &c->in, &g, NULL, &rs, err);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double s = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
     if (!rc && stats)
-        printf("eval: ref backward: %llu gradient values, %llu proven exact, %llu Ziv retries, "
-               "largest working precision %ld bits\n", (unsigned long long)rs.values,
+        printf("eval: ref backward: %llu allowed tuples in %.3f s; %llu gradient values, %llu proven "
+               "exact, %llu Ziv retries, largest working precision %ld bits\n",
+               (unsigned long long)rs.tuples, s, (unsigned long long)rs.values,
                (unsigned long long)rs.exact, (unsigned long long)rs.retries, rs.max_prec);
     if (!rc)
         rc = nsx_st_add_f64(st, "dq", NSX_DTYPE_F64, 4, qshape, g.dq, err);

@@ -133,6 +133,8 @@ static const nsx_suite_case large_cases[] = {
      "DeepSeek sparse attention at L = 256"},
     {"n2_dsa_L64", "n=2 L=64 d=32 sel=indexer act=relu k=8 dims=1,2 probe=all",
      "2-simplicial attention over an indexer's top-8"},
+    {"bwd_n2_paper_L128", "n=2 L=128 H=2 d=64 w=32,8 kb=0,1/d vb=0,1 bwd=1",
+     "2-simplicial backward with the paper's window ratio and Meta's biases at L = 128, d = 64"},
 };
 
 static const nsx_suite suites[] = {
