@@ -19,7 +19,7 @@
 #include "cli/commands.h"
 #include "cli/exit.h"
 #include "io/casefile.h"
-#include "kernel/kernel.h"
+#include "runner/runner.h"
 #include "nsimplex/ref.h"
 
 static void help(void)

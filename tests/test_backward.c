@@ -112,7 +112,7 @@ static void fill(tcase *t, grads *gr, rng *r)
     tcase_fill(t, r, 8, 7);
     for (size_t x = 0; x < nsx_o_size(&t->p); x++)
         gr->dout[x] = rng_dyadic(r, 8, 4);
-    if (t->p.sel.k)
+    if (t->p.sel.source == NSX_SEL_INDICES)
         random_selection(t, r);
 }
 
