@@ -24,7 +24,7 @@
 static void help(void)
 {
     printf("usage: nsimplex eval FILE --out OUT [--impl ref|simd] [--threads N] [--exact-only] [--stats]\n"
-           "                     [--max-tuples N] [--max-memory MIB]\n\n"
+           "                     [--bwd] [--max-tuples N] [--max-memory MIB]\n\n"
            "Computes o and lse (and sel, sel_scores for a computed selection) for the\n"
            "inputs in FILE and writes them to OUT, a candidate file for `nsimplex check`.\n\n"
            "  --out OUT     the output file (written atomically)\n"
@@ -37,6 +37,8 @@ static void help(void)
            "  --exact-only  ref: MPFR for every value (the same values, slower)\n"
            "  --stats       ref: print the allowed tuples, the time, the throughput and the\n"
            "                values decided by the fast path and by MPFR\n"
+           "  --bwd         also the gradients dq, dk1.., dv1.. of sum(do * o) (E7), from the\n"
+           "                tensor do in FILE (ref only; MPFR)\n"
            CLI_BUDGET_HELP
            "                  (the fast path: 64 times the tuples by default; --impl simd: 1024\n"
            "                  times, no memory limit)\n"
@@ -55,6 +57,7 @@ typedef struct eval_opts {
     int threads;    /* --threads */
     int exact_only; /* --exact-only */
     int stats;      /* --stats */
+    int bwd;        /* --bwd */
 } eval_opts;
 
 /* nsx_ref_forward, with its statistics printed when asked.  Rows the
@@ -77,6 +80,51 @@ static int forward_timed(const nsx_case *c, nsx_outputs *out, const eval_opts *e
     double s = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
     if (!rc && eo->stats)
         cli_ref_stats("eval", &st, s);
+    return rc;
+}
+
+/* The gradients (E7) into st, as binary64. */
+static int backward_ref(const nsx_case *c, nsx_st *st, int stats, nsx_err *err)
+{
+    const nsx_problem *p = &c->p;
+    nsx_outputs g = {0};
+    nsx_ref_stats rs = {0};
+    int64_t qshape[4] = {p->B, p->L, p->H, p->d}, kshape[4] = {p->B, p->L, p->Hkv, p->d};
+    int64_t vshape[4] = {p->B, p->L, p->Hkv, p->dv};
+    int rc = 0;
+    if (!c->in.dout)
+        return nsx_err_set(err, NSX_E_INPUT, "--bwd: no tensor do (the upstream gradient)");
+    int ok = (g.dq = malloc(nsx_q_size(p) * sizeof *g.dq)) != NULL;
+    for (int m = 0; m < p->n; m++) {
+        ok &= (g.dk[m] = malloc(nsx_k_size(p) * sizeof *g.dk[m])) != NULL;
+        ok &= (g.dv[m] = malloc(nsx_v_size(p) * sizeof *g.dv[m])) != NULL;
+    }
+    if (!ok)
+        rc = nsx_err_set(err, NSX_E_NOMEM, "eval: out of memory");
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    if (!rc)
+        rc = nsx_ref_backward(p, &c->in, &g, NULL, &rs, err);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double s = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+    if (!rc && stats)
+        printf("eval: ref backward: %llu allowed tuples in %.3f s; %llu gradient values, %llu proven "
+               "exact, %llu Ziv retries, largest working precision %ld bits\n",
+               (unsigned long long)rs.tuples, s, (unsigned long long)rs.values,
+               (unsigned long long)rs.exact, (unsigned long long)rs.retries, rs.max_prec);
+    if (!rc)
+        rc = nsx_st_add_f64(st, "dq", NSX_DTYPE_F64, 4, qshape, g.dq, err);
+    for (int m = 0; m < p->n && !rc; m++) {
+        char name[16];
+        snprintf(name, sizeof name, "dk%d", m + 1);
+        if (!(rc = nsx_st_add_f64(st, name, NSX_DTYPE_F64, 4, kshape, g.dk[m], err))) {
+            snprintf(name, sizeof name, "dv%d", m + 1);
+            rc = nsx_st_add_f64(st, name, NSX_DTYPE_F64, 4, vshape, g.dv[m], err);
+        }
+    }
+    free(g.dq);
+    for (int m = 0; m < p->n; m++)
+        free(g.dk[m]), free(g.dv[m]);
     return rc;
 }
 
@@ -103,6 +151,8 @@ static int eval_ref(const nsx_case *c, nsx_st *st, const eval_opts *eo, nsx_err 
              !(rc = nsx_st_add_i32(st, "sel", 3, sshape, out.sel, err)) && out.sel_scores)
         rc = nsx_st_add_f64(st, "sel_scores", NSX_DTYPE_F64, 3, scshape, out.sel_scores, err);
     free(out.o), free(out.lse), free(out.sel), free(out.sel_scores);
+    if (!rc && eo->bwd)
+        rc = backward_ref(c, st, eo->stats, err);
     return rc;
 }
 
@@ -153,7 +203,7 @@ static const struct impl {
 int cmd_eval(int argc, char **argv)
 {
     const char *file = NULL, *outpath = NULL, *impl_name = "ref", *val;
-    int stats = 0, exact_only = 0;
+    int stats = 0, exact_only = 0, bwd = 0;
     long threads = 0;
     nsx_budget_limits lim = {0};
     bool bad = false;
@@ -170,6 +220,8 @@ int cmd_eval(int argc, char **argv)
                 return NSX_EXIT_BAD;
         } else if (cli_opt("eval", argc, argv, &i, "--stats", NULL, &bad)) {
             stats = 1;
+        } else if (cli_opt("eval", argc, argv, &i, "--bwd", NULL, &bad)) {
+            bwd = 1;
         } else if (cli_opt("eval", argc, argv, &i, "--exact-only", NULL, &bad)) {
             exact_only = 1;
         } else if (cli_budget_opt("eval", argc, argv, &i, &lim, &bad)) {
@@ -191,13 +243,16 @@ int cmd_eval(int argc, char **argv)
     if (!impl)
         return cli_fail("eval", "--impl: '%s' is not an implementation (nsimplex eval --help)", impl_name);
 
+    if (bwd && impl->run != eval_ref)
+        return cli_fail("eval", "--bwd: only the reference computes gradients (--impl ref)");
+
     nsx_err err = {0};
     nsx_case c;
     nsx_st st = {0};
     int rc = nsx_case_read(file, &c, &err);
     if (rc)
         return cli_fail_err("eval", &err);
-    eval_opts eo = {(int)threads, exact_only, stats};
+    eval_opts eo = {(int)threads, exact_only, stats, bwd};
     /* the SIMD kernel is about a thousand times the reference's speed and
        holds no tuples: a default limit 1024 times larger, no memory limit;
        the reference's fast path is NSX_BUDGET_FAST_SPEED times MPFR's */

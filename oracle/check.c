@@ -344,7 +344,7 @@ static int check_selection(const nsx_problem *p, const nsx_inputs *in, const nsx
     *own_lse = malloc(nsx_lse_size(p) * sizeof **own_lse);
     if (!*own_o || !*own_lse)
         goto oom;
-    nsx_outputs out = {*own_o, *own_lse, NULL, NULL};
+    nsx_outputs out = {.o = *own_o, .lse = *own_lse};
     /* unjudged rows are not recomputed: a huge future can make them
        undecidable at any precision (ref.h, opts.skip) */
     nsx_ref_opts opts = {.allow_nonfinite = 1, .skip = skip};

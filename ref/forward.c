@@ -24,7 +24,7 @@
 
 /* Given selections: a valid index may appear once per row (a mark per
    position, so linear in k per row). */
-static int check_given_selection(const nsx_problem *p, const int32_t *sel, nsx_err *err)
+int ref_check_given_selection(const nsx_problem *p, const int32_t *sel, nsx_err *err)
 {
     unsigned char *seen = calloc((size_t)p->L, 1);
     int rc = 0;
@@ -270,7 +270,7 @@ int nsx_ref_forward(const nsx_problem *p, const nsx_inputs *in, nsx_outputs *out
         opts = &dflt;
     /* the selection: given, or computed first (E8, E9) */
     if (p->sel.source == NSX_SEL_INDICES) {
-        if ((rc = check_given_selection(p, in->sel, err)))
+        if ((rc = ref_check_given_selection(p, in->sel, err)))
             return rc;
         sel = (int32_t *)in->sel;
     } else if (p->sel.source != NSX_SEL_NONE) {

@@ -51,6 +51,10 @@ int ref_ctx_init(ref_ctx *ctx, const nsx_problem *p, const nsx_inputs *in,
                  const int32_t *sel, nsx_err *err);
 void ref_ctx_clear(ref_ctx *ctx);
 
+/* A given selection (source INDICES) lists a valid index at most once per
+   row: 0, or NSX_E_INPUT with err set. */
+int ref_check_given_selection(const nsx_problem *p, const int32_t *sel, nsx_err *err);
+
 /* One query row (b, h, i).  Its allowed tuples are enumerated afresh by
    each pass (ref_row_pass), their raw scores recomputed: nothing is kept
    per tuple, so a row's memory does not grow with |Z(i)| (a dense row of

@@ -44,7 +44,7 @@ static int same_bits(const double *a, const double *b, size_t count, size_t *at)
 static void run_into(tcase *t, const nsx_ref_opts *opts, double *o, double *lse, nsx_ref_stats *st)
 {
     nsx_err err = {0};
-    nsx_outputs out = {o, lse, NULL, NULL};
+    nsx_outputs out = {.o = o, .lse = lse};
     int rc = nsx_ref_forward(&t->p, &t->in, &out, opts, st, &err);
     ck_assert_msg(rc == 0, "nsx_ref_forward: %s (seed %u)", err.msg, SEED);
 }
@@ -62,7 +62,7 @@ static void assert_fast_is_mpfr(tcase *t, int shift, nsx_ref_stats *tot, const c
                                                      .fast_bound_shift = shift};
     nsx_ref_stats st = {0};
     nsx_err err = {0};
-    nsx_outputs out1 = {o1, l1, NULL, NULL}, out2 = {o2, l2, NULL, NULL};
+    nsx_outputs out1 = {.o = o1, .lse = l1}, out2 = {.o = o2, .lse = l2};
     int rc1 = nsx_ref_forward(p, &t->in, &out1, &exact, NULL, &err);
     ck_assert_msg(rc1 == 0 || rc1 == NSX_E_PRECISION_CAP, "%s: %s (seed %u)", what, err.msg, SEED);
     int rc2 = nsx_ref_forward(p, &t->in, &out2, &fast, &st, &err);
@@ -105,7 +105,7 @@ START_TEST(every_golden_vector)
         size_t no = nsx_o_size(p), nl = nsx_lse_size(p);
         double *o1 = calloc(no, sizeof *o1), *l1 = calloc(nl, sizeof *l1);
         double *o2 = calloc(no, sizeof *o2), *l2 = calloc(nl, sizeof *l2);
-        nsx_outputs out1 = {o1, l1, NULL, NULL}, out2 = {o2, l2, NULL, NULL};
+        nsx_outputs out1 = {.o = o1, .lse = l1}, out2 = {.o = o2, .lse = l2};
         nsx_ref_opts exact = {.skip = skip}, fast = {.skip = skip, .fast = 1};
         nsx_ref_stats st = {0};
         ck_assert_msg(nsx_ref_forward(p, &c.in, &out1, &exact, NULL, &err) == 0, "%s: %s", path, err.msg);

@@ -247,7 +247,7 @@ START_TEST(test_check_uncertainty)
         ul[t] = 1e-3;
         el[t] = c.b.lse[t] - ul[t];
     }
-    nsx_outputs ex = {eo, el, NULL, NULL};
+    nsx_outputs ex = {.o = eo, .lse = el};
     nsx_expected_unc unc = {uo, ul};
     nsx_candidate cand = {v.o, v.lse, NULL};
     nsx_case_info info = nsx_build_info(&c.b, "u", "u", "");

@@ -117,7 +117,7 @@ static void write_case(const char *path, const char *recipe, int expected)
     nsx_case_info info = nsx_build_info(&b, "hostile", "hostile", recipe);
     double *o = calloc(nsx_o_size(&b.p), sizeof *o), *lse = calloc(nsx_lse_size(&b.p), sizeof *lse);
     ck_assert(o && lse);
-    nsx_outputs out = {o, lse, NULL, NULL};
+    nsx_outputs out = {.o = o, .lse = lse};
     ck_assert_msg(nsx_case_write(path, &b.p, &info, &b.in, expected ? &out : NULL, &err) == 0, "%s", err.msg);
     free(o);
     free(lse);
@@ -150,7 +150,7 @@ START_TEST(budget_counts_what_the_reference_enumerates)
         ck_assert_msg(nsx_build(&r, 1, &b, &err) == 0, "%s", err.msg);
         const nsx_problem *p = &b.p;
         double *o = malloc(nsx_o_size(p) * sizeof *o), *lse = malloc(nsx_lse_size(p) * sizeof *lse);
-        nsx_outputs out = {o, lse, NULL, NULL};
+        nsx_outputs out = {.o = o, .lse = lse};
         nsx_ref_stats st;
         ck_assert_msg(nsx_ref_forward(p, &b.in, &out, NULL, &st, &err) == 0, "%s", err.msg);
         nsx_budget bud;

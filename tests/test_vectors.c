@@ -362,7 +362,7 @@ START_TEST(default_suite_coverage)
         "GivenIndices", "InvalidIndices", "IndexerRelu", "IndexerSoftmax", "IndexerIdentity", "GivenScores",
         "TopKAll", "TieAtK", "NearOneHot", "EqualScores", "ZeroValues", "Subnormal", "LargeMagnitude",
         "HeavyTailed", "EmptySlice", "LeakPair", "FutureRandom", "FutureHuge", "FutureNaN", "FutureInf",
-        "MaskProbe", "ProbeCausal", "ProbeWindow", "ProbeSelection",
+        "MaskProbe", "ProbeCausal", "ProbeWindow", "ProbeSelection", "Backward",
     };
     FILE *f = fopen("vectors/MANIFEST.json", "r");
     ck_assert_ptr_nonnull(f);

@@ -103,6 +103,26 @@ static const nsx_suite_case default_cases[] = {
     {"n6_sum", "n=6 L=4 d=3 dv=2 reduce=sum", "order 6, sum reducer"},
     {"n7_windows", "n=7 L=4 d=3 dv=2 w=2,3,4,1,2,3,4", "order 7 with windows"},
     {"n8_dense", "n=8 L=3 d=2 dv=2", "order 8, the largest"},
+
+    /* gradient cases (E7): do, and the expected dq, dk_m, dv_m */
+    {"bwd_n1_dense", "n=1 L=12 H=2 d=8 bwd=1", "attention backward, two heads"},
+    {"bwd_n1_gqa_biases", "n=1 L=10 H=4 Hkv=2 d=8 causal=0 w=3 kb=0.5 vb=1 bwd=1",
+     "attention backward: GQA sums, non-causal window, biases"},
+    {"bwd_n2_dense", "n=2 L=10 d=8 bwd=1", "dense 2-simplicial backward"},
+    {"bwd_n2_paper", "n=2 L=16 H=2 Hkv=1 d=8 w=8,4 kb=0,1/d vb=0,1 bwd=1",
+     "2-simplicial backward: the paper's windows and Meta's biases, GQA"},
+    {"bwd_n2_sum_scales", "n=2 L=10 d=8 reduce=sum scale=0.25 out=0.5 bwd=1",
+     "sum reducer, explicit scales"},
+    {"bwd_n2_mean", "n=2 L=10 d=4 dv=3 reduce=mean w=6,3 bwd=1", "mean reducer (dW = 1/2)"},
+    {"bwd_n2_sel_empty", "n=2 L=12 d=8 sel=indices k=3 dims=1,2 empty=1 bwd=1",
+     "given selection with empty slices: masked keys get zero gradients"},
+    {"bwd_n2_sel_relu", "n=2 L=12 d=8 sel=indexer act=relu k=4 dims=2 bwd=1",
+     "indexer selection, held constant"},
+    {"bwd_n2_distinct_f32", "n=2 L=9 d=4 distinct=1 fmt=f32 bwd=1", "distinct keys, binary32 inputs"},
+    {"bwd_n2_onehot", "n=2 L=12 d=8 w=8,4 dist=onehot bwd=1", "near one-hot rows: tiny gradients"},
+    {"bwd_n2_equal", "n=2 L=8 d=4 dist=equal bwd=1", "equal scores: rational gradients"},
+    {"bwd_n3_windows", "n=3 L=8 d=4 w=6,4,3 bwd=1", "3-simplicial backward with windows"},
+    {"bwd_n4_dense", "n=4 L=5 d=4 dv=2 bwd=1", "4-simplicial backward"},
 };
 
 static const nsx_suite_case large_cases[] = {
@@ -113,6 +133,8 @@ static const nsx_suite_case large_cases[] = {
      "DeepSeek sparse attention at L = 256"},
     {"n2_dsa_L64", "n=2 L=64 d=32 sel=indexer act=relu k=8 dims=1,2 probe=all",
      "2-simplicial attention over an indexer's top-8"},
+    {"bwd_n2_paper_L128", "n=2 L=128 H=2 d=64 w=32,8 kb=0,1/d vb=0,1 bwd=1",
+     "2-simplicial backward with the paper's window ratio and Meta's biases at L = 128, d = 64"},
 };
 
 /* The issue's production shapes, generated on demand (minutes each with

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -80,6 +81,54 @@ static int same(double a, double b)
     return memcmp(&a, &b, sizeof a) == 0;
 }
 
+/* Recomputes the gradients of a gradient case (expected dq present) and
+   counts the differences, reporting the first few; < 0: -error kind. */
+static long recompute_grads(const char *path, nsx_case *c, FILE *log, long diffs, nsx_err *err)
+{
+    const nsx_problem *p = &c->p;
+    nsx_outputs g = {0};
+    int ok = (g.dq = calloc(nsx_q_size(p), sizeof *g.dq)) != NULL;
+    for (int m = 0; m < p->n; m++) {
+        ok &= (g.dk[m] = calloc(nsx_k_size(p), sizeof *g.dk[m])) != NULL;
+        ok &= (g.dv[m] = calloc(nsx_v_size(p), sizeof *g.dv[m])) != NULL;
+    }
+    if (!ok) {
+        diffs = -nsx_err_set(err, NSX_E_NOMEM, "verify: out of memory");
+    } else if (nsx_ref_backward(p, &c->in, &g, NULL, NULL, err)) {
+        nsx_err_prefix(err, path);
+        diffs = -err->kind;
+    } else {
+        /* dq, then dk_m and dv_m for each m */
+        const double *got[1 + 2 * NSX_MAX_ORDER], *want[1 + 2 * NSX_MAX_ORDER];
+        size_t count[1 + 2 * NSX_MAX_ORDER];
+        char names[1 + 2 * NSX_MAX_ORDER][16];
+        int t = 0;
+        got[t] = g.dq, want[t] = c->expected.dq, count[t] = nsx_q_size(p);
+        snprintf(names[t++], sizeof names[0], "dq");
+        for (int m = 0; m < p->n; m++) {
+            got[t] = g.dk[m], want[t] = c->expected.dk[m], count[t] = nsx_k_size(p);
+            snprintf(names[t++], sizeof names[0], "dk%d", m + 1);
+            got[t] = g.dv[m], want[t] = c->expected.dv[m], count[t] = nsx_v_size(p);
+            snprintf(names[t++], sizeof names[0], "dv%d", m + 1);
+        }
+        for (int x = 0; x < t; x++) {
+            if (!want[x]) {
+                if (diffs++ < 5)
+                    fprintf(log, "verify: %s: has dq but no %s\n", path, names[x]);
+                continue;
+            }
+            for (size_t e = 0; e < count[x]; e++)
+                if (!same(got[x][e], want[x][e]) && diffs++ < 5)
+                    fprintf(log, "verify: %s: %s element %zu is %.17g, recomputed %.17g\n", path,
+                            names[x], e, want[x][e], got[x][e]);
+        }
+    }
+    free(g.dq);
+    for (int m = 0; m < p->n; m++)
+        free(g.dk[m]), free(g.dv[m]);
+    return diffs;
+}
+
 /* Recomputes the expected values of c; returns the number of differences
    and reports the first few. */
 static long recompute(const char *path, nsx_case *c, const nsx_ref_opts *ref, FILE *log,
@@ -142,6 +191,8 @@ static long recompute(const char *path, nsx_case *c, const nsx_ref_opts *ref, FI
                 }
             }
     }
+    if (diffs >= 0 && c->expected.dq)
+        diffs = recompute_grads(path, c, log, diffs, err);
     free(out.o), free(out.lse), free(out.sel), free(out.sel_scores);
     free(skip);
     if (total)

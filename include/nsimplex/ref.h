@@ -8,7 +8,7 @@
  * computed, with precision raised until lo and hi round to the same binary64
  * (Ziv's strategy), or the value is proven exact (rational) and rounded
  * directly.  A value that cannot be decided below the precision cap is an
- * error (NSX_E_INTERNAL), never a silently emitted number.
+ * error (NSX_E_PRECISION_CAP), never a silently emitted number.
  */
 #ifndef NSIMPLEX_REF_H
 #define NSIMPLEX_REF_H
@@ -77,12 +77,31 @@ void nsx_ref_stats_add(nsx_ref_stats *total, const nsx_ref_stats *st);
  * for source INDEXER when not NULL.  opts and stats may be NULL.
  * Returns 0, or an exit code with err set: NSX_E_INPUT for inputs the
  * problem forbids (a non-finite value read by an allowed tuple, a
- * duplicated index in a given selection), NSX_E_INTERNAL when the
- * precision cap is reached or memory runs out.  Asserted: p, in, out, err,
- * out->o and out->lse are not NULL.
+ * duplicated index in a given selection), NSX_E_PRECISION_CAP when the
+ * precision cap is reached, NSX_E_NOMEM when memory runs out.  Asserted:
+ * p, in, out, err, out->o and out->lse are not NULL.
  */
 int nsx_ref_forward(const nsx_problem *p, const nsx_inputs *in, nsx_outputs *out,
                     const nsx_ref_opts *opts, nsx_ref_stats *stats, nsx_err *err);
+
+/*
+ * (E7) the gradients of F = sum dO * O with respect to q, k_m and v_m, each
+ * element the exact value correctly rounded (docs/SPEC.md 1.7, 3.4): the
+ * selection (given, or computed first by E8-E9) and the mask are held
+ * constant; biases and scales are constants.
+ *
+ * Inputs: p checked, in as for nsx_ref_forward and in->dout, the upstream
+ * gradient dO [B, L, H, dv] (read only in rows with a non-empty slice).
+ * Outputs: every element of out->dq, out->dk[0..n-1], out->dv[0..n-1];
+ * nothing else of out is written.  opts and stats may be NULL;
+ * opts->allow_nonfinite is not supported (a non-finite value read is
+ * NSX_E_INPUT), nor is a skip that marks a row (NSX_E_UNSUPPORTED: every
+ * row contributes to dk and dv).  Returns 0 or a kind with err set: NSX_E_INPUT,
+ * NSX_E_UNSUPPORTED, NSX_E_NOMEM, NSX_E_PRECISION_CAP (an element not
+ * decided below the cap: never emitted).
+ */
+int nsx_ref_backward(const nsx_problem *p, const nsx_inputs *in, nsx_outputs *out,
+                     const nsx_ref_opts *opts, nsx_ref_stats *stats, nsx_err *err);
 
 /*
  * (E8)-(E9) alone: the selection S(i) for every (b, i), as the sel tensor
