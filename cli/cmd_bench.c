@@ -14,6 +14,7 @@
 #include "io/json.h"
 #include "nsimplex/error.h"
 #include "nsimplex/kernel.h"
+#include "nsimplex/names.h"
 #include "nsimplex/problem.h"
 #include "runner/bench.h"
 #include "simd/simd.h"
@@ -171,7 +172,7 @@ static void print_text(const nsx_bench_opts *o, const nsx_bench_result *r)
     windows_str(p, win, sizeof win);
     printf("shape: n=%d B=%d L=%d H=%d Hkv=%d d=%d dv=%d reduce=%s causal=%d windows=%s "
            "distinct=%d topk=%d sel_dims=0x%x\n",
-           p->n, p->B, p->L, p->H, p->Hkv, p->d, p->dv, nsx_bench_reduce_name(p->reduce), p->causal, win,
+           p->n, p->B, p->L, p->H, p->Hkv, p->d, p->dv, nsx_reduce_name(p->reduce), p->causal, win,
            p->distinct, p->topk, p->sel_dims);
     char name[sizeof r->kernel]; /* a library's name is printed, not interpreted */
     nsx_printable(name, sizeof name, r->kernel);
