@@ -94,6 +94,47 @@ int nsx_gen_recipe(const char *recipe, const char *name, const char *path, nsx_r
     return nsx_gen_case(&s, &c, path, NULL, stats, err);
 }
 
+/*
+ * The generation record of a case file, DIR/SUITE/CASE.gen.json, beside it:
+ * when it was written, how long it took, and how many values the fast path
+ * and MPFR decided.  Kept out of the .safetensors bytes on purpose: the
+ * time differs on every run and the split may differ between machines
+ * (ISA, threads), while the file itself must be the same bytes everywhere
+ * (its sha256 is in the manifest and make check regenerates it).  The
+ * record names the sha256 of the file it describes, so a stale record
+ * (the file regenerated or edited since) shows.
+ */
+static int write_record(const char *path, const char *file, double seconds, const nsx_ref_opts *o,
+                        const nsx_ref_stats *st, nsx_err *err)
+{
+    char hex[65], rpath[4096], when[32];
+    if (nsx_sha256_file(path, hex))
+        return nsx_err_set(err, NSX_E_IO, "%s: cannot read back: %s", path, strerror(errno));
+    time_t now = time(NULL);
+    struct tm tm;
+    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&now, &tm));
+    nsx_buf m = {0};
+    nsx_buf_puts(&m, "{\"file\": ");
+    nsx_buf_json_string(&m, file);
+    nsx_buf_printf(&m, ", \"sha256\": \"%s\", \"generator\": \"nsimplex %s\", \"generated\": \"%s\", "
+                       "\"seconds\": %.3f, \"path\": \"%s\", \"threads\": %d, \"tuples\": %llu, "
+                       "\"values\": %llu, \"fast_values\": %llu, \"mpfr_values\": %llu, \"fast_rows\": %llu, "
+                       "\"mpfr_rows\": %llu, \"exact\": %llu}\n",
+                   hex, NSX_VERSION, when, seconds, o->fast ? "fast" : "exact-only", o->threads,
+                   (unsigned long long)st->tuples, (unsigned long long)st->values,
+                   (unsigned long long)st->fast_values, (unsigned long long)st->mpfr_values,
+                   (unsigned long long)st->fast_rows, (unsigned long long)st->mpfr_rows,
+                   (unsigned long long)st->exact);
+    int rc = m.oom ? nsx_err_set(err, NSX_E_NOMEM, "gen: out of memory") : 0;
+    size_t len = strlen(path);
+    snprintf(rpath, sizeof rpath, "%.*s.gen.json", (int)(len - strlen(".safetensors")), path);
+    nsx_atomic a;
+    if (!rc && !(rc = nsx_atomic_open(&a, rpath, err)) && !(rc = nsx_atomic_write(&a, m.s, m.len, err)))
+        rc = nsx_atomic_commit(&a, err);
+    nsx_buf_free(&m);
+    return rc;
+}
+
 /* mkdir -p for DIR and DIR/SUITE. */
 static int make_dir(const char *path, nsx_err *err)
 {
@@ -122,10 +163,14 @@ int nsx_gen_suite(const nsx_suite *s, const char *dir, int shard, int nshards, c
         if (rc)
             return rc;
         clock_gettime(CLOCK_MONOTONIC, &t1);
+        double seconds = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+        char rel[1024];
+        snprintf(rel, sizeof rel, "%s/%s.safetensors", s->name, s->cases[c].name);
+        if ((rc = write_record(path, rel, seconds, &o, &st, err)))
+            return rc;
         if (log)
             fprintf(log, "gen: %-28s %9llu tuples %6.2f s  %s\n", s->cases[c].name,
-                    (unsigned long long)st.tuples,
-                    (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec), path);
+                    (unsigned long long)st.tuples, seconds, path);
         if (total)
             nsx_ref_stats_add(total, &st);
     }
