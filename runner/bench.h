@@ -84,7 +84,7 @@ typedef struct nsx_bench_result {
  */
 int nsx_bench_run(nsx_bench_opts *o, nsx_bench_result *r, nsx_err *err);
 
-/* The reducer's name: product, sum or mean. */
+/* The reducer's name: product, sum or mean (core's nsx_reduce_name). */
 const char *nsx_bench_reduce_name(int reduce);
 
 /* The result as one JSON object on one line (malloc'd; NULL when out of
