@@ -1,6 +1,6 @@
 /*
- * nsimplex check VECTOR CANDIDATE [--model M] [--json]: judges a kernel's
- * outputs against a golden vector (oracle/check.h, docs/ORACLE.md).
+ * nsimplex check VECTOR CANDIDATE [CANDIDATE ...] [--model M] [--json]: judges
+ * kernels' outputs against a golden vector (oracle/check.h, docs/ORACLE.md).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,9 +18,10 @@
 static void check_usage(FILE *f)
 {
     fprintf(f,
-            "usage: nsimplex check VECTOR CANDIDATE [--model M] [--json]\n\n"
-            "Judges a kernel's outputs against a golden vector (docs/ORACLE.md). CANDIDATE is a\n"
-            "safetensors file with o [B,L,H,dv] and optionally lse [B,H,L] (any float dtype) and,\n"
+            "usage: nsimplex check VECTOR CANDIDATE [CANDIDATE ...] [--model M] [--json]\n\n"
+            "Judges kernels' outputs against a golden vector (docs/ORACLE.md): each CANDIDATE in\n"
+            "turn, one report (or JSON line) each. A CANDIDATE is a safetensors file with\n"
+            "o [B,L,H,dv] and optionally lse [B,H,L] (any float dtype) and,\n"
             "where the vector computes its selection, sel [B,L,k] (I32). It checks every element\n"
             "against its derived error bound under the precision model, empty-slice rows, NaN and\n"
             "infinities, the selection as a set of valid top-k keys (with tie tolerance), and leak\n"
@@ -34,68 +35,34 @@ static void check_usage(FILE *f)
             "                lse                        -inf +inf any (empty-slice LSE)\n"
             "              e.g. --model in=bf16,acc=f32,w=bf16,out=bf16,lse=-inf (the default)\n"
             "  --json      the report as one JSON object on one line (for CI)\n\n"
-            "exit codes: 0 pass, 1 a check failed, 2 unusable input (unreadable or malformed\n"
-            "file, wrong shapes or dtypes, unknown model, vector not applicable under the\n"
-            "model), 3 internal error\n");
+            "exit codes, the worst over the candidates: 0 pass, 1 a check failed, 2 unusable\n"
+            "input (unreadable or malformed file, wrong shapes or dtypes, unknown model, vector\n"
+            "not applicable under the model), 3 internal error\n");
 }
 
-int cmd_check(int argc, char **argv)
+/* Judges one candidate file against the vector; its exit code. */
+static int check_one(const nsx_case *vec, const char *vpath, const char *cpath, const nsx_model *forced,
+                     int json)
 {
-    const char *files[2] = {NULL, NULL}, *model_text = NULL;
-    int nfiles = 0, json = 0;
-    bool bad = false;
-    for (int i = 1; i < argc; i++) {
-        if (cli_is_help(argv[i])) {
-            check_usage(stdout);
-            return NSX_EXIT_OK;
-        }
-        if (cli_opt("check", argc, argv, &i, "--model", &model_text, &bad)) {
-            if (bad)
-                return NSX_EXIT_BAD;
-        } else if (cli_opt("check", argc, argv, &i, "--json", NULL, &bad)) {
-            if (bad)
-                return NSX_EXIT_BAD;
-            json = 1;
-        } else if (argv[i][0] == '-' && argv[i][1] != '\0') {
-            return cli_fail("check", "unknown option '%s' (nsimplex check --help)", argv[i]);
-        } else if (nfiles == 2) {
-            return cli_fail("check", "two files only: VECTOR CANDIDATE ('%s' is a third)", argv[i]);
-        } else {
-            files[nfiles++] = argv[i];
-        }
-    }
-    if (nfiles < 2)
-        return cli_fail("check", "give VECTOR and CANDIDATE (nsimplex check --help)");
-
     nsx_err err = {0};
-    nsx_model model;
-    if (model_text && nsx_model_parse(model_text, &model, &err))
-        return cli_fail("check", "--model: %s", err.msg);
-
-    nsx_case vec;
     nsx_st cst = {0};
     nsx_candidate cand = {0};
-    int pass = 0;
-    int rc = nsx_case_read(files[0], &vec, &err);
-    if (rc)
-        return cli_fail_err("check", &err);
-    const nsx_problem *p = &vec.p;
-    if (!vec.expected.o || !vec.expected.lse) {
-        rc = nsx_err_set(&err, NSX_E_INPUT, "%s: no expected %s: not a golden vector", files[0],
-                         vec.expected.o ? "lse" : "o");
+    nsx_model model;
+    int rc, pass = 0;
+    if ((rc = nsx_st_read(cpath, &cst, &err)) ||
+        (rc = nsx_candidate_from_st(&cst, cpath, &vec->p, forced, &cand, &model, &err)))
         goto done;
-    }
-    if ((rc = nsx_st_read(files[1], &cst, &err)) ||
-        (rc = nsx_candidate_from_st(&cst, files[1], p, model_text ? &model : NULL, &cand, &model, &err)))
-        goto done;
-
+    const char *declared = nsx_st_meta(&cst, NSX_MODEL_KEY);
+    char warning[512];
+    if (!forced && declared && nsx_model_warning(declared, warning, sizeof warning))
+        fprintf(stderr, "nsimplex check: warning: %s: %s\n", cpath, warning);
     nsx_check_report rep;
-    if ((rc = nsx_check(p, &vec.info, &vec.in, &vec.expected, &cand, &model, &rep, &err))) {
-        nsx_err_prefix(&err, files[0]);
+    if ((rc = nsx_check(&vec->p, &vec->info, &vec->in, &vec->expected, &cand, &model, &rep, &err))) {
+        nsx_err_prefix(&err, vpath);
         goto done;
     }
     if (json) {
-        char *s = nsx_check_json(&rep, &vec.info, files[1]);
+        char *s = nsx_check_json(&rep, &vec->info, cpath);
         if (!s) {
             rc = nsx_err_set(&err, NSX_E_NOMEM, "out of memory");
             goto done;
@@ -103,14 +70,82 @@ int cmd_check(int argc, char **argv)
         printf("%s\n", s);
         free(s);
     } else {
-        nsx_check_print(stdout, &rep, &vec.info, files[1]);
+        nsx_check_print(stdout, &rep, &vec->info, cpath);
     }
+    fflush(stdout);
     pass = rep.pass;
 done:
     nsx_candidate_free(&cand);
     nsx_st_free(&cst);
-    nsx_case_free(&vec);
     if (rc)
         return cli_fail_err("check", &err);
     return pass ? NSX_EXIT_OK : NSX_EXIT_FAIL;
+}
+
+int cmd_check(int argc, char **argv)
+{
+    const char *model_text = NULL;
+    const char **files = calloc((size_t)argc, sizeof *files);
+    int nfiles = 0, json = 0;
+    bool bad = false;
+    if (!files)
+        return cli_fail("check", "out of memory");
+    for (int i = 1; i < argc; i++) {
+        if (cli_is_help(argv[i])) {
+            check_usage(stdout);
+            free(files);
+            return NSX_EXIT_OK;
+        }
+        if (cli_opt("check", argc, argv, &i, "--model", &model_text, &bad)) {
+            if (bad)
+                goto bad_args;
+        } else if (cli_opt("check", argc, argv, &i, "--json", NULL, &bad)) {
+            if (bad)
+                goto bad_args;
+            json = 1;
+        } else if (argv[i][0] == '-' && argv[i][1] != '\0') {
+            free(files);
+            return cli_fail("check", "unknown option '%s' (nsimplex check --help)", argv[i]);
+        } else {
+            files[nfiles++] = argv[i];
+        }
+    }
+    if (nfiles < 2) {
+        free(files);
+        return cli_fail("check", "give VECTOR and CANDIDATE (nsimplex check --help)");
+    }
+
+    nsx_err err = {0};
+    nsx_model model;
+    if (model_text && nsx_model_parse(model_text, &model, &err)) {
+        free(files);
+        return cli_fail("check", "--model: %s", err.msg);
+    }
+    char warning[512];
+    if (model_text && nsx_model_warning(model_text, warning, sizeof warning))
+        fprintf(stderr, "nsimplex check: warning: --model: %s\n", warning);
+    nsx_case vec;
+    if (nsx_case_read(files[0], &vec, &err)) {
+        free(files);
+        return cli_fail_err("check", &err);
+    }
+    int worst = NSX_EXIT_OK;
+    if (!vec.expected.o || !vec.expected.lse) {
+        nsx_err_set(&err, NSX_E_INPUT, "%s: no expected %s: not a golden vector", files[0],
+                    vec.expected.o ? "lse" : "o");
+        worst = cli_fail_err("check", &err);
+    } else {
+        /* every candidate is judged; the exit code is the worst one (3 > 2 > 1 > 0) */
+        for (int f = 1; f < nfiles; f++) {
+            int code = check_one(&vec, files[0], files[f], model_text ? &model : NULL, json);
+            if (code > worst)
+                worst = code;
+        }
+    }
+    nsx_case_free(&vec);
+    free(files);
+    return worst;
+bad_args:
+    free(files);
+    return NSX_EXIT_BAD;
 }

@@ -1,7 +1,9 @@
 /*
  * nsimplex gen [--out DIR] [--suite NAME] [--shard I/N] [--manifest]
+ * nsimplex gen --recipe "n=2 L=64 d=32 w=16,8" --out FILE [--name NAME]
  *
- * Writes the golden vectors of a suite and their manifest (vectors/gen.h).
+ * Writes the golden vectors of a suite and their manifest (vectors/gen.h),
+ * or one vector of any shape from a recipe (vectors/recipe.h).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,21 +17,54 @@
 
 static void help(void)
 {
-    printf("usage: nsimplex gen [--out DIR] [--suite NAME] [--shard I/N] [--manifest]\n\n"
+    printf("usage: nsimplex gen [--out DIR] [--suite NAME] [--shard I/N] [--manifest]\n"
+           "       nsimplex gen --recipe RECIPE --out FILE [--name NAME]\n\n"
            "Writes the golden vectors of a suite to DIR/SUITE/CASE.safetensors and rebuilds\n"
-           "DIR/MANIFEST.json from the files DIR holds.\n\n"
+           "DIR/MANIFEST.json from the files DIR holds; or, with --recipe, one vector of any\n"
+           "shape to FILE (no manifest).\n\n"
            "  --out DIR      where to write (default: vectors)\n"
            "  --suite NAME   which suite (default: default); suites:");
     for (int s = 0; nsx_suite_at(s); s++)
         printf(" %s (%zu cases)", nsx_suite_at(s)->name, nsx_suite_at(s)->count);
     printf("\n  --shard I/N    only cases I, I+N, I+2N, ... (I from 1); no manifest is\n"
            "                 written, run `gen --manifest` after the last shard\n"
-           "  --manifest     only rebuild the manifest from the files present\n");
+           "  --manifest     only rebuild the manifest from the files present\n"
+           "  --recipe TEXT  one case from a recipe, e.g. \"n=2 L=64 H=2 Hkv=1 d=32 w=16,8\n"
+           "                 fmt=bf16 leak=nan:40 probe=all\" (keys: vectors/recipe.h; n, B, L,\n"
+           "                 H, Hkv, d, dv, reduce, causal, distinct, w, kb, vb, scale, out, fmt,\n"
+           "                 sel, k, dims, act, dist, ties, empty, invalid, leak, probe)\n"
+           "  --name NAME    the case's name (default: FILE's name without .safetensors);\n"
+           "                 the inputs are drawn from a seed derived from it\n");
+}
+
+/* gen --recipe: one case to the file out. */
+static int gen_recipe(const char *recipe, const char *out, const char *name, int conflicting)
+{
+    if (conflicting)
+        return cli_fail("gen", "--recipe writes one file: not with --suite, --shard or --manifest");
+    size_t len = strlen(out);
+    const char *ext = ".safetensors";
+    if (strcmp(out, "vectors") == 0 || len <= strlen(ext) || strcmp(out + len - strlen(ext), ext) != 0)
+        return cli_fail("gen", "--recipe: give --out FILE.safetensors ('%s')", out);
+    char stem[256];
+    if (!name) {
+        const char *base = strrchr(out, '/') ? strrchr(out, '/') + 1 : out;
+        snprintf(stem, sizeof stem, "%.*s", (int)(strlen(base) - strlen(ext)), base);
+        name = stem;
+    }
+    if (!name[0])
+        return cli_fail("gen", "--name: empty");
+    nsx_err err = {0};
+    nsx_ref_stats st = {0};
+    if (nsx_gen_recipe(recipe, name, out, &st, &err))
+        return cli_fail_err("gen", &err);
+    printf("gen: %s: %llu tuples, recipe \"%s\"\n", out, (unsigned long long)st.tuples, recipe);
+    return NSX_EXIT_OK;
 }
 
 int cmd_gen(int argc, char **argv)
 {
-    const char *dir = "vectors", *suite = "default", *shard_s = NULL, *val;
+    const char *dir = "vectors", *suite = "default", *shard_s = NULL, *val, *recipe = NULL, *name = NULL;
     int manifest_only = 0, shard = 1, nshards = 1;
     bool bad = false;
     for (int i = 1; i < argc; i++) {
@@ -42,6 +77,10 @@ int cmd_gen(int argc, char **argv)
             suite = val;
         } else if (cli_opt("gen", argc, argv, &i, "--shard", &val, &bad)) {
             shard_s = val;
+        } else if (cli_opt("gen", argc, argv, &i, "--recipe", &val, &bad)) {
+            recipe = val;
+        } else if (cli_opt("gen", argc, argv, &i, "--name", &val, &bad)) {
+            name = val;
         } else if (cli_opt("gen", argc, argv, &i, "--manifest", NULL, &bad)) {
             manifest_only = 1;
         } else {
@@ -50,6 +89,10 @@ int cmd_gen(int argc, char **argv)
         if (bad)
             return NSX_EXIT_BAD;
     }
+    if (recipe)
+        return gen_recipe(recipe, dir, name, shard_s || manifest_only || strcmp(suite, "default") != 0);
+    if (name)
+        return cli_fail("gen", "--name goes with --recipe");
     if (shard_s) {
         char extra;
         if (sscanf(shard_s, "%d/%d%c", &shard, &nshards, &extra) != 2 || nshards < 1 || shard < 1 || shard > nshards)

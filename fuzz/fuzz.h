@@ -218,6 +218,12 @@ typedef struct nsx_fuzz_opts {
     FILE *log;            /* progress lines and the summary; NULL: silent */
     double progress;      /* seconds between progress lines */
     int verbose;          /* every problem's line */
+    const nsx_model *model; /* the model to judge by; NULL: the kernel's
+                             declared one (nsx_model_from_kernel) */
+    /* NULL, or 0 for a drawn problem the caller declines (e.g. a shape its
+       kernel cannot take): counted, not run */
+    int (*accept)(void *ctx, const nsx_kernel_problem *p);
+    void *accept_ctx;
 } nsx_fuzz_opts;
 
 void nsx_fuzz_opts_default(nsx_fuzz_opts *o);
@@ -238,6 +244,7 @@ typedef struct nsx_fuzz_summary {
     uint64_t problems;    /* drawn and run */
     uint64_t mpfr, loop;  /* judged against each reference */
     uint64_t skipped;     /* not applicable under the model, or undecidable */
+    uint64_t declined;    /* declined by opts->accept */
     uint64_t rejected;    /* recipes redrawn */
     uint64_t pairs, heads;/* problems with pairs, with the head probe */
     double seconds;

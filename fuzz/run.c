@@ -86,7 +86,7 @@ int nsx_fuzz_run(const nsx_kernel *k, const nsx_fuzz_opts *o, nsx_fuzz_summary *
 {
     nsx_model m;
     memset(s, 0, sizeof *s);
-    int rc = nsx_model_from_kernel(k->info, &m, err);
+    int rc = o->model ? (m = *o->model, 0) : nsx_model_from_kernel(k->info, &m, err);
     if (rc)
         return rc;
     const double t0 = now();
@@ -118,6 +118,15 @@ int nsx_fuzz_run(const nsx_kernel *k, const nsx_fuzz_opts *o, nsx_fuzz_summary *
                 return nsx_err_set(err, e.kind, "%s", e.msg);
             s->rejected++;
             continue;
+        }
+        if (o->accept) {
+            nsx_kernel_problem kp;
+            nsx_problem_to_kernel(&c.b.p, NULL, &kp);
+            if (!o->accept(o->accept_ctx, &kp)) {
+                s->declined++;
+                nsx_fz_case_free(&c);
+                continue;
+            }
         }
         s->problems++;
         s->pairs += c.b.npairs > 0;
@@ -172,6 +181,9 @@ int nsx_fuzz_run(const nsx_kernel *k, const nsx_fuzz_opts *o, nsx_fuzz_summary *
                 s->nfail ? "FAIL" : "PASS");
         fprintf(o->log, "nsimplex fuzz: %" PRIu64 " problems carried leak pairs, probes or batch copies, %" PRIu64
                         " the head permutation\n", s->pairs, s->heads);
+        if (s->declined)
+            fprintf(o->log, "nsimplex fuzz: %" PRIu64 " drawn problems declined by the caller (not run)\n",
+                    s->declined);
     }
     return 0;
 }

@@ -68,6 +68,14 @@ int nsx_gen_case(const nsx_suite *s, const nsx_suite_case *c, const char *path,
     return rc;
 }
 
+int nsx_gen_recipe(const char *recipe, const char *name, const char *path, nsx_ref_stats *stats,
+                   nsx_err *err)
+{
+    const nsx_suite_case c = {name, recipe, "from a recipe (nsimplex gen --recipe)"};
+    const nsx_suite s = {"custom", &c, 1};
+    return nsx_gen_case(&s, &c, path, stats, err);
+}
+
 /* mkdir -p for DIR and DIR/SUITE. */
 static int make_dir(const char *path, nsx_err *err)
 {

@@ -22,6 +22,13 @@
 int nsx_gen_case(const nsx_suite *s, const nsx_suite_case *c, const char *path,
                  nsx_ref_stats *stats, nsx_err *err);
 
+/* Writes one case of any shape from a recipe (vectors/recipe.h) to path,
+   named name, in the suite "custom" (its inputs are drawn from a seed of
+   that suite and name: the same recipe and name give the same file).
+   stats may be NULL. */
+int nsx_gen_recipe(const char *recipe, const char *name, const char *path, nsx_ref_stats *stats,
+                   nsx_err *err);
+
 /* Writes the cases of s that belong to shard (1..nshards) into DIR/SUITE/,
    one progress line per case to log (may be NULL). */
 int nsx_gen_suite(const nsx_suite *s, const char *dir, int shard, int nshards, FILE *log,
