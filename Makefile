@@ -62,6 +62,12 @@ $(BUILD)/simd/%_avx512.o: ISA := -mavx512f -mavx512bw -mavx512dq -mavx512vl -mfm
 $(BUILD)/simd/%_avx2.o:   ISA := -mavx2 -mfma -mf16c
 $(BUILD)/simd/%.o:        XFLAGS := $(OMP) -fPIC
 $(BUILD)/ref/%.o:         XFLAGS :=
+# The fast path: no implicit fma (its error-free transformations need
+# exactly the roundings written), its hot loops vectorized per ISA.
+$(BUILD)/ref/fast.o $(BUILD)/ref/fast_%.o: XFLAGS := -ffp-contract=off
+$(BUILD)/ref/fast_kern_%.o: XFLAGS := -ffp-contract=off -O3
+$(BUILD)/ref/fast_kern_avx2.o:   ISA := -mavx2 -mfma
+$(BUILD)/ref/fast_kern_avx512.o: ISA := -mavx512f -mavx512dq -mavx512vl -mavx2 -mfma
 # The benchmark's plain-loop baseline stays at -O2 whatever OPT says.
 $(BUILD)/simd/naive.o:    XFLAGS := $(OMP) -fPIC -O2
 

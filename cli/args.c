@@ -9,6 +9,7 @@
 #include "cli/args.h"
 #include "cli/exit.h"
 #include "nsimplex/error.h"
+#include "nsimplex/ref.h"
 
 int cli_fail(const char *cmd, const char *fmt, ...)
 {
@@ -85,4 +86,16 @@ bool cli_double(const char *cmd, const char *opt, const char *s, double *out)
 bool cli_is_help(const char *a)
 {
     return strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0;
+}
+
+void cli_ref_stats(const char *cmd, const nsx_ref_stats *st, double seconds)
+{
+    printf("%s: ref: %llu allowed tuples in %.3f s: %.0f tuples/s; %llu values: %llu decided by the "
+           "fast path, %llu by MPFR (%llu of %llu rows); %llu proven exact, %llu Ziv retries, "
+           "largest working precision %ld bits\n",
+           cmd, (unsigned long long)st->tuples, seconds, seconds > 0 ? (double)st->tuples / seconds : 0.0,
+           (unsigned long long)st->values, (unsigned long long)st->fast_values,
+           (unsigned long long)st->mpfr_values, (unsigned long long)st->mpfr_rows,
+           (unsigned long long)(st->mpfr_rows + st->fast_rows), (unsigned long long)st->exact,
+           (unsigned long long)st->retries, st->max_prec);
 }

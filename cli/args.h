@@ -28,6 +28,11 @@ bool cli_int(const char *cmd, const char *opt, const char *s, long lo, long hi, 
 /* Parses a finite number. */
 bool cli_double(const char *cmd, const char *opt, const char *s, double *out);
 
+struct nsx_ref_stats;
+/* "CMD: ref: N allowed tuples in S s: X tuples/s; V values: F decided by the
+   fast path, M by MPFR (R of T rows); ..." on stdout, for --stats. */
+void cli_ref_stats(const char *cmd, const struct nsx_ref_stats *st, double seconds);
+
 /* True for -h and --help. */
 bool cli_is_help(const char *a);
 

@@ -8,11 +8,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "cli/exit.h"
 #include "nsimplex/error.h"
+#include "nsimplex/ref.h"
 #include "vectors/gen.h"
 
 static void help(void)
@@ -34,7 +36,19 @@ static void help(void)
            "                 H, Hkv, d, dv, reduce, causal, distinct, w, kb, vb, scale, out, fmt,\n"
            "                 sel, k, dims, act, dist, ties, empty, invalid, leak, probe)\n"
            "  --name NAME    the case's name (default: FILE's name without .safetensors);\n"
-           "                 the inputs are drawn from a seed derived from it\n");
+           "                 the inputs are drawn from a seed derived from it\n"
+           "  --exact-only   MPFR for every expected value (the same values as the default,\n"
+           "                 where the fast certified path decides what it can)\n"
+           "  --threads N    threads of the fast path (0: all cores) (0)\n"
+           "  --stats        print the tuples, the time, the throughput and the values\n"
+           "                 decided by the fast path and by MPFR\n");
+}
+
+/* Progress of a long case, on stderr. */
+static void progress(void *arg, uint64_t done, uint64_t rows)
+{
+    fprintf(stderr, "nsimplex gen: %s: %llu of %llu rows (%.0f%%)\n", (const char *)arg, (unsigned long long)done,
+            (unsigned long long)rows, 100.0 * (double)done / (double)rows);
 }
 
 /* gen --recipe: one case to the file out. */
@@ -65,7 +79,9 @@ static int gen_recipe(const char *recipe, const char *out, const char *name, int
 int cmd_gen(int argc, char **argv)
 {
     const char *dir = "vectors", *suite = "default", *shard_s = NULL, *val, *recipe = NULL, *name = NULL;
-    int manifest_only = 0, shard = 1, nshards = 1;
+    int manifest_only = 0, shard = 1, nshards = 1, stats = 0;
+    long threads = 0;
+    nsx_ref_opts ref = {.fast = 1, .progress = progress};
     bool bad = false;
     for (int i = 1; i < argc; i++) {
         if (cli_is_help(argv[i])) {
@@ -83,6 +99,14 @@ int cmd_gen(int argc, char **argv)
             name = val;
         } else if (cli_opt("gen", argc, argv, &i, "--manifest", NULL, &bad)) {
             manifest_only = 1;
+        } else if (cli_opt("gen", argc, argv, &i, "--exact-only", NULL, &bad)) {
+            ref.fast = 0;
+        } else if (cli_opt("gen", argc, argv, &i, "--stats", NULL, &bad)) {
+            stats = 1;
+        } else if (cli_opt("gen", argc, argv, &i, "--threads", &val, &bad)) {
+            if (!bad && !cli_int("gen", "--threads", val, 0, 4096, &threads))
+                return NSX_EXIT_BAD;
+            ref.threads = (int)threads;
         } else {
             return cli_fail("gen", "unknown argument '%s' (nsimplex gen --help)", argv[i]);
         }
@@ -103,9 +127,16 @@ int cmd_gen(int argc, char **argv)
         return cli_fail("gen", "--suite: no suite '%s' (nsimplex gen --help lists them)", suite);
     nsx_err err = {0};
     int count;
-    if (!manifest_only && nsx_gen_suite(s, dir, shard, nshards, stdout, &err)) {
+    nsx_ref_stats total = {0};
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    if (!manifest_only && nsx_gen_suite(s, dir, shard, nshards, &ref, stdout, &total, &err)) {
         return cli_fail_err("gen", &err);
     }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    if (stats && !manifest_only)
+        cli_ref_stats("gen", &total,
+                      (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec));
     if (shard_s && !manifest_only)
         return NSX_EXIT_OK;
     if (nsx_manifest_write(dir, &count, &err)) {

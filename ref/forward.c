@@ -17,21 +17,30 @@
 
 #include "nsimplex/ref.h"
 #include "ref/exact.h"
+#include "ref/fast.h"
 #include "ref/internal.h"
 
-/* Given selections: a valid index may appear once per row. */
+/* Given selections: a valid index may appear once per row (a mark per
+   position, so linear in k per row). */
 static int check_given_selection(const nsx_problem *p, const int32_t *sel, nsx_err *err)
 {
-    for (int b = 0; b < p->B; b++)
-        for (int i = 0; i < p->L; i++) {
+    unsigned char *seen = calloc((size_t)p->L, 1);
+    int rc = 0;
+    if (!seen)
+        return nsx_err_set(err, NSX_E_NOMEM, "reference: out of memory");
+    for (int b = 0; b < p->B && !rc; b++)
+        for (int i = 0; i < p->L && !rc; i++) {
             const int32_t *r = sel + nsx_sel_at(p, b, i, 0);
+            for (int x = 0; x < p->sel.k && !rc; x++)
+                if (r[x] >= 0 && r[x] < p->L && seen[r[x]]++)
+                    rc = nsx_err_set(err, NSX_E_INPUT, "sel: batch %d, query %d lists index %d twice", b, i,
+                                     (int)r[x]);
             for (int x = 0; x < p->sel.k; x++)
-                for (int y = x + 1; y < p->sel.k; y++)
-                    if (r[x] == r[y] && r[x] >= 0 && r[x] < p->L)
-                        return nsx_err_set(err, NSX_E_INPUT,
-                                           "sel: batch %d, query %d lists index %d twice", b, i, (int)r[x]);
+                if (r[x] >= 0 && r[x] < p->L)
+                    seen[r[x]] = 0;
         }
-    return 0;
+    free(seen);
+    return rc;
 }
 
 typedef struct {
@@ -117,8 +126,9 @@ static int solve_row(row_solver *rs, double *o_out, size_t o_stride, double *lse
     return 0;
 }
 
+/* Every row, or with todo ([B, H, L], may be NULL) the rows marked 1. */
 static int forward_rows(ref_ctx *ctx, nsx_outputs *out, const nsx_ref_opts *opts,
-                        nsx_ref_stats *st, nsx_err *err)
+                        const unsigned char *todo, nsx_ref_stats *st, nsx_err *err)
 {
     const nsx_problem *p = ctx->p;
     size_t max_tuples = 1;
@@ -143,6 +153,8 @@ static int forward_rows(ref_ctx *ctx, nsx_outputs *out, const nsx_ref_opts *opts
             for (int i = 0; i < p->L && !rc; i++) {
                 double *o = out->o + nsx_o_at(p, b, i, h, 0);
                 double *lse = out->lse + nsx_lse_at(p, b, h, i);
+                if (todo && !todo[((size_t)b * p->H + h) * p->L + i])
+                    continue;
                 if (opts->skip && opts->skip[(size_t)b * p->L + i]) {
                     for (int c = 0; c < p->dv; c++)
                         o[c] = NAN;
@@ -154,6 +166,8 @@ static int forward_rows(ref_ctx *ctx, nsx_outputs *out, const nsx_ref_opts *opts
                     break;
                 st->tuples += row.N;
                 st->values += (uint64_t)p->dv + 1;
+                st->mpfr_values += (uint64_t)p->dv + 1;
+                st->mpfr_rows++;
                 if (row.nonfinite) {
                     /* a NaN or an infinity read by an allowed tuple */
                     if (!opts->allow_nonfinite)
@@ -178,6 +192,23 @@ static int forward_rows(ref_ctx *ctx, nsx_outputs *out, const nsx_ref_opts *opts
     free(rs.o), free(rs.perm), free(rs.done);
     ref_row_clear(&row);
     return rc;
+}
+
+void nsx_ref_stats_add(nsx_ref_stats *total, const nsx_ref_stats *st)
+{
+    total->tuples += st->tuples;
+    total->values += st->values;
+    total->retries += st->retries;
+    total->exact += st->exact;
+    total->nonfinite_rows += st->nonfinite_rows;
+    total->skipped_rows += st->skipped_rows;
+    if (st->max_prec > total->max_prec)
+        total->max_prec = st->max_prec;
+    total->fast_values += st->fast_values;
+    total->mpfr_values += st->mpfr_values;
+    total->fast_rows += st->fast_rows;
+    total->mpfr_rows += st->mpfr_rows;
+    total->fast_tuples += st->fast_tuples;
 }
 
 int nsx_ref_forward(const nsx_problem *p, const nsx_inputs *in, nsx_outputs *out,
@@ -207,13 +238,23 @@ int nsx_ref_forward(const nsx_problem *p, const nsx_inputs *in, nsx_outputs *out
             free(own_sel);
             return rc;
         }
+        st.mpfr_values = st.values; /* the selection's scores: MPFR */
     }
 
     ref_erange saved = ref_erange_widen();
     ref_ctx ctx;
     rc = ref_ctx_init(&ctx, p, in, sel, err);
+    unsigned char *todo = NULL;
+    if (!rc && opts->fast) {
+        /* the fast certified path first; MPFR for the rows it leaves */
+        if (!(todo = malloc((size_t)p->B * p->H * p->L)))
+            rc = nsx_err_set(err, NSX_E_NOMEM, "reference: out of memory");
+        else
+            rc = ref_fast_forward(&ctx, out, opts, &st, todo, err);
+    }
     if (!rc)
-        rc = forward_rows(&ctx, out, opts, &st, err);
+        rc = forward_rows(&ctx, out, opts, todo, &st, err);
+    free(todo);
     ref_ctx_clear(&ctx);
     ref_erange_restore(saved);
     free(own_sel);

@@ -136,6 +136,14 @@ typedef struct ref_irow {
     int Hi;              /* heads of x[] */
 } ref_irow;
 
+/* (E2) the mask term by term: 1 when key j may stand in dimension m of a
+   tuple of query i (causal, window_m, and, when m is restricted, in_sel:
+   whether j is in S(i)); nsx_ref_allowed is every dimension's term and
+   ref_distinct_ok. */
+int ref_allowed_dim(const nsx_problem *p, int i, int m, int j, int in_sel);
+/* (E2) the distinct term: 1 when distinct is off or the J[m] differ. */
+int ref_distinct_ok(const nsx_problem *p, const int *J);
+
 /* Exact precisions of the indexer (E8). */
 typedef struct ref_ictx {
     const nsx_problem *p;

@@ -47,6 +47,13 @@ static uint64_t case_seed(const nsx_suite *s, const nsx_suite_case *c)
 int nsx_gen_case(const nsx_suite *s, const nsx_suite_case *c, const char *path,
                  nsx_ref_stats *stats, nsx_err *err)
 {
+    return nsx_gen_case_ref(s, c, path, NULL, stats, err);
+}
+
+int nsx_gen_case_ref(const nsx_suite *s, const nsx_suite_case *c, const char *path,
+                     const nsx_ref_opts *ref, nsx_ref_stats *stats, nsx_err *err)
+{
+    nsx_ref_opts dflt = {.fast = 1};
     nsx_recipe r;
     nsx_instance b;
     int rc;
@@ -58,7 +65,7 @@ int nsx_gen_case(const nsx_suite *s, const nsx_suite_case *c, const char *path,
         nsx_err_prefix(err, c->name);
         return rc;
     }
-    if (!(rc = nsx_build_expect(&b, &r, NULL, stats, err))) {
+    if (!(rc = nsx_build_expect(&b, &r, ref ? ref : &dflt, stats, err))) {
         nsx_case_info info = nsx_build_info(&b, c->name, s->name, c->description);
         rc = nsx_case_write(path, &b.p, &info, &b.in, &b.out, err);
     } else {
@@ -84,8 +91,8 @@ static int make_dir(const char *path, nsx_err *err)
     return nsx_err_set(err, NSX_E_INPUT, "%s: cannot create the directory: %s", path, strerror(errno));
 }
 
-int nsx_gen_suite(const nsx_suite *s, const char *dir, int shard, int nshards, FILE *log,
-                  nsx_err *err)
+int nsx_gen_suite(const nsx_suite *s, const char *dir, int shard, int nshards,
+                  const nsx_ref_opts *ref, FILE *log, nsx_ref_stats *total, nsx_err *err)
 {
     char path[4096];
     snprintf(path, sizeof path, "%s/%s", dir, s->name);
@@ -98,7 +105,9 @@ int nsx_gen_suite(const nsx_suite *s, const char *dir, int shard, int nshards, F
         struct timespec t0, t1;
         snprintf(path, sizeof path, "%s/%s/%s.safetensors", dir, s->name, s->cases[c].name);
         clock_gettime(CLOCK_MONOTONIC, &t0);
-        int rc = nsx_gen_case(s, &s->cases[c], path, &st, err);
+        nsx_ref_opts o = ref ? *ref : (nsx_ref_opts){.fast = 1};
+        o.progress_arg = (void *)s->cases[c].name; /* for o.progress */
+        int rc = nsx_gen_case_ref(s, &s->cases[c], path, &o, &st, err);
         if (rc)
             return rc;
         clock_gettime(CLOCK_MONOTONIC, &t1);
@@ -106,6 +115,8 @@ int nsx_gen_suite(const nsx_suite *s, const char *dir, int shard, int nshards, F
             fprintf(log, "gen: %-28s %9llu tuples %6.2f s  %s\n", s->cases[c].name,
                     (unsigned long long)st.tuples,
                     (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec), path);
+        if (total)
+            nsx_ref_stats_add(total, &st);
     }
     return 0;
 }

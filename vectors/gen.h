@@ -18,9 +18,14 @@
 #include "nsimplex/ref.h"
 #include "vectors/suites.h"
 
-/* Writes case c of suite s to path.  stats may be NULL. */
+/* Writes case c of suite s to path, its expected values from the reference
+   with the fast path (the same values as MPFR alone).  stats may be NULL. */
 int nsx_gen_case(const nsx_suite *s, const nsx_suite_case *c, const char *path,
                  nsx_ref_stats *stats, nsx_err *err);
+/* The same with the reference's options (fast, threads; skip is set here);
+   ref NULL: the defaults of nsx_gen_case. */
+int nsx_gen_case_ref(const nsx_suite *s, const nsx_suite_case *c, const char *path,
+                     const nsx_ref_opts *ref, nsx_ref_stats *stats, nsx_err *err);
 
 /* Writes one case of any shape from a recipe (vectors/recipe.h) to path,
    named name, in the suite "custom" (its inputs are drawn from a seed of
@@ -30,9 +35,11 @@ int nsx_gen_recipe(const char *recipe, const char *name, const char *path, nsx_r
                    nsx_err *err);
 
 /* Writes the cases of s that belong to shard (1..nshards) into DIR/SUITE/,
-   one progress line per case to log (may be NULL). */
-int nsx_gen_suite(const nsx_suite *s, const char *dir, int shard, int nshards, FILE *log,
-                  nsx_err *err);
+   one progress line per case to log (may be NULL), with the reference's
+   options ref (NULL: nsx_gen_case's); the statistics of every case are
+   added to total (may be NULL). */
+int nsx_gen_suite(const nsx_suite *s, const char *dir, int shard, int nshards,
+                  const nsx_ref_opts *ref, FILE *log, nsx_ref_stats *total, nsx_err *err);
 
 /* The SHA-256 (nettle's) of the file at path as 64 lowercase hex digits and
    a NUL into hex[65]: 0, or -1 when it cannot be read. */
@@ -48,7 +55,9 @@ int nsx_manifest_write(const char *dir, int *count, nsx_err *err);
    leak pair leaves unjudged aside).  Reports to log; *failed gets the
    number of files with a bad checksum or values.  Returns 0 (whatever
    *failed), or an error kind: NSX_E_INPUT for an unusable directory or
-   manifest. */
-int nsx_verify(const char *dir, int all, FILE *log, int *failed, nsx_err *err);
+   manifest.  ref: the reference's options (NULL: the fast path, as
+   nsx_gen_case); total (may be NULL) gets the recomputations' statistics. */
+int nsx_verify(const char *dir, int all, const nsx_ref_opts *ref, FILE *log, int *failed,
+               nsx_ref_stats *total, nsx_err *err);
 
 #endif

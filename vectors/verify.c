@@ -54,7 +54,8 @@ static int same(double a, double b)
 
 /* Recomputes the expected values of c; returns the number of differences
    and reports the first few. */
-static long recompute(const char *path, nsx_case *c, FILE *log, nsx_err *err)
+static long recompute(const char *path, nsx_case *c, const nsx_ref_opts *ref, FILE *log,
+                      nsx_ref_stats *total, nsx_err *err)
 {
     const nsx_problem *p = &c->p;
     nsx_outputs out = {0};
@@ -65,7 +66,8 @@ static long recompute(const char *path, nsx_case *c, FILE *log, nsx_err *err)
         out.sel = calloc(nsx_sel_size(p), sizeof *out.sel);
     if (c->expected.sel_scores)
         out.sel_scores = calloc((size_t)p->B * p->L * p->L, sizeof *out.sel_scores);
-    nsx_ref_opts opts = {0};
+    nsx_ref_opts opts = ref ? *ref : (nsx_ref_opts){.fast = 1};
+    nsx_ref_stats st = {0};
     unsigned char *skip = malloc((size_t)p->B * p->L);
     if (skip)
         nsx_pairs_unjudged(p, c->info.pairs, c->info.npairs, skip);
@@ -74,7 +76,7 @@ static long recompute(const char *path, nsx_case *c, FILE *log, nsx_err *err)
         diffs = -nsx_err_set(err, NSX_E_NOMEM, "verify: out of memory");
     } else if (!c->expected.o || !c->expected.lse) {
         diffs = -nsx_err_set(err, NSX_E_INPUT, "%s: no expected o and lse", path);
-    } else if (nsx_ref_forward(p, &c->in, &out, &opts, NULL, err)) {
+    } else if (nsx_ref_forward(p, &c->in, &out, &opts, &st, err)) {
         nsx_err_prefix(err, path);
         diffs = -err->kind;
     } else {
@@ -110,10 +112,13 @@ static long recompute(const char *path, nsx_case *c, FILE *log, nsx_err *err)
     }
     free(out.o), free(out.lse), free(out.sel), free(out.sel_scores);
     free(skip);
+    if (total)
+        nsx_ref_stats_add(total, &st);
     return diffs;
 }
 
-int nsx_verify(const char *dir, int all, FILE *log, int *nfailed, nsx_err *err)
+int nsx_verify(const char *dir, int all, const nsx_ref_opts *ref, FILE *log, int *nfailed,
+               nsx_ref_stats *total, nsx_err *err)
 {
     char path[4096], hex[65];
     nsx_json_error je;
@@ -165,7 +170,7 @@ int nsx_verify(const char *dir, int all, FILE *log, int *nfailed, nsx_err *err)
             nsx_case c;
             if ((rc = nsx_case_read(path, &c, err)))
                 break;
-            long diffs = recompute(path, &c, log, err);
+            long diffs = recompute(path, &c, ref, log, total, err);
             nsx_case_free(&c);
             if (diffs < 0) {
                 rc = (int)-diffs;

@@ -32,6 +32,21 @@ typedef struct nsx_ref_opts {
                             not computed; their o and lse (and sel_scores)
                             are NaN, their sel all -1 (the rows a leak pair
                             leaves unjudged) */
+    int fast;            /* 1: every row first through the fast certified
+                            path (ref/fast.c: binary64 and double-double with
+                            a proven error bound), and only the rows it
+                            leaves undecided through MPFR; the values are
+                            the same bit for bit.  0: MPFR for every value */
+    int threads;         /* fast path threads; 0: one per online CPU */
+    int fast_bound_shift; /* test hook: the fast path's error bounds are
+                            multiplied by 2^shift (0..1000), so that
+                            outputs become undecided and go to MPFR; the
+                            environment variable NSX_FAST_BOUND_SHIFT sets
+                            it when this is 0 */
+    /* NULL, or called about every 10 s of the fast path with the rows
+       taken so far and the rows in all (one thread at a time) */
+    void (*progress)(void *arg, uint64_t rows_done, uint64_t rows);
+    void *progress_arg;
 } nsx_ref_opts;
 
 typedef struct nsx_ref_stats {
@@ -42,7 +57,15 @@ typedef struct nsx_ref_stats {
     uint64_t nonfinite_rows; /* rows set to NaN (allow_nonfinite) */
     uint64_t skipped_rows;   /* rows not computed (skip), per head */
     long max_prec;       /* the largest working precision used */
+    uint64_t fast_values; /* outputs decided by the fast path */
+    uint64_t mpfr_values; /* outputs computed by MPFR (empty, skipped and
+                            non-finite rows count on neither side) */
+    uint64_t fast_rows, mpfr_rows; /* rows, likewise */
+    uint64_t fast_tuples; /* allowed tuples of the rows the fast path decided */
 } nsx_ref_stats;
+
+/* total += st, field by field (max_prec: the larger). */
+void nsx_ref_stats_add(nsx_ref_stats *total, const nsx_ref_stats *st);
 
 /*
  * (E1)-(E6), with (E8)-(E9) first when the selection is computed.
