@@ -16,13 +16,15 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "cli/exit.h"
+#include "core/budget.h"
 #include "io/casefile.h"
 #include "runner/runner.h"
 #include "nsimplex/ref.h"
 
 static void help(void)
 {
-    printf("usage: nsimplex eval FILE --out OUT [--impl ref|simd] [--threads N] [--exact-only] [--stats]\n\n"
+    printf("usage: nsimplex eval FILE --out OUT [--impl ref|simd] [--threads N] [--exact-only] [--stats]\n"
+           "                     [--max-tuples N] [--max-memory MIB]\n\n"
            "Computes o and lse (and sel, sel_scores for a computed selection) for the\n"
            "inputs in FILE and writes them to OUT, a candidate file for `nsimplex check`.\n\n"
            "  --out OUT     the output file (written atomically)\n"
@@ -34,7 +36,12 @@ static void help(void)
            "  --threads N   threads of simd and of the ref's fast path (0: all cores) (0)\n"
            "  --exact-only  ref: MPFR for every value (the same values, slower)\n"
            "  --stats       ref: print the allowed tuples, the time, the throughput and the\n"
-           "                values decided by the fast path and by MPFR\n");
+           "                values decided by the fast path and by MPFR\n"
+           CLI_BUDGET_HELP
+           "                  (the fast path: 64 times the tuples by default; --impl simd: 1024\n"
+           "                  times, no memory limit)\n"
+           "\nexit codes: 0 written, 2 unusable input or a problem over the budget, 3 internal\n"
+           "or I/O error\n");
 }
 
 /* Progress of a long reference run, on stderr. */
@@ -148,6 +155,7 @@ int cmd_eval(int argc, char **argv)
     const char *file = NULL, *outpath = NULL, *impl_name = "ref", *val;
     int stats = 0, exact_only = 0;
     long threads = 0;
+    nsx_budget_limits lim = {0};
     bool bad = false;
     for (int i = 1; i < argc; i++) {
         if (cli_is_help(argv[i])) {
@@ -164,6 +172,8 @@ int cmd_eval(int argc, char **argv)
             stats = 1;
         } else if (cli_opt("eval", argc, argv, &i, "--exact-only", NULL, &bad)) {
             exact_only = 1;
+        } else if (cli_budget_opt("eval", argc, argv, &i, &lim, &bad)) {
+            ;
         } else if (argv[i][0] == '-' || file) {
             return cli_fail("eval", "unknown argument '%s' (nsimplex eval --help)", argv[i]);
         } else {
@@ -188,7 +198,18 @@ int cmd_eval(int argc, char **argv)
     if (rc)
         return cli_fail_err("eval", &err);
     eval_opts eo = {(int)threads, exact_only, stats};
-    if ((rc = impl->run(&c, &st, &eo, &err)))
+    /* the SIMD kernel is about a thousand times the reference's speed and
+       holds no tuples: a default limit 1024 times larger, no memory limit;
+       the reference's fast path is NSX_BUDGET_FAST_SPEED times MPFR's */
+    lim = nsx_budget_scaled(&lim, impl->run == eval_simd ? 1024 : exact_only ? 1 : NSX_BUDGET_FAST_SPEED);
+    if (impl->run == eval_simd && !lim.max_bytes)
+        lim.max_bytes = UINT64_MAX;
+    if ((rc = nsx_budget_check(&c.p, &lim, file, NULL, &err)))
+        ;
+    else if (impl->run == eval_simd && cli_threads_probe("eval", (int)threads)) {
+        nsx_case_free(&c);
+        return NSX_EXIT_INTERNAL;
+    } else if ((rc = impl->run(&c, &st, &eo, &err)))
         nsx_err_prefix(&err, file); /* a problem of the inputs: name them */
     else if (!(rc = nsx_st_set_meta(&st, NSX_META_KEY, nsx_st_meta(&c.st, NSX_META_KEY), &err)) &&
              !(rc = nsx_st_set_meta(&st, "nsimplex.impl", impl->name, &err)))

@@ -154,6 +154,12 @@ typedef struct nsx_fz_shrink_stats {
 int nsx_fz_shrink(const nsx_kernel *k, const nsx_model *m, nsx_fz_case *c, unsigned kind, double budget,
                   nsx_fz_shrink_stats *st, nsx_err *err);
 
+/* nsx_fz_shrink that also stops after max_tries judged candidates (0: no
+   limit): with budget = INFINITY, a result that does not depend on the
+   machine's speed or load (the tests' form). */
+int nsx_fz_shrink_tries(const nsx_kernel *k, const nsx_model *m, nsx_fz_case *c, unsigned kind, double budget,
+                        int max_tries, nsx_fz_shrink_stats *st, nsx_err *err);
+
 /* A reshaped copy (the shrinker's steps; case.c appends copies with it): L positions (the first, or those of
    pos: keys renumbered, dropped selected keys become -1 pads), the first n
    dimensions (the last ones dropped), the first d and dv components, the
