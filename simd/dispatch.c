@@ -8,7 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "simd/idx_kern.h"
 #include "simd/kern.h"
 #include "simd/simd.h"
 
@@ -48,20 +47,6 @@ const nsx_isa_kernels *nsx_simd_kernels(int isa)
         return &nsx_kernels_avx2;
     case NSX_ISA_AVX512:
         return &nsx_kernels_avx512;
-    default:
-        return NULL;
-    }
-}
-
-const nsx_idx_kernels *nsx_simd_idx_kernels(int isa)
-{
-    switch (isa) {
-    case NSX_ISA_SCALAR:
-        return &nsx_idx_kernels_scalar;
-    case NSX_ISA_AVX2:
-        return &nsx_idx_kernels_avx2;
-    case NSX_ISA_AVX512:
-        return &nsx_idx_kernels_avx512;
     default:
         return NULL;
     }

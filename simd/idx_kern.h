@@ -39,7 +39,7 @@ extern const nsx_idx_kernels nsx_idx_kernels_scalar;
 extern const nsx_idx_kernels nsx_idx_kernels_avx2;
 extern const nsx_idx_kernels nsx_idx_kernels_avx512;
 
-/* The table for isa (dispatch.c); NULL for an unknown one. */
+/* The table for isa (simd/indexer.c); NULL for an unknown one. */
 const nsx_idx_kernels *nsx_simd_idx_kernels(int isa);
 
 #endif /* NSX_SIMD_IDX_KERN_H */

@@ -16,6 +16,22 @@
 #include "simd/kern.h"
 #include "simd/simd.h"
 
+/* The indexer tile table for isa; NULL for an unknown one.  Here, not in
+   simd/dispatch.c, which stays a leaf (it calls no other simd/ code). */
+const nsx_idx_kernels *nsx_simd_idx_kernels(int isa)
+{
+    switch (isa) {
+    case NSX_ISA_SCALAR:
+        return &nsx_idx_kernels_scalar;
+    case NSX_ISA_AVX2:
+        return &nsx_idx_kernels_avx2;
+    case NSX_ISA_AVX512:
+        return &nsx_idx_kernels_avx512;
+    default:
+        return NULL;
+    }
+}
+
 /* ---- the running top-k ------------------------------------------------- */
 
 /* One kept key. */
