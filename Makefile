@@ -4,8 +4,9 @@
 #   make              build build/nsimplex and build/libnsimplex.a
 #   make check        build and run the tests (add SAN=1 for ASan + UBSan)
 #   make demo         the main job on its built-in default (README.md)
-#   make bench        the SIMD kernel against the PyTorch CPU peer (installs
-#                     python3-torch and libopenblas0-pthread if missing)
+#   make bench        the SIMD kernel and the SIMD indexer against their PyTorch
+#                     CPU peers (installs python3-torch and libopenblas0-pthread
+#                     if missing); make bench-indexer: the indexer alone
 #   make mutants      the fuzzer against each bug planted in simd/ by
 #                     fuzz/mutants/*.patch, and the clean kernel (FUZZING.md)
 #   make fuzz-replay  the parser fuzz targets over their corpora, no libFuzzer
@@ -60,7 +61,7 @@ $(BUILD)/ref/%.o:         XFLAGS :=
 # The benchmark's plain-loop baseline stays at -O2 whatever OPT says.
 $(BUILD)/simd/naive.o:    XFLAGS := $(OMP) -fPIC -O2
 
-.PHONY: all check demo clean deps vectors bench bench-deps
+.PHONY: all check demo clean deps vectors bench bench-deps bench-indexer
 # test objects are intermediate files of a pattern chain: keep them
 .SECONDARY:
 all: $(PROG) $(LIB) $(SIMD_SO)
@@ -119,6 +120,11 @@ bench-deps:
 # The paper's shape (w = 512, 32) and w = 128, 128: C kernel, PyTorch peer, ratio.
 bench: $(PROG) $(SIMD_SO) bench-deps
 	$(PYTHON) bench/run.py --prog $(PROG) --so $(SIMD_SO)
+
+# The indexer part of bench alone: the SIMD indexer and its PyTorch peer at
+# DeepSeek V3.2's shape (L 4096, Hi 64, di 128, top-k 2048).
+bench-indexer: $(PROG) $(SIMD_SO) bench-deps
+	$(PYTHON) bench/run.py --prog $(PROG) --so $(SIMD_SO) --indexer-only
 
 # The main job on its built-in default (README.md): vectors from the
 # reference, verified, and the SIMD kernel judged against every one.

@@ -27,7 +27,9 @@ static const char usage_text[] =
     "  --threads N        threads (0: all cores) (0)\n"
     "  --peak-seconds S   length of one peak FMA trial (0.3)\n"
     "  --seed N           input seed (1)\n"
-    "  --json             one JSON object instead of text\n\n"
+    "  --json             one JSON object instead of text\n"
+    "  --sel-out FILE     write the selection there, raw int32 [B, L, topk] (for\n"
+    "                     bench/torch_indexer_peer.py --check-sel)\n\n"
     "Useful flops per scored pair: Hi*(2*di+2) (runner/idx_bench.h).  NSX_ISA forces\n"
     "the ISA.  Exit 0, or 2 for bad options, 3 out of memory.\n";
 
@@ -84,6 +86,8 @@ int cmd_bench_indexer(int argc, char **argv)
                 return NSX_EXIT_BAD;
             if (o.peak_seconds <= 0 || o.peak_seconds > 60)
                 return cli_fail(CMD, "--peak-seconds: %s is not in (0, 60]", val);
+        } else if (cli_opt(CMD, argc, argv, &i, "--sel-out", &val, &bad)) {
+            o.sel_out = val;
         } else if (cli_opt(CMD, argc, argv, &i, "--seed", &val, &bad)) {
             long v;
             if (bad || !cli_int(CMD, "--seed", val, 0, 1L << 62, &v))

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "io/atomic.h"
 #include "nsimplex/rng.h"
 #include "runner/idx_bench.h"
 #include "simd/simd.h"
@@ -87,6 +88,15 @@ int nsx_idx_bench_run(const nsx_idx_bench_opts *o, nsx_idx_bench_result *r, nsx_
             r->seconds = t;
     }
     r->runs = o->repeat;
+    if (o->sel_out) {
+        nsx_atomic a;
+        if ((rc = nsx_atomic_open(&a, o->sel_out, err)))
+            goto done;
+        if ((rc = nsx_atomic_write(&a, sel, rows * p->k * sizeof *sel, err)) || (rc = nsx_atomic_commit(&a, err))) {
+            nsx_atomic_abort(&a);
+            goto done;
+        }
+    }
     r->pairs_per_s = (double)r->pairs / r->seconds;
     r->gflops = r->pairs_per_s * r->flops_per_pair * 1e-9;
 done:

@@ -26,6 +26,9 @@ typedef struct nsx_idx_bench_opts {
     int threads;             /* 0: all cores */
     double peak_seconds;     /* length of one peak FMA trial */
     uint64_t seed;           /* the inputs' seed */
+    const char *sel_out;     /* not NULL: the selection [B, L, k] written there
+                                as raw int32 in host order (bench/torch_indexer_peer.py
+                                --check-sel compares with it) */
 } nsx_idx_bench_opts;
 
 /* DeepSeek V3.2's shape: B 1, L 4096, Hi 64, di 128, k 2048, relu,
@@ -46,7 +49,8 @@ typedef struct nsx_idx_bench_result {
 /*
  * Fills the inputs, measures the peak, times nsx_simd_indexer (a warm-up,
  * then the best of o->repeat).  0, or an error kind with err set:
- * NSX_E_INPUT (the shape is refused, or NSX_ISA is bad), NSX_E_NOMEM.
+ * NSX_E_INPUT (the shape is refused, or NSX_ISA is bad), NSX_E_NOMEM,
+ * NSX_E_IO (sel_out cannot be written).
  */
 int nsx_idx_bench_run(const nsx_idx_bench_opts *o, nsx_idx_bench_result *r, nsx_err *err);
 
