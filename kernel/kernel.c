@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "kernel/kernel.h"
+#include "simd/indexer.h"
 #include "simd/simd.h"
 
 int nsx_kernel_open(nsx_kernel *k, const char *path, int isa, int threads, nsx_err *err)
@@ -33,11 +34,20 @@ int nsx_kernel_open(nsx_kernel *k, const char *path, int isa, int threads, nsx_e
                            path);
     }
     k->info = info_fn();
-    if (!k->info || k->info->abi_version != NSX_KERNEL_ABI_VERSION) {
+    if (!k->info || k->info->abi_version < NSX_KERNEL_ABI_MIN_VERSION ||
+        k->info->abi_version > NSX_KERNEL_ABI_VERSION) {
         int v = k->info ? k->info->abi_version : -1;
         nsx_kernel_close(k);
-        return nsx_err_set(err, NSX_E_INPUT, "%s: kernel ABI version %d, this program speaks %d", path, v,
-                           NSX_KERNEL_ABI_VERSION);
+        return nsx_err_set(err, NSX_E_INPUT, "%s: kernel ABI version %d, this program speaks %d to %d", path, v,
+                           NSX_KERNEL_ABI_MIN_VERSION, NSX_KERNEL_ABI_VERSION);
+    }
+    if (nsx_kernel_indexer_caps(k->info)) {
+        *(void **)&k->indexer = dlsym(k->lib, "nsx_kernel_indexer");
+        if (!k->indexer) {
+            nsx_kernel_close(k);
+            return nsx_err_set(err, NSX_E_INPUT, "%s: declares an indexer but does not export nsx_kernel_indexer",
+                               path);
+        }
     }
     return 0;
 }
@@ -52,6 +62,22 @@ void nsx_kernel_close(nsx_kernel *k)
 int nsx_kernel_call(const nsx_kernel *k, const nsx_kernel_problem *p, const nsx_kernel_io *io)
 {
     return k->forward ? k->forward(p, io) : nsx_simd_forward_isa(p, io, k->threads, k->isa);
+}
+
+int nsx_kernel_index(const nsx_kernel *k, const nsx_indexer_problem *p, const nsx_indexer_io *io)
+{
+    if (k->indexer)
+        return k->indexer(p, io);
+    if (k->lib || !nsx_kernel_indexer_caps(k->info))
+        return NSX_KERNEL_UNSUPPORTED;
+    nsx_simd_idx_problem ip = {
+        .B = p->B, .L = p->L, .source = NSX_SIMD_IDX_INDEXER, .Hi = p->Hi, .di = p->di, .act = p->act,
+        .idx_scale = p->idx_scale, .causal = p->causal, .k = p->topk,
+    };
+    nsx_simd_idx_io iio = {
+        .idx_q = io->idx_q, .idx_k = io->idx_k, .idx_w = io->idx_w, .sel = io->sel, .scores = io->scores,
+    };
+    return nsx_simd_indexer_isa(&ip, &iio, k->threads, k->isa);
 }
 
 int nsx_kernel_supports(const nsx_kernel_info *info, const nsx_problem *p, char *why, size_t whylen)

@@ -18,18 +18,32 @@ typedef struct nsx_kernel {
     void *lib;                      /* dlopen handle; NULL for the in-process SIMD */
     const nsx_kernel_info *info;
     nsx_kernel_forward_fn forward;  /* the library's; NULL for the in-process SIMD */
+    nsx_kernel_indexer_fn indexer;  /* the library's (ABI 2, when declared); NULL otherwise */
     int isa, threads;               /* the in-process SIMD's ISA and threads */
     const char *path;               /* the library, or NULL */
 } nsx_kernel;
 
 /*
- * Opens a kernel: the library at path (its info must say ABI version 1), or
+ * Opens a kernel: the library at path (its info must say an ABI version from
+ * NSX_KERNEL_ABI_MIN_VERSION to NSX_KERNEL_ABI_VERSION, and it must export
+ * nsx_kernel_indexer when it declares an indexer), or
  * with path NULL the in-process SIMD kernel on isa (-1: the CPU's best, or
  * NSX_ISA's) with threads (0: all cores).  0, or NSX_E_INPUT with err naming
  * the library or the ISA and the problem.
  */
 int nsx_kernel_open(nsx_kernel *k, const char *path, int isa, int threads, nsx_err *err);
 void nsx_kernel_close(nsx_kernel *k);
+
+/* The indexer capabilities (NSX_IDX_*) info declares: its `indexer` field
+   for ABI 2 and later, 0 for an ABI 1 library (whose info has no such field). */
+static inline unsigned nsx_kernel_indexer_caps(const nsx_kernel_info *info)
+{
+    return info->abi_version >= 2 ? info->indexer : 0;
+}
+
+/* One indexer call (the kernel declares an indexer): the ABI's return
+   value (0 done, 1 unsupported, other an error). */
+int nsx_kernel_index(const nsx_kernel *k, const nsx_indexer_problem *p, const nsx_indexer_io *io);
 
 /* One forward call: the ABI's return value (0 done, 1 unsupported, other
    an error). */

@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include "io/casefile.h"
+#include "kernel/kernel.h"
 #include "nsimplex/ref.h"
 #include "oracle/bound.h"
 #include "oracle/model.h"
@@ -423,6 +424,66 @@ START_TEST(bad_problems_are_refused)
 }
 END_TEST
 
+/* ABI 2: the shared library's nsx_kernel_indexer, through the driver, gives
+   the in-process indexer's bits; an ABI 1 info (no indexer field) reads as
+   no indexer, and is never read past its end. */
+START_TEST(abi_indexer_entry)
+{
+    const char *path = getenv("NSX_SIMD_SO");
+    if (!path)
+        path = "build/libnsimplex_simd.so";
+    nsx_kernel k;
+    nsx_err err = {0};
+    ck_assert_msg(nsx_kernel_open(&k, path, -1, 0, &err) == 0, "%s", err.msg);
+    unsigned caps = nsx_kernel_indexer_caps(k.info);
+    ck_assert_uint_eq(caps & (NSX_IDX_WRITES_SCORES | NSX_IDX_WRITES_SEL | NSX_IDX_RELU | NSX_IDX_SOFTMAX),
+                      NSX_IDX_WRITES_SCORES | NSX_IDX_WRITES_SEL | NSX_IDX_RELU | NSX_IDX_SOFTMAX);
+    ck_assert_ptr_nonnull(k.indexer);
+    rng r = {0xab12};
+    for (int act = 0; act < 3; act++) {
+        nsx_indexer_problem p = {.B = 2, .L = 37, .Hi = 5, .di = 19, .act = act, .causal = act != 1, .topk = 9,
+                                 .idx_scale = 0.25};
+        size_t rows = (size_t)p.B * p.L, LL = rows * p.L;
+        float *q = malloc(rows * p.Hi * p.di * sizeof *q), *kk = malloc(rows * p.di * sizeof *kk);
+        float *w = malloc(rows * p.Hi * sizeof *w), *s1 = malloc(LL * sizeof *s1), *s2 = malloc(LL * sizeof *s2);
+        int32_t *sel1 = malloc(rows * p.topk * sizeof *sel1), *sel2 = malloc(rows * p.topk * sizeof *sel2);
+        ck_assert(q && kk && w && s1 && s2 && sel1 && sel2);
+        for (size_t x = 0; x < rows * p.Hi * p.di; x++)
+            q[x] = (float)rng_dyadic(&r, 10, 5);
+        for (size_t x = 0; x < rows * p.di; x++)
+            kk[x] = (float)rng_dyadic(&r, 10, 5);
+        for (size_t x = 0; x < rows * p.Hi; x++)
+            w[x] = (float)rng_dyadic(&r, 6, 3);
+        nsx_indexer_io io = {.idx_q = q, .idx_k = kk, .idx_w = w, .scores = s1, .sel = sel1};
+        ck_assert_int_eq(nsx_kernel_index(&k, &p, &io), 0);
+        nsx_simd_idx_problem ip = {.B = p.B, .L = p.L, .source = NSX_SIMD_IDX_INDEXER, .Hi = p.Hi, .di = p.di,
+                                   .act = act, .idx_scale = p.idx_scale, .causal = p.causal, .k = p.topk};
+        nsx_simd_idx_io iio = {.idx_q = q, .idx_k = kk, .idx_w = w, .scores = s2, .sel = sel2};
+        ck_assert_int_eq(nsx_simd_indexer(&ip, &iio, 1), NSX_SIMD_OK);
+        ck_assert(memcmp(sel1, sel2, rows * p.topk * sizeof *sel1) == 0);
+        ck_assert(memcmp(s1, s2, LL * sizeof *s1) == 0);
+        p.topk = 0; /* refused, nothing written */
+        sel1[0] = -7;
+        ck_assert_int_eq(nsx_kernel_index(&k, &p, &io), 1);
+        ck_assert_int_eq(sel1[0], -7);
+        free(q), free(kk), free(w), free(s1), free(s2), free(sel1), free(sel2);
+    }
+    nsx_kernel_close(&k);
+    /* ABI 1's info, exactly its size (ASan sees a read past it) */
+    struct abi1_info {
+        int abi_version;
+        const char *name;
+        int input_format, accum_format, weights_format, output_format;
+        int max_order;
+        unsigned features;
+    } *old = malloc(sizeof *old);
+    ck_assert_ptr_nonnull(old);
+    *old = (struct abi1_info){1, "abi1", NSX_FORMAT_F32, NSX_FORMAT_F32, NSX_FORMAT_F32, NSX_FORMAT_F32, 1, 0};
+    ck_assert_uint_eq(nsx_kernel_indexer_caps((const nsx_kernel_info *)old), 0);
+    free(old);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("indexer");
@@ -433,6 +494,7 @@ int main(void)
     tcase_add_loop_test(tc, topk_ties_short_rows_and_nan, 0, NSX_ISA_COUNT);
     tcase_add_test(tc, scratch_does_not_grow_with_L);
     tcase_add_test(tc, bad_problems_are_refused);
+    tcase_add_test(tc, abi_indexer_entry);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
