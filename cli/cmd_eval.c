@@ -17,7 +17,7 @@
 #include "cli/commands.h"
 #include "cli/exit.h"
 #include "io/casefile.h"
-#include "kernel/kernel.h"
+#include "runner/runner.h"
 #include "nsimplex/ref.h"
 #include "simd/indexer.h"
 #include "simd/simd.h"

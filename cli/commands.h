@@ -24,7 +24,8 @@ int cmd_verify(int argc, char **argv);
    saved as a vector that check replays (cmd_fuzz.c). */
 int cmd_fuzz(int argc, char **argv);
 
-/* nsimplex bench: throughput against the peak and the plain loops (cmd_bench.c). */
+/* nsimplex bench: throughput against the peak and the plain loops (cmd_bench.c,
+   measured by runner/bench.c). */
 int cmd_bench(int argc, char **argv);
 /* nsimplex bench --indexer: the SIMD indexer's throughput (cmd_bench_indexer.c). */
 int cmd_bench_indexer(int argc, char **argv);

@@ -136,10 +136,19 @@ size_t nsx_slice_start(nsx_slice *z, int i, const int32_t *sel_row)
             if (!restricted || z->selmap[j])
                 z->keys[m][z->len[m]++] = j;
         prod = mul_sat(prod, (size_t)z->len[m]);
-        z->pos[m] = 0;
     }
-    z->state = prod ? 0 : 2;
+    nsx_slice_rewind(z);
     return prod;
+}
+
+void nsx_slice_rewind(nsx_slice *z)
+{
+    int empty = 0;
+    for (int m = 0; m < z->p->n; m++) {
+        z->pos[m] = 0;
+        empty |= z->len[m] == 0;
+    }
+    z->state = empty ? 2 : 0;
 }
 
 int nsx_slice_next(nsx_slice *z)

@@ -17,6 +17,7 @@
 #include "io/meta.h"
 #include "oracle/bound.h"
 #include "nsimplex/kernel.h"
+#include "nsimplex/slice.h"
 
 uint64_t nsx_fz_problem_seed(uint64_t seed, uint64_t index)
 {
@@ -59,10 +60,7 @@ static int size_in(nsx_rng *r, int lo, int hi)
     return lo + nsx_rng_below(r, hi - lo + 1);
 }
 
-/* Appends printf-formatted text to buf (size len), truncating. */
-static void put(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static void put(char *buf, size_t len, const char *fmt, ...)
+void nsx_fz_put(char *buf, size_t len, const char *fmt, ...)
 {
     size_t used = strlen(buf);
     if (used + 1 >= len)
@@ -80,23 +78,22 @@ static int window_of(int kind, int L, int rnd)
     return w[kind] > 0 ? w[kind] : 0;
 }
 
-/* Upper bound of the reference's work: tuples (causal, windows, top-k),
-   heads, batches, widths. */
+/* Upper bound of the reference's work: tuples (nsx_slice_bound: causal,
+   windows, top-k), heads, batches, widths. */
 static double work_of(int n, int B, int L, int H, int d, int dv, int causal, const int *w, int k, unsigned dims)
 {
+    nsx_problem p;
+    nsx_problem_defaults(&p);
+    p.n = n;
+    p.L = L;
+    p.causal = causal;
+    for (int m = 0; m < n; m++)
+        p.window[m] = w[m];
+    if (k > 0)
+        p.sel = (nsx_selection){.source = NSX_SEL_INDICES, .k = k, .dims = dims};
     double total = 0;
-    for (int i = 0; i < L; i++) {
-        double row = 1;
-        for (int m = 0; m < n; m++) {
-            int c = causal ? i + 1 : L;
-            if (w[m] > 0 && w[m] < c)
-                c = causal ? w[m] : (2 * w[m] - 1 < L ? 2 * w[m] - 1 : L);
-            if (k > 0 && (dims >> m & 1u) && k < c)
-                c = k;
-            row *= c;
-        }
-        total += row;
-    }
+    for (int i = 0; i < L; i++)
+        total += (double)nsx_slice_bound(&p, i);
     return total * B * H * (d + dv);
 }
 
@@ -170,41 +167,40 @@ static void draw_once(nsx_rng *r, const nsx_kernel_info *ki, const nsx_model *mo
     if (L < 2)
         nleaks = 0;
 
-    put(s, len, "n=%d B=%d L=%d H=%d Hkv=%d d=%d dv=%d", n, B, L, Hkv * G, Hkv, d_, dv);
+    nsx_fz_put(s, len, "n=%d B=%d L=%d H=%d Hkv=%d d=%d dv=%d", n, B, L, Hkv * G, Hkv, d_, dv);
     if (reduce != NSX_REDUCE_PRODUCT)
-        put(s, len, " reduce=%s", nsx_reduce_name(reduce));
+        nsx_fz_put(s, len, " reduce=%s", nsx_reduce_name(reduce));
     if (!causal)
-        put(s, len, " causal=0");
+        nsx_fz_put(s, len, " causal=0");
     if (distinct)
-        put(s, len, " distinct=1");
+        nsx_fz_put(s, len, " distinct=1");
     if (windows) {
-        put(s, len, " w=");
+        nsx_fz_put(s, len, " w=");
         for (int m = 0; m < n; m++)
-            put(s, len, "%s%d", m ? "," : "", w[m]);
+            nsx_fz_put(s, len, "%s%d", m ? "," : "", w[m]);
     }
     if ((f & NSX_FEAT_BIASES) && nsx_rng_chance(r, 0.2)) {
         static const char *const kbs[] = {"0", "0", "1/d", "1", "-0.5", "0.25", "2"};
         static const char *const vbs[] = {"0", "0", "1", "-1", "0.5", "1/d"};
-        put(s, len, " kb=");
+        nsx_fz_put(s, len, " kb=");
         for (int m = 0; m < n; m++)
-            put(s, len, "%s%s", m ? "," : "", kbs[nsx_rng_below(r, 7)]);
-        put(s, len, " vb=");
+            nsx_fz_put(s, len, "%s%s", m ? "," : "", kbs[nsx_rng_below(r, 7)]);
+        nsx_fz_put(s, len, " vb=");
         for (int m = 0; m < n; m++)
-            put(s, len, "%s%s", m ? "," : "", vbs[nsx_rng_below(r, 6)]);
+            nsx_fz_put(s, len, "%s%s", m ? "," : "", vbs[nsx_rng_below(r, 6)]);
     }
     if (nsx_rng_chance(r, 0.15)) {
         static const char *const scales[] = {"0.125", "0.5", "1", "2", "1/d"};
-        put(s, len, " scale=%s", scales[nsx_rng_below(r, 5)]);
+        nsx_fz_put(s, len, " scale=%s", scales[nsx_rng_below(r, 5)]);
     }
     if (nsx_rng_chance(r, 0.15)) {
         static const char *const outs[] = {"0.5", "2", "-1", "0.125", "0", "3"};
-        put(s, len, " out=%s", outs[nsx_rng_below(r, 6)]);
+        nsx_fz_put(s, len, " out=%s", outs[nsx_rng_below(r, 6)]);
     }
     static const weighted fmts[] = {{NSX_FORMAT_BF16, 40}, {NSX_FORMAT_F32, 25}, {NSX_FORMAT_F16, 20},
                                     {NSX_FORMAT_F64, 15}};
     int fmt = PICK(r, fmts);
-    static const char *const fmt_names[] = {"f64", "f32", "f16", "bf16"};
-    put(s, len, " fmt=%s", fmt_names[fmt]);
+    nsx_fz_put(s, len, " fmt=%s", nsx_format_name(fmt));
 
     /* value distribution; large magnitudes only where the model's operand
        format has the range, and only for the MPFR class (the loop
@@ -219,35 +215,34 @@ static void draw_once(nsx_rng *r, const nsx_kernel_info *ki, const nsx_model *mo
     if (dist == NSX_DIST_ONEHOT && big)
         dist = NSX_DIST_HEAVY;
     if (dist != NSX_DIST_NORMAL)
-        put(s, len, " dist=%s", nsx_dist_name(dist));
+        nsx_fz_put(s, len, " dist=%s", nsx_dist_name(dist));
 
     if (source != NSX_SEL_NONE) {
-        static const char *const srcs[] = {NULL, "indices", "indexer", "scores"};
-        put(s, len, " sel=%s k=%d dims=", srcs[source], k);
+        nsx_fz_put(s, len, " sel=%s k=%d dims=", nsx_source_name(source), k);
         for (int m = 0, first = 1; m < n; m++)
             if (dims >> m & 1u) {
-                put(s, len, "%s%d", first ? "" : ",", m + 1);
+                nsx_fz_put(s, len, "%s%d", first ? "" : ",", m + 1);
                 first = 0;
             }
         if (source == NSX_SEL_INDEXER) {
-            static const char *const acts[] = {"relu", "softmax", "identity"};
+            const char *const *acts = nsx_act_names;
             static const char *const iscales[] = {"1", "0.5", "0.125"};
-            put(s, len, " act=%s iscale=%s Hi=%d di=%d", acts[nsx_rng_below(r, 3)], iscales[nsx_rng_below(r, 3)],
+            nsx_fz_put(s, len, " act=%s iscale=%s Hi=%d di=%d", acts[nsx_rng_below(r, 3)], iscales[nsx_rng_below(r, 3)],
                 1 + nsx_rng_below(r, 3), 1 + nsx_rng_below(r, 8));
         }
         if (source != NSX_SEL_INDICES && nsx_rng_chance(r, 0.3))
-            put(s, len, " ties=1");
+            nsx_fz_put(s, len, " ties=1");
         if (source == NSX_SEL_INDICES && nsx_rng_chance(r, 0.4))
-            put(s, len, " invalid=1");
+            nsx_fz_put(s, len, " invalid=1");
         if (source == NSX_SEL_INDICES && nsx_rng_chance(r, 0.2))
-            put(s, len, " empty=1");
+            nsx_fz_put(s, len, " empty=1");
         d->shuffle = source == NSX_SEL_INDICES && nsx_rng_chance(r, 0.5);
     }
-    static const char *const futures[] = {"random", "huge", "nan", "inf"};
+    const char *const *futures = nsx_future_names;
     for (int x = 0; x < nleaks; x++)
-        put(s, len, " leak=%s:%d", futures[nsx_rng_below(r, 4)], nsx_rng_below(r, L - 1));
+        nsx_fz_put(s, len, " leak=%s:%d", futures[nsx_rng_below(r, 4)], nsx_rng_below(r, L - 1));
     if (probes)
-        put(s, len, " probe=all");
+        nsx_fz_put(s, len, " probe=all");
 
     /* the fuzzer's extras */
     d->ties = nsx_rng_chance(r, 0.15) ? 1 + nsx_rng_below(r, 2) : 0;
@@ -282,19 +277,19 @@ void nsx_fz_draw_problem(uint64_t seed, const nsx_kernel_info *ki, const nsx_mod
 char *nsx_fz_draw_text(const nsx_fz_draw *d, char *buf, size_t len)
 {
     buf[0] = '\0';
-    put(buf, len, "%s", d->recipe);
+    nsx_fz_put(buf, len, "%s", d->recipe);
     if (d->ties || d->lanes || d->shuffle || d->copies || d->heads) {
-        put(buf, len, " |");
+        nsx_fz_put(buf, len, " |");
         if (d->ties)
-            put(buf, len, " ties=%s", d->ties == 1 ? "exact" : "near");
+            nsx_fz_put(buf, len, " ties=%s", d->ties == 1 ? "exact" : "near");
         if (d->lanes)
-            put(buf, len, " lanes=%d", d->lanes);
+            nsx_fz_put(buf, len, " lanes=%d", d->lanes);
         if (d->shuffle)
-            put(buf, len, " shuffle=1");
+            nsx_fz_put(buf, len, " shuffle=1");
         if (d->copies)
-            put(buf, len, " copies=1");
+            nsx_fz_put(buf, len, " copies=1");
         if (d->heads)
-            put(buf, len, " heads=1");
+            nsx_fz_put(buf, len, " heads=1");
     }
     return buf;
 }

@@ -192,7 +192,7 @@ done:
 int nsx_fz_judge(const nsx_kernel *k, const nsx_model *m, nsx_fz_case *c, int ref, nsx_fz_verdict *v,
                  nsx_err *err)
 {
-    nsx_built *b = &c->b;
+    nsx_instance *b = &c->b;
     const nsx_problem *p = &b->p;
     const int computed = p->sel.source == NSX_SEL_INDEXER || p->sel.source == NSX_SEL_SCORES;
     char note[600];

@@ -110,26 +110,19 @@ static int get_str(const json_t *o, const char *pre, const char *key, const char
 
 /* A string member naming one value of an enum, whose names name(0..) gives
    until NULL. */
-static int get_enum(const json_t *o, const char *pre, const char *key, const char *(*name)(int),
+static int get_enum(const json_t *o, const char *pre, const char *key, const char *(*name)(int), int first,
                     int *out, nsx_err *err)
 {
     const char *s;
     if (get_str(o, pre, key, &s, err))
         return err->kind;
-    for (int v = 0; name(v); v++)
-        if (strcmp(s, name(v)) == 0) {
-            *out = v;
-            return 0;
-        }
-    char ps[64], list[128] = "";
+    if ((*out = nsx_name_lookup(name, first, s)) >= 0)
+        return 0;
+    char ps[64], list[128];
     nsx_printable(ps, sizeof ps, s);
-    for (int v = 0; name(v); v++)
-        snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", v ? ", " : "", name(v));
-    return bad(err, pre, key, "unknown value '%s' (one of: %s)", ps, list);
+    return bad(err, pre, key, "unknown value '%s' (one of: %s)", ps, nsx_name_list(name, first, list, sizeof list));
 }
 
-/* The sources start at 1 (0 is "no selection"), the other enums at 0. */
-static const char *source_name1(int v) { return nsx_source_name(v + 1); }
 
 /* An array member with exactly n entries. */
 static int get_array(const json_t *o, const char *key, int n, const json_t **out, nsx_err *err)
@@ -171,10 +164,10 @@ static int parse_selection(const json_t *root, nsx_problem *p, nsx_err *err)
     if (!json_is_object(o))
         return bad(err, "", "selection", "is not null or an object");
     int src;
-    if (get_enum(o, pre, "source", source_name1, &src, err) ||
+    if (get_enum(o, pre, "source", nsx_source_name, 1, &src, err) ||
         get_int(o, pre, "k", 1, NSX_MAX_DIM, &s->k, err))
         return err->kind;
-    s->source = src + 1;
+    s->source = src;
     const json_t *dims;
     if (need(o, pre, "dims", &dims, err))
         return err->kind;
@@ -201,7 +194,7 @@ static int parse_selection(const json_t *root, nsx_problem *p, nsx_err *err)
                            nsx_source_name(s->source));
         return 0;
     }
-    if (get_enum(o, pre, "act", nsx_act_name, &s->act, err) ||
+    if (get_enum(o, pre, "act", nsx_act_name, 0, &s->act, err) ||
         get_num(o, pre, "idx_scale", &s->idx_scale, err) ||
         get_int(o, pre, "Hi", 1, NSX_MAX_DIM, &s->Hi, err) ||
         get_int(o, pre, "di", 1, NSX_MAX_DIM, &s->di, err))
@@ -255,7 +248,7 @@ static int parse_problem(const json_t *root, nsx_problem *p, nsx_err *err)
     for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++)
         if (get_int(root, "", sizes[k].key, 1, NSX_MAX_DIM, sizes[k].v, err))
             return err->kind;
-    if (get_enum(root, "", "reduce", nsx_reduce_name, &p->reduce, err) ||
+    if (get_enum(root, "", "reduce", nsx_reduce_name, 0, &p->reduce, err) ||
         parse_scale(root, p, err) || get_num(root, "", "out_scale", &p->out_scale, err) ||
         get_bool(root, "causal", &p->causal, err) ||
         get_bool(root, "distinct", &p->distinct, err))
@@ -267,7 +260,7 @@ static int parse_problem(const json_t *root, nsx_problem *p, nsx_err *err)
     for (int m = 0; m < p->n; m++) {
         char key[32];
         snprintf(key, sizeof key, "windows[%d]", m);
-        if (as_int(json_array_get(w, m), "", key, 0, INT_MAX, &p->window[m], err))
+        if (as_int(json_array_get(w, m), "", key, 0, NSX_MAX_WINDOW, &p->window[m], err))
             return err->kind;
         snprintf(key, sizeof key, "k_bias[%d]", m);
         if (as_num(json_array_get(kb, m), "", key, &p->k_bias[m], err))
@@ -277,7 +270,7 @@ static int parse_problem(const json_t *root, nsx_problem *p, nsx_err *err)
             return err->kind;
     }
     if (parse_selection(root, p, err) ||
-        get_enum(root, "", "input_format", nsx_format_name, &p->input_format, err))
+        get_enum(root, "", "input_format", nsx_format_name, 0, &p->input_format, err))
         return err->kind;
     char why[256];
     if (nsx_problem_check(p, why, sizeof why))
@@ -293,13 +286,13 @@ static int parse_pair(const json_t *o, int k, const nsx_problem *p, nsx_pair *q,
         return bad(err, "pairs", "", "entry %d is not an object", k);
     *q = (nsx_pair){0};
     /* ranges are nsx_pair_check's; here only the types and int limits */
-    if (get_enum(o, pre, "kind", nsx_pair_kind_name, &q->kind, err) ||
+    if (get_enum(o, pre, "kind", nsx_pair_kind_name, 0, &q->kind, err) ||
         get_int(o, pre, "a", INT_MIN, INT_MAX, &q->a, err) ||
         get_int(o, pre, "b", INT_MIN, INT_MAX, &q->b, err))
         return err->kind;
     if (q->kind == NSX_PAIR_LEAK) {
         if (get_int(o, pre, "t", INT_MIN, INT_MAX, &q->t, err) ||
-            get_enum(o, pre, "future", nsx_future_name, &q->future, err))
+            get_enum(o, pre, "future", nsx_future_name, 0, &q->future, err))
             return err->kind;
     } else if (get_int(o, pre, "i", INT_MIN, INT_MAX, &q->i, err) ||
                get_int(o, pre, "dim", INT_MIN, INT_MAX, &q->dim, err) ||
@@ -393,19 +386,4 @@ int nsx_meta_parse(const char *json, nsx_problem *p, nsx_case_info *info, nsx_er
     }
     json_decref(root);
     return r;
-}
-
-void nsx_pairs_unjudged(const nsx_problem *p, const nsx_pair *pairs, int npairs, unsigned char *skip)
-{
-    /* Linear in pairs + rows (a file may hold many pairs of a long
-       sequence): mark the first skipped row of each pair, then carry the
-       marks down each batch's rows. */
-    memset(skip, 0, (size_t)p->B * p->L);
-    for (int x = 0; x < npairs; x++)
-        if (pairs[x].kind == NSX_PAIR_LEAK && pairs[x].future != NSX_FUTURE_RANDOM &&
-            pairs[x].t + 1 < p->L)
-            skip[(size_t)pairs[x].b * p->L + pairs[x].t + 1] = 1;
-    for (size_t b = 0; b < (size_t)p->B; b++)
-        for (size_t i = 1; i < (size_t)p->L; i++)
-            skip[b * p->L + i] |= skip[b * p->L + i - 1];
 }

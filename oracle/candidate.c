@@ -2,6 +2,7 @@
  * A candidate file's outputs for a vector (candidate.h), moved here from
  * cli/cmd_check.c so that the parser fuzzer runs the command's own code.
  */
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,6 +59,7 @@ int nsx_candidate_from_st(const nsx_st *cst, const char *label, const nsx_proble
                           const nsx_model *forced, nsx_candidate *cand, nsx_model *model,
                           nsx_err *err)
 {
+    assert(cst && label && p && cand && model && err);
     char clabel[256];
     nsx_printable(clabel, sizeof clabel, label);
     *cand = (nsx_candidate){0};
@@ -92,6 +94,7 @@ int nsx_candidate_from_st(const nsx_st *cst, const char *label, const nsx_proble
 
 void nsx_candidate_free(nsx_candidate *cand)
 {
+    assert(cand);
     /* the arrays are nsx_candidate_from_st's; const is the judge's promise */
     free((void *)cand->o);
     free((void *)cand->lse);

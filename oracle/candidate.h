@@ -27,6 +27,7 @@
  * Returns 0, or NSX_E_INPUT with err = "LABEL: <problem>" (a tensor
  * missing, of the wrong dtype or shape; a declared model that does not
  * parse), NSX_E_NOMEM when out of memory; cand then holds nothing.
+ * Pre (asserted): every pointer but forced is not NULL.
  */
 int nsx_candidate_from_st(const nsx_st *cst, const char *label, const nsx_problem *p,
                           const nsx_model *forced, nsx_candidate *cand, nsx_model *model,

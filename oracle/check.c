@@ -7,6 +7,7 @@
  *   3. every row: empty slices exactly, every element against its bound;
  *   4. leak pairs and mask probes, bit for bit.
  */
+#include <assert.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -402,6 +403,8 @@ int nsx_check_unc(const nsx_problem *p, const nsx_case_info *info, const nsx_inp
                   const nsx_outputs *expected, const nsx_expected_unc *unc, const nsx_candidate *cand,
                   const nsx_model *m, nsx_check_report *rep, nsx_err *err)
 {
+    assert(p && in && expected && cand && m && rep && err);
+    assert(expected->o && expected->lse && cand->o);
     char why[256];
     if (nsx_problem_check(p, why, sizeof why))
         return nsx_err_set(err, NSX_E_INPUT, "vector: %s", why);

@@ -75,9 +75,10 @@ typedef struct nsx_check_report {
  * sources (computed here with nsx_ref_select when NULL), expected->sel_scores
  * the golden indexer scores (likewise).  info (flags, pairs) may be NULL.
  * Fills rep and returns 0 whether the candidate passed (rep->pass = 1) or
- * failed; returns NSX_E_INPUT with err set when the vector is not
- * applicable under m (ORACLE.md 3.1) or inconsistent, NSX_E_INTERNAL when
- * out of memory or the reference fails.
+ * failed; returns NSX_E_NOT_APPLICABLE with err set when the vector is not
+ * applicable under m (ORACLE.md 3.1), NSX_E_INPUT when it is inconsistent,
+ * NSX_E_NOMEM or NSX_E_INTERNAL when out of memory or the reference fails.  Pre (asserted): every pointer but
+ * info is not NULL, and so are expected->o, expected->lse and cand->o.
  */
 int nsx_check(const nsx_problem *p, const nsx_case_info *info, const nsx_inputs *in,
               const nsx_outputs *expected, const nsx_candidate *cand, const nsx_model *m,

@@ -1,4 +1,5 @@
 /* The precision model: formats, presets, the --model syntax (model.h). */
+#include <assert.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -8,6 +9,7 @@
 
 nsx_fmt nsx_fmt_of(int format)
 {
+    assert(format == NSX_MODEL_NONE || (format >= NSX_FORMAT_F64 && format <= NSX_FORMAT_BF16));
     /* p, emin, emax of IEEE 754 binary64, binary32, binary16, and bfloat16
        (binary32's exponent range with an 8-bit significand) */
     static const struct { int p, emin, emax; } t[] = {
@@ -30,6 +32,7 @@ nsx_fmt nsx_fmt_of(int format)
 
 double nsx_fmt_ulp(const nsx_fmt *f, double x)
 {
+    assert(f && !(x < 0));
     if (f->p == 0)
         return 0.0;
     if (!(x >= f->lambda))
@@ -53,6 +56,7 @@ const char *const nsx_model_presets[] = {"bf16", "f16", "f32", "f64", "einsum-bf
 
 void nsx_model_default(nsx_model *m)
 {
+    assert(m);
     *m = preset_table[0];
 }
 
@@ -72,6 +76,7 @@ static int format_value(const char *v, int allow_none)
 
 int nsx_model_parse(const char *s, nsx_model *out, nsx_err *err)
 {
+    assert(s && out && err);
     static const struct { const char *key; size_t off; int allow_none; } keys[] = {
         {"in", offsetof(nsx_model, in), 0},
         {"op", offsetof(nsx_model, op), 0},
@@ -158,6 +163,7 @@ static const char *fname(int f)
 
 char *nsx_model_format(const nsx_model *m, char *buf, size_t len)
 {
+    assert(m && buf && len >= 1);
     snprintf(buf, len, "in=%s,op=%s,acc=%s,int=%s,w=%s,out=%s,lseout=%s,lse=%s", fname(m->in),
              fname(m->op), fname(m->acc), fname(m->inter), fname(m->w), fname(m->out),
              fname(m->lseout), nsx_lse_conv_name(m->lse_conv));
@@ -166,6 +172,7 @@ char *nsx_model_format(const nsx_model *m, char *buf, size_t len)
 
 int nsx_model_from_kernel(const nsx_kernel_info *ki, nsx_model *m, nsx_err *err)
 {
+    assert(ki && m && err);
     const int f[4] = {ki->input_format, ki->accum_format, ki->weights_format, ki->output_format};
     for (int t = 0; t < 4; t++)
         if (f[t] < NSX_FORMAT_F64 || f[t] > NSX_FORMAT_BF16)

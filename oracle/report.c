@@ -1,4 +1,5 @@
 /* The check report as text and as JSON (check.h). */
+#include <assert.h>
 #include <math.h>
 #include <stdlib.h>
 
@@ -32,6 +33,7 @@ static const char *safe(char *buf, size_t len, const char *s)
 
 void nsx_check_print(FILE *f, const nsx_check_report *r, const nsx_case_info *info, const char *label)
 {
+    assert(f && r);
     char buf[256];
     fprintf(f, "nsimplex check: %s", label ? safe(buf, sizeof buf, label) : "candidate");
     if (info && info->id)
@@ -107,6 +109,7 @@ static void put_worst(nsx_buf *b, const nsx_check_worst *w)
 
 char *nsx_check_json(const nsx_check_report *r, const nsx_case_info *info, const char *label)
 {
+    assert(r && label);
     nsx_buf b = {0};
     char buf[256];
     nsx_buf_puts(&b, "{\"candidate\":");

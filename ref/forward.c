@@ -10,6 +10,7 @@
  * what remains doubles p, up to the cap, where it is an error.  A single
  * allowed tuple with a rational score gives LSE = T directly.
  */
+#include <assert.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -182,6 +183,7 @@ static int forward_rows(ref_ctx *ctx, nsx_outputs *out, const nsx_ref_opts *opts
 int nsx_ref_forward(const nsx_problem *p, const nsx_inputs *in, nsx_outputs *out,
                     const nsx_ref_opts *opts, nsx_ref_stats *stats, nsx_err *err)
 {
+    assert(p && in && out && err && out->o && out->lse);
     nsx_ref_opts dflt = {0};
     nsx_ref_stats st = {0};
     char why[256];

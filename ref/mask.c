@@ -7,6 +7,7 @@
  *   select:   j_m in S(i) for every restricted dimension m
  *   distinct: j_a != j_b for a != b (when the problem asks for it)
  */
+#include <assert.h>
 #include "nsimplex/ref.h"
 
 /* j in S(i): the valid entries (0 <= j < L) of the row's list. */
@@ -20,6 +21,8 @@ static int selected(const nsx_problem *p, const int32_t *sel_row, int j)
 
 int nsx_ref_allowed(const nsx_problem *p, const int32_t *sel_row, int i, const int *J)
 {
+    assert(p && J && i >= 0 && i < p->L);
+    assert(p->sel.source == NSX_SEL_NONE || sel_row);
     for (int m = 0; m < p->n; m++) {
         int j = J[m], w = p->window[m];
         /* causal */
@@ -47,5 +50,6 @@ int nsx_ref_allowed(const nsx_problem *p, const int32_t *sel_row, int i, const i
 
 int nsx_ref_is_candidate(const nsx_problem *p, int i, int j)
 {
+    assert(p && i >= 0 && i < p->L);
     return j >= 0 && j < p->L && (!p->causal || j <= i);
 }

@@ -2,6 +2,7 @@
  * The selection S(i) computed by the indexer: (E8) then (E9), for every
  * (b, i), with Ziv's loop where the scores are enclosures (softmax act).
  */
+#include <assert.h>
 #include <math.h>
 #include <stdlib.h>
 
@@ -44,6 +45,7 @@ int nsx_ref_select(const nsx_problem *p, const nsx_inputs *in, int32_t *sel,
                    double *scores, const nsx_ref_opts *opts, nsx_ref_stats *stats,
                    nsx_err *err)
 {
+    assert(p && in && sel && err);
     nsx_ref_opts dflt = {0};
     nsx_ref_stats st = {0};
     ref_ictx ictx;

@@ -1,4 +1,5 @@
 /* Candidate keys per dimension (simd/cands.h). */
+#include <assert.h>
 #include <stdlib.h>
 
 #include "simd/cands.h"
@@ -11,6 +12,7 @@ static int cmp_int(const void *a, const void *b)
 
 int nsx_sel_row(const nsx_kernel_problem *p, int b, int i, int *out)
 {
+    assert(p && out && p->topk > 0 && p->sel && b >= 0 && b < p->B && i >= 0 && i < p->L);
     const int32_t *row = p->sel + ((size_t)b * p->L + i) * p->topk;
     int len = 0;
     for (int r = 0; r < p->topk; r++)
@@ -25,7 +27,8 @@ int nsx_sel_row(const nsx_kernel_problem *p, int b, int i, int *out)
     return uniq;
 }
 
-/* The keys [*lo, *hi] that causal and the window leave for query i. */
+/* The keys [*lo, *hi] that causal and the window leave for query i.
+   Deliberate independent copy of core/slice.c's nsx_key_range (simd/ is code under test). */
 static void key_range(const nsx_kernel_problem *p, int m, int i, int *lo, int *hi)
 {
     long long a = 0, z = p->L - 1, w = p->window[m];
@@ -43,6 +46,7 @@ static void key_range(const nsx_kernel_problem *p, int m, int i, int *lo, int *h
 
 int nsx_cands(const nsx_kernel_problem *p, int m, int i, const int *sel_row, int nsel, int *out)
 {
+    assert(p && out && m >= 0 && m < p->n && i >= 0 && i < p->L && nsel >= 0 && (sel_row || nsel == 0));
     int lo, hi, len = 0;
     key_range(p, m, i, &lo, &hi);
     if (p->topk > 0 && (p->sel_dims >> m & 1u)) {
@@ -56,8 +60,10 @@ int nsx_cands(const nsx_kernel_problem *p, int m, int i, const int *sel_row, int
     return len;
 }
 
+/* Deliberate independent copy of a slice bound (core/slice.c): simd/ is code under test. */
 int nsx_cands_cap(const nsx_kernel_problem *p, int m)
 {
+    assert(p && m >= 0 && m < p->n);
     long long cap = p->L, w = p->window[m];
     if (w > 0 && (p->causal ? w : 2 * w - 1) < cap)
         cap = p->causal ? w : 2 * w - 1;
@@ -68,6 +74,7 @@ int nsx_cands_cap(const nsx_kernel_problem *p, int m)
 
 int nsx_find_key(const int *keys, int len, int key)
 {
+    assert(len >= 0 && (keys || len == 0));
     int lo = 0, hi = len - 1;
     while (lo <= hi) {
         int mid = lo + (hi - lo) / 2;

@@ -182,7 +182,7 @@ START_TEST(test_dref_within_its_bound)
         nsx_fz_case c;
         nsx_err err = {0};
         case_of(dref_recipes[r], 0, 100 + r, &c);
-        nsx_built *b = &c.b;
+        nsx_instance *b = &c.b;
         const nsx_problem *p = &b->p;
         ck_assert_msg(nsx_build_expect(b, &c.r, NULL, NULL, &err) == 0, "%s", err.msg);
         size_t no = nsx_o_size(p), nl = nsx_lse_size(p);

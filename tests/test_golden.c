@@ -14,7 +14,7 @@
 #include <string.h>
 
 #include "io/casefile.h"
-#include "kernel/kernel.h"
+#include "runner/runner.h"
 #include "oracle/check.h"
 #include "simd/simd.h"
 #include "vectors/suites.h"

@@ -25,10 +25,10 @@
 #include <string.h>
 
 #include "io/casefile.h"
-#include "kernel/kernel.h"
 #include "nsimplex/ref.h"
 #include "oracle/bound.h"
 #include "oracle/model.h"
+#include "runner/runner.h"
 #include "simd/indexer.h"
 #include "simd/simd.h"
 #include "tests/harness.h"

@@ -5,6 +5,7 @@
  */
 #include <check.h>
 #include <limits.h>
+#include <signal.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -931,6 +932,88 @@ START_TEST(round_ratio_is_correct)
 }
 END_TEST
 
+/* A row of two tuples with raw scores 1 and 2^-10, held at precision prec,
+   through E3 with s = 1: T_raw_J - M needs 11 bits. */
+static void two_tuple_lse(mpfr_prec_t prec, ival *lse)
+{
+    ref_row row = {.N = 2, .argmax = 0};
+    mpfr_t T[2];
+    ival e[2], Z, s;
+    for (int t = 0; t < 2; t++) {
+        mpfr_init2(T[t], prec);
+        ival_init(&e[t], 64);
+    }
+    mpfr_set_ui(T[0], 1, MPFR_RNDN);
+    mpfr_set_ui_2exp(T[1], 1, -10, MPFR_RNDN);
+    row.T = T;
+    row.e = e;
+    ival_init(&Z, 64);
+    ival_init(&s, 64);
+    ival_set_ui(&s, 1);
+    ref_slice_lse(lse, &Z, &row, &s);
+    for (int t = 0; t < 2; t++) {
+        mpfr_clear(T[t]);
+        ival_clear(&e[t]);
+    }
+    ival_clear(&Z);
+    ival_clear(&s);
+}
+
+/* (E3) at the precision the differences need: LSE = log(e + e^(2^-10)). */
+START_TEST(slice_lse_difference_is_exact)
+{
+    ival lse;
+    ival_init(&lse, 64);
+    two_tuple_lse(11, &lse);
+    double want = log(exp(1.0) + exp(0x1p-10));
+    ck_assert(mpfr_cmp_d(lse.lo, want * (1 + 0x1p-50)) <= 0 && mpfr_cmp_d(lse.hi, want * (1 - 0x1p-50)) >= 0);
+    ival_clear(&lse);
+}
+END_TEST
+
+/* The same row held at 2 bits: T_raw_J - M is not exact there, and the
+   reference must stop (abort) as every other exact operation does, never
+   pass an inexact difference on. */
+START_TEST(slice_lse_inexact_difference_aborts)
+{
+    ival lse;
+    ival_init(&lse, 64);
+    two_tuple_lse(2, &lse);
+    ival_clear(&lse);
+}
+END_TEST
+
+/* The enclosure preconditions are asserted (MPFR's style): a division by
+   an enclosure that reaches 0, the log of one that reaches 0, an operand
+   that is not an enclosure (lo > hi), and ref_round_ratio by 0 abort. */
+START_TEST(enclosure_preconditions_abort)
+{
+    ival a, z;
+    ival_init(&a, 64);
+    ival_init(&z, 64);
+    ival_set_ui(&a, 1);
+    mpfr_set_zero(z.lo, 1);
+    mpfr_set_ui(z.hi, 1, MPFR_RNDN);
+    switch (_i) {
+    case 0:
+        ival_div_pos(&a, &a, &z); /* z.lo = 0 */
+        break;
+    case 1:
+        ival_log(&a, &z); /* z.lo = 0 */
+        break;
+    case 2:
+        mpfr_set_ui(z.lo, 2, MPFR_RNDN); /* [2, 1] encloses nothing */
+        ival_exp(&a, &z);
+        break;
+    default:
+        ref_round_ratio(a.lo, 0);
+        break;
+    }
+    ival_clear(&a);
+    ival_clear(&z);
+}
+END_TEST
+
 static Suite *ref_suite(void)
 {
     Suite *s = suite_create("ref");
@@ -972,6 +1055,9 @@ static Suite *ref_suite(void)
     tcase_add_loop_test(tc, single_tuple_lse_midpoint, 0, 2);
     tcase_add_test(tc, score_scale_is_correctly_rounded);
     tcase_add_test(tc, round_ratio_is_correct);
+    tcase_add_test(tc, slice_lse_difference_is_exact);
+    tcase_add_test_raise_signal(tc, slice_lse_inexact_difference_aborts, SIGABRT);
+    tcase_add_loop_test_raise_signal(tc, enclosure_preconditions_abort, SIGABRT, 0, 4);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("errors");

@@ -155,7 +155,7 @@ END_TEST
 START_TEST(built_inputs_are_pinned)
 {
     nsx_recipe rc;
-    nsx_built b;
+    nsx_instance b;
     nsx_err err;
     ck_assert_int_eq(nsx_recipe_parse("n=2 L=16 H=2 d=8 dv=4 fmt=f32 dist=heavy", &rc, &err), 0);
     ck_assert_int_eq(nsx_build(&rc, 7, &b, &err), 0);
@@ -171,7 +171,7 @@ START_TEST(built_inputs_are_pinned)
     }
     hash_hex(&h, hex);
     ck_assert_str_eq(hex, BUILT_INPUTS_SHA256);
-    nsx_built_free(&b);
+    nsx_instance_free(&b);
 }
 END_TEST
 
@@ -182,7 +182,7 @@ END_TEST
 START_TEST(builder_pairs_are_well_formed)
 {
     nsx_recipe r;
-    nsx_built b;
+    nsx_instance b;
     nsx_err err;
     ck_assert_int_eq(nsx_recipe_parse("n=2 L=12 H=2 d=4 w=6,3 fmt=f16 sel=indices k=3 dims=2 "
                                       "leak=random:5 leak=nan:8 probe=all", &r, &err), 0);
@@ -207,7 +207,7 @@ START_TEST(builder_pairs_are_well_formed)
                 }
             }
     }
-    nsx_built_free(&b);
+    nsx_instance_free(&b);
 }
 END_TEST
 

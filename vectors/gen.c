@@ -48,7 +48,7 @@ int nsx_gen_case(const nsx_suite *s, const nsx_suite_case *c, const char *path,
                  nsx_ref_stats *stats, nsx_err *err)
 {
     nsx_recipe r;
-    nsx_built b;
+    nsx_instance b;
     int rc;
     if ((rc = nsx_recipe_parse(c->recipe, &r, err))) {
         nsx_err_prefix(err, c->name);
@@ -64,7 +64,7 @@ int nsx_gen_case(const nsx_suite *s, const nsx_suite_case *c, const char *path,
     } else {
         nsx_err_prefix(err, c->name);
     }
-    nsx_built_free(&b);
+    nsx_instance_free(&b);
     return rc;
 }
 

@@ -113,6 +113,9 @@ size_t nsx_slice_start(nsx_slice *z, int i, const int32_t *sel_row);
    there is none left. */
 int nsx_slice_next(nsx_slice *z);
 
+/* Back to before the first tuple of the same Z(i), for a second pass. */
+void nsx_slice_rewind(nsx_slice *z);
+
 void nsx_slice_free(nsx_slice *z);
 
 #ifdef __cplusplus

@@ -1,10 +1,10 @@
-/* Driving a kernel behind the ABI (kernel/kernel.h). */
+/* Driving a kernel behind the ABI (runner/runner.h). */
 #include <dlfcn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "kernel/kernel.h"
+#include "runner/runner.h"
 #include "simd/indexer.h"
 #include "simd/simd.h"
 

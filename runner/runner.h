@@ -5,8 +5,8 @@
  * `bench`, `fuzz`, `make demo` and the golden-vector tests all run kernels
  * through here.
  */
-#ifndef NSX_KERNEL_KERNEL_H
-#define NSX_KERNEL_KERNEL_H
+#ifndef NSX_RUNNER_RUNNER_H
+#define NSX_RUNNER_RUNNER_H
 
 #include <stdint.h>
 
