@@ -31,6 +31,7 @@
 #include "runner/runner.h"
 #include "simd/indexer.h"
 #include "simd/simd.h"
+#include "tests/cli_run.h"
 #include "tests/harness.h"
 #include "vectors/suites.h"
 
@@ -424,6 +425,52 @@ START_TEST(bad_problems_are_refused)
 }
 END_TEST
 
+/* eval --impl simd on a vector with a computed selection writes the SIMD
+   indexer's sel (and sel_scores for an indexer), and check passes it, on
+   every ISA path this CPU has. */
+START_TEST(eval_simd_selects_with_the_simd_indexer)
+{
+    const int isa = _i;
+    if (!nsx_simd_isa_supported(isa) || !getenv("NSX_BIN"))
+        return;
+    const char *tmp = getenv("NSX_TMP") ? getenv("NSX_TMP") : "/tmp";
+    const char *names[] = {"n1_dsa_relu", "n2_sel_softmax", "n2_ties_relu", "n2_ties_scores", "n2_sel_k_ge_L"};
+    setenv("NSX_ISA", nsx_simd_isa_name(isa), 1);
+    for (size_t t = 0; t < sizeof names / sizeof names[0]; t++) {
+        char vec[256], out[512];
+        snprintf(vec, sizeof vec, "vectors/default/%s.safetensors", names[t]);
+        snprintf(out, sizeof out, "%s/idx_eval_%s_%d.safetensors", tmp, names[t], isa);
+        cli_result r;
+        const char *eval[] = {"eval", vec, "--impl", "simd", "--out", out, NULL};
+        ck_assert_int_eq(cli_run(&r, eval), 0);
+        ck_assert_msg(r.status == 0, "%s: eval: %s", vec, r.err);
+        cli_result_free(&r);
+        /* the candidate's sel is the SIMD indexer's, not the vector's */
+        nsx_case c;
+        nsx_err err = {0};
+        ck_assert_msg(nsx_case_read(vec, &c, &err) == 0, "%s", err.msg);
+        int32_t *sel = malloc(nsx_sel_size(&c.p) * sizeof *sel);
+        ck_assert_ptr_nonnull(sel);
+        ck_assert_int_eq(nsx_simd_select(&c.p, &c.in, sel, NULL, 0, isa), NSX_SIMD_OK);
+        nsx_st st = {0};
+        ck_assert_msg(nsx_st_read(out, &st, &err) == 0, "%s", err.msg);
+        const nsx_tensor *ts = nsx_st_get(&st, "sel");
+        ck_assert_ptr_nonnull(ts);
+        ck_assert_msg(memcmp(ts->data, sel, nsx_sel_size(&c.p) * sizeof *sel) == 0, "%s: sel", out);
+        ck_assert(!nsx_st_get(&st, "sel_scores") == (c.p.sel.source != NSX_SEL_INDEXER));
+        nsx_st_free(&st);
+        free(sel);
+        nsx_case_free(&c);
+        const char *check[] = {"check", vec, out, NULL};
+        ck_assert_int_eq(cli_run(&r, check), 0);
+        ck_assert_msg(r.status == 0, "%s: check: %s%s", out, r.out, r.err);
+        cli_result_free(&r);
+        remove(out);
+    }
+    unsetenv("NSX_ISA");
+}
+END_TEST
+
 /* ABI 2: the shared library's nsx_kernel_indexer, through the driver, gives
    the in-process indexer's bits; an ABI 1 info (no indexer field) reads as
    no indexer, and is never read past its end. */
@@ -495,6 +542,7 @@ int main(void)
     tcase_add_test(tc, scratch_does_not_grow_with_L);
     tcase_add_test(tc, bad_problems_are_refused);
     tcase_add_test(tc, abi_indexer_entry);
+    tcase_add_loop_test(tc, eval_simd_selects_with_the_simd_indexer, 0, NSX_ISA_COUNT);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
