@@ -33,6 +33,9 @@ typedef struct nsx_idx_kernels {
     void (*tile)(const nsx_idx_tile *t);
     /* bit c (c < n) set when s[c] > thr (NaN: never) */
     uint32_t (*above)(const float *s, int n, float thr);
+    /* x[l] = exp(x[l]) for x[l] <= 0, l < len (softmax): relative error
+       within 2 ulps, exp(0) = 1 exactly (docs/ORACLE.md A3) */
+    void (*exp_nonpos)(float *x, int len);
 } nsx_idx_kernels;
 
 extern const nsx_idx_kernels nsx_idx_kernels_scalar;

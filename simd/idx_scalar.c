@@ -45,6 +45,12 @@ static uint32_t above_scalar(const float *s, int n, float thr)
     return bits;
 }
 
+static void exp_scalar(float *x, int len)
+{
+    for (int l = 0; l < len; l++)
+        x[l] = expf(x[l]);
+}
+
 const nsx_idx_kernels nsx_idx_kernels_scalar = {
-    .isa = NSX_ISA_SCALAR, .nr = NR, .tile = tile_scalar, .above = above_scalar,
+    .isa = NSX_ISA_SCALAR, .nr = NR, .tile = tile_scalar, .above = above_scalar, .exp_nonpos = exp_scalar,
 };

@@ -13,7 +13,6 @@
 #include "nsimplex/problem.h"
 #include "simd/idx_kern.h"
 #include "simd/indexer.h"
-#include "simd/kern.h"
 #include "simd/simd.h"
 
 /* The indexer tile table for isa; NULL for an unknown one.  Here, not in
@@ -182,7 +181,6 @@ typedef struct plan {
     const nsx_simd_idx_problem *p;
     const nsx_simd_idx_io *io;
     const nsx_idx_kernels *ks;
-    void (*exp_nonpos)(float *x, int len); /* the forward's exp, x <= 0 (simd/kern.h) */
     int nr, nstrip;
     float *kp;          /* this batch's keys: [nstrip][di][nr] */
 } plan;
@@ -190,8 +188,8 @@ typedef struct plan {
 /* One thread's scratch. */
 typedef struct work {
     topk t;
-    float *x;           /* [Hi][nr] logits (softmax) */
-    float *s, *tmp;     /* [nr] */
+    float *x, *xs;      /* [Hi][nr] logits, then shifted and exponentiated (softmax) */
+    float *s;           /* [nr] */
     float *m, *z, *coef; /* [Hi] softmax: running max, sum, w / sum */
 } work;
 
@@ -219,7 +217,9 @@ static int cand_count(const nsx_simd_idx_problem *p, int i)
 }
 
 /* softmax (E8): each head's max and sum of exp(x - max) over C(i), streamed
-   with the rescaling of the online softmax. */
+   with the rescaling of the online softmax.  Per strip the heads' maxima
+   first, then one call of the ISA's exp over all heads' shifted logits
+   [Hi][nr] (and one over the rescale factors). */
 static void softmax_stats(const plan *pl, work *w, nsx_idx_tile *tl, int C)
 {
     const int Hi = pl->p->Hi, nr = pl->nr;
@@ -233,25 +233,31 @@ static void softmax_stats(const plan *pl, work *w, nsx_idx_tile *tl, int C)
         const int nc = C - st * nr < nr ? C - st * nr : nr;
         tl->kp = pl->kp + (size_t)st * pl->p->di * nr;
         pl->ks->tile(tl);
+        int grew = 0;
         for (int h = 0; h < Hi; h++) {
             const float *x = w->x + (size_t)h * nr;
-            if (tl->w[h] == 0.0f)
-                continue;
-            float mx = -INFINITY;
+            float mx = w->m[h];
             for (int c = 0; c < nc; c++)
                 mx = x[c] > mx ? x[c] : mx;
-            if (mx > w->m[h]) {
-                float a = w->m[h] - mx;
-                pl->exp_nonpos(&a, 1);
-                w->z[h] *= a; /* exp(-inf) = 0 before the first key */
-                w->m[h] = mx;
-            }
-            for (int c = 0; c < nc; c++)
-                w->tmp[c] = x[c] - w->m[h];
-            pl->exp_nonpos(w->tmp, nc);
+            /* the rescale factor exp(m_old - m_new); exp(-inf) = 0 before
+               the first key, and exp(0) = 1 where the max stays */
+            w->coef[h] = mx > w->m[h] ? w->m[h] - mx : 0.0f;
+            grew |= mx > w->m[h];
+            w->m[h] = mx;
+        }
+        if (grew) {
+            pl->ks->exp_nonpos(w->coef, Hi);
+            for (int h = 0; h < Hi; h++)
+                w->z[h] *= w->coef[h];
+        }
+        for (int h = 0; h < Hi; h++)
+            for (int c = 0; c < nr; c++)
+                w->xs[(size_t)h * nr + c] = c < nc ? w->x[(size_t)h * nr + c] - w->m[h] : 0.0f;
+        pl->ks->exp_nonpos(w->xs, Hi * nr);
+        for (int h = 0; h < Hi; h++) {
             float sum = 0.0f;
             for (int c = 0; c < nc; c++)
-                sum += w->tmp[c];
+                sum += w->xs[(size_t)h * nr + c];
             w->z[h] += sum;
         }
     }
@@ -261,21 +267,21 @@ static void softmax_stats(const plan *pl, work *w, nsx_idx_tile *tl, int C)
 
 /* softmax (E8): s[c] = sum_h (w_h / Z_h) exp(x[h][c] - m_h), heads with
    w_h = 0 left out, as the reference leaves them out of its ties. */
-static void softmax_scores(const plan *pl, work *w, nsx_idx_tile *tl, int nc)
+static void softmax_scores(const plan *pl, work *w, nsx_idx_tile *tl)
 {
     const int Hi = pl->p->Hi, nr = pl->nr;
     pl->ks->tile(tl);
+    for (int h = 0; h < Hi; h++)
+        for (int c = 0; c < nr; c++)
+            w->xs[(size_t)h * nr + c] = w->x[(size_t)h * nr + c] - w->m[h];
+    pl->ks->exp_nonpos(w->xs, Hi * nr);
     for (int c = 0; c < nr; c++)
         w->s[c] = 0.0f;
     for (int h = 0; h < Hi; h++) {
         if (tl->w[h] == 0.0f)
             continue;
-        const float *x = w->x + (size_t)h * nr;
-        for (int c = 0; c < nc; c++)
-            w->tmp[c] = x[c] - w->m[h];
-        pl->exp_nonpos(w->tmp, nc);
-        for (int c = 0; c < nc; c++)
-            w->s[c] += w->coef[h] * w->tmp[c];
+        for (int c = 0; c < nr; c++)
+            w->s[c] += w->coef[h] * w->xs[(size_t)h * nr + c];
     }
 }
 
@@ -307,7 +313,7 @@ static void run_query(const plan *pl, work *w, int b, int i)
             const int j0 = st * nr, nc = C - j0 < nr ? C - j0 : nr;
             tl.kp = pl->kp + (size_t)st * p->di * nr;
             if (soft)
-                softmax_scores(pl, w, &tl, nc);
+                softmax_scores(pl, w, &tl);
             else
                 pl->ks->tile(&tl);
             topk_feed(&w->t, pl->ks, w->s, nc, j0);
@@ -334,8 +340,8 @@ static size_t work_layout(const nsx_simd_idx_problem *p, int nr, work *w, char *
     } while (0)
     CARVE(w->t.e, p->k);
     CARVE(w->x, (size_t)Hi * nr);
+    CARVE(w->xs, (size_t)Hi * nr);
     CARVE(w->s, nr);
-    CARVE(w->tmp, nr);
     CARVE(w->m, Hi);
     CARVE(w->z, Hi);
     CARVE(w->coef, Hi);
@@ -360,8 +366,7 @@ int nsx_simd_indexer_isa(const nsx_simd_idx_problem *p, const nsx_simd_idx_io *i
         return NSX_SIMD_UNSUPPORTED;
     if (!nsx_simd_isa_supported(isa) || !nsx_simd_idx_kernels(isa))
         return NSX_SIMD_EISA;
-    plan pl = {.p = p, .io = io, .ks = nsx_simd_idx_kernels(isa),
-               .exp_nonpos = nsx_simd_kernels(isa)->exp_nonpos};
+    plan pl = {.p = p, .io = io, .ks = nsx_simd_idx_kernels(isa)};
     pl.nr = pl.ks->nr;
     pl.nstrip = (p->L + pl.nr - 1) / pl.nr;
     int T = nsx_simd_threads(threads);
