@@ -103,19 +103,23 @@ static void topk_feed(topk *t, const nsx_idx_kernels *ks, const float *s, int n,
     }
 }
 
-static int ascending(const void *x, const void *y)
+/* The kept keys ascending, then -1 pads up to k: marked in a bitmap of the
+   keys j0 .. j0 + len - 1 (len / 64 + 1 words), which is then read in
+   order (no sort). */
+static void topk_write(const topk *t, int32_t j0, int len, uint64_t *mark, int32_t *sel)
 {
-    int32_t a = *(const int32_t *)x, b = *(const int32_t *)y;
-    return (a > b) - (a < b);
-}
-
-/* The kept keys ascending, then -1 pads up to k. */
-static void topk_write(const topk *t, int32_t *sel)
-{
-    for (int r = 0; r < t->n; r++)
-        sel[r] = t->e[r].j;
-    qsort(sel, (size_t)t->n, sizeof *sel, ascending);
-    for (int r = t->n; r < t->k; r++)
+    const int words = len / 64 + 1;
+    for (int x = 0; x < words; x++)
+        mark[x] = 0;
+    for (int r = 0; r < t->n; r++) {
+        int c = t->e[r].j - j0;
+        mark[c / 64] |= 1ull << (c % 64);
+    }
+    int r = 0;
+    for (int x = 0; x < words; x++)
+        for (uint64_t m = mark[x]; m; m &= m - 1)
+            sel[r++] = j0 + 64 * x + __builtin_ctzll(m);
+    for (; r < t->k; r++)
         sel[r] = -1;
 }
 
@@ -125,12 +129,17 @@ int nsx_simd_topk_row(const float *s, int len, int j0, int k, int32_t *sel, int 
     if (!ks || !nsx_simd_isa_supported(isa))
         return NSX_SIMD_EISA;
     topk t = {malloc((size_t)(k > 0 ? k : 1) * sizeof(ent)), 0, k};
-    if (!t.e)
+    uint64_t *mark = malloc(((size_t)len / 64 + 1) * sizeof *mark);
+    if (!t.e || !mark) {
+        free(t.e);
+        free(mark);
         return NSX_SIMD_ENOMEM;
+    }
     for (int c = 0; c < len; c += ks->nr)
         topk_feed(&t, ks, s + c, len - c < ks->nr ? len - c : ks->nr, j0 + c);
-    topk_write(&t, sel);
+    topk_write(&t, j0, len, mark, sel);
     free(t.e);
+    free(mark);
     return NSX_SIMD_OK;
 }
 
@@ -191,6 +200,7 @@ typedef struct work {
     float *x, *xs;      /* [Hi][nr] logits, then shifted and exponentiated (softmax) */
     float *s;           /* [nr] */
     float *m, *z, *coef; /* [Hi] softmax: running max, sum, w / sum */
+    uint64_t *mark;     /* [L / 64 + 1] the kept keys, for writing them in order */
 } work;
 
 /* Strips of batch b's keys, transposed: kp[s][l][c] = kI[s nr + c][l]. */
@@ -292,10 +302,12 @@ static void run_query(const plan *pl, work *w, int b, int i)
     const int L = p->L, nr = pl->nr, C = cand_count(p, i);
     const size_t bi = (size_t)b * L + i;
     float *srow = io->scores ? io->scores + bi * L : NULL;
+    /* a short row (E9): every candidate is kept, whatever the scores */
+    const int all = C <= p->k;
     w->t.n = 0;
     if (p->source == NSX_SIMD_IDX_SCORES) {
         const float *given = io->idx_s + bi * L;
-        for (int c = 0; c < C; c += nr)
+        for (int c = 0; c < C && !all; c += nr)
             topk_feed(&w->t, pl->ks, given + c, C - c < nr ? C - c : nr, c);
         if (srow)
             memcpy(srow, given, (size_t)C * sizeof *srow);
@@ -316,15 +328,21 @@ static void run_query(const plan *pl, work *w, int b, int i)
                 softmax_scores(pl, w, &tl);
             else
                 pl->ks->tile(&tl);
-            topk_feed(&w->t, pl->ks, w->s, nc, j0);
+            if (!all)
+                topk_feed(&w->t, pl->ks, w->s, nc, j0);
             if (srow)
                 memcpy(srow + j0, w->s, (size_t)nc * sizeof *srow);
         }
     }
     for (int j = C; srow && j < L; j++)
         srow[j] = -INFINITY;
-    if (io->sel)
-        topk_write(&w->t, io->sel + bi * p->k);
+    if (io->sel && all) {
+        int32_t *sel = io->sel + bi * p->k;
+        for (int r = 0; r < p->k; r++)
+            sel[r] = r < C ? r : -1;
+    } else if (io->sel) {
+        topk_write(&w->t, 0, C, w->mark, io->sel + bi * p->k);
+    }
 }
 
 /* Lays out one thread's scratch from base (NULL: sizes only); returns bytes. */
@@ -345,6 +363,7 @@ static size_t work_layout(const nsx_simd_idx_problem *p, int nr, work *w, char *
     CARVE(w->m, Hi);
     CARVE(w->z, Hi);
     CARVE(w->coef, Hi);
+    CARVE(w->mark, p->L / 64 + 1);
 #undef CARVE
     if (base)
         w->t.k = p->k;

@@ -380,14 +380,15 @@ START_TEST(topk_ties_short_rows_and_nan)
 }
 END_TEST
 
-/* Nothing of size L^2: the scratch depends on k and Hi, not on L. */
+/* Nothing of size L^2: the scratch depends on k and Hi, and on L only by
+   one bit per key. */
 START_TEST(scratch_does_not_grow_with_L)
 {
     nsx_simd_idx_problem p = {.B = 1, .L = 4096, .source = NSX_SIMD_IDX_INDEXER, .Hi = 64, .di = 128,
                               .act = NSX_SIMD_ACT_RELU, .idx_scale = 1, .causal = 1, .k = 2048};
     size_t at4k = nsx_simd_indexer_scratch_bytes(&p);
     p.L = 1 << 16;
-    ck_assert_uint_eq(nsx_simd_indexer_scratch_bytes(&p), at4k);
+    ck_assert_uint_le(nsx_simd_indexer_scratch_bytes(&p), at4k + ((1 << 16) - 4096) / 8 + 64);
     ck_assert_uint_lt(at4k, 64 * 1024);
 }
 END_TEST
