@@ -17,7 +17,8 @@
  * groups go to OpenMP threads, latest first; per query and strip the ISA
  * tile (simd/idx_kern.h) computes the NR scores from all Hi heads in
  * registers, and a running top-k per query (a heap of k entries, with a
- * vectorised threshold test in front of it) keeps the best keys.  Keys
+ * vectorised threshold test in front of it) keeps the best keys; a short
+ * row (|C(i)| <= k) keeps all its candidates without it.  Keys
  * arrive in ascending j, so an equal score never displaces a kept key: the
  * tie rule of E9 falls out of the streaming order.  softmax needs each
  * head's max and sum over C(i) first: one streaming pass for those, then a
