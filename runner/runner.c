@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -246,6 +247,9 @@ static void child_fault(int sig, siginfo_t *si, void *uc)
 
 static void child_run(const nsx_kernel *k, const nsx_kernel_problem *kp, const nsx_kernel_io *io, iso_map *mp)
 {
+    /* no core file per crashing call (a shrink makes hundreds) */
+    const struct rlimit nocore = {0, 0};
+    setrlimit(RLIMIT_CORE, &nocore);
     static char altstack[64 * 1024];
     stack_t ss = {.ss_sp = altstack, .ss_size = sizeof altstack};
     sigaltstack(&ss, NULL);
