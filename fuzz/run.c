@@ -54,7 +54,9 @@ static int on_failure(const nsx_kernel *k, const nsx_model *m, const nsx_fuzz_op
         return rc;
     f->shrink = st.seconds;
     nsx_fz_case_text(c, f->shrunk, sizeof f->shrunk);
-    char about[2048], stem[96], name[128], path[256];
+    char about[2048], stem[96], name[128], path[256], timeout[48] = "";
+    if (k->iso && f->kind == NSX_FZ_TIMEOUT) /* the limit it was found under */
+        snprintf(timeout, sizeof timeout, " --call-timeout %g", k->iso->timeout);
     /* a library's name and path are printed, not interpreted: escapes out */
     nsx_printable(name, sizeof name, k->info->name ? k->info->name : "?");
     nsx_printable(path, sizeof path, k->path ? k->path : "");
@@ -65,10 +67,10 @@ static int on_failure(const nsx_kernel *k, const nsx_model *m, const nsx_fuzz_op
              "drawn: %s\n"
              "failed: %s\n"
              "shrunk in %.1f s (%d of %d candidates kept): %s\n"
-             "reproduce: nsimplex fuzz --seed %" PRIu64 " --start %" PRIu64 " --count 1%s%s",
+             "reproduce: nsimplex fuzz --seed %" PRIu64 " --start %" PRIu64 " --count 1%s%s%s",
              name, k->path ? " " : "", path, o->seed, f->index,
              f->seed, f->found, f->draw, nsx_fz_kind_name(f->kinds), st.seconds, st.steps, st.tries, f->shrunk,
-             o->seed, f->index, k->path ? " --kernel " : "", path);
+             o->seed, f->index, k->path ? " --kernel " : "", path, timeout);
     nsx_fz_verdict v = {0};
     int judged = 0;
     if (o->out_dir) {

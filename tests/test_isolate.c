@@ -202,6 +202,9 @@ START_TEST(test_faults_saved)
         ck_assert_msg(stat(file, &sb) == 0, "%s: %s not saved", f[t].lib, file);
         snprintf(file, sizeof file, "%s/fail-7-0.txt", out);
         ck_assert_msg(stat(file, &sb) == 0, "%s: %s not saved", f[t].lib, file);
+        if (strcmp(f[t].lib, "hang") == 0)
+            ck_assert_msg(strstr(r.out, "--count 1 --kernel ") && strstr(r.out, " --call-timeout 0.2\n"), "%s",
+                          r.out);
         cli_result_free(&r);
     }
 }
