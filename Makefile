@@ -111,13 +111,22 @@ $(PROG): $(CLI_OBJ) $(LIB)
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(SUP_OBJ) $(LIB)
 	$(CC) $(CFLAGS) $(LDFLAGS) $(OMP) -o $@ $< $(SUP_OBJ) $(LIB) $(shell pkg-config --libs check) $(LDLIBS)
 
-# The tests find the program through NSX_BIN, the SIMD kernel's shared
+# Misbehaving test kernels (tests/kernels/faulty.c), one library per fault.
+FAULTS   := segv abort hang exit overflow underflow order0 orderm1
+FAULT_SO := $(FAULTS:%=$(BUILD)/tests/kernels/%.so)
+$(BUILD)/tests/kernels/%.so: tests/kernels/faulty.c include/nsimplex/kernel.h
+	@mkdir -p $(@D)
+	$(CC) $(STD) -Iinclude $(CFLAGS) -fPIC -shared -DFAULT_$* -o $@ $<
+
+# The tests find the program through NSX_BIN, the test kernels under
+# NSX_TEST_KERNELS, the SIMD kernel's shared
 # library through NSX_SIMD_SO, and write under NSX_TMP; then the Python
 # package's tests (tests/python, pytest, Debian's python3) over $(SO).
-check: $(PROG) $(SIMD_SO) $(SO) $(TESTS)
+check: $(PROG) $(SIMD_SO) $(SO) $(TESTS) $(FAULT_SO)
 	@mkdir -p $(BUILD)/tmp
 	@fail=0; for t in $(TESTS); do \
 	    NSX_BIN=$(CURDIR)/$(PROG) NSX_SIMD_SO=$(CURDIR)/$(SIMD_SO) \
+	    NSX_TEST_KERNELS=$(CURDIR)/$(BUILD)/tests/kernels \
 	    NSX_TMP=$(CURDIR)/$(BUILD)/tmp $$t || fail=1; \
 	done; \
 	$(if $(filter 1,$(SAN)),echo "make check: the Python package's tests skipped under SAN=1 (python cannot load an ASan library)";,\
