@@ -19,7 +19,7 @@
 #                     run FUZZ_SECONDS (60) seconds (fuzz/targets/README.md)
 #
 # Sources are found by folder, so a new file needs no edit here:
-#   core/ ref/ io/ oracle/ simd/ vectors/ fuzz/   -> libnsimplex.a
+#   core/ ref/ io/ oracle/ simd/ runner/ vectors/ fuzz/ -> libnsimplex.a
 #   cli/                                          -> the nsimplex program
 #   tests/test_*.c                                -> one Check runner each
 
@@ -30,7 +30,7 @@ CFLAGS   ?= $(OPT) -g
 STD      := -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Werror
 CPPFLAGS += -Iinclude -I. -MMD -MP
 OMP      := -fopenmp
-LDLIBS   += -lmpfr -lgmp -lcjson -lm -lpthread -ldl
+LDLIBS   += -lmpfr -lgmp -ljansson -lnettle -lm -lpthread -ldl
 
 ifeq ($(SAN),1)
 BUILD    := build-san
@@ -38,7 +38,7 @@ CFLAGS   += -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-fra
 LDFLAGS  += -fsanitize=address,undefined
 endif
 
-LIB_DIRS := core ref io oracle simd kernel vectors fuzz
+LIB_DIRS := core ref io oracle simd runner vectors fuzz
 LIB_SRC  := $(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.c))
 CLI_SRC  := $(wildcard cli/*.c)
 TEST_SRC := $(wildcard tests/test_*.c)

@@ -12,7 +12,7 @@
 # (the sources are $SRC/nsimplex, as the Dockerfile puts them, else the
 # checkout this script lies in).
 #
-# GMP, MPFR and cJSON are the distribution's shared libraries; the runner
+# GMP, MPFR and Jansson are the distribution's shared libraries; the runner
 # image does not have them, so they are copied into $OUT/lib and the
 # fuzzers find them there through their rpath.
 : "${SRC:?}" "${OUT:?}" "${CC:?}" "${LIB_FUZZING_ENGINE:?}"
@@ -31,8 +31,8 @@ trap 'rm -rf "$WORKDIR"' EXIT
 # No -Werror here: the image's clang is newer than the project's compilers,
 # and a new warning must not stop the fuzzing (make checks -Werror).
 NSX_CFLAGS="-std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Iinclude -I. -I$WORKDIR \
-$(pkg-config --cflags libcjson)"
-LIBS="-lmpfr -lgmp $(pkg-config --libs libcjson) -lm -lpthread"
+$(pkg-config --cflags jansson)"
+LIBS="-lmpfr -lgmp $(pkg-config --libs jansson) -lm -lpthread"
 TARGETS="safetensors metadata check vector"
 
 # The golden vectors the check target judges candidates against, as bytes.
@@ -59,7 +59,7 @@ done
 
 # The shared libraries the runner image lacks.
 mkdir -p "$OUT/lib"
-for lib in $(ldd "$OUT/check_fuzzer" | awk '/libcjson|libmpfr|libgmp/ {print $3}'); do
+for lib in $(ldd "$OUT/check_fuzzer" | awk '/libjansson|libmpfr|libgmp/ {print $3}'); do
     cp -L "$lib" "$OUT/lib/"
 done
 echo "build.sh: $(for t in $TARGETS; do printf '%s_fuzzer ' "$t"; done)in $OUT"

@@ -2,7 +2,7 @@
 """PyTorch CPU peer of `nsimplex bench`: the same operator, float32, written
 as a PyTorch user would write it, timed on the same shapes and reported in
 the same useful GFLOP/s (the exact count of allowed tuples times 2*(d+dv)
-for the product reducer, 2*d+2 for sum and mean; cli/cmd_bench.c derives
+for the product reducer, 2*d+2 for sum and mean; runner/bench.h derives
 them).
 
 How it computes (per batch, kv head, and chunk of queries): the keys any

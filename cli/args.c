@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cli/args.h"
+#include "cli/exit.h"
 #include "nsimplex/error.h"
 
 int cli_fail(const char *cmd, const char *fmt, ...)
@@ -18,6 +19,12 @@ int cli_fail(const char *cmd, const char *fmt, ...)
     va_end(ap);
     fputc('\n', stderr);
     return NSX_EXIT_BAD;
+}
+
+int cli_fail_err(const char *cmd, const nsx_err *err)
+{
+    fprintf(stderr, "nsimplex %s: %s\n", cmd, err->msg);
+    return cli_exit_code(err->kind);
 }
 
 bool cli_opt(const char *cmd, int argc, char **argv, int *i, const char *name,

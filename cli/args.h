@@ -11,6 +11,11 @@
 /* "nsimplex CMD: <message>" on stderr; returns NSX_EXIT_BAD. */
 int cli_fail(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+struct nsx_err;
+/* "nsimplex CMD: <err's message>" on stderr; returns the exit code of the
+   error's kind (cli/exit.h). */
+int cli_fail_err(const char *cmd, const struct nsx_err *err);
+
 /* True when argv[*i] is --name or --name=VALUE.  With a value expected, sets
    *val to it (from the same or the next argument, advancing *i) or, if it is
    missing, reports and sets *bad. */

@@ -8,6 +8,7 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "cli/exit.h"
 #include "io/casefile.h"
 #include "io/safetensors.h"
 #include "oracle/candidate.h"
@@ -74,12 +75,13 @@ int cmd_check(int argc, char **argv)
     nsx_case vec;
     nsx_st cst = {0};
     nsx_candidate cand = {0};
+    int pass = 0;
     int rc = nsx_case_read(files[0], &vec, &err);
     if (rc)
-        return cli_fail("check", "%s", err.msg), rc;
+        return cli_fail_err("check", &err);
     const nsx_problem *p = &vec.p;
     if (!vec.expected.o || !vec.expected.lse) {
-        rc = nsx_err_set(&err, NSX_EXIT_BAD, "%s: no expected %s: not a golden vector", files[0],
+        rc = nsx_err_set(&err, NSX_E_INPUT, "%s: no expected %s: not a golden vector", files[0],
                          vec.expected.o ? "lse" : "o");
         goto done;
     }
@@ -95,7 +97,7 @@ int cmd_check(int argc, char **argv)
     if (json) {
         char *s = nsx_check_json(&rep, &vec.info, files[1]);
         if (!s) {
-            rc = nsx_err_set(&err, NSX_EXIT_INTERNAL, "out of memory");
+            rc = nsx_err_set(&err, NSX_E_NOMEM, "out of memory");
             goto done;
         }
         printf("%s\n", s);
@@ -103,12 +105,12 @@ int cmd_check(int argc, char **argv)
     } else {
         nsx_check_print(stdout, &rep, &vec.info, files[1]);
     }
-    rc = rep.pass ? NSX_EXIT_OK : NSX_EXIT_FAIL;
+    pass = rep.pass;
 done:
-    if (rc && rc != NSX_EXIT_FAIL)
-        cli_fail("check", "%s", err.msg);
     nsx_candidate_free(&cand);
     nsx_st_free(&cst);
     nsx_case_free(&vec);
-    return rc;
+    if (rc)
+        return cli_fail_err("check", &err);
+    return pass ? NSX_EXIT_OK : NSX_EXIT_FAIL;
 }

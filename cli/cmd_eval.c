@@ -15,8 +15,9 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "cli/exit.h"
 #include "io/casefile.h"
-#include "kernel/kernel.h"
+#include "runner/runner.h"
 #include "nsimplex/ref.h"
 
 static void help(void)
@@ -40,7 +41,7 @@ static int forward_timed(const nsx_case *c, nsx_outputs *out, int stats, nsx_err
     nsx_ref_stats st = {0};
     unsigned char *skip = malloc((size_t)p->B * p->L);
     if (!skip)
-        return nsx_err_set(err, NSX_EXIT_INTERNAL, "eval: out of memory");
+        return nsx_err_set(err, NSX_E_NOMEM, "eval: out of memory");
     nsx_pairs_unjudged(p, c->info.pairs, c->info.npairs, skip);
     nsx_ref_opts opts = {.skip = skip};
     struct timespec t0, t1;
@@ -66,7 +67,7 @@ static int eval_ref(const nsx_case *c, nsx_st *st, int stats, nsx_err *err)
     int64_t oshape[4] = {p->B, p->L, p->H, p->dv}, lshape[3] = {p->B, p->H, p->L};
     int64_t sshape[3] = {p->B, p->L, p->sel.k}, scshape[3] = {p->B, p->L, p->L};
     int computed = p->sel.source == NSX_SEL_INDEXER || p->sel.source == NSX_SEL_SCORES;
-    int rc = NSX_EXIT_INTERNAL;
+    int rc = NSX_E_NOMEM;
     out.o = malloc(nsx_o_size(p) * sizeof *out.o);
     out.lse = malloc(nsx_lse_size(p) * sizeof *out.lse);
     if (computed)
@@ -74,7 +75,7 @@ static int eval_ref(const nsx_case *c, nsx_st *st, int stats, nsx_err *err)
     if (p->sel.source == NSX_SEL_INDEXER)
         out.sel_scores = malloc((size_t)p->B * p->L * p->L * sizeof *out.sel_scores);
     if (!out.o || !out.lse || (computed && !out.sel) || (p->sel.source == NSX_SEL_INDEXER && !out.sel_scores))
-        nsx_err_set(err, NSX_EXIT_INTERNAL, "eval: out of memory");
+        nsx_err_set(err, NSX_E_NOMEM, "eval: out of memory");
     else if (!(rc = forward_timed(c, &out, stats, err)) &&
              !(rc = nsx_st_add_f64(st, "o", NSX_DTYPE_F64, 4, oshape, out.o, err)) &&
              !(rc = nsx_st_add_f64(st, "lse", NSX_DTYPE_F64, 3, lshape, out.lse, err)) && computed &&
@@ -96,12 +97,12 @@ static int eval_simd(const nsx_case *c, nsx_st *st, int threads, nsx_err *err)
     nsx_kernel k;
     int rc, has_lse;
     if (!o || !lse) {
-        rc = nsx_err_set(err, NSX_EXIT_INTERNAL, "eval: out of memory");
+        rc = nsx_err_set(err, NSX_E_NOMEM, "eval: out of memory");
         goto done;
     }
     if (computed && !sel) { /* the indexer's choice, as a sparse kernel would receive it */
         if (!(sel = own_sel = malloc(nsx_sel_size(p) * sizeof *own_sel))) {
-            rc = nsx_err_set(err, NSX_EXIT_INTERNAL, "eval: out of memory");
+            rc = nsx_err_set(err, NSX_E_NOMEM, "eval: out of memory");
             goto done;
         }
         if ((rc = nsx_ref_select(p, &c->in, own_sel, NULL, NULL, NULL, err)))
@@ -168,17 +169,15 @@ int cmd_eval(int argc, char **argv)
     nsx_case c;
     nsx_st st = {0};
     int rc = nsx_case_read(file, &c, &err);
-    if (rc) {
-        cli_fail("eval", "%s", err.msg);
-        return rc;
-    }
+    if (rc)
+        return cli_fail_err("eval", &err);
     if ((rc = impl->run(&c, &st, impl->run == eval_simd ? (int)threads : stats, &err)))
         nsx_err_prefix(&err, file); /* a problem of the inputs: name them */
     else if (!(rc = nsx_st_set_meta(&st, NSX_META_KEY, nsx_st_meta(&c.st, NSX_META_KEY), &err)) &&
              !(rc = nsx_st_set_meta(&st, "nsimplex.impl", impl->name, &err)))
         rc = nsx_st_write(outpath, &st, &err); /* its errors name OUT */
     if (rc)
-        cli_fail("eval", "%s", err.msg);
+        rc = cli_fail_err("eval", &err);
     nsx_st_free(&st);
     nsx_case_free(&c);
     return rc;

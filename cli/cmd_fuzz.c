@@ -11,6 +11,7 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "cli/exit.h"
 #include "fuzz/fuzz.h"
 #include "simd/simd.h"
 
@@ -168,6 +169,6 @@ int cmd_fuzz(int argc, char **argv)
     int rc = nsx_fuzz_run(&k, &o, &s, &err);
     nsx_kernel_close(&k);
     if (rc)
-        return cli_fail(CMD, "%s", err.msg), rc;
+        return cli_fail_err(CMD, &err);
     return s.nfail ? NSX_EXIT_FAIL : NSX_EXIT_OK;
 }

@@ -9,6 +9,7 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "cli/exit.h"
 #include "nsimplex/error.h"
 #include "vectors/gen.h"
 
@@ -60,14 +61,12 @@ int cmd_gen(int argc, char **argv)
     nsx_err err = {0};
     int count;
     if (!manifest_only && nsx_gen_suite(s, dir, shard, nshards, stdout, &err)) {
-        cli_fail("gen", "%s", err.msg);
-        return err.code;
+        return cli_fail_err("gen", &err);
     }
     if (shard_s && !manifest_only)
         return NSX_EXIT_OK;
     if (nsx_manifest_write(dir, &count, &err)) {
-        cli_fail("gen", "%s", err.msg);
-        return err.code;
+        return cli_fail_err("gen", &err);
     }
     printf("gen: %s/MANIFEST.json lists %d files\n", dir, count);
     return NSX_EXIT_OK;

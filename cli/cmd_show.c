@@ -10,10 +10,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#include <cjson/cJSON.h>
-
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "cli/exit.h"
 #include "io/casefile.h"
 #include "io/json.h"
 #include "io/meta.h"
@@ -59,18 +58,18 @@ static void print_safe(const char *s)
    is not a strict JSON object is shown as it is. */
 static void print_meta_json(const char *json)
 {
-    cJSON *root;
-    char why[200];
+    json_t *root;
+    nsx_json_error je;
     size_t n = strlen(json);
-    if (nsx_json_parse(json, n, NSX_JSON_DOC, &root, why, sizeof why) != 0) {
+    if (nsx_json_parse(json, n, NSX_JSON_DOC, &root, &je) != 0) {
         print_safe(json);
         putchar('\n');
         return;
     }
-    cJSON_Delete(root);
+    json_decref(root);
     /* in_obj[depth]: whether the container at that depth is an object; the
-       depth is bounded by cJSON's nesting limit, which the parse passed */
-    static char in_obj[CJSON_NESTING_LIMIT + 2];
+       depth is bounded by the parser's limit, which the text passed */
+    static char in_obj[NSX_JSON_MAX_DEPTH + 2];
     int depth = 0, in_str = 0, opened = 0; /* opened: a '{' waits for its
                                               first key, or for '}' */
     nsx_buf out = {0};
@@ -228,10 +227,8 @@ int cmd_show(int argc, char **argv)
     nsx_err err = {0};
     nsx_st st;
     int r = nsx_st_read(file, &st, &err);
-    if (r) {
-        cli_fail("show", "%s", err.msg);
-        return r;
-    }
+    if (r)
+        return cli_fail_err("show", &err);
     if (raw || !nsx_st_meta(&st, NSX_META_KEY)) {
         print_file(file, &st, 0, nvalues);
         nsx_st_free(&st);
@@ -239,10 +236,8 @@ int cmd_show(int argc, char **argv)
     }
     nsx_case c;
     r = nsx_case_from_st(&st, file, &c, &err); /* takes st */
-    if (r) {
-        cli_fail("show", "%s", err.msg);
-        return r;
-    }
+    if (r)
+        return cli_fail_err("show", &err);
     print_file(file, &c.st, 1, nvalues);
     nsx_case_free(&c);
     return NSX_EXIT_OK;

@@ -7,6 +7,7 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "cli/exit.h"
 #include "nsimplex/error.h"
 #include "vectors/gen.h"
 
@@ -41,8 +42,8 @@ int cmd_verify(int argc, char **argv)
             return NSX_EXIT_BAD;
     }
     nsx_err err = {0};
-    int rc = nsx_verify(dir ? dir : "vectors", all, stdout, &err);
-    if (rc && rc != NSX_EXIT_FAIL)
-        cli_fail("verify", "%s", err.msg);
-    return rc;
+    int failed = 0;
+    if (nsx_verify(dir ? dir : "vectors", all, stdout, &failed, &err))
+        return cli_fail_err("verify", &err);
+    return failed ? NSX_EXIT_FAIL : NSX_EXIT_OK;
 }

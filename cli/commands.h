@@ -1,7 +1,7 @@
 /*
  * The nsimplex subcommands, one file each (cli/cmd_*.c), dispatched from the
- * table in cli/main.c.  Each returns an exit code (include/nsimplex/error.h):
- * 0 success or pass, 1 a check failed, 2 unusable input or arguments.
+ * table in cli/main.c.  Each returns an exit code (cli/exit.h): 0 success or
+ * pass, 1 a check failed, 2 unusable input or arguments, 3 internal.
  */
 #ifndef NSX_CLI_COMMANDS_H
 #define NSX_CLI_COMMANDS_H
@@ -24,7 +24,8 @@ int cmd_verify(int argc, char **argv);
    saved as a vector that check replays (cmd_fuzz.c). */
 int cmd_fuzz(int argc, char **argv);
 
-/* nsimplex bench: throughput against the peak and the plain loops (cmd_bench.c). */
+/* nsimplex bench: throughput against the peak and the plain loops (cmd_bench.c,
+   measured by runner/bench.c). */
 int cmd_bench(int argc, char **argv);
 
 #endif

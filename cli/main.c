@@ -6,6 +6,7 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "cli/exit.h"
 #include "nsimplex/error.h"
 #include "nsimplex/problem.h"
 

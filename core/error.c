@@ -1,20 +1,20 @@
-/* Errors: one line, one exit code (include/nsimplex/error.h). */
+/* Errors: one line and a kind (include/nsimplex/error.h). */
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "nsimplex/error.h"
 
-int nsx_err_set(nsx_err *err, int code, const char *fmt, ...)
+int nsx_err_set(nsx_err *err, int kind, const char *fmt, ...)
 {
     if (err) {
         va_list ap;
         va_start(ap, fmt);
         vsnprintf(err->msg, sizeof err->msg, fmt, ap);
         va_end(ap);
-        err->code = code;
+        err->kind = kind;
     }
-    return code;
+    return kind;
 }
 
 void nsx_err_prefix(nsx_err *err, const char *prefix)
@@ -34,4 +34,22 @@ void nsx_err_prefix(nsx_err *err, const char *prefix)
     memcpy(tmp + n + 2, err->msg, m);
     tmp[n + 2 + m] = '\0';
     memcpy(err->msg, tmp, sizeof tmp);
+}
+
+const char *nsx_err_kind_name(int kind)
+{
+    switch (kind) {
+    case NSX_E_NONE: return "no error";
+    case NSX_E_INPUT: return "bad input";
+    case NSX_E_UNSUPPORTED: return "unsupported";
+    case NSX_E_NOT_APPLICABLE: return "not applicable";
+    case NSX_E_TOO_LARGE: return "too large";
+    case NSX_E_NOMEM: return "out of memory";
+    case NSX_E_PRECISION_CAP: return "precision cap";
+    case NSX_E_IO: return "I/O error";
+    case NSX_E_KERNEL_REFUSED: return "kernel refused";
+    case NSX_E_KERNEL_ERROR: return "kernel error";
+    case NSX_E_INTERNAL: return "internal error";
+    }
+    return "unknown error";
 }

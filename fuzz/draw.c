@@ -17,30 +17,13 @@
 #include "io/meta.h"
 #include "oracle/bound.h"
 #include "nsimplex/kernel.h"
-
-uint64_t nsx_fz_next(nsx_fz_rng *r)
-{
-    uint64_t z = (r->s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-int nsx_fz_below(nsx_fz_rng *r, int n)
-{
-    return (int)(nsx_fz_next(r) % (uint64_t)n);
-}
-
-int nsx_fz_chance(nsx_fz_rng *r, double p)
-{
-    return (double)(nsx_fz_next(r) >> 11) * 0x1p-53 < p;
-}
+#include "nsimplex/slice.h"
 
 uint64_t nsx_fz_problem_seed(uint64_t seed, uint64_t index)
 {
-    nsx_fz_rng r = {seed ^ (index * 0xd1b54a32d192ed03ull)};
-    nsx_fz_next(&r);
-    return nsx_fz_next(&r);
+    nsx_rng r = {seed ^ (index * 0xd1b54a32d192ed03ull)};
+    nsx_rng_next(&r);
+    return nsx_rng_next(&r);
 }
 
 /* An entry of a weighted table: value v with weight w. */
@@ -48,12 +31,12 @@ typedef struct {
     int v, w;
 } weighted;
 
-static int pick(nsx_fz_rng *r, const weighted *t, int count)
+static int pick(nsx_rng *r, const weighted *t, int count)
 {
     int total = 0;
     for (int x = 0; x < count; x++)
         total += t[x].w;
-    int y = nsx_fz_below(r, total);
+    int y = nsx_rng_below(r, total);
     for (int x = 0; x < count; x++)
         if ((y -= t[x].w) < 0)
             return t[x].v;
@@ -63,24 +46,21 @@ static int pick(nsx_fz_rng *r, const weighted *t, int count)
 #define PICK(r, table) pick(r, table, (int)(sizeof table / sizeof table[0]))
 
 /* A size in lo..hi, often at a lane or tile boundary. */
-static int size_in(nsx_fz_rng *r, int lo, int hi)
+static int size_in(nsx_rng *r, int lo, int hi)
 {
     static const int edges[] = {1, 2, 3, 7, 8, 9, 15, 16, 17, 31, 32, 33, 47, 48, 63, 64, 65};
-    if (nsx_fz_chance(r, 0.4)) {
+    if (nsx_rng_chance(r, 0.4)) {
         int fit[sizeof edges / sizeof edges[0]], nfit = 0;
         for (size_t x = 0; x < sizeof edges / sizeof edges[0]; x++)
             if (edges[x] >= lo && edges[x] <= hi)
                 fit[nfit++] = edges[x];
         if (nfit)
-            return fit[nsx_fz_below(r, nfit)];
+            return fit[nsx_rng_below(r, nfit)];
     }
-    return lo + nsx_fz_below(r, hi - lo + 1);
+    return lo + nsx_rng_below(r, hi - lo + 1);
 }
 
-/* Appends printf-formatted text to buf (size len), truncating. */
-static void put(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static void put(char *buf, size_t len, const char *fmt, ...)
+void nsx_fz_put(char *buf, size_t len, const char *fmt, ...)
 {
     size_t used = strlen(buf);
     if (used + 1 >= len)
@@ -98,28 +78,27 @@ static int window_of(int kind, int L, int rnd)
     return w[kind] > 0 ? w[kind] : 0;
 }
 
-/* Upper bound of the reference's work: tuples (causal, windows, top-k),
-   heads, batches, widths. */
+/* Upper bound of the reference's work: tuples (nsx_slice_bound: causal,
+   windows, top-k), heads, batches, widths. */
 static double work_of(int n, int B, int L, int H, int d, int dv, int causal, const int *w, int k, unsigned dims)
 {
+    nsx_problem p;
+    nsx_problem_defaults(&p);
+    p.n = n;
+    p.L = L;
+    p.causal = causal;
+    for (int m = 0; m < n; m++)
+        p.window[m] = w[m];
+    if (k > 0)
+        p.sel = (nsx_selection){.source = NSX_SEL_INDICES, .k = k, .dims = dims};
     double total = 0;
-    for (int i = 0; i < L; i++) {
-        double row = 1;
-        for (int m = 0; m < n; m++) {
-            int c = causal ? i + 1 : L;
-            if (w[m] > 0 && w[m] < c)
-                c = causal ? w[m] : (2 * w[m] - 1 < L ? 2 * w[m] - 1 : L);
-            if (k > 0 && (dims >> m & 1u) && k < c)
-                c = k;
-            row *= c;
-        }
-        total += row;
-    }
+    for (int i = 0; i < L; i++)
+        total += (double)nsx_slice_bound(&p, i);
     return total * B * H * (d + dv);
 }
 
 /* One attempt at a recipe; the extras go to d. */
-static void draw_once(nsx_fz_rng *r, const nsx_kernel_info *ki, const nsx_model *mod, nsx_fz_draw *d)
+static void draw_once(nsx_rng *r, const nsx_kernel_info *ki, const nsx_model *mod, nsx_fz_draw *d)
 {
     const unsigned f = ki->features;
     char *s = d->recipe;
@@ -127,12 +106,12 @@ static void draw_once(nsx_fz_rng *r, const nsx_kernel_info *ki, const nsx_model 
     s[0] = '\0';
 
     /* size class, order, shape */
-    const int big = nsx_fz_chance(r, 0.22);
+    const int big = nsx_rng_chance(r, 0.22);
     static const weighted small_n[] = {{1, 28}, {2, 40}, {3, 17}, {4, 9}, {5, 2}, {6, 2}, {7, 1}, {8, 1}};
     static const weighted big_n[] = {{1, 45}, {2, 42}, {3, 13}};
     int n = big ? PICK(r, big_n) : PICK(r, small_n);
     if (n > ki->max_order)
-        n = 1 + nsx_fz_below(r, ki->max_order);
+        n = 1 + nsx_rng_below(r, ki->max_order);
     static const int small_L[NSX_MAX_ORDER + 1] = {0, 40, 20, 10, 7, 5, 4, 3, 3};
     static const int big_lo[4] = {0, 33, 17, 9}, big_hi[4] = {0, 400, 72, 24};
     int L = big && n <= 3 ? size_in(r, big_lo[n], big_hi[n]) : size_in(r, 1, small_L[n]);
@@ -142,36 +121,36 @@ static void draw_once(nsx_fz_rng *r, const nsx_kernel_info *ki, const nsx_model 
     static const weighted Gs[] = {{1, 50}, {2, 25}, {3, 10}, {4, 15}};
     int Hkv = PICK(r, Hkvs), G = (f & NSX_FEAT_GQA) ? PICK(r, Gs) : 1;
     int d_ = size_in(r, 1, big ? 96 : 40);
-    int dv = nsx_fz_chance(r, 0.6) ? d_ : size_in(r, 1, big ? 96 : 40);
+    int dv = nsx_rng_chance(r, 0.6) ? d_ : size_in(r, 1, big ? 96 : 40);
 
     /* masks and reducer */
-    int causal = !((f & NSX_FEAT_CAUSAL_OFF) && nsx_fz_chance(r, 0.12));
-    int distinct = (f & NSX_FEAT_DISTINCT) && n >= 2 && nsx_fz_chance(r, 0.15);
+    int causal = !((f & NSX_FEAT_CAUSAL_OFF) && nsx_rng_chance(r, 0.12));
+    int distinct = (f & NSX_FEAT_DISTINCT) && n >= 2 && nsx_rng_chance(r, 0.15);
     int wkind[NSX_MAX_ORDER] = {0}, wrnd[NSX_MAX_ORDER] = {0}, w[NSX_MAX_ORDER] = {0};
-    int windows = (f & NSX_FEAT_WINDOWS) && nsx_fz_chance(r, 0.35);
+    int windows = (f & NSX_FEAT_WINDOWS) && nsx_rng_chance(r, 0.35);
     for (int m = 0; m < n && windows; m++) {
-        wkind[m] = nsx_fz_chance(r, 0.3) ? 0 : 1 + nsx_fz_below(r, 7);
-        wrnd[m] = nsx_fz_below(r, 1 << 20);
+        wkind[m] = nsx_rng_chance(r, 0.3) ? 0 : 1 + nsx_rng_below(r, 7);
+        wrnd[m] = nsx_rng_below(r, 1 << 20);
     }
     int source = NSX_SEL_NONE, kdraw = 0;
     unsigned dims = 0;
-    if ((f & NSX_FEAT_SELECTION) && nsx_fz_chance(r, 0.3)) {
+    if ((f & NSX_FEAT_SELECTION) && nsx_rng_chance(r, 0.3)) {
         static const weighted sources[] = {{NSX_SEL_INDICES, 55}, {NSX_SEL_SCORES, 25}, {NSX_SEL_INDEXER, 20}};
         source = PICK(r, sources);
-        kdraw = nsx_fz_below(r, 1 << 20);
+        kdraw = nsx_rng_below(r, 1 << 20);
         while (!dims)
-            dims = (unsigned)nsx_fz_next(r) & ((1u << n) - 1u);
+            dims = (unsigned)nsx_rng_next(r) & ((1u << n) - 1u);
     }
     int reduce = NSX_REDUCE_PRODUCT;
-    if ((f & NSX_FEAT_SUM) && nsx_fz_chance(r, 0.2))
+    if ((f & NSX_FEAT_SUM) && nsx_rng_chance(r, 0.2))
         reduce = NSX_REDUCE_SUM;
-    else if ((f & NSX_FEAT_MEAN) && nsx_fz_chance(r, 0.25))
+    else if ((f & NSX_FEAT_MEAN) && nsx_rng_chance(r, 0.25))
         reduce = NSX_REDUCE_MEAN;
 
     /* pairs and copies: batches the reference computes too */
-    int nleaks = causal && nsx_fz_chance(r, 0.45) ? 1 + nsx_fz_below(r, 2) : 0;
-    int probes = nsx_fz_chance(r, 0.35);
-    d->copies = nsx_fz_chance(r, 0.15);
+    int nleaks = causal && nsx_rng_chance(r, 0.45) ? 1 + nsx_rng_below(r, 2) : 0;
+    int probes = nsx_rng_chance(r, 0.35);
+    d->copies = nsx_rng_chance(r, 0.15);
     int batches = B * (1 + d->copies) + nleaks + (probes ? 3 * n : 0);
 
     /* keep the reference's work within the class */
@@ -188,41 +167,40 @@ static void draw_once(nsx_fz_rng *r, const nsx_kernel_info *ki, const nsx_model 
     if (L < 2)
         nleaks = 0;
 
-    put(s, len, "n=%d B=%d L=%d H=%d Hkv=%d d=%d dv=%d", n, B, L, Hkv * G, Hkv, d_, dv);
+    nsx_fz_put(s, len, "n=%d B=%d L=%d H=%d Hkv=%d d=%d dv=%d", n, B, L, Hkv * G, Hkv, d_, dv);
     if (reduce != NSX_REDUCE_PRODUCT)
-        put(s, len, " reduce=%s", nsx_reduce_name(reduce));
+        nsx_fz_put(s, len, " reduce=%s", nsx_reduce_name(reduce));
     if (!causal)
-        put(s, len, " causal=0");
+        nsx_fz_put(s, len, " causal=0");
     if (distinct)
-        put(s, len, " distinct=1");
+        nsx_fz_put(s, len, " distinct=1");
     if (windows) {
-        put(s, len, " w=");
+        nsx_fz_put(s, len, " w=");
         for (int m = 0; m < n; m++)
-            put(s, len, "%s%d", m ? "," : "", w[m]);
+            nsx_fz_put(s, len, "%s%d", m ? "," : "", w[m]);
     }
-    if ((f & NSX_FEAT_BIASES) && nsx_fz_chance(r, 0.2)) {
+    if ((f & NSX_FEAT_BIASES) && nsx_rng_chance(r, 0.2)) {
         static const char *const kbs[] = {"0", "0", "1/d", "1", "-0.5", "0.25", "2"};
         static const char *const vbs[] = {"0", "0", "1", "-1", "0.5", "1/d"};
-        put(s, len, " kb=");
+        nsx_fz_put(s, len, " kb=");
         for (int m = 0; m < n; m++)
-            put(s, len, "%s%s", m ? "," : "", kbs[nsx_fz_below(r, 7)]);
-        put(s, len, " vb=");
+            nsx_fz_put(s, len, "%s%s", m ? "," : "", kbs[nsx_rng_below(r, 7)]);
+        nsx_fz_put(s, len, " vb=");
         for (int m = 0; m < n; m++)
-            put(s, len, "%s%s", m ? "," : "", vbs[nsx_fz_below(r, 6)]);
+            nsx_fz_put(s, len, "%s%s", m ? "," : "", vbs[nsx_rng_below(r, 6)]);
     }
-    if (nsx_fz_chance(r, 0.15)) {
+    if (nsx_rng_chance(r, 0.15)) {
         static const char *const scales[] = {"0.125", "0.5", "1", "2", "1/d"};
-        put(s, len, " scale=%s", scales[nsx_fz_below(r, 5)]);
+        nsx_fz_put(s, len, " scale=%s", scales[nsx_rng_below(r, 5)]);
     }
-    if (nsx_fz_chance(r, 0.15)) {
+    if (nsx_rng_chance(r, 0.15)) {
         static const char *const outs[] = {"0.5", "2", "-1", "0.125", "0", "3"};
-        put(s, len, " out=%s", outs[nsx_fz_below(r, 6)]);
+        nsx_fz_put(s, len, " out=%s", outs[nsx_rng_below(r, 6)]);
     }
     static const weighted fmts[] = {{NSX_FORMAT_BF16, 40}, {NSX_FORMAT_F32, 25}, {NSX_FORMAT_F16, 20},
                                     {NSX_FORMAT_F64, 15}};
     int fmt = PICK(r, fmts);
-    static const char *const fmt_names[] = {"f64", "f32", "f16", "bf16"};
-    put(s, len, " fmt=%s", fmt_names[fmt]);
+    nsx_fz_put(s, len, " fmt=%s", nsx_format_name(fmt));
 
     /* value distribution; large magnitudes only where the model's operand
        format has the range, and only for the MPFR class (the loop
@@ -237,50 +215,49 @@ static void draw_once(nsx_fz_rng *r, const nsx_kernel_info *ki, const nsx_model 
     if (dist == NSX_DIST_ONEHOT && big)
         dist = NSX_DIST_HEAVY;
     if (dist != NSX_DIST_NORMAL)
-        put(s, len, " dist=%s", nsx_dist_name(dist));
+        nsx_fz_put(s, len, " dist=%s", nsx_dist_name(dist));
 
     if (source != NSX_SEL_NONE) {
-        static const char *const srcs[] = {NULL, "indices", "indexer", "scores"};
-        put(s, len, " sel=%s k=%d dims=", srcs[source], k);
+        nsx_fz_put(s, len, " sel=%s k=%d dims=", nsx_source_name(source), k);
         for (int m = 0, first = 1; m < n; m++)
             if (dims >> m & 1u) {
-                put(s, len, "%s%d", first ? "" : ",", m + 1);
+                nsx_fz_put(s, len, "%s%d", first ? "" : ",", m + 1);
                 first = 0;
             }
         if (source == NSX_SEL_INDEXER) {
-            static const char *const acts[] = {"relu", "softmax", "identity"};
+            const char *const *acts = nsx_act_names;
             static const char *const iscales[] = {"1", "0.5", "0.125"};
-            put(s, len, " act=%s iscale=%s Hi=%d di=%d", acts[nsx_fz_below(r, 3)], iscales[nsx_fz_below(r, 3)],
-                1 + nsx_fz_below(r, 3), 1 + nsx_fz_below(r, 8));
+            nsx_fz_put(s, len, " act=%s iscale=%s Hi=%d di=%d", acts[nsx_rng_below(r, 3)], iscales[nsx_rng_below(r, 3)],
+                1 + nsx_rng_below(r, 3), 1 + nsx_rng_below(r, 8));
         }
-        if (source != NSX_SEL_INDICES && nsx_fz_chance(r, 0.3))
-            put(s, len, " ties=1");
-        if (source == NSX_SEL_INDICES && nsx_fz_chance(r, 0.4))
-            put(s, len, " invalid=1");
-        if (source == NSX_SEL_INDICES && nsx_fz_chance(r, 0.2))
-            put(s, len, " empty=1");
-        d->shuffle = source == NSX_SEL_INDICES && nsx_fz_chance(r, 0.5);
+        if (source != NSX_SEL_INDICES && nsx_rng_chance(r, 0.3))
+            nsx_fz_put(s, len, " ties=1");
+        if (source == NSX_SEL_INDICES && nsx_rng_chance(r, 0.4))
+            nsx_fz_put(s, len, " invalid=1");
+        if (source == NSX_SEL_INDICES && nsx_rng_chance(r, 0.2))
+            nsx_fz_put(s, len, " empty=1");
+        d->shuffle = source == NSX_SEL_INDICES && nsx_rng_chance(r, 0.5);
     }
-    static const char *const futures[] = {"random", "huge", "nan", "inf"};
+    const char *const *futures = nsx_future_names;
     for (int x = 0; x < nleaks; x++)
-        put(s, len, " leak=%s:%d", futures[nsx_fz_below(r, 4)], nsx_fz_below(r, L - 1));
+        nsx_fz_put(s, len, " leak=%s:%d", futures[nsx_rng_below(r, 4)], nsx_rng_below(r, L - 1));
     if (probes)
-        put(s, len, " probe=all");
+        nsx_fz_put(s, len, " probe=all");
 
     /* the fuzzer's extras */
-    d->ties = nsx_fz_chance(r, 0.15) ? 1 + nsx_fz_below(r, 2) : 0;
-    d->lanes = nsx_fz_chance(r, 0.25) ? 1 + nsx_fz_below(r, 6) : 0;
+    d->ties = nsx_rng_chance(r, 0.15) ? 1 + nsx_rng_below(r, 2) : 0;
+    d->lanes = nsx_rng_chance(r, 0.25) ? 1 + nsx_rng_below(r, 6) : 0;
     /* products of the n + 1 factors of a score within 2^60, and within a
        quarter of the square root of the operand format's largest value */
     nsx_fmt op = nsx_fmt_of(mod->op);
     int range = (int)(log2(op.max) / 2) - 2;
     d->big = (range < 60 ? range : 60) / (n + 1);
-    d->heads = Hkv * G >= 2 && nsx_fz_chance(r, 0.15);
+    d->heads = Hkv * G >= 2 && nsx_rng_chance(r, 0.15);
 }
 
 void nsx_fz_draw_problem(uint64_t seed, const nsx_kernel_info *ki, const nsx_model *m, nsx_fz_draw *d)
 {
-    nsx_fz_rng r = {seed};
+    nsx_rng r = {seed};
     memset(d, 0, sizeof *d);
     d->seed = seed;
     for (;;) {
@@ -300,19 +277,19 @@ void nsx_fz_draw_problem(uint64_t seed, const nsx_kernel_info *ki, const nsx_mod
 char *nsx_fz_draw_text(const nsx_fz_draw *d, char *buf, size_t len)
 {
     buf[0] = '\0';
-    put(buf, len, "%s", d->recipe);
+    nsx_fz_put(buf, len, "%s", d->recipe);
     if (d->ties || d->lanes || d->shuffle || d->copies || d->heads) {
-        put(buf, len, " |");
+        nsx_fz_put(buf, len, " |");
         if (d->ties)
-            put(buf, len, " ties=%s", d->ties == 1 ? "exact" : "near");
+            nsx_fz_put(buf, len, " ties=%s", d->ties == 1 ? "exact" : "near");
         if (d->lanes)
-            put(buf, len, " lanes=%d", d->lanes);
+            nsx_fz_put(buf, len, " lanes=%d", d->lanes);
         if (d->shuffle)
-            put(buf, len, " shuffle=1");
+            nsx_fz_put(buf, len, " shuffle=1");
         if (d->copies)
-            put(buf, len, " copies=1");
+            nsx_fz_put(buf, len, " copies=1");
         if (d->heads)
-            put(buf, len, " heads=1");
+            nsx_fz_put(buf, len, " heads=1");
     }
     return buf;
 }

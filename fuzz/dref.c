@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "fuzz/dref.h"
+#include "nsimplex/slice.h"
 
 #define U64 0x1p-53
 #define ETA 0x1p-1074
@@ -34,73 +35,13 @@ static double gam(double k)
 typedef struct row_ctx {
     const nsx_problem *p;
     const nsx_inputs *in;
-    int *list[NSX_MAX_ORDER];
-    int len[NSX_MAX_ORDER];
-    unsigned char *selmap;
+    nsx_slice z;         /* Z(i) */
     double *t;           /* T^_J per allowed tuple */
     size_t cap;
     double *pre;         /* [3][d]: prefix products for the scores (value, |.|, max(1,|.|)) */
     double *vpre;        /* [3][dv]: prefix of the values (value, |.|, max(1,|.|)) */
     double *Y, *Wmax, *eWmax; /* [dv] each */
 } row_ctx;
-
-/* C_m(i) for every dimension; returns the size of their product. */
-static size_t key_lists(row_ctx *x, const int32_t *sel_row, int i)
-{
-    const nsx_problem *p = x->p;
-    size_t prod = 1;
-    if (p->sel.source != NSX_SEL_NONE) {
-        memset(x->selmap, 0, (size_t)p->L);
-        for (int r = 0; r < p->sel.k; r++)
-            if (sel_row[r] >= 0 && sel_row[r] < p->L)
-                x->selmap[sel_row[r]] = 1;
-    }
-    for (int m = 0; m < p->n; m++) {
-        int w = p->window[m];
-        x->len[m] = 0;
-        for (int j = 0; j < p->L; j++) {
-            int ok = !(p->causal && j > i) && !(w > 0 && !(i - w < j)) && !(w > 0 && !p->causal && !(j - i < w)) &&
-                     !(p->sel.source != NSX_SEL_NONE && (p->sel.dims >> m & 1u) && !x->selmap[j]);
-            if (ok)
-                x->list[m][x->len[m]++] = j;
-        }
-        prod *= (size_t)x->len[m];
-    }
-    return prod;
-}
-
-/* Odometer over the lists, last dimension fastest; J gets the keys, *moved
-   the lowest dimension whose key changed (0 on the first call).  Skips
-   tuples with a repeated key when distinct.  Returns 0 when done. */
-static int next_tuple(const row_ctx *x, int *pos, int *J, int *started, int *moved)
-{
-    const int n = x->p->n;
-    int low = n;
-    for (;;) {
-        if (!*started) {
-            *started = 1;
-            low = 0;
-        } else {
-            int m = n - 1;
-            while (m >= 0 && ++pos[m] == x->len[m])
-                pos[m--] = 0;
-            if (m < 0)
-                return 0;
-            if (m < low)
-                low = m;
-        }
-        for (int m = 0; m < n; m++)
-            J[m] = x->list[m][pos[m]];
-        int ok = 1;
-        for (int a = 0; a < n && ok && x->p->distinct; a++)
-            for (int c = a + 1; c < n; c++)
-                ok &= J[a] != J[c];
-        if (ok) {
-            *moved = low;
-            return 1;
-        }
-    }
-}
 
 /* The score factors of dimensions 0..n-2 (with q) for the current prefix:
    pre[l] = q_l prod (k + kb), pa = |q| prod (|k| + |kb|), pg = max(1,|s|)
@@ -162,9 +103,10 @@ static int one_row(row_ctx *x, int b, int h, int i, const int32_t *sel_row, doub
     const int prod = p->reduce == NSX_REDUCE_PRODUCT;
     const double s = nsx_problem_score_scale(p), as = fabs(s), gs = fmax(1.0, as);
     const double *Q = x->in->q + nsx_q_at(p, b, i, h, 0);
-    int pos[NSX_MAX_ORDER], J[NSX_MAX_ORDER], started, moved;
+    nsx_slice *z = &x->z;
+    const int *J = z->J;
 
-    size_t prod_len = key_lists(x, sel_row, i);
+    size_t prod_len = nsx_slice_start(z, i, sel_row);
     if (prod_len > x->cap) {
         double *t = realloc(x->t, prod_len * sizeof *t);
         if (!t)
@@ -178,10 +120,8 @@ static int one_row(row_ctx *x, int b, int h, int i, const int32_t *sel_row, doub
     const double kbl = p->k_bias[last], akbl = fabs(kbl);
     double m = -INFINITY, tmin = INFINITY, eT_max = 0;
     size_t N = 0;
-    memset(pos, 0, sizeof pos);
-    started = 0;
-    while (prod_len && next_tuple(x, pos, J, &started, &moved)) {
-        if (moved < last || N == 0)
+    while (nsx_slice_next(z)) {
+        if (z->moved < last || N == 0)
             score_prefix(x, Q, J, b, g, gs);
         const double *K = x->in->k[last] + nsx_k_at(p, b, J[last], g, 0);
         const double *pv = x->pre, *pa = pv + d, *pg = pa + d;
@@ -214,10 +154,9 @@ static int one_row(row_ctx *x, int b, int h, int i, const int32_t *sel_row, doub
     for (int c = 0; c < dv; c++)
         x->Y[c] = x->Wmax[c] = x->eWmax[c] = 0;
     double S = 0;
-    memset(pos, 0, sizeof pos);
-    started = 0;
-    for (size_t t = 0; next_tuple(x, pos, J, &started, &moved); t++) {
-        if (moved < last || t == 0)
+    nsx_slice_rewind(z);
+    for (size_t t = 0; nsx_slice_next(z); t++) {
+        if (z->moved < last || t == 0)
             value_prefix(x, J, b, g);
         const double e = exp(x->t[t] - m);
         const double *V = x->in->v[last] + nsx_v_at(p, b, J[last], g, 0);
@@ -276,14 +215,12 @@ int nsx_dref_forward(const nsx_problem *p, const nsx_inputs *in, const int32_t *
     row_ctx x = {.p = p, .in = in};
     int rc = 0;
     uint64_t count = 0;
-    for (int m = 0; m < p->n; m++)
-        if (!(x.list[m] = malloc((size_t)p->L * sizeof(int))))
-            rc = -2;
-    x.selmap = malloc((size_t)p->L);
+    if (nsx_slice_init(&x.z, p))
+        rc = -2;
     x.pre = malloc((size_t)3 * p->d * sizeof(double));
     x.vpre = malloc((size_t)3 * p->dv * sizeof(double));
     x.Y = malloc((size_t)3 * p->dv * sizeof(double));
-    if (!x.selmap || !x.pre || !x.vpre || !x.Y)
+    if (!x.pre || !x.vpre || !x.Y)
         rc = -2;
     if (!rc) {
         x.Wmax = x.Y + p->dv;
@@ -304,20 +241,18 @@ int nsx_dref_forward(const nsx_problem *p, const nsx_inputs *in, const int32_t *
                 const int32_t *srow = p->sel.source != NSX_SEL_NONE ? sel + nsx_sel_at(p, b, i, 0) : NULL;
                 rc = one_row(&x, b, h, i, srow, O, &lse[li], Ou, &lse_unc[li], &count);
                 if (rc == -1)
-                    nsx_err_set(err, NSX_EXIT_BAD,
+                    nsx_err_set(err, NSX_E_INPUT,
                                 "binary64 reference: batch %d, head %d, query %d reads a non-finite value or "
                                 "overflows", b, h, i);
             }
     if (rc == -2)
-        nsx_err_set(err, NSX_EXIT_INTERNAL, "binary64 reference: out of memory");
-    for (int m = 0; m < NSX_MAX_ORDER; m++)
-        free(x.list[m]);
-    free(x.selmap);
+        nsx_err_set(err, NSX_E_NOMEM, "binary64 reference: out of memory");
+    nsx_slice_free(&x.z);
     free(x.pre);
     free(x.vpre);
     free(x.Y);
     free(x.t);
     if (tuples)
         *tuples = count;
-    return rc == 0 ? 0 : rc == -1 ? NSX_EXIT_BAD : NSX_EXIT_INTERNAL;
+    return rc == 0 ? 0 : rc == -1 ? NSX_E_INPUT : NSX_E_NOMEM;
 }

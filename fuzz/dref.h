@@ -25,9 +25,9 @@
  * not computed; their o and lse are NaN and their bounds 0.  An empty slice
  * gives o = +0, lse = -inf, bounds 0.  *tuples (may be NULL) gets the
  * allowed tuples summed over rows and heads.
- * Returns 0; NSX_EXIT_BAD with err set when a computed row reads a NaN or an
+ * Returns 0; NSX_E_INPUT with err set when a computed row reads a NaN or an
  * infinity or a score or value overflows binary64 (the loop cannot judge
- * it); NSX_EXIT_INTERNAL when out of memory.
+ * it); NSX_E_NOMEM when out of memory.
  */
 int nsx_dref_forward(const nsx_problem *p, const nsx_inputs *in, const int32_t *sel,
                      const unsigned char *skip, double *o, double *lse, double *o_unc,

@@ -6,7 +6,7 @@
  * leak pairs, mask probes) and adds what the golden suites do not: near-ties,
  * interesting values in random vector lanes, shuffled selection rows, copies
  * of the batches in another order, a permutation of the heads.  It runs the
- * kernel (kernel/kernel.h) and judges it with the oracle (oracle/check.h)
+ * kernel (runner/runner.h) and judges it with the oracle (oracle/check.h)
  * under the kernel's declared precision model, against the MPFR reference
  * on small problems and the binary64 loop reference (fuzz/dref.h) with its
  * stated uncertainty on larger ones.  A failure is shrunk and saved as a
@@ -15,8 +15,8 @@
  * Everything follows from the run's seed: problem k of seed S is the same
  * problem in every run (nsx_fz_problem_seed), whatever the budget.
  *
- * Files: draw.c (problems), case.c (building and reshaping cases), judge.c,
- * shrink.c, save.c, run.c (the loop), dref.c.
+ * Files: draw.c (problems), case.c (building cases), judge.c, shrink.c
+ * (shrinking and reshaping cases), save.c, run.c (the loop), dref.c.
  */
 #ifndef NSX_FUZZ_FUZZ_H
 #define NSX_FUZZ_FUZZ_H
@@ -25,20 +25,13 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "kernel/kernel.h"
+#include "nsimplex/rng.h"
+#include "runner/runner.h"
 #include "oracle/check.h"
 #include "oracle/model.h"
 #include "vectors/build.h"
 
-/* ---- randomness ---------------------------------------------------------- */
-
-typedef struct nsx_fz_rng {
-    uint64_t s;
-} nsx_fz_rng;
-
-uint64_t nsx_fz_next(nsx_fz_rng *r);      /* splitmix64 */
-int nsx_fz_below(nsx_fz_rng *r, int n);   /* uniform in 0..n-1, n >= 1 */
-int nsx_fz_chance(nsx_fz_rng *r, double p);
+/* ---- randomness (nsimplex/rng.h) ------------------------------------------ */
 
 /* The seed of problem `index` of a run seeded with `seed`. */
 uint64_t nsx_fz_problem_seed(uint64_t seed, uint64_t index);
@@ -64,6 +57,9 @@ typedef struct nsx_fz_draw {
    the range of its precision model m. */
 void nsx_fz_draw_problem(uint64_t seed, const nsx_kernel_info *ki, const nsx_model *m, nsx_fz_draw *d);
 
+/* Appends printf-formatted text to buf (size len), truncating. */
+void nsx_fz_put(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 /* The draw as one line: "RECIPE | ties=1 lanes=3 ..." (the extras only when
    set).  Returns buf. */
 char *nsx_fz_draw_text(const nsx_fz_draw *d, char *buf, size_t len);
@@ -71,7 +67,7 @@ char *nsx_fz_draw_text(const nsx_fz_draw *d, char *buf, size_t len);
 /* ---- cases (case.c) ---------------------------------------------------------- */
 
 typedef struct nsx_fz_case {
-    nsx_built b;         /* problem, inputs, pairs, flags; expected values once judged */
+    nsx_instance b;         /* problem, inputs, pairs, flags; expected values once judged */
     nsx_recipe r;        /* the recipe; r.p = b.p (the reference's flags come from it) */
     int heads;           /* run the head-permutation probe */
     uint64_t seed;       /* the problem's seed */
@@ -84,13 +80,10 @@ typedef struct nsx_fz_case {
 #define NSX_FZ_PREC_CAP 2048
 
 /* Builds the case of a draw.  0, or an exit code with err set (a recipe
-   the builder cannot honour: NSX_EXIT_BAD). */
+   the builder cannot honour: NSX_E_INPUT). */
 int nsx_fz_case_build(const nsx_fz_draw *d, nsx_fz_case *c, nsx_err *err);
 
 void nsx_fz_case_free(nsx_fz_case *c);
-
-/* A deep copy.  0 or NSX_EXIT_INTERNAL. */
-int nsx_fz_case_copy(const nsx_fz_case *src, nsx_fz_case *dst, nsx_err *err);
 
 /* The case's shape in one line ("n=2 B=2 L=5 H=1 Hkv=1 d=3 dv=3 ... pairs:
    leak(0,1,t=2,nan)"); returns buf. */
@@ -103,38 +96,6 @@ double nsx_fz_case_work(const nsx_fz_case *c);
 /* Cases up to this work are judged against the MPFR reference; larger ones
    against the binary64 loop reference. */
 #define NSX_FZ_MPFR_WORK 4.0e5
-
-/* A reshaped copy for the shrinker: L positions (the first, or those of
-   pos: keys renumbered, dropped selected keys become -1 pads), the first n
-   dimensions (the last ones dropped), the first d and dv components, the
-   first Hkv kv heads and G query heads per group, the batches keep[0..nb)
-   (in that order; pairs whose members are dropped go with them), top-k and
-   features as the shape says.  Pairs
-   that no longer hold (a probe whose key is no longer excluded, a leak pair
-   past L) are dropped.  0, NSX_EXIT_BAD when the result is not a valid
-   problem, or NSX_EXIT_INTERNAL. */
-typedef struct nsx_fz_shape {
-    int L, n, d, dv, Hkv, G;
-    const int *keep;
-    int nb;
-    int k;               /* top-k: the first k entries of given rows, or a
-                            smaller computed top-k */
-    unsigned drop;       /* features switched off: NSX_FZ_DROP_* */
-    const int *pos;      /* NULL: the first L positions; else L ascending
-                            positions of the source (the others dropped) */
-} nsx_fz_shape;
-#define NSX_FZ_DROP_WINDOWS 1u
-#define NSX_FZ_DROP_BIASES 2u
-#define NSX_FZ_DROP_DISTINCT 4u
-#define NSX_FZ_DROP_SELECTION 8u
-#define NSX_FZ_DROP_SCALES 16u   /* score scale 1/sqrt(d), out_scale 1 */
-#define NSX_FZ_DROP_REDUCE 32u   /* the product reducer */
-#define NSX_FZ_DROP_WINDOW(m) (256u << (m)) /* the window of dimension m (0-based) */
-
-/* The shape of c as it is (nothing reshaped); keep gets 0..B-1 (room for
-   64). */
-nsx_fz_shape nsx_fz_shape_of(const nsx_fz_case *c, int *keep);
-int nsx_fz_case_reshape(const nsx_fz_case *src, const nsx_fz_shape *s, nsx_fz_case *dst, nsx_err *err);
 
 /* ---- judging (judge.c) --------------------------------------------------- */
 
@@ -168,7 +129,7 @@ typedef struct nsx_fz_verdict {
 /*
  * Runs k on c and judges it under m against the reference ref (AUTO: by
  * work, NSX_FZ_MPFR_WORK).  Fills c's expected values (c->b.o, lse, sel_out,
- * sel_scores) and v.  Returns 0 whatever the verdict, or NSX_EXIT_INTERNAL
+ * sel_scores) and v.  Returns 0 whatever the verdict, or NSX_E_INTERNAL
  * (out of memory) with err set.
  */
 int nsx_fz_judge(const nsx_kernel *k, const nsx_model *m, nsx_fz_case *c, int ref, nsx_fz_verdict *v,
@@ -192,6 +153,42 @@ typedef struct nsx_fz_shrink_stats {
  */
 int nsx_fz_shrink(const nsx_kernel *k, const nsx_model *m, nsx_fz_case *c, unsigned kind, double budget,
                   nsx_fz_shrink_stats *st, nsx_err *err);
+
+/* A reshaped copy (the shrinker's steps; case.c appends copies with it): L positions (the first, or those of
+   pos: keys renumbered, dropped selected keys become -1 pads), the first n
+   dimensions (the last ones dropped), the first d and dv components, the
+   first Hkv kv heads and G query heads per group, the batches keep[0..nb)
+   (in that order; pairs whose members are dropped go with them), top-k and
+   features as the shape says.  Pairs
+   that no longer hold (a probe whose key is no longer excluded, a leak pair
+   past L) are dropped.  0, NSX_E_INPUT when the result is not a valid
+   problem, or NSX_E_INTERNAL. */
+typedef struct nsx_fz_shape {
+    int L, n, d, dv, Hkv, G;
+    const int *keep;
+    int nb;
+    int k;               /* top-k: the first k entries of given rows, or a
+                            smaller computed top-k */
+    unsigned drop;       /* features switched off: NSX_FZ_DROP_* */
+    const int *pos;      /* NULL: the first L positions; else L ascending
+                            positions of the source (the others dropped) */
+} nsx_fz_shape;
+#define NSX_FZ_DROP_WINDOWS 1u
+#define NSX_FZ_DROP_BIASES 2u
+#define NSX_FZ_DROP_DISTINCT 4u
+#define NSX_FZ_DROP_SELECTION 8u
+#define NSX_FZ_DROP_SCALES 16u   /* score scale 1/sqrt(d), out_scale 1 */
+#define NSX_FZ_DROP_REDUCE 32u   /* the product reducer */
+#define NSX_FZ_DROP_WINDOW(m) (256u << (m)) /* the window of dimension m (0-based) */
+
+/* The shape of c as it is (nothing reshaped); keep gets 0..B-1 (room for
+   64). */
+nsx_fz_shape nsx_fz_shape_of(const nsx_fz_case *c, int *keep);
+int nsx_fz_case_reshape(const nsx_fz_case *src, const nsx_fz_shape *s, nsx_fz_case *dst, nsx_err *err);
+
+/* A deep copy.  0 or NSX_E_INTERNAL. */
+int nsx_fz_case_copy(const nsx_fz_case *src, nsx_fz_case *dst, nsx_err *err);
+
 
 /* ---- saving (save.c) ----------------------------------------------------- */
 
@@ -251,8 +248,8 @@ typedef struct nsx_fuzz_summary {
 /*
  * The run: problems start, start + 1, ... of seed until the budget, count or
  * max_failures is reached.  Returns 0 (s->nfail says whether anything
- * failed), or an exit code with err set (NSX_EXIT_BAD: the kernel's model
- * cannot be judged; NSX_EXIT_INTERNAL).
+ * failed), or an exit code with err set (NSX_E_INPUT: the kernel's model
+ * cannot be judged; NSX_E_INTERNAL).
  */
 int nsx_fuzz_run(const nsx_kernel *k, const nsx_fuzz_opts *o, nsx_fuzz_summary *s, nsx_err *err);
 

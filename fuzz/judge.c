@@ -86,12 +86,12 @@ static void skip(nsx_fz_verdict *v, const char *why)
 }
 
 /* A random permutation of 0..n-1 other than the identity when n >= 2. */
-static void permutation(nsx_fz_rng *r, int *perm, int n)
+static void permutation(nsx_rng *r, int *perm, int n)
 {
     for (int x = 0; x < n; x++)
         perm[x] = x;
     for (int x = n - 1; x > 0; x--) {
-        int y = nsx_fz_below(r, x + 1), t = perm[x];
+        int y = nsx_rng_below(r, x + 1), t = perm[x];
         perm[x] = perm[y];
         perm[y] = t;
     }
@@ -102,7 +102,7 @@ static void permutation(nsx_fz_rng *r, int *perm, int n)
         perm[x] = (x + 1) % n;
 }
 
-/* Step 5.  Returns 0 or NSX_EXIT_INTERNAL. */
+/* Step 5.  Returns 0 or NSX_E_INTERNAL. */
 static int heads_probe(const nsx_kernel *k, const nsx_fz_case *c, const int32_t *sel, const unsigned char *skiprow,
                        nsx_fz_verdict *v, nsx_err *err)
 {
@@ -111,7 +111,7 @@ static int heads_probe(const nsx_kernel *k, const nsx_fz_case *c, const int32_t 
     int tau[64], sigma[64];
     if (p->Hkv > 64 || G > 64)
         return 0;
-    nsx_fz_rng r = {c->seed ^ 0x2545f4914f6cdd1dull};
+    nsx_rng r = {c->seed ^ 0x2545f4914f6cdd1dull};
     permutation(&r, tau, p->Hkv);
     permutation(&r, sigma, G);
     double *q = malloc(nsx_q_size(p) * sizeof *q), *kk[NSX_MAX_ORDER] = {0}, *vv[NSX_MAX_ORDER] = {0};
@@ -122,7 +122,7 @@ static int heads_probe(const nsx_kernel *k, const nsx_fz_case *c, const int32_t 
         ok &= (vv[m] = malloc(nsx_v_size(p) * sizeof(double))) != NULL;
     }
     if (!ok) {
-        rc = nsx_err_set(err, NSX_EXIT_INTERNAL, "fuzz: out of memory");
+        rc = nsx_err_set(err, NSX_E_NOMEM, "fuzz: out of memory");
         goto done;
     }
     nsx_inputs in = c->b.in;
@@ -148,14 +148,14 @@ static int heads_probe(const nsx_kernel *k, const nsx_fz_case *c, const int32_t 
     int has_lse;
     nsx_err kerr = {0};
     int r2 = nsx_kernel_run(k, p, &in, sel, o, lse, &has_lse, &kerr);
-    if (r2 == NSX_EXIT_INTERNAL) {
-        rc = nsx_err_set(err, NSX_EXIT_INTERNAL, "%s", kerr.msg);
+    if (nsx_err_is_fatal(r2)) {
+        rc = nsx_err_set(err, r2, "%s", kerr.msg);
         goto done;
     }
     if (r2) {
         char note[600] = "heads permuted: ";
         copy_text(note + strlen(note), sizeof note - strlen(note), kerr.msg);
-        fail(v, r2 == NSX_EXIT_BAD ? NSX_FZ_UNSUPPORTED : NSX_FZ_ERROR, note);
+        fail(v, r2 == NSX_E_UNSUPPORTED || r2 == NSX_E_KERNEL_REFUSED ? NSX_FZ_UNSUPPORTED : NSX_FZ_ERROR, note);
         goto done;
     }
     for (int b = 0; b < p->B; b++)
@@ -192,7 +192,7 @@ done:
 int nsx_fz_judge(const nsx_kernel *k, const nsx_model *m, nsx_fz_case *c, int ref, nsx_fz_verdict *v,
                  nsx_err *err)
 {
-    nsx_built *b = &c->b;
+    nsx_instance *b = &c->b;
     const nsx_problem *p = &b->p;
     const int computed = p->sel.source == NSX_SEL_INDEXER || p->sel.source == NSX_SEL_SCORES;
     char note[600];
@@ -211,8 +211,8 @@ int nsx_fz_judge(const nsx_kernel *k, const nsx_model *m, nsx_fz_case *c, int re
 
     /* 1. the selection the kernel receives */
     if (computed && nsx_ref_select(p, &b->in, b->sel_out, b->sel_scores, NULL, NULL, &e)) {
-        if (e.code == NSX_EXIT_INTERNAL && strstr(e.msg, "memory"))
-            goto oom;
+        if (nsx_err_is_fatal(e.kind))
+            goto fatal;
         prefixed(note, sizeof note, "reference selection: ", e.msg);
         skip(v, note);
         goto done;
@@ -221,9 +221,9 @@ int nsx_fz_judge(const nsx_kernel *k, const nsx_model *m, nsx_fz_case *c, int re
 
     /* 2. the kernel */
     int r2 = nsx_kernel_run(k, p, &b->in, sel, v->o, v->lse, &v->has_lse, &e);
-    if (r2 == NSX_EXIT_INTERNAL)
-        goto oom;
-    if (r2 == NSX_EXIT_BAD && !strstr(e.msg, "returned 1")) {
+    if (nsx_err_is_fatal(r2))
+        goto fatal;
+    if (r2 == NSX_E_UNSUPPORTED) {
         prefixed(note, sizeof note, "drawn outside the declared features: ", e.msg);
         skip(v, note);
         free(v->o), free(v->lse);
@@ -231,7 +231,7 @@ int nsx_fz_judge(const nsx_kernel *k, const nsx_model *m, nsx_fz_case *c, int re
         goto done;
     }
     if (r2) {
-        fail(v, r2 == NSX_EXIT_BAD ? NSX_FZ_UNSUPPORTED : NSX_FZ_ERROR, e.msg);
+        fail(v, r2 == NSX_E_KERNEL_REFUSED ? NSX_FZ_UNSUPPORTED : NSX_FZ_ERROR, e.msg);
         free(v->o), free(v->lse);
         v->o = v->lse = NULL;
         goto done;
@@ -243,9 +243,9 @@ int nsx_fz_judge(const nsx_kernel *k, const nsx_model *m, nsx_fz_case *c, int re
     if (ref == NSX_FZ_REF_MPFR) {
         nsx_ref_opts opts = {.prec_cap = c->exact_cap ? 0 : NSX_FZ_PREC_CAP};
         if (nsx_build_expect(b, &c->r, &opts, NULL, &e)) {
-            if (e.code == NSX_EXIT_INTERNAL && strstr(e.msg, "memory"))
-                goto oom;
-            if (e.code != NSX_EXIT_INTERNAL || c->exact_cap) {
+            if (nsx_err_is_fatal(e.kind))
+                goto fatal;
+            if (e.kind != NSX_E_PRECISION_CAP || c->exact_cap) {
                 prefixed(note, sizeof note, "reference: ", e.msg);
                 skip(v, note);
                 goto done;
@@ -259,8 +259,8 @@ int nsx_fz_judge(const nsx_kernel *k, const nsx_model *m, nsx_fz_case *c, int re
         if (!v->unc_o || !v->unc_lse)
             goto oom;
         int r3 = nsx_dref_forward(p, &b->in, sel, skiprow, b->o, b->lse, v->unc_o, v->unc_lse, NULL, &e);
-        if (r3 == NSX_EXIT_INTERNAL)
-            goto oom;
+        if (nsx_err_is_fatal(r3))
+            goto fatal;
         if (r3) {
             skip(v, e.msg);
             goto done;
@@ -273,8 +273,8 @@ int nsx_fz_judge(const nsx_kernel *k, const nsx_model *m, nsx_fz_case *c, int re
     nsx_expected_unc unc = {v->unc_o, v->unc_lse};
     nsx_check_report rep;
     int r4 = nsx_check_unc(p, &info, &b->in, &b->out, v->unc_o ? &unc : NULL, &cand, m, &rep, &e);
-    if (r4 == NSX_EXIT_INTERNAL) {
-        rc = nsx_err_set(err, NSX_EXIT_INTERNAL, "%s", e.msg);
+    if (nsx_err_is_fatal(r4)) {
+        rc = nsx_err_set(err, r4, "%s", e.msg);
         goto done;
     }
     if (r4) {
@@ -295,8 +295,8 @@ int nsx_fz_judge(const nsx_kernel *k, const nsx_model *m, nsx_fz_case *c, int re
        primary kind, find its own note */
     for (int x = 0; x < rep.nnotes; x++) {
         unsigned kind = nsx_fz_primary(v->kinds);
-        int is_pair = strstr(rep.notes[x], " pair ") != NULL;
-        int is_empty = strstr(rep.notes[x], "slice is empty") != NULL;
+        int is_pair = rep.note_kind[x] == NSX_NOTE_PAIR;
+        int is_empty = rep.note_kind[x] == NSX_NOTE_EMPTY;
         if ((kind == NSX_FZ_PAIR && is_pair) || (kind == NSX_FZ_EMPTY && is_empty) ||
             (kind == NSX_FZ_BOUND && !is_pair && !is_empty)) {
             copy_text(v->note, sizeof v->note, rep.notes[x]);
@@ -311,7 +311,10 @@ int nsx_fz_judge(const nsx_kernel *k, const nsx_model *m, nsx_fz_case *c, int re
         v->status = NSX_FZ_PASS;
     goto done;
 oom:
-    rc = nsx_err_set(err, NSX_EXIT_INTERNAL, "fuzz: out of memory");
+    rc = nsx_err_set(err, NSX_E_NOMEM, "fuzz: out of memory");
+    goto done;
+fatal:
+    rc = nsx_err_set(err, e.kind, "%s", e.msg);
 done:
     free(skiprow);
     return rc;

@@ -114,8 +114,8 @@ int nsx_fuzz_run(const nsx_kernel *k, const nsx_fuzz_opts *o, nsx_fuzz_summary *
         nsx_err e = {0};
         end = idx + 1;
         if (nsx_fz_case_build(&d, &c, &e)) {
-            if (e.code == NSX_EXIT_INTERNAL)
-                return nsx_err_set(err, NSX_EXIT_INTERNAL, "%s", e.msg);
+            if (nsx_err_is_fatal(e.kind))
+                return nsx_err_set(err, e.kind, "%s", e.msg);
             s->rejected++;
             continue;
         }

@@ -83,7 +83,7 @@ int nsx_fz_save(const char *dir, const char *stem, const nsx_kernel *k, const ns
     size_t len = 0;
     FILE *f = open_memstream(&text, &len);
     if (!f)
-        return nsx_err_set(err, NSX_EXIT_INTERNAL, "fuzz: out of memory");
+        return nsx_err_set(err, NSX_E_NOMEM, "fuzz: out of memory");
     fprintf(f, "%s\n", about);
     fprintf(f, "model: %s\n", nsx_model_format(m, model, sizeof model));
     if (saved_vec) {
@@ -108,7 +108,7 @@ int nsx_fz_save(const char *dir, const char *stem, const nsx_kernel *k, const ns
     }
     if (fclose(f) || !text) {
         free(text);
-        return nsx_err_set(err, NSX_EXIT_INTERNAL, "fuzz: out of memory");
+        return nsx_err_set(err, NSX_E_NOMEM, "fuzz: out of memory");
     }
     nsx_atomic a;
     if (!(rc = nsx_atomic_open(&a, txt, err)) && !(rc = nsx_atomic_write(&a, text, len, err)))

@@ -29,6 +29,8 @@
 
 #include "fuzz/fuzz.h"
 #include "io/fpformat.h"
+#include "nsimplex/ref.h"
+#include "nsimplex/slice.h"
 
 typedef struct shrinker {
     const nsx_kernel *k;
@@ -83,7 +85,7 @@ static int try_shape(shrinker *s, nsx_fz_case *c, const nsx_fz_shape *sh, nsx_er
     if (out_of_time(s))
         return 0;
     int rc = nsx_fz_case_reshape(c, sh, &cand, &e);
-    if (rc == NSX_EXIT_INTERNAL) {
+    if (nsx_err_is_fatal(rc)) {
         *err = e;
         return -1;
     }
@@ -243,7 +245,7 @@ static int moved_pair(const nsx_fz_case *c, int x, int arg, nsx_fz_case *cand, n
     nsx_fz_shape sh = nsx_fz_shape_of(&t, keep);
     int rc = nsx_fz_case_reshape(&t, &sh, cand, err);
     nsx_fz_case_free(&t);
-    return rc == NSX_EXIT_INTERNAL ? -1 : rc ? 1 : 0;
+    return nsx_err_is_fatal(rc) ? -1 : rc ? 1 : 0;
 }
 
 static int shrink_pairs(shrinker *s, nsx_fz_case *c, nsx_err *err)
@@ -279,7 +281,7 @@ static int try_drop_positions(shrinker *s, nsx_fz_case *c, int j0, int j1, nsx_e
         return 0;
     int *pos = malloc((size_t)L * sizeof *pos), keep[64], n = 0;
     if (!pos) {
-        nsx_err_set(err, NSX_EXIT_INTERNAL, "fuzz: out of memory");
+        nsx_err_set(err, NSX_E_NOMEM, "fuzz: out of memory");
         return -1;
     }
     for (int j = 0; j < L; j++)
@@ -404,5 +406,216 @@ int nsx_fz_shrink(const nsx_kernel *k, const nsx_model *m, nsx_fz_case *c, unsig
     while ((r = round_once(&s, c, err)) > 0 && !out_of_time(&s))
         ;
     st->seconds = now() - s.t0;
-    return r < 0 ? err->code ? err->code : NSX_EXIT_INTERNAL : 0;
+    return r < 0 ? err->kind ? err->kind : NSX_E_INTERNAL : 0;
+}
+
+/* ---- reshaping (fuzz/fuzz.h: nsx_fz_case_reshape) ---------------------------- */
+
+/* The first index of keep[0..nb) equal to batch, or -1. */
+static int kept_as(const nsx_fz_shape *s, int batch)
+{
+    for (int x = 0; x < s->nb; x++)
+        if (s->keep[x] == batch)
+            return x;
+    return -1;
+}
+
+nsx_fz_shape nsx_fz_shape_of(const nsx_fz_case *c, int *keep)
+{
+    const nsx_problem *p = &c->b.p;
+    for (int b = 0; b < p->B && b < 64; b++)
+        keep[b] = b;
+    return (nsx_fz_shape){p->L, p->n, p->d, p->dv, p->Hkv, p->H / p->Hkv, keep, p->B < 64 ? p->B : 64, p->sel.k, 0,
+                          NULL};
+}
+
+int nsx_fz_case_reshape(const nsx_fz_case *src, const nsx_fz_shape *s, nsx_fz_case *dst, nsx_err *err)
+{
+    const nsx_problem *sp = &src->b.p;
+    nsx_problem p = *sp;
+    char why[256];
+    const int G0 = sp->H / sp->Hkv;
+    memset(dst, 0, sizeof *dst);
+    if (s->L < 1 || s->L > sp->L || s->n < 1 || s->n > sp->n || s->d < 1 || s->d > sp->d || s->dv < 1 ||
+        s->dv > sp->dv || s->Hkv < 1 || s->Hkv > sp->Hkv || s->G < 1 || s->G > G0 || s->nb < 1 ||
+        (sp->sel.source != NSX_SEL_NONE && (s->k < 1 || s->k > sp->sel.k)))
+        return nsx_err_set(err, NSX_E_INPUT, "reshape: out of range");
+    for (int x = 0; x < s->nb; x++)
+        if (s->keep[x] < 0 || s->keep[x] >= sp->B)
+            return nsx_err_set(err, NSX_E_INPUT, "reshape: batch %d out of range", s->keep[x]);
+    for (int i = 0; s->pos && i < s->L; i++)
+        if (s->pos[i] < 0 || s->pos[i] >= sp->L || (i > 0 && s->pos[i] <= s->pos[i - 1]))
+            return nsx_err_set(err, NSX_E_INPUT, "reshape: positions not ascending in 0..%d", sp->L - 1);
+    p.B = s->nb;
+    p.L = s->L;
+    p.n = s->n;
+    p.d = s->d;
+    p.dv = s->dv;
+    p.Hkv = s->Hkv;
+    p.H = s->Hkv * s->G;
+    for (int m = p.n; m < NSX_MAX_ORDER; m++) {
+        p.window[m] = 0;
+        p.k_bias[m] = p.v_bias[m] = 0;
+    }
+    for (int m = 0; m < NSX_MAX_ORDER; m++) {
+        if ((s->drop & NSX_FZ_DROP_WINDOWS) || (s->drop & NSX_FZ_DROP_WINDOW(m)))
+            p.window[m] = 0;
+        if (s->drop & NSX_FZ_DROP_BIASES)
+            p.k_bias[m] = p.v_bias[m] = 0;
+    }
+    if (s->drop & NSX_FZ_DROP_DISTINCT)
+        p.distinct = 0;
+    if (s->drop & NSX_FZ_DROP_SCALES) {
+        p.score_scale_rsqrt_d = 1;
+        p.out_scale = 1;
+    }
+    if (p.score_scale_rsqrt_d)
+        p.score_scale = nsx_problem_score_scale(&p); /* RN(1/sqrt(d)) for the new d */
+    if (s->drop & NSX_FZ_DROP_REDUCE)
+        p.reduce = NSX_REDUCE_PRODUCT;
+    if (s->drop & NSX_FZ_DROP_SELECTION)
+        memset(&p.sel, 0, sizeof p.sel);
+    if (p.sel.source != NSX_SEL_NONE) {
+        p.sel.k = s->k;
+        p.sel.dims &= (1u << p.n) - 1u;
+        if (!p.sel.dims)
+            return nsx_err_set(err, NSX_E_INPUT, "reshape: no selected dimension left");
+    }
+    if (nsx_problem_check(&p, why, sizeof why))
+        return nsx_err_set(err, NSX_E_INPUT, "reshape: %s", why);
+    /* the kept positions P[i] of the source, and the inverse map */
+    int *P = malloc((size_t)p.L * sizeof *P), *inv = malloc((size_t)sp->L * sizeof *inv);
+    if (!P || !inv) {
+        free(P), free(inv);
+        return nsx_err_set(err, NSX_E_NOMEM, "fuzz: out of memory");
+    }
+    for (int j = 0; j < sp->L; j++)
+        inv[j] = -1;
+    for (int i = 0; i < p.L; i++) {
+        P[i] = s->pos ? s->pos[i] : i;
+        inv[P[i]] = i;
+    }
+    int rc = 0;
+    /* a batch with a huge or non-finite future within the kept positions
+       needs its leak pair, which leaves its rows after t unjudged */
+    for (int x = 0; x < src->b.npairs; x++) {
+        const nsx_pair *q = &src->b.pairs[x];
+        if (q->kind == NSX_PAIR_LEAK && q->future != NSX_FUTURE_RANDOM && P[p.L - 1] > q->t &&
+            kept_as(s, q->b) >= 0 && (kept_as(s, q->a) < 0 || P[0] > q->t))
+            rc = nsx_err_set(err, NSX_E_INPUT, "reshape: a batch with a wild future would lose its pair");
+    }
+    if (!rc && nsx_instance_alloc(&dst->b, &p))
+        rc = nsx_err_set(err, NSX_E_NOMEM, "fuzz: out of memory");
+    if (rc) {
+        free(P), free(inv);
+        return rc;
+    }
+    dst->r = src->r;
+    dst->r.p = p;
+    if (p.sel.source == NSX_SEL_NONE)
+        dst->r.ties = dst->r.invalid = dst->r.empty = 0;
+    dst->heads = src->heads;
+    dst->seed = src->seed;
+
+    /* the values */
+    for (int b = 0; b < p.B; b++) {
+        const int sb = s->keep[b];
+        for (int i = 0; i < p.L; i++) {
+            const int si = P[i];
+            for (int h = 0; h < p.H; h++) {
+                int sh = h / s->G * G0 + h % s->G; /* kv head h / G', member h % G' */
+                memcpy(dst->b.q + nsx_q_at(&p, b, i, h, 0), src->b.q + nsx_q_at(sp, sb, si, sh, 0),
+                       (size_t)p.d * sizeof(double));
+            }
+            for (int m = 0; m < p.n; m++)
+                for (int g = 0; g < p.Hkv; g++) {
+                    memcpy(dst->b.k[m] + nsx_k_at(&p, b, i, g, 0), src->b.k[m] + nsx_k_at(sp, sb, si, g, 0),
+                           (size_t)p.d * sizeof(double));
+                    memcpy(dst->b.v[m] + nsx_v_at(&p, b, i, g, 0), src->b.v[m] + nsx_v_at(sp, sb, si, g, 0),
+                           (size_t)p.dv * sizeof(double));
+                }
+            /* the first k entries, renumbered: a dropped key becomes a -1
+               pad, an invalid index stays invalid */
+            for (int r = 0; dst->b.sel && r < p.sel.k; r++) {
+                int32_t e = src->b.sel[nsx_sel_at(sp, sb, si, r)];
+                dst->b.sel[nsx_sel_at(&p, b, i, r)] =
+                    e < 0 ? e : e >= sp->L ? e - sp->L + p.L : inv[e];
+            }
+            const int Hi = p.sel.Hi, di = p.sel.di;
+            if (dst->b.idx_q) {
+                memcpy(dst->b.idx_q + nsx_idx_q_at(&p, b, i, 0, 0), src->b.idx_q + nsx_idx_q_at(sp, sb, si, 0, 0),
+                       (size_t)Hi * di * sizeof(double));
+                memcpy(dst->b.idx_k + nsx_idx_k_at(&p, b, i, 0), src->b.idx_k + nsx_idx_k_at(sp, sb, si, 0),
+                       (size_t)di * sizeof(double));
+                memcpy(dst->b.idx_w + nsx_idx_w_at(&p, b, i, 0), src->b.idx_w + nsx_idx_w_at(sp, sb, si, 0),
+                       (size_t)Hi * sizeof(double));
+            }
+            for (int j = 0; dst->b.idx_s && j < p.L; j++)
+                dst->b.idx_s[nsx_idx_s_at(&p, b, i, j)] = src->b.idx_s[nsx_idx_s_at(sp, sb, si, P[j])];
+        }
+    }
+
+    /* the pairs that still hold */
+    int32_t *sel0 = NULL;
+    if (p.sel.source == NSX_SEL_INDEXER || p.sel.source == NSX_SEL_SCORES) {
+        if (!(sel0 = malloc(nsx_sel_size(&p) * sizeof *sel0))) {
+            rc = nsx_err_set(err, NSX_E_NOMEM, "fuzz: out of memory");
+        } else if (nsx_ref_select(&p, &dst->b.in, sel0, NULL, NULL, NULL, err)) {
+            rc = err->kind;
+        }
+    }
+    for (int x = 0; x < src->b.npairs && !rc; x++) {
+        nsx_pair q = src->b.pairs[x];
+        int a = kept_as(s, q.a), b = kept_as(s, q.b);
+        if (a < 0 || b < 0)
+            continue;
+        q.a = a;
+        q.b = b;
+        if (q.kind == NSX_PAIR_LEAK) {
+            int shared = 0; /* kept positions up to t */
+            while (shared < p.L && P[shared] <= q.t)
+                shared++;
+            if (shared == 0)
+                continue;
+            q.t = shared - 1;
+            if (q.t < p.L - 1 && !p.causal)
+                continue;
+        } else {
+            if (inv[q.i] < 0 || inv[q.j] < 0 || q.dim > p.n)
+                continue;
+            q.i = inv[q.i];
+            q.j = inv[q.j];
+            const int32_t *row = p.sel.source == NSX_SEL_INDICES ? dst->b.sel + nsx_sel_at(&p, a, q.i, 0)
+                                 : sel0                         ? sel0 + nsx_sel_at(&p, a, q.i, 0)
+                                                                : NULL;
+            if (nsx_key_allowed(&p, row, q.i, q.dim - 1, q.j))
+                continue; /* some allowed tuple of row i uses the key */
+        }
+        nsx_instance_add_pair(&dst->b, &q);
+        nsx_instance_flag_pair(&dst->b, &q);
+    }
+    free(sel0);
+    free(P);
+    free(inv);
+    if (rc)
+        nsx_fz_case_free(dst);
+    return rc;
+}
+
+int nsx_fz_case_copy(const nsx_fz_case *src, nsx_fz_case *dst, nsx_err *err)
+{
+    const nsx_problem *p = &src->b.p;
+    int keep[64];
+    if (p->B > 64)
+        return nsx_err_set(err, NSX_E_TOO_LARGE, "fuzz: too many batches to copy");
+    nsx_fz_shape s = nsx_fz_shape_of(src, keep);
+    int rc = nsx_fz_case_reshape(src, &s, dst, err);
+    if (!rc) {
+        memcpy(dst->b.flags, src->b.flags, sizeof dst->b.flags);
+        dst->b.nflags = src->b.nflags;
+        /* the pairs as they were, even those a fresh check would drop */
+        memcpy(dst->b.pairs, src->b.pairs, sizeof dst->b.pairs);
+        dst->b.npairs = src->b.npairs;
+    }
+    return rc;
 }

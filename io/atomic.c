@@ -20,9 +20,9 @@ static int errno_code(int e)
     switch (e) {
     case ENOENT: case ENOTDIR: case EACCES: case EPERM: case EISDIR:
     case EROFS: case ENAMETOOLONG: case ELOOP: case EEXIST: case EXDEV:
-        return NSX_EXIT_BAD;
+        return NSX_E_INPUT;
     default:
-        return NSX_EXIT_INTERNAL;
+        return NSX_E_IO;
     }
 }
 
@@ -64,7 +64,7 @@ int nsx_atomic_open(nsx_atomic *a, const char *path, nsx_err *err)
     if (dirlen == n) { /* "" or "dir/": no file name to replace */
         char p[256];
         nsx_printable(p, sizeof p, *path ? path : "''");
-        return nsx_err_set(err, NSX_EXIT_BAD, "%s: not a file name", p);
+        return nsx_err_set(err, NSX_E_INPUT, "%s: not a file name", p);
     }
     /* a->tmp is set only once the file exists: abort removes what it names */
     char *tmp = malloc(n + 9); /* ".", ".XXXXXX" and the NUL */
@@ -72,7 +72,7 @@ int nsx_atomic_open(nsx_atomic *a, const char *path, nsx_err *err)
     if (!tmp || !a->path) {
         free(tmp);
         nsx_atomic_abort(a);
-        return nsx_err_set(err, NSX_EXIT_INTERNAL, "out of memory");
+        return nsx_err_set(err, NSX_E_NOMEM, "out of memory");
     }
     /* DIR/.BASE.XXXXXX: the same directory, so that rename is atomic, and
        hidden.  Opened as mkstemp would, but with mode 0666 less the umask

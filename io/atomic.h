@@ -20,12 +20,12 @@ typedef struct nsx_atomic {
 } nsx_atomic;
 
 /* Creates the temporary file for path (mode 0666 less the umask, as open
-   would give; close-on-exec).  Returns 0, or NSX_EXIT_BAD when path names
+   would give; close-on-exec).  Returns 0, or NSX_E_INPUT when path names
    no file ("", "dir/") or the directory is missing or not writable (err
-   names path), NSX_EXIT_INTERNAL when out of memory. */
+   names path), NSX_E_NOMEM when out of memory. */
 int nsx_atomic_open(nsx_atomic *a, const char *path, nsx_err *err);
 
-/* Appends n bytes.  On error (disk full, file size limit: NSX_EXIT_INTERNAL)
+/* Appends n bytes.  On error (disk full, file size limit: NSX_E_IO)
    the temporary file is removed (as nsx_atomic_abort) before returning. */
 int nsx_atomic_write(nsx_atomic *a, const void *buf, size_t n, nsx_err *err);
 

@@ -14,8 +14,8 @@
 #include "io/fpformat.h"
 #include "io/json.h"
 
-#define BAD(...) nsx_err_set(err, NSX_EXIT_BAD, __VA_ARGS__)
-#define OOM() nsx_err_set(err, NSX_EXIT_INTERNAL, "out of memory")
+#define BAD(...) nsx_err_set(err, NSX_E_INPUT, __VA_ARGS__)
+#define OOM() nsx_err_set(err, NSX_E_NOMEM, "out of memory")
 
 enum role {
     IN_FLOAT,   /* required input, any float dtype, representable values */
@@ -333,7 +333,7 @@ int nsx_case_write(const char *path, const nsx_problem *p, const nsx_case_info *
 {
     char lab[256];
     nsx_err local;
-    if (!err) /* err->code is read below */
+    if (!err) /* err->kind is read below */
         err = &local;
     nsx_printable(lab, sizeof lab, path);
     nsx_st st = {0};
@@ -341,7 +341,7 @@ int nsx_case_write(const char *path, const nsx_problem *p, const nsx_case_info *
     nsx_outputs outc = out ? *out : (nsx_outputs){0};
     struct slot s[MAX_SLOTS];
     char *json = nsx_meta_format(p, info, err);
-    int r = json ? nsx_case_check_inputs(p, in, err) : err->code;
+    int r = json ? nsx_case_check_inputs(p, in, err) : err->kind;
     int computed = p->sel.source == NSX_SEL_INDEXER || p->sel.source == NSX_SEL_SCORES;
     if (!r && computed && outc.sel)
         r = check_computed_sel(p, outc.sel, err);

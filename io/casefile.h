@@ -30,9 +30,9 @@ typedef struct nsx_case {
 } nsx_case;
 
 /* Reads and validates the case file at path into c (overwritten).  Returns
-   0, or NSX_EXIT_BAD with err = "PATH: <problem>" (e.g. "x.safetensors:
+   0, or NSX_E_INPUT with err = "PATH: <problem>" (e.g. "x.safetensors:
    tensor k1: shape [1,8,2,4] but metadata says [1,8,1,4]"), or
-   NSX_EXIT_INTERNAL (out of memory, read error).  On error c holds nothing
+   NSX_E_NOMEM or NSX_E_IO (out of memory, read error).  On error c holds nothing
    to free.  err must not be NULL. */
 int nsx_case_read(const char *path, nsx_case *c, nsx_err *err);
 
@@ -49,7 +49,7 @@ void nsx_case_free(nsx_case *c);
  * tensors p needs are present (non-NULL), every float input is
  * representable in p->input_format, and for a given selection (source
  * INDICES) no valid index (0 <= j < L) appears twice in a row.  Returns 0
- * or NSX_EXIT_BAD with err = "tensor NAME: <problem>".  err not NULL.
+ * or NSX_E_INPUT with err = "tensor NAME: <problem>".  err not NULL.
  */
 int nsx_case_check_inputs(const nsx_problem *p, const nsx_inputs *in, nsx_err *err);
 

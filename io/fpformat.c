@@ -114,25 +114,3 @@ int nsx_representable(double x, int format)
         return 1;
     return nsx_round_to_format(x, format) == x;
 }
-
-static const char *const format_names[] = {
-    [NSX_FORMAT_F64] = "f64",
-    [NSX_FORMAT_F32] = "f32",
-    [NSX_FORMAT_F16] = "f16",
-    [NSX_FORMAT_BF16] = "bf16",
-};
-
-const char *nsx_format_name(int format)
-{
-    if (format < 0 || (size_t)format >= sizeof format_names / sizeof format_names[0])
-        return NULL;
-    return format_names[format];
-}
-
-int nsx_format_from_name(const char *s)
-{
-    for (size_t f = 0; f < sizeof format_names / sizeof format_names[0]; f++)
-        if (strcmp(s, format_names[f]) == 0)
-            return (int)f;
-    return -1;
-}

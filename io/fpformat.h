@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #include "nsimplex/kernel.h"
+#include "nsimplex/names.h" /* nsx_format_name, nsx_format_from_name */
 
 /* Exact decoders: bits (host integer, the format's bit layout) -> value. */
 double nsx_f32_decode(uint32_t bits);
@@ -41,11 +42,5 @@ double nsx_round_to_format(double x, int format);
    which is what inputs need: leak pairs put NaN and Inf in masked positions.
    Precondition: format is an NSX_FORMAT_*. */
 int nsx_representable(double x, int format);
-
-/* "f64", "f32", "f16", "bf16" for an NSX_FORMAT_*, or NULL. */
-const char *nsx_format_name(int format);
-
-/* The NSX_FORMAT_* named s (as nsx_format_name writes it), or -1. */
-int nsx_format_from_name(const char *s);
 
 #endif

@@ -1,4 +1,4 @@
-/* Strict JSON front end over cJSON, and a small JSON writer (json.h). */
+/* Strict JSON over Jansson, and a small JSON writer (json.h). */
 #include <assert.h>
 #include <math.h>
 #include <stdarg.h>
@@ -9,9 +9,7 @@
 
 #include "io/json.h"
 
-#define WHY(...) (snprintf(why, whylen, __VA_ARGS__), -1)
-
-/* ---- lexical check: what cJSON lets through ---- */
+#define WHY(...) (snprintf(e->why, sizeof e->why, __VA_ARGS__), -1)
 
 /* Length of the valid UTF-8 sequence at s[0..n), or 0: no overlong forms,
    no surrogates, nothing above U+10FFFF (RFC 3629). */
@@ -43,255 +41,177 @@ static size_t utf8_len(const unsigned char *s, size_t n)
     return len;
 }
 
-static int hexval(unsigned c)
-{
-    if (c >= '0' && c <= '9')
-        return (int)(c - '0');
-    if (c >= 'a' && c <= 'f')
-        return (int)(c - 'a' + 10);
-    if (c >= 'A' && c <= 'F')
-        return (int)(c - 'A' + 10);
-    return -1;
-}
+/* ---- parsing ---- */
 
-/* The string literal starting at s[*pi] == '"'; advances *pi past it.
-   Surrogate pairs in \u escapes are left to cJSON, which checks them. */
-static int lex_string(const unsigned char *s, size_t n, size_t *pi, char *why, size_t whylen)
+/* The limits Jansson does not set, from one pass that only tells strings
+   from the rest: at most NSX_JSON_MAX_VALUES values (each value but the
+   root is the first in its container or follows a comma, so 1 + opening
+   brackets + commas bounds their number) and nesting at most
+   NSX_JSON_MAX_DEPTH deep.  The rest is Jansson's to judge. */
+static int check_limits(const char *s, size_t n, nsx_json_error *e)
 {
-    size_t i = *pi + 1;
-    while (i < n) {
-        unsigned c = s[i];
+    size_t values = 1, depth = 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
         if (c == '"') {
-            *pi = i + 1;
-            return 0;
-        }
-        if (c < 0x20)
-            return WHY("control character 0x%02x in a string at byte %zu", c, i);
-        if (c >= 0x80) {
-            size_t k = utf8_len(s + i, n - i);
-            if (k == 0)
-                return WHY("invalid UTF-8 at byte %zu", i);
-            i += k;
-            continue;
-        }
-        if (c != '\\') {
-            i++;
-            continue;
-        }
-        if (i + 1 >= n)
-            break;
-        unsigned e = s[i + 1];
-        if (e == 'u') {
-            unsigned v = 0;
-            for (size_t k = 2; k < 6; k++) {
-                int h = i + k < n ? hexval(s[i + k]) : -1;
-                if (h < 0)
-                    return WHY("invalid \\u escape at byte %zu", i);
-                v = v << 4 | (unsigned)h;
-            }
-            if (v == 0) /* cJSON would end the C string there */
-                return WHY("escaped NUL (\\u0000) in a string at byte %zu", i);
-            i += 6;
-        } else if (e != '\0' && strchr("\"\\/bfnrt", (int)e)) {
-            i += 2;
-        } else {
-            return WHY("invalid escape at byte %zu", i);
-        }
-    }
-    return WHY("unterminated string at byte %zu", *pi);
-}
-
-static int is_digit(unsigned c) { return c >= '0' && c <= '9'; }
-
-/* The number starting at s[*pi] ('-' or a digit), in RFC 8259's grammar
-   -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)? and finite as a binary64;
-   *is_int says whether it has neither fraction nor exponent. */
-static int lex_number(const unsigned char *s, size_t n, size_t *pi, int *is_int, char *why,
-                      size_t whylen)
-{
-    size_t i = *pi, start = *pi;
-    *is_int = 1;
-    if (s[i] == '-')
-        i++;
-    if (i < n && s[i] == '0')
-        i++;
-    else if (i < n && is_digit(s[i]))
-        while (i < n && is_digit(s[i]))
-            i++;
-    else
-        return WHY("invalid number at byte %zu", start);
-    if (i < n && s[i] == '.') {
-        *is_int = 0;
-        if (++i >= n || !is_digit(s[i]))
-            return WHY("invalid number at byte %zu", start);
-        while (i < n && is_digit(s[i]))
-            i++;
-    }
-    if (i < n && (s[i] == 'e' || s[i] == 'E')) {
-        *is_int = 0;
-        if (++i < n && (s[i] == '+' || s[i] == '-'))
-            i++;
-        if (i >= n || !is_digit(s[i]))
-            return WHY("invalid number at byte %zu", start);
-        while (i < n && is_digit(s[i]))
-            i++;
-    }
-    if (i < n && s[i] != '\0' && strchr("0123456789.eE+-", s[i]))
-        return WHY("invalid number at byte %zu", start); /* "01", "1.2.3" */
-    /* cJSON reads at most 63 characters of a number and would then fail
-       with a vaguer message. */
-    char tmp[64];
-    if (i - start >= sizeof tmp)
-        return WHY("number longer than %zu characters at byte %zu", sizeof tmp - 1, start);
-    memcpy(tmp, s + start, i - start);
-    tmp[i - start] = '\0';
-    if (!isfinite(strtod(tmp, NULL)))
-        return WHY("number out of binary64 range at byte %zu", start);
-    *pi = i;
-    return 0;
-}
-
-/* Whether each number of the text, in document order, is written as an
-   integer: one byte per number. */
-typedef struct numtext {
-    unsigned char *is_int;
-    size_t n, cap;
-} numtext;
-
-/* Checks the text token by token; fills nt.  -1 (why set) or -2 (out of
-   memory). */
-static int lex_check(const unsigned char *s, size_t n, numtext *nt, char *why, size_t whylen)
-{
-    size_t values = 0;
-    for (size_t i = 0; i < n;) {
-        unsigned c = s[i];
-        int r = 0;
-        if (c == '"') {
+            for (i++; i < n && s[i] != '"'; i++)
+                i += s[i] == '\\';
+        } else if (c == '{' || c == '[') {
             values++;
-            r = lex_string(s, n, &i, why, whylen);
-        } else if (c == '-' || is_digit(c)) {
-            int is_int;
+            if (++depth > NSX_JSON_MAX_DEPTH)
+                return WHY("nested more than %d deep at byte %zu", NSX_JSON_MAX_DEPTH, i);
+        } else if (c == '}' || c == ']') {
+            depth -= depth > 0;
+        } else if (c == ',') {
             values++;
-            r = lex_number(s, n, &i, &is_int, why, whylen);
-            if (!r && nt->n == nt->cap) {
-                size_t cap = nt->cap ? 2 * nt->cap : 64;
-                unsigned char *t = realloc(nt->is_int, cap);
-                if (!t)
-                    return -2;
-                nt->is_int = t;
-                nt->cap = cap;
-            }
-            if (!r)
-                nt->is_int[nt->n++] = (unsigned char)is_int;
-        } else if (c == ' ' || c == '\t' || c == '\n' || c == '\r') {
-            i++;
-        } else if (c < 0x20 || c >= 0x7F) {
-            return WHY("unexpected byte 0x%02x at byte %zu", c, i);
-        } else {
-            /* starts of objects, arrays and the literals true, false, null */
-            if (strchr("{[tfn", (int)c))
-                values++;
-            i++;
         }
-        if (r)
-            return r;
         if (values > NSX_JSON_MAX_VALUES)
             return WHY("more than %u JSON values", NSX_JSON_MAX_VALUES);
     }
     return 0;
 }
 
-/* Marks the numbers under item (document order, as the lexer met them)
-   that were written as integers; *k counts them.  The depth is bounded by
-   cJSON's nesting limit. */
-static void mark_ints(cJSON *item, const numtext *nt, size_t *k)
+/* The string token text[a..b) (quotes included), decoded by Jansson and
+   made printable, into out. */
+static void token_text(const char *text, size_t a, size_t b, char *out, size_t outlen)
 {
-    for (; item; item = item->next) {
-        if (cJSON_IsNumber(item)) {
-            if (*k < nt->n && nt->is_int[*k])
-                item->type |= NSX_JSON_INT_TEXT;
-            ++*k;
+    json_t *v = json_loadb(text + a, b - a, JSON_DECODE_ANY, NULL);
+    if (json_is_string(v)) {
+        nsx_printable(out, outlen, json_string_value(v));
+    } else { /* cannot happen: Jansson read it as a key */
+        char raw[80];
+        snprintf(raw, sizeof raw, "%.*s", (int)(b - a < 79 ? b - a : 79), text + a);
+        nsx_printable(out, outlen, raw);
+    }
+    json_decref(v);
+}
+
+/* Jansson stopped at a repeated key whose closing quote is text[end - 1].
+   The text before it is valid JSON so far (Jansson read it), so a scan that
+   tells strings, brackets and colons apart finds the key's object, its
+   depth and the key that holds that object. */
+static int locate_dup(const char *text, size_t end, nsx_json_error *e)
+{
+    enum { NONE = -1 };
+    /* per level (1 = the root): the key holding it, the current member's key */
+    static_assert(NSX_JSON_MAX_DEPTH <= 1000, "the scan's stack is on the C stack");
+    long holder[NSX_JSON_MAX_DEPTH + 2], cur[NSX_JSON_MAX_DEPTH + 2];
+    char is_obj[NSX_JSON_MAX_DEPTH + 2];
+    long last = NONE; /* where the last string began */
+    int depth = 0;
+    is_obj[0] = 0;
+    cur[0] = NONE;
+    for (size_t i = 0; i < end; i++) {
+        char c = text[i];
+        if (c == '"') {
+            last = (long)i;
+            for (i++; i < end && text[i] != '"'; i++)
+                i += text[i] == '\\';
+        } else if (c == ':' && depth > 0) {
+            cur[depth] = last;
+        } else if ((c == '{' || c == '[') && depth <= NSX_JSON_MAX_DEPTH) {
+            depth++;
+            holder[depth] = is_obj[depth - 1] ? cur[depth - 1] : NONE;
+            is_obj[depth] = c == '{';
+            cur[depth] = NONE;
+        } else if ((c == '}' || c == ']') && depth > 0) {
+            depth--;
         }
-        mark_ints(item->child, nt, k);
+    }
+    e->dup = 1;
+    e->depth = depth;
+    if (last == NONE || depth == 0 || end < 2 || text[end - 1] != '"') { /* cannot happen */
+        snprintf(e->key, sizeof e->key, "?");
+        return WHY("duplicate key at byte %zu", end);
+    }
+    token_text(text, (size_t)last, end, e->key, sizeof e->key);
+    long h = holder[depth];
+    if (h != NONE) {
+        size_t q = (size_t)h + 1;
+        while (q < end && text[q] != '"')
+            q += text[q] == '\\' ? 2 : 1;
+        token_text(text, (size_t)h, q + 1, e->parent, sizeof e->parent);
+    }
+    if (depth == 1)
+        return WHY("duplicate key '%s'", e->key);
+    if (h == NONE)
+        return WHY("duplicate key '%s' in an array element", e->key);
+    return WHY("duplicate key '%s' in '%s'", e->key, e->parent);
+}
+
+/* Jansson's error as one line of ours. */
+static int jansson_error(const char *text, const json_error_t *je, nsx_json_error *e)
+{
+    size_t at = je->position > 0 ? (size_t)je->position : 0;
+    char t[sizeof je->text];
+    switch (json_error_code(je)) {
+    case json_error_out_of_memory:
+        snprintf(e->why, sizeof e->why, "out of memory");
+        return -2;
+    case json_error_duplicate_key:
+        return locate_dup(text, at, e);
+    case json_error_invalid_utf8:
+        return WHY("invalid UTF-8 at byte %zu", at);
+    case json_error_null_character:
+    case json_error_null_byte_in_key:
+        return WHY("escaped NUL (\\u0000) in a string at byte %zu", at);
+    case json_error_numeric_overflow:
+        return WHY("number out of range at byte %zu (integers within 64 bits, others within "
+                   "binary64)", at);
+    default:
+        nsx_printable(t, sizeof t, je->text);
+        return WHY("not valid JSON at byte %zu: %s", at, t);
     }
 }
 
-int nsx_json_parse(const char *text, size_t len, int mode, cJSON **out, char *why, size_t whylen)
+int nsx_json_parse(const char *text, size_t len, int mode, json_t **out, nsx_json_error *e)
 {
     const unsigned char *s = (const unsigned char *)text;
     *out = NULL;
+    *e = (nsx_json_error){0};
     if (mode == NSX_JSON_HEADER && (len == 0 || s[0] != '{'))
         return WHY("does not start with '{'");
-    numtext nt = {0};
-    int r = lex_check(s, len, &nt, why, whylen);
-    if (r) {
-        free(nt.is_int);
+    int r = check_limits(text, len, e);
+    if (r)
         return r;
+    /* DISABLE_EOF_CHECK: what may follow the value is decided below, from
+       where Jansson stopped (je.position, exact after an object). */
+    json_error_t je;
+    json_t *root = json_loadb(text, len,
+                              JSON_REJECT_DUPLICATES | JSON_DECODE_ANY | JSON_DISABLE_EOF_CHECK, &je);
+    if (!root)
+        return jansson_error(text, &je, e);
+    if (!json_is_object(root)) {
+        json_decref(root);
+        return WHY("not a JSON object");
     }
-    const char *end = NULL;
-#if CJSON_VERSION_MAJOR == 1 && (CJSON_VERSION_MINOR < 7 || (CJSON_VERSION_MINOR == 7 && CJSON_VERSION_PATCH < 13))
-    /* cJSON before 1.7.13 (e.g. Ubuntu 20.04's, OSS-Fuzz's base image) has
-       no length-bounded parse: parse a terminated copy (the lexer refused
-       NUL bytes, so the copy parses as the text) and map end back. */
-    char *copy = malloc(len + 1);
-    if (!copy) {
-        free(nt.is_int);
-        return WHY("out of memory");
-    }
-    memcpy(copy, text, len);
-    copy[len] = 0;
-    cJSON *root = cJSON_ParseWithOpts(copy, &end, 0);
-    end = end ? text + (end - copy) : NULL;
-    free(copy);
-#else
-    cJSON *root = cJSON_ParseWithLengthOpts(text, len, &end, 0);
-#endif
-    if (!root) {
-        free(nt.is_int);
-        size_t at = end ? (size_t)(end - text) : 0;
-        return WHY("not valid JSON (at byte %zu)", at);
-    }
-    for (size_t i = (size_t)(end - text); i < len; i++) {
+    for (size_t i = (size_t)je.position; i < len; i++) {
         int space = s[i] == ' ' ||
                     (mode == NSX_JSON_DOC && (s[i] == '\t' || s[i] == '\n' || s[i] == '\r'));
         if (!space) {
-            free(nt.is_int);
-            cJSON_Delete(root);
+            json_decref(root);
             return WHY(mode == NSX_JSON_HEADER
                            ? "unexpected byte 0x%02x at byte %zu after the JSON object (only spaces may pad it)"
                            : "unexpected byte 0x%02x at byte %zu after the JSON value",
                        s[i], i);
         }
     }
-    /* The whole text is now one value, whose numbers the lexer met in the
-       order of a depth-first walk of the tree. */
-    size_t k = 0;
-    mark_ints(root, &nt, &k);
-    free(nt.is_int);
-    if (k != nt.n) { /* cannot happen: the lexer and cJSON read numbers alike */
-        cJSON_Delete(root);
-        return WHY("not valid JSON (%zu numbers, but %zu parsed)", nt.n, k);
-    }
-    if (!cJSON_IsObject(root)) {
-        cJSON_Delete(root);
-        return WHY("not a JSON object");
-    }
     *out = root;
     return 0;
 }
 
-const char *nsx_json_exact_int(const cJSON *v, int64_t *out)
+const char *nsx_json_exact_int(const json_t *v, int64_t *out)
 {
-    if (!cJSON_IsNumber(v))
+    if (json_is_real(v))
+        return json_real_value(v) != floor(json_real_value(v))
+                   ? "is not an integer"
+                   : "is not written as an integer (no fraction, no exponent)";
+    if (!json_is_integer(v))
         return "is not a number";
-    double d = v->valuedouble;
-    if (d != floor(d))
-        return "is not an integer";
-    if (!(v->type & NSX_JSON_INT_TEXT))
-        return "is not written as an integer (no fraction, no exponent)";
-    if (fabs(d) > NSX_JSON_MAX_EXACT_INT)
+    json_int_t x = json_integer_value(v);
+    if (x > NSX_JSON_MAX_EXACT_INT || x < -NSX_JSON_MAX_EXACT_INT)
         return "is too large (more than 2^53 - 1)";
-    *out = (int64_t)d;
+    *out = (int64_t)x;
     return NULL;
 }
 
@@ -319,70 +239,6 @@ int nsx_has_control(const char *s)
     for (const unsigned char *u = (const unsigned char *)s; *u; u++)
         if (is_control(u))
             return 1;
-    return 0;
-}
-
-/* ---- duplicate keys ---- */
-
-struct keyed {
-    const cJSON *item;
-    size_t pos; /* position in the object, to tell which one came first */
-};
-
-static int cmp_keyed(const void *a, const void *b)
-{
-    const struct keyed *x = a, *y = b;
-    int c = strcmp(x->item->string, y->item->string);
-    if (c)
-        return c;
-    return x->pos < y->pos ? -1 : x->pos > y->pos;
-}
-
-/* The repeat that comes first in obj, or NULL; -2 when out of memory. */
-static int object_dup(const cJSON *obj, const cJSON **dup)
-{
-    size_t k = 0;
-    *dup = NULL;
-    for (const cJSON *c = obj->child; c; c = c->next)
-        k++;
-    if (k < 2)
-        return 0;
-    struct keyed *v = malloc(k * sizeof *v);
-    if (!v)
-        return -2;
-    size_t i = 0;
-    for (const cJSON *c = obj->child; c; c = c->next, i++)
-        v[i] = (struct keyed){c, i};
-    qsort(v, k, sizeof *v, cmp_keyed);
-    size_t best = SIZE_MAX;
-    for (i = 1; i < k; i++)
-        if (strcmp(v[i - 1].item->string, v[i].item->string) == 0 && v[i].pos < best) {
-            best = v[i].pos;
-            *dup = v[i].item;
-        }
-    free(v);
-    return 0;
-}
-
-int nsx_json_find_dup(const cJSON *root, const cJSON **dup, const cJSON **parent)
-{
-    *dup = NULL;
-    if (cJSON_IsObject(root)) {
-        if (object_dup(root, dup))
-            return -2;
-        if (*dup) {
-            if (parent)
-                *parent = root;
-            return 0;
-        }
-    }
-    if (cJSON_IsObject(root) || cJSON_IsArray(root))
-        for (const cJSON *c = root->child; c; c = c->next) {
-            if (nsx_json_find_dup(c, dup, parent))
-                return -2;
-            if (*dup)
-                return 0;
-        }
     return 0;
 }
 
@@ -507,6 +363,10 @@ void nsx_fmt_double(char *out, size_t outlen, double x)
 void nsx_buf_json_number(nsx_buf *b, double x)
 {
     assert(isfinite(x)); /* JSON has no NaN or infinity */
+    if (x == 0 && signbit(x)) {
+        nsx_buf_puts(b, "-0.0"); /* a real: the integer -0 is 0 */
+        return;
+    }
     char tmp[32];
     nsx_fmt_double(tmp, sizeof tmp, x);
     nsx_buf_puts(b, tmp);

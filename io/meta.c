@@ -25,32 +25,32 @@ static int bad(nsx_err *err, const char *pre, const char *key, const char *fmt, 
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    return nsx_err_set(err, NSX_EXIT_BAD, "metadata: %s%s: %s", pre, key, msg);
+    return nsx_err_set(err, NSX_E_INPUT, "metadata: %s%s: %s", pre, key, msg);
 }
 
-#define OOM() nsx_err_set(err, NSX_EXIT_INTERNAL, "out of memory")
+#define OOM() nsx_err_set(err, NSX_E_NOMEM, "out of memory")
 
-static const cJSON *get(const cJSON *o, const char *key)
+static const json_t *get(const json_t *o, const char *key)
 {
-    return cJSON_GetObjectItemCaseSensitive(o, key);
+    return json_object_get(o, key);
 }
 
 /* Required member key of o, or an error naming it. */
-static int need(const cJSON *o, const char *pre, const char *key, const cJSON **v, nsx_err *err)
+static int need(const json_t *o, const char *pre, const char *key, const json_t **v, nsx_err *err)
 {
     *v = get(o, key);
     return *v ? 0 : bad(err, pre, key, "missing");
 }
 
 /* A JSON number written as an integer (not 1.0 or 1e0) in lo..hi. */
-static int as_int(const cJSON *v, const char *pre, const char *key, long lo, long hi, int *out,
+static int as_int(const json_t *v, const char *pre, const char *key, long lo, long hi, int *out,
                   nsx_err *err)
 {
     int64_t x;
     const char *why = nsx_json_exact_int(v, &x);
-    if (why && cJSON_IsNumber(v)) {
+    if (why && json_is_number(v)) {
         char num[32];
-        nsx_fmt_double(num, sizeof num, v->valuedouble);
+        nsx_fmt_double(num, sizeof num, json_number_value(v));
         return bad(err, pre, key, "%s %s", num, why);
     }
     if (why)
@@ -61,85 +61,79 @@ static int as_int(const cJSON *v, const char *pre, const char *key, long lo, lon
     return 0;
 }
 
-static int get_int(const cJSON *o, const char *pre, const char *key, long lo, long hi, int *out,
+static int get_int(const json_t *o, const char *pre, const char *key, long lo, long hi, int *out,
                    nsx_err *err)
 {
-    const cJSON *v;
-    return need(o, pre, key, &v, err) || as_int(v, pre, key, lo, hi, out, err) ? err->code : 0;
+    const json_t *v;
+    return need(o, pre, key, &v, err) || as_int(v, pre, key, lo, hi, out, err) ? err->kind : 0;
 }
 
-/* The lexer already refused numbers that overflow, so every number is
-   finite; it is its exact binary64 value (strtod rounds correctly). */
-static int as_num(const cJSON *v, const char *pre, const char *key, double *out, nsx_err *err)
+/* Jansson refused numbers that overflow, so every number is finite: a real
+   is strtod's correctly rounded binary64, an integer (|x| < 2^63) converts
+   to the nearest binary64 as strtod would ("-0", an integer, reads as 0). */
+static int as_num(const json_t *v, const char *pre, const char *key, double *out, nsx_err *err)
 {
-    if (!cJSON_IsNumber(v))
+    if (!json_is_number(v))
         return bad(err, pre, key, "is not a number");
-    *out = v->valuedouble;
+    *out = json_number_value(v);
     return 0;
 }
 
-static int get_num(const cJSON *o, const char *pre, const char *key, double *out, nsx_err *err)
+static int get_num(const json_t *o, const char *pre, const char *key, double *out, nsx_err *err)
 {
-    const cJSON *v;
-    return need(o, pre, key, &v, err) || as_num(v, pre, key, out, err) ? err->code : 0;
+    const json_t *v;
+    return need(o, pre, key, &v, err) || as_num(v, pre, key, out, err) ? err->kind : 0;
 }
 
-static int get_bool(const cJSON *o, const char *key, int *out, nsx_err *err)
+static int get_bool(const json_t *o, const char *key, int *out, nsx_err *err)
 {
-    const cJSON *v;
+    const json_t *v;
     if (need(o, "", key, &v, err))
-        return err->code;
-    if (!cJSON_IsBool(v))
+        return err->kind;
+    if (!json_is_boolean(v))
         return bad(err, "", key, "is not true or false");
-    *out = cJSON_IsTrue(v);
+    *out = json_is_true(v);
     return 0;
 }
 
-static int get_str(const cJSON *o, const char *pre, const char *key, const char **out,
+static int get_str(const json_t *o, const char *pre, const char *key, const char **out,
                    nsx_err *err)
 {
-    const cJSON *v;
+    const json_t *v;
     if (need(o, pre, key, &v, err))
-        return err->code;
-    if (!cJSON_IsString(v))
+        return err->kind;
+    if (!json_is_string(v))
         return bad(err, pre, key, "is not a string");
-    *out = v->valuestring;
+    *out = json_string_value(v);
     return 0;
 }
 
 /* A string member naming one value of an enum, whose names name(0..) gives
    until NULL. */
-static int get_enum(const cJSON *o, const char *pre, const char *key, const char *(*name)(int),
+static int get_enum(const json_t *o, const char *pre, const char *key, const char *(*name)(int), int first,
                     int *out, nsx_err *err)
 {
     const char *s;
     if (get_str(o, pre, key, &s, err))
-        return err->code;
-    for (int v = 0; name(v); v++)
-        if (strcmp(s, name(v)) == 0) {
-            *out = v;
-            return 0;
-        }
-    char ps[64], list[128] = "";
+        return err->kind;
+    if ((*out = nsx_name_lookup(name, first, s)) >= 0)
+        return 0;
+    char ps[64], list[128];
     nsx_printable(ps, sizeof ps, s);
-    for (int v = 0; name(v); v++)
-        snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", v ? ", " : "", name(v));
-    return bad(err, pre, key, "unknown value '%s' (one of: %s)", ps, list);
+    return bad(err, pre, key, "unknown value '%s' (one of: %s)", ps, nsx_name_list(name, first, list, sizeof list));
 }
 
-/* The sources start at 1 (0 is "no selection"), the other enums at 0. */
-static const char *source_name1(int v) { return nsx_source_name(v + 1); }
 
 /* An array member with exactly n entries. */
-static int get_array(const cJSON *o, const char *key, int n, const cJSON **out, nsx_err *err)
+static int get_array(const json_t *o, const char *key, int n, const json_t **out, nsx_err *err)
 {
     if (need(o, "", key, out, err))
-        return err->code;
-    if (!cJSON_IsArray(*out))
+        return err->kind;
+    if (!json_is_array(*out))
         return bad(err, "", key, "is not an array");
-    int len = cJSON_GetArraySize(*out);
-    if (len != n)
-        return bad(err, "", key, "has %d entries but n = %d", len, n);
+    size_t len = json_array_size(*out);
+    if (len != (size_t)n)
+        return bad(err, "", key, "has %zu entries but n = %d", len, n);
     return 0;
 }
 
@@ -158,34 +152,35 @@ static int check_spec(const char *s, nsx_err *err)
     return 0;
 }
 
-static int parse_selection(const cJSON *root, nsx_problem *p, nsx_err *err)
+static int parse_selection(const json_t *root, nsx_problem *p, nsx_err *err)
 {
     const char *pre = "selection.";
-    const cJSON *o;
+    const json_t *o;
     nsx_selection *s = &p->sel;
     if (need(root, "", "selection", &o, err))
-        return err->code;
-    if (cJSON_IsNull(o))
+        return err->kind;
+    if (json_is_null(o))
         return 0;
-    if (!cJSON_IsObject(o))
+    if (!json_is_object(o))
         return bad(err, "", "selection", "is not null or an object");
     int src;
-    if (get_enum(o, pre, "source", source_name1, &src, err) ||
+    if (get_enum(o, pre, "source", nsx_source_name, 1, &src, err) ||
         get_int(o, pre, "k", 1, NSX_MAX_DIM, &s->k, err))
-        return err->code;
-    s->source = src + 1;
-    const cJSON *dims;
+        return err->kind;
+    s->source = src;
+    const json_t *dims;
     if (need(o, pre, "dims", &dims, err))
-        return err->code;
-    if (!cJSON_IsArray(dims) || cJSON_GetArraySize(dims) == 0)
+        return err->kind;
+    if (!json_is_array(dims) || json_array_size(dims) == 0)
         return bad(err, pre, "dims", "is not a nonempty array of dimensions 1..n");
-    int k = 0;
-    for (const cJSON *v = dims->child; v; v = v->next, k++) {
+    size_t k;
+    const json_t *v;
+    json_array_foreach(dims, k, v) {
         char key[32];
         int m;
-        snprintf(key, sizeof key, "dims[%d]", k);
+        snprintf(key, sizeof key, "dims[%zu]", k);
         if (as_int(v, pre, key, 1, p->n, &m, err))
-            return err->code;
+            return err->kind;
         if (s->dims >> (m - 1) & 1)
             return bad(err, pre, key, "dimension %d is listed twice", m);
         s->dims |= 1u << (m - 1);
@@ -199,33 +194,33 @@ static int parse_selection(const cJSON *root, nsx_problem *p, nsx_err *err)
                            nsx_source_name(s->source));
         return 0;
     }
-    if (get_enum(o, pre, "act", nsx_act_name, &s->act, err) ||
+    if (get_enum(o, pre, "act", nsx_act_name, 0, &s->act, err) ||
         get_num(o, pre, "idx_scale", &s->idx_scale, err) ||
         get_int(o, pre, "Hi", 1, NSX_MAX_DIM, &s->Hi, err) ||
         get_int(o, pre, "di", 1, NSX_MAX_DIM, &s->di, err))
-        return err->code;
+        return err->kind;
     return 0;
 }
 
 /* score_scale, and score_scale_exact when the exact real 1/sqrt(d) is
    meant: score_scale must then be RN(1/sqrt(d)), or one ulp from it (what
    1.0 / sqrt(d) gives in binary64, as other tools compute it). */
-static int parse_scale(const cJSON *root, nsx_problem *p, nsx_err *err)
+static int parse_scale(const json_t *root, nsx_problem *p, nsx_err *err)
 {
     double s;
     if (get_num(root, "", "score_scale", &s, err))
-        return err->code;
-    const cJSON *ex = get(root, "score_scale_exact");
+        return err->kind;
+    const json_t *ex = get(root, "score_scale_exact");
     if (!ex) {
         p->score_scale = s;
         p->score_scale_rsqrt_d = 0;
         return 0;
     }
-    if (!cJSON_IsString(ex))
+    if (!json_is_string(ex))
         return bad(err, "", "score_scale_exact", "is not a string");
-    if (strcmp(ex->valuestring, "1/sqrt(d)") != 0) {
+    if (strcmp(json_string_value(ex), "1/sqrt(d)") != 0) {
         char ps[64];
-        nsx_printable(ps, sizeof ps, ex->valuestring);
+        nsx_printable(ps, sizeof ps, json_string_value(ex));
         return bad(err, "", "score_scale_exact", "unknown value '%s' (only \"1/sqrt(d)\")", ps);
     }
     nsx_problem exact = *p; /* d is already read */
@@ -242,67 +237,67 @@ static int parse_scale(const cJSON *root, nsx_problem *p, nsx_err *err)
     return 0;
 }
 
-static int parse_problem(const cJSON *root, nsx_problem *p, nsx_err *err)
+static int parse_problem(const json_t *root, nsx_problem *p, nsx_err *err)
 {
     nsx_problem_defaults(p);
     struct { const char *key; int *v; } sizes[] = {
         {"B", &p->B}, {"L", &p->L}, {"H", &p->H}, {"Hkv", &p->Hkv}, {"d", &p->d}, {"dv", &p->dv},
     };
     if (get_int(root, "", "n", 1, NSX_MAX_ORDER, &p->n, err))
-        return err->code;
+        return err->kind;
     for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++)
         if (get_int(root, "", sizes[k].key, 1, NSX_MAX_DIM, sizes[k].v, err))
-            return err->code;
-    if (get_enum(root, "", "reduce", nsx_reduce_name, &p->reduce, err) ||
+            return err->kind;
+    if (get_enum(root, "", "reduce", nsx_reduce_name, 0, &p->reduce, err) ||
         parse_scale(root, p, err) || get_num(root, "", "out_scale", &p->out_scale, err) ||
         get_bool(root, "causal", &p->causal, err) ||
         get_bool(root, "distinct", &p->distinct, err))
-        return err->code;
-    const cJSON *w, *kb, *vb;
+        return err->kind;
+    const json_t *w, *kb, *vb;
     if (get_array(root, "windows", p->n, &w, err) || get_array(root, "k_bias", p->n, &kb, err) ||
         get_array(root, "v_bias", p->n, &vb, err))
-        return err->code;
+        return err->kind;
     for (int m = 0; m < p->n; m++) {
         char key[32];
         snprintf(key, sizeof key, "windows[%d]", m);
-        if (as_int(cJSON_GetArrayItem(w, m), "", key, 0, INT_MAX, &p->window[m], err))
-            return err->code;
+        if (as_int(json_array_get(w, m), "", key, 0, NSX_MAX_WINDOW, &p->window[m], err))
+            return err->kind;
         snprintf(key, sizeof key, "k_bias[%d]", m);
-        if (as_num(cJSON_GetArrayItem(kb, m), "", key, &p->k_bias[m], err))
-            return err->code;
+        if (as_num(json_array_get(kb, m), "", key, &p->k_bias[m], err))
+            return err->kind;
         snprintf(key, sizeof key, "v_bias[%d]", m);
-        if (as_num(cJSON_GetArrayItem(vb, m), "", key, &p->v_bias[m], err))
-            return err->code;
+        if (as_num(json_array_get(vb, m), "", key, &p->v_bias[m], err))
+            return err->kind;
     }
     if (parse_selection(root, p, err) ||
-        get_enum(root, "", "input_format", nsx_format_name, &p->input_format, err))
-        return err->code;
+        get_enum(root, "", "input_format", nsx_format_name, 0, &p->input_format, err))
+        return err->kind;
     char why[256];
     if (nsx_problem_check(p, why, sizeof why))
-        return nsx_err_set(err, NSX_EXIT_BAD, "metadata: %s", why);
+        return nsx_err_set(err, NSX_E_INPUT, "metadata: %s", why);
     return 0;
 }
 
-static int parse_pair(const cJSON *o, int k, const nsx_problem *p, nsx_pair *q, nsx_err *err)
+static int parse_pair(const json_t *o, int k, const nsx_problem *p, nsx_pair *q, nsx_err *err)
 {
     char pre[32];
     snprintf(pre, sizeof pre, "pairs[%d].", k);
-    if (!cJSON_IsObject(o))
+    if (!json_is_object(o))
         return bad(err, "pairs", "", "entry %d is not an object", k);
     *q = (nsx_pair){0};
     /* ranges are nsx_pair_check's; here only the types and int limits */
-    if (get_enum(o, pre, "kind", nsx_pair_kind_name, &q->kind, err) ||
+    if (get_enum(o, pre, "kind", nsx_pair_kind_name, 0, &q->kind, err) ||
         get_int(o, pre, "a", INT_MIN, INT_MAX, &q->a, err) ||
         get_int(o, pre, "b", INT_MIN, INT_MAX, &q->b, err))
-        return err->code;
+        return err->kind;
     if (q->kind == NSX_PAIR_LEAK) {
         if (get_int(o, pre, "t", INT_MIN, INT_MAX, &q->t, err) ||
-            get_enum(o, pre, "future", nsx_future_name, &q->future, err))
-            return err->code;
+            get_enum(o, pre, "future", nsx_future_name, 0, &q->future, err))
+            return err->kind;
     } else if (get_int(o, pre, "i", INT_MIN, INT_MAX, &q->i, err) ||
                get_int(o, pre, "dim", INT_MIN, INT_MAX, &q->dim, err) ||
                get_int(o, pre, "j", INT_MIN, INT_MAX, &q->j, err)) {
-        return err->code;
+        return err->kind;
     }
     return nsx_pair_check(p, q, k, err);
 }
@@ -313,83 +308,75 @@ static int dup_str(const char *s, char **out, nsx_err *err)
     return *out ? 0 : OOM();
 }
 
-static int parse_info(const cJSON *root, const nsx_problem *p, nsx_case_info *info, nsx_err *err)
+static int parse_info(const json_t *root, const nsx_problem *p, nsx_case_info *info, nsx_err *err)
 {
     const char *s;
     if (get_str(root, "", "case", &s, err) || dup_str(s, &info->id, err) ||
         get_str(root, "", "description", &s, err) || dup_str(s, &info->description, err) ||
         get_str(root, "", "spec", &s, err) || dup_str(s, &info->spec, err))
-        return err->code;
+        return err->kind;
     static const char *const optional[] = {"suite", "generator"};
     char **dst[] = {&info->suite, &info->generator};
     for (size_t k = 0; k < 2; k++)
         if (get(root, optional[k]) &&
             (get_str(root, "", optional[k], &s, err) || dup_str(s, dst[k], err)))
-            return err->code;
+            return err->kind;
 
-    const cJSON *fl;
+    const json_t *fl;
     if (need(root, "", "flags", &fl, err))
-        return err->code;
-    if (!cJSON_IsArray(fl))
+        return err->kind;
+    if (!json_is_array(fl))
         return bad(err, "", "flags", "is not an array of strings");
-    int n = cJSON_GetArraySize(fl);
-    if (n && !(info->flags = calloc((size_t)n, sizeof *info->flags)))
+    size_t n = json_array_size(fl), k;
+    const json_t *v;
+    if (n > INT_MAX)
+        return bad(err, "", "flags", "has more than %d entries", INT_MAX);
+    if (n && !(info->flags = calloc(n, sizeof *info->flags)))
         return OOM();
-    for (const cJSON *v = fl->child; v; v = v->next) {
-        if (!cJSON_IsString(v))
+    json_array_foreach(fl, k, v) {
+        if (!json_is_string(v))
             return bad(err, "", "flags", "entry %d is not a string", info->nflags);
-        if (dup_str(v->valuestring, &info->flags[info->nflags++], err))
-            return err->code;
+        if (dup_str(json_string_value(v), &info->flags[info->nflags++], err))
+            return err->kind;
     }
 
-    const cJSON *pa = get(root, "pairs");
-    if (!pa || cJSON_IsNull(pa))
+    const json_t *pa = get(root, "pairs");
+    if (!pa || json_is_null(pa))
         return 0;
-    if (!cJSON_IsArray(pa))
+    if (!json_is_array(pa))
         return bad(err, "", "pairs", "is not an array");
-    n = cJSON_GetArraySize(pa);
-    if (n && !(info->pairs = calloc((size_t)n, sizeof *info->pairs)))
+    n = json_array_size(pa);
+    if (n > INT_MAX)
+        return bad(err, "", "pairs", "has more than %d entries", INT_MAX);
+    if (n && !(info->pairs = calloc(n, sizeof *info->pairs)))
         return OOM();
-    for (const cJSON *v = pa->child; v; v = v->next, info->npairs++)
+    json_array_foreach(pa, k, v) {
         if (parse_pair(v, info->npairs, p, &info->pairs[info->npairs], err))
-            return err->code;
-    return 0;
-}
-
-static int check_dups(const cJSON *root, nsx_err *err)
-{
-    const cJSON *dup, *parent;
-    if (nsx_json_find_dup(root, &dup, &parent))
-        return OOM();
-    if (!dup)
-        return 0;
-    char k[80], in[100] = "";
-    nsx_printable(k, sizeof k, dup->string);
-    if (parent != root) {
-        char ps[80];
-        nsx_printable(ps, sizeof ps, parent->string ? parent->string : "an array entry");
-        snprintf(in, sizeof in, " in '%s'", ps);
+            return err->kind;
+        info->npairs++;
     }
-    return nsx_err_set(err, NSX_EXIT_BAD, "metadata: duplicate key '%s'%s", k, in);
+    return 0;
 }
 
 int nsx_meta_parse(const char *json, nsx_problem *p, nsx_case_info *info, nsx_err *err)
 {
     nsx_err local;
-    if (!err) /* the helpers read err->code */
+    if (!err) /* the helpers read err->kind */
         err = &local;
     if (info)
         *info = (nsx_case_info){0};
-    cJSON *root;
-    char why[200];
+    json_t *root;
+    nsx_json_error je;
     const char *spec;
-    int r = nsx_json_parse(json, strlen(json), NSX_JSON_DOC, &root, why, sizeof why);
+    int r = nsx_json_parse(json, strlen(json), NSX_JSON_DOC, &root, &je);
     if (r == -2)
         return OOM();
+    if (r && je.dup)
+        return nsx_err_set(err, NSX_E_INPUT, "metadata: %s", je.why);
     if (r)
-        return nsx_err_set(err, NSX_EXIT_BAD, "metadata: not a valid JSON object: %s", why);
+        return nsx_err_set(err, NSX_E_INPUT, "metadata: not a valid JSON object: %s", je.why);
     /* spec first: a file of another major version may differ anywhere */
-    if (!(r = check_dups(root, err)) && !(r = get_str(root, "", "spec", &spec, err)))
+    if (!(r = get_str(root, "", "spec", &spec, err)))
         r = check_spec(spec, err);
     if (!r)
         r = parse_problem(root, p, err);
@@ -397,15 +384,6 @@ int nsx_meta_parse(const char *json, nsx_problem *p, nsx_case_info *info, nsx_er
         if ((r = parse_info(root, p, info, err)))
             nsx_case_info_free(info);
     }
-    cJSON_Delete(root);
+    json_decref(root);
     return r;
-}
-
-void nsx_pairs_unjudged(const nsx_problem *p, const nsx_pair *pairs, int npairs, unsigned char *skip)
-{
-    memset(skip, 0, (size_t)p->B * p->L);
-    for (int x = 0; x < npairs; x++)
-        if (pairs[x].kind == NSX_PAIR_LEAK && pairs[x].future != NSX_FUTURE_RANDOM)
-            for (int i = pairs[x].t + 1; i < p->L; i++)
-                skip[(size_t)pairs[x].b * p->L + i] = 1;
 }

@@ -1,6 +1,5 @@
 /*
- * The nsimplex metadata object: enum names, pair checks, and the writer
- * (meta.h).  The key order follows DECISIONS.md so that files diff well.
+ * The nsimplex metadata object's writer (meta.h).  The key order follows DECISIONS.md so that files diff well.
  */
 #include <math.h>
 #include <stdarg.h>
@@ -10,68 +9,6 @@
 #include "io/fpformat.h"
 #include "io/json.h"
 #include "io/meta.h"
-
-#define NAME_OF(table, v) \
-    ((v) >= 0 && (size_t)(v) < sizeof table / sizeof table[0] ? table[v] : NULL)
-
-static const char *const reduce_names[] = {
-    [NSX_REDUCE_PRODUCT] = "product", [NSX_REDUCE_SUM] = "sum", [NSX_REDUCE_MEAN] = "mean"};
-static const char *const source_names[] = {
-    [NSX_SEL_INDICES] = "indices", [NSX_SEL_INDEXER] = "indexer", [NSX_SEL_SCORES] = "scores"};
-static const char *const act_names[] = {
-    [NSX_ACT_RELU] = "relu", [NSX_ACT_SOFTMAX] = "softmax", [NSX_ACT_IDENTITY] = "identity"};
-static const char *const kind_names[] = {[NSX_PAIR_LEAK] = "leak", [NSX_PAIR_PROBE] = "probe"};
-static const char *const future_names[] = {
-    [NSX_FUTURE_RANDOM] = "random", [NSX_FUTURE_HUGE] = "huge", [NSX_FUTURE_NAN] = "nan",
-    [NSX_FUTURE_INF] = "inf"};
-
-const char *nsx_reduce_name(int v) { return NAME_OF(reduce_names, v); }
-const char *nsx_source_name(int v) { return NAME_OF(source_names, v); }
-const char *nsx_act_name(int v) { return NAME_OF(act_names, v); }
-const char *nsx_pair_kind_name(int v) { return NAME_OF(kind_names, v); }
-const char *nsx_future_name(int v) { return NAME_OF(future_names, v); }
-
-static int in_range(int v, int lo, int hi) { return v >= lo && v <= hi; }
-
-static int pair_bad(nsx_err *err, int idx, const char *key, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int pair_bad(nsx_err *err, int idx, const char *key, const char *fmt, ...)
-{
-    char msg[200];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    return nsx_err_set(err, NSX_EXIT_BAD, "metadata: pairs[%d].%s: %s", idx, key, msg);
-}
-
-int nsx_pair_check(const nsx_problem *p, const nsx_pair *q, int idx, nsx_err *err)
-{
-#define PBAD(key, ...) pair_bad(err, idx, key, __VA_ARGS__)
-    if (!nsx_pair_kind_name(q->kind))
-        return PBAD("kind", "%d is not leak or probe", q->kind);
-    if (!in_range(q->a, 0, p->B - 1))
-        return PBAD("a", "batch %d is outside 0..%d", q->a, p->B - 1);
-    if (!in_range(q->b, 0, p->B - 1))
-        return PBAD("b", "batch %d is outside 0..%d", q->b, p->B - 1);
-    if (q->a == q->b)
-        return PBAD("b", "is batch %d, the same as a", q->b);
-    if (q->kind == NSX_PAIR_LEAK) {
-        if (!in_range(q->t, 0, p->L - 1))
-            return PBAD("t", "row %d is outside 0..%d", q->t, p->L - 1);
-        if (!nsx_future_name(q->future))
-            return PBAD("future", "%d is not random, huge, nan or inf", q->future);
-        return 0;
-    }
-    if (!in_range(q->i, 0, p->L - 1))
-        return PBAD("i", "row %d is outside 0..%d", q->i, p->L - 1);
-    if (!in_range(q->dim, 1, p->n))
-        return PBAD("dim", "%d is outside 1..%d", q->dim, p->n);
-    if (!in_range(q->j, 0, p->L - 1))
-        return PBAD("j", "position %d is outside 0..%d", q->j, p->L - 1);
-    return 0;
-#undef PBAD
-}
 
 static void put_key(nsx_buf *b, const char *key)
 {
@@ -157,7 +94,7 @@ char *nsx_meta_format(const nsx_problem *p, const nsx_case_info *info, nsx_err *
 {
     char why[256];
     if (nsx_problem_check(p, why, sizeof why)) {
-        nsx_err_set(err, NSX_EXIT_BAD, "metadata: %s", why);
+        nsx_err_set(err, NSX_E_INPUT, "metadata: %s", why);
         return NULL;
     }
     for (int k = 0; info && k < info->npairs; k++)
@@ -208,7 +145,7 @@ char *nsx_meta_format(const nsx_problem *p, const nsx_case_info *info, nsx_err *
     nsx_buf_puts(&b, "}");
     if (b.oom) {
         nsx_buf_free(&b);
-        nsx_err_set(err, NSX_EXIT_INTERNAL, "out of memory");
+        nsx_err_set(err, NSX_E_NOMEM, "out of memory");
         return NULL;
     }
     return b.s;

@@ -18,8 +18,8 @@
 #include "io/json.h"
 #include "io/safetensors.h"
 
-#define BAD(...) nsx_err_set(err, NSX_EXIT_BAD, __VA_ARGS__)
-#define OOM() nsx_err_set(err, NSX_EXIT_INTERNAL, "out of memory")
+#define BAD(...) nsx_err_set(err, NSX_E_INPUT, __VA_ARGS__)
+#define OOM() nsx_err_set(err, NSX_E_NOMEM, "out of memory")
 
 /* Dtypes of the format that nsimplex does not read: named in the error. */
 static const char *const other_dtypes[] = {
@@ -47,7 +47,7 @@ static int is_other_dtype(const char *s)
    at most 2^53 - 1, else what is wrong with it.  Every real offset or
    dimension is far below: offsets are bounded by the file's size, and a
    larger dimension can only stand beside a zero one. */
-static const char *json_index(const cJSON *v, uint64_t *out)
+static const char *json_index(const json_t *v, uint64_t *out)
 {
     int64_t x;
     const char *why = nsx_json_exact_int(v, &x);
@@ -65,80 +65,84 @@ static int bad_name(const char *s)
     return !*s || nsx_has_control(s);
 }
 
-static int parse_meta(const cJSON *obj, const char *lab, nsx_st *st, nsx_err *err)
+static int parse_meta(json_t *obj, const char *lab, nsx_st *st, nsx_err *err)
 {
-    if (!cJSON_IsObject(obj))
+    if (!json_is_object(obj))
         return BAD("%s: __metadata__ is not an object", lab);
-    for (const cJSON *c = obj->child; c; c = c->next) {
+    const char *key;
+    const json_t *v;
+    json_object_foreach(obj, key, v) {
         char k[80];
-        nsx_printable(k, sizeof k, c->string);
-        if (!cJSON_IsString(c))
+        nsx_printable(k, sizeof k, key);
+        if (!json_is_string(v))
             return BAD("%s: __metadata__ '%s' is not a string", lab, k);
-        if (nsx_st_set_meta(st, c->string, c->valuestring, err))
-            return err->code;
+        if (nsx_st_append_meta(st, key, json_string_value(v), err))
+            return err->kind;
     }
     return 0;
 }
 
 /* One entry "name": {"dtype", "shape", "data_offsets"}, checked against the
    data buffer's size; fills t (name, dtype, shape, count, nbytes, offset). */
-static int parse_entry(const cJSON *e, uint64_t bufsize, const char *lab, nsx_tensor *t,
-                       nsx_err *err)
+static int parse_entry(const char *name, json_t *e, uint64_t bufsize, const char *lab,
+                       nsx_tensor *t, nsx_err *err)
 {
     char nm[80];
-    nsx_printable(nm, sizeof nm, e->string);
-    if (bad_name(e->string))
+    nsx_printable(nm, sizeof nm, name);
+    if (bad_name(name))
         return BAD("%s: tensor name '%s' is empty or has control characters", lab, nm);
-    if (!cJSON_IsObject(e))
+    if (!json_is_object(e))
         return BAD("%s: tensor '%s': entry is not an object", lab, nm);
-    t->name = strdup(e->string);
+    t->name = strdup(name);
     if (!t->name)
         return OOM();
     /* Only the three keys of the format: anything else would be data this
        reader silently drops (the reference implementation ignores it). */
-    for (const cJSON *k = e->child; k; k = k->next)
-        if (strcmp(k->string, "dtype") && strcmp(k->string, "shape") &&
-            strcmp(k->string, "data_offsets")) {
+    const char *key;
+    const json_t *kv;
+    json_object_foreach(e, key, kv)
+        if (strcmp(key, "dtype") && strcmp(key, "shape") && strcmp(key, "data_offsets")) {
             char kn[80];
-            nsx_printable(kn, sizeof kn, k->string);
+            nsx_printable(kn, sizeof kn, key);
             return BAD("%s: tensor '%s': unknown key '%s' (an entry has dtype, shape and "
                        "data_offsets only)", lab, nm, kn);
         }
 
     /* dtype */
-    const cJSON *dt = cJSON_GetObjectItemCaseSensitive(e, "dtype");
+    const json_t *dt = json_object_get(e, "dtype");
     if (!dt)
         return BAD("%s: tensor '%s': dtype is missing", lab, nm);
-    if (!cJSON_IsString(dt))
+    if (!json_is_string(dt))
         return BAD("%s: tensor '%s': dtype is not a string", lab, nm);
     char dn[40];
-    nsx_printable(dn, sizeof dn, dt->valuestring);
-    t->dtype = dtype_from_name(dt->valuestring);
-    if (t->dtype < 0 && is_other_dtype(dt->valuestring))
+    nsx_printable(dn, sizeof dn, json_string_value(dt));
+    t->dtype = dtype_from_name(json_string_value(dt));
+    if (t->dtype < 0 && is_other_dtype(json_string_value(dt)))
         return BAD("%s: tensor '%s': dtype %s is not supported (nsimplex reads F64, F32, F16, "
                    "BF16, I32)", lab, nm, dn);
     if (t->dtype < 0)
         return BAD("%s: tensor '%s': unknown dtype '%s'", lab, nm, dn);
 
     /* shape, and its element count by checked multiplication */
-    const cJSON *sh = cJSON_GetObjectItemCaseSensitive(e, "shape");
+    const json_t *sh = json_object_get(e, "shape");
     if (!sh)
         return BAD("%s: tensor '%s': shape is missing", lab, nm);
-    if (!cJSON_IsArray(sh))
+    if (!json_is_array(sh))
         return BAD("%s: tensor '%s': shape is not an array", lab, nm);
-    int rank = cJSON_GetArraySize(sh);
+    size_t rank = json_array_size(sh);
     if (rank > NSX_ST_MAX_RANK)
-        return BAD("%s: tensor '%s': shape has rank %d (at most %d)", lab, nm, rank,
+        return BAD("%s: tensor '%s': shape has rank %zu (at most %d)", lab, nm, rank,
                    NSX_ST_MAX_RANK);
-    t->rank = rank;
+    t->rank = (int)rank;
     uint64_t count = 1;
     int overflow = 0;
-    int r = 0;
-    for (const cJSON *v = sh->child; v; v = v->next, r++) {
+    size_t r;
+    const json_t *v;
+    json_array_foreach(sh, r, v) {
         uint64_t dim;
         const char *why = json_index(v, &dim);
         if (why)
-            return BAD("%s: tensor '%s': shape[%d] %s", lab, nm, r, why);
+            return BAD("%s: tensor '%s': shape[%zu] %s", lab, nm, r, why);
         t->shape[r] = (int64_t)dim; /* dim < 2^53 */
         if (dim != 0 && count > UINT64_MAX / dim)
             overflow = 1; /* as the reference: any overflow on the way fails */
@@ -151,14 +155,14 @@ static int parse_entry(const cJSON *e, uint64_t bufsize, const char *lab, nsx_te
     t->nbytes = t->count * esize;
 
     /* data_offsets [begin, end], inside the buffer, holding exactly nbytes */
-    const cJSON *off = cJSON_GetObjectItemCaseSensitive(e, "data_offsets");
+    const json_t *off = json_object_get(e, "data_offsets");
     if (!off)
         return BAD("%s: tensor '%s': data_offsets is missing", lab, nm);
-    if (!cJSON_IsArray(off) || cJSON_GetArraySize(off) != 2)
+    if (!json_is_array(off) || json_array_size(off) != 2)
         return BAD("%s: tensor '%s': data_offsets is not an array of two integers", lab, nm);
     uint64_t be[2];
     for (int k = 0; k < 2; k++) {
-        const char *why = json_index(cJSON_GetArrayItem(off, k), &be[k]);
+        const char *why = json_index(json_array_get(off, k), &be[k]);
         if (why)
             return BAD("%s: tensor '%s': data_offsets[%d] %s", lab, nm, k, why);
     }
@@ -219,23 +223,17 @@ static int check_layout(nsx_st *st, uint64_t bufsize, const char *lab, nsx_err *
     return 0;
 }
 
-static int check_dups(const cJSON *root, const char *lab, nsx_err *err)
+/* The message for a repeated key (nsx_json_parse found it). */
+static int dup_error(const nsx_json_error *je, const char *lab, nsx_err *err)
 {
-    const cJSON *dup, *parent;
-    if (nsx_json_find_dup(root, &dup, &parent))
-        return OOM();
-    if (!dup)
-        return 0;
-    char k[80], p[80];
-    nsx_printable(k, sizeof k, dup->string);
-    if (parent == root)
-        return strcmp(dup->string, "__metadata__") == 0
+    int meta = strcmp(je->parent, "__metadata__") == 0;
+    if (je->depth == 1)
+        return strcmp(je->key, "__metadata__") == 0
                    ? BAD("%s: __metadata__ appears twice", lab)
-                   : BAD("%s: duplicate tensor name '%s'", lab, k);
-    if (parent == cJSON_GetObjectItemCaseSensitive(root, "__metadata__"))
-        return BAD("%s: duplicate __metadata__ key '%s'", lab, k);
-    nsx_printable(p, sizeof p, parent->string ? parent->string : "an array element");
-    return BAD("%s: duplicate key '%s' in '%s'", lab, k, p);
+                   : BAD("%s: duplicate tensor name '%s'", lab, je->key);
+    if (je->depth == 2 && meta)
+        return BAD("%s: duplicate __metadata__ key '%s'", lab, je->key);
+    return BAD("%s: %s", lab, je->why);
 }
 
 /* The header text hdr[0..hlen) of a file whose data buffer is bufsize
@@ -243,32 +241,35 @@ static int check_dups(const cJSON *root, const char *lab, nsx_err *err)
 static int parse_header(const char *hdr, size_t hlen, uint64_t bufsize, const char *lab,
                         nsx_st *st, nsx_err *err)
 {
-    cJSON *root;
-    char why[200];
-    int r = nsx_json_parse(hdr, hlen, NSX_JSON_HEADER, &root, why, sizeof why);
+    json_t *root;
+    nsx_json_error je;
+    int r = nsx_json_parse(hdr, hlen, NSX_JSON_HEADER, &root, &je);
     if (r == -2)
         return OOM();
+    if (r && je.dup)
+        return dup_error(&je, lab, err);
     if (r)
-        return BAD("%s: header is not a valid JSON object: %s", lab, why);
-    r = check_dups(root, lab, err);
-    size_t n = 0;
-    for (const cJSON *c = root->child; c; c = c->next)
-        n++;
-    if (!r && n > 0) {
+        return BAD("%s: header is not a valid JSON object: %s", lab, je.why);
+    size_t n = json_object_size(root);
+    if (n > 0) {
         st->t = calloc(n, sizeof *st->t);
         st->cap_t = n;
         if (!st->t)
             r = OOM();
     }
-    for (const cJSON *c = root->child; c && !r; c = c->next) {
-        if (strcmp(c->string, "__metadata__") == 0)
-            r = parse_meta(c, lab, st, err);
+    const char *key;
+    json_t *v;
+    json_object_foreach(root, key, v) {
+        if (r)
+            break;
+        if (strcmp(key, "__metadata__") == 0)
+            r = parse_meta(v, lab, st, err);
         else
-            r = parse_entry(c, bufsize, lab, &st->t[st->nt++], err);
+            r = parse_entry(key, v, bufsize, lab, &st->t[st->nt++], err);
     }
     if (!r)
         r = check_layout(st, bufsize, lab, err);
-    cJSON_Delete(root);
+    json_decref(root);
     return r;
 }
 
@@ -342,7 +343,7 @@ static int read_error(int rc, const char *lab, nsx_err *err)
 {
     if (rc > 0)
         return BAD("%s: file ended early (was it changed while being read?)", lab);
-    return nsx_err_set(err, NSX_EXIT_INTERNAL, "%s: read failed: %s", lab, strerror(errno));
+    return nsx_err_set(err, NSX_E_IO, "%s: read failed: %s", lab, strerror(errno));
 }
 
 /* The file's tensors, in offset order, straight into their own buffers:
@@ -392,7 +393,7 @@ int nsx_st_read(const char *path, nsx_st *st, nsx_err *err)
     struct stat sb;
     int r;
     if (fstat(fd, &sb) != 0)
-        r = nsx_err_set(err, NSX_EXIT_INTERNAL, "%s: cannot stat: %s", lab, strerror(errno));
+        r = nsx_err_set(err, NSX_E_IO, "%s: cannot stat: %s", lab, strerror(errno));
     else if (!S_ISREG(sb.st_mode))
         r = BAD("%s: not a regular file", lab);
     else

@@ -12,7 +12,7 @@
  * data_offsets in an entry, empty names or names with control characters,
  * anything but spaces after the header's JSON object.  It never allocates
  * more than the file's size on a header's say-so, and fails with
- * NSX_EXIT_BAD and one line that names the file and the problem.
+ * NSX_E_INPUT and one line that names the file and the problem.
  *
  * Tensor data is kept as the file's little-endian bytes; the accessors
  * below decode it on any host.
@@ -75,16 +75,16 @@ int nsx_dtype_is_float(int dtype);
 /*
  * Parses a whole file image buf[0..len) into st (zeroed or freed first: it
  * is overwritten).  label names the file in messages.  Returns 0, or
- * NSX_EXIT_BAD with err = "LABEL: <problem>" for any malformed or hostile
- * input, NSX_EXIT_INTERNAL when out of memory; st is then empty.  This is
+ * NSX_E_INPUT with err = "LABEL: <problem>" for any malformed or hostile
+ * input, NSX_E_NOMEM when out of memory; st is then empty.  This is
  * the libFuzzer entry point: no input makes it crash, leak or allocate more
  * than about len bytes beyond the JSON parser's (bounded) tree.
  */
 int nsx_st_parse(const void *buf, size_t len, const char *label, nsx_st *st, nsx_err *err);
 
 /* As nsx_st_parse, from the file at path (a regular file).  Errors: as
-   above, plus NSX_EXIT_BAD when it cannot be opened or is not a regular
-   file, NSX_EXIT_INTERNAL for a read error. */
+   above, plus NSX_E_INPUT when it cannot be opened or is not a regular
+   file, NSX_E_IO for a read error. */
 int nsx_st_read(const char *path, nsx_st *st, nsx_err *err);
 
 /* The tensor called name, or NULL. */
@@ -96,9 +96,9 @@ const char *nsx_st_meta(const nsx_st *st, const char *key);
 /*
  * Appends a tensor, copying name and count * size bytes of little-endian
  * data (data may be NULL when the count is 0).  shape has rank entries, each
- * >= 0.  Returns 0, or NSX_EXIT_BAD (err says why) when the name is empty,
+ * >= 0.  Returns 0, or NSX_E_INPUT (err says why) when the name is empty,
  * not valid UTF-8, has control characters, is "__metadata__" or is already
- * present, or the dtype, rank or shape is invalid; NSX_EXIT_INTERNAL when
+ * present, or the dtype, rank or shape is invalid; NSX_E_INTERNAL when
  * out of memory.
  */
 int nsx_st_add(nsx_st *st, const char *name, int dtype, int rank, const int64_t *shape,
@@ -106,7 +106,7 @@ int nsx_st_add(nsx_st *st, const char *name, int dtype, int rank, const int64_t 
 
 /* As nsx_st_add, from binary64 values encoded into dtype (a float dtype).
    Encoding is exact: a value that dtype cannot hold (nsx_representable; NaN
-   and infinities can be held) is NSX_EXIT_BAD naming the tensor and the
+   and infinities can be held) is NSX_E_INPUT naming the tensor and the
    element, and nothing is added. */
 int nsx_st_add_f64(nsx_st *st, const char *name, int dtype, int rank, const int64_t *shape,
                    const double *vals, nsx_err *err);
@@ -116,9 +116,13 @@ int nsx_st_add_i32(nsx_st *st, const char *name, int rank, const int64_t *shape,
                    const int32_t *vals, nsx_err *err);
 
 /* Sets "__metadata__" key to value (both copied; replaces an existing key).
-   Returns 0, NSX_EXIT_BAD when key or value is not valid UTF-8, or
-   NSX_EXIT_INTERNAL when out of memory. */
+   Returns 0, NSX_E_INPUT when key or value is not valid UTF-8, or
+   NSX_E_NOMEM when out of memory. */
 int nsx_st_set_meta(nsx_st *st, const char *key, const char *value, nsx_err *err);
+/* As nsx_st_set_meta for a key known to be absent and both strings known
+   to be valid UTF-8 (the reader's case: its JSON parser checked them):
+   appends without looking, so reading k keys costs O(k), not O(k^2). */
+int nsx_st_append_meta(nsx_st *st, const char *key, const char *value, nsx_err *err);
 
 /*
  * Writes st to path atomically (io/atomic.h): the header is padded with
@@ -126,7 +130,7 @@ int nsx_st_set_meta(nsx_st *st, const char *key, const char *value, nsx_err *err
  * largest first, then by name (so every tensor is aligned to its element
  * size, as the reference writer does) and "__metadata__" keys are sorted:
  * the same st always gives the same bytes.  Returns 0, or an exit code with
- * err set (NSX_EXIT_BAD for a bad path or an invalid st); on error no file
+ * err set (NSX_E_INPUT for a bad path or an invalid st); on error no file
  * and no temporary file is left.
  */
 int nsx_st_write(const char *path, const nsx_st *st, nsx_err *err);

@@ -11,8 +11,8 @@
 #include "io/json.h"
 #include "io/safetensors.h"
 
-#define BAD(...) nsx_err_set(err, NSX_EXIT_BAD, __VA_ARGS__)
-#define OOM() nsx_err_set(err, NSX_EXIT_INTERNAL, "out of memory")
+#define BAD(...) nsx_err_set(err, NSX_E_INPUT, __VA_ARGS__)
+#define OOM() nsx_err_set(err, NSX_E_NOMEM, "out of memory")
 
 static const struct {
     const char *name;
@@ -270,27 +270,31 @@ int nsx_st_set_meta(nsx_st *st, const char *key, const char *value, nsx_err *err
         nsx_printable(k, sizeof k, key);
         return BAD("__metadata__ '%s': key or value is not valid UTF-8", k);
     }
-    char *v = strdup(value);
-    if (!v)
-        return OOM();
     for (size_t i = 0; i < st->nmeta; i++)
         if (strcmp(st->meta[i].key, key) == 0) {
+            char *v = strdup(value);
+            if (!v)
+                return OOM();
             free(st->meta[i].value);
             st->meta[i].value = v;
             return 0;
         }
+    return nsx_st_append_meta(st, key, value, err);
+}
+
+int nsx_st_append_meta(nsx_st *st, const char *key, const char *value, nsx_err *err)
+{
     if (st->nmeta == st->cap_meta) {
         size_t cap = st->cap_meta ? 2 * st->cap_meta : 4;
         nsx_st_kv *m = realloc(st->meta, cap * sizeof *m);
-        if (!m) {
-            free(v);
+        if (!m)
             return OOM();
-        }
         st->meta = m;
         st->cap_meta = cap;
     }
-    char *k = strdup(key);
-    if (!k) {
+    char *k = strdup(key), *v = strdup(value);
+    if (!k || !v) {
+        free(k);
         free(v);
         return OOM();
     }

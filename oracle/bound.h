@@ -18,7 +18,12 @@
 
 #include "nsimplex/error.h"
 #include "nsimplex/problem.h"
+#include "nsimplex/slice.h"
 #include "oracle/model.h"
+
+/* Tuples of a row whose per-tuple quantities the bound keeps (24 bytes
+   each); beyond them it recomputes. */
+#define NSX_BOUND_CACHE ((size_t)1 << 16)
 
 /* What the bound knows about one row. */
 typedef struct nsx_row_bound {
@@ -35,19 +40,23 @@ typedef struct nsx_bound_ctx {
     const nsx_inputs *in;
     nsx_model model;
     char model_text[128];
-    /* scratch, grown as needed */
-    double *tup;           /* per allowed tuple: T, eT, b, A (4 doubles) */
-    size_t cap;
-    int *list[NSX_MAX_ORDER]; /* allowed keys of each dimension */
-    unsigned char *selmap;    /* L flags: j in S(i) */
-    double *acc;              /* 7 * dv sums of pass 2 */
-    double *xs;               /* 3 * L indexer logits */
+    size_t acc_lim;        /* the most tuples the model's accumulation can bound (3.1) */
+    size_t chain_lim;      /* the most tuples the bound's own arithmetic can carry (3.9) */
+    /* scratch, independent of the tuple count */
+    nsx_slice z;           /* the iterator over Z(i) (n L keys, L flags) */
+    double *cache;         /* 3 doubles for each of the first cache_cap tuples of a row */
+    size_t cache_cap;      /* <= NSX_BOUND_CACHE; a row beyond it recomputes its
+                              tuples, to the same values (a test may lower it) */
+    double *acc;           /* 7 * dv sums of the values pass */
+    double *xs;            /* 3 * L indexer logits */
 } nsx_bound_ctx;
 
 /*
  * Prepares ctx for problem p (checked), inputs in (binary64 views as
- * nsx_case_read gives them) and model m.  Returns 0, or NSX_EXIT_INTERNAL
- * when out of memory (err set).  Free with nsx_bound_free.
+ * nsx_case_read gives them) and model m.  Its memory is O(n L + dv) plus
+ * a fixed per-tuple cache, whatever the tuple counts.  Returns 0, or
+ * NSX_E_NOMEM (err set).  Free with nsx_bound_free.  Pre (asserted): ctx,
+ * p, in, m, err not NULL.
  */
 int nsx_bound_init(nsx_bound_ctx *ctx, const nsx_problem *p, const nsx_inputs *in,
                    const nsx_model *m, nsx_err *err);
@@ -65,10 +74,13 @@ int nsx_bound_init(nsx_bound_ctx *ctx, const nsx_problem *p, const nsx_inputs *i
  * row that reads a non-finite value (rb->nonfinite), or a non-finite
  * lse_exact with rb->N > 0 (an inconsistent vector, for the caller to
  * report) nothing else is computed and o_bound is untouched.
- * Returns 0; NSX_EXIT_BAD with err = "not applicable under model M: batch
- * b, head h, query i: <why>" when the row's inputs or intermediates are out
- * of the model's range or the model's formats cannot bound this many tuples
- * (ORACLE.md 3.1); NSX_EXIT_INTERNAL when out of memory.
+ * Returns 0; NSX_E_NOT_APPLICABLE with err = "not applicable under model
+ * M: batch b, head h, query i: <why>" when the row's inputs or
+ * intermediates are out of the model's range or the model's formats cannot
+ * bound this many tuples (ORACLE.md 3.1; a slice with too many tuples is
+ * refused as soon as its enumeration passes ctx->acc_lim or chain_lim).
+ * Pre (asserted): (b, h, i) in range; sel_row not NULL when p has a
+ * selection; o_exact, o_bound, rb, err not NULL; lse_unc >= 0.
  */
 int nsx_bound_row(nsx_bound_ctx *ctx, int b, int h, int i, const int32_t *sel_row,
                   const double *o_exact, double lse_exact, double *o_bound, nsx_row_bound *rb,
@@ -91,14 +103,16 @@ int nsx_bound_row_unc(nsx_bound_ctx *ctx, int b, int h, int i, const int32_t *se
  * (L entries, written for every candidate key j of i) bounds |S'[i,j] -
  * S[i,j]| for an honest kernel of the model (ORACLE.md section 5).  For
  * source SCORES it is the input rounding alone.  Returns 0 or
- * NSX_EXIT_BAD (not applicable, as above).
+ * NSX_E_NOT_APPLICABLE (as above).  Pre (asserted): (b, i) in range, tol
+ * and err not NULL, the selection computed (source INDEXER or SCORES).
  */
 int nsx_bound_sel_tol(nsx_bound_ctx *ctx, int b, int i, double *tol, nsx_err *err);
 
 void nsx_bound_free(nsx_bound_ctx *ctx);
 
 /* 1 when every value of format a is a value of format b (NSX_FORMAT_*):
-   then a vector in format a needs no rounding for a kernel reading b. */
+   then a vector in format a needs no rounding for a kernel reading b.
+   Pre (asserted): a and b are formats, not NSX_MODEL_NONE. */
 int nsx_format_fits(int a, int b);
 
 #endif

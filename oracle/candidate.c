@@ -2,6 +2,7 @@
  * A candidate file's outputs for a vector (candidate.h), moved here from
  * cli/cmd_check.c so that the parser fuzzer runs the command's own code.
  */
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,19 +18,19 @@ static int get_float(const char *label, const nsx_st *st, const char *name, int 
     *out = NULL;
     const nsx_tensor *t = nsx_st_get(st, name);
     if (!t)
-        return required ? nsx_err_set(err, NSX_EXIT_BAD, "%s: no tensor %s", label, name) : 0;
+        return required ? nsx_err_set(err, NSX_E_INPUT, "%s: no tensor %s", label, name) : 0;
     if (!nsx_dtype_is_float(t->dtype))
-        return nsx_err_set(err, NSX_EXIT_BAD, "%s: tensor %s: dtype %s, not a float dtype", label, name,
+        return nsx_err_set(err, NSX_E_INPUT, "%s: tensor %s: dtype %s, not a float dtype", label, name,
                            nsx_dtype_name(t->dtype));
     if (t->rank != rank || memcmp(t->shape, shape, (size_t)rank * sizeof *shape) != 0) {
         char have[96], want[96];
         nsx_shape_str(have, sizeof have, t->rank, t->shape);
         nsx_shape_str(want, sizeof want, rank, shape);
-        return nsx_err_set(err, NSX_EXIT_BAD, "%s: tensor %s: shape %s but the vector has %s", label, name, have,
+        return nsx_err_set(err, NSX_E_INPUT, "%s: tensor %s: shape %s but the vector has %s", label, name, have,
                            want);
     }
     if (!(*out = malloc((t->count ? t->count : 1) * sizeof **out)))
-        return nsx_err_set(err, NSX_EXIT_INTERNAL, "out of memory");
+        return nsx_err_set(err, NSX_E_NOMEM, "out of memory");
     nsx_tensor_get_f64(t, *out);
     return 0;
 }
@@ -41,15 +42,15 @@ static int get_sel(const char *label, const nsx_st *st, const int64_t *shape, in
     if (!t)
         return 0;
     if (t->dtype != NSX_DTYPE_I32)
-        return nsx_err_set(err, NSX_EXIT_BAD, "%s: tensor sel: dtype %s, not I32", label, nsx_dtype_name(t->dtype));
+        return nsx_err_set(err, NSX_E_INPUT, "%s: tensor sel: dtype %s, not I32", label, nsx_dtype_name(t->dtype));
     if (t->rank != 3 || memcmp(t->shape, shape, 3 * sizeof *shape) != 0) {
         char have[96], want[96];
         nsx_shape_str(have, sizeof have, t->rank, t->shape);
         nsx_shape_str(want, sizeof want, 3, shape);
-        return nsx_err_set(err, NSX_EXIT_BAD, "%s: tensor sel: shape %s but the vector has %s", label, have, want);
+        return nsx_err_set(err, NSX_E_INPUT, "%s: tensor sel: shape %s but the vector has %s", label, have, want);
     }
     if (!(*out = malloc((t->count ? t->count : 1) * sizeof **out)))
-        return nsx_err_set(err, NSX_EXIT_INTERNAL, "out of memory");
+        return nsx_err_set(err, NSX_E_NOMEM, "out of memory");
     nsx_tensor_get_i32(t, *out);
     return 0;
 }
@@ -58,6 +59,7 @@ int nsx_candidate_from_st(const nsx_st *cst, const char *label, const nsx_proble
                           const nsx_model *forced, nsx_candidate *cand, nsx_model *model,
                           nsx_err *err)
 {
+    assert(cst && label && p && cand && model && err);
     char clabel[256];
     nsx_printable(clabel, sizeof clabel, label);
     *cand = (nsx_candidate){0};
@@ -92,6 +94,7 @@ int nsx_candidate_from_st(const nsx_st *cst, const char *label, const nsx_proble
 
 void nsx_candidate_free(nsx_candidate *cand)
 {
+    assert(cand);
     /* the arrays are nsx_candidate_from_st's; const is the judge's promise */
     free((void *)cand->o);
     free((void *)cand->lse);

@@ -24,9 +24,10 @@
  * dtype; sel [B,L,k] I32, optional, read only when p computes its selection
  * (source indexer or scores).  The model is *forced when forced is not NULL,
  * else the one the metadata key NSX_MODEL_KEY declares, else the default.
- * Returns 0, or NSX_EXIT_BAD with err = "LABEL: <problem>" (a tensor
+ * Returns 0, or NSX_E_INPUT with err = "LABEL: <problem>" (a tensor
  * missing, of the wrong dtype or shape; a declared model that does not
- * parse), NSX_EXIT_INTERNAL when out of memory; cand then holds nothing.
+ * parse), NSX_E_NOMEM when out of memory; cand then holds nothing.
+ * Pre (asserted): every pointer but forced is not NULL.
  */
 int nsx_candidate_from_st(const nsx_st *cst, const char *label, const nsx_problem *p,
                           const nsx_model *forced, nsx_candidate *cand, nsx_model *model,

@@ -7,26 +7,26 @@
  *   3. every row: empty slices exactly, every element against its bound;
  *   4. leak pairs and mask probes, bit for bit.
  */
+#include <assert.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <cjson/cJSON.h>
-
 #include "nsimplex/ref.h"
 #include "oracle/bound.h"
 #include "oracle/check.h"
 
-static void note(nsx_check_report *rep, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void note(nsx_check_report *rep, int kind, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
-static void note(nsx_check_report *rep, const char *fmt, ...)
+static void note(nsx_check_report *rep, int kind, const char *fmt, ...)
 {
     rep->failures++;
     if (rep->nnotes >= NSX_CHECK_NOTES)
         return;
     va_list ap;
     va_start(ap, fmt);
+    rep->note_kind[rep->nnotes] = kind;
     vsnprintf(rep->notes[rep->nnotes++], sizeof rep->notes[0], fmt, ap);
     va_end(ap);
 }
@@ -79,7 +79,7 @@ static int judge_sel_row(const nsx_problem *p, nsx_bound_ctx *bc, int b, int i, 
         if (j < 0 || j >= L || !nsx_ref_is_candidate(p, i, j))
             continue;
         if (in_c[j]) {
-            note(rep, "sel[b=%d,i=%d]: index %d is listed twice", b, i, j);
+            note(rep, NSX_NOTE_SEL, "sel[b=%d,i=%d]: index %d is listed twice", b, i, j);
             return 0;
         }
         in_c[j] = 1;
@@ -87,7 +87,7 @@ static int judge_sel_row(const nsx_problem *p, nsx_bound_ctx *bc, int b, int i, 
     }
     int want = nc < k ? nc : k;
     if (nx != want) {
-        note(rep, "sel[b=%d,i=%d]: %d valid keys selected, a top-%d of %d candidates has %d", b, i, nx, k, nc, want);
+        note(rep, NSX_NOTE_SEL, "sel[b=%d,i=%d]: %d valid keys selected, a top-%d of %d candidates has %d", b, i, nx, k, nc, want);
         return 0;
     }
     if ((*rc = nsx_bound_sel_tol(bc, b, i, tol, err)))
@@ -107,7 +107,7 @@ static int judge_sel_row(const nsx_problem *p, nsx_bound_ctx *bc, int b, int i, 
             hi_out = s - r - tol[j], j_out = j;
     }
     if (lo_in < hi_out) {
-        note(rep, "sel[b=%d,i=%d]: key %d (score %.17g) is selected but key %d (score %.17g) is not, beyond "
+        note(rep, NSX_NOTE_SEL, "sel[b=%d,i=%d]: key %d (score %.17g) is selected but key %d (score %.17g) is not, beyond "
                   "the tolerance", b, i, j_in, score[((size_t)b * L + i) * L + j_in], j_out,
              score[((size_t)b * L + i) * L + j_out]);
         return 0;
@@ -197,7 +197,7 @@ static int check_selection(const nsx_problem *p, const nsx_inputs *in, const nsx
         nsx_err_prefix(err, "reference with the candidate's selection");
     goto done;
 oom:
-    rc = nsx_err_set(err, NSX_EXIT_INTERNAL, "oracle: out of memory");
+    rc = nsx_err_set(err, NSX_E_NOMEM, "oracle: out of memory");
 done:
     free(in_c);
     free(tol);
@@ -234,7 +234,7 @@ static int check_rows(const nsx_problem *p, const nsx_candidate *cand, const dou
     const int dv = p->dv;
     double *bound = malloc((size_t)dv * sizeof *bound);
     if (!bound)
-        return nsx_err_set(err, NSX_EXIT_INTERNAL, "oracle: out of memory");
+        return nsx_err_set(err, NSX_E_NOMEM, "oracle: out of memory");
     int rc = 0;
     for (int b = 0; b < p->B && !rc; b++)
         for (int i = 0; i < p->L && !rc; i++) {
@@ -253,7 +253,7 @@ static int check_rows(const nsx_problem *p, const nsx_candidate *cand, const dou
                 double ul = unc && unc->lse ? unc->lse[nsx_lse_at(p, b, h, i)] : 0.0;
                 for (int c = 0; c < dv && !rc; c++)
                     if (!isfinite(eo[c]))
-                        rc = nsx_err_set(err, NSX_EXIT_BAD, "vector: expected o[b=%d,h=%d,i=%d,c=%d] is not finite",
+                        rc = nsx_err_set(err, NSX_E_INPUT, "vector: expected o[b=%d,h=%d,i=%d,c=%d] is not finite",
                                          b, h, i, c);
                 nsx_row_bound rb;
                 if (rc || (rc = nsx_bound_row_unc(bc, b, h, i, srow, eo, uo, el, ul, bound, &rb, err)))
@@ -262,20 +262,20 @@ static int check_rows(const nsx_problem *p, const nsx_candidate *cand, const dou
                     bound[c] += uo[c];
                 rb.lse += ul;
                 if (rb.nonfinite) {
-                    rc = nsx_err_set(err, NSX_EXIT_BAD,
+                    rc = nsx_err_set(err, NSX_E_INPUT,
                                      "vector: batch %d, head %d, query %d reads a NaN or an infinity but is "
                                      "not an unjudged leak-pair row", b, h, i);
                     break;
                 }
                 if ((rb.N == 0) != (el == -INFINITY) || (rb.N > 0 && !isfinite(el))) {
-                    rc = nsx_err_set(err, NSX_EXIT_BAD,
+                    rc = nsx_err_set(err, NSX_E_INPUT,
                                      "vector: batch %d, head %d, query %d: expected lse %g but the slice has %zu "
                                      "tuples", b, h, i, el, rb.N);
                     break;
                 }
                 for (int c = 0; rb.N == 0 && c < dv && !rc; c++)
                     if (eo[c] != 0) /* (E6) for an empty slice: the vector contradicts its own slice */
-                        rc = nsx_err_set(err, NSX_EXIT_BAD,
+                        rc = nsx_err_set(err, NSX_E_INPUT,
                                          "vector: batch %d, head %d, query %d: expected o[c=%d] = %g but the "
                                          "slice is empty (O = 0)", b, h, i, c, eo[c]);
                 if (rc)
@@ -291,7 +291,7 @@ static int check_rows(const nsx_problem *p, const nsx_candidate *cand, const dou
                             bad = 1;
                             if (!isfinite(co[c]))
                                 rep->o_nonfinite++;
-                            note(rep, "o[b=%d,h=%d,i=%d,c=%d] = %.9g but the slice is empty (O = 0)", b, h, i, c,
+                            note(rep, NSX_NOTE_EMPTY, "o[b=%d,h=%d,i=%d,c=%d] = %.9g but the slice is empty (O = 0)", b, h, i, c,
                                  co[c]);
                         }
                     }
@@ -301,7 +301,7 @@ static int check_rows(const nsx_problem *p, const nsx_candidate *cand, const dou
                         if (!lse_conv_ok(m->lse_conv, cl)) {
                             rep->lse_failed++;
                             bad = 1;
-                            note(rep, "lse[b=%d,h=%d,i=%d] = %.9g but the slice is empty (LSE = %s)", b, h, i, cl,
+                            note(rep, NSX_NOTE_EMPTY, "lse[b=%d,h=%d,i=%d] = %.9g but the slice is empty (LSE = %s)", b, h, i, cl,
                                  m->lse_conv == NSX_LSE_ANY ? "-inf or +inf" : nsx_lse_conv_name(m->lse_conv));
                         }
                     }
@@ -315,14 +315,14 @@ static int check_rows(const nsx_problem *p, const nsx_candidate *cand, const dou
                         rep->o_failed++;
                         rep->o_nonfinite++;
                         track(&rep->worst_o, b, h, i, c, INFINITY, bound[c], eo[c], v, &rb);
-                        note(rep, "o[b=%d,h=%d,i=%d,c=%d] = %g where the exact value is %.17g", b, h, i, c, v,
+                        note(rep, NSX_NOTE_BOUND, "o[b=%d,h=%d,i=%d,c=%d] = %g where the exact value is %.17g", b, h, i, c, v,
                              eo[c]);
                         continue;
                     }
                     track(&rep->worst_o, b, h, i, c, e, bound[c], eo[c], v, &rb);
                     if (e > bound[c]) {
                         rep->o_failed++;
-                        note(rep, "o[b=%d,h=%d,i=%d,c=%d] = %.17g, exact %.17g: error %.3g > bound %.3g", b, h, i, c,
+                        note(rep, NSX_NOTE_BOUND, "o[b=%d,h=%d,i=%d,c=%d] = %.17g, exact %.17g: error %.3g > bound %.3g", b, h, i, c,
                              v, eo[c], e, bound[c]);
                     }
                 }
@@ -334,7 +334,7 @@ static int check_rows(const nsx_problem *p, const nsx_candidate *cand, const dou
                     track(&rep->worst_lse, b, h, i, -1, e, rb.lse, el, v, &rb);
                     if (!(e <= rb.lse)) {
                         rep->lse_failed++;
-                        note(rep, "lse[b=%d,h=%d,i=%d] = %.17g, exact %.17g: error %.3g > bound %.3g", b, h, i, v, el,
+                        note(rep, NSX_NOTE_BOUND, "lse[b=%d,h=%d,i=%d] = %.17g, exact %.17g: error %.3g > bound %.3g", b, h, i, v, el,
                              e, rb.lse);
                     }
                 }
@@ -357,7 +357,7 @@ static void pair_rows(const nsx_problem *p, const nsx_candidate *cand, const nsx
                 double va = cand->o[nsx_o_at(p, pr->a, i, h, c)], vb = cand->o[nsx_o_at(p, pr->b, i, h, c)];
                 if (!same_bits(va, vb)) {
                     bad = 1;
-                    note(rep, "%s pair %d (batches %d, %d): o[i=%d,h=%d,c=%d] differs: %.17g vs %.17g",
+                    note(rep, NSX_NOTE_PAIR, "%s pair %d (batches %d, %d): o[i=%d,h=%d,c=%d] differs: %.17g vs %.17g",
                          nsx_pair_kind_name(pr->kind), x, pr->a, pr->b, i, h, c, va, vb);
                 }
             }
@@ -365,7 +365,7 @@ static void pair_rows(const nsx_problem *p, const nsx_candidate *cand, const nsx
                 double va = cand->lse[nsx_lse_at(p, pr->a, h, i)], vb = cand->lse[nsx_lse_at(p, pr->b, h, i)];
                 if (!same_bits(va, vb)) {
                     bad = 1;
-                    note(rep, "%s pair %d (batches %d, %d): lse[h=%d,i=%d] differs: %.17g vs %.17g",
+                    note(rep, NSX_NOTE_PAIR, "%s pair %d (batches %d, %d): lse[h=%d,i=%d] differs: %.17g vs %.17g",
                          nsx_pair_kind_name(pr->kind), x, pr->a, pr->b, h, i, va, vb);
                 }
             }
@@ -403,12 +403,14 @@ int nsx_check_unc(const nsx_problem *p, const nsx_case_info *info, const nsx_inp
                   const nsx_outputs *expected, const nsx_expected_unc *unc, const nsx_candidate *cand,
                   const nsx_model *m, nsx_check_report *rep, nsx_err *err)
 {
+    assert(p && in && expected && cand && m && rep && err);
+    assert(expected->o && expected->lse && cand->o);
     char why[256];
     if (nsx_problem_check(p, why, sizeof why))
-        return nsx_err_set(err, NSX_EXIT_BAD, "vector: %s", why);
+        return nsx_err_set(err, NSX_E_INPUT, "vector: %s", why);
     for (int x = 0; info && x < info->npairs; x++)
         if (nsx_pair_check(p, &info->pairs[x], x, err))
-            return NSX_EXIT_BAD;
+            return NSX_E_INPUT;
     memset(rep, 0, sizeof *rep);
     nsx_model_format(m, rep->model, sizeof rep->model);
     rep->lse_conv = m->lse_conv;
@@ -423,13 +425,13 @@ int nsx_check_unc(const nsx_problem *p, const nsx_case_info *info, const nsx_inp
     double *own_o = NULL, *own_lse = NULL;
     const int32_t *sel = p->sel.source == NSX_SEL_INDICES ? in->sel : NULL;
     if (!skip) {
-        rc = nsx_err_set(err, NSX_EXIT_INTERNAL, "oracle: out of memory");
+        rc = nsx_err_set(err, NSX_E_NOMEM, "oracle: out of memory");
         goto done;
     }
     unjudged_rows(p, info, expected, skip);
     if (p->sel.source == NSX_SEL_INDEXER || p->sel.source == NSX_SEL_SCORES) {
         if (!(use = malloc(nsx_sel_size(p) * sizeof *use))) {
-            rc = nsx_err_set(err, NSX_EXIT_INTERNAL, "oracle: out of memory");
+            rc = nsx_err_set(err, NSX_E_NOMEM, "oracle: out of memory");
             goto done;
         }
         if ((rc = check_selection(p, in, expected, cand, skip, &bc, use, &own_o, &own_lse, rep, err)))

@@ -39,6 +39,14 @@ typedef struct nsx_check_worst {
 
 #define NSX_CHECK_NOTES 8
 
+/* What a failure note is about (so that callers never parse its text). */
+enum nsx_check_note_kind {
+    NSX_NOTE_SEL = 1,   /* the selection */
+    NSX_NOTE_EMPTY,     /* an output of an empty slice */
+    NSX_NOTE_BOUND,     /* an element beyond its bound, or not the exact value */
+    NSX_NOTE_PAIR       /* a leak pair or mask probe */
+};
+
 typedef struct nsx_check_report {
     int pass;
     char model[128];            /* canonical model text */
@@ -56,6 +64,7 @@ typedef struct nsx_check_report {
     nsx_check_worst worst_o, worst_lse;
     int nnotes;                 /* the first failures, one line each */
     char notes[NSX_CHECK_NOTES][224];
+    int note_kind[NSX_CHECK_NOTES]; /* enum nsx_check_note_kind of each note */
     size_t failures;            /* all failures counted */
 } nsx_check_report;
 
@@ -66,9 +75,10 @@ typedef struct nsx_check_report {
  * sources (computed here with nsx_ref_select when NULL), expected->sel_scores
  * the golden indexer scores (likewise).  info (flags, pairs) may be NULL.
  * Fills rep and returns 0 whether the candidate passed (rep->pass = 1) or
- * failed; returns NSX_EXIT_BAD with err set when the vector is not
- * applicable under m (ORACLE.md 3.1) or inconsistent, NSX_EXIT_INTERNAL when
- * out of memory or the reference fails.
+ * failed; returns NSX_E_NOT_APPLICABLE with err set when the vector is not
+ * applicable under m (ORACLE.md 3.1), NSX_E_INPUT when it is inconsistent,
+ * NSX_E_NOMEM or NSX_E_INTERNAL when out of memory or the reference fails.  Pre (asserted): every pointer but
+ * info is not NULL, and so are expected->o, expected->lse and cand->o.
  */
 int nsx_check(const nsx_problem *p, const nsx_case_info *info, const nsx_inputs *in,
               const nsx_outputs *expected, const nsx_candidate *cand, const nsx_model *m,

@@ -1,4 +1,5 @@
 /* The precision model: formats, presets, the --model syntax (model.h). */
+#include <assert.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -8,6 +9,7 @@
 
 nsx_fmt nsx_fmt_of(int format)
 {
+    assert(format == NSX_MODEL_NONE || (format >= NSX_FORMAT_F64 && format <= NSX_FORMAT_BF16));
     /* p, emin, emax of IEEE 754 binary64, binary32, binary16, and bfloat16
        (binary32's exponent range with an 8-bit significand) */
     static const struct { int p, emin, emax; } t[] = {
@@ -30,6 +32,7 @@ nsx_fmt nsx_fmt_of(int format)
 
 double nsx_fmt_ulp(const nsx_fmt *f, double x)
 {
+    assert(f && !(x < 0));
     if (f->p == 0)
         return 0.0;
     if (!(x >= f->lambda))
@@ -53,6 +56,7 @@ const char *const nsx_model_presets[] = {"bf16", "f16", "f32", "f64", "einsum-bf
 
 void nsx_model_default(nsx_model *m)
 {
+    assert(m);
     *m = preset_table[0];
 }
 
@@ -72,6 +76,7 @@ static int format_value(const char *v, int allow_none)
 
 int nsx_model_parse(const char *s, nsx_model *out, nsx_err *err)
 {
+    assert(s && out && err);
     static const struct { const char *key; size_t off; int allow_none; } keys[] = {
         {"in", offsetof(nsx_model, in), 0},
         {"op", offsetof(nsx_model, op), 0},
@@ -87,10 +92,10 @@ int nsx_model_parse(const char *s, nsx_model *out, nsx_err *err)
 
     nsx_model_default(&m);
     if (strlen(s) >= sizeof buf)
-        return nsx_err_set(err, NSX_EXIT_BAD, "model '%.40s...': longer than %zu characters", s,
+        return nsx_err_set(err, NSX_E_INPUT, "model '%.40s...': longer than %zu characters", s,
                            sizeof buf - 1);
     if (*s == '\0')
-        return nsx_err_set(err, NSX_EXIT_BAD, "model '': empty (presets: bf16, f16, f32, f64, "
+        return nsx_err_set(err, NSX_E_INPUT, "model '': empty (presets: bf16, f16, f32, f64, "
                                               "einsum-bf16, einsum-f16)");
     strcpy(buf, s);
     int first = 1;
@@ -105,7 +110,7 @@ int nsx_model_parse(const char *s, nsx_model *out, nsx_err *err)
                 if (strcmp(item, nsx_model_presets[t]) == 0)
                     p = t;
             if (p < 0 || !first)
-                return nsx_err_set(err, NSX_EXIT_BAD,
+                return nsx_err_set(err, NSX_E_INPUT,
                                    p < 0 ? "model '%s': '%s' is neither a preset (bf16, f16, f32, f64, "
                                            "einsum-bf16, einsum-f16) nor KEY=VALUE"
                                          : "model '%s': preset '%s' must come first",
@@ -123,7 +128,7 @@ int nsx_model_parse(const char *s, nsx_model *out, nsx_err *err)
             else if (strcmp(val, "any") == 0)
                 m.lse_conv = NSX_LSE_ANY;
             else
-                return nsx_err_set(err, NSX_EXIT_BAD,
+                return nsx_err_set(err, NSX_E_INPUT,
                                    "model '%s': lse=%s: the empty-slice convention is -inf, +inf or any",
                                    s, val);
             continue;
@@ -132,12 +137,12 @@ int nsx_model_parse(const char *s, nsx_model *out, nsx_err *err)
         while (k < sizeof keys / sizeof keys[0] && strcmp(key, keys[k].key) != 0)
             k++;
         if (k == sizeof keys / sizeof keys[0])
-            return nsx_err_set(err, NSX_EXIT_BAD,
+            return nsx_err_set(err, NSX_E_INPUT,
                                "model '%s': unknown key '%s' (keys: in, op, acc, int, w, out, lseout, lse)",
                                s, key);
         int f = format_value(val, keys[k].allow_none);
         if (f == -2)
-            return nsx_err_set(err, NSX_EXIT_BAD, "model '%s': %s=%s: formats are f64, f32, f16, bf16%s", s,
+            return nsx_err_set(err, NSX_E_INPUT, "model '%s': %s=%s: formats are f64, f32, f16, bf16%s", s,
                                key, val, keys[k].allow_none ? ", none" : "");
         *(int *)((char *)&m + keys[k].off) = f;
         op_set |= strcmp(key, "op") == 0;
@@ -158,6 +163,7 @@ static const char *fname(int f)
 
 char *nsx_model_format(const nsx_model *m, char *buf, size_t len)
 {
+    assert(m && buf && len >= 1);
     snprintf(buf, len, "in=%s,op=%s,acc=%s,int=%s,w=%s,out=%s,lseout=%s,lse=%s", fname(m->in),
              fname(m->op), fname(m->acc), fname(m->inter), fname(m->w), fname(m->out),
              fname(m->lseout), nsx_lse_conv_name(m->lse_conv));
@@ -166,10 +172,11 @@ char *nsx_model_format(const nsx_model *m, char *buf, size_t len)
 
 int nsx_model_from_kernel(const nsx_kernel_info *ki, nsx_model *m, nsx_err *err)
 {
+    assert(ki && m && err);
     const int f[4] = {ki->input_format, ki->accum_format, ki->weights_format, ki->output_format};
     for (int t = 0; t < 4; t++)
         if (f[t] < NSX_FORMAT_F64 || f[t] > NSX_FORMAT_BF16)
-            return nsx_err_set(err, NSX_EXIT_BAD, "kernel %s: format %d is not 0 (f64), 1 (f32), 2 (f16) "
+            return nsx_err_set(err, NSX_E_INPUT, "kernel %s: format %d is not 0 (f64), 1 (f32), 2 (f16) "
                                                   "or 3 (bf16)", ki->name ? ki->name : "?", f[t]);
     m->in = m->op = f[0];
     m->acc = m->lseout = f[1];

@@ -67,27 +67,29 @@ typedef struct nsx_fmt {
 } nsx_fmt;
 
 /* The parameters of format (NSX_FORMAT_*); for NSX_MODEL_NONE, a format with
-   u = lambda = 0 and max = +inf (no rounding).  Precondition: one of those. */
+   u = lambda = 0 and max = +inf (no rounding).  Pre (asserted): one of those. */
 nsx_fmt nsx_fmt_of(int format);
 
 /* ulp(x) in fmt for x >= 0: the spacing of fmt at x's binade, and lambda
    below lambda (covers subnormals and flush-to-zero).  For NSX_MODEL_NONE's
-   format: 0. */
+   format: 0.  Pre (asserted): f not NULL, x not negative. */
 double nsx_fmt_ulp(const nsx_fmt *f, double x);
 
 /* The default model (preset "bf16"). */
 void nsx_model_default(nsx_model *m);
 
 /*
- * Parses s (the syntax above) into m.  Returns 0, or NSX_EXIT_BAD with err =
+ * Parses s (the syntax above) into m.  Returns 0, or NSX_E_INPUT with err =
  * "model 'S': <problem>" naming the item (unknown key, preset or format, a
- * missing '=').  m is untouched on error.
+ * missing '=').  m is untouched on error.  Pre (asserted): s, m, err not
+ * NULL.
  */
 int nsx_model_parse(const char *s, nsx_model *m, nsx_err *err);
 
 /* The canonical text of m (every key, in the order in,op,acc,int,w,out,
    lseout,lse) into buf (size len; 96 bytes always suffice); returns buf.
-   nsx_model_parse reads it back to the same model. */
+   nsx_model_parse reads it back to the same model.  Pre (asserted): m and
+   buf not NULL, len >= 1. */
 char *nsx_model_format(const nsx_model *m, char *buf, size_t len);
 
 /* The names of the presets, NULL-terminated, for help texts. */
@@ -99,7 +101,8 @@ const char *nsx_lse_conv_name(int conv);
 /* The model a kernel declares through the ABI (nsx_kernel_info): in, acc,
    w (F64 weights are taken as "none": no rounding below binary64), out; op =
    in, lseout = acc, no intermediate rounding, LSE convention "any" (ABI 1
-   cannot declare it).  Formats outside 0..3 give NSX_EXIT_BAD. */
+   cannot declare it).  Formats outside 0..3 give NSX_E_INPUT.  Pre
+   (asserted): ki, m, err not NULL. */
 int nsx_model_from_kernel(const nsx_kernel_info *ki, nsx_model *m, nsx_err *err);
 
 #endif

@@ -1,8 +1,7 @@
 /* The check report as text and as JSON (check.h). */
+#include <assert.h>
 #include <math.h>
 #include <stdlib.h>
-
-#include <cjson/cJSON.h>
 
 #include "io/json.h"
 #include "oracle/check.h"
@@ -34,6 +33,7 @@ static const char *safe(char *buf, size_t len, const char *s)
 
 void nsx_check_print(FILE *f, const nsx_check_report *r, const nsx_case_info *info, const char *label)
 {
+    assert(f && r);
     char buf[256];
     fprintf(f, "nsimplex check: %s", label ? safe(buf, sizeof buf, label) : "candidate");
     if (info && info->id)
@@ -77,85 +77,78 @@ void nsx_check_print(FILE *f, const nsx_check_report *r, const nsx_case_info *in
                 r->lse_failed, r->sel_failed, r->pair_failed);
 }
 
-/* x as a JSON number that reads back as the same binary64 (null when not
-   finite).  cJSON's own printing tries 15 digits first and keeps them when
-   they read back within a relative DBL_EPSILON, which is not the same
-   double, and for DBL_MAX is a number past the binary64 range. */
-static void add_double(cJSON *o, const char *key, double x)
+/* "KEY": x, the shortest decimal that reads back as the same binary64 (null
+   when not finite), after a comma unless first. */
+static void put_double(nsx_buf *b, const char *key, double x)
 {
-    char buf[32];
-    if (!isfinite(x)) {
-        cJSON_AddNullToObject(o, key);
-        return;
-    }
-    nsx_fmt_double(buf, sizeof buf, x);
-    cJSON_AddRawToObject(o, key, buf);
+    nsx_buf_printf(b, ",\"%s\":", key);
+    if (isfinite(x))
+        nsx_buf_json_number(b, x);
+    else
+        nsx_buf_puts(b, "null");
 }
 
-static cJSON *worst_json(const nsx_check_worst *w)
+static void put_worst(nsx_buf *b, const nsx_check_worst *w)
 {
-    if (!w->found)
-        return cJSON_CreateNull();
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddNumberToObject(o, "b", w->b);
-    cJSON_AddNumberToObject(o, "h", w->h);
-    cJSON_AddNumberToObject(o, "i", w->i);
+    if (!w->found) {
+        nsx_buf_puts(b, "null");
+        return;
+    }
+    nsx_buf_printf(b, "{\"b\":%d,\"h\":%d,\"i\":%d", w->b, w->h, w->i);
     if (w->c >= 0)
-        cJSON_AddNumberToObject(o, "c", w->c);
-    add_double(o, "error", w->err);
-    add_double(o, "bound", w->bound);
-    add_double(o, "ratio", w->ratio);
-    add_double(o, "expected", w->expected);
-    add_double(o, "candidate", w->candidate);
-    cJSON_AddNumberToObject(o, "tuples", (double)w->tuples);
-    add_double(o, "max_score", w->max_score);
-    return o;
+        nsx_buf_printf(b, ",\"c\":%d", w->c);
+    put_double(b, "error", w->err);
+    put_double(b, "bound", w->bound);
+    put_double(b, "ratio", w->ratio);
+    put_double(b, "expected", w->expected);
+    put_double(b, "candidate", w->candidate);
+    nsx_buf_printf(b, ",\"tuples\":%zu", w->tuples);
+    put_double(b, "max_score", w->max_score);
+    nsx_buf_puts(b, "}");
 }
 
 char *nsx_check_json(const nsx_check_report *r, const nsx_case_info *info, const char *label)
 {
-    cJSON *j = cJSON_CreateObject(), *o, *a;
+    assert(r && label);
+    nsx_buf b = {0};
     char buf[256];
-    if (!j)
+    nsx_buf_puts(&b, "{\"candidate\":");
+    nsx_buf_json_string(&b, safe(buf, sizeof buf, label));
+    nsx_buf_puts(&b, ",\"case\":");
+    nsx_buf_json_string(&b, safe(buf, sizeof buf, info ? info->id : NULL));
+    nsx_buf_puts(&b, ",\"flags\":[");
+    for (int x = 0; info && x < info->nflags; x++) {
+        nsx_buf_puts(&b, x ? "," : "");
+        nsx_buf_json_string(&b, safe(buf, sizeof buf, info->flags[x]));
+    }
+    nsx_buf_puts(&b, "],\"model\":");
+    nsx_buf_json_string(&b, r->model);
+    nsx_buf_puts(&b, ",\"lse_convention\":");
+    nsx_buf_json_string(&b, nsx_lse_conv_name(r->lse_conv));
+    nsx_buf_printf(&b, ",\"pass\":%s,\"failures\":%zu", r->pass ? "true" : "false", r->failures);
+    nsx_buf_printf(&b, ",\"o\":{\"judged\":%zu,\"failed\":%zu,\"nonfinite\":%zu,\"worst\":",
+                   r->o_judged, r->o_failed, r->o_nonfinite);
+    put_worst(&b, &r->worst_o);
+    nsx_buf_printf(&b, "},\"lse\":{\"present\":%s,\"judged\":%zu,\"failed\":%zu,\"worst\":",
+                   r->lse_present ? "true" : "false", r->lse_judged, r->lse_failed);
+    put_worst(&b, &r->worst_lse);
+    nsx_buf_printf(&b, "},\"rows\":{\"judged\":%zu,\"empty\":%zu,\"empty_failed\":%zu,"
+                   "\"unjudged\":%zu}", r->rows, r->rows_empty, r->rows_empty_failed, r->rows_unjudged);
+    nsx_buf_puts(&b, ",\"selection\":{\"status\":");
+    nsx_buf_json_string(&b, sel_status_text(r->sel_status));
+    nsx_buf_printf(&b, ",\"rows\":%zu,\"failed\":%zu,\"differ\":%zu}", r->sel_rows,
+                   r->sel_failed, r->sel_differ);
+    nsx_buf_printf(&b, ",\"pairs\":{\"leak\":%zu,\"probe\":%zu,\"rows\":%zu,\"failed\":%zu}",
+                   r->pairs_leak, r->pairs_probe, r->pair_rows, r->pair_failed);
+    nsx_buf_puts(&b, ",\"notes\":[");
+    for (int x = 0; x < r->nnotes; x++) {
+        nsx_buf_puts(&b, x ? "," : "");
+        nsx_buf_json_string(&b, r->notes[x]);
+    }
+    nsx_buf_puts(&b, "]}");
+    if (b.oom) {
+        nsx_buf_free(&b);
         return NULL;
-    cJSON_AddStringToObject(j, "candidate", safe(buf, sizeof buf, label));
-    cJSON_AddStringToObject(j, "case", safe(buf, sizeof buf, info ? info->id : NULL));
-    a = cJSON_AddArrayToObject(j, "flags");
-    for (int x = 0; info && a && x < info->nflags; x++)
-        cJSON_AddItemToArray(a, cJSON_CreateString(safe(buf, sizeof buf, info->flags[x])));
-    cJSON_AddStringToObject(j, "model", r->model);
-    cJSON_AddStringToObject(j, "lse_convention", nsx_lse_conv_name(r->lse_conv));
-    cJSON_AddBoolToObject(j, "pass", r->pass);
-    cJSON_AddNumberToObject(j, "failures", (double)r->failures);
-    o = cJSON_AddObjectToObject(j, "o");
-    cJSON_AddNumberToObject(o, "judged", (double)r->o_judged);
-    cJSON_AddNumberToObject(o, "failed", (double)r->o_failed);
-    cJSON_AddNumberToObject(o, "nonfinite", (double)r->o_nonfinite);
-    cJSON_AddItemToObject(o, "worst", worst_json(&r->worst_o));
-    o = cJSON_AddObjectToObject(j, "lse");
-    cJSON_AddBoolToObject(o, "present", r->lse_present);
-    cJSON_AddNumberToObject(o, "judged", (double)r->lse_judged);
-    cJSON_AddNumberToObject(o, "failed", (double)r->lse_failed);
-    cJSON_AddItemToObject(o, "worst", worst_json(&r->worst_lse));
-    o = cJSON_AddObjectToObject(j, "rows");
-    cJSON_AddNumberToObject(o, "judged", (double)r->rows);
-    cJSON_AddNumberToObject(o, "empty", (double)r->rows_empty);
-    cJSON_AddNumberToObject(o, "empty_failed", (double)r->rows_empty_failed);
-    cJSON_AddNumberToObject(o, "unjudged", (double)r->rows_unjudged);
-    o = cJSON_AddObjectToObject(j, "selection");
-    cJSON_AddStringToObject(o, "status", sel_status_text(r->sel_status));
-    cJSON_AddNumberToObject(o, "rows", (double)r->sel_rows);
-    cJSON_AddNumberToObject(o, "failed", (double)r->sel_failed);
-    cJSON_AddNumberToObject(o, "differ", (double)r->sel_differ);
-    o = cJSON_AddObjectToObject(j, "pairs");
-    cJSON_AddNumberToObject(o, "leak", (double)r->pairs_leak);
-    cJSON_AddNumberToObject(o, "probe", (double)r->pairs_probe);
-    cJSON_AddNumberToObject(o, "rows", (double)r->pair_rows);
-    cJSON_AddNumberToObject(o, "failed", (double)r->pair_failed);
-    a = cJSON_AddArrayToObject(j, "notes");
-    for (int x = 0; a && x < r->nnotes; x++)
-        cJSON_AddItemToArray(a, cJSON_CreateString(r->notes[x]));
-    char *s = cJSON_PrintUnformatted(j);
-    cJSON_Delete(j);
-    return s;
+    }
+    return b.s;
 }

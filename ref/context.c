@@ -2,6 +2,7 @@
  * The reference's context (exact precisions, finiteness of input rows) and
  * the collection of a row's allowed tuples.
  */
+#include <assert.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +41,8 @@ static mpfr_prec_t max_prec(mpfr_prec_t a, mpfr_prec_t b)
 int ref_ctx_init(ref_ctx *ctx, const nsx_problem *p, const nsx_inputs *in,
                  const int32_t *sel, nsx_err *err)
 {
+    assert(ctx && p && in && err && in->q);
+    assert((sel != NULL) == (p->sel.source != NSX_SEL_NONE));
     memset(ctx, 0, sizeof *ctx);
     ctx->p = p;
     ctx->in = in;
@@ -84,7 +87,7 @@ int ref_ctx_init(ref_ctx *ctx, const nsx_problem *p, const nsx_inputs *in,
     }
     if (!ok) {
         ref_ctx_clear(ctx);
-        return nsx_err_set(err, NSX_EXIT_INTERNAL, "reference: out of memory");
+        return nsx_err_set(err, NSX_E_NOMEM, "reference: out of memory");
     }
     return 0;
 }
@@ -105,6 +108,7 @@ void ref_ctx_clear(ref_ctx *ctx)
 
 void ref_row_init(ref_row *row)
 {
+    assert(row);
     memset(row, 0, sizeof *row);
 }
 
@@ -180,6 +184,9 @@ static int tuple_finite(const ref_ctx *ctx, int b, int h, int i, const int *J)
 
 int ref_row_collect(ref_row *row, ref_ctx *ctx, int b, int h, int i, int s_sign, nsx_err *err)
 {
+    assert(row && ctx && err && ctx->prec_T >= MPFR_PREC_MIN);
+    assert(b >= 0 && b < ctx->p->B && h >= 0 && h < ctx->p->H && i >= 0 && i < ctx->p->L);
+    assert(s_sign >= -1 && s_sign <= 1);
     const nsx_problem *p = ctx->p;
     const int32_t *sel_row = ctx->sel ? ctx->sel + nsx_sel_at(p, b, i, 0) : NULL;
     int J[NSX_MAX_ORDER] = {0};
@@ -199,7 +206,7 @@ int ref_row_collect(ref_row *row, ref_ctx *ctx, int b, int h, int i, int s_sign,
             continue;
         }
         if (row_reserve(row, p->n))
-            return nsx_err_set(err, NSX_EXIT_INTERNAL, "reference: out of memory");
+            return nsx_err_set(err, NSX_E_NOMEM, "reference: out of memory");
         size_t t = row->N++;
         memcpy(row->J + t * (size_t)p->n, J, (size_t)p->n * sizeof *J);
         mpfr_set_prec(row->T[t], ctx->prec_T);
@@ -214,6 +221,7 @@ int ref_row_collect(ref_row *row, ref_ctx *ctx, int b, int h, int i, int s_sign,
 
 void ref_row_set_prec(ref_row *row, mpfr_prec_t prec)
 {
+    assert(prec >= MPFR_PREC_MIN && prec <= MPFR_PREC_MAX);
     for (size_t t = 0; t < row->N; t++) {
         ival_set_prec(&row->e[t], prec);
         ival_set_prec(&row->A[t], prec);

@@ -6,10 +6,12 @@
  * Each product A_J w_Jc is added to the enclosure with one rounding per
  * bound (a fused multiply-add rounded outward).
  */
+#include <assert.h>
 #include "ref/internal.h"
 
 void ref_contract(ival *o, ref_ctx *ctx, const ref_row *row)
 {
+    assert(o && ctx && row && row->N >= 1);
     const nsx_problem *p = ctx->p;
     unsigned long den = ref_reduce_den(p);
     mpfr_t w;

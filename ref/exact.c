@@ -1,4 +1,5 @@
 /* Exact arithmetic on binary64 inputs: ranges, checks, a rounded ratio. */
+#include <assert.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +32,7 @@ static ref_range range_union(ref_range a, ref_range b)
 
 ref_range ref_range_of(const double *x, size_t count, size_t stride)
 {
+    assert((x || count == 0) && stride >= 1);
     ref_range r = {0, 0, 1};
     for (size_t t = 0; t < count; t++)
         r = range_union(r, ref_range_d(x[t * stride]));
@@ -62,6 +64,7 @@ ref_range ref_range_mul(ref_range ra, ref_range rb)
 /* A sum of t terms each below 2^msb is below t * 2^msb <= 2^(msb + ceil(log2 t)). */
 ref_range ref_range_sum(ref_range r, unsigned long terms)
 {
+    assert(terms >= 1);
     long bits = 0;
     while (terms > 1 && (1ul << bits) < terms)
         bits++;
@@ -74,12 +77,14 @@ ref_range ref_range_sum(ref_range r, unsigned long terms)
    bits; one more absorbs a carry from a sign change, two are MPFR's minimum. */
 mpfr_prec_t ref_range_prec(ref_range r)
 {
+    assert(r.empty || r.msb >= r.lsb);
     long p = r.empty ? 2 : r.msb - r.lsb + 1;
     return p < 2 ? 2 : (mpfr_prec_t)p;
 }
 
 void ref_exact_check(int ternary, const char *what, const char *file, int line)
 {
+    assert(what && file && line > 0);
     if (ternary == 0)
         return;
     fprintf(stderr, "nsimplex: %s:%d: internal error: %s was not exact "
@@ -90,6 +95,7 @@ void ref_exact_check(int ternary, const char *what, const char *file, int line)
 
 double ref_round_ratio(const mpfr_t num, unsigned long den)
 {
+    assert(mpfr_number_p(num) && den >= 1);
     enum { P = 64 }; /* >= 53 + 2: round-to-odd then RN equals RN */
     mpfr_t q;
     mpfr_init2(q, P);
@@ -118,6 +124,7 @@ ref_erange ref_erange_widen(void)
 
 void ref_erange_restore(ref_erange saved)
 {
+    assert(saved.emin <= saved.emax);
     mpfr_set_emin(saved.emin);
     mpfr_set_emax(saved.emax);
 }
@@ -126,6 +133,7 @@ void ref_erange_restore(ref_erange saved)
    sum of terms, and a margin that makes a second iteration rare. */
 mpfr_prec_t ref_prec_start(long prec0, size_t terms)
 {
+    assert(prec0 <= 0 || (prec0 >= MPFR_PREC_MIN && prec0 <= MPFR_PREC_MAX));
     if (prec0 > 0)
         return (mpfr_prec_t)prec0;
     long bits = 0;
@@ -136,5 +144,6 @@ mpfr_prec_t ref_prec_start(long prec0, size_t terms)
 
 mpfr_prec_t ref_prec_cap(long cap)
 {
+    assert(cap <= 0 || (cap >= MPFR_PREC_MIN && cap <= MPFR_PREC_MAX));
     return cap > 0 ? (mpfr_prec_t)cap : (mpfr_prec_t)1 << 16;
 }

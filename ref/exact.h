@@ -27,7 +27,8 @@ typedef struct ref_range {
 } ref_range;
 
 /* Range of x[0..count-1], every stride-th element; non-finite values are
-   skipped (they are never read by an allowed tuple, or reported earlier). */
+   skipped (they are never read by an allowed tuple, or reported earlier).
+   Pre: x not NULL unless count = 0; stride >= 1. */
 ref_range ref_range_of(const double *x, size_t count, size_t stride);
 /* Range of the single value x. */
 ref_range ref_range_d(double x);
@@ -35,9 +36,10 @@ ref_range ref_range_d(double x);
 ref_range ref_range_add(ref_range ra, ref_range rb);
 /* Range that holds a * b. */
 ref_range ref_range_mul(ref_range ra, ref_range rb);
-/* Range that holds a sum of up to `terms` members of r. */
+/* Range that holds a sum of up to `terms` members of r.  Pre: terms >= 1. */
 ref_range ref_range_sum(ref_range r, unsigned long terms);
-/* The precision (bits) at which every member of r is exact in MPFR. */
+/* The precision (bits) at which every member of r is exact in MPFR.
+   Pre: r empty, or r.msb >= r.lsb. */
 mpfr_prec_t ref_range_prec(ref_range r);
 
 /* Aborts with file and line unless the MPFR call returned ternary 0. */
@@ -50,6 +52,7 @@ void ref_exact_check(int ternary, const char *what, const char *file, int line);
  * truncated to P >= 53 + 2 bits with its last bit forced to 1 when inexact,
  * then rounded to binary64 (also subnormal), which equals the direct
  * rounding of the exact quotient.  An exact zero gives +0.
+ * Pre: num is a number (not NaN, not infinite); den >= 1.
  */
 double ref_round_ratio(const mpfr_t num, unsigned long den);
 
@@ -61,7 +64,9 @@ typedef struct ref_erange {
 ref_erange ref_erange_widen(void);
 void ref_erange_restore(ref_erange saved);
 
-/* The working precision Ziv's loop starts from, and its cap. */
+/* The working precision Ziv's loop starts from, and its cap (prec0, cap
+   <= 0: the defaults).  Pre: a positive prec0 or cap is a valid MPFR
+   precision. */
 mpfr_prec_t ref_prec_start(long prec0, size_t terms);
 mpfr_prec_t ref_prec_cap(long cap);
 

@@ -18,6 +18,7 @@
  * This is what decides all-equal scores (one group), constant values,
  * exact zeros and cancelling groups, where enclosures alone never would.
  */
+#include <assert.h>
 #include <math.h>
 #include <stdlib.h>
 
@@ -32,11 +33,13 @@ static int lower_score(size_t a, size_t b, void *arg)
 
 int ref_row_sort(size_t *perm, const ref_row *row)
 {
+    assert(row && (perm || row->N == 0));
     return ref_sort(perm, row->N, lower_score, (void *)row);
 }
 
 int ref_exact_output(double *out, ref_ctx *ctx, const ref_row *row, const size_t *perm, int c)
 {
+    assert(out && ctx && row && perm && row->N >= 1 && c >= 0 && c < ctx->p->dv);
     const nsx_problem *p = ctx->p;
     size_t N = row->N;
     /* S_g is a sum of at most N numerators: prec_W plus log2 N bits, and
@@ -86,6 +89,7 @@ int ref_exact_output(double *out, ref_ctx *ctx, const ref_row *row, const size_t
  */
 int ref_exact_lse(double *out, ref_ctx *ctx, const ref_row *row)
 {
+    assert(out && ctx && row && row->N >= 1);
     const nsx_problem *p = ctx->p;
     const mpfr_t *T = &row->T[0];
     if (row->N != 1)

@@ -10,6 +10,7 @@
  * what remains doubles p, up to the cap, where it is an error.  A single
  * allowed tuple with a rational score gives LSE = T directly.
  */
+#include <assert.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,7 +28,7 @@ static int check_given_selection(const nsx_problem *p, const int32_t *sel, nsx_e
             for (int x = 0; x < p->sel.k; x++)
                 for (int y = x + 1; y < p->sel.k; y++)
                     if (r[x] == r[y] && r[x] >= 0 && r[x] < p->L)
-                        return nsx_err_set(err, NSX_EXIT_BAD,
+                        return nsx_err_set(err, NSX_E_INPUT,
                                            "sel: batch %d, query %d lists index %d twice", b, i, (int)r[x]);
         }
     return 0;
@@ -88,7 +89,7 @@ static int solve_row(row_solver *rs, double *o_out, size_t o_stride, double *lse
             exact_tried = 1;
             if (ref_row_sort(rs->perm, row)) {
                 ival_clear(&s), ival_clear(&Z), ival_clear(&lse);
-                return nsx_err_set(err, NSX_EXIT_INTERNAL, "reference: out of memory");
+                return nsx_err_set(err, NSX_E_NOMEM, "reference: out of memory");
             }
             all = rs->done[dv];
             for (int c = 0; c < dv; c++) {
@@ -103,7 +104,7 @@ static int solve_row(row_solver *rs, double *o_out, size_t o_stride, double *lse
             break;
         if (2 * prec > ref_prec_cap(rs->opts->prec_cap)) {
             ival_clear(&s), ival_clear(&Z), ival_clear(&lse);
-            return nsx_err_set(err, NSX_EXIT_INTERNAL,
+            return nsx_err_set(err, NSX_E_PRECISION_CAP,
                                "reference: output of batch %d, head %d, query %d is not decided at "
                                "%ld bits (the precision cap)", row->b, row->h, row->i, (long)prec);
         }
@@ -131,7 +132,7 @@ static int forward_rows(ref_ctx *ctx, nsx_outputs *out, const nsx_ref_opts *opts
     int rc = 0;
     if (!rs.o || !rs.perm || !rs.done) {
         free(rs.o), free(rs.perm), free(rs.done);
-        return nsx_err_set(err, NSX_EXIT_INTERNAL, "reference: out of memory");
+        return nsx_err_set(err, NSX_E_NOMEM, "reference: out of memory");
     }
     for (int c = 0; c < p->dv; c++)
         ival_init(&rs.o[c], 2);
@@ -156,7 +157,7 @@ static int forward_rows(ref_ctx *ctx, nsx_outputs *out, const nsx_ref_opts *opts
                 if (row.nonfinite) {
                     /* a NaN or an infinity read by an allowed tuple */
                     if (!opts->allow_nonfinite)
-                        rc = nsx_err_set(err, NSX_EXIT_BAD,
+                        rc = nsx_err_set(err, NSX_E_INPUT,
                                          "batch %d, head %d, query %d: an allowed tuple reads a NaN "
                                          "or an infinity in q, k or v", b, h, i);
                     for (int c = 0; c < p->dv; c++)
@@ -182,6 +183,7 @@ static int forward_rows(ref_ctx *ctx, nsx_outputs *out, const nsx_ref_opts *opts
 int nsx_ref_forward(const nsx_problem *p, const nsx_inputs *in, nsx_outputs *out,
                     const nsx_ref_opts *opts, nsx_ref_stats *stats, nsx_err *err)
 {
+    assert(p && in && out && err && out->o && out->lse);
     nsx_ref_opts dflt = {0};
     nsx_ref_stats st = {0};
     char why[256];
@@ -189,7 +191,7 @@ int nsx_ref_forward(const nsx_problem *p, const nsx_inputs *in, nsx_outputs *out
     int rc;
 
     if (nsx_problem_check(p, why, sizeof why))
-        return nsx_err_set(err, NSX_EXIT_BAD, "%s", why);
+        return nsx_err_set(err, NSX_E_INPUT, "%s", why);
     if (!opts)
         opts = &dflt;
     /* the selection: given, or computed first (E8, E9) */
@@ -200,7 +202,7 @@ int nsx_ref_forward(const nsx_problem *p, const nsx_inputs *in, nsx_outputs *out
     } else if (p->sel.source != NSX_SEL_NONE) {
         sel = out->sel;
         if (!sel && !(sel = own_sel = malloc(nsx_sel_size(p) * sizeof *sel)))
-            return nsx_err_set(err, NSX_EXIT_INTERNAL, "reference: out of memory");
+            return nsx_err_set(err, NSX_E_NOMEM, "reference: out of memory");
         if ((rc = nsx_ref_select(p, in, sel, out->sel_scores, opts, &st, err))) {
             free(own_sel);
             return rc;

@@ -10,6 +10,7 @@
  * logits x and the relu/identity scores are exact (dyadic); the softmax act
  * is an enclosure, shifted by each head's largest logit as in E3.
  */
+#include <assert.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,7 @@
 
 void ref_ictx_init(ref_ictx *ictx, const nsx_problem *p, const nsx_inputs *in)
 {
+    assert(ictx && p && in);
     memset(ictx, 0, sizeof *ictx);
     ictx->p = p;
     ictx->in = in;
@@ -105,13 +107,14 @@ static int check_finite(const ref_ictx *ictx, const ref_irow *row, nsx_err *err)
     }
     if (ok)
         return 0;
-    return nsx_err_set(err, NSX_EXIT_BAD,
+    return nsx_err_set(err, NSX_E_INPUT,
                        "selection of batch %d, query %d reads a NaN or an infinity in %s",
                        row->b, row->i, p->sel.source == NSX_SEL_SCORES ? "idx_s" : "idx_q, idx_k or idx_w");
 }
 
 int ref_indexer_collect(ref_irow *row, const ref_ictx *ictx, int b, int i, nsx_err *err)
 {
+    assert(row && ictx && err && b >= 0 && b < ictx->p->B && i >= 0 && i < ictx->p->L);
     const nsx_problem *p = ictx->p;
     int act = p->sel.source == NSX_SEL_INDEXER ? p->sel.act : NSX_ACT_IDENTITY;
     size_t C = 0;
@@ -122,14 +125,14 @@ int ref_indexer_collect(ref_irow *row, const ref_ictx *ictx, int b, int i, nsx_e
     row->exact = act != NSX_ACT_SOFTMAX;
     row->j = malloc((size_t)p->L * sizeof *row->j);
     if (!row->j)
-        return nsx_err_set(err, NSX_EXIT_INTERNAL, "reference: out of memory");
+        return nsx_err_set(err, NSX_E_NOMEM, "reference: out of memory");
     for (int j = 0; j < p->L; j++)
         if (nsx_ref_is_candidate(p, i, j))
             row->j[C++] = j;
     if (check_finite(ictx, row, err)) {
         free(row->j);
         row->j = NULL;
-        return err->code;
+        return err->kind;
     }
     row->S = malloc((C ? C : 1) * sizeof *row->S);
     if (p->sel.source == NSX_SEL_INDEXER) {
@@ -142,7 +145,7 @@ int ref_indexer_collect(ref_irow *row, const ref_ictx *ictx, int b, int i, nsx_e
     }
     if (!row->S || (row->Hi && !row->x) || (!row->exact && (!row->Se || !row->e))) {
         ref_irow_clear(row);
-        return nsx_err_set(err, NSX_EXIT_INTERNAL, "reference: out of memory");
+        return nsx_err_set(err, NSX_E_NOMEM, "reference: out of memory");
     }
     row->C = C;
 
@@ -181,6 +184,7 @@ int ref_indexer_collect(ref_irow *row, const ref_ictx *ictx, int b, int i, nsx_e
 
 void ref_indexer_softmax(ref_irow *row, const ref_ictx *ictx, mpfr_prec_t prec)
 {
+    assert(row && ictx && !row->exact && prec >= MPFR_PREC_MIN && prec <= MPFR_PREC_MAX);
     const nsx_problem *p = ictx->p;
     size_t C = row->C;
     const double *w = ictx->in->idx_w + ((size_t)row->b * p->L + row->i) * row->Hi;
@@ -227,6 +231,7 @@ void ref_indexer_softmax(ref_irow *row, const ref_ictx *ictx, mpfr_prec_t prec)
    head (then every head's softmax value is the same for a and b). */
 int ref_indexer_tie(const ref_irow *row, const ref_ictx *ictx, size_t a, size_t b)
 {
+    assert(row && ictx && a < row->C && b < row->C);
     if (row->exact)
         return mpfr_equal_p(row->S[a], row->S[b]);
     const double *w = ictx->in->idx_w + ((size_t)row->b * ictx->p->L + row->i) * row->Hi;
@@ -238,6 +243,7 @@ int ref_indexer_tie(const ref_irow *row, const ref_ictx *ictx, size_t a, size_t 
 
 int ref_indexer_uniform(double *out, const ref_irow *row, const ref_ictx *ictx)
 {
+    assert(out && row && ictx && row->C >= 1);
     const double *w = ictx->in->idx_w + ((size_t)row->b * ictx->p->L + row->i) * row->Hi;
     for (size_t c = 1; c < row->C; c++)
         if (!ref_indexer_tie(row, ictx, 0, c))

@@ -10,6 +10,8 @@
  * The contracts (ACSL, proofs/spec.h) are proven by `make prove`
  * (docs/PROOFS.md).
  */
+#include <assert.h>
+
 #include "nsimplex/ref.h"
 #include "proofs/spec.h"
 
@@ -82,6 +84,8 @@ static int dim_allows(const nsx_problem *p, const int32_t *sel_row, int m, int i
 */
 int nsx_ref_allowed(const nsx_problem *p, const int32_t *sel_row, int i, const int *J)
 {
+    assert(p && J && i >= 0 && i < p->L);
+    assert(p->sel.source == NSX_SEL_NONE || sel_row);
     /*@ loop invariant 0 <= m <= p->n;
         loop invariant \forall integer x; 0 <= x < m ==>
             causal_m(p->causal, i, J[x]) && window_m(p->causal, p->window[x], i, J[x]) &&
@@ -111,12 +115,13 @@ int nsx_ref_allowed(const nsx_problem *p, const int32_t *sel_row, int i, const i
     return 1;
 }
 
-/*@ requires \valid_read(p);
+/*@ requires \valid_read(p) && 0 <= i < p->L;
     assigns \nothing;
     ensures \result == 0 || \result == 1;
     ensures \result == 1 <==> candidate(p->causal, p->L, i, j);
 */
 int nsx_ref_is_candidate(const nsx_problem *p, int i, int j)
 {
+    assert(p && i >= 0 && i < p->L);
     return j >= 0 && j < p->L && (!p->causal || j <= i);
 }

@@ -9,16 +9,19 @@
  * n is left to the contraction (E6), since 1/n is not a binary fraction for
  * n = 3, 5, 6, 7.
  */
+#include <assert.h>
 #include "ref/exact.h"
 #include "ref/internal.h"
 
 unsigned long ref_reduce_den(const nsx_problem *p)
 {
+    assert(p && p->n >= 1);
     return p->reduce == NSX_REDUCE_MEAN ? (unsigned long)p->n : 1;
 }
 
 void ref_reduce(mpfr_t w, ref_ctx *ctx, int b, int g, const int *J, int c)
 {
+    assert(ctx && J && b >= 0 && b < ctx->p->B && g >= 0 && g < ctx->p->Hkv && c >= 0 && c < ctx->p->dv);
     const nsx_problem *p = ctx->p;
     int product = p->reduce == NSX_REDUCE_PRODUCT;
 

@@ -5,6 +5,7 @@
  * is kept apart as an enclosure because the default s = 1/sqrt(d) is
  * irrational unless d is a perfect square.
  */
+#include <assert.h>
 #include <math.h>
 
 #include "ref/exact.h"
@@ -12,6 +13,7 @@
 
 void ref_score(mpfr_t t, ref_ctx *ctx, int b, int h, int i, const int *J)
 {
+    assert(ctx && J && b >= 0 && b < ctx->p->B && h >= 0 && h < ctx->p->H && i >= 0 && i < ctx->p->L);
     const nsx_problem *p = ctx->p;
     const nsx_inputs *in = ctx->in;
     int g = nsx_kv_head(p, h);
@@ -35,6 +37,7 @@ void ref_score(mpfr_t t, ref_ctx *ctx, int b, int h, int i, const int *J)
    binary64 score_scale, exact at any precision >= 53. */
 void ref_score_scale(ival *s, const nsx_problem *p)
 {
+    assert(s && p && p->d >= 1 && (p->score_scale_rsqrt_d || isfinite(p->score_scale)));
     if (p->score_scale_rsqrt_d) {
         mpfr_set_ui(s->lo, (unsigned long)p->d, MPFR_RNDN);
         mpfr_set_ui(s->hi, (unsigned long)p->d, MPFR_RNDN);
@@ -48,6 +51,7 @@ void ref_score_scale(ival *s, const nsx_problem *p)
 
 int ref_score_scale_sign(const nsx_problem *p)
 {
+    assert(p);
     if (p->score_scale_rsqrt_d)
         return 1;
     return (p->score_scale > 0) - (p->score_scale < 0);

@@ -2,6 +2,7 @@
  * The selection S(i) computed by the indexer: (E8) then (E9), for every
  * (b, i), with Ziv's loop where the scores are enclosures (softmax act).
  */
+#include <assert.h>
 #include <math.h>
 #include <stdlib.h>
 
@@ -44,6 +45,7 @@ int nsx_ref_select(const nsx_problem *p, const nsx_inputs *in, int32_t *sel,
                    double *scores, const nsx_ref_opts *opts, nsx_ref_stats *stats,
                    nsx_err *err)
 {
+    assert(p && in && sel && err);
     nsx_ref_opts dflt = {0};
     nsx_ref_stats st = {0};
     ref_ictx ictx;
@@ -52,9 +54,9 @@ int nsx_ref_select(const nsx_problem *p, const nsx_inputs *in, int32_t *sel,
     int rc = 0;
 
     if (nsx_problem_check(p, why, sizeof why))
-        return nsx_err_set(err, NSX_EXIT_BAD, "%s", why);
+        return nsx_err_set(err, NSX_E_INPUT, "%s", why);
     if (p->sel.source != NSX_SEL_INDEXER && p->sel.source != NSX_SEL_SCORES)
-        return nsx_err_set(err, NSX_EXIT_BAD, "the selection is not computed (source is not indexer or scores)");
+        return nsx_err_set(err, NSX_E_INPUT, "the selection is not computed (source is not indexer or scores)");
     if (!opts)
         opts = &dflt;
     if (p->sel.source != NSX_SEL_INDEXER)
@@ -64,7 +66,7 @@ int nsx_ref_select(const nsx_problem *p, const nsx_inputs *in, int32_t *sel,
     int *done = calloc((size_t)p->L, sizeof *done);
     if (!done) {
         ref_erange_restore(saved);
-        return nsx_err_set(err, NSX_EXIT_INTERNAL, "reference: out of memory");
+        return nsx_err_set(err, NSX_E_NOMEM, "reference: out of memory");
     }
 
     for (int b = 0; b < p->B && !rc; b++) {
@@ -87,7 +89,7 @@ int nsx_ref_select(const nsx_problem *p, const nsx_inputs *in, int32_t *sel,
                 if (!row.exact)
                     ref_indexer_softmax(&row, &ictx, prec);
                 if (!chosen && (chosen = ref_topk(sel_row, &row, &ictx, p->sel.k)) < 0) {
-                    rc = nsx_err_set(err, NSX_EXIT_INTERNAL, "reference: out of memory");
+                    rc = nsx_err_set(err, NSX_E_NOMEM, "reference: out of memory");
                     break;
                 }
                 if (!scored) {
@@ -99,7 +101,7 @@ int nsx_ref_select(const nsx_problem *p, const nsx_inputs *in, int32_t *sel,
                 if (chosen && scored)
                     break;
                 if (row.exact || 2 * prec > ref_prec_cap(opts->prec_cap)) {
-                    rc = nsx_err_set(err, NSX_EXIT_INTERNAL,
+                    rc = nsx_err_set(err, NSX_E_PRECISION_CAP,
                                      "reference: the selection of batch %d, query %d is not decided "
                                      "at %ld bits (the precision cap)", b, i, (long)prec);
                     break;

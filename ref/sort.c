@@ -1,10 +1,12 @@
 /* A stable merge sort of indices with a caller's comparator (ref/internal.h). */
+#include <assert.h>
 #include <stdlib.h>
 
 #include "ref/internal.h"
 
 int ref_sort(size_t *perm, size_t N, int (*before)(size_t a, size_t b, void *arg), void *arg)
 {
+    assert((perm || N == 0) && before);
     size_t *tmp = malloc((N ? N : 1) * sizeof *tmp);
     if (!tmp)
         return -1;

@@ -9,6 +9,7 @@
  * chosen key a and every other key b have S_a > S_b (enclosures apart), or
  * a proven tie S_a = S_b with a < b.
  */
+#include <assert.h>
 #include <stdlib.h>
 
 #include "ref/internal.h"
@@ -52,6 +53,7 @@ static int ascending(const void *x, const void *y)
 
 int ref_topk(int32_t *sel_row, const ref_irow *row, const ref_ictx *ictx, int k)
 {
+    assert(sel_row && row && ictx && k >= 1);
     size_t C = row->C, K = (size_t)k < C ? (size_t)k : C;
     size_t *perm = malloc((C ? C : 1) * sizeof *perm);
     order_arg arg = {row, ictx};

@@ -6,6 +6,7 @@
  * keys E2's causal, window and selection terms allow there, ascending, none
  * skipped and none extra, and they fit the room nsx_cands_cap sizes.
  */
+#include <assert.h>
 #include <limits.h>
 #include <stdlib.h>
 
@@ -14,7 +15,7 @@
 
 /*@ // the kernel ABI's problem, as the proofs read it
   predicate kp_ok(nsx_kernel_problem *p, integer m) =
-      \valid_read(p) && 1 <= p->L && 0 <= m < NSX_MAX_ORDER && p->window[m] >= 0 &&
+      \valid_read(p) && 1 <= p->L && 0 <= m < p->n <= NSX_MAX_ORDER && p->window[m] >= 0 &&
       0 <= p->topk;
   // bit m of sel_dims: dimension m is restricted to the selection
   predicate kp_restricted(nsx_kernel_problem *p, integer m) =
@@ -149,11 +150,13 @@ static int sel_list(const int32_t *row, int k, int L, int *out)
 /* Not proven: the row's address (nsx_simd_check bounds B L topk). */
 int nsx_sel_row(const nsx_kernel_problem *p, int b, int i, int *out)
 {
+    assert(p && out && p->topk > 0 && p->sel && b >= 0 && b < p->B && i >= 0 && i < p->L);
     return sel_list(p->sel + ((size_t)b * p->L + i) * p->topk, p->topk, p->L, out);
 }
 
 /* The keys [first, last] that causal and the window leave for query i:
-   a tile of keys outside them is never visited. */
+   a tile of keys outside them is never visited.  Deliberate independent
+   copy of core/slice.c's nsx_key_range (simd/ is code under test). */
 /*@ requires kp_ok(p, m) && 0 <= i < p->L;
     assigns \nothing;
     ensures \result == first_key(p->window[m], i);
@@ -264,6 +267,7 @@ static int keys_in_range(int lo, int hi, int room, int *out)
 */
 int nsx_cands(const nsx_kernel_problem *p, int m, int i, const int *sel_row, int nsel, int *out)
 {
+    assert(p && out && m >= 0 && m < p->n && i >= 0 && i < p->L && nsel >= 0 && (sel_row || nsel == 0));
     const int lo = key_first(p, m, i), hi = key_last(p, m, i);
     /*@ assert hi - lo + 1 <= span(p->L, p->causal, p->window[m]); */
     int room = nsx_cands_cap(p, m);
@@ -287,8 +291,10 @@ int nsx_cands(const nsx_kernel_problem *p, int m, int i, const int *sel_row, int
     ensures \result == cands_cap(p, m);
     ensures 1 <= \result <= p->L;
 */
+/* Deliberate independent copy of a slice bound (core/slice.c): simd/ is code under test. */
 int nsx_cands_cap(const nsx_kernel_problem *p, int m)
 {
+    assert(p && m >= 0 && m < p->n);
     long long cap = p->L, w = p->window[m];
     if (w > 0 && (p->causal ? w : 2 * w - 1) < cap)
         cap = p->causal ? w : 2 * w - 1;
@@ -306,6 +312,7 @@ int nsx_cands_cap(const nsx_kernel_problem *p, int m)
 */
 int nsx_find_key(const int *keys, int len, int key)
 {
+    assert(len >= 0 && (keys || len == 0));
     int lo = 0, hi = len - 1;
     /*@ loop invariant 0 <= lo && hi < len && lo <= hi + 1;
         loop invariant \forall integer x; 0 <= x < lo ==> keys[x] < key;

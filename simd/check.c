@@ -35,6 +35,7 @@ static int too_large(size_t a, size_t b, size_t c, size_t e)
            __builtin_mul_overflow(x, e, &x) || x > (size_t)PTRDIFF_MAX / 8;
 }
 
+/* Deliberate independent copy of core/problem.c's checks: simd/ is code under test. */
 int nsx_simd_check(const nsx_kernel_problem *p, const nsx_kernel_io *io, char *why,
                    size_t whylen)
 {

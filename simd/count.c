@@ -13,6 +13,7 @@
  * (a partition's product counts the tuples equal within each block).  The
  * intersections come from one merge of the sorted lists.
  */
+#include <assert.h>
 #include <stdlib.h>
 
 #include "simd/cands.h"
@@ -99,6 +100,7 @@ static void intersections(int n, int *const *list, const int *cnt, uint64_t inte
 int nsx_simd_count_tuples(const nsx_kernel_problem *p, int i0, int i1, int step,
                           uint64_t *rows, uint64_t *total)
 {
+    assert(p && total);
     nsx_kernel_io io = {0};
     float none = 0.0f; /* nsx_simd_check wants buffers; none is read here */
     io.q = io.o = &none;

@@ -2,13 +2,14 @@
  * ISA dispatch (simd/simd.h): one resolver that checks the CPU once, caches
  * the choice, and can be forced (NSX_ISA) or logged (NSX_ISA_DEBUG=1), as
  * BLIS's frame/base/bli_arch.c does with BLIS_ARCH_TYPE and BLIS_ARCH_DEBUG.
+ * A leaf: it calls nothing else of simd/ (the ISA files' tables are looked
+ * up by simd/forward.c, which calls this resolver).
  */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "simd/kern.h"
 #include "simd/simd.h"
 
 static const char *const isa_names[NSX_ISA_COUNT] = {"scalar", "avx2", "avx512"};
@@ -35,20 +36,6 @@ int nsx_simd_isa_supported(int isa)
                __builtin_cpu_supports("avx512vl");
     default:
         return 0;
-    }
-}
-
-const nsx_isa_kernels *nsx_simd_kernels(int isa)
-{
-    switch (isa) {
-    case NSX_ISA_SCALAR:
-        return &nsx_kernels_scalar;
-    case NSX_ISA_AVX2:
-        return &nsx_kernels_avx2;
-    case NSX_ISA_AVX512:
-        return &nsx_kernels_avx512;
-    default:
-        return NULL;
     }
 }
 
@@ -93,14 +80,4 @@ int nsx_simd_isa(char *why, size_t whylen)
     if (isa_chosen < 0 && why && whylen)
         snprintf(why, whylen, "%s", isa_why);
     return isa_chosen;
-}
-
-int nsx_simd_forward(const nsx_kernel_problem *p, const nsx_kernel_io *io, int threads)
-{
-    if (nsx_simd_check(p, io, NULL, 0))
-        return NSX_SIMD_UNSUPPORTED;
-    int isa = nsx_simd_isa(NULL, 0);
-    if (isa < 0)
-        return NSX_SIMD_EISA;
-    return nsx_simd_forward_isa(p, io, threads, isa);
 }

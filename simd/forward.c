@@ -1,6 +1,7 @@
 /*
  * The streaming forward (simd/simd.h): loops, candidate lists, packing and
- * threads.  The ISA file's tile (simd/kern.h) does the arithmetic.
+ * threads.  The ISA file's tile (simd/kern.h) does the arithmetic.  Its
+ * tests of E2's distinct are a deliberate independent copy (code under test).
  *
  * Per work item (batch b, kv head g, query i), for the G = H / Hkv query
  * heads that read g:
@@ -21,6 +22,7 @@
  * Items go to threads dynamically, latest query first: with a causal mask
  * the late rows cost the most, so they start first (longest job first).
  */
+#include <assert.h>
 #include <math.h>
 #include <omp.h>
 #include <stdlib.h>
@@ -121,6 +123,7 @@ static void plan_init(plan *pl, const nsx_kernel_problem *p, const nsx_kernel_io
 
 size_t nsx_simd_scratch_bytes(const nsx_kernel_problem *p)
 {
+    assert(p);
     plan pl;
     work w;
     int isa = nsx_simd_isa(NULL, 0);
@@ -130,6 +133,7 @@ size_t nsx_simd_scratch_bytes(const nsx_kernel_problem *p)
 
 void nsx_row_state_rescale(nsx_row_state *st, float m_new)
 {
+    assert(st && m_new > st->m);
     /* exp(-inf) = 0: the first allowed tuple finds acc, sum and colacc zero. */
     float a = expf(st->m - m_new);
     st->sum *= a;
@@ -452,4 +456,30 @@ int nsx_simd_forward_isa(const nsx_kernel_problem *p, const nsx_kernel_io *io, i
         free(ws[t].block);
     free(ws);
     return fail ? NSX_SIMD_ENOMEM : NSX_SIMD_OK;
+}
+
+int nsx_simd_forward(const nsx_kernel_problem *p, const nsx_kernel_io *io, int threads)
+{
+    if (nsx_simd_check(p, io, NULL, 0))
+        return NSX_SIMD_UNSUPPORTED;
+    int isa = nsx_simd_isa(NULL, 0);
+    if (isa < 0)
+        return NSX_SIMD_EISA;
+    return nsx_simd_forward_isa(p, io, threads, isa);
+}
+
+/* The ISA files' tables (simd/kern.h), looked up here so that the
+   resolver (simd/dispatch.c) stays a leaf. */
+const nsx_isa_kernels *nsx_simd_kernels(int isa)
+{
+    switch (isa) {
+    case NSX_ISA_SCALAR:
+        return &nsx_kernels_scalar;
+    case NSX_ISA_AVX2:
+        return &nsx_kernels_avx2;
+    case NSX_ISA_AVX512:
+        return &nsx_kernels_avx512;
+    default:
+        return NULL;
+    }
 }

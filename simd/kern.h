@@ -67,11 +67,12 @@ extern const nsx_isa_kernels nsx_kernels_scalar;
 extern const nsx_isa_kernels nsx_kernels_avx2;
 extern const nsx_isa_kernels nsx_kernels_avx512;
 
-/* The table for isa (dispatch.c); NULL for an unknown one. */
+/* The table for isa (forward.c); NULL for an unknown one. */
 const nsx_isa_kernels *nsx_simd_kernels(int isa);
 
 /* Rescales the running state to a new max m_new > st->m (shared by the ISA
-   files; the rescale is rare, so it need not be vectorized). */
+   files; the rescale is rare, so it need not be vectorized).  Pre
+   (asserted): m_new > st->m. */
 void nsx_row_state_rescale(nsx_row_state *st, float m_new);
 
 #endif /* NSX_SIMD_KERN_H */

@@ -23,7 +23,8 @@ typedef struct naive_row {
     float *acc;     /* [dv] */
 } naive_row;
 
-/* Dimension m's own part of (E2) for key j. */
+/* Dimension m's own part of (E2) for key j.  Deliberate independent copy of
+   core/slice.c's nsx_key_allowed: simd/ is code under test. */
 static int dim_allowed(const naive_row *r, int m, int j)
 {
     const nsx_kernel_problem *p = r->p;

@@ -3,6 +3,7 @@
  * independent FMA chains of the ISA's widest vectors at once, so the figure
  * is the all-core one, at the clock the cores hold under that load.
  */
+#include <assert.h>
 #include <omp.h>
 #include <stdint.h>
 
@@ -50,6 +51,7 @@ static double trial(int isa, int T, uint64_t iters, double *secs)
 
 double nsx_simd_peak_gflops(int isa, int threads, double seconds)
 {
+    assert(seconds >= 0 && seconds <= 3600);
     if (!nsx_simd_isa_supported(isa))
         return 0;
     const int T = nsx_simd_threads(threads);

@@ -1,4 +1,5 @@
 /* Peak FMA throughput, AVX2 (simd/peak.c). */
+#include <assert.h>
 #include <immintrin.h>
 #include <stdint.h>
 
@@ -11,6 +12,7 @@
 /* 12 independent chains: 4-cycle latency x 2 FMA pipes x margin. */
 double nsx_peak_fma_avx2(uint64_t iters)
 {
+    assert(iters >= 1);
     __m256 a[12];
     const __m256 x = _mm256_set1_ps(0.999999f), y = _mm256_set1_ps(1e-7f);
     for (int k = 0; k < 12; k++)

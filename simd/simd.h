@@ -94,7 +94,8 @@ int nsx_simd_forward(const nsx_kernel_problem *p, const nsx_kernel_io *io, int t
 int nsx_simd_forward_isa(const nsx_kernel_problem *p, const nsx_kernel_io *io, int threads,
                          int isa);
 
-/* Bytes of scratch one thread of nsx_simd_forward allocates for p. */
+/* Bytes of scratch one thread of nsx_simd_forward allocates for p.
+   Pre (asserted): p not NULL, and p passes nsx_simd_check. */
 size_t nsx_simd_scratch_bytes(const nsx_kernel_problem *p);
 
 /*
@@ -117,6 +118,7 @@ int nsx_simd_naive(const nsx_kernel_problem *p, const nsx_kernel_io *io, int i0,
  * and the H heads in *total.  With distinct the count is exact by
  * inclusion-exclusion over the set partitions of the n dimensions.  Returns
  * NSX_SIMD_OK, NSX_SIMD_UNSUPPORTED, NSX_SIMD_ENOMEM or NSX_SIMD_EOVERFLOW.
+ * Pre (asserted): p and total not NULL; the rest is checked and refused.
  */
 int nsx_simd_count_tuples(const nsx_kernel_problem *p, int i0, int i1, int step,
                           uint64_t *rows, uint64_t *total);
@@ -126,7 +128,7 @@ int nsx_simd_count_tuples(const nsx_kernel_problem *p, int i0, int i1, int step,
  * vectors on `threads` threads at once (0: OpenMP's default): independent
  * FMA chains, enough of them to cover the latency, for about `seconds`
  * seconds per trial, best of three trials after a warm-up.  Returns 0 when
- * the CPU lacks isa.
+ * the CPU lacks isa.  Pre (asserted): 0 <= seconds <= 3600.
  */
 double nsx_simd_peak_gflops(int isa, int threads, double seconds);
 

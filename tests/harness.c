@@ -18,53 +18,10 @@ double rng_dyadic(rng *r, int bits, int frac)
     return x;
 }
 
-static double *zeros(size_t count)
-{
-    double *x = calloc(count ? count : 1, sizeof *x);
-    if (!x)
-        abort();
-    return x;
-}
-
 void tcase_alloc(tcase *t, const nsx_problem *p)
 {
-    memset(t, 0, sizeof *t);
-    t->p = *p;
-    t->q = zeros(nsx_q_size(p));
-    for (int m = 0; m < p->n; m++) {
-        t->k[m] = zeros(nsx_k_size(p));
-        t->v[m] = zeros(nsx_v_size(p));
-        t->in.k[m] = t->k[m];
-        t->in.v[m] = t->v[m];
-    }
-    t->in.q = t->q;
-    size_t BL = (size_t)p->B * p->L;
-    if (p->sel.source != NSX_SEL_NONE) {
-        t->sel = calloc(nsx_sel_size(p), sizeof *t->sel);
-        t->sel_out = calloc(nsx_sel_size(p), sizeof *t->sel_out);
-        if (!t->sel || !t->sel_out)
-            abort();
-        t->in.sel = t->sel;
-        t->out.sel = t->sel_out;
-    }
-    if (p->sel.source == NSX_SEL_INDEXER) {
-        t->idx_q = zeros(BL * p->sel.Hi * p->sel.di);
-        t->idx_k = zeros(BL * p->sel.di);
-        t->idx_w = zeros(BL * p->sel.Hi);
-        t->in.idx_q = t->idx_q;
-        t->in.idx_k = t->idx_k;
-        t->in.idx_w = t->idx_w;
-        t->sel_scores = zeros(BL * p->L);
-        t->out.sel_scores = t->sel_scores;
-    }
-    if (p->sel.source == NSX_SEL_SCORES) {
-        t->idx_s = zeros(BL * p->L);
-        t->in.idx_s = t->idx_s;
-    }
-    t->o = zeros(nsx_o_size(p));
-    t->lse = zeros(nsx_lse_size(p));
-    t->out.o = t->o;
-    t->out.lse = t->lse;
+    if (nsx_instance_alloc(t, p))
+        abort();
 }
 
 static void fill(double *x, size_t count, rng *r, int bits, int frac)
@@ -93,19 +50,5 @@ void tcase_fill(tcase *t, rng *r, int bits, int frac)
 
 void tcase_free(tcase *t)
 {
-    free(t->q);
-    for (int m = 0; m < NSX_MAX_ORDER; m++) {
-        free(t->k[m]);
-        free(t->v[m]);
-    }
-    free(t->idx_q);
-    free(t->idx_k);
-    free(t->idx_w);
-    free(t->idx_s);
-    free(t->sel);
-    free(t->sel_out);
-    free(t->o);
-    free(t->lse);
-    free(t->sel_scores);
-    memset(t, 0, sizeof *t);
+    nsx_instance_free(t);
 }

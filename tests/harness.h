@@ -8,6 +8,7 @@
 
 #include <stdint.h>
 
+#include "nsimplex/instance.h"
 #include "nsimplex/problem.h"
 #include "nsimplex/rng.h"
 
@@ -20,18 +21,11 @@ int rng_int(rng *r, int lo, int hi);
    representable in bf16 when bits <= 8. */
 double rng_dyadic(rng *r, int bits, int frac);
 
-/* A problem with every tensor it needs allocated (zeroed), and outputs. */
-typedef struct tcase {
-    nsx_problem p;
-    nsx_inputs in;
-    nsx_outputs out;
-    double *q, *k[NSX_MAX_ORDER], *v[NSX_MAX_ORDER];
-    double *idx_q, *idx_k, *idx_w, *idx_s;
-    int32_t *sel;
-    double *o, *lse, *sel_scores;
-    int32_t *sel_out;
-} tcase;
+/* A problem with every tensor it needs allocated (zeroed), and outputs:
+   core's instance (include/nsimplex/instance.h). */
+typedef nsx_instance tcase;
 
+/* nsx_instance_alloc, aborting when out of memory. */
 void tcase_alloc(tcase *t, const nsx_problem *p);
 /* Fills q, k, v (and the indexer inputs) with rng_dyadic(bits, frac). */
 void tcase_fill(tcase *t, rng *r, int bits, int frac);

@@ -4,8 +4,8 @@
 
 #include "tests/hp.h"
 
-/* The keys dimension m of query i may use, written as a range check
-   (independently of ref/mask.c's predicate). */
+/* The keys dimension m of query i may use, written as a range check: a
+   deliberate independent copy of E2 (test oracle), apart from ref/mask.c and core/slice.c. */
 static int key_ok(const nsx_problem *p, const int32_t *sel, int b, int i, int m, int j)
 {
     int w = p->window[m];

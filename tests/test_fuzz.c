@@ -182,7 +182,7 @@ START_TEST(test_dref_within_its_bound)
         nsx_fz_case c;
         nsx_err err = {0};
         case_of(dref_recipes[r], 0, 100 + r, &c);
-        nsx_built *b = &c.b;
+        nsx_instance *b = &c.b;
         const nsx_problem *p = &b->p;
         ck_assert_msg(nsx_build_expect(b, &c.r, NULL, NULL, &err) == 0, "%s", err.msg);
         size_t no = nsx_o_size(p), nl = nsx_lse_size(p);
@@ -338,7 +338,7 @@ START_TEST(test_reshape_keeps_valid_pairs)
     s = nsx_fz_shape_of(&c, keep);
     keep[0] = 1;
     s.nb = 1;
-    ck_assert_int_eq(nsx_fz_case_reshape(&c, &s, &r, &err), NSX_EXIT_BAD);
+    ck_assert_int_eq(nsx_fz_case_reshape(&c, &s, &r, &err), NSX_E_INPUT);
     nsx_fz_case_free(&c);
 }
 END_TEST

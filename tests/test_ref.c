@@ -5,6 +5,7 @@
  */
 #include <check.h>
 #include <limits.h>
+#include <signal.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +15,7 @@
 #include <mpfr.h>
 
 #include "nsimplex/ref.h"
+#include "nsimplex/slice.h"
 #include "ref/exact.h"
 #include "ref/internal.h"
 #include "tests/harness.h"
@@ -361,6 +363,108 @@ START_TEST(mask_truth_table)
                     ck_assert_msg(nsx_ref_allowed(&p, mc->sel, i, J) == (*cell == '1'), "%s: i %d, J (%d, %d)",
                                   mc->name, i, J[0], J[1]);
         }
+    }
+}
+END_TEST
+
+/* core's slice (include/nsimplex/slice.h) against ref/mask.c, the spec's
+   text: every tuple of every small problem (n <= 3, L <= 5) under every
+   combination of causal, distinct, windows (0, 1, 2, L - 1, L, INT_MAX per
+   dimension) and selections (none, or given rows with pads and
+   out-of-range entries on every subset of dimensions).  The iterator must
+   give exactly the allowed tuples, in order; the key ranges exactly the
+   keys that causal and the window allow. */
+/* NULL when core agrees with the spec on p, else what differs (no
+   ck_assert in the loops: each one costs a system call in fork mode). */
+static const char *slice_disagrees(const nsx_problem *p, const int32_t *sel, nsx_slice *z)
+{
+    for (int i = 0; i < p->L; i++) {
+        const int32_t *row = sel ? sel + (size_t)i * p->sel.k : NULL;
+        for (int m = 0; m < p->n; m++) {
+            int lo, hi;
+            nsx_key_range(p->L, p->causal, p->window[m], i, &lo, &hi);
+            for (int j = 0; j < p->L; j++)
+                if ((lo <= j && j <= hi) !=
+                    (nsx_key_causal(p->causal, i, j) && nsx_key_window(p->causal, p->window[m], i, j)))
+                    return "key range";
+        }
+        size_t product = nsx_slice_start(z, i, row), count = 0;
+        int J[NSX_MAX_ORDER] = {0}, prev[NSX_MAX_ORDER] = {0};
+        for (;;) {
+            int spec = nsx_ref_allowed(p, row, i, J);
+            if (nsx_slice_allowed(p, row, i, J) != spec)
+                return "nsx_slice_allowed";
+            if (spec) {
+                if (!nsx_slice_next(z) || memcmp(z->J, J, (size_t)p->n * sizeof *J) != 0)
+                    return "iterator: a tuple missing or out of order";
+                for (int m = 0; count && m < z->moved; m++)
+                    if (z->J[m] != prev[m])
+                        return "iterator: moved too high";
+                if (count && z->J[z->moved] == prev[z->moved])
+                    return "iterator: moved too low";
+                memcpy(prev, J, sizeof prev);
+                count++;
+            }
+            int m = p->n - 1; /* the next tuple of {0..L-1}^n */
+            while (m >= 0 && ++J[m] == p->L)
+                J[m--] = 0;
+            if (m < 0)
+                break;
+        }
+        if (nsx_slice_next(z))
+            return "iterator: a tuple too many";
+        if (nsx_slice_bound(p, i) < count)
+            return "nsx_slice_bound below the count";
+        if (!p->distinct && product != count)
+            return "nsx_slice_start's product";
+        if (!p->distinct && p->sel.source == NSX_SEL_NONE && nsx_slice_bound(p, i) != count)
+            return "nsx_slice_bound not exact";
+    }
+    return NULL;
+}
+
+START_TEST(core_slice_matches_the_spec_mask)
+{
+    const int n = 1 + _i;
+    int32_t sel[5 * 2];
+    for (int L = 1; L <= 5; L++) {
+        const int ws[] = {0, 1, 2, L - 1, L, INT_MAX};
+        const int nw = sizeof ws / sizeof ws[0];
+        int combos = 1;
+        for (int m = 0; m < n; m++)
+            combos *= nw;
+        for (int c = 0; c < combos; c++)
+            for (int flags = 0; flags < 4; flags++)
+                for (unsigned dims = 0; dims < 1u << n; dims++)
+                    for (int pattern = 0; pattern < (dims ? 3 : 1); pattern++) {
+                        nsx_problem p;
+                        nsx_problem_defaults(&p);
+                        p.n = n;
+                        p.L = L;
+                        p.causal = flags & 1;
+                        p.distinct = flags >> 1;
+                        for (int m = 0, x = c; m < n; m++, x /= nw)
+                            p.window[m] = ws[x % nw];
+                        if (dims) {
+                            p.sel.source = NSX_SEL_INDICES;
+                            p.sel.k = 2;
+                            p.sel.dims = dims;
+                            /* entries in -1..L: pads and an out-of-range index among them */
+                            for (int i = 0; i < L; i++) {
+                                sel[2 * i] = (i + pattern) % (L + 2) - 1;
+                                sel[2 * i + 1] = (3 * i + 2 * pattern + 1) % (L + 2) - 1;
+                            }
+                        }
+                        char why[128];
+                        nsx_slice z;
+                        if (nsx_problem_check(&p, why, sizeof why) || nsx_slice_init(&z, &p))
+                            ck_abort_msg("%s", why);
+                        const char *bad = slice_disagrees(&p, dims ? sel : NULL, &z);
+                        nsx_slice_free(&z);
+                        ck_assert_msg(!bad, "%s: n %d L %d causal %d distinct %d windows %d,%d,%d dims %u pattern %d",
+                                      bad, n, L, p.causal, p.distinct, p.window[0], p.window[1], p.window[2], dims,
+                                      pattern);
+                    }
     }
 }
 END_TEST
@@ -761,7 +865,7 @@ START_TEST(bad_inputs_are_reported)
     nsx_err err;
     /* a NaN at a future position: read only by later rows */
     t.k[1][nsx_k_at(&p, 0, 2, 0, 1)] = NAN;
-    ck_assert_int_eq(nsx_ref_forward(&p, &t.in, &t.out, NULL, NULL, &err), NSX_EXIT_BAD);
+    ck_assert_int_eq(nsx_ref_forward(&p, &t.in, &t.out, NULL, NULL, &err), NSX_E_INPUT);
     ck_assert_ptr_nonnull(strstr(err.msg, "query 2"));
     nsx_ref_opts allow = {.allow_nonfinite = 1};
     nsx_ref_stats st = {0};
@@ -771,7 +875,7 @@ START_TEST(bad_inputs_are_reported)
     /* a precision cap too low to decide anything */
     t.k[1][nsx_k_at(&p, 0, 2, 0, 1)] = 0.5;
     nsx_ref_opts low = {.prec0 = 8, .prec_cap = 12};
-    ck_assert_int_eq(nsx_ref_forward(&p, &t.in, &t.out, &low, NULL, &err), NSX_EXIT_INTERNAL);
+    ck_assert_int_eq(nsx_ref_forward(&p, &t.in, &t.out, &low, NULL, &err), NSX_E_PRECISION_CAP);
     ck_assert_ptr_nonnull(strstr(err.msg, "precision cap"));
     tcase_free(&t);
 }
@@ -787,7 +891,7 @@ START_TEST(duplicate_given_index_is_bad_input)
     tcase_alloc(&t, &p);
     t.sel[3 * 2 + 0] = t.sel[3 * 2 + 1] = 2;
     nsx_err err;
-    ck_assert_int_eq(nsx_ref_forward(&p, &t.in, &t.out, NULL, NULL, &err), NSX_EXIT_BAD);
+    ck_assert_int_eq(nsx_ref_forward(&p, &t.in, &t.out, NULL, NULL, &err), NSX_E_INPUT);
     ck_assert_ptr_nonnull(strstr(err.msg, "twice"));
     tcase_free(&t);
 }
@@ -828,6 +932,88 @@ START_TEST(round_ratio_is_correct)
 }
 END_TEST
 
+/* A row of two tuples with raw scores 1 and 2^-10, held at precision prec,
+   through E3 with s = 1: T_raw_J - M needs 11 bits. */
+static void two_tuple_lse(mpfr_prec_t prec, ival *lse)
+{
+    ref_row row = {.N = 2, .argmax = 0};
+    mpfr_t T[2];
+    ival e[2], Z, s;
+    for (int t = 0; t < 2; t++) {
+        mpfr_init2(T[t], prec);
+        ival_init(&e[t], 64);
+    }
+    mpfr_set_ui(T[0], 1, MPFR_RNDN);
+    mpfr_set_ui_2exp(T[1], 1, -10, MPFR_RNDN);
+    row.T = T;
+    row.e = e;
+    ival_init(&Z, 64);
+    ival_init(&s, 64);
+    ival_set_ui(&s, 1);
+    ref_slice_lse(lse, &Z, &row, &s);
+    for (int t = 0; t < 2; t++) {
+        mpfr_clear(T[t]);
+        ival_clear(&e[t]);
+    }
+    ival_clear(&Z);
+    ival_clear(&s);
+}
+
+/* (E3) at the precision the differences need: LSE = log(e + e^(2^-10)). */
+START_TEST(slice_lse_difference_is_exact)
+{
+    ival lse;
+    ival_init(&lse, 64);
+    two_tuple_lse(11, &lse);
+    double want = log(exp(1.0) + exp(0x1p-10));
+    ck_assert(mpfr_cmp_d(lse.lo, want * (1 + 0x1p-50)) <= 0 && mpfr_cmp_d(lse.hi, want * (1 - 0x1p-50)) >= 0);
+    ival_clear(&lse);
+}
+END_TEST
+
+/* The same row held at 2 bits: T_raw_J - M is not exact there, and the
+   reference must stop (abort) as every other exact operation does, never
+   pass an inexact difference on. */
+START_TEST(slice_lse_inexact_difference_aborts)
+{
+    ival lse;
+    ival_init(&lse, 64);
+    two_tuple_lse(2, &lse);
+    ival_clear(&lse);
+}
+END_TEST
+
+/* The enclosure preconditions are asserted (MPFR's style): a division by
+   an enclosure that reaches 0, the log of one that reaches 0, an operand
+   that is not an enclosure (lo > hi), and ref_round_ratio by 0 abort. */
+START_TEST(enclosure_preconditions_abort)
+{
+    ival a, z;
+    ival_init(&a, 64);
+    ival_init(&z, 64);
+    ival_set_ui(&a, 1);
+    mpfr_set_zero(z.lo, 1);
+    mpfr_set_ui(z.hi, 1, MPFR_RNDN);
+    switch (_i) {
+    case 0:
+        ival_div_pos(&a, &a, &z); /* z.lo = 0 */
+        break;
+    case 1:
+        ival_log(&a, &z); /* z.lo = 0 */
+        break;
+    case 2:
+        mpfr_set_ui(z.lo, 2, MPFR_RNDN); /* [2, 1] encloses nothing */
+        ival_exp(&a, &z);
+        break;
+    default:
+        ref_round_ratio(a.lo, 0);
+        break;
+    }
+    ival_clear(&a);
+    ival_clear(&z);
+}
+END_TEST
+
 static Suite *ref_suite(void)
 {
     Suite *s = suite_create("ref");
@@ -848,7 +1034,9 @@ static Suite *ref_suite(void)
     suite_add_tcase(s, tc);
 
     tc = tcase_create("masks");
+    tcase_set_timeout(tc, 120);
     tcase_add_loop_test(tc, mask_truth_table, 0, sizeof masks / sizeof masks[0]);
+    tcase_add_loop_test(tc, core_slice_matches_the_spec_mask, 0, 3);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("selection");
@@ -867,6 +1055,9 @@ static Suite *ref_suite(void)
     tcase_add_loop_test(tc, single_tuple_lse_midpoint, 0, 2);
     tcase_add_test(tc, score_scale_is_correctly_rounded);
     tcase_add_test(tc, round_ratio_is_correct);
+    tcase_add_test(tc, slice_lse_difference_is_exact);
+    tcase_add_test_raise_signal(tc, slice_lse_inexact_difference_aborts, SIGABRT);
+    tcase_add_loop_test_raise_signal(tc, enclosure_preconditions_abort, SIGABRT, 0, 4);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("errors");

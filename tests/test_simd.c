@@ -45,6 +45,8 @@
 #include <sys/wait.h>
 
 #include "nsimplex/kernel.h"
+#include "nsimplex/rng.h"
+#include "runner/bench.h"
 #include "simd/kern.h"
 #include "simd/simd.h"
 
@@ -121,14 +123,11 @@ static const tcase cases[] = {
 
 /* ---- inputs --------------------------------------------------------- */
 
-static uint64_t rng_state;
+static nsx_rng rng_state;
 
-static uint64_t rng(void) /* splitmix64 */
+static uint64_t rng(void)
 {
-    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
+    return nsx_rng_next(&rng_state);
 }
 
 static float unif(void) /* uniform in [-1, 1), exact in binary32 */
@@ -181,7 +180,7 @@ static void make_sel(const tcase *c, inst *s)
 static void inst_make(const tcase *c, inst *s, uint64_t seed)
 {
     memset(s, 0, sizeof *s);
-    rng_state = seed;
+    rng_state.s = seed;
     nsx_kernel_problem *p = &s->p;
     p->n = c->n; p->B = c->B; p->L = c->L; p->H = c->H; p->Hkv = c->Hkv;
     p->d = c->d; p->dv = c->dv; p->reduce = c->reduce; p->causal = c->causal;
@@ -237,7 +236,8 @@ static nsx_kernel_io inst_io(const inst *s, float *o, float *lse)
 
 /* ---- the reference ---------------------------------------------------- */
 
-/* (E2) as the spec states it. */
+/* (E2) as the spec states it: a deliberate independent copy (test oracle),
+   apart from ref/mask.c and core/slice.c. */
 static int ref_allowed(const nsx_kernel_problem *p, int b, int i, const int *J)
 {
     for (int m = 0; m < p->n; m++) {
@@ -683,6 +683,45 @@ START_TEST(test_isa_env)
 }
 END_TEST
 
+/* The bench's shape comes from the recipe parser: the paper's shape by
+   default, one window for every dimension, a random given selection, and
+   the recipe's errors; its JSON report carries the figures it measured. */
+START_TEST(test_bench_shape_and_report)
+{
+    nsx_bench_opts o;
+    nsx_err err;
+    nsx_bench_defaults(&o);
+    ck_assert(o.p.n == 2 && o.p.L == 2048 && o.p.H == 4 && o.p.d == 64 && o.p.dv == 64 && o.p.causal);
+    ck_assert(o.p.window[0] == 512 && o.p.window[1] == 32 && o.p.topk == 0);
+    ck_assert_int_eq(nsx_bench_shape(&o, "n=3 L=16 w=4 reduce=sum kb=0.5", &err), 0);
+    ck_assert(o.p.n == 3 && o.p.L == 16 && o.p.reduce == NSX_REDUCE_SUM && o.p.k_bias[0] == 0.5);
+    ck_assert(o.p.window[0] == 4 && o.p.window[1] == 4 && o.p.window[2] == 4);
+    ck_assert_int_eq(nsx_bench_shape(&o, "n=3 w=0,8,4 sel=indices k=8 dims=1,3", &err), 0);
+    ck_assert(o.p.window[1] == 8 && o.p.window[2] == 4 && o.p.topk == 8 && o.p.sel_dims == 5u);
+    ck_assert_int_eq(nsx_bench_shape(&o, "n=1", &err), 0);
+    ck_assert_int_eq(o.p.window[0], 0);
+    static const char *const bad[] = {"n=3 w=1,2", "n=0", "dist=heavy", "fmt=f16", "sel=scores k=2", "frob=1"};
+    for (size_t t = 0; t < sizeof bad / sizeof bad[0]; t++) {
+        ck_assert_msg(nsx_bench_shape(&o, bad[t], &err) == NSX_E_INPUT, "%s accepted", bad[t]);
+        ck_assert_msg(strncmp(err.msg, "recipe: ", 8) == 0, "%s: %s", bad[t], err.msg);
+    }
+
+    ck_assert_int_eq(nsx_bench_shape(&o, "n=2 L=12 H=2 d=8 dv=8 w=4,2 sel=indices k=3", &err), 0);
+    o.repeat = 1, o.naive_seconds = 1, o.peak_seconds = 0.01, o.threads = 1;
+    nsx_bench_result r;
+    ck_assert_int_eq(nsx_bench_run(&o, &r, &err), 0);
+    ck_assert(r.tuples > 0 && r.seconds > 0 && r.naive_done && r.nr.rows == 12);
+    ck_assert(r.nr.max_abs_diff < 1e-5);
+    ck_assert(r.flops_per_tuple == 2.0 * (8 + 8) && r.gflops > 0);
+    char *json = nsx_bench_json(&o, &r);
+    ck_assert_ptr_nonnull(json);
+    char want[64];
+    snprintf(want, sizeof want, "\"tuples\":%llu,", (unsigned long long)r.tuples);
+    ck_assert_msg(strstr(json, want) && strstr(json, "\"topk\":3") && strstr(json, "\"windows\":[4,2]"), "%s", json);
+    free(json);
+}
+END_TEST
+
 /* No state crosses work items: with every value of one batch NaN, the
    other batch's outputs are bit for bit those of a run without it, on every
    ISA and thread count.  Windows of 5 and 4 make partial row blocks, whose
@@ -751,6 +790,7 @@ static Suite *simd_suite(void)
     tcase_add_test(tc, test_no_state_across_items);
     tcase_add_test(tc, test_shared_library);
     tcase_add_test(tc, test_isa_env);
+    tcase_add_test(tc, test_bench_shape_and_report);
     suite_add_tcase(s, tc);
     return s;
 }

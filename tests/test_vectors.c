@@ -11,8 +11,11 @@
 #include <string.h>
 #include <sys/wait.h>
 
+#include <nettle/sha2.h>
+
+#include "cli/exit.h"
 #include "io/casefile.h"
-#include "io/sha256.h"
+#include "nsimplex/rng.h"
 #include "vectors/build.h"
 #include "vectors/gen.h"
 
@@ -40,6 +43,10 @@ static const char *bin(void)
     const char *b = getenv("NSX_BIN");
     return b ? b : "build/nsimplex";
 }
+
+/* The digests of rng_streams_are_pinned and built_inputs_are_pinned. */
+#define RNG_STREAM_SHA256 "c6f2765f931a8ff12a96f72ab759efb31d3c56107a0f86d05b69b4787c995f5d"
+#define BUILT_INPUTS_SHA256 "925dbe157ce2c65018575f7243905e8e5718ed6d195fda3d9a1808bfde43b719"
 
 /* ---- recipes ---------------------------------------------------------------- */
 
@@ -74,7 +81,7 @@ START_TEST(recipe_parse)
     if (!recipes[_i].complaint) {
         ck_assert_msg(rc == 0, "%s: %s", recipes[_i].text, err.msg);
     } else {
-        ck_assert_int_eq(rc, NSX_EXIT_BAD);
+        ck_assert_int_eq(rc, NSX_E_INPUT);
         ck_assert_msg(strstr(err.msg, recipes[_i].complaint), "%s: got '%s'", recipes[_i].text, err.msg);
     }
 }
@@ -89,6 +96,85 @@ START_TEST(recipe_bias_one_over_d)
 }
 END_TEST
 
+/* ---- the generator: the same bits everywhere ---------------------------------- */
+
+/* SHA-256 of binary64 values as little-endian bytes, into hex[65]. */
+static void hash_doubles(struct sha256_ctx *h, const double *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        uint64_t u;
+        unsigned char b[8];
+        memcpy(&u, &x[i], 8);
+        for (int k = 0; k < 8; k++)
+            b[k] = (unsigned char)(u >> 8 * k);
+        sha256_update(h, 8, b);
+    }
+}
+
+static void hash_hex(struct sha256_ctx *h, char hex[65])
+{
+    unsigned char d[SHA256_DIGEST_SIZE];
+    sha256_digest(h, sizeof d, d);
+    for (int k = 0; k < SHA256_DIGEST_SIZE; k++)
+        snprintf(hex + 2 * k, 3, "%02x", d[k]);
+}
+
+/* The streams of nsimplex/rng.h from one seed, hashed: pinned bits, so a
+   platform whose arithmetic or MPFR differs fails here (the digests were
+   taken on x86-64, glibc, MPFR 4.2). */
+START_TEST(rng_streams_are_pinned)
+{
+    enum { N = 20000 };
+    static double x[5][N];
+    nsx_rng r = {20260101};
+    for (int i = 0; i < N; i++) {
+        x[0][i] = (double)(nsx_rng_next(&r) >> 11);
+        x[1][i] = nsx_rng_uniform(&r);
+        x[2][i] = nsx_rng_normal(&r);
+        x[3][i] = nsx_rng_below(&r, 1000);
+        x[4][i] = nsx_rng_chance(&r, 0.3);
+    }
+    struct sha256_ctx h;
+    char hex[65];
+    sha256_init(&h);
+    hash_doubles(&h, &x[0][0], 5 * N);
+    hash_hex(&h, hex);
+    ck_assert_str_eq(hex, RNG_STREAM_SHA256);
+    /* and the normals look normal: mean 0, variance 1 within 5 sigma */
+    double m = 0, v = 0;
+    for (int i = 0; i < N; i++)
+        m += x[2][i], v += x[2][i] * x[2][i];
+    m /= N;
+    v = v / N - m * m;
+    ck_assert_msg(fabs(m) < 5 / sqrt(N) && fabs(v - 1) < 5 * sqrt(2.0 / N), "mean %g var %g", m, v);
+}
+END_TEST
+
+/* A built case's inputs, hashed: the vector builder draws through the
+   pinned generator and rounds exactly, so its inputs are pinned too. */
+START_TEST(built_inputs_are_pinned)
+{
+    nsx_recipe rc;
+    nsx_instance b;
+    nsx_err err;
+    ck_assert_int_eq(nsx_recipe_parse("n=2 L=16 H=2 d=8 dv=4 fmt=f32 dist=heavy", &rc, &err), 0);
+    ck_assert_int_eq(nsx_build(&rc, 7, &b, &err), 0);
+    const nsx_problem *p = &b.p;
+    size_t rows = (size_t)p->B * p->L;
+    struct sha256_ctx h;
+    char hex[65];
+    sha256_init(&h);
+    hash_doubles(&h, b.q, rows * p->H * p->d);
+    for (int m = 0; m < p->n; m++) {
+        hash_doubles(&h, b.k[m], rows * p->Hkv * p->d);
+        hash_doubles(&h, b.v[m], rows * p->Hkv * p->dv);
+    }
+    hash_hex(&h, hex);
+    ck_assert_str_eq(hex, BUILT_INPUTS_SHA256);
+    nsx_instance_free(&b);
+}
+END_TEST
+
 /* ---- the builder ------------------------------------------------------------- */
 
 /* Inputs are representable in the format, and each pair's batches agree
@@ -96,7 +182,7 @@ END_TEST
 START_TEST(builder_pairs_are_well_formed)
 {
     nsx_recipe r;
-    nsx_built b;
+    nsx_instance b;
     nsx_err err;
     ck_assert_int_eq(nsx_recipe_parse("n=2 L=12 H=2 d=4 w=6,3 fmt=f16 sel=indices k=3 dims=2 "
                                       "leak=random:5 leak=nan:8 probe=all", &r, &err), 0);
@@ -121,7 +207,40 @@ START_TEST(builder_pairs_are_well_formed)
                 }
             }
     }
-    nsx_built_free(&b);
+    nsx_instance_free(&b);
+}
+END_TEST
+
+/* ---- the manifest's checksum ---------------------------------------------------- */
+
+/* FIPS 180-2's known answers (appendix B), through files: the empty
+   message, one block, two blocks, and a million bytes (several reads). */
+START_TEST(sha256_known_answers)
+{
+    static const struct {
+        const char *text;
+        size_t repeat;
+        const char *hex;
+    } t[] = {
+        {"", 1, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"},
+        {"abc", 1, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"},
+        {"abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq", 1,
+         "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1"},
+        {"a", 1000000, "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0"},
+    };
+    char path[4096], hex[65];
+    snprintf(path, sizeof path, "%s/sha256_kat", tmpdir());
+    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+        FILE *f = fopen(path, "wb");
+        ck_assert_ptr_nonnull(f);
+        for (size_t r = 0; r < t[i].repeat; r++)
+            fputs(t[i].text, f);
+        ck_assert_int_eq(fclose(f), 0);
+        ck_assert_int_eq(nsx_sha256_file(path, hex), 0);
+        ck_assert_str_eq(hex, t[i].hex);
+    }
+    remove(path);
+    ck_assert_int_eq(nsx_sha256_file(path, hex), -1); /* no such file */
 }
 END_TEST
 
@@ -274,10 +393,13 @@ static Suite *vectors_suite(void)
     TCase *tc = tcase_create("recipes");
     tcase_add_loop_test(tc, recipe_parse, 0, sizeof recipes / sizeof recipes[0]);
     tcase_add_test(tc, recipe_bias_one_over_d);
+    tcase_add_test(tc, rng_streams_are_pinned);
+    tcase_add_test(tc, built_inputs_are_pinned);
     tcase_add_test(tc, builder_pairs_are_well_formed);
     suite_add_tcase(s, tc);
     tc = tcase_create("generation");
     tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, sha256_known_answers);
     tcase_add_test(tc, generation_is_deterministic);
     tcase_add_test(tc, committed_suite_matches_the_generator);
     tcase_add_test(tc, verify_accepts_the_suite_and_catches_tampering);

@@ -2,7 +2,7 @@
 # Installs the Debian packages nsimplex needs, if any is missing, and says so.
 # Called by the Makefile before the first build; safe to run again.
 set -eu
-pkgs="libgmp-dev libmpfr-dev check libcjson-dev pkg-config"
+pkgs="libgmp-dev libmpfr-dev check libjansson-dev nettle-dev pkg-config"
 [ "${NSX_DEPS_EXTRA:-}" ] && pkgs="$pkgs $NSX_DEPS_EXTRA"
 missing=""
 for p in $pkgs; do

@@ -3,7 +3,9 @@
  * seeded generator and rounded to the input format, leak pairs and mask
  * probes appended as extra batches (batch 0 is the first member of every
  * pair), expected outputs from the reference, and the case's flags derived
- * from what it holds.  Used by `gen` and by the fuzzer.
+ * from what it holds.  A case is an instance (include/nsimplex/instance.h):
+ * its B is the recipe's B plus one batch per pair.  Used by `gen` and by
+ * the fuzzer.
  */
 #ifndef NSX_VECTORS_BUILD_H
 #define NSX_VECTORS_BUILD_H
@@ -11,42 +13,24 @@
 #include <stdint.h>
 
 #include "io/meta.h"
+#include "nsimplex/instance.h"
 #include "nsimplex/ref.h"
 #include "vectors/recipe.h"
 
-#define NSX_BUILD_MAX_FLAGS 32
-#define NSX_BUILD_MAX_PAIRS 32
-
-typedef struct nsx_built {
-    nsx_problem p;          /* B = the recipe's B + one batch per pair */
-    nsx_inputs in;          /* views of the arrays below */
-    nsx_outputs out;        /* expected values (nsx_build_expect) */
-    double *q, *k[NSX_MAX_ORDER], *v[NSX_MAX_ORDER];
-    double *idx_q, *idx_k, *idx_w, *idx_s;
-    int32_t *sel;           /* given selection (source indices) */
-    double *o, *lse, *sel_scores;
-    int32_t *sel_out;       /* computed selection */
-    nsx_pair pairs[NSX_BUILD_MAX_PAIRS];
-    int npairs;
-    const char *flags[NSX_BUILD_MAX_FLAGS];
-    int nflags;
-} nsx_built;
-
 /* The inputs of r drawn with seed (deterministic), and its pairs.  0, or an
-   exit code with err set (NSX_EXIT_BAD: a recipe the builder cannot honour,
+   exit code with err set (NSX_E_INPUT: a recipe the builder cannot honour,
    e.g. a probe that has no excluded position). */
-int nsx_build(const nsx_recipe *r, uint64_t seed, nsx_built *b, nsx_err *err);
+int nsx_build(const nsx_recipe *r, uint64_t seed, nsx_instance *b, nsx_err *err);
 
 /* The expected outputs (reference), rows that pairs leave unjudged set to
    NaN, and the flags.  stats may be NULL. */
-int nsx_build_expect(nsx_built *b, const nsx_recipe *r, const nsx_ref_opts *opts,
+int nsx_build_expect(nsx_instance *b, const nsx_recipe *r, const nsx_ref_opts *opts,
                      nsx_ref_stats *stats, nsx_err *err);
 
 /* The info to write with the case (flags and pairs point into b). */
-nsx_case_info nsx_build_info(const nsx_built *b, const char *id, const char *suite,
+nsx_case_info nsx_build_info(const nsx_instance *b, const char *id, const char *suite,
                              const char *description);
 
-void nsx_built_free(nsx_built *b);
 
 /* FNV-1a of s: a case's seed from its name. */
 uint64_t nsx_seed_of(const char *s);

@@ -1,5 +1,7 @@
 /* Writing golden vectors and their manifest (vectors/gen.h). */
 #include <errno.h>
+#include <nettle/sha2.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -9,9 +11,29 @@
 #include "io/atomic.h"
 #include "io/casefile.h"
 #include "io/json.h"
-#include "io/sha256.h"
 #include "vectors/build.h"
 #include "vectors/gen.h"
+
+int nsx_sha256_file(const char *path, char hex[65])
+{
+    unsigned char buf[65536], digest[SHA256_DIGEST_SIZE];
+    struct sha256_ctx s;
+    size_t got;
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return -1;
+    sha256_init(&s);
+    while ((got = fread(buf, 1, sizeof buf, f)) > 0)
+        sha256_update(&s, got, buf);
+    int bad = ferror(f);
+    fclose(f);
+    if (bad)
+        return -1;
+    sha256_digest(&s, sizeof digest, digest);
+    for (int t = 0; t < SHA256_DIGEST_SIZE; t++)
+        snprintf(hex + 2 * t, 3, "%02x", digest[t]);
+    return 0;
+}
 
 /* A case's seed: its suite and name, so renaming a case changes its data
    and nothing else does. */
@@ -26,7 +48,7 @@ int nsx_gen_case(const nsx_suite *s, const nsx_suite_case *c, const char *path,
                  nsx_ref_stats *stats, nsx_err *err)
 {
     nsx_recipe r;
-    nsx_built b;
+    nsx_instance b;
     int rc;
     if ((rc = nsx_recipe_parse(c->recipe, &r, err))) {
         nsx_err_prefix(err, c->name);
@@ -42,7 +64,7 @@ int nsx_gen_case(const nsx_suite *s, const nsx_suite_case *c, const char *path,
     } else {
         nsx_err_prefix(err, c->name);
     }
-    nsx_built_free(&b);
+    nsx_instance_free(&b);
     return rc;
 }
 
@@ -51,7 +73,7 @@ static int make_dir(const char *path, nsx_err *err)
 {
     if (mkdir(path, 0777) == 0 || errno == EEXIST)
         return 0;
-    return nsx_err_set(err, NSX_EXIT_BAD, "%s: cannot create the directory: %s", path, strerror(errno));
+    return nsx_err_set(err, NSX_E_INPUT, "%s: cannot create the directory: %s", path, strerror(errno));
 }
 
 int nsx_gen_suite(const nsx_suite *s, const char *dir, int shard, int nshards, FILE *log,
@@ -60,7 +82,7 @@ int nsx_gen_suite(const nsx_suite *s, const char *dir, int shard, int nshards, F
     char path[4096];
     snprintf(path, sizeof path, "%s/%s", dir, s->name);
     if (make_dir(dir, err) || make_dir(path, err))
-        return err->code;
+        return err->kind;
     for (size_t c = 0; c < s->count; c++) {
         if ((int)(c % (size_t)nshards) != shard - 1)
             continue;
@@ -93,12 +115,12 @@ static int manifest_entry(nsx_buf *m, const char *dir, const nsx_suite *s, const
     if (access(path, F_OK) != 0)
         return 0; /* not generated here: not listed */
     if (nsx_sha256_file(path, hex))
-        return nsx_err_set(err, NSX_EXIT_BAD, "%s: cannot read: %s", path, strerror(errno));
+        return nsx_err_set(err, NSX_E_INPUT, "%s: cannot read: %s", path, strerror(errno));
     if (nsx_st_read(path, &st, err))
-        return err->code;
+        return err->kind;
     const char *meta = nsx_st_meta(&st, NSX_META_KEY);
     int rc = meta ? nsx_meta_parse(meta, &p, &info, err)
-                  : nsx_err_set(err, NSX_EXIT_BAD, "no \"%s\" metadata", NSX_META_KEY);
+                  : nsx_err_set(err, NSX_E_INPUT, "no \"%s\" metadata", NSX_META_KEY);
     nsx_st_free(&st);
     if (rc) {
         nsx_err_prefix(err, path);
@@ -145,7 +167,7 @@ int nsx_manifest_write(const char *dir, int *count, nsx_err *err)
     }
     nsx_buf_puts(&m, "\n  ]\n}\n");
     if (!rc && m.oom)
-        rc = nsx_err_set(err, NSX_EXIT_INTERNAL, "gen: out of memory");
+        rc = nsx_err_set(err, NSX_E_NOMEM, "gen: out of memory");
     if (!rc) {
         nsx_atomic a;
         snprintf(path, sizeof path, "%s/MANIFEST.json", dir);

@@ -48,30 +48,24 @@ static int parse_num(const char *s, int d, double *out)
     return errno || end == s || *end || !isfinite(*out) ? -1 : 0;
 }
 
-/* A comma list of up to max items, each parsed by one of the two. */
-static int parse_list(char *s, int max, int *ints, double *nums, int d)
+/* A comma list of up to max numbers (parse_num). */
+static int parse_list(char *s, int max, double *nums, int d)
 {
     int count = 0;
     for (char *tok = strtok(s, ","); tok; tok = strtok(NULL, ",")) {
-        if (count == max)
-            return -1;
-        if (ints ? parse_int(tok, 0, NSX_MAX_DIM, &ints[count]) : parse_num(tok, d, &nums[count]))
+        if (count == max || parse_num(tok, d, &nums[count]))
             return -1;
         count++;
     }
     return count;
 }
 
-#define BAD(...) nsx_err_set(err, NSX_EXIT_BAD, __VA_ARGS__)
+#define BAD(...) nsx_err_set(err, NSX_E_INPUT, __VA_ARGS__)
 
 /* One key=value; lists are checked against n after every key is read. */
 static int set_key(nsx_recipe *r, const char *key, char *val, nsx_err *err, int lists[4])
 {
     nsx_problem *p = &r->p;
-    static const char *const reduces[] = {"product", "sum", "mean"};
-    static const char *const sources[] = {NULL, "indices", "indexer", "scores"};
-    static const char *const acts[] = {"relu", "softmax", "identity"};
-    static const char *const futures[] = {"random", "huge", "nan", "inf"};
     const struct {
         const char *name;
         int *field;
@@ -89,18 +83,19 @@ static int set_key(nsx_recipe *r, const char *key, char *val, nsx_err *err, int 
                        ? BAD("recipe: %s: '%s' is not an integer in %ld..%ld", key, val, ints[t].lo, ints[t].hi)
                        : 0;
     int v;
+    char names[80];
     if (strcmp(key, "reduce") == 0) {
-        if ((p->reduce = lookup(val, reduces, 3)) < 0)
-            return BAD("recipe: reduce: '%s' is not product, sum or mean", val);
+        if ((p->reduce = nsx_name_lookup(nsx_reduce_name, 0, val)) < 0)
+            return BAD("recipe: reduce: '%s' is not %s", val, nsx_name_list(nsx_reduce_name, 0, names, sizeof names));
     } else if (strcmp(key, "sel") == 0) {
-        if ((p->sel.source = lookup(val, sources, 4)) < 0)
-            return BAD("recipe: sel: '%s' is not indices, indexer or scores", val);
+        if ((p->sel.source = nsx_name_lookup(nsx_source_name, 1, val)) < 0)
+            return BAD("recipe: sel: '%s' is not %s", val, nsx_name_list(nsx_source_name, 1, names, sizeof names));
     } else if (strcmp(key, "act") == 0) {
-        if ((p->sel.act = lookup(val, acts, 3)) < 0)
-            return BAD("recipe: act: '%s' is not relu, softmax or identity", val);
+        if ((p->sel.act = nsx_name_lookup(nsx_act_name, 0, val)) < 0)
+            return BAD("recipe: act: '%s' is not %s", val, nsx_name_list(nsx_act_name, 0, names, sizeof names));
     } else if (strcmp(key, "fmt") == 0) {
         if ((p->input_format = nsx_format_from_name(val)) < 0)
-            return BAD("recipe: fmt: '%s' is not bf16, f16, f32 or f64", val);
+            return BAD("recipe: fmt: '%s' is not %s", val, nsx_name_list(nsx_format_name, 0, names, sizeof names));
     } else if (strcmp(key, "dist") == 0) {
         if ((r->dist = lookup(val, dist_names, (int)(sizeof dist_names / sizeof dist_names[0]))) < 0)
             return BAD("recipe: dist: '%s' is not a distribution", val);
@@ -115,22 +110,19 @@ static int set_key(nsx_recipe *r, const char *key, char *val, nsx_err *err, int 
         if (parse_num(val, p->d, &p->sel.idx_scale))
             return BAD("recipe: iscale: '%s' is not a number", val);
     } else if (strcmp(key, "w") == 0) {
-        if ((lists[0] = parse_list(val, NSX_MAX_ORDER, p->window, NULL, p->d)) < 0)
-            return BAD("recipe: w: need up to %d non-negative integers", NSX_MAX_ORDER);
+        if ((lists[0] = nsx_windows_parse(val, p->window)) < 0)
+            return BAD("recipe: w: need 1 to %d non-negative integers separated by commas", NSX_MAX_ORDER);
     } else if (strcmp(key, "kb") == 0 || strcmp(key, "vb") == 0) {
         int kb = key[0] == 'k';
-        if ((lists[kb ? 1 : 2] = parse_list(val, NSX_MAX_ORDER, NULL, kb ? p->k_bias : p->v_bias, p->d)) < 0)
+        if ((lists[kb ? 1 : 2] = parse_list(val, NSX_MAX_ORDER, kb ? p->k_bias : p->v_bias, p->d)) < 0)
             return BAD("recipe: %s: need up to %d numbers", key, NSX_MAX_ORDER);
     } else if (strcmp(key, "dims") == 0) {
-        int dims[NSX_MAX_ORDER], count = parse_list(val, NSX_MAX_ORDER, dims, NULL, p->d);
+        int dims[NSX_MAX_ORDER], count = nsx_int_list_parse(val, 1, NSX_MAX_ORDER, dims, NSX_MAX_ORDER);
         if (count <= 0)
-            return BAD("recipe: dims: need a list of dimensions 1..n");
+            return BAD("recipe: dims: need a list of dimensions 1..%d", NSX_MAX_ORDER);
         p->sel.dims = 0;
-        for (int t = 0; t < count; t++) {
-            if (dims[t] < 1 || dims[t] > NSX_MAX_ORDER)
-                return BAD("recipe: dims: %d is not a dimension 1..%d", dims[t], NSX_MAX_ORDER);
+        for (int t = 0; t < count; t++)
             p->sel.dims |= 1u << (dims[t] - 1);
-        }
         lists[3] = 1;
     } else if (strcmp(key, "probe") == 0) {
         if (strcmp(val, "all") != 0)
@@ -143,8 +135,10 @@ static int set_key(nsx_recipe *r, const char *key, char *val, nsx_err *err, int 
         if (!colon)
             return BAD("recipe: leak: '%s' is not FUTURE:T", val);
         *colon = '\0';
-        if ((r->leak[r->nleaks].future = lookup(val, futures, 4)) < 0 || parse_int(colon + 1, 0, NSX_MAX_DIM, &v))
-            return BAD("recipe: leak: need random|huge|nan|inf:T");
+        if ((r->leak[r->nleaks].future = nsx_name_lookup(nsx_future_name, 0, val)) < 0 ||
+            parse_int(colon + 1, 0, NSX_MAX_DIM, &v))
+            return BAD("recipe: leak: need FUTURE:T, FUTURE one of %s",
+                       nsx_name_list(nsx_future_name, 0, names, sizeof names));
         r->leak[r->nleaks++].t = v;
     } else {
         return BAD("recipe: '%s' is not a key", key);
@@ -187,7 +181,7 @@ int nsx_recipe_parse(const char *text, nsx_recipe *r, nsx_err *err)
                 continue;
             dv_set |= strcmp(tok[t], "dv") == 0;
             if (set_key(r, tok[t], tok[t] + strlen(tok[t]) + 1, err, lists))
-                return err->code;
+                return err->kind;
         }
     nsx_problem *p = &r->p;
     if (!dv_set)

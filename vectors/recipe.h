@@ -58,7 +58,7 @@ typedef struct nsx_recipe {
     } leak[NSX_RECIPE_MAX_LEAKS];
 } nsx_recipe;
 
-/* Parses text into r.  0, or NSX_EXIT_BAD with err = "recipe: KEY: ..." */
+/* Parses text into r.  0, or NSX_E_INPUT with err = "recipe: KEY: ..." */
 int nsx_recipe_parse(const char *text, nsx_recipe *r, nsx_err *err);
 
 /* The name of a distribution (NULL when out of range). */

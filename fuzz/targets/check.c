@@ -103,7 +103,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     nsx_model model;
     rc = nsx_candidate_from_st(&cst, LABEL, &vec->p, NULL, &cand, &model, &err);
     fz_check_outcome(rc, &err, LABEL);
-    FZ_CHECK(rc != NSX_EXIT_INTERNAL, "internal error on a small candidate: %s", err.msg);
+    FZ_CHECK(rc != NSX_E_NOMEM, "out of memory on a small candidate: %s", err.msg);
     if (rc) {
         FZ_CHECK(cand.o == NULL && cand.lse == NULL && cand.sel == NULL, "a failed load left arrays");
         nsx_st_free(&cst);
@@ -114,8 +114,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     rc = nsx_check(&vec->p, &vec->info, &vec->in, &vec->expected, &cand, &model, &rep, &err);
     /* not applicable under the declared model: a clean error, as the
        command line gives it; anything else is the oracle's failure */
-    FZ_CHECK(rc == 0 || rc == NSX_EXIT_BAD, "nsx_check: exit code %d: %s", rc, err.msg);
-    if (rc == NSX_EXIT_BAD) {
+    FZ_CHECK(rc == 0 || rc == NSX_E_NOT_APPLICABLE, "nsx_check: %s: %s", nsx_err_kind_name(rc), err.msg);
+    if (rc == NSX_E_NOT_APPLICABLE) {
         /* the golden vector is valid: the only refusal left is a declared
            model it does not apply to (oracle/bound.c) */
         fz_check_outcome(rc, &err, "not applicable under model ");

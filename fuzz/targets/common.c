@@ -29,11 +29,13 @@ void fz_fail(const char *file, int line, const char *cond, const char *fmt, ...)
 
 void fz_check_outcome(int rc, const nsx_err *err, const char *prefix)
 {
-    FZ_CHECK(rc == 0 || rc == NSX_EXIT_BAD || rc == NSX_EXIT_INTERNAL, "exit code %d", rc);
+    FZ_CHECK(rc == 0 || rc == NSX_E_INPUT || rc == NSX_E_UNSUPPORTED || rc == NSX_E_TOO_LARGE || rc == NSX_E_NOT_APPLICABLE ||
+                 rc == NSX_E_NOMEM || rc == NSX_E_PRECISION_CAP,
+             "error kind %d (%s)", rc, nsx_err_kind_name(rc));
     if (rc == 0)
         return;
-    FZ_CHECK(err->code == rc, "err->code %d but the call returned %d", err->code, rc);
-    FZ_CHECK(err->msg[0] != '\0', "empty message for exit code %d", rc);
+    FZ_CHECK(err->kind == rc, "err->kind %d but the call returned %d", err->kind, rc);
+    FZ_CHECK(err->msg[0] != '\0', "empty message for error kind %d", rc);
     FZ_CHECK(strchr(err->msg, '\n') == NULL, "message of more than one line: '%s'", err->msg);
     FZ_CHECK(strncmp(err->msg, prefix, strlen(prefix)) == 0, "message '%s' does not start with '%s'",
              err->msg, prefix);
@@ -55,11 +57,11 @@ void fz_check_reports(const nsx_check_report *rep, const nsx_case_info *info, co
     }
     char *json = nsx_check_json(rep, info, label);
     FZ_CHECK(json != NULL, "nsx_check_json: out of memory");
-    cJSON *root;
-    char why[200];
-    FZ_CHECK(nsx_json_parse(json, strlen(json), NSX_JSON_DOC, &root, why, sizeof why) == 0,
-             "the JSON report is not valid JSON (%s): %s", why, json);
-    cJSON_Delete(root);
+    json_t *root;
+    nsx_json_error je;
+    FZ_CHECK(nsx_json_parse(json, strlen(json), NSX_JSON_DOC, &root, &je) == 0,
+             "the JSON report is not valid JSON (%s): %s", je.why, json);
+    json_decref(root);
     free(json);
     nsx_check_print(devnull, rep, info, label);
 }

@@ -31,8 +31,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 _Noreturn void fz_fail(const char *file, int line, const char *cond, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
-/* The outcome of a parser's call is well formed: rc is 0, NSX_EXIT_BAD or
-   NSX_EXIT_INTERNAL, and an error is one nonempty line that starts with
+/* The outcome of a parser's call is well formed: rc is 0 or a kind an input
+   can cause (bad input, unsupported, too large, not applicable, out of
+   memory, the precision cap; never internal or I/O), and an error is one nonempty line that starts with
    prefix (the file's label, "metadata: ", ...). */
 void fz_check_outcome(int rc, const nsx_err *err, const char *prefix);
 

@@ -35,6 +35,10 @@ extern "C" {
    stay far from overflow in 64 bits, and every index fits an int. */
 #define NSX_MAX_DIM (1 << 20)
 
+/* Largest window w_m: any w >= L restricts nothing (SPEC E2), so every
+   non-negative int (INT_MAX, without making every includer see limits.h). */
+#define NSX_MAX_WINDOW 0x7fffffff
+
 /* Where the selection S(i) comes from (section 2). */
 enum nsx_sel_source {
     NSX_SEL_NONE = 0,    /* no selection */
@@ -138,6 +142,23 @@ static inline size_t nsx_lse_at(const nsx_problem *p, int b, int h, int i)
 static inline size_t nsx_sel_at(const nsx_problem *p, int b, int i, int r)
 {
     return ((size_t)b * p->L + i) * p->sel.k + r;
+}
+/* The selection's inputs (source INDEXER, SCORES) in their layouts. */
+static inline size_t nsx_idx_q_at(const nsx_problem *p, int b, int i, int h, int l)
+{
+    return (((size_t)b * p->L + i) * p->sel.Hi + h) * p->sel.di + l;
+}
+static inline size_t nsx_idx_k_at(const nsx_problem *p, int b, int j, int l)
+{
+    return ((size_t)b * p->L + j) * p->sel.di + l;
+}
+static inline size_t nsx_idx_w_at(const nsx_problem *p, int b, int i, int h)
+{
+    return ((size_t)b * p->L + i) * p->sel.Hi + h;
+}
+static inline size_t nsx_idx_s_at(const nsx_problem *p, int b, int i, int j)
+{
+    return ((size_t)b * p->L + i) * p->L + j;
 }
 /* The key/value head that query head h reads (GQA). */
 static inline int nsx_kv_head(const nsx_problem *p, int h)

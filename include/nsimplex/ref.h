@@ -8,7 +8,7 @@
  * computed, with precision raised until lo and hi round to the same binary64
  * (Ziv's strategy), or the value is proven exact (rational) and rounded
  * directly.  A value that cannot be decided below the precision cap is an
- * error (NSX_EXIT_INTERNAL), never a silently emitted number.
+ * error (NSX_E_INTERNAL), never a silently emitted number.
  */
 #ifndef NSIMPLEX_REF_H
 #define NSIMPLEX_REF_H
@@ -52,10 +52,11 @@ typedef struct nsx_ref_stats {
  * [B,L,H,dv] and out->lse [B,H,L] are written; out->sel [B,L,k] when the
  * selection is computed and out->sel is not NULL; out->sel_scores [B,L,L]
  * for source INDEXER when not NULL.  opts and stats may be NULL.
- * Returns 0, or an exit code with err set: NSX_EXIT_BAD for inputs the
+ * Returns 0, or an exit code with err set: NSX_E_INPUT for inputs the
  * problem forbids (a non-finite value read by an allowed tuple, a
- * duplicated index in a given selection), NSX_EXIT_INTERNAL when the
- * precision cap is reached or memory runs out.
+ * duplicated index in a given selection), NSX_E_INTERNAL when the
+ * precision cap is reached or memory runs out.  Asserted: p, in, out, err,
+ * out->o and out->lse are not NULL.
  */
 int nsx_ref_forward(const nsx_problem *p, const nsx_inputs *in, nsx_outputs *out,
                     const nsx_ref_opts *opts, nsx_ref_stats *stats, nsx_err *err);
@@ -64,7 +65,8 @@ int nsx_ref_forward(const nsx_problem *p, const nsx_inputs *in, nsx_outputs *out
  * (E8)-(E9) alone: the selection S(i) for every (b, i), as the sel tensor
  * [B, L, k] (ascending, -1 pads), and for source INDEXER the correctly
  * rounded scores [B, L, L] (-inf where j is not a candidate) when scores is
- * not NULL.  p->sel.source is INDEXER or SCORES.  Same returns.
+ * not NULL.  p->sel.source is INDEXER or SCORES.  Same returns.  Asserted:
+ * p, in, sel, err are not NULL.
  */
 int nsx_ref_select(const nsx_problem *p, const nsx_inputs *in, int32_t *sel,
                    double *scores, const nsx_ref_opts *opts, nsx_ref_stats *stats,
@@ -74,12 +76,14 @@ int nsx_ref_select(const nsx_problem *p, const nsx_inputs *in, int32_t *sel,
  * (E2) the mask: 1 when the tuple J = (J[0]..J[n-1]) is allowed for query i,
  * else 0.  sel_row is the k entries of S(i) for this (b, i) (any order, -1
  * and out-of-range entries ignored), NULL when p has no selection.
+ * Pre (asserted): 0 <= i < L; sel_row not NULL when p has a selection.
  */
 int nsx_ref_allowed(const nsx_problem *p, const int32_t *sel_row, int i, const int *J);
 
 /*
  * The candidate keys of the selection for query i (E8, E9): j <= i when
- * causal, every j otherwise.
+ * causal, every j otherwise (0 for j outside 0..L-1).  Pre (asserted):
+ * 0 <= i < L.
  */
 int nsx_ref_is_candidate(const nsx_problem *p, int i, int j);
 

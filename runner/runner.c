@@ -1,10 +1,10 @@
-/* Driving a kernel behind the ABI (kernel/kernel.h). */
+/* Driving a kernel behind the ABI (runner/runner.h). */
 #include <dlfcn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "kernel/kernel.h"
+#include "runner/runner.h"
 #include "simd/simd.h"
 
 int nsx_kernel_open(nsx_kernel *k, const char *path, int isa, int threads, nsx_err *err)
@@ -15,28 +15,28 @@ int nsx_kernel_open(nsx_kernel *k, const char *path, int isa, int threads, nsx_e
     if (!path) {
         k->isa = isa >= 0 ? isa : nsx_simd_isa(why, sizeof why);
         if (k->isa < 0)
-            return nsx_err_set(err, NSX_EXIT_BAD, "%s", why);
+            return nsx_err_set(err, NSX_E_INPUT, "%s", why);
         if (!nsx_simd_isa_supported(k->isa))
-            return nsx_err_set(err, NSX_EXIT_BAD, "this CPU cannot run the %s path", nsx_simd_isa_name(k->isa));
+            return nsx_err_set(err, NSX_E_INPUT, "this CPU cannot run the %s path", nsx_simd_isa_name(k->isa));
         k->info = nsx_simd_info();
         return 0;
     }
     k->path = path;
     if (!(k->lib = dlopen(path, RTLD_NOW | RTLD_LOCAL)))
-        return nsx_err_set(err, NSX_EXIT_BAD, "%s", dlerror());
+        return nsx_err_set(err, NSX_E_INPUT, "%s", dlerror());
     nsx_kernel_get_info_fn info_fn;
     *(void **)&info_fn = dlsym(k->lib, "nsx_kernel_get_info");
     *(void **)&k->forward = dlsym(k->lib, "nsx_kernel_forward");
     if (!info_fn || !k->forward) {
         nsx_kernel_close(k);
-        return nsx_err_set(err, NSX_EXIT_BAD, "%s: does not export nsx_kernel_get_info and nsx_kernel_forward",
+        return nsx_err_set(err, NSX_E_INPUT, "%s: does not export nsx_kernel_get_info and nsx_kernel_forward",
                            path);
     }
     k->info = info_fn();
     if (!k->info || k->info->abi_version != NSX_KERNEL_ABI_VERSION) {
         int v = k->info ? k->info->abi_version : -1;
         nsx_kernel_close(k);
-        return nsx_err_set(err, NSX_EXIT_BAD, "%s: kernel ABI version %d, this program speaks %d", path, v,
+        return nsx_err_set(err, NSX_E_INPUT, "%s: kernel ABI version %d, this program speaks %d", path, v,
                            NSX_KERNEL_ABI_VERSION);
     }
     return 0;
@@ -106,7 +106,7 @@ int nsx_kernel_run(const nsx_kernel *k, const nsx_problem *p, const nsx_inputs *
     int nbuf = 0, rc = 0;
     *has_lse = (k->info->features & NSX_FEAT_LSE) != 0;
     if (nsx_kernel_supports(k->info, p, why, sizeof why))
-        return nsx_err_set(err, NSX_EXIT_BAD, "unsupported problem: %s", why);
+        return nsx_err_set(err, NSX_E_UNSUPPORTED, "unsupported problem: %s", why);
     nsx_problem_to_kernel(p, sel, &kp);
     io.q = buf[nbuf++] = to_f32(in->q, nsx_q_size(p));
     for (int m = 0; m < p->n; m++) {
@@ -117,15 +117,15 @@ int nsx_kernel_run(const nsx_kernel *k, const nsx_problem *p, const nsx_inputs *
     float *fl = buf[nbuf++] = *has_lse ? malloc(nsx_lse_size(p) * sizeof *fl) : NULL;
     for (int t = 0; t < nbuf; t++)
         if (!buf[t] && !(t == nbuf - 1 && !*has_lse))
-            rc = nsx_err_set(err, NSX_EXIT_INTERNAL, "kernel: out of memory");
+            rc = nsx_err_set(err, NSX_E_NOMEM, "kernel: out of memory");
     if (!rc) {
         io.o = fo;
         io.lse = fl;
         int r = nsx_kernel_call(k, &kp, &io);
         if (r == NSX_KERNEL_UNSUPPORTED)
-            rc = nsx_err_set(err, NSX_EXIT_BAD, "unsupported problem: the kernel returned 1");
+            rc = nsx_err_set(err, NSX_E_KERNEL_REFUSED, "unsupported problem: the kernel returned 1");
         else if (r != NSX_KERNEL_OK)
-            rc = nsx_err_set(err, NSX_EXIT_FAIL, "the kernel returned error %d", r);
+            rc = nsx_err_set(err, NSX_E_KERNEL_ERROR, "the kernel returned error %d", r);
     }
     if (!rc) {
         for (size_t t = 0; t < nsx_o_size(p); t++)

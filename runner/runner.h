@@ -5,8 +5,8 @@
  * `bench`, `fuzz`, `make demo` and the golden-vector tests all run kernels
  * through here.
  */
-#ifndef NSX_KERNEL_KERNEL_H
-#define NSX_KERNEL_KERNEL_H
+#ifndef NSX_RUNNER_RUNNER_H
+#define NSX_RUNNER_RUNNER_H
 
 #include <stdint.h>
 
@@ -25,7 +25,7 @@ typedef struct nsx_kernel {
 /*
  * Opens a kernel: the library at path (its info must say ABI version 1), or
  * with path NULL the in-process SIMD kernel on isa (-1: the CPU's best, or
- * NSX_ISA's) with threads (0: all cores).  0, or NSX_EXIT_BAD with err naming
+ * NSX_ISA's) with threads (0: all cores).  0, or NSX_E_INPUT with err naming
  * the library or the ISA and the problem.
  */
 int nsx_kernel_open(nsx_kernel *k, const char *path, int isa, int threads, nsx_err *err);
@@ -46,9 +46,10 @@ int nsx_kernel_supports(const nsx_kernel_info *info, const nsx_problem *p, char 
  * S(i) lists (the given selection, or a computed one) or NULL.  Writes o
  * [B,L,H,dv] and, when the kernel declares it writes LSE, lse [B,H,L] (else
  * lse is left alone and *has_lse = 0), decoded exactly from float32.
- * Returns 0; NSX_EXIT_BAD with err "unsupported problem: ..." when the kernel
- * does not support p (declared or returned 1); NSX_EXIT_FAIL when it returns
- * another error code; NSX_EXIT_INTERNAL when out of memory.
+ * Returns 0; NSX_E_UNSUPPORTED with err "unsupported problem: ..." when the
+ * kernel does not declare p supported; NSX_E_KERNEL_REFUSED when it returned
+ * 1 (unsupported) all the same; NSX_E_KERNEL_ERROR when it returned another
+ * error code; NSX_E_NOMEM when out of memory.
  */
 int nsx_kernel_run(const nsx_kernel *k, const nsx_problem *p, const nsx_inputs *in, const int32_t *sel,
                    double *o, double *lse, int *has_lse, nsx_err *err);

@@ -1,0 +1,190 @@
+/* The slice Z(i) of (E2): its terms, key ranges and an iterator (slice.h). */
+#include <assert.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nsimplex/error.h"
+#include "nsimplex/slice.h"
+
+/* ---- the terms ------------------------------------------------------------------ */
+
+int nsx_key_causal(int causal, int i, int j)
+{
+    assert(causal == 0 || causal == 1);
+    assert(i >= 0 && j >= 0);
+    return !causal || j <= i;
+}
+
+int nsx_key_window(int causal, int w, int i, int j)
+{
+    assert(causal == 0 || causal == 1);
+    assert(w >= 0 && i >= 0 && j >= 0);
+    if (w == 0)
+        return 1;
+    /* i - w and j - i cannot overflow: i, j, w are all non-negative */
+    return i - w < j && (causal || j - i < w);
+}
+
+int nsx_key_selected(const int32_t *row, int k, int L, int j)
+{
+    assert(row != NULL && k >= 1 && L >= 1);
+    for (int r = 0; r < k; r++)
+        if (row[r] == j && row[r] >= 0 && row[r] < L)
+            return 1;
+    return 0;
+}
+
+int nsx_tuple_distinct(int n, const int *J)
+{
+    assert(n >= 1 && n <= NSX_MAX_ORDER && J != NULL);
+    for (int a = 0; a < n; a++)
+        for (int b = a + 1; b < n; b++)
+            if (J[a] == J[b])
+                return 0;
+    return 1;
+}
+
+void nsx_key_range(int L, int causal, int w, int i, int *lo, int *hi)
+{
+    assert(L >= 1 && i >= 0 && i < L && w >= 0);
+    assert(causal == 0 || causal == 1);
+    /* past side: i - w < j, i.e. j >= i - w + 1 (no overflow: i >= 0, w >= 1) */
+    *lo = w > 0 && i - w + 1 > 0 ? i - w + 1 : 0;
+    /* future side: j <= i when causal; else j - i < w, i.e. j <= i + w - 1,
+       compared as w - 1 < L - 1 - i so that i + w is never formed */
+    *hi = causal ? i : w > 0 && w - 1 < L - 1 - i ? i + (w - 1) : L - 1;
+}
+
+int nsx_key_allowed(const nsx_problem *p, const int32_t *sel_row, int i, int m, int j)
+{
+    assert(p != NULL && m >= 0 && m < p->n);
+    assert(i >= 0 && i < p->L && j >= 0 && j < p->L);
+    if (!nsx_key_causal(p->causal, i, j) || !nsx_key_window(p->causal, p->window[m], i, j))
+        return 0;
+    if (p->sel.source != NSX_SEL_NONE && (p->sel.dims >> m & 1u))
+        return nsx_key_selected(sel_row, p->sel.k, p->L, j);
+    return 1;
+}
+
+int nsx_slice_allowed(const nsx_problem *p, const int32_t *sel_row, int i, const int *J)
+{
+    for (int m = 0; m < p->n; m++)
+        if (!nsx_key_allowed(p, sel_row, i, m, J[m]))
+            return 0;
+    return !p->distinct || nsx_tuple_distinct(p->n, J);
+}
+
+/* a * b, or SIZE_MAX when it does not fit */
+static size_t mul_sat(size_t a, size_t b)
+{
+    return b != 0 && a > SIZE_MAX / b ? SIZE_MAX : a * b;
+}
+
+size_t nsx_slice_bound(const nsx_problem *p, int i)
+{
+    assert(p != NULL && i >= 0 && i < p->L);
+    size_t prod = 1;
+    for (int m = 0; m < p->n; m++) {
+        int lo, hi;
+        nsx_key_range(p->L, p->causal, p->window[m], i, &lo, &hi);
+        size_t count = (size_t)(hi - lo) + 1;
+        if (p->sel.source != NSX_SEL_NONE && (p->sel.dims >> m & 1u) && (size_t)p->sel.k < count)
+            count = (size_t)p->sel.k;
+        prod = mul_sat(prod, count);
+    }
+    return prod;
+}
+
+/* ---- the iterator ---------------------------------------------------------------- */
+
+int nsx_slice_init(nsx_slice *z, const nsx_problem *p)
+{
+    assert(p != NULL && p->n >= 1 && p->n <= NSX_MAX_ORDER && p->L >= 1);
+    memset(z, 0, sizeof *z);
+    z->p = p;
+    z->store = malloc((size_t)p->n * (size_t)p->L * sizeof *z->store);
+    z->selmap = malloc((size_t)p->L);
+    if (!z->store || !z->selmap) {
+        nsx_slice_free(z);
+        return NSX_E_NOMEM;
+    }
+    for (int m = 0; m < p->n; m++)
+        z->keys[m] = z->store + (size_t)m * p->L;
+    return 0;
+}
+
+size_t nsx_slice_start(nsx_slice *z, int i, const int32_t *sel_row)
+{
+    const nsx_problem *p = z->p;
+    assert(i >= 0 && i < p->L);
+    const int selecting = p->sel.source != NSX_SEL_NONE;
+    if (selecting) {
+        assert(sel_row != NULL);
+        memset(z->selmap, 0, (size_t)p->L);
+        for (int r = 0; r < p->sel.k; r++)
+            if (sel_row[r] >= 0 && sel_row[r] < p->L)
+                z->selmap[sel_row[r]] = 1;
+    }
+    size_t prod = 1;
+    for (int m = 0; m < p->n; m++) {
+        int lo, hi;
+        nsx_key_range(p->L, p->causal, p->window[m], i, &lo, &hi);
+        const int restricted = selecting && (p->sel.dims >> m & 1u);
+        z->len[m] = 0;
+        for (int j = lo; j <= hi; j++)
+            if (!restricted || z->selmap[j])
+                z->keys[m][z->len[m]++] = j;
+        prod = mul_sat(prod, (size_t)z->len[m]);
+    }
+    nsx_slice_rewind(z);
+    return prod;
+}
+
+void nsx_slice_rewind(nsx_slice *z)
+{
+    int empty = 0;
+    for (int m = 0; m < z->p->n; m++) {
+        z->pos[m] = 0;
+        empty |= z->len[m] == 0;
+    }
+    z->state = empty ? 2 : 0;
+}
+
+int nsx_slice_next(nsx_slice *z)
+{
+    const int n = z->p->n;
+    int low = n;
+    for (;;) {
+        if (z->state == 2)
+            return 0;
+        if (z->state == 0) {
+            z->state = 1;
+            low = 0;
+        } else {
+            /* the odometer: last dimension fastest */
+            int m = n - 1;
+            while (m >= 0 && ++z->pos[m] == z->len[m])
+                z->pos[m--] = 0;
+            if (m < 0) {
+                z->state = 2;
+                return 0;
+            }
+            if (m < low)
+                low = m;
+        }
+        for (int m = 0; m < n; m++)
+            z->J[m] = z->keys[m][z->pos[m]];
+        if (!z->p->distinct || nsx_tuple_distinct(n, z->J)) {
+            z->moved = low;
+            return 1;
+        }
+    }
+}
+
+void nsx_slice_free(nsx_slice *z)
+{
+    free(z->store);
+    free(z->selmap);
+    memset(z, 0, sizeof *z);
+}
