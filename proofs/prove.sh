@@ -32,9 +32,8 @@ while read -r file fns; do
     set -- -cpp-extra-args="-I$ROOT/include -I$ROOT" "$file" -wp -wp-rte \
         -wp-prover "$PROVERS" -wp-timeout "$TIMEOUT" -wp-par "$PAR"
     frama-c "$@" -wp-fct "$fns" >"$log" 2>&1 || { echo "prove: frama-c failed on $file (see $log)"; fail=1; continue; }
-    if grep -Eq '^[[:space:]]*lemma ' "$file"; then
-        frama-c "$@" -wp-prop=@lemma >>"$log" 2>&1 || { echo "prove: frama-c failed on $file's lemmas (see $log)"; fail=1; continue; }
-    fi
+    # the lemmas of the file and of the headers it includes
+    frama-c "$@" -wp-prop=@lemma >>"$log" 2>&1 || { echo "prove: frama-c failed on $file's lemmas (see $log)"; fail=1; continue; }
     # one line per goal: "[wp] [PROVER] Goal typed_FN_WHAT : STATUS" or
     # "[wp] [Failed] Goal typed_FN_WHAT" with the provers' answers below
     # each goal belongs to the longest listed function its name starts with

@@ -76,7 +76,7 @@ static int dim_allows(const nsx_problem *p, const int32_t *sel_row, int m, int i
     requires \valid_read(J + (0 .. p->n - 1));
     requires \forall integer m; 0 <= m < p->n ==> key(p->L, J[m]);
     requires p->sel.source != NSX_SEL_NONE ==>
-        0 <= p->sel.k && \valid_read(sel_row + (0 .. p->sel.k - 1));
+        1 <= p->sel.k && \valid_read(sel_row + (0 .. p->sel.k - 1));
     assigns \nothing;
     ensures \result == 0 || \result == 1;
     ensures \result == 1 ==> allowed(p, (int32_t *)sel_row, i, (int *)J);
