@@ -57,8 +57,10 @@ int nsx_st_shape_bytes(const int64_t *shape, int rank, size_t esize, size_t *cou
     if (overflow || c > SIZE_MAX / esize)
         return 1;
     /*@ assert c * esize <= SIZE_MAX; */
+    size_t nb = (size_t)c * esize;
+    /*@ assert nb == c * esize; */
     *count = (size_t)c;
-    *nbytes = *count * esize;
+    *nbytes = nb;
     return 0;
 }
 
@@ -83,7 +85,9 @@ int nsx_st_check_range(uint64_t begin, uint64_t end, uint64_t bufsize, uint64_t 
     requires \valid(where) && \valid(at) && \separated(where, at, t + (0 .. n - 1));
     assigns *where, *at;
     ensures 0 <= \result <= 3;
-    ensures \result == 0 <==> tiles((nsx_tensor *)t, n, bufsize);
+    // (of the tensors as given: \old)
+    ensures \result == 0 ==> \old(tiles((nsx_tensor *)t, n, bufsize));
+    ensures \result != 0 ==> !\old(tiles((nsx_tensor *)t, n, bufsize));
     // accepted: in bounds and no two overlap
     ensures \result == 0 ==> \forall integer a, b; 0 <= a < b < n ==>
         end_of((nsx_tensor *)t, a) <= t[b].offset;
@@ -108,12 +112,16 @@ int nsx_st_check_tiling(const nsx_tensor *t, size_t n, uint64_t bufsize, size_t 
     */
     for (size_t i = 0; i < n; i++) {
         if (t[i].offset != e) {
+            /*@ assert i == 0 ==> t[0].offset != 0; */
+            /*@ assert i > 0 ==> t[i].offset != end_of((nsx_tensor *)t, i - 1); */
+            /*@ assert !tiles((nsx_tensor *)t, n, bufsize); */
             *where = i;
             *at = e;
             return t[i].offset < e ? 1 : 2;
         }
         e = t[i].offset + t[i].nbytes;
     }
+    /*@ assert e != bufsize ==> !tiles((nsx_tensor *)t, n, bufsize); */
     *where = n;
     *at = e;
     return e != bufsize ? 3 : 0;

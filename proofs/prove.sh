@@ -8,7 +8,8 @@
 #
 # Environment: PROVE_ROOT (the tree to prove, default .: the mutants use a
 # copy), PROVE_OUT (logs, default build/prove), PROVE_TIMEOUT (seconds per
-# goal and prover, 20), PROVE_PROVERS (cvc4,z3), PROVE_PAR (goals at once, 2).
+# goal and prover, 20), PROVE_PROVERS (cvc4,z3), PROVE_PAR (goals at once, 2),
+# PROVE_FNS (only these functions, comma-separated: the mutants).
 set -eu
 here=$(cd "$(dirname "$0")/.." && pwd)
 ROOT=${PROVE_ROOT:-$here}
@@ -28,8 +29,9 @@ units=$(grep -v '^#' "$here/proofs/units" | grep .)
 fail=0 total=0 proved=0
 echo "$units" | while read -r file fns; do echo "$file $fns"; done >"$OUT/.units"
 while read -r file fns; do
+    [ -n "${PROVE_FNS:-}" ] && fns=$PROVE_FNS
     log="$OUT/$(echo "$file" | tr / _).log"
-    set -- -cpp-extra-args="-I$ROOT/include -I$ROOT" "$file" -wp -wp-rte \
+    set -- -machdep x86_64 -cpp-extra-args="-I$ROOT/include -I$ROOT" "$file" -wp -wp-rte \
         -wp-prover "$PROVERS" -wp-timeout "$TIMEOUT" -wp-par "$PAR"
     frama-c "$@" -wp-fct "$fns" >"$log" 2>&1 || { echo "prove: frama-c failed on $file (see $log)"; fail=1; continue; }
     # the lemmas of the file and of the headers it includes

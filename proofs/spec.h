@@ -107,13 +107,12 @@
       (\forall integer x, y; 0 <= x < y < C ==> perm[x] != perm[y]) &&
       (\forall integer c; 0 <= c < C ==> chosen(perm, C, c));
 
-  // (E9) S(i) = the first min(k, |C(i)|) candidates in that order: the
-  // chosen ones are min(k, C) of them (perm is an ordering) and each comes
-  // before every candidate not chosen
+  // (E9) S(i) = the first min(k, |C(i)|) candidates in that order: for
+  // perm an ordering of the candidates, S(i) = { perm[x] : x < min(k, C) }
+  // exactly when each of those comes before each of the others
   predicate topk(void *ctx, int *jk, size_t *perm, integer C, integer k) =
-      \forall integer a, b; 0 <= a < C && 0 <= b < C &&
-        chosen(perm, topk_size(k, C), a) && !chosen(perm, topk_size(k, C), b) ==>
-        before(ctx, jk, a, b);
+      \forall integer x, y; 0 <= x < topk_size(k, C) <= y < C ==>
+        before(ctx, jk, perm[x], perm[y]);
 */
 
 #endif /* NSX_PROOFS_SPEC_H */

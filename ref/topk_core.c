@@ -42,33 +42,71 @@ static int certify(const void *ctx, const int *j, const size_t *perm, size_t C, 
     return 1;
 }
 
-/*@ requires 1 <= k && C <= SIZE_MAX / 2;
+/*@ // value v is the key of a marked candidate below c
+  predicate from_marked(int *j, unsigned char *mark, integer c, integer v) =
+      \exists integer c1; 0 <= c1 < c && mark[c1] != 0 && j[c1] == v;
+  predicate in_row(int32_t *row, integer len, integer v) =
+      \exists integer r; 0 <= r < len && row[r] == v;
+*/
+
+/* The keys of the marked candidates, in candidate order (ascending j), to
+   sel_row, then -1 pads; returns 1, or -1 when more than k are marked. */
+/*@ requires 1 <= k;
     requires \valid(sel_row + (0 .. k - 1));
-    requires \valid_read(j + (0 .. C - 1)) && \valid_read(perm + (0 .. C - 1));
-    requires \valid(mark + (0 .. C - 1));
+    requires \valid_read(j + (0 .. C - 1)) && \valid_read(mark + (0 .. C - 1));
     requires ascending((int *)j, C) && \forall integer c; 0 <= c < C ==> 0 <= j[c];
-    requires \forall integer x; 0 <= x < C ==> perm[x] < C;
-    requires \separated(sel_row + (0 .. k - 1), j + (0 .. C - 1), perm + (0 .. C - 1), mark + (0 .. C - 1));
-    assigns sel_row[0 .. k - 1], mark[0 .. C - 1];
-    ensures -1 <= \result <= 1;
-    // proven: E9's top-k, the first min(k, C) of E9's order
-    ensures \result == 1 && ordering((size_t *)perm, C) ==> topk((void *)ctx, (int *)j, (size_t *)perm, C, k);
-    // the row: chosen keys only, ascending, then -1 pads
+    requires \separated(sel_row + (0 .. k - 1), j + (0 .. C - 1), mark + (0 .. C - 1));
+    assigns sel_row[0 .. k - 1];
+    ensures \result == 1 || \result == -1;
     ensures \result == 1 ==> \forall integer r; 0 <= r < k ==>
-        sel_row[r] == -1 || \exists integer c; 0 <= c < C && sel_row[r] == j[c] &&
-                                                 chosen((size_t *)perm, topk_size(k, C), c);
+        sel_row[r] == -1 || from_marked((int *)j, (unsigned char *)mark, C, sel_row[r]);
     ensures \result == 1 ==> \forall integer r1, r2; 0 <= r1 < r2 < k && sel_row[r2] != -1 ==>
         sel_row[r1] != -1 && sel_row[r1] < sel_row[r2];
-    // and every chosen key is in it
-    ensures \result == 1 ==> \forall integer c; 0 <= c < C && chosen((size_t *)perm, topk_size(k, C), c) ==>
-        \exists integer r; 0 <= r < k && sel_row[r] == j[c];
+    ensures \result == 1 ==> \forall integer c; 0 <= c < C && mark[c] != 0 ==>
+        in_row(sel_row, k, j[c]);
 */
-int ref_topk_choose(int32_t *sel_row, int k, const int *j, const size_t *perm, size_t C,
-                    unsigned char *mark, const void *ctx)
+static int emit_marked(int32_t *sel_row, int k, const int *j, const unsigned char *mark, size_t C)
 {
-    const size_t K = (size_t)k < C ? (size_t)k : C;
-    if (!certify(ctx, j, perm, C, K))
-        return 0;
+    int len = 0;
+    /*@ loop invariant 0 <= c <= C && 0 <= len <= k;
+        loop invariant \forall integer r; 0 <= r < len ==> from_marked((int *)j, (unsigned char *)mark, c, sel_row[r]);
+        loop invariant \forall integer c1; 0 <= c1 < c && mark[c1] != 0 ==> in_row(sel_row, len, j[c1]);
+        loop invariant \forall integer r1, r2; 0 <= r1 < r2 < len ==> sel_row[r1] < sel_row[r2];
+        loop invariant \forall integer r; 0 <= r < len ==> sel_row[r] >= 0;
+        loop invariant len > 0 ==> \exists integer c1; 0 <= c1 < c && sel_row[len - 1] == j[c1];
+        loop assigns c, len, sel_row[0 .. k - 1];
+        loop variant C - c;
+    */
+    for (size_t c = 0; c < C; c++)
+        if (mark[c]) {
+            if (len == k) /* more than k marked */
+                return -1;
+            sel_row[len] = j[c];
+            /*@ assert from_marked((int *)j, (unsigned char *)mark, c + 1, sel_row[len]); */
+            /*@ assert in_row(sel_row, len + 1, j[c]); */
+            len++;
+        }
+    /*@ loop invariant len <= r <= k;
+        loop invariant \forall integer r1; len <= r1 < r ==> sel_row[r1] == -1;
+        loop invariant \forall integer c1; 0 <= c1 < C && mark[c1] != 0 ==> in_row(sel_row, len, j[c1]);
+        loop assigns r, sel_row[len .. k - 1];
+        loop variant k - r;
+    */
+    for (int r = len; r < k; r++)
+        sel_row[r] = -1;
+    return 1;
+}
+
+/* mark[c] set exactly for the candidates perm[0..K). */
+/*@ requires K <= C;
+    requires \valid_read(perm + (0 .. C - 1)) && \valid(mark + (0 .. C - 1));
+    requires \forall integer x; 0 <= x < C ==> perm[x] < C;
+    requires \separated(perm + (0 .. C - 1), mark + (0 .. C - 1));
+    assigns mark[0 .. C - 1];
+    ensures \forall integer c; 0 <= c < C ==> (mark[c] != 0 <==> chosen((size_t *)perm, K, c));
+*/
+static void mark_chosen(unsigned char *mark, const size_t *perm, size_t C, size_t K)
+{
     /*@ loop invariant 0 <= c <= C && \forall integer x; 0 <= x < c ==> mark[x] == 0;
         loop assigns c, mark[0 .. C - 1];
         loop variant C - c;
@@ -82,31 +120,39 @@ int ref_topk_choose(int32_t *sel_row, int k, const int *j, const size_t *perm, s
     */
     for (size_t x = 0; x < K; x++)
         mark[perm[x]] = 1;
-    /* the chosen keys in candidate order, which is ascending j */
-    int len = 0;
-    /*@ loop invariant 0 <= c <= C && 0 <= len <= k;
-        loop invariant \forall integer r; 0 <= r < len ==>
-            \exists integer c1; 0 <= c1 < c && sel_row[r] == j[c1] && mark[c1] != 0;
-        loop invariant \forall integer c1; 0 <= c1 < c && mark[c1] != 0 ==>
-            \exists integer r; 0 <= r < len && sel_row[r] == j[c1];
-        loop invariant \forall integer r1, r2; 0 <= r1 < r2 < len ==> sel_row[r1] < sel_row[r2];
-        loop invariant \forall integer r; 0 <= r < len ==> sel_row[r] >= 0;
-        loop invariant len > 0 ==> \exists integer c1; 0 <= c1 < c && sel_row[len - 1] == j[c1];
-        loop assigns c, len, sel_row[0 .. k - 1];
-        loop variant C - c;
-    */
-    for (size_t c = 0; c < C; c++)
-        if (mark[c]) {
-            if (len == k) /* perm repeats a candidate: not an ordering */
-                return -1;
-            sel_row[len++] = j[c];
-        }
-    /*@ loop invariant len <= r <= k;
-        loop invariant \forall integer r1; len <= r1 < r ==> sel_row[r1] == -1;
-        loop assigns r, sel_row[0 .. k - 1];
-        loop variant k - r;
-    */
-    for (int r = len; r < k; r++)
-        sel_row[r] = -1;
-    return 1;
+}
+
+/*@ requires 1 <= k;
+    requires \valid(sel_row + (0 .. k - 1));
+    requires \valid_read(j + (0 .. C - 1)) && \valid_read(perm + (0 .. C - 1));
+    requires \valid(mark + (0 .. C - 1));
+    requires ascending((int *)j, C) && \forall integer c; 0 <= c < C ==> 0 <= j[c];
+    requires \forall integer x; 0 <= x < C ==> perm[x] < C;
+    requires \separated(sel_row + (0 .. k - 1), j + (0 .. C - 1), perm + (0 .. C - 1), mark + (0 .. C - 1));
+    assigns sel_row[0 .. k - 1], mark[0 .. C - 1];
+    ensures -1 <= \result <= 1;
+    // proven: E9's top-k, the first min(k, C) of E9's order
+    // (of the inputs as given: \old)
+    ensures \result == 1 ==> \old(topk((void *)ctx, (int *)j, (size_t *)perm, C, k));
+    // the row: keys of chosen candidates or -1, ascending, then -1 pads
+    ensures \result == 1 ==> \forall integer r; 0 <= r < k ==>
+        sel_row[r] == -1 || from_marked((int *)j, mark, C, sel_row[r]);
+    ensures \result == 1 ==> \forall integer r1, r2; 0 <= r1 < r2 < k && sel_row[r2] != -1 ==>
+        sel_row[r1] != -1 && sel_row[r1] < sel_row[r2];
+    // and every chosen candidate's key is in it
+    ensures \result == 1 ==> \forall integer c; 0 <= c < C && mark[c] != 0 ==> in_row(sel_row, k, j[c]);
+    // mark[c] says whether candidate c is chosen
+    ensures \result == 1 ==> \forall integer c; 0 <= c < C ==>
+        (mark[c] != 0 <==> chosen((size_t *)perm, topk_size(k, C), c));
+*/
+int ref_topk_choose(int32_t *sel_row, int k, const int *j, const size_t *perm, size_t C,
+                    unsigned char *mark, const void *ctx)
+{
+    const size_t K = (size_t)k < C ? (size_t)k : C;
+    if (!certify(ctx, j, perm, C, K))
+        return 0;
+    /*@ assert K == topk_size(k, C); */
+    /*@ assert topk((void *)ctx, (int *)j, (size_t *)perm, C, k); */
+    mark_chosen(mark, perm, C, K);
+    return emit_marked(sel_row, k, j, mark, C);
 }

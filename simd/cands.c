@@ -10,7 +10,7 @@
 #include <limits.h>
 #include <stdlib.h>
 
-#include "proofs/spec.h"
+#include "proofs/derived.h"
 #include "simd/cands.h"
 
 /*@ // the kernel ABI's problem, as the proofs read it
@@ -20,21 +20,6 @@
   // bit m of sel_dims: dimension m is restricted to the selection
   predicate kp_restricted(nsx_kernel_problem *p, integer m) =
       p->topk > 0 && ((p->sel_dims >> m) & 1) != 0;
-  // keys[0..len) strictly ascending (so each key once)
-  predicate ascending(int *keys, integer len) =
-      \forall integer a, b; 0 <= a < b < len ==> keys[a] < keys[b];
-  predicate listed(int *keys, integer len, integer j) =
-      \exists integer r; 0 <= r < len && keys[r] == j;
-  // The keys causal and window w leave of 0..L-1 for query i, 0 <= i < L,
-  // are the interval [first_key, last_key] (lemma window_interval)
-  logic integer first_key(integer w, integer i) =
-      w > 0 && i - w + 1 > 0 ? i - w + 1 : 0;
-  logic integer last_key(integer L, integer causal, integer w, integer i) =
-      causal != 0 ? i : (w > 0 && i + w - 1 < L - 1 ? i + w - 1 : L - 1);
-  lemma window_interval: \forall integer L, causal, w, i, j;
-      0 <= i < L && w >= 0 ==>
-        (first_key(w, i) <= j <= last_key(L, causal, w, i) <==>
-         key(L, j) && causal_m(causal, i, j) && window_m(causal, w, i, j));
   // the keys that causal and window w_m leave of 0..L-1, at most
   logic integer span(integer L, integer causal, integer w) =
       w > 0 && (causal != 0 ? w : 2 * w - 1) < L ? (causal != 0 ? w : 2 * w - 1) : L;
