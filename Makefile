@@ -1,7 +1,8 @@
 # nsimplex: reference, golden vectors, oracle, SIMD kernel and fuzzer for
 # n-simplicial attention.  See README.md.
 #
-#   make              build build/nsimplex and build/libnsimplex.a
+#   make              build build/nsimplex, build/libnsimplex.a and the
+#                     shared build/libnsimplex.so (the Python package's)
 #   make check        build and run the tests (add SAN=1 for ASan + UBSan)
 #   make demo         the main job on its built-in default (README.md)
 #   make bench        the SIMD kernel against the PyTorch CPU peer (installs
@@ -19,7 +20,8 @@
 #                     run FUZZ_SECONDS (60) seconds (fuzz/targets/README.md)
 #
 # Sources are found by folder, so a new file needs no edit here:
-#   core/ ref/ io/ oracle/ simd/ runner/ vectors/ fuzz/ -> libnsimplex.a
+#   core/ ref/ io/ oracle/ simd/ runner/ vectors/ fuzz/ capi/
+#                                                 -> libnsimplex.a, .so
 #   cli/                                          -> the nsimplex program
 #   tests/test_*.c                                -> one Check runner each
 
@@ -38,7 +40,7 @@ CFLAGS   += -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-fra
 LDFLAGS  += -fsanitize=address,undefined
 endif
 
-LIB_DIRS := core ref io oracle simd runner vectors fuzz
+LIB_DIRS := core ref io oracle simd runner vectors fuzz capi
 LIB_SRC  := $(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.c))
 CLI_SRC  := $(wildcard cli/*.c)
 TEST_SRC := $(wildcard tests/test_*.c)
@@ -50,6 +52,9 @@ SUP_OBJ  := $(TEST_SUP:%.c=$(BUILD)/%.o)
 TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 
 LIB      := $(BUILD)/libnsimplex.a
+# The same objects as a shared library exporting the C entry layer only
+# (capi/capi.h), for python/nsimplex: every library object is -fPIC.
+SO       := $(BUILD)/libnsimplex.so
 # The SIMD kernel behind the kernel ABI, loadable with dlopen (simd/abi/).
 SIMD_SO  := $(BUILD)/libnsimplex_simd.so
 SIMD_OBJ := $(filter $(BUILD)/simd/%,$(LIB_OBJ))
@@ -62,13 +67,19 @@ $(BUILD)/simd/%_avx512.o: ISA := -mavx512f -mavx512bw -mavx512dq -mavx512vl -mfm
 $(BUILD)/simd/%_avx2.o:   ISA := -mavx2 -mfma -mf16c
 $(BUILD)/simd/%.o:        XFLAGS := $(OMP) -fPIC
 $(BUILD)/ref/%.o:         XFLAGS :=
+# The fast path: no implicit fma (its error-free transformations need
+# exactly the roundings written), its hot loops vectorized per ISA.
+$(BUILD)/ref/fast.o $(BUILD)/ref/fast_%.o: XFLAGS := -ffp-contract=off
+$(BUILD)/ref/fast_kern_%.o: XFLAGS := -ffp-contract=off -O3
+$(BUILD)/ref/fast_kern_avx2.o:   ISA := -mavx2 -mfma
+$(BUILD)/ref/fast_kern_avx512.o: ISA := -mavx512f -mavx512dq -mavx512vl -mavx2 -mfma
 # The benchmark's plain-loop baseline stays at -O2 whatever OPT says.
 $(BUILD)/simd/naive.o:    XFLAGS := $(OMP) -fPIC -O2
 
 .PHONY: all check demo clean deps vectors bench bench-deps
 # test objects are intermediate files of a pattern chain: keep them
 .SECONDARY:
-all: $(PROG) $(LIB) $(SIMD_SO)
+all: $(PROG) $(LIB) $(SIMD_SO) $(SO)
 
 deps: $(DEPS_OK)
 $(DEPS_OK): tools/deps.sh
@@ -78,7 +89,7 @@ $(DEPS_OK): tools/deps.sh
 
 $(BUILD)/%.o: %.c | $(DEPS_OK)
 	@mkdir -p $(@D)
-	$(CC) $(STD) $(CPPFLAGS) $(CFLAGS) $(ISA) $(XFLAGS) -c $< -o $@
+	$(CC) $(STD) $(CPPFLAGS) $(CFLAGS) $(ISA) $(XFLAGS) $(PIC) -c $< -o $@
 
 $(LIB): $(LIB_OBJ)
 	@rm -f $@
@@ -88,6 +99,16 @@ $(SIMD_SO): $(ABI_OBJ) $(SIMD_OBJ) simd/abi/exports.map
 	$(CC) -shared $(CFLAGS) $(LDFLAGS) $(OMP) -Wl,--version-script=simd/abi/exports.map \
 	    -o $@ $(ABI_OBJ) $(SIMD_OBJ) -lm -lpthread
 
+$(LIB_OBJ): PIC := -fPIC
+# A build folder from before -fPIC: its library objects are removed once, so
+# they are rebuilt with it (.SECONDARY keeps a stamp rule from doing this).
+ifeq ($(wildcard $(BUILD)/.pic),)
+$(shell rm -f $(LIB_OBJ) $(LIB); mkdir -p $(BUILD) && touch $(BUILD)/.pic)
+endif
+
+$(SO): $(LIB_OBJ) capi/exports.map
+	$(CC) -shared $(CFLAGS) $(LDFLAGS) $(OMP) -Wl,--version-script=capi/exports.map -o $@ $(LIB_OBJ) $(LDLIBS)
+
 $(PROG): $(CLI_OBJ) $(LIB)
 	$(CC) $(CFLAGS) $(LDFLAGS) $(OMP) -o $@ $(CLI_OBJ) $(LIB) $(LDLIBS)
 
@@ -95,13 +116,17 @@ $(BUILD)/tests/%: $(BUILD)/tests/%.o $(SUP_OBJ) $(LIB)
 	$(CC) $(CFLAGS) $(LDFLAGS) $(OMP) -o $@ $< $(SUP_OBJ) $(LIB) $(shell pkg-config --libs check) $(LDLIBS)
 
 # The tests find the program through NSX_BIN, the SIMD kernel's shared
-# library through NSX_SIMD_SO, and write under NSX_TMP.
-check: $(PROG) $(SIMD_SO) $(TESTS)
+# library through NSX_SIMD_SO, and write under NSX_TMP; then the Python
+# package's tests (tests/python, pytest, Debian's python3) over $(SO).
+check: $(PROG) $(SIMD_SO) $(SO) $(TESTS)
 	@mkdir -p $(BUILD)/tmp
 	@fail=0; for t in $(TESTS); do \
 	    NSX_BIN=$(CURDIR)/$(PROG) NSX_SIMD_SO=$(CURDIR)/$(SIMD_SO) \
 	    NSX_TMP=$(CURDIR)/$(BUILD)/tmp $$t || fail=1; \
 	done; \
+	$(if $(filter 1,$(SAN)),echo "make check: the Python package's tests skipped under SAN=1 (python cannot load an ASan library)";,\
+	NSX_BIN=$(CURDIR)/$(PROG) NSX_BUILD=$(BUILD) NSX_TMP=$(CURDIR)/$(BUILD)/tmp PYTHONDONTWRITEBYTECODE=1 \
+	    $(PYTHON) -m pytest -q -p no:cacheprovider tests/python || fail=1;) \
 	if [ $$fail -ne 0 ]; then echo "make check: FAILED"; exit 1; fi; \
 	echo "make check: all tests passed ($(BUILD))"
 

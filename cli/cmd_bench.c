@@ -3,6 +3,7 @@
  * measures, as text or as its JSON.  The shape options are recipe keys
  * (vectors/recipe.h), handed to the recipe parser with --recipe's text.
  */
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,8 +11,10 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "cli/exit.h"
+#include "io/json.h"
 #include "nsimplex/error.h"
 #include "nsimplex/kernel.h"
+#include "nsimplex/names.h"
 #include "nsimplex/problem.h"
 #include "runner/bench.h"
 #include "simd/simd.h"
@@ -169,9 +172,11 @@ static void print_text(const nsx_bench_opts *o, const nsx_bench_result *r)
     windows_str(p, win, sizeof win);
     printf("shape: n=%d B=%d L=%d H=%d Hkv=%d d=%d dv=%d reduce=%s causal=%d windows=%s "
            "distinct=%d topk=%d sel_dims=0x%x\n",
-           p->n, p->B, p->L, p->H, p->Hkv, p->d, p->dv, nsx_bench_reduce_name(p->reduce), p->causal, win,
+           p->n, p->B, p->L, p->H, p->Hkv, p->d, p->dv, nsx_reduce_name(p->reduce), p->causal, win,
            p->distinct, p->topk, p->sel_dims);
-    printf("kernel: %s (%s, %d threads)\n", r->kernel, r->isa, r->threads);
+    char name[sizeof r->kernel]; /* a library's name is printed, not interpreted */
+    nsx_printable(name, sizeof name, r->kernel);
+    printf("kernel: %s (%s, %d threads)\n", name, r->isa, r->threads);
     printf("peak fp32 FMA: %.1f GFLOP/s (%s, %d threads)\n", r->peak, r->peak_isa, r->threads);
     printf("allowed tuples: %llu (exact count); useful flops per tuple: %.0f (%s)\n",
            (unsigned long long)r->tuples, r->flops_per_tuple,
@@ -212,6 +217,10 @@ int cmd_bench(int argc, char **argv)
     }
     if (rc)
         return rc;
+    if (o.threads > 0) /* the probe's team is the one OpenMP will start */
+        omp_set_num_threads(o.threads);
+    if (cli_threads_probe(CMD, o.threads))
+        return NSX_EXIT_INTERNAL;
     if (nsx_bench_run(&o, &r, &err))
         return cli_fail_err(CMD, &err);
     if (o.json) {

@@ -16,26 +16,53 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "cli/exit.h"
+#include "core/budget.h"
 #include "io/casefile.h"
 #include "runner/runner.h"
 #include "nsimplex/ref.h"
 
 static void help(void)
 {
-    printf("usage: nsimplex eval FILE --out OUT [--impl ref|simd] [--threads N] [--stats]\n\n"
+    printf("usage: nsimplex eval FILE --out OUT [--impl ref|simd] [--threads N] [--exact-only] [--stats]\n"
+           "                     [--bwd] [--max-tuples N] [--max-memory MIB]\n\n"
            "Computes o and lse (and sel, sel_scores for a computed selection) for the\n"
            "inputs in FILE and writes them to OUT, a candidate file for `nsimplex check`.\n\n"
            "  --out OUT     the output file (written atomically)\n"
-           "  --impl NAME   ref: the MPFR reference, correctly rounded binary64 (default)\n"
+           "  --impl NAME   ref: the reference, correctly rounded binary64 (default): the fast\n"
+           "                certified path (binary64 and double-double with a proven bound)\n"
+           "                decides what it can, MPFR the rest\n"
            "                simd: the float32 SIMD kernel (NSX_ISA forces its ISA), run on the\n"
            "                selection FILE gives, or the reference's for a computed one\n"
-           "  --threads N   simd threads (0: all cores) (0)\n"
-           "  --stats       print the allowed tuples, the time and the throughput (ref)\n");
+           "  --threads N   threads of simd and of the ref's fast path (0: all cores) (0)\n"
+           "  --exact-only  ref: MPFR for every value (the same values, slower)\n"
+           "  --stats       ref: print the allowed tuples, the time, the throughput and the\n"
+           "                values decided by the fast path and by MPFR\n"
+           "  --bwd         also the gradients dq, dk1.., dv1.. of sum(do * o) (E7), from the\n"
+           "                tensor do in FILE (ref only; MPFR)\n"
+           CLI_BUDGET_HELP
+           "                  (the fast path: 64 times the tuples by default; --impl simd: 1024\n"
+           "                  times, no memory limit)\n"
+           "\nexit codes: 0 written, 2 unusable input or a problem over the budget, 3 internal\n"
+           "or I/O error\n");
 }
+
+/* Progress of a long reference run, on stderr. */
+static void progress(void *arg, uint64_t done, uint64_t rows)
+{
+    fprintf(stderr, "nsimplex eval: %s: %llu of %llu rows (%.0f%%)\n", (const char *)arg,
+            (unsigned long long)done, (unsigned long long)rows, 100.0 * (double)done / (double)rows);
+}
+
+typedef struct eval_opts {
+    int threads;    /* --threads */
+    int exact_only; /* --exact-only */
+    int stats;      /* --stats */
+    int bwd;        /* --bwd */
+} eval_opts;
 
 /* nsx_ref_forward, with its statistics printed when asked.  Rows the
    file's pairs leave unjudged are not computed (their outputs are NaN). */
-static int forward_timed(const nsx_case *c, nsx_outputs *out, int stats, nsx_err *err)
+static int forward_timed(const nsx_case *c, nsx_outputs *out, const eval_opts *eo, nsx_err *err)
 {
     const nsx_problem *p = &c->p;
     nsx_ref_stats st = {0};
@@ -43,24 +70,66 @@ static int forward_timed(const nsx_case *c, nsx_outputs *out, int stats, nsx_err
     if (!skip)
         return nsx_err_set(err, NSX_E_NOMEM, "eval: out of memory");
     nsx_pairs_unjudged(p, c->info.pairs, c->info.npairs, skip);
-    nsx_ref_opts opts = {.skip = skip};
+    nsx_ref_opts opts = {.skip = skip, .fast = !eo->exact_only, .threads = eo->threads,
+                         .progress = progress, .progress_arg = (void *)c->info.id};
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     int rc = nsx_ref_forward(p, &c->in, out, &opts, &st, err);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     free(skip);
     double s = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+    if (!rc && eo->stats)
+        cli_ref_stats("eval", &st, s);
+    return rc;
+}
+
+/* The gradients (E7) into st, as binary64. */
+static int backward_ref(const nsx_case *c, nsx_st *st, int stats, nsx_err *err)
+{
+    const nsx_problem *p = &c->p;
+    nsx_outputs g = {0};
+    nsx_ref_stats rs = {0};
+    int64_t qshape[4] = {p->B, p->L, p->H, p->d}, kshape[4] = {p->B, p->L, p->Hkv, p->d};
+    int64_t vshape[4] = {p->B, p->L, p->Hkv, p->dv};
+    int rc = 0;
+    if (!c->in.dout)
+        return nsx_err_set(err, NSX_E_INPUT, "--bwd: no tensor do (the upstream gradient)");
+    int ok = (g.dq = malloc(nsx_q_size(p) * sizeof *g.dq)) != NULL;
+    for (int m = 0; m < p->n; m++) {
+        ok &= (g.dk[m] = malloc(nsx_k_size(p) * sizeof *g.dk[m])) != NULL;
+        ok &= (g.dv[m] = malloc(nsx_v_size(p) * sizeof *g.dv[m])) != NULL;
+    }
+    if (!ok)
+        rc = nsx_err_set(err, NSX_E_NOMEM, "eval: out of memory");
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    if (!rc)
+        rc = nsx_ref_backward(p, &c->in, &g, NULL, &rs, err);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double s = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
     if (!rc && stats)
-        printf("eval: ref: %llu allowed tuples in %.3f s: %.0f tuples/s; %llu values, %llu proven exact, "
-               "%llu Ziv retries, largest working precision %ld bits\n",
-               (unsigned long long)st.tuples, s, s > 0 ? (double)st.tuples / s : 0.0,
-               (unsigned long long)st.values, (unsigned long long)st.exact, (unsigned long long)st.retries,
-               st.max_prec);
+        printf("eval: ref backward: %llu allowed tuples in %.3f s; %llu gradient values, %llu proven "
+               "exact, %llu Ziv retries, largest working precision %ld bits\n",
+               (unsigned long long)rs.tuples, s, (unsigned long long)rs.values,
+               (unsigned long long)rs.exact, (unsigned long long)rs.retries, rs.max_prec);
+    if (!rc)
+        rc = nsx_st_add_f64(st, "dq", NSX_DTYPE_F64, 4, qshape, g.dq, err);
+    for (int m = 0; m < p->n && !rc; m++) {
+        char name[16];
+        snprintf(name, sizeof name, "dk%d", m + 1);
+        if (!(rc = nsx_st_add_f64(st, name, NSX_DTYPE_F64, 4, kshape, g.dk[m], err))) {
+            snprintf(name, sizeof name, "dv%d", m + 1);
+            rc = nsx_st_add_f64(st, name, NSX_DTYPE_F64, 4, vshape, g.dv[m], err);
+        }
+    }
+    free(g.dq);
+    for (int m = 0; m < p->n; m++)
+        free(g.dk[m]), free(g.dv[m]);
     return rc;
 }
 
 /* The outputs of the reference into st, as binary64. */
-static int eval_ref(const nsx_case *c, nsx_st *st, int stats, nsx_err *err)
+static int eval_ref(const nsx_case *c, nsx_st *st, const eval_opts *eo, nsx_err *err)
 {
     const nsx_problem *p = &c->p;
     nsx_outputs out = {0};
@@ -76,17 +145,19 @@ static int eval_ref(const nsx_case *c, nsx_st *st, int stats, nsx_err *err)
         out.sel_scores = malloc((size_t)p->B * p->L * p->L * sizeof *out.sel_scores);
     if (!out.o || !out.lse || (computed && !out.sel) || (p->sel.source == NSX_SEL_INDEXER && !out.sel_scores))
         nsx_err_set(err, NSX_E_NOMEM, "eval: out of memory");
-    else if (!(rc = forward_timed(c, &out, stats, err)) &&
+    else if (!(rc = forward_timed(c, &out, eo, err)) &&
              !(rc = nsx_st_add_f64(st, "o", NSX_DTYPE_F64, 4, oshape, out.o, err)) &&
              !(rc = nsx_st_add_f64(st, "lse", NSX_DTYPE_F64, 3, lshape, out.lse, err)) && computed &&
              !(rc = nsx_st_add_i32(st, "sel", 3, sshape, out.sel, err)) && out.sel_scores)
         rc = nsx_st_add_f64(st, "sel_scores", NSX_DTYPE_F64, 3, scshape, out.sel_scores, err);
     free(out.o), free(out.lse), free(out.sel), free(out.sel_scores);
+    if (!rc && eo->bwd)
+        rc = backward_ref(c, st, eo->stats, err);
     return rc;
 }
 
 /* The outputs of the SIMD kernel into st, as float32. */
-static int eval_simd(const nsx_case *c, nsx_st *st, int threads, nsx_err *err)
+static int eval_simd(const nsx_case *c, nsx_st *st, const eval_opts *eo, nsx_err *err)
 {
     const nsx_problem *p = &c->p;
     int64_t oshape[4] = {p->B, p->L, p->H, p->dv}, lshape[3] = {p->B, p->H, p->L};
@@ -108,7 +179,7 @@ static int eval_simd(const nsx_case *c, nsx_st *st, int threads, nsx_err *err)
         if ((rc = nsx_ref_select(p, &c->in, own_sel, NULL, NULL, NULL, err)))
             goto done;
     }
-    if ((rc = nsx_kernel_open(&k, NULL, -1, threads, err)))
+    if ((rc = nsx_kernel_open(&k, NULL, -1, eo->threads, err)))
         goto done;
     rc = nsx_kernel_run(&k, p, &c->in, sel, o, lse, &has_lse, err);
     nsx_kernel_close(&k);
@@ -123,7 +194,7 @@ done:
 
 static const struct impl {
     const char *name;
-    int (*run)(const nsx_case *c, nsx_st *st, int opt, nsx_err *err);
+    int (*run)(const nsx_case *c, nsx_st *st, const eval_opts *eo, nsx_err *err);
 } impls[] = {
     {"ref", eval_ref},
     {"simd", eval_simd},
@@ -132,8 +203,9 @@ static const struct impl {
 int cmd_eval(int argc, char **argv)
 {
     const char *file = NULL, *outpath = NULL, *impl_name = "ref", *val;
-    int stats = 0;
+    int stats = 0, exact_only = 0, bwd = 0;
     long threads = 0;
+    nsx_budget_limits lim = {0};
     bool bad = false;
     for (int i = 1; i < argc; i++) {
         if (cli_is_help(argv[i])) {
@@ -148,6 +220,12 @@ int cmd_eval(int argc, char **argv)
                 return NSX_EXIT_BAD;
         } else if (cli_opt("eval", argc, argv, &i, "--stats", NULL, &bad)) {
             stats = 1;
+        } else if (cli_opt("eval", argc, argv, &i, "--bwd", NULL, &bad)) {
+            bwd = 1;
+        } else if (cli_opt("eval", argc, argv, &i, "--exact-only", NULL, &bad)) {
+            exact_only = 1;
+        } else if (cli_budget_opt("eval", argc, argv, &i, &lim, &bad)) {
+            ;
         } else if (argv[i][0] == '-' || file) {
             return cli_fail("eval", "unknown argument '%s' (nsimplex eval --help)", argv[i]);
         } else {
@@ -165,13 +243,28 @@ int cmd_eval(int argc, char **argv)
     if (!impl)
         return cli_fail("eval", "--impl: '%s' is not an implementation (nsimplex eval --help)", impl_name);
 
+    if (bwd && impl->run != eval_ref)
+        return cli_fail("eval", "--bwd: only the reference computes gradients (--impl ref)");
+
     nsx_err err = {0};
     nsx_case c;
     nsx_st st = {0};
     int rc = nsx_case_read(file, &c, &err);
     if (rc)
         return cli_fail_err("eval", &err);
-    if ((rc = impl->run(&c, &st, impl->run == eval_simd ? (int)threads : stats, &err)))
+    eval_opts eo = {(int)threads, exact_only, stats, bwd};
+    /* the SIMD kernel is about a thousand times the reference's speed and
+       holds no tuples: a default limit 1024 times larger, no memory limit;
+       the reference's fast path is NSX_BUDGET_FAST_SPEED times MPFR's */
+    lim = nsx_budget_scaled(&lim, impl->run == eval_simd ? 1024 : exact_only ? 1 : NSX_BUDGET_FAST_SPEED);
+    if (impl->run == eval_simd && !lim.max_bytes)
+        lim.max_bytes = UINT64_MAX;
+    if ((rc = nsx_budget_check(&c.p, &lim, file, NULL, &err)))
+        ;
+    else if (impl->run == eval_simd && cli_threads_probe("eval", (int)threads)) {
+        nsx_case_free(&c);
+        return NSX_EXIT_INTERNAL;
+    } else if ((rc = impl->run(&c, &st, &eo, &err)))
         nsx_err_prefix(&err, file); /* a problem of the inputs: name them */
     else if (!(rc = nsx_st_set_meta(&st, NSX_META_KEY, nsx_st_meta(&c.st, NSX_META_KEY), &err)) &&
              !(rc = nsx_st_set_meta(&st, "nsimplex.impl", impl->name, &err)))

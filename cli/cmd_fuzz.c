@@ -13,6 +13,7 @@
 #include "cli/commands.h"
 #include "cli/exit.h"
 #include "fuzz/fuzz.h"
+#include "io/json.h"
 #include "simd/simd.h"
 
 #define CMD "fuzz"
@@ -44,8 +45,11 @@ static void fuzz_usage(FILE *f)
             "  --progress S       seconds between progress lines (5)\n"
             "  --verbose          a line per problem\n\n"
             "To reproduce one problem: nsimplex fuzz --seed N --start K --count 1.\n\n"
-            "exit codes: 0 no failure, 1 a failure was found (saved under --out), 2 unusable\n"
-            "arguments or kernel, 3 internal error\n",
+            "Problems over the work budget (core/budget.h: 16777216 allowed tuples) are\n"
+            "redrawn.\n\n"
+            "exit codes: 0 no failure, 1 a failure was found (saved under --out; a failure that\n"
+            "cannot be saved is still 1, the save's error on a line of its own), 2 unusable\n"
+            "arguments or kernel, or nothing judged (--seconds 0), 3 internal error\n",
             NSX_FUZZ_MAX_FAILURES);
 }
 
@@ -143,6 +147,8 @@ int cmd_fuzz(int argc, char **argv)
         return cli_fail(CMD, "--out: %s: cannot create the directory", o.out_dir);
     if (threads > 0) /* a library's OpenMP is this process's */
         omp_set_num_threads((int)threads);
+    if (cli_threads_probe(CMD, (int)threads))
+        return NSX_EXIT_INTERNAL;
     nsx_kernel k;
     nsx_err err = {0};
     if (nsx_kernel_open(&k, kernel, isa, (int)threads, &err))
@@ -153,8 +159,10 @@ int cmd_fuzz(int argc, char **argv)
         nsx_kernel_close(&k);
         return cli_fail(CMD, "%s", err.msg);
     }
-    printf("nsimplex fuzz: kernel %s (%s%s), model %s\n", k.info->name ? k.info->name : "?",
-           kernel ? kernel : "in process, ", kernel ? "" : nsx_simd_isa_name(k.isa),
+    char name[128], path[256];
+    nsx_printable(name, sizeof name, k.info->name ? k.info->name : "?");
+    nsx_printable(path, sizeof path, kernel ? kernel : "in process, ");
+    printf("nsimplex fuzz: kernel %s (%s%s), model %s\n", name, path, kernel ? "" : nsx_simd_isa_name(k.isa),
            nsx_model_format(&m, model, sizeof model));
     printf("nsimplex fuzz: seed %llu, from problem %llu, ", (unsigned long long)o.seed, (unsigned long long)o.start);
     if (o.count)
@@ -170,5 +178,8 @@ int cmd_fuzz(int argc, char **argv)
     nsx_kernel_close(&k);
     if (rc)
         return cli_fail_err(CMD, &err);
+    if (!s.nfail && s.mpfr + s.loop == 0)
+        return cli_fail(CMD, "no problem was judged (%llu drawn, %llu skipped): not a pass; give more "
+                             "--seconds or --count", (unsigned long long)s.problems, (unsigned long long)s.skipped);
     return s.nfail ? NSX_EXIT_FAIL : NSX_EXIT_OK;
 }

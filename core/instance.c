@@ -54,8 +54,26 @@ int nsx_instance_alloc(nsx_instance *t, const nsx_problem *p)
     return 0;
 }
 
+int nsx_instance_alloc_grads(nsx_instance *t)
+{
+    const nsx_problem *p = &t->p;
+    int ok = 1;
+    t->in.dout = t->dout = zeros(nsx_o_size(p), &ok);
+    t->out.dq = t->dq = zeros(nsx_q_size(p), &ok);
+    for (int m = 0; m < p->n; m++) {
+        t->out.dk[m] = t->dk[m] = zeros(nsx_k_size(p), &ok);
+        t->out.dv[m] = t->dv[m] = zeros(nsx_v_size(p), &ok);
+    }
+    return ok ? 0 : NSX_E_NOMEM;
+}
+
 void nsx_instance_free(nsx_instance *t)
 {
+    free(t->dout), free(t->dq);
+    for (int m = 0; m < NSX_MAX_ORDER; m++) {
+        free(t->dk[m]);
+        free(t->dv[m]);
+    }
     free(t->q);
     for (int m = 0; m < NSX_MAX_ORDER; m++) {
         free(t->k[m]);

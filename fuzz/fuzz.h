@@ -154,6 +154,12 @@ typedef struct nsx_fz_shrink_stats {
 int nsx_fz_shrink(const nsx_kernel *k, const nsx_model *m, nsx_fz_case *c, unsigned kind, double budget,
                   nsx_fz_shrink_stats *st, nsx_err *err);
 
+/* nsx_fz_shrink that also stops after max_tries judged candidates (0: no
+   limit): with budget = INFINITY, a result that does not depend on the
+   machine's speed or load (the tests' form). */
+int nsx_fz_shrink_tries(const nsx_kernel *k, const nsx_model *m, nsx_fz_case *c, unsigned kind, double budget,
+                        int max_tries, nsx_fz_shrink_stats *st, nsx_err *err);
+
 /* A reshaped copy (the shrinker's steps; case.c appends copies with it): L positions (the first, or those of
    pos: keys renumbered, dropped selected keys become -1 pads), the first n
    dimensions (the last ones dropped), the first d and dv components, the
@@ -218,6 +224,12 @@ typedef struct nsx_fuzz_opts {
     FILE *log;            /* progress lines and the summary; NULL: silent */
     double progress;      /* seconds between progress lines */
     int verbose;          /* every problem's line */
+    const nsx_model *model; /* the model to judge by; NULL: the kernel's
+                             declared one (nsx_model_from_kernel) */
+    /* NULL, or 0 for a drawn problem the caller declines (e.g. a shape its
+       kernel cannot take): counted, not run */
+    int (*accept)(void *ctx, const nsx_kernel_problem *p);
+    void *accept_ctx;
 } nsx_fuzz_opts;
 
 void nsx_fuzz_opts_default(nsx_fuzz_opts *o);
@@ -238,6 +250,7 @@ typedef struct nsx_fuzz_summary {
     uint64_t problems;    /* drawn and run */
     uint64_t mpfr, loop;  /* judged against each reference */
     uint64_t skipped;     /* not applicable under the model, or undecidable */
+    uint64_t declined;    /* declined by opts->accept */
     uint64_t rejected;    /* recipes redrawn */
     uint64_t pairs, heads;/* problems with pairs, with the head probe */
     double seconds;

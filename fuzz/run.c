@@ -8,7 +8,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/budget.h"
 #include "fuzz/fuzz.h"
+#include "io/json.h"
 
 static double now(void)
 {
@@ -48,7 +50,10 @@ static int on_failure(const nsx_kernel *k, const nsx_model *m, const nsx_fuzz_op
         return rc;
     f->shrink = st.seconds;
     nsx_fz_case_text(c, f->shrunk, sizeof f->shrunk);
-    char about[2048], stem[96];
+    char about[2048], stem[96], name[128], path[256];
+    /* a library's name and path are printed, not interpreted: escapes out */
+    nsx_printable(name, sizeof name, k->info->name ? k->info->name : "?");
+    nsx_printable(path, sizeof path, k->path ? k->path : "");
     snprintf(stem, sizeof stem, "fail-%" PRIu64 "-%" PRIu64, o->seed, f->index);
     snprintf(about, sizeof about,
              "kernel: %s%s%s\n"
@@ -57,19 +62,30 @@ static int on_failure(const nsx_kernel *k, const nsx_model *m, const nsx_fuzz_op
              "failed: %s\n"
              "shrunk in %.1f s (%d of %d candidates kept): %s\n"
              "reproduce: nsimplex fuzz --seed %" PRIu64 " --start %" PRIu64 " --count 1%s%s",
-             k->info->name ? k->info->name : "?", k->path ? " " : "", k->path ? k->path : "", o->seed, f->index,
+             name, k->path ? " " : "", path, o->seed, f->index,
              f->seed, f->found, f->draw, nsx_fz_kind_name(f->kinds), st.seconds, st.steps, st.tries, f->shrunk,
-             o->seed, f->index, k->path ? " --kernel " : "", k->path ? k->path : "");
-    nsx_fz_verdict v;
+             o->seed, f->index, k->path ? " --kernel " : "", path);
+    nsx_fz_verdict v = {0};
+    int judged = 0;
     if (o->out_dir) {
+        /* a failure found stays a failure (exit 1) when it cannot be saved:
+           the save's own error gets a line of its own */
+        nsx_err se = {0};
         snprintf(f->path, sizeof f->path, "%s/%s.safetensors", o->out_dir, stem);
-        if ((rc = nsx_fz_save(o->out_dir, stem, k, m, c, about, &v, &f->replays, err)))
-            return rc;
-        if (v.status != NSX_FZ_FAIL)
+        if (nsx_fz_save(o->out_dir, stem, k, m, c, about, &v, &f->replays, &se)) {
+            fprintf(stderr, "nsimplex fuzz: problem %" PRIu64 " failed, but it could not be saved: %s\n",
+                    f->index, se.msg);
+            nsx_fz_verdict_free(&v);
             f->path[0] = '\0';
-    } else if ((rc = nsx_fz_judge(k, m, c, NSX_FZ_REF_AUTO, &v, err))) {
-        return rc;
+            f->replays = 0;
+        } else {
+            judged = 1;
+            if (v.status != NSX_FZ_FAIL)
+                f->path[0] = '\0';
+        }
     }
+    if (!judged && (rc = nsx_fz_judge(k, m, c, NSX_FZ_REF_AUTO, &v, err)))
+        return rc;
     snprintf(f->note, sizeof f->note, "%s", v.status == NSX_FZ_FAIL ? v.note : "(the shrunk case no longer fails)");
     nsx_fz_verdict_free(&v);
     if (o->log) {
@@ -86,7 +102,7 @@ int nsx_fuzz_run(const nsx_kernel *k, const nsx_fuzz_opts *o, nsx_fuzz_summary *
 {
     nsx_model m;
     memset(s, 0, sizeof *s);
-    int rc = nsx_model_from_kernel(k->info, &m, err);
+    int rc = o->model ? (m = *o->model, 0) : nsx_model_from_kernel(k->info, &m, err);
     if (rc)
         return rc;
     const double t0 = now();
@@ -118,6 +134,21 @@ int nsx_fuzz_run(const nsx_kernel *k, const nsx_fuzz_opts *o, nsx_fuzz_summary *
                 return nsx_err_set(err, e.kind, "%s", e.msg);
             s->rejected++;
             continue;
+        }
+        /* a problem over the default work budget is not run (core/budget.h) */
+        if (nsx_budget_check(&c.b.p, NULL, "fuzz", NULL, &e)) {
+            nsx_fz_case_free(&c);
+            s->rejected++;
+            continue;
+        }
+        if (o->accept) {
+            nsx_kernel_problem kp;
+            nsx_problem_to_kernel(&c.b.p, NULL, &kp);
+            if (!o->accept(o->accept_ctx, &kp)) {
+                s->declined++;
+                nsx_fz_case_free(&c);
+                continue;
+            }
         }
         s->problems++;
         s->pairs += c.b.npairs > 0;
@@ -169,9 +200,12 @@ int nsx_fuzz_run(const nsx_kernel *k, const nsx_fuzz_opts *o, nsx_fuzz_summary *
                 " skipped, %d failure%s: %s\n",
                 o->seed, o->start, end > o->start ? end - 1 : o->start, s->seconds,
                 s->mpfr + s->loop, s->mpfr, s->loop, s->skipped, s->nfail, s->nfail == 1 ? "" : "s",
-                s->nfail ? "FAIL" : "PASS");
+                s->nfail ? "FAIL" : s->mpfr + s->loop ? "PASS" : "NOTHING JUDGED (not a pass)");
         fprintf(o->log, "nsimplex fuzz: %" PRIu64 " problems carried leak pairs, probes or batch copies, %" PRIu64
                         " the head permutation\n", s->pairs, s->heads);
+        if (s->declined)
+            fprintf(o->log, "nsimplex fuzz: %" PRIu64 " drawn problems declined by the caller (not run)\n",
+                    s->declined);
     }
     return 0;
 }

@@ -38,6 +38,7 @@ typedef struct shrinker {
     unsigned kind;
     double t0, budget;
     nsx_fz_shrink_stats *st;
+    int max_tries;      /* 0: no limit on judged candidates */
 } shrinker;
 
 static double now(void)
@@ -49,7 +50,7 @@ static double now(void)
 
 static int out_of_time(const shrinker *s)
 {
-    return now() - s->t0 > s->budget;
+    return (s->max_tries > 0 && s->st->tries >= s->max_tries) || now() - s->t0 > s->budget;
 }
 
 /* 1 when cand fails by the kind; -1 on an internal error. */
@@ -400,7 +401,13 @@ static int round_once(shrinker *s, nsx_fz_case *c, nsx_err *err)
 int nsx_fz_shrink(const nsx_kernel *k, const nsx_model *m, nsx_fz_case *c, unsigned kind, double budget,
                   nsx_fz_shrink_stats *st, nsx_err *err)
 {
-    shrinker s = {k, m, kind, now(), budget, st};
+    return nsx_fz_shrink_tries(k, m, c, kind, budget, 0, st, err);
+}
+
+int nsx_fz_shrink_tries(const nsx_kernel *k, const nsx_model *m, nsx_fz_case *c, unsigned kind, double budget,
+                        int max_tries, nsx_fz_shrink_stats *st, nsx_err *err)
+{
+    shrinker s = {k, m, kind, now(), budget, st, max_tries};
     memset(st, 0, sizeof *st);
     int r;
     while ((r = round_once(&s, c, err)) > 0 && !out_of_time(&s))

@@ -4,7 +4,9 @@
  * file or the complete new one, never a part; on any error the temporary
  * file is removed, so nothing half-written is left behind (a process killed
  * mid-write can still leave a hidden ".NAME.XXXXXX" file, which nothing
- * mistakes for a result).
+ * mistakes for a result).  A file size limit is such an error, not a kill:
+ * the program ignores SIGXFSZ (cli/main.c), so the write fails with EFBIG
+ * (NSX_E_IO) and the temporary file is removed.
  */
 #ifndef NSX_IO_ATOMIC_H
 #define NSX_IO_ATOMIC_H

@@ -20,6 +20,8 @@
 enum role {
     IN_FLOAT,   /* required input, any float dtype, representable values */
     IN_SEL,     /* required input, I32: the given selection */
+    IN_OPT_FLOAT, /* optional input, any float dtype, representable values
+                     (do: gradient cases only) */
     OUT_FLOAT,  /* optional expected output, any float dtype */
     OUT_SEL,    /* optional expected output, I32: a computed selection */
     ABSENT      /* a contract name this problem does not have */
@@ -36,7 +38,7 @@ struct slot {
     int32_t **sout;        /* (OUT_SEL) */
 };
 
-#define MAX_SLOTS (2 * NSX_MAX_ORDER + 10)
+#define MAX_SLOTS (4 * NSX_MAX_ORDER + 12)
 
 static struct slot *add(struct slot *s, int *n, const char *name, int role, int rank,
                         int64_t d0, int64_t d1, int64_t d2, int64_t d3)
@@ -77,6 +79,16 @@ static int slots_for(const nsx_problem *p, nsx_inputs *in, nsx_outputs *out, str
     add(s, &n, "lse", OUT_FLOAT, 3, B, H, L, 0)->fout = &out->lse;
     add(s, &n, "sel_scores", src == NSX_SEL_INDEXER ? OUT_FLOAT : ABSENT, 3, B, L, L, 0)->fout =
         &out->sel_scores;
+    /* the backward pass (E7): do, and the expected gradients */
+    add(s, &n, "do", IN_OPT_FLOAT, 4, B, L, H, dv)->fin = &in->dout;
+    add(s, &n, "dq", OUT_FLOAT, 4, B, L, H, d)->fout = &out->dq;
+    for (int m = 0; m < NSX_MAX_ORDER; m++) {
+        char nm[8];
+        snprintf(nm, sizeof nm, "dk%d", m + 1);
+        add(s, &n, nm, m < p->n ? OUT_FLOAT : ABSENT, 4, B, L, G, d)->fout = &out->dk[m];
+        snprintf(nm, sizeof nm, "dv%d", m + 1);
+        add(s, &n, nm, m < p->n ? OUT_FLOAT : ABSENT, 4, B, L, G, dv)->fout = &out->dv[m];
+    }
     return n;
 }
 
@@ -166,7 +178,9 @@ int nsx_case_check_inputs(const nsx_problem *p, const nsx_inputs *in, nsx_err *e
     const char *fmt = nsx_format_name(p->input_format);
     for (int t = 0; t < ns; t++) {
         size_t count;
-        if (s[t].role != IN_FLOAT && s[t].role != IN_SEL)
+        if (s[t].role != IN_FLOAT && s[t].role != IN_SEL && s[t].role != IN_OPT_FLOAT)
+            continue;
+        if (s[t].role == IN_OPT_FLOAT && !*s[t].fin)
             continue;
         if (s[t].role == IN_SEL ? !*s[t].sin : !*s[t].fin)
             return BAD("tensor %s: missing (the problem needs it)", s[t].name);
@@ -241,7 +255,7 @@ static int take_tensor(const struct slot *s, const nsx_tensor *t, nsx_err *err)
     if (!a)
         return OOM();
     nsx_tensor_get_f64(t, a);
-    if (s->role == IN_FLOAT)
+    if (s->role == IN_FLOAT || s->role == IN_OPT_FLOAT)
         *s->fin = a;
     else
         *s->fout = a;
@@ -299,6 +313,12 @@ void nsx_case_free(nsx_case *c)
     free((void *)c->in.idx_k);
     free((void *)c->in.idx_w);
     free((void *)c->in.idx_s);
+    free((void *)c->in.dout);
+    free(c->expected.dq);
+    for (int m = 0; m < NSX_MAX_ORDER; m++) {
+        free(c->expected.dk[m]);
+        free(c->expected.dv[m]);
+    }
     free(c->expected.o);
     free(c->expected.lse);
     free(c->expected.sel);
@@ -317,6 +337,8 @@ static int add_slot(nsx_st *st, const struct slot *s, int in_dtype, nsx_err *err
         return nsx_st_add_f64(st, s->name, in_dtype, s->rank, s->shape, *s->fin, err);
     case IN_SEL:
         return nsx_st_add_i32(st, s->name, s->rank, s->shape, *s->sin, err);
+    case IN_OPT_FLOAT:
+        return *s->fin ? nsx_st_add_f64(st, s->name, in_dtype, s->rank, s->shape, *s->fin, err) : 0;
     case OUT_FLOAT:
         return *s->fout ? nsx_st_add_f64(st, s->name, NSX_DTYPE_F64, s->rank, s->shape,
                                          *s->fout, err)

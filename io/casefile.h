@@ -5,8 +5,9 @@
  *
  * Reading validates every tensor against the metadata: the inputs the
  * problem needs are present with exactly the contract's shapes, dtypes are
- * allowed (inputs: any float dtype; sel: I32; o, lse, sel_scores: any float
- * dtype), every input value is representable in the input format (NaN and
+ * allowed (inputs: any float dtype; sel: I32; o, lse, sel_scores and the
+ * gradients dq, dk_m, dv_m: any float dtype; do, the one optional input, of
+ * gradient cases: any float dtype), every input value is representable in the input format (NaN and
  * infinities allowed: leak pairs put them in masked positions), and a given
  * selection repeats no valid index within a row.  Tensors the problem does
  * not have (k3 when n = 2, sel without a selection, ...) are refused;

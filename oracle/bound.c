@@ -25,7 +25,8 @@
 
 int nsx_format_fits(int a, int b)
 {
-    assert(a >= NSX_FORMAT_F64 && a <= NSX_FORMAT_BF16 && b >= NSX_FORMAT_F64 && b <= NSX_FORMAT_BF16);
+    assert((a == NSX_MODEL_TF32 || (a >= NSX_FORMAT_F64 && a <= NSX_FORMAT_BF16)) &&
+           (b == NSX_MODEL_TF32 || (b >= NSX_FORMAT_F64 && b <= NSX_FORMAT_BF16)));
     nsx_fmt fa = nsx_fmt_of(a), fb = nsx_fmt_of(b);
     return fa.p <= fb.p && fa.emax <= fb.emax && fa.emin - fa.p >= fb.emin - fb.p;
 }

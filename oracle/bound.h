@@ -112,7 +112,8 @@ void nsx_bound_free(nsx_bound_ctx *ctx);
 
 /* 1 when every value of format a is a value of format b (NSX_FORMAT_*):
    then a vector in format a needs no rounding for a kernel reading b.
-   Pre (asserted): a and b are formats, not NSX_MODEL_NONE. */
+   Pre (asserted): a and b are formats (NSX_FORMAT_* or NSX_MODEL_TF32),
+   not NSX_MODEL_NONE. */
 int nsx_format_fits(int a, int b);
 
 #endif

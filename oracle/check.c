@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "nsimplex/ref.h"
+#include "nsimplex/slice.h"
 #include "oracle/bound.h"
 #include "oracle/check.h"
 
@@ -39,17 +40,171 @@ static int same_bits(double a, double b)
 
 /* ---- 1. rows not judged ----------------------------------------------- */
 
-/* skip[b * L + i] = 1: a row the pairs leave unjudged, or any row whose
-   expected o and lse are NaN. */
-static void unjudged_rows(const nsx_problem *p, const nsx_case_info *info, const nsx_outputs *ex,
-                          unsigned char *skip)
+/* skip[b * L + i] = 1: a row the pairs leave unjudged.  An expected lse
+   that is NaN anywhere else is a vector that contradicts itself (a NaN
+   would leave its row unjudged, a pass on garbage): NSX_E_INPUT. */
+static int unjudged_rows(const nsx_problem *p, const nsx_case_info *info, const nsx_outputs *ex,
+                         unsigned char *skip, nsx_err *err)
 {
     nsx_pairs_unjudged(p, info ? info->pairs : NULL, info ? info->npairs : 0, skip);
     for (int b = 0; b < p->B; b++)
         for (int h = 0; h < p->H; h++)
             for (int i = 0; i < p->L; i++)
-                if (isnan(ex->lse[nsx_lse_at(p, b, h, i)]))
-                    skip[(size_t)b * p->L + i] = 1;
+                if (isnan(ex->lse[nsx_lse_at(p, b, h, i)]) && !skip[(size_t)b * p->L + i])
+                    return nsx_err_set(err, NSX_E_INPUT,
+                                       "vector: expected lse[b=%d,h=%d,i=%d] is NaN, but no leak pair leaves "
+                                       "row %d of batch %d unjudged", b, h, i, i, b);
+    return 0;
+}
+
+/* ---- 0. the vector's own claims (nsx_pairs_consistent) ------------------ */
+
+/* Rows lo..hi of batches a and b of a tensor [B, L, per] agree bit for
+   bit, leaving out position `except` (-1: none). */
+static int rows_agree(const void *x, size_t elem, size_t per, const nsx_problem *p, int a, int b, int lo,
+                      int hi, int except)
+{
+    const char *base = x;
+    for (int i = lo; i <= hi; i++) {
+        if (i == except)
+            continue;
+        size_t row = per * elem;
+        if (memcmp(base + ((size_t)a * p->L + i) * row, base + ((size_t)b * p->L + i) * row, row) != 0)
+            return 0;
+    }
+    return 1;
+}
+
+/* Distinct keys for the other dimensions: a bipartite matching of
+   dimensions to keys (Kuhn's augmenting paths, O(n^2 L) tests; a search
+   over tuples would be exponential on a hostile vector).  owner[key] is
+   the dimension holding it or -1; seen marks the keys of one search. */
+typedef struct matching {
+    const nsx_problem *p;
+    const int32_t *sel_row;
+    int i, m, j;          /* the probe: dimension m holds key j */
+    int *owner;
+    unsigned char *seen;
+} matching;
+
+static int augment(matching *mt, int x)
+{
+    for (int key = 0; key < mt->p->L; key++) {
+        if (key == mt->j || mt->seen[key] || !nsx_key_allowed(mt->p, mt->sel_row, mt->i, x, key))
+            continue;
+        mt->seen[key] = 1;
+        if (mt->owner[key] < 0 || augment(mt, mt->owner[key])) {
+            mt->owner[key] = x;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* 1 when some allowed tuple of query i has j_m = j, 0 when none, -1 out of
+   memory. */
+static int key_used(const nsx_problem *p, const int32_t *sel_row, int i, int m, int j)
+{
+    if (!nsx_key_allowed(p, sel_row, i, m, j))
+        return 0;
+    if (!p->distinct) {
+        for (int x = 0; x < p->n; x++) {
+            int any = x == m;
+            for (int key = 0; key < p->L && !any; key++)
+                any = nsx_key_allowed(p, sel_row, i, x, key);
+            if (!any)
+                return 0;
+        }
+        return 1;
+    }
+    matching mt = {p, sel_row, i, m, j, malloc((size_t)p->L * sizeof(int)), malloc((size_t)p->L)};
+    int r = mt.owner && mt.seen;
+    for (int key = 0; r && key < p->L; key++)
+        mt.owner[key] = -1;
+    for (int x = 0; r == 1 && x < p->n; x++) {
+        if (x == m)
+            continue;
+        memset(mt.seen, 0, (size_t)p->L);
+        r = augment(&mt, x);
+    }
+    if (!mt.owner || !mt.seen)
+        r = -1;
+    free(mt.owner);
+    free(mt.seen);
+    return r;
+}
+
+int nsx_pairs_consistent(const nsx_problem *p, const nsx_case_info *info, const nsx_inputs *in,
+                         const nsx_outputs *ex, nsx_err *err)
+{
+    const size_t D = sizeof(double);
+    for (int x = 0; info && x < info->npairs; x++) {
+        const nsx_pair *pr = &info->pairs[x];
+        int leak = pr->kind == NSX_PAIR_LEAK, a = pr->a, b = pr->b;
+        /* the rows the claim is about, and the positions they read */
+        int lo = leak ? 0 : pr->i, hi = leak ? pr->t : pr->i;
+        int last = leak && p->causal ? pr->t : p->L - 1;
+        int m = leak ? -1 : pr->dim - 1, jx = leak ? -1 : pr->j;
+        const char *what = NULL;
+        char name[32];
+        if (!rows_agree(in->q, D, (size_t)p->H * p->d, p, a, b, 0, last, -1))
+            what = "q";
+        for (int k = 0; k < p->n && !what; k++) {
+            int except = k == m ? jx : -1; /* the probe's own change */
+            if (!rows_agree(in->k[k], D, (size_t)p->Hkv * p->d, p, a, b, 0, last, except)) {
+                snprintf(name, sizeof name, "k%d", k + 1);
+                what = name;
+            } else if (!rows_agree(in->v[k], D, (size_t)p->Hkv * p->dv, p, a, b, 0, last, except)) {
+                snprintf(name, sizeof name, "v%d", k + 1);
+                what = name;
+            }
+        }
+        if (!what && p->sel.source == NSX_SEL_INDICES &&
+            !rows_agree(in->sel, sizeof(int32_t), (size_t)p->sel.k, p, a, b, lo, hi, -1))
+            what = "sel";
+        if (!what && p->sel.source == NSX_SEL_INDEXER &&
+            (!rows_agree(in->idx_q, D, (size_t)p->sel.Hi * p->sel.di, p, a, b, 0, last, -1) ||
+             !rows_agree(in->idx_k, D, (size_t)p->sel.di, p, a, b, 0, last, -1) ||
+             !rows_agree(in->idx_w, D, (size_t)p->sel.Hi, p, a, b, 0, last, -1)))
+            what = "the indexer's inputs";
+        for (int i = lo; i <= hi && !what && p->sel.source == NSX_SEL_SCORES; i++)
+            if (memcmp(in->idx_s + ((size_t)a * p->L + i) * p->L, in->idx_s + ((size_t)b * p->L + i) * p->L,
+                       (size_t)(last + 1) * D) != 0)
+                what = "idx_s";
+        if (what)
+            return nsx_err_set(err, NSX_E_INPUT,
+                               "vector: pair %d (%s, batches %d and %d): %s differs at a position %s", x,
+                               nsx_pair_kind_name(pr->kind), a, b, what,
+                               leak ? "its shared rows read" : "other than the probe's");
+        /* a probe's key must be one that no allowed tuple of row i uses */
+        if (!leak) {
+            const int32_t *sel = p->sel.source == NSX_SEL_INDICES ? in->sel : ex ? ex->sel : NULL;
+            for (int bb = 0; bb < 2; bb++) {
+                int batch = bb ? b : a;
+                const int32_t *row = sel ? sel + nsx_sel_at(p, batch, pr->i, 0) : NULL;
+                if (p->sel.source != NSX_SEL_NONE && !row)
+                    continue; /* S(i) unknown here: not checked */
+                int used = key_used(p, row, pr->i, m, pr->j);
+                if (used < 0)
+                    return nsx_err_set(err, NSX_E_NOMEM, "oracle: out of memory");
+                if (used)
+                    return nsx_err_set(err, NSX_E_INPUT,
+                                       "vector: pair %d (probe, batches %d and %d): key %d is used by an "
+                                       "allowed tuple of query %d in dimension %d", x, a, b, pr->j, pr->i,
+                                       pr->dim);
+            }
+        }
+        /* the expected values obey the claim */
+        for (int i = lo; ex && ex->o && ex->lse && i <= hi; i++)
+            for (int h = 0; h < p->H; h++)
+                if (memcmp(ex->o + nsx_o_at(p, a, i, h, 0), ex->o + nsx_o_at(p, b, i, h, 0), (size_t)p->dv * D) ||
+                    memcmp(ex->lse + nsx_lse_at(p, a, h, i), ex->lse + nsx_lse_at(p, b, h, i), D))
+                    return nsx_err_set(err, NSX_E_INPUT,
+                                       "vector: pair %d (%s, batches %d and %d): the expected outputs of row "
+                                       "%d, head %d differ across the pair", x, nsx_pair_kind_name(pr->kind), a,
+                                       b, i, h);
+    }
+    return 0;
 }
 
 /* ---- 2. the selection (ORACLE.md section 5) --------------------------- */
@@ -189,7 +344,7 @@ static int check_selection(const nsx_problem *p, const nsx_inputs *in, const nsx
     *own_lse = malloc(nsx_lse_size(p) * sizeof **own_lse);
     if (!*own_o || !*own_lse)
         goto oom;
-    nsx_outputs out = {*own_o, *own_lse, NULL, NULL};
+    nsx_outputs out = {.o = *own_o, .lse = *own_lse};
     /* unjudged rows are not recomputed: a huge future can make them
        undecidable at any precision (ref.h, opts.skip) */
     nsx_ref_opts opts = {.allow_nonfinite = 1, .skip = skip};
@@ -411,13 +566,17 @@ int nsx_check_unc(const nsx_problem *p, const nsx_case_info *info, const nsx_inp
     for (int x = 0; info && x < info->npairs; x++)
         if (nsx_pair_check(p, &info->pairs[x], x, err))
             return NSX_E_INPUT;
+    /* expected values known only within unc need not agree bit for bit */
+    int rc = nsx_pairs_consistent(p, info, in, unc ? NULL : expected, err);
+    if (rc)
+        return rc;
     memset(rep, 0, sizeof *rep);
     nsx_model_format(m, rep->model, sizeof rep->model);
     rep->lse_conv = m->lse_conv;
     rep->lse_present = cand->lse != NULL;
 
     nsx_bound_ctx bc;
-    int rc = nsx_bound_init(&bc, p, in, m, err);
+    rc = nsx_bound_init(&bc, p, in, m, err);
     if (rc)
         return rc;
     unsigned char *skip = malloc((size_t)p->B * p->L);
@@ -428,7 +587,8 @@ int nsx_check_unc(const nsx_problem *p, const nsx_case_info *info, const nsx_inp
         rc = nsx_err_set(err, NSX_E_NOMEM, "oracle: out of memory");
         goto done;
     }
-    unjudged_rows(p, info, expected, skip);
+    if ((rc = unjudged_rows(p, info, expected, skip, err)))
+        goto done;
     if (p->sel.source == NSX_SEL_INDEXER || p->sel.source == NSX_SEL_SCORES) {
         if (!(use = malloc(nsx_sel_size(p) * sizeof *use))) {
             rc = nsx_err_set(err, NSX_E_NOMEM, "oracle: out of memory");

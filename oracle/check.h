@@ -84,6 +84,22 @@ int nsx_check(const nsx_problem *p, const nsx_case_info *info, const nsx_inputs 
               const nsx_outputs *expected, const nsx_candidate *cand, const nsx_model *m,
               nsx_check_report *rep, nsx_err *err);
 
+/*
+ * The vector's own claims, checked against its data (docs/SPEC.md 4.5): for
+ * each leak pair, the inputs of batches a and b agree at every position a
+ * row <= t reads (all positions when the problem is not causal); for each
+ * mask probe, they differ only in k_dim and v_dim at position j, and no
+ * allowed tuple of row i uses j in dimension dim; and, when ex is not NULL,
+ * the expected o and lse of those rows agree bit for bit across the pair.
+ * A vector that breaks its own claim would fail every correct kernel (and
+ * pass `verify`, which checks values, not claims).  Returns 0, or
+ * NSX_E_INPUT with err = "pair X (leak, batches A and B): ...", or
+ * NSX_E_NOMEM.  in->sel, or ex->sel for a computed selection, gives S(i);
+ * a selected dimension without either is not checked for use.
+ */
+int nsx_pairs_consistent(const nsx_problem *p, const nsx_case_info *info, const nsx_inputs *in,
+                         const nsx_outputs *ex, nsx_err *err);
+
 /* How far expected values that are not correctly rounded may be from the
    exact ones: |expected o - O| <= o[...] and |expected lse - LSE| <= lse[...]
    elementwise, in the layouts of the outputs; a NULL member is 0. */

@@ -7,9 +7,16 @@
 #include "io/fpformat.h"
 #include "oracle/model.h"
 
+/* A model format's name: f64 f32 f16 bf16, tf32, none. */
+static const char *fname_of(int f)
+{
+    return f == NSX_MODEL_NONE ? "none" : f == NSX_MODEL_TF32 ? "tf32" : nsx_format_name(f);
+}
+
 nsx_fmt nsx_fmt_of(int format)
 {
-    assert(format == NSX_MODEL_NONE || (format >= NSX_FORMAT_F64 && format <= NSX_FORMAT_BF16));
+    assert(format == NSX_MODEL_NONE || format == NSX_MODEL_TF32 ||
+           (format >= NSX_FORMAT_F64 && format <= NSX_FORMAT_BF16));
     /* p, emin, emax of IEEE 754 binary64, binary32, binary16, and bfloat16
        (binary32's exponent range with an 8-bit significand) */
     static const struct { int p, emin, emax; } t[] = {
@@ -21,6 +28,15 @@ nsx_fmt nsx_fmt_of(int format)
     nsx_fmt f = {0, 0, 0, 0.0, 0.0, INFINITY};
     if (format == NSX_MODEL_NONE)
         return f;
+    if (format == NSX_MODEL_TF32) {
+        /* 10 stored significand bits (p = 11), binary32's range; u = 2^-10:
+           a truncating conversion errs by less than one ulp (ORACLE.md 2.1) */
+        f = nsx_fmt_of(NSX_FORMAT_F32);
+        f.p = 11;
+        f.u = ldexp(1.0, -10);
+        f.max = ldexp(2.0 - ldexp(1.0, -10), f.emax);
+        return f;
+    }
     f.p = t[format].p;
     f.emin = t[format].emin;
     f.emax = t[format].emax;
@@ -50,9 +66,12 @@ static const nsx_model preset_table[] = {
     {NSX_FORMAT_F64, NSX_FORMAT_F64, NSX_FORMAT_F64, NSX_MODEL_NONE, NSX_MODEL_NONE, NSX_FORMAT_F64, NSX_FORMAT_F64, NSX_LSE_MINUS_INF},
     {NSX_FORMAT_BF16, NSX_FORMAT_BF16, NSX_FORMAT_F32, NSX_FORMAT_BF16, NSX_FORMAT_BF16, NSX_FORMAT_BF16, NSX_FORMAT_BF16, NSX_LSE_MINUS_INF},
     {NSX_FORMAT_F16, NSX_FORMAT_F16, NSX_FORMAT_F32, NSX_FORMAT_F16, NSX_FORMAT_F16, NSX_FORMAT_F16, NSX_FORMAT_F16, NSX_LSE_MINUS_INF},
+    /* triton-f32: float32 tensors, tl.dot in TF32 (Triton's default on float32 operands) for
+       the score and the weights-times-values products */
+    {NSX_FORMAT_F32, NSX_MODEL_TF32, NSX_FORMAT_F32, NSX_MODEL_NONE, NSX_MODEL_TF32, NSX_FORMAT_F32, NSX_FORMAT_F32, NSX_LSE_MINUS_INF},
 };
 
-const char *const nsx_model_presets[] = {"bf16", "f16", "f32", "f64", "einsum-bf16", "einsum-f16", NULL};
+const char *const nsx_model_presets[] = {"bf16", "f16", "f32", "f64", "einsum-bf16", "einsum-f16", "triton-f32", NULL};
 
 void nsx_model_default(nsx_model *m)
 {
@@ -65,11 +84,13 @@ const char *nsx_lse_conv_name(int conv)
     return conv == NSX_LSE_MINUS_INF ? "-inf" : conv == NSX_LSE_PLUS_INF ? "+inf" : "any";
 }
 
-/* A format name, or "none" where allowed; -2 when unknown. */
+/* A format name, or "none" and "tf32" where allowed; -2 when unknown. */
 static int format_value(const char *v, int allow_none)
 {
     if (allow_none && strcmp(v, "none") == 0)
         return NSX_MODEL_NONE;
+    if (allow_none && strcmp(v, "tf32") == 0)
+        return NSX_MODEL_TF32;
     int f = nsx_format_from_name(v);
     return f < 0 ? -2 : f;
 }
@@ -79,7 +100,7 @@ int nsx_model_parse(const char *s, nsx_model *out, nsx_err *err)
     assert(s && out && err);
     static const struct { const char *key; size_t off; int allow_none; } keys[] = {
         {"in", offsetof(nsx_model, in), 0},
-        {"op", offsetof(nsx_model, op), 0},
+        {"op", offsetof(nsx_model, op), 2},
         {"acc", offsetof(nsx_model, acc), 0},
         {"int", offsetof(nsx_model, inter), 1},
         {"w", offsetof(nsx_model, w), 1},
@@ -96,7 +117,7 @@ int nsx_model_parse(const char *s, nsx_model *out, nsx_err *err)
                            sizeof buf - 1);
     if (*s == '\0')
         return nsx_err_set(err, NSX_E_INPUT, "model '': empty (presets: bf16, f16, f32, f64, "
-                                              "einsum-bf16, einsum-f16)");
+                                              "einsum-bf16, einsum-f16, triton-f32)");
     strcpy(buf, s);
     int first = 1;
     for (char *item = buf, *next; item; item = next, first = 0) {
@@ -112,7 +133,7 @@ int nsx_model_parse(const char *s, nsx_model *out, nsx_err *err)
             if (p < 0 || !first)
                 return nsx_err_set(err, NSX_E_INPUT,
                                    p < 0 ? "model '%s': '%s' is neither a preset (bf16, f16, f32, f64, "
-                                           "einsum-bf16, einsum-f16) nor KEY=VALUE"
+                                           "einsum-bf16, einsum-f16, triton-f32) nor KEY=VALUE"
                                          : "model '%s': preset '%s' must come first",
                                    s, item);
             m = preset_table[p];
@@ -140,10 +161,13 @@ int nsx_model_parse(const char *s, nsx_model *out, nsx_err *err)
             return nsx_err_set(err, NSX_E_INPUT,
                                "model '%s': unknown key '%s' (keys: in, op, acc, int, w, out, lseout, lse)",
                                s, key);
+        /* allow_none: 1 none and tf32 (int, w), 2 tf32 only (op) */
         int f = format_value(val, keys[k].allow_none);
+        if (f == NSX_MODEL_NONE && keys[k].allow_none == 2)
+            f = -2;
         if (f == -2)
             return nsx_err_set(err, NSX_E_INPUT, "model '%s': %s=%s: formats are f64, f32, f16, bf16%s", s,
-                               key, val, keys[k].allow_none ? ", none" : "");
+                               key, val, keys[k].allow_none == 1 ? ", tf32, none" : keys[k].allow_none ? ", tf32" : "");
         *(int *)((char *)&m + keys[k].off) = f;
         op_set |= strcmp(key, "op") == 0;
         lseout_set |= strcmp(key, "lseout") == 0;
@@ -156,17 +180,58 @@ int nsx_model_parse(const char *s, nsx_model *out, nsx_err *err)
     return 0;
 }
 
-static const char *fname(int f)
+const char *nsx_model_warning(const char *s, char *buf, size_t len)
 {
-    return f == NSX_MODEL_NONE ? "none" : nsx_format_name(f);
+    nsx_model start, m;
+    nsx_err err;
+    char tmp[300];
+    if (nsx_model_parse(s, &m, &err))
+        return NULL;
+    /* the preset the string starts from: its first item when that is a preset */
+    snprintf(tmp, sizeof tmp, "%s", s);
+    char *comma = strchr(tmp, ',');
+    if (comma)
+        *comma = '\0';
+    if (strchr(tmp, '=') || nsx_model_parse(tmp, &start, &err))
+        nsx_model_default(&start);
+    int op_given = 0, in_given = 0;
+    for (const char *q = s; q; q = strchr(q, ',') ? strchr(q, ',') + 1 : NULL) {
+        op_given |= strncmp(q, "op=", 3) == 0;
+        in_given |= strncmp(q, "in=", 3) == 0;
+    }
+    if (in_given && !op_given && m.op != start.op) {
+        snprintf(buf, len,
+                 "model '%s': op=%s follows in=%s silently (the starting preset's op is %s); a kernel that casts "
+                 "its GEMM operands (q*k1, the scale, k + kb, v1*v2) to %s needs op=%s given explicitly",
+                 s, fname_of(m.op), fname_of(m.in), fname_of(start.op), fname_of(start.op), fname_of(start.op));
+        return buf;
+    }
+    /* self-contradictory: a rounding to a format wider than the one the
+       value is computed in (acc) rounds nothing */
+    const struct { const char *key; int f; } wide[] = {{"w", m.w}, {"int", m.inter}};
+    nsx_fmt acc = nsx_fmt_of(m.acc);
+    for (size_t x = 0; x < sizeof wide / sizeof wide[0]; x++) {
+        if (wide[x].f == NSX_MODEL_NONE)
+            continue;
+        nsx_fmt f = nsx_fmt_of(wide[x].f);
+        if (f.p > acc.p && f.emax >= acc.emax) {
+            snprintf(buf, len,
+                     "model '%s': %s=%s is wider than acc=%s, in which those values are computed: rounding "
+                     "to it changes nothing; say %s=none (or the format the kernel really rounds to)",
+                     s, wide[x].key, fname_of(wide[x].f), fname_of(m.acc), wide[x].key);
+            return buf;
+        }
+    }
+    return NULL;
 }
+
 
 char *nsx_model_format(const nsx_model *m, char *buf, size_t len)
 {
     assert(m && buf && len >= 1);
-    snprintf(buf, len, "in=%s,op=%s,acc=%s,int=%s,w=%s,out=%s,lseout=%s,lse=%s", fname(m->in),
-             fname(m->op), fname(m->acc), fname(m->inter), fname(m->w), fname(m->out),
-             fname(m->lseout), nsx_lse_conv_name(m->lse_conv));
+    snprintf(buf, len, "in=%s,op=%s,acc=%s,int=%s,w=%s,out=%s,lseout=%s,lse=%s", fname_of(m->in),
+             fname_of(m->op), fname_of(m->acc), fname_of(m->inter), fname_of(m->w), fname_of(m->out),
+             fname_of(m->lseout), nsx_lse_conv_name(m->lse_conv));
     return buf;
 }
 

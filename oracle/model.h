@@ -31,7 +31,7 @@
  *     f32,lse=any
  * Items start from the preset named first (bf16 when none is named).  op
  * follows in, and lseout follows acc, unless given explicitly.  Presets:
- * bf16, f16, f32, f64, einsum-bf16, einsum-f16 (nsx_model_presets).
+ * bf16, f16, f32, f64, einsum-bf16, einsum-f16, triton-f32 (nsx_model_presets).
  */
 #ifndef NSX_ORACLE_MODEL_H
 #define NSX_ORACLE_MODEL_H
@@ -43,6 +43,12 @@
 
 /* "no rounding at this stage" (int, w) */
 #define NSX_MODEL_NONE (-1)
+/* TF32, the tensor cores' float32 operand format (a model format only, for
+   op, int and w: no tensor is stored in it): float32's exponent range with
+   10 significand bits.  Hardware may truncate to it (mma with .tf32
+   operands ignores the low 13 bits of a float32), so its u is one ulp,
+   2^-10, not half (docs/ORACLE.md 2.1). */
+#define NSX_MODEL_TF32 5
 
 /* Empty-slice LSE conventions. */
 enum nsx_lse_conv {
@@ -66,7 +72,7 @@ typedef struct nsx_fmt {
     double max;     /* largest finite value */
 } nsx_fmt;
 
-/* The parameters of format (NSX_FORMAT_*); for NSX_MODEL_NONE, a format with
+/* The parameters of format (NSX_FORMAT_*, or NSX_MODEL_TF32); for NSX_MODEL_NONE, a format with
    u = lambda = 0 and max = +inf (no rounding).  Pre (asserted): one of those. */
 nsx_fmt nsx_fmt_of(int format);
 
@@ -85,6 +91,18 @@ void nsx_model_default(nsx_model *m);
  * NULL.
  */
 int nsx_model_parse(const char *s, nsx_model *m, nsx_err *err);
+
+/*
+ * A warning about a model string that parses but may not say what its
+ * author meant, into buf (size len), or NULL when there is none: `op`
+ * inherited silently from an `in=` item where the starting preset had a
+ * different op (e.g. "bf16,in=f32" models a kernel that keeps f32 GEMM
+ * operands, not one that casts them to bf16; say op= explicitly); or a
+ * self-contradictory model: w or int wider than acc (a rounding that
+ * rounds nothing, e.g. "f32,w=f64").
+ * Precondition: s parses.
+ */
+const char *nsx_model_warning(const char *s, char *buf, size_t len);
 
 /* The canonical text of m (every key, in the order in,op,acc,int,w,out,
    lseout,lse) into buf (size len; 96 bytes always suffice); returns buf.

@@ -1,6 +1,6 @@
 /*
  * The reference's context (exact precisions, finiteness of input rows) and
- * the collection of a row's allowed tuples.
+ * the passes over a row's allowed tuples (ref/internal.h, ref_row).
  */
 #include <assert.h>
 #include <math.h>
@@ -110,50 +110,19 @@ void ref_row_init(ref_row *row)
 {
     assert(row);
     memset(row, 0, sizeof *row);
+    mpfr_init2(row->M, 2);
+    mpfr_init2(row->t, 2);
 }
 
 void ref_row_clear(ref_row *row)
 {
-    for (size_t t = 0; t < row->cap; t++) {
+    for (size_t t = 0; t < row->cap; t++)
         mpfr_clear(row->T[t]);
-        ival_clear(&row->e[t]);
-        ival_clear(&row->A[t]);
-    }
+    mpfr_clear(row->M);
+    mpfr_clear(row->t);
     free(row->J);
     free(row->T);
-    free(row->e);
-    free(row->A);
     memset(row, 0, sizeof *row);
-}
-
-/* Room for one more tuple; new slots get MPFR numbers at precision 2 that
-   ref_row_collect and ref_row_set_prec resize. */
-static int row_reserve(ref_row *row, int n)
-{
-    if (row->N < row->cap)
-        return 0;
-    size_t cap = row->cap ? 2 * row->cap : 64;
-    int *J = realloc(row->J, cap * (size_t)n * sizeof *J);
-    if (J)
-        row->J = J;
-    mpfr_t *T = realloc(row->T, cap * sizeof *T);
-    if (T)
-        row->T = T;
-    ival *e = realloc(row->e, cap * sizeof *e);
-    if (e)
-        row->e = e;
-    ival *A = realloc(row->A, cap * sizeof *A);
-    if (A)
-        row->A = A;
-    if (!J || !T || !e || !A)
-        return -1;
-    for (size_t t = row->cap; t < cap; t++) {
-        mpfr_init2(row->T[t], 2);
-        ival_init(&row->e[t], 2);
-        ival_init(&row->A[t], 2);
-    }
-    row->cap = cap;
-    return 0;
 }
 
 /* Steps J through [0, L)^n in lexicographic order; 0 after the last. */
@@ -182,48 +151,90 @@ static int tuple_finite(const ref_ctx *ctx, int b, int h, int i, const int *J)
     return 1;
 }
 
-int ref_row_collect(ref_row *row, ref_ctx *ctx, int b, int h, int i, int s_sign, nsx_err *err)
+/* Moves J to the row's next allowed tuple (E2), lexicographically; the
+   first call has *started = 0.  0 after the last. */
+static int next_allowed(const ref_ctx *ctx, const ref_row *row, int *J, int *started)
+{
+    const nsx_problem *p = ctx->p;
+    const int32_t *sel_row = ctx->sel ? ctx->sel + nsx_sel_at(p, row->b, row->i, 0) : NULL;
+    if (!*started) {
+        *started = 1;
+        memset(J, 0, (size_t)p->n * sizeof *J);
+        if (nsx_ref_allowed(p, sel_row, row->i, J))
+            return 1;
+    }
+    while (odometer_next(J, p->n, p->L))
+        if (nsx_ref_allowed(p, sel_row, row->i, J))
+            return 1;
+    return 0;
+}
+
+int ref_row_scan(ref_row *row, ref_ctx *ctx, int b, int h, int i, int s_sign, nsx_err *err)
 {
     assert(row && ctx && err && ctx->prec_T >= MPFR_PREC_MIN);
     assert(b >= 0 && b < ctx->p->B && h >= 0 && h < ctx->p->H && i >= 0 && i < ctx->p->L);
     assert(s_sign >= -1 && s_sign <= 1);
     const nsx_problem *p = ctx->p;
-    const int32_t *sel_row = ctx->sel ? ctx->sel + nsx_sel_at(p, b, i, 0) : NULL;
-    int J[NSX_MAX_ORDER] = {0};
-
+    int J[NSX_MAX_ORDER], started = 0;
+    (void)err;
     row->b = b;
     row->h = h;
     row->g = nsx_kv_head(p, h);
     row->i = i;
     row->N = 0;
-    row->argmax = 0;
     row->nonfinite = 0;
-    do {
-        if (!nsx_ref_allowed(p, sel_row, i, J))
-            continue;
+    mpfr_set_prec(row->M, ctx->prec_T);
+    mpfr_set_prec(row->t, ctx->prec_T);
+    while (next_allowed(ctx, row, J, &started)) {
         if (!tuple_finite(ctx, b, h, i, J)) {
             row->nonfinite = 1;
             continue;
         }
-        if (row_reserve(row, p->n))
-            return nsx_err_set(err, NSX_E_NOMEM, "reference: out of memory");
-        size_t t = row->N++;
-        memcpy(row->J + t * (size_t)p->n, J, (size_t)p->n * sizeof *J);
-        mpfr_set_prec(row->T[t], ctx->prec_T);
-        ref_score(row->T[t], ctx, b, h, i, J);
+        ref_score(row->t, ctx, b, h, i, J);
         /* the maximal score s*T_raw: largest T_raw for s > 0, smallest for
-           s < 0, any for s = 0 */
-        if (mpfr_cmp(row->T[t], row->T[row->argmax]) * s_sign > 0)
-            row->argmax = t;
-    } while (odometer_next(J, p->n, p->L));
+           s < 0, any for s = 0 (the first) */
+        if (row->N++ == 0 || mpfr_cmp(row->t, row->M) * s_sign > 0)
+            mpfr_set(row->M, row->t, MPFR_RNDN); /* same precision: exact */
+    }
     return 0;
 }
 
-void ref_row_set_prec(ref_row *row, mpfr_prec_t prec)
+void ref_row_pass(ref_row *row, ref_ctx *ctx, void (*visit)(void *arg, const int *J, mpfr_srcptr T),
+                  void *arg)
 {
-    assert(prec >= MPFR_PREC_MIN && prec <= MPFR_PREC_MAX);
-    for (size_t t = 0; t < row->N; t++) {
-        ival_set_prec(&row->e[t], prec);
-        ival_set_prec(&row->A[t], prec);
+    int J[NSX_MAX_ORDER], started = 0;
+    assert(row && ctx && visit && !row->nonfinite);
+    while (next_allowed(ctx, row, J, &started)) {
+        ref_score(row->t, ctx, row->b, row->h, row->i, J);
+        visit(arg, J, row->t);
     }
+}
+
+int ref_row_store(ref_row *row, ref_ctx *ctx, nsx_err *err)
+{
+    assert(row && ctx && err && !row->nonfinite);
+    const nsx_problem *p = ctx->p;
+    int J[NSX_MAX_ORDER], started = 0;
+    if (row->N > row->cap) {
+        int *nJ = realloc(row->J, row->N * (size_t)p->n * sizeof *nJ);
+        if (nJ)
+            row->J = nJ;
+        mpfr_t *nT = realloc(row->T, row->N * sizeof *nT);
+        if (nT)
+            row->T = nT;
+        if (!nJ || !nT)
+            return nsx_err_set(err, NSX_E_NOMEM, "reference: out of memory");
+        for (size_t t = row->cap; t < row->N; t++)
+            mpfr_init2(row->T[t], 2);
+        row->cap = row->N;
+    }
+    size_t t = 0;
+    while (t < row->N && next_allowed(ctx, row, J, &started)) {
+        memcpy(row->J + t * (size_t)p->n, J, (size_t)p->n * sizeof *J);
+        mpfr_set_prec(row->T[t], ctx->prec_T);
+        ref_score(row->T[t], ctx, row->b, row->h, row->i, J);
+        t++;
+    }
+    assert(t == row->N);
+    return 0;
 }

@@ -91,7 +91,7 @@ int ref_exact_lse(double *out, ref_ctx *ctx, const ref_row *row)
 {
     assert(out && ctx && row && row->N >= 1);
     const nsx_problem *p = ctx->p;
-    const mpfr_t *T = &row->T[0];
+    const mpfr_t *T = &row->M; /* the only tuple's raw score */
     if (row->N != 1)
         return 0;
     if (!p->score_scale_rsqrt_d) {

@@ -2,13 +2,15 @@
  * The forward pass (E1)-(E6), with (E8)-(E9) first when the selection is
  * computed, and Ziv's loop per query row.
  *
- * For each row (b, h, i): collect the allowed tuples and their exact raw
- * scores (E1, E2); then, at a working precision p, enclose LSE (E3), the
- * weights (E4) and the outputs (E6, with E5); an output is done when both
- * ends of its enclosure round to the same binary64.  After the first
- * undecided round, the exact cases (ref/exactcase.c) are settled directly;
- * what remains doubles p, up to the cap, where it is an error.  A single
- * allowed tuple with a rational score gives LSE = T directly.
+ * For each row (b, h, i): count the allowed tuples and find the largest
+ * exact raw score (E1, E2); then, at a working precision p, one pass over
+ * the tuples encloses LSE (E3), the weights (E4) and the outputs (E6, with
+ * E5); an output is done when both ends of its enclosure round to the same
+ * binary64.  No tuple is kept between passes (memory independent of
+ * |Z(i)|).  After the first undecided round, the exact cases
+ * (ref/exactcase.c) are settled directly, from the row's tuples stored for
+ * that; what remains doubles p, up to the cap, where it is an error.  A
+ * single allowed tuple with a rational score gives LSE = T directly.
  */
 #include <assert.h>
 #include <math.h>
@@ -17,21 +19,30 @@
 
 #include "nsimplex/ref.h"
 #include "ref/exact.h"
+#include "ref/fast.h"
 #include "ref/internal.h"
 
-/* Given selections: a valid index may appear once per row. */
-static int check_given_selection(const nsx_problem *p, const int32_t *sel, nsx_err *err)
+/* Given selections: a valid index may appear once per row (a mark per
+   position, so linear in k per row). */
+int ref_check_given_selection(const nsx_problem *p, const int32_t *sel, nsx_err *err)
 {
-    for (int b = 0; b < p->B; b++)
-        for (int i = 0; i < p->L; i++) {
+    unsigned char *seen = calloc((size_t)p->L, 1);
+    int rc = 0;
+    if (!seen)
+        return nsx_err_set(err, NSX_E_NOMEM, "reference: out of memory");
+    for (int b = 0; b < p->B && !rc; b++)
+        for (int i = 0; i < p->L && !rc; i++) {
             const int32_t *r = sel + nsx_sel_at(p, b, i, 0);
+            for (int x = 0; x < p->sel.k && !rc; x++)
+                if (r[x] >= 0 && r[x] < p->L && seen[r[x]]++)
+                    rc = nsx_err_set(err, NSX_E_INPUT, "sel: batch %d, query %d lists index %d twice", b, i,
+                                     (int)r[x]);
             for (int x = 0; x < p->sel.k; x++)
-                for (int y = x + 1; y < p->sel.k; y++)
-                    if (r[x] == r[y] && r[x] >= 0 && r[x] < p->L)
-                        return nsx_err_set(err, NSX_E_INPUT,
-                                           "sel: batch %d, query %d lists index %d twice", b, i, (int)r[x]);
+                if (r[x] >= 0 && r[x] < p->L)
+                    seen[r[x]] = 0;
         }
-    return 0;
+    free(seen);
+    return rc;
 }
 
 typedef struct {
@@ -39,24 +50,73 @@ typedef struct {
     ref_row *row;
     ival *o;          /* dv enclosures */
     size_t *perm;     /* tuples by score, for the exact cases */
+    size_t perm_cap;  /* its room: the largest row sorted so far (not L^n,
+                         which overflows and is far more than a row holds) */
     int *done;        /* dv + 1: outputs decided (the last is LSE) */
     const nsx_ref_opts *opts;
     nsx_ref_stats *st;
 } row_solver;
 
-/* Ziv's loop for one row with N >= 1 allowed tuples. */
+/* What one pass over a row's tuples accumulates (E3, E5, E6). */
+typedef struct {
+    ref_ctx *ctx;
+    const ref_row *row;
+    const ival *s;
+    ival *Z, *e, *o;
+    mpfr_t D, w;      /* exact scratch: prec_T, prec_W */
+} row_pass;
+
+static void accumulate(void *arg, const int *J, mpfr_srcptr T)
+{
+    row_pass *rp = arg;
+    ref_slice_lse_add(rp->Z, rp->e, rp->D, T, rp->row, rp->s); /* E3: e_J, Z += e_J */
+    ref_contract_add(rp->o, rp->ctx, rp->row, J, rp->e, rp->w); /* E5, E6: o_c += e_J w_Jc */
+}
+
+/* The exact cases, once a round leaves outputs undecided: the row's tuples
+   stored (the only time they are) and sorted by score.  Sets done[] for
+   the outputs it decides; 0, or NSX_E_NOMEM. */
+static int solve_exact(row_solver *rs, double *o_out, size_t o_stride, nsx_err *err)
+{
+    ref_row *row = rs->row;
+    int rc = ref_row_store(row, rs->ctx, err);
+    if (rc)
+        return rc;
+    if (row->N > rs->perm_cap) {
+        size_t *np = realloc(rs->perm, row->N * sizeof *np);
+        if (!np)
+            return nsx_err_set(err, NSX_E_NOMEM, "reference: out of memory");
+        rs->perm = np;
+        rs->perm_cap = row->N;
+    }
+    if (ref_row_sort(rs->perm, row))
+        return nsx_err_set(err, NSX_E_NOMEM, "reference: out of memory");
+    for (int c = 0; c < rs->ctx->p->dv; c++)
+        if (!rs->done[c] && ref_exact_output(&o_out[c * o_stride], rs->ctx, row, rs->perm, c)) {
+            rs->done[c] = 1;
+            rs->st->exact++;
+        }
+    return 0;
+}
+
+/* Ziv's loop for one row with N >= 1 allowed tuples: each round one pass
+   over the tuples at the working precision. */
 static int solve_row(row_solver *rs, double *o_out, size_t o_stride, double *lse_out, nsx_err *err)
 {
     ref_ctx *ctx = rs->ctx;
     ref_row *row = rs->row;
     const nsx_problem *p = ctx->p;
-    int dv = p->dv, exact_tried = 0;
+    int dv = p->dv, exact_tried = 0, rc = 0;
     mpfr_prec_t prec = ref_prec_start(rs->opts->prec0, row->N);
-    ival s, Z, lse;
+    ival s, Z, e, lse;
+    row_pass rp = {ctx, row, &s, &Z, &e, rs->o, {{0}}, {{0}}};
 
     ival_init(&s, prec);
     ival_init(&Z, prec);
+    ival_init(&e, prec);
     ival_init(&lse, prec);
+    mpfr_init2(rp.D, ctx->prec_T);
+    mpfr_init2(rp.w, ctx->prec_W);
     memset(rs->done, 0, (size_t)(dv + 1) * sizeof *rs->done);
     /* a single tuple with a rational score: LSE = T exactly */
     if (ref_exact_lse(lse_out, ctx, row)) {
@@ -66,17 +126,21 @@ static int solve_row(row_solver *rs, double *o_out, size_t o_stride, double *lse
     for (;;) {
         ival_set_prec(&s, prec);
         ival_set_prec(&Z, prec);
+        ival_set_prec(&e, prec);
         ival_set_prec(&lse, prec);
-        for (int c = 0; c < dv; c++)
+        for (int c = 0; c < dv; c++) {
             ival_set_prec(&rs->o[c], prec);
-        ref_row_set_prec(row, prec);
+            ival_set_zero(&rs->o[c]);
+        }
         if (prec > rs->st->max_prec)
             rs->st->max_prec = prec;
 
         ref_score_scale(&s, p);
-        ref_slice_lse(&lse, &Z, row, &s);  /* E3 */
-        ref_slice_softmax(row, &Z);        /* E4 */
-        ref_contract(rs->o, ctx, row);     /* E5, E6 */
+        ival_set_zero(&Z);
+        ref_row_pass(row, ctx, accumulate, &rp); /* E3, E5, E6's sums */
+        ref_slice_lse(&lse, &Z, row, &s);        /* E3 */
+        ref_slice_softmax(rs->o, dv, &Z);        /* E4 */
+        ref_contract_scale(rs->o, ctx);          /* E6 */
 
         int all = 1;
         for (int c = 0; c < dv; c++)
@@ -85,52 +149,41 @@ static int solve_row(row_solver *rs, double *o_out, size_t o_stride, double *lse
         if (!rs->done[dv])
             all &= rs->done[dv] = ival_round_d(&lse, lse_out);
         if (!all && !exact_tried) {
-            /* the exact cases, once: they need the tuples sorted by score */
             exact_tried = 1;
-            if (ref_row_sort(rs->perm, row)) {
-                ival_clear(&s), ival_clear(&Z), ival_clear(&lse);
-                return nsx_err_set(err, NSX_E_NOMEM, "reference: out of memory");
-            }
-            all = rs->done[dv];
-            for (int c = 0; c < dv; c++) {
-                if (!rs->done[c] && ref_exact_output(&o_out[c * o_stride], ctx, row, rs->perm, c)) {
-                    rs->done[c] = 1;
-                    rs->st->exact++;
-                }
+            if ((rc = solve_exact(rs, o_out, o_stride, err)))
+                break;
+            all = 1;
+            for (int c = 0; c <= dv; c++)
                 all &= rs->done[c];
-            }
         }
         if (all)
             break;
         if (2 * prec > ref_prec_cap(rs->opts->prec_cap)) {
-            ival_clear(&s), ival_clear(&Z), ival_clear(&lse);
-            return nsx_err_set(err, NSX_E_PRECISION_CAP,
-                               "reference: output of batch %d, head %d, query %d is not decided at "
-                               "%ld bits (the precision cap)", row->b, row->h, row->i, (long)prec);
+            rc = nsx_err_set(err, NSX_E_PRECISION_CAP,
+                             "reference: output of batch %d, head %d, query %d is not decided at "
+                             "%ld bits (the precision cap)", row->b, row->h, row->i, (long)prec);
+            break;
         }
         prec *= 2;
         rs->st->retries++;
     }
-    ival_clear(&s);
-    ival_clear(&Z);
-    ival_clear(&lse);
-    return 0;
+    ival_clear(&s), ival_clear(&Z), ival_clear(&e), ival_clear(&lse);
+    mpfr_clear(rp.D);
+    mpfr_clear(rp.w);
+    return rc;
 }
 
+/* Every row, or with todo ([B, H, L], may be NULL) the rows marked 1. */
 static int forward_rows(ref_ctx *ctx, nsx_outputs *out, const nsx_ref_opts *opts,
-                        nsx_ref_stats *st, nsx_err *err)
+                        const unsigned char *todo, nsx_ref_stats *st, nsx_err *err)
 {
     const nsx_problem *p = ctx->p;
-    size_t max_tuples = 1;
-    for (int m = 0; m < p->n; m++)
-        max_tuples *= (size_t)p->L;
     ref_row row;
     ref_row_init(&row);
-    row_solver rs = {ctx, &row, malloc((size_t)p->dv * sizeof(ival)),
-                     malloc(max_tuples * sizeof(size_t)), malloc((size_t)(p->dv + 1) * sizeof(int)),
-                     opts, st};
+    row_solver rs = {ctx, &row, malloc((size_t)p->dv * sizeof(ival)), NULL, 0,
+                     malloc((size_t)(p->dv + 1) * sizeof(int)), opts, st};
     int rc = 0;
-    if (!rs.o || !rs.perm || !rs.done) {
+    if (!rs.o || !rs.done) {
         free(rs.o), free(rs.perm), free(rs.done);
         return nsx_err_set(err, NSX_E_NOMEM, "reference: out of memory");
     }
@@ -143,6 +196,8 @@ static int forward_rows(ref_ctx *ctx, nsx_outputs *out, const nsx_ref_opts *opts
             for (int i = 0; i < p->L && !rc; i++) {
                 double *o = out->o + nsx_o_at(p, b, i, h, 0);
                 double *lse = out->lse + nsx_lse_at(p, b, h, i);
+                if (todo && !todo[((size_t)b * p->H + h) * p->L + i])
+                    continue;
                 if (opts->skip && opts->skip[(size_t)b * p->L + i]) {
                     for (int c = 0; c < p->dv; c++)
                         o[c] = NAN;
@@ -150,10 +205,12 @@ static int forward_rows(ref_ctx *ctx, nsx_outputs *out, const nsx_ref_opts *opts
                     st->skipped_rows++;
                     continue;
                 }
-                if ((rc = ref_row_collect(&row, ctx, b, h, i, s_sign, err)))
+                if ((rc = ref_row_scan(&row, ctx, b, h, i, s_sign, err)))
                     break;
                 st->tuples += row.N;
                 st->values += (uint64_t)p->dv + 1;
+                st->mpfr_values += (uint64_t)p->dv + 1;
+                st->mpfr_rows++;
                 if (row.nonfinite) {
                     /* a NaN or an infinity read by an allowed tuple */
                     if (!opts->allow_nonfinite)
@@ -180,6 +237,23 @@ static int forward_rows(ref_ctx *ctx, nsx_outputs *out, const nsx_ref_opts *opts
     return rc;
 }
 
+void nsx_ref_stats_add(nsx_ref_stats *total, const nsx_ref_stats *st)
+{
+    total->tuples += st->tuples;
+    total->values += st->values;
+    total->retries += st->retries;
+    total->exact += st->exact;
+    total->nonfinite_rows += st->nonfinite_rows;
+    total->skipped_rows += st->skipped_rows;
+    if (st->max_prec > total->max_prec)
+        total->max_prec = st->max_prec;
+    total->fast_values += st->fast_values;
+    total->mpfr_values += st->mpfr_values;
+    total->fast_rows += st->fast_rows;
+    total->mpfr_rows += st->mpfr_rows;
+    total->fast_tuples += st->fast_tuples;
+}
+
 int nsx_ref_forward(const nsx_problem *p, const nsx_inputs *in, nsx_outputs *out,
                     const nsx_ref_opts *opts, nsx_ref_stats *stats, nsx_err *err)
 {
@@ -196,7 +270,7 @@ int nsx_ref_forward(const nsx_problem *p, const nsx_inputs *in, nsx_outputs *out
         opts = &dflt;
     /* the selection: given, or computed first (E8, E9) */
     if (p->sel.source == NSX_SEL_INDICES) {
-        if ((rc = check_given_selection(p, in->sel, err)))
+        if ((rc = ref_check_given_selection(p, in->sel, err)))
             return rc;
         sel = (int32_t *)in->sel;
     } else if (p->sel.source != NSX_SEL_NONE) {
@@ -207,13 +281,23 @@ int nsx_ref_forward(const nsx_problem *p, const nsx_inputs *in, nsx_outputs *out
             free(own_sel);
             return rc;
         }
+        st.mpfr_values = st.values; /* the selection's scores: MPFR */
     }
 
     ref_erange saved = ref_erange_widen();
     ref_ctx ctx;
     rc = ref_ctx_init(&ctx, p, in, sel, err);
+    unsigned char *todo = NULL;
+    if (!rc && opts->fast) {
+        /* the fast certified path first; MPFR for the rows it leaves */
+        if (!(todo = malloc((size_t)p->B * p->H * p->L)))
+            rc = nsx_err_set(err, NSX_E_NOMEM, "reference: out of memory");
+        else
+            rc = ref_fast_forward(&ctx, out, opts, &st, todo, err);
+    }
     if (!rc)
-        rc = forward_rows(&ctx, out, opts, &st, err);
+        rc = forward_rows(&ctx, out, opts, todo, &st, err);
+    free(todo);
     ref_ctx_clear(&ctx);
     ref_erange_restore(saved);
     free(own_sel);

@@ -51,27 +51,43 @@ int ref_ctx_init(ref_ctx *ctx, const nsx_problem *p, const nsx_inputs *in,
                  const int32_t *sel, nsx_err *err);
 void ref_ctx_clear(ref_ctx *ctx);
 
-/* The allowed tuples of one query row (b, h, i) and what E3-E6 derive. */
+/* A given selection (source INDICES) lists a valid index at most once per
+   row: 0, or NSX_E_INPUT with err set. */
+int ref_check_given_selection(const nsx_problem *p, const int32_t *sel, nsx_err *err);
+
+/* One query row (b, h, i).  Its allowed tuples are enumerated afresh by
+   each pass (ref_row_pass), their raw scores recomputed: nothing is kept
+   per tuple, so a row's memory does not grow with |Z(i)| (a dense row of
+   n = 3, L = 200 held 3 GB).  Only the exact cases, which group the tuples
+   by score, store them (ref_row_store), for a row that a first round of
+   Ziv's loop leaves undecided. */
 typedef struct ref_row {
     int b, h, g, i;
-    size_t N, cap;      /* allowed tuples, and room */
-    int *J;             /* N x n key positions */
-    mpfr_t *T;          /* exact raw scores T_raw (prec_T) */
-    ival *e;            /* E3: exp(s (T_raw - M)) */
-    ival *A;            /* E4: the softmax weights */
-    size_t argmax;      /* index of a tuple whose score s T_raw is maximal */
+    size_t N;           /* allowed tuples (ref_row_scan) */
+    mpfr_t M;           /* the raw score T_raw of a tuple whose score s T_raw
+                           is maximal (prec_T) */
+    mpfr_t t;           /* the current tuple's raw score in a pass (prec_T) */
     int nonfinite;      /* an allowed tuple reads a NaN or an infinity */
+    size_t cap;         /* room of J and T */
+    int *J;             /* stored: N x n key positions (ref_row_store) */
+    mpfr_t *T;          /* stored: N exact raw scores (prec_T) */
 } ref_row;
 
 void ref_row_init(ref_row *row);
 void ref_row_clear(ref_row *row);
-/* Collects the allowed tuples of (b, h, i) and their exact raw scores
-   (E1, E2); sets argmax for the sign of s.  0, or an exit code (memory).
-   Pre: (b, h, i) in range; s_sign in -1..1; ctx initialized. */
-int ref_row_collect(ref_row *row, ref_ctx *ctx, int b, int h, int i, int s_sign, nsx_err *err);
-/* Sets the working precision of the row's enclosures.  Pre: a valid MPFR
-   precision. */
-void ref_row_set_prec(ref_row *row, mpfr_prec_t prec);
+/* The allowed tuples of (b, h, i) (E2), counted, and the largest score
+   (E1) for the sign of s, without storing them: N, M, nonfinite.  0, or an
+   exit code.  Pre: (b, h, i) in range; s_sign in -1..1; ctx initialized. */
+int ref_row_scan(ref_row *row, ref_ctx *ctx, int b, int h, int i, int s_sign, nsx_err *err);
+/* Calls visit(arg, J, T_raw) for every allowed tuple of the scanned row, in
+   lexicographic order, T_raw exact (E1).  Pre: the row was scanned and has
+   no non-finite tuple. */
+void ref_row_pass(ref_row *row, ref_ctx *ctx, void (*visit)(void *arg, const int *J, mpfr_srcptr T),
+                  void *arg);
+/* Stores the scanned row's N tuples and raw scores in J and T (for the
+   exact cases).  0, or NSX_E_NOMEM with err set.  Pre: the row was
+   scanned. */
+int ref_row_store(ref_row *row, ref_ctx *ctx, nsx_err *err);
 
 /* (E1) the exact raw score T_raw[i,J] = sum_l Q[i,l] prod_m (K_m[j_m,l] + kb_m)
    Pre: (b, h, i) in range, J n keys in 0..L-1; t at precision prec_T
@@ -83,15 +99,18 @@ void ref_score(mpfr_t t, ref_ctx *ctx, int b, int h, int i, const int *J);
 void ref_score_scale(ival *s, const nsx_problem *p);
 int ref_score_scale_sign(const nsx_problem *p);
 
-/* (E3) LSE = log sum_J exp(s T_raw) = s T_raw[argmax] + log Z, with
-   Z = sum_J exp(s (T_raw - T_raw[argmax])); fills row->e.  Pre: N >= 1,
-   argmax < N, s an enclosure; the differences T_raw - T_raw[argmax] are
-   exact at the scores' precision (checked: REF_EXACT). */
-void ref_slice_lse(ival *lse, ival *Z, ref_row *row, const ival *s);
+/* (E3) one tuple's term: e = exp(s (T_raw - M)), and Z += e.  D is exact
+   scratch at prec_T.  Pre: N >= 1, s and Z enclosures; T_raw - M exact at
+   prec_T (checked: REF_EXACT). */
+void ref_slice_lse_add(ival *Z, ival *e, mpfr_t D, mpfr_srcptr T, const ref_row *row, const ival *s);
+/* (E3) LSE = log sum_J exp(s T_raw) = s M + log Z, once Z holds every
+   term.  Pre: N >= 1; s an enclosure; Z the sum of the terms, so Z.lo >= 1
+   (its largest term is exp(0) = 1). */
+void ref_slice_lse(ival *lse, const ival *Z, const ref_row *row, const ival *s);
 
-/* (E4) A[i,J] = exp(T[i,J] - LSE[i]) = e_J / Z; fills row->A.  Pre: Z the
-   enclosure E3 made, so Z.lo >= 1 (its largest term is exp(0) = 1). */
-void ref_slice_softmax(ref_row *row, const ival *Z);
+/* (E4) A[i,J] = exp(T[i,J] - LSE[i]) = e_J / Z, applied to the dv sums of
+   E6: sum_J A_J x_J = (sum_J e_J x_J) / Z.  Pre: Z.lo >= 1, as above. */
+void ref_slice_softmax(ival *o, int dv, const ival *Z);
 
 /* (E5) the numerator w of W[J,c] = w / ref_reduce_den(p):
    product prod_m (V_m + vb_m), or the sum for sum and mean.  Pre: b, kv
@@ -101,9 +120,13 @@ void ref_reduce(mpfr_t w, ref_ctx *ctx, int b, int g, const int *J, int c);
 /* 1 for product and sum, n for mean. */
 unsigned long ref_reduce_den(const nsx_problem *p);
 
-/* (E6) O[i,c] = out_scale * sum_J A[i,J] W[J,c] for c in 0..dv-1; o holds
-   dv enclosures at the row's precision.  Pre: N >= 1, row->A filled (E4). */
-void ref_contract(ival *o, ref_ctx *ctx, const ref_row *row);
+/* (E6) O[i,c] = out_scale * sum_J A[i,J] W[J,c], in two steps: for each
+   tuple, o_c += e_J w_Jc (ref_contract_add; w is scratch at prec_W); once
+   the sums are divided by Z (E4), o_c = out_scale * o_c / den
+   (ref_contract_scale).  o holds dv enclosures at the working precision.
+   Pre: e an enclosure, J the row's keys. */
+void ref_contract_add(ival *o, ref_ctx *ctx, const ref_row *row, const int *J, const ival *e, mpfr_t w);
+void ref_contract_scale(ival *o, const ref_ctx *ctx);
 
 /* Exact outputs: 1 with *out set when O[i,c] is proven rational (every
    group of tuples with equal score has the same mean reduced value), else
@@ -135,6 +158,14 @@ typedef struct ref_irow {
     ival *e;             /* [C] scratch: one head's exponentials */
     int Hi;              /* heads of x[] */
 } ref_irow;
+
+/* (E2) the mask term by term: 1 when key j may stand in dimension m of a
+   tuple of query i (causal, window_m, and, when m is restricted, in_sel:
+   whether j is in S(i)); nsx_ref_allowed is every dimension's term and
+   ref_distinct_ok. */
+int ref_allowed_dim(const nsx_problem *p, int i, int m, int j, int in_sel);
+/* (E2) the distinct term: 1 when distinct is off or the J[m] differ. */
+int ref_distinct_ok(const nsx_problem *p, const int *J);
 
 /* Exact precisions of the indexer (E8). */
 typedef struct ref_ictx {

@@ -63,6 +63,55 @@ void ival_add(ival *r, const ival *a, const ival *b)
     mpfr_add(r->hi, a->hi, b->hi, MPFR_RNDU);
 }
 
+/* a - b is increasing in a and decreasing in b; the temporary keeps
+   aliasing (r == b) safe. */
+void ival_sub(ival *r, const ival *a, const ival *b)
+{
+    assert(ival_is_enclosure(a) && ival_is_enclosure(b));
+    mpfr_t t;
+    mpfr_init2(t, mpfr_get_prec(r->lo));
+    mpfr_sub(t, a->lo, b->hi, MPFR_RNDD);
+    mpfr_sub(r->hi, a->hi, b->lo, MPFR_RNDU);
+    mpfr_swap(r->lo, t);
+    mpfr_clear(t);
+}
+
+void ival_add_fr(ival *r, const mpfr_t w)
+{
+    assert(ival_is_enclosure(r) && mpfr_number_p(w));
+    mpfr_add(r->lo, r->lo, w, MPFR_RNDD);
+    mpfr_add(r->hi, r->hi, w, MPFR_RNDU);
+}
+
+/* The product's extremes are among the four products of the ends: the
+   lower bound is the least of them rounded down, the upper the greatest
+   rounded up. */
+void ival_mul(ival *r, const ival *a, const ival *b)
+{
+    assert(ival_is_enclosure(a) && ival_is_enclosure(b));
+    assert(mpfr_number_p(a->lo) && mpfr_number_p(a->hi) && mpfr_number_p(b->lo) && mpfr_number_p(b->hi));
+    mpfr_prec_t prec = mpfr_get_prec(r->lo);
+    mpfr_t lo, hi, t;
+    mpfr_inits2(prec, lo, hi, t, (mpfr_ptr)0);
+    mpfr_mul(lo, a->lo, b->lo, MPFR_RNDD);
+    mpfr_mul(t, a->lo, b->hi, MPFR_RNDD);
+    mpfr_min(lo, lo, t, MPFR_RNDD);
+    mpfr_mul(t, a->hi, b->lo, MPFR_RNDD);
+    mpfr_min(lo, lo, t, MPFR_RNDD);
+    mpfr_mul(t, a->hi, b->hi, MPFR_RNDD);
+    mpfr_min(lo, lo, t, MPFR_RNDD);
+    mpfr_mul(hi, a->lo, b->lo, MPFR_RNDU);
+    mpfr_mul(t, a->lo, b->hi, MPFR_RNDU);
+    mpfr_max(hi, hi, t, MPFR_RNDU);
+    mpfr_mul(t, a->hi, b->lo, MPFR_RNDU);
+    mpfr_max(hi, hi, t, MPFR_RNDU);
+    mpfr_mul(t, a->hi, b->hi, MPFR_RNDU);
+    mpfr_max(hi, hi, t, MPFR_RNDU);
+    mpfr_swap(r->lo, lo);
+    mpfr_swap(r->hi, hi);
+    mpfr_clears(lo, hi, t, (mpfr_ptr)0);
+}
+
 /* a*w is increasing in a for w >= 0 and decreasing for w < 0: the bounds
    swap with the sign of w.  mpfr_swap keeps aliasing (r == a) safe. */
 void ival_mul_fr(ival *r, const ival *a, const mpfr_t w)
@@ -148,8 +197,10 @@ int ival_round_d(const ival *x, double *out)
         *out = mpfr_zero_p(x->lo) ? 0.0 : mpfr_get_d(x->lo, MPFR_RNDN);
         return 1;
     }
-    double lo = mpfr_get_d(x->lo, MPFR_RNDN);
-    double hi = mpfr_get_d(x->hi, MPFR_RNDN);
+    /* a zero end is the number 0, whose rounding is +0, whatever the sign
+       of the MPFR zero (an upper end of -0 still admits the exact value 0) */
+    double lo = mpfr_zero_p(x->lo) ? 0.0 : mpfr_get_d(x->lo, MPFR_RNDN);
+    double hi = mpfr_zero_p(x->hi) ? 0.0 : mpfr_get_d(x->hi, MPFR_RNDN);
     if (lo != hi || signbit(lo) != signbit(hi))
         return 0;
     *out = lo;

@@ -41,6 +41,12 @@ void ival_set(ival *x, const ival *a);
 
 /* r = a + b */
 void ival_add(ival *r, const ival *a, const ival *b);
+/* r = a - b.  Pre: a, b enclosures. */
+void ival_sub(ival *r, const ival *a, const ival *b);
+/* r = r + w for an exact w.  Pre: r an enclosure, w finite. */
+void ival_add_fr(ival *r, const mpfr_t w);
+/* r = a * b for enclosures of either sign.  Pre: a, b finite. */
+void ival_mul(ival *r, const ival *a, const ival *b);
 /* r = a * w for an exact w of either sign.  Pre: w finite (a's ends
    times w are then never 0 * inf), a finite. */
 void ival_mul_fr(ival *r, const ival *a, const mpfr_t w);

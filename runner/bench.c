@@ -7,6 +7,7 @@
 #include <sys/resource.h>
 
 #include "io/json.h"
+#include "nsimplex/names.h"
 #include "nsimplex/problem.h"
 #include "nsimplex/rng.h"
 #include "runner/bench.h"
@@ -364,11 +365,6 @@ static void put_num(nsx_buf *b, const char *key, double x)
         nsx_buf_puts(b, "null");
 }
 
-const char *nsx_bench_reduce_name(int r)
-{
-    return r == NSX_REDUCE_SUM ? "sum" : r == NSX_REDUCE_MEAN ? "mean" : "product";
-}
-
 char *nsx_bench_json(const nsx_bench_opts *o, const nsx_bench_result *r)
 {
     const nsx_kernel_problem *p = &o->p;
@@ -378,7 +374,7 @@ char *nsx_bench_json(const nsx_bench_opts *o, const nsx_bench_result *r)
     for (int m = 0; m < p->n; m++)
         nsx_buf_printf(&b, "%s%d", m ? "," : "", p->window[m]);
     nsx_buf_printf(&b, "],\"causal\":%s,\"reduce\":", p->causal ? "true" : "false");
-    nsx_buf_json_string(&b, nsx_bench_reduce_name(p->reduce));
+    nsx_buf_json_string(&b, nsx_reduce_name(p->reduce));
     nsx_buf_printf(&b, ",\"topk\":%d,\"sel_dims\":%u,\"distinct\":%s},\"kernel\":", p->topk,
                    p->sel_dims, p->distinct ? "true" : "false");
     nsx_buf_json_string(&b, r->kernel);

@@ -84,9 +84,6 @@ typedef struct nsx_bench_result {
  */
 int nsx_bench_run(nsx_bench_opts *o, nsx_bench_result *r, nsx_err *err);
 
-/* The reducer's name: product, sum or mean. */
-const char *nsx_bench_reduce_name(int reduce);
-
 /* The result as one JSON object on one line (malloc'd; NULL when out of
    memory): the shape, the kernel and the figures. */
 char *nsx_bench_json(const nsx_bench_opts *o, const nsx_bench_result *r);

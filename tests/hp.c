@@ -6,7 +6,7 @@
 
 /* The keys dimension m of query i may use, written as a range check: a
    deliberate independent copy of E2 (test oracle), apart from ref/mask.c and core/slice.c. */
-static int key_ok(const nsx_problem *p, const int32_t *sel, int b, int i, int m, int j)
+int hp_key_ok(const nsx_problem *p, const int32_t *sel, int b, int i, int m, int j)
 {
     int w = p->window[m];
     int lo = w > 0 ? i - w + 1 : 0;
@@ -53,7 +53,7 @@ void hp_attention_n1(const tcase *t, const int32_t *sel, mpfr_prec_t prec, doubl
                 int any = 0;
                 /* S[j] = s * q_i . (k_j + kb) */
                 for (int j = 0; j < L; j++) {
-                    if (!key_ok(p, sel, b, i, 0, j))
+                    if (!hp_key_ok(p, sel, b, i, 0, j))
                         continue;
                     mpfr_set_zero(acc, 1);
                     for (int l = 0; l < d; l++) {
@@ -77,7 +77,7 @@ void hp_attention_n1(const tcase *t, const int32_t *sel, mpfr_prec_t prec, doubl
                 /* softmax */
                 mpfr_set_zero(z, 1);
                 for (int j = 0; j < L; j++)
-                    if (key_ok(p, sel, b, i, 0, j)) {
+                    if (hp_key_ok(p, sel, b, i, 0, j)) {
                         mpfr_sub(S[j], S[j], mx, MPFR_RNDN);
                         mpfr_exp(S[j], S[j], MPFR_RNDN);
                         mpfr_add(z, z, S[j], MPFR_RNDN);
@@ -85,7 +85,7 @@ void hp_attention_n1(const tcase *t, const int32_t *sel, mpfr_prec_t prec, doubl
                 for (int c = 0; c < dv; c++) {
                     mpfr_set_zero(acc, 1);
                     for (int j = 0; j < L; j++)
-                        if (key_ok(p, sel, b, i, 0, j)) {
+                        if (hp_key_ok(p, sel, b, i, 0, j)) {
                             mpfr_set_d(x, t->v[0][(((size_t)b * L + j) * p->Hkv + g) * dv + c], MPFR_RNDN);
                             mpfr_add_d(x, x, p->v_bias[0], MPFR_RNDN);
                             mpfr_mul(x, x, S[j], MPFR_RNDN);
@@ -130,7 +130,7 @@ void hp_attention_n2(const tcase *t, const int32_t *sel, mpfr_prec_t prec, doubl
                 for (int j = 0; j < L; j++)
                     for (int k = 0; k < L; k++) {
                         size_t e = ((size_t)i * L + j) * L + k;
-                        mask[e] = key_ok(p, sel, b, i, 0, j) && key_ok(p, sel, b, i, 1, k) &&
+                        mask[e] = hp_key_ok(p, sel, b, i, 0, j) && hp_key_ok(p, sel, b, i, 1, k) &&
                                   !(p->distinct && j == k);
                         mpfr_set_zero(acc, 1);
                         for (int l = 0; l < d; l++) {

@@ -12,6 +12,11 @@
 
 #include "tests/harness.h"
 
+/* 1 when dimension m (0-based) of query i may use key j: causal, window and
+   selection, as a range check (independently of ref/mask.c's predicate).
+   sel: the S(i) lists or NULL. */
+int hp_key_ok(const nsx_problem *p, const int32_t *sel, int b, int i, int m, int j);
+
 /* n = 1: O = softmax(s Q K^T + mask) V.  sel: the S(i) lists or NULL. */
 void hp_attention_n1(const tcase *t, const int32_t *sel, mpfr_prec_t prec, double *o, double *lse);
 

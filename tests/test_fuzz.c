@@ -247,7 +247,7 @@ START_TEST(test_check_uncertainty)
         ul[t] = 1e-3;
         el[t] = c.b.lse[t] - ul[t];
     }
-    nsx_outputs ex = {eo, el, NULL, NULL};
+    nsx_outputs ex = {.o = eo, .lse = el};
     nsx_expected_unc unc = {uo, ul};
     nsx_candidate cand = {v.o, v.lse, NULL};
     nsx_case_info info = nsx_build_info(&c.b, "u", "u", "");
@@ -367,6 +367,11 @@ static int first_failure(const nsx_kernel *k, const nsx_model *m, uint64_t seed,
     return -1;
 }
 
+/* Judged candidates for one shrink in test_shrink_keeps_failure: the three
+   seeds' shrinks end on their own (a round that keeps nothing) after 55, 34
+   and 18, well within it. */
+#define SHRINK_TRIES 1000
+
 START_TEST(test_shrink_keeps_failure)
 {
     nsx_kernel k = planted(BUG_LEAK);
@@ -381,7 +386,8 @@ START_TEST(test_shrink_keeps_failure)
         ck_assert_int_eq(nsx_fz_case_copy(&c, &orig, &err), 0);
         unsigned kind = nsx_fz_primary(kinds);
         nsx_fz_shrink_stats st;
-        ck_assert_int_eq(nsx_fz_shrink(&k, &m, &c, kind, 5, &st, &err), 0);
+        /* a step budget, not a clock: the same result on a loaded machine */
+        ck_assert_int_eq(nsx_fz_shrink_tries(&k, &m, &c, kind, INFINITY, SHRINK_TRIES, &st, &err), 0);
         nsx_fz_verdict v;
         ck_assert_int_eq(nsx_fz_judge(&k, &m, &c, NSX_FZ_REF_AUTO, &v, &err), 0);
         ck_assert_int_eq(v.status, NSX_FZ_FAIL);
@@ -528,6 +534,38 @@ START_TEST(test_clean_short_run)
 }
 END_TEST
 
+/* A failure that cannot be saved is still a failure (the run returns 0
+   with nfail = 1, so `nsimplex fuzz` exits 1; it returned the save's error,
+   exit 2 or 3), and a kernel's name is printed with its escape sequences
+   made harmless (issue 10). */
+START_TEST(test_failed_save_stays_a_failure)
+{
+    nsx_kernel k = planted(BUG_LEAK);
+    bug_info.name = "planted\x1b]0;owned\x07\x1b[31m";
+    nsx_fuzz_opts o;
+    nsx_fuzz_summary s;
+    nsx_err err = {0};
+    char *text = NULL;
+    size_t len = 0;
+    nsx_fuzz_opts_default(&o);
+    o.seed = 4;
+    o.count = 300;
+    o.seconds = 0;
+    o.shrink_seconds = 0;
+    o.out_dir = "/nonexistent-nsimplex/fuzz-out"; /* every save fails */
+    o.log = open_memstream(&text, &len);
+    ck_assert_ptr_nonnull(o.log);
+    ck_assert_msg(nsx_fuzz_run(&k, &o, &s, &err) == 0, "%s", err.msg);
+    fclose(o.log);
+    ck_assert_int_eq(s.nfail, 1);
+    ck_assert_str_eq(s.fail[0].path, "");
+    ck_assert_msg(strstr(text, "kernel: planted?]0;owned??[31m") != NULL, "%s", text);
+    ck_assert_ptr_null(memchr(text, 0x1b, len));
+    ck_assert_ptr_null(memchr(text, 0x07, len));
+    free(text);
+}
+END_TEST
+
 /* ---- the command line ------------------------------------------------------------ */
 
 START_TEST(test_cli)
@@ -572,6 +610,7 @@ static Suite *fuzz_suite(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_shrink_keeps_failure);
     tcase_add_test(tc, test_run_catches_and_saves);
+    tcase_add_test(tc, test_failed_save_stays_a_failure);
     tcase_add_test(tc, test_returning_one_is_a_failure);
     tcase_add_test(tc, test_head_permutation);
     tcase_add_test(tc, test_only_declared_features);

@@ -263,8 +263,35 @@ START_TEST(equal_scores_give_the_mean)
 }
 END_TEST
 
-/* (E4) the weights of every row sum to 1: their enclosures' sum holds 1
-   and is no wider than a few units of 2^-p. */
+/* (E3, E4) the weights of every row sum to 1: a pass adds up Z, a second
+   one the weights e_J / Z, whose enclosures' sum holds 1 and is no wider
+   than a few units of 2^-p.  The passes see every allowed tuple once. */
+typedef struct weight_sum {
+    const ref_row *row;
+    const ival *s, *Z;   /* Z: NULL in the first pass */
+    ival *acc, *e, *a;
+    mpfr_t D;
+    size_t seen;
+} weight_sum;
+
+static void add_weight(void *arg, const int *J, mpfr_srcptr T)
+{
+    weight_sum *ws = arg;
+    (void)J;
+    ws->seen++;
+    if (!ws->Z) {
+        ref_slice_lse_add(ws->acc, ws->e, ws->D, T, ws->row, ws->s); /* Z */
+        return;
+    }
+    ival Zdummy;
+    ival_init(&Zdummy, mpfr_get_prec(ws->e->lo));
+    ival_set_zero(&Zdummy);
+    ref_slice_lse_add(&Zdummy, ws->e, ws->D, T, ws->row, ws->s); /* e_J */
+    ival_div_pos(ws->a, ws->e, ws->Z);                          /* A_J = e_J / Z */
+    ival_add(ws->acc, ws->acc, ws->a);
+    ival_clear(&Zdummy);
+}
+
 START_TEST(softmax_weights_sum_to_one)
 {
     nsx_problem p;
@@ -284,23 +311,29 @@ START_TEST(softmax_weights_sum_to_one)
     ref_row_init(&row);
     ck_assert_int_eq(ref_ctx_init(&ctx, &p, &t.in, NULL, &err), 0);
     mpfr_prec_t prec = 128;
-    ival s, Z, lse, sum;
-    ival_init(&s, prec), ival_init(&Z, prec), ival_init(&lse, prec), ival_init(&sum, prec);
+    ival s, Z, e, a, sum;
+    ival_init(&s, prec), ival_init(&Z, prec), ival_init(&e, prec), ival_init(&a, prec), ival_init(&sum, prec);
     for (int h = 0; h < p.H; h++)
         for (int i = 0; i < p.L; i++) {
-            ck_assert_int_eq(ref_row_collect(&row, &ctx, 0, h, i, 1, &err), 0);
-            ref_row_set_prec(&row, prec);
+            ck_assert_int_eq(ref_row_scan(&row, &ctx, 0, h, i, 1, &err), 0);
             ref_score_scale(&s, &p);
-            ref_slice_lse(&lse, &Z, &row, &s);
-            ref_slice_softmax(&row, &Z);
+            weight_sum ws = {&row, &s, NULL, &Z, &e, &a, {{0}}, 0};
+            mpfr_init2(ws.D, ctx.prec_T);
+            ival_set_zero(&Z);
+            ref_row_pass(&row, &ctx, add_weight, &ws);
+            ck_assert_uint_eq(ws.seen, row.N);
+            ws.Z = &Z;
+            ws.acc = &sum;
+            ws.seen = 0;
             ival_set_zero(&sum);
-            for (size_t x = 0; x < row.N; x++)
-                ival_add(&sum, &sum, &row.A[x]);
+            ref_row_pass(&row, &ctx, add_weight, &ws);
+            ck_assert_uint_eq(ws.seen, row.N);
+            mpfr_clear(ws.D);
             ck_assert(mpfr_cmp_ui(sum.lo, 1) <= 0 && mpfr_cmp_ui(sum.hi, 1) >= 0);
             mpfr_sub(sum.hi, sum.hi, sum.lo, MPFR_RNDU);
             ck_assert(mpfr_cmp_d(sum.hi, ldexp(1.0, -120)) < 0);
         }
-    ival_clear(&s), ival_clear(&Z), ival_clear(&lse), ival_clear(&sum);
+    ival_clear(&s), ival_clear(&Z), ival_clear(&e), ival_clear(&a), ival_clear(&sum);
     ref_row_clear(&row);
     ref_ctx_clear(&ctx);
     tcase_free(&t);
@@ -936,27 +969,33 @@ END_TEST
    through E3 with s = 1: T_raw_J - M needs 11 bits. */
 static void two_tuple_lse(mpfr_prec_t prec, ival *lse)
 {
-    ref_row row = {.N = 2, .argmax = 0};
-    mpfr_t T[2];
-    ival e[2], Z, s;
-    for (int t = 0; t < 2; t++) {
+    ref_row row;
+    ref_row_init(&row);
+    row.N = 2;
+    mpfr_t T[2], D;
+    ival e, Z, s;
+    mpfr_init2(D, prec); /* the scratch of T_raw_J - M, at the scores' precision */
+    for (int t = 0; t < 2; t++)
         mpfr_init2(T[t], prec);
-        ival_init(&e[t], 64);
-    }
     mpfr_set_ui(T[0], 1, MPFR_RNDN);
     mpfr_set_ui_2exp(T[1], 1, -10, MPFR_RNDN);
-    row.T = T;
-    row.e = e;
+    mpfr_set_prec(row.M, prec);
+    mpfr_set(row.M, T[0], MPFR_RNDN); /* the maximal score for s = 1 */
+    ival_init(&e, 64);
     ival_init(&Z, 64);
     ival_init(&s, 64);
     ival_set_ui(&s, 1);
+    ival_set_zero(&Z);
+    for (int t = 0; t < 2; t++)
+        ref_slice_lse_add(&Z, &e, D, T[t], &row, &s);
     ref_slice_lse(lse, &Z, &row, &s);
-    for (int t = 0; t < 2; t++) {
+    for (int t = 0; t < 2; t++)
         mpfr_clear(T[t]);
-        ival_clear(&e[t]);
-    }
+    mpfr_clear(D);
+    ival_clear(&e);
     ival_clear(&Z);
     ival_clear(&s);
+    ref_row_clear(&row);
 }
 
 /* (E3) at the precision the differences need: LSE = log(e + e^(2^-10)). */

@@ -254,8 +254,8 @@ START_TEST(generation_is_deterministic)
     snprintf(a, sizeof a, "%s/det_a.safetensors", tmpdir());
     snprintf(b, sizeof b, "%s/det_b.safetensors", tmpdir());
     for (size_t c = 0; c < s->count; c += 9) {
-        ck_assert_msg(nsx_gen_case(s, &s->cases[c], a, NULL, &err) == 0, "%s", err.msg);
-        ck_assert_msg(nsx_gen_case(s, &s->cases[c], b, NULL, &err) == 0, "%s", err.msg);
+        ck_assert_msg(nsx_gen_case(s, &s->cases[c], a, NULL, NULL, &err) == 0, "%s", err.msg);
+        ck_assert_msg(nsx_gen_case(s, &s->cases[c], b, NULL, NULL, &err) == 0, "%s", err.msg);
         ck_assert_int_eq(nsx_sha256_file(a, ha), 0);
         ck_assert_int_eq(nsx_sha256_file(b, hb), 0);
         ck_assert_str_eq(ha, hb);
@@ -362,7 +362,7 @@ START_TEST(default_suite_coverage)
         "GivenIndices", "InvalidIndices", "IndexerRelu", "IndexerSoftmax", "IndexerIdentity", "GivenScores",
         "TopKAll", "TieAtK", "NearOneHot", "EqualScores", "ZeroValues", "Subnormal", "LargeMagnitude",
         "HeavyTailed", "EmptySlice", "LeakPair", "FutureRandom", "FutureHuge", "FutureNaN", "FutureInf",
-        "MaskProbe", "ProbeCausal", "ProbeWindow", "ProbeSelection",
+        "MaskProbe", "ProbeCausal", "ProbeWindow", "ProbeSelection", "Backward",
     };
     FILE *f = fopen("vectors/MANIFEST.json", "r");
     ck_assert_ptr_nonnull(f);

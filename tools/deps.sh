@@ -2,7 +2,8 @@
 # Installs the Debian packages nsimplex needs, if any is missing, and says so.
 # Called by the Makefile before the first build; safe to run again.
 set -eu
-pkgs="libgmp-dev libmpfr-dev check libjansson-dev nettle-dev pkg-config"
+# python3-*: the Python package (python/) and its tests in make check
+pkgs="libgmp-dev libmpfr-dev check libjansson-dev nettle-dev pkg-config python3-numpy python3-pytest python3-venv python3-setuptools python3-wheel"
 [ "${NSX_DEPS_EXTRA:-}" ] && pkgs="$pkgs $NSX_DEPS_EXTRA"
 missing=""
 for p in $pkgs; do

@@ -8,6 +8,7 @@
 #include "nsimplex/rng.h"
 #include "nsimplex/slice.h"
 #include "vectors/build.h"
+#include "vectors/bwd.h"
 
 uint64_t nsx_seed_of(const char *s)
 {
@@ -330,6 +331,10 @@ int nsx_build(const nsx_recipe *rc, uint64_t seed, nsx_instance *b, nsx_err *err
         }
     }
     b->p.B = Btot;
+    if (rc->bwd && nsx_build_dout(b, seed, err)) {
+        nsx_instance_free(b);
+        return err->kind;
+    }
     return 0;
 }
 
@@ -392,6 +397,8 @@ static void derive_flags(nsx_instance *b, const nsx_recipe *rc)
         nsx_instance_add_flag(b, "TieAtK");
     if (rc->invalid)
         nsx_instance_add_flag(b, "InvalidIndices");
+    if (rc->bwd)
+        nsx_instance_add_flag(b, "Backward");
     for (size_t x = 0; x < nsx_lse_size(&b->p); x++)
         if (isinf(b->lse[x]) && b->lse[x] < 0) {
             nsx_instance_add_flag(b, "EmptySlice");
@@ -410,6 +417,8 @@ int nsx_build_expect(nsx_instance *b, const nsx_recipe *rc, const nsx_ref_opts *
     nsx_pairs_unjudged(&b->p, b->pairs, b->npairs, skip);
     o.skip = skip;
     int code = nsx_ref_forward(&b->p, &b->in, &b->out, &o, stats, err);
+    if (!code && rc->bwd) /* gradient cases have no pairs: skip marks no row */
+        code = nsx_build_grads(b, &o, err);
     free(skip);
     if (code)
         return code;

@@ -19,9 +19,14 @@ int nsx_sha256_file(const char *path, char hex[65])
     unsigned char buf[65536], digest[SHA256_DIGEST_SIZE];
     struct sha256_ctx s;
     size_t got;
-    FILE *f = fopen(path, "rb");
-    if (!f)
+    /* a regular file only, opened without blocking (a FIFO would hang) */
+    int fd = nsx_open_regular(path, NULL);
+    FILE *f = fd >= 0 ? fdopen(fd, "rb") : NULL;
+    if (!f) {
+        if (fd >= 0)
+            close(fd);
         return -1;
+    }
     sha256_init(&s);
     while ((got = fread(buf, 1, sizeof buf, f)) > 0)
         sha256_update(&s, got, buf);
@@ -45,8 +50,16 @@ static uint64_t case_seed(const nsx_suite *s, const nsx_suite_case *c)
 }
 
 int nsx_gen_case(const nsx_suite *s, const nsx_suite_case *c, const char *path,
-                 nsx_ref_stats *stats, nsx_err *err)
+                 const nsx_budget_limits *lim, nsx_ref_stats *stats, nsx_err *err)
 {
+    return nsx_gen_case_ref(s, c, path, NULL, lim, stats, err);
+}
+
+int nsx_gen_case_ref(const nsx_suite *s, const nsx_suite_case *c, const char *path,
+                     const nsx_ref_opts *ref, const nsx_budget_limits *lim, nsx_ref_stats *stats,
+                     nsx_err *err)
+{
+    nsx_ref_opts dflt = {.fast = 1};
     nsx_recipe r;
     nsx_instance b;
     int rc;
@@ -58,7 +71,12 @@ int nsx_gen_case(const nsx_suite *s, const nsx_suite_case *c, const char *path,
         nsx_err_prefix(err, c->name);
         return rc;
     }
-    if (!(rc = nsx_build_expect(&b, &r, NULL, stats, err))) {
+    nsx_budget_limits scaled = nsx_budget_scaled(lim, (ref ? ref : &dflt)->fast ? NSX_BUDGET_FAST_SPEED : 1);
+    if ((rc = nsx_budget_check(&b.p, &scaled, c->name, NULL, err))) {
+        nsx_instance_free(&b);
+        return rc;
+    }
+    if (!(rc = nsx_build_expect(&b, &r, ref ? ref : &dflt, stats, err))) {
         nsx_case_info info = nsx_build_info(&b, c->name, s->name, c->description);
         rc = nsx_case_write(path, &b.p, &info, &b.in, &b.out, err);
     } else {
@@ -66,6 +84,14 @@ int nsx_gen_case(const nsx_suite *s, const nsx_suite_case *c, const char *path,
     }
     nsx_instance_free(&b);
     return rc;
+}
+
+int nsx_gen_recipe(const char *recipe, const char *name, const char *path, nsx_ref_stats *stats,
+                   nsx_err *err)
+{
+    const nsx_suite_case c = {name, recipe, "from a recipe (nsimplex gen --recipe)"};
+    const nsx_suite s = {"custom", &c, 1};
+    return nsx_gen_case(&s, &c, path, NULL, stats, err);
 }
 
 /* mkdir -p for DIR and DIR/SUITE. */
@@ -76,8 +102,8 @@ static int make_dir(const char *path, nsx_err *err)
     return nsx_err_set(err, NSX_E_INPUT, "%s: cannot create the directory: %s", path, strerror(errno));
 }
 
-int nsx_gen_suite(const nsx_suite *s, const char *dir, int shard, int nshards, FILE *log,
-                  nsx_err *err)
+int nsx_gen_suite(const nsx_suite *s, const char *dir, int shard, int nshards, const nsx_ref_opts *ref,
+                  const nsx_budget_limits *lim, FILE *log, nsx_ref_stats *total, nsx_err *err)
 {
     char path[4096];
     snprintf(path, sizeof path, "%s/%s", dir, s->name);
@@ -90,7 +116,9 @@ int nsx_gen_suite(const nsx_suite *s, const char *dir, int shard, int nshards, F
         struct timespec t0, t1;
         snprintf(path, sizeof path, "%s/%s/%s.safetensors", dir, s->name, s->cases[c].name);
         clock_gettime(CLOCK_MONOTONIC, &t0);
-        int rc = nsx_gen_case(s, &s->cases[c], path, &st, err);
+        nsx_ref_opts o = ref ? *ref : (nsx_ref_opts){.fast = 1};
+        o.progress_arg = (void *)s->cases[c].name; /* for o.progress */
+        int rc = nsx_gen_case_ref(s, &s->cases[c], path, &o, lim, &st, err);
         if (rc)
             return rc;
         clock_gettime(CLOCK_MONOTONIC, &t1);
@@ -98,6 +126,8 @@ int nsx_gen_suite(const nsx_suite *s, const char *dir, int shard, int nshards, F
             fprintf(log, "gen: %-28s %9llu tuples %6.2f s  %s\n", s->cases[c].name,
                     (unsigned long long)st.tuples,
                     (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec), path);
+        if (total)
+            nsx_ref_stats_add(total, &st);
     }
     return 0;
 }
@@ -112,8 +142,14 @@ static int manifest_entry(nsx_buf *m, const char *dir, const nsx_suite *s, const
     nsx_case_info info;
     snprintf(rel, sizeof rel, "%s/%s.safetensors", s->name, c->name);
     snprintf(path, sizeof path, "%s/%s", dir, rel);
-    if (access(path, F_OK) != 0)
+    struct stat sb;
+    if (stat(path, &sb) != 0 && errno == ENOENT)
         return 0; /* not generated here: not listed */
+    /* a FIFO or a device in its place would hang or never end */
+    int fd = nsx_open_regular(path, err);
+    if (fd < 0)
+        return err->kind;
+    close(fd);
     if (nsx_sha256_file(path, hex))
         return nsx_err_set(err, NSX_E_INPUT, "%s: cannot read: %s", path, strerror(errno));
     if (nsx_st_read(path, &st, err))

@@ -26,6 +26,8 @@
  *                position); may repeat
  *   probe=all    mask probes for every dimension and every mask that can
  *                exclude a key there (window, causal, selection)
+ *   bwd=1        a gradient case: an upstream gradient do and the expected
+ *                gradients dq, dk_m, dv_m (E7); not with leak or probe
  */
 #ifndef NSX_VECTORS_RECIPE_H
 #define NSX_VECTORS_RECIPE_H
@@ -51,6 +53,7 @@ typedef struct nsx_recipe {
     nsx_problem p;      /* B counts the base batches: pairs add their own */
     int dist;           /* enum nsx_dist */
     int ties, empty, invalid, probes;
+    int bwd;            /* a gradient case (vectors/bwd.h) */
     int nleaks;
     struct {
         int future;     /* enum nsx_future */

@@ -103,6 +103,26 @@ static const nsx_suite_case default_cases[] = {
     {"n6_sum", "n=6 L=4 d=3 dv=2 reduce=sum", "order 6, sum reducer"},
     {"n7_windows", "n=7 L=4 d=3 dv=2 w=2,3,4,1,2,3,4", "order 7 with windows"},
     {"n8_dense", "n=8 L=3 d=2 dv=2", "order 8, the largest"},
+
+    /* gradient cases (E7): do, and the expected dq, dk_m, dv_m */
+    {"bwd_n1_dense", "n=1 L=12 H=2 d=8 bwd=1", "attention backward, two heads"},
+    {"bwd_n1_gqa_biases", "n=1 L=10 H=4 Hkv=2 d=8 causal=0 w=3 kb=0.5 vb=1 bwd=1",
+     "attention backward: GQA sums, non-causal window, biases"},
+    {"bwd_n2_dense", "n=2 L=10 d=8 bwd=1", "dense 2-simplicial backward"},
+    {"bwd_n2_paper", "n=2 L=16 H=2 Hkv=1 d=8 w=8,4 kb=0,1/d vb=0,1 bwd=1",
+     "2-simplicial backward: the paper's windows and Meta's biases, GQA"},
+    {"bwd_n2_sum_scales", "n=2 L=10 d=8 reduce=sum scale=0.25 out=0.5 bwd=1",
+     "sum reducer, explicit scales"},
+    {"bwd_n2_mean", "n=2 L=10 d=4 dv=3 reduce=mean w=6,3 bwd=1", "mean reducer (dW = 1/2)"},
+    {"bwd_n2_sel_empty", "n=2 L=12 d=8 sel=indices k=3 dims=1,2 empty=1 bwd=1",
+     "given selection with empty slices: masked keys get zero gradients"},
+    {"bwd_n2_sel_relu", "n=2 L=12 d=8 sel=indexer act=relu k=4 dims=2 bwd=1",
+     "indexer selection, held constant"},
+    {"bwd_n2_distinct_f32", "n=2 L=9 d=4 distinct=1 fmt=f32 bwd=1", "distinct keys, binary32 inputs"},
+    {"bwd_n2_onehot", "n=2 L=12 d=8 w=8,4 dist=onehot bwd=1", "near one-hot rows: tiny gradients"},
+    {"bwd_n2_equal", "n=2 L=8 d=4 dist=equal bwd=1", "equal scores: rational gradients"},
+    {"bwd_n3_windows", "n=3 L=8 d=4 w=6,4,3 bwd=1", "3-simplicial backward with windows"},
+    {"bwd_n4_dense", "n=4 L=5 d=4 dv=2 bwd=1", "4-simplicial backward"},
 };
 
 static const nsx_suite_case large_cases[] = {
@@ -113,11 +133,58 @@ static const nsx_suite_case large_cases[] = {
      "DeepSeek sparse attention at L = 256"},
     {"n2_dsa_L64", "n=2 L=64 d=32 sel=indexer act=relu k=8 dims=1,2 probe=all",
      "2-simplicial attention over an indexer's top-8"},
+    {"bwd_n2_paper_L128", "n=2 L=128 H=2 d=64 w=32,8 kb=0,1/d vb=0,1 bwd=1",
+     "2-simplicial backward with the paper's window ratio and Meta's biases at L = 128, d = 64"},
+};
+
+/* The issue's production shapes, generated on demand (minutes each with
+   the fast path; the MPFR path alone would take hours). */
+static const nsx_suite_case production_cases[] = {
+    {"n2_paper_d64", "n=2 L=2048 H=4 d=64 w=512,32", "the 2-simplicial paper's shape, d = 64"},
+    {"n2_paper_d128", "n=2 L=2048 H=4 d=128 w=512,32", "the 2-simplicial paper's shape, d = 128"},
+    {"n2_meta_L512", "n=2 L=512 H=16 d=128 w=256,32", "Meta's test shape: L = 512, d = 128, H = 16"},
+    {"n2_w128", "n=2 L=2048 H=4 d=64 w=128,128", "windows 128 and 128"},
+    {"n1_dsa_L4096", "n=1 L=4096 d=128 sel=indices k=2048",
+     "DeepSeek-style sparse attention: top-2048 of 4096 keys, d = 128"},
+};
+
+/* Shapes that cross real kernels' tiles (blocks of 16, 32, 64 and 128 over
+   queries, keys and the head dimension): L, d and windows just below, at
+   and above a block, causal edges clipping query tiles, GQA 16/2 and 8/1,
+   every reducer, biases, a long DSA row, n = 3 at L = 128.  About 12 MB. */
+static const nsx_suite_case tiles_cases[] = {
+    {"n2_L63_d64", "n=2 L=63 H=2 d=64 w=33,17", "L = 63, windows 33 and 17"},
+    {"n2_L64_d64", "n=2 L=64 H=2 d=64 w=32,16", "L = 64, windows 32 and 16"},
+    {"n2_L65_d64", "n=2 L=65 H=2 d=64 w=64,31", "L = 65, windows 64 and 31"},
+    {"n2_L127_d128", "n=2 L=127 H=2 d=128 w=63,33", "L = 127, d = 128"},
+    {"n2_L128_d128", "n=2 L=128 H=2 d=128 w=64,32", "L = 128, d = 128"},
+    {"n2_L129_d128", "n=2 L=129 H=2 d=128 w=65,32", "L = 129, d = 128"},
+    {"n2_L255_d64", "n=2 L=255 d=64 w=127,31", "L = 255, windows 127 and 31"},
+    {"n2_L257_d64", "n=2 L=257 d=64 w=129,33", "L = 257, windows 129 and 33"},
+    {"n2_d192", "n=2 L=65 d=192 w=33,16", "d = 192 (DeepSeek-style heads)"},
+    {"n2_d256", "n=2 L=64 d=256 w=32,32", "d = 256"},
+    {"n2_gqa16_2", "n=2 L=64 H=16 Hkv=2 d=64 w=32,16", "GQA: 16 query heads over 2 kv heads"},
+    {"n2_gqa8_1", "n=2 L=65 H=8 Hkv=1 d=64 w=31,31", "GQA: 8 query heads over 1 kv head"},
+    {"n2_sum_L128", "n=2 L=128 H=2 d=64 w=64,32 reduce=sum", "sum reducer at L = 128"},
+    {"n2_mean_L129", "n=2 L=129 d=64 w=65,17 reduce=mean", "mean reducer at L = 129"},
+    {"n2_biases_L128", "n=2 L=128 H=2 d=64 w=63,32 kb=0,1/d vb=0,1", "Meta's biases at L = 128"},
+    {"n2_causal_off_L127", "n=2 L=127 d=64 causal=0 w=33,17", "two-sided windows at L = 127"},
+    {"n1_dsa_L4096", "n=1 L=4096 d=64 dv=16 sel=indices k=64", "a top-64 of 4096 keys per query"},
+    {"n3_L128", "n=3 L=128 d=32 dv=16 w=33,17,9", "3-simplicial at L = 128"},
+};
+
+/* Shapes for the fast path's throughput figure (README). */
+static const nsx_suite_case bench_cases[] = {
+    {"n2_d64", "n=2 L=512 d=64 w=128,32", "2-simplicial, d = 64, windows 128 and 32"},
+    {"n2_d128", "n=2 L=512 d=128 w=128,32", "2-simplicial, d = 128, windows 128 and 32"},
 };
 
 static const nsx_suite suites[] = {
     {"default", default_cases, sizeof default_cases / sizeof default_cases[0]},
     {"large", large_cases, sizeof large_cases / sizeof large_cases[0]},
+    {"tiles", tiles_cases, sizeof tiles_cases / sizeof tiles_cases[0]},
+    {"production", production_cases, sizeof production_cases / sizeof production_cases[0]},
+    {"bench", bench_cases, sizeof bench_cases / sizeof bench_cases[0]},
 };
 
 const nsx_suite *nsx_suite_find(const char *name)

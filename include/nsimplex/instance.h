@@ -31,6 +31,9 @@ typedef struct nsx_instance {
     int32_t *sel;           /* given selection (source INDICES) */
     double *o, *lse, *sel_scores;
     int32_t *sel_out;       /* computed selection (sources INDEXER, SCORES) */
+    double *dout;           /* gradient cases (E7): the input do, and the */
+    double *dq, *dk[NSX_MAX_ORDER], *dv[NSX_MAX_ORDER]; /* gradients; NULL
+                               unless nsx_instance_alloc_grads ran */
     nsx_pair pairs[NSX_INSTANCE_MAX_PAIRS];
     int npairs;
     const char *flags[NSX_INSTANCE_MAX_FLAGS]; /* static strings */
@@ -44,6 +47,11 @@ typedef struct nsx_instance {
    INDEXER.  0, or NSX_E_NOMEM with nothing left to free.
    Pre: p passed nsx_problem_check. */
 int nsx_instance_alloc(nsx_instance *t, const nsx_problem *p);
+
+/* For a gradient case (E7): do (an input, t->in.dout) and the gradients
+   dq, dk_m, dv_m (outputs, t->out.dq, dk[m], dv[m]), zeroed, for t->p as it
+   is now.  0, or NSX_E_NOMEM (what was allocated is freed with t). */
+int nsx_instance_alloc_grads(nsx_instance *t);
 
 /* Frees every array and zeroes t (a zeroed t is fine). */
 void nsx_instance_free(nsx_instance *t);

@@ -88,15 +88,23 @@ typedef struct nsx_inputs {
     const int32_t *sel;   /* source INDICES */
     const double *idx_q, *idx_k, *idx_w; /* source INDEXER */
     const double *idx_s;  /* source SCORES */
+    const double *dout;   /* do [B, L, H, dv]: the upstream gradient dO of
+                             the backward pass (E7); NULL when absent */
 } nsx_inputs;
 
-/* Outputs.  sel and sel_scores may be NULL; sel is written when the
+/* Outputs.  sel, sel_scores and the gradients may be NULL; sel is written when the
    selection is computed (INDEXER or SCORES), sel_scores for INDEXER. */
 typedef struct nsx_outputs {
     double *o;
     double *lse;
     int32_t *sel;
     double *sel_scores;   /* -inf where j is not a candidate key of i */
+    /* The gradients of the backward pass (E7), NULL when absent: dq
+       [B, L, H, d], dk[m] [B, L, Hkv, d] and dv[m] [B, L, Hkv, dv] for
+       m = 0..n-1, in the layouts of q, k, v. */
+    double *dq;
+    double *dk[NSX_MAX_ORDER];
+    double *dv[NSX_MAX_ORDER];
 } nsx_outputs;
 
 /* Fills the contract's defaults: n = 1, sizes 1, product, s = 1/sqrt(d),

@@ -8,7 +8,7 @@
  * computed, with precision raised until lo and hi round to the same binary64
  * (Ziv's strategy), or the value is proven exact (rational) and rounded
  * directly.  A value that cannot be decided below the precision cap is an
- * error (NSX_E_INTERNAL), never a silently emitted number.
+ * error (NSX_E_PRECISION_CAP), never a silently emitted number.
  */
 #ifndef NSIMPLEX_REF_H
 #define NSIMPLEX_REF_H
@@ -32,6 +32,21 @@ typedef struct nsx_ref_opts {
                             not computed; their o and lse (and sel_scores)
                             are NaN, their sel all -1 (the rows a leak pair
                             leaves unjudged) */
+    int fast;            /* 1: every row first through the fast certified
+                            path (ref/fast.c: binary64 and double-double with
+                            a proven error bound), and only the rows it
+                            leaves undecided through MPFR; the values are
+                            the same bit for bit.  0: MPFR for every value */
+    int threads;         /* fast path threads; 0: one per online CPU */
+    int fast_bound_shift; /* test hook: the fast path's error bounds are
+                            multiplied by 2^shift (0..1000), so that
+                            outputs become undecided and go to MPFR; the
+                            environment variable NSX_FAST_BOUND_SHIFT sets
+                            it when this is 0 */
+    /* NULL, or called about every 10 s of the fast path with the rows
+       taken so far and the rows in all (one thread at a time) */
+    void (*progress)(void *arg, uint64_t rows_done, uint64_t rows);
+    void *progress_arg;
 } nsx_ref_opts;
 
 typedef struct nsx_ref_stats {
@@ -42,7 +57,15 @@ typedef struct nsx_ref_stats {
     uint64_t nonfinite_rows; /* rows set to NaN (allow_nonfinite) */
     uint64_t skipped_rows;   /* rows not computed (skip), per head */
     long max_prec;       /* the largest working precision used */
+    uint64_t fast_values; /* outputs decided by the fast path */
+    uint64_t mpfr_values; /* outputs computed by MPFR (empty, skipped and
+                            non-finite rows count on neither side) */
+    uint64_t fast_rows, mpfr_rows; /* rows, likewise */
+    uint64_t fast_tuples; /* allowed tuples of the rows the fast path decided */
 } nsx_ref_stats;
+
+/* total += st, field by field (max_prec: the larger). */
+void nsx_ref_stats_add(nsx_ref_stats *total, const nsx_ref_stats *st);
 
 /*
  * (E1)-(E6), with (E8)-(E9) first when the selection is computed.
@@ -54,12 +77,31 @@ typedef struct nsx_ref_stats {
  * for source INDEXER when not NULL.  opts and stats may be NULL.
  * Returns 0, or an exit code with err set: NSX_E_INPUT for inputs the
  * problem forbids (a non-finite value read by an allowed tuple, a
- * duplicated index in a given selection), NSX_E_INTERNAL when the
- * precision cap is reached or memory runs out.  Asserted: p, in, out, err,
- * out->o and out->lse are not NULL.
+ * duplicated index in a given selection), NSX_E_PRECISION_CAP when the
+ * precision cap is reached, NSX_E_NOMEM when memory runs out.  Asserted:
+ * p, in, out, err, out->o and out->lse are not NULL.
  */
 int nsx_ref_forward(const nsx_problem *p, const nsx_inputs *in, nsx_outputs *out,
                     const nsx_ref_opts *opts, nsx_ref_stats *stats, nsx_err *err);
+
+/*
+ * (E7) the gradients of F = sum dO * O with respect to q, k_m and v_m, each
+ * element the exact value correctly rounded (docs/SPEC.md 1.7, 3.4): the
+ * selection (given, or computed first by E8-E9) and the mask are held
+ * constant; biases and scales are constants.
+ *
+ * Inputs: p checked, in as for nsx_ref_forward and in->dout, the upstream
+ * gradient dO [B, L, H, dv] (read only in rows with a non-empty slice).
+ * Outputs: every element of out->dq, out->dk[0..n-1], out->dv[0..n-1];
+ * nothing else of out is written.  opts and stats may be NULL;
+ * opts->allow_nonfinite is not supported (a non-finite value read is
+ * NSX_E_INPUT), nor is a skip that marks a row (NSX_E_UNSUPPORTED: every
+ * row contributes to dk and dv).  Returns 0 or a kind with err set: NSX_E_INPUT,
+ * NSX_E_UNSUPPORTED, NSX_E_NOMEM, NSX_E_PRECISION_CAP (an element not
+ * decided below the cap: never emitted).
+ */
+int nsx_ref_backward(const nsx_problem *p, const nsx_inputs *in, nsx_outputs *out,
+                     const nsx_ref_opts *opts, nsx_ref_stats *stats, nsx_err *err);
 
 /*
  * (E8)-(E9) alone: the selection S(i) for every (b, i), as the sel tensor

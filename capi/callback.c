@@ -1,0 +1,38 @@
+/* A kernel whose forward is a function pointer (capi/callback.h). */
+#include <stdio.h>
+#include <string.h>
+
+#include "capi/callback.h"
+
+#define ALL_FEATURES                                                                                        \
+    (NSX_FEAT_WINDOWS | NSX_FEAT_SELECTION | NSX_FEAT_GQA | NSX_FEAT_CAUSAL_OFF | NSX_FEAT_DISTINCT |     \
+     NSX_FEAT_BIASES | NSX_FEAT_SUM | NSX_FEAT_MEAN | NSX_FEAT_LSE)
+
+int nsx_cb_kernel_open(nsx_cb_kernel *cb, const char *name, const nsx_model *m, int max_order, unsigned features,
+                       nsx_kernel_forward_fn forward, nsx_err *err)
+{
+    memset(cb, 0, sizeof *cb);
+    if (!forward)
+        return nsx_err_set(err, NSX_E_INPUT, "callback kernel: no forward function");
+    if (max_order < 1 || max_order > NSX_MAX_ORDER)
+        return nsx_err_set(err, NSX_E_INPUT, "callback kernel: max_order %d is not in 1..%d", max_order,
+                           NSX_MAX_ORDER);
+    if (features & ~ALL_FEATURES)
+        return nsx_err_set(err, NSX_E_INPUT, "callback kernel: unknown feature bits 0x%x",
+                           features & ~ALL_FEATURES);
+    snprintf(cb->name, sizeof cb->name, "%s", name && name[0] ? name : "callback");
+    cb->info = (nsx_kernel_info){
+        .abi_version = NSX_KERNEL_ABI_VERSION,
+        .name = cb->name,
+        .input_format = m->in,
+        .accum_format = m->acc,
+        /* the ABI has no "none" and no TF32 (held in float32) */
+        .weights_format = m->w == NSX_MODEL_NONE ? NSX_FORMAT_F64 : m->w == NSX_MODEL_TF32 ? NSX_FORMAT_F32 : m->w,
+        .output_format = m->out,
+        .max_order = max_order,
+        .features = features,
+    };
+    cb->k.info = &cb->info;
+    cb->k.forward = forward;
+    return 0;
+}

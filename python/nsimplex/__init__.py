@@ -1,0 +1,578 @@
+"""nsimplex from Python: golden vectors, the oracle and the fuzzer for n-simplicial attention kernels.
+
+    import nsimplex
+    case = nsimplex.load("vectors/default/n2_paper_windows.safetensors")
+    t = case.inputs(device="cuda")                  # q, k [n], v [n], sel: torch tensors
+    o, lse = my_kernel(case.problem, t)
+    print(nsimplex.check(case, o=o, lse=lse, model="bf16"))
+
+    nsimplex.fuzz(lambda p, t: my_kernel(p, t), seconds=60, model="bf16", device="cuda",
+                  features=["windows", "gqa", "lse"])
+
+A kernel is a callable fn(problem, tensors) -> (o, lse) or o or {"o": .., "lse": ..}: problem
+is a Problem (the settings in the terms kernels take), tensors a dict with q [B,L,H,d],
+k and v (lists of n tensors [B,L,Hkv,d] / [B,L,Hkv,dv]) and sel ([B,L,topk] int32, or None).
+It may raise nsimplex.Unsupported for a problem it cannot take.  The whole package runs on the
+C library (libnsimplex.so): the verdicts are those of `nsimplex check` and `nsimplex fuzz`.
+"""
+import ctypes
+import json
+import os
+import sys
+import warnings
+from ctypes import POINTER, byref, c_double, c_float, c_int, c_int32, c_int64, c_void_p
+
+import numpy as np
+
+from . import _lib
+from ._lib import FEATURES, FORMAT_NAMES, FORMATS, MAX_ORDER, REDUCERS, lib
+
+__version__ = _lib.lib.nsx_py_version().decode()
+__all__ = ["load", "gen", "check", "fuzz", "run", "save_candidate", "model", "Case", "Problem", "Report",
+           "FuzzResult", "Error", "InputError", "NotApplicable", "Unsupported", "ModelWarning", "FEATURE_NAMES"]
+
+FEATURE_NAMES = tuple(FEATURES)
+
+
+class Error(Exception):
+    """A failure of nsimplex itself or of its input: .kind is the error kind's name (error.h)."""
+
+    def __init__(self, kind, message):
+        super().__init__(message)
+        self.kind_code = kind
+        self.kind = lib.nsx_py_err_kind_name(kind).decode()
+
+
+class InputError(Error, ValueError):
+    """Unusable input: a malformed file, a bad shape or dtype, an unknown model (the CLI's exit 2)."""
+
+
+class NotApplicable(InputError):
+    """The vector cannot be judged under the model (docs/ORACLE.md 3.1)."""
+
+
+class Unsupported(Exception):
+    """Raised by a kernel function for a problem it does not support (the ABI's return 1)."""
+
+
+def _raise(kind, msg):
+    text = msg.value.decode("utf-8", "replace") if hasattr(msg, "value") else str(msg)
+    if kind == _lib.E_NOT_APPLICABLE:
+        raise NotApplicable(kind, text)
+    if kind in (_lib.E_INPUT, _lib.E_UNSUPPORTED, _lib.E_TOO_LARGE):
+        raise InputError(kind, text)
+    raise Error(kind, text)
+
+
+def _errbuf():
+    return ctypes.create_string_buffer(1024)
+
+
+def _enc(s):
+    return None if s is None else os.fsencode(s) if isinstance(s, os.PathLike) else str(s).encode()
+
+
+def model(text=None):
+    """The canonical form of a precision model string (docs/ORACLE.md section 2); InputError if bad."""
+    out, err, fmt = ctypes.create_string_buffer(256), _errbuf(), (c_int * 5)()
+    rc = lib.nsx_py_model(_enc(text), out, 256, fmt, err, 1024)
+    if rc:
+        _raise(rc, err)
+    return out.value.decode()
+
+
+class ModelWarning(UserWarning):
+    """A model string that parses but may not say what its author meant (op inherited from in)."""
+
+
+def _warn_model(text):
+    buf = ctypes.create_string_buffer(512)
+    if text is not None and lib.nsx_py_model_warning(_enc(text), buf, 512):
+        warnings.warn(buf.value.decode(), ModelWarning, stacklevel=3)
+
+
+def _model_formats(text):
+    out, err, fmt = ctypes.create_string_buffer(256), _errbuf(), (c_int * 5)()
+    rc = lib.nsx_py_model(_enc(text), out, 256, fmt, err, 1024)
+    if rc:
+        _raise(rc, err)
+    return {"in": fmt[0], "acc": fmt[1], "w": fmt[2], "out": fmt[3], "lseout": fmt[4]}
+
+
+# ---- problems ---------------------------------------------------------------------------------
+
+class Problem:
+    """One problem in the terms a kernel takes (docs/SPEC.md; include/nsimplex/kernel.h).
+
+    n, B, L, H, Hkv, d, dv; groups = H // Hkv (query heads per key/value head, GQA: head h reads
+    kv head h // groups); reduce ("product", "sum", "mean"); causal, distinct (bools);
+    windows (n ints, 0 = none: a key j is allowed when i - w < j, and j < i + w with causal off);
+    score_scale (the binary64 the kernel receives) and scale_exact ("1/sqrt(d)" when the scale is
+    that exact real, else None); out_scale; k_bias, v_bias (n floats); topk (0: no selection)
+    and sel_dims (the dimensions 1..n restricted to sel).  A loaded case adds selection (the
+    source: "indices", "indexer", "scores" or None), input_format and name.
+    """
+
+    def __init__(self, **kw):
+        self.scale_exact = None
+        self.selection = None
+        self.input_format = None
+        self.name = None
+        self.__dict__.update(kw)
+
+    @property
+    def groups(self):
+        return self.H // self.Hkv
+
+    def __repr__(self):
+        keys = ["n", "B", "L", "H", "Hkv", "d", "dv", "reduce", "causal", "distinct", "windows", "score_scale",
+                "out_scale", "k_bias", "v_bias", "topk", "sel_dims"]
+        return "Problem(%s)" % ", ".join("%s=%r" % (k, getattr(self, k)) for k in keys)
+
+    @classmethod
+    def from_meta(cls, m):
+        n = m["n"]
+        sel = m.get("selection")
+        return cls(n=n, B=m["B"], L=m["L"], H=m["H"], Hkv=m["Hkv"], d=m["d"], dv=m["dv"], reduce=m["reduce"],
+                   causal=bool(m["causal"]), distinct=bool(m["distinct"]), windows=tuple(int(w) for w in m["windows"]),
+                   score_scale=float(m["score_scale"]), scale_exact=m.get("score_scale_exact"),
+                   out_scale=float(m["out_scale"]), k_bias=tuple(float(x) for x in m["k_bias"]),
+                   v_bias=tuple(float(x) for x in m["v_bias"]), topk=sel["k"] if sel else 0,
+                   sel_dims=tuple(sel["dims"]) if sel else (), selection=sel["source"] if sel else None,
+                   input_format=m.get("input_format"), name=m.get("case"))
+
+    @classmethod
+    def from_kernel(cls, p):
+        n = p.n
+        return cls(n=n, B=p.B, L=p.L, H=p.H, Hkv=p.Hkv, d=p.d, dv=p.dv, reduce=REDUCERS[p.reduce],
+                   causal=bool(p.causal), distinct=bool(p.distinct), windows=tuple(p.window[:n]),
+                   score_scale=p.score_scale, out_scale=p.out_scale, k_bias=tuple(p.k_bias[:n]),
+                   v_bias=tuple(p.v_bias[:n]), topk=p.topk,
+                   sel_dims=tuple(m + 1 for m in range(n) if p.sel_dims >> m & 1) if p.topk else ())
+
+
+# ---- tensors ----------------------------------------------------------------------------------
+
+def _np_dtype(fmt):
+    """numpy's dtype for a format's values: bf16 has none, its values are held in float32."""
+    return {"f64": np.float64, "f32": np.float32, "f16": np.float16, "bf16": np.float32}[fmt]
+
+
+def _torch_dtype(torch, fmt):
+    return {"f64": torch.float64, "f32": torch.float32, "f16": torch.float16, "bf16": torch.bfloat16}[fmt]
+
+
+def _convert(arrays, fmt, device, dtype):
+    """numpy arrays (float64/float32 values of format fmt, int32 sel) as the caller asked: numpy in
+    fmt's dtype (device None and dtype None or a numpy dtype), else torch tensors on device."""
+    torch_wanted = device is not None or (dtype is not None and "torch" in type(dtype).__module__)
+    if not torch_wanted:
+        dt = np.dtype(dtype) if dtype is not None else _np_dtype(fmt)
+
+        def cv(a):
+            return None if a is None else a if a.dtype == np.int32 else a.astype(dt)
+    else:
+        import torch
+        dt = dtype if dtype is not None else _torch_dtype(torch, fmt)
+
+        def cv(a):
+            if a is None:
+                return None
+            t = torch.from_numpy(np.ascontiguousarray(a))
+            return t.to(device=device) if a.dtype == np.int32 else t.to(device=device, dtype=dt)
+    return {"q": cv(arrays["q"]), "k": [cv(a) for a in arrays["k"]], "v": [cv(a) for a in arrays["v"]],
+            "sel": cv(arrays.get("sel"))}
+
+
+def _to_numpy(x, name, dtype=np.float64):
+    """A numpy array of x (numpy, torch on any device, nested lists), its values kept exactly."""
+    if x is None:
+        return None
+    if hasattr(x, "detach"):  # torch
+        import torch
+        x = x.detach()
+        if x.dtype.is_floating_point:
+            x = x.to(device="cpu", dtype=torch.float64 if dtype == np.float64 else torch.float32)
+        else:
+            x = x.to(device="cpu")
+        x = x.numpy()
+    a = np.asarray(x)
+    if dtype == np.int32:
+        if a.dtype.kind not in "iu":
+            raise InputError(_lib.E_INPUT, "%s: dtype %s, not an integer type" % (name, a.dtype))
+    elif a.dtype.kind != "f":
+        raise InputError(_lib.E_INPUT, "%s: dtype %s, not a float type" % (name, a.dtype))
+    return np.ascontiguousarray(a, dtype=dtype)
+
+
+def _shape_ok(a, shape, name):
+    if a is not None and tuple(a.shape) != tuple(shape):
+        raise InputError(_lib.E_INPUT, "%s: shape %s but the problem needs %s"
+                         % (name, list(a.shape), list(shape)))
+
+
+def _outputs(out):
+    """(o, lse) from what a kernel function returned."""
+    if isinstance(out, dict):
+        return out.get("o"), out.get("lse")
+    if isinstance(out, (tuple, list)):
+        if len(out) == 2:
+            return out[0], out[1]
+        if len(out) == 1:
+            return out[0], None
+        raise InputError(_lib.E_INPUT, "the kernel returned %d values; give o, or (o, lse)" % len(out))
+    return out, None
+
+
+# ---- cases ------------------------------------------------------------------------------------
+
+class Case:
+    """A case file (a golden vector, or a saved fuzz failure) read and validated by the C library.
+
+    .problem (Problem), .meta (the metadata as a dict), .name, .flags, .pairs, .path;
+    .inputs(device=None, dtype=None) the kernel's inputs; .expected {"o", "lse", "sel",
+    "sel_scores"} as float64 numpy arrays (None when absent); .check(...) as nsimplex.check.
+    """
+
+    def __init__(self, path):
+        self.path = os.fspath(path)
+        h, err = c_void_p(), _errbuf()
+        rc = lib.nsx_py_case_read(_enc(self.path), byref(h), err, 1024)
+        if rc:
+            _raise(rc, err)
+        self._h = h
+        s = c_void_p()
+        rc = lib.nsx_py_case_meta(self._h, byref(s), err, 1024)
+        if rc:
+            _raise(rc, err)
+        self.meta = json.loads(_lib.take_string(s))
+        self.problem = Problem.from_meta(self.meta)
+        self.name = self.meta.get("case")
+        self.flags = tuple(self.meta.get("flags", ()))
+        self.pairs = self.meta.get("pairs", [])
+        self.description = self.meta.get("description")
+        self._arrays = {}
+        for name in ["q", "sel", "idx_q", "idx_k", "idx_w", "idx_s", "o", "lse", "sel_scores"] + \
+                ["%s%d" % (kv, m + 1) for kv in "kv" for m in range(self.problem.n)]:
+            a = self._tensor(name)
+            if a is not None:
+                self._arrays[name] = a
+
+    def _tensor(self, name):
+        data, is_int, rank, shape = c_void_p(), c_int(), c_int(), (c_int64 * 4)()
+        if lib.nsx_py_case_tensor(self._h, name.encode(), byref(data), byref(is_int), byref(rank), shape):
+            return None
+        shp = tuple(shape[:rank.value])
+        count = int(np.prod(shp)) if shp else 1
+        ctype = c_int32 if is_int.value else c_double
+        if count == 0:
+            return np.zeros(shp, dtype=np.int32 if is_int.value else np.float64)
+        buf = ctypes.cast(data, POINTER(ctype * count)).contents
+        return np.frombuffer(buf, dtype=np.int32 if is_int.value else np.float64).reshape(shp).copy()
+
+    def __del__(self):
+        h = getattr(self, "_h", None)
+        if h and lib is not None:
+            lib.nsx_py_case_free(h)
+            self._h = None
+
+    def __repr__(self):
+        return "Case(%r, %r)" % (self.name, self.path)
+
+    @property
+    def expected(self):
+        computed = self.problem.selection in ("indexer", "scores")
+        return {"o": self._arrays.get("o"), "lse": self._arrays.get("lse"),
+                "sel": self._arrays.get("sel") if computed else None, "sel_scores": self._arrays.get("sel_scores")}
+
+    def arrays(self):
+        """The raw tensors of the file, as float64 / int32 numpy arrays, by file name."""
+        return dict(self._arrays)
+
+    def inputs(self, device=None, dtype=None):
+        """q, k [n], v [n] and sel (the S(i) lists the kernel receives: the given selection, or the
+        golden one for a computed selection; None without selection).  numpy arrays in the input
+        format's dtype (bf16 values in float32) when device is None and dtype is None or a numpy
+        dtype; else torch tensors on device (default "cpu") in dtype (default: the input format)."""
+        p, a = self.problem, self._arrays
+        arrays = {"q": a["q"], "k": [a["k%d" % (m + 1)] for m in range(p.n)],
+                  "v": [a["v%d" % (m + 1)] for m in range(p.n)], "sel": a.get("sel")}
+        return _convert(arrays, p.input_format, device, dtype)
+
+    def check(self, o, lse=None, sel=None, model=None, label="candidate"):
+        return check(self, o=o, lse=lse, sel=sel, model=model, label=label)
+
+
+def load(path):
+    """Reads a case file: nsimplex.load("vectors/default/n2_dense.safetensors") -> Case."""
+    return Case(path)
+
+
+def gen(recipe, path, name=None):
+    """Writes a golden vector of any shape, as `nsimplex gen --recipe RECIPE --out PATH` does, and
+    loads it: nsimplex.gen("n=2 L=64 H=4 Hkv=1 d=32 w=32,8 fmt=bf16 leak=nan:40 probe=all",
+    "/tmp/my.safetensors").  Recipe keys: vectors/recipe.h (n, B, L, H, Hkv, d, dv, reduce, causal,
+    distinct, w, kb, vb, scale, out, fmt, sel, k, dims, act, dist, ties, empty, invalid, leak,
+    probe).  name: the case's name (default: the file's name), which seeds its inputs."""
+    path = os.fspath(path)
+    if name is None:
+        name = os.path.basename(path)
+        if name.endswith(".safetensors"):
+            name = name[:-len(".safetensors")]
+    err = _errbuf()
+    rc = lib.nsx_py_gen(_enc(recipe), _enc(name), _enc(path), None, err, 1024)
+    if rc:
+        _raise(rc, err)
+    return load(path)
+
+
+def run(fn, case, device=None, dtype=None):
+    """fn(case.problem, case.inputs(device, dtype)) -> (o, lse): a kernel function on a case."""
+    return _outputs(fn(case.problem, case.inputs(device=device, dtype=dtype)))
+
+
+# ---- checking ---------------------------------------------------------------------------------
+
+class Report:
+    """The oracle's verdict, the same as `nsimplex check --json`: .passed, .json (the dict),
+    .text (the report for people), .worst_o and .worst_lse (dicts with b, h, i, c, error, bound,
+    ratio, expected, candidate; None when nothing was judged), .ratio (the larger worst ratio),
+    .failures (the count), .notes (the first failures, one line each), .model."""
+
+    def __init__(self, passed, js, text):
+        self.passed = bool(passed)
+        self.json = json.loads(js)
+        self.text = text
+        self.model = self.json["model"]
+        self.failures = self.json["failures"]
+        self.notes = list(self.json["notes"])
+        self.worst_o = self.json["o"]["worst"]
+        self.worst_lse = self.json["lse"]["worst"]
+        ratios = [w["ratio"] for w in (self.worst_o, self.worst_lse) if w and w.get("ratio") is not None]
+        self.ratio = max(ratios) if ratios else None
+
+    def __bool__(self):
+        return self.passed
+
+    def __str__(self):
+        return self.text
+
+    def __repr__(self):
+        return "Report(passed=%s, case=%r, model=%r, ratio=%r, failures=%d)" % (
+            self.passed, self.json.get("case"), self.model, self.ratio, self.failures)
+
+
+def _candidate_arrays(case, o, lse, sel):
+    p = case.problem
+    o = _to_numpy(o, "o")
+    lse = _to_numpy(lse, "lse")
+    sel = _to_numpy(sel, "sel", np.int32) if sel is not None and p.selection in ("indexer", "scores") else None
+    if o is None:
+        raise InputError(_lib.E_INPUT, "no o")
+    _shape_ok(o, (p.B, p.L, p.H, p.dv), "o")
+    _shape_ok(lse, (p.B, p.H, p.L), "lse")
+    _shape_ok(sel, (p.B, p.L, p.topk), "sel")
+    return o, lse, sel
+
+
+def _ptr(a):
+    return None if a is None else a.ctypes.data_as(c_void_p)
+
+
+def check(case, o, lse=None, sel=None, model=None, label="candidate"):
+    """Judges a kernel's outputs against a golden vector in process, as `nsimplex check` does.
+
+    case: a Case or a path; o [B,L,H,dv], lse [B,H,L] (optional), sel [B,L,k] (optional; read
+    only when the vector computes its selection): numpy arrays or torch tensors of any float dtype
+    on any device, decoded exactly.  model: a precision model string (default bf16).
+    Returns a Report; raises NotApplicable when the vector cannot be judged under the model,
+    InputError for a bad model or wrong shapes."""
+    if not isinstance(case, Case):
+        case = load(case)
+    o, lse, sel = _candidate_arrays(case, o, lse, sel)
+    _warn_model(model)
+    passed, js, text, err = c_int(), c_void_p(), c_void_p(), _errbuf()
+    rc = lib.nsx_py_check(case._h, _ptr(o), _ptr(lse), _ptr(sel), _enc(model), _enc(label), byref(passed),
+                          byref(js), byref(text), err, 1024)
+    js, text = _lib.take_string(js), _lib.take_string(text)
+    if rc:
+        _raise(rc, err)
+    return Report(passed.value, js, text)
+
+
+def _dtype_code(x, default):
+    name = getattr(x, "dtype", None)
+    s = str(name)
+    for key, code in (("bfloat16", 3), ("float16", 2), ("float32", 1), ("float64", 0)):
+        if s.endswith(key):
+            return code
+    return default
+
+
+def save_candidate(case, path, o, lse=None, sel=None, model=None):
+    """Writes a candidate file for `nsimplex check VECTOR PATH`: o and lse in their own dtypes
+    (bfloat16, float16, float32, float64), sel as int32, the model in its metadata."""
+    if not isinstance(case, Case):
+        case = load(case)
+    oc, lc = _dtype_code(o, 0), _dtype_code(lse, 0)
+    o, lse, sel = _candidate_arrays(case, o, lse, sel)
+    err = _errbuf()
+    rc = lib.nsx_py_write_candidate(case._h, _enc(path), _ptr(o), oc, _ptr(lse), lc, _ptr(sel), _enc(model),
+                                    err, 1024)
+    if rc:
+        _raise(rc, err)
+
+
+# ---- fuzzing ----------------------------------------------------------------------------------
+
+class FuzzResult:
+    """The outcome of a fuzz run: .passed, .summary (the dict: problems, mpfr, loop, skipped,
+    declined, seconds, model, failures), .failures (each a dict: kind, note, draw, shrunk, path of
+    the saved vector, index, seed)."""
+
+    def __init__(self, summary):
+        self.summary = summary
+        self.failures = summary["failures"]
+        self.passed = not self.failures
+        self.problems = summary["problems"]
+
+    def __bool__(self):
+        return self.passed
+
+    def __repr__(self):
+        return "FuzzResult(passed=%s, problems=%d, failures=%d)" % (self.passed, self.problems,
+                                                                    len(self.failures))
+
+    def __str__(self):
+        s = self.summary
+        lines = ["nsimplex fuzz (%s): %d problems in %.1f s (%d against MPFR, %d against the f64 loop, "
+                 "%d skipped, %d declined): %s" % (s["model"], s["problems"], s["seconds"], s["mpfr"], s["loop"],
+                                                   s["skipped"], s["declined"], "PASS" if self.passed else "FAIL")]
+        for f in self.failures:
+            lines.append("FAIL %s: %s\n  drawn: %s\n  shrunk: %s\n  saved: %s"
+                         % (f["kind"], f["note"], f["draw"], f["shrunk"], f["path"]))
+        return "\n".join(lines)
+
+
+def _feature_bits(features):
+    if features is None or features == "all":
+        return sum(FEATURES.values())
+    bits = 0
+    for f in features:
+        if f not in FEATURES:
+            raise InputError(_lib.E_INPUT, "features: unknown feature %r (known: %s)" % (f, ", ".join(FEATURES)))
+        bits |= FEATURES[f]
+    return bits
+
+
+def _accepts(shapes, prob):
+    if callable(shapes):
+        return bool(shapes(prob))
+    for key, allowed in shapes.items():
+        v = getattr(prob, key)
+        if isinstance(allowed, range) or isinstance(allowed, (list, tuple, set, frozenset)):
+            if v not in allowed:
+                return False
+        elif isinstance(allowed, int):
+            if v > allowed:
+                return False
+        else:
+            raise InputError(_lib.E_INPUT, "shapes: %s: give a maximum, a collection of values or a range" % key)
+    return True
+
+
+def _kernel_arrays(p, io):
+    """The kernel ABI's float32 buffers as numpy arrays (copies), and sel."""
+    def arr(ptr, shape):
+        count = int(np.prod(shape))
+        if count == 0:
+            return np.zeros(shape, dtype=np.float32)
+        return np.frombuffer(ctypes.cast(ptr, POINTER(c_float * count)).contents, dtype=np.float32) \
+            .reshape(shape).copy()
+    B, L, H, G, d, dv = p.B, p.L, p.H, p.Hkv, p.d, p.dv
+    sel = None
+    if p.topk and p.sel:
+        count = B * L * p.topk
+        sel = np.frombuffer(ctypes.cast(p.sel, POINTER(c_int32 * count)).contents, dtype=np.int32) \
+            .reshape(B, L, p.topk).copy()
+    return {"q": arr(io.q, (B, L, H, d)), "k": [arr(io.k[m], (B, L, G, d)) for m in range(p.n)],
+            "v": [arr(io.v[m], (B, L, G, dv)) for m in range(p.n)], "sel": sel}
+
+
+def _write(ptr, a, shape, name):
+    a = _to_numpy(a, name, np.float32)
+    _shape_ok(a, shape, name)
+    count = int(np.prod(shape))
+    if count:
+        ctypes.memmove(ptr, a.ctypes.data, count * 4)
+
+
+def fuzz(fn, seconds=10.0, seed=1, features="all", shapes=None, model="bf16", device=None, dtype=None,
+         out="fuzz-out", count=0, start=0, max_failures=1, shrink_seconds=30.0, max_order=MAX_ORDER,
+         name=None, log=True, progress=5.0, verbose=False):
+    """Fuzzes the kernel function fn(problem, tensors) -> (o, lse) against the reference.
+
+    The C fuzzer draws problems within `features` (names from FEATURE_NAMES, or "all"; include
+    "lse" when fn returns lse) and orders 1..max_order, judges fn's outputs with the oracle under
+    `model`, shrinks each failure and saves it under `out` as a vector with fn's outputs beside it
+    (`nsimplex check VECTOR VECTOR.candidate` replays it).  shapes: None, a callable
+    shapes(problem) -> bool, or a dict of limits on Problem fields ({"n": (2,), "L": 128, "d":
+    range(16, 129, 16)}: a collection or range of values, or an int maximum); problems outside
+    are declined (drawn, counted, not run).  Inputs reach fn as numpy float32 arrays (device None
+    and dtype None), else as torch tensors on device in dtype (default: the model's input format).
+    Outputs pass through the kernel ABI's float32 buffers.  Returns a FuzzResult.  An exception
+    raised by fn is a kernel error to the fuzzer, and is raised again when the run ends."""
+    fmts = _model_formats(model)
+    _warn_model(model)
+    if FORMATS["f64"] in (fmts["in"], fmts["out"], fmts["lseout"]):
+        raise InputError(_lib.E_UNSUPPORTED, "fuzz: model %s: the kernel ABI passes inputs and outputs as "
+                         "float32, so in, out or lseout f64 cannot be fuzzed through it" % model)
+    in_fmt = FORMAT_NAMES[fmts["in"]]
+    state = {"exc": None}
+
+    def forward(pp, iop):
+        try:
+            p, io = pp.contents, iop.contents
+            prob = Problem.from_kernel(p)
+            tensors = _convert(_kernel_arrays(p, io), in_fmt, device, dtype)
+            o, lse = _outputs(fn(prob, tensors))
+            _write(io.o, o, (p.B, p.L, p.H, p.dv), "o")
+            if io.lse:
+                if lse is None:
+                    raise InputError(_lib.E_INPUT, "fn returned no lse, but features include 'lse'")
+                _write(io.lse, lse, (p.B, p.H, p.L), "lse")
+            return 0
+        except Unsupported:
+            return 1
+        except BaseException as e:  # noqa: B902 - reported by the fuzzer, raised again at the end
+            if state["exc"] is None:
+                state["exc"] = e
+            return 2
+
+    def accept(pp):
+        try:
+            return 1 if _accepts(shapes, Problem.from_kernel(pp.contents)) else 0
+        except BaseException as e:  # noqa: B902
+            if state["exc"] is None:
+                state["exc"] = e
+            return 0
+
+    fwd = _lib.FORWARD(forward)
+    acc = _lib.ACCEPT(accept) if shapes is not None else _lib.ACCEPT()
+    if out is not None:
+        os.makedirs(out, exist_ok=True)
+    args = _lib.FuzzArgs(name=_enc(name or getattr(fn, "__name__", "python")), model=_enc(model),
+                         max_order=max_order, features=_feature_bits(features), forward=fwd, accept=acc,
+                         seconds=seconds, seed=seed, start=start, count=count, max_failures=max_failures,
+                         shrink_seconds=shrink_seconds, out_dir=_enc(out), log=1 if log else 0,
+                         progress=progress, verbose=1 if verbose else 0)
+    if log:
+        sys.stdout.flush()
+    summary, err = c_void_p(), _errbuf()
+    rc = lib.nsx_py_fuzz(byref(args), byref(summary), err, 1024)
+    s = _lib.take_string(summary)
+    if state["exc"] is not None:
+        raise state["exc"]
+    if rc:
+        _raise(rc, err)
+    return FuzzResult(json.loads(s))
