@@ -5,8 +5,9 @@
 #                     shared build/libnsimplex.so (the Python package's)
 #   make check        build and run the tests (add SAN=1 for ASan + UBSan)
 #   make demo         the main job on its built-in default (README.md)
-#   make bench        the SIMD kernel against the PyTorch CPU peer (installs
-#                     python3-torch and libopenblas0-pthread if missing)
+#   make bench        the SIMD kernel and the SIMD indexer against their PyTorch
+#                     CPU peers (installs python3-torch and libopenblas0-pthread
+#                     if missing); make bench-indexer: the indexer alone
 #   make mutants      the fuzzer against each bug planted in simd/ by
 #                     fuzz/mutants/*.patch, and the clean kernel (FUZZING.md)
 #   make prove        Frama-C WP proofs of the masks, candidate key ranges,
@@ -76,7 +77,7 @@ $(BUILD)/ref/fast_kern_avx512.o: ISA := -mavx512f -mavx512dq -mavx512vl -mavx2 -
 # The benchmark's plain-loop baseline stays at -O2 whatever OPT says.
 $(BUILD)/simd/naive.o:    XFLAGS := $(OMP) -fPIC -O2
 
-.PHONY: all check demo clean deps vectors bench bench-deps
+.PHONY: all check demo clean deps vectors bench bench-deps bench-indexer
 # test objects are intermediate files of a pattern chain: keep them
 .SECONDARY:
 all: $(PROG) $(LIB) $(SIMD_SO) $(SO)
@@ -115,13 +116,22 @@ $(PROG): $(CLI_OBJ) $(LIB)
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(SUP_OBJ) $(LIB)
 	$(CC) $(CFLAGS) $(LDFLAGS) $(OMP) -o $@ $< $(SUP_OBJ) $(LIB) $(shell pkg-config --libs check) $(LDLIBS)
 
-# The tests find the program through NSX_BIN, the SIMD kernel's shared
+# Misbehaving test kernels (tests/kernels/faulty.c), one library per fault.
+FAULTS   := segv abort hang exit overflow underflow order0 orderm1
+FAULT_SO := $(FAULTS:%=$(BUILD)/tests/kernels/%.so)
+$(BUILD)/tests/kernels/%.so: tests/kernels/faulty.c include/nsimplex/kernel.h
+	@mkdir -p $(@D)
+	$(CC) $(STD) -Iinclude $(CFLAGS) -fPIC -shared -DFAULT_$* -o $@ $<
+
+# The tests find the program through NSX_BIN, the test kernels under
+# NSX_TEST_KERNELS, the SIMD kernel's shared
 # library through NSX_SIMD_SO, and write under NSX_TMP; then the Python
 # package's tests (tests/python, pytest, Debian's python3) over $(SO).
-check: $(PROG) $(SIMD_SO) $(SO) $(TESTS)
+check: $(PROG) $(SIMD_SO) $(SO) $(TESTS) $(FAULT_SO)
 	@mkdir -p $(BUILD)/tmp
 	@fail=0; for t in $(TESTS); do \
 	    NSX_BIN=$(CURDIR)/$(PROG) NSX_SIMD_SO=$(CURDIR)/$(SIMD_SO) \
+	    NSX_TEST_KERNELS=$(CURDIR)/$(BUILD)/tests/kernels \
 	    NSX_TMP=$(CURDIR)/$(BUILD)/tmp $$t || fail=1; \
 	done; \
 	$(if $(filter 1,$(SAN)),echo "make check: the Python package's tests skipped under SAN=1 (python cannot load an ASan library)";,\
@@ -149,6 +159,11 @@ bench-deps:
 # The paper's shape (w = 512, 32) and w = 128, 128: C kernel, PyTorch peer, ratio.
 bench: $(PROG) $(SIMD_SO) bench-deps
 	$(PYTHON) bench/run.py --prog $(PROG) --so $(SIMD_SO)
+
+# The indexer part of bench alone: the SIMD indexer and its PyTorch peer at
+# DeepSeek V3.2's shape (L 4096, Hi 64, di 128, top-k 2048).
+bench-indexer: $(PROG) $(SIMD_SO) bench-deps
+	$(PYTHON) bench/run.py --prog $(PROG) --so $(SIMD_SO) --indexer-only
 
 # The main job on its built-in default (README.md): vectors from the
 # reference, verified, and the SIMD kernel judged against every one.

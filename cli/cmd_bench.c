@@ -46,7 +46,8 @@ static const char usage_text[] =
     "                     twice that); rows are sampled beyond it (10; 0 skips it)\n"
     "  --peak-seconds S   length of one peak FMA trial (0.3)\n"
     "  --seed N           input seed (1)\n"
-    "  --json             one JSON object instead of text\n\n"
+    "  --json             one JSON object instead of text\n"
+    "  --indexer          time the SIMD indexer and top-k instead (bench --indexer --help)\n\n"
     "Useful flops per allowed tuple: 2*(d+dv) for product, 2*d+2 for sum and mean\n"
     "(runner/bench.h derives them).  Exit 0, or 2 for bad options, 3 out of memory.\n";
 
@@ -207,6 +208,9 @@ static void print_text(const nsx_bench_opts *o, const nsx_bench_result *r)
 
 int cmd_bench(int argc, char **argv)
 {
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--indexer") == 0)
+            return cmd_bench_indexer(argc, argv);
     nsx_bench_opts o;
     nsx_bench_result r;
     nsx_err err;

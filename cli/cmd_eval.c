@@ -20,6 +20,8 @@
 #include "io/casefile.h"
 #include "runner/runner.h"
 #include "nsimplex/ref.h"
+#include "simd/indexer.h"
+#include "simd/simd.h"
 
 static void help(void)
 {
@@ -32,7 +34,8 @@ static void help(void)
            "                certified path (binary64 and double-double with a proven bound)\n"
            "                decides what it can, MPFR the rest\n"
            "                simd: the float32 SIMD kernel (NSX_ISA forces its ISA), run on the\n"
-           "                selection FILE gives, or the reference's for a computed one\n"
+           "                selection FILE gives, or for a computed one on the SIMD indexer's\n"
+           "                (written as sel, and sel_scores for an indexer)\n"
            "  --threads N   threads of simd and of the ref's fast path (0: all cores) (0)\n"
            "  --exact-only  ref: MPFR for every value (the same values, slower)\n"
            "  --stats       ref: print the allowed tuples, the time, the throughput and the\n"
@@ -156,39 +159,50 @@ static int eval_ref(const nsx_case *c, nsx_st *st, const eval_opts *eo, nsx_err 
     return rc;
 }
 
-/* The outputs of the SIMD kernel into st, as float32. */
+/* The outputs of the SIMD kernel into st, as float32: for a computed
+   selection, first the SIMD indexer's (simd/indexer.h), written as sel (and
+   sel_scores for an indexer) and given to the kernel as indices. */
 static int eval_simd(const nsx_case *c, nsx_st *st, const eval_opts *eo, nsx_err *err)
 {
     const nsx_problem *p = &c->p;
     int64_t oshape[4] = {p->B, p->L, p->H, p->dv}, lshape[3] = {p->B, p->H, p->L};
+    int64_t sshape[3] = {p->B, p->L, p->sel.k}, scshape[3] = {p->B, p->L, p->L};
     int computed = p->sel.source == NSX_SEL_INDEXER || p->sel.source == NSX_SEL_SCORES;
-    const int32_t *sel = computed ? c->expected.sel : c->in.sel;
-    int32_t *own_sel = NULL;
+    int32_t *sel = NULL;
+    double *scores = NULL;
     double *o = malloc(nsx_o_size(p) * sizeof *o), *lse = malloc(nsx_lse_size(p) * sizeof *lse);
-    nsx_kernel k;
+    nsx_kernel k = {0};
     int rc, has_lse;
-    if (!o || !lse) {
+    if (computed) {
+        sel = malloc(nsx_sel_size(p) * sizeof *sel);
+        if (p->sel.source == NSX_SEL_INDEXER)
+            scores = malloc((size_t)p->B * p->L * p->L * sizeof *scores);
+    }
+    if (!o || !lse || (computed && !sel) || (p->sel.source == NSX_SEL_INDEXER && !scores)) {
         rc = nsx_err_set(err, NSX_E_NOMEM, "eval: out of memory");
         goto done;
     }
-    if (computed && !sel) { /* the indexer's choice, as a sparse kernel would receive it */
-        if (!(sel = own_sel = malloc(nsx_sel_size(p) * sizeof *own_sel))) {
-            rc = nsx_err_set(err, NSX_E_NOMEM, "eval: out of memory");
-            goto done;
-        }
-        if ((rc = nsx_ref_select(p, &c->in, own_sel, NULL, NULL, NULL, err)))
-            goto done;
-    }
     if ((rc = nsx_kernel_open(&k, NULL, -1, eo->threads, err)))
         goto done;
-    rc = nsx_kernel_run(&k, p, &c->in, sel, o, lse, &has_lse, err);
-    nsx_kernel_close(&k);
+    if (computed) {
+        int r = nsx_simd_select(p, &c->in, sel, scores, k.threads, k.isa);
+        if (r == NSX_SIMD_ENOMEM)
+            rc = nsx_err_set(err, NSX_E_NOMEM, "eval: out of memory");
+        else if (r != NSX_SIMD_OK)
+            rc = nsx_err_set(err, NSX_E_UNSUPPORTED, "the SIMD indexer refused the selection (code %d)", r);
+        if (rc)
+            goto done;
+    }
+    rc = nsx_kernel_run(&k, p, &c->in, computed ? sel : c->in.sel, o, lse, &has_lse, err);
     if (!rc && !(rc = nsx_st_add_f64(st, "o", NSX_DTYPE_F32, 4, oshape, o, err)) && has_lse)
         rc = nsx_st_add_f64(st, "lse", NSX_DTYPE_F32, 3, lshape, lse, err);
+    if (!rc && computed && !(rc = nsx_st_add_i32(st, "sel", 3, sshape, sel, err)) && scores)
+        rc = nsx_st_add_f64(st, "sel_scores", NSX_DTYPE_F32, 3, scshape, scores, err);
     if (!rc)
         rc = nsx_st_set_meta(st, "nsimplex.model", "f32", err);
 done:
-    free(o), free(lse), free(own_sel);
+    nsx_kernel_close(&k);
+    free(o), free(lse), free(sel), free(scores);
     return rc;
 }
 

@@ -42,9 +42,17 @@ static void fuzz_usage(FILE *f)
             "  --shrink-seconds S time to shrink each failure (30)\n"
             "  --threads N        OpenMP threads for the kernel (0: OpenMP's default) (0)\n"
             "  --isa NAME         the in-process SIMD kernel's path: avx512, avx2, scalar (best)\n"
+            "  --call-timeout S   a kernel call with no result after S seconds is a failure\n"
+            "                     (timeout), its process killed (10)\n"
+            "  --in-process       call the kernel in this process, not in a child process per call\n"
+            "                     (for sanitizer runs; a crash of the kernel is then nsimplex's)\n"
             "  --progress S       seconds between progress lines (5)\n"
             "  --verbose          a line per problem\n\n"
             "To reproduce one problem: nsimplex fuzz --seed N --start K --count 1.\n\n"
+            "Each kernel call runs in a child process forked for it, its outputs in shared memory\n"
+            "between guard pages: a crash, a signal, a timeout, an exit() or a write outside the\n"
+            "outputs is a failure (kinds signal, timeout, exit, overflow), shrunk and saved like\n"
+            "any other. A call still running when --seconds ends is stopped there, not judged.\n\n"
             "Problems over the work budget (core/budget.h: 16777216 allowed tuples) are\n"
             "redrawn.\n\n"
             "exit codes: 0 no failure, 1 a failure was found (saved under --out; a failure that\n"
@@ -69,7 +77,8 @@ int cmd_fuzz(int argc, char **argv)
     o.log = stdout;
     const char *kernel = NULL, *isa_name = NULL, *val;
     long threads = 0;
-    bool bad = false;
+    bool bad = false, in_process = false;
+    nsx_kernel_iso iso = {.timeout = 10};
     for (int i = 1; i < argc; i++) {
         long v;
         if (cli_is_help(argv[i])) {
@@ -118,6 +127,15 @@ int cmd_fuzz(int argc, char **argv)
             if (bad)
                 return NSX_EXIT_BAD;
             isa_name = val;
+        } else if (cli_opt(CMD, argc, argv, &i, "--call-timeout", &val, &bad)) {
+            if (bad || !cli_double(CMD, "--call-timeout", val, &iso.timeout))
+                return NSX_EXIT_BAD;
+            if (!(iso.timeout > 0))
+                return cli_fail(CMD, "--call-timeout: %s is not positive", val);
+        } else if (cli_opt(CMD, argc, argv, &i, "--in-process", NULL, &bad)) {
+            if (bad)
+                return NSX_EXIT_BAD;
+            in_process = true;
         } else if (cli_opt(CMD, argc, argv, &i, "--verbose", NULL, &bad)) {
             if (bad)
                 return NSX_EXIT_BAD;
@@ -153,6 +171,9 @@ int cmd_fuzz(int argc, char **argv)
     nsx_err err = {0};
     if (nsx_kernel_open(&k, kernel, isa, (int)threads, &err))
         return cli_fail(CMD, "%s", err.msg);
+    /* isolated: this process runs no OpenMP region of its own (runner.h) */
+    if (!in_process)
+        k.iso = &iso;
     nsx_model m;
     char model[128];
     if (nsx_model_from_kernel(k.info, &m, &err)) {
@@ -172,6 +193,10 @@ int cmd_fuzz(int argc, char **argv)
     if (o.seconds > 0)
         printf("%.0f s", o.seconds);
     printf("; failures go to %s/\n", o.out_dir);
+    if (in_process)
+        printf("nsimplex fuzz: the kernel runs in this process (--in-process)\n");
+    else
+        printf("nsimplex fuzz: each kernel call in a child process, %g s per call at most\n", iso.timeout);
     fflush(stdout);
     nsx_fuzz_summary s;
     int rc = nsx_fuzz_run(&k, &o, &s, &err);

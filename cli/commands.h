@@ -27,5 +27,7 @@ int cmd_fuzz(int argc, char **argv);
 /* nsimplex bench: throughput against the peak and the plain loops (cmd_bench.c,
    measured by runner/bench.c). */
 int cmd_bench(int argc, char **argv);
+/* nsimplex bench --indexer: the SIMD indexer's throughput (cmd_bench_indexer.c). */
+int cmd_bench_indexer(int argc, char **argv);
 
 #endif

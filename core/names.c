@@ -1,5 +1,7 @@
 /* The enums' names, one table each, and the list grammar (names.h). */
+#include <assert.h>
 #include <ctype.h>
+#include <limits.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +35,7 @@ const char *nsx_future_name(int v) { return NAME_OF(nsx_future_names, v); }
 
 int nsx_name_lookup(const char *(*name)(int), int first, const char *s)
 {
+    assert(name != NULL && first >= 0 && s != NULL);
     for (int v = first; name(v); v++)
         if (strcmp(s, name(v)) == 0)
             return v;
@@ -44,7 +47,7 @@ int nsx_format_from_name(const char *s)
     return nsx_name_lookup(nsx_format_name, 0, s);
 }
 
-char *nsx_name_list(const char *(*name)(int), int first, char *buf, unsigned long len)
+char *nsx_name_list(const char *(*name)(int), int first, char *buf, size_t len)
 {
     buf[0] = '\0';
     for (int v = first; name(v) && strlen(buf) + 1 < len; v++) {
@@ -56,6 +59,7 @@ char *nsx_name_list(const char *(*name)(int), int first, char *buf, unsigned lon
 
 int nsx_int_list_parse(const char *text, long lo, long hi, int *out, int cap)
 {
+    assert(text != NULL && out != NULL && cap >= 1 && lo <= hi && lo >= INT_MIN && hi <= INT_MAX);
     int count = 0;
     const char *s = text;
     for (;;) {

@@ -196,6 +196,7 @@ int nsx_slice_init(nsx_slice *z, const nsx_problem *p)
 
 size_t nsx_slice_start(nsx_slice *z, int i, const int32_t *sel_row)
 {
+    assert(z->p != NULL && z->store != NULL);
     const nsx_problem *p = z->p;
     assert(i >= 0 && i < p->L);
     const int selecting = p->sel.source != NSX_SEL_NONE;
@@ -223,6 +224,7 @@ size_t nsx_slice_start(nsx_slice *z, int i, const int32_t *sel_row)
 
 void nsx_slice_rewind(nsx_slice *z)
 {
+    assert(z->p != NULL && z->store != NULL);
     int empty = 0;
     for (int m = 0; m < z->p->n; m++) {
         z->pos[m] = 0;
@@ -233,6 +235,7 @@ void nsx_slice_rewind(nsx_slice *z)
 
 int nsx_slice_next(nsx_slice *z)
 {
+    assert(z->p != NULL && z->store != NULL);
     const int n = z->p->n;
     int low = n;
     for (;;) {

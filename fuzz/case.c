@@ -18,8 +18,6 @@
 
 #include "fuzz/fuzz.h"
 #include "io/fpformat.h"
-#include "io/meta.h"
-#include "nsimplex/ref.h"
 #include "nsimplex/slice.h"
 
 void nsx_fz_case_free(nsx_fz_case *c)

@@ -106,6 +106,11 @@ double nsx_fz_case_work(const nsx_fz_case *c);
 #define NSX_FZ_EMPTY 8u       /* an empty slice's row is not O = 0 and LSE = +-inf */
 #define NSX_FZ_BOUND 16u      /* an element beyond its bound, or NaN or infinite */
 #define NSX_FZ_HEADS 32u      /* permuting the heads did not permute the outputs */
+/* Faults, seen when the kernel runs isolated (nsx_kernel.iso, runner.h): */
+#define NSX_FZ_SIGNAL 64u     /* the call was killed by a signal (SIGSEGV, SIGABRT, ...) */
+#define NSX_FZ_TIMEOUT 128u   /* no result within the per-call timeout */
+#define NSX_FZ_EXIT 256u      /* the process exited inside the call */
+#define NSX_FZ_OVERFLOW 512u  /* a write outside o and lse (guard page or canary) */
 
 /* The kind a failure is shrunk and reported by: the first of the bits
    in the order above. */
@@ -253,6 +258,9 @@ typedef struct nsx_fuzz_summary {
     uint64_t declined;    /* declined by opts->accept */
     uint64_t rejected;    /* recipes redrawn */
     uint64_t pairs, heads;/* problems with pairs, with the head probe */
+    int cut;              /* 1: the last problem's kernel call was stopped at
+                             the end of the budget (isolated; not judged) */
+    uint64_t cut_index;   /* ... that problem */
     double seconds;
     int nfail;
     nsx_fuzz_failure fail[NSX_FUZZ_MAX_FAILURES];
@@ -262,7 +270,9 @@ typedef struct nsx_fuzz_summary {
  * The run: problems start, start + 1, ... of seed until the budget, count or
  * max_failures is reached.  Returns 0 (s->nfail says whether anything
  * failed), or an exit code with err set (NSX_E_INPUT: the kernel's model
- * cannot be judged; NSX_E_INTERNAL).
+ * cannot be judged; NSX_E_INTERNAL).  With k->iso (an isolated kernel) a
+ * kernel call still running at the end of o->seconds is stopped there
+ * (s->cut), so a hanging kernel cannot hold the run past its budget.
  */
 int nsx_fuzz_run(const nsx_kernel *k, const nsx_fuzz_opts *o, nsx_fuzz_summary *s, nsx_err *err);
 

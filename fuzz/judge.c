@@ -25,7 +25,7 @@
 
 unsigned nsx_fz_primary(unsigned kinds)
 {
-    for (unsigned bit = 1; bit <= NSX_FZ_HEADS; bit <<= 1)
+    for (unsigned bit = 1; bit <= NSX_FZ_OVERFLOW; bit <<= 1)
         if (kinds & bit)
             return bit;
     return 0;
@@ -40,6 +40,10 @@ const char *nsx_fz_kind_name(unsigned kind)
     case NSX_FZ_EMPTY: return "empty-slice";
     case NSX_FZ_BOUND: return "bound";
     case NSX_FZ_HEADS: return "heads";
+    case NSX_FZ_SIGNAL: return "signal";
+    case NSX_FZ_TIMEOUT: return "timeout";
+    case NSX_FZ_EXIT: return "exit";
+    case NSX_FZ_OVERFLOW: return "overflow";
     default: return "none";
     }
 }
@@ -83,6 +87,23 @@ static void skip(nsx_fz_verdict *v, const char *why)
 {
     v->status = NSX_FZ_SKIP;
     copy_text(v->note, sizeof v->note, why);
+}
+
+/* The failure kind of a kernel run that returned r (not 0, not
+   NSX_E_UNSUPPORTED, not fatal); 0 when an isolated call was stopped at the
+   end of the budget (no verdict). */
+static unsigned run_kind(const nsx_kernel *k, int r)
+{
+    if (r == NSX_E_KERNEL_REFUSED)
+        return NSX_FZ_UNSUPPORTED;
+    switch (k->iso ? k->iso->fault : NSX_KFAULT_NONE) {
+    case NSX_KFAULT_SIGNAL: return NSX_FZ_SIGNAL;
+    case NSX_KFAULT_TIMEOUT: return NSX_FZ_TIMEOUT;
+    case NSX_KFAULT_EXIT: return NSX_FZ_EXIT;
+    case NSX_KFAULT_OVERFLOW: return NSX_FZ_OVERFLOW;
+    case NSX_KFAULT_CUT: return 0;
+    default: return NSX_FZ_ERROR;
+    }
 }
 
 /* A random permutation of 0..n-1 other than the identity when n >= 2. */
@@ -155,7 +176,11 @@ static int heads_probe(const nsx_kernel *k, const nsx_fz_case *c, const int32_t 
     if (r2) {
         char note[600] = "heads permuted: ";
         copy_text(note + strlen(note), sizeof note - strlen(note), kerr.msg);
-        fail(v, r2 == NSX_E_UNSUPPORTED || r2 == NSX_E_KERNEL_REFUSED ? NSX_FZ_UNSUPPORTED : NSX_FZ_ERROR, note);
+        unsigned kind = r2 == NSX_E_UNSUPPORTED ? NSX_FZ_UNSUPPORTED : run_kind(k, r2);
+        if (kind)
+            fail(v, kind, note);
+        else if (v->status != NSX_FZ_FAIL)
+            skip(v, note);
         goto done;
     }
     for (int b = 0; b < p->B; b++)
@@ -231,7 +256,11 @@ int nsx_fz_judge(const nsx_kernel *k, const nsx_model *m, nsx_fz_case *c, int re
         goto done;
     }
     if (r2) {
-        fail(v, r2 == NSX_E_KERNEL_REFUSED ? NSX_FZ_UNSUPPORTED : NSX_FZ_ERROR, e.msg);
+        unsigned kind = run_kind(k, r2);
+        if (kind)
+            fail(v, kind, e.msg);
+        else
+            skip(v, e.msg);
         free(v->o), free(v->lse);
         v->o = v->lse = NULL;
         goto done;
@@ -307,7 +336,7 @@ int nsx_fz_judge(const nsx_kernel *k, const nsx_model *m, nsx_fz_case *c, int re
     /* 5. the head permutation */
     if (c->heads && p->H >= 2 && (rc = heads_probe(k, c, sel, skiprow, v, err)))
         goto done;
-    if (v->status != NSX_FZ_FAIL)
+    if (v->status != NSX_FZ_FAIL && v->status != NSX_FZ_SKIP)
         v->status = NSX_FZ_PASS;
     goto done;
 oom:

@@ -44,13 +44,19 @@ static void progress(const nsx_fuzz_opts *o, const nsx_fuzz_summary *s, double t
 static int on_failure(const nsx_kernel *k, const nsx_model *m, const nsx_fuzz_opts *o, nsx_fz_case *c,
                       nsx_fuzz_failure *f, nsx_err *err)
 {
+    /* shrinking and saving are not bounded by the search's budget */
+    double deadline = k->iso ? k->iso->deadline : 0;
+    if (k->iso)
+        k->iso->deadline = 0;
     nsx_fz_shrink_stats st;
     int rc = nsx_fz_shrink(k, m, c, f->kind, o->shrink_seconds, &st, err);
     if (rc)
         return rc;
     f->shrink = st.seconds;
     nsx_fz_case_text(c, f->shrunk, sizeof f->shrunk);
-    char about[2048], stem[96], name[128], path[256];
+    char about[2048], stem[96], name[128], path[256], timeout[48] = "";
+    if (k->iso && f->kind == NSX_FZ_TIMEOUT) /* the limit it was found under */
+        snprintf(timeout, sizeof timeout, " --call-timeout %g", k->iso->timeout);
     /* a library's name and path are printed, not interpreted: escapes out */
     nsx_printable(name, sizeof name, k->info->name ? k->info->name : "?");
     nsx_printable(path, sizeof path, k->path ? k->path : "");
@@ -61,10 +67,10 @@ static int on_failure(const nsx_kernel *k, const nsx_model *m, const nsx_fuzz_op
              "drawn: %s\n"
              "failed: %s\n"
              "shrunk in %.1f s (%d of %d candidates kept): %s\n"
-             "reproduce: nsimplex fuzz --seed %" PRIu64 " --start %" PRIu64 " --count 1%s%s",
+             "reproduce: nsimplex fuzz --seed %" PRIu64 " --start %" PRIu64 " --count 1%s%s%s",
              name, k->path ? " " : "", path, o->seed, f->index,
              f->seed, f->found, f->draw, nsx_fz_kind_name(f->kinds), st.seconds, st.steps, st.tries, f->shrunk,
-             o->seed, f->index, k->path ? " --kernel " : "", path);
+             o->seed, f->index, k->path ? " --kernel " : "", path, timeout);
     nsx_fz_verdict v = {0};
     int judged = 0;
     if (o->out_dir) {
@@ -86,6 +92,8 @@ static int on_failure(const nsx_kernel *k, const nsx_model *m, const nsx_fuzz_op
     }
     if (!judged && (rc = nsx_fz_judge(k, m, c, NSX_FZ_REF_AUTO, &v, err)))
         return rc;
+    if (k->iso)
+        k->iso->deadline = deadline;
     snprintf(f->note, sizeof f->note, "%s", v.status == NSX_FZ_FAIL ? v.note : "(the shrunk case no longer fails)");
     nsx_fz_verdict_free(&v);
     if (o->log) {
@@ -111,6 +119,8 @@ int nsx_fuzz_run(const nsx_kernel *k, const nsx_fuzz_opts *o, nsx_fuzz_summary *
     if (max_failures > NSX_FUZZ_MAX_FAILURES)
         max_failures = NSX_FUZZ_MAX_FAILURES;
     uint64_t end = o->start;
+    if (k->iso)
+        k->iso->deadline = o->seconds > 0 ? nsx_kernel_clock() + o->seconds : 0;
     for (uint64_t idx = o->start;; idx++) {
         /* the count, and the time (which alone bounds a run without a
            count, so --seconds 0 without --count runs nothing) */
@@ -158,6 +168,17 @@ int nsx_fuzz_run(const nsx_kernel *k, const nsx_fuzz_opts *o, nsx_fuzz_summary *
             nsx_fz_case_free(&c);
             return rc;
         }
+        if (v.status == NSX_FZ_SKIP && k->iso && k->iso->fault == NSX_KFAULT_CUT) {
+            /* the budget ended inside the kernel's call: not judged */
+            s->problems--;
+            s->pairs -= c.b.npairs > 0;
+            s->heads -= (uint64_t)c.heads;
+            s->cut = 1;
+            s->cut_index = idx;
+            nsx_fz_verdict_free(&v);
+            nsx_fz_case_free(&c);
+            break;
+        }
         if (v.status == NSX_FZ_SKIP)
             s->skipped++;
         else if (v.ref == NSX_FZ_REF_MPFR)
@@ -203,6 +224,12 @@ int nsx_fuzz_run(const nsx_kernel *k, const nsx_fuzz_opts *o, nsx_fuzz_summary *
                 s->nfail ? "FAIL" : s->mpfr + s->loop ? "PASS" : "NOTHING JUDGED (not a pass)");
         fprintf(o->log, "nsimplex fuzz: %" PRIu64 " problems carried leak pairs, probes or batch copies, %" PRIu64
                         " the head permutation\n", s->pairs, s->heads);
+        if (s->cut)
+            fprintf(o->log,
+                    "nsimplex fuzz: problem %" PRIu64 " was stopped at the end of the budget, inside the kernel's "
+                    "call (not judged; a hang? nsimplex fuzz --seed %" PRIu64 " --start %" PRIu64
+                    " --count 1 judges it under --call-timeout)\n",
+                    s->cut_index, o->seed, s->cut_index);
         if (s->declined)
             fprintf(o->log, "nsimplex fuzz: %" PRIu64 " drawn problems declined by the caller (not run)\n",
                     s->declined);

@@ -103,6 +103,9 @@ int nsx_fz_save(const char *dir, const char *stem, const nsx_kernel *k, const ns
                        "the candidate is the unpermuted run; reproduce with the command above\n");
         else if (v->kinds & (NSX_FZ_UNSUPPORTED | NSX_FZ_ERROR))
             fprintf(f, "the kernel did not run (no candidate): run it on the vector's inputs to see\n");
+        else if (v->kinds & (NSX_FZ_SIGNAL | NSX_FZ_TIMEOUT | NSX_FZ_EXIT | NSX_FZ_OVERFLOW))
+            fprintf(f, "the kernel's call faulted in its child process (no candidate): run it on the vector's\n"
+                       "inputs to see, or reproduce with the command above\n");
     } else {
         fprintf(f, "not saved as a vector: the MPFR reference cannot judge the shrunk case: %s\n", why);
     }

@@ -69,10 +69,9 @@ int nsx_bench_shape(nsx_bench_opts *o, const char *recipe, nsx_err *err)
     nsx_problem *p = &r.p;
     if (p->sel.source != NSX_SEL_NONE && p->sel.source != NSX_SEL_INDICES)
         return nsx_err_set(err, NSX_E_INPUT, "recipe: sel: bench draws a random given selection (sel=indices)");
+    int w[NSX_MAX_ORDER];
     if (recipe_value(recipe, "w", val, sizeof val)) {
-        int windows = 1;
-        for (const char *c = val; *c; c++)
-            windows += *c == ',';
+        int windows = nsx_windows_parse(val, w); /* parsed already: the count */
         if (windows == 1) /* one window for every dimension */
             for (int m = 1; m < p->n; m++)
                 p->window[m] = p->window[0];

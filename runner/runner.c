@@ -1,11 +1,71 @@
 /* Driving a kernel behind the ABI (runner/runner.h). */
+#define _GNU_SOURCE /* sigabbrev_np, MAP_ANONYMOUS */
 #include <dlfcn.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
 
+#include "io/json.h"
 #include "runner/runner.h"
+#include "simd/indexer.h"
 #include "simd/simd.h"
+
+#define ALL_FEATURES                                                                                        \
+    (NSX_FEAT_WINDOWS | NSX_FEAT_SELECTION | NSX_FEAT_GQA | NSX_FEAT_CAUSAL_OFF | NSX_FEAT_DISTINCT |     \
+     NSX_FEAT_BIASES | NSX_FEAT_SUM | NSX_FEAT_MEAN | NSX_FEAT_LSE)
+
+double nsx_kernel_clock(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + t.tv_nsec * 1e-9;
+}
+
+int nsx_kernel_info_check(const nsx_kernel_info *info, const char *what, nsx_err *err)
+{
+    char w[256];
+    nsx_printable(w, sizeof w, what ? what : "kernel");
+    if (!info)
+        return nsx_err_set(err, NSX_E_INPUT, "%s: nsx_kernel_get_info returned NULL", w);
+    if (info->abi_version < NSX_KERNEL_ABI_MIN_VERSION || info->abi_version > NSX_KERNEL_ABI_VERSION)
+        return nsx_err_set(err, NSX_E_INPUT, "%s: kernel ABI version %d, this program speaks %d to %d", w,
+                           info->abi_version, NSX_KERNEL_ABI_MIN_VERSION, NSX_KERNEL_ABI_VERSION);
+    if (!info->name)
+        return nsx_err_set(err, NSX_E_INPUT, "%s: name is NULL", w);
+    size_t len = strnlen(info->name, 128);
+    if (len == 0 || len == 128)
+        return nsx_err_set(err, NSX_E_INPUT, "%s: name is %s (1..127 printable characters)", w,
+                           len ? "longer than 127 characters" : "empty");
+    for (size_t t = 0; t < len; t++)
+        if (info->name[t] < 0x20 || info->name[t] > 0x7e)
+            return nsx_err_set(err, NSX_E_INPUT, "%s: name has a non-printable character (byte %zu)", w, t);
+    if (info->max_order < 1 || info->max_order > NSX_MAX_ORDER)
+        return nsx_err_set(err, NSX_E_INPUT, "%s: max_order %d is not in 1..%d", w, info->max_order,
+                           NSX_MAX_ORDER);
+    const struct {
+        int v;
+        const char *field;
+    } fmt[] = {{info->input_format, "input_format"},
+               {info->accum_format, "accum_format"},
+               {info->weights_format, "weights_format"},
+               {info->output_format, "output_format"}};
+    for (int t = 0; t < 4; t++)
+        if (fmt[t].v < NSX_FORMAT_F64 || fmt[t].v > NSX_FORMAT_BF16)
+            return nsx_err_set(err, NSX_E_INPUT, "%s: %s %d is not a format (0 f64, 1 f32, 2 f16, 3 bf16)", w,
+                               fmt[t].field, fmt[t].v);
+    if (info->features & ~ALL_FEATURES)
+        return nsx_err_set(err, NSX_E_INPUT, "%s: features has unknown bits 0x%x", w,
+                           info->features & ~ALL_FEATURES);
+    return 0;
+}
 
 int nsx_kernel_open(nsx_kernel *k, const char *path, int isa, int threads, nsx_err *err)
 {
@@ -33,11 +93,18 @@ int nsx_kernel_open(nsx_kernel *k, const char *path, int isa, int threads, nsx_e
                            path);
     }
     k->info = info_fn();
-    if (!k->info || k->info->abi_version != NSX_KERNEL_ABI_VERSION) {
-        int v = k->info ? k->info->abi_version : -1;
+    int rc = nsx_kernel_info_check(k->info, path, err);
+    if (rc) {
         nsx_kernel_close(k);
-        return nsx_err_set(err, NSX_E_INPUT, "%s: kernel ABI version %d, this program speaks %d", path, v,
-                           NSX_KERNEL_ABI_VERSION);
+        return rc;
+    }
+    if (nsx_kernel_indexer_caps(k->info)) {
+        *(void **)&k->indexer = dlsym(k->lib, "nsx_kernel_indexer");
+        if (!k->indexer) {
+            nsx_kernel_close(k);
+            return nsx_err_set(err, NSX_E_INPUT, "%s: declares an indexer but does not export nsx_kernel_indexer",
+                               path);
+        }
     }
     return 0;
 }
@@ -52,6 +119,22 @@ void nsx_kernel_close(nsx_kernel *k)
 int nsx_kernel_call(const nsx_kernel *k, const nsx_kernel_problem *p, const nsx_kernel_io *io)
 {
     return k->forward ? k->forward(p, io) : nsx_simd_forward_isa(p, io, k->threads, k->isa);
+}
+
+int nsx_kernel_index(const nsx_kernel *k, const nsx_indexer_problem *p, const nsx_indexer_io *io)
+{
+    if (k->indexer)
+        return k->indexer(p, io);
+    if (k->lib || !nsx_kernel_indexer_caps(k->info))
+        return NSX_KERNEL_UNSUPPORTED;
+    nsx_simd_idx_problem ip = {
+        .B = p->B, .L = p->L, .source = NSX_SIMD_IDX_INDEXER, .Hi = p->Hi, .di = p->di, .act = p->act,
+        .idx_scale = p->idx_scale, .causal = p->causal, .k = p->topk,
+    };
+    nsx_simd_idx_io iio = {
+        .idx_q = io->idx_q, .idx_k = io->idx_k, .idx_w = io->idx_w, .sel = io->sel, .scores = io->scores,
+    };
+    return nsx_simd_indexer_isa(&ip, &iio, k->threads, k->isa);
 }
 
 int nsx_kernel_supports(const nsx_kernel_info *info, const nsx_problem *p, char *why, size_t whylen)
@@ -96,6 +179,214 @@ static float *to_f32(const double *x, size_t count)
     return f;
 }
 
+/* ---- isolation (runner.h) ------------------------------------------------ */
+
+/* What the child reports through the shared status page. */
+typedef struct iso_status {
+    volatile int done, rc;   /* the call returned rc */
+    volatile int guard;      /* 1: the child faulted on a guard page */
+    volatile long off;       /* ... at this element offset from o */
+} iso_status;
+
+/* The shared mapping: [status][guard][slack, o][guard]([slack, lse][guard]).
+   Each buffer ends where its guard page begins; the slack before it holds
+   CANARY bytes. */
+typedef struct iso_map {
+    unsigned char *base;
+    size_t len, page;
+    float *o, *lse;
+    size_t o_count, lse_count;
+    unsigned char *o_slack, *lse_slack; /* where each region begins */
+} iso_map;
+
+#define CANARY 0xa5
+
+static size_t round_up(size_t n, size_t page)
+{
+    return (n + page - 1) / page * page;
+}
+
+static int iso_map_open(iso_map *mp, size_t o_count, size_t lse_count)
+{
+    memset(mp, 0, sizeof *mp);
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    size_t ro = round_up(o_count * sizeof(float), page), rl = round_up(lse_count * sizeof(float), page);
+    size_t len = 3 * page + ro + (lse_count ? rl + page : 0);
+    void *base = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (base == MAP_FAILED)
+        return -1;
+    mp->base = base;
+    mp->len = len;
+    mp->page = page;
+    mp->o_slack = mp->base + 2 * page;
+    mp->o = (float *)(mp->o_slack + ro) - o_count;
+    mp->o_count = o_count;
+    int bad = mprotect(mp->base + page, page, PROT_NONE) || mprotect(mp->o_slack + ro, page, PROT_NONE);
+    if (lse_count) {
+        mp->lse_slack = mp->o_slack + ro + page;
+        mp->lse = (float *)(mp->lse_slack + rl) - lse_count;
+        mp->lse_count = lse_count;
+        bad |= mprotect(mp->lse_slack + rl, page, PROT_NONE);
+    }
+    if (bad) {
+        munmap(base, len);
+        return -1;
+    }
+    /* slack: canaries; outputs: all-ones NaNs, so an element the kernel
+       does not write is a NaN the oracle fails */
+    memset(mp->o_slack, CANARY, (size_t)((unsigned char *)mp->o - mp->o_slack));
+    memset(mp->o, 0xff, o_count * sizeof(float));
+    if (lse_count) {
+        memset(mp->lse_slack, CANARY, (size_t)((unsigned char *)mp->lse - mp->lse_slack));
+        memset(mp->lse, 0xff, lse_count * sizeof(float));
+    }
+    return 0;
+}
+
+/* The element offset from o of the lowest changed canary byte, or 0. */
+static long canary_hit(const unsigned char *slack, const float *buf, const char **which)
+{
+    for (const unsigned char *x = slack; x < (const unsigned char *)buf; x++)
+        if (*x != CANARY) {
+            *which = "before";
+            return -(long)(((const unsigned char *)buf - x + sizeof(float) - 1) / sizeof(float));
+        }
+    return 0;
+}
+
+/* The child's view, for its SIGSEGV/SIGBUS handler. */
+static iso_map *child_map;
+
+static void child_fault(int sig, siginfo_t *si, void *uc)
+{
+    (void)uc;
+    iso_map *mp = child_map;
+    unsigned char *a = si->si_addr, *lo = mp->base + mp->page, *hi = mp->base + mp->len;
+    iso_status *st = (iso_status *)mp->base;
+    if (si->si_code > 0 && a >= lo && a < hi) { /* a fault, not a signal sent */
+        st->guard = 1;
+        st->off = (long)((a - (unsigned char *)mp->o) / (long)sizeof(float));
+    }
+    /* SA_RESETHAND: the default action again; the signal, blocked in the
+       handler, ends the process once it returns (and a fault would recur) */
+    raise(sig);
+}
+
+static void child_run(const nsx_kernel *k, const nsx_kernel_problem *kp, const nsx_kernel_io *io, iso_map *mp)
+{
+    /* no core file per crashing call (a shrink makes hundreds) */
+    const struct rlimit nocore = {0, 0};
+    setrlimit(RLIMIT_CORE, &nocore);
+    static char altstack[64 * 1024];
+    stack_t ss = {.ss_sp = altstack, .ss_size = sizeof altstack};
+    sigaltstack(&ss, NULL);
+    child_map = mp;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = child_fault;
+    sa.sa_flags = SA_SIGINFO | SA_RESETHAND | SA_ONSTACK;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGSEGV, &sa, NULL);
+    sigaction(SIGBUS, &sa, NULL);
+    iso_status *st = (iso_status *)mp->base;
+    st->rc = nsx_kernel_call(k, kp, io);
+    st->done = 1;
+    _exit(0);
+}
+
+/* One call in a child process: 0 with *r the kernel's return value, or
+   NSX_E_KERNEL_ERROR with k->iso->fault set, or NSX_E_NOMEM. */
+static int isolated_call(const nsx_kernel *k, const nsx_kernel_problem *kp, const nsx_kernel_io *io, iso_map *mp,
+                         int *r, nsx_err *err)
+{
+    nsx_kernel_iso *iso = k->iso;
+    iso_status *st = (iso_status *)mp->base;
+    iso->fault = NSX_KFAULT_NONE;
+    iso->sig = 0;
+    if (iso->deadline > 0 && nsx_kernel_clock() >= iso->deadline) {
+        iso->fault = NSX_KFAULT_CUT;
+        return nsx_err_set(err, NSX_E_KERNEL_ERROR, "the time budget ended before the call");
+    }
+    fflush(NULL); /* a kernel that calls exit() flushes its copy of our buffers */
+    pid_t pid = fork();
+    if (pid < 0)
+        return nsx_err_set(err, NSX_E_NOMEM, "kernel: cannot fork a process for the call: %s", strerror(errno));
+    if (pid == 0)
+        child_run(k, kp, io, mp);
+    const double t0 = nsx_kernel_clock();
+    double end = t0 + iso->timeout;
+    int cut = iso->deadline > 0 && iso->deadline < end;
+    if (cut)
+        end = iso->deadline;
+    long nap = 20000; /* ns, doubling to 1 ms */
+    int status = 0, killed = 0;
+    for (;;) {
+        pid_t w = waitpid(pid, &status, WNOHANG);
+        if (w == pid)
+            break;
+        if (w < 0 && errno != EINTR)
+            return nsx_err_set(err, NSX_E_INTERNAL, "kernel: waitpid: %s", strerror(errno));
+        if (nsx_kernel_clock() >= end) {
+            kill(pid, SIGKILL);
+            while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+                ;
+            killed = 1;
+            break;
+        }
+        struct timespec ts = {0, nap};
+        nanosleep(&ts, NULL);
+        nap = nap < 1000000 ? nap * 2 : 1000000;
+    }
+    const double took = nsx_kernel_clock() - t0;
+    const char *which = "";
+    long off;
+    if (killed && !st->done) {
+        iso->fault = cut ? NSX_KFAULT_CUT : NSX_KFAULT_TIMEOUT;
+        return nsx_err_set(err, NSX_E_KERNEL_ERROR,
+                           cut ? "the call was stopped at the end of the time budget after %.2f s"
+                               : "timeout: no result after %.2f s (the per-call timeout); the process was killed",
+                           took);
+    }
+    if (WIFSIGNALED(status) && st->guard) {
+        iso->fault = NSX_KFAULT_OVERFLOW;
+        iso->sig = WTERMSIG(status);
+        off = st->off;
+        if (off >= 0 && (size_t)off < mp->o_count + mp->page / sizeof(float))
+            return nsx_err_set(err, NSX_E_KERNEL_ERROR,
+                               "wrote outside its outputs: o[%ld], past the end of o (o has %zu): "
+                               "SIG%s on a guard page",
+                               off, mp->o_count, sigabbrev_np(iso->sig));
+        return nsx_err_set(err, NSX_E_KERNEL_ERROR,
+                           "wrote outside its outputs: a guard page around o and lse (o[%ld]): SIG%s", off,
+                           sigabbrev_np(iso->sig));
+    }
+    if (WIFSIGNALED(status)) {
+        iso->fault = NSX_KFAULT_SIGNAL;
+        iso->sig = WTERMSIG(status);
+        const char *abbrev = sigabbrev_np(iso->sig);
+        return nsx_err_set(err, NSX_E_KERNEL_ERROR, "killed by SIG%s (%s)%s", abbrev ? abbrev : "?",
+                           strsignal(iso->sig), WCOREDUMP(status) ? ", core dumped" : "");
+    }
+    if (!st->done) {
+        iso->fault = NSX_KFAULT_EXIT;
+        return nsx_err_set(err, NSX_E_KERNEL_ERROR,
+                           "the process exited inside the call (exit status %d), without returning",
+                           WEXITSTATUS(status));
+    }
+    const char *buf = "o";
+    if (!(off = canary_hit(mp->o_slack, mp->o, &which)) && mp->lse) {
+        buf = "lse";
+        off = canary_hit(mp->lse_slack, mp->lse, &which);
+    }
+    if (off) {
+        iso->fault = NSX_KFAULT_OVERFLOW;
+        return nsx_err_set(err, NSX_E_KERNEL_ERROR, "wrote outside its outputs: %s[%ld], %s the start of %s", buf,
+                           off, which, buf);
+    }
+    *r = st->rc;
+    return 0;
+}
+
 int nsx_kernel_run(const nsx_kernel *k, const nsx_problem *p, const nsx_inputs *in, const int32_t *sel,
                    double *o, double *lse, int *has_lse, nsx_err *err)
 {
@@ -113,16 +404,31 @@ int nsx_kernel_run(const nsx_kernel *k, const nsx_problem *p, const nsx_inputs *
         io.k[m] = buf[nbuf++] = to_f32(in->k[m], nsx_k_size(p));
         io.v[m] = buf[nbuf++] = to_f32(in->v[m], nsx_v_size(p));
     }
-    float *fo = buf[nbuf++] = malloc(nsx_o_size(p) * sizeof *fo);
-    float *fl = buf[nbuf++] = *has_lse ? malloc(nsx_lse_size(p) * sizeof *fl) : NULL;
+    iso_map mp = {0};
+    float *fo, *fl;
+    if (k->iso) {
+        if (iso_map_open(&mp, nsx_o_size(p), *has_lse ? nsx_lse_size(p) : 0))
+            rc = nsx_err_set(err, NSX_E_NOMEM, "kernel: cannot map the shared outputs: %s", strerror(errno));
+        fo = mp.o;
+        fl = mp.lse;
+    } else {
+        fo = buf[nbuf++] = malloc(nsx_o_size(p) * sizeof *fo);
+        fl = buf[nbuf++] = *has_lse ? malloc(nsx_lse_size(p) * sizeof *fl) : NULL;
+    }
     for (int t = 0; t < nbuf; t++)
-        if (!buf[t] && !(t == nbuf - 1 && !*has_lse))
+        if (!buf[t] && !(!k->iso && t == nbuf - 1 && !*has_lse))
             rc = nsx_err_set(err, NSX_E_NOMEM, "kernel: out of memory");
     if (!rc) {
         io.o = fo;
         io.lse = fl;
-        int r = nsx_kernel_call(k, &kp, &io);
-        if (r == NSX_KERNEL_UNSUPPORTED)
+        int r = 0;
+        if (k->iso)
+            rc = isolated_call(k, &kp, &io, &mp, &r, err);
+        else
+            r = nsx_kernel_call(k, &kp, &io);
+        if (rc)
+            ;
+        else if (r == NSX_KERNEL_UNSUPPORTED)
             rc = nsx_err_set(err, NSX_E_KERNEL_REFUSED, "unsupported problem: the kernel returned 1");
         else if (r != NSX_KERNEL_OK)
             rc = nsx_err_set(err, NSX_E_KERNEL_ERROR, "the kernel returned error %d", r);
@@ -135,5 +441,7 @@ int nsx_kernel_run(const nsx_kernel *k, const nsx_problem *p, const nsx_inputs *
     }
     for (int t = 0; t < nbuf; t++)
         free(buf[t]);
+    if (mp.base)
+        munmap(mp.base, mp.len);
     return rc;
 }

@@ -14,22 +14,76 @@
 #include "nsimplex/kernel.h"
 #include "nsimplex/problem.h"
 
+/*
+ * Isolation (docs/FUZZING.md): with nsx_kernel.iso set, nsx_kernel_run
+ * calls the kernel in a child process forked for the call, its outputs in
+ * shared memory between guard pages (PROT_NONE) with canary bytes in the
+ * slack before each buffer, under a per-call timeout.  A fault of the
+ * kernel is then an error of the call (NSX_E_KERNEL_ERROR) with its kind in
+ * iso->fault.  The parent must not have run an OpenMP parallel region
+ * itself (libgomp's pool does not survive fork): only the kernel does, in
+ * the children.
+ */
+enum nsx_kernel_fault {
+    NSX_KFAULT_NONE = 0,
+    NSX_KFAULT_SIGNAL,   /* killed by a signal (sig) */
+    NSX_KFAULT_TIMEOUT,  /* no result within timeout seconds; killed */
+    NSX_KFAULT_EXIT,     /* the process ended (exit) inside the call */
+    NSX_KFAULT_OVERFLOW, /* a write outside o or lse (a guard page or a canary) */
+    NSX_KFAULT_CUT,      /* stopped at the deadline: not the kernel's fault */
+};
+
+typedef struct nsx_kernel_iso {
+    double timeout;   /* seconds per call (> 0) */
+    double deadline;  /* CLOCK_MONOTONIC seconds (nsx_kernel_clock) after
+                         which a call is stopped as NSX_KFAULT_CUT; 0: none */
+    int fault;        /* the last call's NSX_KFAULT_* */
+    int sig;          /* its signal, for NSX_KFAULT_SIGNAL */
+} nsx_kernel_iso;
+
+/* CLOCK_MONOTONIC in seconds. */
+double nsx_kernel_clock(void);
+
 typedef struct nsx_kernel {
     void *lib;                      /* dlopen handle; NULL for the in-process SIMD */
     const nsx_kernel_info *info;
     nsx_kernel_forward_fn forward;  /* the library's; NULL for the in-process SIMD */
+    nsx_kernel_indexer_fn indexer;  /* the library's (ABI 2, when declared); NULL otherwise */
     int isa, threads;               /* the in-process SIMD's ISA and threads */
     const char *path;               /* the library, or NULL */
+    nsx_kernel_iso *iso;            /* NULL: calls run in this process */
 } nsx_kernel;
 
 /*
- * Opens a kernel: the library at path (its info must say ABI version 1), or
+ * Validates what a kernel says of itself: an ABI version from
+ * NSX_KERNEL_ABI_MIN_VERSION to NSX_KERNEL_ABI_VERSION, a name of at most
+ * 127 printable ASCII characters, max_order 1..NSX_MAX_ORDER, the four
+ * formats NSX_FORMAT_*, no unknown feature bits (an ABI 1 info is read only
+ * up to its features).  0, or NSX_E_INPUT with err "WHAT: FIELD ..." (what:
+ * the library's path, or a name).
+ */
+int nsx_kernel_info_check(const nsx_kernel_info *info, const char *what, nsx_err *err);
+
+/*
+ * Opens a kernel: the library at path (its info valid: nsx_kernel_info_check;
+ * it must export nsx_kernel_indexer when it declares an indexer), or
  * with path NULL the in-process SIMD kernel on isa (-1: the CPU's best, or
  * NSX_ISA's) with threads (0: all cores).  0, or NSX_E_INPUT with err naming
  * the library or the ISA and the problem.
  */
 int nsx_kernel_open(nsx_kernel *k, const char *path, int isa, int threads, nsx_err *err);
 void nsx_kernel_close(nsx_kernel *k);
+
+/* The indexer capabilities (NSX_IDX_*) info declares: its `indexer` field
+   for ABI 2 and later, 0 for an ABI 1 library (whose info has no such field). */
+static inline unsigned nsx_kernel_indexer_caps(const nsx_kernel_info *info)
+{
+    return info->abi_version >= 2 ? info->indexer : 0;
+}
+
+/* One indexer call (the kernel declares an indexer): the ABI's return
+   value (0 done, 1 unsupported, other an error). */
+int nsx_kernel_index(const nsx_kernel *k, const nsx_indexer_problem *p, const nsx_indexer_io *io);
 
 /* One forward call: the ABI's return value (0 done, 1 unsupported, other
    an error). */
@@ -49,7 +103,8 @@ int nsx_kernel_supports(const nsx_kernel_info *info, const nsx_problem *p, char 
  * Returns 0; NSX_E_UNSUPPORTED with err "unsupported problem: ..." when the
  * kernel does not declare p supported; NSX_E_KERNEL_REFUSED when it returned
  * 1 (unsupported) all the same; NSX_E_KERNEL_ERROR when it returned another
- * error code; NSX_E_NOMEM when out of memory.
+ * error code, or, isolated, when the call faulted (k->iso->fault says how);
+ * NSX_E_NOMEM when out of memory.
  */
 int nsx_kernel_run(const nsx_kernel *k, const nsx_problem *p, const nsx_inputs *in, const int32_t *sel,
                    double *o, double *lse, int *has_lse, nsx_err *err);

@@ -18,6 +18,11 @@ static const nsx_kernel_info simd_info = {
     .features = NSX_FEAT_WINDOWS | NSX_FEAT_SELECTION | NSX_FEAT_GQA | NSX_FEAT_CAUSAL_OFF |
                 NSX_FEAT_DISTINCT | NSX_FEAT_BIASES | NSX_FEAT_SUM | NSX_FEAT_MEAN |
                 NSX_FEAT_LSE,
+    .indexer = NSX_IDX_WRITES_SCORES | NSX_IDX_WRITES_SEL | NSX_IDX_RELU | NSX_IDX_SOFTMAX | NSX_IDX_IDENTITY |
+               NSX_IDX_CAUSAL_OFF,
+    .indexer_input_format = NSX_FORMAT_F32,
+    .indexer_accum_format = NSX_FORMAT_F32,
+    .indexer_output_format = NSX_FORMAT_F32,
 };
 
 const nsx_kernel_info *nsx_simd_info(void)

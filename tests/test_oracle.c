@@ -1633,7 +1633,7 @@ START_TEST(model_syntax)
     ck_assert_str_eq(nsx_model_format(&d, buf, sizeof buf), good[0].canonical);
     /* the kernel ABI's declaration */
     nsx_kernel_info ki = {NSX_KERNEL_ABI_VERSION, "k", NSX_FORMAT_BF16, NSX_FORMAT_F32, NSX_FORMAT_BF16,
-                          NSX_FORMAT_BF16, 2, 0};
+                          NSX_FORMAT_BF16, 2, 0, 0, 0, 0, 0};
     nsx_err err;
     ck_assert_int_eq(nsx_model_from_kernel(&ki, &d, &err), 0);
     ck_assert_str_eq(nsx_model_format(&d, buf, sizeof buf),

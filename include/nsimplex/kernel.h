@@ -1,5 +1,5 @@
 /*
- * nsimplex kernel interface, ABI version 1 (docs/SPEC.md section 6).
+ * nsimplex kernel interface, ABI version 2 (docs/SPEC.md section 6).
  *
  * A third-party CPU kernel, or a C shim over a GPU kernel, implements this
  * header in a shared library that exports nsx_kernel_get_info and
@@ -9,7 +9,10 @@
  * loadable the same way (build/libnsimplex_simd.so).
  *
  * Names, types and field order are the ABI: fields are only ever added at
- * the end of a struct, together with a version bump.
+ * the end of a struct, together with a version bump.  ABI 2 adds an
+ * optional indexer entry (nsx_kernel_indexer, declared by the info's
+ * `indexer` field); an ABI 1 library (its info ends at `features`, and it
+ * has no indexer) keeps loading and working unchanged.
  *
  * Layouts (row-major, innermost last), as in the golden vectors:
  *   q     [B, L, H,   d ]      k[m]  [B, L, Hkv, d ]
@@ -28,7 +31,9 @@
 extern "C" {
 #endif
 
-#define NSX_KERNEL_ABI_VERSION 1
+#define NSX_KERNEL_ABI_VERSION 2
+/* The oldest version a driver built on this header still loads. */
+#define NSX_KERNEL_ABI_MIN_VERSION 1
 #define NSX_MAX_ORDER 8
 
 /* Number formats of the precision model (nsx_kernel_info). */
@@ -81,6 +86,39 @@ typedef struct nsx_kernel_io {
     float *lse;
 } nsx_kernel_io;
 
+/* Indexer capabilities (nsx_kernel_info.indexer, ABI 2): what
+   nsx_kernel_indexer writes and which problems it takes.  0: no indexer. */
+#define NSX_IDX_WRITES_SCORES 1u  /* the E8 scores S[i,j] */
+#define NSX_IDX_WRITES_SEL 2u     /* the E9 selection */
+#define NSX_IDX_RELU 4u
+#define NSX_IDX_SOFTMAX 8u
+#define NSX_IDX_IDENTITY 16u
+#define NSX_IDX_CAUSAL_OFF 32u    /* candidates every j, not only j <= i */
+
+/* Indexer activations (nsx_indexer_problem.act), as docs/SPEC.md 2.2. */
+#define NSX_IDX_ACT_RELU 0
+#define NSX_IDX_ACT_SOFTMAX 1
+#define NSX_IDX_ACT_IDENTITY 2
+
+/* One indexer problem (E8 then E9, docs/SPEC.md section 2). */
+typedef struct nsx_indexer_problem {
+    int B, L, Hi, di;
+    int act;                      /* NSX_IDX_ACT_* */
+    int causal;                   /* 1: candidates j <= i */
+    int topk;                     /* k of E9, >= 1 */
+    double idx_scale;
+} nsx_indexer_problem;
+
+/* Indexer buffers: float32 inputs in the layouts of SPEC 0.2, outputs the
+   driver asks for (NULL: not wanted; never asked beyond what info declares). */
+typedef struct nsx_indexer_io {
+    const float *idx_q;           /* [B, L, Hi, di] */
+    const float *idx_k;           /* [B, L, di] */
+    const float *idx_w;           /* [B, L, Hi] */
+    float *scores;                /* [B, L, L]: S[i,j] for candidates; others not read */
+    int32_t *sel;                 /* [B, L, topk]: S(i) as a set, -1 pads (any order) */
+} nsx_indexer_io;
+
 /* What the kernel is and supports. */
 typedef struct nsx_kernel_info {
     int abi_version;              /* NSX_KERNEL_ABI_VERSION */
@@ -88,16 +126,25 @@ typedef struct nsx_kernel_info {
     int input_format, accum_format, weights_format, output_format; /* NSX_FORMAT_* */
     int max_order;
     unsigned features;            /* NSX_FEAT_* */
+    /* ABI 2 (absent, and never read, in an ABI 1 library's info): */
+    unsigned indexer;             /* NSX_IDX_* bits; 0: no nsx_kernel_indexer */
+    int indexer_input_format, indexer_accum_format, indexer_output_format; /* NSX_FORMAT_* */
 } nsx_kernel_info;
 
 typedef const nsx_kernel_info *(*nsx_kernel_get_info_fn)(void);
 typedef int (*nsx_kernel_forward_fn)(const nsx_kernel_problem *p, const nsx_kernel_io *io);
+typedef int (*nsx_kernel_indexer_fn)(const nsx_indexer_problem *p, const nsx_indexer_io *io);
 
 /* Exported by the library. */
 const nsx_kernel_info *nsx_kernel_get_info(void);
 
 /* 0 done, 1 unsupported problem (nothing written), other: error. */
 int nsx_kernel_forward(const nsx_kernel_problem *p, const nsx_kernel_io *io);
+
+/* ABI 2, optional: exported when info->indexer != 0.  E8 and E9 for p into
+   the outputs io asks for.  0 done, 1 unsupported problem (nothing
+   written), other: error. */
+int nsx_kernel_indexer(const nsx_indexer_problem *p, const nsx_indexer_io *io);
 
 #ifdef __cplusplus
 }

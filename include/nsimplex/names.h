@@ -8,6 +8,8 @@
 #ifndef NSIMPLEX_NAMES_H
 #define NSIMPLEX_NAMES_H
 
+#include <stddef.h>
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -36,7 +38,7 @@ int nsx_name_lookup(const char *(*name)(int), int first, const char *s);
 int nsx_format_from_name(const char *s);
 
 /* The names of name(first..) as "a, b or c" into buf (size len); returns buf. */
-char *nsx_name_list(const char *(*name)(int), int first, char *buf, unsigned long len);
+char *nsx_name_list(const char *(*name)(int), int first, char *buf, size_t len);
 
 /* A list of 1..cap integers in lo..hi separated by commas, each written
    as decimal digits (a leading '-' allowed when lo < 0), nothing else:
