@@ -10,6 +10,11 @@
 #                     if missing); make bench-indexer: the indexer alone
 #   make mutants      the fuzzer against each bug planted in simd/ by
 #                     fuzz/mutants/*.patch, and the clean kernel (FUZZING.md)
+#   make prove        Frama-C WP proofs of the masks, candidate key ranges,
+#                     top-k and the safetensors layout checks (installs
+#                     frama-c-base, why3, z3 and cvc4 if missing; docs/PROOFS.md)
+#   make prove-mutants  each planted off-by-one of proofs/mutants/ must make
+#                     the proof fail
 #   make fuzz-replay  the parser fuzz targets over their corpora, no libFuzzer
 #                     (gcc, ASan + UBSan; seconds): what CI runs
 #   make fuzz-parsers the libFuzzer targets (clang) into build-fuzz/, each
@@ -171,6 +176,17 @@ demo: $(PROG)
 .PHONY: mutants
 mutants: $(PROG) $(SIMD_SO)
 	@sh fuzz/mutants/run.sh
+
+# ---- proofs (docs/PROOFS.md) ----
+# The provers are Debian packages like the rest, installed by deps.sh when a
+# proof target first runs; make and make check do not need them.
+.PHONY: prove prove-deps prove-mutants
+prove-deps:
+	@NSX_DEPS_EXTRA="frama-c-base why3 z3 cvc4" sh tools/deps.sh
+prove: prove-deps
+	@sh proofs/prove.sh
+prove-mutants: prove-deps
+	@sh proofs/mutants/run.sh
 
 # ---- parser fuzzing (fuzz/targets/README.md) ----
 # One LLVMFuzzerTestOneInput per target (fuzz/targets/NAME.c), linked either

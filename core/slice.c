@@ -6,9 +6,16 @@
 
 #include "nsimplex/error.h"
 #include "nsimplex/slice.h"
+#include "proofs/derived.h"
 
 /* ---- the terms ------------------------------------------------------------------ */
 
+/*@ requires causal == 0 || causal == 1;
+    requires i >= 0 && j >= 0;
+    assigns \nothing;
+    ensures \result == 0 || \result == 1;
+    ensures \result == 1 <==> causal_m(causal, i, j);
+*/
 int nsx_key_causal(int causal, int i, int j)
 {
     assert(causal == 0 || causal == 1);
@@ -16,6 +23,12 @@ int nsx_key_causal(int causal, int i, int j)
     return !causal || j <= i;
 }
 
+/*@ requires causal == 0 || causal == 1;
+    requires w >= 0 && i >= 0 && j >= 0;
+    assigns \nothing;
+    ensures \result == 0 || \result == 1;
+    ensures \result == 1 <==> window_m(causal, w, i, j);
+*/
 int nsx_key_window(int causal, int w, int i, int j)
 {
     assert(causal == 0 || causal == 1);
@@ -26,25 +39,61 @@ int nsx_key_window(int causal, int w, int i, int j)
     return i - w < j && (causal || j - i < w);
 }
 
+/*@ requires k >= 1 && L >= 1;
+    requires \valid_read(row + (0 .. k - 1));
+    assigns \nothing;
+    ensures \result == 0 || \result == 1;
+    ensures \result == 1 ==> in_sel((int32_t *)row, k, L, j);
+    ensures \result == 0 ==> !in_sel((int32_t *)row, k, L, j);
+*/
 int nsx_key_selected(const int32_t *row, int k, int L, int j)
 {
     assert(row != NULL && k >= 1 && L >= 1);
+    /*@ loop invariant 0 <= r <= k;
+        loop invariant \forall integer s; 0 <= s < r ==> !(row[s] == j && 0 <= j < L);
+        loop assigns r;
+        loop variant k - r;
+    */
     for (int r = 0; r < k; r++)
         if (row[r] == j && row[r] >= 0 && row[r] < L)
             return 1;
     return 0;
 }
 
+/*@ requires 1 <= n <= NSX_MAX_ORDER;
+    requires \valid_read(J + (0 .. n - 1));
+    assigns \nothing;
+    ensures \result == 0 || \result == 1;
+    ensures \result == 1 <==> distinct(1, (int *)J, n);
+*/
 int nsx_tuple_distinct(int n, const int *J)
 {
     assert(n >= 1 && n <= NSX_MAX_ORDER && J != NULL);
+    /*@ loop invariant 0 <= a <= n;
+        loop invariant \forall integer x, y; 0 <= x < y < n && x < a ==> J[x] != J[y];
+        loop assigns a;
+        loop variant n - a;
+    */
     for (int a = 0; a < n; a++)
+        /*@ loop invariant a + 1 <= b <= n;
+            loop invariant \forall integer y; a < y < b ==> J[a] != J[y];
+            loop assigns b;
+            loop variant n - b;
+        */
         for (int b = a + 1; b < n; b++)
             if (J[a] == J[b])
                 return 0;
     return 1;
 }
 
+/*@ requires L >= 1 && 0 <= i < L && w >= 0;
+    requires causal == 0 || causal == 1;
+    requires \valid(lo) && \valid(hi) && \separated(lo, hi);
+    assigns *lo, *hi;
+    ensures *lo == first_key(w, i) && *hi == last_key(L, causal, w, i);
+    ensures 0 <= *lo <= i <= *hi < L;
+    // with lemma window_interval: lo <= j <= hi exactly when key, causal, window
+*/
 void nsx_key_range(int L, int causal, int w, int i, int *lo, int *hi)
 {
     assert(L >= 1 && i >= 0 && i < L && w >= 0);
@@ -56,6 +105,17 @@ void nsx_key_range(int L, int causal, int w, int i, int *lo, int *hi)
     *hi = causal ? i : w > 0 && w - 1 < L - 1 - i ? i + (w - 1) : L - 1;
 }
 
+/*@ requires \valid_read(p) && 0 <= m < p->n <= NSX_MAX_ORDER;
+    requires p->causal == 0 || p->causal == 1;
+    requires p->window[m] >= 0;
+    requires 0 <= i < p->L && 0 <= j < p->L;
+    requires p->sel.source != NSX_SEL_NONE ==>
+        1 <= p->sel.k && \valid_read(sel_row + (0 .. p->sel.k - 1));
+    assigns \nothing;
+    ensures \result == 0 || \result == 1;
+    ensures \result == 1 <==> causal_m(p->causal, i, j) && window_m(p->causal, p->window[m], i, j) &&
+                              (restricted(p, m) ==> in_sel((int32_t *)sel_row, p->sel.k, p->L, j));
+*/
 int nsx_key_allowed(const nsx_problem *p, const int32_t *sel_row, int i, int m, int j)
 {
     assert(p != NULL && m >= 0 && m < p->n);
@@ -67,8 +127,28 @@ int nsx_key_allowed(const nsx_problem *p, const int32_t *sel_row, int i, int m, 
     return 1;
 }
 
+/*@ requires \valid_read(p) && 1 <= p->n <= NSX_MAX_ORDER;
+    requires p->causal == 0 || p->causal == 1;
+    requires \forall integer m; 0 <= m < p->n ==> p->window[m] >= 0;
+    requires 0 <= i < p->L;
+    requires \valid_read(J + (0 .. p->n - 1));
+    requires \forall integer m; 0 <= m < p->n ==> key(p->L, J[m]);
+    requires p->sel.source != NSX_SEL_NONE ==>
+        1 <= p->sel.k && \valid_read(sel_row + (0 .. p->sel.k - 1));
+    assigns \nothing;
+    ensures \result == 0 || \result == 1;
+    ensures \result == 1 ==> allowed(p, (int32_t *)sel_row, i, (int *)J);
+    ensures \result == 0 ==> !allowed(p, (int32_t *)sel_row, i, (int *)J);
+*/
 int nsx_slice_allowed(const nsx_problem *p, const int32_t *sel_row, int i, const int *J)
 {
+    /*@ loop invariant 0 <= m <= p->n;
+        loop invariant \forall integer x; 0 <= x < m ==>
+            causal_m(p->causal, i, J[x]) && window_m(p->causal, p->window[x], i, J[x]) &&
+            (restricted(p, x) ==> in_sel(sel_row, p->sel.k, p->L, J[x]));
+        loop assigns m;
+        loop variant p->n - m;
+    */
     for (int m = 0; m < p->n; m++)
         if (!nsx_key_allowed(p, sel_row, i, m, J[m]))
             return 0;

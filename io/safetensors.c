@@ -17,6 +17,7 @@
 
 #include "io/json.h"
 #include "io/safetensors.h"
+#include "io/st_layout.h"
 
 #define BAD(...) nsx_err_set(err, NSX_E_INPUT, __VA_ARGS__)
 #define OOM() nsx_err_set(err, NSX_E_NOMEM, "out of memory")
@@ -134,8 +135,6 @@ static int parse_entry(const char *name, json_t *e, uint64_t bufsize, const char
         return BAD("%s: tensor '%s': shape has rank %zu (at most %d)", lab, nm, rank,
                    NSX_ST_MAX_RANK);
     t->rank = (int)rank;
-    uint64_t count = 1;
-    int overflow = 0;
     size_t r;
     const json_t *v;
     json_array_foreach(sh, r, v) {
@@ -144,15 +143,10 @@ static int parse_entry(const char *name, json_t *e, uint64_t bufsize, const char
         if (why)
             return BAD("%s: tensor '%s': shape[%zu] %s", lab, nm, r, why);
         t->shape[r] = (int64_t)dim; /* dim < 2^53 */
-        if (dim != 0 && count > UINT64_MAX / dim)
-            overflow = 1; /* as the reference: any overflow on the way fails */
-        count *= dim;
     }
-    size_t esize = nsx_dtype_size(t->dtype);
-    if (overflow || count > SIZE_MAX / esize)
+    /* the element count by checked multiplication (io/st_layout.c) */
+    if (nsx_st_shape_bytes(t->shape, t->rank, nsx_dtype_size(t->dtype), &t->count, &t->nbytes))
         return BAD("%s: tensor '%s': shape has more elements than fit in 64 bits", lab, nm);
-    t->count = (size_t)count;
-    t->nbytes = t->count * esize;
 
     /* data_offsets [begin, end], inside the buffer, holding exactly nbytes */
     const json_t *off = json_object_get(e, "data_offsets");
@@ -166,18 +160,20 @@ static int parse_entry(const char *name, json_t *e, uint64_t bufsize, const char
         if (why)
             return BAD("%s: tensor '%s': data_offsets[%d] %s", lab, nm, k, why);
     }
-    if (be[0] > be[1])
+    switch (nsx_st_check_range(be[0], be[1], bufsize, t->nbytes)) {
+    case 1:
         return BAD("%s: tensor '%s': data_offsets [%llu, %llu] end before they begin", lab, nm,
                    (unsigned long long)be[0], (unsigned long long)be[1]);
-    if (be[1] > bufsize)
+    case 2:
         return BAD("%s: tensor '%s': data_offsets [%llu, %llu] run past the end of the "
                    "%llu-byte data buffer", lab, nm, (unsigned long long)be[0],
                    (unsigned long long)be[1], (unsigned long long)bufsize);
-    if (be[1] - be[0] != t->nbytes)
+    case 3:
         return BAD("%s: tensor '%s': data_offsets [%llu, %llu] hold %llu bytes but %s shape "
                    "of %zu elements needs %zu", lab, nm, (unsigned long long)be[0],
                    (unsigned long long)be[1], (unsigned long long)(be[1] - be[0]),
                    nsx_dtype_name(t->dtype), t->count, t->nbytes);
+    }
     t->offset = be[0];
     return 0;
 }
@@ -199,25 +195,25 @@ static int check_layout(nsx_st *st, uint64_t bufsize, const char *lab, nsx_err *
 {
     if (st->nt > 1) /* st->t is NULL when there is no tensor: qsort's UB */
         qsort(st->t, st->nt, sizeof *st->t, cmp_offset);
-    uint64_t at = 0;
-    for (size_t i = 0; i < st->nt; i++) {
+    /* tiled exactly (io/st_layout.c) */
+    size_t i;
+    uint64_t at;
+    int r = nsx_st_check_tiling(st->t, st->nt, bufsize, &i, &at);
+    char a[80], b[80];
+    if (r == 1 || r == 2)
+        nsx_printable(b, sizeof b, st->t[i].name);
+    if (r == 1) {
         const nsx_tensor *t = &st->t[i];
-        char a[80], b[80];
-        nsx_printable(b, sizeof b, t->name);
-        if (t->offset < at) {
-            nsx_printable(a, sizeof a, st->t[i - 1].name);
-            return BAD("%s: tensors '%s' [%llu, %llu) and '%s' [%llu, %llu) overlap", lab, a,
-                       (unsigned long long)st->t[i - 1].offset, (unsigned long long)at, b,
-                       (unsigned long long)t->offset,
-                       (unsigned long long)(t->offset + t->nbytes));
-        }
-        if (t->offset > at)
-            return BAD("%s: bytes [%llu, %llu) of the data buffer belong to no tensor (a gap "
-                       "before '%s')", lab, (unsigned long long)at,
-                       (unsigned long long)t->offset, b);
-        at = t->offset + t->nbytes;
+        nsx_printable(a, sizeof a, st->t[i - 1].name);
+        return BAD("%s: tensors '%s' [%llu, %llu) and '%s' [%llu, %llu) overlap", lab, a,
+                   (unsigned long long)st->t[i - 1].offset, (unsigned long long)at, b,
+                   (unsigned long long)t->offset, (unsigned long long)(t->offset + t->nbytes));
     }
-    if (at != bufsize)
+    if (r == 2)
+        return BAD("%s: bytes [%llu, %llu) of the data buffer belong to no tensor (a gap "
+                   "before '%s')", lab, (unsigned long long)at,
+                   (unsigned long long)st->t[i].offset, b);
+    if (r == 3)
         return BAD("%s: bytes [%llu, %llu) at the end of the data buffer belong to no tensor",
                    lab, (unsigned long long)at, (unsigned long long)bufsize);
     return 0;
@@ -284,10 +280,11 @@ static uint64_t le64(const unsigned char *p)
 /* The 8-byte length of a file of size bytes: under the limit and inside. */
 static int check_header_len(uint64_t hlen, uint64_t size, const char *lab, nsx_err *err)
 {
-    if (hlen > NSX_ST_MAX_HEADER)
+    int r = nsx_st_check_header_len(hlen, size);
+    if (r == 1)
         return BAD("%s: header length %llu exceeds the limit of %u bytes", lab,
                    (unsigned long long)hlen, NSX_ST_MAX_HEADER);
-    if (hlen > size - 8)
+    if (r == 2)
         return BAD("%s: header length %llu runs past the end of the file (%llu bytes)", lab,
                    (unsigned long long)hlen, (unsigned long long)size);
     return 0;

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 
 #include "ref/internal.h"
+#include "ref/topk_core.h"
 
 typedef struct {
     const ref_irow *row;
@@ -37,39 +38,32 @@ static int comes_first(size_t a, size_t b, void *arg)
     return cmp > 0 || (cmp == 0 && row->j[a] < row->j[b]);
 }
 
-/* a before b is proven */
-static int proven_first(const ref_irow *row, const ref_ictx *ictx, size_t a, size_t b)
+/* ref/topk_core.h's comparisons, on this row's scores: ties decided
+   exactly (ref_indexer_tie), and S_a > S_b when their enclosures are apart */
+int ref_topk_tie(const void *ctx, size_t a, size_t b)
 {
-    if (ref_indexer_tie(row, ictx, a, b))
-        return row->j[a] < row->j[b];
-    return mpfr_cmp(score_lo(row, a), score_hi(row, b)) > 0;
+    const order_arg *arg = ctx;
+    return ref_indexer_tie(arg->row, arg->ictx, a, b);
 }
 
-static int ascending(const void *x, const void *y)
+int ref_topk_above(const void *ctx, size_t a, size_t b)
 {
-    int32_t a = *(const int32_t *)x, b = *(const int32_t *)y;
-    return (a > b) - (a < b);
+    const ref_irow *row = ((const order_arg *)ctx)->row;
+    return mpfr_cmp(score_lo(row, a), score_hi(row, b)) > 0;
 }
 
 int ref_topk(int32_t *sel_row, const ref_irow *row, const ref_ictx *ictx, int k)
 {
     assert(sel_row && row && ictx && k >= 1);
-    size_t C = row->C, K = (size_t)k < C ? (size_t)k : C;
+    size_t C = row->C;
     size_t *perm = malloc((C ? C : 1) * sizeof *perm);
+    unsigned char *mark = malloc(C ? C : 1);
     order_arg arg = {row, ictx};
-    if (!perm || ref_sort(perm, C, comes_first, &arg)) {
-        free(perm);
-        return -1;
-    }
-    int proven = 1;
-    for (size_t x = 0; x < K && proven; x++)
-        for (size_t y = K; y < C && proven; y++)
-            proven = proven_first(row, ictx, perm[x], perm[y]);
-    if (proven) {
-        for (int r = 0; r < k; r++)
-            sel_row[r] = (size_t)r < K ? row->j[perm[r]] : -1;
-        qsort(sel_row, K, sizeof *sel_row, ascending);
-    }
+    int proven = -1;
+    /* the proposal sorted, then the choice proven (ref/topk_core.c) */
+    if (perm && mark && !ref_sort(perm, C, comes_first, &arg))
+        proven = ref_topk_choose(sel_row, k, row->j, perm, C, mark, &arg);
     free(perm);
+    free(mark);
     return proven;
 }
