@@ -32,7 +32,7 @@ for name in $names; do
     rm -rf "$OUT/$name"
     mkdir -p "$src/build/simd/abi"
     cp -p Makefile "$src/"
-    cp -pR include simd tools "$src/"
+    cp -pR include simd tools proofs "$src/"
     # start from the clean build's objects, so that only the patched files
     # are recompiled (they are newer than these objects once patched)
     if [ -f build/.deps-ok ]; then
