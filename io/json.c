@@ -377,3 +377,12 @@ void nsx_buf_free(nsx_buf *b)
     free(b->s);
     *b = (nsx_buf){0};
 }
+
+void nsx_buf_json_field(nsx_buf *b, const char *key, double x)
+{
+    nsx_buf_printf(b, ",\"%s\":", key);
+    if (isfinite(x))
+        nsx_buf_json_number(b, x);
+    else
+        nsx_buf_puts(b, "null");
+}

@@ -101,6 +101,9 @@ void nsx_buf_json_string(nsx_buf *b, const char *s);
    (at most 17 significant digits, as "%.17g"); integers print without a
    fraction ("1"), and -0 as "-0.0" (a JSON integer -0 reads back as 0). */
 void nsx_buf_json_number(nsx_buf *b, double x);
+/* ,"KEY":x with x as nsx_buf_json_number writes it, or null when x is not
+   finite (JSON has no NaN or infinity). */
+void nsx_buf_json_field(nsx_buf *b, const char *key, double x);
 /* The shortest round-trip decimal of x, as above, into out (size >= 32);
    "nan", "inf", "-inf" for the non-finite. */
 void nsx_fmt_double(char *out, size_t outlen, double x);

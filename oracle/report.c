@@ -77,17 +77,6 @@ void nsx_check_print(FILE *f, const nsx_check_report *r, const nsx_case_info *in
                 r->lse_failed, r->sel_failed, r->pair_failed);
 }
 
-/* "KEY": x, the shortest decimal that reads back as the same binary64 (null
-   when not finite), after a comma unless first. */
-static void put_double(nsx_buf *b, const char *key, double x)
-{
-    nsx_buf_printf(b, ",\"%s\":", key);
-    if (isfinite(x))
-        nsx_buf_json_number(b, x);
-    else
-        nsx_buf_puts(b, "null");
-}
-
 static void put_worst(nsx_buf *b, const nsx_check_worst *w)
 {
     if (!w->found) {
@@ -97,13 +86,13 @@ static void put_worst(nsx_buf *b, const nsx_check_worst *w)
     nsx_buf_printf(b, "{\"b\":%d,\"h\":%d,\"i\":%d", w->b, w->h, w->i);
     if (w->c >= 0)
         nsx_buf_printf(b, ",\"c\":%d", w->c);
-    put_double(b, "error", w->err);
-    put_double(b, "bound", w->bound);
-    put_double(b, "ratio", w->ratio);
-    put_double(b, "expected", w->expected);
-    put_double(b, "candidate", w->candidate);
+    nsx_buf_json_field(b, "error", w->err);
+    nsx_buf_json_field(b, "bound", w->bound);
+    nsx_buf_json_field(b, "ratio", w->ratio);
+    nsx_buf_json_field(b, "expected", w->expected);
+    nsx_buf_json_field(b, "candidate", w->candidate);
     nsx_buf_printf(b, ",\"tuples\":%zu", w->tuples);
-    put_double(b, "max_score", w->max_score);
+    nsx_buf_json_field(b, "max_score", w->max_score);
     nsx_buf_puts(b, "}");
 }
 

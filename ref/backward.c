@@ -515,7 +515,8 @@ int nsx_ref_backward(const nsx_problem *p, const nsx_inputs *in, nsx_outputs *ou
     nsx_ref_opts dflt = {0};
     nsx_ref_stats st = {0};
     char why[256];
-    int32_t *sel = NULL, *own_sel = NULL;
+    const int32_t *sel;
+    int32_t *own_sel;
     int rc;
 
     if (nsx_problem_check(p, why, sizeof why))
@@ -532,19 +533,9 @@ int nsx_ref_backward(const nsx_problem *p, const nsx_inputs *in, nsx_outputs *ou
                                "contributes to dk and dv)");
     if (!in->dout)
         return nsx_err_set(err, NSX_E_INPUT, "reference backward: no upstream gradient (tensor do)");
-    /* the selection, held constant (E7): given, or computed first (E8, E9) */
-    if (p->sel.source == NSX_SEL_INDICES) {
-        if ((rc = ref_check_given_selection(p, in->sel, err)))
-            return rc;
-        sel = (int32_t *)in->sel;
-    } else if (p->sel.source != NSX_SEL_NONE) {
-        if (!(sel = own_sel = malloc(nsx_sel_size(p) * sizeof *sel)))
-            return nsx_err_set(err, NSX_E_NOMEM, "reference: out of memory");
-        if ((rc = nsx_ref_select(p, in, sel, NULL, opts, &st, err))) {
-            free(own_sel);
-            return rc;
-        }
-    }
+    /* the selection, held constant (E7) */
+    if ((rc = ref_selection(p, in, NULL, NULL, opts, &st, &sel, &own_sel, err)))
+        return rc;
 
     ref_erange saved = ref_erange_widen();
     ref_ctx ctx;

@@ -254,6 +254,31 @@ void nsx_ref_stats_add(nsx_ref_stats *total, const nsx_ref_stats *st)
     total->fast_tuples += st->fast_tuples;
 }
 
+int ref_selection(const nsx_problem *p, const nsx_inputs *in, int32_t *dst, double *scores,
+                  const nsx_ref_opts *opts, nsx_ref_stats *st, const int32_t **sel, int32_t **own, nsx_err *err)
+{
+    *sel = NULL;
+    *own = NULL;
+    if (p->sel.source == NSX_SEL_NONE)
+        return 0;
+    if (p->sel.source == NSX_SEL_INDICES) {
+        int rc = ref_check_given_selection(p, in->sel, err);
+        if (!rc)
+            *sel = in->sel;
+        return rc;
+    }
+    if (!dst && !(dst = *own = malloc(nsx_sel_size(p) * sizeof *dst)))
+        return nsx_err_set(err, NSX_E_NOMEM, "reference: out of memory");
+    int rc = nsx_ref_select(p, in, dst, scores, opts, st, err);
+    if (rc) {
+        free(*own);
+        *own = NULL;
+        return rc;
+    }
+    *sel = dst;
+    return 0;
+}
+
 int nsx_ref_forward(const nsx_problem *p, const nsx_inputs *in, nsx_outputs *out,
                     const nsx_ref_opts *opts, nsx_ref_stats *stats, nsx_err *err)
 {
@@ -261,28 +286,17 @@ int nsx_ref_forward(const nsx_problem *p, const nsx_inputs *in, nsx_outputs *out
     nsx_ref_opts dflt = {0};
     nsx_ref_stats st = {0};
     char why[256];
-    int32_t *sel = NULL, *own_sel = NULL;
+    const int32_t *sel;
+    int32_t *own_sel;
     int rc;
 
     if (nsx_problem_check(p, why, sizeof why))
         return nsx_err_set(err, NSX_E_INPUT, "%s", why);
     if (!opts)
         opts = &dflt;
-    /* the selection: given, or computed first (E8, E9) */
-    if (p->sel.source == NSX_SEL_INDICES) {
-        if ((rc = ref_check_given_selection(p, in->sel, err)))
-            return rc;
-        sel = (int32_t *)in->sel;
-    } else if (p->sel.source != NSX_SEL_NONE) {
-        sel = out->sel;
-        if (!sel && !(sel = own_sel = malloc(nsx_sel_size(p) * sizeof *sel)))
-            return nsx_err_set(err, NSX_E_NOMEM, "reference: out of memory");
-        if ((rc = nsx_ref_select(p, in, sel, out->sel_scores, opts, &st, err))) {
-            free(own_sel);
-            return rc;
-        }
-        st.mpfr_values = st.values; /* the selection's scores: MPFR */
-    }
+    if ((rc = ref_selection(p, in, out->sel, out->sel_scores, opts, &st, &sel, &own_sel, err)))
+        return rc;
+    st.mpfr_values = st.values; /* a computed selection's scores: MPFR */
 
     ref_erange saved = ref_erange_widen();
     ref_ctx ctx;

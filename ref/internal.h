@@ -25,6 +25,7 @@
 
 #include "nsimplex/error.h"
 #include "nsimplex/problem.h"
+#include "nsimplex/ref.h"
 #include "ref/ival.h"
 
 /* What every equation reads: the problem, its inputs and exact scratch. */
@@ -54,6 +55,14 @@ void ref_ctx_clear(ref_ctx *ctx);
 /* A given selection (source INDICES) lists a valid index at most once per
    row: 0, or NSX_E_INPUT with err set. */
 int ref_check_given_selection(const nsx_problem *p, const int32_t *sel, nsx_err *err);
+
+/* The selection S(i) a pass reads, for forward and backward alike: *sel =
+   the given indices (checked), or the computed selection (E8, E9) written
+   to dst, or to a buffer of its own (*own, for the caller to free) when dst
+   is NULL, with the indexer's scores to scores (may be NULL); *sel = NULL
+   without a selection.  0, or an error kind (nothing to free then). */
+int ref_selection(const nsx_problem *p, const nsx_inputs *in, int32_t *dst, double *scores,
+                  const nsx_ref_opts *opts, nsx_ref_stats *st, const int32_t **sel, int32_t **own, nsx_err *err);
 
 /* One query row (b, h, i).  Its allowed tuples are enumerated afresh by
    each pass (ref_row_pass), their raw scores recomputed: nothing is kept

@@ -355,15 +355,6 @@ done:
 
 /* ---- the JSON report ------------------------------------------------------ */
 
-static void put_num(nsx_buf *b, const char *key, double x)
-{
-    nsx_buf_printf(b, ",\"%s\":", key);
-    if (isfinite(x))
-        nsx_buf_json_number(b, x);
-    else
-        nsx_buf_puts(b, "null");
-}
-
 char *nsx_bench_json(const nsx_bench_opts *o, const nsx_bench_result *r)
 {
     const nsx_kernel_problem *p = &o->p;
@@ -380,26 +371,26 @@ char *nsx_bench_json(const nsx_bench_opts *o, const nsx_bench_result *r)
     nsx_buf_puts(&b, ",\"isa\":");
     nsx_buf_json_string(&b, r->isa);
     nsx_buf_printf(&b, ",\"threads\":%d,\"tuples\":%llu", r->threads, (unsigned long long)r->tuples);
-    put_num(&b, "flops_per_tuple", r->flops_per_tuple);
-    put_num(&b, "seconds", r->seconds);
-    put_num(&b, "gflops", r->gflops);
-    put_num(&b, "peak_gflops", r->peak);
+    nsx_buf_json_field(&b, "flops_per_tuple", r->flops_per_tuple);
+    nsx_buf_json_field(&b, "seconds", r->seconds);
+    nsx_buf_json_field(&b, "gflops", r->gflops);
+    nsx_buf_json_field(&b, "peak_gflops", r->peak);
     nsx_buf_puts(&b, ",\"peak_isa\":");
     nsx_buf_json_string(&b, r->peak_isa);
-    put_num(&b, "peak_share", r->peak > 0 ? r->gflops / r->peak : 0);
+    nsx_buf_json_field(&b, "peak_share", r->peak > 0 ? r->gflops / r->peak : 0);
     if (r->naive_done) {
-        put_num(&b, "naive_ratio", r->nr.estimate / r->seconds);
-        put_num(&b, "naive_seconds", r->nr.estimate);
+        nsx_buf_json_field(&b, "naive_ratio", r->nr.estimate / r->seconds);
+        nsx_buf_json_field(&b, "naive_seconds", r->nr.estimate);
         nsx_buf_printf(&b, ",\"naive_rows_measured\":%d,\"naive_scaled\":%s", r->nr.rows,
                        r->nr.rows < p->L ? "true" : "false");
-        put_num(&b, "naive_max_abs_diff", r->nr.max_abs_diff);
+        nsx_buf_json_field(&b, "naive_max_abs_diff", r->nr.max_abs_diff);
     } else {
         nsx_buf_puts(&b, ",\"naive_ratio\":null");
     }
-    put_num(&b, "peak_rss_mib", r->rss_mib);
-    put_num(&b, "io_mib", r->io_mib);
-    put_num(&b, "rss_bound_mib", r->io_mib + NSX_BENCH_RSS_SLACK_MIB);
-    put_num(&b, "scratch_kib_per_thread", r->scratch_kib);
+    nsx_buf_json_field(&b, "peak_rss_mib", r->rss_mib);
+    nsx_buf_json_field(&b, "io_mib", r->io_mib);
+    nsx_buf_json_field(&b, "rss_bound_mib", r->io_mib + NSX_BENCH_RSS_SLACK_MIB);
+    nsx_buf_json_field(&b, "scratch_kib_per_thread", r->scratch_kib);
     nsx_buf_puts(&b, "}");
     if (b.oom) {
         nsx_buf_free(&b);
