@@ -73,6 +73,33 @@ static void accumulate(void *arg, const int *J, mpfr_srcptr T)
     ref_contract_add(rp->o, rp->ctx, rp->row, J, rp->e, rp->w); /* E5, E6: o_c += e_J w_Jc */
 }
 
+void ref_row_enclose(ref_ctx *ctx, ref_row *row, mpfr_prec_t prec, ival *lse, ival *o)
+{
+    assert(row->N >= 1 && !row->nonfinite && prec >= MPFR_PREC_MIN);
+    const int dv = ctx->p->dv;
+    ival s, Z, e;
+    row_pass rp = {ctx, row, &s, &Z, &e, o, {{0}}, {{0}}};
+    ival_init(&s, prec);
+    ival_init(&Z, prec);
+    ival_init(&e, prec);
+    mpfr_init2(rp.D, ctx->prec_T);
+    mpfr_init2(rp.w, ctx->prec_W);
+    ival_set_prec(lse, prec);
+    for (int c = 0; c < dv; c++) {
+        ival_set_prec(&o[c], prec);
+        ival_set_zero(&o[c]);
+    }
+    ref_score_scale(&s, ctx->p);
+    ival_set_zero(&Z);
+    ref_row_pass(row, ctx, accumulate, &rp); /* E3, E5, E6's sums */
+    ref_slice_lse(lse, &Z, row, &s);                    /* E3 */
+    ref_slice_softmax(o, dv, &Z);                       /* E4 */
+    ref_contract_scale(o, ctx);                         /* E6 */
+    ival_clear(&s), ival_clear(&Z), ival_clear(&e);
+    mpfr_clear(rp.D);
+    mpfr_clear(rp.w);
+}
+
 /* The exact cases, once a round leaves outputs undecided: the row's tuples
    stored (the only time they are) and sorted by score.  Sets done[] for
    the outputs it decides; 0, or NSX_E_NOMEM. */
@@ -108,15 +135,9 @@ static int solve_row(row_solver *rs, double *o_out, size_t o_stride, double *lse
     const nsx_problem *p = ctx->p;
     int dv = p->dv, exact_tried = 0, rc = 0;
     mpfr_prec_t prec = ref_prec_start(rs->opts->prec0, row->N);
-    ival s, Z, e, lse;
-    row_pass rp = {ctx, row, &s, &Z, &e, rs->o, {{0}}, {{0}}};
+    ival lse;
 
-    ival_init(&s, prec);
-    ival_init(&Z, prec);
-    ival_init(&e, prec);
     ival_init(&lse, prec);
-    mpfr_init2(rp.D, ctx->prec_T);
-    mpfr_init2(rp.w, ctx->prec_W);
     memset(rs->done, 0, (size_t)(dv + 1) * sizeof *rs->done);
     /* a single tuple with a rational score: LSE = T exactly */
     if (ref_exact_lse(lse_out, ctx, row)) {
@@ -124,23 +145,9 @@ static int solve_row(row_solver *rs, double *o_out, size_t o_stride, double *lse
         rs->st->exact++;
     }
     for (;;) {
-        ival_set_prec(&s, prec);
-        ival_set_prec(&Z, prec);
-        ival_set_prec(&e, prec);
-        ival_set_prec(&lse, prec);
-        for (int c = 0; c < dv; c++) {
-            ival_set_prec(&rs->o[c], prec);
-            ival_set_zero(&rs->o[c]);
-        }
         if (prec > rs->st->max_prec)
             rs->st->max_prec = prec;
-
-        ref_score_scale(&s, p);
-        ival_set_zero(&Z);
-        ref_row_pass(row, ctx, accumulate, &rp); /* E3, E5, E6's sums */
-        ref_slice_lse(&lse, &Z, row, &s);        /* E3 */
-        ref_slice_softmax(rs->o, dv, &Z);        /* E4 */
-        ref_contract_scale(rs->o, ctx);          /* E6 */
+        ref_row_enclose(ctx, row, prec, &lse, rs->o); /* E3-E6 */
 
         int all = 1;
         for (int c = 0; c < dv; c++)
@@ -167,9 +174,7 @@ static int solve_row(row_solver *rs, double *o_out, size_t o_stride, double *lse
         prec *= 2;
         rs->st->retries++;
     }
-    ival_clear(&s), ival_clear(&Z), ival_clear(&e), ival_clear(&lse);
-    mpfr_clear(rp.D);
-    mpfr_clear(rp.w);
+    ival_clear(&lse);
     return rc;
 }
 

@@ -97,6 +97,10 @@ void ref_row_pass(ref_row *row, ref_ctx *ctx, void (*visit)(void *arg, const int
    exact cases).  0, or NSX_E_NOMEM with err set.  Pre: the row was
    scanned. */
 int ref_row_store(ref_row *row, ref_ctx *ctx, nsx_err *err);
+/* One round of E3-E6 over a scanned row at precision prec: lse and
+   o[0..dv) (enclosures, set to prec here) enclose LSE and O.  The unit of
+   Ziv's loop in nsx_ref_forward.  Pre: N >= 1, no non-finite tuple. */
+void ref_row_enclose(ref_ctx *ctx, ref_row *row, mpfr_prec_t prec, ival *lse, ival *o);
 
 /* (E1) the exact raw score T_raw[i,J] = sum_l Q[i,l] prod_m (K_m[j_m,l] + kb_m)
    Pre: (b, h, i) in range, J n keys in 0..L-1; t at precision prec_T

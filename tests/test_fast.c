@@ -312,23 +312,6 @@ static double inside(const ival *X, const double *e, const char *what)
 
 /* Every enclosure of the fast path, decided or not, holds the exact value
    (enclosed by MPFR at 400 bits): the proof's bound, checked. */
-/* One pass of the MPFR path over a row's tuples (E3, E5, E6's sums), as
-   ref/forward.c's accumulate does. */
-typedef struct {
-    ref_ctx *ctx;
-    const ref_row *row;
-    const ival *s;
-    ival *Z, *e, *o;
-    mpfr_t D, w;
-} exact_pass;
-
-static void exact_visit(void *arg, const int *J, mpfr_srcptr T)
-{
-    exact_pass *x = arg;
-    ref_slice_lse_add(x->Z, x->e, x->D, T, x->row, x->s);
-    ref_contract_add(x->o, x->ctx, x->row, J, x->e, x->w);
-}
-
 START_TEST(enclosures_hold_the_exact_values)
 {
     rng r = {SEED + 5};
@@ -346,8 +329,8 @@ START_TEST(enclosures_hold_the_exact_values)
         ref_row row;
         ref_row_init(&row);
         double *encl = malloc(3 * ((size_t)p->dv + 1) * sizeof *encl);
-        ival s, Z, e, lse, *o = malloc((size_t)p->dv * sizeof *o);
-        ival_init(&s, 400), ival_init(&Z, 400), ival_init(&e, 400), ival_init(&lse, 400);
+        ival lse, *o = malloc((size_t)p->dv * sizeof *o);
+        ival_init(&lse, 400);
         for (int c = 0; c < p->dv; c++)
             ival_init(&o[c], 400);
         for (int b = 0; b < p->B; b++)
@@ -359,20 +342,7 @@ START_TEST(enclosures_hold_the_exact_values)
                         continue;
                     ck_assert_int_eq(ref_row_scan(&row, &ctx, b, h, i, ref_score_scale_sign(p), &err), 0);
                     ck_assert(row.N > 0 && !row.nonfinite);
-                    /* one round of the MPFR path (ref/forward.c's solve_row) at 400 bits */
-                    ref_score_scale(&s, p);
-                    ival_set_zero(&Z);
-                    for (int c = 0; c < p->dv; c++)
-                        ival_set_zero(&o[c]);
-                    exact_pass pass = {&ctx, &row, &s, &Z, &e, o, {{0}}, {{0}}};
-                    mpfr_init2(pass.D, ctx.prec_T);
-                    mpfr_init2(pass.w, ctx.prec_W);
-                    ref_row_pass(&row, &ctx, exact_visit, &pass);
-                    mpfr_clear(pass.D);
-                    mpfr_clear(pass.w);
-                    ref_slice_lse(&lse, &Z, &row, &s);
-                    ref_slice_softmax(o, p->dv, &Z);
-                    ref_contract_scale(o, &ctx);
+                    ref_row_enclose(&ctx, &row, 400, &lse, o); /* one MPFR round at 400 bits */
                     double x = inside(&lse, encl + 3 * p->dv, "lse");
                     worst = x > worst ? x : worst;
                     for (int c = 0; c < p->dv; c++) {
@@ -381,7 +351,7 @@ START_TEST(enclosures_hold_the_exact_values)
                     }
                     checked += p->dv + 1;
                 }
-        ival_clear(&s), ival_clear(&Z), ival_clear(&e), ival_clear(&lse);
+        ival_clear(&lse);
         for (int c = 0; c < p->dv; c++)
             ival_clear(&o[c]);
         free(o), free(encl);
