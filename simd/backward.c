@@ -26,12 +26,13 @@
  *      at the item's end dq = s dq_h (E7g: per head).
  *
  * Races on dk, dv (E7g sums over queries and heads): every key row gets
- * terms from many work items.  Items are dealt round-robin to SLOTS fixed
- * slots (item it to slot it mod SLOTS, latest queries first), each slot adds
- * into its own partial dk, dv (slot 0 into the outputs), one thread per slot
- * at a time, in a fixed order; then the partials are added in slot order.
- * The slot count depends on the problem only, never on the threads, so the
- * result is the same bits for any thread count.  Ownership of key blocks
+ * terms from many work items.  Items are dealt round-robin to S slots (item
+ * it to slot it mod S, latest queries first), each slot adds into its own
+ * partial dk, dv (slot 0 into the outputs), one thread per slot at a time,
+ * in a fixed order; then the partials are added in slot order.  S depends
+ * on the problem and the machine's processor count (twice it, 4 to 64, as
+ * long as the partials fit PART_BYTES), never on the threads asked for, so
+ * the result is the same bits for any thread count.  Ownership of key blocks
  * would need no partials, but a key of dimension m is touched by tuples whose
  * other keys range over every dimension, so each dimension would need its
  * own pass recomputing P: n + 1 passes instead of one.
@@ -49,9 +50,8 @@
 
 /* Bytes of one chunk's packed K~, V~ and its accumulators: within L2. */
 #define PANEL_BYTES (256u * 1024u)
-/* Slots of partial gradients (see above), and the memory they may take. */
-#define SLOTS 32
-#define PART_BYTES ((size_t)256 << 20)
+/* The memory the slots' partial gradients (see above) may take. */
+#define PART_BYTES ((size_t)64 << 20)
 
 typedef struct plan {
     const nsx_kernel_problem *p;
@@ -170,7 +170,9 @@ static void plan_init(plan *pl, const nsx_kernel_problem *p, const nsx_kernel_bw
     size_t per_slot = (size_t)p->n * (pl->ksize + pl->vsize) * sizeof(float);
     long items = (long)p->L * p->B * p->Hkv;
     size_t fits = PART_BYTES / per_slot;
-    pl->slots = (int)(items < SLOTS ? items : SLOTS);
+    int want = 2 * omp_get_num_procs();
+    want = want < 4 ? 4 : want > 64 ? 64 : want;
+    pl->slots = (int)(items < want ? items : want);
     if ((size_t)pl->slots > fits)
         pl->slots = fits > 0 ? (int)fits : 1;
 }
@@ -196,9 +198,11 @@ static float *grad_row(const plan *pl, int s, int dv, int m, int b, int j, int g
            (((size_t)b * p->L + j) * p->Hkv + g) * width;
 }
 
-/* The inner dimension: the padded tile work plus the rows' products plus the
-   packing, smallest (the forward's cost, its rows costing n times more here
-   for the leave-one-out products and the scatter). */
+/* The inner dimension, by a cost in multiply-adds: the padded tiles' six
+   products, 3 (d + dv) per tuple; per row, chunk and head the tile's setup
+   and the fold of its results (about 5 (d + dv) scalar steps, 8 times the
+   cost of a lane of a vector FMA); per row and chunk the products and the
+   scatter into dk, dv (n (d + dv)); the packing. */
 static int inner_dim(const plan *pl, const int *cnt)
 {
     const nsx_kernel_problem *p = pl->p;
@@ -210,8 +214,9 @@ static int inner_dim(const plan *pl, const int *cnt)
         for (int o = 0; o < p->n; o++)
             if (o != m)
                 rows *= cnt[o];
+        double chunks = ceil((double)cnt[m] / pl->chunk);
         double cost = 3.0 * ceil(rows / mr) * mr * ceil(cnt[m] / nr) * nr * width +
-                      p->n * rows * width + 4.0 * cnt[m] * width;
+                      rows * chunks * (40.0 * pl->G + 8.0 * p->n) * width + 4.0 * cnt[m] * width;
         if (cost < best_cost) {
             best_cost = cost;
             best = m;
