@@ -551,7 +551,8 @@ START_TEST(random_problems_match_the_loop_reference)
     ref_compute(&s, &ro);
     for (int isa = 0; isa < NSX_ISA_COUNT; isa++) {
         if (!nsx_simd_isa_supported(isa)) {
-            printf("simd_bwd: %s: %s not run (this CPU lacks it)\n", c->name, nsx_simd_isa_name(isa));
+            if (_i == 0)
+                printf("simd_bwd: %s not run (this CPU lacks it)\n", nsx_simd_isa_name(isa));
             continue;
         }
         char what[96];
@@ -574,6 +575,54 @@ START_TEST(random_problems_match_the_loop_reference)
     }
     ref_free(&ro, s.p.n);
     inst_free(&s);
+}
+END_TEST
+
+/* With causal on, dk_m and dv_m of the keys j >= t depend only on the
+   queries i >= j (docs/SPEC.md 1.7): new q and dO rows before t (NaN among
+   them) leave those rows bit-identical, on every ISA, with GQA and windows. */
+START_TEST(key_gradients_ignore_earlier_queries)
+{
+    static const tcase leak[] = {
+        {"leak_n2_gqa_win", 2, 2, 41, 4, 2, 12, 9, P_, 1, 0, {9, 0}, SEL_NONE, 0, 0, 0.25, 0.5, 0, 0},
+        {"leak_n3_sum", 3, 1, 17, 2, 1, 8, 8, S_, 1, 0, {0, 6, 0}, SEL_NONE, 0, 0, 0, 0, 0, 0},
+    };
+    for (size_t c = 0; c < sizeof leak / sizeof leak[0]; c++)
+        for (int isa = 0; isa < NSX_ISA_COUNT; isa++) {
+            if (!nsx_simd_isa_supported(isa))
+                continue;
+            inst s;
+            inst_make(&leak[c], &s, SEED0 + 99);
+            const nsx_kernel_problem *p = &s.p;
+            const int t = p->L / 2;
+            fgrads a, b;
+            fgrads_alloc(&a, &s);
+            fgrads_alloc(&b, &s);
+            ck_assert_int_eq(run_simd(&s, isa, 2, &a), NSX_SIMD_OK);
+            for (int bb = 0; bb < p->B; bb++)
+                for (int i = 0; i < t; i++) {
+                    float *q = s.q + ((size_t)bb * p->L + i) * p->H * p->d;
+                    float *dO = s.dout + ((size_t)bb * p->L + i) * p->H * p->dv;
+                    for (int e = 0; e < p->H * p->d; e++)
+                        q[e] = -2 * q[e] + 0.5f;
+                    for (int e = 0; e < p->H * p->dv; e++)
+                        dO[e] = i == 0 && e == 0 ? NAN : 3 * dO[e];
+                }
+            ck_assert_int_eq(run_simd(&s, isa, 2, &b), NSX_SIMD_OK);
+            for (int m = 0; m < p->n; m++)
+                for (int bb = 0; bb < p->B; bb++) {
+                    size_t k0 = ((size_t)bb * p->L + t) * p->Hkv * p->d;
+                    size_t v0 = ((size_t)bb * p->L + t) * p->Hkv * p->dv;
+                    size_t kn = (size_t)(p->L - t) * p->Hkv * p->d, vn = (size_t)(p->L - t) * p->Hkv * p->dv;
+                    ck_assert_msg(memcmp(a.dk[m] + k0, b.dk[m] + k0, kn * sizeof(float)) == 0,
+                                  "%s (%s): dk%d of keys >= %d moved", leak[c].name, nsx_simd_isa_name(isa), m + 1, t);
+                    ck_assert_msg(memcmp(a.dv[m] + v0, b.dv[m] + v0, vn * sizeof(float)) == 0,
+                                  "%s (%s): dv%d of keys >= %d moved", leak[c].name, nsx_simd_isa_name(isa), m + 1, t);
+                }
+            fgrads_free(&a, p->n);
+            fgrads_free(&b, p->n);
+            inst_free(&s);
+        }
 }
 END_TEST
 
@@ -893,6 +942,7 @@ static Suite *simd_bwd_suite(void)
     TCase *tc = tcase_create("random");
     tcase_set_timeout(tc, 300);
     tcase_add_loop_test(tc, random_problems_match_the_loop_reference, 0, NCASES);
+    tcase_add_test(tc, key_gradients_ignore_earlier_queries);
     suite_add_tcase(s, tc);
     TCase *tv = tcase_create("vectors");
     tcase_set_timeout(tv, 300);
