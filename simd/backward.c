@@ -46,6 +46,7 @@
 
 #include "simd/bwd_kern.h"
 #include "simd/cands.h"
+#include "simd/kern.h"
 #include "simd/simd.h"
 
 /* Bytes of one chunk's packed K~, V~ and its accumulators: within L2. */
@@ -57,6 +58,7 @@ typedef struct plan {
     const nsx_kernel_problem *p;
     const nsx_kernel_bwd_io *io;
     const nsx_bwd_kernels *ks;
+    const nsx_isa_kernels *fk;  /* the forward's table of the same ISA: its vector helpers */
     int G;                      /* query heads per kv head */
     int dvp;                    /* dv rounded up to 16 */
     int ldd;                    /* d rounded up to 16: the tile's row stride */
@@ -148,6 +150,7 @@ static void plan_init(plan *pl, const nsx_kernel_problem *p, const nsx_kernel_bw
     pl->p = p;
     pl->io = io;
     pl->ks = ks;
+    pl->fk = nsx_simd_kernels(ks->isa);
     pl->G = p->H / p->Hkv;
     pl->dvp = (int)round_up((size_t)p->dv, 16);
     pl->ldd = (int)round_up((size_t)p->d, 16);
@@ -225,28 +228,33 @@ static int inner_dim(const plan *pl, const int *cnt)
     return best;
 }
 
-/* K~ and V~ of the chunk's keys, transposed and by rows, zero past nk. */
+/* t[l][c] = r[c][l] for c < cols (a multiple of 8), l < len: eight source
+   rows at a time, so that each destination row is written in runs of 8. */
+static void transpose(float *t, size_t ldt, const float *r, size_t ldr, int cols, int len)
+{
+    for (int c0 = 0; c0 < cols; c0 += 8)
+        for (int l = 0; l < len; l++)
+            for (int e = 0; e < 8; e++)
+                t[(size_t)l * ldt + c0 + e] = r[(size_t)(c0 + e) * ldr + l];
+}
+
+/* K~ and V~ of the chunk's keys by rows (the forward's vectorized bias add)
+   and transposed, zero past nk and past d, dv. */
 static void pack(const plan *pl, work *w, int b, int g, int mi, const int *keys, int nk, int ldk)
 {
     const int d = pl->p->d, dv = pl->p->dv, dvp = pl->dvp, ldd = pl->ldd;
     const float kb = pl->kb[mi], vb = pl->vb[mi];
-    memset(w->kt, 0, (size_t)d * ldk * sizeof(float));
-    memset(w->vt, 0, (size_t)dvp * ldk * sizeof(float));
-    memset(w->kr, 0, (size_t)ldk * ldd * sizeof(float));
-    memset(w->vr, 0, (size_t)ldk * dvp * sizeof(float));
     for (int c = 0; c < nk; c++) {
-        const float *kr = k_row(pl, mi, b, keys[c], g), *vr = v_row(pl, mi, b, keys[c], g);
-        for (int l = 0; l < d; l++) {
-            float k = kr[l] + kb;
-            w->kt[(size_t)l * ldk + c] = k;
-            w->kr[(size_t)c * ldd + l] = k;
-        }
-        for (int x = 0; x < dv; x++) {
-            float v = vr[x] + vb;
-            w->vt[(size_t)x * ldk + c] = v;
-            w->vr[(size_t)c * dvp + x] = v;
-        }
+        float *kr = w->kr + (size_t)c * ldd, *vr = w->vr + (size_t)c * dvp;
+        pl->fk->add_bias(kr, NULL, k_row(pl, mi, b, keys[c], g), kb, d);
+        pl->fk->add_bias(vr, NULL, v_row(pl, mi, b, keys[c], g), vb, dv);
+        memset(kr + d, 0, (size_t)(ldd - d) * sizeof(float));
+        memset(vr + dv, 0, (size_t)(dvp - dv) * sizeof(float));
     }
+    memset(w->kr + (size_t)nk * ldd, 0, (size_t)(ldk - nk) * ldd * sizeof(float));
+    memset(w->vr + (size_t)nk * dvp, 0, (size_t)(ldk - nk) * dvp * sizeof(float));
+    transpose(w->kt, (size_t)ldk, w->kr, (size_t)ldd, ldk, d);
+    transpose(w->vt, (size_t)ldk, w->vr, (size_t)dvp, ldk, dvp);
 }
 
 /* The smallest level whose key repeats a key of a lower level, or -1. */
@@ -516,25 +524,33 @@ static void run_item(const plan *pl, work *w, item *it)
                 }
             }
             sweep(pl, w, it, cnt, keys, nk, ldk);
-            /* The chunk's inner keys: their dk, dv rows in the slot. */
-            for (int c = 0; c < nk; c++) {
-                float *gk = grad_row(pl, it->s, 0, mi, b, keys[c], g);
-                float *gv = grad_row(pl, it->s, 1, mi, b, keys[c], g);
+            /* The chunk's inner keys: their dk, dv rows in the slot, eight
+               keys at a time (dkt, dvt are transposed). */
+            for (int c0 = 0; c0 < nk; c0 += 8) {
+                const int ne = nk - c0 < 8 ? nk - c0 : 8;
+                float *gk[8], *gv[8];
+                for (int e = 0; e < ne; e++) {
+                    gk[e] = grad_row(pl, it->s, 0, mi, b, keys[c0 + e], g);
+                    gv[e] = grad_row(pl, it->s, 1, mi, b, keys[c0 + e], g);
+                }
                 for (int l = 0; l < d; l++)
-                    gk[l] += w->dkt[(size_t)l * ldk + c];
+                    for (int e = 0; e < ne; e++)
+                        gk[e][l] += w->dkt[(size_t)l * ldk + c0 + e];
                 if (!sum) {
                     for (int x = 0; x < dv; x++)
-                        gv[x] += w->dvt[(size_t)x * ldk + c];
+                        for (int e = 0; e < ne; e++)
+                            gv[e][x] += w->dvt[(size_t)x * ldk + c0 + e];
                     continue;
                 }
-                for (int hh = 0; hh < G; hh++) {
-                    if (!isfinite(w->lse[hh]))
-                        continue;
-                    const float a = pl->f * w->cola[(size_t)hh * pl->chunk + c];
-                    const float *dO = dout_row(pl, it, hh);
-                    for (int x = 0; x < dv; x++)
-                        gv[x] += a * dO[x];
-                }
+                for (int e = 0; e < ne; e++)
+                    for (int hh = 0; hh < G; hh++) {
+                        if (!isfinite(w->lse[hh]))
+                            continue;
+                        const float a = pl->f * w->cola[(size_t)hh * pl->chunk + c0 + e];
+                        const float *dO = dout_row(pl, it, hh);
+                        for (int x = 0; x < dv; x++)
+                            gv[e][x] += a * dO[x];
+                    }
             }
         }
     }
