@@ -19,7 +19,8 @@
  *   4. Every prefix tuple gives a row: u (product of its keys' K~), vp
  *      (product or sum of their V~), and for each prefix dimension the
  *      leave-one-out products (E7e's prod_{m' != m}, E7f's dW_m).  Every MR
- *      rows, per head, the tile runs over the chunk's column blocks; then
+ *      rows, their pairs with the heads fill tiles of MR rows, and each tile
+ *      runs over the chunk's column blocks; then
  *      dq_h += u o x_h (E7d), and the prefix keys' dk, dv rows get
  *      sum_h s q_h o x_h o loo and sum_h out_scale dO_h o y_h o loo (E7e-f).
  *   5. At the chunk's end its dK_mi, dV_mi are added to the inner keys' rows;
@@ -86,6 +87,9 @@ typedef struct work {
     float *xq, *yo;             /* [mr][d], [mr][dvp]: summed over heads */
     float *qs, *dq;             /* [G][d] */
     float *lse, *delta;         /* [G] */
+    int *heads;                 /* [G]: the heads with a non-empty slice */
+    float *lse_row, *delta_row; /* [mr]: each tile row's head's */
+    int *pr, *ph;               /* [mr]: each tile row's prefix row and head */
     uint32_t *mask;             /* [mr] */
     float *ptile;               /* [2][mr][nr] */
     void *block;
@@ -137,6 +141,11 @@ static size_t work_layout(const plan *pl, work *w, char *base)
     CARVE(w->dq, G * d);
     CARVE(w->lse, G);
     CARVE(w->delta, G);
+    CARVE(w->heads, G);
+    CARVE(w->lse_row, mr);
+    CARVE(w->delta_row, mr);
+    CARVE(w->pr, mr);
+    CARVE(w->ph, mr);
     CARVE(w->mask, mr);
     CARVE(w->ptile, 2 * mr * nr);
 #undef CARVE
@@ -320,89 +329,112 @@ static const float *dout_row(const plan *pl, const item *it, int hh)
     return pl->io->dout + (((size_t)it->b * p->L + it->i) * p->H + it->g * pl->G + hh) * p->dv;
 }
 
-/* The rows [0, rows) against every column block of the chunk, every head;
-   then the prefix keys' dk, dv rows in the item's slot. */
+/*
+ * The prefix rows [0, rows) against every column block of the chunk, for
+ * every head whose slice is not empty; then the prefix keys' dk, dv rows in
+ * the item's slot.  A tile row is a pair (prefix row r, head h): uq = s q_h o
+ * u[r], with that head's lse and Delta, so the G heads of a kv head fill the
+ * tiles together and only the last tile is padded.  The pairs go head by
+ * head; with the product reducer a tile may hold two heads, with sum and
+ * mean each tile holds one (its dP and dV use the head's column terms).
+ */
 static void flush_rows(const plan *pl, work *w, const item *it, int rows, int nk, int ldk)
 {
     const nsx_kernel_problem *p = pl->p;
     const int mr = pl->ks->mr, nr = pl->ks->nr, d = p->d, dv = p->dv, dvp = pl->dvp;
     const int ldd = pl->ldd, sum = p->reduce != NSX_REDUCE_PRODUCT, np = it->np;
+    const float os = (float)p->out_scale;
     nsx_bwd_tile t = {
         .d = d, .dvp = dvp, .ldd = ldd, .sum = sum, .ldk = ldk, .uq = w->uq, .dov = w->dov,
-        .mask = w->mask, .dprow = w->dprow, .x = w->x, .y = w->y, .rowa = w->rowa,
-        .ptile = w->ptile,
+        .mask = w->mask, .lse = w->lse_row, .delta = w->delta_row, .dprow = w->dprow, .x = w->x,
+        .y = w->y, .rowa = w->rowa, .ptile = w->ptile,
     };
+    int nlive = 0;
+    for (int hh = 0; hh < pl->G; hh++)
+        if (isfinite(w->lse[hh]))
+            w->heads[nlive++] = hh; /* an empty slice has no term */
     memset(w->xq, 0, (size_t)mr * d * sizeof(float));
     memset(w->yo, 0, (size_t)mr * dvp * sizeof(float));
-    for (int hh = 0; hh < pl->G; hh++) {
-        if (!isfinite(w->lse[hh]))
-            continue; /* an empty slice: no term */
-        const float *qs = w->qs + (size_t)hh * d, *dO = dout_row(pl, it, hh);
-        /* Rows past `rows` are padding: zero, masked. */
+    const int total = nlive * rows;
+    for (int t0 = 0; t0 < total;) {
+        int end = t0 + mr < total ? t0 + mr : total;
+        if (sum && end > (t0 / rows + 1) * rows)
+            end = (t0 / rows + 1) * rows; /* one head per tile */
+        const int nt = end - t0;
+        /* Rows past nt are padding: zero, masked. */
         memset(w->uq, 0, (size_t)mr * ldd * sizeof(float));
         memset(w->dov, 0, (size_t)mr * dvp * sizeof(float));
         memset(w->dprow, 0, (size_t)mr * sizeof(float));
-        for (int r = 0; r < rows; r++) {
+        memset(w->lse_row, 0, (size_t)mr * sizeof(float));
+        memset(w->delta_row, 0, (size_t)mr * sizeof(float));
+        for (int j = 0; j < nt; j++) {
+            const int r = (t0 + j) % rows, hh = w->heads[(t0 + j) / rows];
             const float *u = w->u + (size_t)r * d, *vp = w->vp + (size_t)r * dvp;
+            const float *qs = w->qs + (size_t)hh * d, *dO = dout_row(pl, it, hh);
+            w->pr[j] = r, w->ph[j] = hh;
+            w->lse_row[j] = w->lse[hh];
+            w->delta_row[j] = w->delta[hh];
+            float *uq = w->uq + (size_t)j * ldd, *dov = w->dov + (size_t)j * dvp;
             for (int l = 0; l < d; l++)
-                w->uq[(size_t)r * ldd + l] = qs[l] * u[l];
+                uq[l] = qs[l] * u[l];
             if (sum) {
                 float a = 0.0f;
                 for (int x = 0; x < dv; x++)
                     a += dO[x] * vp[x];
-                w->dprow[r] = pl->f * a;
+                w->dprow[j] = pl->f * a;
             } else {
                 for (int x = 0; x < dv; x++)
-                    w->dov[(size_t)r * dvp + x] = (float)p->out_scale * dO[x] * vp[x];
+                    dov[x] = os * dO[x] * vp[x];
             }
         }
         memset(w->x, 0, (size_t)mr * ldd * sizeof(float));
         memset(w->y, 0, (size_t)mr * dvp * sizeof(float));
         memset(w->rowa, 0, (size_t)mr * sizeof(float));
-        t.lse = w->lse[hh];
-        t.delta = w->delta[hh];
+        const int h0 = w->heads[t0 / rows];
         for (int cb = 0; cb < nk; cb += nr) {
             t.nc = nk - cb < nr ? nk - cb : nr;
             uint32_t all = t.nc == 32 ? 0xffffffffu : (1u << t.nc) - 1u;
-            for (int r = 0; r < mr; r++)
-                w->mask[r] = r < rows ? all : 0u;
+            for (int j = 0; j < mr; j++)
+                w->mask[j] = j < nt ? all : 0u;
             /* distinct, inner dimension: the key equal to a prefix key is out. */
-            for (int r = 0; r < rows && p->distinct; r++)
+            for (int j = 0; j < nt && p->distinct; j++)
                 for (int k = 0; k < np; k++) {
-                    int e = w->ex[r * NSX_MAX_ORDER + k] - cb;
+                    int e = w->ex[w->pr[j] * NSX_MAX_ORDER + k] - cb;
                     if (e >= 0 && e < t.nc)
-                        w->mask[r] &= ~(1u << e);
+                        w->mask[j] &= ~(1u << e);
                 }
             t.kt = w->kt + cb;
             t.kr = w->kr + (size_t)cb * ldd;
             t.vt = w->vt + cb;
             t.vr = w->vr + (size_t)cb * dvp;
-            t.dpcol = w->dpcol + (size_t)hh * pl->chunk + cb;
-            t.cola = w->cola + (size_t)hh * pl->chunk + cb;
+            t.dpcol = w->dpcol + (size_t)h0 * pl->chunk + cb;
+            t.cola = w->cola + (size_t)h0 * pl->chunk + cb;
             t.dkt = w->dkt + cb;
             t.dvt = w->dvt + cb;
             pl->ks->tile(&t);
         }
-        /* E7d: dQ_h += u o x_h (s at the end); E7e, E7f for the prefix keys:
+        /* E7d: dQ_h += u o x (s at the end); E7e, E7f for the prefix keys:
            summed over the heads into xq, yo. */
-        float *dq = w->dq + (size_t)hh * d;
-        for (int r = 0; r < rows; r++) {
-            const float *u = w->u + (size_t)r * d, *x = w->x + (size_t)r * ldd;
-            float *xq = w->xq + (size_t)r * d, *yo = w->yo + (size_t)r * dvp;
+        for (int j = 0; j < nt; j++) {
+            const int r = w->pr[j], hh = w->ph[j];
+            const float *u = w->u + (size_t)r * d, *x = w->x + (size_t)j * ldd;
+            const float *qs = w->qs + (size_t)hh * d, *dO = dout_row(pl, it, hh);
+            float *dq = w->dq + (size_t)hh * d, *xq = w->xq + (size_t)r * d, *yo = w->yo + (size_t)r * dvp;
             for (int l = 0; l < d; l++) {
                 dq[l] += u[l] * x[l];
                 xq[l] += qs[l] * x[l];
             }
             if (sum) {
-                const float ra = pl->f * w->rowa[r];
-                for (int x = 0; x < dv; x++)
-                    yo[x] += ra * dO[x];
+                const float ra = pl->f * w->rowa[j];
+                for (int c = 0; c < dv; c++)
+                    yo[c] += ra * dO[c];
             } else {
-                const float *y = w->y + (size_t)r * dvp;
-                for (int x = 0; x < dv; x++)
-                    yo[x] += (float)p->out_scale * dO[x] * y[x];
+                const float *y = w->y + (size_t)j * dvp;
+                for (int c = 0; c < dv; c++)
+                    yo[c] += os * dO[c] * y[c];
             }
         }
+        t0 = end;
     }
     if (np == 0)
         return; /* n = 1: no prefix keys */
