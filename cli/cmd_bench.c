@@ -208,10 +208,14 @@ static void print_text(const nsx_bench_opts *o, const nsx_bench_result *r)
     } else {
         printf("naive: skipped%s\n", o->bwd ? " (no plain-loop backward)" : "");
     }
-    printf("peak RSS: %.1f MiB (inputs + outputs %.1f MiB; bound %.1f MiB: %s); "
-           "kernel scratch %.0f KiB per thread\n",
-           r->rss_mib, r->io_mib, r->io_mib + NSX_BENCH_RSS_SLACK_MIB,
-           r->rss_mib <= r->io_mib + NSX_BENCH_RSS_SLACK_MIB ? "within" : "EXCEEDED", r->scratch_kib);
+    const double bound = r->io_mib + r->partial_mib + NSX_BENCH_RSS_SLACK_MIB;
+    printf("peak RSS: %.1f MiB (inputs + outputs %.1f MiB%s; bound %.1f MiB: %s); "
+           "kernel scratch %.0f KiB per thread",
+           r->rss_mib, r->io_mib, o->bwd ? " + partial dk, dv" : "", bound,
+           r->rss_mib <= bound ? "within" : "EXCEEDED", r->scratch_kib);
+    if (o->bwd)
+        printf("; the slots' partial dk, dv %.1f MiB", r->partial_mib);
+    printf("\n");
 }
 
 int cmd_bench(int argc, char **argv)

@@ -337,7 +337,13 @@ int nsx_bench_run(nsx_bench_opts *o, nsx_bench_result *r, nsx_err *err)
     r->isa = k.lib ? "library" : nsx_simd_isa_name(k.isa);
     r->threads = k.threads;
     r->io_mib = (double)t.bytes / (1 << 20);
-    r->scratch_kib = (double)nsx_simd_scratch_bytes(p) / 1024;
+    if (o->bwd) {
+        size_t part = 0;
+        r->scratch_kib = (double)nsx_simd_bwd_scratch_bytes(p, &part) / 1024;
+        r->partial_mib = (double)part / (1 << 20);
+    } else {
+        r->scratch_kib = (double)nsx_simd_scratch_bytes(p) / 1024;
+    }
 
     /* the machine's peak, with the widest ISA it has */
     int best = NSX_ISA_COUNT - 1;
@@ -444,7 +450,9 @@ char *nsx_bench_json(const nsx_bench_opts *o, const nsx_bench_result *r)
     }
     nsx_buf_json_field(&b, "peak_rss_mib", r->rss_mib);
     nsx_buf_json_field(&b, "io_mib", r->io_mib);
-    nsx_buf_json_field(&b, "rss_bound_mib", r->io_mib + NSX_BENCH_RSS_SLACK_MIB);
+    nsx_buf_json_field(&b, "rss_bound_mib", r->io_mib + r->partial_mib + NSX_BENCH_RSS_SLACK_MIB);
+    if (o->bwd)
+        nsx_buf_json_field(&b, "partial_mib", r->partial_mib);
     nsx_buf_json_field(&b, "scratch_kib_per_thread", r->scratch_kib);
     nsx_buf_puts(&b, "}");
     if (b.oom) {

@@ -88,6 +88,7 @@ typedef struct nsx_bench_result {
     int threads;
     uint64_t tuples;        /* allowed tuples, exact */
     double flops_per_tuple, seconds, gflops, peak, rss_mib, io_mib, scratch_kib;
+    double partial_mib;     /* --bwd: the partial dk, dv of the backward's slots (in the RSS bound) */
     int runs;               /* timed runs the time is the best of */
     int naive_done;
     nsx_bench_naive nr;

@@ -594,6 +594,18 @@ static void run_item(const plan *pl, work *w, item *it)
     }
 }
 
+size_t nsx_simd_bwd_scratch_bytes(const nsx_kernel_problem *p, size_t *partials)
+{
+    assert(p);
+    plan pl;
+    work w;
+    int isa = nsx_simd_isa(NULL, 0);
+    plan_init(&pl, p, NULL, nsx_simd_bwd_kernels(isa < 0 ? NSX_ISA_SCALAR : isa));
+    if (partials)
+        *partials = (size_t)(pl.slots - 1) * (size_t)p->n * (pl.ksize + pl.vsize) * sizeof(float);
+    return work_layout(&pl, &w, NULL);
+}
+
 /* The ABI's checks of the forward, and the backward's own buffers. */
 int nsx_simd_bwd_check(const nsx_kernel_problem *p, const nsx_kernel_bwd_io *io, char *why,
                        size_t whylen)
