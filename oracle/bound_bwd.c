@@ -394,12 +394,14 @@ static int element_out(const gstate *st, double E, double g, const char *what, i
         *out = INFINITY;
         return 0;
     }
-    double B = E + nsx_fmt_ulp(fo, ga + E);
-    if (ga + B > fo->max)
+    (void)what, (void)b, (void)pos, (void)head, (void)col;
+    if (ga > fo->max)
         return nsx_err_set(err, NSX_E_NOT_APPLICABLE,
-                           "not applicable under model %s: %s[b=%d,j=%d,h=%d,c=%d] may overflow the output format "
-                           "(%.6g, limit %.6g)", st->ctx->model_text, what, b, pos, head, col, ga + B, fo->max);
-    *out = B;
+                           "not applicable under model %s: %s[b=%d,j=%d,h=%d,c=%d] overflows the output format "
+                           "(%.6g, limit %.6g)", st->ctx->model_text, what, b, pos, head, col, ga, fo->max);
+    double B = E + nsx_fmt_ulp(fo, ga + E);
+    /* a bound beyond the format's range says nothing: not judged */
+    *out = ga + B > fo->max ? INFINITY : B;
     return 0;
 }
 
