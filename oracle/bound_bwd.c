@@ -298,7 +298,7 @@ static void row_dq(gstate *st, int b, int h, double *out)
     const gconsts *c = &st->c;
     const int n = p->n, d = p->d, g = nsx_kv_head(p, h);
     const grow *r = &st->row;
-    const double G = gam_mul(gamma_red(c, (double)r->N), c->sig);
+    const double G = gam_mul(gam_mul(gamma_red(c, (double)r->N), c->sig), gamma_of(p->n, c->k.ft.u));
     for (int l = 0; l < d; l++) {
         double Sa = 0, Sx = 0, Sg = 0;
         for (size_t t = 0; t < r->N; t++) {
@@ -430,7 +430,7 @@ static int block_finish(gstate *st, int b, int g, const nsx_grad_bound *gb, nsx_
             if (cnt && (rc = sum_applicable(st, cnt, b, -1, j, err)))
                 break;
             const double gred = gamma_red(c, (double)cnt);
-            const double Gk = gam_mul(gred, c->sig);
+            const double Gk = gam_mul(gam_mul(gred, c->sig), gamma_of(n, c->k.ft.u));
             const double Gv = gam_mul(gam_mul(gred, c->gos), gamma_of(n, c->k.ft.u));
             const double abs_red = 2 * (reduction((double)cnt) + 2) * c->k.fa.lambda;
             for (int l = 0; l < d && !rc && gb->dk[m]; l++) {
