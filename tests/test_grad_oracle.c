@@ -641,10 +641,11 @@ START_TEST(tightness_per_decade_of_terms)
                          ? "vectors/tiles/bwd_n2_L64_d64.safetensors vectors/tiles/bwd_n1_L128_d128.safetensors "
                            "vectors/tiles/bwd_n2_sum_L33.safetensors"
                          : "vectors/tiles/bwd_n2_sum_L33.safetensors");
-    char *save = NULL;
+    char *save = NULL, shown[2048];
+    snprintf(shown, sizeof shown, "%s", list);
     for (char *f = strtok_r(list, " ", &save); f; f = strtok_r(NULL, " ", &save))
         tighten_file(f, &tb);
-    printf("gradient tightness per decade of terms (%s): worst dq / dk / dv ratio\n", list);
+    printf("gradient tightness per decade of terms (%s): worst dq / dk / dv ratio\n", shown);
     static const char *const dec[GDEC] = {"1-9", "10-99", "100-999", "1000-9999", "1e4-1e5", ">=1e5"};
     for (int dd = 0; dd < GDEC; dd++) {
         if (!tb.cnt[0][dd] && !tb.cnt[1][dd] && !tb.cnt[2][dd])

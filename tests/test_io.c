@@ -1237,9 +1237,9 @@ END_TEST
 static const struct {
     const char *find, *replace, *expect;
 } meta_errors[] = {
-    {"\"spec\": \"1.0\"", "\"spec\": \"2.0\"", "spec: version 2.0 is not supported"},
-    {"\"spec\": \"1.0\"", "\"spec\": \"1\"", "spec: '1' is not a version MAJOR.MINOR"},
-    {"\"spec\": \"1.0\", ", "", "spec: missing"},
+    {"\"spec\": \"" NSX_SPEC_VERSION "\"", "\"spec\": \"2.0\"", "spec: version 2.0 is not supported"},
+    {"\"spec\": \"" NSX_SPEC_VERSION "\"", "\"spec\": \"1\"", "spec: '1' is not a version MAJOR.MINOR"},
+    {"\"spec\": \"" NSX_SPEC_VERSION "\", ", "", "spec: missing"},
     {"\"n\": 3", "\"n\": 3.0", "n: 3 is not written as an integer"},
     {"\"n\": 3", "\"n\": 9", "n: 9 is outside 1..8"},
     {"\"n\": 3", "\"n\": 2", "windows: has 3 entries but n = 2"},
@@ -1549,7 +1549,7 @@ static void e_q_i32(nsx_st *st) { st_put(st, "q", NSX_DTYPE_I32, 4, q_shape, 1);
 static void e_sel_f32(nsx_st *st) { st_put(st, "sel", NSX_DTYPE_F32, 3, sel_shape, 0); }
 static void e_o_i32(nsx_st *st) { st_put(st, "o", NSX_DTYPE_I32, 4, q_wide, 0); }
 static void e_dup_index(nsx_st *st) { st_put(st, "sel", NSX_DTYPE_I32, 3, sel_shape, 1); }
-static void e_spec2(nsx_st *st) { st_edit_meta(st, "\"spec\": \"1.0\"", "\"spec\": \"2.0\""); }
+static void e_spec2(nsx_st *st) { st_edit_meta(st, "\"spec\": \"" NSX_SPEC_VERSION "\"", "\"spec\": \"2.0\""); }
 static void e_meta_int(nsx_st *st) { st_edit_meta(st, "\"L\": 3", "\"L\": 3.0"); }
 static void e_no_meta(nsx_st *st)
 {
