@@ -427,8 +427,13 @@ static int block_finish(gstate *st, int b, int g, const nsx_grad_bound *gb, nsx_
             if (gb->terms_k)
                 gb->terms_k[(((size_t)b * p->Hkv + g) * n + m) * L + j] = cnt;
             st->cnt_max = cnt > st->cnt_max ? cnt : st->cnt_max;
-            if (cnt && (rc = sum_applicable(st, cnt, b, -1, j, err)))
+            if (cnt && gamma_red(c, (double)cnt) > 0.125) {
+                rc = nsx_err_set(err, NSX_E_NOT_APPLICABLE,
+                                 "not applicable under model %s: batch %d, kv head %d, key %d of dimension %d: the "
+                                 "accumulation format cannot bound a gradient's sum of this many terms (%zu)",
+                                 st->ctx->model_text, b, g, j, m + 1, cnt);
                 break;
+            }
             const double gred = gamma_red(c, (double)cnt);
             const double Gk = gam_mul(gam_mul(gred, c->sig), gamma_of(n, c->k.ft.u));
             const double Gv = gam_mul(gam_mul(gred, c->gos), gamma_of(n, c->k.ft.u));
