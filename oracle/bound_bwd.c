@@ -548,12 +548,16 @@ int nsx_bound_grads(nsx_bound_ctx *ctx, const int32_t *sel, const nsx_outputs *e
                                                       : "the expected lse contradicts the slice");
                         break;
                     }
+                    if (gb->terms_q)
+                        gb->terms_q[nsx_lse_at(p, b, h, i)] = 0;
                     if (rb.N == 0) { /* SPEC 1.7: an empty slice contributes nothing, dq = 0 */
                         for (int l = 0; dqb && l < d; l++)
                             dqb[l] = 0;
                         continue;
                     }
                     st.n_max = rb.N > st.n_max ? rb.N : st.n_max;
+                    if (gb->terms_q)
+                        gb->terms_q[nsx_lse_at(p, b, h, i)] = rb.N;
                     if ((rc = sum_applicable(&st, rb.N, b, h, i, err)))
                         break;
                     row_terms(&st, b, h, i, el, rb.lse);

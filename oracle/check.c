@@ -567,8 +567,8 @@ static int check_rows(const nsx_problem *p, const nsx_candidate *cand, const dou
    expected values and bounds: a bound of 0 marks an element no allowed
    tuple reaches, which must be exactly 0 (either sign). */
 static void judge_grad(const char *name, int m, const double *cv, const double *ex, const double *bd,
-                       const size_t *terms, const nsx_problem *p, int heads, int cols, nsx_check_worst *w,
-                       nsx_check_report *rep)
+                       const size_t *terms, const size_t *terms_q, const nsx_problem *p, int heads, int cols,
+                       nsx_check_worst *w, nsx_check_report *rep)
 {
     const size_t count = (size_t)p->B * p->L * heads * cols;
     for (size_t x = 0; x < count; x++) {
@@ -582,8 +582,8 @@ static void judge_grad(const char *name, int m, const double *cv, const double *
                 rep->grad_zero_failed++;
                 rep->grad_failed++;
                 rep->grad_nonfinite += !isfinite(v);
-                note(rep, NSX_NOTE_GRAD, "%s[b=%d,j=%d,h=%d,c=%d] = %.9g but no allowed tuple reaches it (exactly 0)",
-                     name, b, i, h, c, v);
+                note(rep, NSX_NOTE_GRAD, "%s[b=%d,%s=%d,h=%d,c=%d] = %.9g but no allowed tuple reaches it (exactly 0)",
+                     name, b, m ? "j" : "i", i, h, c, v);
             }
             continue;
         }
@@ -595,13 +595,14 @@ static void judge_grad(const char *name, int m, const double *cv, const double *
         }
         double ratio = e / bd[x];
         if (!w->found || ratio > w->ratio) {
-            size_t t = terms ? terms[(((size_t)b * p->Hkv + h) * p->n + (m - 1)) * p->L + i] : 0;
+            size_t t = terms_q ? terms_q[nsx_lse_at(p, b, h, i)]
+                               : terms[(((size_t)b * p->Hkv + h) * p->n + (m - 1)) * p->L + i];
             *w = (nsx_check_worst){1, b, h, i, c, e, bd[x], ratio, ex[x], v, t, NAN, m};
         }
         if (!(e <= bd[x])) {
             rep->grad_failed++;
-            note(rep, NSX_NOTE_GRAD, "%s[b=%d,j=%d,h=%d,c=%d] = %.17g, exact %.17g: error %.3g > bound %.3g", name, b,
-                 i, h, c, v, ex[x], e, bd[x]);
+            note(rep, NSX_NOTE_GRAD, "%s[b=%d,%s=%d,h=%d,c=%d] = %.17g, exact %.17g: error %.3g > bound %.3g", name,
+                 b, m ? "j" : "i", i, h, c, v, ex[x], e, bd[x]);
         }
     }
 }
@@ -648,9 +649,10 @@ static int check_grads(const nsx_problem *p, const nsx_inputs *in, const nsx_out
     const size_t total = nq + (size_t)n * (nk + nv);
     double *bnd = malloc(total * sizeof *bnd);
     gb.terms_k = malloc((size_t)p->B * p->Hkv * n * p->L * sizeof *gb.terms_k);
+    gb.terms_q = malloc(nsx_lse_size(p) * sizeof *gb.terms_q);
     if (own)
         own_g = malloc(total * sizeof *own_g);
-    if (!bnd || !gb.terms_k || (own && !own_g)) {
+    if (!bnd || !gb.terms_k || !gb.terms_q || (own && !own_g)) {
         rc = nsx_err_set(err, NSX_E_NOMEM, "oracle: out of memory");
         goto done;
     }
@@ -679,7 +681,7 @@ static int check_grads(const nsx_problem *p, const nsx_inputs *in, const nsx_out
         goto done;
     if (cand->dq) {
         rep->grad_tensors++;
-        judge_grad("dq", 0, cand->dq, ex.dq, gb.dq, NULL, p, p->H, p->d, &rep->worst_dq, rep);
+        judge_grad("dq", 0, cand->dq, ex.dq, gb.dq, NULL, gb.terms_q, p, p->H, p->d, &rep->worst_dq, rep);
     } else {
         rep->grad_absent++;
     }
@@ -688,14 +690,16 @@ static int check_grads(const nsx_problem *p, const nsx_inputs *in, const nsx_out
         snprintf(name, sizeof name, "dk%d", m + 1);
         if (cand->dk[m]) {
             rep->grad_tensors++;
-            judge_grad(name, m + 1, cand->dk[m], ex.dk[m], gb.dk[m], gb.terms_k, p, p->Hkv, p->d, &rep->worst_dk, rep);
+            judge_grad(name, m + 1, cand->dk[m], ex.dk[m], gb.dk[m], gb.terms_k, NULL, p, p->Hkv, p->d, &rep->worst_dk,
+                       rep);
         } else {
             rep->grad_absent++;
         }
         snprintf(name, sizeof name, "dv%d", m + 1);
         if (cand->dv[m]) {
             rep->grad_tensors++;
-            judge_grad(name, m + 1, cand->dv[m], ex.dv[m], gb.dv[m], gb.terms_k, p, p->Hkv, p->dv, &rep->worst_dv, rep);
+            judge_grad(name, m + 1, cand->dv[m], ex.dv[m], gb.dv[m], gb.terms_k, NULL, p, p->Hkv, p->dv, &rep->worst_dv,
+                       rep);
         } else {
             rep->grad_absent++;
         }
@@ -703,6 +707,7 @@ static int check_grads(const nsx_problem *p, const nsx_inputs *in, const nsx_out
 done:
     free(bnd);
     free(gb.terms_k);
+    free(gb.terms_q);
     free(own_g);
     return rc;
 }

@@ -29,10 +29,10 @@ static void print_worst_grad(FILE *f, const char *what, const nsx_check_worst *w
         return;
     char name[16];
     snprintf(name, sizeof name, w->m ? "%s%d" : "%s", what, w->m);
-    fprintf(f, "  worst %s[b=%d,j=%d,h=%d,c=%d]: error %.3g, bound %.3g, ratio %.3g (expected %.17g, candidate "
-               "%.17g", name, w->b, w->i, w->h, w->c, w->err, w->bound, w->ratio, w->expected, w->candidate);
-    if (w->m)
-        fprintf(f, "; %zu terms", w->tuples);
+    fprintf(f, "  worst %s[b=%d,%s=%d,h=%d,c=%d]: error %.3g, bound %.3g, ratio %.3g (expected %.17g, candidate "
+               "%.17g", name, w->b, w->m ? "j" : "i", w->i, w->h, w->c, w->err, w->bound, w->ratio, w->expected,
+            w->candidate);
+    fprintf(f, "; %zu %s", w->tuples, w->m ? "terms" : "tuples in the row");
     fprintf(f, ")\n");
 }
 
