@@ -1124,12 +1124,13 @@ static void setup_scores(nsx_problem *p, nsx_case_info *info)
         {.kind = NSX_PAIR_LEAK, .a = 0, .b = 1, .t = 0, .future = NSX_FUTURE_RANDOM},
         {.kind = NSX_PAIR_LEAK, .a = 1, .b = 0, .t = 3, .future = NSX_FUTURE_HUGE},
         {.kind = NSX_PAIR_LEAK, .a = 0, .b = 1, .t = 1, .future = NSX_FUTURE_INF},
+        {.kind = NSX_PAIR_GRADLEAK, .a = 1, .b = 0, .t = 2},
     };
     p->B = 2, p->L = 4, p->d = 2;
     p->out_scale = -0.0;
     p->sel = (nsx_selection){.source = NSX_SEL_SCORES, .k = 1, .dims = 1};
     p->input_format = NSX_FORMAT_F32;
-    *info = (nsx_case_info){.id = "scores", .description = "", .pairs = pairs, .npairs = 3};
+    *info = (nsx_case_info){.id = "scores", .description = "", .pairs = pairs, .npairs = 4};
 }
 
 static void setup_relu(nsx_problem *p, nsx_case_info *info)
@@ -1194,6 +1195,8 @@ static void assert_same_info(const nsx_case_info *a, const nsx_case_info *b, con
         ck_assert(x->kind == y->kind && x->a == y->a && x->b == y->b);
         if (x->kind == NSX_PAIR_LEAK)
             ck_assert(x->t == y->t && x->future == y->future);
+        else if (x->kind == NSX_PAIR_GRADLEAK)
+            ck_assert(x->t == y->t);
         else
             ck_assert(x->i == y->i && x->dim == y->dim && x->j == y->j);
     }
