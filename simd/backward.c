@@ -27,10 +27,14 @@
  *      at the item's end dq = s dq_h (E7g: per head).
  *
  * Races on dk, dv (E7g sums over queries and heads): every key row gets
- * terms from many work items.  Items are dealt round-robin to S slots (item
- * it to slot it mod S, latest queries first), each slot adds into its own
- * partial dk, dv (slot 0 into the outputs), one thread per slot at a time,
- * in a fixed order; then the partials are added in slot order.  S depends
+ * terms from many work items.  Items are dealt round-robin to S slots by
+ * their query alone (query i to slot (L - 1 - i) mod S, whatever the batch
+ * and kv head), each slot adds into its own partial dk, dv (slot 0 into the
+ * outputs), one thread per slot at a time, in a fixed order (batch, kv
+ * head, latest query first); then the partials are added in slot order.
+ * A key row's terms thus arrive in an order that depends on the queries
+ * alone: two batches with the same inputs from position t on get the same
+ * bits in their key gradients at positions >= t.  S depends
  * on the problem and the machine's processor count (twice it, 4 to 64, as
  * long as the partials fit PART_BYTES), never on the threads asked for, so
  * the result is the same bits for any thread count.  Ownership of key blocks
@@ -180,11 +184,10 @@ static void plan_init(plan *pl, const nsx_kernel_problem *p, const nsx_kernel_bw
     pl->ksize = (size_t)p->B * p->L * p->Hkv * p->d;
     pl->vsize = (size_t)p->B * p->L * p->Hkv * p->dv;
     size_t per_slot = (size_t)p->n * (pl->ksize + pl->vsize) * sizeof(float);
-    long items = (long)p->L * p->B * p->Hkv;
     size_t fits = PART_BYTES / per_slot;
     int want = 2 * omp_get_num_procs();
     want = want < 4 ? 4 : want > 64 ? 64 : want;
-    pl->slots = (int)(items < want ? items : want);
+    pl->slots = p->L < want ? p->L : want; /* a slot per query at most */
     if ((size_t)pl->slots > fits)
         pl->slots = fits > 0 ? (int)fits : 1;
 }
@@ -637,7 +640,6 @@ int nsx_simd_backward_isa(const nsx_kernel_problem *p, const nsx_kernel_bwd_io *
         return NSX_SIMD_EISA;
     plan pl;
     plan_init(&pl, p, io, nsx_simd_bwd_kernels(isa));
-    const long items = (long)p->L * p->B * p->Hkv;
     int T = nsx_simd_threads(threads);
     if (T > pl.slots)
         T = pl.slots;
@@ -675,11 +677,11 @@ int nsx_simd_backward_isa(const nsx_kernel_problem *p, const nsx_kernel_bwd_io *
             work *w = &ws[omp_get_thread_num()];
 #pragma omp for schedule(dynamic, 1)
             for (int s = 0; s < S; s++)
-                for (long k = s; k < items; k += S) {
-                    item it = {.i = p->L - 1 - (int)(k / per_i), .b = (int)(k % per_i / p->Hkv),
-                               .g = (int)(k % p->Hkv), .s = s};
-                    run_item(&pl, w, &it);
-                }
+                for (long bg = 0; bg < per_i; bg++)
+                    for (int r = s; r < p->L; r += S) {
+                        item it = {.i = p->L - 1 - r, .b = (int)(bg / p->Hkv), .g = (int)(bg % p->Hkv), .s = s};
+                        run_item(&pl, w, &it);
+                    }
             /* the partials, added in slot order */
             for (int m = 0; m < 2 * n && S > 1; m++) {
                 const long len = (long)(m < n ? pl.ksize : pl.vsize);

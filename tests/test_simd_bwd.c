@@ -1,6 +1,7 @@
 /*
- * The SIMD backward (simd/backward.c, nsx_simd_backward) against the MPFR
- * reference's gradients on every committed bwd_* vector, and against an
+ * The SIMD backward (simd/backward.c, nsx_simd_backward) judged by the
+ * oracle's gradient check (nsx_check, docs/ORACLE.md 8) on every committed
+ * bwd_* vector (default and tiles suites), and against an
  * independent binary64 loop reference written here on a table of random
  * problems covering every feature, every ISA this CPU runs (forced); the
  * same bits for 1 and 2 threads; masked keys and empty rows exactly +0;
@@ -38,6 +39,8 @@
 #include "nsimplex/kernel.h"
 #include "nsimplex/ref.h"
 #include "nsimplex/rng.h"
+#include "oracle/check.h"
+#include "oracle/model.h"
 #include "runner/runner.h"
 #include "simd/simd.h"
 #include "tests/cli_run.h"
@@ -631,19 +634,22 @@ END_TEST
 static int names_n;
 static char names[64][256];
 
-/* The bwd_* cases of vectors/default, sorted. */
+/* The bwd_* cases of vectors/default and vectors/tiles, sorted. */
 static void list_vectors(void)
 {
-    DIR *dir = opendir("vectors/default");
-    ck_assert_ptr_nonnull(dir);
-    struct dirent *e;
+    static const char *const dirs[] = {"vectors/default", "vectors/tiles"};
     names_n = 0;
-    while ((e = readdir(dir)) && names_n < 64) {
-        size_t len = strlen(e->d_name);
-        if (strncmp(e->d_name, "bwd_", 4) == 0 && len > 12 && strcmp(e->d_name + len - 12, ".safetensors") == 0)
-            snprintf(names[names_n++], sizeof names[0], "vectors/default/%.200s", e->d_name);
+    for (size_t t = 0; t < sizeof dirs / sizeof dirs[0]; t++) {
+        DIR *dir = opendir(dirs[t]);
+        ck_assert_ptr_nonnull(dir);
+        struct dirent *e;
+        while ((e = readdir(dir)) && names_n < 64) {
+            size_t len = strlen(e->d_name);
+            if (strncmp(e->d_name, "bwd_", 4) == 0 && len > 12 && strcmp(e->d_name + len - 12, ".safetensors") == 0)
+                snprintf(names[names_n++], sizeof names[0], "%s/%.200s", dirs[t], e->d_name);
+        }
+        closedir(dir);
     }
-    closedir(dir);
     qsort(names, (size_t)names_n, sizeof names[0], (int (*)(const void *, const void *))strcmp);
 }
 
@@ -672,10 +678,48 @@ static void inst_from_case(const nsx_case *c, inst *s)
     }
 }
 
-/* Every committed bwd_* vector, every ISA this CPU runs: the SIMD gradients
-   within the tolerance of the MPFR reference's (the file's dq, dk, dv; the
-   loop reference gives the scale gabs and must itself agree with the file
-   to 1e-12 of it), masked keys +0. */
+/* The kernel's forward and backward on the case (through the runner, on
+   isa) judged by the oracle (nsx_check: the forward's o, lse and the
+   gradients against their derived bounds, docs/ORACLE.md 8, under the
+   kernel's f32 model, unreached elements exactly 0); the report. */
+static void judge_case(const char *what, const nsx_case *c, int isa, nsx_check_report *rep)
+{
+    const nsx_problem *p = &c->p;
+    nsx_kernel k;
+    nsx_err err = {0};
+    ck_assert_int_eq(nsx_kernel_open(&k, NULL, isa, 2, &err), 0);
+    const int32_t *sel = c->in.sel ? c->in.sel : c->expected.sel;
+    nsx_outputs g = {0};
+    double *o = malloc(nsx_o_size(p) * sizeof *o), *lse = malloc(nsx_lse_size(p) * sizeof *lse);
+    g.dq = malloc(nsx_q_size(p) * sizeof(double));
+    for (int m = 0; m < p->n; m++) {
+        g.dk[m] = malloc(nsx_k_size(p) * sizeof(double));
+        g.dv[m] = malloc(nsx_v_size(p) * sizeof(double));
+    }
+    ck_assert_msg(nsx_kernel_run_bwd(&k, p, &c->in, sel, c->in.dout, &g, o, lse, &err) == 0, "%s: %s", what,
+                  err.msg);
+    nsx_candidate cand = {.o = o, .lse = lse, .sel = c->in.sel ? NULL : c->expected.sel, .dq = g.dq};
+    for (int m = 0; m < p->n; m++)
+        cand.dk[m] = g.dk[m], cand.dv[m] = g.dv[m];
+    nsx_model model;
+    ck_assert_int_eq(nsx_model_from_kernel(k.info, &model, &err), 0);
+    ck_assert_msg(nsx_check(p, &c->info, &c->in, &c->expected, &cand, &model, rep, &err) == 0, "%s: %s", what,
+                  err.msg);
+    ck_assert_msg(rep->pass, "%s: nsx_check fails it: %s", what, rep->nnotes ? rep->notes[0] : "(no note)");
+    ck_assert_int_eq(rep->grad_status, NSX_GRAD_JUDGED);
+    ck_assert_int_eq(rep->grad_absent, 0);
+    ck_assert_int_eq(rep->grad_failed + rep->grad_zero_failed, 0);
+    free(o), free(lse), free(g.dq);
+    for (int m = 0; m < p->n; m++)
+        free(g.dk[m]), free(g.dv[m]);
+    nsx_kernel_close(&k);
+}
+
+/* Every committed bwd_* vector, every ISA this CPU runs: the oracle's
+   check passes the SIMD gradients (judge_case); and, as a second opinion,
+   they are within the test's tolerance of the file's MPFR values (the loop
+   reference gives the scale gabs and must itself agree with the file to
+   1e-12 of it), masked keys +0. */
 START_TEST(committed_vectors_match_the_mpfr_gradients)
 {
     list_vectors();
@@ -704,12 +748,18 @@ START_TEST(committed_vectors_match_the_mpfr_gradients)
                 ck_assert_msg(fabs(mine[t][e] - want[t][e]) <= 1e-12 * scale[t][e] + 0x1p-200,
                               "%s: the loop reference disagrees with the file: tensor %d [%zu]: %.17g vs %.17g",
                               names[v], t, e, mine[t][e], want[t][e]);
-        /* the kernel against the file */
         for (int isa = 0; isa < NSX_ISA_COUNT; isa++) {
             if (!nsx_simd_isa_supported(isa))
                 continue;
             char what[sizeof names[0] + 32];
             snprintf(what, sizeof what, "%.255s (%s)", names[v], nsx_simd_isa_name(isa));
+            nsx_check_report rep;
+            judge_case(what, &c, isa, &rep);
+            if (getenv("NSX_TEST_VERBOSE"))
+                printf("simd_bwd: %s: check passes; worst ratio dq %.3g, dk %.3g, dv %.3g; %zu unreached "
+                       "elements exactly 0\n",
+                       what, rep.worst_dq.ratio, rep.worst_dk.ratio, rep.worst_dv.ratio, rep.grad_zero);
+            /* the test's own tolerance */
             fgrads g;
             fgrads_alloc(&g, &s);
             ck_assert_int_eq(run_simd(&s, isa, 2, &g), NSX_SIMD_OK);
