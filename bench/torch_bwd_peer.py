@@ -13,9 +13,12 @@ minus the forward without autograd (torch.no_grad, as torch_peer.py times
 it); the no_grad forward is the cheaper one, so the difference flatters the
 peer.  Useful flops as runner/bench.h counts them for the backward: per
 allowed tuple 6*(d+dv) for product (6*d+4*dv for n = 1), 6*d+4 for sum and
-mean.  The query chunk is tuned as torch_peer.py does (powers of two up to
-64 whose U fits --mem-mib, timed on the last 512 queries), for the forward
-plus backward.
+mean.  The query chunk is tuned for the forward plus backward: each power
+of two from 8 to 64 whose U fits --mem-mib is timed on the last 128 queries
+(best of two) and the fastest is used (fewer, shorter trials than
+torch_peer.py's: autograd is slow enough that the forward's tuning would
+take longer than the run; chunks below 8 were never the fastest at the
+paper's shape).
 
 With --check-so LIB.so it also runs that kernel (nsx_kernel_forward, then
 nsx_kernel_backward: the kernel ABI, version 3) on the same tensors and
@@ -81,9 +84,9 @@ def fits(a, c):
 
 
 def tune_chunk(a, q, ks, vs, do):
-    first = max(0, a.L - 512)
-    best, best_t = 1, math.inf
-    for c in (1, 2, 4, 8, 16, 32, 64):
+    first = max(0, a.L - 128)
+    best, best_t = 8, math.inf
+    for c in (8, 16, 32, 64):
         if c > a.L - first or (c > 1 and not fits(a, c)):
             break
         t = math.inf
