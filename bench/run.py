@@ -34,6 +34,7 @@ def main():
     ap.add_argument("--prog", required=True)
     ap.add_argument("--so", required=True)
     ap.add_argument("--indexer-only", action="store_true")
+    ap.add_argument("--backward-only", action="store_true")
     a = ap.parse_args()
     here = os.path.dirname(os.path.abspath(__file__))
     have_torch = importlib.util.find_spec("torch") is not None
@@ -41,6 +42,8 @@ def main():
         print(f"make bench: PyTorch is not importable by {sys.executable}: the peers are skipped")
     if a.indexer_only:
         return indexer(a, here, have_torch)
+    if a.backward_only:
+        return backward(a, here, have_torch)
     if not have_torch:
         for name, args in SHAPES:
             c = run_json([a.prog, "bench", "--json", "--naive-seconds", "10"] + args)
