@@ -140,14 +140,18 @@ int nsx_pairs_consistent(const nsx_problem *p, const nsx_case_info *info, const 
 typedef struct nsx_expected_unc {
     const double *o;      /* [B, L, H, dv] */
     const double *lse;    /* [B, H, L] */
+    /* the gradients' (a backward case), in their layouts */
+    const double *dq;
+    const double *dk[NSX_MAX_ORDER];
+    const double *dv[NSX_MAX_ORDER];
 } nsx_expected_unc;
 
 /*
  * nsx_check against expected values known only within unc (the fuzzer's
  * binary64 loop reference): each element's bound is taken at the worst
  * exact value the uncertainty allows, and the uncertainty is added to it
- * (docs/ORACLE.md 3.10), so an honest kernel still passes and the report's
- * bounds include unc.  unc NULL: nsx_check.  Values recomputed with a
+ * (docs/ORACLE.md 3.10; gradients 8.6), so an honest kernel still passes
+ * and the report's bounds include unc.  unc NULL: nsx_check.  Values recomputed with a
  * candidate's own selection are exact and judged without unc.
  */
 int nsx_check_unc(const nsx_problem *p, const nsx_case_info *info, const nsx_inputs *in,
