@@ -205,6 +205,14 @@ int nsx_py_write_candidate(const nsx_py_case *c, const char *path, const double 
                            const double *lse, int lse_dtype, const int32_t *sel, const char *model, char *err,
                            size_t errlen)
 {
+    return nsx_py_write_candidate_grads(c, path, o, o_dtype, lse, lse_dtype, sel, NULL, NSX_FORMAT_F64, model, err,
+                                        errlen);
+}
+
+int nsx_py_write_candidate_grads(const nsx_py_case *c, const char *path, const double *o, int o_dtype,
+                                 const double *lse, int lse_dtype, const int32_t *sel, const double *const *grads,
+                                 int grad_dtype, const char *model, char *err, size_t errlen)
+{
     const nsx_problem *p = &c->c.p;
     const int64_t os[4] = {p->B, p->L, p->H, p->dv}, ls[3] = {p->B, p->H, p->L}, ss[3] = {p->B, p->L, p->sel.k};
     nsx_err e = {0};
@@ -219,6 +227,19 @@ int nsx_py_write_candidate(const nsx_py_case *c, const char *path, const double 
         rc = nsx_st_add_f64(&st, "lse", lse_dtype, 3, ls, lse, &e);
     if (!rc && sel && computed_sel(p))
         rc = nsx_st_add_i32(&st, "sel", 3, ss, sel, &e);
+    if (!rc && grads && !nsx_dtype_is_float(grad_dtype))
+        rc = nsx_err_set(&e, NSX_E_INPUT, "%s: dtype code %d is not a float format", path, grad_dtype);
+    for (int x = 0; !rc && grads && x < 1 + 2 * p->n; x++) {
+        /* dq, dk1..dkn, dv1..dvn, shaped like q, k_m, v_m */
+        const int64_t gs[4] = {p->B, p->L, x == 0 ? p->H : p->Hkv, x <= p->n ? p->d : p->dv};
+        char name[16];
+        if (x == 0)
+            snprintf(name, sizeof name, "dq");
+        else
+            snprintf(name, sizeof name, "d%c%d", x <= p->n ? 'k' : 'v', x <= p->n ? x : x - p->n);
+        if (grads[x])
+            rc = nsx_st_add_f64(&st, name, grad_dtype, 4, gs, grads[x], &e);
+    }
     if (!rc && model) {
         nsx_model m;
         if (!(rc = nsx_model_parse(model, &m, &e)))

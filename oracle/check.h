@@ -2,8 +2,9 @@
  * Judging a candidate's outputs against a golden vector (docs/ORACLE.md
  * section 4; docs/SPEC.md section 5): every element against its derived
  * bound (oracle/bound.h), empty-slice rows, non-finite values, the
- * selection as a set (with tie tolerance), and leak pairs and mask probes
- * bit for bit.
+ * selection as a set (with tie tolerance), the gradients of a backward case
+ * (ORACLE.md section 8, oracle/bound_bwd.h), and leak pairs, mask probes
+ * and gradient leak pairs bit for bit.
  */
 #ifndef NSX_ORACLE_CHECK_H
 #define NSX_ORACLE_CHECK_H
@@ -119,8 +120,11 @@ int nsx_check(const nsx_problem *p, const nsx_case_info *info, const nsx_inputs 
  * each leak pair, the inputs of batches a and b agree at every position a
  * row <= t reads (all positions when the problem is not causal); for each
  * mask probe, they differ only in k_dim and v_dim at position j, and no
- * allowed tuple of row i uses j in dimension dim; and, when ex is not NULL,
- * the expected o and lse of those rows agree bit for bit across the pair.
+ * allowed tuple of row i uses j in dimension dim; in a gradient case, do
+ * agrees on those rows too; for each gradient leak pair, every input agrees
+ * except q and do before t; and, when ex is not NULL, the expected o and
+ * lse (and dq; for a gradient leak pair also dk_m, dv_m at positions >= t)
+ * of the promised rows agree bit for bit across the pair.
  * A vector that breaks its own claim would fail every correct kernel (and
  * pass `verify`, which checks values, not claims).  Returns 0, or
  * NSX_E_INPUT with err = "pair X (leak, batches A and B): ...", or
@@ -136,14 +140,18 @@ int nsx_pairs_consistent(const nsx_problem *p, const nsx_case_info *info, const 
 typedef struct nsx_expected_unc {
     const double *o;      /* [B, L, H, dv] */
     const double *lse;    /* [B, H, L] */
+    /* the gradients' (a backward case), in their layouts */
+    const double *dq;
+    const double *dk[NSX_MAX_ORDER];
+    const double *dv[NSX_MAX_ORDER];
 } nsx_expected_unc;
 
 /*
  * nsx_check against expected values known only within unc (the fuzzer's
  * binary64 loop reference): each element's bound is taken at the worst
  * exact value the uncertainty allows, and the uncertainty is added to it
- * (docs/ORACLE.md 3.10), so an honest kernel still passes and the report's
- * bounds include unc.  unc NULL: nsx_check.  Values recomputed with a
+ * (docs/ORACLE.md 3.10; gradients 8.6), so an honest kernel still passes
+ * and the report's bounds include unc.  unc NULL: nsx_check.  Values recomputed with a
  * candidate's own selection are exact and judged without unc.
  */
 int nsx_check_unc(const nsx_problem *p, const nsx_case_info *info, const nsx_inputs *in,

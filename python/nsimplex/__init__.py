@@ -439,16 +439,20 @@ def _dtype_code(x, default):
     return default
 
 
-def save_candidate(case, path, o, lse=None, sel=None, model=None):
+def save_candidate(case, path, o, lse=None, sel=None, model=None, grads=None):
     """Writes a candidate file for `nsimplex check VECTOR PATH`: o and lse in their own dtypes
-    (bfloat16, float16, float32, float64), sel as int32, the model in its metadata."""
+    (bfloat16, float16, float32, float64), sel as int32, the model in its metadata; grads (a
+    backward case: a dict of any of "dq", "dk1".., "dv1..") in the dtype of the first one given."""
     if not isinstance(case, Case):
         case = load(case)
     oc, lc = _dtype_code(o, 0), _dtype_code(lse, 0)
+    gc = _dtype_code(next(iter(grads.values())), 0) if grads else 0
     o, lse, sel = _candidate_arrays(case, o, lse, sel)
+    g = _grad_arrays(case, grads)
+    gp = None if g is None else (c_void_p * len(g))(*[_ptr(a) for a in g])
     err = _errbuf()
-    rc = lib.nsx_py_write_candidate(case._h, _enc(path), _ptr(o), oc, _ptr(lse), lc, _ptr(sel), _enc(model),
-                                    err, 1024)
+    rc = lib.nsx_py_write_candidate_grads(case._h, _enc(path), _ptr(o), oc, _ptr(lse), lc, _ptr(sel), gp, gc,
+                                          _enc(model), err, 1024)
     if rc:
         _raise(rc, err)
 

@@ -87,6 +87,8 @@ _sigs = {
                              POINTER(c_void_p), POINTER(c_void_p), c_char_p, c_size_t]),
     "nsx_py_check_grads": (c_int, [c_void_p, c_void_p, c_void_p, c_void_p, c_void_p, c_char_p, c_char_p,
                                    POINTER(c_int), POINTER(c_void_p), POINTER(c_void_p), c_char_p, c_size_t]),
+    "nsx_py_write_candidate_grads": (c_int, [c_void_p, c_char_p, c_void_p, c_int, c_void_p, c_int, c_void_p,
+                                             c_void_p, c_int, c_char_p, c_char_p, c_size_t]),
     "nsx_py_write_candidate": (c_int, [c_void_p, c_char_p, c_void_p, c_int, c_void_p, c_int, c_void_p,
                                        c_char_p, c_char_p, c_size_t]),
     "nsx_py_model": (c_int, [c_char_p, c_char_p, c_size_t, POINTER(c_int), c_char_p, c_size_t]),
