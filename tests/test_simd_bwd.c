@@ -630,7 +630,7 @@ static void check_against_ref(const char *what, const inst *s, const refout *ro,
     double tolf = 4 * (ro->beta + gam(depth));
     double w = compare(what, "dq", g->dq, ro->g.dq, ro->ga.dq, s->nq, tolf);
     for (int m = 0; m < p->n; m++) {
-        char nk[8], nv[8];
+        char nk[16], nv[16];
         snprintf(nk, sizeof nk, "dk%d", m + 1);
         snprintf(nv, sizeof nv, "dv%d", m + 1);
         double a = compare(what, nk, g->dk[m], ro->g.dk[m], ro->ga.dk[m], s->nk, tolf);
