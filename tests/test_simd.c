@@ -48,6 +48,7 @@
 #include "nsimplex/rng.h"
 #include "runner/bench.h"
 #include "simd/kern.h"
+#include "simd/n1.h"
 #include "simd/simd.h"
 
 #define U32 (1.0 / 16777216.0)
@@ -106,6 +107,13 @@ static const tcase cases[] = {
     {"n2_no_lse",          2, 1, 18, 2, 1, 9,  9,  P_, 1, 0, {5, 3},          SEL_NONE, 0, 0, 0, 0, 0, 0, 1},
     {"n2_chunks_sum",      2, 1, 50, 1, 1, 2000, 3, S_, 1, 0, {0, 0},         SEL_NONE, 0, 0, 0, 0, 0, 0, 0},
     {"n1_chunks",          1, 1, 150, 2, 1, 1000, 20, P_, 0, 0, {0},          SEL_NONE, 0, 0, 0.25, 0, 0, 0, 0},
+    /* n = 1 (simd/n1.c): several key blocks (128) and query items, edge
+       tiles at the diagonal and the window's edge, d and dv tails, GQA. */
+    {"n1_gqa_win_bias",    1, 2, 300, 6, 2, 37, 19, P_, 1, 0, {90},          SEL_NONE, 0, 0, 0.5, -0.25, 0, 0, 0},
+    {"n1_dense_nc",        1, 1, 170, 4, 1, 64, 64, M_, 0, 0, {0},           SEL_NONE, 0, 0, 0, 0, 0, 1.5, 0},
+    {"n1_sel_blocks",      1, 1, 200, 4, 1, 24, 40, P_, 1, 0, {0},           SEL_MIXED, 170, 1, 0, 0.5, 0, 0, 0},
+    {"n1_sel_win_empty",   1, 2, 60,  2, 2, 9,  33, S_, 0, 0, {30},          SEL_EMPTY_ROWS, 20, 1, 0.25, 0, 0, 0, 0},
+    {"n1_large_scores",    1, 1, 140, 3, 1, 16, 8,  P_, 1, 0, {0},           SEL_NONE, 0, 0, 0, 0, 40, 0, 1},
     {"n3_gqa2",            3, 1, 12, 4, 2, 9,  5,  P_, 1, 0, {0, 5, 3},       SEL_NONE, 0, 0, 0, 0, 0, 0, 0},
     {"n3_sel_k_gt_L",      3, 1, 20, 2, 1, 8,  8,  S_, 1, 0, {0, 0, 6},       SEL_MIXED, 25, 7, 0.125, 0.25, 0, 0, 0},
     {"n3_noncausal_dist",  3, 1, 9,  1, 1, 6,  6,  M_, 0, 1, {3, 0, 4},       SEL_NONE, 0, 0, 0, 0, 0, 0, 0},
@@ -505,6 +513,45 @@ START_TEST(test_isa_paths)
 }
 END_TEST
 
+/* Every n = 1 tune (simd/n1.h) this CPU runs, forced in turn, against the
+   reference; 1 and 2 threads give the same bits. */
+START_TEST(test_n1_tunes)
+{
+    const tcase *c = &cases[_i];
+    if (c->n != 1)
+        return;
+    const uint64_t seed = SEED0 + (uint64_t)_i;
+    inst s;
+    inst_make(c, &s, seed);
+    float *o = malloc(s.no * sizeof(float)), *lse = malloc(s.nl * sizeof(float));
+    float *o1 = malloc(s.no * sizeof(float)), *lse1 = malloc(s.nl * sizeof(float));
+    ref_all r;
+    ref_make(&s, &r);
+    int ran = 0;
+    for (int t = 0; t < nsx_n1_tune_count(); t++) {
+        const nsx_n1_kernels *kt = nsx_n1_tune_get(t);
+        if (!nsx_simd_isa_supported(kt->isa))
+            continue;
+        nsx_kernel_io io = inst_io(&s, o, c->no_lse ? NULL : lse);
+        ck_assert_int_eq(nsx_n1_forward(&s.p, &io, 2, kt), NSX_SIMD_OK);
+        ck_assert(compare(c, &s, &r, o, c->no_lse ? NULL : lse, kt->name, seed) <= 1);
+        nsx_kernel_io io1 = inst_io(&s, o1, c->no_lse ? NULL : lse1);
+        ck_assert_int_eq(nsx_n1_forward(&s.p, &io1, 1, kt), NSX_SIMD_OK);
+        ck_assert_msg(memcmp(o, o1, s.no * sizeof(float)) == 0, "%s %s: threads change o",
+                      c->name, kt->name);
+        ck_assert(c->no_lse || memcmp(lse, lse1, s.nl * sizeof(float)) == 0);
+        ran++;
+    }
+    ck_assert_int_ge(ran, 2); /* scalar and at least the detected one */
+    ref_free(&r);
+    free(o);
+    free(lse);
+    free(o1);
+    free(lse1);
+    inst_free(&s);
+}
+END_TEST
+
 /* The benchmark's plain-loop baseline is held to the same bound. */
 START_TEST(test_naive)
 {
@@ -775,6 +822,10 @@ static Suite *simd_suite(void)
     TCase *tc = tcase_create("isa_paths");
     tcase_set_timeout(tc, 600);
     tcase_add_loop_test(tc, test_isa_paths, 0, NCASES);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("n1_tunes");
+    tcase_set_timeout(tc, 600);
+    tcase_add_loop_test(tc, test_n1_tunes, 0, NCASES);
     suite_add_tcase(s, tc);
     tc = tcase_create("naive");
     tcase_set_timeout(tc, 600);
