@@ -30,6 +30,7 @@
 #include <math.h>
 #include <omp.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -151,6 +152,7 @@ typedef struct work {
     int *ra, *re;                 /* [R]: the row's keys in the block, [ra, re) */
     const float **krow, **vrow;   /* [nb] */
     int *list, *selrow;           /* [cap], [topk] */
+    uint64_t *bits;               /* [L / 64 rounded up], zero between queries */
     void *block;
 } work;
 
@@ -202,6 +204,7 @@ static size_t work_layout(const plan *pl, work *w, char *base)
     CARVE(w->vrow, pl->kt->nb);
     CARVE(w->list, pl->cap > 0 ? pl->cap : 1);
     CARVE(w->selrow, p->topk > 0 ? p->topk : 1);
+    CARVE(w->bits, pl->sel ? (p->L + 63) / 64 : 1);
 #undef CARVE
     return off;
 }
@@ -225,6 +228,13 @@ static const float *v_row(const plan *pl, int b, int j, int g)
 {
     const nsx_kernel_problem *p = pl->p;
     return pl->v + (((size_t)b * p->L + j) * p->Hkv + g) * p->dv;
+}
+
+/* Asks for the cache lines of x[0..len). */
+static void prefetch_row(const float *x, int len)
+{
+    for (int l = 0; l < len; l += 16)
+        __builtin_prefetch(x + l);
 }
 
 /* The online softmax of row r over its keys [ra, re) of the block's scores:
@@ -298,6 +308,35 @@ static void finish(const plan *pl, const work *w, int r, int b, int h, int i)
         *lse = (float)(w->m[r] + log((double)w->sum[r]));
 }
 
+/*
+ * The valid entries of sel[b, i, :] (0 <= j < L), ascending, each once:
+ * nsx_sel_row's contract (simd/cands.h), computed with a bitmap of the L
+ * keys instead of a sort, which at top-k 2048 cost as much as the
+ * attention itself.  A deliberate second implementation of that contract;
+ * its output goes through nsx_cands like nsx_sel_row's, and test_simd's
+ * oracle checks the result on invalid, repeated and empty rows.  The
+ * bitmap is left zero.
+ */
+static int sel_row_bits(const nsx_kernel_problem *p, int b, int i, uint64_t *bits, int *out)
+{
+    const int32_t *row = p->sel + ((size_t)b * p->L + i) * p->topk;
+    int lo = p->L, hi = -1, len = 0;
+    for (int r = 0; r < p->topk; r++) {
+        const int32_t j = row[r];
+        if (j < 0 || j >= p->L)
+            continue;
+        bits[j >> 6] |= 1ull << (j & 63);
+        lo = j < lo ? j : lo;
+        hi = j > hi ? j : hi;
+    }
+    for (int wd = hi < 0 ? 1 : lo >> 6; wd <= hi >> 6; wd++) {
+        for (uint64_t x = bits[wd]; x; x &= x - 1)
+            out[len++] = wd * 64 + __builtin_ctzll(x);
+        bits[wd] = 0;
+    }
+    return len;
+}
+
 static void run_item(const plan *pl, work *w, int b, int g, int i0)
 {
     const nsx_kernel_problem *p = pl->p;
@@ -307,7 +346,8 @@ static void run_item(const plan *pl, work *w, int b, int g, int i0)
     int klo = p->L, khi = 0, cnt = 0;
     for (int qi = 0; qi < nq; qi++) {
         const int i = i0 + qi;
-        int nsel = p->topk > 0 ? nsx_sel_row(p, b, i, w->selrow) : 0;
+        int nsel = pl->sel ? sel_row_bits(p, b, i, w->bits, w->selrow)
+                   : p->topk > 0 ? nsx_sel_row(p, b, i, w->selrow) : 0;
         cnt = nsx_cands(p, 0, i, w->selrow, nsel, w->list);
         /* Without a selection C(i) is a range (causal, window). */
         w->lo[qi] = cnt ? w->list[0] : 0;
@@ -334,7 +374,14 @@ static void run_item(const plan *pl, work *w, int b, int g, int i0)
                 w->krow[c] = k_row(pl, b, w->list[c0 + c], g);
                 w->vrow[c] = v_row(pl, b, w->list[c0 + c], g);
             }
+            /* Scattered rows defeat the hardware prefetcher: this block's
+               values load while its scores run, the next block's keys
+               while its values run. */
+            for (int c = 0; c < nc; c++)
+                prefetch_row(w->vrow[c], p->dv);
             kt->scores(w->q, d, rows, w->krow, nc, d, w->S, pl->lds);
+            for (int c = c0 + nb; c < cnt && c < c0 + 2 * nb; c++)
+                prefetch_row(k_row(pl, b, w->list[c], g), d);
             for (int r = 0; r < rows; r++) {
                 w->ra[r] = 0;
                 w->re[r] = nc;
@@ -415,10 +462,12 @@ int nsx_n1_forward(const nsx_kernel_problem *p, const nsx_kernel_io *io, int thr
     size_t bytes = ws ? work_layout(&pl, &ws[0], NULL) : 0;
     for (int t = 0; t < T && !fail; t++) {
         ws[t].block = aligned_alloc(64, bytes);
-        if (!ws[t].block)
+        if (!ws[t].block) {
             fail = 1;
-        else
+        } else {
+            memset(ws[t].block, 0, bytes); /* the selection bitmap starts zero */
             work_layout(&pl, &ws[t], ws[t].block);
+        }
     }
     if (!fail) {
 #pragma omp parallel for num_threads(T) schedule(dynamic, 1)
