@@ -230,13 +230,6 @@ static const float *v_row(const plan *pl, int b, int j, int g)
     return pl->v + (((size_t)b * p->L + j) * p->Hkv + g) * p->dv;
 }
 
-/* Asks for the cache lines of x[0..len). */
-static void prefetch_row(const float *x, int len)
-{
-    for (int l = 0; l < len; l += 16)
-        __builtin_prefetch(x + l);
-}
-
 /* The online softmax of row r over its keys [ra, re) of the block's scores:
    the running max moves up (acc and sum rescaled), S becomes P.  A row
    whose scores are all -inf keeps nothing of the block (re = ra). */
@@ -374,14 +367,7 @@ static void run_item(const plan *pl, work *w, int b, int g, int i0)
                 w->krow[c] = k_row(pl, b, w->list[c0 + c], g);
                 w->vrow[c] = v_row(pl, b, w->list[c0 + c], g);
             }
-            /* Scattered rows defeat the hardware prefetcher: this block's
-               values load while its scores run, the next block's keys
-               while its values run. */
-            for (int c = 0; c < nc; c++)
-                prefetch_row(w->vrow[c], p->dv);
             kt->scores(w->q, d, rows, w->krow, nc, d, w->S, pl->lds);
-            for (int c = c0 + nb; c < cnt && c < c0 + 2 * nb; c++)
-                prefetch_row(k_row(pl, b, w->list[c], g), d);
             for (int r = 0; r < rows; r++) {
                 w->ra[r] = 0;
                 w->re[r] = nc;

@@ -169,7 +169,9 @@ static void value_any(int mr, int xv, const float *P, int ldp, const float *cons
 static void values_avx2(const float *P, int ldp, int rows, const float *const *vrow, int nc,
                         int dv, float *acc, int lda)
 {
-    static const int xv_of_rows[7] = {0, 4, 4, 4, 3, 2, 2}; /* at most 12 accumulators */
+    /* at most 12 accumulators; 4 rows take 2 vectors, which divides the
+       usual dv (a 3-vector tile would leave a 1-vector one at dv = 128) */
+    static const int xv_of_rows[7] = {0, 4, 4, 4, 2, 2, 2};
     for (int r = 0; r < rows; r += 6) {
         const int mrt = rows - r < 6 ? rows - r : 6;
         for (int x0 = 0; x0 < dv;) {
