@@ -730,6 +730,39 @@ START_TEST(test_isa_env)
 }
 END_TEST
 
+/* NSX_TUNE forces each n = 1 tune this CPU runs (NSX_ISA_DEBUG=1 logs it,
+   and the detected one without NSX_TUNE); an unknown tune, or one of
+   another isa, is exit 2 with one line naming NSX_TUNE. */
+START_TEST(test_n1_tune_env)
+{
+    const char *tiny = "bench --n 1 --L 40 --H 2 --d 8 --dv 8 --repeat 1 "
+                       "--naive-seconds 0 --peak-seconds 0.01";
+    char err[4096], env[160], want[96];
+    for (int t = 0; t < nsx_n1_tune_count(); t++) {
+        const nsx_n1_kernels *kt = nsx_n1_tune_get(t);
+        if (!nsx_simd_isa_supported(kt->isa))
+            continue;
+        snprintf(env, sizeof env, "NSX_ISA=%s NSX_TUNE=%s NSX_ISA_DEBUG=1",
+                 nsx_simd_isa_name(kt->isa), kt->name);
+        ck_assert_int_eq(run_prog(env, tiny, err, sizeof err), 0);
+        snprintf(want, sizeof want, "n1 tune %s (", kt->name);
+        ck_assert_msg(strstr(err, want) && strstr(err, "forced by NSX_TUNE"), "stderr: %s", err);
+    }
+    int isa = nsx_simd_isa(NULL, 0);
+    const nsx_n1_kernels *detected = nsx_n1_tune(isa, NULL, 0);
+    ck_assert_ptr_nonnull(detected);
+    ck_assert_int_eq(run_prog("NSX_ISA_DEBUG=1", tiny, err, sizeof err), 0);
+    snprintf(want, sizeof want, "n1 tune %s (", detected->name);
+    ck_assert_msg(strstr(err, want) && strstr(err, "detected: "), "stderr: %s", err);
+    ck_assert_int_eq(run_prog("NSX_TUNE=sse9", tiny, err, sizeof err), 2);
+    ck_assert_msg(strstr(err, "NSX_TUNE=sse9") && strchr(err, '\n') == err + strlen(err) - 1,
+                  "want one line naming NSX_TUNE, got: %s", err);
+    ck_assert_int_eq(run_prog("NSX_ISA=scalar NSX_TUNE=avx2", tiny, err, sizeof err), 2);
+    ck_assert_msg(strstr(err, "NSX_TUNE=avx2") && strchr(err, '\n') == err + strlen(err) - 1,
+                  "want one line naming NSX_TUNE, got: %s", err);
+}
+END_TEST
+
 /* The bench's shape comes from the recipe parser: the paper's shape by
    default, one window for every dimension, a random given selection, and
    the recipe's errors; its JSON report carries the figures it measured. */
@@ -841,6 +874,7 @@ static Suite *simd_suite(void)
     tcase_add_test(tc, test_no_state_across_items);
     tcase_add_test(tc, test_shared_library);
     tcase_add_test(tc, test_isa_env);
+    tcase_add_test(tc, test_n1_tune_env);
     tcase_add_test(tc, test_bench_shape_and_report);
     suite_add_tcase(s, tc);
     return s;
