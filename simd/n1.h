@@ -48,6 +48,10 @@ typedef struct nsx_n1_kernels {
     /* x[c] = exp(x[c] - m) for c < len (each x[c] - m <= 0, or NaN), as the
        ISA's exp_nonpos computes it; returns their float32 sum. */
     float (*expsum)(float *x, int len, float m);
+    /* x[c] = fill where mk[c] == 0, c < len. */
+    void (*mask)(float *x, const unsigned char *mk, int len, float fill);
+    /* 1 when x[0..len) holds no NaN and no infinity, else 0. */
+    int (*finite)(const float *x, int len);
 } nsx_n1_kernels;
 
 extern const nsx_n1_kernels nsx_n1_scalar;

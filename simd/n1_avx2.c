@@ -229,8 +229,34 @@ static float expsum_avx2(float *x, int len, float m)
     return sum;
 }
 
+static void mask_avx2(float *x, const unsigned char *mk, int len, float fill)
+{
+    const __m256 f = _mm256_set1_ps(fill);
+    int c = 0;
+    for (; c + 8 <= len; c += 8) {
+        __m128i m8 = _mm_loadl_epi64((const __m128i *)(mk + c));
+        __m256i keep = _mm256_cmpgt_epi32(_mm256_cvtepu8_epi32(m8), _mm256_setzero_si256());
+        _mm256_storeu_ps(x + c, _mm256_blendv_ps(f, _mm256_loadu_ps(x + c), _mm256_castsi256_ps(keep)));
+    }
+    for (; c < len; c++)
+        x[c] = mk[c] ? x[c] : fill;
+}
+
+static int finite_avx2(const float *x, int len)
+{
+    __m256 z = _mm256_setzero_ps(); /* 0 x v: 0 when finite, NaN otherwise */
+    int c = 0;
+    for (; c + 8 <= len; c += 8)
+        z = _mm256_add_ps(z, _mm256_mul_ps(_mm256_loadu_ps(x + c), _mm256_setzero_ps()));
+    int ok = _mm256_movemask_ps(_mm256_cmp_ps(z, z, _CMP_UNORD_Q)) == 0;
+    for (; c < len; c++)
+        ok &= isfinite(x[c]) != 0;
+    return ok;
+}
+
 const nsx_n1_kernels nsx_n1_avx2 = {
     .name = "avx2", .cores = "AVX2 cores (two 256-bit FMA pipes)", .isa = NSX_ISA_AVX2,
     .smr = 3, .snc = 4, .vmr = 6, .vnx = 16, .nb = 128, .rows = 24,
     .scores = scores_avx2, .values = values_avx2, .max = max_avx2, .expsum = expsum_avx2,
+    .mask = mask_avx2, .finite = finite_avx2,
 };

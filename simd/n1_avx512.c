@@ -283,14 +283,40 @@ static float expsum_avx512(float *x, int len, float m)
     return _mm512_reduce_add_ps(s);
 }
 
+static void mask_avx512(float *x, const unsigned char *mk, int len, float fill)
+{
+    const __m512 f = _mm512_set1_ps(fill);
+    for (int c = 0; c < len; c += 16) {
+        const __mmask16 k = lanes_below(len - c);
+        __m128i m8 = _mm_maskz_loadu_epi8(k, mk + c);
+        __mmask16 keep = _mm512_test_epi32_mask(_mm512_cvtepu8_epi32(m8), _mm512_set1_epi32(0xff));
+        _mm512_mask_storeu_ps(x + c, k, _mm512_mask_blend_ps(keep, f, _mm512_maskz_loadu_ps(k, x + c)));
+    }
+}
+
+static int finite_avx512(const float *x, int len)
+{
+    __mmask16 bad = 0;
+    for (int c = 0; c < len; c += 16) {
+        const __mmask16 k = lanes_below(len - c);
+        __m512 v = _mm512_maskz_loadu_ps(k, x + c);
+        /* 0 x v is NaN exactly when v is an infinity or a NaN */
+        __m512 z = _mm512_mul_ps(v, _mm512_setzero_ps());
+        bad |= _mm512_cmp_ps_mask(z, z, _CMP_UNORD_Q);
+    }
+    return bad == 0;
+}
+
 const nsx_n1_kernels nsx_n1_xeon = {
     .name = "xeon", .cores = "AVX-512 cores with two 512-bit FMA pipes (Intel Xeon)",
     .isa = NSX_ISA_AVX512, .smr = 4, .snc = 6, .vmr = 8, .vnx = 48, .nb = 128, .rows = 32,
     .scores = scores_xeon, .values = values_xeon, .max = max_avx512, .expsum = expsum_avx512,
+    .mask = mask_avx512, .finite = finite_avx512,
 };
 
 const nsx_n1_kernels nsx_n1_zen4 = {
     .name = "zen4", .cores = "AVX-512 cores with one 512-bit FMA per cycle (AMD Zen 4)",
     .isa = NSX_ISA_AVX512, .smr = 3, .snc = 4, .vmr = 6, .vnx = 32, .nb = 128, .rows = 24,
     .scores = scores_zen4, .values = values_zen4, .max = max_avx512, .expsum = expsum_avx512,
+    .mask = mask_avx512, .finite = finite_avx512,
 };

@@ -58,8 +58,23 @@ static float expsum_scalar(float *x, int len, float m)
     return sum;
 }
 
+static void mask_scalar(float *x, const unsigned char *mk, int len, float fill)
+{
+    for (int c = 0; c < len; c++)
+        x[c] = mk[c] ? x[c] : fill;
+}
+
+static int finite_scalar(const float *x, int len)
+{
+    for (int c = 0; c < len; c++)
+        if (!isfinite(x[c]))
+            return 0;
+    return 1;
+}
+
 const nsx_n1_kernels nsx_n1_scalar = {
     .name = "scalar", .cores = "any x86-64 core", .isa = NSX_ISA_SCALAR,
     .smr = 1, .snc = 1, .vmr = 1, .vnx = 1, .nb = 64, .rows = 8,
     .scores = scores_scalar, .values = values_scalar, .max = max_scalar, .expsum = expsum_scalar,
+    .mask = mask_scalar, .finite = finite_scalar,
 };

@@ -113,6 +113,7 @@ static const tcase cases[] = {
     {"n1_dense_nc",        1, 1, 170, 4, 1, 64, 64, M_, 0, 0, {0},           SEL_NONE, 0, 0, 0, 0, 0, 1.5, 0},
     {"n1_sel_blocks",      1, 1, 200, 4, 1, 24, 40, P_, 1, 0, {0},           SEL_MIXED, 170, 1, 0, 0.5, 0, 0, 0},
     {"n1_sel_win_empty",   1, 2, 60,  2, 2, 9,  33, S_, 0, 0, {30},          SEL_EMPTY_ROWS, 20, 1, 0.25, 0, 0, 0, 0},
+    {"n1_sel_sparse",      1, 1, 300, 4, 1, 16, 24, P_, 1, 0, {0},           SEL_MIXED, 6, 1, 0, 0, 0, 0, 0},
     {"n1_large_scores",    1, 1, 140, 3, 1, 16, 8,  P_, 1, 0, {0},           SEL_NONE, 0, 0, 0, 0, 40, 0, 1},
     {"n3_gqa2",            3, 1, 12, 4, 2, 9,  5,  P_, 1, 0, {0, 5, 3},       SEL_NONE, 0, 0, 0, 0, 0, 0, 0},
     {"n3_sel_k_gt_L",      3, 1, 20, 2, 1, 8,  8,  S_, 1, 0, {0, 0, 6},       SEL_MIXED, 25, 7, 0.125, 0.25, 0, 0, 0},
@@ -552,6 +553,46 @@ START_TEST(test_n1_tunes)
 }
 END_TEST
 
+/* n = 1 with a dense selection (every key j <= i with j % 3 != 0, so the
+   queries of a work item run as masked dense tiles) whose unselected keys
+   hold NaN in K and V: no tune may read them (SPEC 1.10), so the blocks
+   with NaN values take the compacted rows; the oracle reads only the
+   selected keys. */
+START_TEST(test_n1_sel_nan_unselected)
+{
+    tcase c = {"n1_sel_nan", 1, 1, 150, 4, 1, 20, 24, P_, 1, 0, {0}, SEL_NONE, 0, 0, 0, 0, 0, 0, 0};
+    inst s;
+    inst_make(&c, &s, SEED0 + 999);
+    const int L = c.L, K = L;
+    s.sel = malloc((size_t)L * K * sizeof(int32_t));
+    for (int i = 0; i < L; i++)
+        for (int r = 0; r < K; r++)
+            s.sel[(size_t)i * K + r] = r <= i && r % 3 != 0 ? r : -1;
+    s.p.topk = K, s.p.sel_dims = 1, s.p.sel = s.sel;
+    for (int j = 0; j < L; j += 3) {
+        for (int l = 0; l < c.d; l++)
+            s.k[0][(size_t)j * c.d + l] = NAN;
+        for (int x = 0; x < c.dv; x++)
+            s.v[0][(size_t)j * c.dv + x] = NAN;
+    }
+    ref_all r;
+    ref_make(&s, &r);
+    float *o = malloc(s.no * sizeof(float)), *lse = malloc(s.nl * sizeof(float));
+    for (int t = 0; t < nsx_n1_tune_count(); t++) {
+        const nsx_n1_kernels *kt = nsx_n1_tune_get(t);
+        if (!nsx_simd_isa_supported(kt->isa))
+            continue;
+        nsx_kernel_io io = inst_io(&s, o, lse);
+        ck_assert_int_eq(nsx_n1_forward(&s.p, &io, 2, kt), NSX_SIMD_OK);
+        ck_assert(compare(&c, &s, &r, o, lse, kt->name, SEED0 + 999) <= 1);
+    }
+    ref_free(&r);
+    free(o);
+    free(lse);
+    inst_free(&s);
+}
+END_TEST
+
 /* The benchmark's plain-loop baseline is held to the same bound. */
 START_TEST(test_naive)
 {
@@ -875,6 +916,7 @@ static Suite *simd_suite(void)
     tcase_add_test(tc, test_shared_library);
     tcase_add_test(tc, test_isa_env);
     tcase_add_test(tc, test_n1_tune_env);
+    tcase_add_test(tc, test_n1_sel_nan_unselected);
     tcase_add_test(tc, test_bench_shape_and_report);
     suite_add_tcase(s, tc);
     return s;
