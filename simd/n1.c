@@ -152,7 +152,7 @@ typedef struct work {
     int *cnt, *pos;               /* [bq]: |C(i)|; selection: C(i)'s next key */
     int *ra, *re;                 /* [R]: the row's keys in the block, [ra, re) */
     const float **krow, **vrow;   /* [nb] */
-    int *list, *selrow;           /* [bq][cap]: C(i) of each query, [topk] */
+    int *list, *selrow;           /* [bq][cap]: C(i) of each query (dense: one), [topk] */
     unsigned char *mk;            /* selection: [bq][nb], key c of the block in C(i) */
     float *pc;                    /* selection: [nb] one row's P, compacted */
     const float **vc;             /* selection: [nb] its value rows */
@@ -208,7 +208,7 @@ static size_t work_layout(const plan *pl, work *w, char *base)
     CARVE(w->re, R);
     CARVE(w->krow, pl->kt->nb);
     CARVE(w->vrow, pl->kt->nb);
-    CARVE(w->list, (size_t)pl->bq * (pl->cap > 0 ? pl->cap : 1));
+    CARVE(w->list, (size_t)(pl->sel ? pl->bq : 1) * (pl->cap > 0 ? pl->cap : 1));
     CARVE(w->mk, pl->sel ? (size_t)pl->bq * pl->kt->nb : 1);
     CARVE(w->pc, pl->kt->nb);
     CARVE(w->vc, pl->kt->nb);
@@ -456,7 +456,7 @@ static void run_item(const plan *pl, work *w, int b, int g, int i0)
     long total = 0;
     for (int qi = 0; qi < nq; qi++) {
         const int i = i0 + qi;
-        int *list = w->list + (size_t)qi * pl->cap;
+        int *list = w->list + (pl->sel ? (size_t)qi * pl->cap : 0); /* dense: [lo, hi) is kept */
         int nsel = pl->sel ? sel_row_bits(p, b, i, w->bits, w->selrow)
                    : p->topk > 0 ? nsx_sel_row(p, b, i, w->selrow) : 0;
         const int cnt = nsx_cands(p, 0, i, w->selrow, nsel, list);
