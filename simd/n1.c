@@ -3,14 +3,14 @@
  * rows against blocks of keys, the ISA file's register-blocked tiles for
  * S = Q K^T and ACC += P V, an online softmax per row and block.
  *
- * Work items, per (batch b, kv head g):
- *   dense (causal, window, or neither): `rows` query rows at a time, i.e.
- *     BQ = rows / G consecutive queries times the G heads that read g, against
- *     the union of their key ranges in blocks of nb keys;
- *   selection: one query's G heads against its selected keys (C(i) of
- *     simd/cands.h, ascending), gathered nb at a time as row addresses.
- * Per block each query's allowed keys are one range [a, e) of the block
- * (C(i) is contiguous without a selection, and the whole block with one):
+ * Work items, per (batch b, kv head g): `rows` query rows at a time, i.e.
+ * BQ = rows / G consecutive queries times the G heads that read g, against
+ * the span of their keys C(i) (simd/cands.h) in blocks of nb keys.
+ * With a selection (sel_block) each query's keys in a block are marked and
+ * its other scores masked; when the selection is sparse for G
+ * (sel_gathered) each query runs alone over its own keys, gathered nb at a
+ * time as row addresses.  Without one, per block each query's allowed keys
+ * are one range [a, e) of the block (C(i) is contiguous):
  *   - none: the row skips the block;
  *   - all (an inner tile): the row joins the multi-row value tiles;
  *   - part (an edge tile, only near the diagonal or a window's edge): the

@@ -14,9 +14,10 @@
  *   expsum  P = exp(S - m), and its sum (the ISA's exp, simd/kern.h)
  *   values  ACC += P V       (rows x value-vectors tiles)
  * The driver owns the blocks, the masks (at block granularity: a block every
- * row of a tile allows runs the tiles; a row that allows part of a block
- * runs alone over just its keys, so a masked key's value is never read) and
- * the online softmax.
+ * row of a tile allows runs the tiles; a row that allows part of a range's
+ * block runs alone over just its keys, so a masked key's value is never
+ * read; a selection's rows are masked per key, see simd/n1.c) and the
+ * online softmax.
  */
 #ifndef NSX_SIMD_N1_H
 #define NSX_SIMD_N1_H
@@ -50,7 +51,8 @@ typedef struct nsx_n1_kernels {
     float (*expsum)(float *x, int len, float m);
     /* x[c] = fill where mk[c] == 0, c < len. */
     void (*mask)(float *x, const unsigned char *mk, int len, float fill);
-    /* 1 when x[0..len) holds no NaN and no infinity, else 0. */
+    /* 1 when x[0..len) holds no NaN and no infinity, else 0 (whether a
+       selection's masked rows may multiply a block's values by 0). */
     int (*finite)(const float *x, int len);
 } nsx_n1_kernels;
 
