@@ -47,7 +47,10 @@ static void fuzz_usage(FILE *f)
             "  --in-process       call the kernel in this process, not in a child process per call\n"
             "                     (for sanitizer runs; a crash of the kernel is then nsimplex's)\n"
             "  --progress S       seconds between progress lines (5)\n"
-            "  --verbose          a line per problem\n\n"
+            "  --verbose          a line per problem\n"
+            "  --indexer          fuzz the kernel's indexer (nsx_kernel_indexer, declared by its\n"
+            "                     info) instead of its forward: scores and selection judged by\n"
+            "                     the indexer's declared model (docs/ORACLE.md 5); not shrunk\n\n"
             "To reproduce one problem: nsimplex fuzz --seed N --start K --count 1.\n\n"
             "Each kernel call runs in a child process forked for it, its outputs in shared memory\n"
             "between guard pages: a crash, a signal, a timeout, an exit() or a write outside the\n"
@@ -77,7 +80,7 @@ int cmd_fuzz(int argc, char **argv)
     o.log = stdout;
     const char *kernel = NULL, *isa_name = NULL, *val;
     long threads = 0;
-    bool bad = false, in_process = false;
+    bool bad = false, in_process = false, indexer = false;
     nsx_kernel_iso iso = {.timeout = 10};
     for (int i = 1; i < argc; i++) {
         long v;
@@ -136,6 +139,10 @@ int cmd_fuzz(int argc, char **argv)
             if (bad)
                 return NSX_EXIT_BAD;
             in_process = true;
+        } else if (cli_opt(CMD, argc, argv, &i, "--indexer", NULL, &bad)) {
+            if (bad)
+                return NSX_EXIT_BAD;
+            indexer = true;
         } else if (cli_opt(CMD, argc, argv, &i, "--verbose", NULL, &bad)) {
             if (bad)
                 return NSX_EXIT_BAD;
@@ -176,14 +183,14 @@ int cmd_fuzz(int argc, char **argv)
         k.iso = &iso;
     nsx_model m;
     char model[128];
-    if (nsx_model_from_kernel(k.info, &m, &err)) {
+    if (indexer ? nsx_model_from_kernel_indexer(k.info, &m, &err) : nsx_model_from_kernel(k.info, &m, &err)) {
         nsx_kernel_close(&k);
         return cli_fail(CMD, "%s", err.msg);
     }
     char name[128], path[256];
     nsx_printable(name, sizeof name, k.info->name ? k.info->name : "?");
     nsx_printable(path, sizeof path, kernel ? kernel : "in process, ");
-    printf("nsimplex fuzz: kernel %s (%s%s), model %s\n", name, path, kernel ? "" : nsx_simd_isa_name(k.isa),
+    printf("nsimplex fuzz: kernel %s%s (%s%s), model %s\n", name, indexer ? "'s indexer" : "", path, kernel ? "" : nsx_simd_isa_name(k.isa),
            nsx_model_format(&m, model, sizeof model));
     printf("nsimplex fuzz: seed %llu, from problem %llu, ", (unsigned long long)o.seed, (unsigned long long)o.start);
     if (o.count)
@@ -199,7 +206,7 @@ int cmd_fuzz(int argc, char **argv)
         printf("nsimplex fuzz: each kernel call in a child process, %g s per call at most\n", iso.timeout);
     fflush(stdout);
     nsx_fuzz_summary s;
-    int rc = nsx_fuzz_run(&k, &o, &s, &err);
+    int rc = indexer ? nsx_fuzz_indexer_run(&k, &o, &s, &err) : nsx_fuzz_run(&k, &o, &s, &err);
     nsx_kernel_close(&k);
     if (rc)
         return cli_fail_err(CMD, &err);

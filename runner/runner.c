@@ -192,6 +192,7 @@ typedef struct iso_status {
    Each buffer ends where its guard page begins; the slack before it holds
    CANARY bytes. */
 typedef struct iso_map {
+    const char *name_o, *name_lse; /* the buffers' names in messages (o, lse; scores, sel) */
     unsigned char *base;
     size_t len, page;
     float *o, *lse;
@@ -215,6 +216,8 @@ static int iso_map_open(iso_map *mp, size_t o_count, size_t lse_count)
     void *base = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (base == MAP_FAILED)
         return -1;
+    mp->name_o = "o";
+    mp->name_lse = "lse";
     mp->base = base;
     mp->len = len;
     mp->page = page;
@@ -272,7 +275,15 @@ static void child_fault(int sig, siginfo_t *si, void *uc)
     raise(sig);
 }
 
-static void child_run(const nsx_kernel *k, const nsx_kernel_problem *kp, const nsx_kernel_io *io, iso_map *mp)
+/* One call of the kernel: the forward (kp, io) or the indexer (ip, iio). */
+typedef struct iso_call {
+    const nsx_kernel_problem *kp;
+    const nsx_kernel_io *io;
+    const nsx_indexer_problem *ip;
+    const nsx_indexer_io *iio;
+} iso_call;
+
+static void child_run(const nsx_kernel *k, const iso_call *call, iso_map *mp)
 {
     /* no core file per crashing call (a shrink makes hundreds) */
     const struct rlimit nocore = {0, 0};
@@ -289,15 +300,14 @@ static void child_run(const nsx_kernel *k, const nsx_kernel_problem *kp, const n
     sigaction(SIGSEGV, &sa, NULL);
     sigaction(SIGBUS, &sa, NULL);
     iso_status *st = (iso_status *)mp->base;
-    st->rc = nsx_kernel_call(k, kp, io);
+    st->rc = call->ip ? nsx_kernel_index(k, call->ip, call->iio) : nsx_kernel_call(k, call->kp, call->io);
     st->done = 1;
     _exit(0);
 }
 
 /* One call in a child process: 0 with *r the kernel's return value, or
    NSX_E_KERNEL_ERROR with k->iso->fault set, or NSX_E_NOMEM. */
-static int isolated_call(const nsx_kernel *k, const nsx_kernel_problem *kp, const nsx_kernel_io *io, iso_map *mp,
-                         int *r, nsx_err *err)
+static int isolated_call(const nsx_kernel *k, const iso_call *call, iso_map *mp, int *r, nsx_err *err)
 {
     nsx_kernel_iso *iso = k->iso;
     iso_status *st = (iso_status *)mp->base;
@@ -312,7 +322,7 @@ static int isolated_call(const nsx_kernel *k, const nsx_kernel_problem *kp, cons
     if (pid < 0)
         return nsx_err_set(err, NSX_E_NOMEM, "kernel: cannot fork a process for the call: %s", strerror(errno));
     if (pid == 0)
-        child_run(k, kp, io, mp);
+        child_run(k, call, mp);
     const double t0 = nsx_kernel_clock();
     double end = t0 + iso->timeout;
     int cut = iso->deadline > 0 && iso->deadline < end;
@@ -353,12 +363,12 @@ static int isolated_call(const nsx_kernel *k, const nsx_kernel_problem *kp, cons
         off = st->off;
         if (off >= 0 && (size_t)off < mp->o_count + mp->page / sizeof(float))
             return nsx_err_set(err, NSX_E_KERNEL_ERROR,
-                               "wrote outside its outputs: o[%ld], past the end of o (o has %zu): "
+                               "wrote outside its outputs: %s[%ld], past the end of %s (%s has %zu): "
                                "SIG%s on a guard page",
-                               off, mp->o_count, sigabbrev_np(iso->sig));
+                               mp->name_o, off, mp->name_o, mp->name_o, mp->o_count, sigabbrev_np(iso->sig));
         return nsx_err_set(err, NSX_E_KERNEL_ERROR,
-                           "wrote outside its outputs: a guard page around o and lse (o[%ld]): SIG%s", off,
-                           sigabbrev_np(iso->sig));
+                           "wrote outside its outputs: a guard page around %s and %s (%s[%ld]): SIG%s", mp->name_o,
+                           mp->name_lse, mp->name_o, off, sigabbrev_np(iso->sig));
     }
     if (WIFSIGNALED(status)) {
         iso->fault = NSX_KFAULT_SIGNAL;
@@ -373,9 +383,9 @@ static int isolated_call(const nsx_kernel *k, const nsx_kernel_problem *kp, cons
                            "the process exited inside the call (exit status %d), without returning",
                            WEXITSTATUS(status));
     }
-    const char *buf = "o";
+    const char *buf = mp->name_o;
     if (!(off = canary_hit(mp->o_slack, mp->o, &which)) && mp->lse) {
-        buf = "lse";
+        buf = mp->name_lse;
         off = canary_hit(mp->lse_slack, mp->lse, &which);
     }
     if (off) {
@@ -423,7 +433,7 @@ int nsx_kernel_run(const nsx_kernel *k, const nsx_problem *p, const nsx_inputs *
         io.lse = fl;
         int r = 0;
         if (k->iso)
-            rc = isolated_call(k, &kp, &io, &mp, &r, err);
+            rc = isolated_call(k, &(iso_call){&kp, &io, NULL, NULL}, &mp, &r, err);
         else
             r = nsx_kernel_call(k, &kp, &io);
         if (rc)
@@ -443,5 +453,82 @@ int nsx_kernel_run(const nsx_kernel *k, const nsx_problem *p, const nsx_inputs *
         free(buf[t]);
     if (mp.base)
         munmap(mp.base, mp.len);
+    return rc;
+}
+
+int nsx_kernel_run_indexer(const nsx_kernel *k, const nsx_problem *p, const nsx_inputs *in, int32_t *sel,
+                           double *scores, nsx_err *err)
+{
+    const unsigned caps = nsx_kernel_indexer_caps(k->info);
+    const nsx_selection *S = &p->sel;
+    if (S->source != NSX_SEL_INDEXER)
+        return nsx_err_set(err, NSX_E_UNSUPPORTED, "unsupported problem: its selection is not an indexer's");
+    const unsigned act_bit = S->act == NSX_ACT_RELU ? NSX_IDX_RELU : S->act == NSX_ACT_SOFTMAX ? NSX_IDX_SOFTMAX
+                                                                                             : NSX_IDX_IDENTITY;
+    if (!caps || !(caps & act_bit) || (!p->causal && !(caps & NSX_IDX_CAUSAL_OFF)))
+        return nsx_err_set(err, NSX_E_UNSUPPORTED, "unsupported problem: %s, which the kernel does not declare",
+                           !caps ? "an indexer" : !(caps & act_bit) ? "this activation" : "causal off");
+    if (!(caps & NSX_IDX_WRITES_SCORES))
+        scores = NULL;
+    if (!(caps & NSX_IDX_WRITES_SEL))
+        sel = NULL;
+    const nsx_indexer_problem ip = {p->B, p->L, S->Hi, S->di, S->act, p->causal, S->k, S->idx_scale};
+    const size_t rows = (size_t)p->B * p->L, LL = rows * p->L, nsel = nsx_sel_size(p);
+    float *q = to_f32(in->idx_q, rows * S->Hi * S->di), *kk = to_f32(in->idx_k, rows * S->di),
+          *w = to_f32(in->idx_w, rows * S->Hi);
+    float *fs = NULL;
+    int32_t *is = NULL;
+    iso_map mp = {0};
+    int rc = 0;
+    if (k->iso) {
+        /* scores in the first region, sel (int32, the size of a float) in the second */
+        if (iso_map_open(&mp, scores ? LL : 1, sel ? nsel : 0))
+            rc = nsx_err_set(err, NSX_E_NOMEM, "kernel: cannot map the shared outputs: %s", strerror(errno));
+        mp.name_o = "scores";
+        mp.name_lse = "sel";
+        fs = scores ? mp.o : NULL;
+        is = sel ? (int32_t *)(void *)mp.lse : NULL;
+    } else {
+        fs = scores ? malloc(LL * sizeof *fs) : NULL;
+        is = sel ? malloc(nsel * sizeof *is) : NULL;
+        if ((scores && !fs) || (sel && !is))
+            rc = nsx_err_set(err, NSX_E_NOMEM, "kernel: out of memory");
+        /* as the isolated maps: what the kernel does not write reads NaN, -1 */
+        if (fs)
+            memset(fs, 0xff, LL * sizeof *fs);
+        if (is)
+            memset(is, 0xff, nsel * sizeof *is);
+    }
+    if (!q || !kk || !w)
+        rc = nsx_err_set(err, NSX_E_NOMEM, "kernel: out of memory");
+    if (!rc) {
+        const nsx_indexer_io iio = {q, kk, w, fs, is};
+        int r = 0;
+        if (k->iso)
+            rc = isolated_call(k, &(iso_call){NULL, NULL, &ip, &iio}, &mp, &r, err);
+        else
+            r = nsx_kernel_index(k, &ip, &iio);
+        if (rc)
+            ;
+        else if (r == NSX_KERNEL_UNSUPPORTED)
+            rc = nsx_err_set(err, NSX_E_KERNEL_REFUSED, "unsupported problem: the kernel's indexer returned 1");
+        else if (r != NSX_KERNEL_OK)
+            rc = nsx_err_set(err, NSX_E_KERNEL_ERROR, "the kernel's indexer returned error %d", r);
+    }
+    if (!rc) {
+        for (size_t t = 0; fs && t < LL; t++)
+            scores[t] = fs[t];
+        if (is)
+            memcpy(sel, is, nsel * sizeof *sel);
+    }
+    free(q);
+    free(kk);
+    free(w);
+    if (mp.base) {
+        munmap(mp.base, mp.len);
+    } else {
+        free(fs);
+        free(is);
+    }
     return rc;
 }

@@ -1,5 +1,5 @@
 /*
- * nsimplex kernel interface, ABI version 2 (docs/SPEC.md section 6).
+ * nsimplex kernel interface, ABI version 3 (docs/SPEC.md section 6).
  *
  * A third-party CPU kernel, or a C shim over a GPU kernel, implements this
  * header in a shared library that exports nsx_kernel_get_info and
@@ -12,7 +12,10 @@
  * the end of a struct, together with a version bump.  ABI 2 adds an
  * optional indexer entry (nsx_kernel_indexer, declared by the info's
  * `indexer` field); an ABI 1 library (its info ends at `features`, and it
- * has no indexer) keeps loading and working unchanged.
+ * has no indexer) keeps loading and working unchanged.  ABI 3 adds the
+ * indexer's FP8 inputs: indexer_input_format may be NSX_FORMAT_E4M3 or
+ * NSX_FORMAT_E5M2, with the scale block size in indexer_block (an ABI 2
+ * info ends at indexer_output_format).
  *
  * Layouts (row-major, innermost last), as in the golden vectors:
  *   q     [B, L, H,   d ]      k[m]  [B, L, Hkv, d ]
@@ -31,7 +34,7 @@
 extern "C" {
 #endif
 
-#define NSX_KERNEL_ABI_VERSION 2
+#define NSX_KERNEL_ABI_VERSION 3
 /* The oldest version a driver built on this header still loads. */
 #define NSX_KERNEL_ABI_MIN_VERSION 1
 #define NSX_MAX_ORDER 8
@@ -41,6 +44,12 @@ extern "C" {
 #define NSX_FORMAT_F32 1
 #define NSX_FORMAT_F16 2
 #define NSX_FORMAT_BF16 3
+/* ABI 3, indexer_input_format only: the kernel quantizes idx_q and idx_k to
+   FP8 (OCP E4M3 "fn", largest 448; E5M2, largest 57344) with one float32
+   scale per block of indexer_block consecutive elements along di
+   (docs/ORACLE.md 5.1); idx_w stays float32. */
+#define NSX_FORMAT_E4M3 6
+#define NSX_FORMAT_E5M2 7
 
 /* Feature bits (nsx_kernel_info.features). */
 #define NSX_FEAT_WINDOWS 1u
@@ -129,6 +138,9 @@ typedef struct nsx_kernel_info {
     /* ABI 2 (absent, and never read, in an ABI 1 library's info): */
     unsigned indexer;             /* NSX_IDX_* bits; 0: no nsx_kernel_indexer */
     int indexer_input_format, indexer_accum_format, indexer_output_format; /* NSX_FORMAT_* */
+    /* ABI 3 (absent, and never read, in an ABI 1 or 2 library's info): */
+    int indexer_block;            /* the FP8 scale block (>= 1) when
+                                     indexer_input_format is E4M3 or E5M2 */
 } nsx_kernel_info;
 
 typedef const nsx_kernel_info *(*nsx_kernel_get_info_fn)(void);
