@@ -214,6 +214,7 @@ int nsx_fuzz_indexer_run(const nsx_kernel *k, const nsx_fuzz_opts *o, nsx_fuzz_s
     int max_failures = o->max_failures < 1 ? 1 : o->max_failures > NSX_FUZZ_MAX_FAILURES ? NSX_FUZZ_MAX_FAILURES
                                                                                         : o->max_failures;
     uint64_t end = o->start;
+    double worst = 0; /* the largest score error / bound over the passing problems (tightness) */
     if (k->iso)
         k->iso->deadline = o->seconds > 0 ? nsx_kernel_clock() + o->seconds : 0;
     for (uint64_t idx = o->start;; idx++) {
@@ -280,6 +281,8 @@ int nsx_fuzz_indexer_run(const nsx_kernel *k, const nsx_fuzz_opts *o, nsx_fuzz_s
                 return nsx_err_set(err, jr, "%s", e.msg);
             } else {
                 s->mpfr++;
+                if (rep.pass && rep.worst_s.found && rep.worst_s.ratio > worst)
+                    worst = rep.worst_s.ratio;
                 if (!rep.pass) {
                     kind = rep.s_failed ? "scores" : "selection";
                     snprintf(note, sizeof note, "%s", rep.nnotes ? rep.notes[0] : "");
@@ -344,9 +347,10 @@ int nsx_fuzz_indexer_run(const nsx_kernel *k, const nsx_fuzz_opts *o, nsx_fuzz_s
         char mt[128];
         fprintf(o->log,
                 "nsimplex fuzz: seed %" PRIu64 ", indexer problems %" PRIu64 "..%" PRIu64 " in %.1f s: %" PRIu64
-                " judged against MPFR under %s, %" PRIu64 " skipped, %d failure%s: %s\n",
+                " judged against MPFR under %s (worst score error/bound %.3g where passing), %" PRIu64
+                " skipped, %d failure%s: %s\n",
                 o->seed, o->start, end > o->start ? end - 1 : o->start, s->seconds, s->mpfr,
-                nsx_model_format(&m, mt, sizeof mt), s->skipped, s->nfail, s->nfail == 1 ? "" : "s",
+                nsx_model_format(&m, mt, sizeof mt), worst, s->skipped, s->nfail, s->nfail == 1 ? "" : "s",
                 s->nfail ? "FAIL" : s->mpfr ? "PASS" : "NOTHING JUDGED (not a pass)");
         if (s->cut)
             fprintf(o->log, "nsimplex fuzz: problem %" PRIu64 " was stopped at the end of the budget, inside the "
