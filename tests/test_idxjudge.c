@@ -59,8 +59,12 @@ START_TEST(fp8_model_formats_and_keys)
         ck_assert_ptr_nonnull(strstr(err.msg, bad[x]));
     }
     /* the indexer's model a kernel declares: ABI 3 FP8, ABI 2 plain */
-    nsx_kernel_info ki = {3, "k", NSX_FORMAT_F32, NSX_FORMAT_F32, NSX_FORMAT_F32, NSX_FORMAT_F32, 1, 0,
-                          NSX_IDX_WRITES_SEL | NSX_IDX_RELU, NSX_FORMAT_E4M3, NSX_FORMAT_F32, NSX_FORMAT_BF16, 32};
+    nsx_kernel_info ki = {.abi_version = 3, .name = "k", .input_format = NSX_FORMAT_F32,
+                          .accum_format = NSX_FORMAT_F32, .weights_format = NSX_FORMAT_F32,
+                          .output_format = NSX_FORMAT_F32, .max_order = 1,
+                          .indexer = NSX_IDX_WRITES_SEL | NSX_IDX_RELU, .indexer_input_format = NSX_FORMAT_E4M3,
+                          .indexer_accum_format = NSX_FORMAT_F32, .indexer_output_format = NSX_FORMAT_BF16,
+                          .indexer_block = 32};
     ck_assert_int_eq(nsx_model_from_kernel_indexer(&ki, &m, &err), 0);
     ck_assert(m.idx == NSX_MODEL_E4M3 && m.idx_blk == 32 && m.in == NSX_FORMAT_F32 && m.out == NSX_FORMAT_BF16);
     ki.indexer_block = 0;
