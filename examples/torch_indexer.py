@@ -4,7 +4,8 @@ judged alone through the nsimplex package (python/nsimplex, check_indexer; docs/
 
 For each case (golden vectors whose selection an indexer computes, or, by default, a set of
 recipes generated into a scratch directory: relu, softmax and identity heads, causal on and off,
-exact ties, short rows and k >= L, weights of either sign and scales in powers of two), it runs the
+exact ties, short rows and k >= L, weights of either sign, blocks of qI and kI far apart in
+magnitude (iblocks=4)), it runs the
 indexer in float32 on --device (cpu or cuda; TF32 off), and judges its scores and its selection
 under the `f32` model: the scores elementwise against the derived bound, the selection as a set
 with the tie tolerance that bound implies.  --bug NAME plants a bug instead:
@@ -13,6 +14,11 @@ with the tie tolerance that bound implies.  --bug NAME plants a bug instead:
     softmax-all-keys   softmax heads normalized over every key, not the candidates
     no-scale           idx_scale not applied
     relu-after-weight  relu(w * x) instead of w * relu(x)
+    fp8-per-tensor     (with --fp8) one scale per tensor instead of one per block
+
+--fp8 BLOCK quantizes idx_q and idx_k to FP8 E4M3 as DeepSeek V3.2's indexer does (one float32
+scale max(amax, 1e-4) / 448 per block of BLOCK elements along di, emulated in float32 ops: PyTorch
+1.13 has no float8 dtype) and judges under `dsa-fp8,idxblk=BLOCK` (docs/ORACLE.md 5.1).
 
     python3 examples/torch_indexer.py                      # honest: every case passes
     python3 examples/torch_indexer.py --device cuda        # the same on a GPU
@@ -32,6 +38,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import nsimplex  # noqa: E402
 
 BUGS = ("causal-after-topk", "softmax-all-keys", "no-scale", "relu-after-weight")
+FP8_BUGS = ("fp8-per-tensor",)
 
 RECIPES = [
     "n=1 L=24 d=1 sel=indexer act=relu k=6 Hi=4 di=16 iscale=0.125",
@@ -41,15 +48,47 @@ RECIPES = [
     "n=1 L=14 d=1 sel=indexer act=relu k=3 Hi=2 di=4 ties=1",
     "n=1 L=12 d=1 causal=0 sel=indexer act=softmax k=4 Hi=3 di=5",
     "n=1 L=9 d=1 sel=indexer act=relu k=12 Hi=2 di=3",
+    "n=1 L=16 d=1 sel=indexer act=relu k=4 Hi=2 di=8 iblocks=4",  # blocks 2^-12 .. 2^10 apart (FP8)
 ]
 
 
-def indexer(settings, t, bug=None):
-    """E8 and E9 in float32: (scores [B,L,L], sel [B,L,k] int32 with -1 pads)."""
+def e4m3(y):
+    """y rounded to FP8 E4M3 (to nearest even, gradual underflow below 2^-6, saturating at 448)."""
+    e = torch.floor(torch.log2(y.abs().clamp(min=2.0 ** -6)))
+    quantum = torch.pow(2.0, e - 3)
+    return (torch.round(y / quantum) * quantum).clamp(-448.0, 448.0)
+
+
+def quantize(x, block, per_tensor=False):
+    """x [..., di] as (FP8 values [..., nb, block], float32 scales [..., nb, 1]), blocks along di
+    (the last one zero-padded), one scale max(amax, 1e-4) / 448 per block (or per tensor)."""
+    di = x.shape[-1]
+    nb = (di + block - 1) // block
+    xb = torch.nn.functional.pad(x, (0, nb * block - di)).reshape(x.shape[:-1] + (nb, block))
+    amax = xb.abs().amax(dim=-1, keepdim=True)
+    if per_tensor:
+        amax = torch.full_like(amax, float(x.abs().max()))
+    s = amax.clamp(min=1e-4) / 448.0
+    return e4m3(xb / s), s
+
+
+def logits(q, k, fp8=None, bug=None):
+    """sum_l q[b,i,h,l] k[b,j,l] as [B, L(i), Hi, L(j)]: in float32, or from FP8 values per block."""
+    if not fp8:
+        return torch.einsum("bihl,bjl->bihj", q, k)
+    qq, qs = quantize(q, fp8, bug == "fp8-per-tensor")  # [B,L,Hi,nb,blk], [B,L,Hi,nb,1]
+    kq, ks = quantize(k, fp8, bug == "fp8-per-tensor")  # [B,L,nb,blk], [B,L,nb,1]
+    part = torch.einsum("bihcl,bjcl->bihjc", qq, kq)  # per block, in float32
+    return torch.einsum("bihjc,bihc,bjc->bihj", part, qs[..., 0], ks[..., 0])
+
+
+def indexer(settings, t, bug=None, fp8=None):
+    """E8 and E9 in float32 (FP8 inputs per block of fp8 elements when given): (scores [B,L,L],
+    sel [B,L,k] int32 with -1 pads)."""
     q, k, w = t["idx_q"], t["idx_k"], t["idx_w"]  # [B,L,Hi,di], [B,L,di], [B,L,Hi]
     B, L, Hi, di = q.shape
     scale = 1.0 if bug == "no-scale" else settings["idx_scale"]
-    x = torch.einsum("bihl,bjl->bihj", q, k) * scale  # the logits [B, L(i), Hi, L(j)]
+    x = logits(q, k, fp8, bug) * scale  # the logits [B, L(i), Hi, L(j)]
     i = torch.arange(L, device=q.device).view(L, 1)
     j = torch.arange(L, device=q.device).view(1, L)
     cand = (j <= i) if settings["causal"] else torch.ones(L, L, dtype=torch.bool, device=q.device)
@@ -81,10 +120,13 @@ def indexer(settings, t, bug=None):
     return S, sel
 
 
-def judge(path, device, bug=None, model="f32"):
-    """Runs the indexer on one case and judges it: an nsimplex.IndexerReport."""
+def judge(path, device, bug=None, model=None, fp8=None):
+    """Runs the indexer on one case and judges it (model default: f32, or dsa-fp8 with the block
+    under --fp8): an nsimplex.IndexerReport."""
     settings, t = nsimplex.indexer_inputs(path, device=device, dtype=torch.float32)
-    S, sel = indexer(settings, t, bug)
+    S, sel = indexer(settings, t, bug, fp8)
+    if model is None:
+        model = "dsa-fp8,idxblk=%d" % fp8 if fp8 else "f32"
     return nsimplex.check_indexer(path, scores=S, sel=sel, model=model, label="torch-indexer")
 
 
@@ -104,8 +146,9 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("vectors", nargs="*", help="golden vectors whose selection an indexer computes")
     ap.add_argument("--device", default="cpu", help="cpu (default) or cuda")
-    ap.add_argument("--bug", choices=BUGS, help="plant this bug")
-    ap.add_argument("--model", default="f32", help="the precision model (default f32)")
+    ap.add_argument("--bug", choices=BUGS + FP8_BUGS, help="plant this bug")
+    ap.add_argument("--fp8", type=int, metavar="BLOCK", help="FP8 E4M3 inputs, one scale per BLOCK elements")
+    ap.add_argument("--model", help="the precision model (default f32, or dsa-fp8,idxblk=BLOCK)")
     ap.add_argument("--dir", help="where the generated cases go (default: a temporary directory)")
     a = ap.parse_args(argv)
     if a.device.startswith("cuda"):
@@ -115,7 +158,7 @@ def main(argv=None):
         paths = a.vectors or generated_cases(a.dir or tmp)
         failed = 0
         for path in paths:
-            r = judge(path, a.device, a.bug, a.model)
+            r = judge(path, a.device, a.bug, a.model, a.fp8)
             failed += not r.passed
             print("%s %s: worst score ratio %s, %d failure%s%s" % (
                 "PASS" if r.passed else "FAIL", os.path.basename(path),

@@ -49,7 +49,6 @@ static int size_in(nsx_rng *r, int lo, int hi)
 /* One drawn indexer problem: the recipe and the reshaping of its inputs. */
 typedef struct idraw {
     char recipe[256];
-    int blocks;      /* 0, or the block size whose rows get scales 2^e (e in -12..10) */
     int zero_w;      /* some weights set to 0 */
 } idraw;
 
@@ -88,20 +87,9 @@ static void idraw_problem(uint64_t seed, unsigned caps, const nsx_model *m, idra
     snprintf(d->recipe, sizeof d->recipe,
              "n=1 B=%d L=%d d=1 sel=indexer k=%d act=%s iscale=%s Hi=%d di=%d fmt=bf16 dist=%s%s%s", B, L, k,
              act_name[act], iscale, Hi, di, dist, causal ? "" : " causal=0", ties ? " ties=1" : "");
-    if (fp8 ? nsx_rng_chance(&r, 0.8) : nsx_rng_chance(&r, 0.2))
-        d->blocks = fp8 ? m->idx_blk : 1 + nsx_rng_below(&r, 8);
+    if (fp8 ? nsx_rng_chance(&r, 0.8) : nsx_rng_chance(&r, 0.2)) /* vectors/recipe.h: iblocks */
+        nsx_fz_put(d->recipe, sizeof d->recipe, " iblocks=%d", fp8 ? m->idx_blk : 1 + nsx_rng_below(&r, 8));
     d->zero_w = nsx_rng_chance(&r, 0.2);
-}
-
-/* Rows of x [rows][di] in blocks of blk elements, each times 2^e. */
-static void scale_blocks(double *x, size_t rows, int di, int blk, nsx_rng *r)
-{
-    for (size_t row = 0; row < rows; row++)
-        for (int l0 = 0; l0 < di; l0 += blk) {
-            double f = ldexp(1.0, nsx_rng_below(r, 23) - 12);
-            for (int l = l0; l < l0 + blk && l < di; l++)
-                x[row * di + l] *= f;
-        }
 }
 
 /* One case: built, reshaped, its golden selection and scores. */
@@ -115,10 +103,6 @@ static int icase_build(const idraw *d, uint64_t seed, nsx_recipe *rc, nsx_instan
     nsx_rng r = {seed ^ 0x5eedb10c5ull};
     const nsx_problem *p = &b->p;
     const size_t rows = (size_t)p->B * p->L;
-    if (d->blocks) {
-        scale_blocks(b->idx_q, rows * p->sel.Hi, p->sel.di, d->blocks, &r);
-        scale_blocks(b->idx_k, rows, p->sel.di, d->blocks, &r);
-    }
     if (d->zero_w)
         for (size_t t = 0; t < rows * p->sel.Hi; t++)
             if (nsx_rng_chance(&r, 0.3))
@@ -225,9 +209,7 @@ int nsx_fuzz_indexer_run(const nsx_kernel *k, const nsx_fuzz_opts *o, nsx_fuzz_s
         idraw d;
         idraw_problem(pseed, caps, &m, &d);
         char text[400];
-        snprintf(text, sizeof text, "%s%s%s", d.recipe, d.blocks ? " | blocks" : "", d.zero_w ? " | zero-weights" : "");
-        if (d.blocks)
-            snprintf(text + strlen(text), sizeof text - strlen(text), "=%d", d.blocks);
+        snprintf(text, sizeof text, "%s%s", d.recipe, d.zero_w ? " | zero-weights" : "");
         nsx_recipe rc_;
         nsx_instance b = {0};
         nsx_err e = {0};

@@ -1,6 +1,6 @@
 """examples/torch_indexer.py on the CPU: the plain PyTorch indexer and top-k passes the indexer's
 judge (nsimplex.check_indexer, docs/ORACLE.md 5) on its generated cases and on committed vectors;
-each planted bug fails some case; and the judge's own rules through the package (a future key, a
+each planted bug fails some case; its FP8 form passes under dsa-fp8 and one scale per tensor fails; and the judge's own rules through the package (a future key, a
 duplicate, a wrong score; a tie broken the other way passes; FP8 models)."""
 import importlib.util
 import os
@@ -35,6 +35,14 @@ def test_honest_torch_indexer_passes_and_planted_bugs_fail():
     for bug in ex.BUGS:
         failed = [p for p in cases if not ex.judge(p, "cpu", bug).passed]
         assert failed, "bug %s passed every case" % bug
+    # FP8 E4M3 inputs with one scale per block of 4: honest under dsa-fp8,idxblk=4, not under f32;
+    # one scale per tensor fails where the blocks differ in magnitude (the iblocks=4 case)
+    gen = ex.generated_cases(os.path.join(TMP, "torch-indexer-cases"))
+    for path in gen:
+        assert ex.judge(path, "cpu", fp8=4).passed
+    assert not all(ex.judge(p, "cpu", fp8=4, model="f32").passed for p in gen)
+    blocks = [p for p, r in zip(gen, ex.RECIPES) if "iblocks" in r]
+    assert blocks and not ex.judge(blocks[0], "cpu", "fp8-per-tensor", fp8=4).passed
     assert ex.main(["--dir", os.path.join(TMP, "torch-indexer-cases")]) == 0
     assert ex.main(["--dir", os.path.join(TMP, "torch-indexer-cases"), "--bug", "no-scale"]) == 1
 
