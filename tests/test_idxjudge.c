@@ -191,17 +191,24 @@ START_TEST(a_tie_broken_either_way_passes)
     nsx_err err = {0};
     ck_assert_int_eq(nsx_recipe_parse("n=1 L=4 sel=scores k=2 iblocks=4", &r2, &err), NSX_E_INPUT);
     ck_assert_ptr_nonnull(strstr(err.msg, "iblocks needs sel=indexer"));
-    nsx_instance b2 = {0};
-    build("n=1 L=6 d=1 sel=indexer k=2 Hi=1 di=8 iblocks=4", 5, &r2, &b2);
-    double lo = INFINITY, hi = 0;
-    for (int blk = 0; blk < 2; blk++) {
-        double amax = 0;
-        for (int l = 4 * blk; l < 4 * blk + 4; l++)
-            amax = fmax(amax, fabs(b2.idx_k[l]));
-        lo = fmin(lo, amax), hi = fmax(hi, amax);
-    }
-    ck_assert(hi > 0 && lo >= 0);
+    /* the same draw without iblocks, then each block of kI times one power of two, not all alike */
+    nsx_instance b2 = {0}, b3 = {0};
+    build("n=1 L=6 d=1 sel=indexer k=2 Hi=1 di=8 dist=uniform iblocks=4", 5, &r2, &b2);
+    build("n=1 L=6 d=1 sel=indexer k=2 Hi=1 di=8 dist=uniform", 5, &r2, &b3);
+    int differ = 0;
+    for (int j = 0; j < 6; j++)
+        for (int blk = 0; blk < 2; blk++) {
+            const double *x = b2.idx_k + j * 8 + 4 * blk, *y = b3.idx_k + j * 8 + 4 * blk;
+            double f = x[0] / y[0];
+            int e;
+            ck_assert(frexp(f, &e) == 0.5 && e >= -11 && e <= 11);
+            for (int l = 1; l < 4; l++)
+                ck_assert(x[l] == y[l] * f);
+            differ |= f != b2.idx_k[0] / b3.idx_k[0];
+        }
+    ck_assert(differ);
     nsx_instance_free(&b2);
+    nsx_instance_free(&b3);
     nsx_check_report rep;
     ck_assert(judge(&b, NULL, sel, "f32", &rep));
     ck_assert_uint_eq(rep.sel_differ, (size_t)swapped);
