@@ -29,6 +29,36 @@ double nsx_kernel_clock(void)
     return (double)t.tv_sec + t.tv_nsec * 1e-9;
 }
 
+#define ALL_IDX_BITS                                                                                        \
+    (NSX_IDX_WRITES_SCORES | NSX_IDX_WRITES_SEL | NSX_IDX_RELU | NSX_IDX_SOFTMAX | NSX_IDX_IDENTITY |        \
+     NSX_IDX_CAUSAL_OFF)
+
+/* The indexer's declaration (ABI 2 on): known bits, its formats (ABI 3: FP8
+   inputs with a block size). */
+static int indexer_info_check(const nsx_kernel_info *info, const char *w, nsx_err *err)
+{
+    if (info->abi_version < 2 || !info->indexer)
+        return 0;
+    if (info->indexer & ~ALL_IDX_BITS)
+        return nsx_err_set(err, NSX_E_INPUT, "%s: indexer has unknown bits 0x%x", w, info->indexer & ~ALL_IDX_BITS);
+    const int fp8 = info->abi_version >= 3 &&
+                    (info->indexer_input_format == NSX_FORMAT_E4M3 || info->indexer_input_format == NSX_FORMAT_E5M2);
+    const struct {
+        int v;
+        const char *field;
+    } f[] = {{fp8 ? NSX_FORMAT_F32 : info->indexer_input_format, "indexer_input_format"},
+             {info->indexer_accum_format, "indexer_accum_format"},
+             {info->indexer_output_format, "indexer_output_format"}};
+    for (int t = 0; t < 3; t++)
+        if (f[t].v < NSX_FORMAT_F64 || f[t].v > NSX_FORMAT_BF16)
+            return nsx_err_set(err, NSX_E_INPUT, "%s: %s %d is not a format (0 f64, 1 f32, 2 f16, 3 bf16%s)", w,
+                               f[t].field, f[t].v, t == 0 && info->abi_version >= 3 ? "; 6 e4m3, 7 e5m2" : "");
+    if (fp8 && (info->indexer_block < 1 || info->indexer_block > NSX_MAX_DIM))
+        return nsx_err_set(err, NSX_E_INPUT, "%s: indexer_block %d is not in 1..%d (FP8 indexer inputs)", w,
+                           info->indexer_block, NSX_MAX_DIM);
+    return 0;
+}
+
 int nsx_kernel_info_check(const nsx_kernel_info *info, const char *what, nsx_err *err)
 {
     char w[256];
@@ -64,6 +94,9 @@ int nsx_kernel_info_check(const nsx_kernel_info *info, const char *what, nsx_err
     if (info->features & ~ALL_FEATURES)
         return nsx_err_set(err, NSX_E_INPUT, "%s: features has unknown bits 0x%x", w,
                            info->features & ~ALL_FEATURES);
+    int rc = indexer_info_check(info, w, err);
+    if (rc)
+        return rc;
     if (info->abi_version < 3 || info->backward_max_order == 0)
         return 0; /* ABI 1, 2: read no further */
     if (info->backward_max_order < 0 || info->backward_max_order > info->max_order)

@@ -76,6 +76,24 @@ START_TEST(fp8_model_formats_and_keys)
     ck_assert(m.idx == NSX_MODEL_NONE && m.in == NSX_FORMAT_BF16);
     ki.indexer = 0;
     ck_assert_int_eq(nsx_model_from_kernel_indexer(&ki, &m, &err), NSX_E_INPUT);
+    /* a library's info is refused at load time for a bad indexer declaration */
+    nsx_kernel_info good = {.abi_version = 3, .name = "k", .max_order = 1, .indexer = NSX_IDX_WRITES_SEL | NSX_IDX_RELU,
+                            .indexer_input_format = NSX_FORMAT_E5M2, .indexer_block = 128};
+    ck_assert_int_eq(nsx_kernel_info_check(&good, "lib.so", &err), 0);
+    nsx_kernel_info bi = good;
+    bi.indexer_block = 0;
+    ck_assert_int_eq(nsx_kernel_info_check(&bi, "lib.so", &err), NSX_E_INPUT);
+    ck_assert_ptr_nonnull(strstr(err.msg, "lib.so: indexer_block 0"));
+    bi = good;
+    bi.indexer_accum_format = 6;
+    ck_assert_int_eq(nsx_kernel_info_check(&bi, "lib.so", &err), NSX_E_INPUT);
+    ck_assert_ptr_nonnull(strstr(err.msg, "indexer_accum_format 6"));
+    bi = good;
+    bi.indexer |= 1u << 10;
+    ck_assert_int_eq(nsx_kernel_info_check(&bi, "lib.so", &err), NSX_E_INPUT);
+    bi = good;
+    bi.abi_version = 2; /* FP8 is not an ABI 2 format */
+    ck_assert_int_eq(nsx_kernel_info_check(&bi, "lib.so", &err), NSX_E_INPUT);
 }
 END_TEST
 
@@ -303,6 +321,42 @@ START_TEST(check_cli_indexer_candidates)
 }
 END_TEST
 
+/* fuzz --indexer through the program: the per-tensor FP8 kernel fails (exit 1), the failure is
+   saved, and `check` replays it (exit 1); the honest one passes (exit 0); a kernel without an
+   indexer is refused (exit 2). */
+START_TEST(fuzz_cli_saves_a_failure_check_replays)
+{
+    char out[600], lib[600], vec[700], cand[700];
+    const char *dir = getenv("NSX_TEST_KERNELS");
+    snprintf(out, sizeof out, "%s/idxj_fuzz_out", tmp_dir());
+    snprintf(lib, sizeof lib, "%s/fp8_tensor.so", dir ? dir : "build/tests/kernels");
+    cli_result r;
+    const char *fz[] = {"fuzz", "--indexer", "--kernel", lib, "--count", "3", "--progress", "0", "--out", out, NULL};
+    ck_assert_int_eq(cli_run(&r, fz), 0);
+    ck_assert_msg(r.status == 1, "%s%s", r.out, r.err);
+    ck_assert_ptr_nonnull(strstr(r.out, "FAIL scores"));
+    ck_assert_ptr_nonnull(strstr(r.out, "reproduce: nsimplex fuzz --indexer --seed 1 --start 1 --count 1"));
+    cli_result_free(&r);
+    snprintf(vec, sizeof vec, "%s/fail-1-1.safetensors", out);
+    snprintf(cand, sizeof cand, "%s/fail-1-1.candidate.safetensors", out);
+    const char *ck[] = {"check", vec, cand, NULL};
+    ck_assert_int_eq(cli_run(&r, ck), 0);
+    ck_assert_msg(r.status == 1, "%s%s", r.out, r.err);
+    ck_assert_ptr_nonnull(strstr(r.out, "idx=e4m3,idxblk=16")); /* the kernel's model, from the candidate */
+    cli_result_free(&r);
+    snprintf(lib, sizeof lib, "%s/fp8_honest.so", dir ? dir : "build/tests/kernels");
+    const char *ok[] = {"fuzz", "--indexer", "--kernel", lib, "--count", "4", "--progress", "0", "--out", out, NULL};
+    ck_assert_int_eq(cli_run(&r, ok), 0);
+    ck_assert_msg(r.status == 0, "%s%s", r.out, r.err);
+    cli_result_free(&r);
+    snprintf(lib, sizeof lib, "%s/segv.so", dir ? dir : "build/tests/kernels");
+    const char *none[] = {"fuzz", "--indexer", "--kernel", lib, "--count", "1", NULL};
+    ck_assert_int_eq(cli_run(&r, none), 0);
+    ck_assert_msg(r.status == 2 && strstr(r.err, "declares no indexer"), "%d %s", r.status, r.err);
+    cli_result_free(&r);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("idxjudge");
@@ -313,6 +367,7 @@ int main(void)
     tcase_add_test(tc, a_tie_broken_either_way_passes);
     tcase_add_test(tc, fuzz_indexer_simd_and_fp8_kernels);
     tcase_add_test(tc, check_cli_indexer_candidates);
+    tcase_add_test(tc, fuzz_cli_saves_a_failure_check_replays);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
