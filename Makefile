@@ -183,7 +183,8 @@ demo: $(PROG)
 .PHONY: mutants
 mutants: $(PROG) $(SIMD_SO)
 	@sh fuzz/mutants/run.sh
-	@MUTANTS_DIR=fuzz/mutants/indexer FUZZ_ARGS=--indexer MUTANTS_OUT=build/mutants-idx sh fuzz/mutants/run.sh
+	@NSX_PROG=fuzz/mutants/indexer/nsimplex-indexer MUTANTS_OUT=build/mutants-idx sh fuzz/mutants/run.sh \
+	    $(patsubst fuzz/mutants/%.patch,%,$(wildcard fuzz/mutants/indexer/*.patch))
 
 # ---- proofs (docs/PROOFS.md) ----
 # The provers are Debian packages like the rest, installed by deps.sh when a

@@ -35,6 +35,9 @@ static void fuzz_usage(FILE *f)
             "  --seed N           the run's seed (1)\n"
             "  --kernel LIB.so    fuzz this library through the kernel ABI\n"
             "                     (include/nsimplex/kernel.h); default: the in-process SIMD kernel\n"
+            "  --indexer          fuzz the kernel's indexer (nsx_kernel_indexer, declared by its\n"
+            "                     info) instead of its forward: scores and selection judged by\n"
+            "                     the indexer's declared model (docs/ORACLE.md 5); not shrunk\n"
             "  --out DIR          where failures are saved, created if missing (fuzz-out)\n"
             "  --start K          the first problem's index (0)\n"
             "  --count N          at most N problems (0: as many as the time allows) (0)\n"
@@ -47,10 +50,7 @@ static void fuzz_usage(FILE *f)
             "  --in-process       call the kernel in this process, not in a child process per call\n"
             "                     (for sanitizer runs; a crash of the kernel is then nsimplex's)\n"
             "  --progress S       seconds between progress lines (5)\n"
-            "  --verbose          a line per problem\n"
-            "  --indexer          fuzz the kernel's indexer (nsx_kernel_indexer, declared by its\n"
-            "                     info) instead of its forward: scores and selection judged by\n"
-            "                     the indexer's declared model (docs/ORACLE.md 5); not shrunk\n\n"
+            "  --verbose          a line per problem\n\n"
             "To reproduce one problem: nsimplex fuzz --seed N --start K --count 1.\n\n"
             "Each kernel call runs in a child process forked for it, its outputs in shared memory\n"
             "between guard pages: a crash, a signal, a timeout, an exit() or a write outside the\n"
@@ -88,7 +88,11 @@ int cmd_fuzz(int argc, char **argv)
             fuzz_usage(stdout);
             return NSX_EXIT_OK;
         }
-        if (cli_opt(CMD, argc, argv, &i, "--seconds", &val, &bad)) {
+        if (cli_opt(CMD, argc, argv, &i, "--indexer", NULL, &bad)) {
+            if (bad)
+                return NSX_EXIT_BAD;
+            indexer = true;
+        } else if (cli_opt(CMD, argc, argv, &i, "--seconds", &val, &bad)) {
             if (bad || !cli_double(CMD, "--seconds", val, &o.seconds))
                 return NSX_EXIT_BAD;
             if (o.seconds < 0)
@@ -139,10 +143,6 @@ int cmd_fuzz(int argc, char **argv)
             if (bad)
                 return NSX_EXIT_BAD;
             in_process = true;
-        } else if (cli_opt(CMD, argc, argv, &i, "--indexer", NULL, &bad)) {
-            if (bad)
-                return NSX_EXIT_BAD;
-            indexer = true;
         } else if (cli_opt(CMD, argc, argv, &i, "--verbose", NULL, &bad)) {
             if (bad)
                 return NSX_EXIT_BAD;
@@ -183,14 +183,19 @@ int cmd_fuzz(int argc, char **argv)
         k.iso = &iso;
     nsx_model m;
     char model[128];
-    if (indexer ? nsx_model_from_kernel_indexer(k.info, &m, &err) : nsx_model_from_kernel(k.info, &m, &err)) {
+    if (nsx_model_from_kernel(k.info, &m, &err)) {
+        nsx_kernel_close(&k);
+        return cli_fail(CMD, "%s", err.msg);
+    }
+    /* --indexer: the indexer's own model (docs/ORACLE.md 5) */
+    if (indexer && nsx_model_from_kernel_indexer(k.info, &m, &err)) {
         nsx_kernel_close(&k);
         return cli_fail(CMD, "%s", err.msg);
     }
     char name[128], path[256];
     nsx_printable(name, sizeof name, k.info->name ? k.info->name : "?");
     nsx_printable(path, sizeof path, kernel ? kernel : "in process, ");
-    printf("nsimplex fuzz: kernel %s%s (%s%s), model %s\n", name, indexer ? "'s indexer" : "", path, kernel ? "" : nsx_simd_isa_name(k.isa),
+    printf("nsimplex fuzz: kernel %s (%s%s), model %s\n", name, path, kernel ? "" : nsx_simd_isa_name(k.isa),
            nsx_model_format(&m, model, sizeof model));
     printf("nsimplex fuzz: seed %llu, from problem %llu, ", (unsigned long long)o.seed, (unsigned long long)o.start);
     if (o.count)

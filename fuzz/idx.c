@@ -193,6 +193,9 @@ int nsx_fuzz_indexer_run(const nsx_kernel *k, const nsx_fuzz_opts *o, nsx_fuzz_s
         !(caps & (NSX_IDX_RELU | NSX_IDX_SOFTMAX | NSX_IDX_IDENTITY)))
         return nsx_err_set(err, NSX_E_INPUT, "the kernel declares no indexer that writes scores or a selection "
                                              "for some activation (info->indexer = 0x%x)", caps);
+    if (o->log)
+        fprintf(o->log, "nsimplex fuzz: the kernel's indexer (nsx_kernel_indexer) alone, judged under %s\n",
+                nsx_model_format(&m, (char[128]){0}, 128));
     const double t0 = now();
     double paused = 0;
     int max_failures = o->max_failures < 1 ? 1 : o->max_failures > NSX_FUZZ_MAX_FAILURES ? NSX_FUZZ_MAX_FAILURES

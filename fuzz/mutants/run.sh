@@ -9,9 +9,7 @@
 #   sh fuzz/mutants/run.sh [NAME...]      (make mutants runs them all)
 #
 # Environment: NSX_PROG (build/nsimplex), BUDGET (60), SEED (1),
-# SHRINK (20, seconds per failure), MUTANTS_OUT (build/mutants),
-# MUTANTS_DIR (fuzz/mutants: where the patches are), FUZZ_ARGS (extra
-# arguments of every fuzz run: --indexer for fuzz/mutants/indexer).
+# SHRINK (20, seconds per failure), MUTANTS_OUT (build/mutants).
 # Exit 1 when a patch no longer applies or does not build (loudly), when a
 # mutant is not caught within the budget, or when the clean kernel fails.
 set -eu
@@ -22,15 +20,13 @@ SEED=${SEED:-1}
 SHRINK=${SHRINK:-20}
 OUT=${MUTANTS_OUT:-build/mutants}
 CLEAN_SO=build/libnsimplex_simd.so
-DIR=${MUTANTS_DIR:-fuzz/mutants}
-FUZZ_ARGS=${FUZZ_ARGS:-}
 
 [ -x "$PROG" ] && [ -f "$CLEAN_SO" ] || { echo "mutants: build $PROG and $CLEAN_SO first (make)" >&2; exit 2; }
-if [ $# -gt 0 ]; then names="$*"; else names=$(ls "$DIR"/*.patch | sed 's|.*/||; s|\.patch$||'); fi
+if [ $# -gt 0 ]; then names="$*"; else names=$(ls fuzz/mutants/*.patch | sed 's|.*/||; s|\.patch$||'); fi
 
 # ---- build every mutant first: a patch that no longer applies stops here
 for name in $names; do
-    patch_file=$(pwd)/$DIR/$name.patch
+    patch_file=$(pwd)/fuzz/mutants/$name.patch
     [ -f "$patch_file" ] || { echo "mutants: no $patch_file" >&2; exit 2; }
     src=$OUT/$name/src
     rm -rf "$OUT/$name"
@@ -45,7 +41,7 @@ for name in $names; do
         cp -p build/simd/abi/*.o build/simd/abi/*.d "$src/build/simd/abi/" 2>/dev/null || true
     fi
     if ! (cd "$src" && patch -p1 --batch --forward --silent --no-backup-if-mismatch --dry-run <"$patch_file" >/dev/null 2>&1); then
-        echo "mutants: FATAL: $DIR/$name.patch no longer applies to simd/ (regenerate it against the current sources)" >&2
+        echo "mutants: FATAL: fuzz/mutants/$name.patch no longer applies to simd/ (regenerate it against the current sources)" >&2
         exit 1
     fi
     (cd "$src" && patch -p1 --batch --forward --silent --no-backup-if-mismatch <"$patch_file")
@@ -62,7 +58,7 @@ run_one() { # name so -> prints "caught seconds kind|shrunk" into $OUT/name/resu
     name=$1 so=$2 dir=$OUT/$name
     mkdir -p "$dir/out"
     set +e
-    "$PROG" fuzz $FUZZ_ARGS --kernel "$so" --seconds "$BUDGET" --seed "$SEED" --shrink-seconds "$SHRINK" \
+    "$PROG" fuzz --kernel "$so" --seconds "$BUDGET" --seed "$SEED" --shrink-seconds "$SHRINK" \
         --progress 0 --out "$dir/out" >"$dir/fuzz.log" 2>&1
     rc=$?
     set -e
