@@ -192,6 +192,8 @@ int cmd_fuzz(int argc, char **argv)
         nsx_kernel_close(&k);
         return cli_fail(CMD, "%s", err.msg);
     }
+    if (!indexer && nsx_kernel_indexer_caps(k.info))
+        printf("nsimplex fuzz: the kernel also declares an indexer: nsimplex fuzz --indexer fuzzes it\n");
     char name[128], path[256];
     nsx_printable(name, sizeof name, k.info->name ? k.info->name : "?");
     nsx_printable(path, sizeof path, kernel ? kernel : "in process, ");
