@@ -37,7 +37,7 @@ static void fuzz_usage(FILE *f)
             "                     (include/nsimplex/kernel.h); default: the in-process SIMD kernel\n"
             "  --indexer          fuzz the kernel's indexer (nsx_kernel_indexer, declared by its\n"
             "                     info) instead of its forward: scores and selection judged by\n"
-            "                     the indexer's declared model (docs/ORACLE.md 5); not shrunk\n"
+            "                     the indexer's declared model (docs/ORACLE.md 5)\n"
             "  --out DIR          where failures are saved, created if missing (fuzz-out)\n"
             "  --start K          the first problem's index (0)\n"
             "  --count N          at most N problems (0: as many as the time allows) (0)\n"

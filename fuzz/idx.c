@@ -7,9 +7,9 @@
  * per tensor, or per block of the wrong size, loses the small blocks),
  * weights of zero and of either sign, exact ties.  The MPFR reference gives
  * the exact scores and selection; oracle/idxcheck.c judges the kernel's
- * scores and selection under its declared model.  A failure is saved (not
- * shrunk) as a vector and an indexer candidate that `nsimplex check`
- * replays.
+ * scores and selection under its declared model.  A failure is shrunk (one
+ * batch, then the shortest failing prefix of positions) and saved as a
+ * vector and an indexer candidate that `nsimplex check` replays.
  */
 #include <inttypes.h>
 #include <math.h>
@@ -165,6 +165,12 @@ static int isave(const char *dir, const char *stem, nsx_instance *b, const nsx_r
     return r;
 }
 
+/* 1 for the kinds of a kernel that did not return outputs (nothing to shrink by or save) */
+static int krc_fault(const char *kind)
+{
+    return kind && strcmp(kind, "scores") != 0 && strcmp(kind, "selection") != 0;
+}
+
 /* The failure kind of a kernel error (runner.h's faults) */
 static const char *fault_kind(const nsx_kernel *k, int rc)
 {
@@ -179,6 +185,147 @@ static const char *fault_kind(const nsx_kernel *k, int rc)
     case NSX_KFAULT_OVERFLOW: return "overflow";
     default: return "error";
     }
+}
+
+/* Runs k's indexer on b and judges it under m: *kind NULL (a pass, *ratio its worst score
+   error/bound), a failure kind with its first note, or *skip (not applicable under m); *cut
+   when the call was stopped at the deadline (not judged).  The kernel's outputs go to *ps, *psel
+   (malloc'd, the caller frees).  Returns 0, or a fatal error kind with err set. */
+static int ijudge(const nsx_kernel *k, const nsx_model *m, unsigned caps, const nsx_instance *b, double **ps,
+                  int32_t **psel, const char **kind, char *note, size_t nlen, int *skip, int *cut, double *ratio,
+                  nsx_err *err)
+{
+    const nsx_problem *p = &b->p;
+    const size_t LL = (size_t)p->B * p->L * p->L, nsel = nsx_sel_size(p);
+    double *scores = *ps = malloc(LL * sizeof *scores);
+    int32_t *sel = *psel = malloc(nsel * sizeof *sel);
+    *kind = NULL, *skip = 0, *cut = 0, *ratio = 0, note[0] = '\0';
+    if (!scores || !sel)
+        return nsx_err_set(err, NSX_E_NOMEM, "fuzz: out of memory");
+    for (size_t t = 0; t < LL; t++)
+        scores[t] = NAN;
+    for (size_t t = 0; t < nsel; t++)
+        sel[t] = -1;
+    nsx_err e = {0};
+    int krc = nsx_kernel_run_indexer(k, p, &b->in, sel, scores, &e);
+    if (krc && k->iso && k->iso->fault == NSX_KFAULT_CUT) {
+        *cut = 1;
+        return 0;
+    }
+    if (krc && nsx_err_is_fatal(krc) && krc != NSX_E_KERNEL_ERROR)
+        return nsx_err_set(err, krc, "%s", e.msg);
+    if (krc) {
+        *kind = fault_kind(k, krc);
+        snprintf(note, nlen, "%s", e.msg);
+        return 0;
+    }
+    const nsx_idx_candidate cand = {caps & NSX_IDX_WRITES_SCORES ? scores : NULL,
+                                    caps & NSX_IDX_WRITES_SEL ? sel : NULL};
+    nsx_check_report rep;
+    int jr = nsx_check_indexer(p, &b->in, &b->out, &cand, m, &rep, &e);
+    if (jr == NSX_E_NOT_APPLICABLE) {
+        *skip = 1;
+        return 0;
+    }
+    if (jr)
+        return nsx_err_set(err, jr, "%s", e.msg);
+    if (!rep.pass) {
+        *kind = rep.s_failed ? "scores" : "selection";
+        snprintf(note, nlen, "%s", rep.nnotes ? rep.notes[0] : "");
+    } else if (rep.worst_s.found) {
+        *ratio = rep.worst_s.ratio;
+    }
+    return 0;
+}
+
+/* b's batch bsel and its first L positions, as a new case with its golden selection. */
+static int iprefix(const nsx_instance *b, int bsel, int L, nsx_instance *out, nsx_err *err)
+{
+    nsx_problem p = b->p;
+    p.B = 1;
+    p.L = L;
+    memset(out, 0, sizeof *out);
+    if (nsx_instance_alloc(out, &p))
+        return nsx_err_set(err, NSX_E_NOMEM, "fuzz: out of memory");
+    nsx_tensor_view from[NSX_MAX_INPUTS], to[NSX_MAX_INPUTS];
+    int n = nsx_instance_inputs((nsx_instance *)b, from);
+    nsx_instance_inputs(out, to);
+    for (int t = 0; t < n; t++)
+        memcpy(to[t].x, from[t].x + (size_t)bsel * b->p.L * from[t].per_pos, (size_t)L * to[t].per_pos * sizeof(double));
+    return nsx_ref_select(&out->p, &out->in, out->sel_out, out->sel_scores, NULL, NULL, err);
+}
+
+/*
+ * Shrinks a failing case b (in place): one batch, then the shortest prefix of positions found
+ * (doubling, then bisection) on which the kernel still fails.  Only failing cases are kept, so
+ * the result fails whatever the bug; *tries and *kept count the candidates.  0 or a fatal error.
+ */
+static int ishrink(const nsx_kernel *k, const nsx_model *m, unsigned caps, nsx_instance *b, int *tries, int *kept,
+                   nsx_err *err)
+{
+    *tries = *kept = 0;
+    for (int stage = 0; stage < 2; stage++) {
+        int lo = 0, hi = b->p.L; /* stage 1: a prefix of length in (lo, hi] fails at hi */
+        for (int step = 0; step < 64; step++) {
+            int bsel = 0, L = b->p.L;
+            if (stage == 0) {
+                if (step >= b->p.B || b->p.B == 1)
+                    break;
+                bsel = step;
+            } else {
+                if (hi - lo <= 1)
+                    break;
+                /* doubling from 1 while nothing smaller failed yet, then bisection */
+                L = lo == 0 && step < 30 && (1 << step) < hi ? 1 << step : lo + (hi - lo) / 2;
+                if (L <= lo)
+                    L = lo + 1;
+            }
+            nsx_instance c;
+            int rc = iprefix(b, bsel, L, &c, err);
+            if (rc) {
+                nsx_instance_free(&c);
+                if (nsx_err_is_fatal(rc))
+                    return rc;
+                if (stage == 1)
+                    lo = L;
+                continue;
+            }
+            double *sc = NULL, ratio;
+            int32_t *se = NULL;
+            const char *kind;
+            char note[256];
+            int skip, cut;
+            (*tries)++;
+            rc = ijudge(k, m, caps, &c, &sc, &se, &kind, note, sizeof note, &skip, &cut, &ratio, err);
+            free(sc), free(se);
+            if (rc) {
+                nsx_instance_free(&c);
+                return rc;
+            }
+            if (kind && !skip && !cut) {
+                (*kept)++;
+                nsx_instance_free(b);
+                *b = c;
+                if (stage == 0)
+                    break;
+                hi = L;
+            } else {
+                nsx_instance_free(&c);
+                if (stage == 1)
+                    lo = L;
+            }
+        }
+    }
+    return 0;
+}
+
+/* A case in one line, as drawn by a recipe. */
+static void icase_text(const nsx_instance *b, char *buf, size_t len)
+{
+    static const char *const act_name[] = {"relu", "softmax", "identity"};
+    const nsx_problem *p = &b->p;
+    snprintf(buf, len, "B=%d L=%d k=%d act=%s iscale=%.17g Hi=%d di=%d causal=%d", p->B, p->L, p->sel.k,
+             act_name[p->sel.act], p->sel.idx_scale, p->sel.Hi, p->sel.di, p->causal);
 }
 
 int nsx_fuzz_indexer_run(const nsx_kernel *k, const nsx_fuzz_opts *o, nsx_fuzz_summary *s, nsx_err *err)
@@ -224,55 +371,30 @@ int nsx_fuzz_indexer_run(const nsx_kernel *k, const nsx_fuzz_opts *o, nsx_fuzz_s
             s->skipped++; /* an undecidable comparison at the precision cap */
             continue;
         }
-        const nsx_problem *p = &b.p;
-        const size_t LL = (size_t)p->B * p->L * p->L, nsel = nsx_sel_size(p);
-        double *scores = malloc(LL * sizeof *scores);
-        int32_t *sel = malloc(nsel * sizeof *sel);
-        if (!scores || !sel) {
-            free(scores), free(sel), nsx_instance_free(&b);
-            return nsx_err_set(err, NSX_E_NOMEM, "fuzz: out of memory");
-        }
-        for (size_t t2 = 0; t2 < LL; t2++)
-            scores[t2] = NAN;
-        for (size_t t2 = 0; t2 < nsel; t2++)
-            sel[t2] = -1;
         s->problems++;
         const char *kind = NULL;
         char note[512] = "";
-        int krc = nsx_kernel_run_indexer(k, p, &b.in, sel, scores, &e);
-        if (krc && k->iso && k->iso->fault == NSX_KFAULT_CUT) {
+        double *scores = NULL, ratio = 0;
+        int32_t *sel = NULL;
+        int skip = 0, cut = 0;
+        int jr = ijudge(k, &m, caps, &b, &scores, &sel, &kind, note, sizeof note, &skip, &cut, &ratio, &e);
+        if (cut) {
             s->problems--;
             s->cut = 1;
             s->cut_index = idx;
             free(scores), free(sel), nsx_instance_free(&b);
             break;
         }
-        if (krc && nsx_err_is_fatal(krc) && krc != NSX_E_KERNEL_ERROR) {
+        if (jr) {
             free(scores), free(sel), nsx_instance_free(&b);
-            return nsx_err_set(err, krc, "%s", e.msg);
+            return nsx_err_set(err, jr, "%s", e.msg);
         }
-        nsx_check_report rep;
-        if (krc) {
-            kind = fault_kind(k, krc);
-            snprintf(note, sizeof note, "%s", e.msg);
+        if (skip) {
+            s->skipped++;
         } else {
-            const nsx_idx_candidate cand = {caps & NSX_IDX_WRITES_SCORES ? scores : NULL,
-                                            caps & NSX_IDX_WRITES_SEL ? sel : NULL};
-            int jr = nsx_check_indexer(p, &b.in, &b.out, &cand, &m, &rep, &e);
-            if (jr == NSX_E_NOT_APPLICABLE) {
-                s->skipped++;
-            } else if (jr) {
-                free(scores), free(sel), nsx_instance_free(&b);
-                return nsx_err_set(err, jr, "%s", e.msg);
-            } else {
-                s->mpfr++;
-                if (rep.pass && rep.worst_s.found && rep.worst_s.ratio > worst)
-                    worst = rep.worst_s.ratio;
-                if (!rep.pass) {
-                    kind = rep.s_failed ? "scores" : "selection";
-                    snprintf(note, sizeof note, "%s", rep.nnotes ? rep.notes[0] : "");
-                }
-            }
+            s->mpfr++;
+            if (!kind && ratio > worst)
+                worst = ratio;
         }
         if (o->log && o->verbose)
             fprintf(o->log, "%s problem %" PRIu64 ": %s%s%s\n", kind ? "FAIL" : "pass", idx, text, kind ? "\n  " : "",
@@ -287,6 +409,35 @@ int nsx_fuzz_indexer_run(const nsx_kernel *k, const nsx_fuzz_opts *o, nsx_fuzz_s
             snprintf(f->draw, sizeof f->draw, "%s", text);
             snprintf(f->note, sizeof f->note, "%.250s", note);
             double t1 = now();
+            /* shrinking and saving are not bounded by the search's budget */
+            double deadline = k->iso ? k->iso->deadline : 0;
+            if (k->iso)
+                k->iso->deadline = 0;
+            int tries = 0, kept = 0;
+            const char *kind0 = kind;
+            char shrunk[200];
+            if (!krc_fault(kind)) {
+                int sr = ishrink(k, &m, caps, &b, &tries, &kept, &e);
+                if (sr) {
+                    free(scores), free(sel), nsx_instance_free(&b);
+                    return nsx_err_set(err, sr, "%s", e.msg);
+                }
+                if (kept) { /* the shrunk case's outputs and note */
+                    double ratio;
+                    int skip, cut;
+                    free(scores), free(sel);
+                    if ((sr = ijudge(k, &m, caps, &b, &scores, &sel, &kind, note, sizeof note, &skip, &cut, &ratio,
+                                     &e))) {
+                        free(scores), free(sel), nsx_instance_free(&b);
+                        return nsx_err_set(err, sr, "%s", e.msg);
+                    }
+                    if (!kind)
+                        kind = kind0;
+                }
+            }
+            icase_text(&b, shrunk, sizeof shrunk);
+            if (k->iso)
+                k->iso->deadline = deadline;
             char name[128], path[256], about[1600];
             nsx_printable(name, sizeof name, k->info->name ? k->info->name : "?");
             nsx_printable(path, sizeof path, k->path ? k->path : "");
@@ -295,16 +446,19 @@ int nsx_fuzz_indexer_run(const nsx_kernel *k, const nsx_fuzz_opts *o, nsx_fuzz_s
                      "seed %" PRIu64 ", problem %" PRIu64 " (problem seed 0x%016" PRIx64 "), found after %.1f s\n"
                      "drawn: %s\n"
                      "failed: %s\n"
-                     "not shrunk (0 of 0 candidates kept): %s\n"
+                     "shrunk (%d of %d candidates kept): %s\n"
                      "reproduce: nsimplex fuzz --indexer --seed %" PRIu64 " --start %" PRIu64 " --count 1%s%s",
-                     name, k->path ? " " : "", path, o->seed, idx, pseed, f->found, text, kind, d.recipe, o->seed,
+                     name, k->path ? " " : "", path, o->seed, idx, pseed, f->found, text, kind0, kept, tries, shrunk, o->seed,
                      idx, k->path ? " --kernel " : "", path);
-            snprintf(f->shrunk, sizeof f->shrunk, "%s", d.recipe);
-            if (o->out_dir && !krc) {
+            snprintf(f->shrunk, sizeof f->shrunk, "%s", shrunk);
+            snprintf(f->note, sizeof f->note, "%.250s", note); /* the shrunk case's */
+            nsx_recipe rs = rc_;
+            rs.p = b.p; /* the flags follow the shrunk shape */
+            if (o->out_dir && !krc_fault(kind)) {
                 char stem[96];
                 nsx_err se = {0};
                 snprintf(stem, sizeof stem, "fail-%" PRIu64 "-%" PRIu64, o->seed, idx);
-                if (isave(o->out_dir, stem, &b, &rc_, caps & NSX_IDX_WRITES_SCORES ? scores : NULL,
+                if (isave(o->out_dir, stem, &b, &rs, caps & NSX_IDX_WRITES_SCORES ? scores : NULL,
                           caps & NSX_IDX_WRITES_SEL ? sel : NULL, k, &m, about, f->path, sizeof f->path, &se)) {
                     fprintf(stderr, "nsimplex fuzz: problem %" PRIu64 " failed, but it could not be saved: %s\n", idx,
                             se.msg);
@@ -314,7 +468,7 @@ int nsx_fuzz_indexer_run(const nsx_kernel *k, const nsx_fuzz_opts *o, nsx_fuzz_s
                 }
             }
             if (o->log) {
-                fprintf(o->log, "FAIL %s\n  %s\n  %s\n", kind, about, note);
+                fprintf(o->log, "FAIL %s\n  %s\n  %s\n", kind0, about, note);
                 if (f->path[0])
                     fprintf(o->log, "  saved: %s (nsimplex check VECTOR VECTOR.candidate fails it)\n", f->path);
                 fflush(o->log);
