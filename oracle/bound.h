@@ -48,7 +48,7 @@ typedef struct nsx_bound_ctx {
     size_t cache_cap;      /* <= NSX_BOUND_CACHE; a row beyond it recomputes its
                               tuples, to the same values (a test may lower it) */
     double *acc;           /* 7 * dv sums of the values pass */
-    double *xs;            /* 3 * L indexer logits */
+    double *xs;            /* 4 L + 2 di: indexer logits and quantization errors */
 } nsx_bound_ctx;
 
 /*
