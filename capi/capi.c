@@ -201,6 +201,40 @@ int nsx_py_check_grads(const nsx_py_case *c, const double *o, const double *lse,
     return 0;
 }
 
+int nsx_py_check_indexer(const nsx_py_case *c, const double *scores, const int32_t *sel, const char *model,
+                         const char *label, int *pass, char **json, char **text, char *err, size_t errlen)
+{
+    nsx_err e = {0};
+    nsx_model m;
+    *pass = 0;
+    if (json)
+        *json = NULL;
+    if (text)
+        *text = NULL;
+    if (!label)
+        label = "indexer";
+    if (model ? nsx_model_parse(model, &m, &e) : (nsx_model_default(&m), 0))
+        return out_err(&e, err, errlen);
+    const nsx_idx_candidate cand = {scores, sel};
+    nsx_check_report rep;
+    if (nsx_check_indexer(&c->c.p, &c->c.in, &c->c.expected, &cand, &m, &rep, &e)) {
+        nsx_err_prefix(&e, c->path);
+        return out_err(&e, err, errlen);
+    }
+    *pass = rep.pass;
+    if (json && !(*json = nsx_check_indexer_json(&rep, &c->c.info, label)))
+        return out_err(&(nsx_err){NSX_E_NOMEM, "out of memory"}, err, errlen);
+    if (text) {
+        size_t len;
+        FILE *f = open_memstream(text, &len);
+        if (!f)
+            return out_err(&(nsx_err){NSX_E_NOMEM, "out of memory"}, err, errlen);
+        nsx_check_indexer_print(f, &rep, &c->c.info, label);
+        fclose(f);
+    }
+    return 0;
+}
+
 int nsx_py_write_candidate(const nsx_py_case *c, const char *path, const double *o, int o_dtype,
                            const double *lse, int lse_dtype, const int32_t *sel, const char *model, char *err,
                            size_t errlen)

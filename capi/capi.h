@@ -16,7 +16,7 @@
 
 #include "nsimplex/kernel.h"
 
-#define NSX_PY_ABI 2 /* 2: nsx_py_check_grads, nsx_py_write_candidate_grads */
+#define NSX_PY_ABI 3 /* 2: nsx_py_check_indexer; 3: nsx_py_check_grads, nsx_py_write_candidate_grads */
 
 typedef struct nsx_py_case nsx_py_case;
 
@@ -69,6 +69,15 @@ int nsx_py_check_grads(const nsx_py_case *c, const double *o, const double *lse,
                        const double *const *grads, const char *model, const char *label, int *pass, char **json,
                        char **text, char *err, size_t errlen);
 
+/*
+ * Judges an indexer's outputs alone (ABI 2 of this layer), as `nsimplex
+ * check` does for an indexer candidate (docs/ORACLE.md 5.2): scores
+ * [B,L,L] (entries off the candidates not read) and/or sel [B,L,k] (either
+ * may be NULL, not both) for a case whose indexer computes its selection.
+ * model NULL: the default (bf16).  *pass, the report as JSON and as text.
+ */
+int nsx_py_check_indexer(const nsx_py_case *c, const double *scores, const int32_t *sel, const char *model,
+                         const char *label, int *pass, char **json, char **text, char *err, size_t errlen);
 /*
  * Writes a candidate file `nsimplex check` reads: o [B,L,H,dv] encoded in
  * o_dtype, lse (NULL: none) in lse_dtype, sel (NULL: none; written only

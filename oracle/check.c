@@ -18,6 +18,7 @@
 #include "oracle/bound.h"
 #include "oracle/bound_bwd.h"
 #include "oracle/check.h"
+#include "oracle/check_internal.h"
 
 static void note(nsx_check_report *rep, int kind, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
@@ -477,7 +478,8 @@ static int check_rows(const nsx_problem *p, const nsx_candidate *cand, const dou
                     break;
                 for (int c = 0; c < dv && uo && rb.N > 0; c++)
                     bound[c] += uo[c];
-                rb.lse += ul;
+                /* the LSE's form scales its uncertainty by log2(e) (log2) or keeps it (mixed) */
+                rb.lse += m->lse_form == NSX_LSE_LOG2 ? ul * 0x1.71547652b82ffp+0 * (1 + 0x1p-52) : ul;
                 if (rb.nonfinite) {
                     rc = nsx_err_set(err, NSX_E_INPUT,
                                      "vector: batch %d, head %d, query %d reads a NaN or an infinity but is "
@@ -525,6 +527,7 @@ static int check_rows(const nsx_problem *p, const nsx_candidate *cand, const dou
                     rep->rows_empty_failed += bad;
                     continue;
                 }
+                el = rb.lse_form; /* the exact LSE in the model's form (ORACLE.md 3.8.1) */
                 for (int c = 0; c < dv; c++) {
                     double v = co[c], e = fabs(v - eo[c]);
                     rep->o_judged++;
@@ -875,4 +878,18 @@ done:
     free(own_o);
     free(own_lse);
     return rc;
+}
+
+/* ---- for the indexer's judge (oracle/idxcheck.c, check_internal.h) ------ */
+
+void nsx_check_note(nsx_check_report *rep, int kind, const char *text)
+{
+    note(rep, kind, "%s", text);
+}
+
+int nsx_check_sel_row(const nsx_problem *p, nsx_bound_ctx *bc, int b, int i, const int32_t *crow,
+                      const int32_t *grow, const double *score, unsigned char *in_c, double *tol,
+                      nsx_check_report *rep, nsx_err *err, int *rc)
+{
+    return judge_sel_row(p, bc, b, i, crow, grow, score, 0, in_c, tol, rep, err, rc);
 }
