@@ -2,6 +2,7 @@
 #include <assert.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "io/fpformat.h"
@@ -59,16 +60,16 @@ double nsx_fmt_ulp(const nsx_fmt *f, double x)
 }
 
 static const nsx_model preset_table[] = {
-    /*          in                op                acc              int             w                out              lseout           lse */
-    {NSX_FORMAT_BF16, NSX_FORMAT_BF16, NSX_FORMAT_F32, NSX_MODEL_NONE, NSX_FORMAT_BF16, NSX_FORMAT_BF16, NSX_FORMAT_F32, NSX_LSE_MINUS_INF},
-    {NSX_FORMAT_F16, NSX_FORMAT_F16, NSX_FORMAT_F32, NSX_MODEL_NONE, NSX_FORMAT_F16, NSX_FORMAT_F16, NSX_FORMAT_F32, NSX_LSE_MINUS_INF},
-    {NSX_FORMAT_F32, NSX_FORMAT_F32, NSX_FORMAT_F32, NSX_MODEL_NONE, NSX_MODEL_NONE, NSX_FORMAT_F32, NSX_FORMAT_F32, NSX_LSE_MINUS_INF},
-    {NSX_FORMAT_F64, NSX_FORMAT_F64, NSX_FORMAT_F64, NSX_MODEL_NONE, NSX_MODEL_NONE, NSX_FORMAT_F64, NSX_FORMAT_F64, NSX_LSE_MINUS_INF},
-    {NSX_FORMAT_BF16, NSX_FORMAT_BF16, NSX_FORMAT_F32, NSX_FORMAT_BF16, NSX_FORMAT_BF16, NSX_FORMAT_BF16, NSX_FORMAT_BF16, NSX_LSE_MINUS_INF},
-    {NSX_FORMAT_F16, NSX_FORMAT_F16, NSX_FORMAT_F32, NSX_FORMAT_F16, NSX_FORMAT_F16, NSX_FORMAT_F16, NSX_FORMAT_F16, NSX_LSE_MINUS_INF},
+    /*          in                op                acc              int             w                out              lseout           lse, bound */
+    {NSX_FORMAT_BF16, NSX_FORMAT_BF16, NSX_FORMAT_F32, NSX_MODEL_NONE, NSX_FORMAT_BF16, NSX_FORMAT_BF16, NSX_FORMAT_F32, NSX_LSE_MINUS_INF, NSX_BOUND_WORST, NSX_PFAIL_DEFAULT},
+    {NSX_FORMAT_F16, NSX_FORMAT_F16, NSX_FORMAT_F32, NSX_MODEL_NONE, NSX_FORMAT_F16, NSX_FORMAT_F16, NSX_FORMAT_F32, NSX_LSE_MINUS_INF, NSX_BOUND_WORST, NSX_PFAIL_DEFAULT},
+    {NSX_FORMAT_F32, NSX_FORMAT_F32, NSX_FORMAT_F32, NSX_MODEL_NONE, NSX_MODEL_NONE, NSX_FORMAT_F32, NSX_FORMAT_F32, NSX_LSE_MINUS_INF, NSX_BOUND_WORST, NSX_PFAIL_DEFAULT},
+    {NSX_FORMAT_F64, NSX_FORMAT_F64, NSX_FORMAT_F64, NSX_MODEL_NONE, NSX_MODEL_NONE, NSX_FORMAT_F64, NSX_FORMAT_F64, NSX_LSE_MINUS_INF, NSX_BOUND_WORST, NSX_PFAIL_DEFAULT},
+    {NSX_FORMAT_BF16, NSX_FORMAT_BF16, NSX_FORMAT_F32, NSX_FORMAT_BF16, NSX_FORMAT_BF16, NSX_FORMAT_BF16, NSX_FORMAT_BF16, NSX_LSE_MINUS_INF, NSX_BOUND_WORST, NSX_PFAIL_DEFAULT},
+    {NSX_FORMAT_F16, NSX_FORMAT_F16, NSX_FORMAT_F32, NSX_FORMAT_F16, NSX_FORMAT_F16, NSX_FORMAT_F16, NSX_FORMAT_F16, NSX_LSE_MINUS_INF, NSX_BOUND_WORST, NSX_PFAIL_DEFAULT},
     /* triton-f32: float32 tensors, tl.dot in TF32 (Triton's default on float32 operands) for
        the score and the weights-times-values products */
-    {NSX_FORMAT_F32, NSX_MODEL_TF32, NSX_FORMAT_F32, NSX_MODEL_NONE, NSX_MODEL_TF32, NSX_FORMAT_F32, NSX_FORMAT_F32, NSX_LSE_MINUS_INF},
+    {NSX_FORMAT_F32, NSX_MODEL_TF32, NSX_FORMAT_F32, NSX_MODEL_NONE, NSX_MODEL_TF32, NSX_FORMAT_F32, NSX_FORMAT_F32, NSX_LSE_MINUS_INF, NSX_BOUND_WORST, NSX_PFAIL_DEFAULT},
 };
 
 const char *const nsx_model_presets[] = {"bf16", "f16", "f32", "f64", "einsum-bf16", "einsum-f16", "triton-f32", NULL};
@@ -108,7 +109,7 @@ int nsx_model_parse(const char *s, nsx_model *out, nsx_err *err)
         {"lseout", offsetof(nsx_model, lseout), 0},
     };
     nsx_model m;
-    int op_set = 0, lseout_set = 0;
+    int op_set = 0, lseout_set = 0, pfail_set = 0;
     char buf[256];
 
     nsx_model_default(&m);
@@ -136,7 +137,10 @@ int nsx_model_parse(const char *s, nsx_model *out, nsx_err *err)
                                            "einsum-bf16, einsum-f16, triton-f32) nor KEY=VALUE"
                                          : "model '%s': preset '%s' must come first",
                                    s, item);
+            int bound = m.bound;
+            double pfail = m.pfail;
             m = preset_table[p];
+            m.bound = bound, m.pfail = pfail;
             continue;
         }
         *eq = '\0';
@@ -154,12 +158,32 @@ int nsx_model_parse(const char *s, nsx_model *out, nsx_err *err)
                                    s, val);
             continue;
         }
+        if (strcmp(key, "bound") == 0) {
+            if (strcmp(val, "worst") == 0)
+                m.bound = NSX_BOUND_WORST;
+            else if (strcmp(val, "prob") == 0)
+                m.bound = NSX_BOUND_PROB;
+            else
+                return nsx_err_set(err, NSX_E_INPUT, "model '%s': bound=%s: the bound is worst or prob", s, val);
+            continue;
+        }
+        if (strcmp(key, "pfail") == 0) {
+            char *end;
+            double v = strtod(val, &end);
+            if (end == val || *end != '\0' || !(v > 0 && v <= 0.25))
+                return nsx_err_set(err, NSX_E_INPUT,
+                                   "model '%s': pfail=%s: a probability in (0, 0.25] (e.g. 1e-9)", s, val);
+            m.pfail = v;
+            pfail_set = 1;
+            continue;
+        }
         size_t k = 0;
         while (k < sizeof keys / sizeof keys[0] && strcmp(key, keys[k].key) != 0)
             k++;
         if (k == sizeof keys / sizeof keys[0])
             return nsx_err_set(err, NSX_E_INPUT,
-                               "model '%s': unknown key '%s' (keys: in, op, acc, int, w, out, lseout, lse)",
+                               "model '%s': unknown key '%s' (keys: in, op, acc, int, w, out, lseout, lse, "
+                               "bound, pfail)",
                                s, key);
         /* allow_none: 1 none and tf32 (int, w), 2 tf32 only (op) */
         int f = format_value(val, keys[k].allow_none);
@@ -176,6 +200,8 @@ int nsx_model_parse(const char *s, nsx_model *out, nsx_err *err)
         if (strcmp(key, "acc") == 0 && !lseout_set)
             m.lseout = f;
     }
+    if (pfail_set && m.bound != NSX_BOUND_PROB)
+        return nsx_err_set(err, NSX_E_INPUT, "model '%s': pfail= applies to bound=prob only", s);
     *out = m;
     return 0;
 }
@@ -229,9 +255,11 @@ const char *nsx_model_warning(const char *s, char *buf, size_t len)
 char *nsx_model_format(const nsx_model *m, char *buf, size_t len)
 {
     assert(m && buf && len >= 1);
-    snprintf(buf, len, "in=%s,op=%s,acc=%s,int=%s,w=%s,out=%s,lseout=%s,lse=%s", fname_of(m->in),
-             fname_of(m->op), fname_of(m->acc), fname_of(m->inter), fname_of(m->w), fname_of(m->out),
-             fname_of(m->lseout), nsx_lse_conv_name(m->lse_conv));
+    int w = snprintf(buf, len, "in=%s,op=%s,acc=%s,int=%s,w=%s,out=%s,lseout=%s,lse=%s", fname_of(m->in),
+                     fname_of(m->op), fname_of(m->acc), fname_of(m->inter), fname_of(m->w), fname_of(m->out),
+                     fname_of(m->lseout), nsx_lse_conv_name(m->lse_conv));
+    if (m->bound == NSX_BOUND_PROB && w >= 0 && (size_t)w < len)
+        snprintf(buf + w, len - (size_t)w, ",bound=prob,pfail=%.3g", m->pfail);
     return buf;
 }
 
@@ -249,5 +277,7 @@ int nsx_model_from_kernel(const nsx_kernel_info *ki, nsx_model *m, nsx_err *err)
     m->out = f[3];
     m->inter = NSX_MODEL_NONE;
     m->lse_conv = NSX_LSE_ANY;
+    m->bound = NSX_BOUND_WORST;
+    m->pfail = NSX_PFAIL_DEFAULT;
     return 0;
 }

@@ -22,6 +22,11 @@
  *   lseout  the output format of lse (default: the accumulation format, as
  *           FlashAttention, FlashMLA and FBGEMM store it).
  *   lse     the empty-slice convention: -inf (the spec), +inf (FlashMLA), any.
+ *   bound   worst (the rigorous bound, default) or prob (ORACLE.md section 8:
+ *           rounding errors modelled as independent and mean zero, after
+ *           Higham and Mary 2019; for round-to-nearest kernels at scale).
+ *   pfail   with bound=prob: the modelled probability that one element of
+ *           an honest kernel exceeds its bound (default 1e-9).
  *
  * Syntax (--model, and the candidate's metadata key "nsimplex.model"): a
  * comma-separated list whose first item may name a preset, followed by
@@ -57,9 +62,23 @@ enum nsx_lse_conv {
     NSX_LSE_ANY = 2        /* either infinity */
 };
 
+/* Which bound the oracle judges by (docs/ORACLE.md section 8). */
+enum nsx_bound_kind {
+    NSX_BOUND_WORST = 0, /* the rigorous worst case of section 3 (the default) */
+    NSX_BOUND_PROB = 1   /* the probabilistic bound of section 8: rounding errors
+                            modelled as independent, mean zero (Higham and Mary) */
+};
+
+/* The probabilistic bound's default failure probability per element. */
+#define NSX_PFAIL_DEFAULT 1e-9
+
 typedef struct nsx_model {
     int in, op, acc, inter, w, out, lseout; /* NSX_FORMAT_*; inter, w may be NSX_MODEL_NONE */
     int lse_conv;                           /* enum nsx_lse_conv */
+    int bound;                              /* enum nsx_bound_kind */
+    double pfail;                           /* bound=prob: the probability, under the model of
+                                               ORACLE.md 8.1, that one element of an honest
+                                               kernel exceeds its bound; 0 < pfail <= 1/4 */
 } nsx_model;
 
 /* Parameters of a binary floating-point format with p-bit significands. */
@@ -105,7 +124,8 @@ int nsx_model_parse(const char *s, nsx_model *m, nsx_err *err);
 const char *nsx_model_warning(const char *s, char *buf, size_t len);
 
 /* The canonical text of m (every key, in the order in,op,acc,int,w,out,
-   lseout,lse) into buf (size len; 96 bytes always suffice); returns buf.
+   lseout,lse, then bound=prob,pfail=P when the bound is probabilistic)
+   into buf (size len; 112 bytes always suffice); returns buf.
    nsx_model_parse reads it back to the same model.  Pre (asserted): m and
    buf not NULL, len >= 1. */
 char *nsx_model_format(const nsx_model *m, char *buf, size_t len);
