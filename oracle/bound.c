@@ -46,9 +46,13 @@ void nsx_bound_consts(const nsx_bound_ctx *ctx, consts *k)
     k->flse = nsx_fmt_of(m->lseout);
     int rounds = !nsx_format_fits(ctx->p->input_format, m->in);
     k->ui = rounds ? k->fi.u : 0.0;
-    k->lami = rounds ? k->fi.lambda : 0.0;
+    /* A1: a conversion's absolute error is below lambda (flush to zero), or
+       below lambda u when it rounds among the subnormals (sub=keep, 3.0) */
+    const int keep = m->sub_keep;
+    k->lami = rounds ? k->fi.lambda * (keep ? k->fi.u : 1.0) : 0.0;
     k->ux = fmax(k->fo.u, k->ft.u);
-    k->lamx = fmax(k->fo.lambda, k->ft.lambda);
+    k->lamx = fmax(k->fo.lambda * (keep ? k->fo.u : 1.0), k->ft.lambda * (keep ? k->ft.u : 1.0));
+    k->lamw = k->fw.lambda * (keep ? k->fw.u : 1.0);
     k->lam_all = fmax(fmax(k->lami, k->lamx), k->fa.lambda);
     k->conv = !nsx_format_fits(m->in, m->op);
     k->ua = 2 * k->fa.u;
@@ -88,6 +92,7 @@ typedef struct {
     double cT;      /* roundings along one term (Lemma 1's C) */
     double s;       /* the binary64 scale and |s| */
     double e64;     /* <2n + d + 2>_u64: binary64 recomputation of T (3.9) */
+    double cX;      /* the roundings along one term in in, op or int (3.2) */
     double lam_uf;  /* the largest lambda of in (when rounding), op, int: charged to a
                        term only when one of its values may fall below it (3.2) */
     /* bound=prob (8.3): the linear counts of the global, key and per-tuple sites */
@@ -136,6 +141,7 @@ static void score_consts_of(const nsx_bound_ctx *ctx, const consts *k, score_con
         sc->fk[m] = k->ui + (p->k_bias[m] != 0 ? 2 * u_acc + k->fo.u : k->conv * k->fo.u);
     sc->gTup = 2.0 * p->d * u_acc + k->ft.u * (1 + sc->gT);
     sc->cT = 5.0 * p->n + p->d + 8;
+    sc->cX = 3.0 * p->n + 4; /* of those, in in, op, int: n + 1 inputs, n + 1 conversions, s and n products, int */
     sc->e64 = gamma_of(2.0 * p->n + p->d + 2, U64);
 }
 
@@ -326,7 +332,7 @@ static int tuple_score(const row *r, const int *J, tscore *ts)
     ts->eT = r->sc.e64 * as * M * (1 + 4 * U64) + 8.0 * (2 * p->n + p->d) * L64 * G;
     /* Lemma 1 per term: lambda_acc for every term, lam_all for those that
        may underflow in in, op or int */
-    ts->b = r->sc.gT * as * M + 2 * r->sc.cT * (r->k.fa.lambda * G + (r->k.lam_all - r->k.fa.lambda) * G_u) +
+    ts->b = r->sc.gT * as * M + 2 * (r->sc.cT * r->k.fa.lambda * G + r->sc.cX * r->sc.lam_uf * G_u) +
             4 * r->k.ft.lambda; /* the score's roundings to int (and its scaling there) */
     ts->sM = as * M;
     ts->in_max = in_max;
@@ -692,6 +698,9 @@ static int values_B6_B11(row *r, const double *o_exact, nsx_row_bound *rb, nsx_e
         /* B7: a weight that may fall below 2 lambda_w errs by at most itself
            (flushed or rounded among the subnormals), <= (1 + delta_J) A_J */
         const int w_uf = k->fw.lambda > 0 && !r->wild && tw.wlo / (1 + r->dh) < 2 * k->fw.lambda;
+        /* its error: at most itself, and at most lamw (in the frame of
+           normalized weights, or of p <= 1 divided by S >= S_lo) */
+        const double w_err = fmin(1.0, k->lamw * fmax(1.0, 1 / r->S_lo) / (A * (1 + delta)));
         const double *V[NSX_MAX_ORDER];
         for (int m = 0; m < n; m++)
             V[m] = ctx->in->v[m] + nsx_v_at(p, r->b, z->J[m], r->g, 0);
@@ -722,7 +731,7 @@ static int values_B6_B11(row *r, const double *o_exact, nsx_row_bound *rb, nsx_e
                 s.S2[c] += A * (1 + delta) * eW;
                 s.S3[c] += A * (1 + delta) * Wa;
                 if (w_uf)
-                    s.UW[c] += A * (1 + delta) * Wa;
+                    s.UW[c] += A * (1 + delta) * Wa * w_err;
             }
             if (prob) {
                 const double a = A * dw, a2 = A * (1 + delta), eWt = fmin(eW, ux_last * Wp);
@@ -772,7 +781,7 @@ static int identity_B7(row *r, nsx_err *err)
     r->gNw = expm1(log1p(k->fw.u) + (reduction(N) + (N - 1.0) + 2) * log1p(k->ua) + n * log1p(k->ft.u));
     const double l_hi = N * exp(r->lg_hi) * (1 + gD);
     /* the weights' underflow: per tuple (chan_sums.UW) unless the row is wild */
-    r->aN = 8.0 * N * (k->fa.lambda + (r->wild ? k->fw.lambda * fmax(1.0, l_hi) : 0.0)) * (1 + W_max);
+    r->aN = 8.0 * N * (k->fa.lambda + (r->wild ? k->lamw * fmax(1.0, l_hi) : 0.0)) * (1 + W_max);
     const double aD = 6.0 * N * k->fa.lambda;
     r->Theta = gD + aD / r->S_lo;
     /* P4 (8.4): the denominator's additions and rescalings, 2N roundings

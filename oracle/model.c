@@ -61,15 +61,15 @@ double nsx_fmt_ulp(const nsx_fmt *f, double x)
 
 static const nsx_model preset_table[] = {
     /*          in                op                acc              int             w                out              lseout           lse, bound */
-    {NSX_FORMAT_BF16, NSX_FORMAT_BF16, NSX_FORMAT_F32, NSX_MODEL_NONE, NSX_FORMAT_BF16, NSX_FORMAT_BF16, NSX_FORMAT_F32, NSX_LSE_MINUS_INF, NSX_BOUND_WORST, NSX_PFAIL_DEFAULT},
-    {NSX_FORMAT_F16, NSX_FORMAT_F16, NSX_FORMAT_F32, NSX_MODEL_NONE, NSX_FORMAT_F16, NSX_FORMAT_F16, NSX_FORMAT_F32, NSX_LSE_MINUS_INF, NSX_BOUND_WORST, NSX_PFAIL_DEFAULT},
-    {NSX_FORMAT_F32, NSX_FORMAT_F32, NSX_FORMAT_F32, NSX_MODEL_NONE, NSX_MODEL_NONE, NSX_FORMAT_F32, NSX_FORMAT_F32, NSX_LSE_MINUS_INF, NSX_BOUND_WORST, NSX_PFAIL_DEFAULT},
-    {NSX_FORMAT_F64, NSX_FORMAT_F64, NSX_FORMAT_F64, NSX_MODEL_NONE, NSX_MODEL_NONE, NSX_FORMAT_F64, NSX_FORMAT_F64, NSX_LSE_MINUS_INF, NSX_BOUND_WORST, NSX_PFAIL_DEFAULT},
-    {NSX_FORMAT_BF16, NSX_FORMAT_BF16, NSX_FORMAT_F32, NSX_FORMAT_BF16, NSX_FORMAT_BF16, NSX_FORMAT_BF16, NSX_FORMAT_BF16, NSX_LSE_MINUS_INF, NSX_BOUND_WORST, NSX_PFAIL_DEFAULT},
-    {NSX_FORMAT_F16, NSX_FORMAT_F16, NSX_FORMAT_F32, NSX_FORMAT_F16, NSX_FORMAT_F16, NSX_FORMAT_F16, NSX_FORMAT_F16, NSX_LSE_MINUS_INF, NSX_BOUND_WORST, NSX_PFAIL_DEFAULT},
+    {NSX_FORMAT_BF16, NSX_FORMAT_BF16, NSX_FORMAT_F32, NSX_MODEL_NONE, NSX_FORMAT_BF16, NSX_FORMAT_BF16, NSX_FORMAT_F32, NSX_LSE_MINUS_INF, NSX_BOUND_WORST, 0, NSX_PFAIL_DEFAULT},
+    {NSX_FORMAT_F16, NSX_FORMAT_F16, NSX_FORMAT_F32, NSX_MODEL_NONE, NSX_FORMAT_F16, NSX_FORMAT_F16, NSX_FORMAT_F32, NSX_LSE_MINUS_INF, NSX_BOUND_WORST, 0, NSX_PFAIL_DEFAULT},
+    {NSX_FORMAT_F32, NSX_FORMAT_F32, NSX_FORMAT_F32, NSX_MODEL_NONE, NSX_MODEL_NONE, NSX_FORMAT_F32, NSX_FORMAT_F32, NSX_LSE_MINUS_INF, NSX_BOUND_WORST, 0, NSX_PFAIL_DEFAULT},
+    {NSX_FORMAT_F64, NSX_FORMAT_F64, NSX_FORMAT_F64, NSX_MODEL_NONE, NSX_MODEL_NONE, NSX_FORMAT_F64, NSX_FORMAT_F64, NSX_LSE_MINUS_INF, NSX_BOUND_WORST, 0, NSX_PFAIL_DEFAULT},
+    {NSX_FORMAT_BF16, NSX_FORMAT_BF16, NSX_FORMAT_F32, NSX_FORMAT_BF16, NSX_FORMAT_BF16, NSX_FORMAT_BF16, NSX_FORMAT_BF16, NSX_LSE_MINUS_INF, NSX_BOUND_WORST, 0, NSX_PFAIL_DEFAULT},
+    {NSX_FORMAT_F16, NSX_FORMAT_F16, NSX_FORMAT_F32, NSX_FORMAT_F16, NSX_FORMAT_F16, NSX_FORMAT_F16, NSX_FORMAT_F16, NSX_LSE_MINUS_INF, NSX_BOUND_WORST, 0, NSX_PFAIL_DEFAULT},
     /* triton-f32: float32 tensors, tl.dot in TF32 (Triton's default on float32 operands) for
        the score and the weights-times-values products */
-    {NSX_FORMAT_F32, NSX_MODEL_TF32, NSX_FORMAT_F32, NSX_MODEL_NONE, NSX_MODEL_TF32, NSX_FORMAT_F32, NSX_FORMAT_F32, NSX_LSE_MINUS_INF, NSX_BOUND_WORST, NSX_PFAIL_DEFAULT},
+    {NSX_FORMAT_F32, NSX_MODEL_TF32, NSX_FORMAT_F32, NSX_MODEL_NONE, NSX_MODEL_TF32, NSX_FORMAT_F32, NSX_FORMAT_F32, NSX_LSE_MINUS_INF, NSX_BOUND_WORST, 0, NSX_PFAIL_DEFAULT},
 };
 
 const char *const nsx_model_presets[] = {"bf16", "f16", "f32", "f64", "einsum-bf16", "einsum-f16", "triton-f32", NULL};
@@ -137,10 +137,10 @@ int nsx_model_parse(const char *s, nsx_model *out, nsx_err *err)
                                            "einsum-bf16, einsum-f16, triton-f32) nor KEY=VALUE"
                                          : "model '%s': preset '%s' must come first",
                                    s, item);
-            int bound = m.bound;
+            int bound = m.bound, sub_keep = m.sub_keep;
             double pfail = m.pfail;
             m = preset_table[p];
-            m.bound = bound, m.pfail = pfail;
+            m.bound = bound, m.pfail = pfail, m.sub_keep = sub_keep;
             continue;
         }
         *eq = '\0';
@@ -167,6 +167,13 @@ int nsx_model_parse(const char *s, nsx_model *out, nsx_err *err)
                 return nsx_err_set(err, NSX_E_INPUT, "model '%s': bound=%s: the bound is worst or prob", s, val);
             continue;
         }
+        if (strcmp(key, "sub") == 0) {
+            if (strcmp(val, "keep") == 0 || strcmp(val, "flush") == 0)
+                m.sub_keep = strcmp(val, "keep") == 0;
+            else
+                return nsx_err_set(err, NSX_E_INPUT, "model '%s': sub=%s: subnormals are keep or flush", s, val);
+            continue;
+        }
         if (strcmp(key, "pfail") == 0) {
             char *end;
             double v = strtod(val, &end);
@@ -183,7 +190,7 @@ int nsx_model_parse(const char *s, nsx_model *out, nsx_err *err)
         if (k == sizeof keys / sizeof keys[0])
             return nsx_err_set(err, NSX_E_INPUT,
                                "model '%s': unknown key '%s' (keys: in, op, acc, int, w, out, lseout, lse, "
-                               "bound, pfail)",
+                               "sub, bound, pfail)",
                                s, key);
         /* allow_none: 1 none and tf32 (int, w), 2 tf32 only (op) */
         int f = format_value(val, keys[k].allow_none);
@@ -258,6 +265,8 @@ char *nsx_model_format(const nsx_model *m, char *buf, size_t len)
     int w = snprintf(buf, len, "in=%s,op=%s,acc=%s,int=%s,w=%s,out=%s,lseout=%s,lse=%s", fname_of(m->in),
                      fname_of(m->op), fname_of(m->acc), fname_of(m->inter), fname_of(m->w), fname_of(m->out),
                      fname_of(m->lseout), nsx_lse_conv_name(m->lse_conv));
+    if (m->sub_keep && w >= 0 && (size_t)w < len)
+        w += snprintf(buf + w, len - (size_t)w, ",sub=keep");
     if (m->bound == NSX_BOUND_PROB && w >= 0 && (size_t)w < len)
         snprintf(buf + w, len - (size_t)w, ",bound=prob,pfail=%.3g", m->pfail);
     return buf;
@@ -278,6 +287,7 @@ int nsx_model_from_kernel(const nsx_kernel_info *ki, nsx_model *m, nsx_err *err)
     m->inter = NSX_MODEL_NONE;
     m->lse_conv = NSX_LSE_ANY;
     m->bound = NSX_BOUND_WORST;
+    m->sub_keep = 0;
     m->pfail = NSX_PFAIL_DEFAULT;
     return 0;
 }

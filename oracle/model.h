@@ -25,6 +25,9 @@
  *   bound   worst (the rigorous bound, default) or prob (ORACLE.md section 8:
  *           rounding errors modelled as independent and mean zero, after
  *           Higham and Mary 2019; for round-to-nearest kernels at scale).
+ *   sub     flush (default: conversions to in, op, int and w may flush results
+ *           below the smallest normal to zero) or keep (they round among the
+ *           subnormals, as IEEE 754 and CUDA's cvt.rn do: |eta| <= lambda u).
  *   pfail   with bound=prob: the modelled probability that one element of
  *           an honest kernel exceeds its bound (default 1e-9).
  *
@@ -76,6 +79,8 @@ typedef struct nsx_model {
     int in, op, acc, inter, w, out, lseout; /* NSX_FORMAT_*; inter, w may be NSX_MODEL_NONE */
     int lse_conv;                           /* enum nsx_lse_conv */
     int bound;                              /* enum nsx_bound_kind */
+    int sub_keep;                           /* 1: conversions to in, op, int, w keep subnormals
+                                               (|eta| <= lambda u); 0: they may flush (<= lambda) */
     double pfail;                           /* bound=prob: the probability, under the model of
                                                ORACLE.md 8.1, that one element of an honest
                                                kernel exceeds its bound; 0 < pfail <= 1/4 */
@@ -124,8 +129,9 @@ int nsx_model_parse(const char *s, nsx_model *m, nsx_err *err);
 const char *nsx_model_warning(const char *s, char *buf, size_t len);
 
 /* The canonical text of m (every key, in the order in,op,acc,int,w,out,
-   lseout,lse, then bound=prob,pfail=P when the bound is probabilistic)
-   into buf (size len; 112 bytes always suffice); returns buf.
+   lseout,lse, then sub=keep when subnormals are kept, bound=prob,pfail=P
+   when the bound is probabilistic) into buf (size len; 128 bytes always
+   suffice); returns buf.
    nsx_model_parse reads it back to the same model.  Pre (asserted): m and
    buf not NULL, len >= 1. */
 char *nsx_model_format(const nsx_model *m, char *buf, size_t len);
