@@ -283,9 +283,9 @@ static void flash_row_bug(const erow *r, const int *list, size_t N, int bug, dou
  * Planted bugs on the large rows of a tiles case (n2_L65_d64, or the file
  * in NSX_TIGHTNESS_BUG_FILE; three rows of 1,000 or more tuples), run by flash-f32 and flash-bf16: the
  * largest error/bound ratio of any element of the sampled rows under the
- * worst-case bound and under bound=prob.  Each bug must fail the
- * probabilistic bound (ratio > 1) for f32; the worst-case figures are
- * printed, to show what it misses.
+ * worst-case bound and under bound=prob.  On n2_L65_d64 each bug must
+ * fail the probabilistic bound (ratio > 1) for f32; the worst-case figures
+ * are printed, to show what it misses (with a file given: printed only).
  */
 START_TEST(planted_bugs_at_scale)
 {
@@ -333,7 +333,7 @@ START_TEST(planted_bugs_at_scale)
             ck_assert_uint_gt(rows, 0);
             printf("planted bug at scale: %-11s %-34s worst o ratio: worst-case bound %.3g, bound=prob %.3g\n", K->name,
                    bug_name[bug], worst[0], worst[1]);
-            if (ki == 0)
+            if (ki == 0 && !getenv("NSX_TIGHTNESS_BUG_FILE"))
                 ck_assert_msg(worst[1] > 1, "%s: %s passes bound=prob (ratio %g)", K->name, bug_name[bug], worst[1]);
         }
         for (int bk = 0; bk < NBND; bk++)
