@@ -1626,9 +1626,15 @@ START_TEST(model_syntax)
         {"bf16,acc=f64", "in=bf16,op=bf16,acc=f64,int=none,w=bf16,out=bf16,lseout=f64,lse=-inf"},
         {"bf16,lseout=bf16,acc=f64", "in=bf16,op=bf16,acc=f64,int=none,w=bf16,out=bf16,lseout=bf16,lse=-inf"},
         {"bf16,lse=+inf,w=none", "in=bf16,op=bf16,acc=f32,int=none,w=none,out=bf16,lseout=f32,lse=+inf"},
+        {"bf16,bound=prob", "in=bf16,op=bf16,acc=f32,int=none,w=bf16,out=bf16,lseout=f32,lse=-inf,bound=prob,pfail=1e-09"},
+        {"f16,sub=keep,bound=prob,pfail=1e-12",
+         "in=f16,op=f16,acc=f32,int=none,w=f16,out=f16,lseout=f32,lse=-inf,sub=keep,bound=prob,pfail=1e-12"},
+        {"f32,sub=flush,bound=worst", "in=f32,op=f32,acc=f32,int=none,w=none,out=f32,lseout=f32,lse=-inf"},
     };
     static const char *const bad[] = {"", "bf8", "in=f8", "w=", "lse=0", "x=f32", "in", "f32,bf16",
-                                      "in=bf16,,out=f32", "acc=none", "out=none", "bf16,"};
+                                      "in=bf16,,out=f32", "acc=none", "out=none", "bf16,", "bound=maybe",
+                                      "bf16,pfail=1e-9", "bf16,bound=prob,pfail=0", "bf16,bound=prob,pfail=0.5",
+                                      "bf16,bound=prob,pfail=x", "sub=yes", "bound=prob,f32"};
     char buf[160];
     for (size_t x = 0; x < sizeof good / sizeof good[0]; x++) {
         nsx_model m, back;

@@ -228,6 +228,11 @@ START_TEST(honest_kernels_at_scale)
     }
     ck_assert(worst <= 1);
     ck_assert(worst > 0);
+    /* bound=prob is never looser than the worst case (ORACLE.md 8.4: each
+       term is the smaller of the two), so no ratio may drop */
+    for (int k = 0; k < NMEAS; k++)
+        for (int d = 0; d < NDEC; d++)
+            ck_assert_msg(tb.o[1][k][d] >= tb.o[0][k][d], "%s 10^%d: bound=prob looser than the worst case", measured[k], d);
 }
 END_TEST
 
