@@ -35,6 +35,9 @@ static void check_usage(FILE *f)
             "                in, op, acc, out, lseout   f64 f32 f16 bf16\n"
             "                int, w                     f64 f32 f16 bf16 none\n"
             "                lse                        -inf +inf any (empty-slice LSE)\n"
+            "                sub                        flush keep (subnormals, ORACLE.md 8.1)\n"
+            "                bound                      worst prob (probabilistic, ORACLE.md 8)\n"
+            "                pfail                      bound=prob's failure probability (1e-9)\n"
             "              e.g. --model in=bf16,acc=f32,w=bf16,out=bf16,lse=-inf (the default)\n"
             "  --json      the report as one JSON object on one line (for CI)\n"
             CLI_BUDGET_HELP
