@@ -16,7 +16,7 @@
 
 #include "nsimplex/kernel.h"
 
-#define NSX_PY_ABI 1
+#define NSX_PY_ABI 2
 
 typedef struct nsx_py_case nsx_py_case;
 
@@ -59,6 +59,15 @@ int nsx_py_case_tensor(const nsx_py_case *c, const char *name, const void **data
 int nsx_py_check(const nsx_py_case *c, const double *o, const double *lse, const int32_t *sel, const char *model,
                  const char *label, int *pass, char **json, char **text, char *err, size_t errlen);
 
+/*
+ * Judges an indexer's outputs alone (ABI 2 of this layer), as `nsimplex
+ * check` does for an indexer candidate (docs/ORACLE.md 5.2): scores
+ * [B,L,L] (entries off the candidates not read) and/or sel [B,L,k] (either
+ * may be NULL, not both) for a case whose indexer computes its selection.
+ * model NULL: the default (bf16).  *pass, the report as JSON and as text.
+ */
+int nsx_py_check_indexer(const nsx_py_case *c, const double *scores, const int32_t *sel, const char *model,
+                         const char *label, int *pass, char **json, char **text, char *err, size_t errlen);
 /*
  * Writes a candidate file `nsimplex check` reads: o [B,L,H,dv] encoded in
  * o_dtype, lse (NULL: none) in lse_dtype, sel (NULL: none; written only

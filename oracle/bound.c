@@ -214,7 +214,7 @@ int nsx_bound_init(nsx_bound_ctx *ctx, const nsx_problem *p, const nsx_inputs *i
     ctx->cache_cap = most < NSX_BOUND_CACHE ? most : NSX_BOUND_CACHE;
     ctx->cache = malloc((ctx->cache_cap ? ctx->cache_cap : 1) * T_SLOTS * sizeof(double));
     ctx->acc = malloc((size_t)p->dv * 14 * sizeof(double));
-    ctx->xs = malloc((size_t)p->L * 3 * sizeof(double));
+    ctx->xs = malloc(((size_t)p->L * 4 + 2 * (size_t)(p->sel.di > 0 ? p->sel.di : 0)) * sizeof(double));
     if (!ctx->cache || !ctx->acc || !ctx->xs)
         goto oom;
     if (m->bound == NSX_BOUND_PROB) {

@@ -48,10 +48,10 @@ typedef struct nsx_bound_ctx {
     double *cache;         /* 3 doubles for each of the first cache_cap tuples of a row */
     size_t cache_cap;      /* <= NSX_BOUND_CACHE; a row beyond it recomputes its
                               tuples, to the same values (a test may lower it) */
-    double *acc;           /* 13 * dv sums of the values pass */
+    double *acc;           /* 14 * dv sums of the values pass */
     nsx_prob_groups pg;    /* bound=prob: the key groups of ORACLE.md 8.3 */
     double *pg_sq;         /* bound=prob: their n * dv sums of squares */
-    double *xs;            /* 3 * L indexer logits */
+    double *xs;            /* 4 L + 2 di: indexer logits and quantization errors */
 } nsx_bound_ctx;
 
 /*

@@ -17,6 +17,7 @@
 #include "nsimplex/slice.h"
 #include "oracle/bound.h"
 #include "oracle/check.h"
+#include "oracle/check_internal.h"
 
 static void note(nsx_check_report *rep, int kind, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
@@ -612,4 +613,18 @@ done:
     free(own_o);
     free(own_lse);
     return rc;
+}
+
+/* ---- for the indexer's judge (oracle/idxcheck.c, check_internal.h) ------ */
+
+void nsx_check_note(nsx_check_report *rep, int kind, const char *text)
+{
+    note(rep, kind, "%s", text);
+}
+
+int nsx_check_sel_row(const nsx_problem *p, nsx_bound_ctx *bc, int b, int i, const int32_t *crow,
+                      const int32_t *grow, const double *score, unsigned char *in_c, double *tol,
+                      nsx_check_report *rep, nsx_err *err, int *rc)
+{
+    return judge_sel_row(p, bc, b, i, crow, grow, score, 0, in_c, tol, rep, err, rc);
 }

@@ -44,7 +44,8 @@ enum nsx_check_note_kind {
     NSX_NOTE_SEL = 1,   /* the selection */
     NSX_NOTE_EMPTY,     /* an output of an empty slice */
     NSX_NOTE_BOUND,     /* an element beyond its bound, or not the exact value */
-    NSX_NOTE_PAIR       /* a leak pair or mask probe */
+    NSX_NOTE_PAIR,      /* a leak pair or mask probe */
+    NSX_NOTE_SCORE      /* an indexer score beyond its bound (nsx_check_indexer) */
 };
 
 typedef struct nsx_check_report {
@@ -66,6 +67,11 @@ typedef struct nsx_check_report {
     char notes[NSX_CHECK_NOTES][224];
     int note_kind[NSX_CHECK_NOTES]; /* enum nsx_check_note_kind of each note */
     size_t failures;            /* all failures counted */
+    /* nsx_check_indexer only (0 otherwise): the indexer's scores */
+    int indexer;                /* 1: an indexer's report (E8, E9 alone) */
+    int s_present;              /* the candidate gave scores */
+    size_t s_judged, s_failed;
+    nsx_check_worst worst_s;    /* h = -1, c = the key j */
 } nsx_check_report;
 
 /*
@@ -128,5 +134,35 @@ void nsx_check_print(FILE *f, const nsx_check_report *rep, const nsx_case_info *
 /* The report as one JSON object (one line, malloc'd; NULL when out of
    memory). */
 char *nsx_check_json(const nsx_check_report *rep, const nsx_case_info *info, const char *label);
+
+/* An indexer's outputs (E8, E9 alone; docs/ORACLE.md 5.2), decoded to
+   binary64 like nsx_candidate's. */
+typedef struct nsx_idx_candidate {
+    const double *scores; /* [B, L, L]: S'[i,j] for the candidates j of i (the
+                             others not read); NULL when absent */
+    const int32_t *sel;   /* [B, L, k]: S(i) as a set, -1 pads; NULL when absent */
+} nsx_idx_candidate;
+
+/*
+ * Judges an indexer's outputs for the vector (p, in, expected) under model
+ * m (its idx, idxblk keys included; ORACLE.md 5.1): every candidate score
+ * S'[i,j] against tau_ij plus its rounding to m's output format, and each
+ * selection row as a set: an entry other than -1 that is not a candidate
+ * key (out of range, or in the future with causal on) fails, as do
+ * duplicates and a count other than min(k, |C(i)|); keys whose exact score
+ * is within tolerance of the k-th are interchangeable.  expected->sel and
+ * ->sel_scores are the golden ones (computed here when NULL).  At least one
+ * of cand's members must be given.  Fills rep (rep->indexer = 1; the
+ * selection in sel_rows, sel_failed, sel_differ) and returns 0 whatever the
+ * verdict; NSX_E_INPUT when p's selection is not computed by an indexer or
+ * cand is empty, NSX_E_NOT_APPLICABLE when an input is out of the model's
+ * range, NSX_E_NOMEM, or the reference's error.
+ */
+int nsx_check_indexer(const nsx_problem *p, const nsx_inputs *in, const nsx_outputs *expected,
+                      const nsx_idx_candidate *cand, const nsx_model *m, nsx_check_report *rep, nsx_err *err);
+
+/* nsx_check_indexer's report for people, and as one JSON line (malloc'd). */
+void nsx_check_indexer_print(FILE *f, const nsx_check_report *rep, const nsx_case_info *info, const char *label);
+char *nsx_check_indexer_json(const nsx_check_report *rep, const nsx_case_info *info, const char *label);
 
 #endif
