@@ -22,7 +22,7 @@
 #include "oracle/bound_prob.h"
 #include "oracle/model.h"
 
-/* Tuples of a row whose per-tuple quantities the bound keeps (24 bytes
+/* Tuples of a row whose per-tuple quantities the bound keeps (48 bytes
    each); beyond them it recomputes. */
 #define NSX_BOUND_CACHE ((size_t)1 << 16)
 
@@ -45,7 +45,7 @@ typedef struct nsx_bound_ctx {
     size_t chain_lim;      /* the most tuples the bound's own arithmetic can carry (3.9) */
     /* scratch, independent of the tuple count */
     nsx_slice z;           /* the iterator over Z(i) (n L keys, L flags) */
-    double *cache;         /* 3 doubles for each of the first cache_cap tuples of a row */
+    double *cache;         /* 6 doubles for each of the first cache_cap tuples of a row */
     size_t cache_cap;      /* <= NSX_BOUND_CACHE; a row beyond it recomputes its
                               tuples, to the same values (a test may lower it) */
     double *acc;           /* 14 * dv sums of the values pass */

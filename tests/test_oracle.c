@@ -1209,7 +1209,7 @@ static void all_row_bounds(const tcase *t, const char *model, size_t cap, double
    tuples, every bound of every table problem is the same, bit for bit. */
 START_TEST(streamed_bounds_equal_cached_bounds)
 {
-    static const char *const models[] = {"bf16", "f32", "einsum-bf16"};
+    static const char *const models[] = {"bf16", "f32", "einsum-bf16", "bf16,bound=prob", "f16,sub=keep,bound=prob"};
     int rows = 0;
     for (int pi = 0; pi < NPROBLEMS; pi++) {
         tcase t;
@@ -1225,7 +1225,7 @@ START_TEST(streamed_bounds_equal_cached_bounds)
             for (size_t e = 0; e < no; e++)
                 ob[x][e] = -1;
         }
-        const char *model = models[pi % 3];
+        const char *model = models[pi % 5];
         all_row_bounds(&t, model, SIZE_MAX, ob[0], rb[0], rc[0]);
         all_row_bounds(&t, model, 0, ob[1], rb[1], rc[1]);
         all_row_bounds(&t, model, 3, ob[2], rb[2], rc[2]);
