@@ -47,7 +47,7 @@ void nsx_bound_consts(const nsx_bound_ctx *ctx, consts *k)
     int rounds = !nsx_format_fits(ctx->p->input_format, m->in);
     k->ui = rounds ? k->fi.u : 0.0;
     /* A1: a conversion's absolute error is below lambda (flush to zero), or
-       below lambda u when it rounds among the subnormals (sub=keep, 3.0) */
+       below lambda u when it rounds among the subnormals (sub=keep, ORACLE.md 9.1 R4) */
     const int keep = m->sub_keep;
     k->lami = rounds ? k->fi.lambda * (keep ? k->fi.u : 1.0) : 0.0;
     k->ux = fmax(k->fo.u, k->ft.u);
@@ -86,16 +86,23 @@ static int rsqrt_is_binary64(int d)
     return d > 0 && (u & (u - 1)) == 0 && (u & 0x55555555u) != 0;
 }
 
+int nsx_bound_scale_inexact(const nsx_problem *p)
+{
+    /* the scale: exact real 1/sqrt(d) or binary64; one binary64 rounding
+       when 1/sqrt(d) is not a binary64 */
+    return p->score_scale_rsqrt_d && !rsqrt_is_binary64(p->d);
+}
+
 typedef struct {
     double gT;      /* Gamma_T of B2 */
-    double gT_lin;  /* its linear part: the sum of its counts times their u (8.3) */
+    double gT_lin;  /* its linear part: the sum of its counts times their u (9.3) */
     double cT;      /* roundings along one term (Lemma 1's C) */
     double s;       /* the binary64 scale and |s| */
     double e64;     /* <2n + d + 2>_u64: binary64 recomputation of T (3.9) */
-    double cX;      /* the roundings along one term in in, op or int (3.2) */
+    double cX;      /* the roundings along one term in in, op or int (ORACLE.md 9.1) */
     double lam_uf;  /* the largest lambda of in (when rounding), op, int: charged to a
-                       term only when one of its values may fall below it (3.2) */
-    /* bound=prob (8.3): the linear counts of the global, key and per-tuple sites */
+                       term only when one of its values may fall below it (ORACLE.md 9.1) */
+    /* bound=prob (9.3): the linear counts of the global, key and per-tuple sites */
     double gG, gTup, npk, fk[NSX_MAX_ORDER];
 } score_consts;
 
@@ -106,12 +113,10 @@ static void score_consts_of(const nsx_bound_ctx *ctx, const consts *k, score_con
     for (int m = 0; m < p->n; m++)
         nkb += p->k_bias[m] != 0;
     sc->s = nsx_problem_score_scale(p);
-    /* the scale: exact real 1/sqrt(d) or binary64; one binary64 rounding
-       when 1/sqrt(d) is not a binary64 */
-    double s_inexact = p->score_scale_rsqrt_d && !rsqrt_is_binary64(p->d);
+    double s_inexact = nsx_bound_scale_inexact(p);
     /* a power of two within op's and int's normal range: its conversion and
        the product that brings it in are exact (an underflow of that product
-       is charged by the absolute term, 3.2) */
+       is charged by the absolute term, ORACLE.md 9.1) */
     int e2;
     const double sa = fabs(sc->s);
     const int s_pow2 = sa > 0 && frexp(sa, &e2) == 0.5 && sa >= k->lamx && sa <= fmin(k->fo.max, k->ft.max);
@@ -128,11 +133,11 @@ static void score_consts_of(const nsx_bound_ctx *ctx, const consts *k, score_con
     sc->gT_lin = (p->n + 1) * k->ui + 2.0 * nkb * k->ua + (nkb + (double)k->conv * (p->n + 1 - nkb)) * k->fo.u +
                  s_inexact * U64 + n_ux * k->ux + reduction(p->d) * k->ua + k->ft.u;
     sc->lam_uf = fmax(k->lami, k->lamx);
-    /* 8.3: the sites shared by every tuple (Q's rounding and conversion,
+    /* 9.3: the sites shared by every tuple (Q's rounding and conversion,
        the scale, the product Q s), by the tuples of one key j_m (K_m's
        rounding, bias and conversion; the products with keys, all npk of
        them charged to one left-operand factor), and by one tuple only (the
-       dot product in acc, RN under 8.1: d products and d - 1 additions; the
+       dot product in acc, RN under 9.2: d products and d - 1 additions; the
        rounding of the score to int) */
     const double u_acc = k->fa.u;
     sc->gG = k->ui + k->conv * k->fo.u + s_inexact * U64 + (s_pow2 ? 0.0 : 2 * k->ux);
@@ -291,7 +296,7 @@ static int tuple_score(const row *r, const int *J, tscore *ts)
     const double *K[NSX_MAX_ORDER];
     for (int m = 0; m < p->n; m++)
         K[m] = r->ctx->in->k[m] + nsx_k_at(p, r->b, J[m], r->g, 0);
-    /* 3.2: a term whose factors' subproducts all stay at least 2 lam_uf
+    /* ORACLE.md 9.1 (R2): a term whose factors' subproducts all stay at least 2 lam_uf
        cannot underflow in in, op or int (its computed subproducts are within
        a factor 1 -+ 1/4 of the exact ones, Lemma 1); G_u sums its G over the
        terms that may */
@@ -427,7 +432,7 @@ typedef struct tweight {
     double dT;      /* >= T_max - T_J */
     double z, kap;  /* T_J - LSE and its error */
     double sM;      /* |s| M_J (B2) */
-    double cJ;      /* bound=prob: the coherent part of |rho_J - 1| (8.3) */
+    double cJ;      /* bound=prob: the coherent part of |rho_J - 1| (9.3) */
     double wlo;     /* a lower bound of the weight rounded to w, before 1/(1 + dh) (B7) */
 } tweight;
 
@@ -443,7 +448,7 @@ static void tuple_weight(const row *r, const tscore *ts, tweight *tw)
     tw->rhi = expm1(tw->beta + r->lg_hi); /* B4 */
     tw->rlo = -expm1(-tw->beta + r->lg_lo);
     tw->sM = ts->sM;
-    /* 8.3: rho_J - 1 = (linear in the sites) + a remainder of at most
+    /* 9.3: rho_J - 1 = (linear in the sites) + a remainder of at most
        rhi_J - (the linear part of B4's majorant); the coherent part is the
        global sites, the arguments, the absolute terms, p_J's own exp error
        and that remainder */
@@ -451,7 +456,7 @@ static void tuple_weight(const row *r, const tscore *ts, tweight *tw)
     const double lin_other = tw->beta - (r->sc.gT - r->sc.gT_lin) * ts->sM; /* beta's linear part */
     const double rem = fmax(0.0, tw->rhi - lin_other - N * eps) * (1 + 4 * U64);
     tw->cJ = r->sc.gG * ts->sM + (tw->beta - r->sc.gT * ts->sM) + eps + rem;
-    /* B7: the weight rounded to w is p_J >= e^{T_J - T_max - b_max} rho-lo_J
+    /* ORACLE.md 9.1 (R3, B7): the weight rounded to w is p_J >= e^{T_J - T_max - b_max} rho-lo_J
        (unnormalized, whatever the running max) or A'_J >= A_J rho-lo_J / D_hi
        (normalized), A_J >= exp(T_J - LSE - kap) (1 - 8 u64) */
     tw->wlo = fmin(exp(-tw->dT - r->b_max), exp(tw->z - tw->kap) * (1 - 8 * U64)) * (1 - tw->rlo);
@@ -529,11 +534,8 @@ static void weights_B3_B5(row *r)
     r->S_lo = fmax(exp(-r->b_max) * D_lo, exp(r->lg_lo)) * (1 - 4 * U64);
 }
 
-/* Gamma_W and C_W of B6 (A9's operations on the value side). */
-static void value_consts(const row *r, double *gW, double *cW)
+void nsx_bound_value_consts(const nsx_problem *p, const consts *k, double *gW, double *cW)
 {
-    const nsx_problem *p = r->p;
-    const consts *k = &r->k;
     const int n = p->n;
     int nvb = 0;
     for (int m = 0; m < n; m++)
@@ -558,10 +560,7 @@ static void value_consts(const row *r, double *gW, double *cW)
     *cW = 5.0 * n + 4; /* per factor: input, bias (3); n - 1 products; mean (2) */
 }
 
-/* (E5) the reduced value of channel c recomputed in binary64 from the
-   tuple's value rows V[m]: W, W+ (B6) and prod max(1, V+) (1 for sum and
-   mean); *v_in_max gains the largest |V| read. */
-static void reduced_value(const nsx_problem *p, const double *const *V, int c, double *W, double *Wp, double *Wg,
+void nsx_bound_reduced_value(const nsx_problem *p, const double *const *V, int c, double *W, double *Wp, double *Wg,
                           double *v_in_max)
 {
     if (p->reduce == NSX_REDUCE_PRODUCT) {
@@ -587,7 +586,7 @@ static void reduced_value(const nsx_problem *p, const double *const *V, int c, d
 }
 
 /*
- * 3.5: 1 when no value formed for channel c of the tuple can fall below
+ * ORACLE.md 9.1 (R2, B6): 1 when no value formed for channel c of the tuple can fall below
  * thr = 2 lam_uf (the largest lambda of in when rounding, op, int), so that
  * B6's absolute term needs only lambda_acc: every subproduct of the factors
  * (product), or every subset sum (sum and mean, n <= 4; their roundings are
@@ -629,7 +628,7 @@ static int value_cannot_underflow(const nsx_problem *p, const consts *k, const d
 static int identity_B7(row *r, nsx_err *err);
 
 /* The per-channel sums and caps of B9-B11, of the weights' underflow (B7)
-   and of P1-P3 (8.3-8.4), in ctx->acc (14 dv doubles). */
+   and of P1-P3 (9.3-9.4), in ctx->acc (14 dv doubles). */
 typedef struct chan_sums {
     double *S1, *C1;    /* X1: sum delta_J A_J |W_J - w0|, max |W_J - w0| */
     double *S2, *C2;    /* X2: sum (1 + delta_J) A_J e^W_J, max e^W_J */
@@ -671,7 +670,7 @@ static int values_B6_B11(row *r, const double *o_exact, nsx_row_bound *rb, nsx_e
     const int n = p->n, dv = p->dv;
     nsx_slice *z = &r->ctx->z;
     double gW, cW;
-    value_consts(r, &gW, &cW);
+    nsx_bound_value_consts(p, k, &gW, &cW);
     const double e64W = gamma_of(3.0 * n + 2, U64);
     const double os = p->out_scale;
     chan_sums s = chan_sums_of(r);
@@ -680,7 +679,7 @@ static int values_B6_B11(row *r, const double *o_exact, nsx_row_bound *rb, nsx_e
         s.P1[c] = s.V1[c] = s.Y1[c] = s.P2[c] = s.V2[c] = s.V3[c] = s.UW[c] = 0;
         s.MU[c] = os != 0 ? o_exact[c] / os : 0.0; /* w0 = mu-hat */
     }
-    /* bound=prob (8.3, 8.4): per-tuple sites of the values (the last of the
+    /* bound=prob (9.3, 9.4): per-tuple sites of the values (the last of the
        n - 1 products, which involves every key) and of the weights (the
        rounding to w, the product with W' and a division in acc) */
     const int prob = ctx->model.bound == NSX_BOUND_PROB && !r->wild;
@@ -709,16 +708,16 @@ static int values_B6_B11(row *r, const double *o_exact, nsx_row_bound *rb, nsx_e
                 grp[m] = nsx_prob_group(&r->ctx->pg, m, z->J[m]);
         for (int c = 0; c < dv; c++) {
             double W, Wp, Wg;
-            reduced_value(p, V, c, &W, &Wp, &Wg, &v_in_max);
+            nsx_bound_reduced_value(p, V, c, &W, &Wp, &Wg, &v_in_max);
             if (p->reduce != NSX_REDUCE_PRODUCT)
                 wg_max = fmax(wg_max, Wp);
             if (!isfinite(W) || !isfinite(Wp) || !isfinite(Wg)) {
                 rb->nonfinite = 1;
                 return 0;
             }
-            /* B6, with lambda of in, op and int only where a value may underflow (3.5) */
+            /* B6, with lambda of in, op and int only where a value may underflow (ORACLE.md 9.1) */
             double lam = k->lam_all > k->fa.lambda && value_cannot_underflow(p, k, V, c, thr) ? k->fa.lambda : k->lam_all;
-            double eW = gW * Wp + 2 * cW * lam * Wg; /* B6 */
+            double eW = value_err_B6_lam(gW, cW, Wp, Wg, lam);
             double e64 = e64W * Wp * (1 + 4 * U64) + 16.0 * n * L64 * Wg;
             double dw = fabs(W - s.MU[c]) * (1 + U64) + e64;
             /* X3's magnitude: |W_J|, or for sum and mean sum_m |v_m| / den, since
@@ -784,7 +783,7 @@ static int identity_B7(row *r, nsx_err *err)
     r->aN = 8.0 * N * (k->fa.lambda + (r->wild ? k->lamw * fmax(1.0, l_hi) : 0.0)) * (1 + W_max);
     const double aD = 6.0 * N * k->fa.lambda;
     r->Theta = gD + aD / r->S_lo;
-    /* P4 (8.4): the denominator's additions and rescalings, 2N roundings
+    /* P4 (9.4): the denominator's additions and rescalings, 2N roundings
        in acc of partial sums at most S (1 + Gamma_D) */
     r->Theta_p = r->Theta;
     if (r->ctx->model.bound == NSX_BOUND_PROB)
@@ -795,7 +794,7 @@ static int identity_B7(row *r, nsx_err *err)
 }
 
 /*
- * ORACLE.md 8.3 (P1), channel c: the softmax perturbation under bound=prob,
+ * ORACLE.md 9.3 (P1), channel c: the softmax perturbation under bound=prob,
  *
  *   X1 <= [ sum_J a_J c_J + lam sqrt( sum_J (a_J t_J)^2 + V_K
  *           + (N - 1) (eps Y1)^2 ) + |mu-hat - mu| ] / D_lo
@@ -816,7 +815,7 @@ static double prob_X1(const row *r, const chan_sums *s, int c, double lam, doubl
 }
 
 /*
- * ORACLE.md 8.4 (P3), channel c: the weight rounding and the numerator's
+ * ORACLE.md 9.4 (P3), channel c: the weight rounding and the numerator's
  * accumulation under bound=prob, for the product reducer without int (the
  * others keep B11):
  *
@@ -945,9 +944,49 @@ int nsx_bound_row(nsx_bound_ctx *ctx, int b, int h, int i, const int32_t *sel_ro
    weights A_J = exp(T_J - LSE) (kap), LSE - T_max (gap), |LSE|, the cap
    |W_J - mu| and |mu| (mu_err, mu_abs), and |O| for the output's ulp.  Each
    takes the worst case over the interval the uncertainty allows. */
+static int bound_row(nsx_bound_ctx *ctx, int b, int h, int i, const int32_t *sel_row, const double *o_exact,
+                     const double *o_unc, double lse_exact, double lse_unc, double *o_bound, nsx_row_bound *rb,
+                     row *rr, nsx_err *err);
+
 int nsx_bound_row_unc(nsx_bound_ctx *ctx, int b, int h, int i, const int32_t *sel_row,
                       const double *o_exact, const double *o_unc, double lse_exact, double lse_unc,
                       double *o_bound, nsx_row_bound *rb, nsx_err *err)
+{
+    row r;
+    return bound_row(ctx, b, h, i, sel_row, o_exact, o_unc, lse_exact, lse_unc, o_bound, rb, &r, err);
+}
+
+int nsx_bound_row_visit(nsx_bound_ctx *ctx, int b, int h, int i, const int32_t *sel_row, const double *o_exact,
+                        const double *o_unc, double lse_exact, double lse_unc, double *o_bound, nsx_row_bound *rb,
+                        nsx_bound_visit visit, void *arg, nsx_err *err)
+{
+    assert(visit);
+    row r;
+    int rc = bound_row(ctx, b, h, i, sel_row, o_exact, o_unc, lse_exact, lse_unc, o_bound, rb, &r, err);
+    if (rc || rb->N == 0 || rb->nonfinite || !isfinite(lse_exact))
+        return rc;
+    /* a fourth pass: every tuple's quantities of the first two, as they
+       entered the row's bound */
+    nsx_bound_tuple bt = {.theta = r.Theta, .s_lo = r.S_lo, .wild = r.wild};
+    nsx_slice_start(&ctx->z, i, sel_row);
+    for (size_t t = 0; nsx_slice_next(&ctx->z); t++) {
+        tscore ts;
+        tweight tw;
+        (void)t;
+        tuple_score(&r, ctx->z.J, &ts); /* the cache holds weights now: recomputed, to the same values */
+        tuple_weight(&r, &ts, &tw);
+        bt.J = ctx->z.J;
+        bt.T = ts.T, bt.eT = ts.eT, bt.b = ts.b;
+        bt.A = tw.A;
+        bt.delta = tuple_delta(&r, &tw);
+        visit(arg, &bt);
+    }
+    return 0;
+}
+
+static int bound_row(nsx_bound_ctx *ctx, int b, int h, int i, const int32_t *sel_row, const double *o_exact,
+                     const double *o_unc, double lse_exact, double lse_unc, double *o_bound, nsx_row_bound *rb,
+                     row *rr, nsx_err *err)
 {
     const nsx_problem *p = ctx->p;
     assert(b >= 0 && b < p->B && h >= 0 && h < p->H && i >= 0 && i < p->L);
@@ -972,5 +1011,7 @@ int nsx_bound_row_unc(nsx_bound_ctx *ctx, int b, int h, int i, const int32_t *se
     const double margin = 1 + 8 * chain_len(p, (double)r.N) * U64; /* 3.9 */
     if ((rc = output_B12_B13(&r, o_exact, o_unc, margin, o_bound, err)))
         return rc;
-    return lse_B14(&r, margin, rb, err);
+    rc = lse_B14(&r, margin, rb, err);
+    *rr = r;
+    return rc;
 }

@@ -1,6 +1,6 @@
 /*
- * The probabilistic bound's shared pieces (docs/ORACLE.md section 8): the
- * key groups of 8.3, lambda of 8.1 and the key groups' variance bound.
+ * The probabilistic bound's shared pieces (docs/ORACLE.md section 9): the
+ * key groups of 9.3, lambda of 9.2 and the key groups' variance bound.
  * The per-tuple coefficients and the terms P1-P4 are in oracle/bound.c,
  * next to the worst-case terms they replace.
  */

@@ -1,6 +1,6 @@
 /*
- * The probabilistic bound (docs/ORACLE.md section 8, model key bound=prob):
- * the key groups of 8.3 and the terms P1-P4 that replace X1, X2, X3 and
+ * The probabilistic bound (docs/ORACLE.md section 9, model key bound=prob):
+ * the key groups of 9.3 and the terms P1-P4 that replace X1, X2, X3 and
  * Theta of B8 for a row.  Internal to oracle/; oracle/bound.c computes the
  * per-tuple coefficients in its passes and calls these.
  */
@@ -12,10 +12,10 @@
 #include "nsimplex/problem.h"
 
 /* Azuma-Hoeffding applications per element (P1-P4), among which the
-   failure probability pfail is split (union bound, 8.1). */
+   failure probability pfail is split (union bound, 9.2). */
 #define NSX_PROB_APPS 4
 
-/* The sums of 8.3 per key group: for each dimension m and key j, dv sums
+/* The sums of 9.3 per key group: for each dimension m and key j, dv sums
    C[m][j][c]; only the keys a row touches are cleared again. */
 typedef struct nsx_prob_groups {
     int n, L, dv;
@@ -44,14 +44,14 @@ static inline double *nsx_prob_group(nsx_prob_groups *g, int m, int j)
 }
 
 /* sq[m dv + c] = sum over the touched keys j of C[m][j][c]^2, rounded up
-   (8.5); clears the groups for the next row. */
+   (9.5); clears the groups for the next row. */
 void nsx_prob_groups_take(nsx_prob_groups *g, double *sq);
 
-/* lambda of 8.1: P(|sum| >= lambda sqrt(sum c_k^2)) <= 2 exp(-lambda^2/2) =
+/* lambda of 9.2: P(|sum| >= lambda sqrt(sum c_k^2)) <= 2 exp(-lambda^2/2) =
    pfail / NSX_PROB_APPS. */
 double nsx_prob_lambda(double pfail);
 
-/* 8.3 (P1): the key groups' variance bound, the largest over which
+/* 9.3 (P1): the key groups' variance bound, the largest over which
    left-operand factor m* (0 <= m* < n - 1) takes the npk products:
    max_m* sum_m (fk[m] + npk ux [m = m*])^2 sq[m dv + c]. */
 double nsx_prob_key_var(const double *fk, int n, double npk, double ux, const double *sq, int dv, int c);

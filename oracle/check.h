@@ -2,8 +2,9 @@
  * Judging a candidate's outputs against a golden vector (docs/ORACLE.md
  * section 4; docs/SPEC.md section 5): every element against its derived
  * bound (oracle/bound.h), empty-slice rows, non-finite values, the
- * selection as a set (with tie tolerance), and leak pairs and mask probes
- * bit for bit.
+ * selection as a set (with tie tolerance), the gradients of a backward case
+ * (ORACLE.md section 8, oracle/bound_bwd.h), and leak pairs, mask probes
+ * and gradient leak pairs bit for bit.
  */
 #ifndef NSX_ORACLE_CHECK_H
 #define NSX_ORACLE_CHECK_H
@@ -25,6 +26,11 @@ typedef struct nsx_candidate {
     const double *lse;    /* [B, H, L]; NULL when the candidate has none */
     const int32_t *sel;   /* [B, L, k]; NULL when absent.  Judged only when
                              the vector computes its selection */
+    /* gradients (SPEC E7), each NULL when absent; judged when the vector
+       has expected gradients (a Backward case) */
+    const double *dq;                 /* [B, L, H, d] */
+    const double *dk[NSX_MAX_ORDER];  /* [B, L, Hkv, d] */
+    const double *dv[NSX_MAX_ORDER];  /* [B, L, Hkv, dv] */
 } nsx_candidate;
 
 /* The element with the largest error/bound ratio of one output. */
@@ -33,8 +39,12 @@ typedef struct nsx_check_worst {
     int b, h, i, c;       /* c = -1 for lse */
     double err, bound, ratio;
     double expected, candidate;
-    size_t tuples;        /* |Z(i)| of the row */
-    double max_score;     /* the row's largest score T[i,J] */
+    size_t tuples;        /* |Z(i)| of the row; for a gradient element the
+                             terms of its sum */
+    double max_score;     /* the row's largest score T[i,J] (NaN for dk, dv) */
+    int m;                /* gradients: 0 for dq, m for dk_m and dv_m; for
+                             them h is the head (kv head for dk, dv), i the
+                             position, c the column */
 } nsx_check_worst;
 
 #define NSX_CHECK_NOTES 8
@@ -45,7 +55,17 @@ enum nsx_check_note_kind {
     NSX_NOTE_EMPTY,     /* an output of an empty slice */
     NSX_NOTE_BOUND,     /* an element beyond its bound, or not the exact value */
     NSX_NOTE_PAIR,      /* a leak pair or mask probe */
+    NSX_NOTE_GRAD,      /* a gradient element beyond its bound, or not 0
+                           where no allowed tuple reaches it */
     NSX_NOTE_SCORE      /* an indexer score beyond its bound (nsx_check_indexer) */
+};
+
+/* What was done with the gradients (nsx_check_report.grad_status). */
+enum nsx_grad_status {
+    NSX_GRAD_NONE = 0,      /* neither the vector nor the candidate has any */
+    NSX_GRAD_JUDGED,        /* the candidate's gradients judged (some may be absent) */
+    NSX_GRAD_ABSENT,        /* the vector has gradients, the candidate none */
+    NSX_GRAD_NO_EXPECTED    /* the candidate has gradients, the vector none: not judged */
 };
 
 typedef struct nsx_check_report {
@@ -62,7 +82,18 @@ typedef struct nsx_check_report {
                                    o judged against the reference recomputed
                                    with the candidate's selection */
     size_t pairs_leak, pairs_probe, pair_rows, pair_failed;
+    size_t pairs_gradleak, pair_keys; /* gradient leak pairs; their key
+                                   gradient blocks (dk_m, dv_m at positions >= t)
+                                   compared, failures counted in pair_failed */
     nsx_check_worst worst_o, worst_lse;
+    /* gradients (docs/ORACLE.md section 8) */
+    int grad_status;            /* enum nsx_grad_status */
+    int grad_tensors, grad_absent; /* tensors judged, tensors absent from the candidate */
+    size_t grad_judged, grad_failed, grad_nonfinite;
+    size_t grad_zero, grad_zero_failed; /* elements no allowed tuple reaches: exactly 0 */
+    size_t grad_unbounded;      /* elements without a finite bound (a row whose
+                                   weights cannot be bounded): finiteness only */
+    nsx_check_worst worst_dq, worst_dk, worst_dv;
     int nnotes;                 /* the first failures, one line each */
     char notes[NSX_CHECK_NOTES][224];
     int note_kind[NSX_CHECK_NOTES]; /* enum nsx_check_note_kind of each note */
@@ -95,8 +126,11 @@ int nsx_check(const nsx_problem *p, const nsx_case_info *info, const nsx_inputs 
  * each leak pair, the inputs of batches a and b agree at every position a
  * row <= t reads (all positions when the problem is not causal); for each
  * mask probe, they differ only in k_dim and v_dim at position j, and no
- * allowed tuple of row i uses j in dimension dim; and, when ex is not NULL,
- * the expected o and lse of those rows agree bit for bit across the pair.
+ * allowed tuple of row i uses j in dimension dim; in a gradient case, do
+ * agrees on those rows too; for each gradient leak pair, every input agrees
+ * except q and do before t; and, when ex is not NULL, the expected o and
+ * lse (and dq; for a gradient leak pair also dk_m, dv_m at positions >= t)
+ * of the promised rows agree bit for bit across the pair.
  * A vector that breaks its own claim would fail every correct kernel (and
  * pass `verify`, which checks values, not claims).  Returns 0, or
  * NSX_E_INPUT with err = "pair X (leak, batches A and B): ...", or
@@ -112,14 +146,18 @@ int nsx_pairs_consistent(const nsx_problem *p, const nsx_case_info *info, const 
 typedef struct nsx_expected_unc {
     const double *o;      /* [B, L, H, dv] */
     const double *lse;    /* [B, H, L] */
+    /* the gradients' (a backward case), in their layouts */
+    const double *dq;
+    const double *dk[NSX_MAX_ORDER];
+    const double *dv[NSX_MAX_ORDER];
 } nsx_expected_unc;
 
 /*
  * nsx_check against expected values known only within unc (the fuzzer's
  * binary64 loop reference): each element's bound is taken at the worst
  * exact value the uncertainty allows, and the uncertainty is added to it
- * (docs/ORACLE.md 3.10), so an honest kernel still passes and the report's
- * bounds include unc.  unc NULL: nsx_check.  Values recomputed with a
+ * (docs/ORACLE.md 3.10; gradients 8.6), so an honest kernel still passes
+ * and the report's bounds include unc.  unc NULL: nsx_check.  Values recomputed with a
  * candidate's own selection are exact and judged without unc.
  */
 int nsx_check_unc(const nsx_problem *p, const nsx_case_info *info, const nsx_inputs *in,

@@ -54,7 +54,7 @@ static void judge_scores(const nsx_problem *p, const nsx_model *m, int b, int i,
             ratio = INFINITY;
         nsx_check_worst *w = &rep->worst_s;
         if (!w->found || ratio > w->ratio || (isnan(c) && !isnan(w->candidate))) {
-            *w = (nsx_check_worst){1, b, -1, i, j, e, bound, ratio, s, c, 0, 0};
+            *w = (nsx_check_worst){1, b, -1, i, j, e, bound, ratio, s, c, 0, 0, 0};
         }
         if (bad) {
             rep->s_failed++;

@@ -32,7 +32,7 @@
  *           / fmax (amax the block's largest |x|, fmax the format's largest
  *           finite value; a power-of-two scale rounded up qualifies).
  *   idxblk  the FP8 block size in elements (default 128, DeepSeek's).
- *   bound   worst (the rigorous bound, default) or prob (ORACLE.md section 8:
+ *   bound   worst (the rigorous bound, default) or prob (ORACLE.md section 9:
  *           rounding errors modelled as independent and mean zero, after
  *           Higham and Mary 2019; for round-to-nearest kernels at scale).
  *   sub     flush (default: conversions to in, op, int and w may flush results
@@ -85,10 +85,10 @@ enum nsx_lse_conv {
     NSX_LSE_ANY = 2        /* either infinity */
 };
 
-/* Which bound the oracle judges by (docs/ORACLE.md section 8). */
+/* Which bound the oracle judges by (docs/ORACLE.md section 9). */
 enum nsx_bound_kind {
     NSX_BOUND_WORST = 0, /* the rigorous worst case of section 3 (the default) */
-    NSX_BOUND_PROB = 1   /* the probabilistic bound of section 8: rounding errors
+    NSX_BOUND_PROB = 1   /* the probabilistic bound of section 9: rounding errors
                             modelled as independent, mean zero (Higham and Mary) */
 };
 
@@ -105,7 +105,7 @@ typedef struct nsx_model {
     int sub_keep;                           /* 1: conversions to in, op, int, w keep subnormals
                                                (|eta| <= lambda u); 0: they may flush (<= lambda) */
     double pfail;                           /* bound=prob: the probability, under the model of
-                                               ORACLE.md 8.1, that one element of an honest
+                                               ORACLE.md 9.2, that one element of an honest
                                                kernel exceeds its bound; 0 < pfail <= 1/4 */
 } nsx_model;
 

@@ -616,7 +616,7 @@ static nsx_model model_of(const char *text)
 static int judge(const tcase *t, const nsx_case_info *info, const double *o, const double *lse,
                  const int32_t *sel, const char *model, nsx_check_report *rep, nsx_err *err)
 {
-    nsx_candidate cand = {o, lse, sel};
+    nsx_candidate cand = {.o = o, .lse = lse, .sel = sel};
     nsx_model m = model_of(model);
     return nsx_check(&t->p, info, &t->in, &t->out, &cand, &m, rep, err);
 }
@@ -777,7 +777,7 @@ START_TEST(honest_kernels_pass_with_tight_bounds)
                 print_failures(K->name, &rep);
             ck_assert_msg(rep.pass, "%s (problem %d): honest kernel %s fails (seed %u)", s->name, pi, K->name, SEED);
             tk[ki].runs++;
-            /* the probabilistic bound (ORACLE.md 8) covers the round-to-nearest
+            /* the probabilistic bound (ORACLE.md 9) covers the round-to-nearest
                kernels (not the rough ones, which truncate: biased errors) */
             if (!K->rough) {
                 char pm[128];

@@ -50,7 +50,7 @@ static int sampled(int i, int L, int first, int stride)
     return i < first || i % stride == 0 || i == L - 1;
 }
 
-/* Each kernel is judged by both bounds (ORACLE.md 3, 8): its model, and
+/* Each kernel is judged by both bounds (ORACLE.md 3, 9): its model, and
    its model with bound=prob; sub=keep in both, since the emulated kernels
    round among the subnormals (tests/test_oracle.c's R). */
 #define NBND 2
@@ -228,7 +228,7 @@ START_TEST(honest_kernels_at_scale)
     }
     ck_assert(worst <= 1);
     ck_assert(worst > 0);
-    /* bound=prob is never looser than the worst case (ORACLE.md 8.4: each
+    /* bound=prob is never looser than the worst case (ORACLE.md 9.4: each
        term is the smaller of the two), so no ratio may drop */
     for (int k = 0; k < NMEAS; k++)
         for (int d = 0; d < NDEC; d++)
@@ -236,7 +236,7 @@ START_TEST(honest_kernels_at_scale)
 }
 END_TEST
 
-/* ---- planted bugs at scale (ORACLE.md 8.6) ----------------------------- */
+/* ---- planted bugs at scale (ORACLE.md 9.6) ----------------------------- */
 
 enum { BUG_SCALE, BUG_DROP_TILE, BUG_RESCALE, NBUGS };
 static const char *const bug_name[NBUGS] = {"o scaled by 1 + 1e-3", "one key tile of 64 tuples dropped",
