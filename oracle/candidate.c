@@ -105,7 +105,7 @@ int nsx_candidate_from_st(const nsx_st *cst, const char *label, const nsx_proble
     rc = get_float(clabel, cst, "dq", 4, qshape, 0, &g, err);
     cand->dq = g;
     for (int m = 0; m < p->n && !rc; m++) {
-        char name[8];
+        char name[16]; /* "dk" and an int */
         snprintf(name, sizeof name, "dk%d", m + 1);
         rc = get_float(clabel, cst, name, 4, kshape, 0, &g, err);
         cand->dk[m] = g;
