@@ -117,7 +117,7 @@ $(BUILD)/tests/%: $(BUILD)/tests/%.o $(SUP_OBJ) $(LIB)
 	$(CC) $(CFLAGS) $(LDFLAGS) $(OMP) -o $@ $< $(SUP_OBJ) $(LIB) $(shell pkg-config --libs check) $(LDLIBS)
 
 # Misbehaving test kernels (tests/kernels/faulty.c), one library per fault.
-FAULTS   := segv abort hang exit overflow underflow order0 orderm1
+FAULTS   := segv abort hang exit overflow underflow order0 orderm1 zeros
 FAULT_SO := $(FAULTS:%=$(BUILD)/tests/kernels/%.so)
 $(BUILD)/tests/kernels/%.so: tests/kernels/faulty.c include/nsimplex/kernel.h
 	@mkdir -p $(@D)
