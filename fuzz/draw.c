@@ -320,8 +320,9 @@ static void draw_once(nsx_rng *r, const nsx_kernel_info *ki, const nsx_model *mo
     int probes = nsx_rng_chance(r, cls == NSX_FZ_SMALL ? 0.35 : cls == NSX_FZ_TILES ? 0.25 : 0);
     d->copies = nsx_rng_chance(r, cls == NSX_FZ_PRODUCTION ? 0 : 0.15);
 
-    /* keep the work (tuple-channels) within the class: fewer heads and
-       batches first, then shorter sequences */
+    /* keep the work (tuple-channels) within the class: no pairs, fewer
+       batches, then (tiles) shorter sequences down to 48 before fewer heads,
+       (production) fewer heads before shorter sequences */
     int k = 0;
     for (;;) {
         int batches = B * (1 + d->copies) + nleaks + (probes ? 3 * n : 0);
@@ -338,12 +339,14 @@ static void draw_once(nsx_rng *r, const nsx_kernel_info *ki, const nsx_model *mo
         static const double limit[NSX_FZ_CLASSES] = {NSX_FZ_MPFR_WORK, NSX_FZ_TILES_WORK, NSX_FZ_PRODUCTION_WORK};
         if (L == 1 || work_of(n, batches, L, Hkv * G, d_, dv, causal, w, k, dims) <= limit[cls])
             break;
-        if (big && G > 1)
-            G /= 2;
+        if (big && (d->copies || probes))
+            d->copies = probes = 0;
         else if (big && B > 1)
             B--;
-        else if (big && (d->copies || probes))
-            d->copies = probes = 0;
+        else if (cls == NSX_FZ_TILES && L > 48) /* tiles: GQA kept over length */
+            L = L * 3 / 4;
+        else if (big && G > 1)
+            G /= 2;
         else
             L = L * 3 / 4;
     }
