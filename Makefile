@@ -172,7 +172,7 @@ demo: $(PROG)
 
 # The mutation matrix: each fuzz/mutants/NAME.patch applied to a copy of
 # simd/, built into build/mutants/NAME/ and fuzzed (docs/FUZZING.md); fails
-# loudly when a patch no longer applies.  BUDGET=60 SEED=1 by default.
+# loudly when a patch no longer applies.  BUDGET=60 SEEDS="1 2 3 4 5" by default.
 .PHONY: mutants
 mutants: $(PROG) $(SIMD_SO)
 	@sh fuzz/mutants/run.sh
