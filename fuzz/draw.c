@@ -198,7 +198,7 @@ static int tile_width(nsx_rng *r)
 static int draw_order(nsx_rng *r, int cls, const nsx_kernel_info *ki, const nsx_fz_steer *st)
 {
     static const int small_w[NSX_MAX_ORDER + 1] = {0, 28, 40, 17, 9, 2, 2, 1, 1};
-    static const int tiles_w[NSX_MAX_ORDER + 1] = {0, 45, 42, 13, 0, 0, 0, 0, 0};
+    static const int tiles_w[NSX_MAX_ORDER + 1] = {0, 58, 32, 10, 0, 0, 0, 0, 0};
     static const int prod_w[NSX_MAX_ORDER + 1] = {0, 50, 45, 5, 0, 0, 0, 0, 0};
     const int *w = cls == NSX_FZ_SMALL ? small_w : cls == NSX_FZ_TILES ? tiles_w : prod_w;
     weighted t[NSX_MAX_ORDER];
@@ -228,7 +228,7 @@ static void draw_once(nsx_rng *r, const nsx_kernel_info *ki, const nsx_model *mo
     /* size class, order, shape */
     int cls = st->shapes;
     if (cls == NSX_FZ_SHAPES_ALL) {
-        static const weighted classes[] = {{NSX_FZ_SMALL, 72}, {NSX_FZ_TILES, 24}, {NSX_FZ_PRODUCTION, 4}};
+        static const weighted classes[] = {{NSX_FZ_SMALL, 740}, {NSX_FZ_TILES, 245}, {NSX_FZ_PRODUCTION, 15}};
         cls = PICK(r, classes);
     }
     d->cls = cls;
@@ -270,13 +270,24 @@ static void draw_once(nsx_rng *r, const nsx_kernel_info *ki, const nsx_model *mo
         B = PICK(r, bigB);
         static const weighted bigHkv[] = {{1, 70}, {2, 30}};
         Hkv = PICK(r, bigHkv);
-        static const weighted bigG[] = {{1, 40}, {2, 15}, {4, 15}, {8, 15}, {16, 15}};
+        /* n = 1 leans to many query heads per kv head: with d past 128
+           that is the most bytes of K and V panels per key, so a row of a
+           few dozen keys already spans several key tiles or chunks */
+        static const weighted bigG[] = {{1, 35}, {2, 10}, {4, 15}, {8, 20}, {16, 20}};
+        static const weighted bigG1[] = {{1, 20}, {2, 10}, {4, 20}, {8, 25}, {16, 25}};
         if (f & NSX_FEAT_GQA)
-            G = PICK(r, bigG);
+            G = n == 1 ? PICK(r, bigG1) : PICK(r, bigG);
         if (G == 16)
             Hkv = 1;
         d_ = tile_width(r);
+        /* many query heads per kv head with wide heads (DeepSeek-like
+           d = 192): the K and V panels of a few dozen keys fill a cache-sized
+           block, so rows span several blocks at a small L */
+        if (n == 1 && G >= 8 && nsx_rng_chance(r, 0.6))
+            d_ = 64 * (2 + nsx_rng_below(r, 3)) + nsx_rng_below(r, 3) - 1;
         dv = nsx_rng_chance(r, 0.5) ? d_ : tile_width(r);
+        if (d_ > 256)
+            d_ = 256;
     }
     if (st->nd) {
         d_ = st->d[nsx_rng_below(r, st->nd)];
@@ -321,7 +332,7 @@ static void draw_once(nsx_rng *r, const nsx_kernel_info *ki, const nsx_model *mo
     d->copies = nsx_rng_chance(r, cls == NSX_FZ_PRODUCTION ? 0 : 0.15);
 
     /* keep the work (tuple-channels) within the class: no pairs, fewer
-       batches, then (tiles) shorter sequences down to 48 before fewer heads,
+       batches, then (tiles) shorter sequences down to 64 before fewer heads,
        (production) fewer heads before shorter sequences */
     int k = 0;
     for (;;) {
@@ -343,7 +354,7 @@ static void draw_once(nsx_rng *r, const nsx_kernel_info *ki, const nsx_model *mo
             d->copies = probes = 0;
         else if (big && B > 1)
             B--;
-        else if (cls == NSX_FZ_TILES && L > 48) /* tiles: GQA kept over length */
+        else if (cls == NSX_FZ_TILES && L > 64) /* tiles: GQA kept over length */
             L = L * 3 / 4;
         else if (big && G > 1)
             G /= 2;

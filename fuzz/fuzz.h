@@ -53,8 +53,8 @@ enum { NSX_FZ_SHAPES_ALL = -1 };
    times batches, heads and d + dv (nsx_fz_case_work, pairs included).  The
    oracle's per-element bound (oracle/bound.c) dominates there, at about
    2e7 per second; the certified reference takes a tenth of that. */
-#define NSX_FZ_TILES_WORK 6.0e6
-#define NSX_FZ_PRODUCTION_WORK 6.0e7
+#define NSX_FZ_TILES_WORK 4.0e6
+#define NSX_FZ_PRODUCTION_WORK 2.0e7
 
 /* Steering (nsimplex fuzz --n, --max-L, --d, --features, --shapes): what
    may be drawn, within what the kernel declares. */

@@ -27,7 +27,7 @@ static const nsx_fz_steer small_shapes = {.features = 0xffu, .shapes = NSX_FZ_SM
 
 /* ---- kernels with planted bugs ------------------------------------------- */
 
-enum { BUG_NONE, BUG_LEAK, BUG_UNSUPPORTED, BUG_HEAD };
+enum { BUG_NONE, BUG_LEAK, BUG_UNSUPPORTED, BUG_HEAD, BUG_FLAKY };
 static int bug;
 static nsx_kernel_info bug_info;
 static int calls, undeclared; /* forward calls, and problems outside bug_info */
@@ -60,6 +60,9 @@ static int buggy_forward(const nsx_kernel_problem *p, const nsx_kernel_io *io)
                     float *x = io->o + (((size_t)b * p->L + i) * p->H + 1) * p->dv + c;
                     *x = nextafterf(*x, INFINITY);
                 }
+    if (rc == 0 && bug == BUG_FLAKY && calls == 3) /* one call in a run goes wrong */
+        for (size_t x = 0; x < (size_t)p->B * p->L * p->H * p->dv; x++)
+            io->o[x] += 1000.0f;
     return rc;
 }
 
@@ -521,6 +524,43 @@ START_TEST(test_only_declared_features)
 }
 END_TEST
 
+
+/* A failure that does not come back when the problem is judged again is
+   reported as nondeterministic, not shrunk, with the hint to rerun with
+   --threads 1; it is still a failure. */
+START_TEST(test_nondeterministic)
+{
+    nsx_kernel k = planted(BUG_FLAKY);
+    nsx_fuzz_opts o;
+    nsx_fuzz_summary s;
+    nsx_err err = {0};
+    char *text = NULL;
+    size_t len = 0;
+    nsx_fuzz_opts_default(&o);
+    o.steer = &small_shapes;
+    o.seed = 9;
+    o.count = 10;
+    o.seconds = 0;
+    o.log = open_memstream(&text, &len);
+    ck_assert_ptr_nonnull(o.log);
+    calls = 0;
+    ck_assert_msg(nsx_fuzz_run(&k, &o, &s, &err) == 0, "%s", err.msg);
+    fclose(o.log);
+    ck_assert_int_eq(s.nfail, 1);
+    ck_assert_int_eq(s.fail[0].flaky, 1);
+    ck_assert_msg(strstr(text, " (nondeterministic)\n") && strstr(text, "NONDETERMINISTIC") &&
+                      strstr(text, "--threads 1"), "%s", text);
+    free(text);
+    /* a failure that does come back is not */
+    k = planted(BUG_LEAK);
+    o.log = NULL;
+    o.count = 300;
+    ck_assert_int_eq(nsx_fuzz_run(&k, &o, &s, &err), 0);
+    ck_assert_int_eq(s.nfail, 1);
+    ck_assert_int_eq(s.fail[0].flaky, 0);
+}
+END_TEST
+
 /* ---- the clean kernel ----------------------------------------------------------- */
 
 START_TEST(test_clean_short_run)
@@ -824,6 +864,7 @@ static Suite *fuzz_suite(void)
     tcase_add_test(tc, test_returning_one_is_a_failure);
     tcase_add_test(tc, test_head_permutation);
     tcase_add_test(tc, test_only_declared_features);
+    tcase_add_test(tc, test_nondeterministic);
     suite_add_tcase(s, tc);
     tc = tcase_create("clean");
     tcase_set_timeout(tc, 120);
