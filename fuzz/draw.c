@@ -84,9 +84,11 @@ static int window_of(int kind, int L, int rnd)
     return w[kind] > 0 ? w[kind] : 0;
 }
 
-/* Upper bound of the reference's work: tuples (nsx_slice_bound: causal,
-   windows, top-k), heads, batches, widths. */
-static double work_of(int n, int B, int L, int H, int d, int dv, int causal, const int *w, int k, unsigned dims)
+/* Upper bound of the work of judging a problem: tuples (nsx_slice_bound:
+   causal, windows, top-k) times heads, batches and widths, and the inputs
+   drawn. */
+static double work_of(int n, int B, int L, int H, int Hkv, int d, int dv, int causal, const int *w, int k,
+                      unsigned dims)
 {
     nsx_problem p;
     nsx_problem_defaults(&p);
@@ -100,7 +102,9 @@ static double work_of(int n, int B, int L, int H, int d, int dv, int causal, con
     double total = 0;
     for (int i = 0; i < L; i++)
         total += (double)nsx_slice_bound(&p, i);
-    return total * B * H * (d + dv);
+    /* plus the inputs: each value drawn (a normal: a correctly rounded
+       cos) costs about as much as 16 tuple-channels of the oracle */
+    return total * B * H * (d + dv) + 16.0 * B * L * (H * d + n * Hkv * (d + dv));
 }
 
 /* ---- steering ---- */
@@ -237,8 +241,13 @@ static void draw_once(nsx_rng *r, const nsx_kernel_info *ki, const nsx_model *mo
     int n = draw_order(r, cls, ki, st);
     /* production: long sequences need a window or a top-k to fit the work */
     const int long_seq = cls == NSX_FZ_PRODUCTION && nsx_rng_chance(r, 0.5);
+    /* tiles, n = 1: a third are long rows of wide heads, one or two query
+       heads per kv head, no window: every row past 64-128 keys spans
+       several key tiles and a kernel's cache-sized blocks of K and V */
+    const int wide_rows = cls == NSX_FZ_TILES && n == 1 && nsx_rng_chance(r, 0.35);
     const double wprob = cls == NSX_FZ_SMALL ? 0.35 : cls == NSX_FZ_TILES ? 0.5 : 0.8;
-    int windows = (f & NSX_FEAT_WINDOWS) && nsx_rng_chance(r, fmax(boost, long_seq && n == 1 ? 0.5 : wprob));
+    int windows = !wide_rows && (f & NSX_FEAT_WINDOWS) &&
+                  nsx_rng_chance(r, fmax(boost, long_seq && n == 1 ? 0.5 : wprob));
     static const int small_L[NSX_MAX_ORDER + 1] = {0, 40, 20, 10, 7, 5, 4, 3, 3};
     int L, B, Hkv, G = 1, d_, dv;
     static const weighted Bs[] = {{1, 70}, {2, 22}, {3, 8}};
@@ -285,9 +294,17 @@ static void draw_once(nsx_rng *r, const nsx_kernel_info *ki, const nsx_model *mo
            block, so rows span several blocks at a small L */
         if (n == 1 && G >= 8 && nsx_rng_chance(r, 0.6))
             d_ = 64 * (2 + nsx_rng_below(r, 3)) + nsx_rng_below(r, 3) - 1;
-        dv = nsx_rng_chance(r, 0.5) ? d_ : tile_width(r);
         if (d_ > 256)
             d_ = 256;
+        dv = nsx_rng_chance(r, 0.5) ? d_ : tile_width(r);
+        if (wide_rows) {
+            L = tile_size(r, 96, 192);
+            B = Hkv = 1;
+            G = (f & NSX_FEAT_GQA) ? 1 + nsx_rng_below(r, 2) : 1;
+            static const int wide[] = {192, 255, 256};
+            d_ = wide[nsx_rng_below(r, 3)];
+            dv = nsx_rng_chance(r, 0.7) ? d_ : tile_width(r);
+        }
     }
     if (st->nd) {
         d_ = st->d[nsx_rng_below(r, st->nd)];
@@ -300,8 +317,11 @@ static void draw_once(nsx_rng *r, const nsx_kernel_info *ki, const nsx_model *mo
     int causal = !((f & NSX_FEAT_CAUSAL_OFF) && nsx_rng_chance(r, fmax(boost, 0.12)));
     int distinct = (f & NSX_FEAT_DISTINCT) && n >= 2 && nsx_rng_chance(r, fmax(boost, 0.15));
     int wkind[NSX_MAX_ORDER] = {0}, wrnd[NSX_MAX_ORDER] = {0}, w[NSX_MAX_ORDER] = {0};
+    const int wide_dim = windows && cls == NSX_FZ_PRODUCTION && n == 2 ? nsx_rng_below(r, 2) : 0;
     for (int m = 0; m < n && windows; m++) {
-        if (cls == NSX_FZ_PRODUCTION)
+        if (cls == NSX_FZ_PRODUCTION && n == 2) /* the paper's shape: one wide window, one narrow */
+            wkind[m] = m == wide_dim ? 9 : 1 + nsx_rng_below(r, 2);
+        else if (cls == NSX_FZ_PRODUCTION)
             wkind[m] = nsx_rng_chance(r, 0.75) ? 9 : 1 + nsx_rng_below(r, 8);
         else
             wkind[m] = nsx_rng_chance(r, 0.3) ? 0 : 1 + nsx_rng_below(r, big ? 8 : 7);
@@ -328,8 +348,8 @@ static void draw_once(nsx_rng *r, const nsx_kernel_info *ki, const nsx_model *mo
     /* pairs and copies: batches the reference computes too */
     int nleaks = causal && nsx_rng_chance(r, cls == NSX_FZ_PRODUCTION ? 0.3 : 0.45)
                      ? 1 + (cls == NSX_FZ_SMALL ? nsx_rng_below(r, 2) : 0) : 0;
-    int probes = nsx_rng_chance(r, cls == NSX_FZ_SMALL ? 0.35 : cls == NSX_FZ_TILES ? 0.25 : 0);
-    d->copies = nsx_rng_chance(r, cls == NSX_FZ_PRODUCTION ? 0 : 0.15);
+    int probes = !wide_rows && nsx_rng_chance(r, cls == NSX_FZ_SMALL ? 0.35 : cls == NSX_FZ_TILES ? 0.25 : 0);
+    d->copies = !wide_rows && nsx_rng_chance(r, cls == NSX_FZ_PRODUCTION ? 0 : 0.15);
 
     /* keep the work (tuple-channels) within the class: no pairs, fewer
        batches, then (tiles) shorter sequences down to 64 before fewer heads,
@@ -348,7 +368,7 @@ static void draw_once(nsx_rng *r, const nsx_kernel_info *ki, const nsx_model *mo
                 k = 1 + kdraw % (L + 1);
         }
         static const double limit[NSX_FZ_CLASSES] = {NSX_FZ_MPFR_WORK, NSX_FZ_TILES_WORK, NSX_FZ_PRODUCTION_WORK};
-        if (L == 1 || work_of(n, batches, L, Hkv * G, d_, dv, causal, w, k, dims) <= limit[cls])
+        if (L == 1 || work_of(n, batches, L, Hkv * G, Hkv, d_, dv, causal, w, k, dims) <= limit[cls])
             break;
         if (big && (d->copies || probes))
             d->copies = probes = 0;
