@@ -46,6 +46,23 @@ static void usage(FILE *f)
             "failed, 2 unusable arguments, kernel or vector, or nothing judged, 3 internal error\n");
 }
 
+/* {"vector":LABEL,"pass":false,KEY:TEXT} or {"vector":LABEL,"skipped":true,"why":TEXT}
+   on one line, strings escaped. */
+static void json_line(const char *label, const char *key, const char *text)
+{
+    nsx_buf b = {0};
+    nsx_buf_puts(&b, "{\"vector\":");
+    nsx_buf_json_string(&b, label);
+    nsx_buf_puts(&b, strcmp(key, "why") == 0 ? ",\"skipped\":true,\"" : ",\"pass\":false,\"");
+    nsx_buf_puts(&b, key);
+    nsx_buf_puts(&b, "\":");
+    nsx_buf_json_string(&b, text);
+    nsx_buf_puts(&b, "}\n");
+    if (b.s && !b.oom)
+        fputs(b.s, stdout);
+    nsx_buf_free(&b);
+}
+
 typedef struct tally {
     int pass, fail, skip, worst;
 } tally;
@@ -87,7 +104,7 @@ static void one(const nsx_kernel *k, const char *path, const nsx_model *forced, 
     if (nsx_kernel_supports(k->info, p, why, sizeof why)) {
         t->skip++;
         if (json)
-            printf("{\"vector\":\"%s\",\"skipped\":true,\"why\":\"%s\"}\n", label, why);
+            json_line(label, "why", why);
         else
             printf("SKIP %s: the kernel does not declare it (%s)\n", label, why);
         goto done;
@@ -105,7 +122,10 @@ static void one(const nsx_kernel *k, const char *path, const nsx_model *forced, 
     rc = nsx_kernel_run(k, p, &vec.in, sel, o, lse, &has_lse, &err);
     if (rc == NSX_E_UNSUPPORTED) {
         t->skip++;
-        printf(json ? "{\"vector\":\"%s\",\"skipped\":true}\n" : "SKIP %s: not supported\n", label);
+        if (json)
+            json_line(label, "why", "not supported");
+        else
+            printf("SKIP %s: not supported\n", label);
         goto done;
     }
     if (rc == NSX_E_KERNEL_REFUSED || rc == NSX_E_KERNEL_ERROR) {
@@ -115,7 +135,7 @@ static void one(const nsx_kernel *k, const char *path, const nsx_model *forced, 
         t->fail++;
         raise_code(t, NSX_EXIT_FAIL);
         if (json)
-            printf("{\"vector\":\"%s\",\"pass\":false,\"kernel_error\":\"%s\"}\n", label, msg);
+            json_line(label, "kernel_error", msg);
         else
             printf("FAIL %s: %s\n", label, msg);
         goto done;
@@ -130,7 +150,7 @@ static void one(const nsx_kernel *k, const char *path, const nsx_model *forced, 
     if (rc == NSX_E_NOT_APPLICABLE) {
         t->skip++;
         if (json)
-            printf("{\"vector\":\"%s\",\"skipped\":true}\n", label);
+            json_line(label, "why", err.msg);
         else
             printf("SKIP %s: %s\n", label, err.msg);
         goto done;
