@@ -659,41 +659,52 @@ static nsx_problem drawn(const nsx_fz_draw *d)
 
 START_TEST(test_shape_mix)
 {
-    /* the default mix: small problems the majority, and the larger classes
-       reach d and dv up to 256 near 64/128/192/256, L past 1000, windows
-       near tile multiples, GQA 16/1 */
+    /* the default mix: small problems most of the count; the tiles class
+       reaches d and dv up to 256 near 64/128/192/256, windows near tile
+       multiples, GQA 16/1; the production class L past 2048 (n = 1) and
+       1024 (n = 2, windowed) */
     nsx_model m;
     nsx_err err = {0};
     ck_assert_int_eq(nsx_model_from_kernel(nsx_simd_info(), &m, &err), 0);
     int cls[NSX_FZ_CLASSES] = {0}, wide = 0, tile_d = 0, long_L = 0, tile_w = 0, gqa16 = 0, over = 0;
     int max_L[3] = {0};
-    const int count = 3000;
-    for (int idx = 0; idx < count; idx++) {
+    const int count = 3000, tiles = 1000, prod = 300;
+    nsx_fz_steer st;
+    nsx_fz_steer_default(&st);
+    for (int idx = 0; idx < count + tiles + prod; idx++) {
         nsx_fz_draw d;
-        nsx_fz_draw_steered(nsx_fz_problem_seed(21, (uint64_t)idx), nsx_simd_info(), &m, NULL, &d);
+        st.shapes = idx < count ? NSX_FZ_SHAPES_ALL : idx < count + tiles ? NSX_FZ_TILES : NSX_FZ_PRODUCTION;
+        nsx_fz_draw_steered(nsx_fz_problem_seed(21, (uint64_t)idx), nsx_simd_info(), &m, &st, &d);
         nsx_problem p = drawn(&d);
-        cls[d.cls]++;
         ck_assert(p.d >= 1 && p.d <= 256 && p.dv >= 1 && p.dv <= 256);
-        wide += p.d > 128;
-        tile_d += p.d == 64 || p.d == 128 || p.d == 192 || p.d == 256 || p.d == 127 || p.d == 129;
-        long_L += p.L >= 1000;
-        if (p.n <= 2 && p.L > max_L[p.n])
-            max_L[p.n] = p.L;
-        gqa16 += p.H / p.Hkv == 16;
-        for (int w = 0; w < p.n; w++)
-            tile_w += p.window[w] > 16 && (p.window[w] % 16 <= 1 || p.window[w] % 16 == 15);
         ck_assert(p.L <= (p.n == 1 ? 4096 : 2048));
         over += p.n == 2 && p.L > 1024 && !p.window[0] && !p.window[1];
+        if (idx < count) {
+            cls[d.cls]++;
+            continue;
+        }
+        ck_assert_int_eq(d.cls, st.shapes);
+        if (d.cls == NSX_FZ_TILES) {
+            wide += p.d > 128;
+            tile_d += p.d == 64 || p.d == 128 || p.d == 192 || p.d == 256 || p.d == 127 || p.d == 129;
+            gqa16 += p.H / p.Hkv == 16;
+            for (int w = 0; w < p.n; w++)
+                tile_w += p.window[w] > 16 && (p.window[w] % 16 <= 1 || p.window[w] % 16 == 15);
+        } else {
+            long_L += p.L >= 1000;
+            if (p.n <= 2 && p.L > max_L[p.n])
+                max_L[p.n] = p.L;
+        }
     }
-    ck_assert_msg(cls[NSX_FZ_SMALL] > count * 0.65, "small %d of %d", cls[NSX_FZ_SMALL], count);
-    ck_assert_int_gt(cls[NSX_FZ_TILES], count / 6);
-    ck_assert_int_gt(cls[NSX_FZ_PRODUCTION], count / 100);
-    ck_assert_int_gt(wide, count / 40);
-    ck_assert_int_gt(tile_d, count / 20);
-    ck_assert_int_ge(long_L, 5);
+    ck_assert_msg(cls[NSX_FZ_SMALL] > count * 0.9, "small %d of %d", cls[NSX_FZ_SMALL], count);
+    ck_assert_int_gt(cls[NSX_FZ_TILES], count / 50);
+    ck_assert_int_ge(cls[NSX_FZ_PRODUCTION], 1);
+    ck_assert_int_gt(wide, tiles / 5);
+    ck_assert_int_gt(tile_d, tiles / 5);
+    ck_assert_int_gt(tile_w, tiles / 20);
+    ck_assert_int_gt(gqa16, tiles / 50);
+    ck_assert_int_gt(long_L, prod / 5);
     ck_assert_msg(max_L[1] > 2048 && max_L[2] > 1024, "longest n = 1: %d, n = 2: %d", max_L[1], max_L[2]);
-    ck_assert_int_gt(tile_w, 20);
-    ck_assert_int_gt(gqa16, 5);
     ck_assert_int_eq(over, 0); /* n = 2 past 1024 only windowed */
 }
 END_TEST
