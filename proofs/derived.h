@@ -21,8 +21,6 @@
       w > 0 && i - w + 1 > 0 ? i - w + 1 : 0;
   logic integer last_key(integer L, integer causal, integer w, integer i) =
       causal != 0 ? i : (w > 0 && i + w - 1 < L - 1 ? i + w - 1 : L - 1);
-  // bit c of a mask word (the tiles' column masks, simd/tiles.c)
-  predicate bit_set(integer m, integer c) = ((m >> c) & 1) != 0;
   lemma window_interval: \forall integer L, causal, w, i, j;
       0 <= i < L && w >= 0 ==>
         (first_key(w, i) <= j <= last_key(L, causal, w, i) <==>

@@ -25,6 +25,10 @@
 #include "simd/cands.h"
 #include "simd/tiles.h"
 
+/*@ // bit c of a mask word
+  predicate bit_set(integer m, integer c) = ((m >> c) & 1) != 0;
+*/
+
 /*@ requires 0 <= n && \valid_read(cnt + (0 .. n - 1));
     assigns \nothing;
     ensures \result == 0 || \result == 1;
