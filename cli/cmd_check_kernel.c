@@ -144,7 +144,7 @@ static void one(const nsx_kernel *k, const char *path, const nsx_model *forced, 
         raise_code(t, cli_fail_err(CMD, &err));
         goto done;
     }
-    nsx_candidate cand = {o, has_lse ? lse : NULL, NULL};
+    nsx_candidate cand = {.o = o, .lse = has_lse ? lse : NULL};
     nsx_check_report rep;
     rc = nsx_check(p, &vec.info, &vec.in, &vec.expected, &cand, &m, &rep, &err);
     if (rc == NSX_E_NOT_APPLICABLE) {

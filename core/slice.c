@@ -233,7 +233,8 @@ static int range_keys(int lo, int hi, int restricted, const unsigned char *map, 
 
 /* The odometer over pos[0..n) (digit m walks 0..len[m]-1, the last digit
    fastest): moves pos to the next tuple in lexicographic order; returns the
-   lowest digit that moved, or -1 after the last (pos then all 0). */
+   lowest digit that moved, or -1 after the last (pos then all 0).
+   simd/tiles.c's nsx_tile_next is a deliberate independent copy. */
 /*@ requires 1 <= n <= NSX_MAX_ORDER;
     requires \valid(pos + (0 .. n - 1)) && \valid_read(len + (0 .. n - 1));
     requires \separated(pos + (0 .. n - 1), len + (0 .. n - 1));

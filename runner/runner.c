@@ -29,6 +29,36 @@ double nsx_kernel_clock(void)
     return (double)t.tv_sec + t.tv_nsec * 1e-9;
 }
 
+#define ALL_IDX_BITS                                                                                        \
+    (NSX_IDX_WRITES_SCORES | NSX_IDX_WRITES_SEL | NSX_IDX_RELU | NSX_IDX_SOFTMAX | NSX_IDX_IDENTITY |        \
+     NSX_IDX_CAUSAL_OFF)
+
+/* The indexer's declaration (ABI 2 on): known bits, its formats (ABI 3: FP8
+   inputs with a block size). */
+static int indexer_info_check(const nsx_kernel_info *info, const char *w, nsx_err *err)
+{
+    if (info->abi_version < 2 || !info->indexer)
+        return 0;
+    if (info->indexer & ~ALL_IDX_BITS)
+        return nsx_err_set(err, NSX_E_INPUT, "%s: indexer has unknown bits 0x%x", w, info->indexer & ~ALL_IDX_BITS);
+    const int fp8 = info->abi_version >= 3 &&
+                    (info->indexer_input_format == NSX_FORMAT_E4M3 || info->indexer_input_format == NSX_FORMAT_E5M2);
+    const struct {
+        int v;
+        const char *field;
+    } f[] = {{fp8 ? NSX_FORMAT_F32 : info->indexer_input_format, "indexer_input_format"},
+             {info->indexer_accum_format, "indexer_accum_format"},
+             {info->indexer_output_format, "indexer_output_format"}};
+    for (int t = 0; t < 3; t++)
+        if (f[t].v < NSX_FORMAT_F64 || f[t].v > NSX_FORMAT_BF16)
+            return nsx_err_set(err, NSX_E_INPUT, "%s: %s %d is not a format (0 f64, 1 f32, 2 f16, 3 bf16%s)", w,
+                               f[t].field, f[t].v, t == 0 && info->abi_version >= 3 ? "; 6 e4m3, 7 e5m2" : "");
+    if (fp8 && (info->indexer_block < 1 || info->indexer_block > NSX_MAX_DIM))
+        return nsx_err_set(err, NSX_E_INPUT, "%s: indexer_block %d is not in 1..%d (FP8 indexer inputs)", w,
+                           info->indexer_block, NSX_MAX_DIM);
+    return 0;
+}
+
 int nsx_kernel_info_check(const nsx_kernel_info *info, const char *what, nsx_err *err)
 {
     char w[256];
@@ -64,6 +94,25 @@ int nsx_kernel_info_check(const nsx_kernel_info *info, const char *what, nsx_err
     if (info->features & ~ALL_FEATURES)
         return nsx_err_set(err, NSX_E_INPUT, "%s: features has unknown bits 0x%x", w,
                            info->features & ~ALL_FEATURES);
+    int rc = indexer_info_check(info, w, err);
+    if (rc)
+        return rc;
+    if (info->abi_version < 3 || info->backward_max_order == 0)
+        return 0; /* ABI 1, 2: read no further */
+    if (info->backward_max_order < 0 || info->backward_max_order > info->max_order)
+        return nsx_err_set(err, NSX_E_INPUT, "%s: backward_max_order %d is not in 0..max_order (%d)", w,
+                           info->backward_max_order, info->max_order);
+    if (info->backward_features & ~info->features)
+        return nsx_err_set(err, NSX_E_INPUT, "%s: backward_features has bits 0x%x that features lacks", w,
+                           info->backward_features & ~info->features);
+    if (!(info->features & NSX_FEAT_LSE))
+        return nsx_err_set(err, NSX_E_INPUT, "%s: a backward needs the forward's lse, but features lacks bit 256", w);
+    const int bfmt[2] = {info->backward_accum_format, info->backward_output_format};
+    const char *bname[2] = {"backward_accum_format", "backward_output_format"};
+    for (int t = 0; t < 2; t++)
+        if (bfmt[t] < NSX_FORMAT_F64 || bfmt[t] > NSX_FORMAT_BF16)
+            return nsx_err_set(err, NSX_E_INPUT, "%s: %s %d is not a format (0 f64, 1 f32, 2 f16, 3 bf16)", w,
+                               bname[t], bfmt[t]);
     return 0;
 }
 
@@ -106,6 +155,14 @@ int nsx_kernel_open(nsx_kernel *k, const char *path, int isa, int threads, nsx_e
                                path);
         }
     }
+    if (nsx_kernel_backward_order(k->info)) {
+        *(void **)&k->backward = dlsym(k->lib, "nsx_kernel_backward");
+        if (!k->backward) {
+            nsx_kernel_close(k);
+            return nsx_err_set(err, NSX_E_INPUT,
+                               "%s: declares a backward but does not export nsx_kernel_backward", path);
+        }
+    }
     return 0;
 }
 
@@ -137,9 +194,9 @@ int nsx_kernel_index(const nsx_kernel *k, const nsx_indexer_problem *p, const ns
     return nsx_simd_indexer_isa(&ip, &iio, k->threads, k->isa);
 }
 
-int nsx_kernel_supports(const nsx_kernel_info *info, const nsx_problem *p, char *why, size_t whylen)
+/* 0 when features f and order max_order cover p, else -1 and why. */
+static int covers(unsigned f, int max_order, const char *whose, const nsx_problem *p, char *why, size_t whylen)
 {
-    unsigned f = info->features;
     int windows = 0, biases = 0;
     for (int m = 0; m < p->n; m++) {
         windows |= p->window[m] > 0;
@@ -159,16 +216,30 @@ int nsx_kernel_supports(const nsx_kernel_info *info, const nsx_problem *p, char 
         {p->reduce == NSX_REDUCE_SUM, NSX_FEAT_SUM, "the sum reducer"},
         {p->reduce == NSX_REDUCE_MEAN, NSX_FEAT_MEAN, "the mean reducer"},
     };
-    if (p->n > info->max_order) {
-        snprintf(why, whylen, "order n = %d above the kernel's %d", p->n, info->max_order);
+    if (p->n > max_order) {
+        snprintf(why, whylen, "order n = %d above the %s %d", p->n, whose, max_order);
         return -1;
     }
     for (size_t t = 0; t < sizeof need / sizeof need[0]; t++)
         if (need[t].needed && !(f & need[t].bit)) {
-            snprintf(why, whylen, "%s, which the kernel does not declare", need[t].what);
+            snprintf(why, whylen, "%s, which the %s does not declare", need[t].what, whose);
             return -1;
         }
     return 0;
+}
+
+int nsx_kernel_supports(const nsx_kernel_info *info, const nsx_problem *p, char *why, size_t whylen)
+{
+    return covers(info->features, info->max_order, "kernel", p, why, whylen);
+}
+
+int nsx_kernel_supports_bwd(const nsx_kernel_info *info, const nsx_problem *p, char *why, size_t whylen)
+{
+    if (!nsx_kernel_backward_order(info)) {
+        snprintf(why, whylen, "the kernel has no backward");
+        return -1;
+    }
+    return covers(info->backward_features, nsx_kernel_backward_order(info), "kernel's backward", p, why, whylen);
 }
 
 static float *to_f32(const double *x, size_t count)
@@ -192,6 +263,7 @@ typedef struct iso_status {
    Each buffer ends where its guard page begins; the slack before it holds
    CANARY bytes. */
 typedef struct iso_map {
+    const char *name_o, *name_lse; /* the buffers' names in messages (o, lse; scores, sel) */
     unsigned char *base;
     size_t len, page;
     float *o, *lse;
@@ -215,6 +287,8 @@ static int iso_map_open(iso_map *mp, size_t o_count, size_t lse_count)
     void *base = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (base == MAP_FAILED)
         return -1;
+    mp->name_o = "o";
+    mp->name_lse = "lse";
     mp->base = base;
     mp->len = len;
     mp->page = page;
@@ -272,7 +346,15 @@ static void child_fault(int sig, siginfo_t *si, void *uc)
     raise(sig);
 }
 
-static void child_run(const nsx_kernel *k, const nsx_kernel_problem *kp, const nsx_kernel_io *io, iso_map *mp)
+/* One call of the kernel: the forward (kp, io) or the indexer (ip, iio). */
+typedef struct iso_call {
+    const nsx_kernel_problem *kp;
+    const nsx_kernel_io *io;
+    const nsx_indexer_problem *ip;
+    const nsx_indexer_io *iio;
+} iso_call;
+
+static void child_run(const nsx_kernel *k, const iso_call *call, iso_map *mp)
 {
     /* no core file per crashing call (a shrink makes hundreds) */
     const struct rlimit nocore = {0, 0};
@@ -289,15 +371,14 @@ static void child_run(const nsx_kernel *k, const nsx_kernel_problem *kp, const n
     sigaction(SIGSEGV, &sa, NULL);
     sigaction(SIGBUS, &sa, NULL);
     iso_status *st = (iso_status *)mp->base;
-    st->rc = nsx_kernel_call(k, kp, io);
+    st->rc = call->ip ? nsx_kernel_index(k, call->ip, call->iio) : nsx_kernel_call(k, call->kp, call->io);
     st->done = 1;
     _exit(0);
 }
 
 /* One call in a child process: 0 with *r the kernel's return value, or
    NSX_E_KERNEL_ERROR with k->iso->fault set, or NSX_E_NOMEM. */
-static int isolated_call(const nsx_kernel *k, const nsx_kernel_problem *kp, const nsx_kernel_io *io, iso_map *mp,
-                         int *r, nsx_err *err)
+static int isolated_call(const nsx_kernel *k, const iso_call *call, iso_map *mp, int *r, nsx_err *err)
 {
     nsx_kernel_iso *iso = k->iso;
     iso_status *st = (iso_status *)mp->base;
@@ -312,7 +393,7 @@ static int isolated_call(const nsx_kernel *k, const nsx_kernel_problem *kp, cons
     if (pid < 0)
         return nsx_err_set(err, NSX_E_NOMEM, "kernel: cannot fork a process for the call: %s", strerror(errno));
     if (pid == 0)
-        child_run(k, kp, io, mp);
+        child_run(k, call, mp);
     const double t0 = nsx_kernel_clock();
     double end = t0 + iso->timeout;
     int cut = iso->deadline > 0 && iso->deadline < end;
@@ -353,12 +434,12 @@ static int isolated_call(const nsx_kernel *k, const nsx_kernel_problem *kp, cons
         off = st->off;
         if (off >= 0 && (size_t)off < mp->o_count + mp->page / sizeof(float))
             return nsx_err_set(err, NSX_E_KERNEL_ERROR,
-                               "wrote outside its outputs: o[%ld], past the end of o (o has %zu): "
+                               "wrote outside its outputs: %s[%ld], past the end of %s (%s has %zu): "
                                "SIG%s on a guard page",
-                               off, mp->o_count, sigabbrev_np(iso->sig));
+                               mp->name_o, off, mp->name_o, mp->name_o, mp->o_count, sigabbrev_np(iso->sig));
         return nsx_err_set(err, NSX_E_KERNEL_ERROR,
-                           "wrote outside its outputs: a guard page around o and lse (o[%ld]): SIG%s", off,
-                           sigabbrev_np(iso->sig));
+                           "wrote outside its outputs: a guard page around %s and %s (%s[%ld]): SIG%s", mp->name_o,
+                           mp->name_lse, mp->name_o, off, sigabbrev_np(iso->sig));
     }
     if (WIFSIGNALED(status)) {
         iso->fault = NSX_KFAULT_SIGNAL;
@@ -373,9 +454,9 @@ static int isolated_call(const nsx_kernel *k, const nsx_kernel_problem *kp, cons
                            "the process exited inside the call (exit status %d), without returning",
                            WEXITSTATUS(status));
     }
-    const char *buf = "o";
+    const char *buf = mp->name_o;
     if (!(off = canary_hit(mp->o_slack, mp->o, &which)) && mp->lse) {
-        buf = "lse";
+        buf = mp->name_lse;
         off = canary_hit(mp->lse_slack, mp->lse, &which);
     }
     if (off) {
@@ -423,7 +504,7 @@ int nsx_kernel_run(const nsx_kernel *k, const nsx_problem *p, const nsx_inputs *
         io.lse = fl;
         int r = 0;
         if (k->iso)
-            rc = isolated_call(k, &kp, &io, &mp, &r, err);
+            rc = isolated_call(k, &(iso_call){&kp, &io, NULL, NULL}, &mp, &r, err);
         else
             r = nsx_kernel_call(k, &kp, &io);
         if (rc)
@@ -443,5 +524,82 @@ int nsx_kernel_run(const nsx_kernel *k, const nsx_problem *p, const nsx_inputs *
         free(buf[t]);
     if (mp.base)
         munmap(mp.base, mp.len);
+    return rc;
+}
+
+int nsx_kernel_run_indexer(const nsx_kernel *k, const nsx_problem *p, const nsx_inputs *in, int32_t *sel,
+                           double *scores, nsx_err *err)
+{
+    const unsigned caps = nsx_kernel_indexer_caps(k->info);
+    const nsx_selection *S = &p->sel;
+    if (S->source != NSX_SEL_INDEXER)
+        return nsx_err_set(err, NSX_E_UNSUPPORTED, "unsupported problem: its selection is not an indexer's");
+    const unsigned act_bit = S->act == NSX_ACT_RELU ? NSX_IDX_RELU : S->act == NSX_ACT_SOFTMAX ? NSX_IDX_SOFTMAX
+                                                                                             : NSX_IDX_IDENTITY;
+    if (!caps || !(caps & act_bit) || (!p->causal && !(caps & NSX_IDX_CAUSAL_OFF)))
+        return nsx_err_set(err, NSX_E_UNSUPPORTED, "unsupported problem: %s, which the kernel does not declare",
+                           !caps ? "an indexer" : !(caps & act_bit) ? "this activation" : "causal off");
+    if (!(caps & NSX_IDX_WRITES_SCORES))
+        scores = NULL;
+    if (!(caps & NSX_IDX_WRITES_SEL))
+        sel = NULL;
+    const nsx_indexer_problem ip = {p->B, p->L, S->Hi, S->di, S->act, p->causal, S->k, S->idx_scale};
+    const size_t rows = (size_t)p->B * p->L, LL = rows * p->L, nsel = nsx_sel_size(p);
+    float *q = to_f32(in->idx_q, rows * S->Hi * S->di), *kk = to_f32(in->idx_k, rows * S->di),
+          *w = to_f32(in->idx_w, rows * S->Hi);
+    float *fs = NULL;
+    int32_t *is = NULL;
+    iso_map mp = {0};
+    int rc = 0;
+    if (k->iso) {
+        /* scores in the first region, sel (int32, the size of a float) in the second */
+        if (iso_map_open(&mp, scores ? LL : 1, sel ? nsel : 0))
+            rc = nsx_err_set(err, NSX_E_NOMEM, "kernel: cannot map the shared outputs: %s", strerror(errno));
+        mp.name_o = "scores";
+        mp.name_lse = "sel";
+        fs = scores ? mp.o : NULL;
+        is = sel ? (int32_t *)(void *)mp.lse : NULL;
+    } else {
+        fs = scores ? malloc(LL * sizeof *fs) : NULL;
+        is = sel ? malloc(nsel * sizeof *is) : NULL;
+        if ((scores && !fs) || (sel && !is))
+            rc = nsx_err_set(err, NSX_E_NOMEM, "kernel: out of memory");
+        /* as the isolated maps: what the kernel does not write reads NaN, -1 */
+        if (fs)
+            memset(fs, 0xff, LL * sizeof *fs);
+        if (is)
+            memset(is, 0xff, nsel * sizeof *is);
+    }
+    if (!q || !kk || !w)
+        rc = nsx_err_set(err, NSX_E_NOMEM, "kernel: out of memory");
+    if (!rc) {
+        const nsx_indexer_io iio = {q, kk, w, fs, is};
+        int r = 0;
+        if (k->iso)
+            rc = isolated_call(k, &(iso_call){NULL, NULL, &ip, &iio}, &mp, &r, err);
+        else
+            r = nsx_kernel_index(k, &ip, &iio);
+        if (rc)
+            ;
+        else if (r == NSX_KERNEL_UNSUPPORTED)
+            rc = nsx_err_set(err, NSX_E_KERNEL_REFUSED, "unsupported problem: the kernel's indexer returned 1");
+        else if (r != NSX_KERNEL_OK)
+            rc = nsx_err_set(err, NSX_E_KERNEL_ERROR, "the kernel's indexer returned error %d", r);
+    }
+    if (!rc) {
+        for (size_t t = 0; fs && t < LL; t++)
+            scores[t] = fs[t];
+        if (is)
+            memcpy(sel, is, nsel * sizeof *sel);
+    }
+    free(q);
+    free(kk);
+    free(w);
+    if (mp.base) {
+        munmap(mp.base, mp.len);
+    } else {
+        free(fs);
+        free(is);
+    }
     return rc;
 }

@@ -52,6 +52,7 @@ typedef struct nsx_kernel {
     int isa, threads;               /* the in-process SIMD's ISA and threads */
     const char *path;               /* the library, or NULL */
     nsx_kernel_iso *iso;            /* NULL: calls run in this process */
+    nsx_kernel_backward_fn backward; /* the library's (ABI 3, when declared); NULL otherwise */
 } nsx_kernel;
 
 /*
@@ -59,7 +60,9 @@ typedef struct nsx_kernel {
  * NSX_KERNEL_ABI_MIN_VERSION to NSX_KERNEL_ABI_VERSION, a name of at most
  * 127 printable ASCII characters, max_order 1..NSX_MAX_ORDER, the four
  * formats NSX_FORMAT_*, no unknown feature bits (an ABI 1 info is read only
- * up to its features).  0, or NSX_E_INPUT with err "WHAT: FIELD ..." (what:
+ * up to its features); ABI 3: backward_max_order 0..max_order, and when not
+ * 0 backward_features a subset of features, NSX_FEAT_LSE declared (the
+ * backward reads the forward's lse) and the two backward formats NSX_FORMAT_*.  0, or NSX_E_INPUT with err "WHAT: FIELD ..." (what:
  * the library's path, or a name).
  */
 int nsx_kernel_info_check(const nsx_kernel_info *info, const char *what, nsx_err *err);
@@ -79,6 +82,13 @@ void nsx_kernel_close(nsx_kernel *k);
 static inline unsigned nsx_kernel_indexer_caps(const nsx_kernel_info *info)
 {
     return info->abi_version >= 2 ? info->indexer : 0;
+}
+
+/* The largest order the backward takes (ABI 3 info's backward_max_order),
+   0 for a kernel without one (every ABI 1 or 2 library). */
+static inline int nsx_kernel_backward_order(const nsx_kernel_info *info)
+{
+    return info->abi_version >= 3 ? info->backward_max_order : 0;
 }
 
 /* One indexer call (the kernel declares an indexer): the ABI's return
@@ -108,5 +118,37 @@ int nsx_kernel_supports(const nsx_kernel_info *info, const nsx_problem *p, char 
  */
 int nsx_kernel_run(const nsx_kernel *k, const nsx_problem *p, const nsx_inputs *in, const int32_t *sel,
                    double *o, double *lse, int *has_lse, nsx_err *err);
+
+/*
+ * Runs k's indexer (nsx_kernel_indexer) on p's indexer inputs (binary64,
+ * converted to float32), isolated like nsx_kernel_run when k->iso is set.
+ * Writes scores [B,L,L] (decoded from float32; entries the kernel did not
+ * write are NaN when isolated) and sel [B,L,k] where the kernel declares it
+ * writes them (NSX_IDX_WRITES_*); the caller's arrays are left alone
+ * otherwise.  Returns 0; NSX_E_UNSUPPORTED when the kernel declares no
+ * indexer, or not p's activation or causal setting; NSX_E_KERNEL_REFUSED,
+ * NSX_E_KERNEL_ERROR (k->iso->fault) and NSX_E_NOMEM as nsx_kernel_run.
+ * Pre: p passed nsx_problem_check; scores and sel not NULL.
+ */
+int nsx_kernel_run_indexer(const nsx_kernel *k, const nsx_problem *p, const nsx_inputs *in, int32_t *sel,
+                           double *scores, nsx_err *err);
+
+/*
+ * The backward of k (it declares one, or is the in-process SIMD kernel) on
+ * a problem with binary64 inputs (converted to float32 as nsx_kernel_run
+ * does) and dout [B, L, H, dv]: first k's forward for o and lse (float32,
+ * as the backward reads them), then its backward.  Writes g->dq, g->dk[m],
+ * g->dv[m] (m < n), decoded exactly from float32; when o, lse are not NULL
+ * also the forward's outputs.  Calls run in this process (k->iso is not
+ * used).  Returns 0; NSX_E_UNSUPPORTED when the backward does not declare p
+ * supported; NSX_E_KERNEL_REFUSED when a call returned 1 all the same;
+ * NSX_E_KERNEL_ERROR when a call returned another error; NSX_E_NOMEM.
+ */
+int nsx_kernel_run_bwd(const nsx_kernel *k, const nsx_problem *p, const nsx_inputs *in, const int32_t *sel,
+                       const double *dout, nsx_outputs *g, double *o, double *lse, nsx_err *err);
+
+/* 0 when the backward k declares covers p (its order and backward_features),
+   else -1 with the reason in why. */
+int nsx_kernel_supports_bwd(const nsx_kernel_info *info, const nsx_problem *p, char *why, size_t whylen);
 
 #endif

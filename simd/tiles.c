@@ -152,6 +152,8 @@ void nsx_tile_ex(const int *inner, int nk, const int *keys, int np, int *ex)
         ex[k] = nsx_find_key(inner, nk, keys[k]);
 }
 
+/* Deliberate independent copy of core/slice.c's nsx_tuple_distinct, as a
+   level (simd/ is code under test). */
 /*@ requires 0 <= np <= NSX_MAX_ORDER && \valid_read(keys + (0 .. np - 1));
     assigns \nothing;
     ensures \result == -1 || 1 <= \result < np;
@@ -179,6 +181,8 @@ int nsx_tile_dup_level(const int *keys, int np)
     return -1;
 }
 
+/* Deliberate independent copy of core/slice.c's odometer_step, with the
+   skip (simd/ is code under test). */
 /*@ requires 0 <= np <= NSX_MAX_ORDER && -1 <= dup < np;
     requires \valid(idx + (0 .. np - 1)) && \valid_read(lim + (0 .. np - 1));
     requires \separated(idx + (0 .. np - 1), lim + (0 .. np - 1));

@@ -616,7 +616,7 @@ static nsx_model model_of(const char *text)
 static int judge(const tcase *t, const nsx_case_info *info, const double *o, const double *lse,
                  const int32_t *sel, const char *model, nsx_check_report *rep, nsx_err *err)
 {
-    nsx_candidate cand = {o, lse, sel};
+    nsx_candidate cand = {.o = o, .lse = lse, .sel = sel};
     nsx_model m = model_of(model);
     return nsx_check(&t->p, info, &t->in, &t->out, &cand, &m, rep, err);
 }
@@ -1637,8 +1637,9 @@ START_TEST(model_syntax)
     nsx_model_default(&d);
     ck_assert_str_eq(nsx_model_format(&d, buf, sizeof buf), good[0].canonical);
     /* the kernel ABI's declaration */
-    nsx_kernel_info ki = {NSX_KERNEL_ABI_VERSION, "k", NSX_FORMAT_BF16, NSX_FORMAT_F32, NSX_FORMAT_BF16,
-                          NSX_FORMAT_BF16, 2, 0, 0, 0, 0, 0};
+    nsx_kernel_info ki = {.abi_version = NSX_KERNEL_ABI_VERSION, .name = "k", .input_format = NSX_FORMAT_BF16,
+                          .accum_format = NSX_FORMAT_F32, .weights_format = NSX_FORMAT_BF16,
+                          .output_format = NSX_FORMAT_BF16, .max_order = 2};
     nsx_err err;
     ck_assert_int_eq(nsx_model_from_kernel(&ki, &d, &err), 0);
     ck_assert_str_eq(nsx_model_format(&d, buf, sizeof buf),

@@ -28,7 +28,8 @@ from . import _lib
 from ._lib import FEATURES, FORMAT_NAMES, FORMATS, MAX_ORDER, REDUCERS, lib
 
 __version__ = _lib.lib.nsx_py_version().decode()
-__all__ = ["load", "gen", "check", "fuzz", "run", "save_candidate", "model", "Case", "Problem", "Report",
+__all__ = ["load", "gen", "check", "check_indexer", "indexer_inputs", "fuzz", "run", "save_candidate", "model",
+           "Case", "Problem", "Report", "IndexerReport",
            "FuzzResult", "Error", "InputError", "NotApplicable", "Unsupported", "ModelWarning", "FEATURE_NAMES"]
 
 FEATURE_NAMES = tuple(FEATURES)
@@ -300,8 +301,8 @@ class Case:
                   "v": [a["v%d" % (m + 1)] for m in range(p.n)], "sel": a.get("sel")}
         return _convert(arrays, p.input_format, device, dtype)
 
-    def check(self, o, lse=None, sel=None, model=None, label="candidate"):
-        return check(self, o=o, lse=lse, sel=sel, model=model, label=label)
+    def check(self, o, lse=None, sel=None, model=None, label="candidate", grads=None):
+        return check(self, o=o, lse=lse, sel=sel, model=model, label=label, grads=grads)
 
 
 def load(path):
@@ -337,7 +338,9 @@ def run(fn, case, device=None, dtype=None):
 class Report:
     """The oracle's verdict, the same as `nsimplex check --json`: .passed, .json (the dict),
     .text (the report for people), .worst_o and .worst_lse (dicts with b, h, i, c, error, bound,
-    ratio, expected, candidate; None when nothing was judged), .ratio (the larger worst ratio),
+    ratio, expected, candidate; None when nothing was judged), .gradients (the JSON's "gradients":
+    status, counts) and .worst_dq, .worst_dk, .worst_dv (a backward case), .ratio (the largest
+    worst ratio),
     .failures (the count), .notes (the first failures, one line each), .model."""
 
     def __init__(self, passed, js, text):
@@ -349,7 +352,11 @@ class Report:
         self.notes = list(self.json["notes"])
         self.worst_o = self.json["o"]["worst"]
         self.worst_lse = self.json["lse"]["worst"]
-        ratios = [w["ratio"] for w in (self.worst_o, self.worst_lse) if w and w.get("ratio") is not None]
+        g = self.json.get("gradients", {})
+        self.gradients = g
+        self.worst_dq, self.worst_dk, self.worst_dv = g.get("worst_dq"), g.get("worst_dk"), g.get("worst_dv")
+        ratios = [w["ratio"] for w in (self.worst_o, self.worst_lse, self.worst_dq, self.worst_dk, self.worst_dv)
+                  if w and w.get("ratio") is not None]
         self.ratio = max(ratios) if ratios else None
 
     def __bool__(self):
@@ -380,25 +387,120 @@ def _ptr(a):
     return None if a is None else a.ctypes.data_as(c_void_p)
 
 
-def check(case, o, lse=None, sel=None, model=None, label="candidate"):
+def _grad_arrays(case, grads):
+    """The candidate's gradients {"dq": .., "dk1": .., "dv1": ..} as 1 + 2n float64 arrays (None:
+    absent), shapes checked."""
+    p = case.problem
+    if not grads:
+        return None
+    names = ["dq"] + ["dk%d" % (m + 1) for m in range(p.n)] + ["dv%d" % (m + 1) for m in range(p.n)]
+    unknown = set(grads) - set(names)
+    if unknown:
+        raise InputError(_lib.E_INPUT, "grads: unknown tensor %s (names: %s)" % (sorted(unknown)[0], ", ".join(names)))
+    shapes = [(p.B, p.L, p.H, p.d)] + [(p.B, p.L, p.Hkv, p.d)] * p.n + [(p.B, p.L, p.Hkv, p.dv)] * p.n
+    out = []
+    for name, shape in zip(names, shapes):
+        a = _to_numpy(grads.get(name), name)
+        _shape_ok(a, shape, name)
+        out.append(a)
+    return out
+
+
+def check(case, o, lse=None, sel=None, model=None, label="candidate", grads=None):
     """Judges a kernel's outputs against a golden vector in process, as `nsimplex check` does.
 
     case: a Case or a path; o [B,L,H,dv], lse [B,H,L] (optional), sel [B,L,k] (optional; read
     only when the vector computes its selection): numpy arrays or torch tensors of any float dtype
-    on any device, decoded exactly.  model: a precision model string (default bf16).
+    on any device, decoded exactly.  model: a precision model string (default bf16).  grads: a
+    backward case's gradients, a dict of any of "dq", "dk1".., "dv1".. (same array types), judged
+    against the bound of docs/ORACLE.md section 8 (absent ones are reported).
     Returns a Report; raises NotApplicable when the vector cannot be judged under the model,
     InputError for a bad model or wrong shapes."""
     if not isinstance(case, Case):
         case = load(case)
     o, lse, sel = _candidate_arrays(case, o, lse, sel)
+    g = _grad_arrays(case, grads)
     _warn_model(model)
     passed, js, text, err = c_int(), c_void_p(), c_void_p(), _errbuf()
-    rc = lib.nsx_py_check(case._h, _ptr(o), _ptr(lse), _ptr(sel), _enc(model), _enc(label), byref(passed),
-                          byref(js), byref(text), err, 1024)
+    gp = None if g is None else (c_void_p * len(g))(*[_ptr(a) for a in g])
+    rc = lib.nsx_py_check_grads(case._h, _ptr(o), _ptr(lse), _ptr(sel), gp, _enc(model), _enc(label),
+                                byref(passed), byref(js), byref(text), err, 1024)
     js, text = _lib.take_string(js), _lib.take_string(text)
     if rc:
         _raise(rc, err)
     return Report(passed.value, js, text)
+
+
+class IndexerReport:
+    """The oracle's verdict on an indexer alone (check_indexer), the same as `nsimplex check --json`
+    on an indexer candidate: .passed, .json, .text, .model, .failures, .notes, .worst (the worst
+    score: b, i, j, error, bound, ratio, expected, candidate; None without scores), .ratio."""
+
+    def __init__(self, passed, js, text):
+        self.passed = bool(passed)
+        self.json = json.loads(js)
+        self.text = text
+        self.model = self.json["model"]
+        self.failures = self.json["failures"]
+        self.notes = list(self.json["notes"])
+        self.worst = self.json["scores"].get("worst")
+        self.ratio = self.worst["ratio"] if self.worst else None
+
+    def __bool__(self):
+        return self.passed
+
+    def __str__(self):
+        return self.text
+
+    def __repr__(self):
+        return "IndexerReport(passed=%s, case=%r, model=%r, ratio=%r, failures=%d)" % (
+            self.passed, self.json.get("case"), self.model, self.ratio, self.failures)
+
+
+def indexer_inputs(case, device=None, dtype=None):
+    """The indexer's inputs and settings of a case whose selection an indexer computes:
+    (settings, tensors) with settings = dict(act="relu"|"softmax"|"identity", idx_scale, Hi, di,
+    topk, causal) and tensors = dict(idx_q [B,L,Hi,di], idx_k [B,L,di], idx_w [B,L,Hi]) as numpy
+    arrays (device None) or torch tensors on device in dtype (default float32)."""
+    if not isinstance(case, Case):
+        case = load(case)
+    sel = case.meta.get("selection") or {}
+    if sel.get("source") != "indexer":
+        raise InputError(_lib.E_INPUT, "%s: the selection is not computed by an indexer" % case.path)
+    settings = dict(act=sel.get("act", "relu"), idx_scale=float(sel.get("idx_scale", 1.0)), Hi=int(sel["Hi"]),
+                    di=int(sel["di"]), topk=int(sel["k"]), causal=bool(case.problem.causal))
+    a = case._arrays
+    tensors = {name: a[name] for name in ("idx_q", "idx_k", "idx_w")}
+    if device is None and (dtype is None or not hasattr(dtype, "is_floating_point")):
+        return settings, {k: v.astype(dtype or np.float32) for k, v in tensors.items()}
+    import torch
+    return settings, {k: torch.as_tensor(v, dtype=dtype or torch.float32, device=device)
+                      for k, v in tensors.items()}
+
+
+def check_indexer(case, scores=None, sel=None, model=None, label="indexer"):
+    """Judges an indexer's outputs alone against a golden vector whose selection an indexer
+    computes (docs/ORACLE.md 5.2): scores [B,L,L] (the E8 scores S[i,j]; entries of non-candidate
+    keys are not read) and/or sel [B,L,k] (the E9 selection as a set, -1 pads), numpy arrays or
+    torch tensors on any device.  model: e.g. "f32", "bf16,idx=bf16", "dsa-fp8"
+    (FP8 e4m3 with per-block scales).  Returns an IndexerReport."""
+    if not isinstance(case, Case):
+        case = load(case)
+    p = case.problem
+    scores = _to_numpy(scores, "scores")
+    sel = _to_numpy(sel, "sel", np.int32)
+    if scores is None and sel is None:
+        raise InputError(_lib.E_INPUT, "give scores, sel or both")
+    _shape_ok(scores, (p.B, p.L, p.L), "scores")
+    _shape_ok(sel, (p.B, p.L, p.topk), "sel")
+    _warn_model(model)
+    passed, js, text, err = c_int(), c_void_p(), c_void_p(), _errbuf()
+    rc = lib.nsx_py_check_indexer(case._h, _ptr(scores), _ptr(sel), _enc(model), _enc(label), byref(passed),
+                                  byref(js), byref(text), err, 1024)
+    js, text = _lib.take_string(js), _lib.take_string(text)
+    if rc:
+        _raise(rc, err)
+    return IndexerReport(passed.value, js, text)
 
 
 def _dtype_code(x, default):
@@ -410,16 +512,20 @@ def _dtype_code(x, default):
     return default
 
 
-def save_candidate(case, path, o, lse=None, sel=None, model=None):
+def save_candidate(case, path, o, lse=None, sel=None, model=None, grads=None):
     """Writes a candidate file for `nsimplex check VECTOR PATH`: o and lse in their own dtypes
-    (bfloat16, float16, float32, float64), sel as int32, the model in its metadata."""
+    (bfloat16, float16, float32, float64), sel as int32, the model in its metadata; grads (a
+    backward case: a dict of any of "dq", "dk1".., "dv1..") in the dtype of the first one given."""
     if not isinstance(case, Case):
         case = load(case)
     oc, lc = _dtype_code(o, 0), _dtype_code(lse, 0)
+    gc = _dtype_code(next(iter(grads.values())), 0) if grads else 0
     o, lse, sel = _candidate_arrays(case, o, lse, sel)
+    g = _grad_arrays(case, grads)
+    gp = None if g is None else (c_void_p * len(g))(*[_ptr(a) for a in g])
     err = _errbuf()
-    rc = lib.nsx_py_write_candidate(case._h, _enc(path), _ptr(o), oc, _ptr(lse), lc, _ptr(sel), _enc(model),
-                                    err, 1024)
+    rc = lib.nsx_py_write_candidate_grads(case._h, _enc(path), _ptr(o), oc, _ptr(lse), lc, _ptr(sel), gp, gc,
+                                          _enc(model), err, 1024)
     if rc:
         _raise(rc, err)
 
