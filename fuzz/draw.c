@@ -1,12 +1,14 @@
 /*
  * Random problems within a kernel's declared features (fuzz/fuzz.h).
  *
- * A problem is a recipe (vectors/recipe.h) plus the fuzzer's extras.  Two
- * size classes: small problems (most of them) that the MPFR reference
- * judges in milliseconds, and larger ones (longer sequences, several key
- * blocks, widths past two vectors) judged by the binary64 loop reference.
- * Sizes lean towards the boundaries of vector lanes and tiles (7, 8, 9, 15,
- * 16, 17, 31, 32, 33), where tails and padding live.
+ * A problem is a recipe (vectors/recipe.h) plus the fuzzer's extras.  Three
+ * shape classes (docs/FUZZING.md section 2): small problems (most of the
+ * count), judged in milliseconds and easy to shrink, whose sizes lean to
+ * the boundaries of vector lanes (7, 8, 9, 15, 16, 17, 31, 32, 33); tiles,
+ * with d and dv up to 256 near 64/128/192/256, L, windows and top-k near
+ * multiples of 16..128, GQA up to 16/1, rows spanning several key blocks;
+ * production, with L up to 4096 (n = 1) and 2048 (windowed n = 2).  Each
+ * class has a work budget, and steering (nsx_fz_steer) narrows the draw.
  */
 #include <math.h>
 #include <stdarg.h>
