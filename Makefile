@@ -163,7 +163,8 @@ PYTHON   ?= /usr/bin/python3
 bench-deps:
 	@NSX_DEPS_EXTRA="python3-torch libopenblas0-pthread" sh tools/deps.sh
 
-# The paper's shape (w = 512, 32) and w = 128, 128: C kernel, PyTorch peer, ratio.
+# The shapes of bench/run.py (n = 2 paper windows at d = 64 and 128, w = 128, 128;
+# n = 1 at L = 4096, d = 128, dense causal and top-k 2048): C kernel, PyTorch peer, ratio.
 bench: $(PROG) $(SIMD_SO) bench-deps
 	$(PYTHON) bench/run.py --prog $(PROG) --so $(SIMD_SO)
 

@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """`make bench`: the C kernel (`nsimplex bench --json`) and the PyTorch peer
 (bench/torch_peer.py, which also checks that it agrees with the kernel's
-shared library) on the 2-simplicial paper's shape and on w1 = w2 = 128,
-then the ratio of their useful GFLOP/s; then the SIMD indexer
+shared library) on the 2-simplicial paper's shape, on w1 = w2 = 128, on
+the paper's windows with d = dv = 128, and on ordinary attention (n = 1,
+L = 4096, d = 128, dense causal and with a top-k 2048 selection), one line
+per shape with the share of peak and the ratio of their useful GFLOP/s; then the SIMD indexer
 (`nsimplex bench --indexer`) and its PyTorch peer (bench/torch_indexer_peer.py,
 which checks that the two selections agree) at DeepSeek V3.2's shape."""
 import argparse
@@ -12,8 +14,12 @@ import subprocess
 import sys
 import tempfile
 
+N1 = ["--n", "1", "--L", "4096", "--d", "128", "--dv", "128"]
 SHAPES = [("paper n=2 w=512,32", ["--window", "512,32"]),
-          ("n=2 w=128,128", ["--window", "128,128"])]
+          ("n=2 w=128,128", ["--window", "128,128"]),
+          ("n=2 w=512,32 d=dv=128", ["--window", "512,32", "--d", "128", "--dv", "128"]),
+          ("n=1 L=4096 d=128 dense causal", N1),
+          ("n=1 L=4096 d=128 top-k 2048", N1 + ["--topk", "2048"])]
 
 
 def run_json(cmd):

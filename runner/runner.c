@@ -16,6 +16,7 @@
 #include "io/json.h"
 #include "runner/runner.h"
 #include "simd/indexer.h"
+#include "simd/n1.h"
 #include "simd/simd.h"
 
 #define ALL_FEATURES                                                                                        \
@@ -127,6 +128,8 @@ int nsx_kernel_open(nsx_kernel *k, const char *path, int isa, int threads, nsx_e
             return nsx_err_set(err, NSX_E_INPUT, "%s", why);
         if (!nsx_simd_isa_supported(k->isa))
             return nsx_err_set(err, NSX_E_INPUT, "this CPU cannot run the %s path", nsx_simd_isa_name(k->isa));
+        if (!nsx_n1_tune(k->isa, why, sizeof why)) /* NSX_TUNE names no tune of this isa */
+            return nsx_err_set(err, NSX_E_INPUT, "%s", why);
         k->info = nsx_simd_info();
         return 0;
     }

@@ -34,6 +34,7 @@
 
 #include "simd/cands.h"
 #include "simd/kern.h"
+#include "simd/n1.h"
 #include "simd/simd.h"
 #include "simd/tiles.h"
 
@@ -132,6 +133,9 @@ size_t nsx_simd_scratch_bytes(const nsx_kernel_problem *p)
     plan pl;
     work w;
     int isa = nsx_simd_isa(NULL, 0);
+    const nsx_n1_kernels *kt = p->n == 1 ? nsx_n1_tune(isa < 0 ? NSX_ISA_SCALAR : isa, NULL, 0) : NULL;
+    if (kt) /* ordinary attention: simd/n1.c */
+        return nsx_n1_scratch_bytes(p, kt);
     plan_init(&pl, p, NULL, nsx_simd_kernels(isa < 0 ? NSX_ISA_SCALAR : isa));
     return work_layout(&pl, &w, NULL);
 }
@@ -411,6 +415,8 @@ int nsx_simd_forward_isa(const nsx_kernel_problem *p, const nsx_kernel_io *io, i
         return NSX_SIMD_UNSUPPORTED;
     if (!nsx_simd_isa_supported(isa) || !nsx_simd_kernels(isa))
         return NSX_SIMD_EISA;
+    if (p->n == 1) /* ordinary attention: the flash kernel of simd/n1.c */
+        return nsx_n1_forward_isa(p, io, threads, isa);
     plan pl;
     plan_init(&pl, p, io, nsx_simd_kernels(isa));
     const long items = (long)p->L * p->B * p->Hkv;
