@@ -65,7 +65,7 @@ run_one() { # name so seed shrink -> $OUT/name/SEED.{log,rc}
     echo "$?" >"$dir/$seed.rc"
     set -e
 }
-median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {if (NR == 0) print "-"; else if (NR % 2) print a[(NR+1)/2]; else printf "%.1f\n", (a[NR/2]+a[NR/2+1])/2}'; }
+median() { [ $# -gt 0 ] || { echo -; return; }; printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {if (NR == 0) print "-"; else if (NR % 2) print a[(NR+1)/2]; else printf "%.1f\n", (a[NR/2]+a[NR/2+1])/2}'; }
 
 first=${SEEDS%% *}
 printf '%-22s %-7s %-28s %7s  %-12s %s\n' mutant caught "seconds (seeds $SEEDS)" median kind "shrunk case (seed $first)"
