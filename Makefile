@@ -120,7 +120,7 @@ $(BUILD)/tests/%: $(BUILD)/tests/%.o $(SUP_OBJ) $(LIB)
 	$(CC) $(CFLAGS) $(LDFLAGS) $(OMP) -o $@ $< $(SUP_OBJ) $(LIB) $(shell pkg-config --libs check) $(LDLIBS)
 
 # Misbehaving test kernels (tests/kernels/faulty.c), one library per fault.
-FAULTS   := segv abort hang exit overflow underflow order0 orderm1
+FAULTS   := segv abort hang exit overflow underflow order0 orderm1 zeros
 FAULT_SO := $(FAULTS:%=$(BUILD)/tests/kernels/%.so)
 $(BUILD)/tests/kernels/%.so: tests/kernels/faulty.c include/nsimplex/kernel.h
 	@mkdir -p $(@D)
@@ -187,7 +187,7 @@ demo: $(PROG)
 
 # The mutation matrix: each fuzz/mutants/NAME.patch applied to a copy of
 # simd/, built into build/mutants/NAME/ and fuzzed (docs/FUZZING.md); fails
-# loudly when a patch no longer applies.  BUDGET=60 SEED=1 by default.
+# loudly when a patch no longer applies.  BUDGET=60 SEEDS="1 2 3 4 5" by default.
 .PHONY: mutants
 mutants: $(PROG) $(SIMD_SO)
 	@sh fuzz/mutants/run.sh

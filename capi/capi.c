@@ -411,6 +411,11 @@ int nsx_py_fuzz(const nsx_py_fuzz_args *a, char **summary, char *err, size_t err
     o.progress = a->progress;
     o.verbose = a->verbose;
     o.model = &m;
+    /* the small shape class only: a Python kernel (einsum over dense L^n
+       tensors, as the examples are) cannot take the tile and production
+       classes' L = 1000-4096; `nsimplex fuzz --kernel` draws them all */
+    static const nsx_fz_steer small = {.features = 0xffu, .shapes = NSX_FZ_SMALL};
+    o.steer = &small;
     nsx_py_accept_fn accept = a->accept;
     if (accept) {
         o.accept = accept_shim;

@@ -20,7 +20,9 @@ static void check_usage(FILE *f)
 {
     fprintf(f,
             "usage: nsimplex check VECTOR CANDIDATE [CANDIDATE ...] [--model M] [--json]\n"
-            "                      [--max-tuples N] [--max-memory MIB]\n\n"
+            "                      [--max-tuples N] [--max-memory MIB]\n"
+            "       nsimplex check --kernel LIB.so [VECTOR ...]   (runs a kernel on golden vectors:\n"
+            "                      nsimplex check --kernel x --help)\n\n"
             "Judges kernels' outputs against a golden vector (docs/ORACLE.md): each CANDIDATE in\n"
             "turn, one report (or JSON line) each. A CANDIDATE is a safetensors file with\n"
             "o [B,L,H,dv] and optionally lse [B,H,L] (any float dtype) and,\n"
@@ -158,6 +160,11 @@ int cmd_check(int argc, char **argv)
     bool bad = false;
     if (!files)
         return cli_fail("check", "out of memory");
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--kernel") == 0 || strncmp(argv[i], "--kernel=", 9) == 0) {
+            free(files);
+            return cmd_check_kernel(argc, argv);
+        }
     for (int i = 1; i < argc; i++) {
         if (cli_is_help(argv[i])) {
             check_usage(stdout);

@@ -26,11 +26,15 @@ static void fuzz_usage(FILE *f)
             "window, selection, GQA, bias, reducer, input format, causal off, distinct) and value\n"
             "distributions (normal, heavy-tailed, near-ties, huge, zeros, subnormal, interesting\n"
             "values in random vector lanes), runs the kernel and judges it with the oracle under\n"
-            "its declared precision model: against the MPFR reference on small problems, against\n"
-            "a binary64 loop reference with a stated error bound on larger ones, and bit for bit\n"
+            "its declared precision model: against the certified reference (the fast path with a\n"
+            "proven bound, MPFR for what it leaves; the binary64 loop reference with a stated bound\n"
+            "where that would take too long), and bit for bit\n"
             "on leak pairs, mask probes, copies of the batches and a permutation of the heads.\n"
             "Each failure is shrunk and saved as a vector `nsimplex check` replays, with the\n"
-            "kernel's outputs beside it. The same seed gives the same problems.\n\n"
+            "kernel's outputs beside it. The same seed gives the same problems. Shapes come in\n"
+            "three classes (small; tiles: d, dv to 256, L, windows and top-k near multiples of\n"
+            "16-128; production: L to 4096) and the summary gives the worst error/bound ratio\n"
+            "per output and the shapes covered.\n\n"
             "  --seconds S        time for the search; shrinking is extra (10)\n"
             "  --seed N           the run's seed (1)\n"
             "  --kernel LIB.so    fuzz this library through the kernel ABI\n"
@@ -50,7 +54,15 @@ static void fuzz_usage(FILE *f)
             "  --in-process       call the kernel in this process, not in a child process per call\n"
             "                     (for sanitizer runs; a crash of the kernel is then nsimplex's)\n"
             "  --progress S       seconds between progress lines (5)\n"
-            "  --verbose          a line per problem\n\n"
+            "  --verbose          a line per problem\n"
+            "  --json             the summary as one JSON object on stdout (the log goes to stderr)\n\n"
+            "Steering (within what the kernel declares; docs/FUZZING.md section 2):\n"
+            "  --n N[,N..]        only these orders\n"
+            "  --max-L L          sequences of at most L positions\n"
+            "  --d D[,D..]        d and dv from this list (1..256)\n"
+            "  --features LIST    only these features, each in about half the problems:\n"
+            "                     windows, selection, gqa, causal-off, distinct, biases, sum, mean\n"
+            "  --shapes CLASS     small, tiles, production or all (the mix by count: 94%%, 5.5%%, 0.3%%) (all)\n\n"
             "To reproduce one problem: nsimplex fuzz --seed N --start K --count 1.\n\n"
             "Each kernel call runs in a child process forked for it, its outputs in shared memory\n"
             "between guard pages: a crash, a signal, a timeout, an exit() or a write outside the\n"
@@ -62,6 +74,35 @@ static void fuzz_usage(FILE *f)
             "cannot be saved is still 1, the save's error on a line of its own), 2 unusable\n"
             "arguments or kernel, or nothing judged (--seconds 0), 3 internal error\n",
             NSX_FUZZ_MAX_FAILURES);
+}
+
+/* A comma list of integers lo..hi into out (at most max); the count, or -1
+   after printing the error line. */
+static int int_list(const char *opt, const char *val, long lo, long hi, int *out, int max)
+{
+    int count = 0;
+    const char *p = val;
+    for (;;) {
+        char tok[32];
+        size_t len = strcspn(p, ",");
+        if (len == 0 || len >= sizeof tok) {
+            cli_fail(CMD, "%s: '%s' is not a comma list of integers", opt, val);
+            return -1;
+        }
+        memcpy(tok, p, len);
+        tok[len] = '\0';
+        long v;
+        if (!cli_int(CMD, opt, tok, lo, hi, &v))
+            return -1;
+        if (count == max) {
+            cli_fail(CMD, "%s: more than %d values", opt, max);
+            return -1;
+        }
+        out[count++] = (int)v;
+        if (!p[len])
+            return count;
+        p += len + 1;
+    }
 }
 
 static int make_dir(const char *dir)
@@ -82,6 +123,9 @@ int cmd_fuzz(int argc, char **argv)
     long threads = 0;
     bool bad = false, in_process = false, indexer = false;
     nsx_kernel_iso iso = {.timeout = 10};
+    nsx_fz_steer steer;
+    nsx_fz_steer_default(&steer);
+    bool json = false;
     for (int i = 1; i < argc; i++) {
         long v;
         if (cli_is_help(argv[i])) {
@@ -143,6 +187,57 @@ int cmd_fuzz(int argc, char **argv)
             if (bad)
                 return NSX_EXIT_BAD;
             in_process = true;
+        } else if (cli_opt(CMD, argc, argv, &i, "--n", &val, &bad)) {
+            int ns[NSX_MAX_ORDER], count;
+            if (bad || (count = int_list("--n", val, 1, NSX_MAX_ORDER, ns, NSX_MAX_ORDER)) < 0)
+                return NSX_EXIT_BAD;
+            steer.orders = 0;
+            for (int x = 0; x < count; x++)
+                steer.orders |= 1u << ns[x];
+        } else if (cli_opt(CMD, argc, argv, &i, "--max-L", &val, &bad)) {
+            if (bad || !cli_int(CMD, "--max-L", val, 1, 4096, &v))
+                return NSX_EXIT_BAD;
+            steer.max_L = (int)v;
+        } else if (cli_opt(CMD, argc, argv, &i, "--d", &val, &bad)) {
+            if (bad || (steer.nd = int_list("--d", val, 1, 256, steer.d, 32)) < 0)
+                return NSX_EXIT_BAD;
+        } else if (cli_opt(CMD, argc, argv, &i, "--features", &val, &bad)) {
+            if (bad)
+                return NSX_EXIT_BAD;
+            steer.features = 0;
+            steer.boost = 1;
+            for (const char *p = val;;) {
+                char tok[32];
+                size_t len = strcspn(p, ",");
+                if (len == 0 || len >= sizeof tok)
+                    return cli_fail(CMD, "--features: '%s' is not a comma list of windows, selection, gqa, "
+                                         "causal-off, distinct, biases, sum, mean", val);
+                memcpy(tok, p, len);
+                tok[len] = '\0';
+                unsigned bit = nsx_fz_feature_bit(tok);
+                if (!bit)
+                    return cli_fail(CMD, "--features: unknown feature '%s' (windows, selection, gqa, causal-off, "
+                                         "distinct, biases, sum, mean)", tok);
+                steer.features |= bit;
+                if (!p[len])
+                    break;
+                p += len + 1;
+            }
+        } else if (cli_opt(CMD, argc, argv, &i, "--shapes", &val, &bad)) {
+            if (bad)
+                return NSX_EXIT_BAD;
+            steer.shapes = -2;
+            if (strcmp(val, "all") == 0)
+                steer.shapes = NSX_FZ_SHAPES_ALL;
+            for (int x = 0; x < NSX_FZ_CLASSES; x++)
+                if (strcmp(val, nsx_fz_class_name(x)) == 0)
+                    steer.shapes = x;
+            if (steer.shapes == -2)
+                return cli_fail(CMD, "--shapes: '%s' is not small, tiles, production or all", val);
+        } else if (cli_opt(CMD, argc, argv, &i, "--json", NULL, &bad)) {
+            if (bad)
+                return NSX_EXIT_BAD;
+            json = true;
         } else if (cli_opt(CMD, argc, argv, &i, "--verbose", NULL, &bad)) {
             if (bad)
                 return NSX_EXIT_BAD;
@@ -182,41 +277,55 @@ int cmd_fuzz(int argc, char **argv)
     if (!in_process)
         k.iso = &iso;
     nsx_model m;
-    char model[160];
+    char model[160], why[160];
     if (nsx_model_from_kernel(k.info, &m, &err)) {
         nsx_kernel_close(&k);
         return cli_fail(CMD, "%s", err.msg);
     }
+    if (nsx_fz_steer_check(&steer, k.info, why, sizeof why)) {
+        nsx_kernel_close(&k);
+        return cli_fail(CMD, "%s", why);
+    }
+    o.steer = &steer;
+    FILE *log = json ? stderr : stdout;
+    o.log = log;
     /* --indexer: the indexer's own model (docs/ORACLE.md 5) */
     if (indexer && nsx_model_from_kernel_indexer(k.info, &m, &err)) {
         nsx_kernel_close(&k);
         return cli_fail(CMD, "%s", err.msg);
     }
     if (!indexer && nsx_kernel_indexer_caps(k.info))
-        printf("nsimplex fuzz: the kernel also declares an indexer: nsimplex fuzz --indexer fuzzes it\n");
+        fprintf(log, "nsimplex fuzz: the kernel also declares an indexer: nsimplex fuzz --indexer fuzzes it\n");
     char name[128], path[256];
     nsx_printable(name, sizeof name, k.info->name ? k.info->name : "?");
     nsx_printable(path, sizeof path, kernel ? kernel : "in process, ");
-    printf("nsimplex fuzz: kernel %s (%s%s), model %s\n", name, path, kernel ? "" : nsx_simd_isa_name(k.isa),
+    fprintf(log, "nsimplex fuzz: kernel %s (%s%s), model %s\n", name, path, kernel ? "" : nsx_simd_isa_name(k.isa),
            nsx_model_format(&m, model, sizeof model));
-    printf("nsimplex fuzz: seed %llu, from problem %llu, ", (unsigned long long)o.seed, (unsigned long long)o.start);
+    fprintf(log, "nsimplex fuzz: seed %llu, from problem %llu, ", (unsigned long long)o.seed, (unsigned long long)o.start);
     if (o.count)
-        printf("at most %llu problems", (unsigned long long)o.count);
+        fprintf(log, "at most %llu problems", (unsigned long long)o.count);
     if (o.count && o.seconds > 0)
-        printf(" or ");
+        fprintf(log, " or ");
     if (o.seconds > 0)
-        printf("%.0f s", o.seconds);
-    printf("; failures go to %s/\n", o.out_dir);
+        fprintf(log, "%.0f s", o.seconds);
+    fprintf(log, "; failures go to %s/\n", o.out_dir);
     if (in_process)
-        printf("nsimplex fuzz: the kernel runs in this process (--in-process)\n");
+        fprintf(log, "nsimplex fuzz: the kernel runs in this process (--in-process)\n");
     else
-        printf("nsimplex fuzz: each kernel call in a child process, %g s per call at most\n", iso.timeout);
-    fflush(stdout);
+        fprintf(log, "nsimplex fuzz: each kernel call in a child process, %g s per call at most\n", iso.timeout);
+    fflush(log);
     nsx_fuzz_summary s;
     int rc = indexer ? nsx_fuzz_indexer_run(&k, &o, &s, &err) : nsx_fuzz_run(&k, &o, &s, &err);
     nsx_kernel_close(&k);
     if (rc)
         return cli_fail_err(CMD, &err);
+    if (json) {
+        nsx_buf b = {0};
+        nsx_fuzz_summary_json(&s, &o, &b);
+        if (b.s && !b.oom)
+            fputs(b.s, stdout);
+        nsx_buf_free(&b);
+    }
     if (!s.nfail && s.mpfr + s.loop == 0)
         return cli_fail(CMD, "no problem was judged (%llu drawn, %llu skipped): not a pass; give more "
                              "--seconds or --count", (unsigned long long)s.problems, (unsigned long long)s.skipped);

@@ -9,6 +9,9 @@
 /* nsimplex check VECTOR CANDIDATE [--model M] [--json]: judges a
    candidate's outputs against a golden vector (docs/ORACLE.md). */
 int cmd_check(int argc, char **argv);
+/* nsimplex check --kernel LIB.so [VECTOR ...]: a kernel library run on
+   golden vectors and judged (cmd_check_kernel.c; cmd_check hands over). */
+int cmd_check_kernel(int argc, char **argv);
 
 /* nsimplex show FILE: metadata and tensors of a file, readably. */
 int cmd_show(int argc, char **argv);

@@ -86,7 +86,7 @@ static const struct command {
     {"gen", cmd_gen, "gen [--out DIR] [--suite NAME] [--shard I/N]",
      "write golden vectors and their manifest"},
     {"eval", cmd_eval, "eval FILE --out OUT [--impl ref|simd]", "compute o, lse (and sel) for the inputs in FILE"},
-    {"check", cmd_check, "check VECTOR CANDIDATE [--model M] [--json]",
+    {"check", cmd_check, "check VECTOR CANDIDATE [--model M] [--json] | check --kernel LIB.so [VECTOR...]",
      "judge a candidate against a vector; 0 pass, 1 fail, 2 bad input"},
     {"verify", cmd_verify, "verify [DIR] [--all]", "check the manifest's checksums, re-derive expected values"},
     {"show", cmd_show, "show FILE [--values N] [--raw]", "print a file's metadata and tensors readably"},

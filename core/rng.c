@@ -4,6 +4,7 @@
 #include <mpfr.h>
 
 #include "nsimplex/rng.h"
+#include "ref/fast_exp.h"
 
 /* Each binary64 operation below is rounded once, to binary64: no x87
    excess precision (the C compiler may not contract them either: each
@@ -36,9 +37,19 @@ static double rn(int (*f)(mpfr_ptr, mpfr_srcptr, mpfr_rnd_t), double x)
     return y;
 }
 
+/* log u correctly rounded: the fast path's proven enclosure decides it
+   (ref/fast_exp.h, fast_log_rn) for all but a few in 2^40 draws, MPFR the
+   rest; the same bits as MPFR's alone, several times faster. */
+static double log_rn(double u)
+{
+    int decided;
+    double y = fast_log_rn(u, &decided);
+    return decided ? y : rn(mpfr_log, u);
+}
+
 double nsx_rng_normal(nsx_rng *r)
 {
-    double l = rn(mpfr_log, nsx_rng_uniform(r));
+    double l = log_rn(nsx_rng_uniform(r));
     double radius = sqrt(-2 * l);                   /* -2 l exact; sqrt is IEEE's */
     double angle = 6.283185307179586 * nsx_rng_uniform(r); /* RN(2 pi) u, one rounding */
     return radius * rn(mpfr_cos, angle);

@@ -1,12 +1,14 @@
 /*
  * Random problems within a kernel's declared features (fuzz/fuzz.h).
  *
- * A problem is a recipe (vectors/recipe.h) plus the fuzzer's extras.  Two
- * size classes: small problems (most of them) that the MPFR reference
- * judges in milliseconds, and larger ones (longer sequences, several key
- * blocks, widths past two vectors) judged by the binary64 loop reference.
- * Sizes lean towards the boundaries of vector lanes and tiles (7, 8, 9, 15,
- * 16, 17, 31, 32, 33), where tails and padding live.
+ * A problem is a recipe (vectors/recipe.h) plus the fuzzer's extras.  Three
+ * shape classes (docs/FUZZING.md section 2): small problems (most of the
+ * count), judged in milliseconds and easy to shrink, whose sizes lean to
+ * the boundaries of vector lanes (7, 8, 9, 15, 16, 17, 31, 32, 33); tiles,
+ * with d and dv up to 256 near 64/128/192/256, L, windows and top-k near
+ * multiples of 16..128, GQA up to 16/1, rows spanning several key blocks;
+ * production, with L up to 4096 (n = 1) and 2048 (windowed n = 2).  Each
+ * class has a work budget, and steering (nsx_fz_steer) narrows the draw.
  */
 #include <math.h>
 #include <stdarg.h>
@@ -71,16 +73,24 @@ void nsx_fz_put(char *buf, size_t len, const char *fmt, ...)
     va_end(ap);
 }
 
-/* Window kinds, resolved once L is known. */
+/* Window kinds, resolved once L is known; kind 8 (larger problems only):
+   near a multiple of 16, 32, 64 or 128 below L + 2; kind 9 (production):
+   near 16, 32, 64 or 128 whatever L. */
 static int window_of(int kind, int L, int rnd)
 {
-    const int w[] = {0, 1, 2, L / 2, L - 1, L, L + 3, 1 + rnd % (L + 1)};
+    static const int tiles[] = {16, 32, 64, 128};
+    int t = tiles[rnd % 4], mult = (L + 1) / t;
+    int near = mult > 0 ? (1 + (rnd >> 2) % mult) * t + (rnd >> 12) % 3 - 1 : 1 + rnd % (L + 1);
+    static const int tile_w[] = {15, 16, 17, 31, 32, 33, 63, 64, 65, 127, 128, 129};
+    const int w[] = {0, 1, 2, L / 2, L - 1, L, L + 3, 1 + rnd % (L + 1), near, tile_w[rnd % 12]};
     return w[kind] > 0 ? w[kind] : 0;
 }
 
-/* Upper bound of the reference's work: tuples (nsx_slice_bound: causal,
-   windows, top-k), heads, batches, widths. */
-static double work_of(int n, int B, int L, int H, int d, int dv, int causal, const int *w, int k, unsigned dims)
+/* Upper bound of the work of judging a problem: tuples (nsx_slice_bound:
+   causal, windows, top-k) times heads, batches and widths, and the inputs
+   drawn. */
+static double work_of(int n, int B, int L, int H, int Hkv, int d, int dv, int causal, const int *w, int k,
+                      unsigned dims)
 {
     nsx_problem p;
     nsx_problem_defaults(&p);
@@ -94,75 +104,286 @@ static double work_of(int n, int B, int L, int H, int d, int dv, int causal, con
     double total = 0;
     for (int i = 0; i < L; i++)
         total += (double)nsx_slice_bound(&p, i);
-    return total * B * H * (d + dv);
+    /* plus the inputs: each value drawn (a normal: a correctly rounded
+       cos) costs about as much as 16 tuple-channels of the oracle */
+    return total * B * H * (d + dv) + 16.0 * B * L * (H * d + n * Hkv * (d + dv));
+}
+
+/* ---- steering ---- */
+
+const char *const nsx_fz_feature_names[8] = {"windows", "selection", "gqa", "causal-off",
+                                             "distinct",  "biases",    "sum", "mean"};
+
+unsigned nsx_fz_feature_bit(const char *name)
+{
+    for (int x = 0; x < 8; x++)
+        if (strcmp(name, nsx_fz_feature_names[x]) == 0)
+            return 1u << x;
+    return 0;
+}
+
+const char *nsx_fz_class_name(int cls)
+{
+    static const char *const names[NSX_FZ_CLASSES] = {"small", "tiles", "production"};
+    return cls >= 0 && cls < NSX_FZ_CLASSES ? names[cls] : "?";
+}
+
+void nsx_fz_steer_default(nsx_fz_steer *s)
+{
+    memset(s, 0, sizeof *s);
+    s->features = 0xffu;
+    s->shapes = NSX_FZ_SHAPES_ALL;
+}
+
+int nsx_fz_steer_check(const nsx_fz_steer *s, const nsx_kernel_info *ki, char *why, size_t len)
+{
+    for (int n = NSX_MAX_ORDER + 1; n < 32; n++)
+        if (s->orders >> n & 1u) {
+            snprintf(why, len, "--n: %d is not in 1..%d", n, NSX_MAX_ORDER);
+            return -1;
+        }
+    for (int n = 1; n <= NSX_MAX_ORDER; n++)
+        if ((s->orders >> n & 1u) && n > ki->max_order) {
+            snprintf(why, len, "--n: %d is above the kernel's max_order %d", n, ki->max_order);
+            return -1;
+        }
+    if (s->orders & 1u) {
+        snprintf(why, len, "--n: 0 is not in 1..%d", NSX_MAX_ORDER);
+        return -1;
+    }
+    for (int x = 0; x < 8; x++)
+        if (s->boost && (s->features >> x & 1u) && !(ki->features >> x & 1u)) {
+            snprintf(why, len, "--features: the kernel does not declare %s", nsx_fz_feature_names[x]);
+            return -1;
+        }
+    for (int x = 0; x < s->nd; x++)
+        if (s->d[x] < 1 || s->d[x] > 256) {
+            snprintf(why, len, "--d: %d is not in 1..256", s->d[x]);
+            return -1;
+        }
+    if (s->max_L < 0) {
+        snprintf(why, len, "--max-L: %d is not positive", s->max_L);
+        return -1;
+    }
+    return 0;
+}
+
+/* A size in lo..hi near a multiple of 16, 32, 64 or 128 (and +-1), or any. */
+static int tile_size(nsx_rng *r, int lo, int hi)
+{
+    if (hi < lo)
+        return hi;
+    if (nsx_rng_chance(r, 0.7)) {
+        static const int tiles[] = {16, 32, 64, 128};
+        int t = tiles[nsx_rng_below(r, 4)];
+        if (hi >= t) {
+            int mult = 1 + nsx_rng_below(r, hi / t);
+            int v = mult * t + nsx_rng_below(r, 3) - 1;
+            if (v >= lo && v <= hi)
+                return v;
+        }
+    }
+    return lo + nsx_rng_below(r, hi - lo + 1);
+}
+
+/* A head width in 1..256: mostly 64, 128, 192, 256 and their neighbours,
+   then multiples of 16 and their neighbours, then any. */
+static int tile_width(nsx_rng *r)
+{
+    int u = nsx_rng_below(r, 100), v;
+    if (u < 55)
+        v = 64 * (1 + nsx_rng_below(r, 4)) + (nsx_rng_chance(r, 0.5) ? 0 : nsx_rng_chance(r, 0.5) ? 1 : -1);
+    else if (u < 75)
+        v = 16 * (1 + nsx_rng_below(r, 16)) + nsx_rng_below(r, 3) - 1;
+    else
+        v = 1 + nsx_rng_below(r, 256);
+    return v < 1 ? 1 : v > 256 ? 256 : v;
+}
+
+/* The order: weighted by class, within the kernel's max_order and --n. */
+static int draw_order(nsx_rng *r, int cls, const nsx_kernel_info *ki, const nsx_fz_steer *st)
+{
+    static const int small_w[NSX_MAX_ORDER + 1] = {0, 28, 40, 17, 9, 2, 2, 1, 1};
+    static const int tiles_w[NSX_MAX_ORDER + 1] = {0, 58, 32, 10, 0, 0, 0, 0, 0};
+    static const int prod_w[NSX_MAX_ORDER + 1] = {0, 50, 45, 5, 0, 0, 0, 0, 0};
+    const int *w = cls == NSX_FZ_SMALL ? small_w : cls == NSX_FZ_TILES ? tiles_w : prod_w;
+    weighted t[NSX_MAX_ORDER];
+    int count = 0;
+    for (int pass = 0; pass < 2 && !count; pass++)
+        for (int n = 1; n <= ki->max_order && n <= NSX_MAX_ORDER; n++)
+            if (!st->orders || (st->orders >> n & 1u))
+                t[count++] = (weighted){n, pass ? 1 : w[n]};
+    int total = 0;
+    for (int x = 0; x < count; x++)
+        total += t[x].w;
+    if (!total) /* only orders this class never draws: equally */
+        for (int x = 0; x < count; x++)
+            t[x].w = 1;
+    return pick(r, t, count);
 }
 
 /* One attempt at a recipe; the extras go to d. */
-static void draw_once(nsx_rng *r, const nsx_kernel_info *ki, const nsx_model *mod, nsx_fz_draw *d)
+static void draw_once(nsx_rng *r, const nsx_kernel_info *ki, const nsx_model *mod, const nsx_fz_steer *st,
+                      nsx_fz_draw *d)
 {
-    const unsigned f = ki->features;
+    const unsigned f = ki->features & (st->features | ~0xffu);
     char *s = d->recipe;
     const size_t len = sizeof d->recipe;
     s[0] = '\0';
 
     /* size class, order, shape */
-    const int big = nsx_rng_chance(r, 0.22);
-    static const weighted small_n[] = {{1, 28}, {2, 40}, {3, 17}, {4, 9}, {5, 2}, {6, 2}, {7, 1}, {8, 1}};
-    static const weighted big_n[] = {{1, 45}, {2, 42}, {3, 13}};
-    int n = big ? PICK(r, big_n) : PICK(r, small_n);
-    if (n > ki->max_order)
-        n = 1 + nsx_rng_below(r, ki->max_order);
+    int cls = st->shapes;
+    if (cls == NSX_FZ_SHAPES_ALL) {
+        /* by count; by time (about 0.02, 0.4 and 3 CPU-seconds each)
+           roughly a third each to small and tiles, a fifth to production */
+        static const weighted classes[] = {{NSX_FZ_SMALL, 942}, {NSX_FZ_TILES, 55}, {NSX_FZ_PRODUCTION, 3}};
+        cls = PICK(r, classes);
+    }
+    d->cls = cls;
+    const int big = cls != NSX_FZ_SMALL;
+    const double boost = st->boost ? 0.5 : 0;
+    int n = draw_order(r, cls, ki, st);
+    /* production: long sequences need a window or a top-k to fit the work */
+    const int long_seq = cls == NSX_FZ_PRODUCTION && nsx_rng_chance(r, 0.5);
+    /* tiles, n = 1: a third are long rows of wide heads, one or two query
+       heads per kv head, no window: every row past 64-128 keys spans
+       several key tiles and a kernel's cache-sized blocks of K and V */
+    const int wide_rows = cls == NSX_FZ_TILES && n == 1 && nsx_rng_chance(r, 0.35);
+    const double wprob = cls == NSX_FZ_SMALL ? 0.35 : cls == NSX_FZ_TILES ? 0.5 : 0.8;
+    int windows = !wide_rows && (f & NSX_FEAT_WINDOWS) &&
+                  nsx_rng_chance(r, fmax(boost, long_seq && n == 1 ? 0.5 : wprob));
     static const int small_L[NSX_MAX_ORDER + 1] = {0, 40, 20, 10, 7, 5, 4, 3, 3};
-    static const int big_lo[4] = {0, 33, 17, 9}, big_hi[4] = {0, 400, 72, 24};
-    int L = big && n <= 3 ? size_in(r, big_lo[n], big_hi[n]) : size_in(r, 1, small_L[n]);
+    int L, B, Hkv, G = 1, d_, dv;
     static const weighted Bs[] = {{1, 70}, {2, 22}, {3, 8}};
-    int B = PICK(r, Bs);
     static const weighted Hkvs[] = {{1, 60}, {2, 30}, {3, 10}};
-    static const weighted Gs[] = {{1, 50}, {2, 25}, {3, 10}, {4, 15}};
-    int Hkv = PICK(r, Hkvs), G = (f & NSX_FEAT_GQA) ? PICK(r, Gs) : 1;
-    int d_ = size_in(r, 1, big ? 96 : 40);
-    int dv = nsx_rng_chance(r, 0.6) ? d_ : size_in(r, 1, big ? 96 : 40);
+    if (cls == NSX_FZ_SMALL) {
+        L = size_in(r, 1, small_L[n]);
+        B = PICK(r, Bs);
+        Hkv = PICK(r, Hkvs);
+        static const weighted Gs[] = {{1, 50}, {2, 25}, {3, 10}, {4, 15}};
+        if (f & NSX_FEAT_GQA)
+            G = PICK(r, Gs);
+        d_ = size_in(r, 1, 40);
+        dv = nsx_rng_chance(r, 0.6) ? d_ : size_in(r, 1, 40);
+    } else {
+        /* L: n = 1 up to 1024 (tiles) or 4096 (production); n = 2 up to
+           320 dense, 1024 or 2048 windowed; n = 3 up to 64 or 160 */
+        static const int tiles_hi[4][2] = {{0, 0}, {1024, 1024}, {320, 1024}, {64, 160}};
+        static const int prod_lo[4] = {0, 1024, 512, 64}, prod_hi[4][2] = {{0, 0}, {4096, 4096}, {320, 2048},
+                                                                           {96, 192}};
+        int nn = n < 3 ? n : 3;
+        if (cls == NSX_FZ_TILES) {
+            L = tile_size(r, n <= 3 ? 17 : 2, n <= 3 ? tiles_hi[nn][windows] : small_L[n] + 4);
+        } else {
+            int hi = n <= 3 ? prod_hi[nn][windows] : small_L[n] + 8;
+            int lo = n <= 3 && prod_lo[nn] < hi ? prod_lo[nn] : hi / 2;
+            L = tile_size(r, lo, hi);
+        }
+        static const weighted bigB[] = {{1, 80}, {2, 20}};
+        B = PICK(r, bigB);
+        static const weighted bigHkv[] = {{1, 70}, {2, 30}};
+        Hkv = PICK(r, bigHkv);
+        /* n = 1 leans to many query heads per kv head: with d past 128
+           that is the most bytes of K and V panels per key, so a row of a
+           few dozen keys already spans several key tiles or chunks */
+        static const weighted bigG[] = {{1, 35}, {2, 10}, {4, 15}, {8, 20}, {16, 20}};
+        static const weighted bigG1[] = {{1, 20}, {2, 10}, {4, 20}, {8, 25}, {16, 25}};
+        if (f & NSX_FEAT_GQA)
+            G = n == 1 ? PICK(r, bigG1) : PICK(r, bigG);
+        if (G == 16)
+            Hkv = 1;
+        d_ = tile_width(r);
+        /* many query heads per kv head with wide heads (DeepSeek-like
+           d = 192): the K and V panels of a few dozen keys fill a cache-sized
+           block, so rows span several blocks at a small L */
+        if (n == 1 && G >= 8 && nsx_rng_chance(r, 0.6))
+            d_ = 64 * (2 + nsx_rng_below(r, 3)) + nsx_rng_below(r, 3) - 1;
+        if (d_ > 256)
+            d_ = 256;
+        dv = nsx_rng_chance(r, 0.5) ? d_ : tile_width(r);
+        if (wide_rows) {
+            L = tile_size(r, 96, 192);
+            B = Hkv = 1;
+            G = (f & NSX_FEAT_GQA) ? 1 + nsx_rng_below(r, 2) : 1;
+            static const int wide[] = {192, 255, 256};
+            d_ = wide[nsx_rng_below(r, 3)];
+            dv = nsx_rng_chance(r, 0.7) ? d_ : tile_width(r);
+        }
+    }
+    if (st->nd) {
+        d_ = st->d[nsx_rng_below(r, st->nd)];
+        dv = nsx_rng_chance(r, 0.5) ? d_ : st->d[nsx_rng_below(r, st->nd)];
+    }
+    if (st->max_L && L > st->max_L)
+        L = st->max_L;
 
     /* masks and reducer */
-    int causal = !((f & NSX_FEAT_CAUSAL_OFF) && nsx_rng_chance(r, 0.12));
-    int distinct = (f & NSX_FEAT_DISTINCT) && n >= 2 && nsx_rng_chance(r, 0.15);
+    int causal = !((f & NSX_FEAT_CAUSAL_OFF) && nsx_rng_chance(r, fmax(boost, 0.12)));
+    int distinct = (f & NSX_FEAT_DISTINCT) && n >= 2 && nsx_rng_chance(r, fmax(boost, 0.15));
     int wkind[NSX_MAX_ORDER] = {0}, wrnd[NSX_MAX_ORDER] = {0}, w[NSX_MAX_ORDER] = {0};
-    int windows = (f & NSX_FEAT_WINDOWS) && nsx_rng_chance(r, 0.35);
+    const int wide_dim = windows && cls == NSX_FZ_PRODUCTION && n == 2 ? nsx_rng_below(r, 2) : 0;
     for (int m = 0; m < n && windows; m++) {
-        wkind[m] = nsx_rng_chance(r, 0.3) ? 0 : 1 + nsx_rng_below(r, 7);
+        if (cls == NSX_FZ_PRODUCTION && n == 2) /* the paper's shape: one wide window, one narrow */
+            wkind[m] = m == wide_dim ? 9 : 1 + nsx_rng_below(r, 2);
+        else if (cls == NSX_FZ_PRODUCTION)
+            wkind[m] = nsx_rng_chance(r, 0.75) ? 9 : 1 + nsx_rng_below(r, 8);
+        else
+            wkind[m] = nsx_rng_chance(r, 0.3) ? 0 : 1 + nsx_rng_below(r, big ? 8 : 7);
         wrnd[m] = nsx_rng_below(r, 1 << 20);
     }
     int source = NSX_SEL_NONE, kdraw = 0;
     unsigned dims = 0;
-    if ((f & NSX_FEAT_SELECTION) && nsx_rng_chance(r, 0.3)) {
+    if ((f & NSX_FEAT_SELECTION) && nsx_rng_chance(r, fmax(boost, long_seq && n == 1 && !windows ? 1 : 0.3))) {
         static const weighted sources[] = {{NSX_SEL_INDICES, 55}, {NSX_SEL_SCORES, 25}, {NSX_SEL_INDEXER, 20}};
         source = PICK(r, sources);
+        /* a computed selection's L x L scores are MPFR's: given lists past 256 */
+        if (L > 256)
+            source = NSX_SEL_INDICES;
         kdraw = nsx_rng_below(r, 1 << 20);
         while (!dims)
             dims = (unsigned)nsx_rng_next(r) & ((1u << n) - 1u);
     }
     int reduce = NSX_REDUCE_PRODUCT;
-    if ((f & NSX_FEAT_SUM) && nsx_rng_chance(r, 0.2))
+    if ((f & NSX_FEAT_SUM) && nsx_rng_chance(r, fmax(boost * 0.8, 0.2)))
         reduce = NSX_REDUCE_SUM;
-    else if ((f & NSX_FEAT_MEAN) && nsx_rng_chance(r, 0.25))
+    else if ((f & NSX_FEAT_MEAN) && nsx_rng_chance(r, fmax(boost * 0.8, 0.25)))
         reduce = NSX_REDUCE_MEAN;
 
     /* pairs and copies: batches the reference computes too */
-    int nleaks = causal && nsx_rng_chance(r, 0.45) ? 1 + nsx_rng_below(r, 2) : 0;
-    int probes = nsx_rng_chance(r, 0.35);
-    d->copies = nsx_rng_chance(r, 0.15);
-    int batches = B * (1 + d->copies) + nleaks + (probes ? 3 * n : 0);
+    int nleaks = causal && nsx_rng_chance(r, cls == NSX_FZ_PRODUCTION ? 0.3 : 0.45)
+                     ? 1 + (cls == NSX_FZ_SMALL ? nsx_rng_below(r, 2) : 0) : 0;
+    int probes = !wide_rows && nsx_rng_chance(r, cls == NSX_FZ_SMALL ? 0.35 : cls == NSX_FZ_TILES ? 0.25 : 0);
+    d->copies = !wide_rows && nsx_rng_chance(r, cls == NSX_FZ_PRODUCTION ? 0 : 0.15);
 
-    /* keep the reference's work within the class */
-    const double limit = big ? 2.5e7 : NSX_FZ_MPFR_WORK;
+    /* keep the work (tuple-channels) within the class: no pairs, fewer
+       batches, then (tiles) shorter sequences down to 64 before fewer heads,
+       (production) fewer heads before shorter sequences */
     int k = 0;
     for (;;) {
+        int batches = B * (1 + d->copies) + nleaks + (probes ? 3 * n : 0);
         for (int m = 0; m < n; m++)
             w[m] = window_of(wkind[m], L, wrnd[m]);
         k = source == NSX_SEL_NONE ? 0 : 1 + kdraw % (kdraw % 10 < 7 ? (L / 2 > 1 ? L / 2 : 1) : L + 1);
-        if (L == 1 || work_of(n, batches, L, Hkv * G, d_, dv, causal, w, k, dims) <= limit)
+        if (big && source != NSX_SEL_NONE && kdraw % 10 < 6) { /* near a multiple of 16..128, +-1 */
+            static const int tiles[] = {16, 32, 64, 128};
+            int t = tiles[kdraw / 10 % 4];
+            k = t * (1 + kdraw / 40 % (cls == NSX_FZ_PRODUCTION ? 2 : 4)) + kdraw / 320 % 3 - 1;
+            if (k > L + 1)
+                k = 1 + kdraw % (L + 1);
+        }
+        static const double limit[NSX_FZ_CLASSES] = {NSX_FZ_MPFR_WORK, NSX_FZ_TILES_WORK, NSX_FZ_PRODUCTION_WORK};
+        if (L == 1 || work_of(n, batches, L, Hkv * G, Hkv, d_, dv, causal, w, k, dims) <= limit[cls])
             break;
-        L = L * 3 / 4;
+        if (big && (d->copies || probes))
+            d->copies = probes = 0;
+        else if (big && B > 1)
+            B--;
+        else if (cls == NSX_FZ_TILES && L > 64) /* tiles: GQA kept over length */
+            L = L * 3 / 4;
+        else if (big && G > 1)
+            G /= 2;
+        else
+            L = L * 3 / 4;
     }
     if (L < 2)
         nleaks = 0;
@@ -214,6 +435,11 @@ static void draw_once(nsx_rng *r, const nsx_kernel_info *ki, const nsx_model *mo
         dist = NSX_DIST_NORMAL;
     if (dist == NSX_DIST_ONEHOT && big)
         dist = NSX_DIST_HEAVY;
+    /* exact zeros and subnormals leave the fast path's enclosures
+       straddling a rounding boundary: MPFR then, affordable on small
+       problems only */
+    if ((dist == NSX_DIST_ZEROS || dist == NSX_DIST_SUBNORMAL) && big)
+        dist = NSX_DIST_UNIFORM;
     if (dist != NSX_DIST_NORMAL)
         nsx_fz_put(s, len, " dist=%s", nsx_dist_name(dist));
 
@@ -257,12 +483,23 @@ static void draw_once(nsx_rng *r, const nsx_kernel_info *ki, const nsx_model *mo
 
 void nsx_fz_draw_problem(uint64_t seed, const nsx_kernel_info *ki, const nsx_model *m, nsx_fz_draw *d)
 {
+    nsx_fz_draw_steered(seed, ki, m, NULL, d);
+}
+
+void nsx_fz_draw_steered(uint64_t seed, const nsx_kernel_info *ki, const nsx_model *m, const nsx_fz_steer *st,
+                         nsx_fz_draw *d)
+{
+    nsx_fz_steer dflt;
+    if (!st) {
+        nsx_fz_steer_default(&dflt);
+        st = &dflt;
+    }
     nsx_rng r = {seed};
     memset(d, 0, sizeof *d);
     d->seed = seed;
     for (;;) {
         nsx_fz_draw t = {.seed = seed};
-        draw_once(&r, ki, m, &t);
+        draw_once(&r, ki, m, st, &t);
         nsx_recipe rc;
         nsx_err err = {0};
         if (nsx_recipe_parse(t.recipe, &rc, &err) == 0) {

@@ -31,12 +31,56 @@
 #include "oracle/model.h"
 #include "vectors/build.h"
 
+struct nsx_buf;
+
 /* ---- randomness (nsimplex/rng.h) ------------------------------------------ */
 
 /* The seed of problem `index` of a run seeded with `seed`. */
 uint64_t nsx_fz_problem_seed(uint64_t seed, uint64_t index);
 
 /* ---- drawing a problem (draw.c) ------------------------------------------ */
+
+/* Shape classes (docs/FUZZING.md section 2): small problems (most of them,
+   fast to judge and to shrink), tile-crossing ones (d and dv up to 256 near
+   64, 128, 192, 256; L, windows and top-k near multiples of 16..128), and
+   production-sized ones (n = 1 up to L = 4096, windowed n = 2 up to 2048,
+   GQA up to 16/1). */
+enum { NSX_FZ_SMALL = 0, NSX_FZ_TILES = 1, NSX_FZ_PRODUCTION = 2, NSX_FZ_CLASSES = 3 };
+/* --shapes: one class, or the mix of all three */
+enum { NSX_FZ_SHAPES_ALL = -1 };
+
+/* The work of one problem in each larger class, at most: allowed tuples
+   times batches, heads and d + dv (nsx_fz_case_work, pairs included), plus
+   16 per input value drawn.  The oracle's per-element bound (oracle/bound.c)
+   and the inputs' normals dominate there, about 1e7 units per CPU-second;
+   the certified reference takes a tenth of that. */
+#define NSX_FZ_TILES_WORK 6.0e6
+#define NSX_FZ_PRODUCTION_WORK 3.0e7
+
+/* Steering (nsimplex fuzz --n, --max-L, --d, --features, --shapes): what
+   may be drawn, within what the kernel declares. */
+typedef struct nsx_fz_steer {
+    unsigned orders;     /* bit n: order n may be drawn; 0: any the kernel takes */
+    int max_L;           /* 0: the class's own limits */
+    int nd;              /* d and dv from d[0..nd) when nd > 0 */
+    int d[32];
+    unsigned features;   /* NSX_FEAT_* that may be drawn (and the kernel declares) */
+    int boost;           /* 1: those features are drawn in about half the problems each */
+    int shapes;          /* NSX_FZ_SHAPES_ALL or one class */
+} nsx_fz_steer;
+
+/* Everything allowed, the default mix. */
+void nsx_fz_steer_default(nsx_fz_steer *s);
+
+/* 0 when s can draw something for ki (orders within max_order, features it
+   declares); else -1 with the reason in why. */
+int nsx_fz_steer_check(const nsx_fz_steer *s, const nsx_kernel_info *ki, char *why, size_t len);
+
+/* The names of --features, in bit order of NSX_FEAT_* (windows, selection,
+   gqa, causal-off, distinct, biases, sum, mean); the bit of a name, or 0. */
+unsigned nsx_fz_feature_bit(const char *name);
+extern const char *const nsx_fz_feature_names[8];
+const char *nsx_fz_class_name(int cls);
 
 typedef struct nsx_fz_draw {
     uint64_t seed;       /* the problem's seed: inputs and transforms */
@@ -51,11 +95,17 @@ typedef struct nsx_fz_draw {
                             each copy paired with its original (t = L - 1) */
     int heads;           /* the head-permutation probe */
     int rejected;        /* recipes redrawn before this one was accepted */
+    int cls;             /* NSX_FZ_SMALL, _TILES, _PRODUCTION */
 } nsx_fz_draw;
 
 /* Draws problem d from seed, within what ki declares (order, features) and
    the range of its precision model m. */
 void nsx_fz_draw_problem(uint64_t seed, const nsx_kernel_info *ki, const nsx_model *m, nsx_fz_draw *d);
+
+/* Likewise within steering st (NULL: nsx_fz_steer_default), which must pass
+   nsx_fz_steer_check for ki. */
+void nsx_fz_draw_steered(uint64_t seed, const nsx_kernel_info *ki, const nsx_model *m, const nsx_fz_steer *st,
+                         nsx_fz_draw *d);
 
 /* Appends printf-formatted text to buf (size len), truncating. */
 void nsx_fz_put(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -93,9 +143,16 @@ char *nsx_fz_case_text(const nsx_fz_case *c, char *buf, size_t len);
    batches and d + dv. */
 double nsx_fz_case_work(const nsx_fz_case *c);
 
-/* Cases up to this work are judged against the MPFR reference; larger ones
-   against the binary64 loop reference. */
+/* The small class's limit on work (nsx_fz_case_work): tuple-channels. */
 #define NSX_FZ_MPFR_WORK 4.0e5
+
+/* Automatic reference choice (nsx_fz_judge): the certified reference (the
+   fast path, MPFR for the rows it leaves) unless it would leave more than
+   NSX_FZ_MPFR_TUPLES allowed tuples to MPFR or a row needs more than
+   NSX_FZ_PREC_CAP bits; then the binary64 loop reference when the work
+   fits NSX_FZ_LOOP_WORK (tuple-channels, a few seconds), else skipped. */
+#define NSX_FZ_MPFR_TUPLES 200000
+#define NSX_FZ_LOOP_WORK 1.0e8
 
 /* ---- judging (judge.c) --------------------------------------------------- */
 
@@ -123,17 +180,21 @@ enum { NSX_FZ_REF_AUTO = 0, NSX_FZ_REF_MPFR = 1, NSX_FZ_REF_LOOP = 2 };
 typedef struct nsx_fz_verdict {
     int status;          /* NSX_FZ_PASS, _FAIL, _SKIP (not applicable, undecidable) */
     unsigned kinds;      /* failure kinds */
-    int ref;             /* the reference that judged: NSX_FZ_REF_MPFR or _LOOP */
+    int ref;             /* the reference that judged: NSX_FZ_REF_MPFR (the
+                            certified one: fast path and MPFR) or _LOOP */
     char note[256];      /* the first failure, or why it was skipped */
     double worst;        /* largest error/bound ratio (o and lse) */
+    double worst_o, worst_lse; /* ... of o, of lse (0: none judged) */
+    uint64_t tuples;     /* allowed tuples the reference summed (rows, heads) */
     double *o, *lse;     /* the kernel's outputs (owned; NULL when it failed to run) */
     int has_lse;
     double *unc_o, *unc_lse; /* the loop reference's uncertainty (owned), else NULL */
 } nsx_fz_verdict;
 
 /*
- * Runs k on c and judges it under m against the reference ref (AUTO: by
- * work, NSX_FZ_MPFR_WORK).  Fills c's expected values (c->b.o, lse, sel_out,
+ * Runs k on c and judges it under m against the reference ref (AUTO: the
+ * certified reference within NSX_FZ_MPFR_TUPLES, else the loop reference;
+ * MPFR: the certified reference, unbounded; LOOP).  Fills c's expected values (c->b.o, lse, sel_out,
  * sel_scores) and v.  Returns 0 whatever the verdict, or NSX_E_INTERNAL
  * (out of memory) with err set.
  */
@@ -235,6 +296,7 @@ typedef struct nsx_fuzz_opts {
        kernel cannot take): counted, not run */
     int (*accept)(void *ctx, const nsx_kernel_problem *p);
     void *accept_ctx;
+    const nsx_fz_steer *steer; /* NULL: the default mix, every declared feature */
 } nsx_fuzz_opts;
 
 void nsx_fuzz_opts_default(nsx_fuzz_opts *o);
@@ -249,7 +311,14 @@ typedef struct nsx_fuzz_failure {
     char note[256];       /* the first failure of the shrunk case */
     char path[512];       /* the saved vector, "" when not saved */
     int replays;          /* 1: `nsimplex check` fails the saved candidate */
+    int flaky;            /* 1: judged again at once, the same problem passed
+                             (a nondeterministic kernel: not shrunk) */
 } nsx_fuzz_failure;
+
+/* Shapes covered: L by decade (1-9, 10-99, 100-999, 1000+), d by band. */
+#define NSX_FZ_LDEC 4
+#define NSX_FZ_DBANDS 5 /* 1-32, 33-64, 65-128, 129-192, 193-256 */
+int nsx_fz_d_band(int d);
 
 typedef struct nsx_fuzz_summary {
     uint64_t problems;    /* drawn and run */
@@ -264,7 +333,18 @@ typedef struct nsx_fuzz_summary {
     double seconds;
     int nfail;
     nsx_fuzz_failure fail[NSX_FUZZ_MAX_FAILURES];
+    /* of the judged problems (failures included, skips not): */
+    double worst_o, worst_lse;          /* largest error/bound ratio seen */
+    uint64_t worst_o_index, worst_lse_index; /* ... in that problem */
+    uint64_t by_n[NSX_MAX_ORDER + 1], by_L[NSX_FZ_LDEC], by_d[NSX_FZ_DBANDS];
+    uint64_t cls_judged[NSX_FZ_CLASSES];
+    double cls_seconds[NSX_FZ_CLASSES]; /* drawing, building, running, judging */
+    uint64_t tuples, tile_tuples;       /* allowed tuples judged; of them in
+                                           problems with L > 128 or d >= 128 */
 } nsx_fuzz_summary;
+
+/* The summary as one JSON object (for CI); buf must be freed. */
+void nsx_fuzz_summary_json(const nsx_fuzz_summary *s, const nsx_fuzz_opts *o, struct nsx_buf *buf);
 
 /*
  * The run: problems start, start + 1, ... of seed until the budget, count or

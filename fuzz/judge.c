@@ -224,8 +224,9 @@ int nsx_fz_judge(const nsx_kernel *k, const nsx_model *m, nsx_fz_case *c, int re
     nsx_err e = {0};
     int rc = 0;
     memset(v, 0, sizeof *v);
-    if (ref == NSX_FZ_REF_AUTO)
-        ref = nsx_fz_case_work(c) <= NSX_FZ_MPFR_WORK ? NSX_FZ_REF_MPFR : NSX_FZ_REF_LOOP;
+    const int automatic = ref == NSX_FZ_REF_AUTO;
+    if (automatic)
+        ref = NSX_FZ_REF_MPFR;
     v->ref = ref;
     unsigned char *skiprow = malloc((size_t)p->B * p->L);
     v->o = malloc(nsx_o_size(p) * sizeof *v->o);
@@ -266,20 +267,30 @@ int nsx_fz_judge(const nsx_kernel *k, const nsx_model *m, nsx_fz_case *c, int re
         goto done;
     }
 
-    /* 3. expected values: MPFR, with a precision cap that keeps a rare
+    /* 3. expected values: the certified reference (the fast path, MPFR for
+       the rows it leaves undecided), correctly rounded.  Chosen
+       automatically, its MPFR part is bounded: a precision cap keeps a rare
        hard row (an output within 2^-2000 of a rounding boundary) from
-       taking minutes: such a problem goes to the loop reference */
+       taking minutes, and a limit on the tuples left to MPFR keeps a large
+       problem the fast path cannot decide from taking hours; such a problem
+       goes to the loop reference when its work fits NSX_FZ_LOOP_WORK, and
+       is skipped otherwise. */
     if (ref == NSX_FZ_REF_MPFR) {
-        nsx_ref_opts opts = {.prec_cap = c->exact_cap ? 0 : NSX_FZ_PREC_CAP};
-        if (nsx_build_expect(b, &c->r, &opts, NULL, &e)) {
+        nsx_ref_opts opts = {.prec_cap = c->exact_cap ? 0 : NSX_FZ_PREC_CAP, .fast = 1, .threads = 0,
+                             .mpfr_tuples_max = automatic ? NSX_FZ_MPFR_TUPLES : 0};
+        nsx_ref_stats stats = {0};
+        if (nsx_build_expect(b, &c->r, &opts, &stats, &e)) {
             if (nsx_err_is_fatal(e.kind))
                 goto fatal;
-            if (e.kind != NSX_E_PRECISION_CAP || c->exact_cap) {
+            if ((e.kind != NSX_E_PRECISION_CAP && e.kind != NSX_E_TOO_LARGE) || c->exact_cap || !automatic ||
+                nsx_fz_case_work(c) > NSX_FZ_LOOP_WORK) {
                 prefixed(note, sizeof note, "reference: ", e.msg);
                 skip(v, note);
                 goto done;
             }
             ref = v->ref = NSX_FZ_REF_LOOP;
+        } else {
+            v->tuples = stats.tuples;
         }
     }
     if (ref == NSX_FZ_REF_LOOP) {
@@ -287,7 +298,9 @@ int nsx_fz_judge(const nsx_kernel *k, const nsx_model *m, nsx_fz_case *c, int re
         v->unc_lse = malloc(nsx_lse_size(p) * sizeof *v->unc_lse);
         if (!v->unc_o || !v->unc_lse)
             goto oom;
-        int r3 = nsx_dref_forward(p, &b->in, sel, skiprow, b->o, b->lse, v->unc_o, v->unc_lse, NULL, &e);
+        uint64_t tuples = 0;
+        int r3 = nsx_dref_forward(p, &b->in, sel, skiprow, b->o, b->lse, v->unc_o, v->unc_lse, &tuples, &e);
+        v->tuples = tuples;
         if (nsx_err_is_fatal(r3))
             goto fatal;
         if (r3) {
@@ -311,7 +324,9 @@ int nsx_fz_judge(const nsx_kernel *k, const nsx_model *m, nsx_fz_case *c, int re
         skip(v, note);
         goto done;
     }
-    v->worst = fmax(rep.worst_o.found ? rep.worst_o.ratio : 0, rep.worst_lse.found ? rep.worst_lse.ratio : 0);
+    v->worst_o = rep.worst_o.found ? rep.worst_o.ratio : 0;
+    v->worst_lse = rep.worst_lse.found ? rep.worst_lse.ratio : 0;
+    v->worst = fmax(v->worst_o, v->worst_lse);
     const char *first = rep.nnotes ? rep.notes[0] : "failed";
     if (rep.pair_failed)
         fail(v, NSX_FZ_PAIR, first);

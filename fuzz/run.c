@@ -33,7 +33,7 @@ static void progress(const nsx_fuzz_opts *o, const nsx_fuzz_summary *s, double t
 {
     if (o->log)
         fprintf(o->log,
-                "fuzz: %6.1f s  %" PRIu64 " problems (%" PRIu64 " mpfr, %" PRIu64 " f64-loop, %" PRIu64
+                "fuzz: %6.1f s  %" PRIu64 " problems (%" PRIu64 " certified, %" PRIu64 " f64-loop, %" PRIu64
                 " skipped)  %d failure%s\n",
                 t, s->problems, s->mpfr, s->loop, s->skipped, s->nfail, s->nfail == 1 ? "" : "s");
     if (o->log)
@@ -48,11 +48,28 @@ static int on_failure(const nsx_kernel *k, const nsx_model *m, const nsx_fuzz_op
     double deadline = k->iso ? k->iso->deadline : 0;
     if (k->iso)
         k->iso->deadline = 0;
-    nsx_fz_shrink_stats st;
-    int rc = nsx_fz_shrink(k, m, c, f->kind, o->shrink_seconds, &st, err);
-    if (rc)
+    /* nondeterminism: the same problem judged again at once; a failure
+       that does not come back is reported as such, and not shrunk (a
+       shrink step could not tell a smaller failing case from luck) */
+    int rc;
+    if (f->kind != NSX_FZ_TIMEOUT) {
+        nsx_fz_case again;
+        nsx_fz_verdict v2;
+        if ((rc = nsx_fz_case_copy(c, &again, err)))
+            return rc;
+        rc = nsx_fz_judge(k, m, &again, NSX_FZ_REF_AUTO, &v2, err);
+        f->flaky = !rc && v2.status == NSX_FZ_PASS;
+        nsx_fz_verdict_free(&v2);
+        nsx_fz_case_free(&again);
+        if (rc)
+            return rc;
+    }
+    nsx_fz_shrink_stats st = {0};
+    if (!f->flaky && (rc = nsx_fz_shrink(k, m, c, f->kind, o->shrink_seconds, &st, err)))
         return rc;
     f->shrink = st.seconds;
+    char shrunk_in[32];
+    snprintf(shrunk_in, sizeof shrunk_in, " in %.1f s", st.seconds);
     nsx_fz_case_text(c, f->shrunk, sizeof f->shrunk);
     char about[2048], stem[96], name[128], path[256], timeout[48] = "";
     if (k->iso && f->kind == NSX_FZ_TIMEOUT) /* the limit it was found under */
@@ -66,11 +83,15 @@ static int on_failure(const nsx_kernel *k, const nsx_model *m, const nsx_fuzz_op
              "seed %" PRIu64 ", problem %" PRIu64 " (problem seed 0x%016" PRIx64 "), found after %.1f s\n"
              "drawn: %s\n"
              "failed: %s\n"
-             "shrunk in %.1f s (%d of %d candidates kept): %s\n"
-             "reproduce: nsimplex fuzz --seed %" PRIu64 " --start %" PRIu64 " --count 1%s%s%s",
+             "%s%s%s (%d of %d candidates kept): %s\n"
+             "reproduce: nsimplex fuzz --seed %" PRIu64 " --start %" PRIu64 " --count 1%s%s%s%s",
              name, k->path ? " " : "", path, o->seed, f->index,
-             f->seed, f->found, f->draw, nsx_fz_kind_name(f->kinds), st.seconds, st.steps, st.tries, f->shrunk,
-             o->seed, f->index, k->path ? " --kernel " : "", path, timeout);
+             f->seed, f->found, f->draw, nsx_fz_kind_name(f->kinds),
+             f->flaky ? "NONDETERMINISTIC: the same problem passed when judged again at once, so the kernel's "
+                        "result varies from run to run (threads? uninitialised memory?); not shrunk; rerun with "
+                        "--threads 1 to see whether it is a race\n" : "",
+             f->flaky ? "not shrunk" : "shrunk", f->flaky ? "" : shrunk_in, st.steps, st.tries, f->shrunk,
+             o->seed, f->index, k->path ? " --kernel " : "", path, timeout, f->flaky ? " --threads 1" : "");
     nsx_fz_verdict v = {0};
     int judged = 0;
     if (o->out_dir) {
@@ -97,13 +118,119 @@ static int on_failure(const nsx_kernel *k, const nsx_model *m, const nsx_fuzz_op
     snprintf(f->note, sizeof f->note, "%s", v.status == NSX_FZ_FAIL ? v.note : "(the shrunk case no longer fails)");
     nsx_fz_verdict_free(&v);
     if (o->log) {
-        fprintf(o->log, "FAIL %s\n  %s\n  %s\n", nsx_fz_kind_name(f->kind), about, f->note);
+        fprintf(o->log, "FAIL %s%s\n  %s\n  %s\n", nsx_fz_kind_name(f->kind), f->flaky ? " (nondeterministic)" : "",
+                about, f->note);
         if (f->path[0])
             fprintf(o->log, "  saved: %s%s\n", f->path,
                     f->replays ? " (nsimplex check VECTOR VECTOR.candidate fails it)" : "");
         fflush(o->log);
     }
     return 0;
+}
+
+int nsx_fz_d_band(int d)
+{
+    return d <= 32 ? 0 : d <= 64 ? 1 : d <= 128 ? 2 : d <= 192 ? 3 : 4;
+}
+
+/* A judged problem (passed or failed) into the summary. */
+static void tally(nsx_fuzz_summary *s, const nsx_fz_case *c, const nsx_fz_draw *d, const nsx_fz_verdict *v,
+                  uint64_t idx)
+{
+    const nsx_problem *p = &c->b.p;
+    if (v->ref == NSX_FZ_REF_MPFR)
+        s->mpfr++;
+    else
+        s->loop++;
+    s->by_n[p->n]++;
+    s->by_L[p->L < 10 ? 0 : p->L < 100 ? 1 : p->L < 1000 ? 2 : 3]++;
+    s->by_d[nsx_fz_d_band(p->d)]++;
+    s->cls_judged[d->cls]++;
+    s->tuples += v->tuples;
+    if (p->L > 128 || p->d >= 128 || p->dv >= 128)
+        s->tile_tuples += v->tuples;
+    if (v->worst_o > s->worst_o) {
+        s->worst_o = v->worst_o;
+        s->worst_o_index = idx;
+    }
+    if (v->worst_lse > s->worst_lse) {
+        s->worst_lse = v->worst_lse;
+        s->worst_lse_index = idx;
+    }
+}
+
+static void summary_text(const nsx_fuzz_summary *s, FILE *f)
+{
+    fprintf(f, "nsimplex fuzz: worst error/bound ratio: o %.3g (problem %" PRIu64 "), lse %.3g (problem %" PRIu64 ")\n",
+            s->worst_o, s->worst_o_index, s->worst_lse, s->worst_lse_index);
+    fprintf(f, "nsimplex fuzz: shapes judged: n");
+    for (int n = 1; n <= NSX_MAX_ORDER; n++)
+        if (s->by_n[n])
+            fprintf(f, " %d:%" PRIu64, n, s->by_n[n]);
+    static const char *const Ls[NSX_FZ_LDEC] = {"1-9", "10-99", "100-999", "1000+"};
+    static const char *const ds[NSX_FZ_DBANDS] = {"1-32", "33-64", "65-128", "129-192", "193-256"};
+    fprintf(f, "; L");
+    for (int x = 0; x < NSX_FZ_LDEC; x++)
+        fprintf(f, " %s:%" PRIu64, Ls[x], s->by_L[x]);
+    fprintf(f, "; d");
+    for (int x = 0; x < NSX_FZ_DBANDS; x++)
+        fprintf(f, " %s:%" PRIu64, ds[x], s->by_d[x]);
+    fprintf(f, "\n");
+    fprintf(f, "nsimplex fuzz: by class:");
+    for (int x = 0; x < NSX_FZ_CLASSES; x++)
+        fprintf(f, "%s %s %" PRIu64 " in %.1f s (%.1f/s)", x ? "," : "", nsx_fz_class_name(x), s->cls_judged[x],
+                s->cls_seconds[x], s->cls_seconds[x] > 0 ? s->cls_judged[x] / s->cls_seconds[x] : 0.0);
+    fprintf(f, "; %" PRIu64 " tuples judged, %.1f%% in problems with L > 128 or d >= 128\n", s->tuples,
+            s->tuples ? 100.0 * (double)s->tile_tuples / (double)s->tuples : 0.0);
+}
+
+void nsx_fuzz_summary_json(const nsx_fuzz_summary *s, const nsx_fuzz_opts *o, nsx_buf *b)
+{
+    nsx_buf_printf(b, "{\"seed\":%" PRIu64 ",\"start\":%" PRIu64 ",\"problems\":%" PRIu64
+                      ",\"judged\":%" PRIu64 ",\"certified\":%" PRIu64 ",\"loop\":%" PRIu64
+                      ",\"skipped\":%" PRIu64 ",\"failures\":%d",
+                   o->seed, o->start, s->problems, s->mpfr + s->loop, s->mpfr, s->loop, s->skipped, s->nfail);
+    nsx_buf_json_field(b, "seconds", s->seconds);
+    nsx_buf_printf(b, ",\"pass\":%s", !s->nfail && s->mpfr + s->loop ? "true" : "false");
+    nsx_buf_printf(b, ",\"worst\":{\"o\":{");
+    nsx_buf_printf(b, "\"ratio\":");
+    nsx_buf_json_number(b, s->worst_o);
+    nsx_buf_printf(b, ",\"problem\":%" PRIu64 "},\"lse\":{\"ratio\":", s->worst_o_index);
+    nsx_buf_json_number(b, s->worst_lse);
+    nsx_buf_printf(b, ",\"problem\":%" PRIu64 "}}", s->worst_lse_index);
+    nsx_buf_printf(b, ",\"shapes\":{\"n\":{");
+    for (int n = 1, first = 1; n <= NSX_MAX_ORDER; n++)
+        if (s->by_n[n]) {
+            nsx_buf_printf(b, "%s\"%d\":%" PRIu64, first ? "" : ",", n, s->by_n[n]);
+            first = 0;
+        }
+    static const char *const Ls[NSX_FZ_LDEC] = {"1-9", "10-99", "100-999", "1000+"};
+    static const char *const ds[NSX_FZ_DBANDS] = {"1-32", "33-64", "65-128", "129-192", "193-256"};
+    nsx_buf_printf(b, "},\"L\":{");
+    for (int x = 0; x < NSX_FZ_LDEC; x++)
+        nsx_buf_printf(b, "%s\"%s\":%" PRIu64, x ? "," : "", Ls[x], s->by_L[x]);
+    nsx_buf_printf(b, "},\"d\":{");
+    for (int x = 0; x < NSX_FZ_DBANDS; x++)
+        nsx_buf_printf(b, "%s\"%s\":%" PRIu64, x ? "," : "", ds[x], s->by_d[x]);
+    nsx_buf_printf(b, "}},\"classes\":{");
+    for (int x = 0; x < NSX_FZ_CLASSES; x++) {
+        nsx_buf_printf(b, "%s\"%s\":{\"judged\":%" PRIu64, x ? "," : "", nsx_fz_class_name(x), s->cls_judged[x]);
+        nsx_buf_json_field(b, "seconds", s->cls_seconds[x]);
+        nsx_buf_printf(b, "}");
+    }
+    nsx_buf_printf(b, "},\"tuples\":%" PRIu64 ",\"tile_tuples\":%" PRIu64, s->tuples, s->tile_tuples);
+    nsx_buf_printf(b, ",\"failed\":[");
+    for (int x = 0; x < s->nfail; x++) {
+        const nsx_fuzz_failure *f = &s->fail[x];
+        nsx_buf_printf(b, "%s{\"problem\":%" PRIu64 ",\"kind\":", x ? "," : "", f->index);
+        nsx_buf_json_string(b, nsx_fz_kind_name(f->kind));
+        nsx_buf_printf(b, ",\"nondeterministic\":%s,\"saved\":", f->flaky ? "true" : "false");
+        nsx_buf_json_string(b, f->path);
+        nsx_buf_printf(b, ",\"note\":");
+        nsx_buf_json_string(b, f->note);
+        nsx_buf_printf(b, "}");
+    }
+    nsx_buf_printf(b, "]}\n");
 }
 
 int nsx_fuzz_run(const nsx_kernel *k, const nsx_fuzz_opts *o, nsx_fuzz_summary *s, nsx_err *err)
@@ -133,7 +260,8 @@ int nsx_fuzz_run(const nsx_kernel *k, const nsx_fuzz_opts *o, nsx_fuzz_summary *
         }
         nsx_fz_draw d;
         char text[800];
-        nsx_fz_draw_problem(nsx_fz_problem_seed(o->seed, idx), k->info, &m, &d);
+        const double t_problem = now();
+        nsx_fz_draw_steered(nsx_fz_problem_seed(o->seed, idx), k->info, &m, o->steer, &d);
         nsx_fz_draw_text(&d, text, sizeof text);
         s->rejected += (uint64_t)d.rejected;
         nsx_fz_case c;
@@ -179,12 +307,11 @@ int nsx_fuzz_run(const nsx_kernel *k, const nsx_fuzz_opts *o, nsx_fuzz_summary *
             nsx_fz_case_free(&c);
             break;
         }
+        s->cls_seconds[d.cls] += now() - t_problem;
         if (v.status == NSX_FZ_SKIP)
             s->skipped++;
-        else if (v.ref == NSX_FZ_REF_MPFR)
-            s->mpfr++;
         else
-            s->loop++;
+            tally(s, &c, &d, &v, idx);
         if (o->log && o->verbose)
             fprintf(o->log, "%s problem %" PRIu64 ": %s%s%s\n",
                     v.status == NSX_FZ_PASS ? "pass" : v.status == NSX_FZ_SKIP ? "skip" : "FAIL", idx, text,
@@ -217,7 +344,7 @@ int nsx_fuzz_run(const nsx_kernel *k, const nsx_fuzz_opts *o, nsx_fuzz_summary *
         progress(o, s, s->seconds);
         fprintf(o->log,
                 "nsimplex fuzz: seed %" PRIu64 ", problems %" PRIu64 "..%" PRIu64 " in %.1f s: %" PRIu64
-                " judged (%" PRIu64 " against MPFR, %" PRIu64 " against the f64 loop), %" PRIu64
+                " judged (%" PRIu64 " against the certified reference, %" PRIu64 " against the f64 loop), %" PRIu64
                 " skipped, %d failure%s: %s\n",
                 o->seed, o->start, end > o->start ? end - 1 : o->start, s->seconds,
                 s->mpfr + s->loop, s->mpfr, s->loop, s->skipped, s->nfail, s->nfail == 1 ? "" : "s",
@@ -233,6 +360,8 @@ int nsx_fuzz_run(const nsx_kernel *k, const nsx_fuzz_opts *o, nsx_fuzz_summary *
         if (s->declined)
             fprintf(o->log, "nsimplex fuzz: %" PRIu64 " drawn problems declined by the caller (not run)\n",
                     s->declined);
+        if (s->mpfr + s->loop)
+            summary_text(s, o->log);
     }
     return 0;
 }

@@ -141,3 +141,27 @@ dd fast_log_shift(dd z, double M, double *err)
     *err = (R + Ew * (1 + 2 * aw + Ew) + 0x1p-52 * (fabs(c) + fabs(lo))) * (1 + 0x1p-40);
     return two_sum(a.h, lo);
 }
+
+/*
+ * The enclosure [h + l - err, h + l + err] of log x, widened outward to
+ * doubles lo <= l - err and hi >= l + err (one step of nextafter past each
+ * rounded end): RN is monotone, so when RN(h + lo) = RN(h + hi) every real
+ * in between, log x among them, rounds to that value.
+ */
+double fast_log_rn(double x, int *decided)
+{
+    *decided = 0;
+    if (!(x > 0x1p-90 && x < 0x1p90))
+        return NAN;
+    fast_exp_init();
+    double err;
+    dd y = fast_log_shift((dd){x, 0.0}, 0.0, &err);
+    if (!isfinite(err) || !isfinite(y.h))
+        return NAN;
+    double lo = nextafter(y.l - err, -INFINITY), hi = nextafter(y.l + err, INFINITY);
+    double a = y.h + lo, b = y.h + hi;
+    if (a != b)
+        return NAN;
+    *decided = 1;
+    return a;
+}

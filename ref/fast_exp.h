@@ -114,4 +114,11 @@ static inline dd fast_exp(dd x)
  */
 dd fast_log_shift(dd z, double M, double *err);
 
+/*
+ * log x correctly rounded to binary64, for 2^-90 < x < 2^90, when
+ * fast_log_shift's enclosure decides it: *decided = 1 and the value;
+ * else *decided = 0 (the caller asks MPFR).  core/rng.c's normals.
+ */
+double fast_log_rn(double x, int *decided);
+
 #endif /* NSX_REF_FAST_EXP_H */

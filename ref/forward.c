@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "nsimplex/ref.h"
+#include "nsimplex/slice.h"
 #include "ref/exact.h"
 #include "ref/fast.h"
 #include "ref/internal.h"
@@ -313,6 +314,17 @@ int nsx_ref_forward(const nsx_problem *p, const nsx_inputs *in, nsx_outputs *out
             rc = nsx_err_set(err, NSX_E_NOMEM, "reference: out of memory");
         else
             rc = ref_fast_forward(&ctx, out, opts, &st, todo, err);
+        uint64_t left = 0, rows = 0;
+        for (size_t r = 0; !rc && opts->mpfr_tuples_max && r < (size_t)p->B * p->H * p->L; r++)
+            if (todo[r]) {
+                left += nsx_slice_bound(p, (int)(r % (size_t)p->L));
+                rows++;
+            }
+        if (left > opts->mpfr_tuples_max)
+            rc = nsx_err_set(err, NSX_E_TOO_LARGE,
+                             "reference: the fast path left %llu rows (%llu tuples) to MPFR, over the limit of %llu",
+                             (unsigned long long)rows, (unsigned long long)left,
+                             (unsigned long long)opts->mpfr_tuples_max);
     }
     if (!rc)
         rc = forward_rows(&ctx, out, opts, todo, &st, err);

@@ -20,6 +20,10 @@
 #include "fuzz/fuzz.h"
 #include "simd/simd.h"
 
+/* The small shape class only: what these tests run must stay fast (the
+   larger classes are tested by drawing, in test_fuzz.c's steering tests). */
+static const nsx_fz_steer small_shapes = {.features = 0xffu, .shapes = NSX_FZ_SMALL};
+
 static const char *tmpdir(void)
 {
     const char *t = getenv("NSX_TMP");
@@ -124,7 +128,7 @@ START_TEST(test_isolated_judge)
     for (uint64_t idx = 0; idx < 6; idx++) {
         nsx_fz_draw d;
         nsx_fz_case c;
-        nsx_fz_draw_problem(nsx_fz_problem_seed(3, idx), k.info, &m, &d);
+        nsx_fz_draw_steered(nsx_fz_problem_seed(3, idx), k.info, &m, &small_shapes, &d);
         if (nsx_fz_case_build(&d, &c, &err))
             continue;
         nsx_fz_verdict a, b;
@@ -230,12 +234,74 @@ START_TEST(test_seconds_hold)
 }
 END_TEST
 
+
+/* ---- check --kernel ------------------------------------------------------ */
+
+/* nsimplex check --kernel runs a library on golden vectors through the same
+   isolated runner: the SIMD kernel passes, a kernel that crashes, hangs or
+   writes zeros fails (exit 1, the fault named), an invalid info is exit 2. */
+START_TEST(test_check_kernel)
+{
+    const char *simd = getenv("NSX_SIMD_SO");
+    const char *v1 = "vectors/default/n2_l1.safetensors", *v2 = "vectors/default/n1_leaks.safetensors";
+    cli_result r;
+    if (simd) {
+        const char *args[] = {"check", "--kernel", simd, v1, v2, NULL};
+        ck_assert_int_eq(cli_run(&r, args), 0);
+        ck_assert_msg(r.status == 0, "status %d\n%s%s", r.status, r.out, r.err);
+        ck_assert_msg(strstr(r.out, "PASS vectors/default/n2_l1") && strstr(r.out, "PASS vectors/default/n1_leaks") &&
+                          strstr(r.out, "2 passed, 0 failed"), "%s", r.out);
+        cli_result_free(&r);
+        const char *json[] = {"check", "--kernel", simd, "--json", v1, NULL};
+        ck_assert_int_eq(cli_run(&r, json), 0);
+        ck_assert_msg(r.status == 0 && cli_count_lines(r.out) == 1 && strstr(r.out, "\"pass\":true"), "%s", r.out);
+        cli_result_free(&r);
+        /* the default suite: every vector the kernel declares passes */
+        const char *dflt[] = {"check", "--kernel", simd, NULL};
+        ck_assert_int_eq(cli_run(&r, dflt), 0);
+        ck_assert_msg(r.status == 0 && !strstr(r.out, "FAIL"), "status %d\n%s%s", r.status, r.out, r.err);
+        cli_result_free(&r);
+    }
+    const struct {
+        const char *name, *timeout;
+        int status;
+        const char *says;
+    } bad[] = {
+        {"segv", "10", 1, "SIGSEGV"}, {"abort", "10", 1, "SIGABRT"}, {"exit", "10", 1, "exit"},
+        {"overflow", "10", 1, "past the end of o"}, {"hang", "0.5", 1, "timeout"}, {"zeros", "10", 1, "FAIL"},
+        {"order0", "10", 2, "max_order 0 "},
+    };
+    for (size_t t = 0; t < sizeof bad / sizeof bad[0]; t++) {
+        char so[512];
+        if (!kernel_path(so, sizeof so, bad[t].name))
+            return;
+        const char *args[] = {"check", "--kernel", so, "--call-timeout", bad[t].timeout, v1, v2, NULL};
+        ck_assert_int_eq(cli_run(&r, args), 0);
+        ck_assert_msg(r.status == bad[t].status, "%s: status %d\n%s%s", bad[t].name, r.status, r.out, r.err);
+        ck_assert_msg(strstr(r.out, bad[t].says) || strstr(r.err, bad[t].says), "%s:\n%s%s", bad[t].name, r.out,
+                      r.err);
+        if (bad[t].status == 2)
+            ck_assert_msg(cli_count_lines(r.err) == 1, "%s", r.err);
+        cli_result_free(&r);
+    }
+    /* a vector no kernel can be judged on: nothing judged is exit 2 */
+    char so[512];
+    if (kernel_path(so, sizeof so, "zeros")) {
+        const char *none[] = {"check", "--kernel", so, "vectors/default/n1_dense.safetensors", NULL};
+        ck_assert_int_eq(cli_run(&r, none), 0);
+        ck_assert_msg(r.status == 2 && strstr(r.out, "SKIP"), "status %d\n%s%s", r.status, r.out, r.err);
+        cli_result_free(&r);
+    }
+}
+END_TEST
+
 static Suite *isolate_suite(void)
 {
     Suite *s = suite_create("isolate");
     TCase *tc = tcase_create("isolate");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_info_check);
+    tcase_add_test(tc, test_check_kernel);
     tcase_add_test(tc, test_bad_order_exit_2);
     tcase_add_test(tc, test_isolated_judge);
     tcase_add_test(tc, test_faults_saved);

@@ -8,15 +8,17 @@
 #
 #   sh fuzz/mutants/run.sh [NAME...]      (make mutants runs them all)
 #
-# Environment: NSX_PROG (build/nsimplex), BUDGET (60), SEED (1),
-# SHRINK (20, seconds per failure), MUTANTS_OUT (build/mutants).
+# Environment: NSX_PROG (build/nsimplex), BUDGET (60), SEEDS ("1 2 3 4 5";
+# SEED=N alone: that one), SHRINK (20, seconds per failure, first seed
+# only), MUTANTS_OUT (build/mutants).
 # Exit 1 when a patch no longer applies or does not build (loudly), when a
-# mutant is not caught within the budget, or when the clean kernel fails.
+# mutant is not caught within the budget on some seed, or when the clean
+# kernel fails on some seed; a median of 10 s or more is a warning.
 set -eu
 cd "$(dirname "$0")/../.."
 PROG=${NSX_PROG:-build/nsimplex}
 BUDGET=${BUDGET:-60}
-SEED=${SEED:-1}
+SEEDS=${SEEDS:-${SEED:-1 2 3 4 5}}
 SHRINK=${SHRINK:-20}
 OUT=${MUTANTS_OUT:-build/mutants}
 CLEAN_SO=build/libnsimplex_simd.so
@@ -53,51 +55,67 @@ for name in $names; do
     cp "$src/build/libnsimplex_simd.so" "$OUT/$name/libnsimplex_simd.so"
 done
 
-# ---- fuzz each one
-run_one() { # name so -> prints "caught seconds kind|shrunk" into $OUT/name/result
-    name=$1 so=$2 dir=$OUT/$name
-    mkdir -p "$dir/out"
+# ---- fuzz each one, on each seed
+run_one() { # name so seed shrink -> $OUT/name/SEED.{log,rc}
+    name=$1 so=$2 seed=$3 shrink=$4 dir=$OUT/$1
+    mkdir -p "$dir/out-$seed"
     set +e
-    "$PROG" fuzz --kernel "$so" --seconds "$BUDGET" --seed "$SEED" --shrink-seconds "$SHRINK" \
-        --progress 0 --out "$dir/out" >"$dir/fuzz.log" 2>&1
-    rc=$?
+    "$PROG" fuzz --kernel "$so" --seconds "$BUDGET" --seed "$seed" --shrink-seconds "$shrink" \
+        --progress 0 --out "$dir/out-$seed" >"$dir/$seed.log" 2>&1
+    echo "$?" >"$dir/$seed.rc"
     set -e
-    echo "$rc" >"$dir/rc"
 }
+median() { [ $# -gt 0 ] || { echo -; return; }; printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {if (NR == 0) print "-"; else if (NR % 2) print a[(NR+1)/2]; else printf "%.1f\n", (a[NR/2]+a[NR/2+1])/2}'; }
 
-printf '%-20s %-7s %9s  %-12s %s\n' mutant caught seconds kind "shrunk case"
-times=""
+first=${SEEDS%% *}
+printf '%-22s %-7s %-28s %7s  %-12s %s\n' mutant caught "seconds (seeds $SEEDS)" median kind "shrunk case (seed $first)"
+all_times=""
 missed=0
+slow=0
 for name in $names; do
-    run_one "$name" "$OUT/$name/libnsimplex_simd.so"
-    log=$OUT/$name/fuzz.log
-    rc=$(cat "$OUT/$name/rc")
-    if [ "$rc" = 1 ]; then
-        secs=$(sed -n 's/.*found after \([0-9.]*\) s.*/\1/p' "$log" | head -1)
-        kind=$(sed -n 's/^FAIL \(.*\)/\1/p' "$log" | head -1)
-        shrunk=$(sed -n 's/.*candidates kept): \(.*\)/\1/p' "$log" | head -1)
-        printf '%-20s %-7s %9s  %-12s %s\n' "$name" yes "$secs" "$kind" "$shrunk"
-        times="$times $secs"
-    else
-        printf '%-20s %-7s %9s  %-12s %s\n' "$name" NO "-" "-" "(exit $rc; see $log)"
-        missed=$((missed + 1))
-    fi
+    times="" row="" caught=yes kind=- shrunk=-
+    for seed in $SEEDS; do
+        # shrink on the first seed only: the others measure detection
+        if [ "$seed" = "$first" ]; then shrink=$SHRINK; else shrink=0; fi
+        run_one "$name" "$OUT/$name/libnsimplex_simd.so" "$seed" "$shrink"
+        log=$OUT/$name/$seed.log
+        if [ "$(cat "$OUT/$name/$seed.rc")" = 1 ]; then
+            secs=$(sed -n 's/.*found after \([0-9.]*\) s.*/\1/p' "$log" | head -1)
+            times="$times $secs"
+            row="$row $secs"
+            if [ "$seed" = "$first" ]; then
+                kind=$(sed -n 's/^FAIL \(.*\)/\1/p' "$log" | head -1)
+                shrunk=$(sed -n 's/.*candidates kept): \(.*\)/\1/p' "$log" | head -1)
+            fi
+        else
+            row="$row NO"
+            caught=NO
+        fi
+    done
+    med=$(median $times)
+    [ "$caught" = yes ] || missed=$((missed + 1))
+    if [ "$med" != "-" ] && awk "BEGIN {exit !($med >= 10)}"; then slow=$((slow + 1)); fi
+    all_times="$all_times $times"
+    printf '%-22s %-7s %-28s %7s  %-12s %s\n' "$name" "$caught" "$row" "$med" "$kind" "$shrunk"
 done
 
-# ---- the unmutated kernel, same budget
+# ---- the unmutated kernel, same budget, every seed
 mkdir -p "$OUT/clean"
-run_one clean "$CLEAN_SO"
-rc=$(cat "$OUT/clean/rc")
-summary=$(grep '^nsimplex fuzz: seed' "$OUT/clean/fuzz.log" | tail -1)
-printf '%-20s %-7s %9s  %s\n' "(unmutated)" "$([ "$rc" = 0 ] && echo clean || echo FAILED)" "$BUDGET" "$summary"
+dirty=0
+for seed in $SEEDS; do
+    run_one clean "$CLEAN_SO" "$seed" "$SHRINK"
+    rc=$(cat "$OUT/clean/$seed.rc")
+    summary=$(grep '^nsimplex fuzz: seed' "$OUT/clean/$seed.log" | tail -1)
+    printf '%-22s %-7s %s\n' "(unmutated)" "$([ "$rc" = 0 ] && echo clean || echo FAILED)" "$summary"
+    [ "$rc" = 0 ] || dirty=$((dirty + 1))
+done
 
-median=$(printf '%s\n' $times | sort -n | awk '{a[NR]=$1} END {if (NR == 0) print "-"; else if (NR % 2) print a[(NR+1)/2]; else printf "%.1f\n", (a[NR/2]+a[NR/2+1])/2}')
 count=$(printf '%s\n' $names | wc -l)
-echo "mutants: $((count - missed)) of $count caught within ${BUDGET} s, median $median s to detect (seed $SEED); logs under $OUT/"
+echo "mutants: $((count - missed)) of $count caught within ${BUDGET} s on every seed ($SEEDS), median $(median $all_times) s to detect over all runs; logs under $OUT/"
 status=0
-if [ "$missed" -gt 0 ]; then echo "mutants: FAIL: $missed not caught" >&2; status=1; fi
-if [ "$rc" != 0 ]; then echo "mutants: FAIL: the unmutated kernel did not run clean (see $OUT/clean/fuzz.log)" >&2; status=1; fi
-if [ "$median" != "-" ] && awk "BEGIN {exit !($median >= 10)}"; then
-    echo "mutants: warning: median detection time $median s is not under 10 s (a loaded machine?)" >&2
+if [ "$missed" -gt 0 ]; then echo "mutants: FAIL: $missed not caught on every seed" >&2; status=1; fi
+if [ "$dirty" -gt 0 ]; then echo "mutants: FAIL: the unmutated kernel did not run clean on $dirty seed(s) (see $OUT/clean/)" >&2; status=1; fi
+if [ "$slow" -gt 0 ]; then
+    echo "mutants: warning: $slow mutant(s) with a median detection time of 10 s or more (a loaded machine?)" >&2
 fi
 exit $status

@@ -47,6 +47,11 @@ typedef struct nsx_ref_opts {
        taken so far and the rows in all (one thread at a time) */
     void (*progress)(void *arg, uint64_t rows_done, uint64_t rows);
     void *progress_arg;
+    uint64_t mpfr_tuples_max; /* with fast: when the rows the fast path leaves
+                            to MPFR have more allowed tuples than this in all
+                            (nsx_slice_bound), NSX_E_TOO_LARGE instead of
+                            computing them (the fuzzer's bounded work); 0: no
+                            limit */
 } nsx_ref_opts;
 
 typedef struct nsx_ref_stats {

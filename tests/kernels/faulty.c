@@ -8,6 +8,7 @@
  *   overflow  writes one element past the end of o
  *   underflow writes one element before the start of o
  *   order0, orderm1  declare max_order 0, -1
+ *   zeros     no fault: all outputs 0 (a wrong kernel that behaves)
  */
 #include <stdint.h>
 #include <stdlib.h>
