@@ -122,12 +122,19 @@ FAULT_SO := $(FAULTS:%=$(BUILD)/tests/kernels/%.so)
 $(BUILD)/tests/kernels/%.so: tests/kernels/faulty.c include/nsimplex/kernel.h
 	@mkdir -p $(@D)
 	$(CC) $(STD) -Iinclude $(CFLAGS) -fPIC -shared -DFAULT_$* -o $@ $<
+# A float32 kernel with a backward pass (tests/kernels/bwdk.c), honest and
+# with planted backward bugs.
+BWDKS   := honest scale2 nodelta kmask
+BWDK_SO := $(BWDKS:%=$(BUILD)/tests/kernels/bwdk_%.so)
+$(BUILD)/tests/kernels/bwdk_%.so: tests/kernels/bwdk.c include/nsimplex/kernel.h
+	@mkdir -p $(@D)
+	$(CC) $(STD) -Iinclude $(CFLAGS) -fPIC -shared -DPLANT_$* -o $@ $< -lm
 
 # The tests find the program through NSX_BIN, the test kernels under
 # NSX_TEST_KERNELS, the SIMD kernel's shared
 # library through NSX_SIMD_SO, and write under NSX_TMP; then the Python
 # package's tests (tests/python, pytest, Debian's python3) over $(SO).
-check: $(PROG) $(SIMD_SO) $(SO) $(TESTS) $(FAULT_SO)
+check: $(PROG) $(SIMD_SO) $(SO) $(TESTS) $(FAULT_SO) $(BWDK_SO)
 	@mkdir -p $(BUILD)/tmp
 	@fail=0; for t in $(TESTS); do \
 	    NSX_BIN=$(CURDIR)/$(PROG) NSX_SIMD_SO=$(CURDIR)/$(SIMD_SO) \

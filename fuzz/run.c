@@ -67,10 +67,11 @@ static int on_failure(const nsx_kernel *k, const nsx_model *m, const nsx_fuzz_op
              "drawn: %s\n"
              "failed: %s\n"
              "shrunk in %.1f s (%d of %d candidates kept): %s\n"
-             "reproduce: nsimplex fuzz --seed %" PRIu64 " --start %" PRIu64 " --count 1%s%s%s",
+             "reproduce: nsimplex fuzz --seed %" PRIu64 " --start %" PRIu64 " --count 1%s%s%s%s",
              name, k->path ? " " : "", path, o->seed, f->index,
              f->seed, f->found, f->draw, nsx_fz_kind_name(f->kinds), st.seconds, st.steps, st.tries, f->shrunk,
-             o->seed, f->index, k->path ? " --kernel " : "", path, timeout);
+             o->seed, f->index, k->path ? " --kernel " : "", path, timeout,
+             o->bwd == NSX_FZ_BWD_ONLY ? " --bwd" : o->bwd == NSX_FZ_BWD_NONE ? " --no-bwd" : "");
     nsx_fz_verdict v = {0};
     int judged = 0;
     if (o->out_dir) {
@@ -134,6 +135,7 @@ int nsx_fuzz_run(const nsx_kernel *k, const nsx_fuzz_opts *o, nsx_fuzz_summary *
         nsx_fz_draw d;
         char text[800];
         nsx_fz_draw_problem(nsx_fz_problem_seed(o->seed, idx), k->info, &m, &d);
+        nsx_fz_draw_bwd(&d, o->bwd, k->backward != NULL);
         nsx_fz_draw_text(&d, text, sizeof text);
         s->rejected += (uint64_t)d.rejected;
         nsx_fz_case c;
@@ -185,6 +187,7 @@ int nsx_fuzz_run(const nsx_kernel *k, const nsx_fuzz_opts *o, nsx_fuzz_summary *
             s->mpfr++;
         else
             s->loop++;
+        s->bwd += (uint64_t)v.bwd;
         if (o->log && o->verbose)
             fprintf(o->log, "%s problem %" PRIu64 ": %s%s%s\n",
                     v.status == NSX_FZ_PASS ? "pass" : v.status == NSX_FZ_SKIP ? "skip" : "FAIL", idx, text,
@@ -224,6 +227,9 @@ int nsx_fuzz_run(const nsx_kernel *k, const nsx_fuzz_opts *o, nsx_fuzz_summary *
                 s->nfail ? "FAIL" : s->mpfr + s->loop ? "PASS" : "NOTHING JUDGED (not a pass)");
         fprintf(o->log, "nsimplex fuzz: %" PRIu64 " problems carried leak pairs, probes or batch copies, %" PRIu64
                         " the head permutation\n", s->pairs, s->heads);
+        if (k->backward && o->bwd != NSX_FZ_BWD_NONE)
+            fprintf(o->log, "nsimplex fuzz: %" PRIu64 " problems had their gradients judged (the backward pass)\n",
+                    s->bwd);
         if (s->cut)
             fprintf(o->log,
                     "nsimplex fuzz: problem %" PRIu64 " was stopped at the end of the budget, inside the kernel's "

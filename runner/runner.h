@@ -44,11 +44,31 @@ typedef struct nsx_kernel_iso {
 /* CLOCK_MONOTONIC in seconds. */
 double nsx_kernel_clock(void);
 
+/* The backward entry (E7), until the kernel ABI declares it
+   (include/nsimplex/kernel.h): float32 buffers in the layouts of the
+   inputs; o and lse are the kernel's own forward outputs (lse NULL when it
+   writes none), dout the upstream gradient [B, L, H, dv]; it writes dq and
+   dk[m], dv[m] for m < n.  0 done, 1 unsupported, other an error. */
+#ifndef NSX_KERNEL_HAS_BACKWARD
+typedef struct nsx_kernel_bwd_io {
+    const float *q;
+    const float *k[NSX_MAX_ORDER];
+    const float *v[NSX_MAX_ORDER];
+    const float *o, *lse, *dout;
+    float *dq;
+    float *dk[NSX_MAX_ORDER];
+    float *dv[NSX_MAX_ORDER];
+} nsx_kernel_bwd_io;
+typedef int (*nsx_kernel_backward_fn)(const nsx_kernel_problem *p, const nsx_kernel_bwd_io *io);
+
+#endif
+
 typedef struct nsx_kernel {
     void *lib;                      /* dlopen handle; NULL for the in-process SIMD */
     const nsx_kernel_info *info;
     nsx_kernel_forward_fn forward;  /* the library's; NULL for the in-process SIMD */
     nsx_kernel_indexer_fn indexer;  /* the library's (ABI 2, when declared); NULL otherwise */
+    nsx_kernel_backward_fn backward; /* the library's nsx_kernel_backward; NULL: none */
     int isa, threads;               /* the in-process SIMD's ISA and threads */
     const char *path;               /* the library, or NULL */
     nsx_kernel_iso *iso;            /* NULL: calls run in this process */
@@ -108,5 +128,18 @@ int nsx_kernel_supports(const nsx_kernel_info *info, const nsx_problem *p, char 
  */
 int nsx_kernel_run(const nsx_kernel *k, const nsx_problem *p, const nsx_inputs *in, const int32_t *sel,
                    double *o, double *lse, int *has_lse, nsx_err *err);
+
+/*
+ * The backward pass of k (it has one: k->backward) on p, after its forward
+ * pass gave o [B,L,H,dv] and lse [B,H,L] (has_lse 0: no lse; both float32
+ * values held as binary64, passed back exactly), with the upstream
+ * gradient in->dout.  Writes dq [B,L,H,d], dk[m] [B,L,Hkv,d], dv[m]
+ * [B,L,Hkv,dv] (m < n), decoded exactly from float32.  Isolated like
+ * nsx_kernel_run (the buffers dq, dk1.., dv1.. between guard pages).  The
+ * same returns as nsx_kernel_run.
+ */
+int nsx_kernel_run_backward(const nsx_kernel *k, const nsx_problem *p, const nsx_inputs *in, const int32_t *sel,
+                            const double *o, const double *lse, int has_lse, double *dq, double *const *dk,
+                            double *const *dv, nsx_err *err);
 
 #endif
