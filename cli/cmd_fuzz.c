@@ -183,7 +183,7 @@ int cmd_fuzz(int argc, char **argv)
     nsx_err err = {0};
     if (nsx_kernel_open(&k, kernel, isa, (int)threads, &err))
         return cli_fail(CMD, "%s", err.msg);
-    if (o.bwd == NSX_FZ_BWD_ONLY && !k.backward) {
+    if (o.bwd == NSX_FZ_BWD_ONLY && !nsx_kernel_backward_order(k.info)) {
         nsx_kernel_close(&k);
         return cli_fail(CMD, "--bwd: the kernel %s has no backward pass (nsx_kernel_backward)",
                         kernel ? kernel : "(in process)");

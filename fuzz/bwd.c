@@ -50,14 +50,24 @@ static void drop_token(char *recipe, const char *key)
     }
 }
 
-void nsx_fz_draw_bwd(nsx_fz_draw *d, int mode, int has_bwd)
+int nsx_fz_bwd_pick(uint64_t seed, int mode, const nsx_kernel_info *ki)
 {
-    nsx_rng r = {d->seed ^ 0x62776466757a7a31ull};
-    d->bwd = 0;
-    if (!has_bwd || mode == NSX_FZ_BWD_NONE)
-        return;
-    if (mode != NSX_FZ_BWD_ONLY && !nsx_rng_chance(&r, NSX_FZ_BWD_SHARE))
-        return;
+    nsx_rng r = {seed ^ 0x62776466757a7a31ull};
+    if (!nsx_kernel_backward_order(ki) || mode == NSX_FZ_BWD_NONE)
+        return 0;
+    return mode == NSX_FZ_BWD_ONLY || nsx_rng_chance(&r, NSX_FZ_BWD_SHARE);
+}
+
+const nsx_kernel_info *nsx_fz_bwd_info(const nsx_kernel_info *ki, nsx_kernel_info *tmp)
+{
+    *tmp = *ki;
+    tmp->max_order = nsx_kernel_backward_order(ki);
+    tmp->features = ki->backward_features | (ki->features & NSX_FEAT_LSE);
+    return tmp;
+}
+
+void nsx_fz_draw_bwd(nsx_fz_draw *d)
+{
     drop_token(d->recipe, "leak");
     drop_token(d->recipe, "probe");
     nsx_fz_put(d->recipe, sizeof d->recipe, " bwd=1");
@@ -429,7 +439,7 @@ int nsx_fz_bwd_judge(const nsx_kernel *k, const nsx_model *m, nsx_fz_case *c, co
 {
     nsx_instance *b = &c->b;
     const nsx_problem *p = &b->p;
-    if (!c->bwd || !k->backward || !v->o || !b->dout)
+    if (!c->bwd || !nsx_kernel_backward_order(k->info) || !v->o || !b->dout)
         return 0;
     grads g = {0};
     nsx_dref_grads r = {0};

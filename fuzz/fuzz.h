@@ -237,10 +237,17 @@ enum { NSX_FZ_BWD_MIX = 0, NSX_FZ_BWD_ONLY = 1, NSX_FZ_BWD_NONE = -1 };
    larger ones the binary64 loop's (fuzz/dref.h). */
 #define NSX_FZ_BWD_MPFR_WORK 1.5e4
 
-/* Makes d a backward problem or not, by mode and a draw from its seed
-   (has_bwd: the kernel has a backward pass): " bwd=1" in the recipe, the
-   leak pairs and probes (forward probes) out of it. */
-void nsx_fz_draw_bwd(nsx_fz_draw *d, int mode, int has_bwd);
+/* 1 when the problem of this seed is a backward one, by mode (NSX_FZ_BWD_*)
+   and a draw from the seed; 0 when ki declares no backward. */
+int nsx_fz_bwd_pick(uint64_t seed, int mode, const nsx_kernel_info *ki);
+
+/* What a backward problem is drawn within: ki with the backward's order
+   and features (tmp holds it). */
+const nsx_kernel_info *nsx_fz_bwd_info(const nsx_kernel_info *ki, nsx_kernel_info *tmp);
+
+/* Makes d a backward problem: " bwd=1" in the recipe, the leak pairs and
+   probes (forward probes) out of it. */
+void nsx_fz_draw_bwd(nsx_fz_draw *d);
 
 /* 1 when the expected gradients of c come from MPFR under reference ref. */
 int nsx_fz_bwd_mpfr(const nsx_fz_case *c, int ref);

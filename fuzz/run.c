@@ -134,8 +134,12 @@ int nsx_fuzz_run(const nsx_kernel *k, const nsx_fuzz_opts *o, nsx_fuzz_summary *
         }
         nsx_fz_draw d;
         char text[800];
-        nsx_fz_draw_problem(nsx_fz_problem_seed(o->seed, idx), k->info, &m, &d);
-        nsx_fz_draw_bwd(&d, o->bwd, k->backward != NULL);
+        const uint64_t pseed = nsx_fz_problem_seed(o->seed, idx);
+        const int bwd = nsx_fz_bwd_pick(pseed, o->bwd, k->info);
+        nsx_kernel_info bwd_info;
+        nsx_fz_draw_problem(pseed, bwd ? nsx_fz_bwd_info(k->info, &bwd_info) : k->info, &m, &d);
+        if (bwd)
+            nsx_fz_draw_bwd(&d);
         nsx_fz_draw_text(&d, text, sizeof text);
         s->rejected += (uint64_t)d.rejected;
         nsx_fz_case c;
@@ -227,7 +231,7 @@ int nsx_fuzz_run(const nsx_kernel *k, const nsx_fuzz_opts *o, nsx_fuzz_summary *
                 s->nfail ? "FAIL" : s->mpfr + s->loop ? "PASS" : "NOTHING JUDGED (not a pass)");
         fprintf(o->log, "nsimplex fuzz: %" PRIu64 " problems carried leak pairs, probes or batch copies, %" PRIu64
                         " the head permutation\n", s->pairs, s->heads);
-        if (k->backward && o->bwd != NSX_FZ_BWD_NONE)
+        if (nsx_kernel_backward_order(k->info) && o->bwd != NSX_FZ_BWD_NONE)
             fprintf(o->log, "nsimplex fuzz: %" PRIu64 " problems had their gradients judged (the backward pass)\n",
                     s->bwd);
         if (s->cut)

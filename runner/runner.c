@@ -64,6 +64,22 @@ int nsx_kernel_info_check(const nsx_kernel_info *info, const char *what, nsx_err
     if (info->features & ~ALL_FEATURES)
         return nsx_err_set(err, NSX_E_INPUT, "%s: features has unknown bits 0x%x", w,
                            info->features & ~ALL_FEATURES);
+    if (info->abi_version < 3 || info->backward_max_order == 0)
+        return 0; /* ABI 1, 2: read no further */
+    if (info->backward_max_order < 0 || info->backward_max_order > info->max_order)
+        return nsx_err_set(err, NSX_E_INPUT, "%s: backward_max_order %d is not in 0..max_order (%d)", w,
+                           info->backward_max_order, info->max_order);
+    if (info->backward_features & ~info->features)
+        return nsx_err_set(err, NSX_E_INPUT, "%s: backward_features has bits 0x%x that features lacks", w,
+                           info->backward_features & ~info->features);
+    if (!(info->features & NSX_FEAT_LSE))
+        return nsx_err_set(err, NSX_E_INPUT, "%s: a backward needs the forward's lse, but features lacks bit 256", w);
+    const int bfmt[2] = {info->backward_accum_format, info->backward_output_format};
+    const char *bname[2] = {"backward_accum_format", "backward_output_format"};
+    for (int t = 0; t < 2; t++)
+        if (bfmt[t] < NSX_FORMAT_F64 || bfmt[t] > NSX_FORMAT_BF16)
+            return nsx_err_set(err, NSX_E_INPUT, "%s: %s %d is not a format (0 f64, 1 f32, 2 f16, 3 bf16)", w,
+                               bname[t], bfmt[t]);
     return 0;
 }
 
@@ -98,13 +114,20 @@ int nsx_kernel_open(nsx_kernel *k, const char *path, int isa, int threads, nsx_e
         nsx_kernel_close(k);
         return rc;
     }
-    *(void **)&k->backward = dlsym(k->lib, "nsx_kernel_backward");
     if (nsx_kernel_indexer_caps(k->info)) {
         *(void **)&k->indexer = dlsym(k->lib, "nsx_kernel_indexer");
         if (!k->indexer) {
             nsx_kernel_close(k);
             return nsx_err_set(err, NSX_E_INPUT, "%s: declares an indexer but does not export nsx_kernel_indexer",
                                path);
+        }
+    }
+    if (nsx_kernel_backward_order(k->info)) {
+        *(void **)&k->backward = dlsym(k->lib, "nsx_kernel_backward");
+        if (!k->backward) {
+            nsx_kernel_close(k);
+            return nsx_err_set(err, NSX_E_INPUT,
+                               "%s: declares a backward but does not export nsx_kernel_backward", path);
         }
     }
     return 0;
@@ -138,9 +161,9 @@ int nsx_kernel_index(const nsx_kernel *k, const nsx_indexer_problem *p, const ns
     return nsx_simd_indexer_isa(&ip, &iio, k->threads, k->isa);
 }
 
-int nsx_kernel_supports(const nsx_kernel_info *info, const nsx_problem *p, char *why, size_t whylen)
+/* 0 when features f and order max_order cover p, else -1 and why. */
+static int covers(unsigned f, int max_order, const char *whose, const nsx_problem *p, char *why, size_t whylen)
 {
-    unsigned f = info->features;
     int windows = 0, biases = 0;
     for (int m = 0; m < p->n; m++) {
         windows |= p->window[m] > 0;
@@ -160,16 +183,30 @@ int nsx_kernel_supports(const nsx_kernel_info *info, const nsx_problem *p, char 
         {p->reduce == NSX_REDUCE_SUM, NSX_FEAT_SUM, "the sum reducer"},
         {p->reduce == NSX_REDUCE_MEAN, NSX_FEAT_MEAN, "the mean reducer"},
     };
-    if (p->n > info->max_order) {
-        snprintf(why, whylen, "order n = %d above the kernel's %d", p->n, info->max_order);
+    if (p->n > max_order) {
+        snprintf(why, whylen, "order n = %d above the %s %d", p->n, whose, max_order);
         return -1;
     }
     for (size_t t = 0; t < sizeof need / sizeof need[0]; t++)
         if (need[t].needed && !(f & need[t].bit)) {
-            snprintf(why, whylen, "%s, which the kernel does not declare", need[t].what);
+            snprintf(why, whylen, "%s, which the %s does not declare", need[t].what, whose);
             return -1;
         }
     return 0;
+}
+
+int nsx_kernel_supports(const nsx_kernel_info *info, const nsx_problem *p, char *why, size_t whylen)
+{
+    return covers(info->features, info->max_order, "kernel", p, why, whylen);
+}
+
+int nsx_kernel_supports_bwd(const nsx_kernel_info *info, const nsx_problem *p, char *why, size_t whylen)
+{
+    if (!nsx_kernel_backward_order(info)) {
+        snprintf(why, whylen, "the kernel has no backward");
+        return -1;
+    }
+    return covers(info->backward_features, nsx_kernel_backward_order(info), "kernel's backward", p, why, whylen);
 }
 
 static float *to_f32(const double *x, size_t count)
@@ -492,7 +529,8 @@ typedef struct bwd_call {
 static int call_backward(const void *ctx)
 {
     const bwd_call *c = ctx;
-    return c->k->backward(c->kp, c->io);
+    const nsx_kernel *k = c->k;
+    return k->backward ? k->backward(c->kp, c->io) : nsx_simd_backward_isa(c->kp, c->io, k->threads, k->isa);
 }
 
 int nsx_kernel_run_backward(const nsx_kernel *k, const nsx_problem *p, const nsx_inputs *in, const int32_t *sel,
@@ -500,9 +538,7 @@ int nsx_kernel_run_backward(const nsx_kernel *k, const nsx_problem *p, const nsx
                             double *const *dv, nsx_err *err)
 {
     char why[200];
-    if (!k->backward)
-        return nsx_err_set(err, NSX_E_UNSUPPORTED, "unsupported problem: the kernel has no backward pass");
-    if (nsx_kernel_supports(k->info, p, why, sizeof why))
+    if (nsx_kernel_supports_bwd(k->info, p, why, sizeof why))
         return nsx_err_set(err, NSX_E_UNSUPPORTED, "unsupported problem: %s", why);
     nsx_kernel_problem kp;
     nsx_problem_to_kernel(p, sel, &kp);
@@ -565,7 +601,7 @@ int nsx_kernel_run_backward(const nsx_kernel *k, const nsx_problem *p, const nsx
         if (k->iso)
             rc = isolated_call(k, call_backward, &call, &mp, &r, err);
         else
-            r = k->backward(&kp, &io);
+            r = call_backward(&call);
         if (rc)
             ;
         else if (r == NSX_KERNEL_UNSUPPORTED)

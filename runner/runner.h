@@ -44,34 +44,15 @@ typedef struct nsx_kernel_iso {
 /* CLOCK_MONOTONIC in seconds. */
 double nsx_kernel_clock(void);
 
-/* The backward entry (E7), until the kernel ABI declares it
-   (include/nsimplex/kernel.h): float32 buffers in the layouts of the
-   inputs; o and lse are the kernel's own forward outputs (lse NULL when it
-   writes none), dout the upstream gradient [B, L, H, dv]; it writes dq and
-   dk[m], dv[m] for m < n.  0 done, 1 unsupported, other an error. */
-#ifndef NSX_KERNEL_HAS_BACKWARD
-typedef struct nsx_kernel_bwd_io {
-    const float *q;
-    const float *k[NSX_MAX_ORDER];
-    const float *v[NSX_MAX_ORDER];
-    const float *o, *lse, *dout;
-    float *dq;
-    float *dk[NSX_MAX_ORDER];
-    float *dv[NSX_MAX_ORDER];
-} nsx_kernel_bwd_io;
-typedef int (*nsx_kernel_backward_fn)(const nsx_kernel_problem *p, const nsx_kernel_bwd_io *io);
-
-#endif
-
 typedef struct nsx_kernel {
     void *lib;                      /* dlopen handle; NULL for the in-process SIMD */
     const nsx_kernel_info *info;
     nsx_kernel_forward_fn forward;  /* the library's; NULL for the in-process SIMD */
     nsx_kernel_indexer_fn indexer;  /* the library's (ABI 2, when declared); NULL otherwise */
-    nsx_kernel_backward_fn backward; /* the library's nsx_kernel_backward; NULL: none */
     int isa, threads;               /* the in-process SIMD's ISA and threads */
     const char *path;               /* the library, or NULL */
     nsx_kernel_iso *iso;            /* NULL: calls run in this process */
+    nsx_kernel_backward_fn backward; /* the library's (ABI 3, when declared); NULL otherwise */
 } nsx_kernel;
 
 /*
@@ -79,7 +60,9 @@ typedef struct nsx_kernel {
  * NSX_KERNEL_ABI_MIN_VERSION to NSX_KERNEL_ABI_VERSION, a name of at most
  * 127 printable ASCII characters, max_order 1..NSX_MAX_ORDER, the four
  * formats NSX_FORMAT_*, no unknown feature bits (an ABI 1 info is read only
- * up to its features).  0, or NSX_E_INPUT with err "WHAT: FIELD ..." (what:
+ * up to its features); ABI 3: backward_max_order 0..max_order, and when not
+ * 0 backward_features a subset of features, NSX_FEAT_LSE declared (the
+ * backward reads the forward's lse) and the two backward formats NSX_FORMAT_*.  0, or NSX_E_INPUT with err "WHAT: FIELD ..." (what:
  * the library's path, or a name).
  */
 int nsx_kernel_info_check(const nsx_kernel_info *info, const char *what, nsx_err *err);
@@ -99,6 +82,13 @@ void nsx_kernel_close(nsx_kernel *k);
 static inline unsigned nsx_kernel_indexer_caps(const nsx_kernel_info *info)
 {
     return info->abi_version >= 2 ? info->indexer : 0;
+}
+
+/* The largest order the backward takes (ABI 3 info's backward_max_order),
+   0 for a kernel without one (every ABI 1 or 2 library). */
+static inline int nsx_kernel_backward_order(const nsx_kernel_info *info)
+{
+    return info->abi_version >= 3 ? info->backward_max_order : 0;
 }
 
 /* One indexer call (the kernel declares an indexer): the ABI's return
@@ -141,5 +131,23 @@ int nsx_kernel_run(const nsx_kernel *k, const nsx_problem *p, const nsx_inputs *
 int nsx_kernel_run_backward(const nsx_kernel *k, const nsx_problem *p, const nsx_inputs *in, const int32_t *sel,
                             const double *o, const double *lse, int has_lse, double *dq, double *const *dk,
                             double *const *dv, nsx_err *err);
+
+/*
+ * The backward of k (it declares one, or is the in-process SIMD kernel) on
+ * a problem with binary64 inputs (converted to float32 as nsx_kernel_run
+ * does) and dout [B, L, H, dv]: first k's forward for o and lse (float32,
+ * as the backward reads them), then its backward.  Writes g->dq, g->dk[m],
+ * g->dv[m] (m < n), decoded exactly from float32; when o, lse are not NULL
+ * also the forward's outputs.  Calls run in this process (k->iso is not
+ * used).  Returns 0; NSX_E_UNSUPPORTED when the backward does not declare p
+ * supported; NSX_E_KERNEL_REFUSED when a call returned 1 all the same;
+ * NSX_E_KERNEL_ERROR when a call returned another error; NSX_E_NOMEM.
+ */
+int nsx_kernel_run_bwd(const nsx_kernel *k, const nsx_problem *p, const nsx_inputs *in, const int32_t *sel,
+                       const double *dout, nsx_outputs *g, double *o, double *lse, nsx_err *err);
+
+/* 0 when the backward k declares covers p (its order and backward_features),
+   else -1 with the reason in why. */
+int nsx_kernel_supports_bwd(const nsx_kernel_info *info, const nsx_problem *p, char *why, size_t whylen);
 
 #endif

@@ -23,6 +23,11 @@ static const nsx_kernel_info simd_info = {
     .indexer_input_format = NSX_FORMAT_F32,
     .indexer_accum_format = NSX_FORMAT_F32,
     .indexer_output_format = NSX_FORMAT_F32,
+    .backward_max_order = NSX_MAX_ORDER,
+    .backward_features = NSX_FEAT_WINDOWS | NSX_FEAT_SELECTION | NSX_FEAT_GQA | NSX_FEAT_CAUSAL_OFF |
+                         NSX_FEAT_DISTINCT | NSX_FEAT_BIASES | NSX_FEAT_SUM | NSX_FEAT_MEAN,
+    .backward_accum_format = NSX_FORMAT_F32,
+    .backward_output_format = NSX_FORMAT_F32,
 };
 
 const nsx_kernel_info *nsx_simd_info(void)

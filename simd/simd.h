@@ -61,9 +61,9 @@ int nsx_simd_isa_supported(int isa);
  */
 int nsx_simd_isa(char *why, size_t whylen);
 
-/* The ABI description of this implementation: name "nsimplex-simd", ABI
-   version 1, f32 input/accumulation/weights/output, max order 8, every
-   feature bit. */
+/* The ABI description of this implementation: name "nsimplex-simd", the
+   header's ABI version, f32 input/accumulation/weights/output, max order 8,
+   every feature bit; the indexer; the backward (order 8, every feature, f32). */
 const nsx_kernel_info *nsx_simd_info(void);
 
 /*
@@ -93,6 +93,26 @@ int nsx_simd_forward(const nsx_kernel_problem *p, const nsx_kernel_io *io, int t
    NSX_SIMD_EISA when the CPU lacks isa. */
 int nsx_simd_forward_isa(const nsx_kernel_problem *p, const nsx_kernel_io *io, int threads,
                          int isa);
+
+/*
+ * The gradients (E7, docs/SPEC.md 1.7) in float32: from p's inputs, the
+ * forward's o and lse (as nsx_simd_forward wrote them; a non-finite lse is
+ * an empty slice) and dO (io->dout), writes every element of io->dq,
+ * io->dk[m], io->dv[m] (m < n).  Streaming, as the forward: P is recomputed
+ * tile by tile from lse (simd/backward.c says how, and how dk, dv are
+ * summed without races).  The result is the same bits for any `threads`.
+ * Same returns as nsx_simd_forward.
+ */
+int nsx_simd_backward(const nsx_kernel_problem *p, const nsx_kernel_bwd_io *io, int threads);
+
+/* The same with the ISA given; NSX_SIMD_EISA when the CPU lacks isa. */
+int nsx_simd_backward_isa(const nsx_kernel_problem *p, const nsx_kernel_bwd_io *io, int threads,
+                          int isa);
+
+/* 0 when nsx_simd_backward can compute p with io (nsx_simd_check's rules,
+   and lse, dout, dq, dk, dv not NULL), else -1 and one line in why. */
+int nsx_simd_bwd_check(const nsx_kernel_problem *p, const nsx_kernel_bwd_io *io, char *why,
+                       size_t whylen);
 
 /* Bytes of scratch one thread of nsx_simd_forward allocates for p.
    Pre (asserted): p not NULL, and p passes nsx_simd_check. */

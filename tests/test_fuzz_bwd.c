@@ -111,7 +111,7 @@ static void run_kernel(const char *name, uint64_t seed, int count, const char *o
     nsx_err err = {0};
     kernel_path(path, sizeof path, name);
     ck_assert_msg(nsx_kernel_open(&k, path, -1, 1, &err) == 0, "%s", err.msg);
-    ck_assert(k.backward != NULL);
+    ck_assert(k.backward != NULL && nsx_kernel_backward_order(k.info) > 0);
     nsx_kernel_iso iso = {.timeout = 20};
     k.iso = &iso;
     nsx_fuzz_opts o;

@@ -1,6 +1,6 @@
 /*
  * The kernel ABI (include/nsimplex/kernel.h, contract section 6) over the
- * SIMD implementation: build/libnsimplex_simd.so exports these two symbols
+ * SIMD implementation: build/libnsimplex_simd.so exports these symbols
  * and nothing else (simd/abi/exports.map), so it loads with dlopen like a
  * third party's kernel.  This file stays out of libnsimplex.a: the program
  * has the nsx_simd_* entry points directly.
@@ -39,4 +39,12 @@ int nsx_kernel_indexer(const nsx_indexer_problem *p, const nsx_indexer_io *io)
         .idx_q = io->idx_q, .idx_k = io->idx_k, .idx_w = io->idx_w, .sel = io->sel, .scores = io->scores,
     };
     return nsx_simd_indexer(&ip, &iio, 0);
+}
+
+/* ABI 3: the SIMD backward (simd/simd.h).  0 done; 1 unsupported problem
+   (nothing written); 2 NSX_ISA is bad; 3 out of memory (nothing written).
+   Threads: OpenMP's default (the result does not depend on them). */
+int nsx_kernel_backward(const nsx_kernel_problem *p, const nsx_kernel_bwd_io *io)
+{
+    return nsx_simd_backward(p, io, 0);
 }

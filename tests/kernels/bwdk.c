@@ -16,17 +16,6 @@
 
 #include "nsimplex/kernel.h"
 
-#ifndef NSX_KERNEL_HAS_BACKWARD
-typedef struct nsx_kernel_bwd_io {
-    const float *q;
-    const float *k[NSX_MAX_ORDER];
-    const float *v[NSX_MAX_ORDER];
-    const float *o, *lse, *dout;
-    float *dq;
-    float *dk[NSX_MAX_ORDER];
-    float *dv[NSX_MAX_ORDER];
-} nsx_kernel_bwd_io;
-#endif
 
 #define FEATURES                                                                                            \
     (NSX_FEAT_WINDOWS | NSX_FEAT_SELECTION | NSX_FEAT_GQA | NSX_FEAT_CAUSAL_OFF | NSX_FEAT_DISTINCT |     \
@@ -41,6 +30,10 @@ static const nsx_kernel_info info = {
     .output_format = NSX_FORMAT_F32,
     .max_order = 4,
     .features = FEATURES,
+    .backward_max_order = 4,
+    .backward_features = FEATURES,
+    .backward_accum_format = NSX_FORMAT_F32,
+    .backward_output_format = NSX_FORMAT_F32,
 };
 
 const nsx_kernel_info *nsx_kernel_get_info(void)

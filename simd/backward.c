@@ -1,0 +1,664 @@
+/*
+ * The streaming backward (simd/simd.h, nsx_simd_backward): loops, candidate
+ * lists, packing, threads and the scatter of the gradients.  The ISA file's
+ * tile (simd/bwd_kern.h) does the arithmetic.  Like simd/forward.c, whose
+ * tiling it follows (its index helpers and distinct tests are a deliberate
+ * copy: code under test), nothing of size L^n is held: P is recomputed from
+ * the LSE the forward saved, a tile at a time.
+ *
+ * Per work item (batch b, kv head g, query i), for the G = H / Hkv query
+ * heads that read g (E7, docs/SPEC.md 1.7):
+ *   1. C_m(i) for each dimension (simd/cands.h); an empty one empties the
+ *      slice (dq = 0, nothing else).  Per head: Delta = dO . O (E7b, from the
+ *      saved O), lse from the forward, s q.  A non-finite lse is an empty
+ *      slice (the forward wrote -inf or +inf there).
+ *   2. The inner dimension mi and the prefix dimensions as in the forward.
+ *   3. Per chunk of inner keys: K~ and V~ packed both transposed and by rows
+ *      (the tile reads each both ways); per-chunk accumulators of dK_mi and
+ *      dV_mi for these keys, summed over the G heads.
+ *   4. Every prefix tuple gives a row: u (product of its keys' K~), vp
+ *      (product or sum of their V~), and for each prefix dimension the
+ *      leave-one-out products (E7e's prod_{m' != m}, E7f's dW_m).  Every MR
+ *      rows, per head, the tile runs over the chunk's column blocks; then
+ *      dq_h += u o x_h (E7d), and the prefix keys' dk, dv rows get
+ *      sum_h s q_h o x_h o loo and sum_h out_scale dO_h o y_h o loo (E7e-f).
+ *   5. At the chunk's end its dK_mi, dV_mi are added to the inner keys' rows;
+ *      at the item's end dq = s dq_h (E7g: per head).
+ *
+ * Races on dk, dv (E7g sums over queries and heads): every key row gets
+ * terms from many work items.  Items are dealt round-robin to SLOTS fixed
+ * slots (item it to slot it mod SLOTS, latest queries first), each slot adds
+ * into its own partial dk, dv (slot 0 into the outputs), one thread per slot
+ * at a time, in a fixed order; then the partials are added in slot order.
+ * The slot count depends on the problem only, never on the threads, so the
+ * result is the same bits for any thread count.  Ownership of key blocks
+ * would need no partials, but a key of dimension m is touched by tuples whose
+ * other keys range over every dimension, so each dimension would need its
+ * own pass recomputing P: n + 1 passes instead of one.
+ */
+#include <assert.h>
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "simd/bwd_kern.h"
+#include "simd/cands.h"
+#include "simd/simd.h"
+
+/* Bytes of one chunk's packed K~, V~ and its accumulators: within L2. */
+#define PANEL_BYTES (256u * 1024u)
+/* Slots of partial gradients (see above), and the memory they may take. */
+#define SLOTS 32
+#define PART_BYTES ((size_t)256 << 20)
+
+typedef struct plan {
+    const nsx_kernel_problem *p;
+    const nsx_kernel_bwd_io *io;
+    const nsx_bwd_kernels *ks;
+    int G;                      /* query heads per kv head */
+    int dvp;                    /* dv rounded up to 16 */
+    int ldd;                    /* d rounded up to 16: the tile's row stride */
+    int chunk;                  /* inner keys per chunk, a multiple of nr */
+    int npm;                    /* room for prefix dimensions: max(n - 1, 1) */
+    int cap[NSX_MAX_ORDER];
+    float kb[NSX_MAX_ORDER], vb[NSX_MAX_ORDER];
+    float f;                    /* out_scale, / n for mean (the sum reducers' dW) */
+    size_t ksize, vsize;        /* elements of one k_m, one v_m */
+    int slots;
+    float **part;               /* [slots][2n]: dk_0..dk_n-1, dv_0..dv_n-1 */
+} plan;
+
+typedef struct work {
+    int *list[NSX_MAX_ORDER];
+    int *selrow;
+    float *kt, *kr, *vt, *vr;   /* [d][chunk], [chunk][ldd], [dvp][chunk], [chunk][dvp] */
+    float *dkt, *dvt;           /* [d][chunk], [dvp][chunk] */
+    float *cola, *dpcol;        /* [G][chunk] */
+    float *u, *vp;              /* [mr][d], [mr][dvp] */
+    float *loo_k, *loo_v;       /* [npm][mr][d], [npm][mr][dvp] */
+    int *rk, *ex;               /* [mr][NSX_MAX_ORDER]: row keys, their inner columns */
+    float *uq, *dov, *dprow;    /* [mr][ldd], [mr][dvp], [mr] */
+    float *x, *y, *rowa;        /* [mr][ldd], [mr][dvp], [mr] */
+    float *xq, *yo;             /* [mr][d], [mr][dvp]: summed over heads */
+    float *qs, *dq;             /* [G][d] */
+    float *lse, *delta;         /* [G] */
+    uint32_t *mask;             /* [mr] */
+    float *ptile;               /* [2][mr][nr] */
+    void *block;
+} work;
+
+static size_t round_up(size_t x, size_t to)
+{
+    return (x + to - 1) / to * to;
+}
+
+static size_t work_layout(const plan *pl, work *w, char *base)
+{
+    const nsx_kernel_problem *p = pl->p;
+    const size_t mr = (size_t)pl->ks->mr, nr = (size_t)pl->ks->nr, d = (size_t)p->d;
+    const size_t dvp = (size_t)pl->dvp, ldd = (size_t)pl->ldd, ch = (size_t)pl->chunk, G = (size_t)pl->G;
+    size_t off = 0;
+#define CARVE(ptr, count)                                                   \
+    do {                                                                    \
+        if (base)                                                           \
+            (ptr) = (void *)(base + off);                                   \
+        off += round_up((size_t)(count) * sizeof *(ptr), 64);               \
+    } while (0)
+    for (int m = 0; m < p->n; m++)
+        CARVE(w->list[m], pl->cap[m]);
+    CARVE(w->selrow, p->topk > 0 ? p->topk : 1);
+    CARVE(w->kt, d * ch);
+    CARVE(w->kr, ch * ldd);
+    CARVE(w->vt, dvp * ch);
+    CARVE(w->vr, ch * dvp);
+    CARVE(w->dkt, d * ch);
+    CARVE(w->dvt, dvp * ch);
+    CARVE(w->cola, G * ch);
+    CARVE(w->dpcol, G * ch);
+    CARVE(w->u, mr * d);
+    CARVE(w->vp, mr * dvp);
+    CARVE(w->loo_k, (size_t)pl->npm * mr * d);
+    CARVE(w->loo_v, (size_t)pl->npm * mr * dvp);
+    CARVE(w->rk, mr * NSX_MAX_ORDER);
+    CARVE(w->ex, mr * NSX_MAX_ORDER);
+    CARVE(w->uq, mr * ldd);
+    CARVE(w->dov, mr * dvp);
+    CARVE(w->dprow, mr);
+    CARVE(w->x, mr * ldd);
+    CARVE(w->y, mr * dvp);
+    CARVE(w->rowa, mr);
+    CARVE(w->xq, mr * d);
+    CARVE(w->yo, mr * dvp);
+    CARVE(w->qs, G * d);
+    CARVE(w->dq, G * d);
+    CARVE(w->lse, G);
+    CARVE(w->delta, G);
+    CARVE(w->mask, mr);
+    CARVE(w->ptile, 2 * mr * nr);
+#undef CARVE
+    return off;
+}
+
+static void plan_init(plan *pl, const nsx_kernel_problem *p, const nsx_kernel_bwd_io *io,
+                      const nsx_bwd_kernels *ks)
+{
+    memset(pl, 0, sizeof *pl);
+    pl->p = p;
+    pl->io = io;
+    pl->ks = ks;
+    pl->G = p->H / p->Hkv;
+    pl->dvp = (int)round_up((size_t)p->dv, 16);
+    pl->ldd = (int)round_up((size_t)p->d, 16);
+    pl->npm = p->n > 1 ? p->n - 1 : 1;
+    int most = 1;
+    for (int m = 0; m < p->n; m++) {
+        pl->cap[m] = nsx_cands_cap(p, m);
+        if (pl->cap[m] > most)
+            most = pl->cap[m];
+        pl->kb[m] = (float)p->k_bias[m];
+        pl->vb[m] = (float)p->v_bias[m];
+    }
+    pl->f = (float)(p->reduce == NSX_REDUCE_MEAN ? p->out_scale / p->n : p->out_scale);
+    size_t per_key = (2 * (size_t)p->d + (size_t)pl->ldd + 3 * (size_t)pl->dvp + 2 * (size_t)pl->G) * sizeof(float);
+    size_t fit = PANEL_BYTES / per_key / (size_t)ks->nr * (size_t)ks->nr;
+    size_t need = round_up((size_t)most, (size_t)ks->nr);
+    pl->chunk = (int)(fit < (size_t)ks->nr ? (size_t)ks->nr : fit < need ? fit : need);
+    pl->ksize = (size_t)p->B * p->L * p->Hkv * p->d;
+    pl->vsize = (size_t)p->B * p->L * p->Hkv * p->dv;
+    size_t per_slot = (size_t)p->n * (pl->ksize + pl->vsize) * sizeof(float);
+    long items = (long)p->L * p->B * p->Hkv;
+    size_t fits = PART_BYTES / per_slot;
+    pl->slots = (int)(items < SLOTS ? items : SLOTS);
+    if ((size_t)pl->slots > fits)
+        pl->slots = fits > 0 ? (int)fits : 1;
+}
+
+static const float *k_row(const plan *pl, int m, int b, int j, int g)
+{
+    const nsx_kernel_problem *p = pl->p;
+    return pl->io->k[m] + (((size_t)b * p->L + j) * p->Hkv + g) * p->d;
+}
+
+static const float *v_row(const plan *pl, int m, int b, int j, int g)
+{
+    const nsx_kernel_problem *p = pl->p;
+    return pl->io->v[m] + (((size_t)b * p->L + j) * p->Hkv + g) * p->dv;
+}
+
+/* Slot s's partial dk_m (dv_m: dv = 1) row of key j. */
+static float *grad_row(const plan *pl, int s, int dv, int m, int b, int j, int g)
+{
+    const nsx_kernel_problem *p = pl->p;
+    size_t width = dv ? (size_t)p->dv : (size_t)p->d;
+    return pl->part[(size_t)s * 2 * p->n + (size_t)dv * p->n + m] +
+           (((size_t)b * p->L + j) * p->Hkv + g) * width;
+}
+
+/* The inner dimension: the padded tile work plus the rows' products plus the
+   packing, smallest (the forward's cost, its rows costing n times more here
+   for the leave-one-out products and the scatter). */
+static int inner_dim(const plan *pl, const int *cnt)
+{
+    const nsx_kernel_problem *p = pl->p;
+    const double mr = pl->ks->mr, nr = pl->ks->nr, width = p->d + p->dv;
+    int best = 0;
+    double best_cost = INFINITY;
+    for (int m = 0; m < p->n; m++) {
+        double rows = 1;
+        for (int o = 0; o < p->n; o++)
+            if (o != m)
+                rows *= cnt[o];
+        double cost = 3.0 * ceil(rows / mr) * mr * ceil(cnt[m] / nr) * nr * width +
+                      p->n * rows * width + 4.0 * cnt[m] * width;
+        if (cost < best_cost) {
+            best_cost = cost;
+            best = m;
+        }
+    }
+    return best;
+}
+
+/* K~ and V~ of the chunk's keys, transposed and by rows, zero past nk. */
+static void pack(const plan *pl, work *w, int b, int g, int mi, const int *keys, int nk, int ldk)
+{
+    const int d = pl->p->d, dv = pl->p->dv, dvp = pl->dvp, ldd = pl->ldd;
+    const float kb = pl->kb[mi], vb = pl->vb[mi];
+    memset(w->kt, 0, (size_t)d * ldk * sizeof(float));
+    memset(w->vt, 0, (size_t)dvp * ldk * sizeof(float));
+    memset(w->kr, 0, (size_t)ldk * ldd * sizeof(float));
+    memset(w->vr, 0, (size_t)ldk * dvp * sizeof(float));
+    for (int c = 0; c < nk; c++) {
+        const float *kr = k_row(pl, mi, b, keys[c], g), *vr = v_row(pl, mi, b, keys[c], g);
+        for (int l = 0; l < d; l++) {
+            float k = kr[l] + kb;
+            w->kt[(size_t)l * ldk + c] = k;
+            w->kr[(size_t)c * ldd + l] = k;
+        }
+        for (int x = 0; x < dv; x++) {
+            float v = vr[x] + vb;
+            w->vt[(size_t)x * ldk + c] = v;
+            w->vr[(size_t)c * dvp + x] = v;
+        }
+    }
+}
+
+/* The smallest level whose key repeats a key of a lower level, or -1. */
+static int dup_level(const int *keys, int np)
+{
+    for (int a = 1; a < np; a++)
+        for (int z = 0; z < a; z++)
+            if (keys[a] == keys[z])
+                return a;
+    return -1;
+}
+
+/* Row r of the prefix keys keys[0..np) (dimensions pd): u, vp and the
+   leave-one-out products (np > 1). */
+static void prefix_row(const plan *pl, work *w, int b, int g, const int *pd, int np,
+                       const int *keys, int r)
+{
+    const nsx_kernel_problem *p = pl->p;
+    const int d = p->d, dv = p->dv, dvp = pl->dvp, mr = pl->ks->mr;
+    const int prod = p->reduce == NSX_REDUCE_PRODUCT;
+    float *u = w->u + (size_t)r * d, *vp = w->vp + (size_t)r * dvp;
+    for (int l = 0; l < d; l++)
+        u[l] = 1.0f;
+    for (int x = 0; x < dvp; x++)
+        vp[x] = prod && x < dv ? 1.0f : 0.0f;
+    for (int k = 0; k < np; k++) {
+        const float *kr = k_row(pl, pd[k], b, keys[k], g), *vr = v_row(pl, pd[k], b, keys[k], g);
+        const float kb = pl->kb[pd[k]], vb = pl->vb[pd[k]];
+        for (int l = 0; l < d; l++)
+            u[l] *= kr[l] + kb;
+        for (int x = 0; x < dv; x++)
+            vp[x] = prod ? vp[x] * (vr[x] + vb) : vp[x] + (vr[x] + vb);
+    }
+    for (int k = 0; k < np && np > 1; k++) {
+        float *lk = w->loo_k + ((size_t)k * mr + r) * d, *lv = w->loo_v + ((size_t)k * mr + r) * dvp;
+        for (int l = 0; l < d; l++)
+            lk[l] = 1.0f;
+        for (int x = 0; x < dv; x++)
+            lv[x] = 1.0f;
+        for (int o = 0; o < np; o++) {
+            if (o == k)
+                continue;
+            const float *kr = k_row(pl, pd[o], b, keys[o], g), *vr = v_row(pl, pd[o], b, keys[o], g);
+            const float kb = pl->kb[pd[o]], vb = pl->vb[pd[o]];
+            for (int l = 0; l < d; l++)
+                lk[l] *= kr[l] + kb;
+            for (int x = 0; x < dv && prod; x++)
+                lv[x] *= vr[x] + vb;
+        }
+    }
+}
+
+
+/* One work item: where it is, its slot, its prefix dimensions. */
+typedef struct item {
+    int b, g, i, s;
+    int pd[NSX_MAX_ORDER], np;
+} item;
+
+static const float *dout_row(const plan *pl, const item *it, int hh)
+{
+    const nsx_kernel_problem *p = pl->p;
+    return pl->io->dout + (((size_t)it->b * p->L + it->i) * p->H + it->g * pl->G + hh) * p->dv;
+}
+
+/* The rows [0, rows) against every column block of the chunk, every head;
+   then the prefix keys' dk, dv rows in the item's slot. */
+static void flush_rows(const plan *pl, work *w, const item *it, int rows, int nk, int ldk)
+{
+    const nsx_kernel_problem *p = pl->p;
+    const int mr = pl->ks->mr, nr = pl->ks->nr, d = p->d, dv = p->dv, dvp = pl->dvp;
+    const int ldd = pl->ldd, sum = p->reduce != NSX_REDUCE_PRODUCT, np = it->np;
+    nsx_bwd_tile t = {
+        .d = d, .dvp = dvp, .ldd = ldd, .sum = sum, .ldk = ldk, .uq = w->uq, .dov = w->dov,
+        .mask = w->mask, .dprow = w->dprow, .x = w->x, .y = w->y, .rowa = w->rowa,
+        .ptile = w->ptile,
+    };
+    memset(w->xq, 0, (size_t)mr * d * sizeof(float));
+    memset(w->yo, 0, (size_t)mr * dvp * sizeof(float));
+    for (int hh = 0; hh < pl->G; hh++) {
+        if (!isfinite(w->lse[hh]))
+            continue; /* an empty slice: no term */
+        const float *qs = w->qs + (size_t)hh * d, *dO = dout_row(pl, it, hh);
+        /* Rows past `rows` are padding: zero, masked. */
+        memset(w->uq, 0, (size_t)mr * ldd * sizeof(float));
+        memset(w->dov, 0, (size_t)mr * dvp * sizeof(float));
+        memset(w->dprow, 0, (size_t)mr * sizeof(float));
+        for (int r = 0; r < rows; r++) {
+            const float *u = w->u + (size_t)r * d, *vp = w->vp + (size_t)r * dvp;
+            for (int l = 0; l < d; l++)
+                w->uq[(size_t)r * ldd + l] = qs[l] * u[l];
+            if (sum) {
+                float a = 0.0f;
+                for (int x = 0; x < dv; x++)
+                    a += dO[x] * vp[x];
+                w->dprow[r] = pl->f * a;
+            } else {
+                for (int x = 0; x < dv; x++)
+                    w->dov[(size_t)r * dvp + x] = (float)p->out_scale * dO[x] * vp[x];
+            }
+        }
+        memset(w->x, 0, (size_t)mr * ldd * sizeof(float));
+        memset(w->y, 0, (size_t)mr * dvp * sizeof(float));
+        memset(w->rowa, 0, (size_t)mr * sizeof(float));
+        t.lse = w->lse[hh];
+        t.delta = w->delta[hh];
+        for (int cb = 0; cb < nk; cb += nr) {
+            t.nc = nk - cb < nr ? nk - cb : nr;
+            uint32_t all = t.nc == 32 ? 0xffffffffu : (1u << t.nc) - 1u;
+            for (int r = 0; r < mr; r++)
+                w->mask[r] = r < rows ? all : 0u;
+            /* distinct, inner dimension: the key equal to a prefix key is out. */
+            for (int r = 0; r < rows && p->distinct; r++)
+                for (int k = 0; k < np; k++) {
+                    int e = w->ex[r * NSX_MAX_ORDER + k] - cb;
+                    if (e >= 0 && e < t.nc)
+                        w->mask[r] &= ~(1u << e);
+                }
+            t.kt = w->kt + cb;
+            t.kr = w->kr + (size_t)cb * ldd;
+            t.vt = w->vt + cb;
+            t.vr = w->vr + (size_t)cb * dvp;
+            t.dpcol = w->dpcol + (size_t)hh * pl->chunk + cb;
+            t.cola = w->cola + (size_t)hh * pl->chunk + cb;
+            t.dkt = w->dkt + cb;
+            t.dvt = w->dvt + cb;
+            pl->ks->tile(&t);
+        }
+        /* E7d: dQ_h += u o x_h (s at the end); E7e, E7f for the prefix keys:
+           summed over the heads into xq, yo. */
+        float *dq = w->dq + (size_t)hh * d;
+        for (int r = 0; r < rows; r++) {
+            const float *u = w->u + (size_t)r * d, *x = w->x + (size_t)r * ldd;
+            float *xq = w->xq + (size_t)r * d, *yo = w->yo + (size_t)r * dvp;
+            for (int l = 0; l < d; l++) {
+                dq[l] += u[l] * x[l];
+                xq[l] += qs[l] * x[l];
+            }
+            if (sum) {
+                const float ra = pl->f * w->rowa[r];
+                for (int x = 0; x < dv; x++)
+                    yo[x] += ra * dO[x];
+            } else {
+                const float *y = w->y + (size_t)r * dvp;
+                for (int x = 0; x < dv; x++)
+                    yo[x] += (float)p->out_scale * dO[x] * y[x];
+            }
+        }
+    }
+    if (np == 0)
+        return; /* n = 1: no prefix keys */
+    for (int r = 0; r < rows; r++) {
+        const float *xq = w->xq + (size_t)r * d, *yo = w->yo + (size_t)r * dvp;
+        for (int k = 0; k < np; k++) {
+            const int j = w->rk[r * NSX_MAX_ORDER + k];
+            float *gk = grad_row(pl, it->s, 0, it->pd[k], it->b, j, it->g);
+            float *gv = grad_row(pl, it->s, 1, it->pd[k], it->b, j, it->g);
+            if (np == 1) { /* n = 2: the products over the other prefix keys are empty */
+                for (int l = 0; l < d; l++)
+                    gk[l] += xq[l];
+                for (int x = 0; x < dv; x++)
+                    gv[x] += yo[x];
+                continue;
+            }
+            const float *lk = w->loo_k + ((size_t)k * mr + r) * d;
+            const float *lv = w->loo_v + ((size_t)k * mr + r) * dvp;
+            for (int l = 0; l < d; l++)
+                gk[l] += xq[l] * lk[l];
+            for (int x = 0; x < dv; x++)
+                gv[x] += sum ? yo[x] : yo[x] * lv[x];
+        }
+    }
+}
+
+/* Every prefix tuple (an odometer over the prefix dimensions' lists)
+   against one chunk of inner keys. */
+static void sweep(const plan *pl, work *w, const item *it, const int *cnt, const int *inner_keys,
+                  int nk, int ldk)
+{
+    const nsx_kernel_problem *p = pl->p;
+    const int np = it->np, mr = pl->ks->mr;
+    int idx[NSX_MAX_ORDER] = {0}, keys[NSX_MAX_ORDER];
+    int rows = 0;
+    for (;;) {
+        for (int k = 0; k < np; k++)
+            keys[k] = w->list[it->pd[k]][idx[k]];
+        int dup = p->distinct ? dup_level(keys, np) : -1;
+        if (dup < 0) {
+            prefix_row(pl, w, it->b, it->g, it->pd, np, keys, rows);
+            for (int k = 0; k < np; k++) {
+                w->rk[rows * NSX_MAX_ORDER + k] = keys[k];
+                if (p->distinct)
+                    w->ex[rows * NSX_MAX_ORDER + k] = nsx_find_key(inner_keys, nk, keys[k]);
+            }
+            if (++rows == mr) {
+                flush_rows(pl, w, it, rows, nk, ldk);
+                rows = 0;
+            }
+        } else {
+            /* A repeated key at level dup: skip every prefix below it. */
+            for (int k = dup + 1; k < np; k++)
+                idx[k] = cnt[it->pd[k]] - 1;
+        }
+        int k = np - 1;
+        while (k >= 0 && ++idx[k] == cnt[it->pd[k]])
+            idx[k--] = 0;
+        if (k < 0)
+            break;
+    }
+    if (rows)
+        flush_rows(pl, w, it, rows, nk, ldk);
+}
+
+static void run_item(const plan *pl, work *w, item *it)
+{
+    const nsx_kernel_problem *p = pl->p;
+    const int n = p->n, G = pl->G, d = p->d, dv = p->dv, dvp = pl->dvp;
+    const int b = it->b, g = it->g, i = it->i;
+    const int sum = p->reduce != NSX_REDUCE_PRODUCT;
+    int nsel = p->topk > 0 ? nsx_sel_row(p, b, i, w->selrow) : 0;
+    int cnt[NSX_MAX_ORDER], empty = 0, live = 0;
+    for (int m = 0; m < n; m++) {
+        cnt[m] = nsx_cands(p, m, i, w->selrow, nsel, w->list[m]);
+        empty |= cnt[m] == 0;
+    }
+    memset(w->dq, 0, (size_t)G * d * sizeof(float));
+    for (int hh = 0; hh < G; hh++) {
+        const size_t h = (size_t)g * G + hh;
+        const float lse = pl->io->lse[((size_t)b * p->H + h) * p->L + i];
+        w->lse[hh] = empty ? INFINITY : lse;
+        live |= isfinite(w->lse[hh]);
+        const float *q = pl->io->q + (((size_t)b * p->L + i) * p->H + h) * d;
+        for (int l = 0; l < d; l++)
+            w->qs[(size_t)hh * d + l] = (float)(p->score_scale * q[l]);
+        if (!isfinite(w->lse[hh]))
+            continue;
+        /* E7b: Delta = dO . O, from the saved O */
+        const float *o = pl->io->o + (((size_t)b * p->L + i) * p->H + h) * dv;
+        const float *dO = dout_row(pl, it, hh);
+        double delta = 0.0;
+        for (int c = 0; c < dv; c++)
+            delta += (double)dO[c] * o[c];
+        w->delta[hh] = (float)delta;
+    }
+    if (live) {
+        const int mi = inner_dim(pl, cnt);
+        it->np = 0;
+        for (int m = 0; m < n; m++)
+            if (m != mi)
+                it->pd[it->np++] = m;
+        for (int c0 = 0; c0 < cnt[mi]; c0 += pl->chunk) {
+            const int *keys = w->list[mi] + c0;
+            const int nk = cnt[mi] - c0 < pl->chunk ? cnt[mi] - c0 : pl->chunk;
+            const int ldk = (int)round_up((size_t)nk, (size_t)pl->ks->nr);
+            pack(pl, w, b, g, mi, keys, nk, ldk);
+            memset(w->dkt, 0, (size_t)d * ldk * sizeof(float));
+            memset(w->dvt, 0, (size_t)dvp * ldk * sizeof(float));
+            for (int hh = 0; hh < G && sum; hh++) {
+                float *cola = w->cola + (size_t)hh * pl->chunk, *dpcol = w->dpcol + (size_t)hh * pl->chunk;
+                const float *dO = dout_row(pl, it, hh);
+                memset(cola, 0, (size_t)ldk * sizeof(float));
+                for (int c = 0; c < ldk; c++) {
+                    float a = 0.0f;
+                    for (int x = 0; x < dv; x++)
+                        a += dO[x] * w->vr[(size_t)c * dvp + x];
+                    dpcol[c] = pl->f * a;
+                }
+            }
+            sweep(pl, w, it, cnt, keys, nk, ldk);
+            /* The chunk's inner keys: their dk, dv rows in the slot. */
+            for (int c = 0; c < nk; c++) {
+                float *gk = grad_row(pl, it->s, 0, mi, b, keys[c], g);
+                float *gv = grad_row(pl, it->s, 1, mi, b, keys[c], g);
+                for (int l = 0; l < d; l++)
+                    gk[l] += w->dkt[(size_t)l * ldk + c];
+                if (!sum) {
+                    for (int x = 0; x < dv; x++)
+                        gv[x] += w->dvt[(size_t)x * ldk + c];
+                    continue;
+                }
+                for (int hh = 0; hh < G; hh++) {
+                    if (!isfinite(w->lse[hh]))
+                        continue;
+                    const float a = pl->f * w->cola[(size_t)hh * pl->chunk + c];
+                    const float *dO = dout_row(pl, it, hh);
+                    for (int x = 0; x < dv; x++)
+                        gv[x] += a * dO[x];
+                }
+            }
+        }
+    }
+    /* E7d, E7g: dq of each head (+0 for an empty slice) */
+    for (int hh = 0; hh < G; hh++) {
+        float *dq = pl->io->dq + (((size_t)b * p->L + i) * p->H + (size_t)g * G + hh) * d;
+        for (int l = 0; l < d; l++)
+            dq[l] = (float)p->score_scale * w->dq[(size_t)hh * d + l];
+    }
+}
+
+/* The ABI's checks of the forward, and the backward's own buffers. */
+int nsx_simd_bwd_check(const nsx_kernel_problem *p, const nsx_kernel_bwd_io *io, char *why,
+                       size_t whylen)
+{
+    if (!p || !io) {
+        if (why && whylen)
+            snprintf(why, whylen, "no problem or no buffers");
+        return -1;
+    }
+    nsx_kernel_io fio = {.q = io->q, .o = (float *)io->o};
+    for (int m = 0; m < NSX_MAX_ORDER; m++)
+        fio.k[m] = io->k[m], fio.v[m] = io->v[m];
+    if (nsx_simd_check(p, &fio, why, whylen))
+        return -1;
+    int bad = !io->lse || !io->dout || !io->dq;
+    for (int m = 0; m < p->n; m++)
+        bad |= !io->dk[m] || !io->dv[m];
+    if (bad && why && whylen)
+        snprintf(why, whylen, "lse, dout, dq or a dk, dv is NULL");
+    return bad ? -1 : 0;
+}
+
+int nsx_simd_backward_isa(const nsx_kernel_problem *p, const nsx_kernel_bwd_io *io, int threads,
+                          int isa)
+{
+    if (nsx_simd_bwd_check(p, io, NULL, 0))
+        return NSX_SIMD_UNSUPPORTED;
+    if (!nsx_simd_isa_supported(isa) || !nsx_simd_bwd_kernels(isa))
+        return NSX_SIMD_EISA;
+    plan pl;
+    plan_init(&pl, p, io, nsx_simd_bwd_kernels(isa));
+    const long items = (long)p->L * p->B * p->Hkv;
+    int T = nsx_simd_threads(threads);
+    if (T > pl.slots)
+        T = pl.slots;
+    /* All memory first, so that a failure writes nothing. */
+    const int n = p->n, S = pl.slots;
+    work *ws = calloc((size_t)T, sizeof *ws);
+    pl.part = calloc((size_t)S * 2 * n, sizeof *pl.part);
+    int fail = !ws || !pl.part;
+    size_t bytes = fail ? 0 : work_layout(&pl, &ws[0], NULL);
+    for (int t = 0; t < T && !fail; t++) {
+        if (!(ws[t].block = aligned_alloc(64, bytes)))
+            fail = 1;
+        else {
+            memset(ws[t].block, 0, bytes);
+            work_layout(&pl, &ws[t], ws[t].block);
+        }
+    }
+    for (int s = 1; s < S && !fail; s++)
+        for (int m = 0; m < 2 * n && !fail; m++) {
+            size_t len = m < n ? pl.ksize : pl.vsize;
+            if (!(pl.part[(size_t)s * 2 * n + m] = calloc(len, sizeof(float))))
+                fail = 1;
+        }
+    if (!fail) {
+        /* slot 0 adds into the outputs themselves */
+        for (int m = 0; m < n; m++) {
+            pl.part[m] = io->dk[m];
+            pl.part[n + m] = io->dv[m];
+            memset(io->dk[m], 0, pl.ksize * sizeof(float));
+            memset(io->dv[m], 0, pl.vsize * sizeof(float));
+        }
+        const long per_i = (long)p->B * p->Hkv;
+#pragma omp parallel num_threads(T)
+        {
+            work *w = &ws[omp_get_thread_num()];
+#pragma omp for schedule(dynamic, 1)
+            for (int s = 0; s < S; s++)
+                for (long k = s; k < items; k += S) {
+                    item it = {.i = p->L - 1 - (int)(k / per_i), .b = (int)(k % per_i / p->Hkv),
+                               .g = (int)(k % p->Hkv), .s = s};
+                    run_item(&pl, w, &it);
+                }
+            /* the partials, added in slot order */
+            for (int m = 0; m < 2 * n && S > 1; m++) {
+                const long len = (long)(m < n ? pl.ksize : pl.vsize);
+                float *out = pl.part[m];
+#pragma omp for schedule(static)
+                for (long e = 0; e < len; e++) {
+                    float a = out[e];
+                    for (int s = 1; s < S; s++)
+                        a += pl.part[(size_t)s * 2 * n + m][e];
+                    out[e] = a;
+                }
+            }
+        }
+    }
+    for (int t = 0; ws && t < T; t++)
+        free(ws[t].block);
+    free(ws);
+    for (int s = 1; pl.part && s < S; s++)
+        for (int m = 0; m < 2 * n; m++)
+            free(pl.part[(size_t)s * 2 * n + m]);
+    free(pl.part);
+    return fail ? NSX_SIMD_ENOMEM : NSX_SIMD_OK;
+}
+
+int nsx_simd_backward(const nsx_kernel_problem *p, const nsx_kernel_bwd_io *io, int threads)
+{
+    if (nsx_simd_bwd_check(p, io, NULL, 0))
+        return NSX_SIMD_UNSUPPORTED;
+    int isa = nsx_simd_isa(NULL, 0);
+    if (isa < 0)
+        return NSX_SIMD_EISA;
+    return nsx_simd_backward_isa(p, io, threads, isa);
+}
+
+const nsx_bwd_kernels *nsx_simd_bwd_kernels(int isa)
+{
+    switch (isa) {
+    case NSX_ISA_SCALAR:
+        return &nsx_bwd_kernels_scalar;
+    case NSX_ISA_AVX2:
+        return &nsx_bwd_kernels_avx2;
+    case NSX_ISA_AVX512:
+        return &nsx_bwd_kernels_avx512;
+    default:
+        return NULL;
+    }
+}

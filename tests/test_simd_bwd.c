@@ -1,0 +1,596 @@
+/*
+ * The SIMD backward (simd/backward.c, nsx_simd_backward) against the MPFR
+ * reference's gradients on every committed bwd_* vector, and against an
+ * independent binary64 loop reference written here on a table of random
+ * problems covering every feature, every ISA this CPU runs (forced); the
+ * same bits for 1 and 2 threads; masked keys and empty rows exactly +0;
+ * the ABI entry of the shared library; eval --bwd --impl simd.
+ *
+ * The loop reference shares nothing with simd/ or ref/: it visits every
+ * tuple of [0,L)^n, applies (E2) as the spec states it, and computes E1-E7
+ * in binary64 from the float32 inputs, with for each gradient element the
+ * sum of the absolute values of its terms (gabs).  Its own error (~1e-15
+ * relative to gabs) is negligible beside the float32 tolerance:
+ *
+ *   |g~ - g| <= 4 (beta + g(depth)) gabs + 2^-120,    g(k) = k u / (1 - k u)
+ *
+ * beta bounds the relative error of one recomputed weight A (the score's
+ * rounding g(d + 2n + 4) Tabs, the exp's 4u, the argument's and the saved
+ * LSE's roundings 2u (|T - LSE| + |LSE| + 1), and the forward's LSE error
+ * e_lse), so |A~ - A| <= beta A and dT = A (dP - Delta) is off by
+ * beta |dT|abs plus the roundings of dP and Delta; depth bounds the
+ * additions on any path of a gradient element (the rows of the G heads
+ * within a query, the chunks, the queries of a slot, the slots):
+ * depth = L G + N + d + dv + 64, N the largest slice.  A mask that lets one
+ * tuple in or out moves an element by a whole term, far above this for the
+ * table's sizes, and the masked-key test asks for exact zeros.  This is a
+ * tolerance for testing, not the derived gradient bound of docs/ORACLE.md.
+ */
+#include <check.h>
+#include <dirent.h>
+#include <dlfcn.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "io/casefile.h"
+#include "nsimplex/kernel.h"
+#include "nsimplex/ref.h"
+#include "nsimplex/rng.h"
+#include "runner/runner.h"
+#include "simd/simd.h"
+
+#define U32 (1.0 / 16777216.0)
+
+static double gam(double k)
+{
+    return k * U32 / (1.0 - k * U32);
+}
+
+/* ---- the table ------------------------------------------------------ */
+
+enum { SEL_NONE, SEL_MIXED, SEL_EMPTY_ROWS };
+
+typedef struct tcase {
+    const char *name;
+    int n, B, L, H, Hkv, d, dv;
+    int reduce, causal, distinct;
+    int window[NSX_MAX_ORDER];
+    int sel, topk;
+    unsigned sel_dims;
+    double kb, vb;      /* bias of dimension m: kb * (m + 1) (exact in binary32) */
+    double score_scale; /* 0: 1/sqrt(d) */
+    double out_scale;   /* 0: 1 */
+} tcase;
+
+#define P_ NSX_REDUCE_PRODUCT
+#define S_ NSX_REDUCE_SUM
+#define M_ NSX_REDUCE_MEAN
+
+static const tcase cases[] = {
+    /* name                n  B  L   H Hkv d   dv  red cau dis windows        sel        k  dims kb      vb     ss   os */
+    {"n1_basic",           1, 2, 19, 2, 1, 13, 7,  P_, 1, 0, {0},           SEL_NONE,  0, 0, 0, 0, 0, 0},
+    {"n1_window_nc_sum",   1, 1, 23, 2, 2, 17, 9,  S_, 0, 0, {5},           SEL_NONE,  0, 0, 0.5, -0.25, 0, 0},
+    {"n1_L1",              1, 1, 1,  1, 1, 5,  3,  P_, 1, 0, {0},           SEL_NONE,  0, 0, 0, 0, 0, 0},
+    {"n2_paper_small",     2, 1, 40, 4, 1, 16, 16, P_, 1, 0, {12, 4},       SEL_NONE,  0, 0, 0, 0, 0, 0},
+    {"n2_w1_lt_w2",        2, 1, 37, 2, 1, 11, 13, P_, 1, 0, {3, 9},        SEL_NONE,  0, 0, 0, 0, 0, 0},
+    {"n2_noncausal_win",   2, 1, 29, 2, 1, 9,  19, P_, 0, 0, {4, 6},        SEL_NONE,  0, 0, 0, 0, 0, 0},
+    {"n2_sum_bias",        2, 1, 33, 2, 1, 15, 17, S_, 1, 0, {20, 7},       SEL_NONE,  0, 0, 0.125, 1, 0, 0},
+    {"n2_mean_bias_scale", 2, 1, 26, 4, 2, 12, 10, M_, 1, 0, {0, 9},        SEL_NONE,  0, 0, -0.5, 0.75, 0.7, -2.5},
+    {"n2_wide",            2, 1, 70, 2, 1, 33, 40, P_, 1, 0, {0, 0},        SEL_NONE,  0, 0, 0.25, 1, 0, 0},
+    {"n2_wide_sum_nc",     2, 1, 50, 1, 1, 33, 40, S_, 0, 0, {0, 0},        SEL_NONE,  0, 0, 0, 0, 0, 0},
+    {"n2_large_scores",    2, 1, 24, 2, 1, 8,  6,  P_, 1, 0, {0, 0},        SEL_NONE,  0, 0, 0, 0, 40, 0},
+    {"n2_distinct",        2, 1, 21, 2, 1, 10, 11, P_, 1, 1, {6, 0},        SEL_NONE,  0, 0, 0, 0, 0, 0},
+    {"n2_sel_dim1",        2, 2, 31, 2, 1, 9,  7,  P_, 1, 0, {0, 8},        SEL_MIXED, 7, 1, 0, 0, 0, 0},
+    {"n2_sel_both_nc",     2, 1, 27, 2, 2, 12, 5,  S_, 0, 0, {0, 10},       SEL_MIXED, 9, 3, 0, 0.5, 0, 0},
+    {"n2_sel_empty_rows",  2, 1, 25, 1, 1, 6,  6,  P_, 1, 0, {0, 0},        SEL_EMPTY_ROWS, 5, 2, 0, 0, 0, 0},
+    {"n2_sel_distinct",    2, 1, 30, 2, 1, 8,  9,  M_, 1, 1, {0, 0},        SEL_MIXED, 6, 3, 0, 0, 0, 0},
+    {"n2_chunks",          2, 1, 60, 1, 1, 300, 20, P_, 1, 0, {0, 3},       SEL_NONE,  0, 0, 0, 0, 0, 0},
+    {"n1_chunks",          1, 1, 150, 2, 1, 500, 20, P_, 0, 0, {0},         SEL_NONE,  0, 0, 0.25, 0, 0, 0},
+    {"n3_gqa2",            3, 1, 12, 4, 2, 9,  5,  P_, 1, 0, {0, 5, 3},     SEL_NONE,  0, 0, 0.125, 0.5, 0, 0},
+    {"n3_sel_sum",         3, 1, 20, 2, 1, 8,  8,  S_, 1, 0, {0, 0, 6},     SEL_MIXED, 25, 5, 0.125, 0.25, 0, 0},
+    {"n3_noncausal_dist",  3, 1, 9,  1, 1, 6,  6,  M_, 0, 1, {3, 0, 4},     SEL_NONE,  0, 0, 0, 0, 0, 0},
+    {"n4_mean_distinct",   4, 1, 8,  2, 1, 7,  5,  M_, 1, 1, {0, 0, 0, 0},  SEL_NONE,  0, 0, 0.25, 0.5, 0, 0},
+    {"n4_windows",         4, 1, 11, 1, 1, 10, 9,  P_, 1, 0, {5, 3, 7, 2},  SEL_NONE,  0, 0, 0, 1, 0, 0},
+    {"n5_sum",             5, 1, 6,  1, 1, 5,  7,  S_, 1, 0, {0},           SEL_NONE,  0, 0, 0, 0, 0, 0},
+    {"n6_product",         6, 1, 5,  2, 2, 6,  3,  P_, 0, 0, {0},           SEL_NONE,  0, 0, 0, 1, 0, 0},
+    {"n7_sel",             7, 1, 4,  1, 1, 3,  4,  M_, 1, 0, {0},           SEL_MIXED, 3, 0x55, 0, 0, 0, 0},
+    {"n8_product",         8, 1, 4,  1, 1, 4,  4,  P_, 1, 0, {0},           SEL_NONE,  0, 0, 0, 1, 0, 0},
+    {"n8_distinct_empty",  8, 1, 5,  1, 1, 3,  3,  S_, 1, 1, {0},           SEL_NONE,  0, 0, 0, 0, 0, 0},
+};
+#define NCASES ((int)(sizeof cases / sizeof cases[0]))
+#define SEED0 20261207u
+
+/* ---- inputs --------------------------------------------------------- */
+
+static nsx_rng rng_state;
+
+static uint64_t rng(void)
+{
+    return nsx_rng_next(&rng_state);
+}
+
+static float unif(void) /* uniform in [-1, 1), exact in binary32 */
+{
+    return (float)((double)(rng() >> 40) / (double)(1ull << 23) - 1.0);
+}
+
+typedef struct inst {
+    nsx_kernel_problem p;
+    float *q, *k[NSX_MAX_ORDER], *v[NSX_MAX_ORDER], *dout;
+    int32_t *sel;
+    size_t nq, nk, nv, no, nl;
+} inst;
+
+static void fill(float *x, size_t len)
+{
+    for (size_t t = 0; t < len; t++)
+        x[t] = unif();
+}
+
+static void make_sel(const tcase *c, inst *s)
+{
+    const int L = c->L, K = c->topk;
+    for (int b = 0; b < c->B; b++)
+        for (int i = 0; i < L; i++) {
+            int32_t *row = s->sel + ((size_t)b * L + i) * K;
+            for (int r = 0; r < K; r++) {
+                int kind = (int)(rng() % 8), j;
+                if (c->sel == SEL_EMPTY_ROWS && i % 3 == 1)
+                    kind = 7;
+                if (kind < 4) {
+                    j = (int)(rng() % (uint64_t)L);
+                    if (c->causal && j > i && kind < 3)
+                        j = (int)(rng() % (uint64_t)(i + 1));
+                } else {
+                    j = kind == 4 ? L + (int)(rng() % 3) : kind == 5 ? -2 - (int)(rng() % 5) : -1;
+                }
+                for (int z = 0; z < r && j >= 0 && j < L; z++)
+                    if (row[z] == j)
+                        j = -1;
+                row[r] = j;
+            }
+        }
+}
+
+static void inst_make(const tcase *c, inst *s, uint64_t seed)
+{
+    memset(s, 0, sizeof *s);
+    rng_state.s = seed;
+    nsx_kernel_problem *p = &s->p;
+    p->n = c->n; p->B = c->B; p->L = c->L; p->H = c->H; p->Hkv = c->Hkv;
+    p->d = c->d; p->dv = c->dv; p->reduce = c->reduce; p->causal = c->causal;
+    p->distinct = c->distinct;
+    for (int m = 0; m < c->n; m++) {
+        p->window[m] = c->window[m];
+        p->k_bias[m] = c->kb * (m + 1);
+        p->v_bias[m] = c->vb * (m + 1);
+    }
+    p->score_scale = c->score_scale ? c->score_scale : 1.0 / sqrt((double)c->d);
+    p->out_scale = c->out_scale ? c->out_scale : 1.0;
+    s->nq = (size_t)c->B * c->L * c->H * c->d;
+    s->nk = (size_t)c->B * c->L * c->Hkv * c->d;
+    s->nv = (size_t)c->B * c->L * c->Hkv * c->dv;
+    s->no = (size_t)c->B * c->L * c->H * c->dv;
+    s->nl = (size_t)c->B * c->H * c->L;
+    s->q = malloc(s->nq * sizeof(float));
+    s->dout = malloc(s->no * sizeof(float));
+    fill(s->q, s->nq);
+    fill(s->dout, s->no);
+    for (int m = 0; m < c->n; m++) {
+        s->k[m] = malloc(s->nk * sizeof(float));
+        s->v[m] = malloc(s->nv * sizeof(float));
+        fill(s->k[m], s->nk);
+        fill(s->v[m], s->nv);
+    }
+    if (c->sel != SEL_NONE) {
+        p->topk = c->topk;
+        p->sel_dims = c->sel_dims;
+        s->sel = malloc((size_t)c->B * c->L * c->topk * sizeof(int32_t));
+        make_sel(c, s);
+        p->sel = s->sel;
+    }
+}
+
+static void inst_free(inst *s)
+{
+    free(s->q);
+    free(s->dout);
+    for (int m = 0; m < s->p.n; m++) {
+        free(s->k[m]);
+        free(s->v[m]);
+    }
+    free(s->sel);
+}
+
+/* Gradients, float32 (the kernel's) or binary64 (the reference's). */
+typedef struct fgrads {
+    float *dq, *dk[NSX_MAX_ORDER], *dv[NSX_MAX_ORDER];
+} fgrads;
+
+typedef struct dgrads {
+    double *dq, *dk[NSX_MAX_ORDER], *dv[NSX_MAX_ORDER];
+} dgrads;
+
+static void fgrads_alloc(fgrads *g, const inst *s)
+{
+    g->dq = malloc(s->nq * sizeof(float));
+    for (int m = 0; m < s->p.n; m++) {
+        g->dk[m] = malloc(s->nk * sizeof(float));
+        g->dv[m] = malloc(s->nv * sizeof(float));
+    }
+}
+
+static void fgrads_free(fgrads *g, int n)
+{
+    free(g->dq);
+    for (int m = 0; m < n; m++)
+        free(g->dk[m]), free(g->dv[m]);
+}
+
+static void dgrads_alloc(dgrads *g, const inst *s)
+{
+    g->dq = calloc(s->nq, sizeof(double));
+    for (int m = 0; m < s->p.n; m++) {
+        g->dk[m] = calloc(s->nk, sizeof(double));
+        g->dv[m] = calloc(s->nv, sizeof(double));
+    }
+}
+
+static void dgrads_free(dgrads *g, int n)
+{
+    free(g->dq);
+    for (int m = 0; m < n; m++)
+        free(g->dk[m]), free(g->dv[m]);
+}
+
+/* ---- the reference ---------------------------------------------------- */
+
+/* (E2) as the spec states it: a deliberate independent copy (test oracle). */
+static int ref_allowed(const nsx_kernel_problem *p, int b, int i, const int *J)
+{
+    for (int m = 0; m < p->n; m++) {
+        int j = J[m], w = p->window[m];
+        if (p->causal && j > i)
+            return 0;
+        if (w > 0 && !(i - w < j))
+            return 0;
+        if (w > 0 && !p->causal && !(j < i + w))
+            return 0;
+        if (p->topk > 0 && (p->sel_dims >> m & 1u)) {
+            const int32_t *row = p->sel + ((size_t)b * p->L + i) * p->topk;
+            int found = 0;
+            for (int r = 0; r < p->topk; r++)
+                found |= row[r] == j;
+            if (!found)
+                return 0;
+        }
+    }
+    for (int a = 0; a < p->n && p->distinct; a++)
+        for (int z = 0; z < a; z++)
+            if (J[a] == J[z])
+                return 0;
+    return 1;
+}
+
+static int next_tuple(int *J, int n, int L)
+{
+    for (int m = n - 1; m >= 0; m--) {
+        if (++J[m] < L)
+            return 1;
+        J[m] = 0;
+    }
+    return 0;
+}
+
+typedef struct refout {
+    dgrads g, ga;           /* gradients and the sums of their terms' absolute values */
+    unsigned char *used[NSX_MAX_ORDER]; /* [B, L, Hkv]: key row used by an allowed tuple */
+    double beta;            /* the largest relative error of a weight (see the top) */
+    uint64_t nmax;          /* the largest slice */
+} refout;
+
+static double kt_of(const inst *s, int m, int b, int j, int g, int l)
+{
+    return s->k[m][(((size_t)b * s->p.L + j) * s->p.Hkv + g) * s->p.d + l] + s->p.k_bias[m];
+}
+
+static double vt_of(const inst *s, int m, int b, int j, int g, int c)
+{
+    return s->v[m][(((size_t)b * s->p.L + j) * s->p.Hkv + g) * s->p.dv + c] + s->p.v_bias[m];
+}
+
+/* E1-E7 of one (b, h, i) added into ro. */
+static void ref_row(const inst *s, int b, int h, int i, refout *ro)
+{
+    const nsx_kernel_problem *p = &s->p;
+    const int n = p->n, d = p->d, dv = p->dv, g = h / (p->H / p->Hkv);
+    const double sc = p->score_scale, os = p->out_scale, rn = p->reduce == NSX_REDUCE_MEAN ? 1.0 / n : 1.0;
+    const float *q = s->q + (((size_t)b * p->L + i) * p->H + h) * d;
+    const float *dO = s->dout + (((size_t)b * p->L + i) * p->H + h) * dv;
+    int J[NSX_MAX_ORDER] = {0};
+    /* pass 1: the max score, the count, Tabs */
+    double M = -INFINITY, tabs_max = 0;
+    uint64_t N = 0;
+    do {
+        if (!ref_allowed(p, b, i, J))
+            continue;
+        double t = 0, ta = 0;
+        for (int l = 0; l < d; l++) {
+            double x = q[l], xa = fabs(x);
+            for (int m = 0; m < n; m++) {
+                x *= kt_of(s, m, b, J[m], g, l);
+                xa *= fabs(kt_of(s, m, b, J[m], g, l));
+            }
+            t += x, ta += xa;
+        }
+        t *= sc, ta *= fabs(sc);
+        M = t > M ? t : M;
+        tabs_max = ta > tabs_max ? ta : tabs_max;
+        N++;
+    } while (next_tuple(J, n, p->L));
+    if (N == 0)
+        return;
+    ro->nmax = N > ro->nmax ? N : ro->nmax;
+    /* pass 2: sum of exp, O, |O|abs */
+    double Z = 0, *O = calloc((size_t)dv, sizeof(double)), *Oa = calloc((size_t)dv, sizeof(double));
+    double spread = 0;
+    memset(J, 0, sizeof J);
+    do {
+        if (!ref_allowed(p, b, i, J))
+            continue;
+        double t = 0;
+        for (int l = 0; l < d; l++) {
+            double x = q[l];
+            for (int m = 0; m < n; m++)
+                x *= kt_of(s, m, b, J[m], g, l);
+            t += x;
+        }
+        t *= sc;
+        double e = exp(t - M);
+        Z += e;
+        spread = M - t > spread ? M - t : spread;
+        for (int c = 0; c < dv; c++) {
+            double w = p->reduce == NSX_REDUCE_PRODUCT ? 1 : 0, wa = w;
+            for (int m = 0; m < n; m++) {
+                double v = vt_of(s, m, b, J[m], g, c);
+                w = p->reduce == NSX_REDUCE_PRODUCT ? w * v : w + v;
+                wa = p->reduce == NSX_REDUCE_PRODUCT ? wa * fabs(v) : wa + fabs(v);
+            }
+            O[c] += e * w * rn;
+            Oa[c] += e * wa * rn;
+        }
+    } while (next_tuple(J, n, p->L));
+    const double lse = M + log(Z);
+    double delta = 0, delta_a = 0;
+    for (int c = 0; c < dv; c++) {
+        O[c] *= os / Z;
+        Oa[c] *= fabs(os) / Z;
+        delta += dO[c] * O[c];
+        delta_a += fabs(dO[c]) * Oa[c];
+    }
+    /* the weight's relative error: the score, the argument, the exp, the
+       saved LSE (its forward error and its float32 rounding) */
+    double e_t = gam(d + 2 * n + 4) * tabs_max;
+    double e_lse = e_t + 4 * U32 + gam(2.0 * N + 2 * n + 8) + 2 * U32 * (fabs(lse) + 1);
+    double eta = e_t + e_lse + 2 * U32 * (spread + fabs(lse) + 1) + 4 * U32;
+    double beta = expm1(eta) + 4 * U32;
+    ro->beta = beta > ro->beta ? beta : ro->beta;
+    /* pass 3: the gradients (E7a-f) */
+    double *dq = ro->g.dq + (((size_t)b * p->L + i) * p->H + h) * d;
+    double *dqa = ro->ga.dq + (((size_t)b * p->L + i) * p->H + h) * d;
+    memset(J, 0, sizeof J);
+    do {
+        if (!ref_allowed(p, b, i, J))
+            continue;
+        double t = 0;
+        for (int l = 0; l < d; l++) {
+            double x = q[l];
+            for (int m = 0; m < n; m++)
+                x *= kt_of(s, m, b, J[m], g, l);
+            t += x;
+        }
+        t *= sc;
+        const double A = exp(t - lse);
+        double dP = 0, dPa = 0;
+        for (int c = 0; c < dv; c++) {
+            double w = p->reduce == NSX_REDUCE_PRODUCT ? 1 : 0, wa = w;
+            for (int m = 0; m < n; m++) {
+                double v = vt_of(s, m, b, J[m], g, c);
+                w = p->reduce == NSX_REDUCE_PRODUCT ? w * v : w + v;
+                wa = p->reduce == NSX_REDUCE_PRODUCT ? wa * fabs(v) : wa + fabs(v);
+            }
+            dP += os * rn * dO[c] * w;
+            dPa += fabs(os) * rn * fabs(dO[c]) * wa;
+        }
+        const double dT = A * (dP - delta), dTa = A * (dPa + delta_a);
+        for (int l = 0; l < d; l++) {
+            double pk = 1, pka = 1;
+            for (int m = 0; m < n; m++) {
+                pk *= kt_of(s, m, b, J[m], g, l);
+                pka *= fabs(kt_of(s, m, b, J[m], g, l));
+            }
+            dq[l] += sc * dT * pk;
+            dqa[l] += fabs(sc) * dTa * pka;
+        }
+        for (int m = 0; m < n; m++) {
+            const size_t row = ((size_t)b * p->L + J[m]) * p->Hkv + g;
+            ro->used[m][row] = 1;
+            double *dk = ro->g.dk[m] + row * d, *dka = ro->ga.dk[m] + row * d;
+            for (int l = 0; l < d; l++) {
+                double x = sc * dT * q[l], xa = fabs(sc) * dTa * fabs(q[l]);
+                for (int o = 0; o < n; o++)
+                    if (o != m) {
+                        x *= kt_of(s, o, b, J[o], g, l);
+                        xa *= fabs(kt_of(s, o, b, J[o], g, l));
+                    }
+                dk[l] += x;
+                dka[l] += xa;
+            }
+            double *dvv = ro->g.dv[m] + row * dv, *dva = ro->ga.dv[m] + row * dv;
+            for (int c = 0; c < dv; c++) {
+                double x = os * rn * A * dO[c], xa = fabs(x);
+                for (int o = 0; o < n && p->reduce == NSX_REDUCE_PRODUCT; o++)
+                    if (o != m) {
+                        x *= vt_of(s, o, b, J[o], g, c);
+                        xa *= fabs(vt_of(s, o, b, J[o], g, c));
+                    }
+                dvv[c] += x;
+                dva[c] += xa;
+            }
+        }
+    } while (next_tuple(J, n, p->L));
+    free(O), free(Oa);
+}
+
+static void ref_compute(const inst *s, refout *ro)
+{
+    memset(ro, 0, sizeof *ro);
+    dgrads_alloc(&ro->g, s);
+    dgrads_alloc(&ro->ga, s);
+    for (int m = 0; m < s->p.n; m++)
+        ro->used[m] = calloc(s->nk / s->p.d, 1);
+    for (int b = 0; b < s->p.B; b++)
+        for (int h = 0; h < s->p.H; h++)
+            for (int i = 0; i < s->p.L; i++)
+                ref_row(s, b, h, i, ro);
+}
+
+static void ref_free(refout *ro, int n)
+{
+    dgrads_free(&ro->g, n);
+    dgrads_free(&ro->ga, n);
+    for (int m = 0; m < n; m++)
+        free(ro->used[m]);
+}
+
+/* ---- running the kernel ----------------------------------------------- */
+
+/* The SIMD forward then backward on isa with threads; 0 or the failing code. */
+static int run_simd(const inst *s, int isa, int threads, fgrads *g)
+{
+    float *o = malloc(s->no * sizeof(float)), *lse = malloc(s->nl * sizeof(float));
+    nsx_kernel_io io = {.q = s->q, .o = o, .lse = lse};
+    nsx_kernel_bwd_io bio = {.q = s->q, .o = o, .lse = lse, .dout = s->dout, .dq = g->dq};
+    for (int m = 0; m < s->p.n; m++) {
+        io.k[m] = bio.k[m] = s->k[m];
+        io.v[m] = bio.v[m] = s->v[m];
+        bio.dk[m] = g->dk[m];
+        bio.dv[m] = g->dv[m];
+    }
+    int rc = nsx_simd_forward_isa(&s->p, &io, threads, isa);
+    if (!rc)
+        rc = nsx_simd_backward_isa(&s->p, &bio, threads, isa);
+    free(o), free(lse);
+    return rc;
+}
+
+/* Each element within the tolerance; the worst ratio err / tolerance. */
+static double compare(const char *what, const char *tensor, const float *got, const double *want,
+                      const double *abs_, size_t count, double tolf)
+{
+    double worst = 0;
+    for (size_t t = 0; t < count; t++) {
+        double tol = tolf * abs_[t] + 0x1p-120, err = fabs((double)got[t] - want[t]);
+        ck_assert_msg(err <= tol, "%s: %s[%zu] = %.9g, reference %.17g, error %.3g > tolerance %.3g", what,
+                      tensor, t, (double)got[t], want[t], err, tol);
+        worst = err / tol > worst ? err / tol : worst;
+    }
+    return worst;
+}
+
+/* A key row no allowed tuple uses: every element exactly +0. */
+static void assert_plus_zero(const char *what, const char *tensor, const float *x, size_t count)
+{
+    for (size_t t = 0; t < count; t++)
+        ck_assert_msg(x[t] == 0.0f && !signbit(x[t]), "%s: %s[%zu] = %g, not +0 (a masked key)", what, tensor,
+                      t, (double)x[t]);
+}
+
+static void check_against_ref(const char *what, const inst *s, const refout *ro, const fgrads *g)
+{
+    const nsx_kernel_problem *p = &s->p;
+    const int G = p->H / p->Hkv;
+    double depth = (double)p->L * G + (double)ro->nmax + p->d + p->dv + 64;
+    double tolf = 4 * (ro->beta + gam(depth));
+    double w = compare(what, "dq", g->dq, ro->g.dq, ro->ga.dq, s->nq, tolf);
+    for (int m = 0; m < p->n; m++) {
+        char nk[8], nv[8];
+        snprintf(nk, sizeof nk, "dk%d", m + 1);
+        snprintf(nv, sizeof nv, "dv%d", m + 1);
+        double a = compare(what, nk, g->dk[m], ro->g.dk[m], ro->ga.dk[m], s->nk, tolf);
+        double c = compare(what, nv, g->dv[m], ro->g.dv[m], ro->ga.dv[m], s->nv, tolf);
+        w = a > w ? a : w;
+        w = c > w ? c : w;
+        for (size_t r = 0; r < s->nk / p->d; r++)
+            if (!ro->used[m][r]) {
+                assert_plus_zero(what, nk, g->dk[m] + r * p->d, (size_t)p->d);
+                assert_plus_zero(what, nv, g->dv[m] + r * p->dv, (size_t)p->dv);
+            }
+    }
+    /* empty rows: dq exactly +0 (the reference adds nothing there) */
+    for (size_t t = 0; t < s->nq; t++)
+        if (ro->ga.dq[t] == 0 && ro->g.dq[t] == 0 && g->dq[t] != 0)
+            ck_abort_msg("%s: dq[%zu] = %g where no tuple contributes", what, t, (double)g->dq[t]);
+    if (getenv("NSX_TEST_VERBOSE"))
+        printf("simd_bwd: %s: worst error / tolerance %.3g\n", what, w);
+}
+
+/* ---- tests -------------------------------------------------------------- */
+
+/* Every case, every ISA this CPU runs: within the tolerance of the loop
+   reference, masked keys +0, and the same bits for 1 and 2 threads. */
+START_TEST(random_problems_match_the_loop_reference)
+{
+    const tcase *c = &cases[_i];
+    inst s;
+    inst_make(c, &s, SEED0 + (uint64_t)_i);
+    refout ro;
+    ref_compute(&s, &ro);
+    for (int isa = 0; isa < NSX_ISA_COUNT; isa++) {
+        if (!nsx_simd_isa_supported(isa)) {
+            printf("simd_bwd: %s: %s not run (this CPU lacks it)\n", c->name, nsx_simd_isa_name(isa));
+            continue;
+        }
+        char what[96];
+        snprintf(what, sizeof what, "%s (%s, seed %u)", c->name, nsx_simd_isa_name(isa), SEED0 + _i);
+        fgrads g1, g2;
+        fgrads_alloc(&g1, &s);
+        fgrads_alloc(&g2, &s);
+        ck_assert_int_eq(run_simd(&s, isa, 1, &g1), NSX_SIMD_OK);
+        check_against_ref(what, &s, &ro, &g1);
+        ck_assert_int_eq(run_simd(&s, isa, 2, &g2), NSX_SIMD_OK);
+        ck_assert_msg(memcmp(g1.dq, g2.dq, s.nq * sizeof(float)) == 0, "%s: dq differs for 2 threads", what);
+        for (int m = 0; m < s.p.n; m++) {
+            ck_assert_msg(memcmp(g1.dk[m], g2.dk[m], s.nk * sizeof(float)) == 0, "%s: dk%d differs for 2 threads",
+                          what, m + 1);
+            ck_assert_msg(memcmp(g1.dv[m], g2.dv[m], s.nv * sizeof(float)) == 0, "%s: dv%d differs for 2 threads",
+                          what, m + 1);
+        }
+        fgrads_free(&g1, s.p.n);
+        fgrads_free(&g2, s.p.n);
+    }
+    ref_free(&ro, s.p.n);
+    inst_free(&s);
+}
+END_TEST
+
+static Suite *simd_bwd_suite(void)
+{
+    Suite *s = suite_create("simd_bwd");
+    TCase *tc = tcase_create("random");
+    tcase_set_timeout(tc, 300);
+    tcase_add_loop_test(tc, random_problems_match_the_loop_reference, 0, NCASES);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(simd_bwd_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
