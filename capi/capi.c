@@ -159,7 +159,7 @@ int nsx_py_check(const nsx_py_case *c, const double *o, const double *lse, const
     }
     if (!o)
         return out_err(&(nsx_err){NSX_E_INPUT, "no o"}, err, errlen);
-    nsx_candidate cand = {o, lse, computed_sel(p) ? sel : NULL};
+    nsx_candidate cand = {.o = o, .lse = lse, .sel = computed_sel(p) ? sel : NULL};
     nsx_check_report rep;
     if (nsx_check(p, &c->c.info, &c->c.in, &c->c.expected, &cand, &m, &rep, &e)) {
         nsx_err_prefix(&e, c->path);

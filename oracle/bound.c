@@ -81,6 +81,13 @@ static int rsqrt_is_binary64(int d)
     return d > 0 && (u & (u - 1)) == 0 && (u & 0x55555555u) != 0;
 }
 
+int nsx_bound_scale_inexact(const nsx_problem *p)
+{
+    /* the scale: exact real 1/sqrt(d) or binary64; one binary64 rounding
+       when 1/sqrt(d) is not a binary64 */
+    return p->score_scale_rsqrt_d && !rsqrt_is_binary64(p->d);
+}
+
 typedef struct {
     double gT;      /* Gamma_T of B2 */
     double cT;      /* roundings along one term (Lemma 1's C) */
@@ -95,9 +102,7 @@ static void score_consts_of(const nsx_bound_ctx *ctx, const consts *k, score_con
     for (int m = 0; m < p->n; m++)
         nkb += p->k_bias[m] != 0;
     sc->s = nsx_problem_score_scale(p);
-    /* the scale: exact real 1/sqrt(d) or binary64; one binary64 rounding
-       when 1/sqrt(d) is not a binary64 */
-    double s_inexact = p->score_scale_rsqrt_d && !rsqrt_is_binary64(p->d);
+    double s_inexact = nsx_bound_scale_inexact(p);
     gam g = {0};
     gam_add(&g, p->n + 1, k->ui);                 /* B1: inputs rounded to `in` */
     gam_add(&g, 2.0 * nkb, k->ua);                /* B1: kb to acc, K + kb in acc */
@@ -448,11 +453,8 @@ static void weights_B3_B5(row *r)
     r->S_lo = fmax(exp(-r->b_max) * D_lo, exp(r->lg_lo)) * (1 - 4 * U64);
 }
 
-/* Gamma_W and C_W of B6 (A9's operations on the value side). */
-static void value_consts(const row *r, double *gW, double *cW)
+void nsx_bound_value_consts(const nsx_problem *p, const consts *k, double *gW, double *cW)
 {
-    const nsx_problem *p = r->p;
-    const consts *k = &r->k;
     const int n = p->n;
     int nvb = 0;
     for (int m = 0; m < n; m++)
@@ -477,10 +479,7 @@ static void value_consts(const row *r, double *gW, double *cW)
     *cW = 5.0 * n + 4; /* per factor: input, bias (3); n - 1 products; mean (2) */
 }
 
-/* (E5) the reduced value of channel c recomputed in binary64 from the
-   tuple's value rows V[m]: W, W+ (B6) and prod max(1, V+) (1 for sum and
-   mean); *v_in_max gains the largest |V| read. */
-static void reduced_value(const nsx_problem *p, const double *const *V, int c, double *W, double *Wp, double *Wg,
+void nsx_bound_reduced_value(const nsx_problem *p, const double *const *V, int c, double *W, double *Wp, double *Wg,
                           double *v_in_max)
 {
     if (p->reduce == NSX_REDUCE_PRODUCT) {
@@ -542,7 +541,7 @@ static int values_B6_B11(row *r, const double *o_exact, nsx_row_bound *rb, nsx_e
     const int n = p->n, dv = p->dv;
     nsx_slice *z = &r->ctx->z;
     double gW, cW;
-    value_consts(r, &gW, &cW);
+    nsx_bound_value_consts(p, k, &gW, &cW);
     const double e64W = gamma_of(3.0 * n + 2, U64);
     const double os = p->out_scale;
     chan_sums s = chan_sums_of(r);
@@ -560,14 +559,14 @@ static int values_B6_B11(row *r, const double *o_exact, nsx_row_bound *rb, nsx_e
             V[m] = ctx->in->v[m] + nsx_v_at(p, r->b, z->J[m], r->g, 0);
         for (int c = 0; c < dv; c++) {
             double W, Wp, Wg;
-            reduced_value(p, V, c, &W, &Wp, &Wg, &v_in_max);
+            nsx_bound_reduced_value(p, V, c, &W, &Wp, &Wg, &v_in_max);
             if (p->reduce != NSX_REDUCE_PRODUCT)
                 wg_max = fmax(wg_max, Wp);
             if (!isfinite(W) || !isfinite(Wp) || !isfinite(Wg)) {
                 rb->nonfinite = 1;
                 return 0;
             }
-            double eW = gW * Wp + 2 * cW * k->lam_all * Wg; /* B6 */
+            double eW = value_err_B6(k, gW, cW, Wp, Wg);
             double e64 = e64W * Wp * (1 + 4 * U64) + 16.0 * n * L64 * Wg;
             double dw = fabs(W - s.MU[c]) * (1 + U64) + e64;
             /* X3's magnitude: |W_J|, or for sum and mean sum_m |v_m| / den, since
@@ -719,9 +718,49 @@ int nsx_bound_row(nsx_bound_ctx *ctx, int b, int h, int i, const int32_t *sel_ro
    weights A_J = exp(T_J - LSE) (kap), LSE - T_max (gap), |LSE|, the cap
    |W_J - mu| and |mu| (mu_err, mu_abs), and |O| for the output's ulp.  Each
    takes the worst case over the interval the uncertainty allows. */
+static int bound_row(nsx_bound_ctx *ctx, int b, int h, int i, const int32_t *sel_row, const double *o_exact,
+                     const double *o_unc, double lse_exact, double lse_unc, double *o_bound, nsx_row_bound *rb,
+                     row *rr, nsx_err *err);
+
 int nsx_bound_row_unc(nsx_bound_ctx *ctx, int b, int h, int i, const int32_t *sel_row,
                       const double *o_exact, const double *o_unc, double lse_exact, double lse_unc,
                       double *o_bound, nsx_row_bound *rb, nsx_err *err)
+{
+    row r;
+    return bound_row(ctx, b, h, i, sel_row, o_exact, o_unc, lse_exact, lse_unc, o_bound, rb, &r, err);
+}
+
+int nsx_bound_row_visit(nsx_bound_ctx *ctx, int b, int h, int i, const int32_t *sel_row, const double *o_exact,
+                        double lse_exact, double *o_bound, nsx_row_bound *rb, nsx_bound_visit visit, void *arg,
+                        nsx_err *err)
+{
+    assert(visit);
+    row r;
+    int rc = bound_row(ctx, b, h, i, sel_row, o_exact, NULL, lse_exact, 0.0, o_bound, rb, &r, err);
+    if (rc || rb->N == 0 || rb->nonfinite || !isfinite(lse_exact))
+        return rc;
+    /* a fourth pass: every tuple's quantities of the first two, as they
+       entered the row's bound */
+    nsx_bound_tuple bt = {.theta = r.Theta, .s_lo = r.S_lo, .wild = r.wild};
+    nsx_slice_start(&ctx->z, i, sel_row);
+    for (size_t t = 0; nsx_slice_next(&ctx->z); t++) {
+        tscore ts;
+        tweight tw;
+        (void)t;
+        tuple_score(&r, ctx->z.J, &ts); /* the cache holds weights now: recomputed, to the same values */
+        tuple_weight(&r, &ts, &tw);
+        bt.J = ctx->z.J;
+        bt.T = ts.T, bt.eT = ts.eT, bt.b = ts.b;
+        bt.A = tw.A;
+        bt.delta = tuple_delta(&r, &tw);
+        visit(arg, &bt);
+    }
+    return 0;
+}
+
+static int bound_row(nsx_bound_ctx *ctx, int b, int h, int i, const int32_t *sel_row, const double *o_exact,
+                     const double *o_unc, double lse_exact, double lse_unc, double *o_bound, nsx_row_bound *rb,
+                     row *rr, nsx_err *err)
 {
     const nsx_problem *p = ctx->p;
     assert(b >= 0 && b < p->B && h >= 0 && h < p->H && i >= 0 && i < p->L);
@@ -746,5 +785,7 @@ int nsx_bound_row_unc(nsx_bound_ctx *ctx, int b, int h, int i, const int32_t *se
     const double margin = 1 + 8 * chain_len(p, (double)r.N) * U64; /* 3.9 */
     if ((rc = output_B12_B13(&r, o_exact, o_unc, margin, o_bound, err)))
         return rc;
-    return lse_B14(&r, margin, rb, err);
+    rc = lse_B14(&r, margin, rb, err);
+    *rr = r;
+    return rc;
 }

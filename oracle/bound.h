@@ -98,6 +98,32 @@ int nsx_bound_row_unc(nsx_bound_ctx *ctx, int b, int h, int i, const int32_t *se
                       const double *o_exact, const double *o_unc, double lse_exact, double lse_unc,
                       double *o_bound, nsx_row_bound *rb, nsx_err *err);
 
+/* One allowed tuple of a row as the row's bound saw it (ORACLE.md 3.2-3.4),
+   for the gradients' bound (ORACLE.md section 8, oracle/bound_bwd.c). */
+typedef struct nsx_bound_tuple {
+    const int *J;     /* the tuple (n key positions); valid during the call */
+    double T, eT;     /* the score T_J in binary64 and a bound on its error (3.9) */
+    double b;         /* b_J: the kernel's score error bound (B2) */
+    double A;         /* an upper bound of the weight A_J (3.9) */
+    double delta;     /* delta_J of B5 (infinite in a wild row) */
+    /* the row's: */
+    double theta;     /* Theta of B7 */
+    double s_lo;      /* S_lo of B7 */
+    int wild;         /* 1: dl >= 1/2 (B5) */
+} nsx_bound_tuple;
+
+typedef void (*nsx_bound_visit)(void *arg, const nsx_bound_tuple *t);
+
+/*
+ * nsx_bound_row (exact expected values), then, when the row has tuples and
+ * a bound, visit(arg, t) once for each allowed tuple in the slice's order
+ * with the quantities its bound used.  Same returns.  Pre: as
+ * nsx_bound_row; visit not NULL.
+ */
+int nsx_bound_row_visit(nsx_bound_ctx *ctx, int b, int h, int i, const int32_t *sel_row, const double *o_exact,
+                        double lse_exact, double *o_bound, nsx_row_bound *rb, nsx_bound_visit visit, void *arg,
+                        nsx_err *err);
+
 /*
  * The tolerance on the selection scores S[i,j] (E8) for query (b, i): tol[j]
  * (L entries, written for every candidate key j of i) bounds |S'[i,j] -

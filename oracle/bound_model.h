@@ -65,4 +65,24 @@ void nsx_bound_consts(const nsx_bound_ctx *ctx, consts *k);
 int nsx_bound_not_applicable(const nsx_bound_ctx *ctx, nsx_err *err, int b, int h, int i, const char *why,
                              double value, double limit);
 
+/* 1 when the kernel receives s as a rounded binary64 (s = 1/sqrt(d) with d
+   not a power of 4), else 0 (B2). */
+int nsx_bound_scale_inexact(const nsx_problem *p);
+
+/* Gamma_W and C_W of B6 (A9's operations on the value side) for p under
+   the constants k. */
+void nsx_bound_value_consts(const nsx_problem *p, const consts *k, double *gW, double *cW);
+
+/* (E5) the reduced value of channel c recomputed in binary64 from the
+   tuple's value rows V[m]: W, W+ (B6) and prod max(1, V+) (1 for sum and
+   mean); *v_in_max gains the largest |V| read. */
+void nsx_bound_reduced_value(const nsx_problem *p, const double *const *V, int c, double *W, double *Wp, double *Wg,
+                             double *v_in_max);
+
+/* (B6) e^W_J = Gamma_W W+_J + 2 C_W lambda (prod max(1, V+) or 1). */
+static inline double value_err_B6(const consts *k, double gW, double cW, double Wp, double Wg)
+{
+    return gW * Wp + 2 * cW * k->lam_all * Wg;
+}
+
 #endif

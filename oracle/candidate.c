@@ -88,8 +88,26 @@ int nsx_candidate_from_st(const nsx_st *cst, const char *label, const nsx_proble
         free(sel);
         return rc;
     }
-    *cand = (nsx_candidate){o, lse, sel};
-    return 0;
+    *cand = (nsx_candidate){.o = o, .lse = lse, .sel = sel};
+    /* the gradients (SPEC E7), each optional, shaped like their inputs */
+    const int64_t qshape[4] = {p->B, p->L, p->H, p->d}, kshape[4] = {p->B, p->L, p->Hkv, p->d};
+    const int64_t vshape[4] = {p->B, p->L, p->Hkv, p->dv};
+    double *g = NULL;
+    rc = get_float(clabel, cst, "dq", 4, qshape, 0, &g, err);
+    cand->dq = g;
+    for (int m = 0; m < p->n && !rc; m++) {
+        char name[8];
+        snprintf(name, sizeof name, "dk%d", m + 1);
+        rc = get_float(clabel, cst, name, 4, kshape, 0, &g, err);
+        cand->dk[m] = g;
+        snprintf(name, sizeof name, "dv%d", m + 1);
+        if (!rc)
+            rc = get_float(clabel, cst, name, 4, vshape, 0, &g, err);
+        cand->dv[m] = rc ? NULL : g;
+    }
+    if (rc)
+        nsx_candidate_free(cand);
+    return rc;
 }
 
 void nsx_candidate_free(nsx_candidate *cand)
@@ -99,5 +117,10 @@ void nsx_candidate_free(nsx_candidate *cand)
     free((void *)cand->o);
     free((void *)cand->lse);
     free((void *)cand->sel);
+    free((void *)cand->dq);
+    for (int m = 0; m < NSX_MAX_ORDER; m++) {
+        free((void *)cand->dk[m]);
+        free((void *)cand->dv[m]);
+    }
     *cand = (nsx_candidate){0};
 }

@@ -22,7 +22,8 @@
  * for the vector's problem p into cand (arrays malloc'd, decoded exactly to
  * binary64): o [B,L,H,dv] required, lse [B,H,L] optional, both any float
  * dtype; sel [B,L,k] I32, optional, read only when p computes its selection
- * (source indexer or scores).  The model is *forced when forced is not NULL,
+ * (source indexer or scores); the gradients dq [B,L,H,d], dk1.. [B,L,Hkv,d],
+ * dv1.. [B,L,Hkv,dv], each optional, any float dtype.  The model is *forced when forced is not NULL,
  * else the one the metadata key NSX_MODEL_KEY declares, else the default.
  * Returns 0, or NSX_E_INPUT with err = "LABEL: <problem>" (a tensor
  * missing, of the wrong dtype or shape; a declared model that does not

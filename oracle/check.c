@@ -16,6 +16,7 @@
 #include "nsimplex/ref.h"
 #include "nsimplex/slice.h"
 #include "oracle/bound.h"
+#include "oracle/bound_bwd.h"
 #include "oracle/check.h"
 
 static void note(nsx_check_report *rep, int kind, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -369,7 +370,7 @@ static void track(nsx_check_worst *w, int b, int h, int i, int c, double err, do
     double ratio = bound > 0 ? err / bound : err > 0 ? INFINITY : 0.0;
     if (w->found && !(ratio > w->ratio))
         return;
-    *w = (nsx_check_worst){1, b, h, i, c, err, bound, ratio, ex, cv, rb->N, rb->t_max};
+    *w = (nsx_check_worst){1, b, h, i, c, err, bound, ratio, ex, cv, rb->N, rb->t_max, 0};
 }
 
 static int lse_conv_ok(int conv, double v)
@@ -499,6 +500,152 @@ static int check_rows(const nsx_problem *p, const nsx_candidate *cand, const dou
     return rc;
 }
 
+/* ---- 3b. gradients (ORACLE.md section 8) ------------------------------- */
+
+/* One gradient tensor [B, L, heads, cols] of the candidate against its
+   expected values and bounds: a bound of 0 marks an element no allowed
+   tuple reaches, which must be exactly 0 (either sign). */
+static void judge_grad(const char *name, int m, const double *cv, const double *ex, const double *bd,
+                       const size_t *terms, const nsx_problem *p, int heads, int cols, nsx_check_worst *w,
+                       nsx_check_report *rep)
+{
+    const size_t count = (size_t)p->B * p->L * heads * cols;
+    for (size_t x = 0; x < count; x++) {
+        int c = (int)(x % (size_t)cols), h = (int)(x / (size_t)cols % (size_t)heads);
+        int i = (int)(x / ((size_t)cols * heads) % (size_t)p->L), b = (int)(x / ((size_t)cols * heads * p->L));
+        double v = cv[x], e = fabs(v - ex[x]);
+        rep->grad_judged++;
+        if (bd[x] == 0) {
+            rep->grad_zero++;
+            if (v != 0) {
+                rep->grad_zero_failed++;
+                rep->grad_failed++;
+                rep->grad_nonfinite += !isfinite(v);
+                note(rep, NSX_NOTE_GRAD, "%s[b=%d,j=%d,h=%d,c=%d] = %.9g but no allowed tuple reaches it (exactly 0)",
+                     name, b, i, h, c, v);
+            }
+            continue;
+        }
+        if (!isfinite(v))
+            e = INFINITY, rep->grad_nonfinite++;
+        if (bd[x] == INFINITY && isfinite(v)) {
+            rep->grad_unbounded++; /* no finite bound: only finiteness judged */
+            continue;
+        }
+        double ratio = e / bd[x];
+        if (!w->found || ratio > w->ratio) {
+            size_t t = terms ? terms[(((size_t)b * p->Hkv + h) * p->n + (m - 1)) * p->L + i] : 0;
+            *w = (nsx_check_worst){1, b, h, i, c, e, bd[x], ratio, ex[x], v, t, NAN, m};
+        }
+        if (!(e <= bd[x])) {
+            rep->grad_failed++;
+            note(rep, NSX_NOTE_GRAD, "%s[b=%d,j=%d,h=%d,c=%d] = %.17g, exact %.17g: error %.3g > bound %.3g", name, b,
+                 i, h, c, v, ex[x], e, bd[x]);
+        }
+    }
+}
+
+static int has_grads(const nsx_problem *p, const nsx_candidate *cand)
+{
+    int any = cand->dq != NULL;
+    for (int m = 0; m < p->n; m++)
+        any |= cand->dk[m] != NULL || cand->dv[m] != NULL;
+    return any;
+}
+
+/* Judges the candidate's gradients.  sel: the selection of the expected
+   values (NULL without one); o, lse: the expected outputs (recomputed with
+   the candidate's selection where it differs: then the gradients are
+   recomputed too). */
+static int check_grads(const nsx_problem *p, const nsx_inputs *in, const nsx_outputs *expected,
+                       const nsx_candidate *cand, const int32_t *sel, const double *o, const double *lse, int own,
+                       nsx_bound_ctx *bc, nsx_check_report *rep, nsx_err *err)
+{
+    const int n = p->n;
+    int expect = expected->dq != NULL;
+    for (int m = 0; m < n; m++)
+        expect &= expected->dk[m] != NULL && expected->dv[m] != NULL;
+    if (!has_grads(p, cand)) {
+        rep->grad_status = expect ? NSX_GRAD_ABSENT : NSX_GRAD_NONE;
+        return 0;
+    }
+    if (!expect) {
+        rep->grad_status = NSX_GRAD_NO_EXPECTED;
+        return 0;
+    }
+    if (!in->dout)
+        return nsx_err_set(err, NSX_E_INPUT, "vector: expected gradients but no upstream gradient do");
+    if (rep->rows_unjudged)
+        return nsx_err_set(err, NSX_E_INPUT, "vector: gradients with rows that are not judged (a NaN or huge future)");
+    rep->grad_status = NSX_GRAD_JUDGED;
+    nsx_outputs ex = *expected;
+    ex.o = (double *)o, ex.lse = (double *)lse;
+    nsx_grad_bound gb = {0};
+    double *own_g = NULL;
+    int rc = 0;
+    const size_t nq = nsx_q_size(p), nk = nsx_k_size(p), nv = nsx_v_size(p);
+    const size_t total = nq + (size_t)n * (nk + nv);
+    double *bnd = malloc(total * sizeof *bnd);
+    gb.terms_k = malloc((size_t)p->B * p->Hkv * n * p->L * sizeof *gb.terms_k);
+    if (own)
+        own_g = malloc(total * sizeof *own_g);
+    if (!bnd || !gb.terms_k || (own && !own_g)) {
+        rc = nsx_err_set(err, NSX_E_NOMEM, "oracle: out of memory");
+        goto done;
+    }
+    gb.dq = bnd;
+    for (int m = 0; m < n; m++) {
+        gb.dk[m] = bnd + nq + (size_t)m * (nk + nv);
+        gb.dv[m] = gb.dk[m] + nk;
+    }
+    if (own) {
+        /* E7 with the candidate's selection given as indices */
+        nsx_problem q = *p;
+        nsx_inputs qin = *in;
+        q.sel.source = NSX_SEL_INDICES;
+        qin.sel = sel;
+        ex.dq = own_g;
+        for (int m = 0; m < n; m++) {
+            ex.dk[m] = own_g + nq + (size_t)m * (nk + nv);
+            ex.dv[m] = ex.dk[m] + nk;
+        }
+        if ((rc = nsx_ref_backward(&q, &qin, &ex, NULL, NULL, err))) {
+            nsx_err_prefix(err, "reference gradients with the candidate's selection");
+            goto done;
+        }
+    }
+    if ((rc = nsx_bound_grads(bc, sel, &ex, &gb, err)))
+        goto done;
+    if (cand->dq) {
+        rep->grad_tensors++;
+        judge_grad("dq", 0, cand->dq, ex.dq, gb.dq, NULL, p, p->H, p->d, &rep->worst_dq, rep);
+    } else {
+        rep->grad_absent++;
+    }
+    for (int m = 0; m < n; m++) {
+        char name[16];
+        snprintf(name, sizeof name, "dk%d", m + 1);
+        if (cand->dk[m]) {
+            rep->grad_tensors++;
+            judge_grad(name, m + 1, cand->dk[m], ex.dk[m], gb.dk[m], gb.terms_k, p, p->Hkv, p->d, &rep->worst_dk, rep);
+        } else {
+            rep->grad_absent++;
+        }
+        snprintf(name, sizeof name, "dv%d", m + 1);
+        if (cand->dv[m]) {
+            rep->grad_tensors++;
+            judge_grad(name, m + 1, cand->dv[m], ex.dv[m], gb.dv[m], gb.terms_k, p, p->Hkv, p->dv, &rep->worst_dv, rep);
+        } else {
+            rep->grad_absent++;
+        }
+    }
+done:
+    free(bnd);
+    free(gb.terms_k);
+    free(own_g);
+    return rc;
+}
+
 /* ---- 4. pairs ----------------------------------------------------------- */
 
 /* Rows i0..i1 of batches a and b, every head: o and lse bit for bit. */
@@ -601,6 +748,10 @@ int nsx_check_unc(const nsx_problem *p, const nsx_case_info *info, const nsx_inp
     /* values recomputed with the candidate's selection are exact */
     rc = check_rows(p, cand, own_o ? own_o : expected->o, own_lse ? own_lse : expected->lse, own_o ? NULL : unc,
                     sel, skip, &bc, m, rep, err);
+    if (rc)
+        goto done;
+    rc = check_grads(p, in, expected, cand, sel, own_o ? own_o : expected->o, own_lse ? own_lse : expected->lse,
+                     own_o != NULL, &bc, rep, err);
     if (rc)
         goto done;
     check_pairs(p, info, cand, rep);

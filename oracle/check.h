@@ -25,6 +25,11 @@ typedef struct nsx_candidate {
     const double *lse;    /* [B, H, L]; NULL when the candidate has none */
     const int32_t *sel;   /* [B, L, k]; NULL when absent.  Judged only when
                              the vector computes its selection */
+    /* gradients (SPEC E7), each NULL when absent; judged when the vector
+       has expected gradients (a Backward case) */
+    const double *dq;                 /* [B, L, H, d] */
+    const double *dk[NSX_MAX_ORDER];  /* [B, L, Hkv, d] */
+    const double *dv[NSX_MAX_ORDER];  /* [B, L, Hkv, dv] */
 } nsx_candidate;
 
 /* The element with the largest error/bound ratio of one output. */
@@ -33,8 +38,12 @@ typedef struct nsx_check_worst {
     int b, h, i, c;       /* c = -1 for lse */
     double err, bound, ratio;
     double expected, candidate;
-    size_t tuples;        /* |Z(i)| of the row */
-    double max_score;     /* the row's largest score T[i,J] */
+    size_t tuples;        /* |Z(i)| of the row; for a gradient element the
+                             terms of its sum */
+    double max_score;     /* the row's largest score T[i,J] (NaN for dk, dv) */
+    int m;                /* gradients: 0 for dq, m for dk_m and dv_m; for
+                             them h is the head (kv head for dk, dv), i the
+                             position, c the column */
 } nsx_check_worst;
 
 #define NSX_CHECK_NOTES 8
@@ -44,7 +53,17 @@ enum nsx_check_note_kind {
     NSX_NOTE_SEL = 1,   /* the selection */
     NSX_NOTE_EMPTY,     /* an output of an empty slice */
     NSX_NOTE_BOUND,     /* an element beyond its bound, or not the exact value */
-    NSX_NOTE_PAIR       /* a leak pair or mask probe */
+    NSX_NOTE_PAIR,      /* a leak pair or mask probe */
+    NSX_NOTE_GRAD       /* a gradient element beyond its bound, or not 0
+                           where no allowed tuple reaches it */
+};
+
+/* What was done with the gradients (nsx_check_report.grad_status). */
+enum nsx_grad_status {
+    NSX_GRAD_NONE = 0,      /* neither the vector nor the candidate has any */
+    NSX_GRAD_JUDGED,        /* the candidate's gradients judged (some may be absent) */
+    NSX_GRAD_ABSENT,        /* the vector has gradients, the candidate none */
+    NSX_GRAD_NO_EXPECTED    /* the candidate has gradients, the vector none: not judged */
 };
 
 typedef struct nsx_check_report {
@@ -62,6 +81,14 @@ typedef struct nsx_check_report {
                                    with the candidate's selection */
     size_t pairs_leak, pairs_probe, pair_rows, pair_failed;
     nsx_check_worst worst_o, worst_lse;
+    /* gradients (docs/ORACLE.md section 8) */
+    int grad_status;            /* enum nsx_grad_status */
+    int grad_tensors, grad_absent; /* tensors judged, tensors absent from the candidate */
+    size_t grad_judged, grad_failed, grad_nonfinite;
+    size_t grad_zero, grad_zero_failed; /* elements no allowed tuple reaches: exactly 0 */
+    size_t grad_unbounded;      /* elements without a finite bound (a row whose
+                                   weights cannot be bounded): finiteness only */
+    nsx_check_worst worst_dq, worst_dk, worst_dv;
     int nnotes;                 /* the first failures, one line each */
     char notes[NSX_CHECK_NOTES][224];
     int note_kind[NSX_CHECK_NOTES]; /* enum nsx_check_note_kind of each note */

@@ -23,6 +23,29 @@ static void print_worst(FILE *f, const char *what, const nsx_check_worst *w)
                "max score %.6g)\n", w->err, w->bound, w->ratio, w->expected, w->candidate, w->tuples, w->max_score);
 }
 
+static void print_worst_grad(FILE *f, const char *what, const nsx_check_worst *w)
+{
+    if (!w->found)
+        return;
+    char name[16];
+    snprintf(name, sizeof name, w->m ? "%s%d" : "%s", what, w->m);
+    fprintf(f, "  worst %s[b=%d,j=%d,h=%d,c=%d]: error %.3g, bound %.3g, ratio %.3g (expected %.17g, candidate "
+               "%.17g", name, w->b, w->i, w->h, w->c, w->err, w->bound, w->ratio, w->expected, w->candidate);
+    if (w->m)
+        fprintf(f, "; %zu terms", w->tuples);
+    fprintf(f, ")\n");
+}
+
+static const char *grad_status_text(int s)
+{
+    return s == NSX_GRAD_JUDGED ? "judged" : s == NSX_GRAD_ABSENT ? "absent" : s == NSX_GRAD_NO_EXPECTED ? "no_expected" : "none";
+}
+
+static double worst_ratio(const nsx_check_worst *w)
+{
+    return w->found ? w->ratio : 0.0;
+}
+
 /* Strings from files are printed through nsx_printable: no control
    characters reach the terminal, and JSON gets valid UTF-8. */
 static const char *safe(char *buf, size_t len, const char *s)
@@ -63,6 +86,19 @@ void nsx_check_print(FILE *f, const nsx_check_report *r, const nsx_case_info *in
     else if (r->sel_status == 2)
         fprintf(f, "selection: computed by the case but absent from the candidate: o judged against the golden "
                    "selection\n");
+    if (r->grad_status == NSX_GRAD_JUDGED) {
+        fprintf(f, "gradients: %d tensors judged, %d absent; %zu elements judged, %zu failed (%zu not finite); %zu "
+                   "reached by no allowed tuple (exactly 0), %zu of them failed; %zu without a finite bound\n", r->grad_tensors,
+                r->grad_absent, r->grad_judged, r->grad_failed, r->grad_nonfinite, r->grad_zero, r->grad_zero_failed,
+                r->grad_unbounded);
+        print_worst_grad(f, "dq", &r->worst_dq);
+        print_worst_grad(f, "dk", &r->worst_dk);
+        print_worst_grad(f, "dv", &r->worst_dv);
+    } else if (r->grad_status == NSX_GRAD_ABSENT) {
+        fprintf(f, "gradients: the case has expected gradients, the candidate none: not judged\n");
+    } else if (r->grad_status == NSX_GRAD_NO_EXPECTED) {
+        fprintf(f, "gradients: the candidate has gradients but the case none (not a Backward case): not judged\n");
+    }
     fprintf(f, "pairs: %zu leak, %zu probe: %zu rows compared bit for bit, %zu differ\n", r->pairs_leak,
             r->pairs_probe, r->pair_rows, r->pair_failed);
     for (int x = 0; x < r->nnotes; x++)
@@ -70,11 +106,16 @@ void nsx_check_print(FILE *f, const nsx_check_report *r, const nsx_case_info *in
     if (r->failures > (size_t)r->nnotes)
         fprintf(f, "  (%zu more failures not shown)\n", r->failures - (size_t)r->nnotes);
     if (r->pass)
-        fprintf(f, "PASS: every check passed; worst o ratio %.3g, worst lse ratio %.3g\n",
-                r->worst_o.found ? r->worst_o.ratio : 0.0, r->worst_lse.found ? r->worst_lse.ratio : 0.0);
+        fprintf(f, "PASS: every check passed; worst o ratio %.3g, worst lse ratio %.3g%s",
+                worst_ratio(&r->worst_o), worst_ratio(&r->worst_lse), r->grad_status == NSX_GRAD_JUDGED ? "" : "\n");
     else
-        fprintf(f, "FAIL: %zu failures (o %zu, lse %zu, selection %zu, pair rows %zu)\n", r->failures, r->o_failed,
-                r->lse_failed, r->sel_failed, r->pair_failed);
+        fprintf(f, "FAIL: %zu failures (o %zu, lse %zu, selection %zu, pair rows %zu%s", r->failures, r->o_failed,
+                r->lse_failed, r->sel_failed, r->pair_failed, r->grad_status == NSX_GRAD_JUDGED ? "" : ")\n");
+    if (r->grad_status == NSX_GRAD_JUDGED && r->pass)
+        fprintf(f, ", worst dq ratio %.3g, dk %.3g, dv %.3g\n", worst_ratio(&r->worst_dq), worst_ratio(&r->worst_dk),
+                worst_ratio(&r->worst_dv));
+    else if (r->grad_status == NSX_GRAD_JUDGED)
+        fprintf(f, ", gradients %zu)\n", r->grad_failed);
 }
 
 static void put_worst(nsx_buf *b, const nsx_check_worst *w)
@@ -91,8 +132,9 @@ static void put_worst(nsx_buf *b, const nsx_check_worst *w)
     nsx_buf_json_field(b, "ratio", w->ratio);
     nsx_buf_json_field(b, "expected", w->expected);
     nsx_buf_json_field(b, "candidate", w->candidate);
-    nsx_buf_printf(b, ",\"tuples\":%zu", w->tuples);
-    nsx_buf_json_field(b, "max_score", w->max_score);
+    nsx_buf_printf(b, ",\"%s\":%zu", w->m ? "terms" : "tuples", w->tuples);
+    if (!isnan(w->max_score))
+        nsx_buf_json_field(b, "max_score", w->max_score);
     nsx_buf_puts(b, "}");
 }
 
@@ -129,6 +171,19 @@ char *nsx_check_json(const nsx_check_report *r, const nsx_case_info *info, const
                    r->sel_failed, r->sel_differ);
     nsx_buf_printf(&b, ",\"pairs\":{\"leak\":%zu,\"probe\":%zu,\"rows\":%zu,\"failed\":%zu}",
                    r->pairs_leak, r->pairs_probe, r->pair_rows, r->pair_failed);
+    nsx_buf_puts(&b, ",\"gradients\":{\"status\":");
+    nsx_buf_json_string(&b, grad_status_text(r->grad_status));
+    nsx_buf_printf(&b, ",\"tensors\":%d,\"absent\":%d,\"judged\":%zu,\"failed\":%zu,\"nonfinite\":%zu,"
+                   "\"zero\":%zu,\"zero_failed\":%zu,\"unbounded\":%zu", r->grad_tensors, r->grad_absent,
+                   r->grad_judged, r->grad_failed, r->grad_nonfinite, r->grad_zero, r->grad_zero_failed,
+                   r->grad_unbounded);
+    const char *gname[] = {"dq", "dk", "dv"};
+    const nsx_check_worst *gw[] = {&r->worst_dq, &r->worst_dk, &r->worst_dv};
+    for (int t = 0; t < 3; t++) {
+        nsx_buf_printf(&b, ",\"worst_%s\":", gname[t]);
+        put_worst(&b, gw[t]);
+    }
+    nsx_buf_puts(&b, "}");
     nsx_buf_puts(&b, ",\"notes\":[");
     for (int x = 0; x < r->nnotes; x++) {
         nsx_buf_puts(&b, x ? "," : "");

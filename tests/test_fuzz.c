@@ -249,7 +249,7 @@ START_TEST(test_check_uncertainty)
     }
     nsx_outputs ex = {.o = eo, .lse = el};
     nsx_expected_unc unc = {uo, ul};
-    nsx_candidate cand = {v.o, v.lse, NULL};
+    nsx_candidate cand = {.o = v.o, .lse = v.lse};
     nsx_case_info info = nsx_build_info(&c.b, "u", "u", "");
     nsx_check_report rep;
     ck_assert_int_eq(nsx_check(p, &info, &c.b.in, &ex, &cand, &m, &rep, &err), 0);

@@ -60,7 +60,7 @@ START_TEST(simd_passes_every_golden_vector)
         int has_lse;
         ck_assert_msg(nsx_kernel_run(&k, p, &c.in, computed ? c.expected.sel : c.in.sel, o, lse, &has_lse, &err) == 0,
                       "%s, %s: %s", path, nsx_simd_isa_name(isa), err.msg);
-        nsx_candidate cand = {o, has_lse ? lse : NULL, NULL};
+        nsx_candidate cand = {.o = o, .lse = has_lse ? lse : NULL};
         nsx_check_report rep;
         int rc = nsx_check(p, &c.info, &c.in, &c.expected, &cand, &m, &rep, &err);
         if (rc == NSX_E_NOT_APPLICABLE && case_beyond_f32(&c)) {

@@ -616,7 +616,7 @@ static nsx_model model_of(const char *text)
 static int judge(const tcase *t, const nsx_case_info *info, const double *o, const double *lse,
                  const int32_t *sel, const char *model, nsx_check_report *rep, nsx_err *err)
 {
-    nsx_candidate cand = {o, lse, sel};
+    nsx_candidate cand = {.o = o, .lse = lse, .sel = sel};
     nsx_model m = model_of(model);
     return nsx_check(&t->p, info, &t->in, &t->out, &cand, &m, rep, err);
 }

@@ -63,7 +63,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
 
     /* the vector's own outputs as the candidate */
-    nsx_candidate cand = {vec.expected.o, vec.expected.lse, vec.expected.sel};
+    nsx_candidate cand = {.o = vec.expected.o, .lse = vec.expected.lse, .sel = vec.expected.sel};
     nsx_model model;
     nsx_model_default(&model);
     nsx_check_report rep;
