@@ -533,6 +533,27 @@ int nsx_fz_bwd_judge(const nsx_kernel *k, const nsx_model *m, nsx_fz_case *c, co
         }
     }
 
+    /* 6c'. against MPFR, the oracle's own gradient bound (docs/ORACLE.md
+       section 8) too: the verdict `nsimplex check` gives the saved pair */
+    if (mpfr && !v->kinds) {
+        nsx_case_info info = nsx_build_info(b, "fuzz", "fuzz", "");
+        nsx_candidate cand = {v->o, v->has_lse ? v->lse : NULL, NULL, g.q, {0}, {0}};
+        for (int x = 0; x < p->n; x++)
+            cand.dk[x] = g.k[x], cand.dv[x] = g.v[x];
+        nsx_check_report rep;
+        int r4 = nsx_check(p, &info, &b->in, &b->out, &cand, m, &rep, &e);
+        if (nsx_err_is_fatal(r4)) {
+            rc = nsx_err_set(err, r4, "%s", e.msg);
+            goto done;
+        }
+        if (!r4 && rep.grad_status == NSX_GRAD_JUDGED && (rep.grad_failed || rep.grad_zero_failed))
+            for (int x = 0; x < rep.nnotes; x++)
+                if (rep.note_kind[x] == NSX_NOTE_GRAD) {
+                    copy_note(v, NSX_FZ_GRAD, rep.notes[x]);
+                    break;
+                }
+    }
+
     /* 6d. keys no allowed tuple uses: exactly 0 */
     if (!(used = used_keys(p, sel))) {
         rc = nsx_err_set(err, NSX_E_NOMEM, "fuzz: out of memory");

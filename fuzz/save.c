@@ -88,7 +88,7 @@ int nsx_fz_save(const char *dir, const char *stem, const nsx_kernel *k, const ns
                 return rc;
             saved_cand = 1;
         }
-        *replays = saved_cand && v->status == NSX_FZ_FAIL && (v->kinds & (NSX_FZ_PAIR | NSX_FZ_EMPTY | NSX_FZ_BOUND));
+        *replays = saved_cand && v->status == NSX_FZ_FAIL && (v->kinds & (NSX_FZ_PAIR | NSX_FZ_EMPTY | NSX_FZ_BOUND | NSX_FZ_GRAD));
     } else {
         snprintf(why, sizeof why, "%s", v->note);
     }

@@ -174,6 +174,14 @@ START_TEST(test_planted_caught_and_saved)
     ck_assert(nsx_st_get(&st, "dq") != NULL && nsx_st_get(&st, "dk1") != NULL && nsx_st_get(&st, "dv1") != NULL);
     nsx_st_free(&st);
 
+    /* `nsimplex check` fails the saved pair on the gradients: exit 1 */
+    const char *chk[] = {"check", f->path, cand, NULL};
+    cli_result r0;
+    ck_assert_int_eq(cli_run(&r0, chk), 0);
+    ck_assert_msg(f->kind != NSX_FZ_GRAD || (r0.status == 1 && strstr(r0.out, "gradients")), "check exit %d: %s%s",
+                  r0.status, r0.out, r0.err);
+    cli_result_free(&r0);
+
     /* the reproduce line: the same problem alone fails again */
     char seed[32], start[32];
     snprintf(seed, sizeof seed, "%llu", (unsigned long long)1);
