@@ -58,8 +58,10 @@ run_one() { # name so -> prints "caught seconds kind|shrunk" into $OUT/name/resu
     name=$1 so=$2 dir=$OUT/$name
     mkdir -p "$dir/out"
     set +e
+    # backward mutants (bwd_*) and the clean backward run: backward problems only
+    case $name in bwd_*|clean-bwd) bwd=--bwd ;; *) bwd= ;; esac
     "$PROG" fuzz --kernel "$so" --seconds "$BUDGET" --seed "$SEED" --shrink-seconds "$SHRINK" \
-        --progress 0 --out "$dir/out" >"$dir/fuzz.log" 2>&1
+        --progress 0 --out "$dir/out" $bwd >"$dir/fuzz.log" 2>&1
     rc=$?
     set -e
     echo "$rc" >"$dir/rc"
@@ -90,6 +92,16 @@ run_one clean "$CLEAN_SO"
 rc=$(cat "$OUT/clean/rc")
 summary=$(grep '^nsimplex fuzz: seed' "$OUT/clean/fuzz.log" | tail -1)
 printf '%-20s %-7s %9s  %s\n' "(unmutated)" "$([ "$rc" = 0 ] && echo clean || echo FAILED)" "$BUDGET" "$summary"
+
+# ---- the unmutated backward, same budget, when a backward mutant ran
+case " $names " in *" bwd_"*)
+    mkdir -p "$OUT/clean-bwd"
+    run_one clean-bwd "$CLEAN_SO"
+    brc=$(cat "$OUT/clean-bwd/rc")
+    bsummary=$(grep '^nsimplex fuzz: seed' "$OUT/clean-bwd/fuzz.log" | tail -1)
+    printf '%-20s %-7s %9s  %s\n' "(unmutated, --bwd)" "$([ "$brc" = 0 ] && echo clean || echo FAILED)" "$BUDGET" "$bsummary"
+    [ "$brc" = 0 ] || rc=$brc ;;
+esac
 
 median=$(printf '%s\n' $times | sort -n | awk '{a[NR]=$1} END {if (NR == 0) print "-"; else if (NR % 2) print a[(NR+1)/2]; else printf "%.1f\n", (a[NR/2]+a[NR/2+1])/2}')
 count=$(printf '%s\n' $names | wc -l)
