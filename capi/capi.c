@@ -103,6 +103,8 @@ int nsx_py_case_tensor(const nsx_py_case *c, const char *name, const void **data
         {"o", ex->o, 0, 4, {B, L, H, dv}},
         {"lse", ex->lse, 0, 3, {B, H, L, 0}},
         {"sel_scores", ex->sel_scores, 0, 3, {B, L, L, 0}},
+        {"do", in->dout, 0, 4, {B, L, H, dv}},
+        {"dq", ex->dq, 0, 4, {B, L, H, d}},
     };
     for (size_t x = 0; x < sizeof t / sizeof t[0]; x++)
         if (strcmp(name, t[x].name) == 0) {
@@ -115,15 +117,23 @@ int nsx_py_case_tensor(const nsx_py_case *c, const char *name, const void **data
             return 0;
         }
     for (int m = 0; m < p->n; m++) {
-        char kn[16], vn[16];
-        snprintf(kn, sizeof kn, "k%d", m + 1);
-        snprintf(vn, sizeof vn, "v%d", m + 1);
-        int isk = strcmp(name, kn) == 0;
-        if (isk || strcmp(name, vn) == 0) {
-            *data = isk ? in->k[m] : in->v[m];
+        /* k_m, v_m (inputs) and dk_m, dv_m (the expected gradients of a backward case) */
+        const struct {
+            const char *prefix;
+            const double *data;
+            int64_t width;
+        } kv[] = {{"k", in->k[m], d}, {"v", in->v[m], dv}, {"dk", ex->dk[m], d}, {"dv", ex->dv[m], dv}};
+        for (size_t x = 0; x < sizeof kv / sizeof kv[0]; x++) {
+            char kn[16];
+            snprintf(kn, sizeof kn, "%s%d", kv[x].prefix, m + 1);
+            if (strcmp(name, kn) != 0)
+                continue;
+            if (!kv[x].data)
+                return 1;
+            *data = kv[x].data;
             *is_int = 0;
             *rank = 4;
-            const int64_t s[4] = {B, L, G, isk ? d : dv};
+            const int64_t s[4] = {B, L, G, kv[x].width};
             memcpy(shape, s, sizeof s);
             return 0;
         }

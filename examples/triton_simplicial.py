@@ -38,7 +38,8 @@ import nsimplex  # noqa: E402
 @triton.jit(do_not_specialize=["L", "H", "Hkv", "D", "DV", "W1", "W2"])
 def _fwd(q_ptr, k1_ptr, k2_ptr, v1_ptr, v2_ptr, o_ptr, lse_ptr,
          L, H, Hkv, D, DV, W1, W2, scale, out_scale, kb1, kb2, vb1, vb2,
-         BLOCK_J: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_DV: tl.constexpr, USE_DOT: tl.constexpr):
+         BLOCK_J: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_DV: tl.constexpr, USE_DOT: tl.constexpr,
+         SAME_P: tl.constexpr):
     i = tl.program_id(0)
     bh = tl.program_id(1)
     b = bh // H
@@ -89,8 +90,14 @@ def _fwd(q_ptr, k1_ptr, k2_ptr, v1_ptr, v2_ptr, o_ptr, lse_ptr,
             m_safe = tl.where(m_new == -float("inf"), 0.0, m_new)
             alpha = tl.exp(m - m_safe)
             p = tl.where(ok, tl.exp(t - m_safe), 0.0)                  # [J1, J2]
-            l = l * alpha + tl.sum(tl.sum(p, axis=1), axis=0)
             pv2 = tl.sum(p[:, :, None] * v2[None, :, :], axis=1)       # [J1, DV]: sum_j2 p v2
+            if SAME_P:
+                # the row sum from the same [J1, J2, DV] broadcast as pv2 (a column of ones), so
+                # that the weights summed into l are the weights multiplied into acc
+                ps = tl.sum(p[:, :, None] * tl.full([1, 1, BLOCK_DV], 1.0, tl.float32), axis=1)
+                l = l * alpha + tl.max(tl.sum(ps, axis=0), axis=0)
+            else:
+                l = l * alpha + tl.sum(tl.sum(p, axis=1), axis=0)
             acc = acc * alpha + tl.sum(pv2 * v1, axis=0)               # sum_j1 v1 (sum_j2 p v2)
             m = m_new
     empty = l == 0.0
@@ -104,7 +111,7 @@ def _pow2(x, lo):
     return max(lo, triton.next_power_of_2(x))
 
 
-def simplicial_forward(p, t, use_dot=False):
+def simplicial_forward(p, t, use_dot=False, same_p=False):
     """o [B,L,H,dv] (the input dtype) and lse [B,H,L] (float32) for an nsimplex Problem and its
     tensors on a CUDA device."""
     if p.n != 2 or p.reduce != "product" or not p.causal or p.topk or p.distinct:
@@ -120,7 +127,8 @@ def simplicial_forward(p, t, use_dot=False):
     w1, w2 = (w if w > 0 else L + 1 for w in p.windows)
     _fwd[(L, B * H)](q, k1, k2, v1, v2, o, lse, L, H, p.Hkv, d, dv, w1, w2,
                      p.score_scale, p.out_scale, p.k_bias[0], p.k_bias[1], p.v_bias[0], p.v_bias[1],
-                     BLOCK_J=16 if use_dot else 8, BLOCK_D=block_d, BLOCK_DV=_pow2(dv, 16), USE_DOT=use_dot)
+                     BLOCK_J=16 if use_dot else 8, BLOCK_D=block_d, BLOCK_DV=_pow2(dv, 16), USE_DOT=use_dot,
+                     SAME_P=same_p)
     return o, lse
 
 

@@ -230,6 +230,7 @@ class Case:
     """A case file (a golden vector, or a saved fuzz failure) read and validated by the C library.
 
     .problem (Problem), .meta (the metadata as a dict), .name, .flags, .pairs, .path;
+    .arrays() every tensor of the file by name (a backward case: do, dq, dk1.., dv1.. too);
     .inputs(device=None, dtype=None) the kernel's inputs; .expected {"o", "lse", "sel",
     "sel_scores"} as float64 numpy arrays (None when absent); .check(...) as nsimplex.check.
     """
@@ -252,8 +253,8 @@ class Case:
         self.pairs = self.meta.get("pairs", [])
         self.description = self.meta.get("description")
         self._arrays = {}
-        for name in ["q", "sel", "idx_q", "idx_k", "idx_w", "idx_s", "o", "lse", "sel_scores"] + \
-                ["%s%d" % (kv, m + 1) for kv in "kv" for m in range(self.problem.n)]:
+        for name in ["q", "sel", "idx_q", "idx_k", "idx_w", "idx_s", "o", "lse", "sel_scores", "do", "dq"] + \
+                ["%s%d" % (kv, m + 1) for kv in ("k", "v", "dk", "dv") for m in range(self.problem.n)]:
             a = self._tensor(name)
             if a is not None:
                 self._arrays[name] = a

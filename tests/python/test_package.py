@@ -64,6 +64,21 @@ def test_every_vector_loads_with_its_settings():
         assert e["o"].shape == (p.B, p.L, p.H, p.dv) and e["lse"].shape == (p.B, p.H, p.L)
 
 
+def test_backward_vectors_expose_do_and_the_gradients():
+    paths = [p for p in VECTORS if os.path.basename(p).startswith("bwd_")]
+    assert len(paths) >= 10
+    for path in paths:
+        c = nsimplex.load(path)
+        p, a = c.problem, c.arrays()
+        assert a["do"].shape == (p.B, p.L, p.H, p.dv), path
+        assert a["dq"].shape == (p.B, p.L, p.H, p.d), path
+        for m in range(1, p.n + 1):
+            assert a["dk%d" % m].shape == (p.B, p.L, p.Hkv, p.d), path
+            assert a["dv%d" % m].shape == (p.B, p.L, p.Hkv, p.dv), path
+    fwd = nsimplex.load(os.path.join(ROOT, "vectors", "default", "n2_paper_windows.safetensors")).arrays()
+    assert "do" not in fwd and "dq" not in fwd
+
+
 def test_load_errors_name_the_file():
     with pytest.raises(nsimplex.InputError, match="nope.safetensors"):
         nsimplex.load(scratch("nope.safetensors"))

@@ -1,0 +1,106 @@
+#!/usr/bin/env python3
+"""Run Meta's FBGEMM 2-simplicial Triton backward on nsimplex backward vectors (issue 13).
+
+FBGEMM's code is not part of nsimplex: point --fbgemm at a checkout's
+fbgemm_gpu/experimental/simplicial_attention folder.  Each vector must be a backward case (recipe
+key bwd=1: it carries the upstream gradient `do` and the correctly rounded dq, dk1, dk2, dv1, dv2)
+with n = 2, the product reducer, causal masking, w2 = 32 (the backward asserts it) and the
+1/sqrt(d) scale.  Three ways of feeding the kernel:
+
+  golden  the kernel's inputs, the vector's o (rounded to bf16) and its natural-log LSE as `m`:
+          the backward judged on its own;
+  fwd     FBGEMM's own forward first, its o and its `m` (a base-2 running max plus a natural log
+          of the sum) passed to the backward, as a training step would;
+
+The gradients are written to OUT/NAME.MODE.grads.npz (float64, the vector's shapes; GQA
+gradients summed over each group's query heads) for `nsimplex check`, and a first look (the
+largest error relative to the largest golden value, per tensor) is printed.
+
+    python3 examples/fbgemm_bwd.py --fbgemm third_party/simplicial_attention --out /tmp/fbb V.safetensors...
+"""
+import argparse
+import os
+import sys
+
+import numpy as np
+import torch
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python"))
+import nsimplex  # noqa: E402
+
+GRADS = ["dq", "dk1", "dk2", "dv1", "dv2"]
+
+
+def expand(x, groups):
+    """[B, L, Hkv, d] -> [B, L, Hkv * groups, d]: the kv head of query head h is h // groups."""
+    return x.repeat_interleave(groups, dim=2).contiguous()
+
+
+def reduce_groups(g, groups):
+    """The gradient of an expanded kv tensor summed back over each group's query heads."""
+    B, L, H, d = g.shape
+    return g.reshape(B, L, H // groups, groups, d).sum(dim=3)
+
+
+def first_look(case, grads):
+    a = case.arrays()
+    parts = []
+    for name in GRADS:
+        exp = a[name]
+        err = np.abs(grads[name] - exp).max()
+        parts.append("%s %.2e" % (name, err / max(np.abs(exp).max(), 1e-300)))
+    return "max |error| / max |golden|: " + ", ".join(parts)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--fbgemm", required=True, help="FBGEMM's simplicial_attention folder")
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--modes", default="golden,fwd")
+    ap.add_argument("vectors", nargs="+")
+    args = ap.parse_args()
+    sys.path.insert(0, args.fbgemm)
+    from simplicial.ops.triton.bwd import triton_bwd  # noqa: E402 (third-party, not committed)
+    from simplicial.ops.triton.fwd import triton_fwd  # noqa: E402
+
+    os.makedirs(args.out, exist_ok=True)
+    for path in args.vectors:
+        case = nsimplex.load(path)
+        p, a = case.problem, case.arrays()
+        if p.n != 2 or "do" not in a:
+            print("%s: skipped (not an n = 2 backward case)" % case.name)
+            continue
+        groups = p.H // p.Hkv
+        t = case.inputs(device="cuda", dtype=torch.bfloat16)
+        q = t["q"].contiguous()
+        k1, k2 = (expand(k, groups) for k in t["k"])
+        v1, v2 = (expand(v, groups) for v in t["v"])
+        do = torch.tensor(a["do"], device="cuda", dtype=torch.bfloat16)
+        w1, w2 = (w if w > 0 else p.L for w in p.windows)
+        for mode in args.modes.split(","):
+            try:
+                if mode == "golden":
+                    o = torch.tensor(a["o"], device="cuda", dtype=torch.bfloat16)
+                    m = torch.tensor(a["lse"], device="cuda", dtype=torch.float32).contiguous()
+                else:
+                    # the forward packs the query heads of a kv head: it takes the unexpanded keys
+                    kk1, kk2 = (k.contiguous() for k in t["k"])
+                    vv1, vv2 = (v.contiguous() for v in t["v"])
+                    o, m = triton_fwd(q, kk1, kk2, vv1, vv2, w1, w2, k2_bias=p.k_bias[1], v2_bias=p.v_bias[1])
+                g = triton_bwd(q, k1, k2, v1, v2, o, do, m, w1, w2, k2_bias=p.k_bias[1], v2_bias=p.v_bias[1])
+                torch.cuda.synchronize()
+            except Exception as e:  # a kernel that refuses the shape is reported, not fatal
+                print("%s %s: kernel error: %s" % (case.name, mode, str(e).splitlines()[0][:300]))
+                continue
+            dq, dk1, dk2, dv1, dv2 = g
+            grads = {"dq": dq}
+            for name, x in (("dk1", dk1), ("dk2", dk2), ("dv1", dv1), ("dv2", dv2)):
+                grads[name] = reduce_groups(x.float(), groups)
+            grads = {k: v.double().cpu().numpy() for k, v in grads.items()}
+            np.savez(os.path.join(args.out, "%s.%s.grads.npz" % (case.name, mode)), **grads)
+            print("%s %s: %s" % (case.name, mode, first_look(case, grads)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
