@@ -225,7 +225,8 @@ static int one_row(bctx *x, int b, int h, int i, const int32_t *sel_row)
 static double allowance(const bctx *x, double mag, double k)
 {
     const double r = x->rho_max;
-    return 2 * ((2 * r * (1 + r) + gam(k)) * mag + 16 * k * ETA * (x->pmax + 1) * (x->cmax + 1)) + ETA;
+    return 2 * ((mag > 0 ? (2 * r * (1 + r) + gam(k)) * mag : 0) + 16 * k * ETA * (x->pmax + 1) * (x->cmax + 1)) +
+           ETA;
 }
 
 int nsx_dref_backward(const nsx_problem *p, const nsx_inputs *in, const int32_t *sel, nsx_dref_grads *g,
@@ -263,6 +264,11 @@ int nsx_dref_backward(const nsx_problem *p, const nsx_inputs *in, const int32_t 
         return nsx_err_set(err, NSX_E_INPUT,
                            "binary64 gradients: a product of factors as small as 2^%d is outside the loop "
                            "reference's range (G4)", (int)floor(log2(x.tiny)));
+    /* G2: weights known to within 50% at least, else the allowance says
+       nothing */
+    if (!(x.rho_max < 0.5))
+        return nsx_err_set(err, NSX_E_INPUT,
+                           "binary64 gradients: the scores' error leaves the weights unbounded (G2)");
     /* the terms per element: at most every (row, tuple) of the problem,
        plus the roundings of one term */
     const double k = (double)x.terms + 4.0 * n + p->d + p->dv + 16;
