@@ -74,6 +74,8 @@ $(BUILD)/ref/fast.o $(BUILD)/ref/fast_%.o: XFLAGS := -ffp-contract=off
 $(BUILD)/ref/fast_kern_%.o: XFLAGS := -ffp-contract=off -O3
 $(BUILD)/ref/fast_kern_avx2.o:   ISA := -mavx2 -mfma
 $(BUILD)/ref/fast_kern_avx512.o: ISA := -mavx512f -mavx512dq -mavx512vl -mavx2 -mfma
+# The backward's driver: its per-row loops (products, folds, scatters) vectorized.
+$(BUILD)/simd/backward.o: XFLAGS := $(OMP) -fPIC -O3
 # The benchmark's plain-loop baseline stays at -O2 whatever OPT says.
 $(BUILD)/simd/naive.o:    XFLAGS := $(OMP) -fPIC -O2
 

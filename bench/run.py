@@ -2,10 +2,15 @@
 """`make bench`: the C kernel (`nsimplex bench --json`) and the PyTorch peer
 (bench/torch_peer.py, which also checks that it agrees with the kernel's
 shared library) on the 2-simplicial paper's shape and on w1 = w2 = 128,
-then the ratio of their useful GFLOP/s; then the SIMD indexer
-(`nsimplex bench --indexer`) and its PyTorch peer (bench/torch_indexer_peer.py,
-which checks that the two selections agree) at DeepSeek V3.2's shape."""
+then the ratio of their useful GFLOP/s; then the backward (`nsimplex bench
+--bwd`) and its PyTorch autograd peer (bench/torch_bwd_peer.py, which also
+checks that its gradients agree with the library's nsx_kernel_backward) on
+the paper's shape; then the SIMD indexer (`nsimplex bench --indexer`) and its
+PyTorch peer (bench/torch_indexer_peer.py, which checks that the two
+selections agree) at DeepSeek V3.2's shape.  Without PyTorch the peers are
+skipped, and it says so."""
 import argparse
+import importlib.util
 import json
 import os
 import subprocess
@@ -14,6 +19,9 @@ import tempfile
 
 SHAPES = [("paper n=2 w=512,32", ["--window", "512,32"]),
           ("n=2 w=128,128", ["--window", "128,128"])]
+# The backward on the paper's shape, L scaled down to 1024 for a CPU run (the
+# autograd peer holds a chunk's whole graph and takes minutes at L = 2048).
+BWD_SHAPES = [("backward paper n=2 w=512,32 L=1024", ["--window", "512,32", "--L", "1024"])]
 
 
 def run_json(cmd):
@@ -28,8 +36,18 @@ def main():
     ap.add_argument("--indexer-only", action="store_true")
     a = ap.parse_args()
     here = os.path.dirname(os.path.abspath(__file__))
+    have_torch = importlib.util.find_spec("torch") is not None
+    if not have_torch:
+        print(f"make bench: PyTorch is not importable by {sys.executable}: the peers are skipped")
     if a.indexer_only:
-        return indexer(a, here)
+        return indexer(a, here, have_torch)
+    if not have_torch:
+        for name, args in SHAPES:
+            c = run_json([a.prog, "bench", "--json", "--naive-seconds", "10"] + args)
+            print(f"{name}: C {c['gflops']:.1f} GFLOP/s ({100 * c['peak_share']:.1f}% of "
+                  f"{c['peak_gflops']:.0f} peak, {c['seconds']:.3f} s); torch peer skipped", flush=True)
+        backward(a, here, have_torch)
+        return indexer(a, here, have_torch)
     out = []
     for name, args in SHAPES:
         c = run_json([a.prog, "bench", "--json", "--naive-seconds", "10"] + args)
@@ -44,10 +62,34 @@ def main():
               f"|lse diff| {t['max_abs_diff_lse']:.2g}", flush=True)
     worst = min(c["gflops"] / t["gflops"] for _, c, t in out)
     print(f"make bench: C kernel / PyTorch peer >= {worst:.1f}x on every shape")
-    indexer(a, here)
+    backward(a, here, have_torch)
+    indexer(a, here, have_torch)
 
 
-def indexer(a, here):
+def backward(a, here, have_torch):
+    for name, args in BWD_SHAPES:
+        c = run_json([a.prog, "bench", "--bwd", "--json"] + args)
+        line = (f"{name}: C {c['gflops']:.1f} GFLOP/s ({100 * c['peak_share']:.1f}% of "
+                f"{c['peak_gflops']:.0f} peak, {c['seconds']:.3f} s, {c['isa']}, {c['threads']} threads, "
+                f"{c['flops_per_tuple']:.0f} flops per tuple)")
+        if not have_torch:
+            print(line + "; torch autograd peer skipped", flush=True)
+            continue
+        t = run_json([sys.executable, os.path.join(here, "torch_bwd_peer.py"), "--json", "--repeat", "1",
+                      "--check-so", a.so] + args)
+        print(line + f"; torch {t['torch']} autograd {t['gflops']:.2f} GFLOP/s ({t['seconds']:.2f} s "
+              f"backward = {t['fwd_bwd_seconds']:.2f} s forward+backward less {t['fwd_no_grad_seconds']:.2f} s "
+              f"no_grad forward, query chunk {t['chunk']}); ratio {c['gflops'] / t['gflops']:.1f}x; peer vs "
+              f"kernel max |dq diff| {t['max_abs_diff_dq']:.2g}, |dk diff| {t['max_abs_diff_dk']:.2g}, "
+              f"|dv diff| {t['max_abs_diff_dv']:.2g}", flush=True)
+
+
+def indexer(a, here, have_torch):
+    if not have_torch:
+        c = run_json([a.prog, "bench", "--indexer", "--json"])
+        print(f"indexer: C {c['gflops']:.1f} GFLOP/s ({100 * c['peak_share']:.1f}% of {c['peak_gflops']:.0f} "
+              f"peak); torch peer skipped", flush=True)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         sel = os.path.join(tmp, "sel.bin")
         c = run_json([a.prog, "bench", "--indexer", "--json", "--sel-out", sel])

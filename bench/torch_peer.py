@@ -112,53 +112,62 @@ def tune_chunk(a, q, ks, vs):
     return best
 
 
+def chunk_forward(a, qc, K, V, rng, i0, i1):
+    """O [C, G, dv] and LSE [C, G] of the queries i0..i1-1 of one batch and kv
+    head: qc [C, G, d] their queries, K[m], V[m] the key and value blocks
+    rng[m] = (lo, hi) of dimension m (key_range)."""
+    n, G, dv, d = a.n, a.H // a.Hkv, a.dv, a.d
+    C = i1 - i0
+    scale = 1.0 / math.sqrt(d)
+    W = [hi - lo for lo, hi in rng]
+    # scores of every tuple of the blocks: [C, G, W1, ..., Wn]
+    U = (qc * scale).reshape(C, G, *[1] * (n - 1), d)
+    for m in range(n - 1):
+        shape = [1, 1] + [1] * (n - 1) + [d]
+        shape[2 + m] = W[m]
+        U = U * K[m].reshape(shape)
+    S = U @ K[n - 1].T
+    mask = torch.ones([C, 1] + W, dtype=torch.bool)
+    for m, (lo, hi) in enumerate(rng):
+        shape = [C, 1] + [1] * n
+        shape[2 + m] = W[m]
+        mask = mask & dim_mask(i0, i1, lo, hi, a.windows[m], a.causal).reshape(shape)
+    S = S.masked_fill(~mask, -math.inf)
+    flat = S.reshape(C, G, -1)
+    l = torch.logsumexp(flat, dim=-1)  # [C, G]
+    P = torch.exp(flat - l[..., None]).nan_to_num(0.0).reshape(S.shape)
+    if a.reduce == "product":
+        R = P @ V[n - 1]  # [C, G, W1..W_{n-1}, dv]
+        for m in range(n - 2, -1, -1):
+            shape = [1, 1] + [1] * m + [W[m], dv]
+            R = (R * V[m].reshape(shape)).sum(dim=2 + m)
+        out = R
+    else:
+        out = torch.zeros(C, G, dv)
+        for m in range(n):
+            other = [2 + x for x in range(n) if x != m]
+            marg = P.sum(dim=other) if other else P  # [C, G, W_m]
+            out = out + marg @ V[m]
+        if a.reduce == "mean":
+            out = out / n
+    return out, l
+
+
 def forward(a, q, ks, vs, chunk, first=0):
     """O [B,L,H,dv] and LSE [B,H,L] of the queries first..L-1 (the other
     rows are left 0 and -inf)."""
     B, L, H, d = q.shape
-    n, G, dv = a.n, a.H // a.Hkv, a.dv
-    scale = 1.0 / math.sqrt(d)
+    G, dv = a.H // a.Hkv, a.dv
     o = torch.zeros(B, L, H, dv)
     lse = torch.full((B, H, L), -math.inf)
     for b in range(B):
         for g in range(a.Hkv):
             for i0 in range(first, L, chunk):
                 i1 = min(L, i0 + chunk)
-                C = i1 - i0
                 rng = [key_range(i0, i1, w, a.causal, L) for w in a.windows]
                 K = [ks[m][b, lo:hi, g, :] for m, (lo, hi) in enumerate(rng)]
                 V = [vs[m][b, lo:hi, g, :] for m, (lo, hi) in enumerate(rng)]
-                W = [hi - lo for lo, hi in rng]
-                # scores of every tuple of the blocks: [C, G, W1, ..., Wn]
-                U = (q[b, i0:i1, g * G:(g + 1) * G, :] * scale).reshape(C, G, *[1] * (n - 1), d)
-                for m in range(n - 1):
-                    shape = [1, 1] + [1] * (n - 1) + [d]
-                    shape[2 + m] = W[m]
-                    U = U * K[m].reshape(shape)
-                S = U @ K[n - 1].T
-                mask = torch.ones([C, 1] + W, dtype=torch.bool)
-                for m, (lo, hi) in enumerate(rng):
-                    shape = [C, 1] + [1] * n
-                    shape[2 + m] = W[m]
-                    mask = mask & dim_mask(i0, i1, lo, hi, a.windows[m], a.causal).reshape(shape)
-                S = S.masked_fill(~mask, -math.inf)
-                flat = S.reshape(C, G, -1)
-                l = torch.logsumexp(flat, dim=-1)  # [C, G]
-                P = torch.exp(flat - l[..., None]).nan_to_num(0.0).reshape(S.shape)
-                if a.reduce == "product":
-                    R = P @ V[n - 1]  # [C, G, W1..W_{n-1}, dv]
-                    for m in range(n - 2, -1, -1):
-                        shape = [1, 1] + [1] * m + [W[m], dv]
-                        R = (R * V[m].reshape(shape)).sum(dim=2 + m)
-                    out = R
-                else:
-                    out = torch.zeros(C, G, dv)
-                    for m in range(n):
-                        other = [2 + x for x in range(n) if x != m]
-                        marg = P.sum(dim=other) if other else P  # [C, G, W_m]
-                        out = out + marg @ V[m]
-                    if a.reduce == "mean":
-                        out = out / n
+                out, l = chunk_forward(a, q[b, i0:i1, g * G:(g + 1) * G, :], K, V, rng, i0, i1)
                 o[b, i0:i1, g * G:(g + 1) * G, :] = out
                 lse[b, g * G:(g + 1) * G, i0:i1] = l.T
     return o, lse

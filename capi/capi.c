@@ -150,6 +150,13 @@ static int computed_sel(const nsx_problem *p)
 int nsx_py_check(const nsx_py_case *c, const double *o, const double *lse, const int32_t *sel, const char *model,
                  const char *label, int *pass, char **json, char **text, char *err, size_t errlen)
 {
+    return nsx_py_check_grads(c, o, lse, sel, NULL, model, label, pass, json, text, err, errlen);
+}
+
+int nsx_py_check_grads(const nsx_py_case *c, const double *o, const double *lse, const int32_t *sel,
+                       const double *const *grads, const char *model, const char *label, int *pass, char **json,
+                       char **text, char *err, size_t errlen)
+{
     nsx_err e = {0};
     nsx_model m;
     const nsx_problem *p = &c->c.p;
@@ -170,6 +177,11 @@ int nsx_py_check(const nsx_py_case *c, const double *o, const double *lse, const
     if (!o)
         return out_err(&(nsx_err){NSX_E_INPUT, "no o"}, err, errlen);
     nsx_candidate cand = {.o = o, .lse = lse, .sel = computed_sel(p) ? sel : NULL};
+    if (grads) {
+        cand.dq = grads[0];
+        for (int m = 0; m < p->n; m++)
+            cand.dk[m] = grads[1 + m], cand.dv[m] = grads[1 + p->n + m];
+    }
     nsx_check_report rep;
     if (nsx_check(p, &c->c.info, &c->c.in, &c->c.expected, &cand, &m, &rep, &e)) {
         nsx_err_prefix(&e, c->path);

@@ -16,7 +16,7 @@
 
 #include "nsimplex/kernel.h"
 
-#define NSX_PY_ABI 1
+#define NSX_PY_ABI 2 /* 2: nsx_py_check_grads */
 
 typedef struct nsx_py_case nsx_py_case;
 
@@ -58,6 +58,16 @@ int nsx_py_case_tensor(const nsx_py_case *c, const char *name, const void **data
  */
 int nsx_py_check(const nsx_py_case *c, const double *o, const double *lse, const int32_t *sel, const char *model,
                  const char *label, int *pass, char **json, char **text, char *err, size_t errlen);
+
+/*
+ * nsx_py_check with the candidate's gradients (a backward case; docs/
+ * ORACLE.md section 8): grads holds 1 + 2n pointers, dq [B,L,H,d], dk1..dkn
+ * [B,L,Hkv,d], dv1..dvn [B,L,Hkv,dv], each NULL when absent (grads NULL:
+ * none).  nsx_py_check is this with grads NULL.
+ */
+int nsx_py_check_grads(const nsx_py_case *c, const double *o, const double *lse, const int32_t *sel,
+                       const double *const *grads, const char *model, const char *label, int *pass, char **json,
+                       char **text, char *err, size_t errlen);
 
 /*
  * Writes a candidate file `nsimplex check` reads: o [B,L,H,dv] encoded in

@@ -47,9 +47,12 @@ static const char usage_text[] =
     "  --peak-seconds S   length of one peak FMA trial (0.3)\n"
     "  --seed N           input seed (1)\n"
     "  --json             one JSON object instead of text\n"
-    "  --indexer          time the SIMD indexer and top-k instead (bench --indexer --help)\n\n"
-    "Useful flops per allowed tuple: 2*(d+dv) for product, 2*d+2 for sum and mean\n"
-    "(runner/bench.h derives them).  Exit 0, or 2 for bad options, 3 out of memory.\n";
+    "  --indexer          time the SIMD indexer and top-k instead (bench --indexer --help)\n"
+    "  --bwd              time the backward (E7: dq, dk, dv from a random dO) instead,\n"
+    "                     after one untimed forward for its o and lse; no baseline\n\n"
+    "Useful flops per allowed tuple: forward 2*(d+dv) for product, 2*d+2 for sum and\n"
+    "mean; backward (--bwd) 6*(d+dv) for product (6*d+4*dv for n=1), 6*d+4 for sum and\n"
+    "mean (runner/bench.h derives them).  Exit 0, or 2 for bad options, 3 out of memory.\n";
 
 /* A duration in 0..3600 seconds. */
 static bool seconds_opt(const char *opt, const char *s, double *out)
@@ -125,6 +128,10 @@ static int parse(int argc, char **argv, nsx_bench_opts *o)
             if (bad || !cli_int(CMD, "--threads", val, 0, 4096, &v))
                 return NSX_EXIT_BAD;
             o->threads = (int)v;
+        } else if (cli_opt(CMD, argc, argv, &i, "--bwd", NULL, &bad)) {
+            if (bad)
+                return NSX_EXIT_BAD;
+            o->bwd = 1;
         } else if (cli_opt(CMD, argc, argv, &i, "--json", NULL, &bad)) {
             if (bad)
                 return NSX_EXIT_BAD;
@@ -177,11 +184,12 @@ static void print_text(const nsx_bench_opts *o, const nsx_bench_result *r)
            p->distinct, p->topk, p->sel_dims);
     char name[sizeof r->kernel]; /* a library's name is printed, not interpreted */
     nsx_printable(name, sizeof name, r->kernel);
-    printf("kernel: %s (%s, %d threads)\n", name, r->isa, r->threads);
+    printf("kernel: %s (%s, %d threads), %s pass\n", name, r->isa, r->threads, o->bwd ? "backward" : "forward");
     printf("peak fp32 FMA: %.1f GFLOP/s (%s, %d threads)\n", r->peak, r->peak_isa, r->threads);
+    const char *per = !o->bwd ? (p->reduce == NSX_REDUCE_PRODUCT ? "2*(d+dv)" : "2*d+2")
+                      : p->reduce != NSX_REDUCE_PRODUCT ? "6*d+4" : p->n == 1 ? "6*d+4*dv" : "6*(d+dv)";
     printf("allowed tuples: %llu (exact count); useful flops per tuple: %.0f (%s)\n",
-           (unsigned long long)r->tuples, r->flops_per_tuple,
-           p->reduce == NSX_REDUCE_PRODUCT ? "2*(d+dv)" : "2*d+2");
+           (unsigned long long)r->tuples, r->flops_per_tuple, per);
     printf("time: %.4f s (best of %d)\n", r->seconds, r->runs);
     printf("useful: %.1f GFLOP/s = %.1f%% of peak\n", r->gflops,
            r->peak > 0 ? 100 * r->gflops / r->peak : 0);
@@ -198,12 +206,16 @@ static void print_text(const nsx_bench_opts *o, const nsx_bench_result *r)
         printf("naive vs kernel on those rows: max |o diff| %.3g, max |lse diff| %.3g\n",
                r->nr.max_abs_diff, r->nr.max_lse_diff);
     } else {
-        printf("naive: skipped\n");
+        printf("naive: skipped%s\n", o->bwd ? " (no plain-loop backward)" : "");
     }
-    printf("peak RSS: %.1f MiB (inputs + outputs %.1f MiB; bound %.1f MiB: %s); "
-           "kernel scratch %.0f KiB per thread\n",
-           r->rss_mib, r->io_mib, r->io_mib + NSX_BENCH_RSS_SLACK_MIB,
-           r->rss_mib <= r->io_mib + NSX_BENCH_RSS_SLACK_MIB ? "within" : "EXCEEDED", r->scratch_kib);
+    const double bound = r->io_mib + r->partial_mib + NSX_BENCH_RSS_SLACK_MIB;
+    printf("peak RSS: %.1f MiB (inputs + outputs %.1f MiB%s; bound %.1f MiB: %s); "
+           "kernel scratch %.0f KiB per thread",
+           r->rss_mib, r->io_mib, o->bwd ? " + partial dk, dv" : "", bound,
+           r->rss_mib <= bound ? "within" : "EXCEEDED", r->scratch_kib);
+    if (o->bwd)
+        printf("; the slots' partial dk, dv %.1f MiB", r->partial_mib);
+    printf("\n");
 }
 
 int cmd_bench(int argc, char **argv)

@@ -41,7 +41,8 @@ static void help(void)
            "  --stats       ref: print the allowed tuples, the time, the throughput and the\n"
            "                values decided by the fast path and by MPFR\n"
            "  --bwd         also the gradients dq, dk1.., dv1.. of sum(do * o) (E7), from the\n"
-           "                tensor do in FILE (ref only; MPFR)\n"
+           "                tensor do in FILE: ref, correctly rounded (MPFR); simd, the float32\n"
+           "                backward from the forward's o and lse\n"
            CLI_BUDGET_HELP
            "                  (the fast path: 64 times the tuples by default; --impl simd: 1024\n"
            "                  times, no memory limit)\n"
@@ -86,24 +87,50 @@ static int forward_timed(const nsx_case *c, nsx_outputs *out, const eval_opts *e
     return rc;
 }
 
+/* Gradient buffers for p (binary64); 0 or NSX_E_NOMEM. */
+static int grads_alloc(const nsx_problem *p, nsx_outputs *g, nsx_err *err)
+{
+    int ok = (g->dq = malloc(nsx_q_size(p) * sizeof *g->dq)) != NULL;
+    for (int m = 0; m < p->n; m++) {
+        ok &= (g->dk[m] = malloc(nsx_k_size(p) * sizeof *g->dk[m])) != NULL;
+        ok &= (g->dv[m] = malloc(nsx_v_size(p) * sizeof *g->dv[m])) != NULL;
+    }
+    return ok ? 0 : nsx_err_set(err, NSX_E_NOMEM, "eval: out of memory");
+}
+
+static void grads_free(const nsx_problem *p, nsx_outputs *g)
+{
+    free(g->dq);
+    for (int m = 0; m < p->n; m++)
+        free(g->dk[m]), free(g->dv[m]);
+}
+
+/* dq, dk1.., dv1.. into st as dtype. */
+static int grads_add(const nsx_problem *p, const nsx_outputs *g, int dtype, nsx_st *st, nsx_err *err)
+{
+    int64_t qshape[4] = {p->B, p->L, p->H, p->d}, kshape[4] = {p->B, p->L, p->Hkv, p->d};
+    int64_t vshape[4] = {p->B, p->L, p->Hkv, p->dv};
+    int rc = nsx_st_add_f64(st, "dq", dtype, 4, qshape, g->dq, err);
+    for (int m = 0; m < p->n && !rc; m++) {
+        char name[16];
+        snprintf(name, sizeof name, "dk%d", m + 1);
+        if (!(rc = nsx_st_add_f64(st, name, dtype, 4, kshape, g->dk[m], err))) {
+            snprintf(name, sizeof name, "dv%d", m + 1);
+            rc = nsx_st_add_f64(st, name, dtype, 4, vshape, g->dv[m], err);
+        }
+    }
+    return rc;
+}
+
 /* The gradients (E7) into st, as binary64. */
 static int backward_ref(const nsx_case *c, nsx_st *st, int stats, nsx_err *err)
 {
     const nsx_problem *p = &c->p;
     nsx_outputs g = {0};
     nsx_ref_stats rs = {0};
-    int64_t qshape[4] = {p->B, p->L, p->H, p->d}, kshape[4] = {p->B, p->L, p->Hkv, p->d};
-    int64_t vshape[4] = {p->B, p->L, p->Hkv, p->dv};
-    int rc = 0;
     if (!c->in.dout)
         return nsx_err_set(err, NSX_E_INPUT, "--bwd: no tensor do (the upstream gradient)");
-    int ok = (g.dq = malloc(nsx_q_size(p) * sizeof *g.dq)) != NULL;
-    for (int m = 0; m < p->n; m++) {
-        ok &= (g.dk[m] = malloc(nsx_k_size(p) * sizeof *g.dk[m])) != NULL;
-        ok &= (g.dv[m] = malloc(nsx_v_size(p) * sizeof *g.dv[m])) != NULL;
-    }
-    if (!ok)
-        rc = nsx_err_set(err, NSX_E_NOMEM, "eval: out of memory");
+    int rc = grads_alloc(p, &g, err);
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     if (!rc)
@@ -116,18 +143,8 @@ static int backward_ref(const nsx_case *c, nsx_st *st, int stats, nsx_err *err)
                (unsigned long long)rs.tuples, s, (unsigned long long)rs.values,
                (unsigned long long)rs.exact, (unsigned long long)rs.retries, rs.max_prec);
     if (!rc)
-        rc = nsx_st_add_f64(st, "dq", NSX_DTYPE_F64, 4, qshape, g.dq, err);
-    for (int m = 0; m < p->n && !rc; m++) {
-        char name[16];
-        snprintf(name, sizeof name, "dk%d", m + 1);
-        if (!(rc = nsx_st_add_f64(st, name, NSX_DTYPE_F64, 4, kshape, g.dk[m], err))) {
-            snprintf(name, sizeof name, "dv%d", m + 1);
-            rc = nsx_st_add_f64(st, name, NSX_DTYPE_F64, 4, vshape, g.dv[m], err);
-        }
-    }
-    free(g.dq);
-    for (int m = 0; m < p->n; m++)
-        free(g.dk[m]), free(g.dv[m]);
+        rc = grads_add(p, &g, NSX_DTYPE_F64, st, err);
+    grads_free(p, &g);
     return rc;
 }
 
@@ -172,7 +189,14 @@ static int eval_simd(const nsx_case *c, nsx_st *st, const eval_opts *eo, nsx_err
     double *scores = NULL;
     double *o = malloc(nsx_o_size(p) * sizeof *o), *lse = malloc(nsx_lse_size(p) * sizeof *lse);
     nsx_kernel k = {0};
+    nsx_outputs g = {0};
     int rc, has_lse;
+    if (eo->bwd && !c->in.dout) {
+        rc = nsx_err_set(err, NSX_E_INPUT, "--bwd: no tensor do (the upstream gradient)");
+        goto done;
+    }
+    if (eo->bwd && (rc = grads_alloc(p, &g, err)))
+        goto done;
     if (computed) {
         sel = malloc(nsx_sel_size(p) * sizeof *sel);
         if (p->sel.source == NSX_SEL_INDEXER)
@@ -193,7 +217,14 @@ static int eval_simd(const nsx_case *c, nsx_st *st, const eval_opts *eo, nsx_err
         if (rc)
             goto done;
     }
-    rc = nsx_kernel_run(&k, p, &c->in, computed ? sel : c->in.sel, o, lse, &has_lse, err);
+    if (eo->bwd) { /* the forward and then the backward */
+        has_lse = 1;
+        rc = nsx_kernel_run_bwd(&k, p, &c->in, computed ? sel : c->in.sel, c->in.dout, &g, o, lse, err);
+    } else {
+        rc = nsx_kernel_run(&k, p, &c->in, computed ? sel : c->in.sel, o, lse, &has_lse, err);
+    }
+    if (!rc && eo->bwd)
+        rc = grads_add(p, &g, NSX_DTYPE_F32, st, err);
     if (!rc && !(rc = nsx_st_add_f64(st, "o", NSX_DTYPE_F32, 4, oshape, o, err)) && has_lse)
         rc = nsx_st_add_f64(st, "lse", NSX_DTYPE_F32, 3, lshape, lse, err);
     if (!rc && computed && !(rc = nsx_st_add_i32(st, "sel", 3, sshape, sel, err)) && scores)
@@ -203,6 +234,8 @@ static int eval_simd(const nsx_case *c, nsx_st *st, const eval_opts *eo, nsx_err
 done:
     nsx_kernel_close(&k);
     free(o), free(lse), free(sel), free(scores);
+    if (eo->bwd)
+        grads_free(p, &g);
     return rc;
 }
 
@@ -256,9 +289,6 @@ int cmd_eval(int argc, char **argv)
             impl = &impls[t];
     if (!impl)
         return cli_fail("eval", "--impl: '%s' is not an implementation (nsimplex eval --help)", impl_name);
-
-    if (bwd && impl->run != eval_ref)
-        return cli_fail("eval", "--bwd: only the reference computes gradients (--impl ref)");
 
     nsx_err err = {0};
     nsx_case c;

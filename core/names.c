@@ -21,7 +21,8 @@ const char *const nsx_source_names[] = {
     [NSX_SEL_INDICES] = "indices", [NSX_SEL_INDEXER] = "indexer", [NSX_SEL_SCORES] = "scores"};
 const char *const nsx_act_names[] = {
     [NSX_ACT_RELU] = "relu", [NSX_ACT_SOFTMAX] = "softmax", [NSX_ACT_IDENTITY] = "identity"};
-static const char *const kind_names[] = {[NSX_PAIR_LEAK] = "leak", [NSX_PAIR_PROBE] = "probe"};
+static const char *const kind_names[] = {[NSX_PAIR_LEAK] = "leak", [NSX_PAIR_PROBE] = "probe",
+                                         [NSX_PAIR_GRADLEAK] = "gradleak"};
 const char *const nsx_future_names[] = {
     [NSX_FUTURE_RANDOM] = "random", [NSX_FUTURE_HUGE] = "huge", [NSX_FUTURE_NAN] = "nan",
     [NSX_FUTURE_INF] = "inf"};

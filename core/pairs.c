@@ -10,7 +10,7 @@ int nsx_pair_check(const nsx_problem *p, const nsx_pair *q, int idx, nsx_err *er
 {
 #define PBAD(key, fmt, ...) nsx_err_set(err, NSX_E_INPUT, "metadata: pairs[%d].%s: " fmt, idx, key, __VA_ARGS__)
     if (!nsx_pair_kind_name(q->kind))
-        return PBAD("kind", "%d is not leak or probe", q->kind);
+        return PBAD("kind", "%d is not leak, probe or gradleak", q->kind);
     if (!in_range(q->a, 0, p->B - 1))
         return PBAD("a", "batch %d is outside 0..%d", q->a, p->B - 1);
     if (!in_range(q->b, 0, p->B - 1))
@@ -22,6 +22,13 @@ int nsx_pair_check(const nsx_problem *p, const nsx_pair *q, int idx, nsx_err *er
             return PBAD("t", "row %d is outside 0..%d", q->t, p->L - 1);
         if (!nsx_future_name(q->future))
             return PBAD("future", "%d is not random, huge, nan or inf", q->future);
+        return 0;
+    }
+    if (q->kind == NSX_PAIR_GRADLEAK) {
+        if (!in_range(q->t, 1, p->L - 1))
+            return PBAD("t", "position %d is outside 1..%d", q->t, p->L - 1);
+        if (!p->causal)
+            return PBAD("kind", "%s", "gradleak needs a causal problem");
         return 0;
     }
     if (!in_range(q->i, 0, p->L - 1))
@@ -65,6 +72,10 @@ int nsx_pair_flags(const nsx_pair *q, int L, const char **flags)
 {
     if (q->kind == NSX_PAIR_PROBE) {
         flags[0] = "MaskProbe";
+        return 1;
+    }
+    if (q->kind == NSX_PAIR_GRADLEAK) {
+        flags[0] = "GradLeakPair";
         return 1;
     }
     if (nsx_pair_is_copy(q, L)) {

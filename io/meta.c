@@ -294,6 +294,9 @@ static int parse_pair(const json_t *o, int k, const nsx_problem *p, nsx_pair *q,
         if (get_int(o, pre, "t", INT_MIN, INT_MAX, &q->t, err) ||
             get_enum(o, pre, "future", nsx_future_name, 0, &q->future, err))
             return err->kind;
+    } else if (q->kind == NSX_PAIR_GRADLEAK) {
+        if (get_int(o, pre, "t", INT_MIN, INT_MAX, &q->t, err))
+            return err->kind;
     } else if (get_int(o, pre, "i", INT_MIN, INT_MAX, &q->i, err) ||
                get_int(o, pre, "dim", INT_MIN, INT_MAX, &q->dim, err) ||
                get_int(o, pre, "j", INT_MIN, INT_MAX, &q->j, err)) {

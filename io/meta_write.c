@@ -70,6 +70,8 @@ static void put_pairs(nsx_buf *b, const nsx_case_info *info)
                        nsx_pair_kind_name(q->kind), q->a, q->b);
         if (q->kind == NSX_PAIR_LEAK)
             nsx_buf_printf(b, "\"t\": %d, \"future\": \"%s\"}", q->t, nsx_future_name(q->future));
+        else if (q->kind == NSX_PAIR_GRADLEAK)
+            nsx_buf_printf(b, "\"t\": %d}", q->t);
         else
             nsx_buf_printf(b, "\"i\": %d, \"dim\": %d, \"j\": %d}", q->i, q->dim, q->j);
     }

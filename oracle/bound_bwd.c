@@ -298,7 +298,7 @@ static void row_dq(gstate *st, int b, int h, double *out)
     const gconsts *c = &st->c;
     const int n = p->n, d = p->d, g = nsx_kv_head(p, h);
     const grow *r = &st->row;
-    const double G = gam_mul(gamma_red(c, (double)r->N), c->sig);
+    const double G = gam_mul(gam_mul(gamma_red(c, (double)r->N), c->sig), gamma_of(p->n, c->k.ft.u));
     for (int l = 0; l < d; l++) {
         double Sa = 0, Sx = 0, Sg = 0;
         for (size_t t = 0; t < r->N; t++) {
@@ -427,10 +427,15 @@ static int block_finish(gstate *st, int b, int g, const nsx_grad_bound *gb, nsx_
             if (gb->terms_k)
                 gb->terms_k[(((size_t)b * p->Hkv + g) * n + m) * L + j] = cnt;
             st->cnt_max = cnt > st->cnt_max ? cnt : st->cnt_max;
-            if (cnt && (rc = sum_applicable(st, cnt, b, -1, j, err)))
+            if (cnt && gamma_red(c, (double)cnt) > 0.125) {
+                rc = nsx_err_set(err, NSX_E_NOT_APPLICABLE,
+                                 "not applicable under model %s: batch %d, kv head %d, key %d of dimension %d: the "
+                                 "accumulation format cannot bound a gradient's sum of this many terms (%zu)",
+                                 st->ctx->model_text, b, g, j, m + 1, cnt);
                 break;
+            }
             const double gred = gamma_red(c, (double)cnt);
-            const double Gk = gam_mul(gred, c->sig);
+            const double Gk = gam_mul(gam_mul(gred, c->sig), gamma_of(n, c->k.ft.u));
             const double Gv = gam_mul(gam_mul(gred, c->gos), gamma_of(n, c->k.ft.u));
             const double abs_red = 2 * (reduction((double)cnt) + 2) * c->k.fa.lambda;
             for (int l = 0; l < d && !rc && gb->dk[m]; l++) {
@@ -543,12 +548,16 @@ int nsx_bound_grads(nsx_bound_ctx *ctx, const int32_t *sel, const nsx_outputs *e
                                                       : "the expected lse contradicts the slice");
                         break;
                     }
+                    if (gb->terms_q)
+                        gb->terms_q[nsx_lse_at(p, b, h, i)] = 0;
                     if (rb.N == 0) { /* SPEC 1.7: an empty slice contributes nothing, dq = 0 */
                         for (int l = 0; dqb && l < d; l++)
                             dqb[l] = 0;
                         continue;
                     }
                     st.n_max = rb.N > st.n_max ? rb.N : st.n_max;
+                    if (gb->terms_q)
+                        gb->terms_q[nsx_lse_at(p, b, h, i)] = rb.N;
                     if ((rc = sum_applicable(&st, rb.N, b, h, i, err)))
                         break;
                     row_terms(&st, b, h, i, el, rb.lse);

@@ -26,6 +26,8 @@ typedef struct nsx_grad_bound {
     size_t *terms_k;             /* [B, Hkv, n, L]: terms of dk_m[b,j,g,:] and
                                     dv_m[b,j,g,:] (allowed (h, i, J) with
                                     J_m = j); NULL: not wanted */
+    size_t *terms_q;             /* [B, H, L] (the layout of lse): the terms of
+                                    dq[b,i,h,:], |Z(i)|; NULL: not wanted */
 } nsx_grad_bound;
 
 /*

@@ -135,12 +135,66 @@ static int key_used(const nsx_problem *p, const int32_t *sel_row, int i, int m, 
     return r;
 }
 
+/* A gradient leak pair (SPEC 4.5): every input agrees at every position,
+   except q and do at positions < t; the expected o, lse and dq of the rows
+   >= t and dk_m, dv_m at the positions >= t agree. */
+static int gradleak_consistent(const nsx_problem *p, const nsx_pair *pr, int x, const nsx_inputs *in,
+                               const nsx_outputs *ex, nsx_err *err)
+{
+    const size_t D = sizeof(double);
+    const int a = pr->a, b = pr->b, t = pr->t, L = p->L;
+    const char *what = NULL;
+    char name[32];
+    if (!rows_agree(in->q, D, (size_t)p->H * p->d, p, a, b, t, L - 1, -1))
+        what = "q";
+    else if (in->dout && !rows_agree(in->dout, D, (size_t)p->H * p->dv, p, a, b, t, L - 1, -1))
+        what = "do";
+    for (int k = 0; k < p->n && !what; k++) {
+        if (!rows_agree(in->k[k], D, (size_t)p->Hkv * p->d, p, a, b, 0, L - 1, -1))
+            snprintf(name, sizeof name, "k%d", k + 1), what = name;
+        else if (!rows_agree(in->v[k], D, (size_t)p->Hkv * p->dv, p, a, b, 0, L - 1, -1))
+            snprintf(name, sizeof name, "v%d", k + 1), what = name;
+    }
+    if (!what && p->sel.source == NSX_SEL_INDICES &&
+        !rows_agree(in->sel, sizeof(int32_t), (size_t)p->sel.k, p, a, b, 0, L - 1, -1))
+        what = "sel";
+    if (!what && p->sel.source == NSX_SEL_INDEXER &&
+        (!rows_agree(in->idx_q, D, (size_t)p->sel.Hi * p->sel.di, p, a, b, 0, L - 1, -1) ||
+         !rows_agree(in->idx_k, D, (size_t)p->sel.di, p, a, b, 0, L - 1, -1) ||
+         !rows_agree(in->idx_w, D, (size_t)p->sel.Hi, p, a, b, 0, L - 1, -1)))
+        what = "the indexer's inputs";
+    if (!what && p->sel.source == NSX_SEL_SCORES && !rows_agree(in->idx_s, D, (size_t)L, p, a, b, 0, L - 1, -1))
+        what = "idx_s";
+    if (what)
+        return nsx_err_set(err, NSX_E_INPUT, "vector: pair %d (gradleak, batches %d and %d): %s differs at a position "
+                           "other than q's and do's before t = %d", x, a, b, what, t);
+    int bad = ex && ex->o && ex->lse &&
+              (!rows_agree(ex->o, D, (size_t)p->H * p->dv, p, a, b, t, L - 1, -1));
+    for (int h = 0; ex && ex->lse && h < p->H && !bad; h++)
+        bad = memcmp(ex->lse + nsx_lse_at(p, a, h, t), ex->lse + nsx_lse_at(p, b, h, t), (size_t)(L - t) * D) != 0;
+    if (!bad && ex && ex->dq)
+        bad = !rows_agree(ex->dq, D, (size_t)p->H * p->d, p, a, b, t, L - 1, -1);
+    for (int k = 0; ex && ex->dq && k < p->n && !bad; k++)
+        bad = !rows_agree(ex->dk[k], D, (size_t)p->Hkv * p->d, p, a, b, t, L - 1, -1) ||
+              !rows_agree(ex->dv[k], D, (size_t)p->Hkv * p->dv, p, a, b, t, L - 1, -1);
+    if (bad)
+        return nsx_err_set(err, NSX_E_INPUT, "vector: pair %d (gradleak, batches %d and %d): the expected outputs or "
+                           "gradients at positions >= %d differ across the pair", x, a, b, t);
+    return 0;
+}
+
 int nsx_pairs_consistent(const nsx_problem *p, const nsx_case_info *info, const nsx_inputs *in,
                          const nsx_outputs *ex, nsx_err *err)
 {
     const size_t D = sizeof(double);
     for (int x = 0; info && x < info->npairs; x++) {
         const nsx_pair *pr = &info->pairs[x];
+        if (pr->kind == NSX_PAIR_GRADLEAK) {
+            int rc = gradleak_consistent(p, pr, x, in, ex, err);
+            if (rc)
+                return rc;
+            continue;
+        }
         int leak = pr->kind == NSX_PAIR_LEAK, a = pr->a, b = pr->b;
         /* the rows the claim is about, and the positions they read */
         int lo = leak ? 0 : pr->i, hi = leak ? pr->t : pr->i;
@@ -195,6 +249,13 @@ int nsx_pairs_consistent(const nsx_problem *p, const nsx_case_info *info, const 
                                        pr->dim);
             }
         }
+        /* a gradient case's upstream gradient of the shared rows */
+        if (in->dout && !rows_agree(in->dout, D, (size_t)p->H * p->dv, p, a, b, lo, hi, -1))
+            return nsx_err_set(err, NSX_E_INPUT, "vector: pair %d (%s, batches %d and %d): do differs in a shared row",
+                               x, nsx_pair_kind_name(pr->kind), a, b);
+        if (ex && ex->dq && !rows_agree(ex->dq, D, (size_t)p->H * p->d, p, a, b, lo, hi, -1))
+            return nsx_err_set(err, NSX_E_INPUT, "vector: pair %d (%s, batches %d and %d): the expected dq of a shared "
+                               "row differs across the pair", x, nsx_pair_kind_name(pr->kind), a, b);
         /* the expected values obey the claim */
         for (int i = lo; ex && ex->o && ex->lse && i <= hi; i++)
             for (int h = 0; h < p->H; h++)
@@ -506,8 +567,8 @@ static int check_rows(const nsx_problem *p, const nsx_candidate *cand, const dou
    expected values and bounds: a bound of 0 marks an element no allowed
    tuple reaches, which must be exactly 0 (either sign). */
 static void judge_grad(const char *name, int m, const double *cv, const double *ex, const double *bd,
-                       const size_t *terms, const nsx_problem *p, int heads, int cols, nsx_check_worst *w,
-                       nsx_check_report *rep)
+                       const size_t *terms, const size_t *terms_q, const nsx_problem *p, int heads, int cols,
+                       nsx_check_worst *w, nsx_check_report *rep)
 {
     const size_t count = (size_t)p->B * p->L * heads * cols;
     for (size_t x = 0; x < count; x++) {
@@ -521,8 +582,8 @@ static void judge_grad(const char *name, int m, const double *cv, const double *
                 rep->grad_zero_failed++;
                 rep->grad_failed++;
                 rep->grad_nonfinite += !isfinite(v);
-                note(rep, NSX_NOTE_GRAD, "%s[b=%d,j=%d,h=%d,c=%d] = %.9g but no allowed tuple reaches it (exactly 0)",
-                     name, b, i, h, c, v);
+                note(rep, NSX_NOTE_GRAD, "%s[b=%d,%s=%d,h=%d,c=%d] = %.9g but no allowed tuple reaches it (exactly 0)",
+                     name, b, m ? "j" : "i", i, h, c, v);
             }
             continue;
         }
@@ -534,13 +595,14 @@ static void judge_grad(const char *name, int m, const double *cv, const double *
         }
         double ratio = e / bd[x];
         if (!w->found || ratio > w->ratio) {
-            size_t t = terms ? terms[(((size_t)b * p->Hkv + h) * p->n + (m - 1)) * p->L + i] : 0;
+            size_t t = terms_q ? terms_q[nsx_lse_at(p, b, h, i)]
+                               : terms[(((size_t)b * p->Hkv + h) * p->n + (m - 1)) * p->L + i];
             *w = (nsx_check_worst){1, b, h, i, c, e, bd[x], ratio, ex[x], v, t, NAN, m};
         }
         if (!(e <= bd[x])) {
             rep->grad_failed++;
-            note(rep, NSX_NOTE_GRAD, "%s[b=%d,j=%d,h=%d,c=%d] = %.17g, exact %.17g: error %.3g > bound %.3g", name, b,
-                 i, h, c, v, ex[x], e, bd[x]);
+            note(rep, NSX_NOTE_GRAD, "%s[b=%d,%s=%d,h=%d,c=%d] = %.17g, exact %.17g: error %.3g > bound %.3g", name,
+                 b, m ? "j" : "i", i, h, c, v, ex[x], e, bd[x]);
         }
     }
 }
@@ -587,9 +649,10 @@ static int check_grads(const nsx_problem *p, const nsx_inputs *in, const nsx_out
     const size_t total = nq + (size_t)n * (nk + nv);
     double *bnd = malloc(total * sizeof *bnd);
     gb.terms_k = malloc((size_t)p->B * p->Hkv * n * p->L * sizeof *gb.terms_k);
+    gb.terms_q = malloc(nsx_lse_size(p) * sizeof *gb.terms_q);
     if (own)
         own_g = malloc(total * sizeof *own_g);
-    if (!bnd || !gb.terms_k || (own && !own_g)) {
+    if (!bnd || !gb.terms_k || !gb.terms_q || (own && !own_g)) {
         rc = nsx_err_set(err, NSX_E_NOMEM, "oracle: out of memory");
         goto done;
     }
@@ -618,7 +681,7 @@ static int check_grads(const nsx_problem *p, const nsx_inputs *in, const nsx_out
         goto done;
     if (cand->dq) {
         rep->grad_tensors++;
-        judge_grad("dq", 0, cand->dq, ex.dq, gb.dq, NULL, p, p->H, p->d, &rep->worst_dq, rep);
+        judge_grad("dq", 0, cand->dq, ex.dq, gb.dq, NULL, gb.terms_q, p, p->H, p->d, &rep->worst_dq, rep);
     } else {
         rep->grad_absent++;
     }
@@ -627,14 +690,16 @@ static int check_grads(const nsx_problem *p, const nsx_inputs *in, const nsx_out
         snprintf(name, sizeof name, "dk%d", m + 1);
         if (cand->dk[m]) {
             rep->grad_tensors++;
-            judge_grad(name, m + 1, cand->dk[m], ex.dk[m], gb.dk[m], gb.terms_k, p, p->Hkv, p->d, &rep->worst_dk, rep);
+            judge_grad(name, m + 1, cand->dk[m], ex.dk[m], gb.dk[m], gb.terms_k, NULL, p, p->Hkv, p->d, &rep->worst_dk,
+                       rep);
         } else {
             rep->grad_absent++;
         }
         snprintf(name, sizeof name, "dv%d", m + 1);
         if (cand->dv[m]) {
             rep->grad_tensors++;
-            judge_grad(name, m + 1, cand->dv[m], ex.dv[m], gb.dv[m], gb.terms_k, p, p->Hkv, p->dv, &rep->worst_dv, rep);
+            judge_grad(name, m + 1, cand->dv[m], ex.dv[m], gb.dv[m], gb.terms_k, NULL, p, p->Hkv, p->dv, &rep->worst_dv,
+                       rep);
         } else {
             rep->grad_absent++;
         }
@@ -642,18 +707,38 @@ static int check_grads(const nsx_problem *p, const nsx_inputs *in, const nsx_out
 done:
     free(bnd);
     free(gb.terms_k);
+    free(gb.terms_q);
     free(own_g);
     return rc;
 }
 
 /* ---- 4. pairs ----------------------------------------------------------- */
 
-/* Rows i0..i1 of batches a and b, every head: o and lse bit for bit. */
+/* Positions j0..j1 of batches a and b of a gradient tensor [B, L, heads,
+   cols]: bit for bit.  Returns 1 when they agree (or the tensor is absent). */
+static int grad_rows_agree(const double *g, const nsx_problem *p, int heads, int cols, const nsx_pair *pr, int x,
+                           int j0, int j1, const char *name, nsx_check_report *rep)
+{
+    for (int j = j0; g && j <= j1; j++)
+        for (int h = 0; h < heads; h++)
+            for (int c = 0; c < cols; c++) {
+                size_t ea = (((size_t)pr->a * p->L + j) * heads + h) * cols + c;
+                size_t eb = (((size_t)pr->b * p->L + j) * heads + h) * cols + c;
+                if (!same_bits(g[ea], g[eb])) {
+                    note(rep, NSX_NOTE_PAIR, "%s pair %d (batches %d, %d): %s[j=%d,h=%d,c=%d] differs: %.17g vs %.17g",
+                         nsx_pair_kind_name(pr->kind), x, pr->a, pr->b, name, j, h, c, g[ea], g[eb]);
+                    return 0;
+                }
+            }
+    return 1;
+}
+
+/* Rows i0..i1 of batches a and b, every head: o and lse (and dq) bit for bit. */
 static void pair_rows(const nsx_problem *p, const nsx_candidate *cand, const nsx_pair *pr, int x, int i0, int i1,
                       nsx_check_report *rep)
 {
     for (int i = i0; i <= i1; i++) {
-        int bad = 0;
+        int bad = !grad_rows_agree(cand->dq, p, p->H, p->d, pr, x, i, i, "dq", rep);
         for (int h = 0; h < p->H && !bad; h++) {
             for (int c = 0; c < p->dv && !bad; c++) {
                 double va = cand->o[nsx_o_at(p, pr->a, i, h, c)], vb = cand->o[nsx_o_at(p, pr->b, i, h, c)];
@@ -677,14 +762,34 @@ static void pair_rows(const nsx_problem *p, const nsx_candidate *cand, const nsx
     }
 }
 
-static void check_pairs(const nsx_problem *p, const nsx_case_info *info, const nsx_candidate *cand,
+static void check_pairs(const nsx_problem *p, const nsx_case_info *info, const nsx_candidate *cand_in,
                         nsx_check_report *rep)
 {
+    /* gradients take part only in a gradient case */
+    nsx_candidate c0 = *cand_in, *cand = &c0;
+    if (rep->grad_status != NSX_GRAD_JUDGED) {
+        c0.dq = NULL;
+        for (int m = 0; m < NSX_MAX_ORDER; m++)
+            c0.dk[m] = c0.dv[m] = NULL;
+    }
     for (int x = 0; info && x < info->npairs; x++) {
         const nsx_pair *pr = &info->pairs[x];
         if (pr->kind == NSX_PAIR_LEAK) {
             rep->pairs_leak++;
             pair_rows(p, cand, pr, x, 0, pr->t, rep);
+        } else if (pr->kind == NSX_PAIR_GRADLEAK) {
+            /* rows >= t, and every key gradient at positions >= t */
+            rep->pairs_gradleak++;
+            pair_rows(p, cand, pr, x, pr->t, p->L - 1, rep);
+            for (int m = 0; m < p->n; m++) {
+                char name[16];
+                snprintf(name, sizeof name, "dk%d", m + 1);
+                int ok = grad_rows_agree(cand->dk[m], p, p->Hkv, p->d, pr, x, pr->t, p->L - 1, name, rep);
+                snprintf(name, sizeof name, "dv%d", m + 1);
+                ok = ok && grad_rows_agree(cand->dv[m], p, p->Hkv, p->dv, pr, x, pr->t, p->L - 1, name, rep);
+                rep->pair_keys++;
+                rep->pair_failed += !ok;
+            }
         } else {
             rep->pairs_probe++;
             pair_rows(p, cand, pr, x, pr->i, pr->i, rep);

@@ -80,6 +80,9 @@ typedef struct nsx_check_report {
                                    o judged against the reference recomputed
                                    with the candidate's selection */
     size_t pairs_leak, pairs_probe, pair_rows, pair_failed;
+    size_t pairs_gradleak, pair_keys; /* gradient leak pairs; their key
+                                   gradient blocks (dk_m, dv_m at positions >= t)
+                                   compared, failures counted in pair_failed */
     nsx_check_worst worst_o, worst_lse;
     /* gradients (docs/ORACLE.md section 8) */
     int grad_status;            /* enum nsx_grad_status */

@@ -29,10 +29,10 @@ static void print_worst_grad(FILE *f, const char *what, const nsx_check_worst *w
         return;
     char name[16];
     snprintf(name, sizeof name, w->m ? "%s%d" : "%s", what, w->m);
-    fprintf(f, "  worst %s[b=%d,j=%d,h=%d,c=%d]: error %.3g, bound %.3g, ratio %.3g (expected %.17g, candidate "
-               "%.17g", name, w->b, w->i, w->h, w->c, w->err, w->bound, w->ratio, w->expected, w->candidate);
-    if (w->m)
-        fprintf(f, "; %zu terms", w->tuples);
+    fprintf(f, "  worst %s[b=%d,%s=%d,h=%d,c=%d]: error %.3g, bound %.3g, ratio %.3g (expected %.17g, candidate "
+               "%.17g", name, w->b, w->m ? "j" : "i", w->i, w->h, w->c, w->err, w->bound, w->ratio, w->expected,
+            w->candidate);
+    fprintf(f, "; %zu %s", w->tuples, w->m ? "terms" : "tuples in the row");
     fprintf(f, ")\n");
 }
 
@@ -99,8 +99,10 @@ void nsx_check_print(FILE *f, const nsx_check_report *r, const nsx_case_info *in
     } else if (r->grad_status == NSX_GRAD_NO_EXPECTED) {
         fprintf(f, "gradients: the candidate has gradients but the case none (not a Backward case): not judged\n");
     }
-    fprintf(f, "pairs: %zu leak, %zu probe: %zu rows compared bit for bit, %zu differ\n", r->pairs_leak,
-            r->pairs_probe, r->pair_rows, r->pair_failed);
+    fprintf(f, "pairs: %zu leak, %zu probe", r->pairs_leak, r->pairs_probe);
+    if (r->pairs_gradleak)
+        fprintf(f, ", %zu gradleak (%zu key gradient blocks)", r->pairs_gradleak, r->pair_keys);
+    fprintf(f, ": %zu rows compared bit for bit, %zu differ\n", r->pair_rows, r->pair_failed);
     for (int x = 0; x < r->nnotes; x++)
         fprintf(f, "  failure: %s\n", r->notes[x]);
     if (r->failures > (size_t)r->nnotes)
@@ -169,8 +171,9 @@ char *nsx_check_json(const nsx_check_report *r, const nsx_case_info *info, const
     nsx_buf_json_string(&b, sel_status_text(r->sel_status));
     nsx_buf_printf(&b, ",\"rows\":%zu,\"failed\":%zu,\"differ\":%zu}", r->sel_rows,
                    r->sel_failed, r->sel_differ);
-    nsx_buf_printf(&b, ",\"pairs\":{\"leak\":%zu,\"probe\":%zu,\"rows\":%zu,\"failed\":%zu}",
-                   r->pairs_leak, r->pairs_probe, r->pair_rows, r->pair_failed);
+    nsx_buf_printf(&b, ",\"pairs\":{\"leak\":%zu,\"probe\":%zu,\"gradleak\":%zu,\"rows\":%zu,\"keys\":%zu,"
+                   "\"failed\":%zu}", r->pairs_leak, r->pairs_probe, r->pairs_gradleak, r->pair_rows, r->pair_keys,
+                   r->pair_failed);
     nsx_buf_puts(&b, ",\"gradients\":{\"status\":");
     nsx_buf_json_string(&b, grad_status_text(r->grad_status));
     nsx_buf_printf(&b, ",\"tensors\":%d,\"absent\":%d,\"judged\":%zu,\"failed\":%zu,\"nonfinite\":%zu,"

@@ -96,6 +96,7 @@ static uint64_t rng(void)
 
 typedef struct tensors {
     float *q, *k[NSX_MAX_ORDER], *v[NSX_MAX_ORDER], *o, *lse;
+    float *dout, *dq, *dk[NSX_MAX_ORDER], *dv[NSX_MAX_ORDER]; /* --bwd only */
     int32_t *sel;
     size_t bytes; /* inputs and outputs */
 } tensors;
@@ -145,6 +146,14 @@ static int make_tensors(const nsx_bench_opts *o, tensors *t)
     }
     ok = ok && (t->o = alloc_fill(B * L * p->H * p->dv, &t->bytes)) != NULL;
     ok = ok && (t->lse = alloc_fill(B * p->H * L, &t->bytes)) != NULL;
+    if (o->bwd) { /* dO random; the gradients filled only to be allocated */
+        ok = ok && (t->dout = alloc_fill(B * L * p->H * p->dv, &t->bytes)) != NULL;
+        ok = ok && (t->dq = alloc_fill(B * L * p->H * p->d, &t->bytes)) != NULL;
+        for (int m = 0; m < p->n && ok; m++) {
+            ok = (t->dk[m] = alloc_fill(B * L * p->Hkv * p->d, &t->bytes)) != NULL;
+            ok = ok && (t->dv[m] = alloc_fill(B * L * p->Hkv * p->dv, &t->bytes)) != NULL;
+        }
+    }
     if (ok && p->topk > 0) {
         t->sel = malloc(B * L * p->topk * sizeof *t->sel);
         t->bytes += B * L * p->topk * sizeof *t->sel;
@@ -165,6 +174,12 @@ static void free_tensors(const nsx_kernel_problem *p, tensors *t)
     free(t->o);
     free(t->lse);
     free(t->sel);
+    free(t->dout);
+    free(t->dq);
+    for (int m = 0; m < p->n; m++) {
+        free(t->dk[m]);
+        free(t->dv[m]);
+    }
 }
 
 static nsx_kernel_io io_of(const nsx_kernel_problem *p, const tensors *t, float *o, float *lse)
@@ -271,6 +286,31 @@ static int run_naive(const nsx_bench_opts *o, const tensors *t, const uint64_t *
 
 /* ---- the measurement --------------------------------------------------- */
 
+double nsx_bench_flops_per_tuple(const nsx_kernel_problem *p, int bwd)
+{
+    const double d = p->d, dv = p->dv;
+    if (!bwd)
+        return p->reduce == NSX_REDUCE_PRODUCT ? 2 * (d + dv) : 2 * d + 2;
+    if (p->reduce != NSX_REDUCE_PRODUCT)
+        return 6 * d + 4;
+    return p->n == 1 ? 6 * d + 4 * dv : 6 * (d + dv);
+}
+
+/* One timed call: the forward, or the backward with its buffers. */
+static int bench_call(const nsx_kernel *k, const nsx_kernel_problem *p, const tensors *t, int bwd)
+{
+    if (!bwd) {
+        nsx_kernel_io io = io_of(p, t, t->o, t->lse);
+        return nsx_kernel_call(k, p, &io);
+    }
+    nsx_kernel_bwd_io bio = {.q = t->q, .o = t->o, .lse = t->lse, .dout = t->dout, .dq = t->dq};
+    for (int m = 0; m < p->n; m++) {
+        bio.k[m] = t->k[m], bio.v[m] = t->v[m];
+        bio.dk[m] = t->dk[m], bio.dv[m] = t->dv[m];
+    }
+    return k->backward ? k->backward(p, &bio) : nsx_simd_backward_isa(p, &bio, k->threads, k->isa);
+}
+
 int nsx_bench_run(nsx_bench_opts *o, nsx_bench_result *r, nsx_err *err)
 {
     nsx_kernel_problem *p = &o->p;
@@ -283,6 +323,11 @@ int nsx_bench_run(nsx_bench_opts *o, nsx_bench_result *r, nsx_err *err)
         omp_set_num_threads(o->threads);
     if ((rc = nsx_kernel_open(&k, o->kernel, -1, o->threads, err)))
         return rc;
+    if (o->bwd && k.lib && !k.backward) {
+        rc = nsx_err_set(err, NSX_E_UNSUPPORTED, "%s: the kernel has no backward (ABI 3's nsx_kernel_backward)",
+                         o->kernel);
+        goto done_early;
+    }
     if (!make_tensors(o, &t)) {
         rc = nsx_err_set(err, NSX_E_NOMEM, "out of memory for the inputs");
         goto done;
@@ -292,7 +337,13 @@ int nsx_bench_run(nsx_bench_opts *o, nsx_bench_result *r, nsx_err *err)
     r->isa = k.lib ? "library" : nsx_simd_isa_name(k.isa);
     r->threads = k.threads;
     r->io_mib = (double)t.bytes / (1 << 20);
-    r->scratch_kib = (double)nsx_simd_scratch_bytes(p) / 1024;
+    if (o->bwd) {
+        size_t part = 0;
+        r->scratch_kib = (double)nsx_simd_bwd_scratch_bytes(p, &part) / 1024;
+        r->partial_mib = (double)part / (1 << 20);
+    } else {
+        r->scratch_kib = (double)nsx_simd_scratch_bytes(p) / 1024;
+    }
 
     /* the machine's peak, with the widest ISA it has */
     int best = NSX_ISA_COUNT - 1;
@@ -310,13 +361,21 @@ int nsx_bench_run(nsx_bench_opts *o, nsx_bench_result *r, nsx_err *err)
         rc = nsx_err_set(err, NSX_E_TOO_LARGE, "the tuple count overflows 64 bits or memory ran out");
         goto done;
     }
-    r->flops_per_tuple = p->reduce == NSX_REDUCE_PRODUCT ? 2.0 * (p->d + p->dv) : 2.0 * p->d + 2;
+    r->flops_per_tuple = nsx_bench_flops_per_tuple(p, o->bwd);
 
-    nsx_kernel_io io = io_of(p, &t, t.o, t.lse);
+    if (o->bwd) { /* the forward once, for the o and lse the backward reads */
+        nsx_kernel_io io = io_of(p, &t, t.o, t.lse);
+        int kr = nsx_kernel_call(&k, p, &io);
+        if (kr != 0) {
+            rc = nsx_err_set(err, kr == NSX_KERNEL_UNSUPPORTED ? NSX_E_KERNEL_REFUSED : NSX_E_KERNEL_ERROR,
+                             "kernel %s: the forward returned %d", r->kernel, kr);
+            goto done;
+        }
+    }
     r->seconds = INFINITY;
     for (int rep = -1; rep < o->repeat; rep++) { /* rep -1: the warm-up */
         double t0 = omp_get_wtime();
-        int kr = nsx_kernel_call(&k, p, &io);
+        int kr = bench_call(&k, p, &t, o->bwd);
         double dt = omp_get_wtime() - t0;
         if (kr != 0) {
             rc = kr == NSX_KERNEL_UNSUPPORTED
@@ -338,7 +397,7 @@ int nsx_bench_run(nsx_bench_opts *o, nsx_bench_result *r, nsx_err *err)
     getrusage(RUSAGE_SELF, &ru);
     r->rss_mib = (double)ru.ru_maxrss / 1024; /* before the baseline's own buffers */
 
-    if (o->naive_seconds > 0 && r->tuples > 0) {
+    if (o->naive_seconds > 0 && r->tuples > 0 && !o->bwd) { /* no plain-loop backward */
         if ((rc = run_naive(o, &t, rows, r->tuples, &r->nr))) {
             nsx_err_set(err, rc, "out of memory for the baseline");
             goto done;
@@ -349,6 +408,7 @@ done:
     p->sel = NULL;
     free_tensors(p, &t);
     free(rows);
+done_early:
     nsx_kernel_close(&k);
     return rc;
 }
@@ -370,7 +430,8 @@ char *nsx_bench_json(const nsx_bench_opts *o, const nsx_bench_result *r)
     nsx_buf_json_string(&b, r->kernel);
     nsx_buf_puts(&b, ",\"isa\":");
     nsx_buf_json_string(&b, r->isa);
-    nsx_buf_printf(&b, ",\"threads\":%d,\"tuples\":%llu", r->threads, (unsigned long long)r->tuples);
+    nsx_buf_printf(&b, ",\"pass\":\"%s\",\"threads\":%d,\"tuples\":%llu", o->bwd ? "backward" : "forward",
+                   r->threads, (unsigned long long)r->tuples);
     nsx_buf_json_field(&b, "flops_per_tuple", r->flops_per_tuple);
     nsx_buf_json_field(&b, "seconds", r->seconds);
     nsx_buf_json_field(&b, "gflops", r->gflops);
@@ -389,7 +450,9 @@ char *nsx_bench_json(const nsx_bench_opts *o, const nsx_bench_result *r)
     }
     nsx_buf_json_field(&b, "peak_rss_mib", r->rss_mib);
     nsx_buf_json_field(&b, "io_mib", r->io_mib);
-    nsx_buf_json_field(&b, "rss_bound_mib", r->io_mib + NSX_BENCH_RSS_SLACK_MIB);
+    nsx_buf_json_field(&b, "rss_bound_mib", r->io_mib + r->partial_mib + NSX_BENCH_RSS_SLACK_MIB);
+    if (o->bwd)
+        nsx_buf_json_field(&b, "partial_mib", r->partial_mib);
     nsx_buf_json_field(&b, "scratch_kib_per_thread", r->scratch_kib);
     nsx_buf_puts(&b, "}");
     if (b.oom) {

@@ -14,6 +14,23 @@
  *                    per tuple, since sum_J A_J sum_m v_m[j_m] =
  *                    sum_m sum_j (sum_{J: j_m = j} A_J) v_m[j].
  * Exponentials, masks and the prefix products are not counted.
+ *
+ * The backward (--bwd: nsx_kernel_backward, timed alone after one forward
+ * that gives it o and lse) per allowed tuple, counted as FlashAttention
+ * counts its backward (the score is recomputed, and that counts):
+ *   product reducer: 2 d (the score again) + 2 dv (dP, dO . W) +
+ *                    2 d (dT times the inner key, into the prefix's dQ, dK
+ *                    side) + 2 d (dT times the prefix row, into the inner
+ *                    key's dK) + 2 dv (A times the prefix's dO o vp, into
+ *                    the inner key's dV) + 2 dv (A times the inner key's
+ *                    values, into the prefix keys' dV)
+ *                    = 6 (d + dv); for n = 1 there are no prefix keys, so
+ *                    the last term goes: 6 d + 4 dv;
+ *   sum and mean:    2 d + 2 d + 2 d + 4 = 6 d + 4: the score and the two
+ *                    products with dT; dP is a row term plus a column term
+ *                    (1), dT = A (dP - Delta) (2), and A enters dV through
+ *                    its row and column sums (1, counted once).
+ * The forward run before it is not timed.
  */
 #ifndef NSX_RUNNER_BENCH_H
 #define NSX_RUNNER_BENCH_H
@@ -36,6 +53,7 @@ typedef struct nsx_bench_opts {
     double peak_seconds;    /* length of one peak FMA trial */
     uint64_t seed;          /* the inputs' seed */
     int json;               /* for the caller: print the JSON report */
+    int bwd;                /* 1: time the backward (the forward once first, untimed) */
 } nsx_bench_opts;
 
 /* The defaults: NSX_BENCH_SHAPE, 3 repeats, all cores, the SIMD kernel,
@@ -52,6 +70,10 @@ void nsx_bench_defaults(nsx_bench_opts *o);
  */
 int nsx_bench_shape(nsx_bench_opts *o, const char *recipe, nsx_err *err);
 
+/* Useful flops per allowed tuple of p (above): the forward's, or with bwd
+   the backward's. */
+double nsx_bench_flops_per_tuple(const nsx_kernel_problem *p, int bwd);
+
 /* The plain-loop baseline's measurement. */
 typedef struct nsx_bench_naive {
     double seconds;     /* measured */
@@ -66,6 +88,7 @@ typedef struct nsx_bench_result {
     int threads;
     uint64_t tuples;        /* allowed tuples, exact */
     double flops_per_tuple, seconds, gflops, peak, rss_mib, io_mib, scratch_kib;
+    double partial_mib;     /* --bwd: the partial dk, dv of the backward's slots (in the RSS bound) */
     int runs;               /* timed runs the time is the best of */
     int naive_done;
     nsx_bench_naive nr;

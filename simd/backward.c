@@ -19,19 +19,25 @@
  *   4. Every prefix tuple gives a row: u (product of its keys' K~), vp
  *      (product or sum of their V~), and for each prefix dimension the
  *      leave-one-out products (E7e's prod_{m' != m}, E7f's dW_m).  Every MR
- *      rows, per head, the tile runs over the chunk's column blocks; then
+ *      rows, their pairs with the heads fill tiles of MR rows, and each tile
+ *      runs over the chunk's column blocks; then
  *      dq_h += u o x_h (E7d), and the prefix keys' dk, dv rows get
  *      sum_h s q_h o x_h o loo and sum_h out_scale dO_h o y_h o loo (E7e-f).
  *   5. At the chunk's end its dK_mi, dV_mi are added to the inner keys' rows;
  *      at the item's end dq = s dq_h (E7g: per head).
  *
  * Races on dk, dv (E7g sums over queries and heads): every key row gets
- * terms from many work items.  Items are dealt round-robin to SLOTS fixed
- * slots (item it to slot it mod SLOTS, latest queries first), each slot adds
- * into its own partial dk, dv (slot 0 into the outputs), one thread per slot
- * at a time, in a fixed order; then the partials are added in slot order.
- * The slot count depends on the problem only, never on the threads, so the
- * result is the same bits for any thread count.  Ownership of key blocks
+ * terms from many work items.  Items are dealt round-robin to S slots by
+ * their query alone (query i to slot (L - 1 - i) mod S, whatever the batch
+ * and kv head), each slot adds into its own partial dk, dv (slot 0 into the
+ * outputs), one thread per slot at a time, in a fixed order (batch, kv
+ * head, latest query first); then the partials are added in slot order.
+ * A key row's terms thus arrive in an order that depends on the queries
+ * alone: two batches with the same inputs from position t on get the same
+ * bits in their key gradients at positions >= t.  S depends
+ * on the problem and the machine's processor count (twice it, 4 to 64, as
+ * long as the partials fit PART_BYTES), never on the threads asked for, so
+ * the result is the same bits for any thread count.  Ownership of key blocks
  * would need no partials, but a key of dimension m is touched by tuples whose
  * other keys range over every dimension, so each dimension would need its
  * own pass recomputing P: n + 1 passes instead of one.
@@ -45,18 +51,19 @@
 
 #include "simd/bwd_kern.h"
 #include "simd/cands.h"
+#include "simd/kern.h"
 #include "simd/simd.h"
 
 /* Bytes of one chunk's packed K~, V~ and its accumulators: within L2. */
 #define PANEL_BYTES (256u * 1024u)
-/* Slots of partial gradients (see above), and the memory they may take. */
-#define SLOTS 32
-#define PART_BYTES ((size_t)256 << 20)
+/* The memory the slots' partial gradients (see above) may take. */
+#define PART_BYTES ((size_t)64 << 20)
 
 typedef struct plan {
     const nsx_kernel_problem *p;
     const nsx_kernel_bwd_io *io;
     const nsx_bwd_kernels *ks;
+    const nsx_isa_kernels *fk;  /* the forward's table of the same ISA: its vector helpers */
     int G;                      /* query heads per kv head */
     int dvp;                    /* dv rounded up to 16 */
     int ldd;                    /* d rounded up to 16: the tile's row stride */
@@ -84,6 +91,9 @@ typedef struct work {
     float *xq, *yo;             /* [mr][d], [mr][dvp]: summed over heads */
     float *qs, *dq;             /* [G][d] */
     float *lse, *delta;         /* [G] */
+    int *heads;                 /* [G]: the heads with a non-empty slice */
+    float *lse_row, *delta_row; /* [mr]: each tile row's head's */
+    int *pr, *ph;               /* [mr]: each tile row's prefix row and head */
     uint32_t *mask;             /* [mr] */
     float *ptile;               /* [2][mr][nr] */
     void *block;
@@ -135,6 +145,11 @@ static size_t work_layout(const plan *pl, work *w, char *base)
     CARVE(w->dq, G * d);
     CARVE(w->lse, G);
     CARVE(w->delta, G);
+    CARVE(w->heads, G);
+    CARVE(w->lse_row, mr);
+    CARVE(w->delta_row, mr);
+    CARVE(w->pr, mr);
+    CARVE(w->ph, mr);
     CARVE(w->mask, mr);
     CARVE(w->ptile, 2 * mr * nr);
 #undef CARVE
@@ -148,6 +163,7 @@ static void plan_init(plan *pl, const nsx_kernel_problem *p, const nsx_kernel_bw
     pl->p = p;
     pl->io = io;
     pl->ks = ks;
+    pl->fk = nsx_simd_kernels(ks->isa);
     pl->G = p->H / p->Hkv;
     pl->dvp = (int)round_up((size_t)p->dv, 16);
     pl->ldd = (int)round_up((size_t)p->d, 16);
@@ -168,9 +184,10 @@ static void plan_init(plan *pl, const nsx_kernel_problem *p, const nsx_kernel_bw
     pl->ksize = (size_t)p->B * p->L * p->Hkv * p->d;
     pl->vsize = (size_t)p->B * p->L * p->Hkv * p->dv;
     size_t per_slot = (size_t)p->n * (pl->ksize + pl->vsize) * sizeof(float);
-    long items = (long)p->L * p->B * p->Hkv;
     size_t fits = PART_BYTES / per_slot;
-    pl->slots = (int)(items < SLOTS ? items : SLOTS);
+    int want = 2 * omp_get_num_procs();
+    want = want < 4 ? 4 : want > 64 ? 64 : want;
+    pl->slots = p->L < want ? p->L : want; /* a slot per query at most */
     if ((size_t)pl->slots > fits)
         pl->slots = fits > 0 ? (int)fits : 1;
 }
@@ -196,9 +213,11 @@ static float *grad_row(const plan *pl, int s, int dv, int m, int b, int j, int g
            (((size_t)b * p->L + j) * p->Hkv + g) * width;
 }
 
-/* The inner dimension: the padded tile work plus the rows' products plus the
-   packing, smallest (the forward's cost, its rows costing n times more here
-   for the leave-one-out products and the scatter). */
+/* The inner dimension, by a cost in multiply-adds: the padded tiles' six
+   products, 3 (d + dv) per tuple; per row, chunk and head the tile's setup
+   and the fold of its results (about 5 (d + dv) scalar steps, 8 times the
+   cost of a lane of a vector FMA); per row and chunk the products and the
+   scatter into dk, dv (n (d + dv)); the packing. */
 static int inner_dim(const plan *pl, const int *cnt)
 {
     const nsx_kernel_problem *p = pl->p;
@@ -210,8 +229,9 @@ static int inner_dim(const plan *pl, const int *cnt)
         for (int o = 0; o < p->n; o++)
             if (o != m)
                 rows *= cnt[o];
+        double chunks = ceil((double)cnt[m] / pl->chunk);
         double cost = 3.0 * ceil(rows / mr) * mr * ceil(cnt[m] / nr) * nr * width +
-                      p->n * rows * width + 4.0 * cnt[m] * width;
+                      rows * chunks * (40.0 * pl->G + 8.0 * p->n) * width + 4.0 * cnt[m] * width;
         if (cost < best_cost) {
             best_cost = cost;
             best = m;
@@ -220,28 +240,33 @@ static int inner_dim(const plan *pl, const int *cnt)
     return best;
 }
 
-/* K~ and V~ of the chunk's keys, transposed and by rows, zero past nk. */
+/* t[l][c] = r[c][l] for c < cols (a multiple of 8), l < len: eight source
+   rows at a time, so that each destination row is written in runs of 8. */
+static void transpose(float *t, size_t ldt, const float *r, size_t ldr, int cols, int len)
+{
+    for (int c0 = 0; c0 < cols; c0 += 8)
+        for (int l = 0; l < len; l++)
+            for (int e = 0; e < 8; e++)
+                t[(size_t)l * ldt + c0 + e] = r[(size_t)(c0 + e) * ldr + l];
+}
+
+/* K~ and V~ of the chunk's keys by rows (the forward's vectorized bias add)
+   and transposed, zero past nk and past d, dv. */
 static void pack(const plan *pl, work *w, int b, int g, int mi, const int *keys, int nk, int ldk)
 {
     const int d = pl->p->d, dv = pl->p->dv, dvp = pl->dvp, ldd = pl->ldd;
     const float kb = pl->kb[mi], vb = pl->vb[mi];
-    memset(w->kt, 0, (size_t)d * ldk * sizeof(float));
-    memset(w->vt, 0, (size_t)dvp * ldk * sizeof(float));
-    memset(w->kr, 0, (size_t)ldk * ldd * sizeof(float));
-    memset(w->vr, 0, (size_t)ldk * dvp * sizeof(float));
     for (int c = 0; c < nk; c++) {
-        const float *kr = k_row(pl, mi, b, keys[c], g), *vr = v_row(pl, mi, b, keys[c], g);
-        for (int l = 0; l < d; l++) {
-            float k = kr[l] + kb;
-            w->kt[(size_t)l * ldk + c] = k;
-            w->kr[(size_t)c * ldd + l] = k;
-        }
-        for (int x = 0; x < dv; x++) {
-            float v = vr[x] + vb;
-            w->vt[(size_t)x * ldk + c] = v;
-            w->vr[(size_t)c * dvp + x] = v;
-        }
+        float *kr = w->kr + (size_t)c * ldd, *vr = w->vr + (size_t)c * dvp;
+        pl->fk->add_bias(kr, NULL, k_row(pl, mi, b, keys[c], g), kb, d);
+        pl->fk->add_bias(vr, NULL, v_row(pl, mi, b, keys[c], g), vb, dv);
+        memset(kr + d, 0, (size_t)(ldd - d) * sizeof(float));
+        memset(vr + dv, 0, (size_t)(dvp - dv) * sizeof(float));
     }
+    memset(w->kr + (size_t)nk * ldd, 0, (size_t)(ldk - nk) * ldd * sizeof(float));
+    memset(w->vr + (size_t)nk * dvp, 0, (size_t)(ldk - nk) * dvp * sizeof(float));
+    transpose(w->kt, (size_t)ldk, w->kr, (size_t)ldd, ldk, d);
+    transpose(w->vt, (size_t)ldk, w->vr, (size_t)dvp, ldk, dvp);
 }
 
 /* The smallest level whose key repeats a key of a lower level, or -1. */
@@ -307,89 +332,112 @@ static const float *dout_row(const plan *pl, const item *it, int hh)
     return pl->io->dout + (((size_t)it->b * p->L + it->i) * p->H + it->g * pl->G + hh) * p->dv;
 }
 
-/* The rows [0, rows) against every column block of the chunk, every head;
-   then the prefix keys' dk, dv rows in the item's slot. */
+/*
+ * The prefix rows [0, rows) against every column block of the chunk, for
+ * every head whose slice is not empty; then the prefix keys' dk, dv rows in
+ * the item's slot.  A tile row is a pair (prefix row r, head h): uq = s q_h o
+ * u[r], with that head's lse and Delta, so the G heads of a kv head fill the
+ * tiles together and only the last tile is padded.  The pairs go head by
+ * head; with the product reducer a tile may hold two heads, with sum and
+ * mean each tile holds one (its dP and dV use the head's column terms).
+ */
 static void flush_rows(const plan *pl, work *w, const item *it, int rows, int nk, int ldk)
 {
     const nsx_kernel_problem *p = pl->p;
     const int mr = pl->ks->mr, nr = pl->ks->nr, d = p->d, dv = p->dv, dvp = pl->dvp;
     const int ldd = pl->ldd, sum = p->reduce != NSX_REDUCE_PRODUCT, np = it->np;
+    const float os = (float)p->out_scale;
     nsx_bwd_tile t = {
         .d = d, .dvp = dvp, .ldd = ldd, .sum = sum, .ldk = ldk, .uq = w->uq, .dov = w->dov,
-        .mask = w->mask, .dprow = w->dprow, .x = w->x, .y = w->y, .rowa = w->rowa,
-        .ptile = w->ptile,
+        .mask = w->mask, .lse = w->lse_row, .delta = w->delta_row, .dprow = w->dprow, .x = w->x,
+        .y = w->y, .rowa = w->rowa, .ptile = w->ptile,
     };
+    int nlive = 0;
+    for (int hh = 0; hh < pl->G; hh++)
+        if (isfinite(w->lse[hh]))
+            w->heads[nlive++] = hh; /* an empty slice has no term */
     memset(w->xq, 0, (size_t)mr * d * sizeof(float));
     memset(w->yo, 0, (size_t)mr * dvp * sizeof(float));
-    for (int hh = 0; hh < pl->G; hh++) {
-        if (!isfinite(w->lse[hh]))
-            continue; /* an empty slice: no term */
-        const float *qs = w->qs + (size_t)hh * d, *dO = dout_row(pl, it, hh);
-        /* Rows past `rows` are padding: zero, masked. */
+    const int total = nlive * rows;
+    for (int t0 = 0; t0 < total;) {
+        int end = t0 + mr < total ? t0 + mr : total;
+        if (sum && end > (t0 / rows + 1) * rows)
+            end = (t0 / rows + 1) * rows; /* one head per tile */
+        const int nt = end - t0;
+        /* Rows past nt are padding: zero, masked. */
         memset(w->uq, 0, (size_t)mr * ldd * sizeof(float));
         memset(w->dov, 0, (size_t)mr * dvp * sizeof(float));
         memset(w->dprow, 0, (size_t)mr * sizeof(float));
-        for (int r = 0; r < rows; r++) {
+        memset(w->lse_row, 0, (size_t)mr * sizeof(float));
+        memset(w->delta_row, 0, (size_t)mr * sizeof(float));
+        for (int j = 0; j < nt; j++) {
+            const int r = (t0 + j) % rows, hh = w->heads[(t0 + j) / rows];
             const float *u = w->u + (size_t)r * d, *vp = w->vp + (size_t)r * dvp;
+            const float *qs = w->qs + (size_t)hh * d, *dO = dout_row(pl, it, hh);
+            w->pr[j] = r, w->ph[j] = hh;
+            w->lse_row[j] = w->lse[hh];
+            w->delta_row[j] = w->delta[hh];
+            float *uq = w->uq + (size_t)j * ldd, *dov = w->dov + (size_t)j * dvp;
             for (int l = 0; l < d; l++)
-                w->uq[(size_t)r * ldd + l] = qs[l] * u[l];
+                uq[l] = qs[l] * u[l];
             if (sum) {
                 float a = 0.0f;
                 for (int x = 0; x < dv; x++)
                     a += dO[x] * vp[x];
-                w->dprow[r] = pl->f * a;
+                w->dprow[j] = pl->f * a;
             } else {
                 for (int x = 0; x < dv; x++)
-                    w->dov[(size_t)r * dvp + x] = (float)p->out_scale * dO[x] * vp[x];
+                    dov[x] = os * dO[x] * vp[x];
             }
         }
         memset(w->x, 0, (size_t)mr * ldd * sizeof(float));
         memset(w->y, 0, (size_t)mr * dvp * sizeof(float));
         memset(w->rowa, 0, (size_t)mr * sizeof(float));
-        t.lse = w->lse[hh];
-        t.delta = w->delta[hh];
+        const int h0 = w->heads[t0 / rows];
         for (int cb = 0; cb < nk; cb += nr) {
             t.nc = nk - cb < nr ? nk - cb : nr;
             uint32_t all = t.nc == 32 ? 0xffffffffu : (1u << t.nc) - 1u;
-            for (int r = 0; r < mr; r++)
-                w->mask[r] = r < rows ? all : 0u;
+            for (int j = 0; j < mr; j++)
+                w->mask[j] = j < nt ? all : 0u;
             /* distinct, inner dimension: the key equal to a prefix key is out. */
-            for (int r = 0; r < rows && p->distinct; r++)
+            for (int j = 0; j < nt && p->distinct; j++)
                 for (int k = 0; k < np; k++) {
-                    int e = w->ex[r * NSX_MAX_ORDER + k] - cb;
+                    int e = w->ex[w->pr[j] * NSX_MAX_ORDER + k] - cb;
                     if (e >= 0 && e < t.nc)
-                        w->mask[r] &= ~(1u << e);
+                        w->mask[j] &= ~(1u << e);
                 }
             t.kt = w->kt + cb;
             t.kr = w->kr + (size_t)cb * ldd;
             t.vt = w->vt + cb;
             t.vr = w->vr + (size_t)cb * dvp;
-            t.dpcol = w->dpcol + (size_t)hh * pl->chunk + cb;
-            t.cola = w->cola + (size_t)hh * pl->chunk + cb;
+            t.dpcol = w->dpcol + (size_t)h0 * pl->chunk + cb;
+            t.cola = w->cola + (size_t)h0 * pl->chunk + cb;
             t.dkt = w->dkt + cb;
             t.dvt = w->dvt + cb;
             pl->ks->tile(&t);
         }
-        /* E7d: dQ_h += u o x_h (s at the end); E7e, E7f for the prefix keys:
+        /* E7d: dQ_h += u o x (s at the end); E7e, E7f for the prefix keys:
            summed over the heads into xq, yo. */
-        float *dq = w->dq + (size_t)hh * d;
-        for (int r = 0; r < rows; r++) {
-            const float *u = w->u + (size_t)r * d, *x = w->x + (size_t)r * ldd;
-            float *xq = w->xq + (size_t)r * d, *yo = w->yo + (size_t)r * dvp;
+        for (int j = 0; j < nt; j++) {
+            const int r = w->pr[j], hh = w->ph[j];
+            const float *u = w->u + (size_t)r * d, *x = w->x + (size_t)j * ldd;
+            const float *qs = w->qs + (size_t)hh * d, *dO = dout_row(pl, it, hh);
+            float *dq = w->dq + (size_t)hh * d, *xq = w->xq + (size_t)r * d, *yo = w->yo + (size_t)r * dvp;
             for (int l = 0; l < d; l++) {
                 dq[l] += u[l] * x[l];
                 xq[l] += qs[l] * x[l];
             }
             if (sum) {
-                const float ra = pl->f * w->rowa[r];
-                for (int x = 0; x < dv; x++)
-                    yo[x] += ra * dO[x];
+                const float ra = pl->f * w->rowa[j];
+                for (int c = 0; c < dv; c++)
+                    yo[c] += ra * dO[c];
             } else {
-                const float *y = w->y + (size_t)r * dvp;
-                for (int x = 0; x < dv; x++)
-                    yo[x] += (float)p->out_scale * dO[x] * y[x];
+                const float *y = w->y + (size_t)j * dvp;
+                for (int c = 0; c < dv; c++)
+                    yo[c] += os * dO[c] * y[c];
             }
         }
+        t0 = end;
     }
     if (np == 0)
         return; /* n = 1: no prefix keys */
@@ -511,25 +559,33 @@ static void run_item(const plan *pl, work *w, item *it)
                 }
             }
             sweep(pl, w, it, cnt, keys, nk, ldk);
-            /* The chunk's inner keys: their dk, dv rows in the slot. */
-            for (int c = 0; c < nk; c++) {
-                float *gk = grad_row(pl, it->s, 0, mi, b, keys[c], g);
-                float *gv = grad_row(pl, it->s, 1, mi, b, keys[c], g);
+            /* The chunk's inner keys: their dk, dv rows in the slot, eight
+               keys at a time (dkt, dvt are transposed). */
+            for (int c0 = 0; c0 < nk; c0 += 8) {
+                const int ne = nk - c0 < 8 ? nk - c0 : 8;
+                float *gk[8], *gv[8];
+                for (int e = 0; e < ne; e++) {
+                    gk[e] = grad_row(pl, it->s, 0, mi, b, keys[c0 + e], g);
+                    gv[e] = grad_row(pl, it->s, 1, mi, b, keys[c0 + e], g);
+                }
                 for (int l = 0; l < d; l++)
-                    gk[l] += w->dkt[(size_t)l * ldk + c];
+                    for (int e = 0; e < ne; e++)
+                        gk[e][l] += w->dkt[(size_t)l * ldk + c0 + e];
                 if (!sum) {
                     for (int x = 0; x < dv; x++)
-                        gv[x] += w->dvt[(size_t)x * ldk + c];
+                        for (int e = 0; e < ne; e++)
+                            gv[e][x] += w->dvt[(size_t)x * ldk + c0 + e];
                     continue;
                 }
-                for (int hh = 0; hh < G; hh++) {
-                    if (!isfinite(w->lse[hh]))
-                        continue;
-                    const float a = pl->f * w->cola[(size_t)hh * pl->chunk + c];
-                    const float *dO = dout_row(pl, it, hh);
-                    for (int x = 0; x < dv; x++)
-                        gv[x] += a * dO[x];
-                }
+                for (int e = 0; e < ne; e++)
+                    for (int hh = 0; hh < G; hh++) {
+                        if (!isfinite(w->lse[hh]))
+                            continue;
+                        const float a = pl->f * w->cola[(size_t)hh * pl->chunk + c0 + e];
+                        const float *dO = dout_row(pl, it, hh);
+                        for (int x = 0; x < dv; x++)
+                            gv[e][x] += a * dO[x];
+                    }
             }
         }
     }
@@ -539,6 +595,18 @@ static void run_item(const plan *pl, work *w, item *it)
         for (int l = 0; l < d; l++)
             dq[l] = (float)p->score_scale * w->dq[(size_t)hh * d + l];
     }
+}
+
+size_t nsx_simd_bwd_scratch_bytes(const nsx_kernel_problem *p, size_t *partials)
+{
+    assert(p);
+    plan pl;
+    work w;
+    int isa = nsx_simd_isa(NULL, 0);
+    plan_init(&pl, p, NULL, nsx_simd_bwd_kernels(isa < 0 ? NSX_ISA_SCALAR : isa));
+    if (partials)
+        *partials = (size_t)(pl.slots - 1) * (size_t)p->n * (pl.ksize + pl.vsize) * sizeof(float);
+    return work_layout(&pl, &w, NULL);
 }
 
 /* The ABI's checks of the forward, and the backward's own buffers. */
@@ -572,7 +640,6 @@ int nsx_simd_backward_isa(const nsx_kernel_problem *p, const nsx_kernel_bwd_io *
         return NSX_SIMD_EISA;
     plan pl;
     plan_init(&pl, p, io, nsx_simd_bwd_kernels(isa));
-    const long items = (long)p->L * p->B * p->Hkv;
     int T = nsx_simd_threads(threads);
     if (T > pl.slots)
         T = pl.slots;
@@ -610,11 +677,11 @@ int nsx_simd_backward_isa(const nsx_kernel_problem *p, const nsx_kernel_bwd_io *
             work *w = &ws[omp_get_thread_num()];
 #pragma omp for schedule(dynamic, 1)
             for (int s = 0; s < S; s++)
-                for (long k = s; k < items; k += S) {
-                    item it = {.i = p->L - 1 - (int)(k / per_i), .b = (int)(k % per_i / p->Hkv),
-                               .g = (int)(k % p->Hkv), .s = s};
-                    run_item(&pl, w, &it);
-                }
+                for (long bg = 0; bg < per_i; bg++)
+                    for (int r = s; r < p->L; r += S) {
+                        item it = {.i = p->L - 1 - r, .b = (int)(bg / p->Hkv), .g = (int)(bg % p->Hkv), .s = s};
+                        run_item(&pl, w, &it);
+                    }
             /* the partials, added in slot order */
             for (int m = 0; m < 2 * n && S > 1; m++) {
                 const long len = (long)(m < n ? pl.ksize : pl.vsize);

@@ -104,9 +104,9 @@ static void tile_avx2(const nsx_bwd_tile *t)
     __m256 acc[MR][2];
     /* S, then A = exp(S - lse) on the allowed tuples (E4) */
     rows_by_panel(acc, t->uq, t->ldd, t->kt, t->ldk, t->d);
-    const __m256 lse = _mm256_set1_ps(t->lse);
 #pragma GCC unroll 6
     for (int r = 0; r < MR; r++) {
+        const __m256 lse = _mm256_set1_ps(t->lse[r]);
         _mm256_store_ps(A + r * NR, _mm256_and_ps(lane_mask(t->mask[r]),
                                                   exp256(_mm256_sub_ps(acc[r][0], lse))));
         _mm256_store_ps(A + r * NR + 8, _mm256_and_ps(lane_mask(t->mask[r] >> 8),
@@ -124,10 +124,10 @@ static void tile_avx2(const nsx_bwd_tile *t)
     } else {
         rows_by_panel(acc, t->dov, t->dvp, t->vt, t->ldk, t->dvp);
     }
-    const __m256 delta = _mm256_set1_ps(t->delta);
 #pragma GCC unroll 6
     for (int r = 0; r < MR; r++)
         for (int h = 0; h < 2; h++) {
+            const __m256 delta = _mm256_set1_ps(t->delta[r]);
             __m256 a = _mm256_load_ps(A + r * NR + 8 * h);
             __m256 g = _mm256_mul_ps(a, _mm256_sub_ps(acc[r][h], delta));
             _mm256_store_ps(dT + r * NR + 8 * h, _mm256_and_ps(lane_mask(t->mask[r] >> (8 * h)), g));

@@ -112,9 +112,9 @@ static void tile_avx512(const nsx_bwd_tile *t)
     __m512 acc[MR][2];
     /* S, then A = exp(S - lse) on the allowed tuples (E4) */
     rows_by_panel(acc, t->uq, t->ldd, t->kt, t->ldk, t->d);
-    const __m512 lse = _mm512_set1_ps(t->lse);
 #pragma GCC unroll 8
     for (int r = 0; r < MR; r++) {
+        const __m512 lse = _mm512_set1_ps(t->lse[r]);
         _mm512_store_ps(A + r * NR, exp_maskz((__mmask16)t->mask[r], _mm512_sub_ps(acc[r][0], lse)));
         _mm512_store_ps(A + r * NR + 16,
                         exp_maskz((__mmask16)(t->mask[r] >> 16), _mm512_sub_ps(acc[r][1], lse)));
@@ -131,10 +131,10 @@ static void tile_avx512(const nsx_bwd_tile *t)
     } else {
         rows_by_panel(acc, t->dov, t->dvp, t->vt, t->ldk, t->dvp);
     }
-    const __m512 delta = _mm512_set1_ps(t->delta);
 #pragma GCC unroll 8
     for (int r = 0; r < MR; r++)
         for (int h = 0; h < 2; h++) {
+            const __m512 delta = _mm512_set1_ps(t->delta[r]);
             __m512 a = _mm512_load_ps(A + r * NR + 16 * h);
             __m512 g = _mm512_maskz_mul_ps((__mmask16)(t->mask[r] >> (16 * h)), a,
                                            _mm512_sub_ps(acc[r][h], delta));

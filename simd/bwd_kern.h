@@ -8,17 +8,18 @@
  *
  * Per tile, with m the mask bit of (row r, column c) (E7a-E7f, docs/SPEC.md 1.7):
  *   S[r,c]  = sum_l uq[r][l] kt[l][c]                       the score T
- *   A[r,c]  = m ? exp(S[r,c] - lse) : 0                     E4 from the saved LSE
+ *   A[r,c]  = m ? exp(S[r,c] - lse[r]) : 0                  E4 from the saved LSE
  *   dP[r,c] = sum_x dov[r][x] vt[x][c]                      product (E7a)
  *           = dprow[r] + dpcol[c]                           sum, mean
- *   dT[r,c] = m ? A[r,c] (dP[r,c] - delta) : 0              E7c
+ *   dT[r,c] = m ? A[r,c] (dP[r,c] - delta[r]) : 0           E7c
  *   dkt[l][c] += sum_r dT[r,c] uq[r][l]                     E7e, inner keys
  *   x[r][l]   += sum_c dT[r,c] kr[c][l]                     E7d and E7e, prefix keys
  *   product: dvt[x][c] += sum_r A[r,c] dov[r][x]            E7f, inner keys
  *            y[r][x]   += sum_c A[r,c] vr[c][x]             E7f, prefix keys
  *   sum:     rowa[r] += sum_c A[r,c], cola[c] += sum_r A[r,c]
- * where uq[r] = s q_h o u[r] (u the product of the prefix keys' K~), dov[r] =
- * out_scale dO_h o vp[r] (vp the product of the prefix keys' V~), kt / kr the
+ * where row r is a pair (prefix, head h), uq[r] = s q_h o u (u the product of
+ * the prefix keys' K~), dov[r] = out_scale dO_h o vp (vp the product of the
+ * prefix keys' V~; with sum and mean every row is of one head), kt / kr the
  * inner keys' K~ transposed / by rows, vt / vr their V~ likewise.  Padding
  * (rows past the prefixes, columns past the keys) is zero in every operand
  * and masked, so it adds exact zeros.
@@ -41,7 +42,7 @@ typedef struct nsx_bwd_tile {
     const float *vt;       /* [dvp][ldk] (product), this block's first column */
     const float *vr;       /* [NR][dvp] (product), this block's first key */
     const uint32_t *mask;  /* [MR]: bit c of row r, the tuple is allowed */
-    float lse, delta;
+    const float *lse, *delta; /* [MR]: each row's head's saved LSE and Delta (0 past the rows) */
     const float *dprow;    /* [MR] (sum) */
     const float *dpcol;    /* [NR] (sum), this block's first column */
     float *dkt;            /* [d][ldk] accumulated, this block's first column */

@@ -39,8 +39,8 @@ static void tile_scalar(const nsx_bwd_tile *t)
     for (int r = 0; r < MR; r++)
         for (int c = 0; c < NR; c++) {
             int on = t->mask[r] >> c & 1u;
-            A[r * NR + c] = on ? expf(s[r][c] - t->lse) : 0.0f;
-            dT[r * NR + c] = on ? A[r * NR + c] * (dp[r][c] - t->delta) : 0.0f;
+            A[r * NR + c] = on ? expf(s[r][c] - t->lse[r]) : 0.0f;
+            dT[r * NR + c] = on ? A[r * NR + c] * (dp[r][c] - t->delta[r]) : 0.0f;
         }
     /* dkt += dT^T uq, x += dT kr */
     for (int l = 0; l < d; l++)

@@ -114,6 +114,11 @@ int nsx_simd_backward_isa(const nsx_kernel_problem *p, const nsx_kernel_bwd_io *
 int nsx_simd_bwd_check(const nsx_kernel_problem *p, const nsx_kernel_bwd_io *io, char *why,
                        size_t whylen);
 
+/* Bytes of scratch one thread of nsx_simd_backward allocates for p, and in
+   *partials (when not NULL) the bytes of the slots' partial dk, dv beside
+   the outputs.  Pre (asserted): p not NULL, and p passes nsx_simd_check. */
+size_t nsx_simd_bwd_scratch_bytes(const nsx_kernel_problem *p, size_t *partials);
+
 /* Bytes of scratch one thread of nsx_simd_forward allocates for p.
    Pre (asserted): p not NULL, and p passes nsx_simd_check. */
 size_t nsx_simd_scratch_bytes(const nsx_kernel_problem *p);

@@ -840,7 +840,8 @@ START_TEST(eval_bwd_reproduces_the_vector)
 }
 END_TEST
 
-/* --bwd without a tensor do, or with the SIMD kernel: exit 2, one line. */
+/* --bwd without a tensor do, for the reference or the SIMD kernel: exit 2,
+   one line (eval --bwd --impl simd itself: tests/test_simd_bwd.c). */
 START_TEST(eval_bwd_refuses_what_it_cannot_do)
 {
     char out[4096];
@@ -852,10 +853,12 @@ START_TEST(eval_bwd_refuses_what_it_cannot_do)
     ck_assert_ptr_nonnull(strstr(r.err, "tensor do"));
     ck_assert_int_eq(cli_count_lines(r.err), 1);
     cli_result_free(&r);
-    const char *simd[] = {"eval", "vectors/default/bwd_n1_dense.safetensors", "--out", out, "--bwd",
+    const char *simd[] = {"eval", "vectors/default/n2_dense.safetensors", "--out", out, "--bwd",
                           "--impl", "simd", NULL};
     ck_assert_int_eq(cli_run(&r, simd), 0);
     ck_assert_int_eq(r.status, 2);
+    ck_assert_ptr_nonnull(strstr(r.err, "tensor do"));
+    ck_assert_int_eq(cli_count_lines(r.err), 1);
     cli_result_free(&r);
 }
 END_TEST

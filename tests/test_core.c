@@ -23,7 +23,7 @@ static const struct {
     {nsx_reduce_name, 0, "product, sum or mean"},
     {nsx_source_name, 1, "indices, indexer or scores"},
     {nsx_act_name, 0, "relu, softmax or identity"},
-    {nsx_pair_kind_name, 0, "leak or probe"},
+    {nsx_pair_kind_name, 0, "leak, probe or gradleak"},
     {nsx_future_name, 0, "random, huge, nan or inf"},
 };
 

@@ -1124,12 +1124,13 @@ static void setup_scores(nsx_problem *p, nsx_case_info *info)
         {.kind = NSX_PAIR_LEAK, .a = 0, .b = 1, .t = 0, .future = NSX_FUTURE_RANDOM},
         {.kind = NSX_PAIR_LEAK, .a = 1, .b = 0, .t = 3, .future = NSX_FUTURE_HUGE},
         {.kind = NSX_PAIR_LEAK, .a = 0, .b = 1, .t = 1, .future = NSX_FUTURE_INF},
+        {.kind = NSX_PAIR_GRADLEAK, .a = 1, .b = 0, .t = 2},
     };
     p->B = 2, p->L = 4, p->d = 2;
     p->out_scale = -0.0;
     p->sel = (nsx_selection){.source = NSX_SEL_SCORES, .k = 1, .dims = 1};
     p->input_format = NSX_FORMAT_F32;
-    *info = (nsx_case_info){.id = "scores", .description = "", .pairs = pairs, .npairs = 3};
+    *info = (nsx_case_info){.id = "scores", .description = "", .pairs = pairs, .npairs = 4};
 }
 
 static void setup_relu(nsx_problem *p, nsx_case_info *info)
@@ -1194,6 +1195,8 @@ static void assert_same_info(const nsx_case_info *a, const nsx_case_info *b, con
         ck_assert(x->kind == y->kind && x->a == y->a && x->b == y->b);
         if (x->kind == NSX_PAIR_LEAK)
             ck_assert(x->t == y->t && x->future == y->future);
+        else if (x->kind == NSX_PAIR_GRADLEAK)
+            ck_assert(x->t == y->t);
         else
             ck_assert(x->i == y->i && x->dim == y->dim && x->j == y->j);
     }
@@ -1237,9 +1240,9 @@ END_TEST
 static const struct {
     const char *find, *replace, *expect;
 } meta_errors[] = {
-    {"\"spec\": \"1.0\"", "\"spec\": \"2.0\"", "spec: version 2.0 is not supported"},
-    {"\"spec\": \"1.0\"", "\"spec\": \"1\"", "spec: '1' is not a version MAJOR.MINOR"},
-    {"\"spec\": \"1.0\", ", "", "spec: missing"},
+    {"\"spec\": \"" NSX_SPEC_VERSION "\"", "\"spec\": \"2.0\"", "spec: version 2.0 is not supported"},
+    {"\"spec\": \"" NSX_SPEC_VERSION "\"", "\"spec\": \"1\"", "spec: '1' is not a version MAJOR.MINOR"},
+    {"\"spec\": \"" NSX_SPEC_VERSION "\", ", "", "spec: missing"},
     {"\"n\": 3", "\"n\": 3.0", "n: 3 is not written as an integer"},
     {"\"n\": 3", "\"n\": 9", "n: 9 is outside 1..8"},
     {"\"n\": 3", "\"n\": 2", "windows: has 3 entries but n = 2"},
@@ -1549,7 +1552,7 @@ static void e_q_i32(nsx_st *st) { st_put(st, "q", NSX_DTYPE_I32, 4, q_shape, 1);
 static void e_sel_f32(nsx_st *st) { st_put(st, "sel", NSX_DTYPE_F32, 3, sel_shape, 0); }
 static void e_o_i32(nsx_st *st) { st_put(st, "o", NSX_DTYPE_I32, 4, q_wide, 0); }
 static void e_dup_index(nsx_st *st) { st_put(st, "sel", NSX_DTYPE_I32, 3, sel_shape, 1); }
-static void e_spec2(nsx_st *st) { st_edit_meta(st, "\"spec\": \"1.0\"", "\"spec\": \"2.0\""); }
+static void e_spec2(nsx_st *st) { st_edit_meta(st, "\"spec\": \"" NSX_SPEC_VERSION "\"", "\"spec\": \"2.0\""); }
 static void e_meta_int(nsx_st *st) { st_edit_meta(st, "\"L\": 3", "\"L\": 3.0"); }
 static void e_no_meta(nsx_st *st)
 {

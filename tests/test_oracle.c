@@ -1632,8 +1632,9 @@ START_TEST(model_syntax)
     nsx_model_default(&d);
     ck_assert_str_eq(nsx_model_format(&d, buf, sizeof buf), good[0].canonical);
     /* the kernel ABI's declaration */
-    nsx_kernel_info ki = {NSX_KERNEL_ABI_VERSION, "k", NSX_FORMAT_BF16, NSX_FORMAT_F32, NSX_FORMAT_BF16,
-                          NSX_FORMAT_BF16, 2, 0, 0, 0, 0, 0};
+    nsx_kernel_info ki = {.abi_version = NSX_KERNEL_ABI_VERSION, .name = "k", .input_format = NSX_FORMAT_BF16,
+                          .accum_format = NSX_FORMAT_F32, .weights_format = NSX_FORMAT_BF16,
+                          .output_format = NSX_FORMAT_BF16, .max_order = 2};
     nsx_err err;
     ck_assert_int_eq(nsx_model_from_kernel(&ki, &d, &err), 0);
     ck_assert_str_eq(nsx_model_format(&d, buf, sizeof buf),

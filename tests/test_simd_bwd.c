@@ -1,6 +1,7 @@
 /*
- * The SIMD backward (simd/backward.c, nsx_simd_backward) against the MPFR
- * reference's gradients on every committed bwd_* vector, and against an
+ * The SIMD backward (simd/backward.c, nsx_simd_backward) judged by the
+ * oracle's gradient check (nsx_check, docs/ORACLE.md 8) on every committed
+ * bwd_* vector (default and tiles suites), and against an
  * independent binary64 loop reference written here on a table of random
  * problems covering every feature, every ISA this CPU runs (forced); the
  * same bits for 1 and 2 threads; masked keys and empty rows exactly +0;
@@ -38,8 +39,11 @@
 #include "nsimplex/kernel.h"
 #include "nsimplex/ref.h"
 #include "nsimplex/rng.h"
+#include "oracle/check.h"
+#include "oracle/model.h"
 #include "runner/runner.h"
 #include "simd/simd.h"
+#include "tests/cli_run.h"
 
 #define U32 (1.0 / 16777216.0)
 
@@ -550,7 +554,8 @@ START_TEST(random_problems_match_the_loop_reference)
     ref_compute(&s, &ro);
     for (int isa = 0; isa < NSX_ISA_COUNT; isa++) {
         if (!nsx_simd_isa_supported(isa)) {
-            printf("simd_bwd: %s: %s not run (this CPU lacks it)\n", c->name, nsx_simd_isa_name(isa));
+            if (_i == 0)
+                printf("simd_bwd: %s not run (this CPU lacks it)\n", nsx_simd_isa_name(isa));
             continue;
         }
         char what[96];
@@ -576,13 +581,429 @@ START_TEST(random_problems_match_the_loop_reference)
 }
 END_TEST
 
+/* With causal on, dk_m and dv_m of the keys j >= t depend only on the
+   queries i >= j (docs/SPEC.md 1.7): new q and dO rows before t (NaN among
+   them) leave those rows bit-identical, on every ISA, with GQA and windows. */
+START_TEST(key_gradients_ignore_earlier_queries)
+{
+    static const tcase leak[] = {
+        {"leak_n2_gqa_win", 2, 2, 41, 4, 2, 12, 9, P_, 1, 0, {9, 0}, SEL_NONE, 0, 0, 0.25, 0.5, 0, 0},
+        {"leak_n3_sum", 3, 1, 17, 2, 1, 8, 8, S_, 1, 0, {0, 6, 0}, SEL_NONE, 0, 0, 0, 0, 0, 0},
+    };
+    for (size_t c = 0; c < sizeof leak / sizeof leak[0]; c++)
+        for (int isa = 0; isa < NSX_ISA_COUNT; isa++) {
+            if (!nsx_simd_isa_supported(isa))
+                continue;
+            inst s;
+            inst_make(&leak[c], &s, SEED0 + 99);
+            const nsx_kernel_problem *p = &s.p;
+            const int t = p->L / 2;
+            fgrads a, b;
+            fgrads_alloc(&a, &s);
+            fgrads_alloc(&b, &s);
+            ck_assert_int_eq(run_simd(&s, isa, 2, &a), NSX_SIMD_OK);
+            for (int bb = 0; bb < p->B; bb++)
+                for (int i = 0; i < t; i++) {
+                    float *q = s.q + ((size_t)bb * p->L + i) * p->H * p->d;
+                    float *dO = s.dout + ((size_t)bb * p->L + i) * p->H * p->dv;
+                    for (int e = 0; e < p->H * p->d; e++)
+                        q[e] = -2 * q[e] + 0.5f;
+                    for (int e = 0; e < p->H * p->dv; e++)
+                        dO[e] = i == 0 && e == 0 ? NAN : 3 * dO[e];
+                }
+            ck_assert_int_eq(run_simd(&s, isa, 2, &b), NSX_SIMD_OK);
+            for (int m = 0; m < p->n; m++)
+                for (int bb = 0; bb < p->B; bb++) {
+                    size_t k0 = ((size_t)bb * p->L + t) * p->Hkv * p->d;
+                    size_t v0 = ((size_t)bb * p->L + t) * p->Hkv * p->dv;
+                    size_t kn = (size_t)(p->L - t) * p->Hkv * p->d, vn = (size_t)(p->L - t) * p->Hkv * p->dv;
+                    ck_assert_msg(memcmp(a.dk[m] + k0, b.dk[m] + k0, kn * sizeof(float)) == 0,
+                                  "%s (%s): dk%d of keys >= %d moved", leak[c].name, nsx_simd_isa_name(isa), m + 1, t);
+                    ck_assert_msg(memcmp(a.dv[m] + v0, b.dv[m] + v0, vn * sizeof(float)) == 0,
+                                  "%s (%s): dv%d of keys >= %d moved", leak[c].name, nsx_simd_isa_name(isa), m + 1, t);
+                }
+            fgrads_free(&a, p->n);
+            fgrads_free(&b, p->n);
+            inst_free(&s);
+        }
+}
+END_TEST
+
+/* ---- the committed vectors ---------------------------------------------- */
+
+static int names_n;
+static char names[64][256];
+
+/* The bwd_* cases of vectors/default and vectors/tiles, sorted. */
+static void list_vectors(void)
+{
+    static const char *const dirs[] = {"vectors/default", "vectors/tiles"};
+    names_n = 0;
+    for (size_t t = 0; t < sizeof dirs / sizeof dirs[0]; t++) {
+        DIR *dir = opendir(dirs[t]);
+        ck_assert_ptr_nonnull(dir);
+        struct dirent *e;
+        while ((e = readdir(dir)) && names_n < 64) {
+            size_t len = strlen(e->d_name);
+            if (strncmp(e->d_name, "bwd_", 4) == 0 && len > 12 && strcmp(e->d_name + len - 12, ".safetensors") == 0)
+                snprintf(names[names_n++], sizeof names[0], "%s/%.200s", dirs[t], e->d_name);
+        }
+        closedir(dir);
+    }
+    qsort(names, (size_t)names_n, sizeof names[0], (int (*)(const void *, const void *))strcmp);
+}
+
+static float *f32_of(const double *x, size_t count)
+{
+    float *f = malloc(count * sizeof *f);
+    for (size_t t = 0; t < count; t++)
+        f[t] = (float)x[t];
+    return f;
+}
+
+/* The float32 instance of a case (its inputs are exact in float32). */
+static void inst_from_case(const nsx_case *c, inst *s)
+{
+    const nsx_problem *p = &c->p;
+    memset(s, 0, sizeof *s);
+    const int32_t *sel = c->in.sel ? c->in.sel : c->expected.sel;
+    nsx_problem_to_kernel(p, sel, &s->p);
+    s->nq = nsx_q_size(p), s->nk = nsx_k_size(p), s->nv = nsx_v_size(p);
+    s->no = nsx_o_size(p), s->nl = nsx_lse_size(p);
+    s->q = f32_of(c->in.q, s->nq);
+    s->dout = f32_of(c->in.dout, s->no);
+    for (int m = 0; m < p->n; m++) {
+        s->k[m] = f32_of(c->in.k[m], s->nk);
+        s->v[m] = f32_of(c->in.v[m], s->nv);
+    }
+}
+
+/* The kernel's forward and backward on the case (through the runner, on
+   isa) judged by the oracle (nsx_check: the forward's o, lse and the
+   gradients against their derived bounds, docs/ORACLE.md 8, under the
+   kernel's f32 model, unreached elements exactly 0); the report. */
+static void judge_case(const char *what, const nsx_case *c, int isa, nsx_check_report *rep)
+{
+    const nsx_problem *p = &c->p;
+    nsx_kernel k;
+    nsx_err err = {0};
+    ck_assert_int_eq(nsx_kernel_open(&k, NULL, isa, 2, &err), 0);
+    const int32_t *sel = c->in.sel ? c->in.sel : c->expected.sel;
+    nsx_outputs g = {0};
+    double *o = malloc(nsx_o_size(p) * sizeof *o), *lse = malloc(nsx_lse_size(p) * sizeof *lse);
+    g.dq = malloc(nsx_q_size(p) * sizeof(double));
+    for (int m = 0; m < p->n; m++) {
+        g.dk[m] = malloc(nsx_k_size(p) * sizeof(double));
+        g.dv[m] = malloc(nsx_v_size(p) * sizeof(double));
+    }
+    ck_assert_msg(nsx_kernel_run_bwd(&k, p, &c->in, sel, c->in.dout, &g, o, lse, &err) == 0, "%s: %s", what,
+                  err.msg);
+    nsx_candidate cand = {.o = o, .lse = lse, .sel = c->in.sel ? NULL : c->expected.sel, .dq = g.dq};
+    for (int m = 0; m < p->n; m++)
+        cand.dk[m] = g.dk[m], cand.dv[m] = g.dv[m];
+    nsx_model model;
+    ck_assert_int_eq(nsx_model_from_kernel(k.info, &model, &err), 0);
+    ck_assert_msg(nsx_check(p, &c->info, &c->in, &c->expected, &cand, &model, rep, &err) == 0, "%s: %s", what,
+                  err.msg);
+    ck_assert_msg(rep->pass, "%s: nsx_check fails it: %s", what, rep->nnotes ? rep->notes[0] : "(no note)");
+    ck_assert_int_eq(rep->grad_status, NSX_GRAD_JUDGED);
+    ck_assert_int_eq(rep->grad_absent, 0);
+    ck_assert_int_eq(rep->grad_failed + rep->grad_zero_failed, 0);
+    free(o), free(lse), free(g.dq);
+    for (int m = 0; m < p->n; m++)
+        free(g.dk[m]), free(g.dv[m]);
+    nsx_kernel_close(&k);
+}
+
+/* Every committed bwd_* vector, every ISA this CPU runs: the oracle's
+   check passes the SIMD gradients (judge_case); and, as a second opinion,
+   they are within the test's tolerance of the file's MPFR values (the loop
+   reference gives the scale gabs and must itself agree with the file to
+   1e-12 of it), masked keys +0. */
+START_TEST(committed_vectors_match_the_mpfr_gradients)
+{
+    list_vectors();
+    ck_assert_int_ge(names_n, 10);
+    for (int v = 0; v < names_n; v++) {
+        nsx_case c;
+        nsx_err err = {0};
+        ck_assert_msg(nsx_case_read(names[v], &c, &err) == 0, "%s", err.msg);
+        ck_assert_msg(c.expected.dq != NULL, "%s: no expected dq", names[v]);
+        inst s;
+        inst_from_case(&c, &s);
+        refout ro;
+        ref_compute(&s, &ro);
+        /* the loop reference against MPFR's correctly rounded values */
+        const double *want[1 + 2 * NSX_MAX_ORDER] = {c.expected.dq};
+        const double *mine[1 + 2 * NSX_MAX_ORDER] = {ro.g.dq}, *scale[1 + 2 * NSX_MAX_ORDER] = {ro.ga.dq};
+        size_t len[1 + 2 * NSX_MAX_ORDER] = {s.nq};
+        for (int m = 0; m < s.p.n; m++) {
+            want[1 + 2 * m] = c.expected.dk[m], want[2 + 2 * m] = c.expected.dv[m];
+            mine[1 + 2 * m] = ro.g.dk[m], mine[2 + 2 * m] = ro.g.dv[m];
+            scale[1 + 2 * m] = ro.ga.dk[m], scale[2 + 2 * m] = ro.ga.dv[m];
+            len[1 + 2 * m] = s.nk, len[2 + 2 * m] = s.nv;
+        }
+        for (int t = 0; t < 1 + 2 * s.p.n; t++)
+            for (size_t e = 0; e < len[t]; e++)
+                ck_assert_msg(fabs(mine[t][e] - want[t][e]) <= 1e-12 * scale[t][e] + 0x1p-200,
+                              "%s: the loop reference disagrees with the file: tensor %d [%zu]: %.17g vs %.17g",
+                              names[v], t, e, mine[t][e], want[t][e]);
+        for (int isa = 0; isa < NSX_ISA_COUNT; isa++) {
+            if (!nsx_simd_isa_supported(isa))
+                continue;
+            char what[sizeof names[0] + 32];
+            snprintf(what, sizeof what, "%.255s (%s)", names[v], nsx_simd_isa_name(isa));
+            nsx_check_report rep;
+            judge_case(what, &c, isa, &rep);
+            if (getenv("NSX_TEST_VERBOSE"))
+                printf("simd_bwd: %s: check passes; worst ratio dq %.3g, dk %.3g, dv %.3g; %zu unreached "
+                       "elements exactly 0\n",
+                       what, rep.worst_dq.ratio, rep.worst_dk.ratio, rep.worst_dv.ratio, rep.grad_zero);
+            /* the test's own tolerance */
+            fgrads g;
+            fgrads_alloc(&g, &s);
+            ck_assert_int_eq(run_simd(&s, isa, 2, &g), NSX_SIMD_OK);
+            refout file = ro; /* the file's values, the loop reference's scale and mask */
+            file.g.dq = (double *)c.expected.dq;
+            for (int m = 0; m < s.p.n; m++)
+                file.g.dk[m] = c.expected.dk[m], file.g.dv[m] = c.expected.dv[m];
+            check_against_ref(what, &s, &file, &g);
+            fgrads_free(&g, s.p.n);
+        }
+        ref_free(&ro, s.p.n);
+        inst_free(&s);
+        nsx_case_free(&c);
+    }
+}
+END_TEST
+
+/* ---- the ABI, the runner and the program ---------------------------------- */
+
+static void assert_same_bits(const char *what, const fgrads *a, const fgrads *b, const inst *s)
+{
+    ck_assert_msg(memcmp(a->dq, b->dq, s->nq * sizeof(float)) == 0, "%s: dq differs", what);
+    for (int m = 0; m < s->p.n; m++) {
+        ck_assert_msg(memcmp(a->dk[m], b->dk[m], s->nk * sizeof(float)) == 0, "%s: dk%d differs", what, m + 1);
+        ck_assert_msg(memcmp(a->dv[m], b->dv[m], s->nv * sizeof(float)) == 0, "%s: dv%d differs", what, m + 1);
+    }
+}
+
+/* build/libnsimplex_simd.so through dlopen: ABI 3's info declares the
+   backward, nsx_kernel_backward gives the in-process bits, and refuses
+   (1, nothing written) what it cannot do. */
+START_TEST(shared_library_exports_the_backward)
+{
+    const char *path = getenv("NSX_SIMD_SO");
+    ck_assert_msg(path != NULL, "NSX_SIMD_SO is not set (make check sets it)");
+    void *lib = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    ck_assert_msg(lib != NULL, "dlopen %s: %s", path, dlerror());
+    nsx_kernel_get_info_fn info_fn;
+    nsx_kernel_forward_fn fwd;
+    nsx_kernel_backward_fn bwd;
+    *(void **)&info_fn = dlsym(lib, "nsx_kernel_get_info");
+    *(void **)&fwd = dlsym(lib, "nsx_kernel_forward");
+    *(void **)&bwd = dlsym(lib, "nsx_kernel_backward");
+    ck_assert(info_fn && fwd && bwd);
+    ck_assert_ptr_null(dlsym(lib, "nsx_simd_backward")); /* only the ABI is exported */
+    const nsx_kernel_info *info = info_fn();
+    ck_assert_int_eq(info->abi_version, 3);
+    ck_assert_int_eq(info->backward_max_order, NSX_MAX_ORDER);
+    ck_assert_uint_eq(info->backward_features, 255u);
+    ck_assert_int_eq(info->backward_accum_format, NSX_FORMAT_F32);
+    ck_assert_int_eq(info->backward_output_format, NSX_FORMAT_F32);
+    nsx_err err = {0};
+    ck_assert_int_eq(nsx_kernel_info_check(info, path, &err), 0);
+    int isa = nsx_simd_isa(NULL, 0);
+    for (int t = 0; t < NCASES; t += 4) {
+        inst s;
+        inst_make(&cases[t], &s, SEED0 + (uint64_t)t);
+        fgrads mine, lib_g;
+        fgrads_alloc(&mine, &s);
+        fgrads_alloc(&lib_g, &s);
+        ck_assert_int_eq(run_simd(&s, isa, 1, &mine), NSX_SIMD_OK);
+        float *o = malloc(s.no * sizeof(float)), *lse = malloc(s.nl * sizeof(float));
+        nsx_kernel_io io = {.q = s.q, .o = o, .lse = lse};
+        nsx_kernel_bwd_io bio = {.q = s.q, .o = o, .lse = lse, .dout = s.dout, .dq = lib_g.dq};
+        for (int m = 0; m < s.p.n; m++) {
+            io.k[m] = bio.k[m] = s.k[m];
+            io.v[m] = bio.v[m] = s.v[m];
+            bio.dk[m] = lib_g.dk[m], bio.dv[m] = lib_g.dv[m];
+        }
+        ck_assert_int_eq(fwd(&s.p, &io), NSX_KERNEL_OK);
+        ck_assert_int_eq(bwd(&s.p, &bio), NSX_KERNEL_OK);
+        assert_same_bits(cases[t].name, &mine, &lib_g, &s);
+        /* refused, nothing written: no dout; n = 9 */
+        lib_g.dq[0] = 7.0f;
+        bio.dout = NULL;
+        ck_assert_int_eq(bwd(&s.p, &bio), NSX_KERNEL_UNSUPPORTED);
+        bio.dout = s.dout;
+        nsx_kernel_problem bad = s.p;
+        bad.n = 9;
+        ck_assert_int_eq(bwd(&bad, &bio), NSX_KERNEL_UNSUPPORTED);
+        ck_assert(lib_g.dq[0] == 7.0f);
+        free(o), free(lse);
+        fgrads_free(&mine, s.p.n);
+        fgrads_free(&lib_g, s.p.n);
+        inst_free(&s);
+    }
+    dlclose(lib);
+}
+END_TEST
+
+/* nsx_kernel_info_check on ABI 3's fields; an ABI 2 info (exactly its size:
+   ASan sees a read past it) has no backward. */
+START_TEST(info_check_reads_the_backward_fields_of_abi_3_only)
+{
+    nsx_kernel_info good = *nsx_simd_info();
+    nsx_err err = {0};
+    const struct {
+        const char *field;
+        int order;
+        unsigned features;
+        int lse, fmt;
+    } bad[] = {
+        {"backward_max_order 9 is not in 0..max_order", 9, 0, 1, NSX_FORMAT_F32},
+        {"backward_max_order -1", -1, 0, 1, NSX_FORMAT_F32},
+        {"backward_features has bits 0x1000", 2, 0x1000, 1, NSX_FORMAT_F32},
+        {"needs the forward's lse", 2, 0, 0, NSX_FORMAT_F32},
+        {"backward_output_format 9 is not a format", 2, 0, 1, 9},
+    };
+    for (size_t t = 0; t < sizeof bad / sizeof bad[0]; t++) {
+        nsx_kernel_info x = good;
+        x.backward_max_order = bad[t].order;
+        x.backward_features = bad[t].features;
+        x.backward_output_format = bad[t].fmt;
+        if (!bad[t].lse)
+            x.features &= ~NSX_FEAT_LSE;
+        err = (nsx_err){0};
+        ck_assert_int_eq(nsx_kernel_info_check(&x, "lib.so", &err), NSX_E_INPUT);
+        ck_assert_msg(strstr(err.msg, bad[t].field), "%s: %s", bad[t].field, err.msg);
+        /* the same fields in an ABI 2 info are never read */
+        x.abi_version = 2;
+        x.features |= NSX_FEAT_LSE;
+        ck_assert_int_eq(nsx_kernel_info_check(&x, "lib.so", &err), 0);
+        ck_assert_int_eq(nsx_kernel_backward_order(&x), 0);
+    }
+    struct abi2_info {
+        int abi_version;
+        const char *name;
+        int input_format, accum_format, weights_format, output_format;
+        int max_order;
+        unsigned features;
+        unsigned indexer;
+        int indexer_input_format, indexer_accum_format, indexer_output_format;
+    } *old = malloc(sizeof *old);
+    ck_assert_ptr_nonnull(old);
+    *old = (struct abi2_info){2, "abi2", NSX_FORMAT_F32, NSX_FORMAT_F32, NSX_FORMAT_F32, NSX_FORMAT_F32, 2, 0, 0,
+                              NSX_FORMAT_F32, NSX_FORMAT_F32, NSX_FORMAT_F32};
+    const nsx_kernel_info *volatile as_info = (const void *)old; /* read only up to its ABI */
+    ck_assert_int_eq(nsx_kernel_info_check(as_info, "abi2.so", &err), 0);
+    ck_assert_int_eq(nsx_kernel_backward_order(as_info), 0);
+    free(old);
+}
+END_TEST
+
+/* The float32 gradients of a candidate file into g. */
+static void read_grads(const char *path, const inst *s, fgrads *g)
+{
+    nsx_st st;
+    nsx_err err = {0};
+    ck_assert_msg(nsx_st_read(path, &st, &err) == 0, "%s", err.msg);
+    const nsx_tensor *t = nsx_st_get(&st, "dq");
+    ck_assert_ptr_nonnull(t);
+    for (size_t e = 0; e < s->nq; e++)
+        g->dq[e] = (float)nsx_tensor_f64_at(t, e);
+    for (int m = 0; m < s->p.n; m++) {
+        char name[16];
+        snprintf(name, sizeof name, "dk%d", m + 1);
+        ck_assert_ptr_nonnull(t = nsx_st_get(&st, name));
+        for (size_t e = 0; e < s->nk; e++)
+            g->dk[m][e] = (float)nsx_tensor_f64_at(t, e);
+        snprintf(name, sizeof name, "dv%d", m + 1);
+        ck_assert_ptr_nonnull(t = nsx_st_get(&st, name));
+        for (size_t e = 0; e < s->nv; e++)
+            g->dv[m][e] = (float)nsx_tensor_f64_at(t, e);
+    }
+    nsx_st_free(&st);
+}
+
+/* eval --bwd --impl simd under NSX_ISA=ISA writes the gradients of
+   nsx_simd_backward_isa on that ISA, bit for bit, and o, lse beside them;
+   the runner's nsx_kernel_run_bwd gives the same. */
+START_TEST(eval_bwd_simd_writes_the_kernels_gradients)
+{
+    const char *vec = "vectors/default/bwd_n2_paper.safetensors";
+    nsx_case c;
+    nsx_err err = {0};
+    ck_assert_msg(nsx_case_read(vec, &c, &err) == 0, "%s", err.msg);
+    inst s;
+    inst_from_case(&c, &s);
+    const char *tmp = getenv("NSX_TMP") ? getenv("NSX_TMP") : "/tmp";
+    for (int isa = 0; isa < NSX_ISA_COUNT; isa++) {
+        if (!nsx_simd_isa_supported(isa))
+            continue;
+        char out[4096];
+        snprintf(out, sizeof out, "%s/simd_bwd_%s.safetensors", tmp, nsx_simd_isa_name(isa));
+        fgrads want, got;
+        fgrads_alloc(&want, &s);
+        fgrads_alloc(&got, &s);
+        ck_assert_int_eq(run_simd(&s, isa, 1, &want), NSX_SIMD_OK);
+        setenv("NSX_ISA", nsx_simd_isa_name(isa), 1);
+        cli_result r;
+        const char *args[] = {"eval", vec, "--impl", "simd", "--bwd", "--out", out, NULL};
+        ck_assert_int_eq(cli_run(&r, args), 0);
+        unsetenv("NSX_ISA");
+        ck_assert_msg(r.status == 0, "eval --bwd --impl simd: exit %d: %s", r.status, r.err);
+        cli_result_free(&r);
+        read_grads(out, &s, &got);
+        assert_same_bits(nsx_simd_isa_name(isa), &want, &got, &s);
+        /* the runner, in process */
+        nsx_kernel k;
+        ck_assert_int_eq(nsx_kernel_open(&k, NULL, isa, 2, &err), 0);
+        nsx_outputs g = {0};
+        g.dq = malloc(s.nq * sizeof(double));
+        for (int m = 0; m < s.p.n; m++) {
+            g.dk[m] = malloc(s.nk * sizeof(double));
+            g.dv[m] = malloc(s.nv * sizeof(double));
+        }
+        ck_assert_int_eq(nsx_kernel_run_bwd(&k, &c.p, &c.in, c.in.sel, c.in.dout, &g, NULL, NULL, &err), 0);
+        for (size_t e = 0; e < s.nq; e++)
+            ck_assert(g.dq[e] == want.dq[e]);
+        for (int m = 0; m < s.p.n; m++) {
+            for (size_t e = 0; e < s.nk; e++)
+                ck_assert(g.dk[m][e] == want.dk[m][e]);
+            for (size_t e = 0; e < s.nv; e++)
+                ck_assert(g.dv[m][e] == want.dv[m][e]);
+            free(g.dk[m]), free(g.dv[m]);
+        }
+        free(g.dq);
+        nsx_kernel_close(&k);
+        fgrads_free(&want, s.p.n);
+        fgrads_free(&got, s.p.n);
+    }
+    inst_free(&s);
+    nsx_case_free(&c);
+}
+END_TEST
+
 static Suite *simd_bwd_suite(void)
 {
     Suite *s = suite_create("simd_bwd");
     TCase *tc = tcase_create("random");
     tcase_set_timeout(tc, 300);
     tcase_add_loop_test(tc, random_problems_match_the_loop_reference, 0, NCASES);
+    tcase_add_test(tc, key_gradients_ignore_earlier_queries);
     suite_add_tcase(s, tc);
+    TCase *tv = tcase_create("vectors");
+    tcase_set_timeout(tv, 300);
+    tcase_add_test(tv, committed_vectors_match_the_mpfr_gradients);
+    suite_add_tcase(s, tv);
+    TCase *ta = tcase_create("abi");
+    tcase_set_timeout(ta, 120);
+    tcase_add_test(ta, shared_library_exports_the_backward);
+    tcase_add_test(ta, info_check_reads_the_backward_fields_of_abi_3_only);
+    tcase_add_test(ta, eval_bwd_simd_writes_the_kernels_gradients);
+    suite_add_tcase(s, ta);
     return s;
 }
 

@@ -358,7 +358,8 @@ START_TEST(committed_pairs_hold_under_the_reference)
             const nsx_problem *p = &c.p;
             for (int x = 0; x < c.info.npairs; x++) {
                 const nsx_pair *pr = &c.info.pairs[x];
-                int lo = pr->kind == NSX_PAIR_LEAK ? 0 : pr->i, hi = pr->kind == NSX_PAIR_LEAK ? pr->t : pr->i;
+                int lo = pr->kind == NSX_PAIR_LEAK ? 0 : pr->kind == NSX_PAIR_GRADLEAK ? pr->t : pr->i;
+                int hi = pr->kind == NSX_PAIR_LEAK ? pr->t : pr->kind == NSX_PAIR_GRADLEAK ? p->L - 1 : pr->i;
                 for (int i = lo; i <= hi; i++)
                     for (int h = 0; h < p->H; h++) {
                         ck_assert_msg(!memcmp(&c.expected.lse[nsx_lse_at(p, pr->a, h, i)],

@@ -239,6 +239,33 @@ static void make_probe(nsx_instance *b, const nsx_recipe *rc, nsx_rng *r, int to
     }
 }
 
+/* Batch `to` = batch 0 with q redrawn at the positions before t (a
+   gradient leak pair: do is redrawn there by nsx_build_dout). */
+static void make_gradleak(nsx_instance *b, const nsx_recipe *rc, nsx_rng *r, int to, int t)
+{
+    const nsx_problem *p = &rc->p;
+    copy_batch(b, 0, to);
+    double *q = b->q + nsx_q_at(p, to, 0, 0, 0);
+    for (size_t e = 0; e < (size_t)t * p->H * p->d; e++)
+        q[e] = draw(r, rc, ROLE_Q);
+}
+
+/* Every pair's batch b takes do from batch a where the pair's rows are
+   shared: a leak's rows 0..t, a probe's every row, a gradient leak's rows
+   t..L-1 (SPEC 4.5). */
+static void share_dout(nsx_instance *b)
+{
+    const nsx_problem *p = &b->p;
+    const size_t row = (size_t)p->H * p->dv;
+    for (int x = 0; x < b->npairs; x++) {
+        const nsx_pair *q = &b->pairs[x];
+        int lo = q->kind == NSX_PAIR_GRADLEAK ? q->t : 0;
+        int hi = q->kind == NSX_PAIR_LEAK ? q->t : p->L - 1;
+        memcpy(b->dout + ((size_t)q->b * p->L + lo) * row, b->dout + ((size_t)q->a * p->L + lo) * row,
+               (size_t)(hi - lo + 1) * row * sizeof *b->dout);
+    }
+}
+
 /* S(i) of batch 0: given, or computed by the reference on batch 0 alone. */
 static int batch0_selection(const nsx_instance *b, int32_t *sel0, nsx_err *err)
 {
@@ -311,7 +338,7 @@ int nsx_build(const nsx_recipe *rc, uint64_t seed, nsx_instance *b, nsx_err *err
     if (rc->nleaks && !p->causal)
         return nsx_err_set(err, NSX_E_INPUT, "recipe: leak pairs need a causal problem");
     nsx_problem room = *p; /* batches for every pair the recipe may add */
-    room.B = p->B + rc->nleaks + (rc->probes ? 3 * p->n : 0);
+    room.B = p->B + rc->nleaks + (rc->probes ? 3 * p->n : 0) + (rc->gleak ? 1 : 0);
     if (nsx_instance_alloc(b, &room))
         return nsx_err_set(err, NSX_E_NOMEM, "gen: out of memory");
     b->p.B = p->B;
@@ -330,11 +357,19 @@ int nsx_build(const nsx_recipe *rc, uint64_t seed, nsx_instance *b, nsx_err *err
             return err->kind;
         }
     }
+    if (rc->gleak) {
+        nsx_pair gl = {NSX_PAIR_GRADLEAK, 0, Btot, rc->gleak, 0, 0, 0, 0};
+        nsx_instance_add_pair(b, &gl);
+        make_gradleak(b, rc, &r, Btot++, rc->gleak);
+        nsx_instance_flag_pair(b, &gl);
+    }
     b->p.B = Btot;
     if (rc->bwd && nsx_build_dout(b, seed, err)) {
         nsx_instance_free(b);
         return err->kind;
     }
+    if (rc->bwd)
+        share_dout(b);
     return 0;
 }
 
@@ -417,7 +452,7 @@ int nsx_build_expect(nsx_instance *b, const nsx_recipe *rc, const nsx_ref_opts *
     nsx_pairs_unjudged(&b->p, b->pairs, b->npairs, skip);
     o.skip = skip;
     int code = nsx_ref_forward(&b->p, &b->in, &b->out, &o, stats, err);
-    if (!code && rc->bwd) /* gradient cases have no pairs: skip marks no row */
+    if (!code && rc->bwd) /* a gradient case's leak futures are random: skip marks no row */
         code = nsx_build_grads(b, &o, err);
     free(skip);
     if (code)

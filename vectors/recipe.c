@@ -76,7 +76,7 @@ static int set_key(nsx_recipe *r, const char *key, char *val, nsx_err *err, int 
         {"dv", &p->dv, 1, NSX_MAX_DIM}, {"causal", &p->causal, 0, 1}, {"distinct", &p->distinct, 0, 1},
         {"k", &p->sel.k, 1, NSX_MAX_DIM}, {"Hi", &p->sel.Hi, 1, NSX_MAX_DIM}, {"di", &p->sel.di, 1, NSX_MAX_DIM},
         {"ties", &r->ties, 0, 1},       {"empty", &r->empty, 0, 1},   {"invalid", &r->invalid, 0, 1},
-        {"bwd", &r->bwd, 0, 1},
+        {"bwd", &r->bwd, 0, 1},         {"gleak", &r->gleak, 1, NSX_MAX_DIM},
     };
     for (size_t t = 0; t < sizeof ints / sizeof ints[0]; t++)
         if (strcmp(key, ints[t].name) == 0)
@@ -204,7 +204,10 @@ int nsx_recipe_parse(const char *text, nsx_recipe *r, nsx_err *err)
         return BAD("recipe: ties and invalid need a selection");
     if (r->invalid && p->sel.source != NSX_SEL_INDICES)
         return BAD("recipe: invalid needs sel=indices");
-    if (r->bwd && (r->nleaks || r->probes))
-        return BAD("recipe: bwd: gradient cases carry no leak pairs or probes yet");
+    for (int l = 0; r->bwd && l < r->nleaks; l++)
+        if (r->leak[l].future != NSX_FUTURE_RANDOM)
+            return BAD("recipe: leak: a gradient case's leak pairs have random futures (every row contributes to dk, dv)");
+    if (r->gleak && (!r->bwd || !p->causal || r->gleak >= p->L))
+        return BAD("recipe: gleak: needs bwd=1, a causal problem and 1 <= T <= L - 1 = %d", p->L - 1);
     return 0;
 }

@@ -27,7 +27,12 @@
  *   probe=all    mask probes for every dimension and every mask that can
  *                exclude a key there (window, causal, selection)
  *   bwd=1        a gradient case: an upstream gradient do and the expected
- *                gradients dq, dk_m, dv_m (E7); not with leak or probe
+ *                gradients dq, dk_m, dv_m (E7); its leak pairs have random
+ *                futures, and every pair's batches share do where they share
+ *                rows (SPEC 4.5)
+ *   gleak=T      (bwd=1, causal) a gradient leak pair: q and do differ at
+ *                the positions before T only, so the rows >= T and the key
+ *                gradients at positions >= T agree bit for bit
  */
 #ifndef NSX_VECTORS_RECIPE_H
 #define NSX_VECTORS_RECIPE_H
@@ -54,6 +59,7 @@ typedef struct nsx_recipe {
     int dist;           /* enum nsx_dist */
     int ties, empty, invalid, probes;
     int bwd;            /* a gradient case (vectors/bwd.h) */
+    int gleak;          /* gradient leak pair at T (0: none) */
     int nleaks;
     struct {
         int future;     /* enum nsx_future */

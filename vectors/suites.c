@@ -123,6 +123,10 @@ static const nsx_suite_case default_cases[] = {
     {"bwd_n2_equal", "n=2 L=8 d=4 dist=equal bwd=1", "equal scores: rational gradients"},
     {"bwd_n3_windows", "n=3 L=8 d=4 w=6,4,3 bwd=1", "3-simplicial backward with windows"},
     {"bwd_n4_dense", "n=4 L=5 d=4 dv=2 bwd=1", "4-simplicial backward"},
+    {"bwd_n2_pairs", "n=2 L=10 d=8 w=6,3 bwd=1 leak=random:4 gleak=5 probe=all",
+     "2-simplicial backward with a leak pair, a gradient leak pair and mask probes"},
+    {"bwd_n1_pairs", "n=1 L=12 H=2 Hkv=1 d=8 w=5 bwd=1 gleak=6 probe=all",
+     "attention backward with GQA, a gradient leak pair and mask probes"},
 };
 
 static const nsx_suite_case large_cases[] = {
@@ -171,6 +175,13 @@ static const nsx_suite_case tiles_cases[] = {
     {"n2_causal_off_L127", "n=2 L=127 d=64 causal=0 w=33,17", "two-sided windows at L = 127"},
     {"n1_dsa_L4096", "n=1 L=4096 d=64 dv=16 sel=indices k=64", "a top-64 of 4096 keys per query"},
     {"n3_L128", "n=3 L=128 d=32 dv=16 w=33,17,9", "3-simplicial at L = 128"},
+    /* gradient cases (MPFR: seconds to tens of seconds each); the last is
+       among those make check regenerates (test_vectors: every third) */
+    {"bwd_n2_L64_d64", "n=2 L=64 H=2 Hkv=1 d=64 w=32,16 bwd=1", "gradients: windows on blocks, GQA 2/1"},
+    {"bwd_n1_L128_d128", "n=1 L=128 H=2 d=128 bwd=1 gleak=64",
+     "gradients of dense attention at d = 128, a gradient leak pair at the second 64-block"},
+    {"bwd_n2_sum_L33", "n=2 L=33 d=32 w=17,9 reduce=sum kb=0,1/d bwd=1",
+     "gradients: sum reducer, a key bias, L one past 32"},
 };
 
 /* Shapes for the fast path's throughput figure (README). */

@@ -19,7 +19,7 @@ const char *nsx_format_name(int v);     /* NSX_FORMAT_*: f64, f32, f16, bf16 */
 const char *nsx_reduce_name(int v);     /* NSX_REDUCE_*: product, sum, mean */
 const char *nsx_source_name(int v);     /* NSX_SEL_*: indices, indexer, scores (NONE: NULL) */
 const char *nsx_act_name(int v);        /* NSX_ACT_*: relu, softmax, identity */
-const char *nsx_pair_kind_name(int v);  /* NSX_PAIR_*: leak, probe */
+const char *nsx_pair_kind_name(int v);  /* NSX_PAIR_*: leak, probe, gradleak */
 const char *nsx_future_name(int v);     /* NSX_FUTURE_*: random, huge, nan, inf */
 
 /* The same tables, indexed by value (an entry may be NULL: source NONE). */

@@ -18,7 +18,10 @@ extern "C" {
 
 enum nsx_pair_kind {
     NSX_PAIR_LEAK = 0,  /* inputs of batches a, b agree at positions <= t */
-    NSX_PAIR_PROBE = 1  /* they differ only in k_dim, v_dim at position j */
+    NSX_PAIR_PROBE = 1, /* they differ only in k_dim, v_dim at position j */
+    NSX_PAIR_GRADLEAK = 2 /* gradient cases: they differ only in q and do at
+                             positions < t, so the rows >= t and the key
+                             gradients at positions >= t agree */
 };
 
 /* What a leak pair puts in the future positions of batch b. */
@@ -32,7 +35,8 @@ enum nsx_future {
 typedef struct nsx_pair {
     int kind;        /* enum nsx_pair_kind */
     int a, b;        /* the two batches, 0..B-1, different */
-    int t;           /* leak: last shared position, 0..L-1 */
+    int t;           /* leak: last shared position, 0..L-1; gradleak: the
+                        first position where q and do agree, 1..L-1 */
     int future;      /* leak: enum nsx_future */
     int i;           /* probe: the query row, 0..L-1 */
     int dim;         /* probe: the dimension m, 1..n (1-based as in JSON) */
@@ -54,8 +58,8 @@ void nsx_pairs_unjudged(const nsx_problem *p, const nsx_pair *pairs, int npairs,
 int nsx_pair_is_copy(const nsx_pair *q, int L);
 
 /* The flags a pair gives its case ("LeakPair" and its future's
-   "FutureNaN", ..., "BatchCopy", "MaskProbe"), into flags[0..1]; returns
-   how many (1 or 2). */
+   "FutureNaN", ..., "BatchCopy", "MaskProbe", "GradLeakPair"), into
+   flags[0..1]; returns how many (1 or 2). */
 int nsx_pair_flags(const nsx_pair *q, int L, const char **flags);
 
 /* The flag of a leak future: "FutureRandom", "FutureHuge", "FutureNaN",

@@ -28,7 +28,7 @@
 extern "C" {
 #endif
 
-#define NSX_SPEC_VERSION "1.0"
+#define NSX_SPEC_VERSION "1.1"
 #define NSX_VERSION "0.1.0" /* the program and generator version */
 
 /* Largest B, L, H, Hkv, d, dv, k, Hi, di the tools accept: products of them

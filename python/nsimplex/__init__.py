@@ -300,8 +300,8 @@ class Case:
                   "v": [a["v%d" % (m + 1)] for m in range(p.n)], "sel": a.get("sel")}
         return _convert(arrays, p.input_format, device, dtype)
 
-    def check(self, o, lse=None, sel=None, model=None, label="candidate"):
-        return check(self, o=o, lse=lse, sel=sel, model=model, label=label)
+    def check(self, o, lse=None, sel=None, model=None, label="candidate", grads=None):
+        return check(self, o=o, lse=lse, sel=sel, model=model, label=label, grads=grads)
 
 
 def load(path):
@@ -337,7 +337,9 @@ def run(fn, case, device=None, dtype=None):
 class Report:
     """The oracle's verdict, the same as `nsimplex check --json`: .passed, .json (the dict),
     .text (the report for people), .worst_o and .worst_lse (dicts with b, h, i, c, error, bound,
-    ratio, expected, candidate; None when nothing was judged), .ratio (the larger worst ratio),
+    ratio, expected, candidate; None when nothing was judged), .gradients (the JSON's "gradients":
+    status, counts) and .worst_dq, .worst_dk, .worst_dv (a backward case), .ratio (the largest
+    worst ratio),
     .failures (the count), .notes (the first failures, one line each), .model."""
 
     def __init__(self, passed, js, text):
@@ -349,7 +351,11 @@ class Report:
         self.notes = list(self.json["notes"])
         self.worst_o = self.json["o"]["worst"]
         self.worst_lse = self.json["lse"]["worst"]
-        ratios = [w["ratio"] for w in (self.worst_o, self.worst_lse) if w and w.get("ratio") is not None]
+        g = self.json.get("gradients", {})
+        self.gradients = g
+        self.worst_dq, self.worst_dk, self.worst_dv = g.get("worst_dq"), g.get("worst_dk"), g.get("worst_dv")
+        ratios = [w["ratio"] for w in (self.worst_o, self.worst_lse, self.worst_dq, self.worst_dk, self.worst_dv)
+                  if w and w.get("ratio") is not None]
         self.ratio = max(ratios) if ratios else None
 
     def __bool__(self):
@@ -380,21 +386,44 @@ def _ptr(a):
     return None if a is None else a.ctypes.data_as(c_void_p)
 
 
-def check(case, o, lse=None, sel=None, model=None, label="candidate"):
+def _grad_arrays(case, grads):
+    """The candidate's gradients {"dq": .., "dk1": .., "dv1": ..} as 1 + 2n float64 arrays (None:
+    absent), shapes checked."""
+    p = case.problem
+    if not grads:
+        return None
+    names = ["dq"] + ["dk%d" % (m + 1) for m in range(p.n)] + ["dv%d" % (m + 1) for m in range(p.n)]
+    unknown = set(grads) - set(names)
+    if unknown:
+        raise InputError(_lib.E_INPUT, "grads: unknown tensor %s (names: %s)" % (sorted(unknown)[0], ", ".join(names)))
+    shapes = [(p.B, p.L, p.H, p.d)] + [(p.B, p.L, p.Hkv, p.d)] * p.n + [(p.B, p.L, p.Hkv, p.dv)] * p.n
+    out = []
+    for name, shape in zip(names, shapes):
+        a = _to_numpy(grads.get(name), name)
+        _shape_ok(a, shape, name)
+        out.append(a)
+    return out
+
+
+def check(case, o, lse=None, sel=None, model=None, label="candidate", grads=None):
     """Judges a kernel's outputs against a golden vector in process, as `nsimplex check` does.
 
     case: a Case or a path; o [B,L,H,dv], lse [B,H,L] (optional), sel [B,L,k] (optional; read
     only when the vector computes its selection): numpy arrays or torch tensors of any float dtype
-    on any device, decoded exactly.  model: a precision model string (default bf16).
+    on any device, decoded exactly.  model: a precision model string (default bf16).  grads: a
+    backward case's gradients, a dict of any of "dq", "dk1".., "dv1".. (same array types), judged
+    against the bound of docs/ORACLE.md section 8 (absent ones are reported).
     Returns a Report; raises NotApplicable when the vector cannot be judged under the model,
     InputError for a bad model or wrong shapes."""
     if not isinstance(case, Case):
         case = load(case)
     o, lse, sel = _candidate_arrays(case, o, lse, sel)
+    g = _grad_arrays(case, grads)
     _warn_model(model)
     passed, js, text, err = c_int(), c_void_p(), c_void_p(), _errbuf()
-    rc = lib.nsx_py_check(case._h, _ptr(o), _ptr(lse), _ptr(sel), _enc(model), _enc(label), byref(passed),
-                          byref(js), byref(text), err, 1024)
+    gp = None if g is None else (c_void_p * len(g))(*[_ptr(a) for a in g])
+    rc = lib.nsx_py_check_grads(case._h, _ptr(o), _ptr(lse), _ptr(sel), gp, _enc(model), _enc(label),
+                                byref(passed), byref(js), byref(text), err, 1024)
     js, text = _lib.take_string(js), _lib.take_string(text)
     if rc:
         _raise(rc, err)

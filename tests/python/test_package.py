@@ -385,3 +385,26 @@ def test_importable_from_the_build_tree_and_examples_parse():
     for name in ("triton_simplicial.py", "torch_check.py"):
         with open(os.path.join(ROOT, "examples", name)) as f:
             ast.parse(f.read(), name)
+
+
+def test_check_judges_gradients():
+    # a backward case: the vector's own gradients pass (rounded to bf16, within the bound); a wrong
+    # scale on dq fails; an unknown tensor name is an input error
+    c = nsimplex.load(os.path.join(ROOT, "vectors", "default", "bwd_n2_paper.safetensors"))
+    a = c.arrays()
+    p = c.problem
+    grads = {name: a[name] for name in ["dq"] + ["dk%d" % (m + 1) for m in range(p.n)] +
+             ["dv%d" % (m + 1) for m in range(p.n)]}
+    rep = nsimplex.check(c, o=a["o"], lse=a["lse"], grads=grads, model="f64")
+    assert rep.passed and rep.gradients["status"] == "judged" and rep.worst_dq["ratio"] == 0, rep.text
+    import torch
+    bf = {k: torch.from_numpy(v).to(torch.bfloat16) for k, v in grads.items()}
+    rep = c.check(a["o"], a["lse"], grads=bf)
+    assert rep.passed and rep.gradients["tensors"] == 1 + 2 * p.n and 0 < rep.ratio <= 1, rep.text
+    bad = dict(grads, dq=grads["dq"] * 4)
+    rep = nsimplex.check(c, o=a["o"], lse=a["lse"], grads=bad)
+    assert not rep.passed and rep.gradients["failed"] > 0 and rep.worst_dq["ratio"] > 1, rep.text
+    rep = nsimplex.check(c, o=a["o"], lse=a["lse"], grads={"dk1": grads["dk1"]})
+    assert rep.passed and rep.gradients["absent"] == 2 * p.n, rep.text
+    with pytest.raises(nsimplex.InputError):
+        nsimplex.check(c, o=a["o"], grads={"dk9": grads["dk1"]})
