@@ -435,8 +435,11 @@ static int block_finish(gstate *st, int b, int g, const nsx_grad_bound *gb, nsx_
                 break;
             }
             const double gred = gamma_red(c, (double)cnt);
-            const double Gk = gam_mul(gam_mul(gred, c->sig), gamma_of(n, c->k.ft.u));
-            const double Gv = gam_mul(gam_mul(gred, c->gos), gamma_of(n, c->k.ft.u));
+            /* with int: n partial contractions, and a GQA group's per-head
+               sums rounded before the group's sum (an einsum over expanded
+               k, v): n + 1 roundings */
+            const double Gk = gam_mul(gam_mul(gred, c->sig), gamma_of(n + 1, c->k.ft.u));
+            const double Gv = gam_mul(gam_mul(gred, c->gos), gamma_of(n + 1, c->k.ft.u));
             const double abs_red = 2 * (reduction((double)cnt) + 2) * c->k.fa.lambda;
             for (int l = 0; l < d && !rc && gb->dk[m]; l++) {
                 size_t at = nsx_k_at(p, b, j, g, l), el = e * d + l;
