@@ -61,8 +61,11 @@ int nsx_fz_bwd_pick(uint64_t seed, int mode, const nsx_kernel_info *ki)
 const nsx_kernel_info *nsx_fz_bwd_info(const nsx_kernel_info *ki, nsx_kernel_info *tmp)
 {
     *tmp = *ki;
-    tmp->max_order = nsx_kernel_backward_order(ki);
-    tmp->features = ki->backward_features | (ki->features & NSX_FEAT_LSE);
+    const int order = nsx_kernel_backward_order(ki);
+    tmp->max_order = order < ki->max_order ? order : ki->max_order;
+    /* what both passes take (an info edited after the fact may declare a
+       backward feature the forward lacks) */
+    tmp->features = (ki->backward_features & ki->features) | (ki->features & NSX_FEAT_LSE);
     return tmp;
 }
 
