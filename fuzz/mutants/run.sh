@@ -4,7 +4,8 @@
 # Makefile into build/mutants/NAME/libnsimplex_simd.so (a kernel behind the
 # ABI), and fuzzed with `nsimplex fuzz --kernel` for at most BUDGET seconds.
 # Then the unmutated kernel is fuzzed for the same budget and must stay
-# clean.  Prints a table: caught or not, seconds to detect, the shrunk case.
+# clean.  Backward mutants (bwd_*.patch, docs/FUZZING.md 11.4) are fuzzed
+# with --bwd, and the unmutated kernel then with --bwd too.  Prints a table: caught or not, seconds to detect, the shrunk case.
 #
 #   sh fuzz/mutants/run.sh [NAME...]      (make mutants runs them all)
 #
