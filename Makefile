@@ -126,7 +126,7 @@ $(BUILD)/tests/kernels/%.so: tests/kernels/faulty.c include/nsimplex/kernel.h
 	$(CC) $(STD) -Iinclude $(CFLAGS) -fPIC -shared -DFAULT_$* -o $@ $<
 # A float32 kernel with a backward pass (tests/kernels/bwdk.c), honest and
 # with planted backward bugs.
-BWDKS   := honest scale2 nodelta kmask
+BWDKS   := honest scale2 nodelta kmask qleak
 BWDK_SO := $(BWDKS:%=$(BUILD)/tests/kernels/bwdk_%.so)
 $(BUILD)/tests/kernels/bwdk_%.so: tests/kernels/bwdk.c include/nsimplex/kernel.h
 	@mkdir -p $(@D)

@@ -195,6 +195,21 @@ START_TEST(test_planted_caught_and_saved)
 }
 END_TEST
 
+/* A leak far inside the bound (dk of later keys depends on q at position
+   0 by 2^-22): only the causal probe sees it. */
+START_TEST(test_causal_probe_sees_a_small_leak)
+{
+    char path[512];
+    if (!kernel_path(path, sizeof path, "qleak"))
+        return;
+    nsx_fuzz_summary s;
+    run_kernel("qleak", 1, 200, NULL, &s);
+    ck_assert_int_eq(s.nfail, 1);
+    ck_assert_msg(s.fail[0].kind == NSX_FZ_GRAD_PROBE && strstr(s.fail[0].note, "causal probe"), "%s: %s",
+                  nsx_fz_kind_name(s.fail[0].kind), s.fail[0].note);
+}
+END_TEST
+
 START_TEST(test_bwd_needs_a_backward)
 {
     const char *args[] = {"fuzz", "--bwd", "--count", "1", "--kernel", NULL, NULL};
@@ -220,6 +235,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_dref_bwd_within_allowance);
     tcase_add_test(tc, test_honest_passes);
     tcase_add_loop_test(tc, test_planted_caught_and_saved, 0, 3);
+    tcase_add_test(tc, test_causal_probe_sees_a_small_leak);
     tcase_add_test(tc, test_bwd_needs_a_backward);
     suite_add_tcase(s, tc);
     return s;

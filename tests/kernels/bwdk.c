@@ -9,6 +9,9 @@
  *   nodelta  Delta left out of dT
  *   kmask    dk_m also takes the terms of masked tuples whose key j_m is in
  *            the future (the causal mask missing in the dk path only)
+ *   qleak    dk_m of keys j >= 1 nudged by 2^-22 relative, up or down by the
+ *            sign of q at position 0: a leak far inside the bound, which only
+ *            the causal probe sees
  */
 #include <math.h>
 #include <stdint.h>
@@ -237,5 +240,15 @@ int nsx_kernel_backward(const nsx_kernel_problem *p, const nsx_kernel_bwd_io *io
                         }
                 } while (next(J, p->n, p->L));
             }
+#if defined(PLANT_qleak)
+    for (int b = 0; b < p->B; b++)
+        for (int j = 1; j < p->L; j++)
+            for (int g = 0; g < p->Hkv; g++)
+                for (int l = 0; l < p->d; l++) {
+                    const float q0 = io->q[qat(p, b, 0, g * G) + l];
+                    for (int m = 0; m < p->n; m++)
+                        io->dk[m][kat(p, b, j, g) + l] *= 1.0f + (q0 > 0 ? 0x1p-22f : -0x1p-22f);
+                }
+#endif
     return NSX_KERNEL_OK;
 }
