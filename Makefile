@@ -132,11 +132,18 @@ $(BUILD)/tests/kernels/bwdk_%.so: tests/kernels/bwdk.c include/nsimplex/kernel.h
 	@mkdir -p $(@D)
 	$(CC) $(STD) -Iinclude $(CFLAGS) -fPIC -shared -DPLANT_$* -o $@ $< -lm
 
+# Emulated FP8 indexers (tests/kernels/fp8idx.c), one library per variant.
+FP8S     := honest pow2 e5m2 tensor block2x
+FP8_SO   := $(FP8S:%=$(BUILD)/tests/kernels/fp8_%.so)
+$(BUILD)/tests/kernels/fp8_%.so: tests/kernels/fp8idx.c include/nsimplex/kernel.h
+	@mkdir -p $(@D)
+	$(CC) $(STD) -Iinclude $(CFLAGS) -fPIC -shared -DFP8_$* -o $@ $< -lm
+
 # The tests find the program through NSX_BIN, the test kernels under
 # NSX_TEST_KERNELS, the SIMD kernel's shared
 # library through NSX_SIMD_SO, and write under NSX_TMP; then the Python
 # package's tests (tests/python, pytest, Debian's python3) over $(SO).
-check: $(PROG) $(SIMD_SO) $(SO) $(TESTS) $(FAULT_SO) $(BWDK_SO)
+check: $(PROG) $(SIMD_SO) $(SO) $(TESTS) $(FAULT_SO) $(FP8_SO) $(BWDK_SO)
 	@mkdir -p $(BUILD)/tmp
 	@fail=0; for t in $(TESTS); do \
 	    NSX_BIN=$(CURDIR)/$(PROG) NSX_SIMD_SO=$(CURDIR)/$(SIMD_SO) \
@@ -185,6 +192,8 @@ demo: $(PROG)
 .PHONY: mutants
 mutants: $(PROG) $(SIMD_SO)
 	@sh fuzz/mutants/run.sh
+	@NSX_PROG=fuzz/mutants/indexer/nsimplex-indexer MUTANTS_OUT=build/mutants-idx sh fuzz/mutants/run.sh \
+	    $(patsubst fuzz/mutants/%.patch,%,$(wildcard fuzz/mutants/indexer/*.patch))
 
 # ---- proofs (docs/PROOFS.md) ----
 # The provers are Debian packages like the rest, installed by deps.sh when a

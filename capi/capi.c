@@ -201,9 +201,51 @@ int nsx_py_check_grads(const nsx_py_case *c, const double *o, const double *lse,
     return 0;
 }
 
+int nsx_py_check_indexer(const nsx_py_case *c, const double *scores, const int32_t *sel, const char *model,
+                         const char *label, int *pass, char **json, char **text, char *err, size_t errlen)
+{
+    nsx_err e = {0};
+    nsx_model m;
+    *pass = 0;
+    if (json)
+        *json = NULL;
+    if (text)
+        *text = NULL;
+    if (!label)
+        label = "indexer";
+    if (model ? nsx_model_parse(model, &m, &e) : (nsx_model_default(&m), 0))
+        return out_err(&e, err, errlen);
+    const nsx_idx_candidate cand = {scores, sel};
+    nsx_check_report rep;
+    if (nsx_check_indexer(&c->c.p, &c->c.in, &c->c.expected, &cand, &m, &rep, &e)) {
+        nsx_err_prefix(&e, c->path);
+        return out_err(&e, err, errlen);
+    }
+    *pass = rep.pass;
+    if (json && !(*json = nsx_check_indexer_json(&rep, &c->c.info, label)))
+        return out_err(&(nsx_err){NSX_E_NOMEM, "out of memory"}, err, errlen);
+    if (text) {
+        size_t len;
+        FILE *f = open_memstream(text, &len);
+        if (!f)
+            return out_err(&(nsx_err){NSX_E_NOMEM, "out of memory"}, err, errlen);
+        nsx_check_indexer_print(f, &rep, &c->c.info, label);
+        fclose(f);
+    }
+    return 0;
+}
+
 int nsx_py_write_candidate(const nsx_py_case *c, const char *path, const double *o, int o_dtype,
                            const double *lse, int lse_dtype, const int32_t *sel, const char *model, char *err,
                            size_t errlen)
+{
+    return nsx_py_write_candidate_grads(c, path, o, o_dtype, lse, lse_dtype, sel, NULL, NSX_FORMAT_F64, model, err,
+                                        errlen);
+}
+
+int nsx_py_write_candidate_grads(const nsx_py_case *c, const char *path, const double *o, int o_dtype,
+                                 const double *lse, int lse_dtype, const int32_t *sel, const double *const *grads,
+                                 int grad_dtype, const char *model, char *err, size_t errlen)
 {
     const nsx_problem *p = &c->c.p;
     const int64_t os[4] = {p->B, p->L, p->H, p->dv}, ls[3] = {p->B, p->H, p->L}, ss[3] = {p->B, p->L, p->sel.k};
@@ -219,6 +261,19 @@ int nsx_py_write_candidate(const nsx_py_case *c, const char *path, const double 
         rc = nsx_st_add_f64(&st, "lse", lse_dtype, 3, ls, lse, &e);
     if (!rc && sel && computed_sel(p))
         rc = nsx_st_add_i32(&st, "sel", 3, ss, sel, &e);
+    if (!rc && grads && !nsx_dtype_is_float(grad_dtype))
+        rc = nsx_err_set(&e, NSX_E_INPUT, "%s: dtype code %d is not a float format", path, grad_dtype);
+    for (int x = 0; !rc && grads && x < 1 + 2 * p->n; x++) {
+        /* dq, dk1..dkn, dv1..dvn, shaped like q, k_m, v_m */
+        const int64_t gs[4] = {p->B, p->L, x == 0 ? p->H : p->Hkv, x <= p->n ? p->d : p->dv};
+        char name[16];
+        if (x == 0)
+            snprintf(name, sizeof name, "dq");
+        else
+            snprintf(name, sizeof name, "d%c%d", x <= p->n ? 'k' : 'v', x <= p->n ? x : x - p->n);
+        if (grads[x])
+            rc = nsx_st_add_f64(&st, name, grad_dtype, 4, gs, grads[x], &e);
+    }
     if (!rc && model) {
         nsx_model m;
         if (!(rc = nsx_model_parse(model, &m, &e)))

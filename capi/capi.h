@@ -16,7 +16,7 @@
 
 #include "nsimplex/kernel.h"
 
-#define NSX_PY_ABI 2 /* 2: nsx_py_check_grads */
+#define NSX_PY_ABI 3 /* 2: nsx_py_check_indexer; 3: nsx_py_check_grads, nsx_py_write_candidate_grads */
 
 typedef struct nsx_py_case nsx_py_case;
 
@@ -70,6 +70,15 @@ int nsx_py_check_grads(const nsx_py_case *c, const double *o, const double *lse,
                        char **text, char *err, size_t errlen);
 
 /*
+ * Judges an indexer's outputs alone (ABI 2 of this layer), as `nsimplex
+ * check` does for an indexer candidate (docs/ORACLE.md 5.2): scores
+ * [B,L,L] (entries off the candidates not read) and/or sel [B,L,k] (either
+ * may be NULL, not both) for a case whose indexer computes its selection.
+ * model NULL: the default (bf16).  *pass, the report as JSON and as text.
+ */
+int nsx_py_check_indexer(const nsx_py_case *c, const double *scores, const int32_t *sel, const char *model,
+                         const char *label, int *pass, char **json, char **text, char *err, size_t errlen);
+/*
  * Writes a candidate file `nsimplex check` reads: o [B,L,H,dv] encoded in
  * o_dtype, lse (NULL: none) in lse_dtype, sel (NULL: none; written only
  * when the case computes its selection) as I32, and model (NULL: none) as
@@ -79,6 +88,15 @@ int nsx_py_check_grads(const nsx_py_case *c, const double *o, const double *lse,
 int nsx_py_write_candidate(const nsx_py_case *c, const char *path, const double *o, int o_dtype,
                            const double *lse, int lse_dtype, const int32_t *sel, const char *model, char *err,
                            size_t errlen);
+
+/*
+ * nsx_py_write_candidate with gradients: grads holds 1 + 2n pointers (dq,
+ * dk1..dkn, dv1..dvn, each NULL when absent; grads NULL: none) written as
+ * tensors dq, dk1.., dv1.. in grad_dtype (NSX_FORMAT_*).
+ */
+int nsx_py_write_candidate_grads(const nsx_py_case *c, const char *path, const double *o, int o_dtype,
+                                 const double *lse, int lse_dtype, const int32_t *sel, const double *const *grads,
+                                 int grad_dtype, const char *model, char *err, size_t errlen);
 
 /* The canonical text of a model string (docs/ORACLE.md section 2) into out
    (len >= 128), and its input, accumulation, weight (-1: none; 5: tf32),

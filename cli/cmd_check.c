@@ -25,9 +25,10 @@ static void check_usage(FILE *f)
             "turn, one report (or JSON line) each. A CANDIDATE is a safetensors file with\n"
             "o [B,L,H,dv] and optionally lse [B,H,L] (any float dtype) and,\n"
             "where the vector computes its selection, sel [B,L,k] (I32); for a backward case\n"
-            "also any of dq, dk1.., dv1.. (the gradients, shaped like q, k_m, v_m). It checks\n"
-            "every element against its derived error bound under the precision model,\n"
-            "empty-slice rows, NaN and\n"
+            "also any of dq, dk1.., dv1.. (the gradients, shaped like q, k_m, v_m); or, for a\n"
+            "vector whose indexer computes its selection, an indexer's outputs alone: sel_scores\n"
+            "[B,L,L] and/or sel [B,L,k], no o (docs/ORACLE.md 5.2). It checks every element\n"
+            "against its derived error bound under the precision model, empty-slice rows, NaN and\n"
             "infinities, the selection as a set of valid top-k keys (with tie tolerance), gradient\n"
             "elements no allowed tuple reaches (exactly 0), and leak pairs, mask probes and gradient\n"
             "leak pairs bit for bit; the report names the worst element.\n\n"
@@ -38,6 +39,9 @@ static void check_usage(FILE *f)
             "                in, op, acc, out, lseout   f64 f32 f16 bf16\n"
             "                int, w                     f64 f32 f16 bf16 none\n"
             "                lse                        -inf +inf any (empty-slice LSE)\n"
+            "                idx                        the indexer's q, k: e4m3 e5m2 (per-block\n"
+            "                                           scales) f64 f32 f16 bf16 none\n"
+            "                idxblk                     the FP8 scale block (default 128)\n"
             "              e.g. --model in=bf16,acc=f32,w=bf16,out=bf16,lse=-inf (the default)\n"
             "  --json      the report as one JSON object on one line (for CI)\n"
             CLI_BUDGET_HELP
@@ -49,6 +53,39 @@ static void check_usage(FILE *f)
             "the budget), 3 internal or I/O error (out of memory, stdout unwritable)\n");
 }
 
+/* Judges an indexer's candidate file (sel_scores and/or sel, no o) against
+   the vector (docs/ORACLE.md 5.2); its exit code. */
+static int check_indexer_one(const nsx_case *vec, const char *vpath, const char *cpath, const nsx_st *cst,
+                             const nsx_model *forced, int json)
+{
+    nsx_err err = {0};
+    nsx_idx_candidate cand = {0};
+    nsx_model model;
+    nsx_check_report rep;
+    int rc;
+    if ((rc = nsx_idx_candidate_from_st(cst, cpath, &vec->p, forced, &cand, &model, &err)))
+        return cli_fail_err("check", &err);
+    if ((rc = nsx_check_indexer(&vec->p, &vec->in, &vec->expected, &cand, &model, &rep, &err))) {
+        nsx_err_prefix(&err, vpath);
+        nsx_idx_candidate_free(&cand);
+        return cli_fail_err("check", &err);
+    }
+    nsx_idx_candidate_free(&cand);
+    if (json) {
+        char *s = nsx_check_indexer_json(&rep, &vec->info, cpath);
+        if (!s) {
+            nsx_err_set(&err, NSX_E_NOMEM, "out of memory");
+            return cli_fail_err("check", &err);
+        }
+        printf("%s\n", s);
+        free(s);
+    } else {
+        nsx_check_indexer_print(stdout, &rep, &vec->info, cpath);
+    }
+    cli_flush_stdout();
+    return rep.pass ? NSX_EXIT_OK : NSX_EXIT_FAIL;
+}
+
 /* Judges one candidate file against the vector; its exit code. */
 static int check_one(const nsx_case *vec, const char *vpath, const char *cpath, const nsx_model *forced,
                      int json)
@@ -58,7 +95,12 @@ static int check_one(const nsx_case *vec, const char *vpath, const char *cpath, 
     nsx_candidate cand = {0};
     nsx_model model;
     int rc, pass = 0;
-    if ((rc = nsx_st_read(cpath, &cst, &err)) ||
+    if (!(rc = nsx_st_read(cpath, &cst, &err)) && nsx_candidate_is_indexer(&cst)) {
+        int code = check_indexer_one(vec, vpath, cpath, &cst, forced, json);
+        nsx_st_free(&cst);
+        return code;
+    }
+    if (rc ||
         (rc = nsx_candidate_from_st(&cst, cpath, &vec->p, forced, &cand, &model, &err)))
         goto done;
     const char *declared = nsx_st_meta(&cst, NSX_MODEL_KEY);

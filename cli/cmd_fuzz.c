@@ -35,6 +35,9 @@ static void fuzz_usage(FILE *f)
             "  --seed N           the run's seed (1)\n"
             "  --kernel LIB.so    fuzz this library through the kernel ABI\n"
             "                     (include/nsimplex/kernel.h); default: the in-process SIMD kernel\n"
+            "  --indexer          fuzz the kernel's indexer (nsx_kernel_indexer, declared by its\n"
+            "                     info) instead of its forward: scores and selection judged by\n"
+            "                     the indexer's declared model (docs/ORACLE.md 5)\n"
             "  --out DIR          where failures are saved, created if missing (fuzz-out)\n"
             "  --start K          the first problem's index (0)\n"
             "  --count N          at most N problems (0: as many as the time allows) (0)\n"
@@ -81,7 +84,7 @@ int cmd_fuzz(int argc, char **argv)
     o.log = stdout;
     const char *kernel = NULL, *isa_name = NULL, *val;
     long threads = 0;
-    bool bad = false, in_process = false;
+    bool bad = false, in_process = false, indexer = false;
     nsx_kernel_iso iso = {.timeout = 10};
     for (int i = 1; i < argc; i++) {
         long v;
@@ -89,7 +92,11 @@ int cmd_fuzz(int argc, char **argv)
             fuzz_usage(stdout);
             return NSX_EXIT_OK;
         }
-        if (cli_opt(CMD, argc, argv, &i, "--seconds", &val, &bad)) {
+        if (cli_opt(CMD, argc, argv, &i, "--indexer", NULL, &bad)) {
+            if (bad)
+                return NSX_EXIT_BAD;
+            indexer = true;
+        } else if (cli_opt(CMD, argc, argv, &i, "--seconds", &val, &bad)) {
             if (bad || !cli_double(CMD, "--seconds", val, &o.seconds))
                 return NSX_EXIT_BAD;
             if (o.seconds < 0)
@@ -197,6 +204,13 @@ int cmd_fuzz(int argc, char **argv)
         nsx_kernel_close(&k);
         return cli_fail(CMD, "%s", err.msg);
     }
+    /* --indexer: the indexer's own model (docs/ORACLE.md 5) */
+    if (indexer && nsx_model_from_kernel_indexer(k.info, &m, &err)) {
+        nsx_kernel_close(&k);
+        return cli_fail(CMD, "%s", err.msg);
+    }
+    if (!indexer && nsx_kernel_indexer_caps(k.info))
+        printf("nsimplex fuzz: the kernel also declares an indexer: nsimplex fuzz --indexer fuzzes it\n");
     char name[128], path[256];
     nsx_printable(name, sizeof name, k.info->name ? k.info->name : "?");
     nsx_printable(path, sizeof path, kernel ? kernel : "in process, ");
@@ -216,7 +230,7 @@ int cmd_fuzz(int argc, char **argv)
         printf("nsimplex fuzz: each kernel call in a child process, %g s per call at most\n", iso.timeout);
     fflush(stdout);
     nsx_fuzz_summary s;
-    int rc = nsx_fuzz_run(&k, &o, &s, &err);
+    int rc = indexer ? nsx_fuzz_indexer_run(&k, &o, &s, &err) : nsx_fuzz_run(&k, &o, &s, &err);
     nsx_kernel_close(&k);
     if (rc)
         return cli_fail_err(CMD, &err);

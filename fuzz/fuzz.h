@@ -328,4 +328,14 @@ typedef struct nsx_fuzz_summary {
  */
 int nsx_fuzz_run(const nsx_kernel *k, const nsx_fuzz_opts *o, nsx_fuzz_summary *s, nsx_err *err);
 
+/*
+ * The same for the kernel's indexer alone (fuzz/idx.c; kernel ABI 2-3,
+ * nsx_kernel_indexer): indexer problems within its declared capabilities,
+ * judged by nsx_check_indexer against the MPFR reference under o->model or
+ * the indexer's declared model (nsx_model_from_kernel_indexer).  Failures
+ * are shrunk (one batch, the shortest failing prefix of positions) and saved
+ * (o->out_dir).  s->mpfr counts the judged problems.
+ */
+int nsx_fuzz_indexer_run(const nsx_kernel *k, const nsx_fuzz_opts *o, nsx_fuzz_summary *s, nsx_err *err);
+
 #endif

@@ -307,7 +307,7 @@ int nsx_fz_judge(const nsx_kernel *k, const nsx_model *m, nsx_fz_case *c, int re
     /* 4. the oracle */
     nsx_case_info info = nsx_build_info(b, "fuzz", "fuzz", "");
     nsx_candidate cand = {.o = v->o, .lse = v->has_lse ? v->lse : NULL};
-    nsx_expected_unc unc = {v->unc_o, v->unc_lse};
+    nsx_expected_unc unc = {.o = v->unc_o, .lse = v->unc_lse};
     nsx_check_report rep;
     int r4 = nsx_check_unc(p, &info, &b->in, &b->out, v->unc_o ? &unc : NULL, &cand, m, &rep, &e);
     if (nsx_err_is_fatal(r4)) {

@@ -185,7 +185,7 @@ int nsx_bound_init(nsx_bound_ctx *ctx, const nsx_problem *p, const nsx_inputs *i
     ctx->cache_cap = most < NSX_BOUND_CACHE ? most : NSX_BOUND_CACHE;
     ctx->cache = malloc((ctx->cache_cap ? ctx->cache_cap : 1) * T_SLOTS * sizeof(double));
     ctx->acc = malloc((size_t)p->dv * 7 * sizeof(double));
-    ctx->xs = malloc((size_t)p->L * 3 * sizeof(double));
+    ctx->xs = malloc(((size_t)p->L * 4 + 2 * (size_t)(p->sel.di > 0 ? p->sel.di : 0)) * sizeof(double));
     if (!ctx->cache || !ctx->acc || !ctx->xs)
         goto oom;
     return 0;
@@ -731,12 +731,12 @@ int nsx_bound_row_unc(nsx_bound_ctx *ctx, int b, int h, int i, const int32_t *se
 }
 
 int nsx_bound_row_visit(nsx_bound_ctx *ctx, int b, int h, int i, const int32_t *sel_row, const double *o_exact,
-                        double lse_exact, double *o_bound, nsx_row_bound *rb, nsx_bound_visit visit, void *arg,
-                        nsx_err *err)
+                        const double *o_unc, double lse_exact, double lse_unc, double *o_bound, nsx_row_bound *rb,
+                        nsx_bound_visit visit, void *arg, nsx_err *err)
 {
     assert(visit);
     row r;
-    int rc = bound_row(ctx, b, h, i, sel_row, o_exact, NULL, lse_exact, 0.0, o_bound, rb, &r, err);
+    int rc = bound_row(ctx, b, h, i, sel_row, o_exact, o_unc, lse_exact, lse_unc, o_bound, rb, &r, err);
     if (rc || rb->N == 0 || rb->nonfinite || !isfinite(lse_exact))
         return rc;
     /* a fourth pass: every tuple's quantities of the first two, as they

@@ -48,7 +48,7 @@ typedef struct nsx_bound_ctx {
     size_t cache_cap;      /* <= NSX_BOUND_CACHE; a row beyond it recomputes its
                               tuples, to the same values (a test may lower it) */
     double *acc;           /* 7 * dv sums of the values pass */
-    double *xs;            /* 3 * L indexer logits */
+    double *xs;            /* 4 L + 2 di: indexer logits and quantization errors */
 } nsx_bound_ctx;
 
 /*
@@ -115,14 +115,14 @@ typedef struct nsx_bound_tuple {
 typedef void (*nsx_bound_visit)(void *arg, const nsx_bound_tuple *t);
 
 /*
- * nsx_bound_row (exact expected values), then, when the row has tuples and
- * a bound, visit(arg, t) once for each allowed tuple in the slice's order
- * with the quantities its bound used.  Same returns.  Pre: as
- * nsx_bound_row; visit not NULL.
+ * nsx_bound_row_unc, then, when the row has tuples and a bound, visit(arg,
+ * t) once for each allowed tuple in the slice's order with the quantities
+ * its bound used.  Same returns.  Pre: as nsx_bound_row_unc; visit not
+ * NULL.
  */
 int nsx_bound_row_visit(nsx_bound_ctx *ctx, int b, int h, int i, const int32_t *sel_row, const double *o_exact,
-                        double lse_exact, double *o_bound, nsx_row_bound *rb, nsx_bound_visit visit, void *arg,
-                        nsx_err *err);
+                        const double *o_unc, double lse_exact, double lse_unc, double *o_bound, nsx_row_bound *rb,
+                        nsx_bound_visit visit, void *arg, nsx_err *err);
 
 /*
  * The tolerance on the selection scores S[i,j] (E8) for query (b, i): tol[j]

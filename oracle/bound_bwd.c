@@ -203,12 +203,14 @@ typedef struct gstate {
     gblock blk;
     double *obound;         /* dv: B13 of the row */
     double *kp, *kg;        /* n d: K+ and max(1, K+) of one tuple */
+    const double *o_unc, *lse_unc; /* the expected values' uncertainties (NULL: 0) */
+    const double *const *g_unc;
     size_t n_max, cnt_max;  /* the largest row and term count (G9) */
 } gstate;
 
 /* ---- G1-G4 for every tuple of a row ------------------------------------ */
 
-static void row_terms(gstate *st, int b, int h, int i, double lse, double E_lse)
+static void row_terms(gstate *st, int b, int h, int i, double lse, double lse_unc, double E_lse)
 {
     const nsx_problem *p = st->p;
     const gconsts *c = &st->c;
@@ -217,26 +219,29 @@ static void row_terms(gstate *st, int b, int h, int i, double lse, double E_lse)
     grow *r = &st->row;
     const double *dO = st->in->dout + nsx_o_at(p, b, i, h, 0);
     const double *O = st->ex->o + nsx_o_at(p, b, i, h, 0);
+    const double *Ou = st->o_unc ? st->o_unc + nsx_o_at(p, b, i, h, 0) : NULL;
     const double N = (double)r->N;
 
     /* Delta in binary64 from the golden O (RN(O): one u64 each) */
     double Dhat = 0, MD = 0;
     for (int cc = 0; cc < dv; cc++)
         Dhat += dO[cc] * O[cc], MD += fabs(dO[cc]) * fabs(O[cc]);
-    const double e64D = gamma_of(dv + 2.0, U64) * MD + dv * 0x1p-1070;
+    double e64D = gamma_of(dv + 2.0, U64) * MD + dv * 0x1p-1070;
+    for (int cc = 0; Ou && cc < dv; cc++) /* O-hat within U of the exact O (3.10) */
+        e64D += fabs(dO[cc]) * Ou[cc] * (1 + 2 * U64);
 
     /* G3, the O form: Delta' = sum_c dO'_c O'_c with |O'_c - O_c| <= E_o,c (B13) */
     double EdO = 0, MdO = 0;
     for (int cc = 0; cc < dv; cc++) {
         EdO += fabs(dO[cc]) * st->obound[cc];
-        MdO += fabs(dO[cc]) * (fabs(O[cc]) * (1 + U64) + st->obound[cc]);
+        MdO += fabs(dO[cc]) * (fabs(O[cc]) * (1 + U64) + (Ou ? Ou[cc] : 0.0) + st->obound[cc]);
     }
     const double EDelO = EdO + c->gDel * MdO + 2 * (reduction(dv) + 2) * k->fa.lambda;
 
     /* G2's constants: the LSE form and the softmax form */
     const double g3 = gamma_of(3, k->ua), l1e = log1p(k->eps_exp);
     const double eta = 2 * k->fa.lambda + 4 * N * k->fa.lambda / r->s_lo;
-    const double lse_abs = fabs(lse) * (1 + U64);
+    const double lse_abs = fabs(lse) * (1 + U64) + lse_unc;
 
     /* G1, G2 per tuple, and G3's P form */
     const double gDP = gam_mul(gamma_red(c, N), gam_mul(k->fw.u, k->ft.u));
@@ -385,11 +390,11 @@ static void row_dk_dv(gstate *st, int b, int h, int i)
 
 /* E plus the output's own rounding, one ulp of out at |g| + E (B13's form);
    NSX_E_NOT_APPLICABLE when it may overflow out. */
-static int element_out(const gstate *st, double E, double g, const char *what, int b, int pos, int head, int col,
-                       double *out, nsx_err *err)
+static int element_out(const gstate *st, double E, double g, double gu, const char *what, int b, int pos, int head,
+                       int col, double *out, nsx_err *err)
 {
     const nsx_fmt *fo = &st->c.k.fout;
-    double ga = fabs(g) * (1 + U64);
+    double ga = fabs(g) * (1 + U64) + gu; /* |g| for every exact value within gu */
     if (!isfinite(E)) { /* a row whose weights cannot be bounded (ORACLE.md 8.4): not judged */
         *out = INFINITY;
         return 0;
@@ -451,7 +456,8 @@ static int block_finish(gstate *st, int b, int g, const nsx_grad_bound *gb, nsx_
                            2 * (c->cK + 4) * c->lam * c->gs * B->kg[el] * (1 + Gk) + abs_red * c->gs;
                 char what[16];
                 snprintf(what, sizeof what, "dk%d", m + 1);
-                rc = element_out(st, E, st->ex->dk[m][at], what, b, j, g, l, &gb->dk[m][at], err);
+                double gu = st->g_unc && st->g_unc[1 + m] ? st->g_unc[1 + m][at] : 0.0;
+                rc = element_out(st, E, st->ex->dk[m][at], gu, what, b, j, g, l, &gb->dk[m][at], err);
             }
             for (int cc = 0; cc < dv && !rc && gb->dv[m]; cc++) {
                 size_t at = nsx_v_at(p, b, j, g, cc), el = e * dv + cc;
@@ -464,7 +470,8 @@ static int block_finish(gstate *st, int b, int g, const nsx_grad_bound *gb, nsx_
                            abs_red * fmax(1.0, c->aos);
                 char what[16];
                 snprintf(what, sizeof what, "dv%d", m + 1);
-                rc = element_out(st, E, st->ex->dv[m][at], what, b, j, g, cc, &gb->dv[m][at], err);
+                double gu = st->g_unc && st->g_unc[1 + n + m] ? st->g_unc[1 + n + m][at] : 0.0;
+                rc = element_out(st, E, st->ex->dv[m][at], gu, what, b, j, g, cc, &gb->dv[m][at], err);
             }
         }
     return rc;
@@ -501,13 +508,20 @@ static void scale_all(double *x, size_t count, double f)
 int nsx_bound_grads(nsx_bound_ctx *ctx, const int32_t *sel, const nsx_outputs *ex, nsx_grad_bound *gb,
                     nsx_err *err)
 {
+    return nsx_bound_grads_unc(ctx, sel, ex, NULL, NULL, NULL, gb, err);
+}
+
+int nsx_bound_grads_unc(nsx_bound_ctx *ctx, const int32_t *sel, const nsx_outputs *ex, const double *o_unc,
+                        const double *lse_unc, const double *const *g_unc, nsx_grad_bound *gb, nsx_err *err)
+{
     assert(ctx && ex && gb && err);
     const nsx_problem *p = ctx->p;
     const int n = p->n, d = p->d, dv = p->dv, L = p->L, Hg = p->H / p->Hkv;
     assert(ctx->in->dout && ex->o && ex->lse && ex->dq);
     for (int m = 0; m < n; m++)
         assert(ex->dk[m] && ex->dv[m]);
-    gstate st = {.ctx = ctx, .p = p, .in = ctx->in, .ex = ex, .row = {.n = n}};
+    gstate st = {.ctx = ctx, .p = p, .in = ctx->in, .ex = ex, .row = {.n = n}, .o_unc = o_unc, .lse_unc = lse_unc,
+                 .g_unc = g_unc};
     gconsts_of(ctx, &st.c);
     size_t nk = (size_t)n * L * d, nv = (size_t)n * L * dv;
     st.blk.ka = malloc(3 * nk * sizeof(double));
@@ -533,11 +547,14 @@ int nsx_bound_grads(nsx_bound_ctx *ctx, const int32_t *sel, const nsx_outputs *e
                     const int32_t *srow = sel ? sel + nsx_sel_at(p, b, i, 0) : NULL;
                     const double *eo = ex->o + nsx_o_at(p, b, i, h, 0);
                     double el = ex->lse[nsx_lse_at(p, b, h, i)];
+                    double elu = lse_unc ? lse_unc[nsx_lse_at(p, b, h, i)] : 0.0;
+                    const double *eou = o_unc ? o_unc + nsx_o_at(p, b, i, h, 0) : NULL;
                     double *dqb = gb->dq ? gb->dq + nsx_q_at(p, b, i, h, 0) : NULL;
                     nsx_row_bound rb;
                     st.row.N = 0;
                     st.row.oom = 0;
-                    rc = nsx_bound_row_visit(ctx, b, h, i, srow, eo, el, st.obound, &rb, collect, &st.row, err);
+                    rc = nsx_bound_row_visit(ctx, b, h, i, srow, eo, eou, el, elu, st.obound, &rb, collect, &st.row,
+                                             err);
                     if (rc)
                         break;
                     if (st.row.oom) {
@@ -563,12 +580,13 @@ int nsx_bound_grads(nsx_bound_ctx *ctx, const int32_t *sel, const nsx_outputs *e
                         gb->terms_q[nsx_lse_at(p, b, h, i)] = rb.N;
                     if ((rc = sum_applicable(&st, rb.N, b, h, i, err)))
                         break;
-                    row_terms(&st, b, h, i, el, rb.lse);
+                    row_terms(&st, b, h, i, el, elu, rb.lse);
                     if (dqb) {
                         row_dq(&st, b, h, dqb);
                         const double *gq = ex->dq + nsx_q_at(p, b, i, h, 0);
+                        const double *gqu = g_unc && g_unc[0] ? g_unc[0] + nsx_q_at(p, b, i, h, 0) : NULL;
                         for (int l = 0; l < d && !rc; l++)
-                            rc = element_out(&st, dqb[l], gq[l], "dq", b, i, h, l, &dqb[l], err);
+                            rc = element_out(&st, dqb[l], gq[l], gqu ? gqu[l] : 0.0, "dq", b, i, h, l, &dqb[l], err);
                     }
                     row_dk_dv(&st, b, h, i);
                 }

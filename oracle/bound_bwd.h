@@ -45,4 +45,15 @@ typedef struct nsx_grad_bound {
 int nsx_bound_grads(nsx_bound_ctx *ctx, const int32_t *sel, const nsx_outputs *ex, nsx_grad_bound *gb,
                     nsx_err *err);
 
+/*
+ * nsx_bound_grads for expected values known within uncertainties (a
+ * binary64 loop reference; ORACLE.md 3.10, 8.6): |ex->o - O| <= o_unc, |ex->lse
+ * - LSE| <= lse_unc elementwise (layouts of o and lse), and each gradient
+ * within g_unc (1 + 2n arrays dq, dk1..dkn, dv1..dvn in their layouts);
+ * any pointer NULL: 0.  The bounds then hold for every exact value within
+ * those intervals; a caller judges |candidate - ex| <= bound + g_unc.
+ */
+int nsx_bound_grads_unc(nsx_bound_ctx *ctx, const int32_t *sel, const nsx_outputs *ex, const double *o_unc,
+                        const double *lse_unc, const double *const *g_unc, nsx_grad_bound *gb, nsx_err *err);
+
 #endif

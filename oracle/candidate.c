@@ -55,14 +55,9 @@ static int get_sel(const char *label, const nsx_st *st, const int64_t *shape, in
     return 0;
 }
 
-int nsx_candidate_from_st(const nsx_st *cst, const char *label, const nsx_problem *p,
-                          const nsx_model *forced, nsx_candidate *cand, nsx_model *model,
-                          nsx_err *err)
+/* The model: forced, else the declared one, else the default. */
+static int model_of(const nsx_st *cst, const char *clabel, const nsx_model *forced, nsx_model *model, nsx_err *err)
 {
-    assert(cst && label && p && cand && model && err);
-    char clabel[256];
-    nsx_printable(clabel, sizeof clabel, label);
-    *cand = (nsx_candidate){0};
     const char *declared = nsx_st_meta(cst, NSX_MODEL_KEY);
     int rc;
     if (forced) {
@@ -75,6 +70,20 @@ int nsx_candidate_from_st(const nsx_st *cst, const char *label, const nsx_proble
         nsx_err_prefix(err, prefix);
         return rc;
     }
+    return 0;
+}
+
+int nsx_candidate_from_st(const nsx_st *cst, const char *label, const nsx_problem *p,
+                          const nsx_model *forced, nsx_candidate *cand, nsx_model *model,
+                          nsx_err *err)
+{
+    assert(cst && label && p && cand && model && err);
+    char clabel[256];
+    nsx_printable(clabel, sizeof clabel, label);
+    *cand = (nsx_candidate){0};
+    int rc = model_of(cst, clabel, forced, model, err);
+    if (rc)
+        return rc;
     const int64_t oshape[4] = {p->B, p->L, p->H, p->dv}, lshape[3] = {p->B, p->H, p->L};
     const int64_t sshape[3] = {p->B, p->L, p->sel.k};
     double *o = NULL, *lse = NULL;
@@ -123,4 +132,41 @@ void nsx_candidate_free(nsx_candidate *cand)
         free((void *)cand->dv[m]);
     }
     *cand = (nsx_candidate){0};
+}
+
+int nsx_candidate_is_indexer(const nsx_st *cst)
+{
+    assert(cst);
+    return !nsx_st_get(cst, "o") && (nsx_st_get(cst, "sel_scores") || nsx_st_get(cst, "sel"));
+}
+
+int nsx_idx_candidate_from_st(const nsx_st *cst, const char *label, const nsx_problem *p, const nsx_model *forced,
+                              nsx_idx_candidate *cand, nsx_model *model, nsx_err *err)
+{
+    assert(cst && label && p && cand && model && err);
+    char clabel[256];
+    nsx_printable(clabel, sizeof clabel, label);
+    *cand = (nsx_idx_candidate){0};
+    int rc = model_of(cst, clabel, forced, model, err);
+    if (rc)
+        return rc;
+    const int64_t shape[3] = {p->B, p->L, p->L}, sshape[3] = {p->B, p->L, p->sel.k};
+    double *s = NULL;
+    int32_t *sel = NULL;
+    if ((rc = get_float(clabel, cst, "sel_scores", 3, shape, 0, &s, err)) ||
+        (rc = get_sel(clabel, cst, sshape, &sel, err))) {
+        free(s);
+        free(sel);
+        return rc;
+    }
+    *cand = (nsx_idx_candidate){s, sel};
+    return 0;
+}
+
+void nsx_idx_candidate_free(nsx_idx_candidate *cand)
+{
+    assert(cand);
+    free((void *)cand->scores);
+    free((void *)cand->sel);
+    *cand = (nsx_idx_candidate){0};
 }

@@ -34,6 +34,17 @@ int nsx_candidate_from_st(const nsx_st *cst, const char *label, const nsx_proble
                           const nsx_model *forced, nsx_candidate *cand, nsx_model *model,
                           nsx_err *err);
 
+/*
+ * An indexer's candidate file (docs/ORACLE.md 5.2): sel_scores [B,L,L] (any
+ * float dtype; the entries of non-candidate keys are not read) and/or sel
+ * [B,L,k] (I32), no o.  The model as nsx_candidate_from_st takes it.
+ * 1 when cst is one (it has no o, and has sel_scores or sel), else 0.
+ */
+int nsx_candidate_is_indexer(const nsx_st *cst);
+int nsx_idx_candidate_from_st(const nsx_st *cst, const char *label, const nsx_problem *p, const nsx_model *forced,
+                              nsx_idx_candidate *cand, nsx_model *model, nsx_err *err);
+void nsx_idx_candidate_free(nsx_idx_candidate *cand);
+
 /* Frees the arrays nsx_candidate_from_st allocated and zeroes cand. */
 void nsx_candidate_free(nsx_candidate *cand);
 

@@ -2,8 +2,9 @@
  * Judging a candidate's outputs against a golden vector (docs/ORACLE.md
  * section 4; docs/SPEC.md section 5): every element against its derived
  * bound (oracle/bound.h), empty-slice rows, non-finite values, the
- * selection as a set (with tie tolerance), and leak pairs and mask probes
- * bit for bit.
+ * selection as a set (with tie tolerance), the gradients of a backward case
+ * (ORACLE.md section 8, oracle/bound_bwd.h), and leak pairs, mask probes
+ * and gradient leak pairs bit for bit.
  */
 #ifndef NSX_ORACLE_CHECK_H
 #define NSX_ORACLE_CHECK_H
@@ -54,8 +55,9 @@ enum nsx_check_note_kind {
     NSX_NOTE_EMPTY,     /* an output of an empty slice */
     NSX_NOTE_BOUND,     /* an element beyond its bound, or not the exact value */
     NSX_NOTE_PAIR,      /* a leak pair or mask probe */
-    NSX_NOTE_GRAD       /* a gradient element beyond its bound, or not 0
+    NSX_NOTE_GRAD,      /* a gradient element beyond its bound, or not 0
                            where no allowed tuple reaches it */
+    NSX_NOTE_SCORE      /* an indexer score beyond its bound (nsx_check_indexer) */
 };
 
 /* What was done with the gradients (nsx_check_report.grad_status). */
@@ -96,6 +98,11 @@ typedef struct nsx_check_report {
     char notes[NSX_CHECK_NOTES][224];
     int note_kind[NSX_CHECK_NOTES]; /* enum nsx_check_note_kind of each note */
     size_t failures;            /* all failures counted */
+    /* nsx_check_indexer only (0 otherwise): the indexer's scores */
+    int indexer;                /* 1: an indexer's report (E8, E9 alone) */
+    int s_present;              /* the candidate gave scores */
+    size_t s_judged, s_failed;
+    nsx_check_worst worst_s;    /* h = -1, c = the key j */
 } nsx_check_report;
 
 /*
@@ -119,8 +126,11 @@ int nsx_check(const nsx_problem *p, const nsx_case_info *info, const nsx_inputs 
  * each leak pair, the inputs of batches a and b agree at every position a
  * row <= t reads (all positions when the problem is not causal); for each
  * mask probe, they differ only in k_dim and v_dim at position j, and no
- * allowed tuple of row i uses j in dimension dim; and, when ex is not NULL,
- * the expected o and lse of those rows agree bit for bit across the pair.
+ * allowed tuple of row i uses j in dimension dim; in a gradient case, do
+ * agrees on those rows too; for each gradient leak pair, every input agrees
+ * except q and do before t; and, when ex is not NULL, the expected o and
+ * lse (and dq; for a gradient leak pair also dk_m, dv_m at positions >= t)
+ * of the promised rows agree bit for bit across the pair.
  * A vector that breaks its own claim would fail every correct kernel (and
  * pass `verify`, which checks values, not claims).  Returns 0, or
  * NSX_E_INPUT with err = "pair X (leak, batches A and B): ...", or
@@ -136,14 +146,18 @@ int nsx_pairs_consistent(const nsx_problem *p, const nsx_case_info *info, const 
 typedef struct nsx_expected_unc {
     const double *o;      /* [B, L, H, dv] */
     const double *lse;    /* [B, H, L] */
+    /* the gradients' (a backward case), in their layouts */
+    const double *dq;
+    const double *dk[NSX_MAX_ORDER];
+    const double *dv[NSX_MAX_ORDER];
 } nsx_expected_unc;
 
 /*
  * nsx_check against expected values known only within unc (the fuzzer's
  * binary64 loop reference): each element's bound is taken at the worst
  * exact value the uncertainty allows, and the uncertainty is added to it
- * (docs/ORACLE.md 3.10), so an honest kernel still passes and the report's
- * bounds include unc.  unc NULL: nsx_check.  Values recomputed with a
+ * (docs/ORACLE.md 3.10; gradients 8.6), so an honest kernel still passes
+ * and the report's bounds include unc.  unc NULL: nsx_check.  Values recomputed with a
  * candidate's own selection are exact and judged without unc.
  */
 int nsx_check_unc(const nsx_problem *p, const nsx_case_info *info, const nsx_inputs *in,
@@ -158,5 +172,35 @@ void nsx_check_print(FILE *f, const nsx_check_report *rep, const nsx_case_info *
 /* The report as one JSON object (one line, malloc'd; NULL when out of
    memory). */
 char *nsx_check_json(const nsx_check_report *rep, const nsx_case_info *info, const char *label);
+
+/* An indexer's outputs (E8, E9 alone; docs/ORACLE.md 5.2), decoded to
+   binary64 like nsx_candidate's. */
+typedef struct nsx_idx_candidate {
+    const double *scores; /* [B, L, L]: S'[i,j] for the candidates j of i (the
+                             others not read); NULL when absent */
+    const int32_t *sel;   /* [B, L, k]: S(i) as a set, -1 pads; NULL when absent */
+} nsx_idx_candidate;
+
+/*
+ * Judges an indexer's outputs for the vector (p, in, expected) under model
+ * m (its idx, idxblk keys included; ORACLE.md 5.1): every candidate score
+ * S'[i,j] against tau_ij plus its rounding to m's output format, and each
+ * selection row as a set: an entry other than -1 that is not a candidate
+ * key (out of range, or in the future with causal on) fails, as do
+ * duplicates and a count other than min(k, |C(i)|); keys whose exact score
+ * is within tolerance of the k-th are interchangeable.  expected->sel and
+ * ->sel_scores are the golden ones (computed here when NULL).  At least one
+ * of cand's members must be given.  Fills rep (rep->indexer = 1; the
+ * selection in sel_rows, sel_failed, sel_differ) and returns 0 whatever the
+ * verdict; NSX_E_INPUT when p's selection is not computed by an indexer or
+ * cand is empty, NSX_E_NOT_APPLICABLE when an input is out of the model's
+ * range, NSX_E_NOMEM, or the reference's error.
+ */
+int nsx_check_indexer(const nsx_problem *p, const nsx_inputs *in, const nsx_outputs *expected,
+                      const nsx_idx_candidate *cand, const nsx_model *m, nsx_check_report *rep, nsx_err *err);
+
+/* nsx_check_indexer's report for people, and as one JSON line (malloc'd). */
+void nsx_check_indexer_print(FILE *f, const nsx_check_report *rep, const nsx_case_info *info, const char *label);
+char *nsx_check_indexer_json(const nsx_check_report *rep, const nsx_case_info *info, const char *label);
 
 #endif

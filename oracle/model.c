@@ -2,20 +2,23 @@
 #include <assert.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "io/fpformat.h"
+#include "nsimplex/problem.h"
 #include "oracle/model.h"
 
-/* A model format's name: f64 f32 f16 bf16, tf32, none. */
+/* A model format's name: f64 f32 f16 bf16, tf32, e4m3, e5m2, none. */
 static const char *fname_of(int f)
 {
-    return f == NSX_MODEL_NONE ? "none" : f == NSX_MODEL_TF32 ? "tf32" : nsx_format_name(f);
+    return f == NSX_MODEL_NONE ? "none" : f == NSX_MODEL_TF32 ? "tf32" : f == NSX_MODEL_E4M3 ? "e4m3"
+           : f == NSX_MODEL_E5M2 ? "e5m2" : nsx_format_name(f);
 }
 
 nsx_fmt nsx_fmt_of(int format)
 {
-    assert(format == NSX_MODEL_NONE || format == NSX_MODEL_TF32 ||
+    assert(format == NSX_MODEL_NONE || format == NSX_MODEL_TF32 || nsx_fmt_is_fp8(format) ||
            (format >= NSX_FORMAT_F64 && format <= NSX_FORMAT_BF16));
     /* p, emin, emax of IEEE 754 binary64, binary32, binary16, and bfloat16
        (binary32's exponent range with an 8-bit significand) */
@@ -35,6 +38,19 @@ nsx_fmt nsx_fmt_of(int format)
         f.p = 11;
         f.u = ldexp(1.0, -10);
         f.max = ldexp(2.0 - ldexp(1.0, -10), f.emax);
+        return f;
+    }
+    if (nsx_fmt_is_fp8(format)) {
+        /* OCP FP8: E4M3 ("fn": no infinities, the all-ones significand of
+           the top binade is NaN, so its largest value is 1.75 * 2^8 = 448,
+           not 1.875 * 2^8) and E5M2 (IEEE-like, largest 1.75 * 2^15) */
+        const int e4 = format == NSX_MODEL_E4M3;
+        f.p = e4 ? 4 : 3;
+        f.emin = e4 ? -6 : -14;
+        f.emax = e4 ? 8 : 15;
+        f.u = ldexp(1.0, -f.p);
+        f.lambda = ldexp(1.0, f.emin);
+        f.max = e4 ? 448.0 : 57344.0;
         return f;
     }
     f.p = t[format].p;
@@ -58,20 +74,28 @@ double nsx_fmt_ulp(const nsx_fmt *f, double x)
     return ldexp(1.0, e - f->p);
 }
 
+/* idx, idx_blk of the presets without FP8: the indexer reads q, k in `in` */
+#define IDX_PLAIN NSX_MODEL_NONE, NSX_MODEL_IDX_BLOCK
+
 static const nsx_model preset_table[] = {
     /*          in                op                acc              int             w                out              lseout           lse */
-    {NSX_FORMAT_BF16, NSX_FORMAT_BF16, NSX_FORMAT_F32, NSX_MODEL_NONE, NSX_FORMAT_BF16, NSX_FORMAT_BF16, NSX_FORMAT_F32, NSX_LSE_MINUS_INF},
-    {NSX_FORMAT_F16, NSX_FORMAT_F16, NSX_FORMAT_F32, NSX_MODEL_NONE, NSX_FORMAT_F16, NSX_FORMAT_F16, NSX_FORMAT_F32, NSX_LSE_MINUS_INF},
-    {NSX_FORMAT_F32, NSX_FORMAT_F32, NSX_FORMAT_F32, NSX_MODEL_NONE, NSX_MODEL_NONE, NSX_FORMAT_F32, NSX_FORMAT_F32, NSX_LSE_MINUS_INF},
-    {NSX_FORMAT_F64, NSX_FORMAT_F64, NSX_FORMAT_F64, NSX_MODEL_NONE, NSX_MODEL_NONE, NSX_FORMAT_F64, NSX_FORMAT_F64, NSX_LSE_MINUS_INF},
-    {NSX_FORMAT_BF16, NSX_FORMAT_BF16, NSX_FORMAT_F32, NSX_FORMAT_BF16, NSX_FORMAT_BF16, NSX_FORMAT_BF16, NSX_FORMAT_BF16, NSX_LSE_MINUS_INF},
-    {NSX_FORMAT_F16, NSX_FORMAT_F16, NSX_FORMAT_F32, NSX_FORMAT_F16, NSX_FORMAT_F16, NSX_FORMAT_F16, NSX_FORMAT_F16, NSX_LSE_MINUS_INF},
+    {NSX_FORMAT_BF16, NSX_FORMAT_BF16, NSX_FORMAT_F32, NSX_MODEL_NONE, NSX_FORMAT_BF16, NSX_FORMAT_BF16, NSX_FORMAT_F32, NSX_LSE_MINUS_INF, IDX_PLAIN},
+    {NSX_FORMAT_F16, NSX_FORMAT_F16, NSX_FORMAT_F32, NSX_MODEL_NONE, NSX_FORMAT_F16, NSX_FORMAT_F16, NSX_FORMAT_F32, NSX_LSE_MINUS_INF, IDX_PLAIN},
+    {NSX_FORMAT_F32, NSX_FORMAT_F32, NSX_FORMAT_F32, NSX_MODEL_NONE, NSX_MODEL_NONE, NSX_FORMAT_F32, NSX_FORMAT_F32, NSX_LSE_MINUS_INF, IDX_PLAIN},
+    {NSX_FORMAT_F64, NSX_FORMAT_F64, NSX_FORMAT_F64, NSX_MODEL_NONE, NSX_MODEL_NONE, NSX_FORMAT_F64, NSX_FORMAT_F64, NSX_LSE_MINUS_INF, IDX_PLAIN},
+    {NSX_FORMAT_BF16, NSX_FORMAT_BF16, NSX_FORMAT_F32, NSX_FORMAT_BF16, NSX_FORMAT_BF16, NSX_FORMAT_BF16, NSX_FORMAT_BF16, NSX_LSE_MINUS_INF, IDX_PLAIN},
+    {NSX_FORMAT_F16, NSX_FORMAT_F16, NSX_FORMAT_F32, NSX_FORMAT_F16, NSX_FORMAT_F16, NSX_FORMAT_F16, NSX_FORMAT_F16, NSX_LSE_MINUS_INF, IDX_PLAIN},
     /* triton-f32: float32 tensors, tl.dot in TF32 (Triton's default on float32 operands) for
        the score and the weights-times-values products */
-    {NSX_FORMAT_F32, NSX_MODEL_TF32, NSX_FORMAT_F32, NSX_MODEL_NONE, NSX_MODEL_TF32, NSX_FORMAT_F32, NSX_FORMAT_F32, NSX_LSE_MINUS_INF},
+    {NSX_FORMAT_F32, NSX_MODEL_TF32, NSX_FORMAT_F32, NSX_MODEL_NONE, NSX_MODEL_TF32, NSX_FORMAT_F32, NSX_FORMAT_F32, NSX_LSE_MINUS_INF, IDX_PLAIN},
+    /* dsa-fp8: DeepSeek V3.2's lightning indexer (ORACLE.md 5.1): idx_q and
+       idx_k in E4M3 with one scale per 128 elements, the weights, the GEMM's
+       accumulation and the scores in f32 */
+    {NSX_FORMAT_F32, NSX_FORMAT_F32, NSX_FORMAT_F32, NSX_MODEL_NONE, NSX_MODEL_NONE, NSX_FORMAT_F32, NSX_FORMAT_F32, NSX_LSE_MINUS_INF, NSX_MODEL_E4M3, NSX_MODEL_IDX_BLOCK},
 };
 
-const char *const nsx_model_presets[] = {"bf16", "f16", "f32", "f64", "einsum-bf16", "einsum-f16", "triton-f32", NULL};
+const char *const nsx_model_presets[] = {"bf16", "f16", "f32", "f64", "einsum-bf16", "einsum-f16", "triton-f32",
+                                         "dsa-fp8", NULL};
 
 void nsx_model_default(nsx_model *m)
 {
@@ -117,7 +141,7 @@ int nsx_model_parse(const char *s, nsx_model *out, nsx_err *err)
                            sizeof buf - 1);
     if (*s == '\0')
         return nsx_err_set(err, NSX_E_INPUT, "model '': empty (presets: bf16, f16, f32, f64, "
-                                              "einsum-bf16, einsum-f16, triton-f32)");
+                                              "einsum-bf16, einsum-f16, triton-f32, dsa-fp8)");
     strcpy(buf, s);
     int first = 1;
     for (char *item = buf, *next; item; item = next, first = 0) {
@@ -133,7 +157,7 @@ int nsx_model_parse(const char *s, nsx_model *out, nsx_err *err)
             if (p < 0 || !first)
                 return nsx_err_set(err, NSX_E_INPUT,
                                    p < 0 ? "model '%s': '%s' is neither a preset (bf16, f16, f32, f64, "
-                                           "einsum-bf16, einsum-f16, triton-f32) nor KEY=VALUE"
+                                           "einsum-bf16, einsum-f16, triton-f32, dsa-fp8) nor KEY=VALUE"
                                          : "model '%s': preset '%s' must come first",
                                    s, item);
             m = preset_table[p];
@@ -154,12 +178,32 @@ int nsx_model_parse(const char *s, nsx_model *out, nsx_err *err)
                                    s, val);
             continue;
         }
+        if (strcmp(key, "idx") == 0) {
+            int f = strcmp(val, "e4m3") == 0 ? NSX_MODEL_E4M3 : strcmp(val, "e5m2") == 0 ? NSX_MODEL_E5M2
+                                                                                          : format_value(val, 1);
+            if (f == -2 || f == NSX_MODEL_TF32)
+                return nsx_err_set(err, NSX_E_INPUT,
+                                   "model '%s': idx=%s: the indexer's input formats are e4m3, e5m2, f64, f32, f16, "
+                                   "bf16, none", s, val);
+            m.idx = f;
+            continue;
+        }
+        if (strcmp(key, "idxblk") == 0) {
+            char *end;
+            long v = strtol(val, &end, 10);
+            if (end == val || *end || v < 1 || v > NSX_MAX_DIM)
+                return nsx_err_set(err, NSX_E_INPUT, "model '%s': idxblk=%s: a block size from 1 to %d", s, val,
+                                   NSX_MAX_DIM);
+            m.idx_blk = (int)v;
+            continue;
+        }
         size_t k = 0;
         while (k < sizeof keys / sizeof keys[0] && strcmp(key, keys[k].key) != 0)
             k++;
         if (k == sizeof keys / sizeof keys[0])
             return nsx_err_set(err, NSX_E_INPUT,
-                               "model '%s': unknown key '%s' (keys: in, op, acc, int, w, out, lseout, lse)",
+                               "model '%s': unknown key '%s' (keys: in, op, acc, int, w, out, lseout, lse, idx, "
+                               "idxblk)",
                                s, key);
         /* allow_none: 1 none and tf32 (int, w), 2 tf32 only (op) */
         int f = format_value(val, keys[k].allow_none);
@@ -229,9 +273,11 @@ const char *nsx_model_warning(const char *s, char *buf, size_t len)
 char *nsx_model_format(const nsx_model *m, char *buf, size_t len)
 {
     assert(m && buf && len >= 1);
-    snprintf(buf, len, "in=%s,op=%s,acc=%s,int=%s,w=%s,out=%s,lseout=%s,lse=%s", fname_of(m->in),
-             fname_of(m->op), fname_of(m->acc), fname_of(m->inter), fname_of(m->w), fname_of(m->out),
-             fname_of(m->lseout), nsx_lse_conv_name(m->lse_conv));
+    int n = snprintf(buf, len, "in=%s,op=%s,acc=%s,int=%s,w=%s,out=%s,lseout=%s,lse=%s", fname_of(m->in),
+                     fname_of(m->op), fname_of(m->acc), fname_of(m->inter), fname_of(m->w), fname_of(m->out),
+                     fname_of(m->lseout), nsx_lse_conv_name(m->lse_conv));
+    if (m->idx != NSX_MODEL_NONE && n >= 0 && (size_t)n < len)
+        snprintf(buf + n, len - (size_t)n, ",idx=%s,idxblk=%d", fname_of(m->idx), m->idx_blk);
     return buf;
 }
 
@@ -249,5 +295,36 @@ int nsx_model_from_kernel(const nsx_kernel_info *ki, nsx_model *m, nsx_err *err)
     m->out = f[3];
     m->inter = NSX_MODEL_NONE;
     m->lse_conv = NSX_LSE_ANY;
+    m->idx = NSX_MODEL_NONE;
+    m->idx_blk = NSX_MODEL_IDX_BLOCK;
+    return 0;
+}
+
+int nsx_model_from_kernel_indexer(const nsx_kernel_info *ki, nsx_model *m, nsx_err *err)
+{
+    assert(ki && m && err);
+    const char *name = ki->name ? ki->name : "?";
+    if (ki->abi_version < 2 || !ki->indexer)
+        return nsx_err_set(err, NSX_E_INPUT, "kernel %s: declares no indexer", name);
+    const int fin = ki->indexer_input_format, fa = ki->indexer_accum_format, fo = ki->indexer_output_format;
+    const int fp8 = ki->abi_version >= 3 && nsx_fmt_is_fp8(fin);
+    const int f[3] = {fp8 ? NSX_FORMAT_F32 : fin, fa, fo};
+    for (int t = 0; t < 3; t++)
+        if (f[t] < NSX_FORMAT_F64 || f[t] > NSX_FORMAT_BF16)
+            return nsx_err_set(err, NSX_E_INPUT, "kernel %s: indexer format %d is not 0 (f64), 1 (f32), 2 (f16), "
+                                                  "3 (bf16)%s", name, f[t],
+                               t == 0 && ki->abi_version >= 3 ? ", 6 (e4m3) or 7 (e5m2)" : "");
+    if (fp8 && (ki->indexer_block < 1 || ki->indexer_block > NSX_MAX_DIM))
+        return nsx_err_set(err, NSX_E_INPUT, "kernel %s: indexer_block %d is not in 1..%d", name, ki->indexer_block,
+                           NSX_MAX_DIM);
+    /* the weights are read in `in` (float32 beside FP8 keys and queries),
+       every stage of the indexer in acc, the scores written in out */
+    m->in = m->op = f[0];
+    m->acc = m->lseout = fa;
+    m->inter = m->w = NSX_MODEL_NONE;
+    m->out = fo;
+    m->lse_conv = NSX_LSE_ANY;
+    m->idx = fp8 ? fin : NSX_MODEL_NONE;
+    m->idx_blk = fp8 ? ki->indexer_block : NSX_MODEL_IDX_BLOCK;
     return 0;
 }

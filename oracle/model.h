@@ -22,6 +22,16 @@
  *   lseout  the output format of lse (default: the accumulation format, as
  *           FlashAttention, FlashMLA and FBGEMM store it).
  *   lse     the empty-slice convention: -inf (the spec), +inf (FlashMLA), any.
+ *   idx     the format the indexer reads its queries and keys (idx_q, idx_k)
+ *           in (docs/ORACLE.md 5.1): none (the default) follows `in`; a
+ *           plain format (f64 f32 f16 bf16) rounds them to it; e4m3 or e5m2
+ *           quantizes them as DeepSeek V3.2's indexer does: each block of
+ *           idxblk consecutive elements along di (of one query head's row,
+ *           of one key's row) shares one float32 scale s, and the kernel
+ *           uses s * RN_fp8(x / s) with amax / fmax <= s <= 2 max(amax, 1e-4)
+ *           / fmax (amax the block's largest |x|, fmax the format's largest
+ *           finite value; a power-of-two scale rounded up qualifies).
+ *   idxblk  the FP8 block size in elements (default 128, DeepSeek's).
  *
  * Syntax (--model, and the candidate's metadata key "nsimplex.model"): a
  * comma-separated list whose first item may name a preset, followed by
@@ -31,7 +41,9 @@
  *     f32,lse=any
  * Items start from the preset named first (bf16 when none is named).  op
  * follows in, and lseout follows acc, unless given explicitly.  Presets:
- * bf16, f16, f32, f64, einsum-bf16, einsum-f16, triton-f32 (nsx_model_presets).
+ * bf16, f16, f32, f64, einsum-bf16, einsum-f16, triton-f32, dsa-fp8
+ * (nsx_model_presets; dsa-fp8: DeepSeek V3.2's indexer, f32 with idx=e4m3,
+ * idxblk=128).
  */
 #ifndef NSX_ORACLE_MODEL_H
 #define NSX_ORACLE_MODEL_H
@@ -49,6 +61,14 @@
    operands ignores the low 13 bits of a float32), so its u is one ulp,
    2^-10, not half (docs/ORACLE.md 2.1). */
 #define NSX_MODEL_TF32 5
+/* FP8 (OCP 8-bit floating point), model formats for the indexer's inputs
+   only (key idx), always with per-block scales: E4M3 (4 significand bits,
+   emin -6, largest 448, no infinities: the "fn" variant) and E5M2 (3 bits,
+   emin -14, largest 57344).  The values of NSX_FORMAT_E4M3/E5M2 (kernel.h). */
+#define NSX_MODEL_E4M3 NSX_FORMAT_E4M3
+#define NSX_MODEL_E5M2 NSX_FORMAT_E5M2
+/* The default FP8 block (DeepSeek V3.2's indexer: one scale per 128). */
+#define NSX_MODEL_IDX_BLOCK 128
 
 /* Empty-slice LSE conventions. */
 enum nsx_lse_conv {
@@ -60,7 +80,16 @@ enum nsx_lse_conv {
 typedef struct nsx_model {
     int in, op, acc, inter, w, out, lseout; /* NSX_FORMAT_*; inter, w may be NSX_MODEL_NONE */
     int lse_conv;                           /* enum nsx_lse_conv */
+    int idx;                                /* the indexer's q, k format: NSX_MODEL_NONE
+                                               (follows in), NSX_FORMAT_*, _E4M3, _E5M2 */
+    int idx_blk;                            /* the FP8 scale block, >= 1 */
 } nsx_model;
+
+/* 1 when format f is an FP8 format (NSX_MODEL_E4M3, _E5M2). */
+static inline int nsx_fmt_is_fp8(int f)
+{
+    return f == NSX_MODEL_E4M3 || f == NSX_MODEL_E5M2;
+}
 
 /* Parameters of a binary floating-point format with p-bit significands. */
 typedef struct nsx_fmt {
@@ -72,7 +101,7 @@ typedef struct nsx_fmt {
     double max;     /* largest finite value */
 } nsx_fmt;
 
-/* The parameters of format (NSX_FORMAT_*, or NSX_MODEL_TF32); for NSX_MODEL_NONE, a format with
+/* The parameters of format (NSX_FORMAT_*, NSX_MODEL_TF32, _E4M3, _E5M2); for NSX_MODEL_NONE, a format with
    u = lambda = 0 and max = +inf (no rounding).  Pre (asserted): one of those. */
 nsx_fmt nsx_fmt_of(int format);
 
@@ -105,7 +134,8 @@ int nsx_model_parse(const char *s, nsx_model *m, nsx_err *err);
 const char *nsx_model_warning(const char *s, char *buf, size_t len);
 
 /* The canonical text of m (every key, in the order in,op,acc,int,w,out,
-   lseout,lse) into buf (size len; 96 bytes always suffice); returns buf.
+   lseout,lse, then idx and idxblk when idx is not none) into buf (size len;
+   128 bytes always suffice); returns buf.
    nsx_model_parse reads it back to the same model.  Pre (asserted): m and
    buf not NULL, len >= 1. */
 char *nsx_model_format(const nsx_model *m, char *buf, size_t len);
@@ -122,5 +152,13 @@ const char *nsx_lse_conv_name(int conv);
    cannot declare it).  Formats outside 0..3 give NSX_E_INPUT.  Pre
    (asserted): ki, m, err not NULL. */
 int nsx_model_from_kernel(const nsx_kernel_info *ki, nsx_model *m, nsx_err *err);
+
+/* The indexer's model a kernel declares (ABI 2: indexer_input_format,
+   _accum_format, _output_format; ABI 3: FP8 inputs with indexer_block):
+   in = op = the input format (f32 beside FP8 queries and keys), acc, out;
+   idx = the FP8 format and idx_blk its block, else none.  NSX_E_INPUT for a
+   kernel without an indexer or with a format outside those.  Pre
+   (asserted): ki, m, err not NULL. */
+int nsx_model_from_kernel_indexer(const nsx_kernel_info *ki, nsx_model *m, nsx_err *err);
 
 #endif

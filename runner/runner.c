@@ -29,6 +29,36 @@ double nsx_kernel_clock(void)
     return (double)t.tv_sec + t.tv_nsec * 1e-9;
 }
 
+#define ALL_IDX_BITS                                                                                        \
+    (NSX_IDX_WRITES_SCORES | NSX_IDX_WRITES_SEL | NSX_IDX_RELU | NSX_IDX_SOFTMAX | NSX_IDX_IDENTITY |        \
+     NSX_IDX_CAUSAL_OFF)
+
+/* The indexer's declaration (ABI 2 on): known bits, its formats (ABI 3: FP8
+   inputs with a block size). */
+static int indexer_info_check(const nsx_kernel_info *info, const char *w, nsx_err *err)
+{
+    if (info->abi_version < 2 || !info->indexer)
+        return 0;
+    if (info->indexer & ~ALL_IDX_BITS)
+        return nsx_err_set(err, NSX_E_INPUT, "%s: indexer has unknown bits 0x%x", w, info->indexer & ~ALL_IDX_BITS);
+    const int fp8 = info->abi_version >= 3 &&
+                    (info->indexer_input_format == NSX_FORMAT_E4M3 || info->indexer_input_format == NSX_FORMAT_E5M2);
+    const struct {
+        int v;
+        const char *field;
+    } f[] = {{fp8 ? NSX_FORMAT_F32 : info->indexer_input_format, "indexer_input_format"},
+             {info->indexer_accum_format, "indexer_accum_format"},
+             {info->indexer_output_format, "indexer_output_format"}};
+    for (int t = 0; t < 3; t++)
+        if (f[t].v < NSX_FORMAT_F64 || f[t].v > NSX_FORMAT_BF16)
+            return nsx_err_set(err, NSX_E_INPUT, "%s: %s %d is not a format (0 f64, 1 f32, 2 f16, 3 bf16%s)", w,
+                               f[t].field, f[t].v, t == 0 && info->abi_version >= 3 ? "; 6 e4m3, 7 e5m2" : "");
+    if (fp8 && (info->indexer_block < 1 || info->indexer_block > NSX_MAX_DIM))
+        return nsx_err_set(err, NSX_E_INPUT, "%s: indexer_block %d is not in 1..%d (FP8 indexer inputs)", w,
+                           info->indexer_block, NSX_MAX_DIM);
+    return 0;
+}
+
 int nsx_kernel_info_check(const nsx_kernel_info *info, const char *what, nsx_err *err)
 {
     char w[256];
@@ -64,6 +94,9 @@ int nsx_kernel_info_check(const nsx_kernel_info *info, const char *what, nsx_err
     if (info->features & ~ALL_FEATURES)
         return nsx_err_set(err, NSX_E_INPUT, "%s: features has unknown bits 0x%x", w,
                            info->features & ~ALL_FEATURES);
+    int rc = indexer_info_check(info, w, err);
+    if (rc)
+        return rc;
     if (info->abi_version < 3 || info->backward_max_order == 0)
         return 0; /* ABI 1, 2: read no further */
     if (info->backward_max_order < 0 || info->backward_max_order > info->max_order)
@@ -233,6 +266,7 @@ typedef struct iso_status {
    (backward). */
 #define ISO_MAX_BUFS (2 * NSX_MAX_ORDER + 3)
 typedef struct iso_map {
+    const char *name_o, *name_lse; /* the buffers' names in messages (o, lse; scores, sel) */
     unsigned char *base;
     size_t len, page;
     int nbuf;
@@ -262,6 +296,8 @@ static int iso_map_open(iso_map *mp, int nbuf, const size_t *count, const char *
     void *base = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (base == MAP_FAILED)
         return -1;
+    mp->name_o = "o";
+    mp->name_lse = "lse";
     mp->base = base;
     mp->len = len;
     mp->page = page;
@@ -515,6 +551,98 @@ int nsx_kernel_run(const nsx_kernel *k, const nsx_problem *p, const nsx_inputs *
         free(buf[t]);
     if (mp.base)
         munmap(mp.base, mp.len);
+    return rc;
+}
+
+/* ---- the indexer --------------------------------------------------------- */
+
+typedef struct idx_call {
+    const nsx_kernel *k;
+    const nsx_indexer_problem *ip;
+    const nsx_indexer_io *iio;
+} idx_call;
+
+static int call_indexer(const void *ctx)
+{
+    const idx_call *c = ctx;
+    return nsx_kernel_index(c->k, c->ip, c->iio);
+}
+
+int nsx_kernel_run_indexer(const nsx_kernel *k, const nsx_problem *p, const nsx_inputs *in, int32_t *sel,
+                           double *scores, nsx_err *err)
+{
+    const unsigned caps = nsx_kernel_indexer_caps(k->info);
+    const nsx_selection *S = &p->sel;
+    if (S->source != NSX_SEL_INDEXER)
+        return nsx_err_set(err, NSX_E_UNSUPPORTED, "unsupported problem: its selection is not an indexer's");
+    const unsigned act_bit = S->act == NSX_ACT_RELU ? NSX_IDX_RELU : S->act == NSX_ACT_SOFTMAX ? NSX_IDX_SOFTMAX
+                                                                                             : NSX_IDX_IDENTITY;
+    if (!caps || !(caps & act_bit) || (!p->causal && !(caps & NSX_IDX_CAUSAL_OFF)))
+        return nsx_err_set(err, NSX_E_UNSUPPORTED, "unsupported problem: %s, which the kernel does not declare",
+                           !caps ? "an indexer" : !(caps & act_bit) ? "this activation" : "causal off");
+    if (!(caps & NSX_IDX_WRITES_SCORES))
+        scores = NULL;
+    if (!(caps & NSX_IDX_WRITES_SEL))
+        sel = NULL;
+    const nsx_indexer_problem ip = {p->B, p->L, S->Hi, S->di, S->act, p->causal, S->k, S->idx_scale};
+    const size_t rows = (size_t)p->B * p->L, LL = rows * p->L, nsel = nsx_sel_size(p);
+    float *q = to_f32(in->idx_q, rows * S->Hi * S->di), *kk = to_f32(in->idx_k, rows * S->di),
+          *w = to_f32(in->idx_w, rows * S->Hi);
+    float *fs = NULL;
+    int32_t *is = NULL;
+    iso_map mp = {0};
+    int rc = 0;
+    if (k->iso) {
+        /* scores in the first region, sel (int32, the size of a float) in the second */
+        const size_t counts[2] = {scores ? LL : 1, sel ? nsel : 0};
+        const char *const names[2] = {"scores", "sel"};
+        if (iso_map_open(&mp, 2, counts, names))
+            rc = nsx_err_set(err, NSX_E_NOMEM, "kernel: cannot map the shared outputs: %s", strerror(errno));
+        fs = scores ? mp.buf[0] : NULL;
+        is = sel ? (int32_t *)(void *)mp.buf[1] : NULL;
+    } else {
+        fs = scores ? malloc(LL * sizeof *fs) : NULL;
+        is = sel ? malloc(nsel * sizeof *is) : NULL;
+        if ((scores && !fs) || (sel && !is))
+            rc = nsx_err_set(err, NSX_E_NOMEM, "kernel: out of memory");
+        /* as the isolated maps: what the kernel does not write reads NaN, -1 */
+        if (fs)
+            memset(fs, 0xff, LL * sizeof *fs);
+        if (is)
+            memset(is, 0xff, nsel * sizeof *is);
+    }
+    if (!q || !kk || !w)
+        rc = nsx_err_set(err, NSX_E_NOMEM, "kernel: out of memory");
+    if (!rc) {
+        const nsx_indexer_io iio = {q, kk, w, fs, is};
+        int r = 0;
+        const idx_call call = {k, &ip, &iio};
+        if (k->iso)
+            rc = isolated_call(k, call_indexer, &call, &mp, &r, err);
+        else
+            r = nsx_kernel_index(k, &ip, &iio);
+        if (rc)
+            ;
+        else if (r == NSX_KERNEL_UNSUPPORTED)
+            rc = nsx_err_set(err, NSX_E_KERNEL_REFUSED, "unsupported problem: the kernel's indexer returned 1");
+        else if (r != NSX_KERNEL_OK)
+            rc = nsx_err_set(err, NSX_E_KERNEL_ERROR, "the kernel's indexer returned error %d", r);
+    }
+    if (!rc) {
+        for (size_t t = 0; fs && t < LL; t++)
+            scores[t] = fs[t];
+        if (is)
+            memcpy(sel, is, nsel * sizeof *sel);
+    }
+    free(q);
+    free(kk);
+    free(w);
+    if (mp.base) {
+        munmap(mp.base, mp.len);
+    } else {
+        free(fs);
+        free(is);
+    }
     return rc;
 }
 

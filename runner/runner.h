@@ -133,6 +133,20 @@ int nsx_kernel_run_backward(const nsx_kernel *k, const nsx_problem *p, const nsx
                             double *const *dv, nsx_err *err);
 
 /*
+ * Runs k's indexer (nsx_kernel_indexer) on p's indexer inputs (binary64,
+ * converted to float32), isolated like nsx_kernel_run when k->iso is set.
+ * Writes scores [B,L,L] (decoded from float32; entries the kernel did not
+ * write are NaN when isolated) and sel [B,L,k] where the kernel declares it
+ * writes them (NSX_IDX_WRITES_*); the caller's arrays are left alone
+ * otherwise.  Returns 0; NSX_E_UNSUPPORTED when the kernel declares no
+ * indexer, or not p's activation or causal setting; NSX_E_KERNEL_REFUSED,
+ * NSX_E_KERNEL_ERROR (k->iso->fault) and NSX_E_NOMEM as nsx_kernel_run.
+ * Pre: p passed nsx_problem_check; scores and sel not NULL.
+ */
+int nsx_kernel_run_indexer(const nsx_kernel *k, const nsx_problem *p, const nsx_inputs *in, int32_t *sel,
+                           double *scores, nsx_err *err);
+
+/*
  * The backward of k (it declares one, or is the in-process SIMD kernel) on
  * a problem with binary64 inputs (converted to float32 as nsx_kernel_run
  * does) and dout [B, L, H, dv]: first k's forward for o and lse (float32,

@@ -248,7 +248,7 @@ START_TEST(test_check_uncertainty)
         el[t] = c.b.lse[t] - ul[t];
     }
     nsx_outputs ex = {.o = eo, .lse = el};
-    nsx_expected_unc unc = {uo, ul};
+    nsx_expected_unc unc = {.o = uo, .lse = ul};
     nsx_candidate cand = {.o = v.o, .lse = v.lse};
     nsx_case_info info = nsx_build_info(&c.b, "u", "u", "");
     nsx_check_report rep;

@@ -817,6 +817,80 @@ START_TEST(tightness_per_decade_of_terms)
 }
 END_TEST
 
+/* ---- expected values with an uncertainty (ORACLE.md 3.10, 8.6) --------- */
+
+/* Expected values moved by up to U (2^-20 relative) and declared within U:
+   an honest kernel still passes, and a candidate beyond the widened bound
+   still fails. */
+START_TEST(uncertain_expected_gradients)
+{
+    nsx_case c;
+    nsx_err err;
+    ck_assert_msg(nsx_case_read("vectors/default/bwd_n2_paper.safetensors", &c, &err) == 0, "%s", err.msg);
+    tcase t;
+    view_of(&c, &t);
+    t.dout = (double *)c.in.dout;
+    const nsx_problem *p = &c.p;
+    const int n = p->n;
+    const size_t sizes[3] = {nsx_q_size(p), nsx_k_size(p), nsx_v_size(p)};
+    double *ex[1 + 2 * NSX_MAX_ORDER], *un[1 + 2 * NSX_MAX_ORDER];
+    const double *src[1 + 2 * NSX_MAX_ORDER] = {c.expected.dq};
+    for (int m = 0; m < n; m++)
+        src[1 + m] = c.expected.dk[m], src[1 + n + m] = c.expected.dv[m];
+    rng r = {SEED + 77};
+    for (int x = 0; x < 1 + 2 * n; x++) {
+        size_t cnt = sizes[x == 0 ? 0 : x <= n ? 1 : 2];
+        ex[x] = malloc(cnt * sizeof *ex[x]);
+        un[x] = malloc(cnt * sizeof *un[x]);
+        for (size_t e = 0; e < cnt; e++) {
+            un[x][e] = fabs(src[x][e]) * 0x1p-20;
+            ex[x][e] = src[x][e] + (rng_int(&r, 0, 1) ? un[x][e] : -un[x][e]) * 0.5;
+        }
+    }
+    double *eo = malloc(nsx_o_size(p) * sizeof *eo), *uo = malloc(nsx_o_size(p) * sizeof *uo);
+    double *el = malloc(nsx_lse_size(p) * sizeof *el), *ul = malloc(nsx_lse_size(p) * sizeof *ul);
+    for (size_t e = 0; e < nsx_o_size(p); e++)
+        uo[e] = fabs(c.expected.o[e]) * 0x1p-20, eo[e] = c.expected.o[e] + uo[e] * 0.5;
+    for (size_t e = 0; e < nsx_lse_size(p); e++)
+        ul[e] = fabs(c.expected.lse[e]) * 0x1p-20, el[e] = c.expected.lse[e] - ul[e] * 0.5;
+    nsx_outputs exo = c.expected;
+    exo.o = eo, exo.lse = el, exo.dq = ex[0];
+    nsx_expected_unc unc = {.o = uo, .lse = ul, .dq = un[0]};
+    for (int m = 0; m < n; m++) {
+        exo.dk[m] = ex[1 + m], exo.dv[m] = ex[1 + n + m];
+        unc.dk[m] = un[1 + m], unc.dv[m] = un[1 + n + m];
+    }
+    const ekernel *K = fwd_kernel("flash-bf16");
+    double *o = malloc(nsx_o_size(p) * sizeof *o), *lse = malloc(nsx_lse_size(p) * sizeof *lse);
+    grads g;
+    grads_alloc(&g, p);
+    run_kernel(K, &t, kernel_sel(&t), 4, o, lse);
+    run_backward(&bkernels[1], BUG_NONE, &t, kernel_sel(&t), o, lse, &g);
+    nsx_candidate cand = {.o = o, .lse = lse, .dq = g.dq};
+    for (int m = 0; m < n; m++)
+        cand.dk[m] = g.dk[m], cand.dv[m] = g.dv[m];
+    nsx_model md = model_of("bf16");
+    nsx_check_report rep, rep0;
+    ck_assert_int_eq(nsx_check(p, &c.info, &c.in, &c.expected, &cand, &md, &rep0, &err), 0);
+    ck_assert_int_eq(nsx_check_unc(p, &c.info, &c.in, &exo, &unc, &cand, &md, &rep, &err), 0);
+    ck_assert_msg(rep.pass && rep0.pass && rep.grad_judged == rep0.grad_judged, "honest kernel with uncertainties");
+    /* a candidate dq element moved beyond the widened bound fails */
+    size_t at = 0;
+    while (c.expected.dq[at] == 0)
+        at++;
+    double keep = g.dq[at];
+    g.dq[at] = ex[0][at] + 4 * fabs(ex[0][at]) + 1;
+    ck_assert_int_eq(nsx_check_unc(p, &c.info, &c.in, &exo, &unc, &cand, &md, &rep, &err), 0);
+    ck_assert_msg(!rep.pass && rep.grad_failed == 1, "a wrong dq element with uncertainties");
+    g.dq[at] = keep;
+    grads_free(&g, p);
+    for (int x = 0; x < 1 + 2 * n; x++)
+        free(ex[x]), free(un[x]);
+    free(eo), free(uo), free(el), free(ul), free(o), free(lse);
+    nsx_case_free(&c);
+}
+END_TEST
+
 /* ---- exact zeros and the vector's own values --------------------------- */
 
 START_TEST(unreached_elements_must_be_exactly_zero)
@@ -912,6 +986,7 @@ static Suite *grad_suite(void)
     tcase_add_test(tc, planted_backward_bugs_fail);
     tcase_add_test(tc, gradient_leak_pairs_catch_key_leaks);
     tcase_add_test(tc, unreached_elements_must_be_exactly_zero);
+    tcase_add_test(tc, uncertain_expected_gradients);
     tcase_add_test(tc, expected_values_and_one_ulp_pass_every_preset);
     suite_add_tcase(s, tc);
     return s;

@@ -143,6 +143,19 @@ static void given_row(int32_t *row, nsx_rng *r, const nsx_recipe *rc, int i)
     }
 }
 
+/* Rows of x [rows][di] in blocks of blk elements, each times 2^e, e uniform
+   in -12..10 (exact: a power of two; the inputs stay far inside binary32's
+   and bf16's range and above their subnormals for the distributions drawn). */
+static void scale_blocks(double *x, size_t rows, size_t di, size_t blk, nsx_rng *r)
+{
+    for (size_t row = 0; row < rows; row++)
+        for (size_t l0 = 0; l0 < di; l0 += blk) {
+            double f = ldexp(1.0, nsx_rng_below(r, 23) - 12);
+            for (size_t l = l0; l < l0 + blk && l < di; l++)
+                x[row * di + l] *= f;
+        }
+}
+
 static void fill_batch(nsx_instance *b, const nsx_recipe *rc, nsx_rng *r, int batch)
 {
     const nsx_problem *p = &rc->p;
@@ -156,6 +169,11 @@ static void fill_batch(nsx_instance *b, const nsx_recipe *rc, nsx_rng *r, int ba
         for (int j = 1; j < p->L; j += 2)
             memcpy(b->idx_k + ((size_t)batch * p->L + j) * p->sel.di,
                    b->idx_k + ((size_t)batch * p->L + j - 1) * p->sel.di, (size_t)p->sel.di * sizeof(double));
+    if (b->idx_q && rc->iblocks) { /* blocks of qI and kI rows far apart in magnitude */
+        const size_t rows = (size_t)p->L, di = (size_t)p->sel.di, Hi = (size_t)p->sel.Hi;
+        scale_blocks(b->idx_q + (size_t)batch * rows * Hi * di, rows * Hi, di, (size_t)rc->iblocks, r);
+        scale_blocks(b->idx_k + (size_t)batch * rows * di, rows, di, (size_t)rc->iblocks, r);
+    }
     if (b->idx_s && rc->ties) /* equal given scores in pairs of keys */
         for (int i = 0; i < p->L; i++)
             for (int j = 1; j < p->L; j += 2) {

@@ -77,6 +77,7 @@ static int set_key(nsx_recipe *r, const char *key, char *val, nsx_err *err, int 
         {"k", &p->sel.k, 1, NSX_MAX_DIM}, {"Hi", &p->sel.Hi, 1, NSX_MAX_DIM}, {"di", &p->sel.di, 1, NSX_MAX_DIM},
         {"ties", &r->ties, 0, 1},       {"empty", &r->empty, 0, 1},   {"invalid", &r->invalid, 0, 1},
         {"bwd", &r->bwd, 0, 1},         {"gleak", &r->gleak, 1, NSX_MAX_DIM},
+        {"iblocks", &r->iblocks, 0, NSX_MAX_DIM},
     };
     for (size_t t = 0; t < sizeof ints / sizeof ints[0]; t++)
         if (strcmp(key, ints[t].name) == 0)
@@ -202,6 +203,8 @@ int nsx_recipe_parse(const char *text, nsx_recipe *r, nsx_err *err)
             return BAD("recipe: leak: t = %d leaves no future position (L = %d)", r->leak[l].t, p->L);
     if ((r->ties || r->invalid) && p->sel.source == NSX_SEL_NONE)
         return BAD("recipe: ties and invalid need a selection");
+    if (r->iblocks && p->sel.source != NSX_SEL_INDEXER)
+        return BAD("recipe: iblocks needs sel=indexer");
     if (r->invalid && p->sel.source != NSX_SEL_INDICES)
         return BAD("recipe: invalid needs sel=indices");
     for (int l = 0; r->bwd && l < r->nleaks; l++)

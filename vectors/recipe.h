@@ -18,6 +18,10 @@
  *      iscale=X [1]  Hi=H [2]  di=D [4]
  *   dist=normal|uniform|heavy|onehot|equal|zeros|subnormal|large [normal]
  *   ties=1       scores tie at the k-th place (computed selections)
+ *   iblocks=N    the indexer's qI and kI rows scaled per block of N elements
+ *                (along di) by 2^e, e uniform in -12..10: blocks far apart in
+ *                magnitude, where an FP8 scale per tensor or per block of
+ *                the wrong size loses the small ones (sel=indexer)
  *   empty=1      some rows have an empty slice (given selections: all pads
  *                or future indices only; otherwise as the masks allow)
  *   invalid=1    given selections carry -1 pads, out-of-range and future
@@ -58,6 +62,7 @@ typedef struct nsx_recipe {
     nsx_problem p;      /* B counts the base batches: pairs add their own */
     int dist;           /* enum nsx_dist */
     int ties, empty, invalid, probes;
+    int iblocks;        /* 0, or the block size of the indexer's scaled blocks */
     int bwd;            /* a gradient case (vectors/bwd.h) */
     int gleak;          /* gradient leak pair at T (0: none) */
     int nleaks;

@@ -15,6 +15,9 @@
  * has no indexer) keeps loading and working unchanged.  ABI 3 adds an
  * optional backward entry (nsx_kernel_backward, declared by the info's
  * `backward_max_order`); ABI 1 and 2 libraries have none and load as before.
+ * ABI 3 also adds the indexer's FP8 inputs: indexer_input_format may be
+ * NSX_FORMAT_E4M3 or NSX_FORMAT_E5M2, with the scale block size in
+ * indexer_block (an ABI 2 info ends at indexer_output_format).
  *
  * Layouts (row-major, innermost last), as in the golden vectors:
  *   q     [B, L, H,   d ]      k[m]  [B, L, Hkv, d ]
@@ -44,6 +47,12 @@ extern "C" {
 #define NSX_FORMAT_F32 1
 #define NSX_FORMAT_F16 2
 #define NSX_FORMAT_BF16 3
+/* ABI 3, indexer_input_format only: the kernel quantizes idx_q and idx_k to
+   FP8 (OCP E4M3 "fn", largest 448; E5M2, largest 57344) with one float32
+   scale per block of indexer_block consecutive elements along di
+   (docs/ORACLE.md 5.1); idx_w stays float32. */
+#define NSX_FORMAT_E4M3 6
+#define NSX_FORMAT_E5M2 7
 
 /* Feature bits (nsx_kernel_info.features). */
 #define NSX_FEAT_WINDOWS 1u
@@ -138,6 +147,8 @@ typedef struct nsx_kernel_info {
     unsigned backward_features;   /* NSX_FEAT_* of the problems the backward takes (a
                                      subset of features; NSX_FEAT_LSE is not used) */
     int backward_accum_format, backward_output_format; /* NSX_FORMAT_*: the gradients' model */
+    int indexer_block;            /* the FP8 scale block (>= 1) when
+                                     indexer_input_format is E4M3 or E5M2 */
 } nsx_kernel_info;
 
 /* The backward's buffers (ABI 3), float32 in the layouts above.  o and lse

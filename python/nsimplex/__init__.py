@@ -28,7 +28,8 @@ from . import _lib
 from ._lib import FEATURES, FORMAT_NAMES, FORMATS, MAX_ORDER, REDUCERS, lib
 
 __version__ = _lib.lib.nsx_py_version().decode()
-__all__ = ["load", "gen", "check", "fuzz", "run", "save_candidate", "model", "Case", "Problem", "Report",
+__all__ = ["load", "gen", "check", "check_indexer", "indexer_inputs", "fuzz", "run", "save_candidate", "model",
+           "Case", "Problem", "Report", "IndexerReport",
            "FuzzResult", "Error", "InputError", "NotApplicable", "Unsupported", "ModelWarning", "FEATURE_NAMES"]
 
 FEATURE_NAMES = tuple(FEATURES)
@@ -430,6 +431,78 @@ def check(case, o, lse=None, sel=None, model=None, label="candidate", grads=None
     return Report(passed.value, js, text)
 
 
+class IndexerReport:
+    """The oracle's verdict on an indexer alone (check_indexer), the same as `nsimplex check --json`
+    on an indexer candidate: .passed, .json, .text, .model, .failures, .notes, .worst (the worst
+    score: b, i, j, error, bound, ratio, expected, candidate; None without scores), .ratio."""
+
+    def __init__(self, passed, js, text):
+        self.passed = bool(passed)
+        self.json = json.loads(js)
+        self.text = text
+        self.model = self.json["model"]
+        self.failures = self.json["failures"]
+        self.notes = list(self.json["notes"])
+        self.worst = self.json["scores"].get("worst")
+        self.ratio = self.worst["ratio"] if self.worst else None
+
+    def __bool__(self):
+        return self.passed
+
+    def __str__(self):
+        return self.text
+
+    def __repr__(self):
+        return "IndexerReport(passed=%s, case=%r, model=%r, ratio=%r, failures=%d)" % (
+            self.passed, self.json.get("case"), self.model, self.ratio, self.failures)
+
+
+def indexer_inputs(case, device=None, dtype=None):
+    """The indexer's inputs and settings of a case whose selection an indexer computes:
+    (settings, tensors) with settings = dict(act="relu"|"softmax"|"identity", idx_scale, Hi, di,
+    topk, causal) and tensors = dict(idx_q [B,L,Hi,di], idx_k [B,L,di], idx_w [B,L,Hi]) as numpy
+    arrays (device None) or torch tensors on device in dtype (default float32)."""
+    if not isinstance(case, Case):
+        case = load(case)
+    sel = case.meta.get("selection") or {}
+    if sel.get("source") != "indexer":
+        raise InputError(_lib.E_INPUT, "%s: the selection is not computed by an indexer" % case.path)
+    settings = dict(act=sel.get("act", "relu"), idx_scale=float(sel.get("idx_scale", 1.0)), Hi=int(sel["Hi"]),
+                    di=int(sel["di"]), topk=int(sel["k"]), causal=bool(case.problem.causal))
+    a = case._arrays
+    tensors = {name: a[name] for name in ("idx_q", "idx_k", "idx_w")}
+    if device is None and (dtype is None or not hasattr(dtype, "is_floating_point")):
+        return settings, {k: v.astype(dtype or np.float32) for k, v in tensors.items()}
+    import torch
+    return settings, {k: torch.as_tensor(v, dtype=dtype or torch.float32, device=device)
+                      for k, v in tensors.items()}
+
+
+def check_indexer(case, scores=None, sel=None, model=None, label="indexer"):
+    """Judges an indexer's outputs alone against a golden vector whose selection an indexer
+    computes (docs/ORACLE.md 5.2): scores [B,L,L] (the E8 scores S[i,j]; entries of non-candidate
+    keys are not read) and/or sel [B,L,k] (the E9 selection as a set, -1 pads), numpy arrays or
+    torch tensors on any device.  model: e.g. "f32", "bf16,idx=bf16", "dsa-fp8"
+    (FP8 e4m3 with per-block scales).  Returns an IndexerReport."""
+    if not isinstance(case, Case):
+        case = load(case)
+    p = case.problem
+    scores = _to_numpy(scores, "scores")
+    sel = _to_numpy(sel, "sel", np.int32)
+    if scores is None and sel is None:
+        raise InputError(_lib.E_INPUT, "give scores, sel or both")
+    _shape_ok(scores, (p.B, p.L, p.L), "scores")
+    _shape_ok(sel, (p.B, p.L, p.topk), "sel")
+    _warn_model(model)
+    passed, js, text, err = c_int(), c_void_p(), c_void_p(), _errbuf()
+    rc = lib.nsx_py_check_indexer(case._h, _ptr(scores), _ptr(sel), _enc(model), _enc(label), byref(passed),
+                                  byref(js), byref(text), err, 1024)
+    js, text = _lib.take_string(js), _lib.take_string(text)
+    if rc:
+        _raise(rc, err)
+    return IndexerReport(passed.value, js, text)
+
+
 def _dtype_code(x, default):
     name = getattr(x, "dtype", None)
     s = str(name)
@@ -439,16 +512,20 @@ def _dtype_code(x, default):
     return default
 
 
-def save_candidate(case, path, o, lse=None, sel=None, model=None):
+def save_candidate(case, path, o, lse=None, sel=None, model=None, grads=None):
     """Writes a candidate file for `nsimplex check VECTOR PATH`: o and lse in their own dtypes
-    (bfloat16, float16, float32, float64), sel as int32, the model in its metadata."""
+    (bfloat16, float16, float32, float64), sel as int32, the model in its metadata; grads (a
+    backward case: a dict of any of "dq", "dk1".., "dv1..") in the dtype of the first one given."""
     if not isinstance(case, Case):
         case = load(case)
     oc, lc = _dtype_code(o, 0), _dtype_code(lse, 0)
+    gc = _dtype_code(next(iter(grads.values())), 0) if grads else 0
     o, lse, sel = _candidate_arrays(case, o, lse, sel)
+    g = _grad_arrays(case, grads)
+    gp = None if g is None else (c_void_p * len(g))(*[_ptr(a) for a in g])
     err = _errbuf()
-    rc = lib.nsx_py_write_candidate(case._h, _enc(path), _ptr(o), oc, _ptr(lse), lc, _ptr(sel), _enc(model),
-                                    err, 1024)
+    rc = lib.nsx_py_write_candidate_grads(case._h, _enc(path), _ptr(o), oc, _ptr(lse), lc, _ptr(sel), gp, gc,
+                                          _enc(model), err, 1024)
     if rc:
         _raise(rc, err)
 

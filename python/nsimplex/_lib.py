@@ -9,7 +9,7 @@ from ctypes import (CFUNCTYPE, POINTER, Structure, c_char_p, c_double, c_float, 
                     c_size_t, c_uint, c_uint64, c_void_p)
 
 MAX_ORDER = 8      # NSX_MAX_ORDER
-PY_ABI = 2         # NSX_PY_ABI
+PY_ABI = 3         # NSX_PY_ABI
 
 # Number formats (NSX_FORMAT_* in include/nsimplex/kernel.h); -1 is the model's "none".
 FORMATS = {"f64": 0, "f32": 1, "f16": 2, "bf16": 3}
@@ -87,6 +87,10 @@ _sigs = {
                              POINTER(c_void_p), POINTER(c_void_p), c_char_p, c_size_t]),
     "nsx_py_check_grads": (c_int, [c_void_p, c_void_p, c_void_p, c_void_p, c_void_p, c_char_p, c_char_p,
                                    POINTER(c_int), POINTER(c_void_p), POINTER(c_void_p), c_char_p, c_size_t]),
+    "nsx_py_write_candidate_grads": (c_int, [c_void_p, c_char_p, c_void_p, c_int, c_void_p, c_int, c_void_p,
+                                             c_void_p, c_int, c_char_p, c_char_p, c_size_t]),
+    "nsx_py_check_indexer": (c_int, [c_void_p, c_void_p, c_void_p, c_char_p, c_char_p, POINTER(c_int),
+                                     POINTER(c_void_p), POINTER(c_void_p), c_char_p, c_size_t]),
     "nsx_py_write_candidate": (c_int, [c_void_p, c_char_p, c_void_p, c_int, c_void_p, c_int, c_void_p,
                                        c_char_p, c_char_p, c_size_t]),
     "nsx_py_model": (c_int, [c_char_p, c_char_p, c_size_t, POINTER(c_int), c_char_p, c_size_t]),

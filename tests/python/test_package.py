@@ -408,3 +408,12 @@ def test_check_judges_gradients():
     assert rep.passed and rep.gradients["absent"] == 2 * p.n, rep.text
     with pytest.raises(nsimplex.InputError):
         nsimplex.check(c, o=a["o"], grads={"dk9": grads["dk1"]})
+    # a candidate file with gradients, judged by the command line
+    path = scratch("grad_candidate.safetensors")
+    nsimplex.save_candidate(c, path, o=a["o"], lse=a["lse"], grads=bf)
+    r = cli("check", c.path, path, "--json")
+    rep = json.loads(r.stdout)
+    assert r.returncode == 0 and rep["gradients"]["status"] == "judged" and rep["gradients"]["tensors"] == 5, r.stdout
+    nsimplex.save_candidate(c, path, o=a["o"], lse=a["lse"], grads=dict(bf, dq=bf["dq"] * 4))
+    r = cli("check", c.path, path)
+    assert r.returncode == 1 and "dq[" in r.stdout, r.stdout
