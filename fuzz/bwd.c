@@ -550,15 +550,26 @@ int nsx_fz_bwd_judge(const nsx_kernel *k, const nsx_model *m, nsx_fz_case *c, co
         }
     }
 
-    /* 6c'. against MPFR, the oracle's own gradient bound (docs/ORACLE.md
-       section 8) too: the verdict `nsimplex check` gives the saved pair */
-    if (mpfr && !v->kinds) {
+    /* 6c'. the oracle's own gradient bound (docs/ORACLE.md section 8) too,
+       against MPFR (the verdict `nsimplex check` gives the saved pair) or
+       against the loop's values within their allowance (nsx_check_unc) */
+    if (!v->kinds) {
         nsx_case_info info = nsx_build_info(b, "fuzz", "fuzz", "");
         nsx_candidate cand = {v->o, v->has_lse ? v->lse : NULL, NULL, g.q, {0}, {0}};
-        for (int x = 0; x < p->n; x++)
+        nsx_outputs exo = b->out;
+        nsx_expected_unc eu = {v->unc_o, v->unc_lse, mpfr ? NULL : r.uq, {0}, {0}};
+        if (!mpfr)
+            exo.dq = r.dq;
+        for (int x = 0; x < p->n; x++) {
             cand.dk[x] = g.k[x], cand.dv[x] = g.v[x];
+            if (!mpfr) {
+                exo.dk[x] = r.dk[x], exo.dv[x] = r.dv[x];
+                eu.dk[x] = r.uk[x], eu.dv[x] = r.uv[x];
+            }
+        }
+        const int any_unc = !mpfr || v->unc_o;
         nsx_check_report rep;
-        int r4 = nsx_check(p, &info, &b->in, &b->out, &cand, m, &rep, &e);
+        int r4 = nsx_check_unc(p, &info, &b->in, &exo, any_unc ? &eu : NULL, &cand, m, &rep, &e);
         if (nsx_err_is_fatal(r4)) {
             rc = nsx_err_set(err, r4, "%s", e.msg);
             goto done;
