@@ -7,7 +7,8 @@
 #   make demo         the main job on its built-in default (README.md)
 #   make bench        the SIMD kernel and the SIMD indexer against their PyTorch
 #                     CPU peers (installs python3-torch and libopenblas0-pthread
-#                     if missing); make bench-indexer: the indexer alone
+#                     if missing); make bench-indexer: the indexer alone;
+#                     make bench-bwd: the backward alone (bench --bwd, autograd peer)
 #   make mutants      the fuzzer against each bug planted in simd/ by
 #                     fuzz/mutants/*.patch, and the clean kernel (FUZZING.md)
 #   make prove        Frama-C WP proofs of the masks, candidate key ranges,
@@ -79,7 +80,7 @@ $(BUILD)/simd/backward.o: XFLAGS := $(OMP) -fPIC -O3
 # The benchmark's plain-loop baseline stays at -O2 whatever OPT says.
 $(BUILD)/simd/naive.o:    XFLAGS := $(OMP) -fPIC -O2
 
-.PHONY: all check demo clean deps vectors bench bench-deps bench-indexer
+.PHONY: all check demo clean deps vectors bench bench-deps bench-indexer bench-bwd
 # test objects are intermediate files of a pattern chain: keep them
 .SECONDARY:
 all: $(PROG) $(LIB) $(SIMD_SO) $(SO)
@@ -172,9 +173,14 @@ PYTHON   ?= /usr/bin/python3
 bench-deps:
 	@NSX_DEPS_EXTRA="python3-torch libopenblas0-pthread" sh tools/deps.sh
 
-# The paper's shape (w = 512, 32) and w = 128, 128: C kernel, PyTorch peer, ratio.
+# The shapes of bench/run.py (n = 2 paper windows at d = 64 and 128, w = 128, 128;
+# n = 1 at L = 4096, d = 128, dense causal and top-k 2048): C kernel, PyTorch peer, ratio.
 bench: $(PROG) $(SIMD_SO) bench-deps
 	$(PYTHON) bench/run.py --prog $(PROG) --so $(SIMD_SO)
+
+# The backward part of bench alone: bench --bwd and its PyTorch autograd peer.
+bench-bwd: $(PROG) $(SIMD_SO) bench-deps
+	$(PYTHON) bench/run.py --prog $(PROG) --so $(SIMD_SO) --backward-only
 
 # The indexer part of bench alone: the SIMD indexer and its PyTorch peer at
 # DeepSeek V3.2's shape (L 4096, Hi 64, di 128, top-k 2048).

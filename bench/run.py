@@ -1,14 +1,17 @@
 #!/usr/bin/env python3
 """`make bench`: the C kernel (`nsimplex bench --json`) and the PyTorch peer
 (bench/torch_peer.py, which also checks that it agrees with the kernel's
-shared library) on the 2-simplicial paper's shape and on w1 = w2 = 128,
-then the ratio of their useful GFLOP/s; then the backward (`nsimplex bench
---bwd`) and its PyTorch autograd peer (bench/torch_bwd_peer.py, which also
-checks that its gradients agree with the library's nsx_kernel_backward) on
-the paper's shape; then the SIMD indexer (`nsimplex bench --indexer`) and its
-PyTorch peer (bench/torch_indexer_peer.py, which checks that the two
-selections agree) at DeepSeek V3.2's shape.  Without PyTorch the peers are
-skipped, and it says so."""
+shared library) on the 2-simplicial paper's shape, on w1 = w2 = 128, on
+the paper's windows with d = dv = 128, and on ordinary attention (n = 1,
+L = 4096, d = 128, dense causal and with a top-k 2048 selection), one line
+per shape with the share of peak and the ratio of their useful GFLOP/s; then
+the backward (`nsimplex bench --bwd`) and its PyTorch autograd peer
+(bench/torch_bwd_peer.py, which also checks that its gradients agree with
+the library's nsx_kernel_backward) on the paper's shape; then the SIMD
+indexer (`nsimplex bench --indexer`) and its PyTorch peer
+(bench/torch_indexer_peer.py, which checks that the two selections agree)
+at DeepSeek V3.2's shape.  Without PyTorch the peers are skipped, and it
+says so."""
 import argparse
 import importlib.util
 import json
@@ -17,10 +20,14 @@ import subprocess
 import sys
 import tempfile
 
+N1 = ["--n", "1", "--L", "4096", "--d", "128", "--dv", "128"]
 SHAPES = [("paper n=2 w=512,32", ["--window", "512,32"]),
-          ("n=2 w=128,128", ["--window", "128,128"])]
+          ("n=2 w=128,128", ["--window", "128,128"]),
+          ("n=2 w=512,32 d=dv=128", ["--window", "512,32", "--d", "128", "--dv", "128"]),
+          ("n=1 L=4096 d=128 dense causal", N1),
+          ("n=1 L=4096 d=128 top-k 2048", N1 + ["--topk", "2048"])]
 # The backward on the paper's shape, L scaled down to 1024 for a CPU run (the
-# autograd peer holds a chunk's whole graph and takes minutes at L = 2048).
+# autograd peer takes minutes at L = 2048).
 BWD_SHAPES = [("backward paper n=2 w=512,32 L=1024", ["--window", "512,32", "--L", "1024"])]
 
 
@@ -34,6 +41,7 @@ def main():
     ap.add_argument("--prog", required=True)
     ap.add_argument("--so", required=True)
     ap.add_argument("--indexer-only", action="store_true")
+    ap.add_argument("--backward-only", action="store_true")
     a = ap.parse_args()
     here = os.path.dirname(os.path.abspath(__file__))
     have_torch = importlib.util.find_spec("torch") is not None
@@ -41,6 +49,8 @@ def main():
         print(f"make bench: PyTorch is not importable by {sys.executable}: the peers are skipped")
     if a.indexer_only:
         return indexer(a, here, have_torch)
+    if a.backward_only:
+        return backward(a, here, have_torch)
     if not have_torch:
         for name, args in SHAPES:
             c = run_json([a.prog, "bench", "--json", "--naive-seconds", "10"] + args)

@@ -13,12 +13,15 @@ minus the forward without autograd (torch.no_grad, as torch_peer.py times
 it); the no_grad forward is the cheaper one, so the difference flatters the
 peer.  Useful flops as runner/bench.h counts them for the backward: per
 allowed tuple 6*(d+dv) for product (6*d+4*dv for n = 1), 6*d+4 for sum and
-mean.  The query chunk is tuned as torch_peer.py does (powers of two up to
-64 whose U fits --mem-mib, timed on the last 512 queries), for the forward
-plus backward.
+mean.  The query chunk is tuned for the forward plus backward: each power
+of two from 8 to 64 whose U fits --mem-mib is timed on the last 128 queries
+(best of two) and the fastest is used (fewer, shorter trials than
+torch_peer.py's: autograd is slow enough that the forward's tuning would
+take longer than the run; chunks below 8 were never the fastest at the
+paper's shape).
 
 With --check-so LIB.so it also runs that kernel (nsx_kernel_forward, then
-nsx_kernel_backward: the kernel ABI, version 3) on the same tensors and
+nsx_kernel_backward: the kernel ABI, version 4) on the same tensors and
 prints the largest differences of dq, dk, dv, so the comparison is between
 two implementations that agree.
 """
@@ -81,9 +84,9 @@ def fits(a, c):
 
 
 def tune_chunk(a, q, ks, vs, do):
-    first = max(0, a.L - 512)
-    best, best_t = 1, math.inf
-    for c in (1, 2, 4, 8, 16, 32, 64):
+    first = max(0, a.L - 128)
+    best, best_t = 8, math.inf
+    for c in (8, 16, 32, 64):
         if c > a.L - first or (c > 1 and not fits(a, c)):
             break
         t = math.inf
@@ -97,7 +100,7 @@ def tune_chunk(a, q, ks, vs, do):
 
 
 class BwdIO(ctypes.Structure):
-    """nsx_kernel_bwd_io (ABI 3)."""
+    """nsx_kernel_bwd_io (ABI 4)."""
     _fields_ = [("q", ctypes.c_void_p), ("k", ctypes.c_void_p * NSX_MAX_ORDER),
                 ("v", ctypes.c_void_p * NSX_MAX_ORDER), ("o", ctypes.c_void_p),
                 ("lse", ctypes.c_void_p), ("dout", ctypes.c_void_p), ("dq", ctypes.c_void_p),
@@ -131,6 +134,9 @@ def run_so_bwd(a, path, q, ks, vs, do):
 
 def main():
     a = parse_args()
+    if a.topk:
+        sys.exit("torch_bwd_peer: --topk is not supported (the backward peer has no selection)")
+    a.sel = None
     torch.set_num_threads(a.threads or os.cpu_count())
     gen = torch.Generator().manual_seed(a.seed)
 

@@ -18,6 +18,13 @@ each power of two whose U fits --mem-mib is timed (best of two) on the last
 512 queries (full windows), and the fastest is used; the best of --repeat
 runs counts.
 
+n = 1 (ordinary attention) is the plain form, softmax(Q K^T) V per chunk
+of queries: one matmul with the chunk's key range and a mask; with --topk K
+(a random selection per query, as `nsimplex bench --topk` draws one) the
+mask is the selection's.  (Gathering K[sel] and V[sel] per query instead
+was 7x slower here at top-k 256 of 1024, so the peer masks.)  Chunks of 8
+to 512 queries are tuned as above.
+
 With --check-so LIB.so it also runs that kernel (nsx_kernel_forward, the
 kernel ABI) on the same tensors and prints the largest differences, so the
 comparison is between two implementations that agree.
@@ -47,6 +54,8 @@ def parse_args():
     ap.add_argument("--window", default=None, help="w1,w2,... (512,32 for n=2, else none)")
     ap.add_argument("--causal", type=int, default=1, choices=[0, 1])
     ap.add_argument("--reduce", default="product", choices=["product", "sum", "mean"])
+    ap.add_argument("--topk", type=int, default=0,
+                    help="n = 1 only: a random selection of this many keys per query")
     ap.add_argument("--threads", type=int, default=0, help="0: all cores")
     ap.add_argument("--mem-mib", type=float, default=64, help="budget for one chunk's U")
     ap.add_argument("--chunk", type=int, default=0, help="queries per chunk (0: tuned)")
@@ -57,6 +66,8 @@ def parse_args():
     a = ap.parse_args()
     if not 1 <= a.n <= NSX_MAX_ORDER or a.H % a.Hkv:
         ap.error("need 1 <= n <= 8 and H a multiple of Hkv")
+    if a.topk and (a.n != 1 or a.topk < 0):
+        ap.error("--topk: n = 1 only")
     if a.window is None:
         a.windows = [512, 32] if a.n == 2 else [0] * a.n
     else:
@@ -89,7 +100,12 @@ def dim_mask(i0, i1, lo, hi, w, causal):
 
 
 def fits(a, c):
-    """Whether a chunk of c queries keeps U within --mem-mib."""
+    """Whether a chunk of c queries keeps U within --mem-mib (n = 1: the
+    scores, or the gathered keys and values)."""
+    if a.n == 1:
+        G = a.H // a.Hkv
+        elems = c * G * a.L
+        return elems * 4 <= a.mem_mib * 2**20
     widths = [(w + c - 1 if w else a.L) for w in a.windows[:-1]]
     elems = c * (a.H // a.Hkv) * math.prod(min(x, a.L) for x in widths) * a.d
     return elems * 4 <= a.mem_mib * 2**20
@@ -99,23 +115,31 @@ def tune_chunk(a, q, ks, vs):
     """The fastest power-of-two chunk on the last 512 queries."""
     first = max(0, a.L - 512)
     best, best_t = 1, math.inf
-    for c in (1, 2, 4, 8, 16, 32, 64):
-        if c > a.L - first or (c > 1 and not fits(a, c)):
+    sizes = (1, 2, 4, 8, 16, 32, 64) if a.n > 1 else (8, 16, 32, 64, 128, 256, 512)
+    for c in sizes:
+        if c > a.L - first or (c > sizes[0] and not fits(a, c)):
             break
         t = math.inf
         for _ in range(2):
             t0 = time.perf_counter()
-            forward(a, q, ks, vs, c, first)
+            run_forward(a, q, ks, vs, c, first)
             t = min(t, time.perf_counter() - t0)
         if t < best_t:
             best, best_t = c, t
     return best
 
 
+def run_forward(a, q, ks, vs, chunk, first=0):
+    if a.n == 1:
+        return forward_n1(a, q, ks[0], vs[0], a.sel, chunk, first)
+    return forward(a, q, ks, vs, chunk, first)
+
+
 def chunk_forward(a, qc, K, V, rng, i0, i1):
     """O [C, G, dv] and LSE [C, G] of the queries i0..i1-1 of one batch and kv
     head: qc [C, G, d] their queries, K[m], V[m] the key and value blocks
-    rng[m] = (lo, hi) of dimension m (key_range)."""
+    rng[m] = (lo, hi) of dimension m (key_range).  bench/torch_bwd_peer.py
+    differentiates this with autograd."""
     n, G, dv, d = a.n, a.H // a.Hkv, a.dv, a.d
     C = i1 - i0
     scale = 1.0 / math.sqrt(d)
@@ -173,8 +197,71 @@ def forward(a, q, ks, vs, chunk, first=0):
     return o, lse
 
 
+def make_sel(a, gen):
+    """Per (b, i): topk distinct keys among those a causal query may use
+    (all keys with causal off), -1 pads, as `nsimplex bench` draws them."""
+    sel = torch.full((a.B, a.L, a.topk), -1, dtype=torch.int32)
+    for b in range(a.B):
+        for i in range(a.L):
+            pool = i + 1 if a.causal else a.L
+            take = min(pool, a.topk)
+            sel[b, i, :take] = torch.randperm(pool, generator=gen)[:take].to(torch.int32)
+    return sel
+
+
+def allowed_sel(a, idx, i0, i1):
+    """Which entries of the selection rows idx [C, k] of queries i0..i1-1
+    are allowed: valid, not in the future (causal), inside the window."""
+    ii = torch.arange(i0, i1)[:, None]
+    ok = (idx >= 0) & (idx < a.L)
+    w = a.windows[0]
+    if a.causal:
+        ok &= idx <= ii
+    if w:
+        ok &= idx > ii - w
+        if not a.causal:
+            ok &= idx < ii + w
+    return ok
+
+
+def forward_n1(a, q, k, v, sel, chunk, first=0):
+    """n = 1, as a PyTorch user writes attention: per chunk of queries,
+    softmax(Q K^T) V over the chunk's key range with a mask, or with a
+    selection over the gathered keys K[sel], V[sel]."""
+    B, L, H, d = q.shape
+    G, dv, w = a.H // a.Hkv, a.dv, a.windows[0]
+    scale = 1.0 / math.sqrt(d)
+    o = torch.zeros(B, L, H, dv)
+    lse = torch.full((B, H, L), -math.inf)
+    for b in range(B):
+        for g in range(a.Hkv):
+            K, V = k[b, :, g, :], v[b, :, g, :]
+            for i0 in range(first, L, chunk):
+                i1 = min(L, i0 + chunk)
+                Q = q[b, i0:i1, g * G:(g + 1) * G, :] * scale  # [C, G, d]
+                lo, hi = key_range(i0, i1, w, a.causal, L)
+                S = Q @ K[lo:hi].T  # [C, G, W]
+                Vb = V[lo:hi]
+                if sel is None:
+                    ok = dim_mask(i0, i1, lo, hi, w, a.causal)[:, None, :]
+                else:  # the selected keys of each query, as a mask
+                    idx = sel[b, i0:i1].long()  # [C, k]
+                    W = hi - lo
+                    pos = torch.where(allowed_sel(a, idx, i0, i1), idx - lo, W)
+                    ok = torch.zeros(i1 - i0, W + 1, dtype=torch.bool)
+                    ok = ok.scatter_(1, pos, True)[:, None, :W]
+                S = S.masked_fill(~ok, -math.inf)
+                l = torch.logsumexp(S, dim=-1)  # [C, G]
+                P = torch.exp(S - l[..., None]).nan_to_num(0.0)
+                o[b, i0:i1, g * G:(g + 1) * G, :] = P @ Vb
+                lse[b, g * G:(g + 1) * G, i0:i1] = l.T
+    return o, lse
+
+
 def tuples(a):
-    """The exact count of allowed tuples (no selection, no distinct here)."""
+    """The exact count of allowed tuples (no distinct here)."""
+    if a.topk:
+        return sum(int(allowed_sel(a, a.sel[b].long(), 0, a.L).sum()) for b in range(a.B)) * a.H
     total = 0
     for i in range(a.L):
         c = 1
@@ -211,6 +298,8 @@ def run_so(a, path, q, ks, vs):
                 score_scale=1.0 / math.sqrt(a.d), out_scale=1.0)
     for m, w in enumerate(a.windows):
         p.window[m] = w
+    if a.topk:
+        p.topk, p.sel_dims, p.sel = a.topk, 1, a.sel.data_ptr()
     o = torch.empty(a.B, a.L, a.H, a.dv)
     lse = torch.empty(a.B, a.H, a.L)
     io = IO(q=q.data_ptr(), o=o.data_ptr(), lse=lse.data_ptr())
@@ -236,20 +325,22 @@ def main():
     q = rand(a.B, a.L, a.H, a.d)
     ks = [rand(a.B, a.L, a.Hkv, a.d) for _ in range(a.n)]
     vs = [rand(a.B, a.L, a.Hkv, a.dv) for _ in range(a.n)]
+    a.sel = make_sel(a, gen) if a.topk else None
     with torch.no_grad():
         chunk = a.chunk or tune_chunk(a, q, ks, vs)
     secs = math.inf
     for _ in range(max(1, a.repeat)):
         t0 = time.perf_counter()
         with torch.no_grad():
-            o, lse = forward(a, q, ks, vs, chunk)
+            o, lse = run_forward(a, q, ks, vs, chunk)
         secs = min(secs, time.perf_counter() - t0)
     count = tuples(a)
     fpt = 2 * (a.d + a.dv) if a.reduce == "product" else 2 * a.d + 2
     res = {"peer": "torch", "torch": torch.__version__, "threads": torch.get_num_threads(),
            "chunk": chunk, "shape": {"n": a.n, "B": a.B, "L": a.L, "H": a.H, "Hkv": a.Hkv,
                                      "d": a.d, "dv": a.dv, "windows": a.windows,
-                                     "causal": bool(a.causal), "reduce": a.reduce},
+                                     "causal": bool(a.causal), "reduce": a.reduce,
+                                     "topk": a.topk},
            "tuples": count, "flops_per_tuple": fpt, "seconds": secs,
            "gflops": count * fpt / secs * 1e-9}
     if a.check_so:

@@ -156,9 +156,117 @@ int nsx_slice_allowed(const nsx_problem *p, const int32_t *sel_row, int i, const
 }
 
 /* a * b, or SIZE_MAX when it does not fit */
+/*@ assigns \nothing;
+    ensures \result == (a * b <= SIZE_MAX ? a * b : SIZE_MAX);
+*/
 static size_t mul_sat(size_t a, size_t b)
 {
-    return b != 0 && a > SIZE_MAX / b ? SIZE_MAX : a * b;
+    if (b != 0 && a > SIZE_MAX / b) {
+        /*@ assert a * b > SIZE_MAX; */
+        return SIZE_MAX;
+    }
+    /*@ assert a * b <= SIZE_MAX; */
+    return a * b;
+}
+
+/* map[j] = 1 exactly for the keys j of S(i), the valid entries of
+   row[0..k) (0 <= j < L), 0 for every other j < L. */
+/*@ requires 0 <= k && 1 <= L;
+    requires \valid_read(row + (0 .. k - 1));
+    requires \valid(map + (0 .. L - 1));
+    requires \separated(row + (0 .. k - 1), map + (0 .. L - 1));
+    assigns map[0 .. L - 1];
+    ensures \forall integer j; 0 <= j < L ==> (map[j] != 0 <==> in_sel((int32_t *)row, k, L, j));
+*/
+static void sel_map(const int32_t *row, int k, int L, unsigned char *map)
+{
+    /*@ loop invariant 0 <= j <= L;
+        loop invariant \forall integer x; 0 <= x < j ==> map[x] == 0;
+        loop assigns j, map[0 .. L - 1];
+        loop variant L - j;
+    */
+    for (int j = 0; j < L; j++)
+        map[j] = 0;
+    /*@ loop invariant 0 <= r <= k;
+        loop invariant \forall integer j; 0 <= j < L ==> (map[j] != 0 <==> in_sel((int32_t *)row, r, L, j));
+        loop assigns r, map[0 .. L - 1];
+        loop variant k - r;
+    */
+    for (int r = 0; r < k; r++)
+        if (row[r] >= 0 && row[r] < L)
+            map[row[r]] = 1;
+}
+
+/* The keys lo..hi, only those with map[j] set when restricted, to out,
+   ascending; returns their count: C_m(i) from its range and S(i). */
+/*@ requires 0 <= lo && lo <= hi + 1 && hi < L && 1 <= L;
+    requires \valid(out + (0 .. hi - lo));
+    requires \valid_read(map + (0 .. L - 1));
+    requires \separated(out + (0 .. hi - lo), map + (0 .. L - 1));
+    assigns out[0 .. hi - lo];
+    ensures 0 <= \result <= hi - lo + 1;
+    ensures ascending(out, \result);
+    ensures \forall integer x; 0 <= x < \result ==> lo <= out[x] <= hi;
+    ensures \forall integer j; listed(out, \result, j) <==>
+        (lo <= j <= hi && (restricted == 0 || map[j] != 0));
+*/
+static int range_keys(int lo, int hi, int restricted, const unsigned char *map, int L, int *out)
+{
+    (void)L; /* map's length: read by the contract only */
+    int len = 0;
+    /*@ loop invariant lo <= j <= hi + 1 && 0 <= len <= j - lo;
+        loop invariant ascending(out, len);
+        loop invariant \forall integer x; 0 <= x < len ==> lo <= out[x] < j;
+        loop invariant \forall integer y; listed(out, len, y) <==>
+            (lo <= y < j && (restricted == 0 || map[y] != 0));
+        loop assigns j, len, out[0 .. hi - lo];
+        loop variant hi - j;
+    */
+    for (int j = lo; j <= hi; j++)
+        if (!restricted || map[j]) {
+            out[len] = j;
+            /*@ assert listed(out, len + 1, j); */
+            len++;
+        }
+    return len;
+}
+
+/* The odometer over pos[0..n) (digit m walks 0..len[m]-1, the last digit
+   fastest): moves pos to the next tuple in lexicographic order; returns the
+   lowest digit that moved, or -1 after the last (pos then all 0).
+   simd/tiles.c's nsx_tile_next is a deliberate independent copy. */
+/*@ requires 1 <= n <= NSX_MAX_ORDER;
+    requires \valid(pos + (0 .. n - 1)) && \valid_read(len + (0 .. n - 1));
+    requires \separated(pos + (0 .. n - 1), len + (0 .. n - 1));
+    requires \forall integer m; 0 <= m < n ==> 0 <= pos[m] < len[m];
+    assigns pos[0 .. n - 1];
+    ensures \forall integer m; 0 <= m < n ==> 0 <= pos[m] < len[m];
+    ensures -1 <= \result < n;
+    ensures \result >= 0 ==>
+        pos[\result] == \old(pos[\result]) + 1 &&
+        (\forall integer m; 0 <= m < \result ==> pos[m] == \old(pos[m])) &&
+        (\forall integer m; \result < m < n ==> pos[m] == 0 && \old(pos[m]) == len[m] - 1);
+    ensures \result == -1 ==>
+        \forall integer m; 0 <= m < n ==> pos[m] == 0 && \old(pos[m]) == len[m] - 1;
+*/
+static int odometer_step(int *pos, const int *len, int n)
+{
+    int m = n - 1;
+    /*@ loop invariant -1 <= m < n;
+        loop invariant \forall integer x; 0 <= x <= m ==> pos[x] == \at(pos[x], Pre);
+        loop invariant \forall integer x; m < x < n ==> pos[x] == 0 && \at(pos[x], Pre) == len[x] - 1;
+        loop assigns m, pos[0 .. n - 1];
+        loop variant m;
+    */
+    while (m >= 0) {
+        if (pos[m] + 1 < len[m]) {
+            pos[m]++;
+            return m;
+        }
+        pos[m] = 0;
+        m--;
+    }
+    return -1;
 }
 
 size_t nsx_slice_bound(const nsx_problem *p, int i)
@@ -202,20 +310,14 @@ size_t nsx_slice_start(nsx_slice *z, int i, const int32_t *sel_row)
     const int selecting = p->sel.source != NSX_SEL_NONE;
     if (selecting) {
         assert(sel_row != NULL);
-        memset(z->selmap, 0, (size_t)p->L);
-        for (int r = 0; r < p->sel.k; r++)
-            if (sel_row[r] >= 0 && sel_row[r] < p->L)
-                z->selmap[sel_row[r]] = 1;
+        sel_map(sel_row, p->sel.k, p->L, z->selmap);
     }
     size_t prod = 1;
     for (int m = 0; m < p->n; m++) {
         int lo, hi;
         nsx_key_range(p->L, p->causal, p->window[m], i, &lo, &hi);
         const int restricted = selecting && (p->sel.dims >> m & 1u);
-        z->len[m] = 0;
-        for (int j = lo; j <= hi; j++)
-            if (!restricted || z->selmap[j])
-                z->keys[m][z->len[m]++] = j;
+        z->len[m] = range_keys(lo, hi, restricted, z->selmap, p->L, z->keys[m]);
         prod = mul_sat(prod, (size_t)z->len[m]);
     }
     nsx_slice_rewind(z);
@@ -246,9 +348,7 @@ int nsx_slice_next(nsx_slice *z)
             low = 0;
         } else {
             /* the odometer: last dimension fastest */
-            int m = n - 1;
-            while (m >= 0 && ++z->pos[m] == z->len[m])
-                z->pos[m--] = 0;
+            int m = odometer_step(z->pos, z->len, n);
             if (m < 0) {
                 z->state = 2;
                 return 0;

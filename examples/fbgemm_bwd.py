@@ -12,9 +12,10 @@ with n = 2, the product reducer, causal masking, w2 = 32 (the backward asserts i
   fwd     FBGEMM's own forward first, its o and its `m` (a base-2 running max plus a natural log
           of the sum) passed to the backward, as a training step would;
 
-The gradients are written to OUT/NAME.MODE.grads.npz (float64, the vector's shapes; GQA
-gradients summed over each group's query heads) for `nsimplex check`, and a first look (the
-largest error relative to the largest golden value, per tensor) is printed.
+The gradients (GQA gradients summed over each group's query heads) are judged in process under
+--model (nsimplex.check with grads=: docs/ORACLE.md section 8) together with the o the backward
+was given, written to OUT/NAME.MODE.grads.npz (float64), and a first look (the largest error
+relative to the largest golden value, per tensor) is printed.  Exits 1 when a verdict fails.
 
     python3 examples/fbgemm_bwd.py --fbgemm third_party/simplicial_attention --out /tmp/fbb V.safetensors...
 """
@@ -57,6 +58,7 @@ def main():
     ap.add_argument("--fbgemm", required=True, help="FBGEMM's simplicial_attention folder")
     ap.add_argument("--out", required=True)
     ap.add_argument("--modes", default="golden,fwd")
+    ap.add_argument("--model", default="bf16")
     ap.add_argument("vectors", nargs="+")
     args = ap.parse_args()
     sys.path.insert(0, args.fbgemm)
@@ -64,6 +66,7 @@ def main():
     from simplicial.ops.triton.fwd import triton_fwd  # noqa: E402
 
     os.makedirs(args.out, exist_ok=True)
+    failed = 0
     for path in args.vectors:
         case = nsimplex.load(path)
         p, a = case.problem, case.arrays()
@@ -99,7 +102,14 @@ def main():
             grads = {k: v.double().cpu().numpy() for k, v in grads.items()}
             np.savez(os.path.join(args.out, "%s.%s.grads.npz" % (case.name, mode)), **grads)
             print("%s %s: %s" % (case.name, mode, first_look(case, grads)))
-    return 0
+            rep = nsimplex.check(case, o=o.float().double().cpu().numpy(), model=args.model,
+                                 label="fbgemm-bwd-%s-%s" % (mode, case.name), grads=grads)
+            failed += not rep.passed
+            print("  %s: %s worst ratio %.3g, %d failures" % (mode, "PASS" if rep.passed else "FAIL",
+                                                             rep.ratio or 0, rep.failures))
+            if not rep.passed:
+                print("  " + rep.text.replace("\n", "\n  ")[:1500])
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -6,12 +6,12 @@ The kernel computes n = 2, the product reducer, causal sliding windows (q - w < 
 dimension), the 1/sqrt(d) scale, no biases, bf16 inputs; sequences are padded to a multiple of 64
 as its own wrapper does.  For each vector it runs SlidingTwoSimplicialAttention (forward; and
 backward when the vector carries `do`), judges o and lse in process under --model, and writes
-the gradients to OUT/NAME.grads.npz (float64, the vector's shapes, GQA gradients summed over
-each group's query heads) for `nsimplex check`.
+the gradients (GQA gradients summed over each group's query heads) judged in process too and
+written to OUT/NAME.grads.npz (float64).
 
     python3 examples/lucidrains_check.py --repo third_party/simplicial-attention --out /tmp/luc V...
 
-Exits 1 when a forward verdict fails.
+Exits 1 when a verdict fails.
 """
 import argparse
 import os
@@ -114,6 +114,12 @@ def main():
             look = ", ".join("%s %.2e" % (n, np.abs(grads[n] - a[n]).max() / max(np.abs(a[n]).max(), 1e-300))
                              for n in GRADS)
             print("%s backward: max |error| / max |golden|: %s" % (case.name, look))
+            rep = nsimplex.check(case, o=o, model=args.model, label="lucidrains-bwd-" + case.name, grads=grads)
+            failed += not rep.passed
+            print("%s backward: %s worst ratio %.3g, %d failures" % (
+                case.name, "PASS" if rep.passed else "FAIL", rep.ratio or 0, rep.failures))
+            if not rep.passed:
+                print("  " + rep.text.replace("\n", "\n  ")[:1500])
     return 1 if failed else 0
 
 

@@ -698,6 +698,33 @@ static int lse_B14(const row *r, double margin, nsx_row_bound *rb, nsx_err *err)
     double g2 = gamma_of(2, k->ua);
     double lse_abs = fabs(lse) * (1 + U64) + r->lse_unc;
     double Epre = (1 + g2) * E1 + g2 * lse_abs + r->g3 * (1 + g2) * (Tmax_abs + r->b_max);
+    /* B15 (ORACLE.md 3.8.1): the LSE in base-2 or mixed form, X.  Epre holds
+       for every rounding of the model, none included, so it bounds the
+       unrounded m~ + log~(l') too.  The mixed form adds the error of the
+       kernel's max (|m_fin - T_max| <= b_max), the log2 form scales it all by
+       log2(e); then one more acc rounding of the sum, and e64 >= |X^ - X|
+       for the binary64 X^ the candidate is compared with. */
+    rb->lse_form = lse;
+    if (r->ctx->model.lse_form != NSX_LSE_LN) {
+        const double log2e = 0x1.71547652b82ffp+0; /* log2(e) rounded to binary64 */
+        const double log2e_up = log2e * (1 + U64), D = (log2e_up - 1) * (1 + U64);
+        double X, e64;
+        if (r->ctx->model.lse_form == NSX_LSE_MIXED) {
+            /* X = LSE + (log2 e - 1) T_max; |t_hat_max - T_max| <= eT_max */
+            X = lse + (log2e - 1) * r->t_hat_max;
+            e64 = D * r->eT_max + 2 * U64 * (lse_abs + 2 * Tmax_abs + fabs(X));
+            Epre += D * r->b_max;
+        } else {
+            /* X = log2(e) LSE */
+            X = log2e * lse;
+            e64 = 3 * U64 * (fabs(X) + log2e_up * lse_abs);
+            Epre *= log2e_up;
+        }
+        double Xabs = fabs(X) + e64;
+        Epre += k->ua * (Xabs + Epre) + e64;
+        lse_abs = Xabs;
+        rb->lse_form = X;
+    }
     double E = Epre + nsx_fmt_ulp(&k->flse, lse_abs + Epre);
     if (lse_abs + E > k->flse.max)
         return nsx_bound_not_applicable(r->ctx, err, r->b, r->h, r->i, "LSE may overflow its output format", lse_abs + E,
@@ -769,6 +796,7 @@ static int bound_row(nsx_bound_ctx *ctx, int b, int h, int i, const int32_t *sel
     row r = {.ctx = ctx, .p = p, .b = b, .h = h, .g = nsx_kv_head(p, h), .i = i, .lse = lse_exact,
              .lse_unc = lse_unc};
     memset(rb, 0, sizeof *rb);
+    rb->lse_form = lse_exact; /* the form's value once B14 has run */
     nsx_bound_consts(ctx, &r.k);
     score_consts_of(ctx, &r.k, &r.sc);
     r.Q = ctx->in->q + nsx_q_at(p, b, i, h, 0);

@@ -31,7 +31,9 @@ typedef struct nsx_row_bound {
     int nonfinite;   /* 1: an allowed tuple reads a NaN or an infinity (no bound) */
     double t_max;    /* the largest score T[i,J] over the slice (binary64) */
     double b_max;    /* the largest score error bound b_J (B2) */
-    double lse;      /* the bound on |LSE' - LSE| (B14) */
+    double lse;      /* the bound on |LSE' - LSE| (B14), in the model's LSE form (B15) */
+    double lse_form; /* the exact LSE in the model's form (lseform, ORACLE.md 3.8.1): LSE itself
+                        for ln, else computed in binary64 (its error is in lse) */
 } nsx_row_bound;
 
 /* Problem, inputs, model and scratch for computing bounds row by row. */

@@ -478,7 +478,8 @@ static int check_rows(const nsx_problem *p, const nsx_candidate *cand, const dou
                     break;
                 for (int c = 0; c < dv && uo && rb.N > 0; c++)
                     bound[c] += uo[c];
-                rb.lse += ul;
+                /* the LSE's form scales its uncertainty by log2(e) (log2) or keeps it (mixed) */
+                rb.lse += m->lse_form == NSX_LSE_LOG2 ? ul * 0x1.71547652b82ffp+0 * (1 + 0x1p-52) : ul;
                 if (rb.nonfinite) {
                     rc = nsx_err_set(err, NSX_E_INPUT,
                                      "vector: batch %d, head %d, query %d reads a NaN or an infinity but is "
@@ -526,6 +527,7 @@ static int check_rows(const nsx_problem *p, const nsx_candidate *cand, const dou
                     rep->rows_empty_failed += bad;
                     continue;
                 }
+                el = rb.lse_form; /* the exact LSE in the model's form (ORACLE.md 3.8.1) */
                 for (int c = 0; c < dv; c++) {
                     double v = co[c], e = fabs(v - eo[c]);
                     rep->o_judged++;

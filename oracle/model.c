@@ -78,20 +78,20 @@ double nsx_fmt_ulp(const nsx_fmt *f, double x)
 #define IDX_PLAIN NSX_MODEL_NONE, NSX_MODEL_IDX_BLOCK
 
 static const nsx_model preset_table[] = {
-    /*          in                op                acc              int             w                out              lseout           lse */
-    {NSX_FORMAT_BF16, NSX_FORMAT_BF16, NSX_FORMAT_F32, NSX_MODEL_NONE, NSX_FORMAT_BF16, NSX_FORMAT_BF16, NSX_FORMAT_F32, NSX_LSE_MINUS_INF, IDX_PLAIN},
-    {NSX_FORMAT_F16, NSX_FORMAT_F16, NSX_FORMAT_F32, NSX_MODEL_NONE, NSX_FORMAT_F16, NSX_FORMAT_F16, NSX_FORMAT_F32, NSX_LSE_MINUS_INF, IDX_PLAIN},
-    {NSX_FORMAT_F32, NSX_FORMAT_F32, NSX_FORMAT_F32, NSX_MODEL_NONE, NSX_MODEL_NONE, NSX_FORMAT_F32, NSX_FORMAT_F32, NSX_LSE_MINUS_INF, IDX_PLAIN},
-    {NSX_FORMAT_F64, NSX_FORMAT_F64, NSX_FORMAT_F64, NSX_MODEL_NONE, NSX_MODEL_NONE, NSX_FORMAT_F64, NSX_FORMAT_F64, NSX_LSE_MINUS_INF, IDX_PLAIN},
-    {NSX_FORMAT_BF16, NSX_FORMAT_BF16, NSX_FORMAT_F32, NSX_FORMAT_BF16, NSX_FORMAT_BF16, NSX_FORMAT_BF16, NSX_FORMAT_BF16, NSX_LSE_MINUS_INF, IDX_PLAIN},
-    {NSX_FORMAT_F16, NSX_FORMAT_F16, NSX_FORMAT_F32, NSX_FORMAT_F16, NSX_FORMAT_F16, NSX_FORMAT_F16, NSX_FORMAT_F16, NSX_LSE_MINUS_INF, IDX_PLAIN},
+    /*          in                op                acc              int             w                out              lseout           lse (empty)        idx, idxblk  form */
+    {NSX_FORMAT_BF16, NSX_FORMAT_BF16, NSX_FORMAT_F32, NSX_MODEL_NONE, NSX_FORMAT_BF16, NSX_FORMAT_BF16, NSX_FORMAT_F32, NSX_LSE_MINUS_INF, IDX_PLAIN, NSX_LSE_LN},
+    {NSX_FORMAT_F16, NSX_FORMAT_F16, NSX_FORMAT_F32, NSX_MODEL_NONE, NSX_FORMAT_F16, NSX_FORMAT_F16, NSX_FORMAT_F32, NSX_LSE_MINUS_INF, IDX_PLAIN, NSX_LSE_LN},
+    {NSX_FORMAT_F32, NSX_FORMAT_F32, NSX_FORMAT_F32, NSX_MODEL_NONE, NSX_MODEL_NONE, NSX_FORMAT_F32, NSX_FORMAT_F32, NSX_LSE_MINUS_INF, IDX_PLAIN, NSX_LSE_LN},
+    {NSX_FORMAT_F64, NSX_FORMAT_F64, NSX_FORMAT_F64, NSX_MODEL_NONE, NSX_MODEL_NONE, NSX_FORMAT_F64, NSX_FORMAT_F64, NSX_LSE_MINUS_INF, IDX_PLAIN, NSX_LSE_LN},
+    {NSX_FORMAT_BF16, NSX_FORMAT_BF16, NSX_FORMAT_F32, NSX_FORMAT_BF16, NSX_FORMAT_BF16, NSX_FORMAT_BF16, NSX_FORMAT_BF16, NSX_LSE_MINUS_INF, IDX_PLAIN, NSX_LSE_LN},
+    {NSX_FORMAT_F16, NSX_FORMAT_F16, NSX_FORMAT_F32, NSX_FORMAT_F16, NSX_FORMAT_F16, NSX_FORMAT_F16, NSX_FORMAT_F16, NSX_LSE_MINUS_INF, IDX_PLAIN, NSX_LSE_LN},
     /* triton-f32: float32 tensors, tl.dot in TF32 (Triton's default on float32 operands) for
        the score and the weights-times-values products */
-    {NSX_FORMAT_F32, NSX_MODEL_TF32, NSX_FORMAT_F32, NSX_MODEL_NONE, NSX_MODEL_TF32, NSX_FORMAT_F32, NSX_FORMAT_F32, NSX_LSE_MINUS_INF, IDX_PLAIN},
+    {NSX_FORMAT_F32, NSX_MODEL_TF32, NSX_FORMAT_F32, NSX_MODEL_NONE, NSX_MODEL_TF32, NSX_FORMAT_F32, NSX_FORMAT_F32, NSX_LSE_MINUS_INF, IDX_PLAIN, NSX_LSE_LN},
     /* dsa-fp8: DeepSeek V3.2's lightning indexer (ORACLE.md 5.1): idx_q and
        idx_k in E4M3 with one scale per 128 elements, the weights, the GEMM's
        accumulation and the scores in f32 */
-    {NSX_FORMAT_F32, NSX_FORMAT_F32, NSX_FORMAT_F32, NSX_MODEL_NONE, NSX_MODEL_NONE, NSX_FORMAT_F32, NSX_FORMAT_F32, NSX_LSE_MINUS_INF, NSX_MODEL_E4M3, NSX_MODEL_IDX_BLOCK},
+    {NSX_FORMAT_F32, NSX_FORMAT_F32, NSX_FORMAT_F32, NSX_MODEL_NONE, NSX_MODEL_NONE, NSX_FORMAT_F32, NSX_FORMAT_F32, NSX_LSE_MINUS_INF, NSX_MODEL_E4M3, NSX_MODEL_IDX_BLOCK, NSX_LSE_LN},
 };
 
 const char *const nsx_model_presets[] = {"bf16", "f16", "f32", "f64", "einsum-bf16", "einsum-f16", "triton-f32",
@@ -106,6 +106,11 @@ void nsx_model_default(nsx_model *m)
 const char *nsx_lse_conv_name(int conv)
 {
     return conv == NSX_LSE_MINUS_INF ? "-inf" : conv == NSX_LSE_PLUS_INF ? "+inf" : "any";
+}
+
+const char *nsx_lse_form_name(int form)
+{
+    return form == NSX_LSE_LOG2 ? "log2" : form == NSX_LSE_MIXED ? "mixed" : "ln";
 }
 
 /* A format name, or "none" and "tf32" where allowed; -2 when unknown. */
@@ -178,6 +183,19 @@ int nsx_model_parse(const char *s, nsx_model *out, nsx_err *err)
                                    s, val);
             continue;
         }
+        if (strcmp(key, "lseform") == 0) {
+            int form = -1;
+            for (int f = NSX_LSE_LN; f <= NSX_LSE_MIXED; f++)
+                if (strcmp(val, nsx_lse_form_name(f)) == 0)
+                    form = f;
+            if (form < 0)
+                return nsx_err_set(err, NSX_E_INPUT,
+                                   "model '%s': lseform=%s: the LSE's form is ln, log2 (the max in log2 units "
+                                   "plus log2 of the sum) or mixed (the max in log2 units plus ln of the sum)",
+                                   s, val);
+            m.lse_form = form;
+            continue;
+        }
         if (strcmp(key, "idx") == 0) {
             int f = strcmp(val, "e4m3") == 0 ? NSX_MODEL_E4M3 : strcmp(val, "e5m2") == 0 ? NSX_MODEL_E5M2
                                                                                           : format_value(val, 1);
@@ -202,8 +220,8 @@ int nsx_model_parse(const char *s, nsx_model *out, nsx_err *err)
             k++;
         if (k == sizeof keys / sizeof keys[0])
             return nsx_err_set(err, NSX_E_INPUT,
-                               "model '%s': unknown key '%s' (keys: in, op, acc, int, w, out, lseout, lse, idx, "
-                               "idxblk)",
+                               "model '%s': unknown key '%s' (keys: in, op, acc, int, w, out, lseout, lse, "
+                               "lseform, idx, idxblk)",
                                s, key);
         /* allow_none: 1 none and tf32 (int, w), 2 tf32 only (op) */
         int f = format_value(val, keys[k].allow_none);
@@ -266,6 +284,16 @@ const char *nsx_model_warning(const char *s, char *buf, size_t len)
             return buf;
         }
     }
+    /* an LSE through int tensors is torch.logsumexp's composite (ORACLE.md
+       3.8), which returns the natural LSE: no base-2 max to store */
+    if (m.inter != NSX_MODEL_NONE && m.lse_form != NSX_LSE_LN) {
+        snprintf(buf, len,
+                 "model '%s': lseform=%s with int=%s: an LSE computed through intermediate tensors "
+                 "(torch.logsumexp's composite) is the natural one; a fused kernel that stores a base-2 max "
+                 "has no int stage (say int=none), or its LSE is lseform=ln",
+                 s, nsx_lse_form_name(m.lse_form), fname_of(m.inter));
+        return buf;
+    }
     return NULL;
 }
 
@@ -276,6 +304,8 @@ char *nsx_model_format(const nsx_model *m, char *buf, size_t len)
     int n = snprintf(buf, len, "in=%s,op=%s,acc=%s,int=%s,w=%s,out=%s,lseout=%s,lse=%s", fname_of(m->in),
                      fname_of(m->op), fname_of(m->acc), fname_of(m->inter), fname_of(m->w), fname_of(m->out),
                      fname_of(m->lseout), nsx_lse_conv_name(m->lse_conv));
+    if (m->lse_form != NSX_LSE_LN && n >= 0 && (size_t)n < len)
+        n += snprintf(buf + n, len - (size_t)n, ",lseform=%s", nsx_lse_form_name(m->lse_form));
     if (m->idx != NSX_MODEL_NONE && n >= 0 && (size_t)n < len)
         snprintf(buf + n, len - (size_t)n, ",idx=%s,idxblk=%d", fname_of(m->idx), m->idx_blk);
     return buf;
@@ -295,6 +325,7 @@ int nsx_model_from_kernel(const nsx_kernel_info *ki, nsx_model *m, nsx_err *err)
     m->out = f[3];
     m->inter = NSX_MODEL_NONE;
     m->lse_conv = NSX_LSE_ANY;
+    m->lse_form = NSX_LSE_LN;
     m->idx = NSX_MODEL_NONE;
     m->idx_blk = NSX_MODEL_IDX_BLOCK;
     return 0;
@@ -326,5 +357,6 @@ int nsx_model_from_kernel_indexer(const nsx_kernel_info *ki, nsx_model *m, nsx_e
     m->lse_conv = NSX_LSE_ANY;
     m->idx = fp8 ? fin : NSX_MODEL_NONE;
     m->idx_blk = fp8 ? ki->indexer_block : NSX_MODEL_IDX_BLOCK;
+    m->lse_form = NSX_LSE_LN;
     return 0;
 }

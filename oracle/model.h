@@ -77,12 +77,22 @@ enum nsx_lse_conv {
     NSX_LSE_ANY = 2        /* either infinity */
 };
 
+/* The form in which a kernel stores its LSE (docs/ORACLE.md 3.8.1), with
+   M the largest score of the slice (natural units, the scores T of E3). */
+enum nsx_lse_form {
+    NSX_LSE_LN = 0,    /* LSE = log sum_J exp(T_J): the spec */
+    NSX_LSE_LOG2 = 1,  /* LSE log2(e): the max in log2 units plus log2 of the sum */
+    NSX_LSE_MIXED = 2  /* M log2(e) + log(sum_J exp(T_J - M)) = LSE + M (log2(e) - 1): the max in
+                          log2 units plus the natural log of the sum (FBGEMM's Triton forward) */
+};
+
 typedef struct nsx_model {
     int in, op, acc, inter, w, out, lseout; /* NSX_FORMAT_*; inter, w may be NSX_MODEL_NONE */
     int lse_conv;                           /* enum nsx_lse_conv */
     int idx;                                /* the indexer's q, k format: NSX_MODEL_NONE
                                                (follows in), NSX_FORMAT_*, _E4M3, _E5M2 */
     int idx_blk;                            /* the FP8 scale block, >= 1 */
+    int lse_form;                           /* enum nsx_lse_form */
 } nsx_model;
 
 /* 1 when format f is an FP8 format (NSX_MODEL_E4M3, _E5M2). */
@@ -128,14 +138,16 @@ int nsx_model_parse(const char *s, nsx_model *m, nsx_err *err);
  * different op (e.g. "bf16,in=f32" models a kernel that keeps f32 GEMM
  * operands, not one that casts them to bf16; say op= explicitly); or a
  * self-contradictory model: w or int wider than acc (a rounding that
- * rounds nothing, e.g. "f32,w=f64").
+ * rounds nothing, e.g. "f32,w=f64"), or an LSE form other than ln with
+ * an intermediate format (int: torch.logsumexp's composite, which returns
+ * the natural LSE).
  * Precondition: s parses.
  */
 const char *nsx_model_warning(const char *s, char *buf, size_t len);
 
 /* The canonical text of m (every key, in the order in,op,acc,int,w,out,
-   lseout,lse, then idx and idxblk when idx is not none) into buf (size len;
-   128 bytes always suffice); returns buf.
+   lseout,lse, then lseform when it is not ln, then idx and idxblk when idx
+   is not none) into buf (size len; 128 bytes always suffice); returns buf.
    nsx_model_parse reads it back to the same model.  Pre (asserted): m and
    buf not NULL, len >= 1. */
 char *nsx_model_format(const nsx_model *m, char *buf, size_t len);
@@ -146,10 +158,13 @@ extern const char *const nsx_model_presets[];
 /* The empty-slice convention's name: "-inf", "+inf" or "any". */
 const char *nsx_lse_conv_name(int conv);
 
+/* The LSE form's name: "ln", "log2" or "mixed". */
+const char *nsx_lse_form_name(int form);
+
 /* The model a kernel declares through the ABI (nsx_kernel_info): in, acc,
    w (F64 weights are taken as "none": no rounding below binary64), out; op =
    in, lseout = acc, no intermediate rounding, LSE convention "any" (ABI 1
-   cannot declare it).  Formats outside 0..3 give NSX_E_INPUT.  Pre
+   cannot declare it), LSE form ln (the ABI's).  Formats outside 0..3 give NSX_E_INPUT.  Pre
    (asserted): ki, m, err not NULL. */
 int nsx_model_from_kernel(const nsx_kernel_info *ki, nsx_model *m, nsx_err *err);
 

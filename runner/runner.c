@@ -16,6 +16,7 @@
 #include "io/json.h"
 #include "runner/runner.h"
 #include "simd/indexer.h"
+#include "simd/n1.h"
 #include "simd/simd.h"
 
 #define ALL_FEATURES                                                                                        \
@@ -97,8 +98,8 @@ int nsx_kernel_info_check(const nsx_kernel_info *info, const char *what, nsx_err
     int rc = indexer_info_check(info, w, err);
     if (rc)
         return rc;
-    if (info->abi_version < 3 || info->backward_max_order == 0)
-        return 0; /* ABI 1, 2: read no further */
+    if (info->abi_version < 4 || info->backward_max_order == 0)
+        return 0; /* ABI 1 to 3: read no further */
     if (info->backward_max_order < 0 || info->backward_max_order > info->max_order)
         return nsx_err_set(err, NSX_E_INPUT, "%s: backward_max_order %d is not in 0..max_order (%d)", w,
                            info->backward_max_order, info->max_order);
@@ -127,6 +128,8 @@ int nsx_kernel_open(nsx_kernel *k, const char *path, int isa, int threads, nsx_e
             return nsx_err_set(err, NSX_E_INPUT, "%s", why);
         if (!nsx_simd_isa_supported(k->isa))
             return nsx_err_set(err, NSX_E_INPUT, "this CPU cannot run the %s path", nsx_simd_isa_name(k->isa));
+        if (!nsx_n1_tune(k->isa, why, sizeof why)) /* NSX_TUNE names no tune of this isa */
+            return nsx_err_set(err, NSX_E_INPUT, "%s", why);
         k->info = nsx_simd_info();
         return 0;
     }

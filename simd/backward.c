@@ -33,11 +33,12 @@
  * outputs), one thread per slot at a time, in a fixed order (batch, kv
  * head, latest query first); then the partials are added in slot order.
  * A key row's terms thus arrive in an order that depends on the queries
- * alone: two batches with the same inputs from position t on get the same
- * bits in their key gradients at positions >= t.  S depends
- * on the problem and the machine's processor count (twice it, 4 to 64, as
- * long as the partials fit PART_BYTES), never on the threads asked for, so
- * the result is the same bits for any thread count.  Ownership of key blocks
+ * alone, not on the batch: two batches with the same k, v whose q and dO
+ * agree from position t on get the same bits in their key gradients at
+ * positions >= t (with causal on, only queries i >= j reach key j).  S
+ * depends on the sizes and the machine's processor count (twice it, 4 to
+ * 64, at most L, as long as the partials fit PART_BYTES), never on the threads
+ * asked for, so the result is the same bits for any thread count.  Ownership of key blocks
  * would need no partials, but a key of dimension m is touched by tuples whose
  * other keys range over every dimension, so each dimension would need its
  * own pass recomputing P: n + 1 passes instead of one.

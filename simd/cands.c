@@ -288,13 +288,7 @@ int nsx_cands_cap(const nsx_kernel_problem *p, int m)
     return (int)cap;
 }
 
-/*@ requires 0 <= len && \valid_read(keys + (0 .. len - 1));
-    requires ascending((int *)keys, len);
-    assigns \nothing;
-    ensures -1 <= \result < len;
-    ensures \result >= 0 ==> keys[\result] == key;
-    ensures \result == -1 ==> !listed((int *)keys, len, key);
-*/
+/* The contract: simd/cands.h (simd/tiles.c's proofs call it). */
 int nsx_find_key(const int *keys, int len, int key)
 {
     assert(len >= 0 && (keys || len == 0));

@@ -11,6 +11,7 @@
 #define NSX_SIMD_CANDS_H
 
 #include "nsimplex/kernel.h"
+#include "proofs/derived.h" /* the ACSL predicates of the contracts */
 
 /* The valid entries of sel[b, i, :] (0 <= j < L), ascending, each once, in
    out (room for p->topk); returns their count.  Pre (asserted): p->topk > 0,
@@ -28,7 +29,14 @@ int nsx_cands(const nsx_kernel_problem *p, int m, int i, const int *sel_row, int
 int nsx_cands_cap(const nsx_kernel_problem *p, int m);
 
 /* The position of key in the ascending list keys[0..len), or -1.
-   Pre: len >= 0, keys not NULL unless len = 0. */
+   Pre: len >= 0, keys not NULL unless len = 0.  Proven (make prove). */
+/*@ requires 0 <= len && \valid_read(keys + (0 .. len - 1));
+    requires ascending((int *)keys, len);
+    assigns \nothing;
+    ensures -1 <= \result < len;
+    ensures \result >= 0 ==> keys[\result] == key;
+    ensures \result == -1 ==> !listed((int *)keys, len, key);
+*/
 int nsx_find_key(const int *keys, int len, int key);
 
 #endif /* NSX_SIMD_CANDS_H */

@@ -6,6 +6,10 @@
  * Per work item (batch b, kv head g, query i), for the G = H / Hkv query
  * heads that read g:
  *   1. C_m(i) for each dimension (simd/cands.h); an empty one empties the slice.
+ * Every decision of which tuples are visited (the lists, the whole-item
+ * skip, the chunks and column blocks, the column and row masks, the
+ * odometer's skips) is a proven function of simd/cands.c or simd/tiles.c
+ * (docs/PROOFS.md); this file only calls them.
  *   2. The inner dimension mi is the one whose padded tile area is smallest;
  *      the others are the prefix dimensions, enumerated by an odometer.
  *   3. The inner keys, in chunks that keep the panels in L2, are packed:
@@ -30,7 +34,9 @@
 
 #include "simd/cands.h"
 #include "simd/kern.h"
+#include "simd/n1.h"
 #include "simd/simd.h"
+#include "simd/tiles.h"
 
 /* Bytes of one chunk's K and V panels: small enough for L2 (1 MiB here). */
 #define PANEL_BYTES (256u * 1024u)
@@ -127,6 +133,9 @@ size_t nsx_simd_scratch_bytes(const nsx_kernel_problem *p)
     plan pl;
     work w;
     int isa = nsx_simd_isa(NULL, 0);
+    const nsx_n1_kernels *kt = p->n == 1 ? nsx_n1_tune(isa < 0 ? NSX_ISA_SCALAR : isa, NULL, 0) : NULL;
+    if (kt) /* ordinary attention: simd/n1.c */
+        return nsx_n1_scratch_bytes(p, kt);
     plan_init(&pl, p, NULL, nsx_simd_kernels(isa < 0 ? NSX_ISA_SCALAR : isa));
     return work_layout(&pl, &w, NULL);
 }
@@ -224,18 +233,15 @@ static void flush_rows(const plan *pl, work *w, int rows, int nk, int ldk, int n
         memset(w->u + (size_t)rows * p->d, 0, (size_t)(mr - rows) * p->d * sizeof(float));
         memset(w->vp + (size_t)rows * pl->dvp, 0, (size_t)(mr - rows) * pl->dvp * sizeof(float));
     }
-    for (int cb = 0; cb < nk; cb += nr) {
-        t.nc = nk - cb < nr ? nk - cb : nr;
-        uint32_t all = t.nc == 32 ? 0xffffffffu : (1u << t.nc) - 1u;
+    /* The column blocks tile the chunk [0, nk): each begins where the one
+       before ended. */
+    for (int cb = 0; (t.nc = nsx_tile_len(nk, cb, nr)) > 0; cb += t.nc) {
+        const uint32_t cols = nsx_tile_cols(t.nc);
+        /* Padding rows are out; with distinct, so is the inner key equal to
+           one of the row's prefix keys. */
         for (int r = 0; r < mr; r++)
-            w->mask[r] = r < rows ? all : 0u;
-        /* distinct, inner dimension: the key equal to a prefix key is out. */
-        for (int r = 0; r < rows && p->distinct; r++)
-            for (int k = 0; k < np; k++) {
-                int e = w->ex[r * NSX_MAX_ORDER + k] - cb;
-                if (e >= 0 && e < t.nc)
-                    w->mask[r] &= ~(1u << e);
-            }
+            w->mask[r] = nsx_tile_row_mask(cols, r < rows, w->ex + r * NSX_MAX_ORDER,
+                                           p->distinct ? np : 0, cb);
         t.vpan = w->vpan + (size_t)cb * pl->dvp;
         for (int hh = 0; hh < pl->G; hh++) {
             nsx_row_state *st = &w->st[hh];
@@ -244,16 +250,6 @@ static void flush_rows(const plan *pl, work *w, int rows, int nk, int ldk, int n
             pl->ks->tile(&t, st);
         }
     }
-}
-
-/* The smallest level whose key repeats a key of a lower level, or -1. */
-static int dup_level(const int *keys, int np)
-{
-    for (int a = 1; a < np; a++)
-        for (int z = 0; z < a; z++)
-            if (keys[a] == keys[z])
-                return a;
-    return -1;
 }
 
 /* Odometer level lv of prefix dimension m at key j:
@@ -292,12 +288,14 @@ static void sweep(const plan *pl, work *w, int b, int g, const int *pd, int np, 
 {
     const nsx_kernel_problem *p = pl->p;
     const int d = p->d, dvp = pl->dvp, mr = pl->ks->mr;
-    int idx[NSX_MAX_ORDER] = {0}, keys[NSX_MAX_ORDER];
+    int idx[NSX_MAX_ORDER] = {0}, lim[NSX_MAX_ORDER], keys[NSX_MAX_ORDER];
     int valid = 0, rows = 0;
+    for (int k = 0; k < np; k++)
+        lim[k] = cnt[pd[k]];
     for (;;) {
         for (int k = 0; k < np; k++)
             keys[k] = w->list[pd[k]][idx[k]];
-        int dup = p->distinct ? dup_level(keys, np) : -1;
+        int dup = p->distinct ? nsx_tile_dup_level(keys, np) : -1;
         if (dup < 0) {
             for (int lv = valid; lv < np - 1; lv++)
                 prefix_level(pl, w, b, g, pd[lv], keys[lv], lv, w->lvl_u + (size_t)lv * d,
@@ -312,20 +310,16 @@ static void sweep(const plan *pl, work *w, int b, int g, const int *pd, int np, 
             } else {
                 prefix_level(pl, w, b, g, pd[np - 1], keys[np - 1], np - 1, ur, vr);
             }
-            for (int k = 0; k < np && p->distinct; k++)
-                w->ex[rows * NSX_MAX_ORDER + k] = nsx_find_key(inner_keys, nk, keys[k]);
+            if (p->distinct)
+                nsx_tile_ex(inner_keys, nk, keys, np, w->ex + rows * NSX_MAX_ORDER);
             if (++rows == mr) {
                 flush_rows(pl, w, rows, nk, ldk, np);
                 rows = 0;
             }
-        } else {
-            /* A repeated key at level dup: skip every prefix below it. */
-            for (int k = dup + 1; k < np; k++)
-                idx[k] = cnt[pd[k]] - 1;
         }
-        int k = np - 1;
-        while (k >= 0 && ++idx[k] == cnt[pd[k]])
-            idx[k--] = 0;
+        /* A repeated key at level dup: every prefix that shares levels
+           0..dup repeats it, and is skipped. */
+        int k = nsx_tile_next(idx, lim, np, dup);
         if (k < 0)
             break;
         if (k < valid)
@@ -363,11 +357,10 @@ static void run_item(const plan *pl, work *w, int b, int g, int i)
     const int n = p->n, G = pl->G, dvp = pl->dvp, nr = pl->ks->nr;
     const int sum = p->reduce != NSX_REDUCE_PRODUCT;
     int nsel = p->topk > 0 ? nsx_sel_row(p, b, i, w->selrow) : 0;
-    int cnt[NSX_MAX_ORDER], empty = 0;
-    for (int m = 0; m < n; m++) {
+    int cnt[NSX_MAX_ORDER];
+    for (int m = 0; m < n; m++)
         cnt[m] = nsx_cands(p, m, i, w->selrow, nsel, w->list[m]);
-        empty |= cnt[m] == 0;
-    }
+    const int empty = nsx_tile_empty(cnt, n);
     for (int hh = 0; hh < G; hh++) {
         nsx_row_state *st = &w->st[hh];
         st->m = -INFINITY;
@@ -389,10 +382,11 @@ static void run_item(const plan *pl, work *w, int b, int g, int i)
             for (int l = 0; l < p->d; l++)
                 w->qs[(size_t)hh * p->d + l] = (float)(p->score_scale * q[l]);
         }
-        for (int c0 = 0; c0 < cnt[mi]; c0 += pl->chunk) {
+        /* The chunks tile the inner list [0, cnt[mi]): each begins where
+           the one before ended. */
+        for (int c0 = 0, nk; (nk = nsx_tile_len(cnt[mi], c0, pl->chunk)) > 0; c0 += nk) {
             const int *keys = w->list[mi] + c0;
-            const int nk = cnt[mi] - c0 < pl->chunk ? cnt[mi] - c0 : pl->chunk;
-            const int ldk = (int)round_up((size_t)nk, (size_t)nr);
+            const int ldk = nsx_tile_ld(nk, nr);
             pack(pl, w, b, g, mi, keys, nk, ldk);
             for (int hh = 0; hh < G && sum; hh++) {
                 w->st[hh].ncol = ldk;
@@ -421,6 +415,8 @@ int nsx_simd_forward_isa(const nsx_kernel_problem *p, const nsx_kernel_io *io, i
         return NSX_SIMD_UNSUPPORTED;
     if (!nsx_simd_isa_supported(isa) || !nsx_simd_kernels(isa))
         return NSX_SIMD_EISA;
+    if (p->n == 1) /* ordinary attention: the flash kernel of simd/n1.c */
+        return nsx_n1_forward_isa(p, io, threads, isa);
     plan pl;
     plan_init(&pl, p, io, nsx_simd_kernels(isa));
     const long items = (long)p->L * p->B * p->Hkv;

@@ -153,7 +153,10 @@ static void scale_avx2(float *dst, const float *x, float s, int len)
 
 static void exp_avx2(float *x, int len)
 {
-    for (int l = 0; l < len; l += 8) {
+    int l0 = 0; /* whole vectors in place; the tail through a buffer */
+    for (; l0 + 8 <= len; l0 += 8)
+        _mm256_storeu_ps(x + l0, exp256(_mm256_loadu_ps(x + l0)));
+    for (int l = l0; l < len; l += 8) {
         float buf[8] = {0};
         int k = len - l < 8 ? len - l : 8;
         for (int e = 0; e < k; e++)

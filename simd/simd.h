@@ -17,6 +17,11 @@
  * are GEMM-like tiles: scores, an online softmax over the whole slice (one
  * running max and sum per query head), then the value side.  Nothing of size
  * L^n is held; scratch per thread is O(MR d + panel) (nsx_simd_scratch_bytes).
+ *
+ * The backward (simd/backward.c, nsx_simd_backward) follows the same
+ * tiling from the forward's saved o and lse: its tile (simd/bwd_kern.h,
+ * one file per ISA, simd/bwd_<isa>.c) recomputes P and forms the six
+ * products of E7; simd/abi/abi.c exports it as nsx_kernel_backward (ABI 4).
  */
 #ifndef NSX_SIMD_H
 #define NSX_SIMD_H

@@ -1610,9 +1610,14 @@ START_TEST(model_syntax)
         {"bf16,acc=f64", "in=bf16,op=bf16,acc=f64,int=none,w=bf16,out=bf16,lseout=f64,lse=-inf"},
         {"bf16,lseout=bf16,acc=f64", "in=bf16,op=bf16,acc=f64,int=none,w=bf16,out=bf16,lseout=bf16,lse=-inf"},
         {"bf16,lse=+inf,w=none", "in=bf16,op=bf16,acc=f32,int=none,w=none,out=bf16,lseout=f32,lse=+inf"},
+        /* the LSE's form (ORACLE.md 3.8.1): named only when it is not ln */
+        {"bf16,lseform=mixed", "in=bf16,op=bf16,acc=f32,int=none,w=bf16,out=bf16,lseout=f32,lse=-inf,lseform=mixed"},
+        {"f32,lseform=log2,lse=any", "in=f32,op=f32,acc=f32,int=none,w=none,out=f32,lseout=f32,lse=any,lseform=log2"},
+        {"f32,lseform=mixed,lseform=ln", "in=f32,op=f32,acc=f32,int=none,w=none,out=f32,lseout=f32,lse=-inf"},
     };
     static const char *const bad[] = {"", "bf8", "in=f8", "w=", "lse=0", "x=f32", "in", "f32,bf16",
-                                      "in=bf16,,out=f32", "acc=none", "out=none", "bf16,"};
+                                      "in=bf16,,out=f32", "acc=none", "out=none", "bf16,", "lseform=2",
+                                      "lseform=", "lseform=e"};
     char buf[160];
     for (size_t x = 0; x < sizeof good / sizeof good[0]; x++) {
         nsx_model m, back;
@@ -1644,6 +1649,12 @@ START_TEST(model_syntax)
     ck_assert_int_eq(d.w, NSX_MODEL_NONE);
     ki.output_format = 7;
     ck_assert_int_eq(nsx_model_from_kernel(&ki, &d, &err), NSX_E_INPUT);
+    /* self-contradictory: a base-2 LSE form through torch.logsumexp's int tensors */
+    char warn[400];
+    const char *w = nsx_model_warning("einsum-bf16,lseform=mixed", warn, sizeof warn);
+    ck_assert_msg(w && strstr(w, "lseform=mixed with int=bf16"), "%s", w ? w : "(no warning)");
+    ck_assert_ptr_null(nsx_model_warning("bf16,lseform=mixed", warn, sizeof warn));
+    ck_assert_ptr_null(nsx_model_warning("einsum-bf16,lseform=ln", warn, sizeof warn));
 }
 END_TEST
 

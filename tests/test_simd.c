@@ -48,6 +48,7 @@
 #include "nsimplex/rng.h"
 #include "runner/bench.h"
 #include "simd/kern.h"
+#include "simd/n1.h"
 #include "simd/simd.h"
 
 #define U32 (1.0 / 16777216.0)
@@ -106,6 +107,14 @@ static const tcase cases[] = {
     {"n2_no_lse",          2, 1, 18, 2, 1, 9,  9,  P_, 1, 0, {5, 3},          SEL_NONE, 0, 0, 0, 0, 0, 0, 1},
     {"n2_chunks_sum",      2, 1, 50, 1, 1, 2000, 3, S_, 1, 0, {0, 0},         SEL_NONE, 0, 0, 0, 0, 0, 0, 0},
     {"n1_chunks",          1, 1, 150, 2, 1, 1000, 20, P_, 0, 0, {0},          SEL_NONE, 0, 0, 0.25, 0, 0, 0, 0},
+    /* n = 1 (simd/n1.c): several key blocks (128) and query items, edge
+       tiles at the diagonal and the window's edge, d and dv tails, GQA. */
+    {"n1_gqa_win_bias",    1, 2, 300, 6, 2, 37, 19, P_, 1, 0, {90},          SEL_NONE, 0, 0, 0.5, -0.25, 0, 0, 0},
+    {"n1_dense_nc",        1, 1, 170, 4, 1, 64, 64, M_, 0, 0, {0},           SEL_NONE, 0, 0, 0, 0, 0, 1.5, 0},
+    {"n1_sel_blocks",      1, 1, 200, 4, 1, 24, 40, P_, 1, 0, {0},           SEL_MIXED, 170, 1, 0, 0.5, 0, 0, 0},
+    {"n1_sel_win_empty",   1, 2, 60,  2, 2, 9,  33, S_, 0, 0, {30},          SEL_EMPTY_ROWS, 20, 1, 0.25, 0, 0, 0, 0},
+    {"n1_sel_sparse",      1, 1, 300, 4, 1, 16, 24, P_, 1, 0, {0},           SEL_MIXED, 6, 1, 0, 0, 0, 0, 0},
+    {"n1_large_scores",    1, 1, 140, 3, 1, 16, 8,  P_, 1, 0, {0},           SEL_NONE, 0, 0, 0, 0, 40, 0, 1},
     {"n3_gqa2",            3, 1, 12, 4, 2, 9,  5,  P_, 1, 0, {0, 5, 3},       SEL_NONE, 0, 0, 0, 0, 0, 0, 0},
     {"n3_sel_k_gt_L",      3, 1, 20, 2, 1, 8,  8,  S_, 1, 0, {0, 0, 6},       SEL_MIXED, 25, 7, 0.125, 0.25, 0, 0, 0},
     {"n3_noncausal_dist",  3, 1, 9,  1, 1, 6,  6,  M_, 0, 1, {3, 0, 4},       SEL_NONE, 0, 0, 0, 0, 0, 0, 0},
@@ -505,6 +514,85 @@ START_TEST(test_isa_paths)
 }
 END_TEST
 
+/* Every n = 1 tune (simd/n1.h) this CPU runs, forced in turn, against the
+   reference; 1 and 2 threads give the same bits. */
+START_TEST(test_n1_tunes)
+{
+    const tcase *c = &cases[_i];
+    if (c->n != 1)
+        return;
+    const uint64_t seed = SEED0 + (uint64_t)_i;
+    inst s;
+    inst_make(c, &s, seed);
+    float *o = malloc(s.no * sizeof(float)), *lse = malloc(s.nl * sizeof(float));
+    float *o1 = malloc(s.no * sizeof(float)), *lse1 = malloc(s.nl * sizeof(float));
+    ref_all r;
+    ref_make(&s, &r);
+    int ran = 0;
+    for (int t = 0; t < nsx_n1_tune_count(); t++) {
+        const nsx_n1_kernels *kt = nsx_n1_tune_get(t);
+        if (!nsx_simd_isa_supported(kt->isa))
+            continue;
+        nsx_kernel_io io = inst_io(&s, o, c->no_lse ? NULL : lse);
+        ck_assert_int_eq(nsx_n1_forward(&s.p, &io, 2, kt), NSX_SIMD_OK);
+        ck_assert(compare(c, &s, &r, o, c->no_lse ? NULL : lse, kt->name, seed) <= 1);
+        nsx_kernel_io io1 = inst_io(&s, o1, c->no_lse ? NULL : lse1);
+        ck_assert_int_eq(nsx_n1_forward(&s.p, &io1, 1, kt), NSX_SIMD_OK);
+        ck_assert_msg(memcmp(o, o1, s.no * sizeof(float)) == 0, "%s %s: threads change o",
+                      c->name, kt->name);
+        ck_assert(c->no_lse || memcmp(lse, lse1, s.nl * sizeof(float)) == 0);
+        ran++;
+    }
+    ck_assert_int_ge(ran, 2); /* scalar and at least the detected one */
+    ref_free(&r);
+    free(o);
+    free(lse);
+    free(o1);
+    free(lse1);
+    inst_free(&s);
+}
+END_TEST
+
+/* n = 1 with a dense selection (every key j <= i with j % 3 != 0, so the
+   queries of a work item run as masked dense tiles) whose unselected keys
+   hold NaN in K and V: no tune may read them (SPEC 1.10), so the blocks
+   with NaN values take the compacted rows; the oracle reads only the
+   selected keys. */
+START_TEST(test_n1_sel_nan_unselected)
+{
+    tcase c = {"n1_sel_nan", 1, 1, 150, 4, 1, 20, 24, P_, 1, 0, {0}, SEL_NONE, 0, 0, 0, 0, 0, 0, 0};
+    inst s;
+    inst_make(&c, &s, SEED0 + 999);
+    const int L = c.L, K = L;
+    s.sel = malloc((size_t)L * K * sizeof(int32_t));
+    for (int i = 0; i < L; i++)
+        for (int r = 0; r < K; r++)
+            s.sel[(size_t)i * K + r] = r <= i && r % 3 != 0 ? r : -1;
+    s.p.topk = K, s.p.sel_dims = 1, s.p.sel = s.sel;
+    for (int j = 0; j < L; j += 3) {
+        for (int l = 0; l < c.d; l++)
+            s.k[0][(size_t)j * c.d + l] = NAN;
+        for (int x = 0; x < c.dv; x++)
+            s.v[0][(size_t)j * c.dv + x] = NAN;
+    }
+    ref_all r;
+    ref_make(&s, &r);
+    float *o = malloc(s.no * sizeof(float)), *lse = malloc(s.nl * sizeof(float));
+    for (int t = 0; t < nsx_n1_tune_count(); t++) {
+        const nsx_n1_kernels *kt = nsx_n1_tune_get(t);
+        if (!nsx_simd_isa_supported(kt->isa))
+            continue;
+        nsx_kernel_io io = inst_io(&s, o, lse);
+        ck_assert_int_eq(nsx_n1_forward(&s.p, &io, 2, kt), NSX_SIMD_OK);
+        ck_assert(compare(&c, &s, &r, o, lse, kt->name, SEED0 + 999) <= 1);
+    }
+    ref_free(&r);
+    free(o);
+    free(lse);
+    inst_free(&s);
+}
+END_TEST
+
 /* The benchmark's plain-loop baseline is held to the same bound. */
 START_TEST(test_naive)
 {
@@ -683,6 +771,39 @@ START_TEST(test_isa_env)
 }
 END_TEST
 
+/* NSX_TUNE forces each n = 1 tune this CPU runs (NSX_ISA_DEBUG=1 logs it,
+   and the detected one without NSX_TUNE); an unknown tune, or one of
+   another isa, is exit 2 with one line naming NSX_TUNE. */
+START_TEST(test_n1_tune_env)
+{
+    const char *tiny = "bench --n 1 --L 40 --H 2 --d 8 --dv 8 --repeat 1 "
+                       "--naive-seconds 0 --peak-seconds 0.01";
+    char err[4096], env[160], want[96];
+    for (int t = 0; t < nsx_n1_tune_count(); t++) {
+        const nsx_n1_kernels *kt = nsx_n1_tune_get(t);
+        if (!nsx_simd_isa_supported(kt->isa))
+            continue;
+        snprintf(env, sizeof env, "NSX_ISA=%s NSX_TUNE=%s NSX_ISA_DEBUG=1",
+                 nsx_simd_isa_name(kt->isa), kt->name);
+        ck_assert_int_eq(run_prog(env, tiny, err, sizeof err), 0);
+        snprintf(want, sizeof want, "n1 tune %s (", kt->name);
+        ck_assert_msg(strstr(err, want) && strstr(err, "forced by NSX_TUNE"), "stderr: %s", err);
+    }
+    int isa = nsx_simd_isa(NULL, 0);
+    const nsx_n1_kernels *detected = nsx_n1_tune(isa, NULL, 0);
+    ck_assert_ptr_nonnull(detected);
+    ck_assert_int_eq(run_prog("NSX_ISA_DEBUG=1", tiny, err, sizeof err), 0);
+    snprintf(want, sizeof want, "n1 tune %s (", detected->name);
+    ck_assert_msg(strstr(err, want) && strstr(err, "detected: "), "stderr: %s", err);
+    ck_assert_int_eq(run_prog("NSX_TUNE=sse9", tiny, err, sizeof err), 2);
+    ck_assert_msg(strstr(err, "NSX_TUNE=sse9") && strchr(err, '\n') == err + strlen(err) - 1,
+                  "want one line naming NSX_TUNE, got: %s", err);
+    ck_assert_int_eq(run_prog("NSX_ISA=scalar NSX_TUNE=avx2", tiny, err, sizeof err), 2);
+    ck_assert_msg(strstr(err, "NSX_TUNE=avx2") && strchr(err, '\n') == err + strlen(err) - 1,
+                  "want one line naming NSX_TUNE, got: %s", err);
+}
+END_TEST
+
 /* The bench's shape comes from the recipe parser: the paper's shape by
    default, one window for every dimension, a random given selection, and
    the recipe's errors; its JSON report carries the figures it measured. */
@@ -776,6 +897,10 @@ static Suite *simd_suite(void)
     tcase_set_timeout(tc, 600);
     tcase_add_loop_test(tc, test_isa_paths, 0, NCASES);
     suite_add_tcase(s, tc);
+    tc = tcase_create("n1_tunes");
+    tcase_set_timeout(tc, 600);
+    tcase_add_loop_test(tc, test_n1_tunes, 0, NCASES);
+    suite_add_tcase(s, tc);
     tc = tcase_create("naive");
     tcase_set_timeout(tc, 600);
     tcase_add_loop_test(tc, test_naive, 0, NCASES);
@@ -790,6 +915,8 @@ static Suite *simd_suite(void)
     tcase_add_test(tc, test_no_state_across_items);
     tcase_add_test(tc, test_shared_library);
     tcase_add_test(tc, test_isa_env);
+    tcase_add_test(tc, test_n1_tune_env);
+    tcase_add_test(tc, test_n1_sel_nan_unselected);
     tcase_add_test(tc, test_bench_shape_and_report);
     suite_add_tcase(s, tc);
     return s;

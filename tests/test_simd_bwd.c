@@ -104,6 +104,10 @@ static const tcase cases[] = {
     {"n8_distinct_empty",  8, 1, 5,  1, 1, 3,  3,  S_, 1, 1, {0},           SEL_NONE,  0, 0, 0, 0, 0, 0},
 };
 #define NCASES ((int)(sizeof cases / sizeof cases[0]))
+/* The random cases nsx_check judges against MPFR's gradients: those with
+   at most this many allowed tuples times n (d + dv) (the rest: the loop
+   reference's tolerance alone). */
+#define MPFR_WORK 4e5
 #define SEED0 20261207u
 
 /* ---- inputs --------------------------------------------------------- */
@@ -293,6 +297,7 @@ typedef struct refout {
     unsigned char *used[NSX_MAX_ORDER]; /* [B, L, Hkv]: key row used by an allowed tuple */
     double beta;            /* the largest relative error of a weight (see the top) */
     uint64_t nmax;          /* the largest slice */
+    uint64_t total;         /* allowed tuples over every row and head */
 } refout;
 
 static double kt_of(const inst *s, int m, int b, int j, int g, int l)
@@ -337,6 +342,7 @@ static void ref_row(const inst *s, int b, int h, int i, refout *ro)
     if (N == 0)
         return;
     ro->nmax = N > ro->nmax ? N : ro->nmax;
+    ro->total += N;
     /* pass 2: sum of exp, O, |O|abs */
     double Z = 0, *O = calloc((size_t)dv, sizeof(double)), *Oa = calloc((size_t)dv, sizeof(double));
     double spread = 0;
@@ -471,8 +477,9 @@ static void ref_free(refout *ro, int n)
 
 /* ---- running the kernel ----------------------------------------------- */
 
-/* The SIMD forward then backward on isa with threads; 0 or the failing code. */
-static int run_simd(const inst *s, int isa, int threads, fgrads *g)
+/* The SIMD forward then backward on isa with threads; 0 or the failing
+   code.  The forward's o and lse are copied to o_out, lse_out when not NULL. */
+static int run_simd_keep(const inst *s, int isa, int threads, fgrads *g, float *o_out, float *lse_out)
 {
     float *o = malloc(s->no * sizeof(float)), *lse = malloc(s->nl * sizeof(float));
     nsx_kernel_io io = {.q = s->q, .o = o, .lse = lse};
@@ -486,8 +493,111 @@ static int run_simd(const inst *s, int isa, int threads, fgrads *g)
     int rc = nsx_simd_forward_isa(&s->p, &io, threads, isa);
     if (!rc)
         rc = nsx_simd_backward_isa(&s->p, &bio, threads, isa);
+    if (o_out)
+        memcpy(o_out, o, s->no * sizeof(float));
+    if (lse_out)
+        memcpy(lse_out, lse, s->nl * sizeof(float));
     free(o), free(lse);
     return rc;
+}
+
+static int run_simd(const inst *s, int isa, int threads, fgrads *g)
+{
+    return run_simd_keep(s, isa, threads, g, NULL, NULL);
+}
+
+/* ---- the oracle on random problems ---------------------------------------- */
+
+/* The case of an instance, with MPFR's expected o, lse and gradients. */
+typedef struct mcase {
+    nsx_problem p;
+    nsx_inputs in;
+    nsx_outputs ex;
+    double *buf[3 + 2 * NSX_MAX_ORDER];
+} mcase;
+
+static double *f64_of(const float *x, size_t count)
+{
+    double *d = malloc((count ? count : 1) * sizeof *d);
+    for (size_t t = 0; t < count; t++)
+        d[t] = x[t];
+    return d;
+}
+
+static void mcase_make(const inst *s, mcase *mc)
+{
+    const nsx_kernel_problem *kp = &s->p;
+    memset(mc, 0, sizeof *mc);
+    nsx_problem *p = &mc->p;
+    nsx_problem_defaults(p);
+    p->n = kp->n, p->B = kp->B, p->L = kp->L, p->H = kp->H, p->Hkv = kp->Hkv, p->d = kp->d, p->dv = kp->dv;
+    p->reduce = kp->reduce, p->causal = kp->causal, p->distinct = kp->distinct;
+    p->score_scale_rsqrt_d = 0;
+    p->score_scale = kp->score_scale;
+    p->out_scale = kp->out_scale;
+    p->input_format = NSX_FORMAT_F32;
+    for (int m = 0; m < kp->n; m++) {
+        p->window[m] = kp->window[m];
+        p->k_bias[m] = kp->k_bias[m];
+        p->v_bias[m] = kp->v_bias[m];
+    }
+    if (kp->topk > 0) {
+        p->sel = (nsx_selection){NSX_SEL_INDICES, kp->topk, kp->sel_dims, 0, 0, 0, 0};
+        mc->in.sel = kp->sel;
+    }
+    int nb = 0;
+    mc->in.q = mc->buf[nb++] = f64_of(s->q, s->nq);
+    mc->in.dout = mc->buf[nb++] = f64_of(s->dout, s->no);
+    for (int m = 0; m < kp->n; m++) {
+        mc->in.k[m] = mc->buf[nb++] = f64_of(s->k[m], s->nk);
+        mc->in.v[m] = mc->buf[nb++] = f64_of(s->v[m], s->nv);
+    }
+    nsx_err err = {0};
+    char why[256];
+    ck_assert_msg(nsx_problem_check(p, why, sizeof why) == 0, "%s", why);
+    mc->ex.o = malloc(s->no * sizeof(double));
+    mc->ex.lse = malloc(s->nl * sizeof(double));
+    mc->ex.dq = malloc(s->nq * sizeof(double));
+    for (int m = 0; m < kp->n; m++) {
+        mc->ex.dk[m] = malloc(s->nk * sizeof(double));
+        mc->ex.dv[m] = malloc(s->nv * sizeof(double));
+    }
+    ck_assert_msg(nsx_ref_forward(p, &mc->in, &mc->ex, NULL, NULL, &err) == 0, "ref forward: %s", err.msg);
+    ck_assert_msg(nsx_ref_backward(p, &mc->in, &mc->ex, NULL, NULL, &err) == 0, "ref backward: %s", err.msg);
+}
+
+static void mcase_free(mcase *mc)
+{
+    for (size_t t = 0; t < sizeof mc->buf / sizeof mc->buf[0]; t++)
+        free(mc->buf[t]);
+    free(mc->ex.o), free(mc->ex.lse), free(mc->ex.dq);
+    for (int m = 0; m < mc->p.n; m++)
+        free(mc->ex.dk[m]), free(mc->ex.dv[m]);
+}
+
+/* nsx_check passes the kernel's float32 outputs under the f32 model. */
+static void judge_floats(const char *what, const inst *s, const mcase *mc, const float *o, const float *lse,
+                         const fgrads *g)
+{
+    nsx_candidate cand = {.o = f64_of(o, s->no), .lse = f64_of(lse, s->nl), .dq = f64_of(g->dq, s->nq)};
+    for (int m = 0; m < s->p.n; m++) {
+        cand.dk[m] = f64_of(g->dk[m], s->nk);
+        cand.dv[m] = f64_of(g->dv[m], s->nv);
+    }
+    nsx_model model;
+    nsx_err err = {0};
+    ck_assert_int_eq(nsx_model_from_kernel(nsx_simd_info(), &model, &err), 0);
+    nsx_check_report rep;
+    ck_assert_msg(nsx_check(&mc->p, NULL, &mc->in, &mc->ex, &cand, &model, &rep, &err) == 0, "%s: %s", what,
+                  err.msg);
+    ck_assert_msg(rep.pass, "%s: nsx_check fails it: %s", what, rep.nnotes ? rep.notes[0] : "(no note)");
+    ck_assert_int_eq(rep.grad_status, NSX_GRAD_JUDGED);
+    if (getenv("NSX_TEST_VERBOSE"))
+        printf("simd_bwd: %s: check passes; worst ratio dq %.3g, dk %.3g, dv %.3g\n", what, rep.worst_dq.ratio,
+               rep.worst_dk.ratio, rep.worst_dv.ratio);
+    free((void *)cand.o), free((void *)cand.lse), free((void *)cand.dq);
+    for (int m = 0; m < s->p.n; m++)
+        free((void *)cand.dk[m]), free((void *)cand.dv[m]);
 }
 
 /* Each element within the tolerance; the worst ratio err / tolerance. */
@@ -520,7 +630,7 @@ static void check_against_ref(const char *what, const inst *s, const refout *ro,
     double tolf = 4 * (ro->beta + gam(depth));
     double w = compare(what, "dq", g->dq, ro->g.dq, ro->ga.dq, s->nq, tolf);
     for (int m = 0; m < p->n; m++) {
-        char nk[8], nv[8];
+        char nk[16], nv[16];
         snprintf(nk, sizeof nk, "dk%d", m + 1);
         snprintf(nv, sizeof nv, "dv%d", m + 1);
         double a = compare(what, nk, g->dk[m], ro->g.dk[m], ro->ga.dk[m], s->nk, tolf);
@@ -543,8 +653,9 @@ static void check_against_ref(const char *what, const inst *s, const refout *ro,
 
 /* ---- tests -------------------------------------------------------------- */
 
-/* Every case, every ISA this CPU runs: within the tolerance of the loop
-   reference, masked keys +0, and the same bits for 1 and 2 threads. */
+/* Every case, every ISA this CPU runs: the oracle's check passes it
+   against MPFR's expected values; within the tolerance of the loop
+   reference, masked keys +0; and the same bits for 1 and 2 threads. */
 START_TEST(random_problems_match_the_loop_reference)
 {
     const tcase *c = &cases[_i];
@@ -552,6 +663,13 @@ START_TEST(random_problems_match_the_loop_reference)
     inst_make(c, &s, SEED0 + (uint64_t)_i);
     refout ro;
     ref_compute(&s, &ro);
+    /* MPFR's gradients (the oracle's expected values) where they are quick:
+       up to MPFR_WORK tuple-columns */
+    const int judged = (double)ro.total * (s.p.d + s.p.dv) * s.p.n <= MPFR_WORK;
+    mcase mc;
+    if (judged)
+        mcase_make(&s, &mc);
+    float *o = malloc(s.no * sizeof(float)), *lse = malloc(s.nl * sizeof(float));
     for (int isa = 0; isa < NSX_ISA_COUNT; isa++) {
         if (!nsx_simd_isa_supported(isa)) {
             if (_i == 0)
@@ -563,7 +681,9 @@ START_TEST(random_problems_match_the_loop_reference)
         fgrads g1, g2;
         fgrads_alloc(&g1, &s);
         fgrads_alloc(&g2, &s);
-        ck_assert_int_eq(run_simd(&s, isa, 1, &g1), NSX_SIMD_OK);
+        ck_assert_int_eq(run_simd_keep(&s, isa, 1, &g1, o, lse), NSX_SIMD_OK);
+        if (judged)
+            judge_floats(what, &s, &mc, o, lse, &g1);
         check_against_ref(what, &s, &ro, &g1);
         ck_assert_int_eq(run_simd(&s, isa, 2, &g2), NSX_SIMD_OK);
         ck_assert_msg(memcmp(g1.dq, g2.dq, s.nq * sizeof(float)) == 0, "%s: dq differs for 2 threads", what);
@@ -576,6 +696,9 @@ START_TEST(random_problems_match_the_loop_reference)
         fgrads_free(&g1, s.p.n);
         fgrads_free(&g2, s.p.n);
     }
+    free(o), free(lse);
+    if (judged)
+        mcase_free(&mc);
     ref_free(&ro, s.p.n);
     inst_free(&s);
 }
@@ -788,7 +911,7 @@ static void assert_same_bits(const char *what, const fgrads *a, const fgrads *b,
     }
 }
 
-/* build/libnsimplex_simd.so through dlopen: ABI 3's info declares the
+/* build/libnsimplex_simd.so through dlopen: ABI 4's info declares the
    backward, nsx_kernel_backward gives the in-process bits, and refuses
    (1, nothing written) what it cannot do. */
 START_TEST(shared_library_exports_the_backward)
@@ -806,7 +929,7 @@ START_TEST(shared_library_exports_the_backward)
     ck_assert(info_fn && fwd && bwd);
     ck_assert_ptr_null(dlsym(lib, "nsx_simd_backward")); /* only the ABI is exported */
     const nsx_kernel_info *info = info_fn();
-    ck_assert_int_eq(info->abi_version, 3);
+    ck_assert_int_eq(info->abi_version, 4);
     ck_assert_int_eq(info->backward_max_order, NSX_MAX_ORDER);
     ck_assert_uint_eq(info->backward_features, 255u);
     ck_assert_int_eq(info->backward_accum_format, NSX_FORMAT_F32);
@@ -850,9 +973,9 @@ START_TEST(shared_library_exports_the_backward)
 }
 END_TEST
 
-/* nsx_kernel_info_check on ABI 3's fields; an ABI 2 info (exactly its size:
+/* nsx_kernel_info_check on ABI 4's fields; an ABI 3 info (exactly its size:
    ASan sees a read past it) has no backward. */
-START_TEST(info_check_reads_the_backward_fields_of_abi_3_only)
+START_TEST(info_check_reads_the_backward_fields_of_abi_4_only)
 {
     nsx_kernel_info good = *nsx_simd_info();
     nsx_err err = {0};
@@ -878,13 +1001,13 @@ START_TEST(info_check_reads_the_backward_fields_of_abi_3_only)
         err = (nsx_err){0};
         ck_assert_int_eq(nsx_kernel_info_check(&x, "lib.so", &err), NSX_E_INPUT);
         ck_assert_msg(strstr(err.msg, bad[t].field), "%s: %s", bad[t].field, err.msg);
-        /* the same fields in an ABI 2 info are never read */
-        x.abi_version = 2;
+        /* the same fields in an ABI 3 info are never read */
+        x.abi_version = 3;
         x.features |= NSX_FEAT_LSE;
         ck_assert_int_eq(nsx_kernel_info_check(&x, "lib.so", &err), 0);
         ck_assert_int_eq(nsx_kernel_backward_order(&x), 0);
     }
-    struct abi2_info {
+    struct abi3_info {
         int abi_version;
         const char *name;
         int input_format, accum_format, weights_format, output_format;
@@ -892,12 +1015,13 @@ START_TEST(info_check_reads_the_backward_fields_of_abi_3_only)
         unsigned features;
         unsigned indexer;
         int indexer_input_format, indexer_accum_format, indexer_output_format;
+        int indexer_block;
     } *old = malloc(sizeof *old);
     ck_assert_ptr_nonnull(old);
-    *old = (struct abi2_info){2, "abi2", NSX_FORMAT_F32, NSX_FORMAT_F32, NSX_FORMAT_F32, NSX_FORMAT_F32, 2, 0, 0,
-                              NSX_FORMAT_F32, NSX_FORMAT_F32, NSX_FORMAT_F32};
+    *old = (struct abi3_info){3, "abi3", NSX_FORMAT_F32, NSX_FORMAT_F32, NSX_FORMAT_F32, NSX_FORMAT_F32, 2, 0, 0,
+                              NSX_FORMAT_F32, NSX_FORMAT_F32, NSX_FORMAT_F32, 0};
     const nsx_kernel_info *volatile as_info = (const void *)old; /* read only up to its ABI */
-    ck_assert_int_eq(nsx_kernel_info_check(as_info, "abi2.so", &err), 0);
+    ck_assert_int_eq(nsx_kernel_info_check(as_info, "abi3.so", &err), 0);
     ck_assert_int_eq(nsx_kernel_backward_order(as_info), 0);
     free(old);
 }
@@ -1001,7 +1125,7 @@ static Suite *simd_bwd_suite(void)
     TCase *ta = tcase_create("abi");
     tcase_set_timeout(ta, 120);
     tcase_add_test(ta, shared_library_exports_the_backward);
-    tcase_add_test(ta, info_check_reads_the_backward_fields_of_abi_3_only);
+    tcase_add_test(ta, info_check_reads_the_backward_fields_of_abi_4_only);
     tcase_add_test(ta, eval_bwd_simd_writes_the_kernels_gradients);
     suite_add_tcase(s, ta);
     return s;

@@ -56,17 +56,25 @@ def allowed(p, sel_b, leak=False, window_off_by_one=False):
     return mask
 
 
-def simplicial(p, t, dt=np.float64, out_round=None, scale=None, operand=None, **bugs):
+def simplicial(p, t, dt=np.float64, out_round=None, scale=None, operand=None, lse_form="ln", **bugs):
     """O [B,L,H,dv] and LSE [B,H,L] computed in dt; o rounded by out_round (a function) if given."""
     with np.errstate(all="ignore"):
-        return _simplicial(p, t, dt, out_round, scale, operand or (lambda x: x), **bugs)
+        return _simplicial(p, t, dt, out_round, scale, operand or (lambda x: x), lse_form, **bugs)
 
 
-def _simplicial(p, t, dt, out_round, scale, operand, **bugs):
+# log2(e) as FBGEMM's Triton forward folds it into the score scale (simplicial/ops/triton/fwd.py)
+FBGEMM_LOG2E = 1.44269504
+
+
+def _simplicial(p, t, dt, out_round, scale, operand, lse_form, **bugs):
     """operand: the conversion of the GEMM operands (the left score operand, the last key, the
-    weights and the reduced values), identity by default."""
+    weights and the reduced values), identity by default.  lse_form "ln" computes in natural
+    units; "mixed" and "log2" as FBGEMM's Triton forward does: log2(e) folded into the scale, the
+    scores, max and exponentials in base 2 (exp2), and the stored LSE the max in log2 units plus
+    the natural log ("mixed", what FBGEMM stores) or the log2 ("log2") of the sum."""
+    base2 = lse_form != "ln"
     n, B, L, H, dv = p.n, p.B, p.L, p.H, p.dv
-    s = dt(p.score_scale if scale is None else scale(p))
+    s = dt((p.score_scale if scale is None else scale(p)) * (FBGEMM_LOG2E if base2 else 1))
     kvh = np.arange(H) // p.groups
     q = np.asarray(t["q"], dtype=dt)
     ks = [np.asarray(k, dtype=dt) + dt(b) for k, b in zip(t["k"], p.k_bias)]
@@ -85,7 +93,7 @@ def _simplicial(p, t, dt, out_round, scale, operand, **bugs):
             mx = T.max(axis=1, keepdims=True)
             empty = ~mask.any(axis=1)
             mx = np.where(empty[:, None], dt(0), mx)
-            e = np.exp(T - mx)
+            e = np.exp2(T - mx) if base2 else np.exp(T - mx)
             den = e.sum(axis=1)
             A = e / np.where(empty, dt(1), den)[:, None]
             W = None
@@ -104,7 +112,8 @@ def _simplicial(p, t, dt, out_round, scale, operand, **bugs):
             # leak pairs) would turn its zero weight into NaN here
             W = np.where(np.isfinite(W), W, dt(0))
             o[b, :, h, :] = (operand(A) @ operand(W)) * dt(p.out_scale)
-            lse[b, h, :] = np.where(empty, -np.inf, mx[:, 0] + np.log(np.where(empty, dt(1), den)))
+            log = np.log2 if lse_form == "log2" else np.log
+            lse[b, h, :] = np.where(empty, -np.inf, mx[:, 0] + log(np.where(empty, dt(1), den)))
     o = o.astype(np.float32)
     if out_round is not None:
         o = out_round(o)
@@ -126,6 +135,17 @@ def honest_tf32(p, t):
     """float32 arithmetic with the GEMM operands truncated to TF32, as Triton's tl.dot on float32
     does by default: passes the model triton-f32, fails f32."""
     return simplicial(p, t, np.float32, operand=tf32_truncate)
+
+
+def fbgemm_lse(p, t):
+    """float32 arithmetic in base 2, storing the max in log2 units plus the natural log of the sum,
+    as FBGEMM's Triton forward does: passes f32,lseform=mixed."""
+    return simplicial(p, t, np.float32, lse_form="mixed")
+
+
+def log2_lse(p, t):
+    """the same, storing the max in log2 units plus the log2 of the sum: passes f32,lseform=log2."""
+    return simplicial(p, t, np.float32, lse_form="log2")
 
 
 def bf16_operands(p, t):

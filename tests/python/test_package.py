@@ -327,6 +327,50 @@ def test_tf32_model_passes_an_emulated_tf32_kernel_and_bites():
     assert not res.passed
 
 
+def verdicts_models(fn, models):
+    """verdicts(fn, model) for several models, the kernel run once per vector."""
+    out = {m: {"pass": 0, "fail": 0, "n/a": 0, "worst": 0.0} for m in models}
+    for path in VECTORS:
+        c = nsimplex.load(path)
+        o, lse = nsimplex.run(fn, c)
+        for m in models:
+            try:
+                r = nsimplex.check(c, o, lse, c.inputs()["sel"], model=m)
+            except nsimplex.NotApplicable:
+                out[m]["n/a"] += 1
+                continue
+            out[m]["pass" if r.passed else "fail"] += 1
+            if r.passed and r.ratio is not None:
+                out[m]["worst"] = max(out[m]["worst"], r.ratio)
+    return out
+
+
+def test_lse_forms_judge_a_base2_kernel_and_bite():
+    """docs/ORACLE.md 3.8.1: FBGEMM's LSE (the max in log2 units plus ln of the sum) and the log2
+    form, each passed by the kernel that stores it and failed by the others."""
+    assert nsimplex.model("f32,lseform=mixed").endswith(",lse=-inf,lseform=mixed")
+    assert nsimplex.model("f32,lseform=ln") == nsimplex.model("f32")
+    with pytest.raises(nsimplex.InputError, match="lseform=e: the LSE's form is ln, log2"):
+        nsimplex.model("f32,lseform=e")
+    models = ("f32", "f32,lseform=mixed", "f32,lseform=log2")
+    mixed = verdicts_models(kernels.fbgemm_lse, models)
+    log2 = verdicts_models(kernels.log2_lse, models)
+    ln = verdicts_models(kernels.honest_f32, models)
+    for v, honest in ((mixed, "f32,lseform=mixed"), (log2, "f32,lseform=log2"), (ln, "f32")):
+        assert v[honest]["fail"] == 0 and v[honest]["pass"] == len(VECTORS) - 1 and v[honest]["worst"] < 1, (honest, v)
+        for other in models:
+            if other != honest:
+                assert v[other]["fail"] >= 50, (honest, other, v)
+    # through the fuzz loop too: the C fuzzer judges the Python kernel under the form's model
+    F = ["windows", "gqa", "biases", "lse"]
+    res = nsimplex.fuzz(kernels.fbgemm_lse, seconds=0, count=6, seed=5, model="f32,lseform=mixed", features=F,
+                        out=None, log=False)
+    assert res.passed and res.problems == 6
+    res = nsimplex.fuzz(kernels.fbgemm_lse, seconds=0, count=6, seed=5, model="f32", features=F, out=None,
+                        shrink_seconds=0.5, log=False)
+    assert not res.passed
+
+
 def test_op_inherited_silently_from_in_warns():
     c = nsimplex.load(os.path.join(ROOT, "vectors", "default", "n2_f32.safetensors"))
     o, lse = kernels.honest_f32(c.problem, c.inputs())
@@ -349,6 +393,9 @@ def test_op_inherited_silently_from_in_warns():
     for bad in ("f32,w=f64", "bf16,int=f64"):
         with pytest.warns(nsimplex.ModelWarning, match="wider than acc=f32"):
             nsimplex.check(c, o, lse, model=bad)
+    # self-contradictory: a base-2 LSE form through torch.logsumexp's int tensors
+    with pytest.warns(nsimplex.ModelWarning, match="lseform=mixed with int=bf16"):
+        nsimplex.check(c, o, lse, model="einsum-bf16,lseform=mixed")
 
 
 # ---- torch (optional): examples/torch_check.py's einsum kernel through the package on the CPU -----
