@@ -390,7 +390,7 @@ int nsx_py_fuzz(const nsx_py_fuzz_args *a, char **summary, char *err, size_t err
 {
     nsx_err e = {0};
     nsx_model m;
-    char mtext[128];
+    char mtext[160];
     *summary = NULL;
     if (a->model ? nsx_model_parse(a->model, &m, &e) : (nsx_model_default(&m), 0))
         return out_err(&e, err, errlen);

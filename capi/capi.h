@@ -99,7 +99,7 @@ int nsx_py_write_candidate_grads(const nsx_py_case *c, const char *path, const d
                                  int grad_dtype, const char *model, char *err, size_t errlen);
 
 /* The canonical text of a model string (docs/ORACLE.md section 2) into out
-   (len >= 128), and its input, accumulation, weight (-1: none; 5: tf32),
+   (len >= 160), and its input, accumulation, weight (-1: none; 5: tf32),
    output and LSE output formats into fmt[5] (may be NULL). */
 int nsx_py_model(const char *model, char *out, size_t len, int *fmt, char *err, size_t errlen);
 

@@ -45,6 +45,9 @@ static void check_usage(FILE *f)
             "                idx                        the indexer's q, k: e4m3 e5m2 (per-block\n"
             "                                           scales) f64 f32 f16 bf16 none\n"
             "                idxblk                     the FP8 scale block (default 128)\n"
+            "                sub                        flush keep (subnormals, ORACLE.md 9.1)\n"
+            "                bound                      worst prob (probabilistic, ORACLE.md 9)\n"
+            "                pfail                      bound=prob's failure probability (1e-9)\n"
             "              e.g. --model in=bf16,acc=f32,w=bf16,out=bf16,lse=-inf (the default)\n"
             "  --json      the report as one JSON object on one line (for CI)\n"
             CLI_BUDGET_HELP

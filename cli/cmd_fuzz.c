@@ -199,7 +199,7 @@ int cmd_fuzz(int argc, char **argv)
     if (!in_process)
         k.iso = &iso;
     nsx_model m;
-    char model[128];
+    char model[160];
     if (nsx_model_from_kernel(k.info, &m, &err)) {
         nsx_kernel_close(&k);
         return cli_fail(CMD, "%s", err.msg);

@@ -116,7 +116,7 @@ static int write_icand(const char *path, const nsx_problem *p, const double *sco
                        const nsx_kernel *k, const nsx_model *m, nsx_err *err)
 {
     nsx_st st = {0};
-    char model[128];
+    char model[160];
     const int64_t sshape[3] = {p->B, p->L, p->L}, kshape[3] = {p->B, p->L, p->sel.k};
     int rc = 0;
     if (scores)

@@ -20,7 +20,7 @@ static int write_candidate(const char *path, const nsx_problem *p, const nsx_fz_
                            const nsx_model *m, nsx_err *err)
 {
     nsx_st st = {0};
-    char model[128];
+    char model[160];
     const int64_t oshape[4] = {p->B, p->L, p->H, p->dv}, lshape[3] = {p->B, p->H, p->L};
     int fits = 1;
     for (size_t t = 0; t < nsx_o_size(p) && fits; t++)
@@ -58,7 +58,7 @@ static int write_candidate(const char *path, const nsx_problem *p, const nsx_fz_
 int nsx_fz_save(const char *dir, const char *stem, const nsx_kernel *k, const nsx_model *m, nsx_fz_case *c,
                 const char *about, nsx_fz_verdict *v, int *replays, nsx_err *err)
 {
-    char vec[1024], cand[1024], txt[1024], model[128];
+    char vec[1024], cand[1024], txt[1024], model[160];
     snprintf(vec, sizeof vec, "%s/%s.safetensors", dir, stem);
     snprintf(cand, sizeof cand, "%s/%s.candidate.safetensors", dir, stem);
     snprintf(txt, sizeof txt, "%s/%s.txt", dir, stem);

@@ -22,6 +22,7 @@
 #include "nsimplex/slice.h"
 #include "oracle/bound.h"
 #include "oracle/bound_model.h"
+#include "oracle/bound_prob.h"
 
 int nsx_format_fits(int a, int b)
 {
@@ -45,9 +46,13 @@ void nsx_bound_consts(const nsx_bound_ctx *ctx, consts *k)
     k->flse = nsx_fmt_of(m->lseout);
     int rounds = !nsx_format_fits(ctx->p->input_format, m->in);
     k->ui = rounds ? k->fi.u : 0.0;
-    k->lami = rounds ? k->fi.lambda : 0.0;
+    /* A1: a conversion's absolute error is below lambda (flush to zero), or
+       below lambda u when it rounds among the subnormals (sub=keep, ORACLE.md 9.1 R4) */
+    const int keep = m->sub_keep;
+    k->lami = rounds ? k->fi.lambda * (keep ? k->fi.u : 1.0) : 0.0;
     k->ux = fmax(k->fo.u, k->ft.u);
-    k->lamx = fmax(k->fo.lambda, k->ft.lambda);
+    k->lamx = fmax(k->fo.lambda * (keep ? k->fo.u : 1.0), k->ft.lambda * (keep ? k->ft.u : 1.0));
+    k->lamw = k->fw.lambda * (keep ? k->fw.u : 1.0);
     k->lam_all = fmax(fmax(k->lami, k->lamx), k->fa.lambda);
     k->conv = !nsx_format_fits(m->in, m->op);
     k->ua = 2 * k->fa.u;
@@ -90,9 +95,15 @@ int nsx_bound_scale_inexact(const nsx_problem *p)
 
 typedef struct {
     double gT;      /* Gamma_T of B2 */
+    double gT_lin;  /* its linear part: the sum of its counts times their u (9.3) */
     double cT;      /* roundings along one term (Lemma 1's C) */
     double s;       /* the binary64 scale and |s| */
     double e64;     /* <2n + d + 2>_u64: binary64 recomputation of T (3.9) */
+    double cX;      /* the roundings along one term in in, op or int (ORACLE.md 9.1) */
+    double lam_uf;  /* the largest lambda of in (when rounding), op, int: charged to a
+                       term only when one of its values may fall below it (ORACLE.md 9.1) */
+    /* bound=prob (9.3): the linear counts of the global, key and per-tuple sites */
+    double gG, gTup, npk, fk[NSX_MAX_ORDER];
 } score_consts;
 
 static void score_consts_of(const nsx_bound_ctx *ctx, const consts *k, score_consts *sc)
@@ -103,16 +114,39 @@ static void score_consts_of(const nsx_bound_ctx *ctx, const consts *k, score_con
         nkb += p->k_bias[m] != 0;
     sc->s = nsx_problem_score_scale(p);
     double s_inexact = nsx_bound_scale_inexact(p);
+    /* a power of two within op's and int's normal range: its conversion and
+       the product that brings it in are exact (an underflow of that product
+       is charged by the absolute term, ORACLE.md 9.1) */
+    int e2;
+    const double sa = fabs(sc->s);
+    const int s_pow2 = sa > 0 && frexp(sa, &e2) == 0.5 && sa >= k->lamx && sa <= fmin(k->fo.max, k->ft.max);
+    const double n_ux = s_pow2 ? p->n - 1.0 : p->n + 1.0;
     gam g = {0};
     gam_add(&g, p->n + 1, k->ui);                 /* B1: inputs rounded to `in` */
     gam_add(&g, 2.0 * nkb, k->ua);                /* B1: kb to acc, K + kb in acc */
     gam_add(&g, nkb + (double)k->conv * (p->n + 1 - nkb), k->fo.u); /* B1: to op */
     gam_add(&g, s_inexact, U64);                  /* s as binary64 */
-    gam_add(&g, p->n + 1.0, k->ux);               /* B2: s to op, n operand products */
+    gam_add(&g, n_ux, k->ux);                     /* B2: s to op, n operand products */
     gam_add(&g, reduction(p->d), k->ua);          /* B2: the dot product over l */
     gam_add(&g, 1.0, k->ft.u);                    /* B2: score rounded to int */
     sc->gT = gam_val(&g);
+    sc->gT_lin = (p->n + 1) * k->ui + 2.0 * nkb * k->ua + (nkb + (double)k->conv * (p->n + 1 - nkb)) * k->fo.u +
+                 s_inexact * U64 + n_ux * k->ux + reduction(p->d) * k->ua + k->ft.u;
+    sc->lam_uf = fmax(k->lami, k->lamx);
+    /* 9.3: the sites shared by every tuple (Q's rounding and conversion,
+       the scale, the product Q s), by the tuples of one key j_m (K_m's
+       rounding, bias and conversion; the products with keys, all npk of
+       them charged to one left-operand factor), and by one tuple only (the
+       dot product in acc, RN under 9.2: d products and d - 1 additions; the
+       rounding of the score to int) */
+    const double u_acc = k->fa.u;
+    sc->gG = k->ui + k->conv * k->fo.u + s_inexact * U64 + (s_pow2 ? 0.0 : 2 * k->ux);
+    sc->npk = p->n == 1 ? 0.0 : s_pow2 ? p->n - 1.0 : p->n;
+    for (int m = 0; m < p->n; m++)
+        sc->fk[m] = k->ui + (p->k_bias[m] != 0 ? 2 * u_acc + k->fo.u : k->conv * k->fo.u);
+    sc->gTup = 2.0 * p->d * u_acc + k->ft.u * (1 + sc->gT);
     sc->cT = 5.0 * p->n + p->d + 8;
+    sc->cX = 3.0 * p->n + 4; /* of those, in in, op, int: n + 1 inputs, n + 1 conversions, s and n products, int */
     sc->e64 = gamma_of(2.0 * p->n + p->d + 2, U64);
 }
 
@@ -120,7 +154,7 @@ static void score_consts_of(const nsx_bound_ctx *ctx, const consts *k, score_con
 
 /* The slots of ctx->cache per tuple: after the first pass the score, after
    the second the weight. */
-enum { T_HAT, T_ERR, T_B, T_SLOTS };
+enum { T_HAT, T_ERR, T_B, T_SM, T_CJ, T_WLO, T_SLOTS };
 enum { T_A = T_HAT, T_RHI = T_ERR, T_RLO = T_B };
 
 /* The accumulation bound of B7, <r(N) + N + 1>_u~, and the longest chain of
@@ -184,10 +218,16 @@ int nsx_bound_init(nsx_bound_ctx *ctx, const nsx_problem *p, const nsx_inputs *i
     }
     ctx->cache_cap = most < NSX_BOUND_CACHE ? most : NSX_BOUND_CACHE;
     ctx->cache = malloc((ctx->cache_cap ? ctx->cache_cap : 1) * T_SLOTS * sizeof(double));
-    ctx->acc = malloc((size_t)p->dv * 7 * sizeof(double));
+    ctx->acc = malloc((size_t)p->dv * 14 * sizeof(double));
     ctx->xs = malloc(((size_t)p->L * 4 + 2 * (size_t)(p->sel.di > 0 ? p->sel.di : 0)) * sizeof(double));
     if (!ctx->cache || !ctx->acc || !ctx->xs)
         goto oom;
+    if (m->bound == NSX_BOUND_PROB) {
+        if (nsx_prob_groups_init(&ctx->pg, p->n, p->L, p->dv))
+            goto oom;
+        if (!(ctx->pg_sq = malloc((size_t)p->n * (size_t)p->dv * sizeof(double))))
+            goto oom;
+    }
     return 0;
 oom:
     nsx_bound_free(ctx);
@@ -202,6 +242,8 @@ void nsx_bound_free(nsx_bound_ctx *ctx)
     free(ctx->cache);
     free(ctx->acc);
     free(ctx->xs);
+    nsx_prob_groups_free(&ctx->pg);
+    free(ctx->pg_sq);
     memset(ctx, 0, sizeof *ctx);
 }
 
@@ -229,10 +271,10 @@ typedef struct row {
     double t_hat_max, t_max_up, eT_max, b_max;
     /* after B3-B5 */
     double g3, lg_hi, lg_lo;
-    double dh, dl, beta_max, rlo_max, dz_int, xi_max, S_lo;
+    double dh, dl, beta_max, rlo_max, dz_int, xi_max, S_lo, D_lo;
     int wild;
     /* after B6-B11 */
-    double W_max, gNw, aN, Theta;
+    double W_max, gNw, aN, Theta, Theta_p;
 } row;
 
 /* One tuple's score (B1, B2). */
@@ -254,27 +296,49 @@ static int tuple_score(const row *r, const int *J, tscore *ts)
     const double *K[NSX_MAX_ORDER];
     for (int m = 0; m < p->n; m++)
         K[m] = r->ctx->in->k[m] + nsx_k_at(p, r->b, J[m], r->g, 0);
-    double P = 0, M = 0, G = 0, in_max = 0, op_max = 0;
+    /* ORACLE.md 9.1 (R2): a term whose factors' subproducts all stay at least 2 lam_uf
+       cannot underflow in in, op or int (its computed subproducts are within
+       a factor 1 -+ 1/4 of the exact ones, Lemma 1); G_u sums its G over the
+       terms that may */
+    const double thr = 2 * r->sc.lam_uf, slack = 4 * r->k.ua;
+    double P = 0, M = 0, G = 0, G_u = 0, in_max = 0, op_max = 0;
     for (int l = 0; l < p->d; l++) {
         double x = r->Q[l], xa = fabs(r->Q[l]), xg = fmax(1.0, xa);
+        /* the smallest subproduct of the factors' lower bounds: the product
+           of those below 1, or the smallest; an exact zero factor (no bias)
+           makes every error of the term vanish */
+        double lo = xa * (1 - r->k.ui), below = lo < 1 ? lo : 1, least = lo;
+        int zero = xa == 0;
         in_max = fmax(in_max, xa);
         for (int m = 0; m < p->n; m++) {
-            double kv = K[m][l], ka = fabs(kv) + fabs(p->k_bias[m]);
+            double kv = K[m][l], kb = p->k_bias[m], ka = fabs(kv) + fabs(kb);
             in_max = fmax(in_max, fabs(kv));
-            x *= kv + p->k_bias[m];
+            x *= kv + kb;
             xa *= ka;
             xg *= fmax(1.0, ka);
+            double f = kb == 0 ? fabs(kv) * (1 - r->k.ui) : fmax(0.0, fabs(kv + kb) - slack * ka - 4 * r->k.fa.lambda);
+            zero |= kb == 0 && kv == 0;
+            below *= f < 1 ? f : 1;
+            least = fmin(least, f);
         }
+        double fs = as * (1 - 2 * U64);
+        below *= fs < 1 ? fs : 1;
+        least = fmin(least, fs);
         P += x;
         M += xa;
         G += gs * xg;
+        if (!zero && fmin(below, least) < thr)
+            G_u += gs * xg;
         op_max = fmax(op_max, gs * xg);
     }
     if (!isfinite(P) || !isfinite(M) || !isfinite(G))
         return -1;
     ts->T = r->sc.s * P;
     ts->eT = r->sc.e64 * as * M * (1 + 4 * U64) + 8.0 * (2 * p->n + p->d) * L64 * G;
-    ts->b = r->sc.gT * as * M + 2 * r->sc.cT * r->k.lam_all * G;
+    /* Lemma 1 per term: lambda_acc for every term, lam_all for those that
+       may underflow in in, op or int */
+    ts->b = r->sc.gT * as * M + 2 * (r->sc.cT * r->k.fa.lambda * G + r->sc.cX * r->sc.lam_uf * G_u) +
+            4 * r->k.ft.lambda; /* the score's roundings to int (and its scaling there) */
     ts->sM = as * M;
     ts->in_max = in_max;
     ts->op_max = op_max;
@@ -315,7 +379,7 @@ static int scores_B1_B2(row *r, nsx_row_bound *rb, nsx_err *err)
         }
         if (r->N <= ctx->cache_cap) {
             double *x = ctx->cache + (r->N - 1) * T_SLOTS;
-            x[T_HAT] = ts.T, x[T_ERR] = ts.eT, x[T_B] = ts.b;
+            x[T_HAT] = ts.T, x[T_ERR] = ts.eT, x[T_B] = ts.b, x[T_SM] = ts.sM;
         }
         in_max = fmax(in_max, ts.in_max);
         op_max = fmax(op_max, ts.op_max);
@@ -353,7 +417,7 @@ static void score_at(const row *r, size_t t, const int *J, tscore *ts)
 {
     if (t < r->ctx->cache_cap) {
         const double *x = r->ctx->cache + t * T_SLOTS;
-        ts->T = x[T_HAT], ts->eT = x[T_ERR], ts->b = x[T_B];
+        ts->T = x[T_HAT], ts->eT = x[T_ERR], ts->b = x[T_B], ts->sM = x[T_SM];
     } else {
         tuple_score(r, J, ts); /* finite: the first pass read every tuple */
     }
@@ -367,6 +431,9 @@ typedef struct tweight {
     double rlo;     /* 1 - rho-lo_J (B4) */
     double dT;      /* >= T_max - T_J */
     double z, kap;  /* T_J - LSE and its error */
+    double sM;      /* |s| M_J (B2) */
+    double cJ;      /* bound=prob: the coherent part of |rho_J - 1| (9.3) */
+    double wlo;     /* a lower bound of the weight rounded to w, before 1/(1 + dh) (B7) */
 } tweight;
 
 static void tuple_weight(const row *r, const tscore *ts, tweight *tw)
@@ -380,6 +447,19 @@ static void tuple_weight(const row *r, const tscore *ts, tweight *tw)
     tw->A = fmax(exp(tw->z) * exp(tw->kap) * (1 + 8 * U64), 0x1p-1074);
     tw->rhi = expm1(tw->beta + r->lg_hi); /* B4 */
     tw->rlo = -expm1(-tw->beta + r->lg_lo);
+    tw->sM = ts->sM;
+    /* 9.3: rho_J - 1 = (linear in the sites) + a remainder of at most
+       rhi_J - (the linear part of B4's majorant); the coherent part is the
+       global sites, the arguments, the absolute terms, p_J's own exp error
+       and that remainder */
+    const double eps = r->k.eps_exp, N = (double)r->N;
+    const double lin_other = tw->beta - (r->sc.gT - r->sc.gT_lin) * ts->sM; /* beta's linear part */
+    const double rem = fmax(0.0, tw->rhi - lin_other - N * eps) * (1 + 4 * U64);
+    tw->cJ = r->sc.gG * ts->sM + (tw->beta - r->sc.gT * ts->sM) + eps + rem;
+    /* ORACLE.md 9.1 (R3, B7): the weight rounded to w is p_J >= e^{T_J - T_max - b_max} rho-lo_J
+       (unnormalized, whatever the running max) or A'_J >= A_J rho-lo_J / D_hi
+       (normalized), A_J >= exp(T_J - LSE - kap) (1 - 8 u64) */
+    tw->wlo = fmin(exp(-tw->dT - r->b_max), exp(tw->z - tw->kap) * (1 - 8 * U64)) * (1 - tw->rlo);
 }
 
 /* The weight of the t-th tuple J of the slice (A, rhi, rlo), from the cache
@@ -388,7 +468,7 @@ static void weight_at(const row *r, size_t t, const int *J, tweight *tw)
 {
     if (t < r->ctx->cache_cap) {
         const double *x = r->ctx->cache + t * T_SLOTS;
-        tw->A = x[T_A], tw->rhi = x[T_RHI], tw->rlo = x[T_RLO];
+        tw->A = x[T_A], tw->rhi = x[T_RHI], tw->rlo = x[T_RLO], tw->sM = x[T_SM], tw->cJ = x[T_CJ], tw->wlo = x[T_WLO];
     } else {
         tscore ts;
         tuple_score(r, J, &ts);
@@ -432,7 +512,7 @@ static void weights_B3_B5(row *r)
         tuple_weight(r, &ts, &tw);
         if (t < r->ctx->cache_cap) {
             double *x = r->ctx->cache + t * T_SLOTS;
-            x[T_A] = tw.A, x[T_RHI] = tw.rhi, x[T_RLO] = tw.rlo;
+            x[T_A] = tw.A, x[T_RHI] = tw.rhi, x[T_RLO] = tw.rlo, x[T_CJ] = tw.cJ, x[T_WLO] = tw.wlo; /* T_SM stays */
         }
         r->dh += tw.A * tw.rhi;
         r->dl += tw.A * tw.rlo;
@@ -448,6 +528,7 @@ static void weights_B3_B5(row *r)
     /* B5: D_hi <= 1 + dh, D_lo >= 1 - dl */
     r->wild = !(r->dl < 0.5) || !isfinite(r->dh);
     double D_lo = fmax(r->wild ? 0.0 : 1 - r->dl, 1 - r->rlo_max);
+    r->D_lo = D_lo * (1 - 4 * U64);
     /* B7: S >= e^{-b_max} D_lo, and S >= (1 - eps)^N from the tuple whose
        computed score is the maximum (its exponent arguments are exactly 0) */
     r->S_lo = fmax(exp(-r->b_max) * D_lo, exp(r->lg_lo)) * (1 - 4 * U64);
@@ -504,21 +585,69 @@ void nsx_bound_reduced_value(const nsx_problem *p, const double *const *V, int c
     *Wp *= inv_n;
 }
 
+/*
+ * ORACLE.md 9.1 (R2, B6): 1 when no value formed for channel c of the tuple can fall below
+ * thr = 2 lam_uf (the largest lambda of in when rounding, op, int), so that
+ * B6's absolute term needs only lambda_acc: every subproduct of the factors
+ * (product), or every subset sum (sum and mean, n <= 4; their roundings are
+ * then relative only), stays above thr after the relative errors of
+ * Lemma 1 (at most 1/4).  An exact zero factor of a product makes every
+ * error of it vanish.
+ */
+static int value_cannot_underflow(const nsx_problem *p, const consts *k, const double *const *V, int c, double thr)
+{
+    const double slack = 4 * k->ua + k->ui;
+    if (p->reduce == NSX_REDUCE_PRODUCT) {
+        double below = 1, least = INFINITY;
+        for (int m = 0; m < p->n; m++) {
+            double v = V[m][c], vb = p->v_bias[m];
+            if (vb == 0 && v == 0)
+                return 1;
+            double f = vb == 0 ? fabs(v) * (1 - k->ui) : fmax(0.0, fabs(v + vb) - slack * (fabs(v) + fabs(vb)) - 4 * k->fa.lambda);
+            below *= f < 1 ? f : 1;
+            least = fmin(least, f);
+        }
+        return fmin(below, least) >= thr;
+    }
+    if (p->n > 4)
+        return 0;
+    const double den = p->reduce == NSX_REDUCE_MEAN ? (1 - 2 * k->ux) / p->n : 1.0;
+    for (unsigned S = 1; S < 1u << p->n; S++) {
+        double sum = 0, mag = 0;
+        for (int m = 0; m < p->n; m++)
+            if (S >> m & 1) {
+                sum += V[m][c] + p->v_bias[m];
+                mag += fabs(V[m][c]) + fabs(p->v_bias[m]);
+            }
+        if ((fabs(sum) - (slack + 4 * U64) * mag - 8 * k->fa.lambda) * den < thr)
+            return 0;
+    }
+    return 1;
+}
+
 static int identity_B7(row *r, nsx_err *err);
 
-/* The per-channel sums and caps of B9-B11, in ctx->acc (7 dv doubles). */
+/* The per-channel sums and caps of B9-B11, of the weights' underflow (B7)
+   and of P1-P3 (9.3-9.4), in ctx->acc (14 dv doubles). */
 typedef struct chan_sums {
     double *S1, *C1;    /* X1: sum delta_J A_J |W_J - w0|, max |W_J - w0| */
     double *S2, *C2;    /* X2: sum (1 + delta_J) A_J e^W_J, max e^W_J */
     double *S3, *C3;    /* X3 / Gamma_N: sum (1 + delta_J) A_J (|W|_J + e^W_J), its max */
     double *MU;         /* w0 = mu-hat = O-hat / os */
+    /* bound=prob, with a_J = A_J |W_J - w0| and y_J = (1 + delta_J) A_J (|W|_J + e^W_J) */
+    double *P1, *V1, *Y1; /* sum a_J c_J, sum (a_J t_J)^2, sum a_J (P1) */
+    double *P2, *V2;      /* sum (1 + delta_J) A_J (e^W_J - e^W'_J), sum ((1 + delta_J) A_J e^W'_J)^2 (P2) */
+    double *V3;           /* sum (t3 y_J)^2 (P3) */
+    double *UW;           /* B7: sum (1 + delta_J) A_J (|W|_J + e^W_J) over the tuples whose
+                             weight may fall below 2 lambda_w */
 } chan_sums;
 
 static chan_sums chan_sums_of(const row *r)
 {
     const int dv = r->p->dv;
     double *a = r->ctx->acc;
-    chan_sums s = {a, a + dv, a + 2 * dv, a + 3 * dv, a + 4 * dv, a + 5 * dv, a + 6 * dv};
+    chan_sums s = {a, a + dv, a + 2 * dv, a + 3 * dv, a + 4 * dv, a + 5 * dv, a + 6 * dv,
+                   a + 7 * dv, a + 8 * dv, a + 9 * dv, a + 10 * dv, a + 11 * dv, a + 12 * dv, a + 13 * dv};
     return s;
 }
 
@@ -547,16 +676,36 @@ static int values_B6_B11(row *r, const double *o_exact, nsx_row_bound *rb, nsx_e
     chan_sums s = chan_sums_of(r);
     for (int c = 0; c < dv; c++) {
         s.S1[c] = s.C1[c] = s.S2[c] = s.C2[c] = s.S3[c] = s.C3[c] = 0;
+        s.P1[c] = s.V1[c] = s.Y1[c] = s.P2[c] = s.V2[c] = s.V3[c] = s.UW[c] = 0;
         s.MU[c] = os != 0 ? o_exact[c] / os : 0.0; /* w0 = mu-hat */
     }
+    /* bound=prob (9.3, 9.4): per-tuple sites of the values (the last of the
+       n - 1 products, which involves every key) and of the weights (the
+       rounding to w, the product with W' and a division in acc) */
+    const int prob = ctx->model.bound == NSX_BOUND_PROB && !r->wild;
+    const double ux_last = p->reduce == NSX_REDUCE_PRODUCT && n >= 2 ? k->ux : 0.0;
+    const double t3 = k->fw.u + 2 * k->fa.u;
+    const double thr = 2 * r->sc.lam_uf;
+    double *grp[NSX_MAX_ORDER];
+    if (ctx->model.bound == NSX_BOUND_PROB)
+        nsx_prob_groups_take(&r->ctx->pg, ctx->pg_sq); /* clears what a refused row left */
     double W_max = 0, wg_max = 0, v_in_max = 0;
     for (size_t t = 0; nsx_slice_next(z); t++) {
         tweight tw;
         weight_at(r, t, z->J, &tw);
         const double A = tw.A, delta = tuple_delta(r, &tw);
+        /* B7: a weight that may fall below 2 lambda_w errs by at most itself
+           (flushed or rounded among the subnormals), <= (1 + delta_J) A_J */
+        const int w_uf = k->fw.lambda > 0 && !r->wild && tw.wlo / (1 + r->dh) < 2 * k->fw.lambda;
+        /* its error: at most itself, and at most lamw (in the frame of
+           normalized weights, or of p <= 1 divided by S >= S_lo) */
+        const double w_err = fmin(1.0, k->lamw * fmax(1.0, 1 / r->S_lo) / (A * (1 + delta)));
         const double *V[NSX_MAX_ORDER];
         for (int m = 0; m < n; m++)
             V[m] = ctx->in->v[m] + nsx_v_at(p, r->b, z->J[m], r->g, 0);
+        if (prob)
+            for (int m = 0; m < n; m++)
+                grp[m] = nsx_prob_group(&r->ctx->pg, m, z->J[m]);
         for (int c = 0; c < dv; c++) {
             double W, Wp, Wg;
             nsx_bound_reduced_value(p, V, c, &W, &Wp, &Wg, &v_in_max);
@@ -566,7 +715,9 @@ static int values_B6_B11(row *r, const double *o_exact, nsx_row_bound *rb, nsx_e
                 rb->nonfinite = 1;
                 return 0;
             }
-            double eW = value_err_B6(k, gW, cW, Wp, Wg);
+            /* B6, with lambda of in, op and int only where a value may underflow (ORACLE.md 9.1) */
+            double lam = k->lam_all > k->fa.lambda && value_cannot_underflow(p, k, V, c, thr) ? k->fa.lambda : k->lam_all;
+            double eW = value_err_B6_lam(gW, cW, Wp, Wg, lam);
             double e64 = e64W * Wp * (1 + 4 * U64) + 16.0 * n * L64 * Wg;
             double dw = fabs(W - s.MU[c]) * (1 + U64) + e64;
             /* X3's magnitude: |W_J|, or for sum and mean sum_m |v_m| / den, since
@@ -578,6 +729,19 @@ static int values_B6_B11(row *r, const double *o_exact, nsx_row_bound *rb, nsx_e
                 s.S1[c] += A * delta * dw;
                 s.S2[c] += A * (1 + delta) * eW;
                 s.S3[c] += A * (1 + delta) * Wa;
+                if (w_uf)
+                    s.UW[c] += A * (1 + delta) * Wa * w_err;
+            }
+            if (prob) {
+                const double a = A * dw, a2 = A * (1 + delta), eWt = fmin(eW, ux_last * Wp);
+                s.P1[c] += a * tw.cJ;
+                s.V1[c] += (a * r->sc.gTup * tw.sM) * (a * r->sc.gTup * tw.sM);
+                s.Y1[c] += a;
+                for (int m = 0; m < n; m++)
+                    grp[m][c] += a * tw.sM;
+                s.P2[c] += a2 * (eW - eWt);
+                s.V2[c] += (a2 * eWt) * (a2 * eWt);
+                s.V3[c] += (t3 * a2 * Wa) * (t3 * a2 * Wa);
             }
             s.C1[c] = fmax(s.C1[c], dw);
             s.C2[c] = fmax(s.C2[c], eW);
@@ -594,6 +758,8 @@ static int values_B6_B11(row *r, const double *o_exact, nsx_row_bound *rb, nsx_e
         return nsx_bound_not_applicable(ctx, err, r->b, r->h, r->i, "reduced values may overflow", fmax(wg_max, W_max * N),
                               fmin(fmin(k->fo.max, k->ft.max), k->fa.max / N) / 4);
     r->W_max = W_max;
+    if (prob)
+        nsx_prob_groups_take(&r->ctx->pg, ctx->pg_sq);
     return identity_B7(r, err);
 }
 
@@ -613,12 +779,63 @@ static int identity_B7(row *r, nsx_err *err)
     const double gD = gamma_of(reduction(N) + (N - 1.0), k->ua);
     r->gNw = expm1(log1p(k->fw.u) + (reduction(N) + (N - 1.0) + 2) * log1p(k->ua) + n * log1p(k->ft.u));
     const double l_hi = N * exp(r->lg_hi) * (1 + gD);
-    r->aN = 8.0 * N * (k->fa.lambda + k->fw.lambda * fmax(1.0, l_hi)) * (1 + W_max);
+    /* the weights' underflow: per tuple (chan_sums.UW) unless the row is wild */
+    r->aN = 8.0 * N * (k->fa.lambda + (r->wild ? k->lamw * fmax(1.0, l_hi) : 0.0)) * (1 + W_max);
     const double aD = 6.0 * N * k->fa.lambda;
     r->Theta = gD + aD / r->S_lo;
+    /* P4 (9.4): the denominator's additions and rescalings, 2N roundings
+       in acc of partial sums at most S (1 + Gamma_D) */
+    r->Theta_p = r->Theta;
+    if (r->ctx->model.bound == NSX_BOUND_PROB)
+        r->Theta_p = fmin(r->Theta, nsx_prob_lambda(r->ctx->model.pfail) * k->fa.u * sqrt(2 * N) * (1 + gD) + aD / r->S_lo);
     if (!(r->Theta < 0.5))
         return nsx_bound_not_applicable(r->ctx, err, r->b, r->h, r->i, "the sum of weights cannot be bounded", r->Theta, 0.5);
     return 0;
+}
+
+/*
+ * ORACLE.md 9.3 (P1), channel c: the softmax perturbation under bound=prob,
+ *
+ *   X1 <= [ sum_J a_J c_J + lam sqrt( sum_J (a_J t_J)^2 + V_K
+ *           + (N - 1) (eps Y1)^2 ) + |mu-hat - mu| ] / D_lo
+ *
+ * with a_J = A_J |W_J - w0|: the coherent part c_J (global sites,
+ * arguments, absolute terms, p_J's exp, the remainder), the per-tuple
+ * sites t_J (the score's dot product and rounding to int), the key groups
+ * V_K and the N - 1 rescalings' exp errors, each coefficient at most
+ * eps Y1, Y1 = sum_J a_J.
+ */
+static double prob_X1(const row *r, const chan_sums *s, int c, double lam, double mu_err)
+{
+    const double eps = r->k.eps_exp, N = (double)r->N;
+    double VK = nsx_prob_key_var(r->sc.fk, r->p->n, r->sc.npk, r->k.ux, r->ctx->pg_sq, r->p->dv, c);
+    double ey = eps * s->Y1[c];
+    double v = s->V1[c] + VK + (N - 1) * ey * ey;
+    return (s->P1[c] + lam * sqrt(v) * (1 + 4 * U64) + mu_err) / r->D_lo * (1 + 4 * U64);
+}
+
+/*
+ * ORACLE.md 9.4 (P3), channel c: the weight rounding and the numerator's
+ * accumulation under bound=prob, for the product reducer without int (the
+ * others keep B11):
+ *
+ *   X3 <= lam sqrt( sum_J (t3 y_J)^2 + 2N (u_acc Y3)^2 ) + u_acc Y3
+ *         + (<3>_{max(u_w, u_acc)} - t3) Y,     Y3 = Y (1 + Gamma_N)
+ *
+ * with y_J = (1 + delta_J) A_J (|W_J| + e^W_J), Y = min(sum_J y_J, max_J
+ * (|W_J| + e^W_J)) (B11's), t3 = u_w + 2 u_acc; 2N roundings of partial
+ * sums of magnitude at most Y3 (N - 1 additions, N - 1 rescalings); the
+ * division, coherent.
+ */
+static double prob_X3(const row *r, const chan_sums *s, int c, double lam)
+{
+    const consts *k = &r->k;
+    if (r->p->reduce != NSX_REDUCE_PRODUCT || k->ft.u > 0)
+        return INFINITY;
+    const double N = (double)r->N, ua = k->fa.u, t3 = k->fw.u + 2 * ua;
+    const double Y = fmin(s->S3[c], s->C3[c]), Y3 = Y * (1 + r->gNw);
+    const double v = s->V3[c] + 2 * N * (ua * Y3) * (ua * Y3);
+    return (lam * sqrt(v) + ua * Y3 + (gamma_of(3, fmax(k->fw.u, ua)) - t3) * Y) * (1 + 4 * U64);
 }
 
 /*
@@ -637,6 +854,8 @@ static int output_B12_B13(const row *r, const double *o_exact, const double *o_u
     const chan_sums s = chan_sums_of(r);
     int e2;
     const double gos = frexp(aos, &e2) == 0.5 ? 0.0 : gamma_of(2, fmax(k->ua, k->ft.u)); /* exact for 2^k */
+    const int prob = r->ctx->model.bound == NSX_BOUND_PROB && !r->wild;
+    const double lam = prob ? nsx_prob_lambda(r->ctx->model.pfail) : 0.0;
     for (int c = 0; c < r->p->dv; c++) {
         if (os == 0) {
             o_bound[c] = nsx_fmt_ulp(&k->fout, 0.0) * margin; /* O = 0 exactly, 0 * finite = 0 */
@@ -648,7 +867,14 @@ static int output_B12_B13(const row *r, const double *o_exact, const double *o_u
         double X1 = fmin(r->wild ? INFINITY : s.S1[c], s.C1[c] + mu_err); /* B9 */
         double X2 = fmin(r->wild ? INFINITY : s.S2[c], s.C2[c]);          /* B10 */
         double X3 = r->gNw * fmin(r->wild ? INFINITY : s.S3[c], s.C3[c]); /* B11 */
-        double Emu = (X1 + X2 + X3 + r->aN / r->S_lo + mu_abs * r->Theta) / (1 - r->Theta); /* B8 */
+        double Th = r->Theta;
+        if (prob) {
+            X1 = fmin(X1, prob_X1(r, &s, c, lam, mu_err));
+            X2 = fmin(X2, s.P2[c] + lam * sqrt(s.V2[c]) * (1 + 4 * U64)); /* P2 */
+            X3 = fmin(X3, prob_X3(r, &s, c, lam));
+            Th = r->Theta_p;
+        }
+        double Emu = (X1 + X2 + X3 + r->aN / r->S_lo + s.UW[c] + mu_abs * Th) / (1 - Th); /* B8 */
         double Epre = aos * (Emu * (1 + gos) + gos * mu_abs) + k->fa.lambda;                 /* B12 */
         double Oabs = fabs(o_exact[c]) * (1 + U64) + (o_unc ? o_unc[c] : 0.0);
         double E = Epre + nsx_fmt_ulp(&k->fout, Oabs + Epre);                                 /* B13 */

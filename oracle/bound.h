@@ -19,9 +19,10 @@
 #include "nsimplex/error.h"
 #include "nsimplex/problem.h"
 #include "nsimplex/slice.h"
+#include "oracle/bound_prob.h"
 #include "oracle/model.h"
 
-/* Tuples of a row whose per-tuple quantities the bound keeps (24 bytes
+/* Tuples of a row whose per-tuple quantities the bound keeps (48 bytes
    each); beyond them it recomputes. */
 #define NSX_BOUND_CACHE ((size_t)1 << 16)
 
@@ -41,15 +42,17 @@ typedef struct nsx_bound_ctx {
     const nsx_problem *p;
     const nsx_inputs *in;
     nsx_model model;
-    char model_text[128];
+    char model_text[160];
     size_t acc_lim;        /* the most tuples the model's accumulation can bound (3.1) */
     size_t chain_lim;      /* the most tuples the bound's own arithmetic can carry (3.9) */
     /* scratch, independent of the tuple count */
     nsx_slice z;           /* the iterator over Z(i) (n L keys, L flags) */
-    double *cache;         /* 3 doubles for each of the first cache_cap tuples of a row */
+    double *cache;         /* 6 doubles for each of the first cache_cap tuples of a row */
     size_t cache_cap;      /* <= NSX_BOUND_CACHE; a row beyond it recomputes its
                               tuples, to the same values (a test may lower it) */
-    double *acc;           /* 7 * dv sums of the values pass */
+    double *acc;           /* 14 * dv sums of the values pass */
+    nsx_prob_groups pg;    /* bound=prob: the key groups of ORACLE.md 8.3 */
+    double *pg_sq;         /* bound=prob: their n * dv sums of squares */
     double *xs;            /* 4 L + 2 di: indexer logits and quantization errors */
 } nsx_bound_ctx;
 

@@ -52,6 +52,7 @@ typedef struct {
     double ua;         /* acc arithmetic is faithful: relative error < 2 u_acc */
     double ux, lamx;   /* max of op and int: derived operands and intermediates */
     double lam_all;    /* the largest lambda of in (when rounding), op, int, acc */
+    double lamw;       /* the weights' conversion: lambda_w, or lambda_w u_w with sub=keep */
     int conv;          /* 1: inputs are converted from `in` to `op` */
     double eps_exp;    /* exp and log: 2 ulps of acc, 4 u_acc relative */
 } consts;
@@ -80,9 +81,16 @@ void nsx_bound_reduced_value(const nsx_problem *p, const double *const *V, int c
                              double *v_in_max);
 
 /* (B6) e^W_J = Gamma_W W+_J + 2 C_W lambda (prod max(1, V+) or 1). */
+/* B6 with the absolute term's lambda given: lam_all, or lambda_acc where no
+   value of the tuple's channel can underflow in in, op, int (ORACLE.md 9.1) */
+static inline double value_err_B6_lam(double gW, double cW, double Wp, double Wg, double lam)
+{
+    return gW * Wp + 2 * cW * lam * Wg;
+}
+
 static inline double value_err_B6(const consts *k, double gW, double cW, double Wp, double Wg)
 {
-    return gW * Wp + 2 * cW * k->lam_all * Wg;
+    return value_err_B6_lam(gW, cW, Wp, Wg, k->lam_all);
 }
 
 #endif

@@ -70,7 +70,7 @@ enum nsx_grad_status {
 
 typedef struct nsx_check_report {
     int pass;
-    char model[128];            /* canonical model text */
+    char model[160];            /* canonical model text */
     int lse_conv;               /* the empty-slice convention assumed */
     size_t o_judged, o_failed, o_nonfinite;
     int lse_present;

@@ -76,22 +76,24 @@ double nsx_fmt_ulp(const nsx_fmt *f, double x)
 
 /* idx, idx_blk of the presets without FP8: the indexer reads q, k in `in` */
 #define IDX_PLAIN NSX_MODEL_NONE, NSX_MODEL_IDX_BLOCK
+/* bound, sub_keep, pfail of every preset: the worst-case bound, subnormals may flush */
+#define BOUND_PLAIN NSX_BOUND_WORST, 0, NSX_PFAIL_DEFAULT
 
 static const nsx_model preset_table[] = {
-    /*          in                op                acc              int             w                out              lseout           lse (empty)        idx, idxblk  form */
-    {NSX_FORMAT_BF16, NSX_FORMAT_BF16, NSX_FORMAT_F32, NSX_MODEL_NONE, NSX_FORMAT_BF16, NSX_FORMAT_BF16, NSX_FORMAT_F32, NSX_LSE_MINUS_INF, IDX_PLAIN, NSX_LSE_LN},
-    {NSX_FORMAT_F16, NSX_FORMAT_F16, NSX_FORMAT_F32, NSX_MODEL_NONE, NSX_FORMAT_F16, NSX_FORMAT_F16, NSX_FORMAT_F32, NSX_LSE_MINUS_INF, IDX_PLAIN, NSX_LSE_LN},
-    {NSX_FORMAT_F32, NSX_FORMAT_F32, NSX_FORMAT_F32, NSX_MODEL_NONE, NSX_MODEL_NONE, NSX_FORMAT_F32, NSX_FORMAT_F32, NSX_LSE_MINUS_INF, IDX_PLAIN, NSX_LSE_LN},
-    {NSX_FORMAT_F64, NSX_FORMAT_F64, NSX_FORMAT_F64, NSX_MODEL_NONE, NSX_MODEL_NONE, NSX_FORMAT_F64, NSX_FORMAT_F64, NSX_LSE_MINUS_INF, IDX_PLAIN, NSX_LSE_LN},
-    {NSX_FORMAT_BF16, NSX_FORMAT_BF16, NSX_FORMAT_F32, NSX_FORMAT_BF16, NSX_FORMAT_BF16, NSX_FORMAT_BF16, NSX_FORMAT_BF16, NSX_LSE_MINUS_INF, IDX_PLAIN, NSX_LSE_LN},
-    {NSX_FORMAT_F16, NSX_FORMAT_F16, NSX_FORMAT_F32, NSX_FORMAT_F16, NSX_FORMAT_F16, NSX_FORMAT_F16, NSX_FORMAT_F16, NSX_LSE_MINUS_INF, IDX_PLAIN, NSX_LSE_LN},
+    /*          in                op                acc              int             w                out              lseout           lse (empty)        idx, idxblk  form, bound */
+    {NSX_FORMAT_BF16, NSX_FORMAT_BF16, NSX_FORMAT_F32, NSX_MODEL_NONE, NSX_FORMAT_BF16, NSX_FORMAT_BF16, NSX_FORMAT_F32, NSX_LSE_MINUS_INF, IDX_PLAIN, NSX_LSE_LN, BOUND_PLAIN},
+    {NSX_FORMAT_F16, NSX_FORMAT_F16, NSX_FORMAT_F32, NSX_MODEL_NONE, NSX_FORMAT_F16, NSX_FORMAT_F16, NSX_FORMAT_F32, NSX_LSE_MINUS_INF, IDX_PLAIN, NSX_LSE_LN, BOUND_PLAIN},
+    {NSX_FORMAT_F32, NSX_FORMAT_F32, NSX_FORMAT_F32, NSX_MODEL_NONE, NSX_MODEL_NONE, NSX_FORMAT_F32, NSX_FORMAT_F32, NSX_LSE_MINUS_INF, IDX_PLAIN, NSX_LSE_LN, BOUND_PLAIN},
+    {NSX_FORMAT_F64, NSX_FORMAT_F64, NSX_FORMAT_F64, NSX_MODEL_NONE, NSX_MODEL_NONE, NSX_FORMAT_F64, NSX_FORMAT_F64, NSX_LSE_MINUS_INF, IDX_PLAIN, NSX_LSE_LN, BOUND_PLAIN},
+    {NSX_FORMAT_BF16, NSX_FORMAT_BF16, NSX_FORMAT_F32, NSX_FORMAT_BF16, NSX_FORMAT_BF16, NSX_FORMAT_BF16, NSX_FORMAT_BF16, NSX_LSE_MINUS_INF, IDX_PLAIN, NSX_LSE_LN, BOUND_PLAIN},
+    {NSX_FORMAT_F16, NSX_FORMAT_F16, NSX_FORMAT_F32, NSX_FORMAT_F16, NSX_FORMAT_F16, NSX_FORMAT_F16, NSX_FORMAT_F16, NSX_LSE_MINUS_INF, IDX_PLAIN, NSX_LSE_LN, BOUND_PLAIN},
     /* triton-f32: float32 tensors, tl.dot in TF32 (Triton's default on float32 operands) for
        the score and the weights-times-values products */
-    {NSX_FORMAT_F32, NSX_MODEL_TF32, NSX_FORMAT_F32, NSX_MODEL_NONE, NSX_MODEL_TF32, NSX_FORMAT_F32, NSX_FORMAT_F32, NSX_LSE_MINUS_INF, IDX_PLAIN, NSX_LSE_LN},
+    {NSX_FORMAT_F32, NSX_MODEL_TF32, NSX_FORMAT_F32, NSX_MODEL_NONE, NSX_MODEL_TF32, NSX_FORMAT_F32, NSX_FORMAT_F32, NSX_LSE_MINUS_INF, IDX_PLAIN, NSX_LSE_LN, BOUND_PLAIN},
     /* dsa-fp8: DeepSeek V3.2's lightning indexer (ORACLE.md 5.1): idx_q and
        idx_k in E4M3 with one scale per 128 elements, the weights, the GEMM's
        accumulation and the scores in f32 */
-    {NSX_FORMAT_F32, NSX_FORMAT_F32, NSX_FORMAT_F32, NSX_MODEL_NONE, NSX_MODEL_NONE, NSX_FORMAT_F32, NSX_FORMAT_F32, NSX_LSE_MINUS_INF, NSX_MODEL_E4M3, NSX_MODEL_IDX_BLOCK, NSX_LSE_LN},
+    {NSX_FORMAT_F32, NSX_FORMAT_F32, NSX_FORMAT_F32, NSX_MODEL_NONE, NSX_MODEL_NONE, NSX_FORMAT_F32, NSX_FORMAT_F32, NSX_LSE_MINUS_INF, NSX_MODEL_E4M3, NSX_MODEL_IDX_BLOCK, NSX_LSE_LN, BOUND_PLAIN},
 };
 
 const char *const nsx_model_presets[] = {"bf16", "f16", "f32", "f64", "einsum-bf16", "einsum-f16", "triton-f32",
@@ -137,7 +139,7 @@ int nsx_model_parse(const char *s, nsx_model *out, nsx_err *err)
         {"lseout", offsetof(nsx_model, lseout), 0},
     };
     nsx_model m;
-    int op_set = 0, lseout_set = 0;
+    int op_set = 0, lseout_set = 0, pfail_set = 0;
     char buf[256];
 
     nsx_model_default(&m);
@@ -165,7 +167,10 @@ int nsx_model_parse(const char *s, nsx_model *out, nsx_err *err)
                                            "einsum-bf16, einsum-f16, triton-f32, dsa-fp8) nor KEY=VALUE"
                                          : "model '%s': preset '%s' must come first",
                                    s, item);
+            int bound = m.bound, sub_keep = m.sub_keep;
+            double pfail = m.pfail;
             m = preset_table[p];
+            m.bound = bound, m.pfail = pfail, m.sub_keep = sub_keep;
             continue;
         }
         *eq = '\0';
@@ -215,13 +220,39 @@ int nsx_model_parse(const char *s, nsx_model *out, nsx_err *err)
             m.idx_blk = (int)v;
             continue;
         }
+        if (strcmp(key, "bound") == 0) {
+            if (strcmp(val, "worst") == 0)
+                m.bound = NSX_BOUND_WORST;
+            else if (strcmp(val, "prob") == 0)
+                m.bound = NSX_BOUND_PROB;
+            else
+                return nsx_err_set(err, NSX_E_INPUT, "model '%s': bound=%s: the bound is worst or prob", s, val);
+            continue;
+        }
+        if (strcmp(key, "sub") == 0) {
+            if (strcmp(val, "keep") == 0 || strcmp(val, "flush") == 0)
+                m.sub_keep = strcmp(val, "keep") == 0;
+            else
+                return nsx_err_set(err, NSX_E_INPUT, "model '%s': sub=%s: subnormals are keep or flush", s, val);
+            continue;
+        }
+        if (strcmp(key, "pfail") == 0) {
+            char *end;
+            double v = strtod(val, &end);
+            if (end == val || *end != '\0' || !(v > 0 && v <= 0.25))
+                return nsx_err_set(err, NSX_E_INPUT,
+                                   "model '%s': pfail=%s: a probability in (0, 0.25] (e.g. 1e-9)", s, val);
+            m.pfail = v;
+            pfail_set = 1;
+            continue;
+        }
         size_t k = 0;
         while (k < sizeof keys / sizeof keys[0] && strcmp(key, keys[k].key) != 0)
             k++;
         if (k == sizeof keys / sizeof keys[0])
             return nsx_err_set(err, NSX_E_INPUT,
                                "model '%s': unknown key '%s' (keys: in, op, acc, int, w, out, lseout, lse, "
-                               "lseform, idx, idxblk)",
+                               "lseform, idx, idxblk, sub, bound, pfail)",
                                s, key);
         /* allow_none: 1 none and tf32 (int, w), 2 tf32 only (op) */
         int f = format_value(val, keys[k].allow_none);
@@ -238,6 +269,8 @@ int nsx_model_parse(const char *s, nsx_model *out, nsx_err *err)
         if (strcmp(key, "acc") == 0 && !lseout_set)
             m.lseout = f;
     }
+    if (pfail_set && m.bound != NSX_BOUND_PROB)
+        return nsx_err_set(err, NSX_E_INPUT, "model '%s': pfail= applies to bound=prob only", s);
     *out = m;
     return 0;
 }
@@ -307,7 +340,11 @@ char *nsx_model_format(const nsx_model *m, char *buf, size_t len)
     if (m->lse_form != NSX_LSE_LN && n >= 0 && (size_t)n < len)
         n += snprintf(buf + n, len - (size_t)n, ",lseform=%s", nsx_lse_form_name(m->lse_form));
     if (m->idx != NSX_MODEL_NONE && n >= 0 && (size_t)n < len)
-        snprintf(buf + n, len - (size_t)n, ",idx=%s,idxblk=%d", fname_of(m->idx), m->idx_blk);
+        n += snprintf(buf + n, len - (size_t)n, ",idx=%s,idxblk=%d", fname_of(m->idx), m->idx_blk);
+    if (m->sub_keep && n >= 0 && (size_t)n < len)
+        n += snprintf(buf + n, len - (size_t)n, ",sub=keep");
+    if (m->bound == NSX_BOUND_PROB && n >= 0 && (size_t)n < len)
+        snprintf(buf + n, len - (size_t)n, ",bound=prob,pfail=%.3g", m->pfail);
     return buf;
 }
 
@@ -326,6 +363,9 @@ int nsx_model_from_kernel(const nsx_kernel_info *ki, nsx_model *m, nsx_err *err)
     m->inter = NSX_MODEL_NONE;
     m->lse_conv = NSX_LSE_ANY;
     m->lse_form = NSX_LSE_LN;
+    m->bound = NSX_BOUND_WORST;
+    m->sub_keep = 0;
+    m->pfail = NSX_PFAIL_DEFAULT;
     m->idx = NSX_MODEL_NONE;
     m->idx_blk = NSX_MODEL_IDX_BLOCK;
     return 0;
@@ -358,5 +398,8 @@ int nsx_model_from_kernel_indexer(const nsx_kernel_info *ki, nsx_model *m, nsx_e
     m->idx = fp8 ? fin : NSX_MODEL_NONE;
     m->idx_blk = fp8 ? ki->indexer_block : NSX_MODEL_IDX_BLOCK;
     m->lse_form = NSX_LSE_LN;
+    m->bound = NSX_BOUND_WORST;
+    m->sub_keep = 0;
+    m->pfail = NSX_PFAIL_DEFAULT;
     return 0;
 }

@@ -32,6 +32,14 @@
  *           / fmax (amax the block's largest |x|, fmax the format's largest
  *           finite value; a power-of-two scale rounded up qualifies).
  *   idxblk  the FP8 block size in elements (default 128, DeepSeek's).
+ *   bound   worst (the rigorous bound, default) or prob (ORACLE.md section 9:
+ *           rounding errors modelled as independent and mean zero, after
+ *           Higham and Mary 2019; for round-to-nearest kernels at scale).
+ *   sub     flush (default: conversions to in, op, int and w may flush results
+ *           below the smallest normal to zero) or keep (they round among the
+ *           subnormals, as IEEE 754 and CUDA's cvt.rn do: |eta| <= lambda u).
+ *   pfail   with bound=prob: the modelled probability that one element of
+ *           an honest kernel exceeds its bound (default 1e-9).
  *
  * Syntax (--model, and the candidate's metadata key "nsimplex.model"): a
  * comma-separated list whose first item may name a preset, followed by
@@ -86,6 +94,16 @@ enum nsx_lse_form {
                           log2 units plus the natural log of the sum (FBGEMM's Triton forward) */
 };
 
+/* Which bound the oracle judges by (docs/ORACLE.md section 9). */
+enum nsx_bound_kind {
+    NSX_BOUND_WORST = 0, /* the rigorous worst case of section 3 (the default) */
+    NSX_BOUND_PROB = 1   /* the probabilistic bound of section 9: rounding errors
+                            modelled as independent, mean zero (Higham and Mary) */
+};
+
+/* The probabilistic bound's default failure probability per element. */
+#define NSX_PFAIL_DEFAULT 1e-9
+
 typedef struct nsx_model {
     int in, op, acc, inter, w, out, lseout; /* NSX_FORMAT_*; inter, w may be NSX_MODEL_NONE */
     int lse_conv;                           /* enum nsx_lse_conv */
@@ -93,6 +111,12 @@ typedef struct nsx_model {
                                                (follows in), NSX_FORMAT_*, _E4M3, _E5M2 */
     int idx_blk;                            /* the FP8 scale block, >= 1 */
     int lse_form;                           /* enum nsx_lse_form */
+    int bound;                              /* enum nsx_bound_kind */
+    int sub_keep;                           /* 1: conversions to in, op, int, w keep subnormals
+                                               (|eta| <= lambda u); 0: they may flush (<= lambda) */
+    double pfail;                           /* bound=prob: the probability, under the model of
+                                               ORACLE.md 9.2, that one element of an honest
+                                               kernel exceeds its bound; 0 < pfail <= 1/4 */
 } nsx_model;
 
 /* 1 when format f is an FP8 format (NSX_MODEL_E4M3, _E5M2). */
@@ -147,7 +171,9 @@ const char *nsx_model_warning(const char *s, char *buf, size_t len);
 
 /* The canonical text of m (every key, in the order in,op,acc,int,w,out,
    lseout,lse, then lseform when it is not ln, then idx and idxblk when idx
-   is not none) into buf (size len; 128 bytes always suffice); returns buf.
+   is not none, sub=keep when subnormals are kept, bound=prob,pfail=P when
+   the bound is probabilistic) into buf (size len; 160 bytes always
+   suffice); returns buf.
    nsx_model_parse reads it back to the same model.  Pre (asserted): m and
    buf not NULL, len >= 1. */
 char *nsx_model_format(const nsx_model *m, char *buf, size_t len);
