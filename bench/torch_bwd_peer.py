@@ -21,7 +21,7 @@ take longer than the run; chunks below 8 were never the fastest at the
 paper's shape).
 
 With --check-so LIB.so it also runs that kernel (nsx_kernel_forward, then
-nsx_kernel_backward: the kernel ABI, version 4) on the same tensors and
+nsx_kernel_backward: the kernel ABI, version 3) on the same tensors and
 prints the largest differences of dq, dk, dv, so the comparison is between
 two implementations that agree.
 """
@@ -100,7 +100,7 @@ def tune_chunk(a, q, ks, vs, do):
 
 
 class BwdIO(ctypes.Structure):
-    """nsx_kernel_bwd_io (ABI 4)."""
+    """nsx_kernel_bwd_io (ABI 3)."""
     _fields_ = [("q", ctypes.c_void_p), ("k", ctypes.c_void_p * NSX_MAX_ORDER),
                 ("v", ctypes.c_void_p * NSX_MAX_ORDER), ("o", ctypes.c_void_p),
                 ("lse", ctypes.c_void_p), ("dout", ctypes.c_void_p), ("dq", ctypes.c_void_p),

@@ -335,7 +335,7 @@ int nsx_bench_run(nsx_bench_opts *o, nsx_bench_result *r, nsx_err *err)
     if ((rc = nsx_kernel_open(&k, o->kernel, -1, o->threads, err)))
         return rc;
     if (o->bwd && k.lib && !k.backward) {
-        rc = nsx_err_set(err, NSX_E_UNSUPPORTED, "%s: the kernel has no backward (ABI 4's nsx_kernel_backward)",
+        rc = nsx_err_set(err, NSX_E_UNSUPPORTED, "%s: the kernel has no backward (ABI 3's nsx_kernel_backward)",
                          o->kernel);
         goto done_early;
     }

@@ -98,8 +98,8 @@ int nsx_kernel_info_check(const nsx_kernel_info *info, const char *what, nsx_err
     int rc = indexer_info_check(info, w, err);
     if (rc)
         return rc;
-    if (info->abi_version < 4 || info->backward_max_order == 0)
-        return 0; /* ABI 1 to 3: read no further */
+    if (info->abi_version < 3 || info->backward_max_order == 0)
+        return 0; /* ABI 1, 2: read no further */
     if (info->backward_max_order < 0 || info->backward_max_order > info->max_order)
         return nsx_err_set(err, NSX_E_INPUT, "%s: backward_max_order %d is not in 0..max_order (%d)", w,
                            info->backward_max_order, info->max_order);

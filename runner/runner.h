@@ -52,7 +52,7 @@ typedef struct nsx_kernel {
     int isa, threads;               /* the in-process SIMD's ISA and threads */
     const char *path;               /* the library, or NULL */
     nsx_kernel_iso *iso;            /* NULL: calls run in this process */
-    nsx_kernel_backward_fn backward; /* the library's (ABI 4, when declared); NULL otherwise */
+    nsx_kernel_backward_fn backward; /* the library's (ABI 3, when declared); NULL otherwise */
 } nsx_kernel;
 
 /*
@@ -60,7 +60,7 @@ typedef struct nsx_kernel {
  * NSX_KERNEL_ABI_MIN_VERSION to NSX_KERNEL_ABI_VERSION, a name of at most
  * 127 printable ASCII characters, max_order 1..NSX_MAX_ORDER, the four
  * formats NSX_FORMAT_*, no unknown feature bits (an ABI 1 info is read only
- * up to its features); ABI 4: backward_max_order 0..max_order, and when not
+ * up to its features); ABI 3: backward_max_order 0..max_order, and when not
  * 0 backward_features a subset of features, NSX_FEAT_LSE declared (the
  * backward reads the forward's lse) and the two backward formats NSX_FORMAT_*.  0, or NSX_E_INPUT with err "WHAT: FIELD ..." (what:
  * the library's path, or a name).
@@ -84,11 +84,11 @@ static inline unsigned nsx_kernel_indexer_caps(const nsx_kernel_info *info)
     return info->abi_version >= 2 ? info->indexer : 0;
 }
 
-/* The largest order the backward takes (ABI 4 info's backward_max_order),
-   0 for a kernel without one (every ABI 1 to 3 library). */
+/* The largest order the backward takes (ABI 3 info's backward_max_order),
+   0 for a kernel without one (every ABI 1 or 2 library). */
 static inline int nsx_kernel_backward_order(const nsx_kernel_info *info)
 {
-    return info->abi_version >= 4 ? info->backward_max_order : 0;
+    return info->abi_version >= 3 ? info->backward_max_order : 0;
 }
 
 /* One indexer call (the kernel declares an indexer): the ABI's return

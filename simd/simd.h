@@ -21,7 +21,7 @@
  * The backward (simd/backward.c, nsx_simd_backward) follows the same
  * tiling from the forward's saved o and lse: its tile (simd/bwd_kern.h,
  * one file per ISA, simd/bwd_<isa>.c) recomputes P and forms the six
- * products of E7; simd/abi/abi.c exports it as nsx_kernel_backward (ABI 4).
+ * products of E7; simd/abi/abi.c exports it as nsx_kernel_backward (ABI 3).
  */
 #ifndef NSX_SIMD_H
 #define NSX_SIMD_H

@@ -57,7 +57,7 @@ START_TEST(test_info_check)
         const char *field;
         nsx_kernel_info info;
     } bad[] = {
-        {"ABI version 5", {.abi_version = 5}},
+        {"ABI version 4", {.abi_version = 4}},
         {"name is NULL", {.abi_version = 1}},
         {"name has a non-printable", {.abi_version = 1, .name = "a\x1b[31m"}},
         {"name is empty", {.abi_version = 1, .name = ""}},

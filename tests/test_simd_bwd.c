@@ -911,7 +911,7 @@ static void assert_same_bits(const char *what, const fgrads *a, const fgrads *b,
     }
 }
 
-/* build/libnsimplex_simd.so through dlopen: ABI 4's info declares the
+/* build/libnsimplex_simd.so through dlopen: ABI 3's info declares the
    backward, nsx_kernel_backward gives the in-process bits, and refuses
    (1, nothing written) what it cannot do. */
 START_TEST(shared_library_exports_the_backward)
@@ -929,7 +929,7 @@ START_TEST(shared_library_exports_the_backward)
     ck_assert(info_fn && fwd && bwd);
     ck_assert_ptr_null(dlsym(lib, "nsx_simd_backward")); /* only the ABI is exported */
     const nsx_kernel_info *info = info_fn();
-    ck_assert_int_eq(info->abi_version, 4);
+    ck_assert_int_eq(info->abi_version, 3);
     ck_assert_int_eq(info->backward_max_order, NSX_MAX_ORDER);
     ck_assert_uint_eq(info->backward_features, 255u);
     ck_assert_int_eq(info->backward_accum_format, NSX_FORMAT_F32);
@@ -973,9 +973,9 @@ START_TEST(shared_library_exports_the_backward)
 }
 END_TEST
 
-/* nsx_kernel_info_check on ABI 4's fields; an ABI 3 info (exactly its size:
+/* nsx_kernel_info_check on ABI 3's fields; an ABI 2 info (exactly its size:
    ASan sees a read past it) has no backward. */
-START_TEST(info_check_reads_the_backward_fields_of_abi_4_only)
+START_TEST(info_check_reads_the_backward_fields_of_abi_3_only)
 {
     nsx_kernel_info good = *nsx_simd_info();
     nsx_err err = {0};
@@ -1001,13 +1001,13 @@ START_TEST(info_check_reads_the_backward_fields_of_abi_4_only)
         err = (nsx_err){0};
         ck_assert_int_eq(nsx_kernel_info_check(&x, "lib.so", &err), NSX_E_INPUT);
         ck_assert_msg(strstr(err.msg, bad[t].field), "%s: %s", bad[t].field, err.msg);
-        /* the same fields in an ABI 3 info are never read */
-        x.abi_version = 3;
+        /* the same fields in an ABI 2 info are never read */
+        x.abi_version = 2;
         x.features |= NSX_FEAT_LSE;
         ck_assert_int_eq(nsx_kernel_info_check(&x, "lib.so", &err), 0);
         ck_assert_int_eq(nsx_kernel_backward_order(&x), 0);
     }
-    struct abi3_info {
+    struct abi2_info {
         int abi_version;
         const char *name;
         int input_format, accum_format, weights_format, output_format;
@@ -1015,13 +1015,12 @@ START_TEST(info_check_reads_the_backward_fields_of_abi_4_only)
         unsigned features;
         unsigned indexer;
         int indexer_input_format, indexer_accum_format, indexer_output_format;
-        int indexer_block;
     } *old = malloc(sizeof *old);
     ck_assert_ptr_nonnull(old);
-    *old = (struct abi3_info){3, "abi3", NSX_FORMAT_F32, NSX_FORMAT_F32, NSX_FORMAT_F32, NSX_FORMAT_F32, 2, 0, 0,
-                              NSX_FORMAT_F32, NSX_FORMAT_F32, NSX_FORMAT_F32, 0};
+    *old = (struct abi2_info){2, "abi2", NSX_FORMAT_F32, NSX_FORMAT_F32, NSX_FORMAT_F32, NSX_FORMAT_F32, 2, 0, 0,
+                              NSX_FORMAT_F32, NSX_FORMAT_F32, NSX_FORMAT_F32};
     const nsx_kernel_info *volatile as_info = (const void *)old; /* read only up to its ABI */
-    ck_assert_int_eq(nsx_kernel_info_check(as_info, "abi3.so", &err), 0);
+    ck_assert_int_eq(nsx_kernel_info_check(as_info, "abi2.so", &err), 0);
     ck_assert_int_eq(nsx_kernel_backward_order(as_info), 0);
     free(old);
 }
@@ -1125,7 +1124,7 @@ static Suite *simd_bwd_suite(void)
     TCase *ta = tcase_create("abi");
     tcase_set_timeout(ta, 120);
     tcase_add_test(ta, shared_library_exports_the_backward);
-    tcase_add_test(ta, info_check_reads_the_backward_fields_of_abi_4_only);
+    tcase_add_test(ta, info_check_reads_the_backward_fields_of_abi_3_only);
     tcase_add_test(ta, eval_bwd_simd_writes_the_kernels_gradients);
     suite_add_tcase(s, ta);
     return s;

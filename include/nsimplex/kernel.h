@@ -1,5 +1,5 @@
 /*
- * nsimplex kernel interface, ABI version 4 (docs/SPEC.md section 6).
+ * nsimplex kernel interface, ABI version 3 (docs/SPEC.md section 6).
  *
  * A third-party CPU kernel, or a C shim over a GPU kernel, implements this
  * header in a shared library that exports nsx_kernel_get_info and
@@ -12,19 +12,18 @@
  * the end of a struct, together with a version bump.  ABI 2 adds an
  * optional indexer entry (nsx_kernel_indexer, declared by the info's
  * `indexer` field); an ABI 1 library (its info ends at `features`, and it
- * has no indexer) keeps loading and working unchanged.  ABI 3 adds the
- * indexer's FP8 inputs: indexer_input_format may be NSX_FORMAT_E4M3 or
- * NSX_FORMAT_E5M2, with the scale block size in indexer_block (an ABI 2
- * info ends at indexer_output_format).  ABI 4 adds an optional backward
- * entry (nsx_kernel_backward, declared by the info's `backward_max_order`;
- * an ABI 3 info ends at indexer_block); ABI 1 to 3 libraries have none and
- * load as before.
+ * has no indexer) keeps loading and working unchanged.  ABI 3 adds an
+ * optional backward entry (nsx_kernel_backward, declared by the info's
+ * `backward_max_order`); ABI 1 and 2 libraries have none and load as before.
+ * ABI 3 also adds the indexer's FP8 inputs: indexer_input_format may be
+ * NSX_FORMAT_E4M3 or NSX_FORMAT_E5M2, with the scale block size in
+ * indexer_block (an ABI 2 info ends at indexer_output_format).
  *
  * Layouts (row-major, innermost last), as in the golden vectors:
  *   q     [B, L, H,   d ]      k[m]  [B, L, Hkv, d ]
  *   v[m]  [B, L, Hkv, dv]      o     [B, L, H,   dv]
  *   lse   [B, H, L]            sel   [B, L, topk]
- *   dout  [B, L, H,   dv]      (ABI 4) dq as q, dk[m] as k[m], dv[m] as v[m]
+ *   dout  [B, L, H,   dv]      (ABI 3) dq as q, dk[m] as k[m], dv[m] as v[m]
  * Query head h reads key/value head h / (H / Hkv).  Dimension m of the
  * equations (m = 1..n, tensors k1..kn) is index m-1 of the arrays below and
  * bit m-1 of sel_dims.
@@ -38,7 +37,7 @@
 extern "C" {
 #endif
 
-#define NSX_KERNEL_ABI_VERSION 4
+#define NSX_KERNEL_ABI_VERSION 3
 /* The oldest version a driver built on this header still loads. */
 #define NSX_KERNEL_ABI_MIN_VERSION 1
 #define NSX_MAX_ORDER 8
@@ -143,17 +142,16 @@ typedef struct nsx_kernel_info {
     unsigned indexer;             /* NSX_IDX_* bits; 0: no nsx_kernel_indexer */
     int indexer_input_format, indexer_accum_format, indexer_output_format; /* NSX_FORMAT_* */
     /* ABI 3 (absent, and never read, in an ABI 1 or 2 library's info): */
-    int indexer_block;            /* the FP8 scale block (>= 1) when
-                                     indexer_input_format is E4M3 or E5M2 */
-    /* ABI 4 (absent, and never read, in an ABI 1 to 3 library's info): */
     int backward_max_order;       /* 0: no nsx_kernel_backward; else it takes n = 1..this
                                      (at most max_order) */
     unsigned backward_features;   /* NSX_FEAT_* of the problems the backward takes (a
                                      subset of features; NSX_FEAT_LSE is not used) */
     int backward_accum_format, backward_output_format; /* NSX_FORMAT_*: the gradients' model */
+    int indexer_block;            /* the FP8 scale block (>= 1) when
+                                     indexer_input_format is E4M3 or E5M2 */
 } nsx_kernel_info;
 
-/* The backward's buffers (ABI 4), float32 in the layouts above.  o and lse
+/* The backward's buffers (ABI 3), float32 in the layouts above.  o and lse
    are what the library's own nsx_kernel_forward wrote for these inputs (lse
    -inf, or +inf, for an empty slice); dout is dO, the gradient of the loss
    with respect to o.  The kernel writes every element of dq, dk[m], dv[m]
@@ -186,7 +184,7 @@ int nsx_kernel_forward(const nsx_kernel_problem *p, const nsx_kernel_io *io);
    written), other: error. */
 int nsx_kernel_indexer(const nsx_indexer_problem *p, const nsx_indexer_io *io);
 
-/* ABI 4, optional: exported when info->backward_max_order != 0 (the info
+/* ABI 3, optional: exported when info->backward_max_order != 0 (the info
    then declares NSX_FEAT_LSE: the driver runs the forward first for o and
    lse).  The gradients (E7) of p into io's dq, dk, dv.  0 done, 1
    unsupported problem (nothing written), other: error. */

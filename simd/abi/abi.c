@@ -41,7 +41,7 @@ int nsx_kernel_indexer(const nsx_indexer_problem *p, const nsx_indexer_io *io)
     return nsx_simd_indexer(&ip, &iio, 0);
 }
 
-/* ABI 4: the SIMD backward (simd/simd.h).  0 done; 1 unsupported problem
+/* ABI 3: the SIMD backward (simd/simd.h).  0 done; 1 unsupported problem
    (nothing written); 2 NSX_ISA is bad; 3 out of memory (nothing written).
    Threads: OpenMP's default (the result does not depend on them). */
 int nsx_kernel_backward(const nsx_kernel_problem *p, const nsx_kernel_bwd_io *io)
