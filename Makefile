@@ -125,6 +125,13 @@ FAULT_SO := $(FAULTS:%=$(BUILD)/tests/kernels/%.so)
 $(BUILD)/tests/kernels/%.so: tests/kernels/faulty.c include/nsimplex/kernel.h
 	@mkdir -p $(@D)
 	$(CC) $(STD) -Iinclude $(CFLAGS) -fPIC -shared -DFAULT_$* -o $@ $<
+# A float32 kernel with a backward pass (tests/kernels/bwdk.c), honest and
+# with planted backward bugs.
+BWDKS   := honest scale2 nodelta kmask qleak
+BWDK_SO := $(BWDKS:%=$(BUILD)/tests/kernels/bwdk_%.so)
+$(BUILD)/tests/kernels/bwdk_%.so: tests/kernels/bwdk.c include/nsimplex/kernel.h
+	@mkdir -p $(@D)
+	$(CC) $(STD) -Iinclude $(CFLAGS) -fPIC -shared -DPLANT_$* -o $@ $< -lm
 
 # Emulated FP8 indexers (tests/kernels/fp8idx.c), one library per variant.
 FP8S     := honest pow2 e5m2 tensor block2x
@@ -137,7 +144,7 @@ $(BUILD)/tests/kernels/fp8_%.so: tests/kernels/fp8idx.c include/nsimplex/kernel.
 # NSX_TEST_KERNELS, the SIMD kernel's shared
 # library through NSX_SIMD_SO, and write under NSX_TMP; then the Python
 # package's tests (tests/python, pytest, Debian's python3) over $(SO).
-check: $(PROG) $(SIMD_SO) $(SO) $(TESTS) $(FAULT_SO) $(FP8_SO)
+check: $(PROG) $(SIMD_SO) $(SO) $(TESTS) $(FAULT_SO) $(FP8_SO) $(BWDK_SO)
 	@mkdir -p $(BUILD)/tmp
 	@fail=0; for t in $(TESTS); do \
 	    NSX_BIN=$(CURDIR)/$(PROG) NSX_SIMD_SO=$(CURDIR)/$(SIMD_SO) \

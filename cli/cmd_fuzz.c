@@ -53,6 +53,10 @@ static void fuzz_usage(FILE *f)
             "                     (timeout), its process killed (10)\n"
             "  --in-process       call the kernel in this process, not in a child process per call\n"
             "                     (for sanitizer runs; a crash of the kernel is then nsimplex's)\n"
+            "  --bwd              backward problems only: do drawn, the kernel's gradients judged\n"
+            "                     (a kernel with nsx_kernel_backward; by default a share of the\n"
+            "                     problems is backward when the kernel has one)\n"
+            "  --no-bwd           forward problems only\n"
             "  --progress S       seconds between progress lines (5)\n"
             "  --verbose          a line per problem\n"
             "  --json             the summary as one JSON object on stdout (the log goes to stderr)\n\n"
@@ -238,6 +242,14 @@ int cmd_fuzz(int argc, char **argv)
             if (bad)
                 return NSX_EXIT_BAD;
             json = true;
+        } else if (cli_opt(CMD, argc, argv, &i, "--bwd", NULL, &bad)) {
+            if (bad)
+                return NSX_EXIT_BAD;
+            o.bwd = NSX_FZ_BWD_ONLY;
+        } else if (cli_opt(CMD, argc, argv, &i, "--no-bwd", NULL, &bad)) {
+            if (bad)
+                return NSX_EXIT_BAD;
+            o.bwd = NSX_FZ_BWD_NONE;
         } else if (cli_opt(CMD, argc, argv, &i, "--verbose", NULL, &bad)) {
             if (bad)
                 return NSX_EXIT_BAD;
@@ -273,6 +285,11 @@ int cmd_fuzz(int argc, char **argv)
     nsx_err err = {0};
     if (nsx_kernel_open(&k, kernel, isa, (int)threads, &err))
         return cli_fail(CMD, "%s", err.msg);
+    if (o.bwd == NSX_FZ_BWD_ONLY && !nsx_kernel_backward_order(k.info)) {
+        nsx_kernel_close(&k);
+        return cli_fail(CMD, "--bwd: the kernel %s has no backward pass (nsx_kernel_backward)",
+                        kernel ? kernel : "(in process)");
+    }
     /* isolated: this process runs no OpenMP region of its own (runner.h) */
     if (!in_process)
         k.iso = &iso;

@@ -208,6 +208,7 @@ int nsx_fz_case_build(const nsx_fz_draw *d, nsx_fz_case *c, nsx_err *err)
     const int B0 = c->r.p.B;
     c->seed = d->seed;
     c->heads = d->heads;
+    c->bwd = c->r.bwd; /* do drawn by the builder (vectors/bwd.h) */
     extras(c, d, B0);
     if (d->copies && (rc = add_copies(c, B0, err)))
         nsx_fz_case_free(c);
@@ -265,6 +266,8 @@ char *nsx_fz_case_text(const nsx_fz_case *c, char *buf, size_t len)
     }
     if (c->heads && p->H >= 2)
         nsx_fz_put(buf, len, " heads");
+    if (c->bwd)
+        nsx_fz_put(buf, len, " bwd");
     return buf;
 }
 

@@ -96,6 +96,7 @@ typedef struct nsx_fz_draw {
     int heads;           /* the head-permutation probe */
     int rejected;        /* recipes redrawn before this one was accepted */
     int cls;             /* NSX_FZ_SMALL, _TILES, _PRODUCTION */
+    int bwd;             /* a backward problem (fuzz/bwd.c): do drawn, gradients judged */
 } nsx_fz_draw;
 
 /* Draws problem d from seed, within what ki declares (order, features) and
@@ -124,6 +125,7 @@ typedef struct nsx_fz_case {
     int exact_cap;       /* 1: the MPFR reference's own precision cap (golden
                             values to save), else NSX_FZ_PREC_CAP with the loop
                             reference behind it */
+    int bwd;             /* the gradients are judged too (b.dout drawn; fuzz/bwd.c) */
 } nsx_fz_case;
 
 /* The MPFR reference's precision cap while fuzzing, in bits. */
@@ -168,6 +170,11 @@ double nsx_fz_case_work(const nsx_fz_case *c);
 #define NSX_FZ_TIMEOUT 128u   /* no result within the per-call timeout */
 #define NSX_FZ_EXIT 256u      /* the process exited inside the call */
 #define NSX_FZ_OVERFLOW 512u  /* a write outside o and lse (guard page or canary) */
+/* The backward pass (fuzz/bwd.c): */
+#define NSX_FZ_GRAD 1024u     /* a gradient beyond its bound, or NaN or infinite */
+#define NSX_FZ_GRAD_PROBE 2048u /* a backward probe: a masked key's gradient not 0, batch
+                                 copies, the causal probe, dO scaled, (K1,V1)<->(K2,V2) */
+#define NSX_FZ_LAST_KIND NSX_FZ_GRAD_PROBE
 
 /* The kind a failure is shrunk and reported by: the first of the bits
    in the order above. */
@@ -189,6 +196,11 @@ typedef struct nsx_fz_verdict {
     double *o, *lse;     /* the kernel's outputs (owned; NULL when it failed to run) */
     int has_lse;
     double *unc_o, *unc_lse; /* the loop reference's uncertainty (owned), else NULL */
+    /* the backward pass (fuzz/bwd.c), when the case is a backward one: */
+    int bwd;             /* 1: the kernel's gradients were judged */
+    int bwd_ref;         /* against NSX_FZ_REF_MPFR or _LOOP */
+    double worst_grad;   /* largest error/bound ratio of dq, dk, dv */
+    double *dq, *dk[NSX_MAX_ORDER], *dv[NSX_MAX_ORDER]; /* the kernel's gradients (owned) */
 } nsx_fz_verdict;
 
 /*
@@ -275,6 +287,42 @@ int nsx_fz_case_copy(const nsx_fz_case *src, nsx_fz_case *dst, nsx_err *err);
 int nsx_fz_save(const char *dir, const char *stem, const nsx_kernel *k, const nsx_model *m, nsx_fz_case *c,
                 const char *about, nsx_fz_verdict *v, int *replays, nsx_err *err);
 
+/* ---- the backward pass (bwd.c) ------------------------------------------------ */
+
+enum { NSX_FZ_BWD_MIX = 0, NSX_FZ_BWD_ONLY = 1, NSX_FZ_BWD_NONE = -1 };
+
+/* Share of backward problems in a mixed run. */
+#define NSX_FZ_BWD_SHARE 0.3
+
+/* Backward cases up to this work (nsx_fz_case_work) get MPFR gradients;
+   larger ones the binary64 loop's (fuzz/dref.h). */
+#define NSX_FZ_BWD_MPFR_WORK 1.5e4
+
+/* 1 when the problem of this seed is a backward one, by mode (NSX_FZ_BWD_*)
+   and a draw from the seed; 0 when ki declares no backward. */
+int nsx_fz_bwd_pick(uint64_t seed, int mode, const nsx_kernel_info *ki);
+
+/* What a backward problem is drawn within: ki with the backward's order
+   and features (tmp holds it). */
+const nsx_kernel_info *nsx_fz_bwd_info(const nsx_kernel_info *ki, nsx_kernel_info *tmp);
+
+/* Makes d a backward problem: " bwd=1" in the recipe, the leak pairs and
+   probes (forward probes) out of it. */
+void nsx_fz_draw_bwd(nsx_fz_draw *d);
+
+/* 1 when the expected gradients of c come from MPFR under reference ref. */
+int nsx_fz_bwd_mpfr(const nsx_fz_case *c, int ref);
+
+/*
+ * Step 6 of nsx_fz_judge for a backward case: the kernel's backward on the
+ * forward outputs in v, the expected gradients (MPFR, already in c->b.out
+ * when nsx_fz_bwd_mpfr, else the loop reference), the oracle on dq, dk_m,
+ * dv_m, and the backward probes.  sel: the S(i) lists the kernel got.
+ * Returns 0 whatever the verdict, or a fatal kind with err set.
+ */
+int nsx_fz_bwd_judge(const nsx_kernel *k, const nsx_model *m, nsx_fz_case *c, const int32_t *sel, int ref,
+                     nsx_fz_verdict *v, nsx_err *err);
+
 /* ---- a run (run.c) -------------------------------------------------------- */
 
 #define NSX_FUZZ_MAX_FAILURES 16
@@ -297,6 +345,9 @@ typedef struct nsx_fuzz_opts {
     int (*accept)(void *ctx, const nsx_kernel_problem *p);
     void *accept_ctx;
     const nsx_fz_steer *steer; /* NULL: the default mix, every declared feature */
+    int bwd;              /* backward problems (fuzz/bwd.c): NSX_FZ_BWD_MIX
+                             (default: some, when the kernel has a backward),
+                             _ONLY (--bwd), _NONE (--no-bwd) */
 } nsx_fuzz_opts;
 
 void nsx_fuzz_opts_default(nsx_fuzz_opts *o);
@@ -327,6 +378,7 @@ typedef struct nsx_fuzz_summary {
     uint64_t declined;    /* declined by opts->accept */
     uint64_t rejected;    /* recipes redrawn */
     uint64_t pairs, heads;/* problems with pairs, with the head probe */
+    uint64_t bwd;         /* problems whose gradients were judged */
     int cut;              /* 1: the last problem's kernel call was stopped at
                              the end of the budget (isolated; not judged) */
     uint64_t cut_index;   /* ... that problem */

@@ -12,7 +12,8 @@
  *      pairs, mask probes, batch copies);
  *   5. the head permutation: the kv heads and the query heads within each
  *      group permuted, the outputs must be the same permutation of the
- *      first run's, bit for bit.
+ *      first run's, bit for bit;
+ *   6. for a backward case, the gradients (fuzz/bwd.c).
  */
 #include <math.h>
 #include <stdio.h>
@@ -25,7 +26,7 @@
 
 unsigned nsx_fz_primary(unsigned kinds)
 {
-    for (unsigned bit = 1; bit <= NSX_FZ_OVERFLOW; bit <<= 1)
+    for (unsigned bit = 1; bit <= NSX_FZ_LAST_KIND; bit <<= 1)
         if (kinds & bit)
             return bit;
     return 0;
@@ -44,6 +45,8 @@ const char *nsx_fz_kind_name(unsigned kind)
     case NSX_FZ_TIMEOUT: return "timeout";
     case NSX_FZ_EXIT: return "exit";
     case NSX_FZ_OVERFLOW: return "overflow";
+    case NSX_FZ_GRAD: return "gradient";
+    case NSX_FZ_GRAD_PROBE: return "gradient-probe";
     default: return "none";
     }
 }
@@ -54,6 +57,9 @@ void nsx_fz_verdict_free(nsx_fz_verdict *v)
     free(v->lse);
     free(v->unc_o);
     free(v->unc_lse);
+    free(v->dq);
+    for (int m = 0; m < NSX_MAX_ORDER; m++)
+        free(v->dk[m]), free(v->dv[m]);
     memset(v, 0, sizeof *v);
 }
 
@@ -279,7 +285,9 @@ int nsx_fz_judge(const nsx_kernel *k, const nsx_model *m, nsx_fz_case *c, int re
         nsx_ref_opts opts = {.prec_cap = c->exact_cap ? 0 : NSX_FZ_PREC_CAP, .fast = 1, .threads = 0,
                              .mpfr_tuples_max = automatic ? NSX_FZ_MPFR_TUPLES : 0};
         nsx_ref_stats stats = {0};
-        if (nsx_build_expect(b, &c->r, &opts, &stats, &e)) {
+        nsx_recipe rc3 = c->r;
+        rc3.bwd = nsx_fz_bwd_mpfr(c, ref); /* MPFR gradients (fuzz/bwd.c) */
+        if (nsx_build_expect(b, &rc3, &opts, &stats, &e)) {
             if (nsx_err_is_fatal(e.kind))
                 goto fatal;
             if ((e.kind != NSX_E_PRECISION_CAP && e.kind != NSX_E_TOO_LARGE) || c->exact_cap || !automatic ||
@@ -350,6 +358,9 @@ int nsx_fz_judge(const nsx_kernel *k, const nsx_model *m, nsx_fz_case *c, int re
 
     /* 5. the head permutation */
     if (c->heads && p->H >= 2 && (rc = heads_probe(k, c, sel, skiprow, v, err)))
+        goto done;
+    /* 6. the backward pass (fuzz/bwd.c) */
+    if ((rc = nsx_fz_bwd_judge(k, m, c, sel, ref, v, err)))
         goto done;
     if (v->status != NSX_FZ_FAIL && v->status != NSX_FZ_SKIP)
         v->status = NSX_FZ_PASS;

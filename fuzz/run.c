@@ -84,14 +84,15 @@ static int on_failure(const nsx_kernel *k, const nsx_model *m, const nsx_fuzz_op
              "drawn: %s\n"
              "failed: %s\n"
              "%s%s%s (%d of %d candidates kept): %s\n"
-             "reproduce: nsimplex fuzz --seed %" PRIu64 " --start %" PRIu64 " --count 1%s%s%s%s",
+             "reproduce: nsimplex fuzz --seed %" PRIu64 " --start %" PRIu64 " --count 1%s%s%s%s%s",
              name, k->path ? " " : "", path, o->seed, f->index,
              f->seed, f->found, f->draw, nsx_fz_kind_name(f->kinds),
              f->flaky ? "NONDETERMINISTIC: the same problem passed when judged again at once, so the kernel's "
                         "result varies from run to run (threads? uninitialised memory?); not shrunk; rerun with "
                         "--threads 1 to see whether it is a race\n" : "",
              f->flaky ? "not shrunk" : "shrunk", f->flaky ? "" : shrunk_in, st.steps, st.tries, f->shrunk,
-             o->seed, f->index, k->path ? " --kernel " : "", path, timeout, f->flaky ? " --threads 1" : "");
+             o->seed, f->index, k->path ? " --kernel " : "", path, timeout, f->flaky ? " --threads 1" : "",
+             o->bwd == NSX_FZ_BWD_ONLY ? " --bwd" : o->bwd == NSX_FZ_BWD_NONE ? " --no-bwd" : "");
     nsx_fz_verdict v = {0};
     int judged = 0;
     if (o->out_dir) {
@@ -261,7 +262,25 @@ int nsx_fuzz_run(const nsx_kernel *k, const nsx_fuzz_opts *o, nsx_fuzz_summary *
         nsx_fz_draw d;
         char text[800];
         const double t_problem = now();
-        nsx_fz_draw_steered(nsx_fz_problem_seed(o->seed, idx), k->info, &m, o->steer, &d);
+        const uint64_t pseed = nsx_fz_problem_seed(o->seed, idx);
+        const int bwd = nsx_fz_bwd_pick(pseed, o->bwd, k->info);
+        nsx_kernel_info bwd_info;
+        /* backward problems keep to the small class, whatever --shapes says: their
+           references (MPFR, the gradient loop of fuzz/dref_bwd.c) are sized for it
+           (docs/FUZZING.md 11) */
+        nsx_fz_steer bwd_steer;
+        const nsx_fz_steer *steer = o->steer;
+        if (bwd) {
+            if (steer)
+                bwd_steer = *steer;
+            else
+                nsx_fz_steer_default(&bwd_steer);
+            bwd_steer.shapes = NSX_FZ_SMALL;
+            steer = &bwd_steer;
+        }
+        nsx_fz_draw_steered(pseed, bwd ? nsx_fz_bwd_info(k->info, &bwd_info) : k->info, &m, steer, &d);
+        if (bwd)
+            nsx_fz_draw_bwd(&d);
         nsx_fz_draw_text(&d, text, sizeof text);
         s->rejected += (uint64_t)d.rejected;
         nsx_fz_case c;
@@ -312,6 +331,7 @@ int nsx_fuzz_run(const nsx_kernel *k, const nsx_fuzz_opts *o, nsx_fuzz_summary *
             s->skipped++;
         else
             tally(s, &c, &d, &v, idx);
+        s->bwd += (uint64_t)v.bwd;
         if (o->log && o->verbose)
             fprintf(o->log, "%s problem %" PRIu64 ": %s%s%s\n",
                     v.status == NSX_FZ_PASS ? "pass" : v.status == NSX_FZ_SKIP ? "skip" : "FAIL", idx, text,
@@ -351,6 +371,9 @@ int nsx_fuzz_run(const nsx_kernel *k, const nsx_fuzz_opts *o, nsx_fuzz_summary *
                 s->nfail ? "FAIL" : s->mpfr + s->loop ? "PASS" : "NOTHING JUDGED (not a pass)");
         fprintf(o->log, "nsimplex fuzz: %" PRIu64 " problems carried leak pairs, probes or batch copies, %" PRIu64
                         " the head permutation\n", s->pairs, s->heads);
+        if (nsx_kernel_backward_order(k->info) && o->bwd != NSX_FZ_BWD_NONE)
+            fprintf(o->log, "nsimplex fuzz: %" PRIu64 " problems had their gradients judged (the backward pass)\n",
+                    s->bwd);
         if (s->cut)
             fprintf(o->log,
                     "nsimplex fuzz: problem %" PRIu64 " was stopped at the end of the budget, inside the kernel's "

@@ -31,6 +31,20 @@ static int write_candidate(const char *path, const nsx_problem *p, const nsx_fz_
     int rc = nsx_st_add_f64(&st, "o", dt, 4, oshape, v->o, err);
     if (!rc && v->has_lse)
         rc = nsx_st_add_f64(&st, "lse", dt, 3, lshape, v->lse, err);
+    /* a backward case's gradients (float32: exact in F32) */
+    if (!rc && v->bwd && v->dq) {
+        const int64_t qshape[4] = {p->B, p->L, p->H, p->d}, kshape[4] = {p->B, p->L, p->Hkv, p->d},
+                      vshape[4] = {p->B, p->L, p->Hkv, p->dv};
+        char name[8];
+        rc = nsx_st_add_f64(&st, "dq", NSX_DTYPE_F32, 4, qshape, v->dq, err);
+        for (int m = 0; m < p->n && !rc; m++) {
+            snprintf(name, sizeof name, "dk%d", m + 1);
+            rc = nsx_st_add_f64(&st, name, NSX_DTYPE_F32, 4, kshape, v->dk[m], err);
+            snprintf(name, sizeof name, "dv%d", m + 1);
+            if (!rc)
+                rc = nsx_st_add_f64(&st, name, NSX_DTYPE_F32, 4, vshape, v->dv[m], err);
+        }
+    }
     if (!rc)
         rc = nsx_st_set_meta(&st, "nsimplex.model", nsx_model_format(m, model, sizeof model), err);
     if (!rc && k->info->name)
@@ -74,7 +88,7 @@ int nsx_fz_save(const char *dir, const char *stem, const nsx_kernel *k, const ns
                 return rc;
             saved_cand = 1;
         }
-        *replays = saved_cand && v->status == NSX_FZ_FAIL && (v->kinds & (NSX_FZ_PAIR | NSX_FZ_EMPTY | NSX_FZ_BOUND));
+        *replays = saved_cand && v->status == NSX_FZ_FAIL && (v->kinds & (NSX_FZ_PAIR | NSX_FZ_EMPTY | NSX_FZ_BOUND | NSX_FZ_GRAD));
     } else {
         snprintf(why, sizeof why, "%s", v->note);
     }
@@ -98,6 +112,10 @@ int nsx_fz_save(const char *dir, const char *stem, const nsx_kernel *k, const ns
             fprintf(f, "  %s\n", v->note);
         if (*replays)
             fprintf(f, "replay: nsimplex check %s %s   (exit 1: the failure)\n", vec, cand);
+        else if (v->kinds & (NSX_FZ_GRAD | NSX_FZ_GRAD_PROBE))
+            fprintf(f, "the failure is in the backward pass: the vector holds do and the expected gradients\n"
+                       "(flag Backward), the candidate the kernel's dq, dk1.., dv1..; reproduce with the\n"
+                       "command above\n");
         else if (v->kinds & NSX_FZ_HEADS)
             fprintf(f, "the failure is the head permutation, which `check` does not see (it judges one run);\n"
                        "the candidate is the unpermuted run; reproduce with the command above\n");

@@ -513,6 +513,8 @@ int nsx_fz_case_reshape(const nsx_fz_case *src, const nsx_fz_shape *s, nsx_fz_ca
     }
     if (!rc && nsx_instance_alloc(&dst->b, &p))
         rc = nsx_err_set(err, NSX_E_NOMEM, "fuzz: out of memory");
+    else if (!rc && src->b.dout && nsx_instance_alloc_grads(&dst->b)) /* a backward case's do */
+        rc = nsx_err_set(err, NSX_E_NOMEM, "fuzz: out of memory");
     if (rc) {
         free(P), free(inv);
         return rc;
@@ -523,6 +525,7 @@ int nsx_fz_case_reshape(const nsx_fz_case *src, const nsx_fz_shape *s, nsx_fz_ca
         dst->r.ties = dst->r.invalid = dst->r.empty = 0;
     dst->heads = src->heads;
     dst->seed = src->seed;
+    dst->bwd = src->bwd;
 
     /* the values */
     for (int b = 0; b < p.B; b++) {
@@ -533,6 +536,9 @@ int nsx_fz_case_reshape(const nsx_fz_case *src, const nsx_fz_shape *s, nsx_fz_ca
                 int sh = h / s->G * G0 + h % s->G; /* kv head h / G', member h % G' */
                 memcpy(dst->b.q + nsx_q_at(&p, b, i, h, 0), src->b.q + nsx_q_at(sp, sb, si, sh, 0),
                        (size_t)p.d * sizeof(double));
+                if (dst->b.dout)
+                    memcpy(dst->b.dout + nsx_o_at(&p, b, i, h, 0), src->b.dout + nsx_o_at(sp, sb, si, sh, 0),
+                           (size_t)p.dv * sizeof(double));
             }
             for (int m = 0; m < p.n; m++)
                 for (int g = 0; g < p.Hkv; g++) {

@@ -259,19 +259,25 @@ static float *to_f32(const double *x, size_t count)
 typedef struct iso_status {
     volatile int done, rc;   /* the call returned rc */
     volatile int guard;      /* 1: the child faulted on a guard page */
-    volatile long off;       /* ... at this element offset from o */
+    volatile int buf;        /* ... next to this buffer */
+    volatile long off;       /* ... at this element offset from its start */
 } iso_status;
 
-/* The shared mapping: [status][guard][slack, o][guard]([slack, lse][guard]).
-   Each buffer ends where its guard page begins; the slack before it holds
-   CANARY bytes. */
+/* The shared mapping: [status][guard] then per output buffer
+   [slack, buffer][guard].  Each buffer ends where its guard page begins;
+   the slack before it holds CANARY bytes.  Buffer 0 is o (forward) or dq
+   (backward). */
+#define ISO_MAX_BUFS (2 * NSX_MAX_ORDER + 3)
 typedef struct iso_map {
     const char *name_o, *name_lse; /* the buffers' names in messages (o, lse; scores, sel) */
     unsigned char *base;
     size_t len, page;
-    float *o, *lse;
-    size_t o_count, lse_count;
-    unsigned char *o_slack, *lse_slack; /* where each region begins */
+    int nbuf;
+    float *buf[ISO_MAX_BUFS];
+    size_t count[ISO_MAX_BUFS];
+    unsigned char *slack[ISO_MAX_BUFS]; /* where each region begins */
+    unsigned char *end[ISO_MAX_BUFS];   /* its guard page */
+    const char *name[ISO_MAX_BUFS];
 } iso_map;
 
 #define CANARY 0xa5
@@ -281,12 +287,15 @@ static size_t round_up(size_t n, size_t page)
     return (n + page - 1) / page * page;
 }
 
-static int iso_map_open(iso_map *mp, size_t o_count, size_t lse_count)
+/* Maps nbuf buffers of count[x] floats (a count of 0 gets no buffer). */
+static int iso_map_open(iso_map *mp, int nbuf, const size_t *count, const char *const *name)
 {
     memset(mp, 0, sizeof *mp);
     size_t page = (size_t)sysconf(_SC_PAGESIZE);
-    size_t ro = round_up(o_count * sizeof(float), page), rl = round_up(lse_count * sizeof(float), page);
-    size_t len = 3 * page + ro + (lse_count ? rl + page : 0);
+    size_t len = 2 * page;
+    for (int x = 0; x < nbuf; x++)
+        if (count[x])
+            len += round_up(count[x] * sizeof(float), page) + page;
     void *base = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (base == MAP_FAILED)
         return -1;
@@ -295,32 +304,33 @@ static int iso_map_open(iso_map *mp, size_t o_count, size_t lse_count)
     mp->base = base;
     mp->len = len;
     mp->page = page;
-    mp->o_slack = mp->base + 2 * page;
-    mp->o = (float *)(mp->o_slack + ro) - o_count;
-    mp->o_count = o_count;
-    int bad = mprotect(mp->base + page, page, PROT_NONE) || mprotect(mp->o_slack + ro, page, PROT_NONE);
-    if (lse_count) {
-        mp->lse_slack = mp->o_slack + ro + page;
-        mp->lse = (float *)(mp->lse_slack + rl) - lse_count;
-        mp->lse_count = lse_count;
-        bad |= mprotect(mp->lse_slack + rl, page, PROT_NONE);
+    mp->nbuf = nbuf;
+    int bad = mprotect(mp->base + page, page, PROT_NONE);
+    unsigned char *at = mp->base + 2 * page;
+    for (int x = 0; x < nbuf; x++) {
+        mp->name[x] = name[x];
+        if (!count[x])
+            continue;
+        size_t r = round_up(count[x] * sizeof(float), page);
+        mp->slack[x] = at;
+        mp->end[x] = at + r;
+        mp->buf[x] = (float *)(at + r) - count[x];
+        mp->count[x] = count[x];
+        bad |= mprotect(at + r, page, PROT_NONE);
+        /* slack: canaries; outputs: all-ones NaNs, so an element the kernel
+           does not write is a NaN the oracle fails */
+        memset(mp->slack[x], CANARY, (size_t)((unsigned char *)mp->buf[x] - mp->slack[x]));
+        memset(mp->buf[x], 0xff, count[x] * sizeof(float));
+        at += r + page;
     }
     if (bad) {
         munmap(base, len);
         return -1;
     }
-    /* slack: canaries; outputs: all-ones NaNs, so an element the kernel
-       does not write is a NaN the oracle fails */
-    memset(mp->o_slack, CANARY, (size_t)((unsigned char *)mp->o - mp->o_slack));
-    memset(mp->o, 0xff, o_count * sizeof(float));
-    if (lse_count) {
-        memset(mp->lse_slack, CANARY, (size_t)((unsigned char *)mp->lse - mp->lse_slack));
-        memset(mp->lse, 0xff, lse_count * sizeof(float));
-    }
     return 0;
 }
 
-/* The element offset from o of the lowest changed canary byte, or 0. */
+/* The element offset from buf of the lowest changed canary byte, or 0. */
 static long canary_hit(const unsigned char *slack, const float *buf, const char **which)
 {
     for (const unsigned char *x = slack; x < (const unsigned char *)buf; x++)
@@ -342,22 +352,24 @@ static void child_fault(int sig, siginfo_t *si, void *uc)
     iso_status *st = (iso_status *)mp->base;
     if (si->si_code > 0 && a >= lo && a < hi) { /* a fault, not a signal sent */
         st->guard = 1;
-        st->off = (long)((a - (unsigned char *)mp->o) / (long)sizeof(float));
+        /* the buffer whose guard page (or slack) holds a: the last one
+           that begins at or before it */
+        int x = 0;
+        for (int y = 0; y < mp->nbuf; y++)
+            if (mp->count[y] && mp->slack[y] <= a)
+                x = y;
+        st->buf = x;
+        st->off = mp->buf[x] ? (long)((a - (unsigned char *)mp->buf[x]) / (long)sizeof(float)) : 0;
     }
     /* SA_RESETHAND: the default action again; the signal, blocked in the
        handler, ends the process once it returns (and a fault would recur) */
     raise(sig);
 }
 
-/* One call of the kernel: the forward (kp, io) or the indexer (ip, iio). */
-typedef struct iso_call {
-    const nsx_kernel_problem *kp;
-    const nsx_kernel_io *io;
-    const nsx_indexer_problem *ip;
-    const nsx_indexer_io *iio;
-} iso_call;
+/* The call a child makes: the kernel's forward or backward. */
+typedef int (*iso_call_fn)(const void *ctx);
 
-static void child_run(const nsx_kernel *k, const iso_call *call, iso_map *mp)
+static void child_run(iso_call_fn call, const void *ctx, iso_map *mp)
 {
     /* no core file per crashing call (a shrink makes hundreds) */
     const struct rlimit nocore = {0, 0};
@@ -374,14 +386,14 @@ static void child_run(const nsx_kernel *k, const iso_call *call, iso_map *mp)
     sigaction(SIGSEGV, &sa, NULL);
     sigaction(SIGBUS, &sa, NULL);
     iso_status *st = (iso_status *)mp->base;
-    st->rc = call->ip ? nsx_kernel_index(k, call->ip, call->iio) : nsx_kernel_call(k, call->kp, call->io);
+    st->rc = call(ctx);
     st->done = 1;
     _exit(0);
 }
 
 /* One call in a child process: 0 with *r the kernel's return value, or
    NSX_E_KERNEL_ERROR with k->iso->fault set, or NSX_E_NOMEM. */
-static int isolated_call(const nsx_kernel *k, const iso_call *call, iso_map *mp, int *r, nsx_err *err)
+static int isolated_call(const nsx_kernel *k, iso_call_fn call, const void *ctx, iso_map *mp, int *r, nsx_err *err)
 {
     nsx_kernel_iso *iso = k->iso;
     iso_status *st = (iso_status *)mp->base;
@@ -396,7 +408,7 @@ static int isolated_call(const nsx_kernel *k, const iso_call *call, iso_map *mp,
     if (pid < 0)
         return nsx_err_set(err, NSX_E_NOMEM, "kernel: cannot fork a process for the call: %s", strerror(errno));
     if (pid == 0)
-        child_run(k, call, mp);
+        child_run(call, ctx, mp);
     const double t0 = nsx_kernel_clock();
     double end = t0 + iso->timeout;
     int cut = iso->deadline > 0 && iso->deadline < end;
@@ -435,14 +447,16 @@ static int isolated_call(const nsx_kernel *k, const iso_call *call, iso_map *mp,
         iso->fault = NSX_KFAULT_OVERFLOW;
         iso->sig = WTERMSIG(status);
         off = st->off;
-        if (off >= 0 && (size_t)off < mp->o_count + mp->page / sizeof(float))
+        int x = st->buf >= 0 && st->buf < mp->nbuf ? st->buf : 0;
+        const char *nm = mp->name[x];
+        if (off >= 0 && (size_t)off < mp->count[x] + mp->page / sizeof(float))
             return nsx_err_set(err, NSX_E_KERNEL_ERROR,
                                "wrote outside its outputs: %s[%ld], past the end of %s (%s has %zu): "
                                "SIG%s on a guard page",
-                               mp->name_o, off, mp->name_o, mp->name_o, mp->o_count, sigabbrev_np(iso->sig));
+                               nm, off, nm, nm, mp->count[x], sigabbrev_np(iso->sig));
         return nsx_err_set(err, NSX_E_KERNEL_ERROR,
-                           "wrote outside its outputs: a guard page around %s and %s (%s[%ld]): SIG%s", mp->name_o,
-                           mp->name_lse, mp->name_o, off, sigabbrev_np(iso->sig));
+                           "wrote outside its outputs: a guard page around its outputs (%s[%ld]): SIG%s", nm, off,
+                           sigabbrev_np(iso->sig));
     }
     if (WIFSIGNALED(status)) {
         iso->fault = NSX_KFAULT_SIGNAL;
@@ -457,18 +471,28 @@ static int isolated_call(const nsx_kernel *k, const iso_call *call, iso_map *mp,
                            "the process exited inside the call (exit status %d), without returning",
                            WEXITSTATUS(status));
     }
-    const char *buf = mp->name_o;
-    if (!(off = canary_hit(mp->o_slack, mp->o, &which)) && mp->lse) {
-        buf = mp->name_lse;
-        off = canary_hit(mp->lse_slack, mp->lse, &which);
-    }
-    if (off) {
+    for (int x = 0; x < mp->nbuf; x++) {
+        if (!mp->count[x] || !(off = canary_hit(mp->slack[x], mp->buf[x], &which)))
+            continue;
         iso->fault = NSX_KFAULT_OVERFLOW;
-        return nsx_err_set(err, NSX_E_KERNEL_ERROR, "wrote outside its outputs: %s[%ld], %s the start of %s", buf,
-                           off, which, buf);
+        return nsx_err_set(err, NSX_E_KERNEL_ERROR, "wrote outside its outputs: %s[%ld], %s the start of %s",
+                           mp->name[x], off, which, mp->name[x]);
     }
     *r = st->rc;
     return 0;
+}
+
+/* The forward call of a child. */
+typedef struct fwd_call {
+    const nsx_kernel *k;
+    const nsx_kernel_problem *kp;
+    const nsx_kernel_io *io;
+} fwd_call;
+
+static int call_forward(const void *ctx)
+{
+    const fwd_call *c = ctx;
+    return nsx_kernel_call(c->k, c->kp, c->io);
 }
 
 int nsx_kernel_run(const nsx_kernel *k, const nsx_problem *p, const nsx_inputs *in, const int32_t *sel,
@@ -491,10 +515,12 @@ int nsx_kernel_run(const nsx_kernel *k, const nsx_problem *p, const nsx_inputs *
     iso_map mp = {0};
     float *fo, *fl;
     if (k->iso) {
-        if (iso_map_open(&mp, nsx_o_size(p), *has_lse ? nsx_lse_size(p) : 0))
+        const size_t counts[2] = {nsx_o_size(p), *has_lse ? nsx_lse_size(p) : 0};
+        const char *const names[2] = {"o", "lse"};
+        if (iso_map_open(&mp, 2, counts, names))
             rc = nsx_err_set(err, NSX_E_NOMEM, "kernel: cannot map the shared outputs: %s", strerror(errno));
-        fo = mp.o;
-        fl = mp.lse;
+        fo = mp.buf[0];
+        fl = mp.buf[1];
     } else {
         fo = buf[nbuf++] = malloc(nsx_o_size(p) * sizeof *fo);
         fl = buf[nbuf++] = *has_lse ? malloc(nsx_lse_size(p) * sizeof *fl) : NULL;
@@ -506,8 +532,9 @@ int nsx_kernel_run(const nsx_kernel *k, const nsx_problem *p, const nsx_inputs *
         io.o = fo;
         io.lse = fl;
         int r = 0;
+        fwd_call call = {k, &kp, &io};
         if (k->iso)
-            rc = isolated_call(k, &(iso_call){&kp, &io, NULL, NULL}, &mp, &r, err);
+            rc = isolated_call(k, call_forward, &call, &mp, &r, err);
         else
             r = nsx_kernel_call(k, &kp, &io);
         if (rc)
@@ -528,6 +555,20 @@ int nsx_kernel_run(const nsx_kernel *k, const nsx_problem *p, const nsx_inputs *
     if (mp.base)
         munmap(mp.base, mp.len);
     return rc;
+}
+
+/* ---- the indexer --------------------------------------------------------- */
+
+typedef struct idx_call {
+    const nsx_kernel *k;
+    const nsx_indexer_problem *ip;
+    const nsx_indexer_io *iio;
+} idx_call;
+
+static int call_indexer(const void *ctx)
+{
+    const idx_call *c = ctx;
+    return nsx_kernel_index(c->k, c->ip, c->iio);
 }
 
 int nsx_kernel_run_indexer(const nsx_kernel *k, const nsx_problem *p, const nsx_inputs *in, int32_t *sel,
@@ -556,12 +597,12 @@ int nsx_kernel_run_indexer(const nsx_kernel *k, const nsx_problem *p, const nsx_
     int rc = 0;
     if (k->iso) {
         /* scores in the first region, sel (int32, the size of a float) in the second */
-        if (iso_map_open(&mp, scores ? LL : 1, sel ? nsel : 0))
+        const size_t counts[2] = {scores ? LL : 1, sel ? nsel : 0};
+        const char *const names[2] = {"scores", "sel"};
+        if (iso_map_open(&mp, 2, counts, names))
             rc = nsx_err_set(err, NSX_E_NOMEM, "kernel: cannot map the shared outputs: %s", strerror(errno));
-        mp.name_o = "scores";
-        mp.name_lse = "sel";
-        fs = scores ? mp.o : NULL;
-        is = sel ? (int32_t *)(void *)mp.lse : NULL;
+        fs = scores ? mp.buf[0] : NULL;
+        is = sel ? (int32_t *)(void *)mp.buf[1] : NULL;
     } else {
         fs = scores ? malloc(LL * sizeof *fs) : NULL;
         is = sel ? malloc(nsel * sizeof *is) : NULL;
@@ -578,8 +619,9 @@ int nsx_kernel_run_indexer(const nsx_kernel *k, const nsx_problem *p, const nsx_
     if (!rc) {
         const nsx_indexer_io iio = {q, kk, w, fs, is};
         int r = 0;
+        const idx_call call = {k, &ip, &iio};
         if (k->iso)
-            rc = isolated_call(k, &(iso_call){NULL, NULL, &ip, &iio}, &mp, &r, err);
+            rc = isolated_call(k, call_indexer, &call, &mp, &r, err);
         else
             r = nsx_kernel_index(k, &ip, &iio);
         if (rc)
@@ -604,5 +646,115 @@ int nsx_kernel_run_indexer(const nsx_kernel *k, const nsx_problem *p, const nsx_
         free(fs);
         free(is);
     }
+    return rc;
+}
+
+/* ---- the backward pass ----------------------------------------------------- */
+
+typedef struct bwd_call {
+    const nsx_kernel *k;
+    const nsx_kernel_problem *kp;
+    const nsx_kernel_bwd_io *io;
+} bwd_call;
+
+static int call_backward(const void *ctx)
+{
+    const bwd_call *c = ctx;
+    const nsx_kernel *k = c->k;
+    return k->backward ? k->backward(c->kp, c->io) : nsx_simd_backward_isa(c->kp, c->io, k->threads, k->isa);
+}
+
+int nsx_kernel_run_backward(const nsx_kernel *k, const nsx_problem *p, const nsx_inputs *in, const int32_t *sel,
+                            const double *o, const double *lse, int has_lse, double *dq, double *const *dk,
+                            double *const *dv, nsx_err *err)
+{
+    char why[200];
+    if (nsx_kernel_supports_bwd(k->info, p, why, sizeof why))
+        return nsx_err_set(err, NSX_E_UNSUPPORTED, "unsupported problem: %s", why);
+    nsx_kernel_problem kp;
+    nsx_problem_to_kernel(p, sel, &kp);
+    const int n = p->n;
+    /* inputs */
+    float *in_buf[2 * NSX_MAX_ORDER + 4] = {0};
+    int nin = 0, rc = 0;
+    nsx_kernel_bwd_io io = {0};
+    io.q = in_buf[nin++] = to_f32(in->q, nsx_q_size(p));
+    for (int m = 0; m < n; m++) {
+        io.k[m] = in_buf[nin++] = to_f32(in->k[m], nsx_k_size(p));
+        io.v[m] = in_buf[nin++] = to_f32(in->v[m], nsx_v_size(p));
+    }
+    io.o = in_buf[nin++] = to_f32(o, nsx_o_size(p));
+    io.dout = in_buf[nin++] = to_f32(in->dout, nsx_o_size(p));
+    if (has_lse)
+        io.lse = in_buf[nin++] = to_f32(lse, nsx_lse_size(p));
+    for (int t = 0; t < nin; t++)
+        if (!in_buf[t])
+            rc = nsx_err_set(err, NSX_E_NOMEM, "kernel: out of memory");
+    /* outputs: dq, dk1, dv1, ..., dkn, dvn */
+    const int nout = 1 + 2 * n;
+    size_t counts[ISO_MAX_BUFS] = {0};
+    const char *names[ISO_MAX_BUFS] = {"dq"};
+    static const char *const knames[NSX_MAX_ORDER] = {"dk1", "dk2", "dk3", "dk4", "dk5", "dk6", "dk7", "dk8"};
+    static const char *const vnames[NSX_MAX_ORDER] = {"dv1", "dv2", "dv3", "dv4", "dv5", "dv6", "dv7", "dv8"};
+    counts[0] = nsx_q_size(p);
+    for (int m = 0; m < n; m++) {
+        counts[1 + 2 * m] = nsx_k_size(p);
+        counts[2 + 2 * m] = nsx_v_size(p);
+        names[1 + 2 * m] = knames[m];
+        names[2 + 2 * m] = vnames[m];
+    }
+    iso_map mp = {0};
+    float *out[ISO_MAX_BUFS] = {0};
+    int owned = 0;
+    if (!rc && k->iso) {
+        if (iso_map_open(&mp, nout, counts, names))
+            rc = nsx_err_set(err, NSX_E_NOMEM, "kernel: cannot map the shared outputs: %s", strerror(errno));
+        for (int x = 0; !rc && x < nout; x++)
+            out[x] = mp.buf[x];
+    } else if (!rc) {
+        owned = 1;
+        for (int x = 0; x < nout; x++) {
+            out[x] = malloc((counts[x] ? counts[x] : 1) * sizeof(float));
+            if (!out[x])
+                rc = nsx_err_set(err, NSX_E_NOMEM, "kernel: out of memory");
+            else /* all-ones NaNs: an element not written fails */
+                memset(out[x], 0xff, counts[x] * sizeof(float));
+        }
+    }
+    if (!rc) {
+        io.dq = out[0];
+        for (int m = 0; m < n; m++) {
+            io.dk[m] = out[1 + 2 * m];
+            io.dv[m] = out[2 + 2 * m];
+        }
+        int r = 0;
+        bwd_call call = {k, &kp, &io};
+        if (k->iso)
+            rc = isolated_call(k, call_backward, &call, &mp, &r, err);
+        else
+            r = call_backward(&call);
+        if (rc)
+            ;
+        else if (r == NSX_KERNEL_UNSUPPORTED)
+            rc = nsx_err_set(err, NSX_E_KERNEL_REFUSED, "unsupported problem: the kernel's backward returned 1");
+        else if (r != NSX_KERNEL_OK)
+            rc = nsx_err_set(err, NSX_E_KERNEL_ERROR, "the kernel's backward returned error %d", r);
+    }
+    if (!rc) {
+        for (size_t t = 0; t < counts[0]; t++)
+            dq[t] = out[0][t];
+        for (int m = 0; m < n; m++) {
+            for (size_t t = 0; t < counts[1 + 2 * m]; t++)
+                dk[m][t] = out[1 + 2 * m][t];
+            for (size_t t = 0; t < counts[2 + 2 * m]; t++)
+                dv[m][t] = out[2 + 2 * m][t];
+        }
+    }
+    for (int t = 0; t < nin; t++)
+        free(in_buf[t]);
+    for (int x = 0; owned && x < nout; x++)
+        free(out[x]);
+    if (mp.base)
+        munmap(mp.base, mp.len);
     return rc;
 }

@@ -120,6 +120,19 @@ int nsx_kernel_run(const nsx_kernel *k, const nsx_problem *p, const nsx_inputs *
                    double *o, double *lse, int *has_lse, nsx_err *err);
 
 /*
+ * The backward pass of k (it has one: k->backward) on p, after its forward
+ * pass gave o [B,L,H,dv] and lse [B,H,L] (has_lse 0: no lse; both float32
+ * values held as binary64, passed back exactly), with the upstream
+ * gradient in->dout.  Writes dq [B,L,H,d], dk[m] [B,L,Hkv,d], dv[m]
+ * [B,L,Hkv,dv] (m < n), decoded exactly from float32.  Isolated like
+ * nsx_kernel_run (the buffers dq, dk1.., dv1.. between guard pages).  The
+ * same returns as nsx_kernel_run.
+ */
+int nsx_kernel_run_backward(const nsx_kernel *k, const nsx_problem *p, const nsx_inputs *in, const int32_t *sel,
+                            const double *o, const double *lse, int has_lse, double *dq, double *const *dk,
+                            double *const *dv, nsx_err *err);
+
+/*
  * Runs k's indexer (nsx_kernel_indexer) on p's indexer inputs (binary64,
  * converted to float32), isolated like nsx_kernel_run when k->iso is set.
  * Writes scores [B,L,L] (decoded from float32; entries the kernel did not

@@ -4,7 +4,8 @@
 # Makefile into build/mutants/NAME/libnsimplex_simd.so (a kernel behind the
 # ABI), and fuzzed with `nsimplex fuzz --kernel` for at most BUDGET seconds.
 # Then the unmutated kernel is fuzzed for the same budget and must stay
-# clean.  Prints a table: caught or not, seconds to detect, the shrunk case.
+# clean.  Backward mutants (bwd_*.patch, docs/FUZZING.md 11.4) are fuzzed
+# with --bwd, and the unmutated kernel then with --bwd too.  Prints a table: caught or not, seconds to detect, the shrunk case.
 #
 #   sh fuzz/mutants/run.sh [NAME...]      (make mutants runs them all)
 #
@@ -60,8 +61,10 @@ run_one() { # name so seed shrink -> $OUT/name/SEED.{log,rc}
     name=$1 so=$2 seed=$3 shrink=$4 dir=$OUT/$1
     mkdir -p "$dir/out-$seed"
     set +e
+    # backward mutants (bwd_*) and the clean backward runs: backward problems only
+    case $name in bwd_*|clean-bwd) bwd=--bwd ;; *) bwd= ;; esac
     "$PROG" fuzz --kernel "$so" --seconds "$BUDGET" --seed "$seed" --shrink-seconds "$shrink" \
-        --progress 0 --out "$dir/out-$seed" >"$dir/$seed.log" 2>&1
+        --progress 0 --out "$dir/out-$seed" $bwd >"$dir/$seed.log" 2>&1
     echo "$?" >"$dir/$seed.rc"
     set -e
 }
@@ -109,6 +112,18 @@ for seed in $SEEDS; do
     printf '%-22s %-7s %s\n' "(unmutated)" "$([ "$rc" = 0 ] && echo clean || echo FAILED)" "$summary"
     [ "$rc" = 0 ] || dirty=$((dirty + 1))
 done
+
+# ---- the unmutated backward, same budget, every seed, when a backward mutant ran
+case " $names " in *" bwd_"*)
+    mkdir -p "$OUT/clean-bwd"
+    for seed in $SEEDS; do
+        run_one clean-bwd "$CLEAN_SO" "$seed" "$SHRINK"
+        rc=$(cat "$OUT/clean-bwd/$seed.rc")
+        summary=$(grep '^nsimplex fuzz: seed' "$OUT/clean-bwd/$seed.log" | tail -1)
+        printf '%-22s %-7s %s\n' "(unmutated, --bwd)" "$([ "$rc" = 0 ] && echo clean || echo FAILED)" "$summary"
+        [ "$rc" = 0 ] || dirty=$((dirty + 1))
+    done ;;
+esac
 
 count=$(printf '%s\n' $names | wc -l)
 echo "mutants: $((count - missed)) of $count caught within ${BUDGET} s on every seed ($SEEDS), median $(median $all_times) s to detect over all runs; logs under $OUT/"
