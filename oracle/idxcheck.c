@@ -49,7 +49,7 @@ static void judge_scores(const nsx_problem *p, const nsx_model *m, int b, int i,
         double e = fabs(c - s);
         double ratio = bound > 0 ? e / bound : (e > 0 ? INFINITY : 0.0);
         rep->s_judged++;
-        int bad = !isfinite(c) || e > bound;
+        int bad = !isfinite(c) || !(e <= bound); /* a NaN bound is a failure, never a pass */
         if (!isfinite(c))
             ratio = INFINITY;
         nsx_check_worst *w = &rep->worst_s;

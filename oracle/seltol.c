@@ -208,7 +208,9 @@ int nsx_bound_sel_tol(nsx_bound_ctx *ctx, int b, int i, double *tol, nsx_err *er
             if (!nsx_ref_is_candidate(p, i, j))
                 continue;
             double a = exp(x[j] - xmax) / z * up;
-            double ea = a * rel + 4.0 * Nc * k.fa.lambda;
+            /* rel = inf (a score error beyond exp's range) allows any weight, also
+               where the binary64 weight underflowed to 0: 0 * inf would be NaN */
+            double ea = isinf(rel) ? INFINITY : a * rel + 4.0 * Nc * k.fa.lambda;
             tol[j] += gS * wa * (a + ea) + wa * ea;
         }
     }

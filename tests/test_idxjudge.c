@@ -357,6 +357,29 @@ START_TEST(fuzz_cli_saves_a_failure_check_replays)
 }
 END_TEST
 
+/* Seed 1's problem 4618 (n=1 L=20 act=softmax dist=heavy iblocks=7): a softmax head whose score
+   errors exceed exp's range, where a binary64 weight underflows to 0.  Its tolerance was
+   0 * inf = NaN, and a NaN bound let every score pass with a ratio of inf; the tolerance is now
+   infinite there (no claim) and a NaN bound fails. */
+START_TEST(softmax_underflow_gives_no_nan_bound)
+{
+    const char *so = getenv("NSX_SIMD_SO");
+    char lib[600], out[600];
+    snprintf(lib, sizeof lib, "%s", so ? so : "build/libnsimplex_simd.so");
+    snprintf(out, sizeof out, "%s/idxj_nan_out", tmp_dir());
+    cli_result r;
+    const char *fz[] = {"fuzz", "--indexer", "--kernel", lib, "--seed", "1", "--start", "4618", "--count", "1",
+                        "--progress", "0", "--out", out, NULL};
+    ck_assert_int_eq(cli_run(&r, fz), 0);
+    ck_assert_msg(r.status == 0, "%s%s", r.out, r.err);
+    const char *w = strstr(r.out, "worst score error/bound ");
+    ck_assert_msg(w != NULL, "%s%s", r.out, r.err);
+    double ratio = strtod(w + strlen("worst score error/bound "), NULL);
+    ck_assert_msg(isfinite(ratio) && ratio <= 1, "%s", r.out);
+    cli_result_free(&r);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("idxjudge");
@@ -368,6 +391,7 @@ int main(void)
     tcase_add_test(tc, fuzz_indexer_simd_and_fp8_kernels);
     tcase_add_test(tc, check_cli_indexer_candidates);
     tcase_add_test(tc, fuzz_cli_saves_a_failure_check_replays);
+    tcase_add_test(tc, softmax_underflow_gives_no_nan_bound);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
