@@ -18,7 +18,7 @@
 #define NR 16
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
 
-/* exp(x) for x <= 0: a deliberate copy of simd/fwd_avx2.c's exp256 (the
+/* exp(x) for x <= 0: a deliberate copy of simd/vmath_avx2.h's exp256 (the
    indexer is an independent implementation); below -87.33 it returns
    about 1e-38 instead of a smaller number. */
 ALWAYS_INLINE __m256 exp256(__m256 x)
