@@ -155,7 +155,7 @@ $(BUILD)/tests/kernels/fp8_%.so: tests/kernels/fp8idx.c include/nsimplex/kernel.
 check: $(PROG) $(SIMD_SO) $(SIMD_BF16_SO) $(SO) $(TESTS) $(FAULT_SO) $(FP8_SO) $(BWDK_SO)
 	@mkdir -p $(BUILD)/tmp
 	@fail=0; for t in $(TESTS); do \
-	    NSX_BIN=$(CURDIR)/$(PROG) NSX_SIMD_SO=$(CURDIR)/$(SIMD_SO) \
+	    NSX_BIN=$(CURDIR)/$(PROG) NSX_SIMD_SO=$(CURDIR)/$(SIMD_SO) NSX_SIMD_BF16_SO=$(CURDIR)/$(SIMD_BF16_SO) \
 	    NSX_TEST_KERNELS=$(CURDIR)/$(BUILD)/tests/kernels \
 	    NSX_TMP=$(CURDIR)/$(BUILD)/tmp $$t || fail=1; \
 	done; \
