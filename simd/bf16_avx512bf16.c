@@ -25,6 +25,15 @@
 #define NR 32
 #include "simd/vmath_avx512.h"
 
+/* acc + VDPBF16PS(k, broadcast(*p)), the broadcast folded into the
+   instruction's memory operand ({1to16}), as vmath_avx512.h's fma_bcast
+   does for the FMA: GCC otherwise hoists it into its own instruction. */
+ALWAYS_INLINE __m512 dp_bcast(__m512 acc, __m512bh k, const uint32_t *p)
+{
+    __asm__("vdpbf16ps %2%{1to16%}, %1, %0" : "+v"(acc) : "v"(k), "m"(*p));
+    return acc;
+}
+
 /* s[r][h] = the VDPBF16PS chain of u[r] against kp's keys 16h .. 16h+15,
    for H halves (1 or 2). */
 ALWAYS_INLINE void scores(const nsx_bf16_tile *t, __m512 s[MR][2], const int H)
@@ -40,10 +49,9 @@ ALWAYS_INLINE void scores(const nsx_bf16_tile *t, __m512 s[MR][2], const int H)
         __m512bh k1 = H == 2 ? (__m512bh)_mm512_loadu_si512(k + 16) : k0;
 #pragma GCC unroll 8
         for (int r = 0; r < MR; r++) {
-            __m512bh a = (__m512bh)_mm512_set1_epi32((int)u[r * d2 + p]);
-            s[r][0] = _mm512_dpbf16_ps(s[r][0], a, k0);
+            s[r][0] = dp_bcast(s[r][0], k0, u + r * d2 + p);
             if (H == 2)
-                s[r][1] = _mm512_dpbf16_ps(s[r][1], a, k1);
+                s[r][1] = dp_bcast(s[r][1], k1, u + r * d2 + p);
         }
     }
 }
