@@ -19,8 +19,9 @@
  * Variants, as the ISAs of simd/simd.h: `avx512bf16` (simd/bf16_avx512bf16.c,
  * VDPBF16PS; cores with AVX512_BF16: Cooper Lake, Sapphire Rapids and
  * later Xeons, Zen 4) and `portable` (simd/bf16_portable.c, plain C that
- * performs the instruction's documented arithmetic step by step: the
- * same scores bit for bit, so the path is tested on any machine).  The
+ * performs the instruction's arithmetic as Intel's SDM documents it, step
+ * by step, so the path is tested on any machine; tests/test_bf16.c compares
+ * the two bit for bit where the CPU has AVX512_BF16).  The
  * best the CPU runs is chosen once; NSX_BF16=portable|avx512bf16 forces
  * one, NSX_ISA_DEBUG=1 logs the choice.
  */
