@@ -25,7 +25,11 @@ int nsx_kernel_forward(const nsx_kernel_problem *p, const nsx_kernel_io *io)
         return NSX_SIMD_UNSUPPORTED;
     const size_t rows = (size_t)p->B * p->L;
     const size_t nq = rows * p->H * p->d, nk = rows * p->Hkv * p->d, nv = rows * p->Hkv * p->dv;
-    uint16_t *buf = malloc((nq + p->n * (nk + nv)) * sizeof *buf);
+    size_t per, all, bytes;
+    if (__builtin_add_overflow(nk, nv, &per) || __builtin_mul_overflow(per, (size_t)p->n, &all) ||
+        __builtin_add_overflow(all, nq, &all) || __builtin_mul_overflow(all, sizeof(uint16_t), &bytes))
+        return NSX_SIMD_ENOMEM;
+    uint16_t *buf = malloc(bytes);
     if (!buf)
         return NSX_SIMD_ENOMEM;
     nsx_bf16_io bio = {.q = buf, .o = io->o, .lse = io->lse};
