@@ -145,7 +145,7 @@ static void info_init(void)
         .name = "nsimplex-simd-bf16",
         .input_format = NSX_FORMAT_BF16,
         .accum_format = NSX_FORMAT_F32,
-        .weights_format = NSX_FORMAT_F64, /* unrounded: the model's w=none */
+        .weights_format = NSX_FORMAT_BF16, /* the value GEMM's operand */
         .output_format = NSX_FORMAT_F32,
         .max_order = f32->max_order,
         .features = f32->features,
@@ -178,6 +178,7 @@ typedef struct work {
     float *kt;                  /* [d][chunk] k_mi + kb, transposed, float32 */
     uint32_t *kpan;             /* [G][d2][chunk] bf16 pairs of s q_h (k_mi + kb) */
     float *vpan;                /* [chunk][dvp] */
+    uint32_t *vpan2;            /* product reducer: [chunk / 2][dvp] bf16 pairs of keys 2p, 2p + 1 */
     float *uf;                  /* [d] one row's u in float32 */
     uint32_t *u;                /* [mr][d2] */
     float *vp, *ptile;          /* [mr][dvp], [mr][nr] */
@@ -213,6 +214,7 @@ static size_t work_layout(const plan *pl, work *w, char *base)
     CARVE(w->kt, (size_t)p->d * pl->chunk);
     CARVE(w->kpan, (size_t)pl->G * pl->d2 * pl->chunk);
     CARVE(w->vpan, (size_t)pl->chunk * pl->dvp);
+    CARVE(w->vpan2, (size_t)pl->chunk / 2 * pl->dvp);
     CARVE(w->uf, p->d);
     CARVE(w->u, (size_t)mr * pl->d2);
     CARVE(w->vp, (size_t)mr * pl->dvp);
@@ -247,8 +249,9 @@ static void plan_init(plan *pl, const nsx_kernel_problem *p, const nsx_bf16_io *
         pl->kb[m] = (float)p->k_bias[m];
         pl->vb[m] = (float)p->v_bias[m];
     }
-    /* per key: its float32 column, G bf16 pair columns, its value row */
-    size_t per_key = (size_t)p->d * 4 + (size_t)pl->G * pl->d2 * 4 + (size_t)pl->dvp * 4;
+    /* per key: its float32 column, G bf16 pair columns, its value row in
+       float32 and in bf16 */
+    size_t per_key = (size_t)p->d * 4 + (size_t)pl->G * pl->d2 * 4 + (size_t)pl->dvp * 6;
     size_t fit = PANEL_BYTES / per_key / (size_t)ks->nr * (size_t)ks->nr;
     size_t need = round_up((size_t)most, (size_t)ks->nr);
     pl->chunk = (int)(fit < (size_t)ks->nr ? (size_t)ks->nr : fit < need ? fit : need);
@@ -338,6 +341,14 @@ static void pack(const plan *pl, work *w, int b, int g, int mi, const int *keys,
     for (int l = 0; l < d && nk < ldk; l++)
         memset(kt + (size_t)l * ldk + nk, 0, (size_t)(ldk - nk) * sizeof *kt);
     memset(w->vpan + (size_t)nk * dvp, 0, (size_t)(ldk - nk) * dvp * sizeof(float));
+    /* The value GEMM's operand (product reducer): keys 2p and 2p + 1 of
+       each value column as one bf16 pair (ldk is even). */
+    for (int pp = 0; pp < ldk / 2 && pl->p->reduce == NSX_REDUCE_PRODUCT; pp++) {
+        const float *v0 = w->vpan + (size_t)(2 * pp) * dvp, *v1 = v0 + dvp;
+        uint32_t *dst = w->vpan2 + (size_t)pp * dvp;
+        for (int x = 0; x < dvp; x++)
+            dst[x] = (uint32_t)nsx_bf16_round_ftz(v0[x]) | (uint32_t)nsx_bf16_round_ftz(v1[x]) << 16;
+    }
     if (pl->p->n == 1) {
         for (int pp = 0; pp < d2; pp++) {
             const int l = 2 * pp;
@@ -385,6 +396,7 @@ static void flush_rows(const plan *pl, work *w, int rows, int nk, int ldk, int n
             w->mask[r] = nsx_tile_row_mask(cols, r < rows, w->ex + r * NSX_MAX_ORDER,
                                            p->distinct ? np : 0, cb);
         t.vpan = w->vpan + (size_t)cb * pl->dvp;
+        t.vpan2 = w->vpan2 + (size_t)(cb / 2) * pl->dvp;
         for (int hh = 0; hh < pl->G; hh++) {
             nsx_row_state *st = &w->st[hh];
             if (p->n == 1) { /* the head's row s q_h against the shared panel */

@@ -1,20 +1,22 @@
 /*
  * The bf16-input forward (issue 15): q, k_m, v_m read as bfloat16 (half
- * the bytes of float32), the score GEMM's products formed from bf16
- * operands, two per f32 lane per instruction, as AVX512_BF16's VDPBF16PS
- * does, and everything else (the softmax, the value side, the
- * accumulators) in float32.  Optional: the float32 path (simd/simd.h)
- * stays the default.
+ * the bytes of float32), and both GEMMs (the scores, and for the product
+ * reducer the weights times the inner key's values) on bf16 operands, two
+ * products per f32 lane per instruction, as AVX512_BF16's VDPBF16PS does;
+ * the softmax and the accumulators in float32.  Optional: the float32
+ * path (simd/simd.h) stays the default.
  *
- * Precision model (docs/ORACLE.md 2): `bf16,w=none,out=f32`, canonically
- * in=bf16,op=bf16,acc=f32,int=none,w=none,out=f32,lseout=f32.  The GEMM
- * operands are bf16: per query head the panel column s q (k_mi + kb) and
- * per prefix the row (k_p1 + kb) o ... (n >= 2), or the row s q and the
+ * Precision model (docs/ORACLE.md 2): `bf16,out=f32`, canonically
+ * in=bf16,op=bf16,acc=f32,int=none,w=bf16,out=f32,lseout=f32.  The score
+ * GEMM's operands are bf16: per query head the panel column s q (k_mi + kb)
+ * and per prefix the row (k_p1 + kb) o ... (n >= 2), or the row s q and the
  * panel column k + kb (n = 1), each formed in f32 and rounded once to bf16,
- * a subnormal result flushed to zero (A1, A8); the product of two bf16 is exact
- * in f32 and is accumulated in f32 (A2); the weights stay f32 (w=none).
- * The kernel ABI declares it: input BF16, accumulation F32, weights F64
- * (none), output F32 (nsx_simd_bf16_info).
+ * a subnormal result flushed to zero (A1, A8).  The value GEMM's are the
+ * weights exp(T - m) rounded to bf16 (w, A5) and the inner key's v + vb
+ * rounded to bf16 (A9); the prefix's value product and the sum reducer's
+ * row and column sums stay f32.  A product of two bf16 is exact in f32 and
+ * is accumulated in f32 (A2).  The kernel ABI declares it: input BF16,
+ * accumulation F32, weights BF16, output F32 (nsx_simd_bf16_info).
  *
  * Variants, as the ISAs of simd/simd.h: `avx512bf16` (simd/bf16_avx512bf16.c,
  * VDPBF16PS; cores with AVX512_BF16: Cooper Lake, Sapphire Rapids and
@@ -89,7 +91,7 @@ int nsx_bf16_variant(char *why, size_t whylen);
 const nsx_kernel_info *nsx_simd_bf16_info(void);
 
 /* The model string check judges the bf16 path by (canonical form). */
-#define NSX_BF16_MODEL "bf16,w=none,out=f32"
+#define NSX_BF16_MODEL "bf16,out=f32"
 
 /*
  * (E1)-(E6) from bf16 inputs: nsx_simd_forward's contract (simd/simd.h),
@@ -117,6 +119,7 @@ typedef struct nsx_bf16_tile {
     int ldk;
     const float *vp;        /* [mr][dvp] */
     const float *vpan;      /* [nr][dvp] */
+    const uint32_t *vpan2;  /* product: [nr / 2][dvp] bf16 pairs of keys 2p, 2p + 1 */
     const uint32_t *mask;   /* [mr] */
     float *colacc;
     float *ptile;           /* scratch [mr][nr], 64-byte aligned */
@@ -127,7 +130,10 @@ typedef struct nsx_bf16_kernels {
     int mr, nr;             /* nr <= 32 */
     /* Scores S[r][c] = the VDPBF16PS chain over p < d2 of u[r][p] and
        kp[p][c] from 0, then as nsx_isa_kernels.tile: the online softmax
-       update of st and the value side. */
+       update of st and the value side; for the product reducer the row's
+       weights P[r][c] are rounded to bf16 (VCVTNE2PS2BF16: to nearest even,
+       subnormals flushed) and a[r][x] = the VDPBF16PS chain over key pairs
+       of P[r] and vpan2[.][x], then acc += vp[r] o a[r] in f32. */
     void (*tile)(const nsx_bf16_tile *t, nsx_row_state *st);
     /* The score chain of one row and one column: acc = 0, then for
        p < d2, VDPBF16PS's lane step on (a[p], b[p]) (tests). */

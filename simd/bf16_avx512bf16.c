@@ -1,6 +1,6 @@
 /*
  * The AVX512_BF16 tile (simd/bf16.h): 8 prefix rows by 32 inner keys, as
- * fwd_avx512.c's, with the score loop on VDPBF16PS.
+ * fwd_avx512.c's, with both GEMMs on VDPBF16PS.
  *
  * Scores: 16 zmm accumulators (8 rows x 2 vectors of 16 keys); per pair
  * of l, two panel loads (32 keys x 2 bf16) and sixteen VDPBF16PS, each
@@ -8,8 +8,10 @@
  * twice the FMA path's, from half the panel bytes.  simd/bf16_portable.c
  * performs the same arithmetic in C (tests/test_bf16.c compares them bit
  * for bit where this CPU runs).  After the scores the tile is
- * fwd_avx512.c's (a deliberate copy: the masked online softmax and the
- * float32 value side, vmath_avx512.h's exp).
+ * fwd_avx512.c's (a deliberate copy: the masked online softmax,
+ * vmath_avx512.h's exp), but for the product reducer's value side: the
+ * weights rounded to bf16 by VCVTNE2PS2BF16, then the same VDPBF16PS
+ * chain over pairs of keys against the V panel's bf16 pairs (vpan2).
  */
 #include <immintrin.h>
 #include <math.h>
@@ -56,23 +58,26 @@ ALWAYS_INLINE void scores(const nsx_bf16_tile *t, __m512 s[MR][2], const int H)
     }
 }
 
-/* acc[x0 .. x0 + 16V) += sum_r vp[r] o (P[r, 0..nc) vpan[0..nc)), V = 1 or 2. */
+/* acc[x0 .. x0 + 16V) += sum_r vp[r] o (P[r, 0..nc) vpan[0..nc)), V = 1 or 2:
+   the weights as bf16 pairs of keys, Pw [MR][NR / 2] (in t->ptile), the
+   VDPBF16PS chain over the key pairs against vpan2. */
 ALWAYS_INLINE void values(const nsx_bf16_tile *t, float *acc, int x0, const int V)
 {
-    const int dvp = t->dvp;
-    const float *P = t->ptile, *vpan = t->vpan + x0;
+    const int dvp = t->dvp, np = (t->nc + 1) / 2;
+    const uint32_t *Pw = (const uint32_t *)t->ptile, *vpan = t->vpan2 + x0;
     __m512 a[MR][2];
 #pragma GCC unroll 8
     for (int r = 0; r < MR; r++)
         a[r][0] = a[r][1] = _mm512_setzero_ps();
-    for (int c = 0; c < t->nc; c++) {
-        const float *v = vpan + (size_t)c * dvp;
-        __m512 v0 = _mm512_load_ps(v), v1 = V == 2 ? _mm512_load_ps(v + 16) : v0;
+    for (int p = 0; p < np; p++) {
+        const uint32_t *v = vpan + (size_t)p * dvp;
+        __m512bh v0 = (__m512bh)_mm512_loadu_si512(v);
+        __m512bh v1 = V == 2 ? (__m512bh)_mm512_loadu_si512(v + 16) : v0;
 #pragma GCC unroll 8
         for (int r = 0; r < MR; r++) {
-            a[r][0] = fma_bcast(a[r][0], v0, P + r * NR + c);
+            a[r][0] = dp_bcast(a[r][0], v0, Pw + r * (NR / 2) + p);
             if (V == 2)
-                a[r][1] = fma_bcast(a[r][1], v1, P + r * NR + c);
+                a[r][1] = dp_bcast(a[r][1], v1, Pw + r * (NR / 2) + p);
         }
     }
     __m512 o0 = _mm512_loadu_ps(acc + x0);
@@ -119,9 +124,9 @@ ALWAYS_INLINE void tile_body(const nsx_bf16_tile *t, nsx_row_state *st, const in
             rowsum[r] = _mm512_reduce_add_ps(both);
             col0 = _mm512_add_ps(col0, p0);
             col1 = _mm512_add_ps(col1, p1);
-        } else {
-            _mm512_store_ps(t->ptile + r * NR, p0);
-            _mm512_store_ps(t->ptile + r * NR + 16, p1);
+        } else { /* the row's 32 weights as bf16, keys in order: 16 pairs */
+            __m512bh w = _mm512_cvtne2ps_pbh(p1, p0);
+            _mm512_store_si512((void *)((uint32_t *)t->ptile + r * (NR / 2)), (__m512i)w);
         }
     }
     st->sum += _mm512_reduce_add_ps(psum);

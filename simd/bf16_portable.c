@@ -15,7 +15,9 @@
  * is x86's tininess-after-rounding.
  *
  * After the scores the tile is fwd_scalar.c's (a deliberate copy: the
- * online softmax and the value side in float32, expf).
+ * online softmax in float32, expf), but for the product reducer's value
+ * side, which is the same VDPBF16PS chain over key pairs, its weights
+ * rounded to bf16 as VCVTNE2PS2BF16 rounds (the same SDM rules).
  */
 #include <float.h>
 #include <math.h>
@@ -102,11 +104,21 @@ static void tile_portable(const nsx_bf16_tile *t, nsx_row_state *st)
             t->colacc[c] += col[c];
         return;
     }
+    /* Product: the weights as bf16 pairs of keys (2p, 2p + 1), as
+       VCVTNE2PS2BF16 writes them (subnormal inputs read as zero, to
+       nearest even, subnormal results flushed), then per value column the
+       VDPBF16PS chain against the panel's pairs; acc += vp[r] o a. */
+    const int np = (t->nc + 1) / 2;
+    uint32_t pw[MR][NR / 2];
+    for (int r = 0; r < MR; r++)
+        for (int p = 0; p < NR / 2; p++)
+            pw[r][p] = (uint32_t)nsx_bf16_round_ftz(flush(P[r * NR + 2 * p])) |
+                       (uint32_t)nsx_bf16_round_ftz(flush(P[r * NR + 2 * p + 1])) << 16;
     for (int r = 0; r < MR; r++) {
         for (int x = 0; x < dvp; x++) {
             float a = 0.0f;
-            for (int c = 0; c < t->nc; c++)
-                a += P[r * NR + c] * t->vpan[(size_t)c * dvp + x];
+            for (int p = 0; p < np; p++)
+                a = dp_step(a, pw[r][p], t->vpan2[(size_t)p * dvp + x]);
             st->acc[x] += t->vp[r * dvp + x] * a;
         }
     }

@@ -182,7 +182,7 @@ START_TEST(declared_model_is_the_documented_one)
     ck_assert_int_eq(nsx_model_parse(NSX_BF16_MODEL ",lse=any", &b, &err), 0);
     char fa[256], fb[256];
     ck_assert_str_eq(nsx_model_format(&a, fa, sizeof fa), nsx_model_format(&b, fb, sizeof fb));
-    ck_assert_str_eq(fa, "in=bf16,op=bf16,acc=f32,int=none,w=none,out=f32,lseout=f32,lse=any");
+    ck_assert_str_eq(fa, "in=bf16,op=bf16,acc=f32,int=none,w=bf16,out=f32,lseout=f32,lse=any");
 }
 END_TEST
 
