@@ -52,7 +52,7 @@ static const char usage_text[] =
     "  --bwd              time the backward (E7: dq, dk, dv from a random dO) instead,\n"
     "                     after one untimed forward for its o and lse; no baseline\n"
     "  --bf16             time the bf16-input path (simd/bf16.h) and the float32 path on\n"
-    "                     the same bf16-valued inputs, as score products per second\n"
+    "                     the same bf16-valued inputs, as GEMM products per second\n"
     "                     (NSX_BF16 forces its variant); no baseline, no peak\n\n"
     "Useful flops per allowed tuple: forward 2*(d+dv) for product, 2*d+2 for sum and\n"
     "mean; backward (--bwd) 6*(d+dv) for product (6*d+4*dv for n=1), 6*d+4 for sum and\n"
@@ -258,14 +258,15 @@ static int bench_bf16(const nsx_bench_opts *o)
            "distinct=%d topk=%d\n",
            p->n, p->B, p->L, p->H, p->Hkv, p->d, p->dv, nsx_reduce_name(p->reduce), p->causal, win,
            p->distinct, p->topk);
-    printf("allowed tuples: %llu (exact count); score products per tuple: d = %d; %d threads, "
-           "best of %d\n", (unsigned long long)r.tuples, p->d, r.threads, r.runs);
-    printf("bf16 path (%s%s): %.4f s, %.3g score products/s, %.1f useful GFLOP/s, inputs %.1f MiB\n",
+    printf("allowed tuples: %llu (exact count); GEMM products per tuple: %.0f (%s); %d threads, "
+           "best of %d\n", (unsigned long long)r.tuples, nsx_bf16_products_per_tuple(p),
+           p->reduce == NSX_REDUCE_PRODUCT ? "d+dv" : "d", r.threads, r.runs);
+    printf("bf16 path (%s%s): %.4f s, %.3g products/s, %.1f useful GFLOP/s, inputs %.1f MiB\n",
            r.variant, emulated ? ": plain C emulation of VDPBF16PS, not the target" : ", VDPBF16PS",
            r.bf16.seconds, r.bf16.products, r.bf16.gflops, r.bf16.input_mib);
-    printf("f32 path  (%s): %.4f s, %.3g score products/s, %.1f useful GFLOP/s, inputs %.1f MiB\n",
+    printf("f32 path  (%s): %.4f s, %.3g products/s, %.1f useful GFLOP/s, inputs %.1f MiB\n",
            r.isa, r.f32.seconds, r.f32.products, r.f32.gflops, r.f32.input_mib);
-    printf("bf16 / f32 throughput: %.2fx; max |o diff| %.3g (the score operands' bf16 rounding)\n",
+    printf("bf16 / f32 throughput: %.3gx; max |o diff| %.3g (the bf16 operands and weights)\n",
            r.f32.seconds / r.bf16.seconds, r.max_o_diff);
     return NSX_EXIT_OK;
 }

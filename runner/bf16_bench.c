@@ -94,10 +94,15 @@ static int time_path(const nsx_bench_opts *o, const nsx_kernel_problem *p, const
     return 0;
 }
 
+double nsx_bf16_products_per_tuple(const nsx_kernel_problem *p)
+{
+    return p->reduce == NSX_REDUCE_PRODUCT ? (double)p->d + p->dv : (double)p->d;
+}
+
 static void path_figures(const nsx_kernel_problem *p, uint64_t tuples, nsx_bf16_bench_path *f,
                          double elem_bytes)
 {
-    f->products = (double)tuples * p->d / f->seconds;
+    f->products = (double)tuples * nsx_bf16_products_per_tuple(p) / f->seconds;
     f->gflops = (double)tuples * nsx_bench_flops_per_tuple(p, 0) / f->seconds * 1e-9;
     const double rows = (double)p->B * p->L;
     f->input_mib = rows * (p->H * p->d + p->n * p->Hkv * (double)(p->d + p->dv)) * elem_bytes / (1 << 20);
