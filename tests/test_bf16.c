@@ -363,6 +363,36 @@ START_TEST(abi_library_passes_check_kernel)
 }
 END_TEST
 
+/* bench --bf16 times both paths and names the variant; NSX_BF16 forces
+   it, and a name this CPU cannot run is refused by the library and the
+   bench alike. */
+START_TEST(bench_and_forcing)
+{
+    cli_result r;
+    const char *bench[] = {"bench", "--bf16", "--L", "24", "--repeat", "1", "--threads", "1", "--json", NULL};
+    setenv("NSX_BF16", "portable", 1);
+    ck_assert_int_eq(cli_run(&r, bench), 0);
+    ck_assert_msg(r.status == 0, "%s%s", r.out, r.err);
+    ck_assert_ptr_nonnull(strstr(r.out, "\"variant\":\"portable\",\"emulated\":true"));
+    ck_assert_ptr_nonnull(strstr(r.out, "\"products_per_s\":"));
+    cli_result_free(&r);
+    setenv("NSX_BF16", "bogus", 1);
+    ck_assert_int_eq(cli_run(&r, bench), 0);
+    ck_assert_int_eq(r.status, 2);
+    ck_assert_ptr_nonnull(strstr(r.err, "NSX_BF16=bogus is not one of avx512bf16, portable"));
+    cli_result_free(&r);
+    const char *so = getenv("NSX_SIMD_BF16_SO");
+    if (so) {
+        const char *chk[] = {"check", "--kernel", so, "vectors/default/n1_dense.safetensors", NULL};
+        ck_assert_int_eq(cli_run(&r, chk), 0);
+        ck_assert_msg(r.status != 0, "%s", r.out);
+        ck_assert_ptr_nonnull(strstr(r.out, "FAIL"));
+        cli_result_free(&r);
+    }
+    unsetenv("NSX_BF16");
+}
+END_TEST
+
 static Suite *bf16_suite(void)
 {
     Suite *s = suite_create("bf16");
@@ -376,6 +406,7 @@ static Suite *bf16_suite(void)
     tcase_add_test(tc, planted_bug_and_narrow_model_fail);
     tcase_add_test(tc, threads_do_not_change_the_bits);
     tcase_add_test(tc, abi_library_passes_check_kernel);
+    tcase_add_test(tc, bench_and_forcing);
     suite_add_tcase(s, tc);
     return s;
 }
