@@ -37,6 +37,7 @@
 #include "nsimplex/ref.h"
 #include "ref/backward.h"
 #include "ref/exact.h"
+#include "ref/fast.h"
 #include "ref/internal.h"
 
 /* r = K~_m[j,l] = K_m[j,l] + kb_m, exact */
@@ -477,13 +478,24 @@ static int backward_blocks(ref_ctx *ctx, const double *dout, nsx_outputs *grads,
     mpfr_init2(rs.D, ctx->prec_T);
     ref_row row;
     ref_row_init(&row);
+    ref_fast_bwd *fb = NULL;
+    if (opts->fast)
+        rc = ref_fast_bwd_init(&fb, ctx, dout, opts, err);
 
     for (int b = 0; b < p->B && !rc; b++)
         for (int g = 0; g < p->Hkv && !rc; g++) {
             bk.b = b, bk.g = g, bk.h0 = g * Hg;
-            if ((rc = solve_block(&bk, &row, &rs, opts, st, err)))
+            /* the fast certified path first (ref/fast_bwd.c); MPFR for a
+               block it leaves undecided */
+            if (fb && ref_fast_bwd_block(fb, b, g, grads, st))
+                continue;
+            nsx_ref_stats bs = {0};
+            if ((rc = solve_block(&bk, &row, &rs, opts, &bs, err)))
                 break;
-            st->values += total;
+            bs.values += total;
+            bs.mpfr_values += total;
+            bs.mpfr_rows += (uint64_t)Hg * p->L;
+            nsx_ref_stats_add(st, &bs);
             /* E7g: dq of each head of the group; dk_m, dv_m of (b, g) */
             for (int hh = 0; hh < Hg; hh++)
                 for (int i = 0; i < p->L; i++)
@@ -498,6 +510,7 @@ static int backward_blocks(ref_ctx *ctx, const double *dout, nsx_outputs *grads,
                 }
         }
 
+    ref_fast_bwd_free(fb);
     ref_row_clear(&row);
     scratch_clear(&rs);
     ival_clear(&rs.Dp), ival_clear(&rs.t), ival_clear(&rs.s);

@@ -31,4 +31,18 @@ int ref_fast_forward(const ref_ctx *ctx, nsx_outputs *out, const nsx_ref_opts *o
 int ref_fast_enclosures(const ref_ctx *ctx, const nsx_ref_opts *opts, int b, int h, int i,
                         double *encl, nsx_err *err);
 
+/*
+ * The fast certified backward (ref/fast_bwd.c): per block (b, kv head g, as
+ * ref/backward.c), every element of dq, dk_m, dv_m enclosed in binary64 and
+ * double-double.  ref_fast_bwd_block writes the block's elements and returns
+ * 1 when every one is decided; 0 when some is not (or a row reads a
+ * non-finite value): then the block's outputs are partly written and the
+ * caller computes the block with MPFR.  Adds to st only for a decided block.
+ */
+typedef struct ref_fast_bwd ref_fast_bwd;
+int ref_fast_bwd_init(ref_fast_bwd **fb, const ref_ctx *ctx, const double *dout, const nsx_ref_opts *opts,
+                      nsx_err *err);
+int ref_fast_bwd_block(ref_fast_bwd *fb, int b, int g, nsx_outputs *grads, nsx_ref_stats *st);
+void ref_fast_bwd_free(ref_fast_bwd *fb);
+
 #endif /* NSX_REF_FAST_H */
