@@ -81,7 +81,8 @@
 #define UP (1 + 0x1p-52)   /* |x_h + x_l| <= |x_h| UP for a normalized dd */
 #define KM (7 * 0x1p-106)  /* Lemma M */
 
-/* Lemma R */
+/* Lemma R, one term (the kernels' acc_axpy and acc_vmul are the same
+   steps per element, ref/fast_kern.inc) */
 static inline void racc_add(double *S, double *C, double *E, dd t, double te)
 {
     double s = *S + t.h, bb = s - *S;
@@ -113,26 +114,15 @@ static void evec_free(evec *v)
 }
 
 /* acc[k] += a x[k], k < len (Lemma P with the scalar a, Lemma R) */
-static void acc_axpy(double *restrict S, double *restrict C, double *restrict E, dd a, double Ea,
-                     const evec *x, int len)
+static void acc_axpy(const fprob *fp, double *S, double *C, double *E, dd a, double Ea, const evec *x, int len)
 {
-    const double ah = fabs(a.h) * UP;
-    for (int k = 0; k < len; k++) {
-        dd t = dd_mul(a, (dd){x->h[k], x->l[k]});
-        double te = (KM * fabs(t.h) + ah * x->E[k] + x->a[k] * Ea) * BI + 7 * ETA;
-        racc_add(&S[k], &C[k], &E[k], t, te);
-    }
+    fp->kern->acc_axpy(S, C, E, a.h, a.l, Ea, x->h, x->l, x->E, x->a, len);
 }
 
 /* acc[k] += x[k] y[k], k < len (Lemma P, Lemma R) */
-static void acc_vmul(double *restrict S, double *restrict C, double *restrict E, const evec *x,
-                     const evec *y, int len)
+static void acc_vmul(const fprob *fp, double *S, double *C, double *E, const evec *x, const evec *y, int len)
 {
-    for (int k = 0; k < len; k++) {
-        dd t = dd_mul((dd){x->h[k], x->l[k]}, (dd){y->h[k], y->l[k]});
-        double te = (KM * fabs(t.h) + fabs(x->h[k]) * UP * y->E[k] + y->a[k] * x->E[k]) * BI + 7 * ETA;
-        racc_add(&S[k], &C[k], &E[k], t, te);
-    }
+    fp->kern->acc_vmul(S, C, E, x->h, x->l, x->E, y->h, y->l, y->E, y->a, len);
 }
 
 /* x = first (x) the nf factors f[0..nf-1] (dd arrays fh, fl), Lemma M nf
@@ -610,7 +600,7 @@ static int bwd_row(bthread *t, int hh, int i)
                 /* (E7e) dK_n[j,l] += dT'_J u_P[l] */
                 for (int k = 0; k < nb; k++) {
                     size_t e0 = ((size_t)km_last * L + keys[t0 + k]) * d;
-                    acc_axpy(kS + e0, kC + e0, kE + e0, (dd){t->dTh[k], t->dTl[k]}, t->EdT[k], &t->u, d);
+                    acc_axpy(fp, kS + e0, kC + e0, kE + e0, (dd){t->dTh[k], t->dTl[k]}, t->EdT[k], &t->u, d);
                 }
             }
             /* H_P (product) or E_P (sum, mean): Lemma B, Lemma A */
@@ -629,7 +619,7 @@ static int bwd_row(bthread *t, int hh, int i)
             /* (E7f) dV_n[j,c] += A_J cv_n[c] */
             for (int k = 0; k < nb; k++) {
                 size_t e0 = ((size_t)km_last * L + keys[t0 + k]) * dv;
-                acc_axpy(vS + e0, vC + e0, vE + e0, (dd){t->Ah[k], t->Al[k]}, t->EA[k], cvn, dv);
+                acc_axpy(fp, vS + e0, vC + e0, vE + e0, (dd){t->Ah[k], t->Al[k]}, t->EA[k], cvn, dv);
             }
         }
         /* The prefix's sums: Lemma B per block (m <= NB), Lemma A per block
@@ -648,7 +638,7 @@ static int bwd_row(bthread *t, int hh, int i)
             } else {
                 /* (E7d) dQ[i,l] += cq_P[l] G_P[l], cq = prod_{m<n} K~_m */
                 evec_chain(&t->cq, pf.kh[0], pf.kl[0], pf.kh + 1, pf.kl + 1, last - 1, d, uf_k);
-                acc_vmul(t->qS, t->qC, t->qE, &t->cq, &t->G, d);
+                acc_vmul(fp, t->qS, t->qC, t->qE, &t->cq, &t->G, d);
                 /* (E7e) dK_m[j_m,l] += ck_m[l] G_P[l], ck_m = Q prod_{m' != m} K~_m' */
                 for (int m = 0; m < last; m++) {
                     const double *fh[NSX_MAX_ORDER], *fl[NSX_MAX_ORDER];
@@ -658,7 +648,7 @@ static int bwd_row(bthread *t, int hh, int i)
                             fh[nf] = pf.kh[mm], fl[nf++] = pf.kl[mm];
                     evec_chain(&t->ck[m], q, NULL, fh, fl, nf, d, uf_k);
                     size_t e0 = ((size_t)fr.src[m] * L + J[m]) * d;
-                    acc_vmul(kS + e0, kC + e0, kE + e0, &t->ck[m], &t->G, d);
+                    acc_vmul(fp, kS + e0, kC + e0, kE + e0, &t->ck[m], &t->G, d);
                 }
             }
         }
@@ -680,10 +670,10 @@ static int bwd_row(bthread *t, int hh, int i)
                         if (mm != m)
                             fh[nf] = pf.vh[mm], fl[nf++] = pf.vl[mm];
                     evec_chain(&t->cv[m], dO, NULL, fh, fl, nf, dv, uf_v);
-                    acc_vmul(vS + e0, vC + e0, vE + e0, &t->cv[m], &t->H, dv);
+                    acc_vmul(fp, vS + e0, vC + e0, vE + e0, &t->cv[m], &t->H, dv);
                 } else {
                     /* (E7f) dV_m[j_m,c] += dO_c E_P */
-                    acc_axpy(vS + e0, vC + e0, vE + e0, EPa, EE, &t->dO, dv);
+                    acc_axpy(fp, vS + e0, vC + e0, vE + e0, EPa, EE, &t->dO, dv);
                 }
             }
         }
