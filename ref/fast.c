@@ -359,7 +359,7 @@ int ref_fast_row_setup(const fprob *fp, fscratch *w, int b, int h, int i, frow *
 }
 
 void ref_fast_row_max(const fprob *fp, fscratch *w, const frow *fr, int b, int h, int i, double *M_,
-                      uint64_t *N_, uint64_t *NP_, int *max_in_)
+                      uint64_t *N_, uint64_t *NP_, int *max_in_, int *Jmax)
 {
     const nsx_problem *p = fp->p;
     const int n = p->n, d = p->d, last = n - 1;
@@ -393,7 +393,23 @@ void ref_fast_row_max(const fprob *fp, fscratch *w, const frow *fr, int b, int h
             int nb = nin - t0 < NB ? nin - t0 : NB;
             for (int t = 0; t < nb; t++)
                 w->krh[t] = kh[last] + nsx_k_at(p, b, keys[t0 + t], g, 0);
+            double M0 = M;
             fp->kern->max_score(w->ua, d, w->krh, nb, fp->s.h, &M);
+            if (Jmax && M > M0) {
+                /* a key of this block attains the new M: find it, one key
+                   at a time (each key's estimate is computed alone, so the
+                   same value) */
+                for (int t = 0; t < nb; t++) {
+                    double x = -INFINITY;
+                    fp->kern->max_score(w->ua, d, w->krh + t, 1, fp->s.h, &x);
+                    if (x == M) {
+                        for (int m = 0; m < last; m++)
+                            Jmax[m] = J[m];
+                        Jmax[last] = keys[t0 + t];
+                        break;
+                    }
+                }
+            }
         }
     } while (ref_fast_next_prefix(idx, w->cnt, last));
     *M_ = M;
@@ -443,7 +459,7 @@ static int fast_row(const fprob *fp, fscratch *w, int b, int h, int i, double *o
     double M;
     uint64_t N, NP;
     int max_in;
-    ref_fast_row_max(fp, w, &fr, b, h, i, &M, &N, &NP, &max_in);
+    ref_fast_row_max(fp, w, &fr, b, h, i, &M, &N, &NP, &max_in, NULL);
     ro->N = N;
     if (N == 0)
         goto empty;

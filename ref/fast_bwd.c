@@ -12,8 +12,10 @@
  *   x_J   = s T_raw - M,  e_J = exp(x_J)                  (as ref/fast.c)
  *   Z     = sum_J e_J,  A_J = e_J / Z                       (E3, E4)
  *   p_J   = sum_c dO_c w_Jc  (w: E5's numerator), so dP_J = f p_J  (E7a)
- *   pbar  = (sum_J e_J p_J) / Z, so Delta = f pbar          (E7b)
- *   dT'_J = A_J (p_J - pbar), so dT_J = f dT'_J             (E7c)
+ *   D'    = sum_K A_K (p_K - p*), so Delta = f (p* + D')  (E7b)
+ *   dT'_J = A_J ((p_J - p*) - D'), so dT_J = f dT'_J        (E7c)
+ * (p* = p_J* of a tuple of maximal score: the centre that keeps nearly
+ * one-hot rows accurate, as ref/backward.c does over MPFR)
  * and, with G_P[l] = sum_j dT'_J K~_n[j,l] and H_P[c] = sum_j A_J V~_n[j,c]
  * (E_P = sum_j A_J for sum and mean):
  *   (E7d) dQ[i,l]      = s f sum_P cq_P[l] G_P[l],       cq_P = prod_{m<n} K~_m[j_m]
@@ -26,7 +28,7 @@
  * with f' = out_scale / den (E7f's dW_m = 1/n of the mean), the sums over
  * the rows and the heads of the group (E7g) in per-thread accumulators.
  * Nothing of size L^n is held: a row streams its prefixes three times (pass
- * 1: M, ref/fast.c; pass 2: Z and pbar; pass 3: the gradients, the scores
+ * 1: M, ref/fast.c; pass 2: Z and D'; pass 3: the gradients, the scores
  * and weights recomputed bit for bit by the same kernel calls).
  *
  * The error terms, each named where it is made (u = 2^-53, eta = 2^-1074):
@@ -332,6 +334,33 @@ static void block_p(bthread *t, int product, int dv, dd ps, int last, const int 
     }
 }
 
+/* The prefix's part of p_J (E7a): product: w_P = dO prod_{m<n} V~_m
+   (evec_chain) with *Ep (the head comment of block_p's caller) and *pm, a
+   bound of |p_J| and |p^_J|; sum, mean: ps = sum_{m<n} r_m[j_m] (Lemma A),
+   *Ep = Ep_row. */
+static void prefix_p(bthread *t, int product, const pref *pf, const int *J, int last, int dv, const double *dO,
+                     const double *vmaxn, double uf_v, double Ep_row, dd *ps, double *Ep, double *pm)
+{
+    *ps = (dd){0, 0};
+    *Ep = Ep_row;
+    *pm = 0;
+    if (product) {
+        evec_chain(&t->wP, dO, NULL, pf->vh, pf->vl, last, dv, uf_v);
+        double Ap = 0, Ew = 0;
+        for (int c = 0; c < dv; c++) {
+            Ap += fabs(t->wP.h[c]) * vmaxn[c];
+            Ew += t->wP.E[c] * vmaxn[c];
+        }
+        *Ep = (kS_of(dv) * Ap + Ew + 3 * dv * ETA) * INFL;
+        *pm = (Ap * BI + 2 * *Ep) * BI;
+        return;
+    }
+    for (int m = 0; m < last; m++) {
+        dd r = {t->rh[m][J[m]], t->rl[m][J[m]]};
+        *ps = m ? dd_add(*ps, r) : r;
+    }
+}
+
 /* Row (b, h, i) of the block into the thread's accumulators and, for dq,
    the outputs.  1 when done (every dq element of the row decided), 0 when
    the block must go to MPFR. */
@@ -358,9 +387,9 @@ static int bwd_row(bthread *t, int hh, int i)
         return 0; /* a non-finite q, k or v: MPFR reports it */
     double M;
     uint64_t N = 0, NP = 0;
-    int max_in = 0;
+    int max_in = 0, Jst[NSX_MAX_ORDER];
     if (su > 0)
-        ref_fast_row_max(fp, w, &fr, b, h, i, &M, &N, &NP, &max_in);
+        ref_fast_row_max(fp, w, &fr, b, h, i, &M, &N, &NP, &max_in, Jst);
     if (N == 0)
         goto write_dq; /* an empty slice: no contribution, dq = +0 */
     int zero = 1;
@@ -393,7 +422,6 @@ static int bwd_row(bthread *t, int hh, int i)
     const int dl = (d + FAST_LANES - 1) / FAST_LANES;
     const double score_k = (8.0 + 3.0 * dl * (dl + 4) + 15.0 * (dl + 12)) * U2; /* Lemma S */
     const double eps_u = (n - 1) * DD_MUL_REL * 1.01;
-    const double kSv = kS_of(dv);
     double Ep_row = 0, pmaxb = 0;
     if (!product) {
         Ep_row = sum_reducer_r(t, &fr, b, g);
@@ -403,9 +431,32 @@ static int bwd_row(bthread *t, int hh, int i)
     }
     pref pf;
 
-    /* ---- pass 2: Z (as ref/fast.c) and Y = sum_J e_J p_J ---- */
+    /* The centre p* = p_J* of a tuple J* of maximal estimated score (pass
+       1): dP_J - Delta = f ((p_J - p*) - D'), D' = sum_K A_K (p_K - p*),
+       since sum_K A_K = 1 (as ref/backward.c does over MPFR).  The computed
+       p*^ is the same dd as J*'s own p^ in passes 2 and 3 (the same
+       operations on the same data), so J*'s difference is an exact 0 with
+       no error: a nearly one-hot row keeps its relative accuracy.  Any
+       other K: q_K = p^_K (-) p*^ (Lemma A), within
+       Eq_K = Ep_K + Ep* + 5 u^2 (|p_K,h| + |p*_h|) of p_K - p*. */
+    dd pst = {0, 0};
+    double Epst = Ep_row;
+    if (!single) {
+        for (int m = 0; m < last; m++)
+            J[m] = Jst[m];
+        prefix_rows(fp, &fr, b, g, J, last, &pf);
+        dd ps;
+        double Ep, pm;
+        prefix_p(t, product, &pf, J, last, dv, dO, vmaxn, uf_v, Ep_row, &ps, &Ep, &pm);
+        block_rows(fp, w, &fr, b, g, &Jst[last], 1, last);
+        block_p(t, product, dv, ps, last, &Jst[last], 1);
+        pst = (dd){t->ph[0], t->pl[0]};
+        Epst = Ep;
+    }
+
+    /* ---- pass 2: Z (as ref/fast.c) and Dn = sum_K e_K q_K ---- */
     dd Zb = {0, 0}, Zt = {0, 0}, Yb = {0, 0}, Yt = {0, 0};
-    double dxmax = 0, MagY = 0, SEp = 0;
+    double dxmax = 0, MagD = 0, SEq = 0;
     unsigned long nflush = 0;
     int nbpref = 0;
     if (!single) {
@@ -416,27 +467,16 @@ static int bwd_row(bthread *t, int hh, int i)
             int nin = ref_fast_inner_keys(fp, w, J, &keys);
             if (nin == 0)
                 continue;
+            int isP = 1;
+            for (int m = 0; m < last; m++)
+                isP &= J[m] == Jst[m];
             prefix_rows(fp, &fr, b, g, J, last, &pf);
             double AT = fp->kern->prefix_u(q, d, pf.kh, pf.kl, last, kmax, w->uh, w->ul);
             const double dT = (eps_u + score_k) * AT * INFL + uf_T;
-            dd ps = {0, 0};
-            double Ep = Ep_row;
-            if (product) {
-                evec_chain(&t->wP, dO, NULL, pf.vh, pf.vl, last, dv, uf_v);
-                double Ap = 0, Ew = 0;
-                for (int c = 0; c < dv; c++) {
-                    Ap += fabs(t->wP.h[c]) * vmaxn[c];
-                    Ew += t->wP.E[c] * vmaxn[c];
-                }
-                Ep = (kSv * Ap + Ew + 3 * dv * ETA) * INFL;
-                double pm = (Ap * BI + 2 * Ep) * BI;
-                pmaxb = pm > pmaxb ? pm : pmaxb;
-            } else {
-                for (int m = 0; m < last; m++) {
-                    dd r = {t->rh[m][J[m]], t->rl[m][J[m]]};
-                    ps = m ? dd_add(ps, r) : r;
-                }
-            }
+            dd ps;
+            double Ep, pm;
+            prefix_p(t, product, &pf, J, last, dv, dO, vmaxn, uf_v, Ep_row, &ps, &Ep, &pm);
+            pmaxb = pm > pmaxb ? pm : pmaxb;
             dd EP = {0, 0}, YP = {0, 0};
             for (int t0 = 0; t0 < nin; t0 += NB) {
                 int nb = nin - t0 < NB ? nin - t0 : NB;
@@ -453,15 +493,21 @@ static int bwd_row(bthread *t, int hh, int i)
                     double tt = (SE - (s1 - bb)) + (w->eh[k] - bb);
                     SE = s1;
                     CE = (CE + tt) + w->el[k];
-                    MagY += w->eh[k] * fabs(t->ph[k]);
+                    /* q_K = p_K - p* and its error (0 for J* itself) */
+                    dd qk = dd_add((dd){t->ph[k], t->pl[k]}, (dd){-pst.h, -pst.l});
+                    double Eq = isP && keys[t0 + k] == Jst[last]
+                                    ? 0.0
+                                    : (Ep + Epst + DD_ADD_REL * (fabs(t->ph[k]) + fabs(pst.h))) * BI;
+                    SEq += w->eh[k] * Eq;
+                    MagD += w->eh[k] * fabs(qk.h);
+                    t->ph[k] = qk.h, t->pl[k] = qk.l;
                     t->pr[k] = &t->ph[k];
                     t->plr[k] = &t->pl[k];
                 }
                 EP = dd_add(EP, two_sum(SE, CE));
-                /* Y_P += sum e_J p_J: Lemma B (dv = 1), Lemma A */
+                /* Dn_P += sum e_K q_K: Lemma B (dv = 1), Lemma A */
                 fp->kern->values(w->eh, w->el, nb, t->pr, t->plr, 1, t->Sx, t->Cx, &YP.h, &YP.l);
             }
-            SEp += EP.h * Ep;
             Zb = dd_add(Zb, EP);
             Yb = dd_add(Yb, YP);
             if (++nbpref == ZB) {
@@ -472,18 +518,19 @@ static int bwd_row(bthread *t, int hh, int i)
             }
         } while (ref_fast_next_prefix(idx, w->cnt, last));
     }
-    dd Z = dd_add(Zt, Zb), Y = dd_add(Yt, Yb);
+    dd Z = dd_add(Zt, Zb), Dn = dd_add(Yt, Yb);
 
-    /* The row's bounds (single: A = 1 exactly, no pbar).
+    /* The row's bounds (single: A = 1 exactly, dT = 0).
      * rho: a weight's relative error (ref/fast.c); EZ: Z's (ref/fast.c);
-     * EY: Lemma B per block and A per prefix and row (k_in, k_row, against
-     *   MagY = sum e_h |p_h|), the weights' error (rho MagY), p's error
-     *   (sum_P E_P Ep_P (1 + 2 rho)), the dropped tuples (FLUSH_BOUND times
-     *   a bound of |p|), underflow (3 eta per product);
+     * EDn: Lemma B per block and A per prefix and row (k_in, k_row, against
+     *   MagD = sum e_h |q_h|), the weights' error (rho MagD), q's error
+     *   (SEq = sum e_h Eq_K, times (1 + rho) for e against e_h), the dropped
+     *   tuples (e <= FLUSH_BOUND, |q| <= 2 pmaxb), underflow (3 eta per
+     *   product);
      * Zlo <= min(Z, Z^); invZ = 1/Z^ (Lemma D) within EiZ of 1/Z;
-     * pbar = Y^/Z^ (Lemma D) within Epb of Y/Z. */
-    double rA = 0, EFl = 0, Epb = 0;
-    dd iZ = {1, 0}, pbar = {0, 0};
+     * D' = Dn^/Z^ (Lemma D) within ED of D' = Dn/Z. */
+    double rA = 0, EFl = 0, ED = 0;
+    dd iZ = {1, 0}, Dp = {0, 0};
     if (!single) {
         if (!(dxmax <= 0x1p-20))
             return 0;
@@ -496,20 +543,20 @@ static int bwd_row(bthread *t, int hh, int i)
         const double EZ = (rho + k_in + k_row) * Zh * INFL * INFL + (double)nflush * FLUSH_BOUND + uf;
         if (!(Zh > 2 * EZ))
             return 0;
-        const double EY = (rho + k_in + k_row) * MagY * (1 + 0x1p-40) * INFL * INFL +
-                          SEp * (1 + rho) * BI * BI * INFL +
-                          (double)nflush * FLUSH_BOUND * pmaxb * INFL + uf * (1 + pmaxb);
+        const double EDn = (rho + k_in + k_row) * MagD * (1 + 0x1p-40) * INFL * INFL +
+                           SEq * (1 + rho) * BI * BI * INFL +
+                           (double)nflush * FLUSH_BOUND * 2 * pmaxb * INFL + uf * (1 + 2 * pmaxb);
         const double Zlo = (Zh * (1 - 0x1p-52) - EZ) * (1 - 0x1p-52);
         iZ = dd_div((dd){1, 0}, Z);
         const double EiZ = (DD_DIV_REL * fabs(iZ.h) + 4 * ETA / Zh + EZ / Zlo / Zlo) * BI;
-        pbar = dd_div(Y, Z);
-        Epb = (EY / Zlo + (fabs(Y.h) * UP + EY) * EZ / Zlo / Zlo + DD_DIV_REL * fabs(pbar.h) + 4 * ETA / Zh) * BI;
+        Dp = dd_div(Dn, Z);
+        ED = (EDn / Zlo + (fabs(Dn.h) * UP + EDn) * EZ / Zlo / Zlo + DD_DIV_REL * fabs(Dp.h) + 4 * ETA / Zh) * BI;
         /* A^ = e^ (x) iZ: |A^ - A| <= 7 u^2 |A_h| + 3 eta + e_h rA, with
            |e^ - e| <= rho e_h UP and e <= e_h UP (1 + rho) */
         rA = (rho * fabs(iZ.h) * UP + (1 + rho) * EiZ) * UP * BI;
         /* a dropped tuple: A^ = 0, A = e / Z <= FLUSH_BOUND / Zlo */
         EFl = FLUSH_BOUND / Zlo * BI;
-        if (!isfinite(rA) || !isfinite(Epb) || !isfinite(pbar.h))
+        if (!isfinite(rA) || !isfinite(ED) || !isfinite(Dp.h))
             return 0;
     }
 
@@ -534,22 +581,12 @@ static int bwd_row(bthread *t, int hh, int i)
             t->u.E[l] = (eps_u * fabs(w->uh[l]) + uf_k) * BI;
             t->u.a[l] = (fabs(w->uh[l]) * UP + t->u.E[l]) * BI;
         }
-        dd ps = {0, 0};
-        double Ep = Ep_row;
-        if (product) {
-            evec_chain(&t->wP, dO, NULL, pf.vh, pf.vl, last, dv, uf_v);
-            double Ap = 0, Ew = 0;
-            for (int c = 0; c < dv; c++) {
-                Ap += fabs(t->wP.h[c]) * vmaxn[c];
-                Ew += t->wP.E[c] * vmaxn[c];
-            }
-            Ep = (kSv * Ap + Ew + 3 * dv * ETA) * INFL;
-        } else {
-            for (int m = 0; m < last; m++) {
-                dd r = {t->rh[m][J[m]], t->rl[m][J[m]]};
-                ps = m ? dd_add(ps, r) : r;
-            }
-        }
+        dd ps;
+        double Ep, pm;
+        prefix_p(t, product, &pf, J, last, dv, dO, vmaxn, uf_v, Ep_row, &ps, &Ep, &pm);
+        int isP = 1;
+        for (int m = 0; m < last; m++)
+            isP &= J[m] == Jst[m];
         const evec *cvn = product ? &t->wP : &t->dO;
         for (int l = 0; l < d; l++)
             t->G.h[l] = t->G.l[l] = 0;
@@ -580,9 +617,14 @@ static int bwd_row(bthread *t, int hh, int i)
                 dd A = dd_mul((dd){w->eh[k], w->el[k]}, iZ);
                 t->Ah[k] = A.h, t->Al[k] = A.l;
                 t->EA[k] = ((w->eh[k] == 0 ? EFl : w->eh[k] * rA) + KM * fabs(A.h)) * BI + 3 * ETA;
-                /* (E7c) dT'_J = A_J (p_J - pbar): Lemma A, then Lemma P */
-                dd df = dd_add((dd){t->ph[k], t->pl[k]}, (dd){-pbar.h, -pbar.l});
-                double Edf = (Ep + Epb + DD_ADD_REL * (fabs(t->ph[k]) + fabs(pbar.h))) * BI;
+                /* (E7c) dT'_J = A_J ((p_J - p*) - D'): Lemma A twice (q_J as
+                   in pass 2), then Lemma P */
+                dd qk = dd_add((dd){t->ph[k], t->pl[k]}, (dd){-pst.h, -pst.l});
+                double Eq = isP && keys[t0 + k] == Jst[last]
+                                ? 0.0
+                                : (Ep + Epst + DD_ADD_REL * (fabs(t->ph[k]) + fabs(pst.h))) * BI;
+                dd df = dd_add(qk, (dd){-Dp.h, -Dp.l});
+                double Edf = (Eq + ED + DD_ADD_REL * (fabs(qk.h) + fabs(Dp.h))) * BI;
                 dd dT = dd_mul(A, df);
                 t->dTh[k] = dT.h, t->dTl[k] = dT.l;
                 t->EdT[k] = (KM * fabs(dT.h) + fabs(A.h) * UP * Edf + (fabs(df.h) * UP + Edf) * t->EA[k]) * BI +

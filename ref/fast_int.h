@@ -79,8 +79,9 @@ int ref_fast_row_setup(const fprob *fp, fscratch *w, int b, int h, int i, frow *
 /* Pass 1 over the set-up row: *M the largest score s T_raw estimated in
    binary64 (no bound needed: any M is an exact shift), *N the allowed
    tuples, *NP the prefixes with at least one inner key, *max_in the most
-   inner keys of a prefix. */
+   inner keys of a prefix; Jmax (NULL, or n ints): a tuple (in the row's
+   order of dimensions) whose estimate is M, when M is finite. */
 void ref_fast_row_max(const fprob *fp, fscratch *w, const frow *fr, int b, int h, int i, double *M,
-                      uint64_t *N, uint64_t *NP, int *max_in);
+                      uint64_t *N, uint64_t *NP, int *max_in, int *Jmax);
 
 #endif
