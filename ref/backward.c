@@ -437,8 +437,16 @@ static int solve_block(bwd_block *bk, ref_row *row, row_scratch *rs, const nsx_r
 }
 
 /* Every block (b, g): its elements solved, then written out (E7g). */
+/* The test hook of ref_bwd_enclosures: after the fast path's enclosures
+   of a block, one MPFR round at prec, and visit. */
+typedef struct bwd_probe {
+    mpfr_prec_t prec;
+    void (*visit)(void *arg, const ival *el, const double *encl, size_t count);
+    void *arg;
+} bwd_probe;
+
 static int backward_blocks(ref_ctx *ctx, const double *dout, nsx_outputs *grads,
-                           const nsx_ref_opts *opts, nsx_ref_stats *st, nsx_err *err)
+                           const nsx_ref_opts *opts, nsx_ref_stats *st, const bwd_probe *probe, nsx_err *err)
 {
     const nsx_problem *p = ctx->p;
     int Hg = p->H / p->Hkv, rc = 0;
@@ -479,12 +487,27 @@ static int backward_blocks(ref_ctx *ctx, const double *dout, nsx_outputs *grads,
     ref_row row;
     ref_row_init(&row);
     ref_fast_bwd *fb = NULL;
-    if (opts->fast)
+    double *encl = NULL;
+    if (opts->fast || probe)
         rc = ref_fast_bwd_init(&fb, ctx, dout, opts, err);
+    if (!rc && probe) {
+        if (!(encl = malloc(3 * total * sizeof *encl)))
+            rc = nsx_err_set(err, NSX_E_NOMEM, "reference: out of memory");
+        else
+            ref_fast_bwd_set_encl(fb, encl);
+    }
 
     for (int b = 0; b < p->B && !rc; b++)
         for (int g = 0; g < p->Hkv && !rc; g++) {
             bk.b = b, bk.g = g, bk.h0 = g * Hg;
+            if (probe) {
+                nsx_ref_stats bs = {0};
+                ref_fast_bwd_block(fb, b, g, grads, &bs);
+                if ((rc = block_round(&bk, &row, &rs, probe->prec, 1, &bs, err)))
+                    break;
+                probe->visit(probe->arg, el, encl, total);
+                continue;
+            }
             /* the fast certified path first (ref/fast_bwd.c); MPFR for a
                block it leaves undecided */
             if (fb && ref_fast_bwd_block(fb, b, g, grads, st))
@@ -511,6 +534,7 @@ static int backward_blocks(ref_ctx *ctx, const double *dout, nsx_outputs *grads,
         }
 
     ref_fast_bwd_free(fb);
+    free(encl);
     ref_row_clear(&row);
     scratch_clear(&rs);
     ival_clear(&rs.Dp), ival_clear(&rs.t), ival_clear(&rs.s);
@@ -554,11 +578,34 @@ int nsx_ref_backward(const nsx_problem *p, const nsx_inputs *in, nsx_outputs *ou
     ref_ctx ctx;
     rc = ref_ctx_init(&ctx, p, in, sel, err);
     if (!rc)
-        rc = backward_blocks(&ctx, in->dout, out, opts, &st, err);
+        rc = backward_blocks(&ctx, in->dout, out, opts, &st, NULL, err);
     ref_ctx_clear(&ctx);
     ref_erange_restore(saved);
     free(own_sel);
     if (stats)
         *stats = st;
+    return rc;
+}
+
+int ref_bwd_enclosures(const nsx_problem *p, const nsx_inputs *in, nsx_outputs *scratch, mpfr_prec_t prec,
+                       void (*visit)(void *arg, const ival *el, const double *encl, size_t count), void *arg,
+                       nsx_err *err)
+{
+    nsx_ref_opts opts = {.fast = 1, .threads = 2};
+    nsx_ref_stats st = {0};
+    const int32_t *sel;
+    int32_t *own_sel;
+    int rc = ref_selection(p, in, NULL, NULL, &opts, &st, &sel, &own_sel, err);
+    if (rc)
+        return rc;
+    bwd_probe probe = {prec, visit, arg};
+    ref_erange saved = ref_erange_widen();
+    ref_ctx ctx;
+    rc = ref_ctx_init(&ctx, p, in, sel, err);
+    if (!rc)
+        rc = backward_blocks(&ctx, in->dout, scratch, &opts, &st, &probe, err);
+    ref_ctx_clear(&ctx);
+    ref_erange_restore(saved);
+    free(own_sel);
     return rc;
 }

@@ -44,5 +44,11 @@ int ref_fast_bwd_init(ref_fast_bwd **fb, const ref_ctx *ctx, const double *dout,
                       nsx_err *err);
 int ref_fast_bwd_block(ref_fast_bwd *fb, int b, int g, nsx_outputs *grads, nsx_ref_stats *st);
 void ref_fast_bwd_free(ref_fast_bwd *fb);
+/* For tests: each block records every element's enclosure (v.h, v.l, E)
+   into encl (3 doubles per element, in the MPFR block's order: dq of the
+   group's heads, then dk_m, then dv_m: ref/backward.h), decided or not; NaN
+   where a row stopped before its enclosures (a non-finite input, scores
+   out of range). */
+void ref_fast_bwd_set_encl(ref_fast_bwd *fb, double *encl);
 
 #endif /* NSX_REF_FAST_H */

@@ -167,6 +167,7 @@ struct ref_fast_bwd {
     atomic_size_t next;
     atomic_int fail;
     nsx_outputs *grads;
+    double *encl;          /* tests: NULL, or each element's (v.h, v.l, E) */
 };
 
 /* One thread's scratch and accumulators. */
@@ -726,9 +727,12 @@ write_dq:;
        N + NP terms (Lemma R) */
     const double infl = 1 + (3.0 * (double)(N + NP) + 64) * 0x1p-52;
     int ok = 1;
+    double *en = fb->encl ? fb->encl + 3 * (((size_t)hh * L + i) * d) : NULL;
     for (int l = 0; l < d; l++) {
         if (t->qE[l] == 0 && t->qS[l] == 0 && t->qC[l] == 0) {
             dq[l] = 0.0; /* untouched: exactly 0 */
+            if (en)
+                en[3 * l] = en[3 * l + 1] = en[3 * l + 2] = 0;
             continue;
         }
         dd v = two_sum(t->qS[l], t->qC[l]);
@@ -736,6 +740,8 @@ write_dq:;
         dd r = dd_mul(v, fb->sf);
         double Er = ((KM * fabs(r.h) + fabs(v.h) * UP * fb->Esf + (fabs(fb->sf.h) * UP + fb->Esf) * Ev) * BI +
                      7 * ETA) * fp->shift;
+        if (en)
+            en[3 * l] = r.h, en[3 * l + 1] = r.l, en[3 * l + 2] = Er;
         ok &= ref_fast_decide(r, Er, &dq[l]);
     }
     return ok;
@@ -770,7 +776,7 @@ static void *bworker(void *arg)
    merged (Lemma A per thread, in thread order), scaled by f (x) (Lemma P)
    and decided: 1 with *out set, 0 when undecided. */
 static int merge_decide(struct ref_fast_bwd *fb, int nt, size_t e, int kind, dd f, double Ef, double infl,
-                        double *out)
+                        double *out, double *en)
 {
     dd v = {0, 0};
     double E = 0;
@@ -790,12 +796,16 @@ static int merge_decide(struct ref_fast_bwd *fb, int nt, size_t e, int kind, dd 
     }
     if (!touched) {
         *out = 0.0; /* no allowed tuple touches it: exactly 0 */
+        if (en)
+            en[0] = en[1] = en[2] = 0;
         return 1;
     }
     E *= BI;
     dd r = dd_mul(v, f);
     double Er = ((KM * fabs(r.h) + fabs(v.h) * UP * Ef + (fabs(f.h) * UP + Ef) * E) * BI + 7 * ETA) *
                 fb->fp.shift;
+    if (en)
+        en[0] = r.h, en[1] = r.l, en[2] = Er;
     return ref_fast_decide(r, Er, out);
 }
 
@@ -806,6 +816,11 @@ int ref_fast_bwd_block(ref_fast_bwd *fb, int b, int g, nsx_outputs *grads, nsx_r
     fb->b = b, fb->g = g, fb->h0 = g * Hg, fb->Hg = Hg;
     fb->rows = (size_t)Hg * p->L;
     fb->grads = grads;
+    if (fb->encl) {
+        size_t total = (size_t)Hg * p->L * p->d + (size_t)p->n * p->L * (p->d + p->dv);
+        for (size_t e = 0; e < 3 * total; e++)
+            fb->encl[e] = NAN;
+    }
     atomic_store(&fb->next, 0);
     atomic_store(&fb->fail, 0);
     int nt = fb->nthreads;
@@ -822,6 +837,8 @@ int ref_fast_bwd_block(ref_fast_bwd *fb, int b, int g, nsx_outputs *grads, nsx_r
     nt = started + 1;
     if (atomic_load(&fb->fail))
         return 0;
+    int all = 1;
+    const size_t nq = (size_t)Hg * p->L * p->d, nk = (size_t)p->n * p->L * p->d;
     uint64_t N = 0, NP = 0;
     for (int x = 0; x < nt; x++)
         N += fb->th[x].N, NP += fb->th[x].NP;
@@ -831,17 +848,25 @@ int ref_fast_bwd_block(ref_fast_bwd *fb, int b, int g, nsx_outputs *grads, nsx_r
         for (int j = 0; j < p->L; j++) {
             for (int l = 0; l < p->d; l++) {
                 size_t e = ((size_t)m * p->L + j) * p->d + l;
-                if (!merge_decide(fb, nt, e, 0, fb->sf, fb->Esf, infl,
-                                  &grads->dk[m][nsx_k_at(p, b, j, g, l)]))
-                    return 0;
+                if (!merge_decide(fb, nt, e, 0, fb->sf, fb->Esf, infl, &grads->dk[m][nsx_k_at(p, b, j, g, l)],
+                                  fb->encl ? fb->encl + 3 * (nq + e) : NULL)) {
+                    if (!fb->encl)
+                        return 0;
+                    all = 0;
+                }
             }
             for (int c = 0; c < p->dv; c++) {
                 size_t e = ((size_t)m * p->L + j) * p->dv + c;
-                if (!merge_decide(fb, nt, e, 1, fb->fv, fb->Efv, infl,
-                                  &grads->dv[m][nsx_v_at(p, b, j, g, c)]))
-                    return 0;
+                if (!merge_decide(fb, nt, e, 1, fb->fv, fb->Efv, infl, &grads->dv[m][nsx_v_at(p, b, j, g, c)],
+                                  fb->encl ? fb->encl + 3 * (nq + nk + e) : NULL)) {
+                    if (!fb->encl)
+                        return 0;
+                    all = 0;
+                }
             }
         }
+    if (!all)
+        return 0;
     st->tuples += N;
     st->fast_tuples += N;
     st->fast_rows += fb->rows;
@@ -898,6 +923,11 @@ int ref_fast_bwd_init(ref_fast_bwd **out, const ref_ctx *ctx, const double *dout
     }
     *out = fb;
     return 0;
+}
+
+void ref_fast_bwd_set_encl(ref_fast_bwd *fb, double *encl)
+{
+    fb->encl = encl;
 }
 
 void ref_fast_bwd_free(ref_fast_bwd *fb)

@@ -16,9 +16,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <mpfr.h>
+
 #include "harness.h"
 #include "io/casefile.h"
 #include "nsimplex/ref.h"
+#include "ref/backward.h"
 #include "ref/fast_kern.h"
 #include "vectors/suites.h"
 
@@ -357,6 +360,70 @@ START_TEST(exact_zeros_are_decided_fast)
 }
 END_TEST
 
+/* ---- the bound itself ---- */
+
+typedef struct encl_stat {
+    long checked;
+    double worst; /* the largest |X - v| / E */
+    const char *what;
+} encl_stat;
+
+/* Every element the fast path enclosed: MPFR's enclosure [lo, hi] (2000
+   bits) lies in [v - E, v + E]. */
+static void check_encl(void *arg, const ival *el, const double *encl, size_t count)
+{
+    encl_stat *es = arg;
+    mpfr_t a, b2;
+    mpfr_inits2(2400, a, b2, (mpfr_ptr)0);
+    for (size_t e = 0; e < count; e++) {
+        const double *x = encl + 3 * e;
+        if (isnan(x[0]) || isnan(x[2]))
+            continue; /* not reached */
+        /* a = hi - v, b2 = lo - v, both exact at 2400 bits */
+        mpfr_sub_d(a, el[e].hi, x[0], MPFR_RNDU);
+        mpfr_sub_d(a, a, x[1], MPFR_RNDU);
+        mpfr_sub_d(b2, el[e].lo, x[0], MPFR_RNDD);
+        mpfr_sub_d(b2, b2, x[1], MPFR_RNDD);
+        ck_assert_msg(mpfr_cmp_d(a, x[2]) <= 0 && mpfr_cmp_d(b2, -x[2]) >= 0,
+                      "%s: element %zu: the exact value is outside %a + %a +- %a (seed %u)", es->what, e, x[0],
+                      x[1], x[2], SEED);
+        if (x[2] > 0) {
+            double r = fmax(fabs(mpfr_get_d(a, MPFR_RNDU)), fabs(mpfr_get_d(b2, MPFR_RNDD))) / x[2];
+            es->worst = r > es->worst ? r : es->worst;
+        }
+        es->checked++;
+    }
+    mpfr_clears(a, b2, (mpfr_ptr)0);
+}
+
+START_TEST(every_enclosure_holds_the_exact_value)
+{
+    rng r = {SEED + 11};
+    encl_stat es = {0, 0, NULL};
+    for (int k = 0; k < 48; k++) {
+        tcase t;
+        char what[64];
+        int n = 1 + k % 3, style = (k / 3) % NSTYLES;
+        if (style == EXACT)
+            style = PLAIN;
+        random_case(&t, &r, n, style);
+        snprintf(what, sizeof what, "problem %d (n %d, style %d)", k, n, style);
+        es.what = what;
+        gbuf f;
+        gbuf_alloc(&f, &t.p);
+        nsx_err err = {0};
+        int rc = ref_bwd_enclosures(&t.p, &t.in, &f.g, 2000, check_encl, &es, &err);
+        ck_assert_msg(rc == 0, "%s: %s", what, err.msg);
+        gbuf_free(&f, &t.p);
+        tcase_free(&t);
+    }
+    ck_assert(es.checked > 1000);
+    ck_assert(es.worst <= 1);
+    fprintf(stderr, "test_fast_bwd: %ld enclosures hold the exact value; largest |X - v| / E = %.3g\n", es.checked,
+            es.worst);
+}
+END_TEST
+
 /* ---- the ISA tables ---- */
 
 /* acc_axpy and acc_vmul of every table this CPU runs give the scalar
@@ -402,6 +469,7 @@ static Suite *fast_bwd_suite(void)
     tcase_add_test(tc, forced_undecided_blocks_go_to_mpfr);
     tcase_add_test(tc, exact_zeros_are_decided_fast);
     tcase_add_test(tc, element_sums_of_every_isa);
+    tcase_add_test(tc, every_enclosure_holds_the_exact_value);
     suite_add_tcase(s, tc);
     return s;
 }
