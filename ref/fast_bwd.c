@@ -40,6 +40,9 @@
  *     u (|c1| + |C'|) (additions are exact in the subnormal range); so
  *     E' = E + te + u (|c1| + |C'|) + 2 eta bounds the error (the 2 eta:
  *     u |x| may itself underflow).  The value is two_sum(S, C), exact.
+ *   Every dd here comes out of a two_sum or fast_two_sum (ref/dd.h) or is
+ *     exact with a zero low part, so |x_l| <= u |x_h| (half an ulp; exact
+ *     in the subnormal range) and |x^| <= |x_h| (1 + 2^-52) ("UP").
  *   Lemma P (a product term x y of two enclosed factors): with x^, y^ the
  *     computed dd and |x^ - x| <= Ex, |y| <= ya, t = dd_mul(x^, y^):
  *     |t - x y| <= |t - x^ y^| + |x^| |y^ - y| + |y| |x^ - x|
@@ -436,9 +439,9 @@ static int bwd_row(bthread *t, int hh, int i)
        1): dP_J - Delta = f ((p_J - p*) - D'), D' = sum_K A_K (p_K - p*),
        since sum_K A_K = 1 (as ref/backward.c does over MPFR).  The computed
        p*^ is the same dd as J*'s own p^ in passes 2 and 3 (the same
-       operations on the same data), so J*'s difference is an exact 0 with
-       no error: a nearly one-hot row keeps its relative accuracy.  Any
-       other K: q_K = p^_K (-) p*^ (Lemma A), within
+       operations on the same data; checked), so J*'s difference is an
+       exact 0 with no error: a nearly one-hot row keeps its relative
+       accuracy.  Any other K: q_K = p^_K (-) p*^ (Lemma A), within
        Eq_K = Ep_K + Ep* + 5 u^2 (|p_K,h| + |p*_h|) of p_K - p*. */
     dd pst = {0, 0};
     double Epst = Ep_row;
@@ -496,7 +499,7 @@ static int bwd_row(bthread *t, int hh, int i)
                     CE = (CE + tt) + w->el[k];
                     /* q_K = p_K - p* and its error (0 for J* itself) */
                     dd qk = dd_add((dd){t->ph[k], t->pl[k]}, (dd){-pst.h, -pst.l});
-                    double Eq = isP && keys[t0 + k] == Jst[last]
+                    double Eq = isP && keys[t0 + k] == Jst[last] && t->ph[k] == pst.h && t->pl[k] == pst.l
                                     ? 0.0
                                     : (Ep + Epst + DD_ADD_REL * (fabs(t->ph[k]) + fabs(pst.h))) * BI;
                     SEq += w->eh[k] * Eq;
@@ -544,8 +547,10 @@ static int bwd_row(bthread *t, int hh, int i)
         const double EZ = (rho + k_in + k_row) * Zh * INFL * INFL + (double)nflush * FLUSH_BOUND + uf;
         if (!(Zh > 2 * EZ))
             return 0;
-        const double EDn = (rho + k_in + k_row) * MagD * (1 + 0x1p-40) * INFL * INFL +
-                           SEq * (1 + rho) * BI * BI * INFL +
+        /* MagD and SEq are binary64 sums of N positive terms: INFN */
+        const double INFN = 1 + (double)(N + 16) * 0x1p-51;
+        const double EDn = (rho + k_in + k_row) * MagD * INFN * (1 + 0x1p-40) * INFL * INFL +
+                           SEq * INFN * (1 + rho) * BI * BI * INFL +
                            (double)nflush * FLUSH_BOUND * 2 * pmaxb * INFL + uf * (1 + 2 * pmaxb);
         const double Zlo = (Zh * (1 - 0x1p-52) - EZ) * (1 - 0x1p-52);
         iZ = dd_div((dd){1, 0}, Z);
@@ -621,7 +626,7 @@ static int bwd_row(bthread *t, int hh, int i)
                 /* (E7c) dT'_J = A_J ((p_J - p*) - D'): Lemma A twice (q_J as
                    in pass 2), then Lemma P */
                 dd qk = dd_add((dd){t->ph[k], t->pl[k]}, (dd){-pst.h, -pst.l});
-                double Eq = isP && keys[t0 + k] == Jst[last]
+                double Eq = isP && keys[t0 + k] == Jst[last] && t->ph[k] == pst.h && t->pl[k] == pst.l
                                 ? 0.0
                                 : (Ep + Epst + DD_ADD_REL * (fabs(t->ph[k]) + fabs(pst.h))) * BI;
                 dd df = dd_add(qk, (dd){-Dp.h, -Dp.l});
