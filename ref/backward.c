@@ -35,6 +35,7 @@
 #include <string.h>
 
 #include "nsimplex/ref.h"
+#include "nsimplex/slice.h"
 #include "ref/backward.h"
 #include "ref/exact.h"
 #include "ref/fast.h"
@@ -512,6 +513,19 @@ static int backward_blocks(ref_ctx *ctx, const double *dout, nsx_outputs *grads,
                block it leaves undecided */
             if (fb && ref_fast_bwd_block(fb, b, g, grads, st))
                 continue;
+            if (fb && opts->mpfr_tuples_max) {
+                /* the bounded work of the forward's fast path, per block */
+                uint64_t left = 0;
+                for (int i = 0; i < p->L; i++)
+                    left += (uint64_t)Hg * nsx_slice_bound(p, i);
+                if (left > opts->mpfr_tuples_max) {
+                    rc = nsx_err_set(err, NSX_E_TOO_LARGE,
+                                     "reference backward: the fast path left batch %d, kv head %d (%llu "
+                                     "tuples) to MPFR, over the limit of %llu",
+                                     b, g, (unsigned long long)left, (unsigned long long)opts->mpfr_tuples_max);
+                    break;
+                }
+            }
             nsx_ref_stats bs = {0};
             if ((rc = solve_block(&bk, &row, &rs, opts, &bs, err)))
                 break;
