@@ -18,6 +18,7 @@
 
 #include <mpfr.h>
 
+#include "cli_run.h"
 #include "harness.h"
 #include "io/casefile.h"
 #include "nsimplex/ref.h"
@@ -456,12 +457,59 @@ START_TEST(element_sums_of_every_isa)
 }
 END_TEST
 
+/* ---- the command line ---- */
+
+static char *slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *s = malloc(n > 0 ? (size_t)n : 1);
+    *len = s ? fread(s, 1, (size_t)n, f) : 0;
+    fclose(f);
+    return s;
+}
+
+/* eval --bwd takes the fast path by default and says so with --stats;
+   --exact-only gives the same file through MPFR alone. */
+START_TEST(eval_bwd_fast_and_exact_only)
+{
+    const char *tmp = getenv("NSX_TMP") ? getenv("NSX_TMP") : "/tmp";
+    char out1[512], out2[512];
+    snprintf(out1, sizeof out1, "%s/fast_bwd_eval.safetensors", tmp);
+    snprintf(out2, sizeof out2, "%s/fast_bwd_eval_exact.safetensors", tmp);
+    const char *file = "vectors/default/bwd_n2_paper.safetensors";
+    const char *a1[] = {"eval", file, "--out", out1, "--bwd", "--stats", NULL};
+    const char *a2[] = {"eval", file, "--out", out2, "--bwd", "--stats", "--exact-only", NULL};
+    cli_result r;
+    ck_assert_int_eq(cli_run(&r, a1), 0);
+    ck_assert_msg(r.status == 0, "%s", r.err);
+    const char *line = strstr(r.out, "eval: backward: ref:");
+    ck_assert_msg(line && strstr(line, " 0 by MPFR"), "%s", r.out);
+    cli_result_free(&r);
+    ck_assert_int_eq(cli_run(&r, a2), 0);
+    ck_assert_msg(r.status == 0, "%s", r.err);
+    line = strstr(r.out, "eval: backward: ref:");
+    ck_assert_msg(line && strstr(line, ": 0 decided by the fast path"), "%s", r.out);
+    cli_result_free(&r);
+    size_t n1 = 0, n2 = 0;
+    char *s1 = slurp(out1, &n1), *s2 = slurp(out2, &n2);
+    ck_assert(s1 && s2 && n1 > 0);
+    ck_assert_msg(n1 == n2 && memcmp(s1, s2, n1) == 0, "eval --bwd: fast and --exact-only files differ");
+    free(s1), free(s2);
+}
+END_TEST
+
 static Suite *fast_bwd_suite(void)
 {
     Suite *s = suite_create("fast_bwd");
     TCase *tc = tcase_create("vectors");
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, every_gradient_vector);
+    tcase_add_test(tc, eval_bwd_fast_and_exact_only);
     suite_add_tcase(s, tc);
     tc = tcase_create("random");
     tcase_set_timeout(tc, 600);
