@@ -68,6 +68,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "ref/dd.h"
@@ -171,6 +172,11 @@ struct ref_fast_bwd {
     atomic_int fail;
     nsx_outputs *grads;
     double *encl;          /* tests: NULL, or each element's (v.h, v.l, E) */
+    /* progress (opts->progress): rows of earlier blocks, the next report */
+    const nsx_ref_opts *opts;
+    uint64_t rows_before;
+    double next_report;
+    pthread_mutex_t lock;
 };
 
 /* One thread's scratch and accumulators. */
@@ -754,6 +760,26 @@ write_dq:;
 
 /* ---- the block ---- */
 
+static double now_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+/* about every 10 s: the gradient rows taken so far, of B H L */
+static void report(struct ref_fast_bwd *fb, size_t r)
+{
+    const nsx_problem *p = fb->fp.p;
+    double t = now_s();
+    pthread_mutex_lock(&fb->lock);
+    if (t >= fb->next_report) {
+        fb->next_report = t + 10;
+        fb->opts->progress(fb->opts->progress_arg, fb->rows_before + r, (uint64_t)p->B * p->H * p->L);
+    }
+    pthread_mutex_unlock(&fb->lock);
+}
+
 static void *bworker(void *arg)
 {
     bthread *t = arg;
@@ -771,6 +797,8 @@ static void *bworker(void *arg)
         size_t r = atomic_fetch_add(&fb->next, 1);
         if (r >= fb->rows)
             break;
+        if (fb->opts->progress && (r & 63) == 0)
+            report(fb, r);
         if (!bwd_row(t, (int)(r / (size_t)p->L), (int)(r % (size_t)p->L)))
             atomic_store(&fb->fail, 1);
     }
@@ -840,6 +868,7 @@ int ref_fast_bwd_block(ref_fast_bwd *fb, int b, int g, nsx_outputs *grads, nsx_r
     for (int x = 1; x <= started; x++)
         pthread_join(tid[x], NULL);
     nt = started + 1;
+    fb->rows_before += fb->rows;
     if (atomic_load(&fb->fail))
         return 0;
     int all = 1;
@@ -895,6 +924,9 @@ int ref_fast_bwd_init(ref_fast_bwd **out, const ref_ctx *ctx, const double *dout
         return rc;
     }
     fb->dout = dout;
+    fb->opts = opts;
+    fb->next_report = now_s() + 10;
+    pthread_mutex_init(&fb->lock, NULL);
     /* f' = out_scale / den: Lemma D (den = 1: exact) */
     fb->fv = (dd){p->out_scale, 0};
     fb->Efv = 0;
@@ -943,5 +975,7 @@ void ref_fast_bwd_free(ref_fast_bwd *fb)
         bthread_free(&fb->th[x]);
     free(fb->th);
     ref_fast_prob_clear(&fb->fp);
+    if (fb->opts)
+        pthread_mutex_destroy(&fb->lock);
     free(fb);
 }
