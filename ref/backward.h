@@ -27,6 +27,9 @@ typedef struct bwd_block {
     double *rq, *rk, *rv;   /* their binary64 values, once decided; one
                                array: rk = rq + nq, rv = rk + nk */
     unsigned char *done;    /* nq + nk + nv flags: q first, then k, then v */
+    const unsigned char *rowneed; /* NULL, or Hg*L flags: the rows a round
+                               visits (the others add only to elements
+                               already done: the fast path's) */
     mpfr_prec_t prec_x;     /* every coefficient of E7d-E7f is exact */
     mpfr_t fac;             /* scratch for one factor K~ or V~ */
 } bwd_block;

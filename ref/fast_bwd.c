@@ -3,9 +3,10 @@
  * binary64 and double-double (ref/dd.h) with an error bound proven step by
  * step, as the forward's fast path (ref/fast.c) does for O and LSE.  Every
  * element gets an enclosure [v - E, v + E] of its exact value; it is
- * emitted when both ends round to the same binary64 (ref_fast_decide), and
- * a block (b, kv head g: the unit of ref/backward.c) with any undecided
- * element goes whole to the MPFR backward, the spec.
+ * emitted when both ends round to the same binary64 (ref_fast_decide); the
+ * elements left undecided go to the MPFR backward, the spec, which visits
+ * only the rows of the block (b, kv head g: its unit) that can reach them
+ * (ref/backward.c, rows_needed).
  *
  * Per row (b, h, i) of the block, f = out_scale / den, with the forward's
  * prefixes P = (j_1..j_{n-1}) and inner keys j (tuples J = (P, j)):
@@ -169,9 +170,13 @@ struct ref_fast_bwd {
     int b, g, h0, Hg;
     size_t rows;
     atomic_size_t next;
-    atomic_int fail;
+    atomic_int fail;       /* a row stopped before its enclosures */
+    atomic_int undec;      /* a row's dq has an undecided element */
     nsx_outputs *grads;
     double *encl;          /* tests: NULL, or each element's (v.h, v.l, E) */
+    unsigned char *done;   /* NULL, or per element (the MPFR block's order):
+                              decided, with its value in res */
+    double *res;
     /* progress (opts->progress): rows of earlier blocks, the next report */
     const nsx_ref_opts *opts;
     uint64_t rows_before;
@@ -372,8 +377,9 @@ static void prefix_p(bthread *t, int product, const pref *pf, const int *J, int 
 }
 
 /* Row (b, h, i) of the block into the thread's accumulators and, for dq,
-   the outputs.  1 when done (every dq element of the row decided), 0 when
-   the block must go to MPFR. */
+   the outputs.  1 when done with every dq element of the row decided, 2
+   when done with some undecided, 0 when the row stopped before its
+   enclosures (the block must go to MPFR whole). */
 static int bwd_row(bthread *t, int hh, int i)
 {
     struct ref_fast_bwd *fb = t->fb;
@@ -738,12 +744,15 @@ write_dq:;
        N + NP terms (Lemma R) */
     const double infl = 1 + (3.0 * (double)(N + NP) + 64) * 0x1p-52;
     int ok = 1;
-    double *en = fb->encl ? fb->encl + 3 * (((size_t)hh * L + i) * d) : NULL;
+    const size_t q0 = ((size_t)hh * L + i) * d;
+    double *en = fb->encl ? fb->encl + 3 * q0 : NULL;
     for (int l = 0; l < d; l++) {
         if (t->qE[l] == 0 && t->qS[l] == 0 && t->qC[l] == 0) {
             dq[l] = 0.0; /* untouched: exactly 0 */
             if (en)
                 en[3 * l] = en[3 * l + 1] = en[3 * l + 2] = 0;
+            if (fb->done)
+                fb->done[q0 + l] = 1, fb->res[q0 + l] = 0.0;
             continue;
         }
         dd v = two_sum(t->qS[l], t->qC[l]);
@@ -753,9 +762,12 @@ write_dq:;
                      7 * ETA) * fp->shift;
         if (en)
             en[3 * l] = r.h, en[3 * l + 1] = r.l, en[3 * l + 2] = Er;
-        ok &= ref_fast_decide(r, Er, &dq[l]);
+        int dec = ref_fast_decide(r, Er, &dq[l]);
+        if (fb->done && dec)
+            fb->done[q0 + l] = 1, fb->res[q0 + l] = dq[l];
+        ok &= dec;
     }
-    return ok;
+    return ok ? 1 : 2;
 }
 
 /* ---- the block ---- */
@@ -799,8 +811,11 @@ static void *bworker(void *arg)
             break;
         if (fb->opts->progress && (r & 63) == 0)
             report(fb, r);
-        if (!bwd_row(t, (int)(r / (size_t)p->L), (int)(r % (size_t)p->L)))
+        int rr = bwd_row(t, (int)(r / (size_t)p->L), (int)(r % (size_t)p->L));
+        if (rr == 0)
             atomic_store(&fb->fail, 1);
+        else if (rr == 2)
+            atomic_store(&fb->undec, 1);
     }
     return NULL;
 }
@@ -842,20 +857,26 @@ static int merge_decide(struct ref_fast_bwd *fb, int nt, size_t e, int kind, dd 
     return ref_fast_decide(r, Er, out);
 }
 
-int ref_fast_bwd_block(ref_fast_bwd *fb, int b, int g, nsx_outputs *grads, nsx_ref_stats *st)
+int ref_fast_bwd_block(ref_fast_bwd *fb, int b, int g, nsx_outputs *grads, nsx_ref_stats *st,
+                       unsigned char *done, double *res)
 {
     const nsx_problem *p = fb->fp.p;
     const int Hg = p->H / p->Hkv;
     fb->b = b, fb->g = g, fb->h0 = g * Hg, fb->Hg = Hg;
     fb->rows = (size_t)Hg * p->L;
     fb->grads = grads;
-    if (fb->encl) {
-        size_t total = (size_t)Hg * p->L * p->d + (size_t)p->n * p->L * (p->d + p->dv);
+    fb->done = done;
+    fb->res = res;
+    const size_t nq = (size_t)Hg * p->L * p->d, nk = (size_t)p->n * p->L * p->d;
+    const size_t total = nq + (size_t)p->n * p->L * (p->d + p->dv);
+    if (fb->encl)
         for (size_t e = 0; e < 3 * total; e++)
             fb->encl[e] = NAN;
-    }
+    if (done)
+        memset(done, 0, total);
     atomic_store(&fb->next, 0);
     atomic_store(&fb->fail, 0);
+    atomic_store(&fb->undec, 0);
     int nt = fb->nthreads;
     if ((size_t)nt > fb->rows)
         nt = (int)fb->rows;
@@ -869,10 +890,16 @@ int ref_fast_bwd_block(ref_fast_bwd *fb, int b, int g, nsx_outputs *grads, nsx_r
         pthread_join(tid[x], NULL);
     nt = started + 1;
     fb->rows_before += fb->rows;
-    if (atomic_load(&fb->fail))
+    if (atomic_load(&fb->fail)) {
+        if (done)
+            memset(done, 0, total);
         return 0;
-    int all = 1;
-    const size_t nq = (size_t)Hg * p->L * p->d, nk = (size_t)p->n * p->L * p->d;
+    }
+    /* go on past an undecided element when its neighbours are wanted */
+    const int every = fb->encl || done;
+    int all = !atomic_load(&fb->undec);
+    if (!all && !every)
+        return 0;
     uint64_t N = 0, NP = 0;
     for (int x = 0; x < nt; x++)
         N += fb->th[x].N, NP += fb->th[x].NP;
@@ -882,31 +909,34 @@ int ref_fast_bwd_block(ref_fast_bwd *fb, int b, int g, nsx_outputs *grads, nsx_r
         for (int j = 0; j < p->L; j++) {
             for (int l = 0; l < p->d; l++) {
                 size_t e = ((size_t)m * p->L + j) * p->d + l;
-                if (!merge_decide(fb, nt, e, 0, fb->sf, fb->Esf, infl, &grads->dk[m][nsx_k_at(p, b, j, g, l)],
-                                  fb->encl ? fb->encl + 3 * (nq + e) : NULL)) {
-                    if (!fb->encl)
-                        return 0;
-                    all = 0;
-                }
+                double *out = &grads->dk[m][nsx_k_at(p, b, j, g, l)];
+                int dec = merge_decide(fb, nt, e, 0, fb->sf, fb->Esf, infl, out,
+                                       fb->encl ? fb->encl + 3 * (nq + e) : NULL);
+                if (done && dec)
+                    done[nq + e] = 1, res[nq + e] = *out;
+                if (!dec && !every)
+                    return 0;
+                all &= dec;
             }
             for (int c = 0; c < p->dv; c++) {
                 size_t e = ((size_t)m * p->L + j) * p->dv + c;
-                if (!merge_decide(fb, nt, e, 1, fb->fv, fb->Efv, infl, &grads->dv[m][nsx_v_at(p, b, j, g, c)],
-                                  fb->encl ? fb->encl + 3 * (nq + nk + e) : NULL)) {
-                    if (!fb->encl)
-                        return 0;
-                    all = 0;
-                }
+                double *out = &grads->dv[m][nsx_v_at(p, b, j, g, c)];
+                int dec = merge_decide(fb, nt, e, 1, fb->fv, fb->Efv, infl, out,
+                                       fb->encl ? fb->encl + 3 * (nq + nk + e) : NULL);
+                if (done && dec)
+                    done[nq + nk + e] = 1, res[nq + nk + e] = *out;
+                if (!dec && !every)
+                    return 0;
+                all &= dec;
             }
         }
     if (!all)
-        return 0;
+        return done ? 2 : 0;
     st->tuples += N;
     st->fast_tuples += N;
     st->fast_rows += fb->rows;
-    uint64_t vals = (uint64_t)Hg * p->L * p->d + (uint64_t)p->n * p->L * (p->d + p->dv);
-    st->values += vals;
-    st->fast_values += vals;
+    st->values += total;
+    st->fast_values += total;
     return 1;
 }
 

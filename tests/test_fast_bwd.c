@@ -288,6 +288,44 @@ START_TEST(forced_undecided_blocks_go_to_mpfr)
 }
 END_TEST
 
+/* One row whose two keys are equal (window 2, K[7] = K[8]): its dq is an
+   exact zero that no enclosure decides, while every other element is
+   decided fast.  Only that row goes to MPFR, and the values are MPFR's. */
+START_TEST(one_undecided_row_goes_to_mpfr_alone)
+{
+    nsx_problem p;
+    nsx_problem_defaults(&p);
+    p.L = 16;
+    p.d = 8;
+    p.dv = 4;
+    p.window[0] = 2;
+    tcase t;
+    rng r = {SEED + 17};
+    tcase_alloc(&t, &p);
+    ck_assert(nsx_instance_alloc_grads(&t) == 0);
+    tcase_fill(&t, &r, 8, 7);
+    for (size_t x = 0; x < nsx_o_size(&p); x++)
+        t.dout[x] = (double)(1 + (int)(x % 5)) / 4;
+    for (int l = 0; l < p.d; l++)
+        t.k[0][nsx_k_at(&p, 0, 7, 0, l)] = t.k[0][nsx_k_at(&p, 0, 8, 0, l)];
+    nsx_ref_stats st = {0};
+    assert_fast_is_mpfr(&t, 0, 2, &st, "equal keys");
+    ck_assert_msg(st.mpfr_rows == 1 && st.fast_rows == (uint64_t)p.L - 1,
+                  "MPFR rows %llu, fast rows %llu", (unsigned long long)st.mpfr_rows,
+                  (unsigned long long)st.fast_rows);
+    ck_assert_msg(st.mpfr_values == (uint64_t)p.d, "MPFR values %llu", (unsigned long long)st.mpfr_values);
+    gbuf f;
+    gbuf_alloc(&f, &p);
+    nsx_ref_opts fast = {.fast = 1};
+    nsx_err err = {0};
+    ck_assert(nsx_ref_backward(&p, &t.in, &f.g, &fast, NULL, &err) == 0);
+    for (int l = 0; l < p.d; l++)
+        ck_assert(f.g.dq[nsx_q_at(&p, 0, 8, 0, l)] == 0);
+    gbuf_free(&f, &p);
+    tcase_free(&t);
+}
+END_TEST
+
 /* ---- exact zeros, decided by the fast path ---- */
 
 /* Windows of 1: every row has the one tuple (i, .., i), so dT = 0 and dq,
@@ -516,6 +554,7 @@ static Suite *fast_bwd_suite(void)
     tcase_add_loop_test(tc, random_problems_of_every_feature, 0, 4);
     tcase_add_test(tc, forced_undecided_blocks_go_to_mpfr);
     tcase_add_test(tc, exact_zeros_are_decided_fast);
+    tcase_add_test(tc, one_undecided_row_goes_to_mpfr_alone);
     tcase_add_test(tc, element_sums_of_every_isa);
     tcase_add_test(tc, every_enclosure_holds_the_exact_value);
     suite_add_tcase(s, tc);
