@@ -51,7 +51,8 @@ typedef struct nsx_ref_opts {
                             to MPFR have more allowed tuples than this in all
                             (nsx_slice_bound), NSX_E_TOO_LARGE instead of
                             computing them (the fuzzer's bounded work); for
-                            the backward, per block (b, kv head) left to MPFR;
+                            the backward, the rows of a block (b, kv head)
+                            left to MPFR;
                             0: no limit */
 } nsx_ref_opts;
 
@@ -101,7 +102,8 @@ int nsx_ref_forward(const nsx_problem *p, const nsx_inputs *in, nsx_outputs *out
  * Outputs: every element of out->dq, out->dk[0..n-1], out->dv[0..n-1];
  * nothing else of out is written.  With opts->fast, each block (b, kv head)
  * first goes through the fast certified path (ref/fast_bwd.c) and only the
- * blocks it leaves undecided through MPFR: the same values bit for bit.
+ * elements it leaves undecided through MPFR (from the rows that reach
+ * them): the same values bit for bit.
  * opts and stats may be NULL;
  * opts->allow_nonfinite is not supported (a non-finite value read is
  * NSX_E_INPUT), nor is a skip that marks a row (NSX_E_UNSUPPORTED: every
