@@ -131,7 +131,8 @@ static int backward_ref(const nsx_case *c, nsx_st *st, const eval_opts *eo, nsx_
     if (!c->in.dout)
         return nsx_err_set(err, NSX_E_INPUT, "--bwd: no tensor do (the upstream gradient)");
     int rc = grads_alloc(p, &g, err);
-    nsx_ref_opts bopts = {.fast = !eo->exact_only, .threads = eo->threads};
+    nsx_ref_opts bopts = {.fast = !eo->exact_only, .threads = eo->threads, .progress = progress,
+                          .progress_arg = (void *)c->info.id};
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     if (!rc)
