@@ -64,7 +64,7 @@ def pad(x, mult=64):
 
 def outside(p):
     """1 when the problem is outside what the kernel computes."""
-    return (p.n != 2 or p.reduce != "product" or not p.causal or p.topk or p.distinct
+    return (p.n != 2 or p.reduce != "product" or not p.causal or p.topk or p.distinct or p.d != p.dv
             or any(p.k_bias) or any(p.v_bias) or abs(p.score_scale - p.d ** -0.5) > 1e-15
             or p.out_scale != 1)
 
