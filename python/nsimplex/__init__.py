@@ -698,7 +698,14 @@ def fuzz(fn, seconds=10.0, seed=1, features="all", shapes=None, model="bf16", de
         raise state["exc"]
     if rc:
         _raise(rc, err)
-    return FuzzResult(json.loads(s))
+    res = FuzzResult(json.loads(s))
+    # the saved text's command line names the CLI; a Python function is run again through this call
+    label = name or getattr(fn, "__name__", "python")
+    for f in res.failures:
+        f["reproduce"] = "nsimplex.fuzz(%s, seed=%d, start=%d, count=1, model=%r, max_order=%d%s%s%s)" % (
+            label, seed, f["index"], model, max_order, "" if features == "all" else ", features=%r" % (features,),
+            "" if device is None else ", device=%r" % (device,), "" if dtype is None else ", dtype=%s" % (dtype,))
+    return res
 
 
 def _idx_caps(outputs, activations, causal_off):
