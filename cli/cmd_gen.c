@@ -58,7 +58,8 @@ static void progress(void *arg, uint64_t done, uint64_t rows)
 }
 
 /* gen --recipe: one case to the file out. */
-static int gen_recipe(const char *recipe, const char *out, const char *name, int conflicting)
+static int gen_recipe(const char *recipe, const char *out, const char *name, int conflicting, nsx_ref_opts ref,
+                      const nsx_budget_limits *lim, int stats)
 {
     if (conflicting)
         return cli_fail("gen", "--recipe writes one file: not with --suite, --shard or --manifest");
@@ -76,9 +77,15 @@ static int gen_recipe(const char *recipe, const char *out, const char *name, int
         return cli_fail("gen", "--name: empty");
     nsx_err err = {0};
     nsx_ref_stats st = {0};
-    if (nsx_gen_recipe(recipe, name, out, &st, &err))
+    ref.progress_arg = (void *)name; /* for progress() */
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    if (nsx_gen_recipe_ref(recipe, name, out, &ref, lim, &st, &err))
         return cli_fail_err("gen", &err);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
     printf("gen: %s: %llu tuples, recipe \"%s\"\n", out, (unsigned long long)st.tuples, recipe);
+    if (stats)
+        cli_ref_stats("gen", &st, (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec));
     return NSX_EXIT_OK;
 }
 
@@ -122,7 +129,8 @@ int cmd_gen(int argc, char **argv)
             return NSX_EXIT_BAD;
     }
     if (recipe)
-        return gen_recipe(recipe, dir, name, shard_s || manifest_only || strcmp(suite, "default") != 0);
+        return gen_recipe(recipe, dir, name, shard_s || manifest_only || strcmp(suite, "default") != 0, ref, &lim,
+                          stats);
     if (name)
         return cli_fail("gen", "--name goes with --recipe");
     if (shard_s) {

@@ -563,6 +563,32 @@ START_TEST(forced_isa_on_the_command_line)
 }
 END_TEST
 
+/* gen --recipe takes the reference's options like a suite: --exact-only
+   forces MPFR (the same bytes) and --stats says which path decided. */
+START_TEST(gen_recipe_takes_exact_only_and_stats)
+{
+    const char *tmp = getenv("NSX_TMP") ? getenv("NSX_TMP") : "/tmp";
+    char fast[512], exact[512];
+    snprintf(fast, sizeof fast, "%s/recipe_fast.safetensors", tmp);
+    snprintf(exact, sizeof exact, "%s/recipe_exact.safetensors", tmp);
+    const char *recipe = "n=2 L=24 H=2 Hkv=1 d=8 w=8,4 kb=0,0.5";
+    const char *a1[] = {"gen", "--recipe", recipe, "--out", fast, "--name", "r", "--stats", NULL};
+    const char *a2[] = {"gen", "--recipe", recipe, "--out", exact, "--name", "r", "--stats", "--exact-only", NULL};
+    cli_result r1, r2;
+    ck_assert_int_eq(cli_run(&r1, a1), 0);
+    ck_assert_int_eq(cli_run(&r2, a2), 0);
+    ck_assert_msg(r1.status == 0 && r2.status == 0, "%s%s", r1.err, r2.err);
+    ck_assert_msg(strstr(r1.out, " 0 by MPFR") != NULL, "%s", r1.out);
+    ck_assert_msg(strstr(r2.out, " 0 decided by the fast path") != NULL, "%s", r2.out);
+    size_t n1, n2;
+    char *a = slurp(fast, &n1), *b = slurp(exact, &n2);
+    ck_assert(a && b && n1 == n2 && memcmp(a, b, n1) == 0);
+    free(a), free(b);
+    cli_result_free(&r1);
+    cli_result_free(&r2);
+}
+END_TEST
+
 static Suite *fast_suite(void)
 {
     Suite *s = suite_create("fast");
@@ -585,6 +611,7 @@ static Suite *fast_suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_loop_test(tc, isa_tables_agree, 0, FAST_ISA_COUNT);
     tcase_add_loop_test(tc, forced_isa_on_the_command_line, 0, FAST_ISA_COUNT);
+    tcase_add_test(tc, gen_recipe_takes_exact_only_and_stats);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -89,9 +89,15 @@ int nsx_gen_case_ref(const nsx_suite *s, const nsx_suite_case *c, const char *pa
 int nsx_gen_recipe(const char *recipe, const char *name, const char *path, nsx_ref_stats *stats,
                    nsx_err *err)
 {
+    return nsx_gen_recipe_ref(recipe, name, path, NULL, NULL, stats, err);
+}
+
+int nsx_gen_recipe_ref(const char *recipe, const char *name, const char *path, const nsx_ref_opts *ref,
+                       const nsx_budget_limits *lim, nsx_ref_stats *stats, nsx_err *err)
+{
     const nsx_suite_case c = {name, recipe, "from a recipe (nsimplex gen --recipe)"};
     const nsx_suite s = {"custom", &c, 1};
-    return nsx_gen_case(&s, &c, path, NULL, stats, err);
+    return nsx_gen_case_ref(&s, &c, path, ref, lim, stats, err);
 }
 
 /*

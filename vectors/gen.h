@@ -37,6 +37,11 @@ int nsx_gen_case_ref(const nsx_suite *s, const nsx_suite_case *c, const char *pa
    stats may be NULL. */
 int nsx_gen_recipe(const char *recipe, const char *name, const char *path, nsx_ref_stats *stats,
                    nsx_err *err);
+/* The same with the reference's options (fast or exact-only, threads,
+   progress; NULL: the defaults) and the work limits lim (NULL: the
+   defaults). */
+int nsx_gen_recipe_ref(const char *recipe, const char *name, const char *path, const nsx_ref_opts *ref,
+                       const nsx_budget_limits *lim, nsx_ref_stats *stats, nsx_err *err);
 
 /* Writes the cases of s that belong to shard (1..nshards) into DIR/SUITE/,
    one progress line per case to log (may be NULL), with the reference's
