@@ -282,7 +282,7 @@ int nsx_fz_judge(const nsx_kernel *k, const nsx_model *m, nsx_fz_case *c, int re
        goes to the loop reference when its work fits NSX_FZ_LOOP_WORK, and
        is skipped otherwise. */
     if (ref == NSX_FZ_REF_MPFR) {
-        nsx_ref_opts opts = {.prec_cap = c->exact_cap ? 0 : NSX_FZ_PREC_CAP, .fast = 1, .threads = 0,
+        nsx_ref_opts opts = {.prec_cap = c->exact_cap ? 0 : NSX_FZ_PREC_CAP, .fast = 1, .threads = c->ref_threads,
                              .mpfr_tuples_max = automatic ? NSX_FZ_MPFR_TUPLES : 0};
         nsx_ref_stats stats = {0};
         nsx_recipe rc3 = c->r;

@@ -857,7 +857,85 @@ START_TEST(test_summary_worst)
     ck_assert_msg(wo > 0 && wo == s.worst_o && io == s.worst_o_index, "%g at %llu vs %g at %llu", wo,
                   (unsigned long long)io, s.worst_o, (unsigned long long)s.worst_o_index);
     ck_assert_msg(wl > 0 && wl == s.worst_lse && il == s.worst_lse_index, "%g vs %g", wl, s.worst_lse);
+
+    /* the same with three problems judged at once (isolated calls): the
+       summary's worst is still the true worst */
+    nsx_kernel_iso iso = {.timeout = 30};
+    nsx_fuzz_summary sj;
+    k.iso = &iso;
+    o.jobs = 3;
+    ck_assert_int_eq(nsx_fuzz_run(&k, &o, &sj, &err), 0);
+    ck_assert_uint_eq(sj.mpfr + sj.loop, judged);
+    ck_assert_msg(wo == sj.worst_o && io == sj.worst_o_index && wl == sj.worst_lse && il == sj.worst_lse_index,
+                  "jobs 3: %g at %llu, %g at %llu", sj.worst_o, (unsigned long long)sj.worst_o_index, sj.worst_lse,
+                  (unsigned long long)sj.worst_lse_index);
+    k.iso = NULL;
     nsx_kernel_close(&k);
+}
+END_TEST
+
+/* Problems judged at once (opts.jobs) give the run of one at a time: the
+   same problems, verdicts, counts and shapes, and the same first failure
+   of a planted bug (each worker's kernel isolated in its own copy). */
+static void same_summary(const nsx_fuzz_summary *a, const nsx_fuzz_summary *b)
+{
+    ck_assert_uint_eq(a->problems, b->problems);
+    ck_assert_uint_eq(a->mpfr, b->mpfr);
+    ck_assert_uint_eq(a->loop, b->loop);
+    ck_assert_uint_eq(a->skipped, b->skipped);
+    ck_assert_uint_eq(a->rejected, b->rejected);
+    ck_assert_uint_eq(a->pairs, b->pairs);
+    ck_assert_uint_eq(a->heads, b->heads);
+    ck_assert_uint_eq(a->bwd, b->bwd);
+    ck_assert_uint_eq(a->tuples, b->tuples);
+    ck_assert_uint_eq(a->tile_tuples, b->tile_tuples);
+    ck_assert(a->worst_o == b->worst_o && a->worst_lse == b->worst_lse);
+    ck_assert(a->worst_o_index == b->worst_o_index && a->worst_lse_index == b->worst_lse_index);
+    ck_assert(memcmp(a->by_n, b->by_n, sizeof a->by_n) == 0 && memcmp(a->by_L, b->by_L, sizeof a->by_L) == 0 &&
+              memcmp(a->by_d, b->by_d, sizeof a->by_d) == 0);
+    ck_assert(memcmp(a->cls_judged, b->cls_judged, sizeof a->cls_judged) == 0);
+    ck_assert_int_eq(a->nfail, b->nfail);
+    for (int x = 0; x < a->nfail; x++) {
+        ck_assert_uint_eq(a->fail[x].index, b->fail[x].index);
+        ck_assert_uint_eq(a->fail[x].kinds, b->fail[x].kinds);
+        ck_assert_str_eq(a->fail[x].draw, b->fail[x].draw);
+    }
+}
+
+START_TEST(test_jobs_same_run)
+{
+    nsx_kernel_iso iso = {.timeout = 30};
+    nsx_fuzz_opts o;
+    nsx_fuzz_summary s1, s2;
+    nsx_err err = {0};
+    nsx_fuzz_opts_default(&o);
+    o.seed = 23;
+    o.count = 40;
+    o.seconds = 0;
+    o.progress = 0;
+    nsx_kernel k = clean_kernel();
+    k.iso = &iso;
+    ck_assert_int_eq(nsx_fuzz_run(&k, &o, &s1, &err), 0);
+    o.jobs = 2;
+    ck_assert_int_eq(nsx_fuzz_run(&k, &o, &s2, &err), 0);
+    ck_assert_uint_eq(s1.problems, 40 - s1.rejected);
+    same_summary(&s1, &s2);
+    k.iso = NULL;
+    nsx_kernel_close(&k);
+
+    /* a planted leak: the first failure is the same problem */
+    k = planted(BUG_LEAK);
+    k.iso = &iso;
+    o.steer = &small_shapes;
+    o.seed = 4;
+    o.count = 300;
+    o.shrink_seconds = 0;
+    o.jobs = 0;
+    ck_assert_msg(nsx_fuzz_run(&k, &o, &s1, &err) == 0, "%s", err.msg);
+    ck_assert_int_eq(s1.nfail, 1);
+    o.jobs = 4;
+    ck_assert_msg(nsx_fuzz_run(&k, &o, &s2, &err) == 0, "%s", err.msg);
+    same_summary(&s1, &s2);
 }
 END_TEST
 
@@ -885,6 +963,7 @@ static Suite *fuzz_suite(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_clean_short_run);
     tcase_add_test(tc, test_summary_worst);
+    tcase_add_test(tc, test_jobs_same_run);
     tcase_add_test(tc, test_shape_mix);
     tcase_add_test(tc, test_steering_draws);
     tcase_add_test(tc, test_steer_cli);
