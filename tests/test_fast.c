@@ -267,6 +267,51 @@ START_TEST(midpoint_goes_to_mpfr)
 }
 END_TEST
 
+/* Exact zeros are decided by the fast path, as MPFR rounds them (+0):
+   out_scale = 0, a product whose values of one dimension are all 0 (with
+   and without a bias that cancels them), a sum whose values are all 0.
+   The row's LSE is decided as usual, so no row goes to MPFR. */
+START_TEST(exact_zeros_decided)
+{
+    for (int k = 0; k < 4; k++) {
+        nsx_problem p;
+        nsx_problem_defaults(&p);
+        p.n = 2;
+        p.L = 5;
+        p.d = 3;
+        p.dv = 2;
+        if (k == 0)
+            p.out_scale = 0;
+        if (k == 2)
+            p.v_bias[1] = -0.5;
+        if (k == 3)
+            p.reduce = NSX_REDUCE_SUM;
+        tcase t;
+        tcase_alloc(&t, &p);
+        for (size_t x = 0; x < nsx_q_size(&p); x++)
+            t.q[x] = 0.25 * (double)(x % 5) - 0.4;
+        for (int m = 0; m < 2; m++)
+            for (size_t x = 0; x < nsx_k_size(&p); x++)
+                t.k[m][x] = 0.125 * (double)((x + 3 * m) % 7) - 0.3;
+        for (size_t x = 0; x < nsx_v_size(&p); x++) {
+            t.v[0][x] = k == 0 ? 0.7 - 0.1 * (double)x : k == 3 ? 0 : 0.3 + 0.01 * (double)x;
+            t.v[1][x] = k == 0 ? 0.2 : k == 2 ? 0.5 : 0;
+        }
+        nsx_ref_stats tot = {0};
+        assert_fast_is_mpfr(&t, 0, &tot, "exact zeros");
+        ck_assert_msg(tot.mpfr_rows == 0 && tot.fast_rows == 5, "case %d: fast rows %llu, MPFR rows %llu", k,
+                      (unsigned long long)tot.fast_rows, (unsigned long long)tot.mpfr_rows);
+        double o[10], lse[5];
+        nsx_ref_opts fast = {.fast = 1};
+        nsx_ref_stats st = {0};
+        run_into(&t, &fast, o, lse, &st);
+        for (int x = 0; x < 10; x++)
+            ck_assert_msg(o[x] == 0 && !signbit(o[x]), "case %d: o[%d] = %a", k, x, o[x]);
+        tcase_free(&t);
+    }
+}
+END_TEST
+
 /* The bound-shift hook widens every enclosure: with 2^28 some outputs stay
    undecided, with 2^1000 all; the values never change. */
 START_TEST(forced_undecided_rows_go_to_mpfr)
@@ -571,6 +616,7 @@ static Suite *fast_suite(void)
     tcase_add_test(tc, every_golden_vector);
     tcase_add_loop_test(tc, random_rows_of_every_feature, 0, NSX_MAX_ORDER);
     tcase_add_test(tc, midpoint_goes_to_mpfr);
+    tcase_add_test(tc, exact_zeros_decided);
     tcase_add_test(tc, forced_undecided_rows_go_to_mpfr);
     tcase_add_test(tc, enclosures_hold_the_exact_values);
     suite_add_tcase(s, tc);
