@@ -401,7 +401,10 @@ typedef struct nsx_fuzz_summary {
     uint64_t worst_o_index, worst_lse_index; /* ... in that problem */
     uint64_t by_n[NSX_MAX_ORDER + 1], by_L[NSX_FZ_LDEC], by_d[NSX_FZ_DBANDS];
     uint64_t cls_judged[NSX_FZ_CLASSES];
-    double cls_seconds[NSX_FZ_CLASSES]; /* drawing, building, running, judging */
+    double cls_seconds[NSX_FZ_CLASSES]; /* drawing, building, running, judging
+                                           (summed over the problems: with
+                                           several workers, worker seconds) */
+    int jobs;                           /* problems judged at once (workers) */
     uint64_t tuples, tile_tuples;       /* allowed tuples judged; of them in
                                            problems with L > 128 or d >= 128 */
 } nsx_fuzz_summary;

@@ -179,10 +179,16 @@ static void summary_text(const nsx_fuzz_summary *s, FILE *f)
     for (int x = 0; x < NSX_FZ_DBANDS; x++)
         fprintf(f, " %s:%" PRIu64, ds[x], s->by_d[x]);
     fprintf(f, "\n");
-    fprintf(f, "nsimplex fuzz: by class:");
+    /* with several workers the seconds are summed over the problems (worker
+       seconds), and the rate is per worker second times the workers */
+    const int w = s->jobs > 1 ? s->jobs : 1;
+    if (w > 1)
+        fprintf(f, "nsimplex fuzz: by class (%d at once; seconds summed over the workers):", w);
+    else
+        fprintf(f, "nsimplex fuzz: by class:");
     for (int x = 0; x < NSX_FZ_CLASSES; x++)
         fprintf(f, "%s %s %" PRIu64 " in %.1f s (%.1f/s)", x ? "," : "", nsx_fz_class_name(x), s->cls_judged[x],
-                s->cls_seconds[x], s->cls_seconds[x] > 0 ? s->cls_judged[x] / s->cls_seconds[x] : 0.0);
+                s->cls_seconds[x], s->cls_seconds[x] > 0 ? w * (double)s->cls_judged[x] / s->cls_seconds[x] : 0.0);
     fprintf(f, "; %" PRIu64 " tuples judged, %.1f%% in problems with L > 128 or d >= 128\n", s->tuples,
             s->tuples ? 100.0 * (double)s->tile_tuples / (double)s->tuples : 0.0);
 }
@@ -193,6 +199,7 @@ void nsx_fuzz_summary_json(const nsx_fuzz_summary *s, const nsx_fuzz_opts *o, ns
                       ",\"judged\":%" PRIu64 ",\"certified\":%" PRIu64 ",\"loop\":%" PRIu64
                       ",\"skipped\":%" PRIu64 ",\"failures\":%d",
                    o->seed, o->start, s->problems, s->mpfr + s->loop, s->mpfr, s->loop, s->skipped, s->nfail);
+    nsx_buf_printf(b, ",\"jobs\":%d", s->jobs > 1 ? s->jobs : 1);
     nsx_buf_json_field(b, "seconds", s->seconds);
     nsx_buf_printf(b, ",\"pass\":%s", !s->nfail && s->mpfr + s->loop ? "true" : "false");
     nsx_buf_printf(b, ",\"worst\":{\"o\":{");
@@ -449,6 +456,7 @@ int nsx_fuzz_run(const nsx_kernel *k, const nsx_fuzz_opts *o, nsx_fuzz_summary *
         }
     }
 
+    s->jobs = jobs ? jobs : 1;
     fz_result one, *res = &one;
     for (uint64_t idx = o->start;; idx++) {
         if (jobs) {

@@ -696,8 +696,9 @@ START_TEST(test_shape_mix)
                 max_L[p.n] = p.L;
         }
     }
-    ck_assert_msg(cls[NSX_FZ_SMALL] > count * 0.9, "small %d of %d", cls[NSX_FZ_SMALL], count);
-    ck_assert_int_gt(cls[NSX_FZ_TILES], count / 50);
+    /* forward problems: 88% small, 11.7% tiles (backward ones are all small) */
+    ck_assert_msg(cls[NSX_FZ_SMALL] > count * 0.85, "small %d of %d", cls[NSX_FZ_SMALL], count);
+    ck_assert_int_gt(cls[NSX_FZ_TILES], count / 12);
     ck_assert_int_ge(cls[NSX_FZ_PRODUCTION], 1);
     ck_assert_int_gt(wide, tiles / 5);
     ck_assert_int_gt(tile_d, tiles / 5);
