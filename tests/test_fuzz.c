@@ -182,6 +182,54 @@ static const char *const dref_recipes[] = {
     "n=1 L=24 d=3 dist=equal out=-2 scale=3",
 };
 
+/* The rows a pair makes equal to another (leak pairs up to t, batch copies,
+   mask probes) are computed once by the judge and copied: its expected
+   values, selection and tuple count are those of the reference run on every
+   row. */
+START_TEST(test_pair_rows_copied)
+{
+    static const char *const recipes[] = {
+        "n=2 L=12 H=2 Hkv=1 d=8 leak=nan:5 probe=all",
+        "n=1 L=14 d=5 leak=huge:6 leak=random:3",
+        "n=2 L=12 d=8 sel=indexer act=relu k=3 w=3,4 leak=inf:7 probe=all",
+        "n=2 L=9 d=4 sel=indices k=3 probe=all",
+    };
+    nsx_kernel k = clean_kernel();
+    nsx_model m = model_of(&k);
+    for (size_t r = 0; r < sizeof recipes / sizeof recipes[0]; r++) {
+        nsx_fz_draw d = {.seed = 300 + r, .copies = 1};
+        snprintf(d.recipe, sizeof d.recipe, "%s", recipes[r]);
+        nsx_fz_case c;
+        nsx_fz_verdict v;
+        nsx_err err = {0};
+        ck_assert_msg(nsx_fz_case_build(&d, &c, &err) == 0, "%s: %s", recipes[r], err.msg);
+        ck_assert_msg(c.b.npairs >= 2, "%s: %d pairs", recipes[r], c.b.npairs);
+        ck_assert_int_eq(nsx_fz_judge(&k, &m, &c, NSX_FZ_REF_MPFR, &v, &err), 0);
+        ck_assert_msg(v.status == NSX_FZ_PASS, "%s: %s", recipes[r], v.note);
+        const nsx_problem *p = &c.b.p;
+        size_t no = nsx_o_size(p), nl = nsx_lse_size(p), ns = p->sel.source >= NSX_SEL_INDEXER ? nsx_sel_size(p) : 0;
+        nsx_outputs out = {.o = malloc(no * sizeof(double)), .lse = malloc(nl * sizeof(double)),
+                           .sel = ns ? malloc(ns * sizeof(int32_t)) : NULL};
+        unsigned char *skip = malloc((size_t)p->B * p->L);
+        nsx_pairs_unjudged(p, c.b.pairs, c.b.npairs, skip);
+        nsx_ref_opts opts = {.fast = 1, .skip = skip};
+        nsx_ref_stats st = {0};
+        ck_assert_msg(nsx_ref_forward(p, &c.b.in, &out, &opts, &st, &err) == 0, "%s", err.msg);
+        ck_assert_msg(memcmp(out.o, c.b.o, no * sizeof(double)) == 0, "%s: o differs", recipes[r]);
+        ck_assert_msg(memcmp(out.lse, c.b.lse, nl * sizeof(double)) == 0, "%s: lse differs", recipes[r]);
+        for (size_t x = 0; x < ns; x++) /* the unjudged rows' selection is not compared */
+            if (!skip[x / (size_t)p->sel.k])
+                ck_assert_msg(out.sel[x] == c.b.sel_out[x], "%s: sel[%zu]", recipes[r], x);
+        ck_assert_msg(v.tuples == st.tuples, "%s: %llu tuples judged, %llu in all", recipes[r],
+                      (unsigned long long)v.tuples, (unsigned long long)st.tuples);
+        free(out.o), free(out.lse), free(out.sel), free(skip);
+        nsx_fz_verdict_free(&v);
+        nsx_fz_case_free(&c);
+    }
+    nsx_kernel_close(&k);
+}
+END_TEST
+
 START_TEST(test_dref_within_its_bound)
 {
     size_t judged = 0;
@@ -947,6 +995,7 @@ static Suite *fuzz_suite(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_seed_reproducible);
     tcase_add_test(tc, test_dref_within_its_bound);
+    tcase_add_test(tc, test_pair_rows_copied);
     tcase_add_test(tc, test_check_uncertainty);
     tcase_add_test(tc, test_reshape_keeps_valid_pairs);
     suite_add_tcase(s, tc);
