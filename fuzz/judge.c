@@ -368,6 +368,17 @@ int nsx_fz_judge(const nsx_kernel *k, const nsx_model *m, nsx_fz_case *c, int re
             dup[x] = src[x] >= 0;
         opts.skip = ndup ? dup : NULL;
         int r3 = nsx_build_expect(b, &rc3, &opts, &stats, &e);
+        /* the reference marks a row it skips unselected: the copied rows get
+           the selection the kernel got back, whatever the reference did (the
+           loop reference below reads it when the certified one gave up) */
+        for (size_t x = 0; ndup && computed && x < rows; x++)
+            if (dup[x]) {
+                memcpy(b->sel_out + x * (size_t)p->sel.k, sel_keep + x * (size_t)p->sel.k,
+                       (size_t)p->sel.k * sizeof *sel_keep);
+                if (nscores)
+                    memcpy(b->sel_scores + x * (size_t)p->L, scores_keep + x * (size_t)p->L,
+                           (size_t)p->L * sizeof *scores_keep);
+            }
         if (!r3 && ndup) {
             nsx_slice z;
             int zok = nsx_slice_init(&z, p) == 0;
@@ -379,13 +390,6 @@ int nsx_fz_judge(const nsx_kernel *k, const nsx_model *m, nsx_fz_case *c, int re
                     memcpy(b->o + nsx_o_at(p, bb, i, h, 0), b->o + nsx_o_at(p, a, i, h, 0),
                            (size_t)p->dv * sizeof *b->o);
                     b->lse[nsx_lse_at(p, bb, h, i)] = b->lse[nsx_lse_at(p, a, h, i)];
-                }
-                if (computed) {
-                    memcpy(b->sel_out + nsx_sel_at(p, bb, i, 0), sel_keep + nsx_sel_at(p, bb, i, 0),
-                           (size_t)p->sel.k * sizeof *sel_keep);
-                    if (nscores)
-                        memcpy(b->sel_scores + x * (size_t)p->L, scores_keep + x * (size_t)p->L,
-                               (size_t)p->L * sizeof *scores_keep);
                 }
                 if (zok)
                     stats.tuples += row_tuples(&z, b, bb, i) * (uint64_t)p->H;

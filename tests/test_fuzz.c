@@ -226,6 +226,21 @@ START_TEST(test_pair_rows_copied)
         nsx_fz_verdict_free(&v);
         nsx_fz_case_free(&c);
     }
+    /* problem 78 of seed 3: a computed selection, leak pairs and a batch
+       copy, where the certified reference gives up (precision cap) and the
+       loop reference judges: it reads the selection of the copied rows,
+       which must be the kernel's, not the reference's "skipped" marks */
+    nsx_fz_draw d;
+    nsx_fz_case c;
+    nsx_fz_verdict v;
+    nsx_err err = {0};
+    nsx_fz_draw_problem(nsx_fz_problem_seed(3, 78), k.info, &m, &d);
+    ck_assert_msg(nsx_fz_case_build(&d, &c, &err) == 0, "%s", err.msg);
+    ck_assert_int_eq(nsx_fz_judge(&k, &m, &c, NSX_FZ_REF_AUTO, &v, &err), 0);
+    ck_assert_msg(v.status == NSX_FZ_PASS && v.ref == NSX_FZ_REF_LOOP && c.b.npairs > 0, "%d %d: %s", v.status,
+                  v.ref, v.note);
+    nsx_fz_verdict_free(&v);
+    nsx_fz_case_free(&c);
     nsx_kernel_close(&k);
 }
 END_TEST
