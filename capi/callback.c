@@ -36,3 +36,41 @@ int nsx_cb_kernel_open(nsx_cb_kernel *cb, const char *name, const nsx_model *m, 
     cb->k.forward = forward;
     return 0;
 }
+
+#define ALL_IDX_CAPS                                                                                        \
+    (NSX_IDX_WRITES_SCORES | NSX_IDX_WRITES_SEL | NSX_IDX_RELU | NSX_IDX_SOFTMAX | NSX_IDX_IDENTITY |       \
+     NSX_IDX_CAUSAL_OFF)
+
+int nsx_cb_kernel_open_indexer(nsx_cb_kernel *cb, const char *name, const nsx_model *m, unsigned caps,
+                               nsx_kernel_indexer_fn indexer, nsx_err *err)
+{
+    memset(cb, 0, sizeof *cb);
+    if (!indexer)
+        return nsx_err_set(err, NSX_E_INPUT, "callback indexer: no indexer function");
+    if (caps & ~ALL_IDX_CAPS)
+        return nsx_err_set(err, NSX_E_INPUT, "callback indexer: unknown capability bits 0x%x", caps & ~ALL_IDX_CAPS);
+    if (!(caps & (NSX_IDX_WRITES_SCORES | NSX_IDX_WRITES_SEL)) ||
+        !(caps & (NSX_IDX_RELU | NSX_IDX_SOFTMAX | NSX_IDX_IDENTITY)))
+        return nsx_err_set(err, NSX_E_INPUT, "callback indexer: it must write scores or a selection (or both) "
+                                             "for at least one activation (capabilities 0x%x)", caps);
+    snprintf(cb->name, sizeof cb->name, "%s", name && name[0] ? name : "callback");
+    const int fp8 = nsx_fmt_is_fp8(m->idx);
+    cb->info = (nsx_kernel_info){
+        .abi_version = NSX_KERNEL_ABI_VERSION,
+        .name = cb->name,
+        .input_format = m->in,
+        .accum_format = m->acc,
+        .weights_format = NSX_FORMAT_F64,
+        .output_format = m->out,
+        .max_order = 1,
+        .features = 0,
+        .indexer = caps,
+        .indexer_input_format = fp8 ? m->idx : m->in,
+        .indexer_accum_format = m->acc,
+        .indexer_output_format = m->out,
+        .indexer_block = fp8 ? m->idx_blk : 0,
+    };
+    cb->k.info = &cb->info;
+    cb->k.indexer = indexer;
+    return 0;
+}

@@ -28,4 +28,15 @@ typedef struct nsx_cb_kernel {
 int nsx_cb_kernel_open(nsx_cb_kernel *cb, const char *name, const nsx_model *m, int max_order, unsigned features,
                        nsx_kernel_forward_fn forward, nsx_err *err);
 
+/*
+ * Fills cb as a kernel with an indexer only (kernel ABI 3's
+ * nsx_kernel_indexer, no forward is ever called): info declares caps
+ * (NSX_IDX_*: what it writes, which activations, causal off) and the
+ * model's indexer formats (idx when FP8, with its block; else in), acc and
+ * out; indexer is called for every problem.  0, or NSX_E_INPUT for a NULL
+ * indexer, unknown bits, or caps that write nothing or take no activation.
+ */
+int nsx_cb_kernel_open_indexer(nsx_cb_kernel *cb, const char *name, const nsx_model *m, unsigned caps,
+                               nsx_kernel_indexer_fn indexer, nsx_err *err);
+
 #endif

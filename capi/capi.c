@@ -360,8 +360,10 @@ static void failure_json(nsx_buf *b, const nsx_fuzz_failure *f)
     nsx_buf_printf(b, ",\"replays\":%s}", f->replays ? "true" : "false");
 }
 
-/* The summary as one JSON object (malloc'd; NULL when out of memory). */
-static char *summary_json(const nsx_fuzz_summary *s, const char *model)
+/* The summary as one JSON object (malloc'd; NULL when out of memory); an
+   indexer run's adds "worst", its scores' worst passing ratio (null: none),
+   and "sel_differ", its selection rows valid but not the golden set. */
+static char *summary_json(const nsx_fuzz_summary *s, const char *model, int indexer)
 {
     nsx_buf b = {0};
     nsx_buf_puts(&b, "{\"model\":");
@@ -373,6 +375,12 @@ static char *summary_json(const nsx_fuzz_summary *s, const char *model)
                    (unsigned long long)s->skipped, (unsigned long long)s->declined,
                    (unsigned long long)s->rejected, (unsigned long long)s->pairs, (unsigned long long)s->heads);
     put_num(&b, "seconds", s->seconds);
+    if (indexer && s->mpfr > (uint64_t)s->nfail)
+        put_num(&b, "worst", s->worst_o);
+    else if (indexer)
+        nsx_buf_puts(&b, ",\"worst\":null");
+    if (indexer)
+        nsx_buf_printf(&b, ",\"sel_differ\":%llu", (unsigned long long)s->sel_differ);
     nsx_buf_puts(&b, ",\"failures\":[");
     for (int x = 0; x < s->nfail; x++) {
         nsx_buf_puts(&b, x ? "," : "");
@@ -427,7 +435,42 @@ int nsx_py_fuzz(const nsx_py_fuzz_args *a, char **summary, char *err, size_t err
     int rc = nsx_fuzz_run(&cb.k, &o, s, &e);
     if (a->log)
         fflush(stdout);
-    if (!rc && !(*summary = summary_json(s, mtext)))
+    if (!rc && !(*summary = summary_json(s, mtext, 0)))
+        rc = nsx_err_set(&e, NSX_E_NOMEM, "out of memory");
+    free(s);
+    return rc ? out_err(&e, err, errlen) : 0;
+}
+
+int nsx_py_fuzz_indexer(const nsx_py_fuzz_indexer_args *a, char **summary, char *err, size_t errlen)
+{
+    nsx_err e = {0};
+    nsx_model m;
+    char mtext[160];
+    *summary = NULL;
+    if (a->model ? nsx_model_parse(a->model, &m, &e) : (nsx_model_default(&m), 0))
+        return out_err(&e, err, errlen);
+    nsx_model_format(&m, mtext, sizeof mtext);
+    nsx_cb_kernel cb;
+    if (nsx_cb_kernel_open_indexer(&cb, a->name, &m, a->caps, a->indexer, &e))
+        return out_err(&e, err, errlen);
+    nsx_fuzz_opts o;
+    nsx_fuzz_opts_default(&o);
+    o.seconds = a->seconds;
+    o.seed = a->seed;
+    o.start = a->start;
+    o.count = a->count;
+    o.max_failures = a->max_failures;
+    o.out_dir = a->out_dir;
+    o.log = a->log ? stdout : NULL;
+    o.verbose = a->verbose;
+    o.model = &m;
+    nsx_fuzz_summary *s = malloc(sizeof *s);
+    if (!s)
+        return out_err(&(nsx_err){NSX_E_NOMEM, "out of memory"}, err, errlen);
+    int rc = nsx_fuzz_indexer_run(&cb.k, &o, s, &e);
+    if (a->log)
+        fflush(stdout);
+    if (!rc && !(*summary = summary_json(s, mtext, 1)))
         rc = nsx_err_set(&e, NSX_E_NOMEM, "out of memory");
     free(s);
     return rc ? out_err(&e, err, errlen) : 0;

@@ -16,7 +16,8 @@
 
 #include "nsimplex/kernel.h"
 
-#define NSX_PY_ABI 3 /* 2: nsx_py_check_indexer; 3: nsx_py_check_grads, nsx_py_write_candidate_grads */
+#define NSX_PY_ABI 4 /* 2: nsx_py_check_indexer; 3: nsx_py_check_grads, nsx_py_write_candidate_grads;
+                        4: nsx_py_fuzz_indexer */
 
 typedef struct nsx_py_case nsx_py_case;
 
@@ -138,5 +139,25 @@ typedef struct nsx_py_fuzz_args {
    failures [{index, seed, kind, kinds, found, shrink, draw, shrunk, note,
    path, replays}]. */
 int nsx_py_fuzz(const nsx_py_fuzz_args *a, char **summary, char *err, size_t errlen);
+
+/* A fuzz run over a callback indexer (ABI 4 of this layer; `nsimplex fuzz
+   --indexer`, fuzz/idx.c, nsx_fuzz_indexer_run). */
+typedef struct nsx_py_fuzz_indexer_args {
+    const char *name;          /* the indexer's name in reports */
+    const char *model;         /* the precision model it is judged by (NULL: bf16) */
+    unsigned caps;             /* NSX_IDX_*: what it writes, what it takes */
+    nsx_kernel_indexer_fn indexer;
+    double seconds;
+    uint64_t seed, start, count;
+    int max_failures;
+    const char *out_dir;       /* NULL: failures not saved */
+    int log;                   /* 1: failures and the summary on stdout */
+    int verbose;               /* 1: every problem's line */
+} nsx_py_fuzz_indexer_args;
+
+/* Runs the indexer fuzzer; *summary as nsx_py_fuzz's, with "worst" the
+   largest score error / bound over the passing problems (null: none) and
+   "sel_differ" the selection rows valid but not the golden set (ties). */
+int nsx_py_fuzz_indexer(const nsx_py_fuzz_indexer_args *a, char **summary, char *err, size_t errlen);
 
 #endif

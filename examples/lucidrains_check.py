@@ -93,7 +93,11 @@ def main():
             failed += 1
             continue
         o = out[:, :L].float().double().detach().cpu().numpy()
-        rep = nsimplex.check(case, o=o, model=args.model, label="lucidrains-" + case.name)
+        try:
+            rep = nsimplex.check(case, o=o, model=args.model, label="lucidrains-" + case.name)
+        except nsimplex.NotApplicable as e:  # e.g. an f64 vector whose inputs exceed bf16's range
+            print("%s: not applicable under %s: %s" % (case.name, args.model, str(e).splitlines()[0][:300]))
+            continue
         failed += not rep.passed
         print("%s forward: %s worst o ratio %.3g, %d failures" % (
             case.name, "PASS" if rep.passed else "FAIL", rep.ratio or 0, rep.failures))

@@ -14,7 +14,16 @@ with the tie tolerance that bound implies.  --bug NAME plants a bug instead:
     softmax-all-keys   softmax heads normalized over every key, not the candidates
     no-scale           idx_scale not applied
     relu-after-weight  relu(w * x) instead of w * relu(x)
+    ties-descending    equal scores ordered by descending key index (E9 says ascending): the
+                       judge passes a tie broken either way (docs/ORACLE.md 5.2) and counts
+                       the rows that are not the golden set ("differ"), which the line shows
     fp8-per-tensor     (with --fp8) one scale per tensor instead of one per block
+
+--fuzz SECONDS fuzzes the same indexer with nsimplex.fuzz_indexer instead of judging fixed cases:
+the C fuzzer draws indexer problems (every activation, causal on and off, short rows, exact
+ties, weights of zero and either sign, blocks far apart in magnitude), judges each under the
+model, shrinks a failure and saves it under --out (default fuzz-out) with the call that runs it
+again.
 
 --fp8 BLOCK quantizes idx_q and idx_k to FP8 E4M3 as DeepSeek V3.2's indexer does (one float32
 scale max(amax, 1e-4) / 448 per block of BLOCK elements along di, emulated in float32 ops: PyTorch
@@ -24,8 +33,11 @@ scale max(amax, 1e-4) / 448 per block of BLOCK elements along di, emulated in fl
     python3 examples/torch_indexer.py --device cuda        # the same on a GPU
     python3 examples/torch_indexer.py --bug causal-after-topk   # fails (exit 1)
     python3 examples/torch_indexer.py vectors/default/n1_dsa_relu.safetensors
+    python3 examples/torch_indexer.py --device cuda --fuzz 60   # fuzzed: PASS, exit 0
+    python3 examples/torch_indexer.py --fuzz 20 --bug softmax-all-keys   # a failure, saved (exit 1)
 
-It prints one line per case and exits 1 when any case fails (0 when all pass).
+It prints one line per case (with --fuzz, the fuzzer's lines and summary) and exits 1 when any
+case fails (0 when all pass).
 """
 import argparse
 import os
@@ -38,6 +50,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import nsimplex  # noqa: E402
 
 BUGS = ("causal-after-topk", "softmax-all-keys", "no-scale", "relu-after-weight")
+TIE_BUGS = ("ties-descending",)  # not a failure under the judge: ties may go either way
 FP8_BUGS = ("fp8-per-tensor",)
 
 RECIPES = [
@@ -111,9 +124,14 @@ def indexer(settings, t, bug=None, fp8=None):
     if bug == "causal-after-topk":  # the top-k over every key, the mask afterwards
         ranked = torch.einsum("bih,bihj->bij", w, torch.relu(x) if act == "relu" else
                               x if act == "identity" else torch.softmax(x, dim=-1))
-    top = torch.topk(ranked, min(kk, L), dim=-1)
-    sel = top.indices.to(torch.int32)
-    valid = cand.view(1, L, L).expand(B, L, L).gather(2, top.indices)
+    # E9: by score descending, equal scores by key index ascending (a stable sort; torch.topk
+    # leaves the order of ties unspecified)
+    if bug == "ties-descending":
+        top = (L - 1) - torch.sort(ranked.flip(-1), dim=-1, descending=True, stable=True).indices[..., :min(kk, L)]
+    else:
+        top = torch.sort(ranked, dim=-1, descending=True, stable=True).indices[..., :min(kk, L)]
+    sel = top.to(torch.int32)
+    valid = cand.view(1, L, L).expand(B, L, L).gather(2, top)
     sel = torch.where(valid, sel, torch.full_like(sel, -1))  # short rows: non-candidates are pads
     if kk > L:
         sel = torch.cat([sel, torch.full((B, L, kk - L), -1, dtype=torch.int32, device=sel.device)], dim=-1)
@@ -128,6 +146,18 @@ def judge(path, device, bug=None, model=None, fp8=None):
     if model is None:
         model = "dsa-fp8,idxblk=%d" % fp8 if fp8 else "f32"
     return nsimplex.check_indexer(path, scores=S, sel=sel, model=model, label="torch-indexer")
+
+
+def fuzz(seconds, device, bug=None, model=None, fp8=None, seed=1, out="fuzz-out", count=0, log=True):
+    """Fuzzes the indexer (with bug, FP8 inputs per block of fp8) through nsimplex.fuzz_indexer
+    under model (default as judge's): an nsimplex.FuzzResult."""
+    if model is None:
+        model = "dsa-fp8,idxblk=%d" % fp8 if fp8 else "f32"
+
+    def torch_indexer(settings, t):
+        return indexer(settings, t, bug, fp8)
+    return nsimplex.fuzz_indexer(torch_indexer, seconds=seconds, seed=seed, model=model, device=device,
+                                 dtype=torch.float32, out=out, count=count, log=log)
 
 
 def generated_cases(directory):
@@ -146,23 +176,35 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("vectors", nargs="*", help="golden vectors whose selection an indexer computes")
     ap.add_argument("--device", default="cpu", help="cpu (default) or cuda")
-    ap.add_argument("--bug", choices=BUGS + FP8_BUGS, help="plant this bug")
+    ap.add_argument("--bug", choices=BUGS + TIE_BUGS + FP8_BUGS, help="plant this bug")
     ap.add_argument("--fp8", type=int, metavar="BLOCK", help="FP8 E4M3 inputs, one scale per BLOCK elements")
     ap.add_argument("--model", help="the precision model (default f32, or dsa-fp8,idxblk=BLOCK)")
     ap.add_argument("--dir", help="where the generated cases go (default: a temporary directory)")
+    ap.add_argument("--fuzz", type=float, metavar="SECONDS", help="fuzz for SECONDS (nsimplex.fuzz_indexer)")
+    ap.add_argument("--seed", type=int, default=1, help="the fuzz run's seed (default 1)")
+    ap.add_argument("--out", default="fuzz-out", help="where fuzz failures are saved (default fuzz-out)")
     a = ap.parse_args(argv)
     if a.device.startswith("cuda"):
         torch.backends.cuda.matmul.allow_tf32 = False  # float32 GEMMs, as the f32 model says
         torch.backends.cudnn.allow_tf32 = False
+    if a.fuzz is not None:
+        if a.vectors:
+            ap.error("--fuzz draws its own problems: give no vectors")
+        r = fuzz(a.fuzz, a.device, a.bug, a.model, a.fp8, a.seed, a.out)
+        print(r)
+        print("torch indexer%s on %s, fuzzed: %s" % (" with bug " + a.bug if a.bug else "", a.device,
+                                                     "PASS" if r.passed else "FAIL"))
+        return 0 if r.passed else 1
     with tempfile.TemporaryDirectory() as tmp:
         paths = a.vectors or generated_cases(a.dir or tmp)
         failed = 0
         for path in paths:
             r = judge(path, a.device, a.bug, a.model, a.fp8)
             failed += not r.passed
-            print("%s %s: worst score ratio %s, %d failure%s%s" % (
+            print("%s %s: worst score ratio %s, %d failure%s, %d row%s not the golden set (ties)%s" % (
                 "PASS" if r.passed else "FAIL", os.path.basename(path),
                 "%.3g" % r.ratio if r.ratio is not None else "-", r.failures, "" if r.failures == 1 else "s",
+                r.json["selection"]["differ"], "" if r.json["selection"]["differ"] == 1 else "s",
                 (" (" + r.notes[0] + ")") if r.notes else ""))
         print("torch indexer%s on %s: %d of %d cases failed" % (
             " with bug " + a.bug if a.bug else "", a.device, failed, len(paths)))

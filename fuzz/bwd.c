@@ -10,10 +10,11 @@
  *       forward's expected values when nsx_fz_bwd_mpfr) or the binary64
  *       loop (fuzz/dref_bwd.c) with its allowance; the loop's magnitudes
  *       are computed in every case (the bound below needs them);
- *   6c. every element of dq, dk_m, dv_m against its bound (G5) plus the
- *       reference's allowance;
+ *   6c. every element of dq, dk_m, dv_m against the oracle's gradient
+ *       bound (docs/ORACLE.md section 8; nsx_check_unc with the loop
+ *       reference's allowance as the expected values' uncertainty);
  *   6d. probes that need no reference: keys no allowed tuple uses get
- *       exactly 0, batch copies alike within the bound, and one of (by the case's
+ *       exactly 0, batch copies alike within G5, and one of (by the case's
  *       seed) the causal probe (q and dO changed before t: dq at i >= t,
  *       dk_m and dv_m at j >= t unchanged), dO scaled by 2 (the gradients
  *       double: bit for bit, or within the bound), (K1,V1) <-> (K2,V2) for
@@ -29,6 +30,7 @@
 #include "fuzz/fuzz.h"
 #include "io/fpformat.h"
 #include "nsimplex/slice.h"
+#include "oracle/within.h"
 
 /* ---- drawing ------------------------------------------------------------- */
 
@@ -151,7 +153,7 @@ static void coords(const nsx_problem *p, int t, size_t e, int *b, int *j, int *h
     *b = (int)(e / (size_t)p->L);
 }
 
-/* ---- the kernel's bound (G5) ------------------------------------------------- */
+/* ---- the probes' tolerance (G5 of docs/FUZZING.md 11.2) ---------------------- */
 
 static double gam_u(double k, double u)
 {
@@ -163,7 +165,8 @@ typedef struct bound_ctx {
     double abs;    /* the absolute part */
 } bound_ctx;
 
-/* G5 for the kernel's model m on the problem whose loop reference gave g. */
+/* G5 for the kernel's model m on the problem whose loop reference gave g: the
+   tolerance of the probes, which compare two runs of the kernel. */
 static bound_ctx kernel_bound(const nsx_problem *p, const nsx_model *m, const nsx_dref_grads *g)
 {
     const int fmts[] = {m->op, m->acc, m->inter, m->w, m->out, m->lseout};
@@ -347,7 +350,7 @@ static int probe_scale(const probe_ctx *x, nsx_fz_verdict *v, nsx_err *err)
         const double *a = tensor(x->g, tt), *b2 = tensor(&g2, tt);
         for (size_t e2 = 0; e2 < tensor_size(p, tt); e2++) {
             double want = 2 * a[e2];
-            if (same(want, b2[e2]) || fabs(b2[e2] - want) <= 2 * bound_of(x, tt, e2))
+            if (same(want, b2[e2]) || nsx_within(b2[e2], want, 2 * bound_of(x, tt, e2)))
                 continue;
             int b, j, h, c;
             char note[256], nm[16];
@@ -403,7 +406,7 @@ static int probe_swap(const probe_ctx *x, nsx_fz_verdict *v, nsx_err *err)
         const double *a = tensor(x->g, swapped[tt]), *b2 = tensor(&g2, tt);
         for (size_t e2 = 0; e2 < tensor_size(&p, tt); e2++) {
             double bd = 2 * bound_of(x, swapped[tt], e2);
-            if (same(a[e2], b2[e2]) || fabs(a[e2] - b2[e2]) <= bd)
+            if (same(a[e2], b2[e2]) || nsx_within(b2[e2], a[e2], bd))
                 continue;
             int b, j, h, c;
             char note[256], n1[16], n2[16];
@@ -511,48 +514,12 @@ int nsx_fz_bwd_judge(const nsx_kernel *k, const nsx_model *m, nsx_fz_case *c, co
         v->bwd = 0;
         goto done;
     }
-    grads ex = {b->dq, {0}, {0}}, un = {r.uq, {0}, {0}};
-    for (int x = 0; x < p->n; x++) {
-        ex.k[x] = mpfr ? b->dk[x] : r.dk[x];
-        ex.v[x] = mpfr ? b->dv[x] : r.dv[x];
-        un.k[x] = r.uk[x];
-        un.v[x] = r.uv[x];
-    }
-    if (!mpfr)
-        ex.q = r.dq;
     probe_ctx px = {k, c, sel, v->o, v->lse, v->has_lse, &g, &r, kernel_bound(p, m, &r)};
 
-    /* 6c. every element against its bound */
-    for (int t = 0; t < 1 + 2 * p->n; t++) {
-        const double *cand = tensor(&g, t), *want = tensor(&ex, t), *unc = tensor(&un, t);
-        for (size_t x = 0; x < tensor_size(p, t); x++) {
-            double bd = bound_of(&px, t, x) + (mpfr ? 0 : unc[x]);
-            if (isnan(bd))
-                bd = INFINITY;
-            double err_x = fabs(cand[x] - want[x]);
-            double ratio = bd > 0 ? err_x / bd : err_x > 0 ? INFINITY : 0;
-            if (!isfinite(cand[x]))
-                ratio = INFINITY;
-            if (ratio > v->worst_grad || isnan(cand[x]))
-                v->worst_grad = isnan(cand[x]) ? INFINITY : ratio;
-            if (ratio <= 1)
-                continue;
-            int bb, j, h, cc;
-            char nm[16];
-            coords(p, t, x, &bb, &j, &h, &cc);
-            snprintf(note, sizeof note,
-                     "%s[b=%d, pos=%d, head=%d, %d] = %.9g, expected %.17g (%s): error %.3g beyond the bound %.3g",
-                     tensor_name(t, nm, sizeof nm), bb, j, h, cc, cand[x], want[x], mpfr ? "MPFR" : "f64 loop",
-                     err_x, bd);
-            copy_note(v, NSX_FZ_GRAD, note);
-            t = 1 + 2 * p->n; /* the first failure is enough */
-            break;
-        }
-    }
-
-    /* 6c'. the oracle's own gradient bound (docs/ORACLE.md section 8) too,
-       against MPFR (the verdict `nsimplex check` gives the saved pair) or
-       against the loop's values within their allowance (nsx_check_unc) */
+    /* 6c. every element against the oracle's gradient bound (docs/ORACLE.md
+       section 8; the one definition: `nsimplex check` replays the saved pair
+       with it), against MPFR or against the loop's values within their
+       allowance (nsx_check_unc) */
     if (!v->kinds) {
         nsx_case_info info = nsx_build_info(b, "fuzz", "fuzz", "");
         nsx_candidate cand = {v->o, v->has_lse ? v->lse : NULL, NULL, g.q, {0}, {0}};
@@ -573,6 +540,14 @@ int nsx_fz_bwd_judge(const nsx_kernel *k, const nsx_model *m, nsx_fz_case *c, co
         if (nsx_err_is_fatal(r4)) {
             rc = nsx_err_set(err, r4, "%s", e.msg);
             goto done;
+        }
+        if (!r4 && rep.grad_status == NSX_GRAD_JUDGED) {
+            const nsx_check_worst *w[3] = {&rep.worst_dq, &rep.worst_dk, &rep.worst_dv};
+            for (int x = 0; x < 3; x++)
+                if (w[x]->found && !(w[x]->ratio <= v->worst_grad))
+                    v->worst_grad = isnan(w[x]->ratio) ? INFINITY : w[x]->ratio;
+            if (rep.grad_nonfinite)
+                v->worst_grad = INFINITY;
         }
         if (!r4 && rep.grad_status == NSX_GRAD_JUDGED && (rep.grad_failed || rep.grad_zero_failed))
             for (int x = 0; x < rep.nnotes; x++)
@@ -617,7 +592,7 @@ int nsx_fz_bwd_judge(const nsx_kernel *k, const nsx_model *m, nsx_fz_case *c, co
             for (size_t y = 0; y < per; y++) {
                 const size_t ea = q->a * per + y, eb = q->b * per + y;
                 const double bd = bound_of(&px, t, ea) + bound_of(&px, t, eb);
-                if (same(cand[ea], cand[eb]) || fabs(cand[ea] - cand[eb]) <= bd)
+                if (same(cand[ea], cand[eb]) || nsx_within(cand[eb], cand[ea], bd))
                     continue;
                 char nm[16];
                 int bb, j, h, cc;

@@ -397,8 +397,11 @@ typedef struct nsx_fuzz_summary {
     int nfail;
     nsx_fuzz_failure fail[NSX_FUZZ_MAX_FAILURES];
     /* of the judged problems (failures included, skips not): */
-    double worst_o, worst_lse;          /* largest error/bound ratio seen */
+    double worst_o, worst_lse;          /* largest error/bound ratio seen
+                                           (an indexer run: worst_o the scores', passing problems) */
     uint64_t worst_o_index, worst_lse_index; /* ... in that problem */
+    uint64_t sel_differ;  /* an indexer run: selection rows valid but not the golden set
+                             (ties broken otherwise, or near-ties within the tolerance) */
     uint64_t by_n[NSX_MAX_ORDER + 1], by_L[NSX_FZ_LDEC], by_d[NSX_FZ_DBANDS];
     uint64_t cls_judged[NSX_FZ_CLASSES];
     double cls_seconds[NSX_FZ_CLASSES]; /* drawing, building, running, judging

@@ -171,6 +171,20 @@ static int krc_fault(const char *kind)
     return kind && strcmp(kind, "scores") != 0 && strcmp(kind, "selection") != 0;
 }
 
+/* The NSX_FZ_* bit of a failure kind ijudge names */
+static unsigned kind_bit(const char *kind)
+{
+    static const struct {
+        const char *name;
+        unsigned bit;
+    } t[] = {{"unsupported", NSX_FZ_UNSUPPORTED}, {"error", NSX_FZ_ERROR},     {"signal", NSX_FZ_SIGNAL},
+             {"timeout", NSX_FZ_TIMEOUT},         {"exit", NSX_FZ_EXIT},       {"overflow", NSX_FZ_OVERFLOW}};
+    for (size_t x = 0; x < sizeof t / sizeof t[0]; x++)
+        if (strcmp(kind, t[x].name) == 0)
+            return t[x].bit;
+    return NSX_FZ_BOUND; /* scores, selection */
+}
+
 /* The failure kind of a kernel error (runner.h's faults) */
 static const char *fault_kind(const nsx_kernel *k, int rc)
 {
@@ -188,18 +202,19 @@ static const char *fault_kind(const nsx_kernel *k, int rc)
 }
 
 /* Runs k's indexer on b and judges it under m: *kind NULL (a pass, *ratio its worst score
-   error/bound), a failure kind with its first note, or *skip (not applicable under m); *cut
-   when the call was stopped at the deadline (not judged).  The kernel's outputs go to *ps, *psel
+   error/bound; *differ its selection rows valid but not the golden set), a failure kind with its
+   first note, or *skip (not applicable under m); *cut when the call was stopped at the deadline
+   (not judged).  The kernel's outputs go to *ps, *psel
    (malloc'd, the caller frees).  Returns 0, or a fatal error kind with err set. */
 static int ijudge(const nsx_kernel *k, const nsx_model *m, unsigned caps, const nsx_instance *b, double **ps,
                   int32_t **psel, const char **kind, char *note, size_t nlen, int *skip, int *cut, double *ratio,
-                  nsx_err *err)
+                  size_t *differ, nsx_err *err)
 {
     const nsx_problem *p = &b->p;
     const size_t LL = (size_t)p->B * p->L * p->L, nsel = nsx_sel_size(p);
     double *scores = *ps = malloc(LL * sizeof *scores);
     int32_t *sel = *psel = malloc(nsel * sizeof *sel);
-    *kind = NULL, *skip = 0, *cut = 0, *ratio = 0, note[0] = '\0';
+    *kind = NULL, *skip = 0, *cut = 0, *ratio = 0, *differ = 0, note[0] = '\0';
     if (!scores || !sel)
         return nsx_err_set(err, NSX_E_NOMEM, "fuzz: out of memory");
     for (size_t t = 0; t < LL; t++)
@@ -232,8 +247,9 @@ static int ijudge(const nsx_kernel *k, const nsx_model *m, unsigned caps, const 
     if (!rep.pass) {
         *kind = rep.s_failed ? "scores" : "selection";
         snprintf(note, nlen, "%s", rep.nnotes ? rep.notes[0] : "");
-    } else if (rep.worst_s.found) {
-        *ratio = rep.worst_s.ratio;
+    } else {
+        *ratio = rep.worst_s.found ? rep.worst_s.ratio : 0;
+        *differ = rep.sel_differ;
     }
     return 0;
 }
@@ -291,12 +307,13 @@ static int ishrink(const nsx_kernel *k, const nsx_model *m, unsigned caps, nsx_i
                 continue;
             }
             double *sc = NULL, ratio;
+            size_t differ;
             int32_t *se = NULL;
             const char *kind;
             char note[256];
             int skip, cut;
             (*tries)++;
-            rc = ijudge(k, m, caps, &c, &sc, &se, &kind, note, sizeof note, &skip, &cut, &ratio, err);
+            rc = ijudge(k, m, caps, &c, &sc, &se, &kind, note, sizeof note, &skip, &cut, &ratio, &differ, err);
             free(sc), free(se);
             if (rc) {
                 nsx_instance_free(&c);
@@ -377,7 +394,8 @@ int nsx_fuzz_indexer_run(const nsx_kernel *k, const nsx_fuzz_opts *o, nsx_fuzz_s
         double *scores = NULL, ratio = 0;
         int32_t *sel = NULL;
         int skip = 0, cut = 0;
-        int jr = ijudge(k, &m, caps, &b, &scores, &sel, &kind, note, sizeof note, &skip, &cut, &ratio, &e);
+        size_t differ = 0;
+        int jr = ijudge(k, &m, caps, &b, &scores, &sel, &kind, note, sizeof note, &skip, &cut, &ratio, &differ, &e);
         if (cut) {
             s->problems--;
             s->cut = 1;
@@ -394,7 +412,8 @@ int nsx_fuzz_indexer_run(const nsx_kernel *k, const nsx_fuzz_opts *o, nsx_fuzz_s
         } else {
             s->mpfr++;
             if (!kind && ratio > worst)
-                worst = ratio;
+                worst = ratio, s->worst_o_index = idx;
+            s->sel_differ += differ;
         }
         if (o->log && o->verbose)
             fprintf(o->log, "%s problem %" PRIu64 ": %s%s%s\n", kind ? "FAIL" : "pass", idx, text, kind ? "\n  " : "",
@@ -404,7 +423,7 @@ int nsx_fuzz_indexer_run(const nsx_kernel *k, const nsx_fuzz_opts *o, nsx_fuzz_s
             memset(f, 0, sizeof *f);
             f->index = idx;
             f->seed = pseed;
-            f->kinds = f->kind = NSX_FZ_BOUND;
+            f->kinds = f->kind = kind_bit(kind);
             f->found = now() - t0 - paused;
             snprintf(f->draw, sizeof f->draw, "%s", text);
             snprintf(f->note, sizeof f->note, "%.250s", note);
@@ -426,8 +445,9 @@ int nsx_fuzz_indexer_run(const nsx_kernel *k, const nsx_fuzz_opts *o, nsx_fuzz_s
                     double ratio;
                     int skip, cut;
                     free(scores), free(sel);
+                    size_t differ;
                     if ((sr = ijudge(k, &m, caps, &b, &scores, &sel, &kind, note, sizeof note, &skip, &cut, &ratio,
-                                     &e))) {
+                                     &differ, &e))) {
                         free(scores), free(sel), nsx_instance_free(&b);
                         return nsx_err_set(err, sr, "%s", e.msg);
                     }
@@ -447,9 +467,11 @@ int nsx_fuzz_indexer_run(const nsx_kernel *k, const nsx_fuzz_opts *o, nsx_fuzz_s
                      "drawn: %s\n"
                      "failed: %s\n"
                      "shrunk (%d of %d candidates kept): %s\n"
-                     "reproduce: nsimplex fuzz --indexer --seed %" PRIu64 " --start %" PRIu64 " --count 1%s%s",
-                     name, k->path ? " " : "", path, o->seed, idx, pseed, f->found, text, kind0, kept, tries, shrunk, o->seed,
-                     idx, k->path ? " --kernel " : "", path);
+                     "reproduce: %s --seed %" PRIu64 " --start %" PRIu64 " --count 1%s%s",
+                     name, k->path ? " " : "", path, o->seed, idx, pseed, f->found, text, kind0, kept, tries, shrunk,
+                     /* a callback (the Python package's fuzz_indexer) has no command line of its own */
+                     !k->path && k->indexer ? "the same fuzz run (a callback indexer) with" : "nsimplex fuzz --indexer",
+                     o->seed, idx, k->path ? " --kernel " : "", path);
             snprintf(f->shrunk, sizeof f->shrunk, "%s", shrunk);
             snprintf(f->note, sizeof f->note, "%.250s", note); /* the shrunk case's */
             nsx_recipe rs = rc_;
@@ -482,14 +504,16 @@ int nsx_fuzz_indexer_run(const nsx_kernel *k, const nsx_fuzz_opts *o, nsx_fuzz_s
             break;
     }
     s->seconds = now() - t0 - paused;
+    s->worst_o = worst; /* the scores' */
     if (o->log) {
         char mt[128];
         fprintf(o->log,
                 "nsimplex fuzz: seed %" PRIu64 ", indexer problems %" PRIu64 "..%" PRIu64 " in %.1f s: %" PRIu64
-                " judged against MPFR under %s (worst score error/bound %.3g where passing), %" PRIu64
-                " skipped, %d failure%s: %s\n",
+                " judged against MPFR under %s (worst score error/bound %.3g where passing; %" PRIu64
+                " selection rows valid but not the golden set: ties), %" PRIu64 " skipped, %d failure%s: %s\n",
                 o->seed, o->start, end > o->start ? end - 1 : o->start, s->seconds, s->mpfr,
-                nsx_model_format(&m, mt, sizeof mt), worst, s->skipped, s->nfail, s->nfail == 1 ? "" : "s",
+                nsx_model_format(&m, mt, sizeof mt), worst, s->sel_differ, s->skipped, s->nfail,
+                s->nfail == 1 ? "" : "s",
                 s->nfail ? "FAIL" : s->mpfr ? "PASS" : "NOTHING JUDGED (not a pass)");
         if (s->cut)
             fprintf(o->log, "nsimplex fuzz: problem %" PRIu64 " was stopped at the end of the budget, inside the "

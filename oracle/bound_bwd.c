@@ -395,8 +395,12 @@ static int element_out(const gstate *st, double E, double g, double gu, const ch
 {
     const nsx_fmt *fo = &st->c.k.fout;
     double ga = fabs(g) * (1 + U64) + gu; /* |g| for every exact value within gu */
-    if (!isfinite(E)) { /* a row whose weights cannot be bounded (ORACLE.md 8.4): not judged */
+    if (isinf(E)) { /* a row whose weights cannot be bounded (ORACLE.md 8.4): not judged */
         *out = INFINITY;
+        return 0;
+    }
+    if (isnan(E)) { /* a bound that could not be computed passes nothing (oracle/within.h) */
+        *out = NAN;
         return 0;
     }
     (void)what, (void)b, (void)pos, (void)head, (void)col;

@@ -19,6 +19,7 @@
 #include "oracle/bound_bwd.h"
 #include "oracle/check.h"
 #include "oracle/check_internal.h"
+#include "oracle/within.h"
 
 static void note(nsx_check_report *rep, int kind, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
@@ -319,6 +320,10 @@ static int judge_sel_row(const nsx_problem *p, nsx_bound_ctx *bc, int b, int i, 
             continue;
         double s = score[((size_t)b * L + i) * L + j];
         double r = score_exact ? 0.0 : half_ulp(s);
+        if (isnan(tol[j])) { /* as nsx_within: a NaN bound passes nothing */
+            note(rep, NSX_NOTE_SEL, "sel[b=%d,i=%d]: the tolerance of key %d could not be computed (NaN)", b, i, j);
+            return 0;
+        }
         if (in_c[j] && s + r + tol[j] < lo_in)
             lo_in = s + r + tol[j], j_in = j;
         if (!in_c[j] && s - r - tol[j] > hi_out)
@@ -505,7 +510,7 @@ static int check_rows(const nsx_problem *p, const nsx_candidate *cand, const dou
                     int bad = 0;
                     for (int c = 0; c < dv; c++) {
                         rep->o_judged++;
-                        if (co[c] != 0) {
+                        if (!nsx_within(co[c], 0.0, 0.0)) {
                             rep->o_failed++;
                             bad = 1;
                             if (!isfinite(co[c]))
@@ -540,7 +545,7 @@ static int check_rows(const nsx_problem *p, const nsx_candidate *cand, const dou
                         continue;
                     }
                     track(&rep->worst_o, b, h, i, c, e, bound[c], eo[c], v, &rb);
-                    if (e > bound[c]) {
+                    if (!nsx_within(v, eo[c], bound[c])) {
                         rep->o_failed++;
                         note(rep, NSX_NOTE_BOUND, "o[b=%d,h=%d,i=%d,c=%d] = %.17g, exact %.17g: error %.3g > bound %.3g", b, h, i, c,
                              v, eo[c], e, bound[c]);
@@ -552,7 +557,7 @@ static int check_rows(const nsx_problem *p, const nsx_candidate *cand, const dou
                     if (!isfinite(v))
                         e = INFINITY;
                     track(&rep->worst_lse, b, h, i, -1, e, rb.lse, el, v, &rb);
-                    if (!(e <= rb.lse)) {
+                    if (!nsx_within(v, el, rb.lse)) {
                         rep->lse_failed++;
                         note(rep, NSX_NOTE_BOUND, "lse[b=%d,h=%d,i=%d] = %.17g, exact %.17g: error %.3g > bound %.3g", b, h, i, v, el,
                              e, rb.lse);
@@ -583,7 +588,7 @@ static void judge_grad(const char *name, int m, const double *cv, const double *
         rep->grad_judged++;
         if (bd[x] == 0) {
             rep->grad_zero++;
-            if (v != 0) {
+            if (!nsx_within(v, 0.0, 0.0)) {
                 rep->grad_zero_failed++;
                 rep->grad_failed++;
                 rep->grad_nonfinite += !isfinite(v);
@@ -604,7 +609,7 @@ static void judge_grad(const char *name, int m, const double *cv, const double *
                                : terms[(((size_t)b * p->Hkv + h) * p->n + (m - 1)) * p->L + i];
             *w = (nsx_check_worst){1, b, h, i, c, e, bd[x], ratio, ex[x], v, t, NAN, m};
         }
-        if (!(e <= bd[x])) {
+        if (!nsx_within(v, ex[x], bd[x])) {
             rep->grad_failed++;
             note(rep, NSX_NOTE_GRAD, "%s[b=%d,%s=%d,h=%d,c=%d] = %.17g, exact %.17g: error %.3g > bound %.3g", name,
                  b, m ? "j" : "i", i, h, c, v, ex[x], e, bd[x]);

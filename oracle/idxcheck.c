@@ -15,6 +15,7 @@
 #include "nsimplex/ref.h"
 #include "oracle/bound.h"
 #include "oracle/check_internal.h"
+#include "oracle/within.h"
 
 /* Half the larger binary64 spacing at s: |S - s| for s = RN(S). */
 static double half_ulp(double s)
@@ -49,7 +50,7 @@ static void judge_scores(const nsx_problem *p, const nsx_model *m, int b, int i,
         double e = fabs(c - s);
         double ratio = bound > 0 ? e / bound : (e > 0 ? INFINITY : 0.0);
         rep->s_judged++;
-        int bad = !isfinite(c) || !(e <= bound); /* a NaN bound is a failure, never a pass */
+        int bad = !nsx_within(c, s, bound); /* a NaN bound is a failure, never a pass */
         if (!isfinite(c))
             ratio = INFINITY;
         nsx_check_worst *w = &rep->worst_s;

@@ -8,6 +8,7 @@
 
     nsimplex.fuzz(lambda p, t: my_kernel(p, t), seconds=60, model="bf16", device="cuda",
                   features=["windows", "gqa", "lse"])
+    nsimplex.fuzz_indexer(my_indexer, seconds=60, model="f32", device="cuda")  # (scores, sel)
 
 A kernel is a callable fn(problem, tensors) -> (o, lse) or o or {"o": .., "lse": ..}: problem
 is a Problem (the settings in the terms kernels take), tensors a dict with q [B,L,H,d],
@@ -25,10 +26,11 @@ from ctypes import POINTER, byref, c_double, c_float, c_int, c_int32, c_int64, c
 import numpy as np
 
 from . import _lib
-from ._lib import FEATURES, FORMAT_NAMES, FORMATS, MAX_ORDER, REDUCERS, lib
+from ._lib import FEATURES, FORMAT_NAMES, FORMATS, IDX_ACT_NAMES, IDX_ACTS, IDX_WRITES, MAX_ORDER, REDUCERS, lib
 
 __version__ = _lib.lib.nsx_py_version().decode()
-__all__ = ["load", "gen", "check", "check_indexer", "indexer_inputs", "fuzz", "run", "save_candidate", "model",
+__all__ = ["load", "gen", "check", "check_indexer", "indexer_inputs", "fuzz", "fuzz_indexer", "run", "save_candidate",
+           "model",
            "Case", "Problem", "Report", "IndexerReport",
            "FuzzResult", "Error", "InputError", "NotApplicable", "Unsupported", "ModelWarning", "FEATURE_NAMES"]
 
@@ -534,14 +536,19 @@ def save_candidate(case, path, o, lse=None, sel=None, model=None, grads=None):
 
 class FuzzResult:
     """The outcome of a fuzz run: .passed, .summary (the dict: problems, mpfr, loop, skipped,
-    declined, seconds, model, failures), .failures (each a dict: kind, note, draw, shrunk, path of
-    the saved vector, index, seed)."""
+    declined, seconds, model, failures; an indexer run's also worst, the largest score error /
+    bound where passing, as .ratio, and sel_differ, the selection rows valid but not the golden
+    set: ties broken the other way, which the judge passes), .failures (each a dict: kind, note, draw, shrunk, path of
+    the saved vector, index, seed (the problem's), and for an indexer run reproduce, the call
+    that runs that problem alone)."""
 
-    def __init__(self, summary):
+    def __init__(self, summary, indexer=False):
         self.summary = summary
         self.failures = summary["failures"]
         self.passed = not self.failures
         self.problems = summary["problems"]
+        self.indexer = indexer
+        self.ratio = summary.get("worst")
 
     def __bool__(self):
         return self.passed
@@ -552,12 +559,21 @@ class FuzzResult:
 
     def __str__(self):
         s = self.summary
-        lines = ["nsimplex fuzz (%s): %d problems in %.1f s (%d against MPFR, %d against the f64 loop, "
-                 "%d skipped, %d declined): %s" % (s["model"], s["problems"], s["seconds"], s["mpfr"], s["loop"],
-                                                   s["skipped"], s["declined"], "PASS" if self.passed else "FAIL")]
+        if self.indexer:
+            lines = ["nsimplex fuzz_indexer (%s): %d problems in %.1f s (%d against MPFR, %d skipped; worst score "
+                     "error/bound %s where passing; %d selection rows valid but not the golden set: ties): %s"
+                     % (s["model"], s["problems"], s["seconds"], s["mpfr"], s["skipped"],
+                        "-" if self.ratio is None else "%.3g" % self.ratio, s["sel_differ"],
+                        "PASS" if self.passed else "FAIL")]
+        else:
+            lines = ["nsimplex fuzz (%s): %d problems in %.1f s (%d against MPFR, %d against the f64 loop, "
+                     "%d skipped, %d declined): %s" % (s["model"], s["problems"], s["seconds"], s["mpfr"], s["loop"],
+                                                       s["skipped"], s["declined"], "PASS" if self.passed else "FAIL")]
         for f in self.failures:
             lines.append("FAIL %s: %s\n  drawn: %s\n  shrunk: %s\n  saved: %s"
                          % (f["kind"], f["note"], f["draw"], f["shrunk"], f["path"]))
+            if f.get("reproduce"):
+                lines.append("  reproduce: " + f["reproduce"])
         return "\n".join(lines)
 
 
@@ -682,4 +698,146 @@ def fuzz(fn, seconds=10.0, seed=1, features="all", shapes=None, model="bf16", de
         raise state["exc"]
     if rc:
         _raise(rc, err)
-    return FuzzResult(json.loads(s))
+    res = FuzzResult(json.loads(s))
+    # the saved text's command line names the CLI; a Python function is run again through this call
+    label = name or getattr(fn, "__name__", "python")
+    for f in res.failures:
+        f["reproduce"] = "nsimplex.fuzz(%s, seed=%d, start=%d, count=1, model=%r, max_order=%d%s%s%s)" % (
+            label, seed, f["index"], model, max_order, "" if features == "all" else ", features=%r" % (features,),
+            "" if device is None else ", device=%r" % (device,), "" if dtype is None else ", dtype=%s" % (dtype,))
+    return res
+
+
+def _idx_caps(outputs, activations, causal_off):
+    """The NSX_IDX_* capability bits of fuzz_indexer's declaration."""
+    outputs = (outputs,) if isinstance(outputs, str) else tuple(outputs)
+    activations = (activations,) if isinstance(activations, str) else tuple(activations)
+    caps = 0
+    for name in outputs:
+        if name not in IDX_WRITES:
+            raise InputError(_lib.E_INPUT, "outputs: unknown output %r (known: scores, sel)" % (name,))
+        caps |= IDX_WRITES[name]
+    for name in activations:
+        if name not in IDX_ACTS:
+            raise InputError(_lib.E_INPUT, "activations: unknown activation %r (known: %s)"
+                             % (name, ", ".join(IDX_ACT_NAMES)))
+        caps |= IDX_ACTS[name]
+    if not outputs or not activations:
+        raise InputError(_lib.E_INPUT, "fuzz_indexer: give at least one output and one activation")
+    return caps | (_lib.IDX_CAUSAL_OFF if causal_off else 0)
+
+
+def _indexer_outputs(out, caps):
+    """(scores, sel) from what an indexer function returned."""
+    if isinstance(out, dict):
+        unknown = set(out) - {"scores", "sel"}
+        if unknown:
+            raise InputError(_lib.E_INPUT, "the indexer returned %s; give scores and/or sel" % sorted(unknown)[0])
+        return out.get("scores"), out.get("sel")
+    if isinstance(out, (tuple, list)):
+        if len(out) != 2:
+            raise InputError(_lib.E_INPUT, "the indexer returned %d values; give (scores, sel)" % len(out))
+        return out[0], out[1]
+    writes = caps & (IDX_WRITES["scores"] | IDX_WRITES["sel"])
+    if writes == IDX_WRITES["scores"]:
+        return out, None
+    if writes == IDX_WRITES["sel"]:
+        return None, out
+    raise InputError(_lib.E_INPUT, "the indexer returned one value; give (scores, sel), or declare one output")
+
+
+def fuzz_indexer(fn, seconds=10.0, seed=1, model="bf16", device=None, dtype=None, outputs=("scores", "sel"),
+                 activations=IDX_ACT_NAMES, causal_off=True, out="fuzz-out", count=0, start=0, max_failures=1,
+                 name=None, log=True, verbose=False):
+    """Fuzzes an indexer function fn(settings, tensors) -> (scores, sel) against the reference, as
+    `nsimplex fuzz --indexer` does for a library (fuzz/idx.c; docs/FUZZING.md "The indexer").
+
+    The C fuzzer draws indexer problems (E8 then E9, docs/SPEC.md: every activation declared in
+    `activations`, causal on and, with causal_off, off; short rows and k >= L; exact ties; zero
+    and negative head weights; blocks of idx_q and idx_k far apart in magnitude), computes the
+    exact scores and selection with MPFR and judges fn's outputs under `model` (docs/ORACLE.md 5:
+    the scores elementwise against the derived bound, the selection as a set with the tie
+    tolerance that bound implies; e.g. "f32", "bf16,idx=bf16", "dsa-fp8,idxblk=64").
+    settings and tensors are those of indexer_inputs: settings = dict(act, idx_scale, Hi, di,
+    topk, causal), tensors = dict(idx_q [B,L,Hi,di], idx_k [B,L,di], idx_w [B,L,Hi]) as numpy
+    float32 arrays (device None and dtype None), else torch tensors on device in dtype (default
+    float32).  fn returns scores [B,L,L] (S[i,j]; entries of non-candidate keys are not read)
+    and sel [B,L,topk] (S(i) as a set, -1 pads, any order) as numpy arrays or torch tensors, as
+    a pair, a dict {"scores": .., "sel": ..}, or the one output declared; `outputs` declares
+    which are judged ("scores", "sel" or both).  It may raise Unsupported for a problem it cannot
+    take (a failure: the problem is within what it declares).  Outputs pass through the kernel
+    ABI's float32 scores and int32 sel.  A failure is shrunk (one batch, the shortest failing
+    prefix of positions) and saved under `out` as a vector and an indexer candidate
+    (`nsimplex check VECTOR VECTOR.candidate` replays it); its dict in the result's .failures
+    says how to run the problem again (reproduce).  Returns a FuzzResult.  An exception raised
+    by fn is a kernel error to the fuzzer, and is raised again when the run ends."""
+    caps = _idx_caps(outputs, activations, causal_off)
+    fmts = _model_formats(model)
+    _warn_model(model)
+    if FORMATS["f64"] in (fmts["in"], fmts["out"]):
+        raise InputError(_lib.E_UNSUPPORTED, "fuzz_indexer: model %s: the kernel ABI passes the indexer's inputs "
+                         "and scores as float32, so in or out f64 cannot be fuzzed through it" % model)
+    state = {"exc": None}
+
+    def indexer(pp, iop):
+        try:
+            p, io = pp.contents, iop.contents
+            B, L, Hi, di, k = p.B, p.L, p.Hi, p.di, p.topk
+
+            def arr(ptr, shape):
+                count = int(np.prod(shape))
+                if count == 0:
+                    return np.zeros(shape, dtype=np.float32)
+                return np.frombuffer(ctypes.cast(ptr, POINTER(c_float * count)).contents, dtype=np.float32) \
+                    .reshape(shape).copy()
+            settings = dict(act=IDX_ACT_NAMES[p.act], idx_scale=float(p.idx_scale), Hi=Hi, di=di, topk=k,
+                            causal=bool(p.causal))
+            t = {"idx_q": arr(io.idx_q, (B, L, Hi, di)), "idx_k": arr(io.idx_k, (B, L, di)),
+                 "idx_w": arr(io.idx_w, (B, L, Hi))}
+            if device is not None or dtype is not None:
+                import torch
+                t = {key: torch.as_tensor(v).to(device=device or "cpu", dtype=dtype or torch.float32)
+                     for key, v in t.items()}
+            scores, sel = _indexer_outputs(fn(settings, t), caps)
+            if io.scores:
+                if scores is None:
+                    raise InputError(_lib.E_INPUT, "fn returned no scores, but outputs include 'scores'")
+                _write(io.scores, scores, (B, L, L), "scores")
+            if io.sel:
+                if sel is None:
+                    raise InputError(_lib.E_INPUT, "fn returned no sel, but outputs include 'sel'")
+                a = _to_numpy(sel, "sel", np.int32)
+                _shape_ok(a, (B, L, k), "sel")
+                if a.size:
+                    ctypes.memmove(io.sel, a.ctypes.data, a.size * 4)
+            return 0
+        except Unsupported:
+            return 1
+        except BaseException as e:  # noqa: B902 - reported by the fuzzer, raised again at the end
+            if state["exc"] is None:
+                state["exc"] = e
+            return 2
+
+    cb = _lib.INDEXER(indexer)
+    if out is not None:
+        os.makedirs(out, exist_ok=True)
+    label = name or getattr(fn, "__name__", "python")
+    args = _lib.FuzzIndexerArgs(name=_enc(label), model=_enc(model), caps=caps, indexer=cb, seconds=seconds,
+                                seed=seed, start=start, count=count, max_failures=max_failures, out_dir=_enc(out),
+                                log=1 if log else 0, verbose=1 if verbose else 0)
+    if log:
+        sys.stdout.flush()
+    summary, err = c_void_p(), _errbuf()
+    rc = lib.nsx_py_fuzz_indexer(byref(args), byref(summary), err, 1024)
+    s = _lib.take_string(summary)
+    if state["exc"] is not None:
+        raise state["exc"]
+    if rc:
+        _raise(rc, err)
+    res = FuzzResult(json.loads(s), indexer=True)
+    for f in res.failures:
+        f["reproduce"] = "nsimplex.fuzz_indexer(%s, seed=%d, start=%d, count=1, model=%r%s%s%s)" % (
+            label, seed, f["index"], model, "" if device is None else ", device=%r" % (device,),
+            "" if tuple(outputs) == ("scores", "sel") else ", outputs=%r" % (tuple(outputs),),
+            "" if causal_off else ", causal_off=False")
+    return res

@@ -1,7 +1,8 @@
 """ctypes bindings of libnsimplex.so's C entry layer (capi/capi.h, capi/callback.h).
 
-The structures mirror include/nsimplex/kernel.h (the kernel ABI, version 1) and
-capi/capi.h's nsx_py_fuzz_args field for field: both only ever grow at the end.
+The structures mirror include/nsimplex/kernel.h (the kernel ABI: its forward and indexer entries)
+and capi/capi.h's nsx_py_fuzz_args and nsx_py_fuzz_indexer_args field for field: all only ever
+grow at the end.
 """
 import ctypes
 import os
@@ -9,7 +10,7 @@ from ctypes import (CFUNCTYPE, POINTER, Structure, c_char_p, c_double, c_float, 
                     c_size_t, c_uint, c_uint64, c_void_p)
 
 MAX_ORDER = 8      # NSX_MAX_ORDER
-PY_ABI = 3         # NSX_PY_ABI
+PY_ABI = 4         # NSX_PY_ABI
 
 # Number formats (NSX_FORMAT_* in include/nsimplex/kernel.h); -1 is the model's "none".
 FORMATS = {"f64": 0, "f32": 1, "f16": 2, "bf16": 3}
@@ -20,6 +21,12 @@ FEATURES = {"windows": 1, "selection": 2, "gqa": 4, "causal_off": 8, "distinct":
             "sum": 64, "mean": 128, "lse": 256}
 
 REDUCERS = ("product", "sum", "mean")  # NSX_REDUCE_*
+
+# Indexer capabilities (NSX_IDX_*) and activations (NSX_IDX_ACT_*), by the names the package takes.
+IDX_WRITES = {"scores": 1, "sel": 2}
+IDX_ACTS = {"relu": 4, "softmax": 8, "identity": 16}
+IDX_CAUSAL_OFF = 32
+IDX_ACT_NAMES = ("relu", "softmax", "identity")
 
 # Error kinds (enum nsx_err_kind in include/nsimplex/error.h).
 E_INPUT, E_UNSUPPORTED, E_NOT_APPLICABLE, E_TOO_LARGE = 1, 2, 3, 4
@@ -39,6 +46,19 @@ class KernelIO(Structure):
 
 
 FORWARD = CFUNCTYPE(c_int, POINTER(KernelProblem), POINTER(KernelIO))
+
+
+class IndexerProblem(Structure):  # nsx_indexer_problem
+    _fields_ = [("B", c_int), ("L", c_int), ("Hi", c_int), ("di", c_int), ("act", c_int), ("causal", c_int),
+                ("topk", c_int), ("idx_scale", c_double)]
+
+
+class IndexerIO(Structure):  # nsx_indexer_io
+    _fields_ = [("idx_q", POINTER(c_float)), ("idx_k", POINTER(c_float)), ("idx_w", POINTER(c_float)),
+                ("scores", POINTER(c_float)), ("sel", POINTER(c_int32))]
+
+
+INDEXER = CFUNCTYPE(c_int, POINTER(IndexerProblem), POINTER(IndexerIO))
 ACCEPT = CFUNCTYPE(c_int, POINTER(KernelProblem))
 
 
@@ -48,6 +68,12 @@ class FuzzArgs(Structure):
                 ("start", c_uint64), ("count", c_uint64), ("max_failures", c_int),
                 ("shrink_seconds", c_double), ("out_dir", c_char_p), ("log", c_int), ("progress", c_double),
                 ("verbose", c_int)]
+
+
+class FuzzIndexerArgs(Structure):
+    _fields_ = [("name", c_char_p), ("model", c_char_p), ("caps", c_uint), ("indexer", INDEXER),
+                ("seconds", c_double), ("seed", c_uint64), ("start", c_uint64), ("count", c_uint64),
+                ("max_failures", c_int), ("out_dir", c_char_p), ("log", c_int), ("verbose", c_int)]
 
 
 def _candidates():
@@ -97,6 +123,7 @@ _sigs = {
     "nsx_py_model_warning": (c_int, [c_char_p, c_char_p, c_size_t]),
     "nsx_py_gen": (c_int, [c_char_p, c_char_p, c_char_p, POINTER(c_uint64), c_char_p, c_size_t]),
     "nsx_py_fuzz": (c_int, [POINTER(FuzzArgs), POINTER(c_void_p), c_char_p, c_size_t]),
+    "nsx_py_fuzz_indexer": (c_int, [POINTER(FuzzIndexerArgs), POINTER(c_void_p), c_char_p, c_size_t]),
 }
 for _name, (_res, _args) in _sigs.items():
     _f = getattr(lib, _name)

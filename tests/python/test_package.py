@@ -214,6 +214,13 @@ def test_fuzz_finds_planted_mutants_within_seconds(name):
     o, lse = nsimplex.run(kernels.MUTANTS[name], c)
     assert not nsimplex.check(c, o=o, lse=lse, model="bf16").passed
     assert nsimplex.check(c, *nsimplex.run(kernels.honest_f64, c), model="bf16").passed
+    # the reproduce line is a call of this package (not the CLI, which would fuzz the SIMD kernel),
+    # and that call, run, fails again on the same problem
+    assert f["reproduce"].startswith("nsimplex.fuzz(%s, seed=1, start=%d, count=1, model='bf16'"
+                                     % (kernels.MUTANTS[name].__name__, f["index"])), f["reproduce"]
+    again = nsimplex.fuzz(kernels.MUTANTS[name], seconds=0, seed=1, start=f["index"], count=1, model="bf16",
+                          features=FEATURES, out=None, shrink_seconds=0.5, log=False)
+    assert not again.passed and again.failures[0]["index"] == f["index"]
 
 
 def test_fuzz_shapes_decline_problems_and_errors_come_back():
