@@ -27,20 +27,29 @@
  *    alternating series of decreasing terms (z / ((2j+1)(2j+2)) < 1) errs by
  *    at most its first dropped term: |rho|^26/26! <= 2^-97.2 for cos,
  *    |rho|^27/27! <= 2^-102.3 for sin.
- * 4. Horner in dd: z^ = dd_mul(rho, rho), |z^ - z| <= 7u^2 |z| (1 + 4u) + 3 eta
- *    (Lemma M); H_12 = c_12, H_j = dd_add(c_j, dd_mul(z^, H_{j+1})), with the
- *    coefficients c_j as dd within 2^-106 relative (checked).  Let e_j =
- *    |H_j - P_j(z)|, P_j the exact tail polynomial; |P_j| <= 1 and
- *    |H_j| <= 1.01 (by induction, e_j below is tiny), |c_j| <= 1:
+ * 4. Horner, in binary64 for the tail j = 5..12 and in dd for j = 4..0.
+ *    z^ = dd_mul(rho, rho): |z^ - z| <= 7u^2 |z| (1 + 4u) + 3 eta (Lemma M).
+ *    Let c*_j be the exact coefficients, P_j(z) = sum_{i >= j} c*_i z^(i-j)
+ *    the exact tail polynomials, e_j the error of the computed H_j.
+ *    Tail: t_12 = d_12, t_j = fma(t_{j+1}, z^.h, d_j), d_j = RN(c*_j).  The
+ *    coefficients fall fast (|c*_{j+1}| <= |c*_j| / 100 from j = 5), so
+ *    |P_j| and |t_j| are at most 1.01 |c*_j|; with |z^.h - z| <= u |z| +
+ *    |z^ - z| <= 1.1 u |z|:
+ *      e_j <= |d_j - c*_j| + |z^.h - z| |t_{j+1}| + |z| e_{j+1} + u |t_j|
+ *          <= 0.62 e_{j+1} + 2.02 u |c*_j| + 0.69 u |c*_{j+1}|,
+ *    so e_5 <= 2.1 u |c*_5| (1 + 0.62/100 + ...) <= 2.2 u |c*_5|, with
+ *    |c*_5| = 1/10! (cos) or 1/11! (sin): e_5 <= 2^-73.5.
+ *    Head: H_5 = (t_5, 0), H_j = dd_add(c_j, dd_mul(z^, H_{j+1})), c_j as dd
+ *    within 2^-106 relative (checked); |P_j| <= 1, |H_j| <= 1.01, |c_j| <= 1:
  *      e_j <= |c_j - c*_j| + |z^ - z| |H_{j+1}| + |z| e_{j+1}
  *             + 7u^2 |z^ H_{j+1}| + 3 eta             (Lemma M)
  *             + 5u^2 (|c_j| + |z^ H_{j+1}|)           (Lemma A)
- *          <= 0.62 e_{j+1} + (1 + 4.4 + 4.4 + 8.2) u^2 + 7 eta
- *    and e_12 <= u^2: e_0 <= (18 u^2 + 7 eta) / 0.38 <= 48 u^2 + 19 eta.
+ *          <= 0.62 e_{j+1} + (1 + 4.4 + 4.4 + 8.2) u^2 + 7 eta,
+ *    so e_0 <= 0.62^5 e_5 + (18 u^2 + 7 eta) / 0.38 <= 2^-76.9 + 48 u^2 + 19 eta.
  *    For sin the last product rho H_0 (Lemma M) adds 7u^2 |rho H_0| + 3 eta
- *    and scales e_0 by |rho| <= 0.787: at most 45 u^2 + 18 eta.
- * Total: 48 u^2 + 19 eta + 2^-97.2 + E_R <= 2^-100.4 + 2^-97.2 + 2^-100 +
- * 2^-1069 <= 2^-96.4 <= FAST_COS_ERR = 2^-96.
+ *    and scales e_0 by |rho| <= 0.787.
+ * Total: 2^-76.9 + 48 u^2 + 19 eta + 2^-97.2 + E_R <= 2^-76.8 <= FAST_COS_ERR
+ * = 2^-76.  An enclosure of 2^-76 leaves about one cos in 2^20 to MPFR.
  */
 #include <math.h>
 #include <pthread.h>
@@ -57,6 +66,7 @@ static struct {
     double two_pi_inv;   /* RN(2/pi) */
     double P1, P2, P3;   /* pi/2 = P1 + P2 + P3 + lambda, |lambda| <= 2^-135 */
     dd c[NC], s[NC];     /* (-1)^j / (2j)!, (-1)^j / (2j+1)!, within 2^-106 relative */
+    double cd[NC], sd[NC]; /* the same rounded to binary64 */
 } T;
 
 /* The dd nearest x (within 2^-106 relative), aborting when it is not: a
@@ -112,20 +122,25 @@ static void init_table(void)
         if ((n / 2) % 2)
             mpfr_neg(y, y, MPFR_RNDN);
         if (n % 2)
-            T.s[n / 2] = dd_checked(y, "1/(2j+1)!");
+            T.s[n / 2] = dd_checked(y, "1/(2j+1)!"), T.sd[n / 2] = mpfr_get_d(y, MPFR_RNDN);
         else
-            T.c[n / 2] = dd_checked(y, "1/(2j)!");
+            T.c[n / 2] = dd_checked(y, "1/(2j)!"), T.cd[n / 2] = mpfr_get_d(y, MPFR_RNDN);
     }
     mpfr_clears(x, y, p1, (mpfr_ptr)0);
 }
 
 static pthread_once_t table_once = PTHREAD_ONCE_INIT;
 
-/* Step 4: sum_j c[j] z^j by Horner in dd. */
-static dd horner(const dd *c, dd z)
+/* Step 4: sum_j c[j] z^j by Horner, the tail from HEAD on in binary64
+   (cd), the head in dd (c). */
+enum { HEAD = 5 };
+static dd horner(const dd *c, const double *cd, dd z)
 {
-    dd h = c[NC - 1];
-    for (int j = NC - 2; j >= 0; j--)
+    double t = cd[NC - 1];
+    for (int j = NC - 2; j >= HEAD; j--)
+        t = fma(t, z.h, cd[j]);
+    dd h = {t, 0.0};
+    for (int j = HEAD - 1; j >= 0; j--)
         h = dd_add(c[j], dd_mul(z, h));
     return h;
 }
@@ -145,7 +160,7 @@ dd fast_cos(double x)
     dd rho = two_sum(s.h, lo);
     /* steps 2-4 */
     dd z = dd_mul(rho, rho);
-    dd y = k % 2 ? dd_mul(rho, horner(T.s, z)) : horner(T.c, z);
+    dd y = k % 2 ? dd_mul(rho, horner(T.s, T.sd, z)) : horner(T.c, T.cd, z);
     if (k % 4 == 1 || k % 4 == 2)
         y = (dd){-y.h, -y.l};
     return y;

@@ -12,8 +12,8 @@
 #include "ref/dd.h"
 
 /* The enclosure's radius: |fast_cos(x) - cos x| <= FAST_COS_ERR for
-   0 <= x <= FAST_COS_XMAX (ref/fast_cos.c derives 2^-96.4). */
-#define FAST_COS_ERR 0x1p-96
+   0 <= x <= FAST_COS_XMAX (ref/fast_cos.c derives 2^-76.8). */
+#define FAST_COS_ERR 0x1p-76
 #define FAST_COS_XMAX 8.0
 
 /* cos x as a dd within FAST_COS_ERR, for 0 <= x <= FAST_COS_XMAX; NaN
