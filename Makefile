@@ -61,12 +61,16 @@ SO       := $(BUILD)/libnsimplex.so
 SIMD_SO  := $(BUILD)/libnsimplex_simd.so
 SIMD_OBJ := $(filter $(BUILD)/simd/%,$(LIB_OBJ))
 ABI_OBJ  := $(BUILD)/simd/abi/abi.o
+# The bf16-input path behind the same ABI, declaring its own model (simd/bf16.h).
+SIMD_BF16_SO := $(BUILD)/libnsimplex_simd_bf16.so
+ABI_BF16_OBJ := $(BUILD)/simd/abi/abi_bf16.o
 PROG     := $(BUILD)/nsimplex
 DEPS_OK  := $(BUILD)/.deps-ok
 
 # One ISA per file, each compiled for its own instruction set only.
 $(BUILD)/simd/%_avx512.o: ISA := -mavx512f -mavx512bw -mavx512dq -mavx512vl -mfma -mavx2 -mf16c
 $(BUILD)/simd/%_avx2.o:   ISA := -mavx2 -mfma -mf16c
+$(BUILD)/simd/%_avx512bf16.o: ISA := -mavx512bf16 -mavx512f -mavx512bw -mavx512dq -mavx512vl -mfma -mavx2
 $(BUILD)/simd/%.o:        XFLAGS := $(OMP) -fPIC
 $(BUILD)/ref/%.o:         XFLAGS :=
 # The fast path: no implicit fma (its error-free transformations need
@@ -83,7 +87,7 @@ $(BUILD)/simd/naive.o:    XFLAGS := $(OMP) -fPIC -O2
 .PHONY: all check demo clean deps vectors bench bench-deps bench-indexer bench-bwd
 # test objects are intermediate files of a pattern chain: keep them
 .SECONDARY:
-all: $(PROG) $(LIB) $(SIMD_SO) $(SO)
+all: $(PROG) $(LIB) $(SIMD_SO) $(SIMD_BF16_SO) $(SO)
 
 deps: $(DEPS_OK)
 $(DEPS_OK): tools/deps.sh
@@ -102,6 +106,10 @@ $(LIB): $(LIB_OBJ)
 $(SIMD_SO): $(ABI_OBJ) $(SIMD_OBJ) simd/abi/exports.map
 	$(CC) -shared $(CFLAGS) $(LDFLAGS) $(OMP) -Wl,--version-script=simd/abi/exports.map \
 	    -o $@ $(ABI_OBJ) $(SIMD_OBJ) -lm -lpthread
+
+$(SIMD_BF16_SO): $(ABI_BF16_OBJ) $(SIMD_OBJ) simd/abi/exports_bf16.map
+	$(CC) -shared $(CFLAGS) $(LDFLAGS) $(OMP) -Wl,--version-script=simd/abi/exports_bf16.map \
+	    -o $@ $(ABI_BF16_OBJ) $(SIMD_OBJ) -lm -lpthread
 
 $(LIB_OBJ): PIC := -fPIC
 # A build folder from before -fPIC: its library objects are removed once, so
@@ -144,10 +152,10 @@ $(BUILD)/tests/kernels/fp8_%.so: tests/kernels/fp8idx.c include/nsimplex/kernel.
 # NSX_TEST_KERNELS, the SIMD kernel's shared
 # library through NSX_SIMD_SO, and write under NSX_TMP; then the Python
 # package's tests (tests/python, pytest, Debian's python3) over $(SO).
-check: $(PROG) $(SIMD_SO) $(SO) $(TESTS) $(FAULT_SO) $(FP8_SO) $(BWDK_SO)
+check: $(PROG) $(SIMD_SO) $(SIMD_BF16_SO) $(SO) $(TESTS) $(FAULT_SO) $(FP8_SO) $(BWDK_SO)
 	@mkdir -p $(BUILD)/tmp
 	@fail=0; for t in $(TESTS); do \
-	    NSX_BIN=$(CURDIR)/$(PROG) NSX_SIMD_SO=$(CURDIR)/$(SIMD_SO) \
+	    NSX_BIN=$(CURDIR)/$(PROG) NSX_SIMD_SO=$(CURDIR)/$(SIMD_SO) NSX_SIMD_BF16_SO=$(CURDIR)/$(SIMD_BF16_SO) \
 	    NSX_TEST_KERNELS=$(CURDIR)/$(BUILD)/tests/kernels \
 	    NSX_TMP=$(CURDIR)/$(BUILD)/tmp $$t || fail=1; \
 	done; \
@@ -303,5 +311,5 @@ $(BUILD)/fuzz/seeds: $(BUILD)/fuzz/targets/seeds.o $(LIB)
 clean:
 	rm -rf build build-san build-fuzz
 
--include $(LIB_OBJ:.o=.d) $(ABI_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(SUP_OBJ:.o=.d) $(TESTS:=.d) \
+-include $(LIB_OBJ:.o=.d) $(ABI_OBJ:.o=.d) $(ABI_BF16_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(SUP_OBJ:.o=.d) $(TESTS:=.d) \
          $(wildcard $(BUILD)/fuzz/targets/*.d)

@@ -17,6 +17,7 @@
 #include "nsimplex/names.h"
 #include "nsimplex/problem.h"
 #include "runner/bench.h"
+#include "runner/bf16_bench.h"
 #include "simd/simd.h"
 
 #define CMD "bench"
@@ -49,7 +50,10 @@ static const char usage_text[] =
     "  --json             one JSON object instead of text\n"
     "  --indexer          time the SIMD indexer and top-k instead (bench --indexer --help)\n"
     "  --bwd              time the backward (E7: dq, dk, dv from a random dO) instead,\n"
-    "                     after one untimed forward for its o and lse; no baseline\n\n"
+    "                     after one untimed forward for its o and lse; no baseline\n"
+    "  --bf16             time the bf16-input path (simd/bf16.h) and the float32 path on\n"
+    "                     the same bf16-valued inputs, as GEMM products per second\n"
+    "                     (NSX_BF16 forces its variant); no baseline, no peak\n\n"
     "Useful flops per allowed tuple: forward 2*(d+dv) for product, 2*d+2 for sum and\n"
     "mean; backward (--bwd) 6*(d+dv) for product (6*d+4*dv for n=1), 6*d+4 for sum and\n"
     "mean (runner/bench.h derives them).  Exit 0, or 2 for bad options, 3 out of memory.\n";
@@ -77,6 +81,9 @@ static int add_key(char *text, size_t len, const char *opt, const char *key, con
     strcat(text, val);
     return 0;
 }
+
+/* --bf16 (runner/bf16_bench.h) */
+static int bf16_path;
 
 /* Parses argv into o; 0 or an exit code (help: -1). */
 static int parse(int argc, char **argv, nsx_bench_opts *o)
@@ -132,6 +139,10 @@ static int parse(int argc, char **argv, nsx_bench_opts *o)
             if (bad)
                 return NSX_EXIT_BAD;
             o->bwd = 1;
+        } else if (cli_opt(CMD, argc, argv, &i, "--bf16", NULL, &bad)) {
+            if (bad)
+                return NSX_EXIT_BAD;
+            bf16_path = 1;
         } else if (cli_opt(CMD, argc, argv, &i, "--json", NULL, &bad)) {
             if (bad)
                 return NSX_EXIT_BAD;
@@ -218,6 +229,48 @@ static void print_text(const nsx_bench_opts *o, const nsx_bench_result *r)
     printf("\n");
 }
 
+/* bench --bf16: both paths, text or one JSON object. */
+static int bench_bf16(const nsx_bench_opts *o)
+{
+    const nsx_kernel_problem *p = &o->p;
+    nsx_bf16_bench r;
+    nsx_err err;
+    if (o->bwd || o->kernel)
+        return cli_fail(CMD, "--bf16 times the in-process forward paths: not with --bwd or --kernel");
+    if (nsx_bench_bf16(o, &r, &err))
+        return cli_fail_err(CMD, &err);
+    const int emulated = strcmp(r.variant, "portable") == 0;
+    if (o->json) {
+        printf("{\"n\":%d,\"B\":%d,\"L\":%d,\"H\":%d,\"Hkv\":%d,\"d\":%d,\"dv\":%d,\"topk\":%d,"
+               "\"threads\":%d,\"tuples\":%llu,\"bf16\":{\"variant\":\"%s\",\"emulated\":%s,"
+               "\"seconds\":%.6g,\"products_per_s\":%.6g,\"gflops\":%.6g},\"f32\":{\"isa\":\"%s\","
+               "\"seconds\":%.6g,\"products_per_s\":%.6g,\"gflops\":%.6g},\"speedup\":%.4g,"
+               "\"max_o_diff\":%.3g}\n",
+               p->n, p->B, p->L, p->H, p->Hkv, p->d, p->dv, p->topk, r.threads,
+               (unsigned long long)r.tuples, r.variant, emulated ? "true" : "false", r.bf16.seconds,
+               r.bf16.products, r.bf16.gflops, r.isa, r.f32.seconds, r.f32.products, r.f32.gflops,
+               r.f32.seconds / r.bf16.seconds, r.max_o_diff);
+        return NSX_EXIT_OK;
+    }
+    char win[128];
+    windows_str(p, win, sizeof win);
+    printf("shape: n=%d B=%d L=%d H=%d Hkv=%d d=%d dv=%d reduce=%s causal=%d windows=%s "
+           "distinct=%d topk=%d\n",
+           p->n, p->B, p->L, p->H, p->Hkv, p->d, p->dv, nsx_reduce_name(p->reduce), p->causal, win,
+           p->distinct, p->topk);
+    printf("allowed tuples: %llu (exact count); GEMM products per tuple: %.0f (%s); %d threads, "
+           "best of %d\n", (unsigned long long)r.tuples, nsx_bf16_products_per_tuple(p),
+           p->reduce == NSX_REDUCE_PRODUCT ? "d+dv" : "d", r.threads, r.runs);
+    printf("bf16 path (%s%s): %.4f s, %.3g products/s, %.1f useful GFLOP/s, inputs %.1f MiB\n",
+           r.variant, emulated ? ": plain C emulation of VDPBF16PS, not the target" : ", VDPBF16PS",
+           r.bf16.seconds, r.bf16.products, r.bf16.gflops, r.bf16.input_mib);
+    printf("f32 path  (%s): %.4f s, %.3g products/s, %.1f useful GFLOP/s, inputs %.1f MiB\n",
+           r.isa, r.f32.seconds, r.f32.products, r.f32.gflops, r.f32.input_mib);
+    printf("bf16 / f32 throughput: %.3gx; max |o diff| %.3g (the bf16 operands and weights)\n",
+           r.f32.seconds / r.bf16.seconds, r.max_o_diff);
+    return NSX_EXIT_OK;
+}
+
 int cmd_bench(int argc, char **argv)
 {
     for (int i = 1; i < argc; i++)
@@ -237,6 +290,8 @@ int cmd_bench(int argc, char **argv)
         omp_set_num_threads(o.threads);
     if (cli_threads_probe(CMD, o.threads))
         return NSX_EXIT_INTERNAL;
+    if (bf16_path)
+        return bench_bf16(&o);
     if (nsx_bench_run(&o, &r, &err))
         return cli_fail_err(CMD, &err);
     if (o.json) {

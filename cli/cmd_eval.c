@@ -20,12 +20,13 @@
 #include "io/casefile.h"
 #include "runner/runner.h"
 #include "nsimplex/ref.h"
+#include "simd/bf16.h"
 #include "simd/indexer.h"
 #include "simd/simd.h"
 
 static void help(void)
 {
-    printf("usage: nsimplex eval FILE --out OUT [--impl ref|simd] [--threads N] [--exact-only] [--stats]\n"
+    printf("usage: nsimplex eval FILE --out OUT [--impl ref|simd|simd-bf16] [--threads N] [--exact-only] [--stats]\n"
            "                     [--bwd] [--max-tuples N] [--max-memory MIB]\n\n"
            "Computes o and lse (and sel, sel_scores for a computed selection) for the\n"
            "inputs in FILE and writes them to OUT, a candidate file for `nsimplex check`.\n\n"
@@ -36,6 +37,8 @@ static void help(void)
            "                simd: the float32 SIMD kernel (NSX_ISA forces its ISA), run on the\n"
            "                selection FILE gives, or for a computed one on the SIMD indexer's\n"
            "                (written as sel, and sel_scores for an indexer)\n"
+           "                simd-bf16: the bf16-input path (simd/bf16.h; NSX_BF16 forces its\n"
+           "                variant) on the inputs rounded to bf16, judged by " NSX_BF16_MODEL "\n"
            "  --threads N   threads of simd and of the ref's fast path (0: all cores) (0)\n"
            "  --exact-only  ref: MPFR for every value (the same values, slower)\n"
            "  --stats       ref: print the allowed tuples, the time, the throughput and the\n"
@@ -239,12 +242,91 @@ done:
     return rc;
 }
 
+/* The outputs of the bf16-input path (simd/bf16.h) into st, as float32:
+   the inputs rounded to bf16 (through float32, as the ABI library's are),
+   a computed selection the SIMD indexer's as for simd, and the path's model
+   (NSX_BF16_MODEL) for check. */
+static int eval_simd_bf16(const nsx_case *c, nsx_st *st, const eval_opts *eo, nsx_err *err)
+{
+    const nsx_problem *p = &c->p;
+    if (eo->bwd)
+        return nsx_err_set(err, NSX_E_UNSUPPORTED, "--bwd: the bf16 path has no backward");
+    int64_t oshape[4] = {p->B, p->L, p->H, p->dv}, lshape[3] = {p->B, p->H, p->L};
+    int64_t sshape[3] = {p->B, p->L, p->sel.k}, scshape[3] = {p->B, p->L, p->L};
+    const int computed = p->sel.source == NSX_SEL_INDEXER || p->sel.source == NSX_SEL_SCORES;
+    const size_t no = nsx_o_size(p), nl = nsx_lse_size(p);
+    const double *src[1 + 2 * NSX_MAX_ORDER] = {c->in.q};
+    size_t len[1 + 2 * NSX_MAX_ORDER] = {nsx_q_size(p)};
+    for (int m = 0; m < p->n; m++) {
+        src[1 + 2 * m] = c->in.k[m], len[1 + 2 * m] = nsx_k_size(p);
+        src[2 + 2 * m] = c->in.v[m], len[2 + 2 * m] = nsx_v_size(p);
+    }
+    uint16_t *h[1 + 2 * NSX_MAX_ORDER] = {0};
+    float *o = malloc(no * sizeof *o), *lse = malloc(nl * sizeof *lse);
+    double *od = malloc((no + nl) * sizeof *od), *scores = NULL;
+    int32_t *sel = NULL;
+    int rc = 0, ok = o && lse && od;
+    for (int t = 0; t < 1 + 2 * p->n && ok; t++)
+        if ((ok = (h[t] = malloc(len[t] * sizeof *h[t])) != NULL))
+            for (size_t x = 0; x < len[t]; x++)
+                h[t][x] = nsx_bf16_round((float)src[t][x]);
+    if (ok && computed) {
+        ok = (sel = malloc(nsx_sel_size(p) * sizeof *sel)) != NULL;
+        if (ok && p->sel.source == NSX_SEL_INDEXER)
+            ok = (scores = malloc((size_t)p->B * p->L * p->L * sizeof *scores)) != NULL;
+    }
+    if (!ok) {
+        rc = nsx_err_set(err, NSX_E_NOMEM, "eval: out of memory");
+        goto done;
+    }
+    if (computed) {
+        int isa = nsx_simd_isa(NULL, 0);
+        int r = isa < 0 ? NSX_SIMD_EISA : nsx_simd_select(p, &c->in, sel, scores, eo->threads, isa);
+        if (r == NSX_SIMD_ENOMEM)
+            rc = nsx_err_set(err, NSX_E_NOMEM, "eval: out of memory");
+        else if (r != NSX_SIMD_OK)
+            rc = nsx_err_set(err, NSX_E_UNSUPPORTED, "the SIMD indexer refused the selection (code %d)", r);
+        if (rc)
+            goto done;
+    }
+    nsx_kernel_problem kp;
+    nsx_problem_to_kernel(p, computed ? sel : c->in.sel, &kp);
+    nsx_bf16_io io = {.q = h[0], .o = o, .lse = lse};
+    for (int m = 0; m < p->n; m++)
+        io.k[m] = h[1 + 2 * m], io.v[m] = h[2 + 2 * m];
+    int r = nsx_simd_forward_bf16(&kp, &io, eo->threads);
+    if (r == NSX_SIMD_ENOMEM)
+        rc = nsx_err_set(err, NSX_E_NOMEM, "eval: out of memory");
+    else if (r == NSX_SIMD_EISA)
+        rc = nsx_err_set(err, NSX_E_INPUT, "NSX_BF16 names no variant this CPU runs (NSX_ISA_DEBUG=1 says why)");
+    else if (r != NSX_SIMD_OK)
+        rc = nsx_err_set(err, NSX_E_UNSUPPORTED, "the bf16 path refused the problem (code %d)", r);
+    if (rc)
+        goto done;
+    for (size_t t = 0; t < no; t++)
+        od[t] = o[t];
+    for (size_t t = 0; t < nl; t++)
+        od[no + t] = lse[t];
+    if (!(rc = nsx_st_add_f64(st, "o", NSX_DTYPE_F32, 4, oshape, od, err)))
+        rc = nsx_st_add_f64(st, "lse", NSX_DTYPE_F32, 3, lshape, od + no, err);
+    if (!rc && computed && !(rc = nsx_st_add_i32(st, "sel", 3, sshape, sel, err)) && scores)
+        rc = nsx_st_add_f64(st, "sel_scores", NSX_DTYPE_F32, 3, scshape, scores, err);
+    if (!rc)
+        rc = nsx_st_set_meta(st, "nsimplex.model", NSX_BF16_MODEL, err);
+done:
+    for (int t = 0; t < 1 + 2 * p->n; t++)
+        free(h[t]);
+    free(o), free(lse), free(od), free(sel), free(scores);
+    return rc;
+}
+
 static const struct impl {
     const char *name;
     int (*run)(const nsx_case *c, nsx_st *st, const eval_opts *eo, nsx_err *err);
 } impls[] = {
     {"ref", eval_ref},
     {"simd", eval_simd},
+    {"simd-bf16", eval_simd_bf16},
 };
 
 int cmd_eval(int argc, char **argv)
@@ -300,12 +382,12 @@ int cmd_eval(int argc, char **argv)
     /* the SIMD kernel is about a thousand times the reference's speed and
        holds no tuples: a default limit 1024 times larger, no memory limit;
        the reference's fast path is NSX_BUDGET_FAST_SPEED times MPFR's */
-    lim = nsx_budget_scaled(&lim, impl->run == eval_simd ? 1024 : exact_only ? 1 : NSX_BUDGET_FAST_SPEED);
-    if (impl->run == eval_simd && !lim.max_bytes)
+    lim = nsx_budget_scaled(&lim, impl->run != eval_ref ? 1024 : exact_only ? 1 : NSX_BUDGET_FAST_SPEED);
+    if (impl->run != eval_ref && !lim.max_bytes)
         lim.max_bytes = UINT64_MAX;
     if ((rc = nsx_budget_check(&c.p, &lim, file, NULL, &err)))
         ;
-    else if (impl->run == eval_simd && cli_threads_probe("eval", (int)threads)) {
+    else if (impl->run != eval_ref && cli_threads_probe("eval", (int)threads)) {
         nsx_case_free(&c);
         return NSX_EXIT_INTERNAL;
     } else if ((rc = impl->run(&c, &st, &eo, &err)))
