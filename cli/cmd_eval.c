@@ -126,7 +126,7 @@ static int grads_add(const nsx_problem *p, const nsx_outputs *g, int dtype, nsx_
 }
 
 /* The gradients (E7) into st, as binary64. */
-static int backward_ref(const nsx_case *c, nsx_st *st, int stats, nsx_err *err)
+static int backward_ref(const nsx_case *c, nsx_st *st, const eval_opts *eo, nsx_err *err)
 {
     const nsx_problem *p = &c->p;
     nsx_outputs g = {0};
@@ -134,17 +134,16 @@ static int backward_ref(const nsx_case *c, nsx_st *st, int stats, nsx_err *err)
     if (!c->in.dout)
         return nsx_err_set(err, NSX_E_INPUT, "--bwd: no tensor do (the upstream gradient)");
     int rc = grads_alloc(p, &g, err);
+    nsx_ref_opts bopts = {.fast = !eo->exact_only, .threads = eo->threads, .progress = progress,
+                          .progress_arg = (void *)c->info.id};
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     if (!rc)
-        rc = nsx_ref_backward(p, &c->in, &g, NULL, &rs, err);
+        rc = nsx_ref_backward(p, &c->in, &g, &bopts, &rs, err);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     double s = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
-    if (!rc && stats)
-        printf("eval: ref backward: %llu allowed tuples in %.3f s; %llu gradient values, %llu proven "
-               "exact, %llu Ziv retries, largest working precision %ld bits\n",
-               (unsigned long long)rs.tuples, s, (unsigned long long)rs.values,
-               (unsigned long long)rs.exact, (unsigned long long)rs.retries, rs.max_prec);
+    if (!rc && eo->stats)
+        cli_ref_stats("eval: backward", &rs, s);
     if (!rc)
         rc = grads_add(p, &g, NSX_DTYPE_F64, st, err);
     grads_free(p, &g);
@@ -175,7 +174,7 @@ static int eval_ref(const nsx_case *c, nsx_st *st, const eval_opts *eo, nsx_err 
         rc = nsx_st_add_f64(st, "sel_scores", NSX_DTYPE_F64, 3, scshape, out.sel_scores, err);
     free(out.o), free(out.lse), free(out.sel), free(out.sel_scores);
     if (!rc && eo->bwd)
-        rc = backward_ref(c, st, eo->stats, err);
+        rc = backward_ref(c, st, eo, err);
     return rc;
 }
 

@@ -62,12 +62,40 @@ def pad(x, mult=64):
     return torch.cat([x, torch.zeros(shape, device=x.device, dtype=x.dtype)], dim=1).contiguous()
 
 
+def outside(p):
+    """1 when the problem is outside what the kernel computes."""
+    return (p.n != 2 or p.reduce != "product" or not p.causal or p.topk or p.distinct or p.d != p.dv
+            or any(p.k_bias) or any(p.v_bias) or abs(p.score_scale - p.d ** -0.5) > 1e-15
+            or p.out_scale != 1)
+
+
+def forward_fn(kernel):
+    """fn(problem, tensors) -> o for nsimplex.fuzz: the kernel's forward on bf16 CUDA tensors,
+    padded as its wrapper pads, GQA heads repeated per group."""
+    def lucidrains_forward(p, t):
+        if outside(p):
+            raise nsimplex.Unsupported()
+        L, groups = p.L, p.H // p.Hkv
+        q = pad(t["q"])
+        ks = [pad(k.repeat_interleave(groups, dim=2)) for k in t["k"]]
+        vs = [pad(v.repeat_interleave(groups, dim=2)) for v in t["v"]]
+        w1, w2 = (w if w > 0 else L for w in p.windows)
+        with torch.no_grad():
+            out = kernel.apply(q, ks[0], ks[1], vs[0], vs[1], w1, w2, True)
+        torch.cuda.synchronize()
+        return out[:, :L], None
+    return lucidrains_forward
+
+
 def main():
     ap = argparse.ArgumentParser()
+    ap.add_argument("--fuzz", type=float, metavar="SECONDS",
+                    help="after the vectors, fuzz the forward through nsimplex.fuzz for SECONDS")
+    ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--repo", required=True, help="a checkout of lucidrains/simplicial-attention")
     ap.add_argument("--out", required=True)
     ap.add_argument("--model", default="bf16,int=bf16")
-    ap.add_argument("vectors", nargs="+")
+    ap.add_argument("vectors", nargs="*")
     args = ap.parse_args()
     fn = import_kernel(args.repo)
     os.makedirs(args.out, exist_ok=True)
@@ -75,8 +103,7 @@ def main():
     for path in args.vectors:
         case = nsimplex.load(path)
         p, a = case.problem, case.arrays()
-        if (p.n != 2 or p.reduce != "product" or not p.causal or p.topk or p.distinct
-                or any(p.k_bias) or any(p.v_bias) or abs(p.score_scale - p.d ** -0.5) > 1e-15):
+        if outside(p):
             print("%s: skipped (outside what the kernel computes)" % case.name)
             continue
         L, groups = p.L, p.H // p.Hkv
@@ -124,6 +151,13 @@ def main():
                 case.name, "PASS" if rep.passed else "FAIL", rep.ratio or 0, rep.failures))
             if not rep.passed:
                 print("  " + rep.text.replace("\n", "\n  ")[:1500])
+    if args.fuzz:
+        res = nsimplex.fuzz(forward_fn(fn), seconds=args.fuzz, seed=args.seed, model=args.model, device="cuda",
+                            dtype=torch.bfloat16, features=["windows", "gqa"], max_order=2,
+                            shapes=lambda p: p.n == 2 and p.d == p.dv and p.d in (32, 64, 128),
+                            out=os.path.join(args.out, "fuzz"), name="lucidrains")
+        print(res)
+        failed += not res.passed
     return 1 if failed else 0
 
 

@@ -35,7 +35,7 @@ static int write_candidate(const char *path, const nsx_problem *p, const nsx_fz_
     if (!rc && v->bwd && v->dq) {
         const int64_t qshape[4] = {p->B, p->L, p->H, p->d}, kshape[4] = {p->B, p->L, p->Hkv, p->d},
                       vshape[4] = {p->B, p->L, p->Hkv, p->dv};
-        char name[8];
+        char name[16]; /* "dk" or "dv" and any int: 13 bytes */
         rc = nsx_st_add_f64(&st, "dq", NSX_DTYPE_F32, 4, qshape, v->dq, err);
         for (int m = 0; m < p->n && !rc; m++) {
             snprintf(name, sizeof name, "dk%d", m + 1);

@@ -35,8 +35,10 @@
 #include <string.h>
 
 #include "nsimplex/ref.h"
+#include "nsimplex/slice.h"
 #include "ref/backward.h"
 #include "ref/exact.h"
+#include "ref/fast.h"
 #include "ref/internal.h"
 
 /* r = K~_m[j,l] = K_m[j,l] + kb_m, exact */
@@ -312,6 +314,8 @@ static int block_round(bwd_block *bk, ref_row *row, row_scratch *rs, mpfr_prec_t
     for (int hh = 0; hh < bk->Hg; hh++)
         for (int i = 0; i < p->L; i++) {
             int h = bk->h0 + hh, rc;
+            if (bk->rowneed && !bk->rowneed[(size_t)hh * p->L + i])
+                continue;
             if ((rc = bwd_row_collect(row, ctx, bk->b, h, i, s_sign, err)))
                 return rc;
             if (row->nonfinite)
@@ -397,7 +401,7 @@ static void first_undecided(const bwd_block *bk, char *buf, size_t len)
 
 /* Ziv's loop for one block. */
 static int solve_block(bwd_block *bk, ref_row *row, row_scratch *rs, const nsx_ref_opts *opts,
-                       nsx_ref_stats *st, nsx_err *err)
+                       nsx_ref_stats *st, int preset, nsx_err *err)
 {
     const nsx_problem *p = bk->ctx->p;
     /* an element sums at most Hg * L^(n+1) terms (saturated at 2^40) */
@@ -407,7 +411,8 @@ static int solve_block(bwd_block *bk, ref_row *row, row_scratch *rs, const nsx_r
     mpfr_prec_t prec = ref_prec_start(opts->prec0, terms);
     int exact_tried = 0, rc;
 
-    memset(bk->done, 0, bk->nq + bk->nk + bk->nv);
+    if (!preset) /* preset: the fast path's decided elements are done */
+        memset(bk->done, 0, bk->nq + bk->nk + bk->nv);
     for (int first = 1;; first = 0) {
         if (prec > st->max_prec)
             st->max_prec = prec;
@@ -435,9 +440,63 @@ static int solve_block(bwd_block *bk, ref_row *row, row_scratch *rs, const nsx_r
     return 0;
 }
 
+/* The rows whose tuples can reach an element not done: dq of row (hh, i)
+   needs that row; dk_m, dv_m of key j need every row whose mask lets j
+   stand in dimension m (a superset of the rows that use it).  Returns the
+   number of rows marked. */
+static size_t rows_needed(const bwd_block *bk, unsigned char *need)
+{
+    const ref_ctx *ctx = bk->ctx;
+    const nsx_problem *p = ctx->p;
+    const size_t L = (size_t)p->L;
+    unsigned char *key = calloc((size_t)p->n * L, 1);
+    size_t marked = 0;
+    memset(need, 0, (size_t)bk->Hg * L);
+    if (!key) { /* every row, then */
+        memset(need, 1, (size_t)bk->Hg * L);
+        return (size_t)bk->Hg * L;
+    }
+    for (size_t e = 0; e < bk->nq; e++)
+        if (!bk->done[e])
+            need[e / (size_t)p->d] = 1; /* bwd_q_el: (hh L + i) d + l */
+    for (size_t e = 0; e < bk->nk; e++)
+        if (!bk->done[bk->nq + e])
+            key[e / (size_t)p->d] = 1; /* bwd_k_el: (m L + j) d + l */
+    for (size_t e = 0; e < bk->nv; e++)
+        if (!bk->done[bk->nq + bk->nk + e])
+            key[e / (size_t)p->dv] = 1;
+    for (int i = 0; i < p->L; i++) {
+        const int32_t *sel = ctx->sel ? ctx->sel + nsx_sel_at(p, bk->b, i, 0) : NULL;
+        int any = 0;
+        for (int m = 0; m < p->n && !any; m++)
+            for (int j = 0; j < p->L && !any; j++) {
+                if (!key[(size_t)m * L + j])
+                    continue;
+                int in_sel = 0;
+                for (int r = 0; sel && r < p->sel.k; r++)
+                    in_sel |= sel[r] == j;
+                any = ref_allowed_dim(p, i, m, j, in_sel);
+            }
+        for (int hh = 0; hh < bk->Hg && any; hh++)
+            need[(size_t)hh * L + i] = 1;
+    }
+    for (size_t r = 0; r < (size_t)bk->Hg * L; r++)
+        marked += need[r];
+    free(key);
+    return marked;
+}
+
 /* Every block (b, g): its elements solved, then written out (E7g). */
+/* The test hook of ref_bwd_enclosures: after the fast path's enclosures
+   of a block, one MPFR round at prec, and visit. */
+typedef struct bwd_probe {
+    mpfr_prec_t prec;
+    void (*visit)(void *arg, const ival *el, const double *encl, size_t count);
+    void *arg;
+} bwd_probe;
+
 static int backward_blocks(ref_ctx *ctx, const double *dout, nsx_outputs *grads,
-                           const nsx_ref_opts *opts, nsx_ref_stats *st, nsx_err *err)
+                           const nsx_ref_opts *opts, nsx_ref_stats *st, const bwd_probe *probe, nsx_err *err)
 {
     const nsx_problem *p = ctx->p;
     int Hg = p->H / p->Hkv, rc = 0;
@@ -477,13 +536,75 @@ static int backward_blocks(ref_ctx *ctx, const double *dout, nsx_outputs *grads,
     mpfr_init2(rs.D, ctx->prec_T);
     ref_row row;
     ref_row_init(&row);
+    ref_fast_bwd *fb = NULL;
+    double *encl = NULL;
+    unsigned char *rowneed = malloc((size_t)Hg * p->L);
+    if (!rowneed)
+        rc = nsx_err_set(err, NSX_E_NOMEM, "reference: out of memory");
+    if (!rc && (opts->fast || probe))
+        rc = ref_fast_bwd_init(&fb, ctx, dout, opts, err);
+    if (!rc && probe) {
+        if (!(encl = malloc(3 * total * sizeof *encl)))
+            rc = nsx_err_set(err, NSX_E_NOMEM, "reference: out of memory");
+        else
+            ref_fast_bwd_set_encl(fb, encl);
+    }
 
     for (int b = 0; b < p->B && !rc; b++)
         for (int g = 0; g < p->Hkv && !rc; g++) {
             bk.b = b, bk.g = g, bk.h0 = g * Hg;
-            if ((rc = solve_block(&bk, &row, &rs, opts, st, err)))
+            if (probe) {
+                nsx_ref_stats bs = {0};
+                ref_fast_bwd_block(fb, b, g, grads, &bs, NULL, NULL);
+                if ((rc = block_round(&bk, &row, &rs, probe->prec, 1, &bs, err)))
+                    break;
+                probe->visit(probe->arg, el, encl, total);
+                continue;
+            }
+            /* the fast certified path first (ref/fast_bwd.c); MPFR for a
+               block it leaves undecided */
+            int preset = 0;
+            if (fb) {
+                memset(bk.done, 0, total);
+                int fr = ref_fast_bwd_block(fb, b, g, grads, st, bk.done, res);
+                if (fr == 1)
+                    continue;
+                preset = fr == 2; /* some elements decided: MPFR for the rest */
+            }
+            nsx_ref_stats bs = {0};
+            size_t nrows = (size_t)Hg * p->L, ndone = 0;
+            if (preset) {
+                for (size_t e = 0; e < total; e++)
+                    ndone += bk.done[e];
+                nrows = rows_needed(&bk, rowneed);
+                bk.rowneed = rowneed;
+            }
+            if (fb && opts->mpfr_tuples_max) {
+                /* the bounded work of the forward's fast path: the rows
+                   left to MPFR */
+                uint64_t left = 0;
+                for (int hh = 0; hh < Hg; hh++)
+                    for (int i = 0; i < p->L; i++)
+                        if (!bk.rowneed || rowneed[(size_t)hh * p->L + i])
+                            left += nsx_slice_bound(p, i);
+                if (left > opts->mpfr_tuples_max) {
+                    rc = nsx_err_set(err, NSX_E_TOO_LARGE,
+                                     "reference backward: the fast path left rows of batch %d, kv head %d "
+                                     "(%llu tuples) to MPFR, over the limit of %llu",
+                                     b, g, (unsigned long long)left, (unsigned long long)opts->mpfr_tuples_max);
+                    break;
+                }
+            }
+            rc = solve_block(&bk, &row, &rs, opts, &bs, preset, err);
+            bk.rowneed = NULL;
+            if (rc)
                 break;
-            st->values += total;
+            bs.values += total;
+            bs.fast_values += ndone;
+            bs.mpfr_values += total - ndone;
+            bs.mpfr_rows += nrows;
+            bs.fast_rows += (uint64_t)Hg * p->L - nrows;
+            nsx_ref_stats_add(st, &bs);
             /* E7g: dq of each head of the group; dk_m, dv_m of (b, g) */
             for (int hh = 0; hh < Hg; hh++)
                 for (int i = 0; i < p->L; i++)
@@ -498,6 +619,9 @@ static int backward_blocks(ref_ctx *ctx, const double *dout, nsx_outputs *grads,
                 }
         }
 
+    ref_fast_bwd_free(fb);
+    free(encl);
+    free(rowneed);
     ref_row_clear(&row);
     scratch_clear(&rs);
     ival_clear(&rs.Dp), ival_clear(&rs.t), ival_clear(&rs.s);
@@ -541,11 +665,34 @@ int nsx_ref_backward(const nsx_problem *p, const nsx_inputs *in, nsx_outputs *ou
     ref_ctx ctx;
     rc = ref_ctx_init(&ctx, p, in, sel, err);
     if (!rc)
-        rc = backward_blocks(&ctx, in->dout, out, opts, &st, err);
+        rc = backward_blocks(&ctx, in->dout, out, opts, &st, NULL, err);
     ref_ctx_clear(&ctx);
     ref_erange_restore(saved);
     free(own_sel);
     if (stats)
         *stats = st;
+    return rc;
+}
+
+int ref_bwd_enclosures(const nsx_problem *p, const nsx_inputs *in, nsx_outputs *scratch, mpfr_prec_t prec,
+                       void (*visit)(void *arg, const ival *el, const double *encl, size_t count), void *arg,
+                       nsx_err *err)
+{
+    nsx_ref_opts opts = {.fast = 1, .threads = 2};
+    nsx_ref_stats st = {0};
+    const int32_t *sel;
+    int32_t *own_sel;
+    int rc = ref_selection(p, in, NULL, NULL, &opts, &st, &sel, &own_sel, err);
+    if (rc)
+        return rc;
+    bwd_probe probe = {prec, visit, arg};
+    ref_erange saved = ref_erange_widen();
+    ref_ctx ctx;
+    rc = ref_ctx_init(&ctx, p, in, sel, err);
+    if (!rc)
+        rc = backward_blocks(&ctx, in->dout, scratch, &opts, &st, &probe, err);
+    ref_ctx_clear(&ctx);
+    ref_erange_restore(saved);
+    free(own_sel);
     return rc;
 }

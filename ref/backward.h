@@ -27,6 +27,9 @@ typedef struct bwd_block {
     double *rq, *rk, *rv;   /* their binary64 values, once decided; one
                                array: rk = rq + nq, rv = rk + nk */
     unsigned char *done;    /* nq + nk + nv flags: q first, then k, then v */
+    const unsigned char *rowneed; /* NULL, or Hg*L flags: the rows a round
+                               visits (the others add only to elements
+                               already done: the fast path's) */
     mpfr_prec_t prec_x;     /* every coefficient of E7d-E7f is exact */
     mpfr_t fac;             /* scratch for one factor K~ or V~ */
 } bwd_block;
@@ -65,5 +68,15 @@ void bwd_coef_v(mpfr_t x, bwd_block *bk, int h, int i, const int *J, int m, int 
  * block not yet decided whose row parts are all proven rational gets its
  * value rounded directly and is marked done.  0, or NSX_E_NOMEM. */
 int bwd_exact_cases(bwd_block *bk, nsx_ref_stats *st, nsx_err *err);
+
+/* For tests (tests/test_fast_bwd.c): for every block, the fast path's
+ * enclosures (ref_fast_bwd_set_encl: 3 doubles per element, NaN where not
+ * reached) and one MPFR round at prec (every element an enclosure el[e] of
+ * the exact value), in the block's element order (bwd_q_el, then bwd_k_el,
+ * then bwd_v_el), passed to visit.  scratch: gradient buffers for p (the
+ * fast path writes its decided values there).  0, or an error kind. */
+int ref_bwd_enclosures(const nsx_problem *p, const nsx_inputs *in, nsx_outputs *scratch, mpfr_prec_t prec,
+                       void (*visit)(void *arg, const ival *el, const double *encl, size_t count), void *arg,
+                       nsx_err *err);
 
 #endif

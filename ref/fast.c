@@ -50,6 +50,7 @@
 #include "ref/fast.h"
 #include "ref/fast_exp.h"
 #include "ref/fast_kern.h"
+#include "ref/fast_int.h"
 
 #define U2 0x1p-106        /* u^2 */
 #define ETA DD_ETA
@@ -61,41 +62,6 @@
 /* exp(-FAST_X_CUT + 1): the largest weight a dropped tuple may have */
 #define FLUSH_BOUND 0x1p-936
 
-/* The problem's fixed data: dd factors, maxima, constants. */
-typedef struct fprob {
-    const nsx_problem *p;
-    const nsx_inputs *in;
-    const ref_ctx *ctx;
-    const fast_kern *kern;
-    int n, d, dv, product;
-    unsigned long den;
-    dd s;                          /* |s - s.h - s.l| <= 2^-104 |s.h| */
-    /* K~_m, V~_m as dd in the layouts of k and v; without a bias, the
-       input itself and, for the low parts, a zero row (d or dv long) */
-    const double *kh[NSX_MAX_ORDER], *kl[NSX_MAX_ORDER];
-    const double *vh[NSX_MAX_ORDER], *vl[NSX_MAX_ORDER];
-    double *own[4 * NSX_MAX_ORDER + 4];
-    int nown;
-    double shift;                  /* 2^fast_bound_shift */
-} fprob;
-
-/* One thread's row scratch. */
-typedef struct fscratch {
-    int *list[NSX_MAX_ORDER], cnt[NSX_MAX_ORDER];
-    int *inner;
-    unsigned char *insel;
-    double *uh, *ul, *ua;
-    const double *krh[NB], *krl[NB], *vrh[NB], *vrl[NB];
-    double Th[NB], Tl[NB], eh[NB], el[NB];
-    double *S, *C, *vabs, *MagU;
-    /* dd arrays as high and low parts: the prefix's A_c and vp_c, the row's
-       first and second level U_c */
-    double *Ah, *Al, *vph, *vpl, *Ubh, *Ubl, *Uth, *Utl;
-    const double *kph[NSX_MAX_ORDER], *kpl[NSX_MAX_ORDER], *vrowh[NSX_MAX_ORDER], *vrowl[NSX_MAX_ORDER];
-    double *kmax;                 /* [d]: max over list n-1 of |K~_n,h[j,l]| (1 + 2^-51) */
-    double *vmax[NSX_MAX_ORDER];  /* [dv]: max over list m of |V~_m,h[j,c]| (1 + 2^-51) */
-} fscratch;
-
 /*
  * The decision.  v = v.h + v.l and E >= 0 with the exact value X in
  * [v - E, v + E].  For any real y, nextbelow(RN(y)) <= y <= nextabove(RN(y)),
@@ -104,7 +70,7 @@ typedef struct fscratch {
  * RN(X) = a.  Zeros are never decided (the MPFR path gives an exact zero
  * +0), nor anything not finite.
  */
-static int decide(dd v, double E, double *out)
+int ref_fast_decide(dd v, double E, double *out)
 {
     if (!(E >= 0) || !isfinite(E) || !isfinite(v.h) || !isfinite(v.l))
         return 0;
@@ -150,13 +116,13 @@ static int dd_of_biased(fprob *fp, const double *x, size_t count, double bias, c
     return 0;
 }
 
-static void fprob_clear(fprob *fp)
+void ref_fast_prob_clear(fprob *fp)
 {
     for (int t = 0; t < fp->nown; t++)
         free(fp->own[t]);
 }
 
-static int fprob_init(fprob *fp, const ref_ctx *ctx, const nsx_ref_opts *opts, nsx_err *err)
+int ref_fast_prob_init(fprob *fp, const ref_ctx *ctx, const nsx_ref_opts *opts, nsx_err *err)
 {
     const nsx_problem *p = ctx->p;
     const nsx_inputs *in = ctx->in;
@@ -208,13 +174,13 @@ static int fprob_init(fprob *fp, const ref_ctx *ctx, const nsx_ref_opts *opts, n
             goto nomem;
     return 0;
 nomem:
-    fprob_clear(fp);
+    ref_fast_prob_clear(fp);
     return nsx_err_set(err, NSX_E_NOMEM, "reference: out of memory");
 }
 
 /* ---- a thread's scratch ---- */
 
-static void scratch_clear(fscratch *w)
+void ref_fast_scratch_clear(fscratch *w)
 {
     for (int m = 0; m < NSX_MAX_ORDER; m++)
         free(w->list[m]);
@@ -227,7 +193,7 @@ static void scratch_clear(fscratch *w)
         free(w->vmax[m]);
 }
 
-static int scratch_init(fscratch *w, const fprob *fp)
+int ref_fast_scratch_init(fscratch *w, const fprob *fp)
 {
     const nsx_problem *p = fp->p;
     size_t L = (size_t)p->L, d = (size_t)p->d, dv = (size_t)p->dv;
@@ -252,7 +218,7 @@ static int scratch_init(fscratch *w, const fprob *fp)
         ok &= (*dvs[t] = malloc(dv * sizeof(double))) != NULL;
     if (!ok || !w->inner || !w->insel || !w->uh || !w->ul || !w->ua || !w->S || !w->C || !w->vabs ||
         !w->MagU) {
-        scratch_clear(w);
+        ref_fast_scratch_clear(w);
         return -1;
     }
     return 0;
@@ -262,7 +228,7 @@ static int scratch_init(fscratch *w, const fprob *fp)
 
 /* The next prefix (indices into the lists of dimensions 0..n-2), in
    lexicographic order; 0 after the last. */
-static int next_prefix(int *idx, const int *cnt, int len)
+int ref_fast_next_prefix(int *idx, const int *cnt, int len)
 {
     for (int m = len - 1; m >= 0; m--) {
         if (++idx[m] < cnt[m])
@@ -274,7 +240,7 @@ static int next_prefix(int *idx, const int *cnt, int len)
 
 /* The inner keys of prefix J[0..n-2]: list n-1 less the tuples that
    distinct removes (ref_distinct_ok on the whole tuple). */
-static int inner_keys(const fprob *fp, fscratch *w, int *J, const int **keys)
+int ref_fast_inner_keys(const fprob *fp, fscratch *w, int *J, const int **keys)
 {
     const nsx_problem *p = fp->p;
     int last = p->n - 1, nin = 0;
@@ -291,30 +257,13 @@ static int inner_keys(const fprob *fp, fscratch *w, int *J, const int **keys)
     return nin;
 }
 
-typedef struct row_out {
-    uint64_t N;    /* allowed tuples */
-    int empty;
-    double *encl;  /* NULL, or 3 (dv + 1) doubles: each output's enclosure
-                      (v.h, v.l, E), LSE last, recorded whether decided or
-                      not (tests: ref_fast_enclosures) */
-    int reached;   /* the enclosures were computed */
-} row_out;
-
-/* Row (b, h, i): 1 when every output is decided (o[0..dv-1], *lse written),
-   0 when the row goes to MPFR. */
-static int fast_row(const fprob *fp, fscratch *w, int b, int h, int i, double *o, double *lse,
-                    row_out *ro)
+int ref_fast_row_setup(const fprob *fp, fscratch *w, int b, int h, int i, frow *fr)
 {
     const nsx_problem *p = fp->p;
     const ref_ctx *ctx = fp->ctx;
     const int n = p->n, d = p->d, dv = p->dv, last = n - 1;
     const int g = nsx_kv_head(p, h);
     const double *q = fp->in->q + nsx_q_at(p, b, i, h, 0);
-    int J[NSX_MAX_ORDER], idx[NSX_MAX_ORDER] = {0};
-    const int *keys;
-    ro->N = 0;
-    ro->empty = 0;
-    ro->reached = 0;
 
     /* (E2) the allowed keys of each dimension */
     const int32_t *sel_row = ctx->sel ? ctx->sel + nsx_sel_at(p, b, i, 0) : NULL;
@@ -334,14 +283,14 @@ static int fast_row(const fprob *fp, fscratch *w, int b, int h, int i, double *o
                 w->insel[sel_row[r]] = 0;
     for (int m = 0; m < n; m++)
         if (w->cnt[m] == 0)
-            goto empty;
+            return 0;
     /* The dimension with the most keys goes last, as the inner one: fewer
        prefixes, fuller blocks.  Every equation is symmetric in the order of
        the dimensions (the product and the sums of E1 and E5, the mask's
        terms, distinct), so the row's value is the same; only the rounding
        of the computation changes, and its bound is the same proof. */
-    const double *kh[NSX_MAX_ORDER], *kl[NSX_MAX_ORDER], *vh[NSX_MAX_ORDER], *vl[NSX_MAX_ORDER];
-    double kb[NSX_MAX_ORDER], vb[NSX_MAX_ORDER];
+    const double **kh = fr->kh, **kl = fr->kl, **vh = fr->vh, **vl = fr->vl;
+    double *kb = fr->kb, *vb = fr->vb;
     int big = last;
     for (int m = 0; m < n; m++)
         if (w->cnt[m] > w->cnt[big])
@@ -350,6 +299,7 @@ static int fast_row(const fprob *fp, fscratch *w, int b, int h, int i, double *o
         int src = m == big ? last : m == last ? big : m;
         kh[m] = fp->kh[src], kl[m] = fp->kl[src], vh[m] = fp->vh[src], vl[m] = fp->vl[src];
         kb[m] = p->k_bias[src], vb[m] = p->v_bias[src];
+        fr->src[m] = src;
     }
     if (big != last) {
         int *tl = w->list[big], tc = w->cnt[big];
@@ -358,12 +308,12 @@ static int fast_row(const fprob *fp, fscratch *w, int b, int h, int i, double *o
     }
     /* a NaN or an infinity that a tuple may read: MPFR says what it means */
     if (!ctx->qfin[((size_t)b * p->L + i) * p->H + h])
-        return 0;
+        return -1;
     for (int m = 0; m < n; m++)
         for (int t = 0; t < w->cnt[m]; t++) {
             size_t r = ((size_t)b * p->L + w->list[m][t]) * p->Hkv + g;
             if (!ctx->kfin[m][r] || !ctx->vfin[m][r])
-                return 0;
+                return -1;
         }
 
     /* The row's maxima: |Q|, and per dimension the largest |K~_m,h| and
@@ -403,19 +353,30 @@ static int fast_row(const fprob *fp, fscratch *w, int b, int h, int i, double *o
     }
     for (int l = 0; l < d; l++)
         w->kmax[l] *= 1 + 0x1p-51;
-    /* a score's underflow terms: per l, n dd multiplications (3 eta each)
-       and Lemma B's 3 eta, times the later factors; d terms; times |s| */
-    const double uf_T = 8.0 * (n + 1) * d * ETA * kamp * (2 * fabs(fp->s.h) + 1);
+    fr->kamp = kamp;
+    fr->vamp = vamp;
+    return 1;
+}
+
+void ref_fast_row_max(const fprob *fp, fscratch *w, const frow *fr, int b, int h, int i, double *M_,
+                      uint64_t *N_, uint64_t *NP_, int *max_in_, int *Jmax)
+{
+    const nsx_problem *p = fp->p;
+    const int n = p->n, d = p->d, last = n - 1;
+    const int g = nsx_kv_head(p, h);
+    const double *q = fp->in->q + nsx_q_at(p, b, i, h, 0);
+    const double *const *kh = fr->kh;
 
     /* Pass 1: M, the largest score, estimated in binary64 (no bound is
        needed: any M is an exact shift), and the counts. */
     double M = -INFINITY;
     uint64_t N = 0, NP = 0;
-    int max_in = 0;
+    int max_in = 0, J[NSX_MAX_ORDER], idx[NSX_MAX_ORDER] = {0};
+    const int *keys;
     do {
         for (int m = 0; m < last; m++)
             J[m] = w->list[m][idx[m]];
-        int nin = inner_keys(fp, w, J, &keys);
+        int nin = ref_fast_inner_keys(fp, w, J, &keys);
         if (nin == 0)
             continue;
         NP++;
@@ -432,9 +393,73 @@ static int fast_row(const fprob *fp, fscratch *w, int b, int h, int i, double *o
             int nb = nin - t0 < NB ? nin - t0 : NB;
             for (int t = 0; t < nb; t++)
                 w->krh[t] = kh[last] + nsx_k_at(p, b, keys[t0 + t], g, 0);
+            double M0 = M;
             fp->kern->max_score(w->ua, d, w->krh, nb, fp->s.h, &M);
+            if (Jmax && M > M0) {
+                /* a key of this block attains the new M: find it, one key
+                   at a time (each key's estimate is computed alone, so the
+                   same value) */
+                for (int t = 0; t < nb; t++) {
+                    double x = -INFINITY;
+                    fp->kern->max_score(w->ua, d, w->krh + t, 1, fp->s.h, &x);
+                    if (x == M) {
+                        for (int m = 0; m < last; m++)
+                            Jmax[m] = J[m];
+                        Jmax[last] = keys[t0 + t];
+                        break;
+                    }
+                }
+            }
         }
-    } while (next_prefix(idx, w->cnt, last));
+    } while (ref_fast_next_prefix(idx, w->cnt, last));
+    *M_ = M;
+    *N_ = N;
+    *NP_ = NP;
+    *max_in_ = max_in;
+}
+
+typedef struct row_out {
+    uint64_t N;    /* allowed tuples */
+    int empty;
+    double *encl;  /* NULL, or 3 (dv + 1) doubles: each output's enclosure
+                      (v.h, v.l, E), LSE last, recorded whether decided or
+                      not (tests: ref_fast_enclosures) */
+    int reached;   /* the enclosures were computed */
+} row_out;
+
+/* Row (b, h, i): 1 when every output is decided (o[0..dv-1], *lse written),
+   0 when the row goes to MPFR. */
+static int fast_row(const fprob *fp, fscratch *w, int b, int h, int i, double *o, double *lse,
+                    row_out *ro)
+{
+    const nsx_problem *p = fp->p;
+    const int n = p->n, d = p->d, dv = p->dv, last = n - 1;
+    const int g = nsx_kv_head(p, h);
+    const double *q = fp->in->q + nsx_q_at(p, b, i, h, 0);
+    int J[NSX_MAX_ORDER], idx[NSX_MAX_ORDER] = {0};
+    const int *keys;
+    ro->N = 0;
+    ro->empty = 0;
+    ro->reached = 0;
+
+    frow fr;
+    int su = ref_fast_row_setup(fp, w, b, h, i, &fr);
+    if (su == 0)
+        goto empty;
+    if (su < 0)
+        return 0;
+    const double *const *kh = fr.kh, *const *kl = fr.kl, *const *vh = fr.vh, *const *vl = fr.vl;
+    const double *kb = fr.kb, *vb = fr.vb;
+    const double kamp = fr.kamp, vamp = fr.vamp;
+    /* a score's underflow terms: per l, n dd multiplications (3 eta each)
+       and Lemma B's 3 eta, times the later factors; d terms; times |s| */
+    const double uf_T = 8.0 * (n + 1) * d * ETA * kamp * (2 * fabs(fp->s.h) + 1);
+
+
+    double M;
+    uint64_t N, NP;
+    int max_in;
+    ref_fast_row_max(fp, w, &fr, b, h, i, &M, &N, &NP, &max_in, NULL);
     ro->N = N;
     if (N == 0)
         goto empty;
@@ -458,7 +483,7 @@ static int fast_row(const fprob *fp, fscratch *w, int b, int h, int i, double *o
     do {
         for (int m = 0; m < last; m++)
             J[m] = w->list[m][idx[m]];
-        int nin = inner_keys(fp, w, J, &keys);
+        int nin = ref_fast_inner_keys(fp, w, J, &keys);
         if (nin == 0)
             continue;
         /* u_P[l] = Q[l] prod_{m<n} K~_m[j_m,l] (Lemma M, n - 1 times):
@@ -530,7 +555,7 @@ static int fast_row(const fprob *fp, fscratch *w, int b, int h, int i, double *o
             Zb = (dd){0, 0};
             nbpref = 0;
         }
-    } while (next_prefix(idx, w->cnt, last));
+    } while (ref_fast_next_prefix(idx, w->cnt, last));
     for (int c = 0; c < dv; c++) {
         dd u = dd_add((dd){w->Uth[c], w->Utl[c]}, (dd){w->Ubh[c], w->Ubl[c]});
         w->Uth[c] = u.h;
@@ -565,7 +590,7 @@ static int fast_row(const fprob *fp, fscratch *w, int b, int h, int i, double *o
     if (ro->encl) {
         ro->encl[3 * dv] = L.h, ro->encl[3 * dv + 1] = L.l, ro->encl[3 * dv + 2] = EL;
     }
-    if (!decide(L, EL, lse)) {
+    if (!ref_fast_decide(L, EL, lse)) {
         if (!ro->encl)
             return 0;
         all = 0;
@@ -617,7 +642,7 @@ static int fast_row(const fprob *fp, fscratch *w, int b, int h, int i, double *o
         if (ro->encl) {
             ro->encl[3 * c] = ov.h, ro->encl[3 * c + 1] = ov.l, ro->encl[3 * c + 2] = Eo;
         }
-        if (!decide(ov, Eo, &o[c])) {
+        if (!ref_fast_decide(ov, Eo, &o[c])) {
             if (!ro->encl)
                 return 0;
             all = 0;
@@ -661,7 +686,7 @@ static void *worker(void *arg)
     const nsx_problem *p = fp->p;
     nsx_ref_stats st = {0};
     fscratch w;
-    if (scratch_init(&w, fp))
+    if (ref_fast_scratch_init(&w, fp))
         return NULL; /* out of memory: this thread's rows go to MPFR */
     for (;;) {
         size_t r = atomic_fetch_add(&sh->next, 1);
@@ -700,7 +725,7 @@ static void *worker(void *arg)
             sh->todo[r] = 0;
         }
     }
-    scratch_clear(&w);
+    ref_fast_scratch_clear(&w);
     pthread_mutex_lock(&sh->lock);
     sh->st.tuples += st.tuples;
     sh->st.fast_tuples += st.fast_tuples;
@@ -717,7 +742,7 @@ int ref_fast_forward(const ref_ctx *ctx, nsx_outputs *out, const nsx_ref_opts *o
 {
     const nsx_problem *p = ctx->p;
     fprob fp;
-    int rc = fprob_init(&fp, ctx, opts, err);
+    int rc = ref_fast_prob_init(&fp, ctx, opts, err);
     if (rc)
         return rc;
     fshared sh = {.fp = &fp, .out = out, .opts = opts, .todo = todo};
@@ -742,7 +767,7 @@ int ref_fast_forward(const ref_ctx *ctx, nsx_outputs *out, const nsx_ref_opts *o
     for (long t = 1; t <= started; t++)
         pthread_join(tid[t], NULL);
     pthread_mutex_destroy(&sh.lock);
-    fprob_clear(&fp);
+    ref_fast_prob_clear(&fp);
     st->tuples += sh.st.tuples;
     st->fast_tuples += sh.st.fast_tuples;
     st->values += sh.st.values;
@@ -758,11 +783,11 @@ int ref_fast_enclosures(const ref_ctx *ctx, const nsx_ref_opts *opts, int b, int
     const nsx_problem *p = ctx->p;
     fprob fp;
     fscratch w;
-    int rc = fprob_init(&fp, ctx, opts, err);
+    int rc = ref_fast_prob_init(&fp, ctx, opts, err);
     if (rc)
         return -rc;
-    if (scratch_init(&w, &fp)) {
-        fprob_clear(&fp);
+    if (ref_fast_scratch_init(&w, &fp)) {
+        ref_fast_prob_clear(&fp);
         return -nsx_err_set(err, NSX_E_NOMEM, "reference: out of memory");
     }
     double *o = malloc((size_t)p->dv * sizeof *o), lse;
@@ -770,7 +795,7 @@ int ref_fast_enclosures(const ref_ctx *ctx, const nsx_ref_opts *opts, int b, int
     if (o)
         fast_row(&fp, &w, b, h, i, o, &lse, &ro);
     free(o);
-    scratch_clear(&w);
-    fprob_clear(&fp);
+    ref_fast_scratch_clear(&w);
+    ref_fast_prob_clear(&fp);
     return o ? ro.reached : -nsx_err_set(err, NSX_E_NOMEM, "reference: out of memory");
 }

@@ -31,4 +31,28 @@ int ref_fast_forward(const ref_ctx *ctx, nsx_outputs *out, const nsx_ref_opts *o
 int ref_fast_enclosures(const ref_ctx *ctx, const nsx_ref_opts *opts, int b, int h, int i,
                         double *encl, nsx_err *err);
 
+/*
+ * The fast certified backward (ref/fast_bwd.c): per block (b, kv head g, as
+ * ref/backward.c), every element of dq, dk_m, dv_m enclosed in binary64 and
+ * double-double.  ref_fast_bwd_block writes the block's decided elements to
+ * grads and returns 1 when every one is decided (st counts them); otherwise
+ * 2 when done is not NULL and every row reached its enclosures: done[e] = 1
+ * and res[e] = the value for each decided element, in the MPFR block's
+ * order (ref/backward.h), and the caller computes the others with MPFR;
+ * else 0 (a row stopped early: a non-finite input, scores out of range;
+ * done all 0): the caller computes the block with MPFR.
+ */
+typedef struct ref_fast_bwd ref_fast_bwd;
+int ref_fast_bwd_init(ref_fast_bwd **fb, const ref_ctx *ctx, const double *dout, const nsx_ref_opts *opts,
+                      nsx_err *err);
+int ref_fast_bwd_block(ref_fast_bwd *fb, int b, int g, nsx_outputs *grads, nsx_ref_stats *st,
+                       unsigned char *done, double *res);
+void ref_fast_bwd_free(ref_fast_bwd *fb);
+/* For tests: each block records every element's enclosure (v.h, v.l, E)
+   into encl (3 doubles per element, in the MPFR block's order: dq of the
+   group's heads, then dk_m, then dv_m: ref/backward.h), decided or not; NaN
+   where a row stopped before its enclosures (a non-finite input, scores
+   out of range). */
+void ref_fast_bwd_set_encl(ref_fast_bwd *fb, double *encl);
+
 #endif /* NSX_REF_FAST_H */

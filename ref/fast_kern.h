@@ -55,6 +55,16 @@ typedef struct fast_kern {
        when some x_h is not <= FAST_X_MAX (NaN included). */
     int (*weights)(const double *Th, const double *Tl, int nk, double sh, double sl, double M,
                    double dTs, double *eh, double *el, double *dxmax, unsigned long *nflush);
+    /* The backward's element sums (ref/fast_bwd.c, Lemmas P and R): for
+       k < len, t = (ah + al) (x) (xh_k + xl_k) (dd_mul), then the running sum
+       (S_k, C_k) += t and E_k += te + u (|c1| + |C'|) + 2 eta with
+       te = (7 u^2 |t_h| + |ah| (1 + 2^-52) xE_k + xa_k Ea) (1 + 2^-50) + 7 eta. */
+    void (*acc_axpy)(double *S, double *C, double *E, double ah, double al, double Ea, const double *xh,
+                     const double *xl, const double *xE, const double *xa, int len);
+    /* The same with a vector factor: t = x_k (x) y_k, te = (7 u^2 |t_h| +
+       |xh_k| (1 + 2^-52) yE_k + ya_k xE_k) (1 + 2^-50) + 7 eta. */
+    void (*acc_vmul)(double *S, double *C, double *E, const double *xh, const double *xl, const double *xE,
+                     const double *yh, const double *yl, const double *yE, const double *ya, int len);
 } fast_kern;
 
 enum fast_isa { FAST_ISA_SCALAR = 0, FAST_ISA_AVX2 = 1, FAST_ISA_AVX512 = 2, FAST_ISA_COUNT = 3 };

@@ -2,9 +2,10 @@
  * The streaming backward (simd/simd.h, nsx_simd_backward): loops, candidate
  * lists, packing, threads and the scatter of the gradients.  The ISA file's
  * tile (simd/bwd_kern.h) does the arithmetic.  Like simd/forward.c, whose
- * tiling it follows (its index helpers and distinct tests are a deliberate
- * copy: code under test), nothing of size L^n is held: P is recomputed from
- * the LSE the forward saved, a tile at a time.
+ * tiling it follows, it shares the forward's setup (simd/plan.h) and takes
+ * every decision of which tuples are visited from the proven functions of
+ * simd/cands.c and simd/tiles.c (docs/PROOFS.md).  Nothing of size L^n is
+ * held: P is recomputed from the LSE the forward saved, a tile at a time.
  *
  * Per work item (batch b, kv head g, query i), for the G = H / Hkv query
  * heads that read g (E7, docs/SPEC.md 1.7):
@@ -51,12 +52,11 @@
 #include <string.h>
 
 #include "simd/bwd_kern.h"
-#include "simd/cands.h"
 #include "simd/kern.h"
+#include "simd/plan.h"
 #include "simd/simd.h"
+#include "simd/tiles.h"
 
-/* Bytes of one chunk's packed K~, V~ and its accumulators: within L2. */
-#define PANEL_BYTES (256u * 1024u)
 /* The memory the slots' partial gradients (see above) may take. */
 #define PART_BYTES ((size_t)64 << 20)
 
@@ -65,13 +65,10 @@ typedef struct plan {
     const nsx_kernel_bwd_io *io;
     const nsx_bwd_kernels *ks;
     const nsx_isa_kernels *fk;  /* the forward's table of the same ISA: its vector helpers */
-    int G;                      /* query heads per kv head */
-    int dvp;                    /* dv rounded up to 16 */
+    nsx_plan_sizes s;           /* G, dvp, cap, kb, vb (simd/plan.h) */
     int ldd;                    /* d rounded up to 16: the tile's row stride */
     int chunk;                  /* inner keys per chunk, a multiple of nr */
     int npm;                    /* room for prefix dimensions: max(n - 1, 1) */
-    int cap[NSX_MAX_ORDER];
-    float kb[NSX_MAX_ORDER], vb[NSX_MAX_ORDER];
     float f;                    /* out_scale, / n for mean (the sum reducers' dW) */
     size_t ksize, vsize;        /* elements of one k_m, one v_m */
     int slots;
@@ -97,28 +94,17 @@ typedef struct work {
     int *pr, *ph;               /* [mr]: each tile row's prefix row and head */
     uint32_t *mask;             /* [mr] */
     float *ptile;               /* [2][mr][nr] */
-    void *block;
 } work;
-
-static size_t round_up(size_t x, size_t to)
-{
-    return (x + to - 1) / to * to;
-}
 
 static size_t work_layout(const plan *pl, work *w, char *base)
 {
     const nsx_kernel_problem *p = pl->p;
     const size_t mr = (size_t)pl->ks->mr, nr = (size_t)pl->ks->nr, d = (size_t)p->d;
-    const size_t dvp = (size_t)pl->dvp, ldd = (size_t)pl->ldd, ch = (size_t)pl->chunk, G = (size_t)pl->G;
+    const size_t dvp = (size_t)pl->s.dvp, ldd = (size_t)pl->ldd, ch = (size_t)pl->chunk, G = (size_t)pl->s.G;
     size_t off = 0;
-#define CARVE(ptr, count)                                                   \
-    do {                                                                    \
-        if (base)                                                           \
-            (ptr) = (void *)(base + off);                                   \
-        off += round_up((size_t)(count) * sizeof *(ptr), 64);               \
-    } while (0)
+#define CARVE(ptr, count) NSX_CARVE(base, off, ptr, count)
     for (int m = 0; m < p->n; m++)
-        CARVE(w->list[m], pl->cap[m]);
+        CARVE(w->list[m], pl->s.cap[m]);
     CARVE(w->selrow, p->topk > 0 ? p->topk : 1);
     CARVE(w->kt, d * ch);
     CARVE(w->kr, ch * ldd);
@@ -165,23 +151,13 @@ static void plan_init(plan *pl, const nsx_kernel_problem *p, const nsx_kernel_bw
     pl->io = io;
     pl->ks = ks;
     pl->fk = nsx_simd_kernels(ks->isa);
-    pl->G = p->H / p->Hkv;
-    pl->dvp = (int)round_up((size_t)p->dv, 16);
-    pl->ldd = (int)round_up((size_t)p->d, 16);
+    nsx_plan_sizes_init(&pl->s, p);
+    pl->ldd = (int)nsx_round_up((size_t)p->d, 16);
     pl->npm = p->n > 1 ? p->n - 1 : 1;
-    int most = 1;
-    for (int m = 0; m < p->n; m++) {
-        pl->cap[m] = nsx_cands_cap(p, m);
-        if (pl->cap[m] > most)
-            most = pl->cap[m];
-        pl->kb[m] = (float)p->k_bias[m];
-        pl->vb[m] = (float)p->v_bias[m];
-    }
     pl->f = (float)(p->reduce == NSX_REDUCE_MEAN ? p->out_scale / p->n : p->out_scale);
-    size_t per_key = (2 * (size_t)p->d + (size_t)pl->ldd + 3 * (size_t)pl->dvp + 2 * (size_t)pl->G) * sizeof(float);
-    size_t fit = PANEL_BYTES / per_key / (size_t)ks->nr * (size_t)ks->nr;
-    size_t need = round_up((size_t)most, (size_t)ks->nr);
-    pl->chunk = (int)(fit < (size_t)ks->nr ? (size_t)ks->nr : fit < need ? fit : need);
+    /* per key: K~ twice (kt, kr), V~ twice, dkt, dvt, and the G heads' cola, dpcol */
+    size_t per_key = (2 * (size_t)p->d + (size_t)pl->ldd + 3 * (size_t)pl->s.dvp + 2 * (size_t)pl->s.G) * sizeof(float);
+    pl->chunk = nsx_plan_chunk(per_key, pl->s.most, ks->nr);
     pl->ksize = (size_t)p->B * p->L * p->Hkv * p->d;
     pl->vsize = (size_t)p->B * p->L * p->Hkv * p->dv;
     size_t per_slot = (size_t)p->n * (pl->ksize + pl->vsize) * sizeof(float);
@@ -195,14 +171,12 @@ static void plan_init(plan *pl, const nsx_kernel_problem *p, const nsx_kernel_bw
 
 static const float *k_row(const plan *pl, int m, int b, int j, int g)
 {
-    const nsx_kernel_problem *p = pl->p;
-    return pl->io->k[m] + (((size_t)b * p->L + j) * p->Hkv + g) * p->d;
+    return nsx_plan_row(pl->p, pl->io->k[m], pl->p->d, b, j, g);
 }
 
 static const float *v_row(const plan *pl, int m, int b, int j, int g)
 {
-    const nsx_kernel_problem *p = pl->p;
-    return pl->io->v[m] + (((size_t)b * p->L + j) * p->Hkv + g) * p->dv;
+    return nsx_plan_row(pl->p, pl->io->v[m], pl->p->dv, b, j, g);
 }
 
 /* Slot s's partial dk_m (dv_m: dv = 1) row of key j. */
@@ -232,7 +206,7 @@ static int inner_dim(const plan *pl, const int *cnt)
                 rows *= cnt[o];
         double chunks = ceil((double)cnt[m] / pl->chunk);
         double cost = 3.0 * ceil(rows / mr) * mr * ceil(cnt[m] / nr) * nr * width +
-                      rows * chunks * (40.0 * pl->G + 8.0 * p->n) * width + 4.0 * cnt[m] * width;
+                      rows * chunks * (40.0 * pl->s.G + 8.0 * p->n) * width + 4.0 * cnt[m] * width;
         if (cost < best_cost) {
             best_cost = cost;
             best = m;
@@ -255,8 +229,8 @@ static void transpose(float *t, size_t ldt, const float *r, size_t ldr, int cols
    and transposed, zero past nk and past d, dv. */
 static void pack(const plan *pl, work *w, int b, int g, int mi, const int *keys, int nk, int ldk)
 {
-    const int d = pl->p->d, dv = pl->p->dv, dvp = pl->dvp, ldd = pl->ldd;
-    const float kb = pl->kb[mi], vb = pl->vb[mi];
+    const int d = pl->p->d, dv = pl->p->dv, dvp = pl->s.dvp, ldd = pl->ldd;
+    const float kb = pl->s.kb[mi], vb = pl->s.vb[mi];
     for (int c = 0; c < nk; c++) {
         float *kr = w->kr + (size_t)c * ldd, *vr = w->vr + (size_t)c * dvp;
         pl->fk->add_bias(kr, NULL, k_row(pl, mi, b, keys[c], g), kb, d);
@@ -270,23 +244,13 @@ static void pack(const plan *pl, work *w, int b, int g, int mi, const int *keys,
     transpose(w->vt, (size_t)ldk, w->vr, (size_t)dvp, ldk, dvp);
 }
 
-/* The smallest level whose key repeats a key of a lower level, or -1. */
-static int dup_level(const int *keys, int np)
-{
-    for (int a = 1; a < np; a++)
-        for (int z = 0; z < a; z++)
-            if (keys[a] == keys[z])
-                return a;
-    return -1;
-}
-
 /* Row r of the prefix keys keys[0..np) (dimensions pd): u, vp and the
    leave-one-out products (np > 1). */
 static void prefix_row(const plan *pl, work *w, int b, int g, const int *pd, int np,
                        const int *keys, int r)
 {
     const nsx_kernel_problem *p = pl->p;
-    const int d = p->d, dv = p->dv, dvp = pl->dvp, mr = pl->ks->mr;
+    const int d = p->d, dv = p->dv, dvp = pl->s.dvp, mr = pl->ks->mr;
     const int prod = p->reduce == NSX_REDUCE_PRODUCT;
     float *u = w->u + (size_t)r * d, *vp = w->vp + (size_t)r * dvp;
     for (int l = 0; l < d; l++)
@@ -295,7 +259,7 @@ static void prefix_row(const plan *pl, work *w, int b, int g, const int *pd, int
         vp[x] = prod && x < dv ? 1.0f : 0.0f;
     for (int k = 0; k < np; k++) {
         const float *kr = k_row(pl, pd[k], b, keys[k], g), *vr = v_row(pl, pd[k], b, keys[k], g);
-        const float kb = pl->kb[pd[k]], vb = pl->vb[pd[k]];
+        const float kb = pl->s.kb[pd[k]], vb = pl->s.vb[pd[k]];
         for (int l = 0; l < d; l++)
             u[l] *= kr[l] + kb;
         for (int x = 0; x < dv; x++)
@@ -311,7 +275,7 @@ static void prefix_row(const plan *pl, work *w, int b, int g, const int *pd, int
             if (o == k)
                 continue;
             const float *kr = k_row(pl, pd[o], b, keys[o], g), *vr = v_row(pl, pd[o], b, keys[o], g);
-            const float kb = pl->kb[pd[o]], vb = pl->vb[pd[o]];
+            const float kb = pl->s.kb[pd[o]], vb = pl->s.vb[pd[o]];
             for (int l = 0; l < d; l++)
                 lk[l] *= kr[l] + kb;
             for (int x = 0; x < dv && prod; x++)
@@ -330,7 +294,7 @@ typedef struct item {
 static const float *dout_row(const plan *pl, const item *it, int hh)
 {
     const nsx_kernel_problem *p = pl->p;
-    return pl->io->dout + (((size_t)it->b * p->L + it->i) * p->H + it->g * pl->G + hh) * p->dv;
+    return pl->io->dout + (((size_t)it->b * p->L + it->i) * p->H + it->g * pl->s.G + hh) * p->dv;
 }
 
 /*
@@ -345,7 +309,7 @@ static const float *dout_row(const plan *pl, const item *it, int hh)
 static void flush_rows(const plan *pl, work *w, const item *it, int rows, int nk, int ldk)
 {
     const nsx_kernel_problem *p = pl->p;
-    const int mr = pl->ks->mr, nr = pl->ks->nr, d = p->d, dv = p->dv, dvp = pl->dvp;
+    const int mr = pl->ks->mr, nr = pl->ks->nr, d = p->d, dv = p->dv, dvp = pl->s.dvp;
     const int ldd = pl->ldd, sum = p->reduce != NSX_REDUCE_PRODUCT, np = it->np;
     const float os = (float)p->out_scale;
     nsx_bwd_tile t = {
@@ -354,7 +318,7 @@ static void flush_rows(const plan *pl, work *w, const item *it, int rows, int nk
         .y = w->y, .rowa = w->rowa, .ptile = w->ptile,
     };
     int nlive = 0;
-    for (int hh = 0; hh < pl->G; hh++)
+    for (int hh = 0; hh < pl->s.G; hh++)
         if (isfinite(w->lse[hh]))
             w->heads[nlive++] = hh; /* an empty slice has no term */
     memset(w->xq, 0, (size_t)mr * d * sizeof(float));
@@ -395,18 +359,15 @@ static void flush_rows(const plan *pl, work *w, const item *it, int rows, int nk
         memset(w->y, 0, (size_t)mr * dvp * sizeof(float));
         memset(w->rowa, 0, (size_t)mr * sizeof(float));
         const int h0 = w->heads[t0 / rows];
-        for (int cb = 0; cb < nk; cb += nr) {
-            t.nc = nk - cb < nr ? nk - cb : nr;
-            uint32_t all = t.nc == 32 ? 0xffffffffu : (1u << t.nc) - 1u;
+        /* The column blocks tile the chunk [0, nk): each begins where the
+           one before ended. */
+        for (int cb = 0; (t.nc = nsx_tile_len(nk, cb, nr)) > 0; cb += t.nc) {
+            const uint32_t cols = nsx_tile_cols(t.nc);
+            /* Padding rows are out; with distinct, so is the inner key equal
+               to one of the row's prefix keys. */
             for (int j = 0; j < mr; j++)
-                w->mask[j] = j < nt ? all : 0u;
-            /* distinct, inner dimension: the key equal to a prefix key is out. */
-            for (int j = 0; j < nt && p->distinct; j++)
-                for (int k = 0; k < np; k++) {
-                    int e = w->ex[w->pr[j] * NSX_MAX_ORDER + k] - cb;
-                    if (e >= 0 && e < t.nc)
-                        w->mask[j] &= ~(1u << e);
-                }
+                w->mask[j] = nsx_tile_row_mask(cols, j < nt, w->ex + (j < nt ? w->pr[j] : 0) * NSX_MAX_ORDER,
+                                               p->distinct ? np : 0, cb);
             t.kt = w->kt + cb;
             t.kr = w->kr + (size_t)cb * ldd;
             t.vt = w->vt + cb;
@@ -472,32 +433,28 @@ static void sweep(const plan *pl, work *w, const item *it, const int *cnt, const
 {
     const nsx_kernel_problem *p = pl->p;
     const int np = it->np, mr = pl->ks->mr;
-    int idx[NSX_MAX_ORDER] = {0}, keys[NSX_MAX_ORDER];
+    int idx[NSX_MAX_ORDER] = {0}, lim[NSX_MAX_ORDER], keys[NSX_MAX_ORDER];
     int rows = 0;
+    for (int k = 0; k < np; k++)
+        lim[k] = cnt[it->pd[k]];
     for (;;) {
         for (int k = 0; k < np; k++)
             keys[k] = w->list[it->pd[k]][idx[k]];
-        int dup = p->distinct ? dup_level(keys, np) : -1;
+        int dup = p->distinct ? nsx_tile_dup_level(keys, np) : -1;
         if (dup < 0) {
             prefix_row(pl, w, it->b, it->g, it->pd, np, keys, rows);
-            for (int k = 0; k < np; k++) {
+            for (int k = 0; k < np; k++)
                 w->rk[rows * NSX_MAX_ORDER + k] = keys[k];
-                if (p->distinct)
-                    w->ex[rows * NSX_MAX_ORDER + k] = nsx_find_key(inner_keys, nk, keys[k]);
-            }
+            if (p->distinct)
+                nsx_tile_ex(inner_keys, nk, keys, np, w->ex + rows * NSX_MAX_ORDER);
             if (++rows == mr) {
                 flush_rows(pl, w, it, rows, nk, ldk);
                 rows = 0;
             }
-        } else {
-            /* A repeated key at level dup: skip every prefix below it. */
-            for (int k = dup + 1; k < np; k++)
-                idx[k] = cnt[it->pd[k]] - 1;
         }
-        int k = np - 1;
-        while (k >= 0 && ++idx[k] == cnt[it->pd[k]])
-            idx[k--] = 0;
-        if (k < 0)
+        /* A repeated key at level dup: every prefix that shares levels
+           0..dup repeats it, and is skipped. */
+        if (nsx_tile_next(idx, lim, np, dup) < 0)
             break;
     }
     if (rows)
@@ -507,15 +464,11 @@ static void sweep(const plan *pl, work *w, const item *it, const int *cnt, const
 static void run_item(const plan *pl, work *w, item *it)
 {
     const nsx_kernel_problem *p = pl->p;
-    const int n = p->n, G = pl->G, d = p->d, dv = p->dv, dvp = pl->dvp;
+    const int n = p->n, G = pl->s.G, d = p->d, dv = p->dv, dvp = pl->s.dvp;
     const int b = it->b, g = it->g, i = it->i;
     const int sum = p->reduce != NSX_REDUCE_PRODUCT;
-    int nsel = p->topk > 0 ? nsx_sel_row(p, b, i, w->selrow) : 0;
-    int cnt[NSX_MAX_ORDER], empty = 0, live = 0;
-    for (int m = 0; m < n; m++) {
-        cnt[m] = nsx_cands(p, m, i, w->selrow, nsel, w->list[m]);
-        empty |= cnt[m] == 0;
-    }
+    int cnt[NSX_MAX_ORDER], live = 0;
+    const int empty = nsx_plan_lists(p, b, i, w->selrow, w->list, cnt);
     memset(w->dq, 0, (size_t)G * d * sizeof(float));
     for (int hh = 0; hh < G; hh++) {
         const size_t h = (size_t)g * G + hh;
@@ -541,10 +494,11 @@ static void run_item(const plan *pl, work *w, item *it)
         for (int m = 0; m < n; m++)
             if (m != mi)
                 it->pd[it->np++] = m;
-        for (int c0 = 0; c0 < cnt[mi]; c0 += pl->chunk) {
+        /* The chunks tile the inner list [0, cnt[mi]): each begins where
+           the one before ended. */
+        for (int c0 = 0, nk; (nk = nsx_tile_len(cnt[mi], c0, pl->chunk)) > 0; c0 += nk) {
             const int *keys = w->list[mi] + c0;
-            const int nk = cnt[mi] - c0 < pl->chunk ? cnt[mi] - c0 : pl->chunk;
-            const int ldk = (int)round_up((size_t)nk, (size_t)pl->ks->nr);
+            const int ldk = nsx_tile_ld(nk, pl->ks->nr);
             pack(pl, w, b, g, mi, keys, nk, ldk);
             memset(w->dkt, 0, (size_t)d * ldk * sizeof(float));
             memset(w->dvt, 0, (size_t)dvp * ldk * sizeof(float));
@@ -641,23 +595,15 @@ int nsx_simd_backward_isa(const nsx_kernel_problem *p, const nsx_kernel_bwd_io *
         return NSX_SIMD_EISA;
     plan pl;
     plan_init(&pl, p, io, nsx_simd_bwd_kernels(isa));
-    int T = nsx_simd_threads(threads);
-    if (T > pl.slots)
-        T = pl.slots;
+    const int T = nsx_plan_threads(threads, pl.slots);
     /* All memory first, so that a failure writes nothing. */
     const int n = p->n, S = pl.slots;
     work *ws = calloc((size_t)T, sizeof *ws);
     pl.part = calloc((size_t)S * 2 * n, sizeof *pl.part);
-    int fail = !ws || !pl.part;
-    size_t bytes = fail ? 0 : work_layout(&pl, &ws[0], NULL);
-    for (int t = 0; t < T && !fail; t++) {
-        if (!(ws[t].block = aligned_alloc(64, bytes)))
-            fail = 1;
-        else {
-            memset(ws[t].block, 0, bytes);
-            work_layout(&pl, &ws[t], ws[t].block);
-        }
-    }
+    void **blocks = ws && pl.part ? nsx_plan_blocks(T, work_layout(&pl, &ws[0], NULL)) : NULL;
+    int fail = !blocks;
+    for (int t = 0; t < T && !fail; t++)
+        work_layout(&pl, &ws[t], blocks[t]);
     for (int s = 1; s < S && !fail; s++)
         for (int m = 0; m < 2 * n && !fail; m++) {
             size_t len = m < n ? pl.ksize : pl.vsize;
@@ -697,8 +643,7 @@ int nsx_simd_backward_isa(const nsx_kernel_problem *p, const nsx_kernel_bwd_io *
             }
         }
     }
-    for (int t = 0; ws && t < T; t++)
-        free(ws[t].block);
+    nsx_plan_blocks_free(blocks, T);
     free(ws);
     for (int s = 1; pl.part && s < S; s++)
         for (int m = 0; m < 2 * n; m++)

@@ -1,7 +1,10 @@
 /*
  * The portable backward tile (simd/bwd_kern.h): plain C, the fallback for a
  * CPU without AVX2 and the first rung of the ISA ladder the tests walk.
- * Built with the baseline flags only; the ISA files are its faster twins.
+ * Built with the baseline flags only.  A deliberate second statement of
+ * the tile, not an instance of simd/bwd_kern.inc: plain loops in the
+ * order a reader checks against bwd_kern.h (each product summed, then
+ * added), where the vector body accumulates in registers.
  */
 #include <math.h>
 

@@ -32,25 +32,19 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "simd/cands.h"
 #include "simd/kern.h"
 #include "simd/n1.h"
+#include "simd/plan.h"
 #include "simd/simd.h"
 #include "simd/tiles.h"
-
-/* Bytes of one chunk's K and V panels: small enough for L2 (1 MiB here). */
-#define PANEL_BYTES (256u * 1024u)
 
 /* Everything one call shares between threads. */
 typedef struct plan {
     const nsx_kernel_problem *p;
     const nsx_kernel_io *io;
     const nsx_isa_kernels *ks;
-    int G;                      /* query heads per kv head */
-    int dvp;                    /* dv rounded up to 16 */
+    nsx_plan_sizes s;           /* G, dvp, cap, kb, vb (simd/plan.h) */
     int chunk;                  /* inner keys per panel, a multiple of nr */
-    int cap[NSX_MAX_ORDER];     /* room for C_m(i) */
-    float kb[NSX_MAX_ORDER], vb[NSX_MAX_ORDER];
 } plan;
 
 /* One thread's scratch, carved from one 64-byte aligned block. */
@@ -65,40 +59,29 @@ typedef struct work {
     nsx_row_state *st;          /* [G] */
     uint32_t *mask;             /* [mr] */
     int *ex;                    /* [mr][NSX_MAX_ORDER] inner column equal to a prefix key */
-    void *block;
 } work;
-
-static size_t round_up(size_t x, size_t to)
-{
-    return (x + to - 1) / to * to;
-}
 
 /* Lays out w from base (NULL: only sizes it); returns the bytes needed. */
 static size_t work_layout(const plan *pl, work *w, char *base)
 {
     const nsx_kernel_problem *p = pl->p;
-    const int mr = pl->ks->mr, nr = pl->ks->nr, n = p->n;
+    const int mr = pl->ks->mr, nr = pl->ks->nr, n = p->n, G = pl->s.G, dvp = pl->s.dvp;
     size_t off = 0;
-#define CARVE(ptr, count)                                                   \
-    do {                                                                    \
-        if (base)                                                           \
-            (ptr) = (void *)(base + off);                                   \
-        off += round_up((size_t)(count) * sizeof *(ptr), 64);               \
-    } while (0)
+#define CARVE(ptr, count) NSX_CARVE(base, off, ptr, count)
     for (int m = 0; m < n; m++)
-        CARVE(w->list[m], pl->cap[m]);
+        CARVE(w->list[m], pl->s.cap[m]);
     CARVE(w->selrow, p->topk > 0 ? p->topk : 1);
-    CARVE(w->kpan, (size_t)(pl->G + 1) * p->d * pl->chunk);
-    CARVE(w->vpan, (size_t)pl->chunk * pl->dvp);
+    CARVE(w->kpan, (size_t)(G + 1) * p->d * pl->chunk);
+    CARVE(w->vpan, (size_t)pl->chunk * dvp);
     CARVE(w->u, (size_t)mr * p->d);
-    CARVE(w->vp, (size_t)mr * pl->dvp);
+    CARVE(w->vp, (size_t)mr * dvp);
     CARVE(w->ptile, (size_t)mr * nr);
     CARVE(w->lvl_u, (size_t)(n > 2 ? n - 2 : 1) * p->d);
-    CARVE(w->lvl_v, (size_t)(n > 2 ? n - 2 : 1) * pl->dvp);
-    CARVE(w->qs, (size_t)pl->G * p->d);
-    CARVE(w->acc, (size_t)pl->G * pl->dvp);
-    CARVE(w->colacc, (size_t)pl->G * pl->chunk);
-    CARVE(w->st, pl->G);
+    CARVE(w->lvl_v, (size_t)(n > 2 ? n - 2 : 1) * dvp);
+    CARVE(w->qs, (size_t)G * p->d);
+    CARVE(w->acc, (size_t)G * dvp);
+    CARVE(w->colacc, (size_t)G * pl->chunk);
+    CARVE(w->st, G);
     CARVE(w->mask, mr);
     CARVE(w->ex, (size_t)mr * NSX_MAX_ORDER);
 #undef CARVE
@@ -111,20 +94,10 @@ static void plan_init(plan *pl, const nsx_kernel_problem *p, const nsx_kernel_io
     pl->p = p;
     pl->io = io;
     pl->ks = ks;
-    pl->G = p->H / p->Hkv;
-    pl->dvp = (int)round_up((size_t)p->dv, 16);
-    int most = 1;
-    for (int m = 0; m < p->n; m++) {
-        pl->cap[m] = nsx_cands_cap(p, m);
-        if (pl->cap[m] > most)
-            most = pl->cap[m];
-        pl->kb[m] = (float)p->k_bias[m];
-        pl->vb[m] = (float)p->v_bias[m];
-    }
-    size_t per_key = ((size_t)(pl->G + 1) * p->d + pl->dvp) * sizeof(float);
-    size_t fit = PANEL_BYTES / per_key / (size_t)ks->nr * (size_t)ks->nr;
-    size_t need = round_up((size_t)most, (size_t)ks->nr);
-    pl->chunk = (int)(fit < (size_t)ks->nr ? (size_t)ks->nr : fit < need ? fit : need);
+    nsx_plan_sizes_init(&pl->s, p);
+    /* per key: the G + 1 K panels (unscaled, then per head) and the V panel */
+    size_t per_key = ((size_t)(pl->s.G + 1) * p->d + pl->s.dvp) * sizeof(float);
+    pl->chunk = nsx_plan_chunk(per_key, pl->s.most, ks->nr);
 }
 
 size_t nsx_simd_scratch_bytes(const nsx_kernel_problem *p)
@@ -178,14 +151,12 @@ static int inner_dim(const plan *pl, const int *cnt)
 
 static const float *k_row(const plan *pl, int m, int b, int j, int g)
 {
-    const nsx_kernel_problem *p = pl->p;
-    return pl->io->k[m] + (((size_t)b * p->L + j) * p->Hkv + g) * p->d;
+    return nsx_plan_row(pl->p, pl->io->k[m], pl->p->d, b, j, g);
 }
 
 static const float *v_row(const plan *pl, int m, int b, int j, int g)
 {
-    const nsx_kernel_problem *p = pl->p;
-    return pl->io->v[m] + (((size_t)b * p->L + j) * p->Hkv + g) * p->dv;
+    return nsx_plan_row(pl->p, pl->io->v[m], pl->p->dv, b, j, g);
 }
 
 /* Per head hh the K panel [d][ldk] at kpan + (hh + 1) d ldk, transposed (a
@@ -195,8 +166,8 @@ static const float *v_row(const plan *pl, int m, int b, int j, int g)
    each head's copy is a vectorized scaling of its rows. */
 static void pack(const plan *pl, work *w, int b, int g, int mi, const int *keys, int nk, int ldk)
 {
-    const int d = pl->p->d, dv = pl->p->dv, dvp = pl->dvp;
-    const float kb = pl->kb[mi], vb = pl->vb[mi];
+    const int d = pl->p->d, dv = pl->p->dv, dvp = pl->s.dvp;
+    const float kb = pl->s.kb[mi], vb = pl->s.vb[mi];
     float *kt = w->kpan;
     for (int c = 0; c < nk; c++) {
         const float *kr = k_row(pl, mi, b, keys[c], g);
@@ -209,7 +180,7 @@ static void pack(const plan *pl, work *w, int b, int g, int mi, const int *keys,
     for (int l = 0; l < d && nk < ldk; l++)
         memset(kt + (size_t)l * ldk + nk, 0, (size_t)(ldk - nk) * sizeof *kt);
     memset(w->vpan + (size_t)nk * dvp, 0, (size_t)(ldk - nk) * dvp * sizeof(float));
-    for (int hh = 0; hh < pl->G; hh++)
+    for (int hh = 0; hh < pl->s.G; hh++)
         for (int l = 0; l < d; l++)
             pl->ks->scale(w->kpan + ((size_t)(hh + 1) * d + l) * ldk, kt + (size_t)l * ldk,
                           w->qs[(size_t)hh * d + l], ldk);
@@ -222,7 +193,7 @@ static void flush_rows(const plan *pl, work *w, int rows, int nk, int ldk, int n
     const nsx_kernel_problem *p = pl->p;
     const int mr = pl->ks->mr, nr = pl->ks->nr;
     nsx_tile t = {
-        .d = p->d, .dvp = pl->dvp, .sum = p->reduce != NSX_REDUCE_PRODUCT,
+        .d = p->d, .dvp = pl->s.dvp, .sum = p->reduce != NSX_REDUCE_PRODUCT,
         .u = w->u, .vp = w->vp, .ldk = ldk, .mask = w->mask, .ptile = w->ptile,
     };
     /* Rows past `rows` are padding: zero, like the columns past the keys
@@ -231,7 +202,7 @@ static void flush_rows(const plan *pl, work *w, int rows, int nk, int ldk, int n
        future) would make 0 * NaN leak into this row. */
     if (rows < mr) {
         memset(w->u + (size_t)rows * p->d, 0, (size_t)(mr - rows) * p->d * sizeof(float));
-        memset(w->vp + (size_t)rows * pl->dvp, 0, (size_t)(mr - rows) * pl->dvp * sizeof(float));
+        memset(w->vp + (size_t)rows * pl->s.dvp, 0, (size_t)(mr - rows) * pl->s.dvp * sizeof(float));
     }
     /* The column blocks tile the chunk [0, nk): each begins where the one
        before ended. */
@@ -242,8 +213,8 @@ static void flush_rows(const plan *pl, work *w, int rows, int nk, int ldk, int n
         for (int r = 0; r < mr; r++)
             w->mask[r] = nsx_tile_row_mask(cols, r < rows, w->ex + r * NSX_MAX_ORDER,
                                            p->distinct ? np : 0, cb);
-        t.vpan = w->vpan + (size_t)cb * pl->dvp;
-        for (int hh = 0; hh < pl->G; hh++) {
+        t.vpan = w->vpan + (size_t)cb * pl->s.dvp;
+        for (int hh = 0; hh < pl->s.G; hh++) {
             nsx_row_state *st = &w->st[hh];
             t.kp = w->kpan + (size_t)(hh + 1) * p->d * ldk + cb;
             t.colacc = st->colacc ? st->colacc + cb : NULL;
@@ -263,17 +234,17 @@ static void prefix_level(const plan *pl, work *w, int b, int g, int m, int j, in
     const nsx_isa_kernels *ks = pl->ks;
     const float *kr = k_row(pl, m, b, j, g), *vr = v_row(pl, m, b, j, g);
     if (lv == 0) {
-        ks->add_bias(u_out, NULL, kr, pl->kb[m], p->d);
-        ks->add_bias(v_out, NULL, vr, pl->vb[m], p->dv);
+        ks->add_bias(u_out, NULL, kr, pl->s.kb[m], p->d);
+        ks->add_bias(v_out, NULL, vr, pl->s.vb[m], p->dv);
         return;
     }
     const float *u_in = w->lvl_u + (size_t)(lv - 1) * p->d;
-    const float *v_in = w->lvl_v + (size_t)(lv - 1) * pl->dvp;
-    ks->mul_bias(u_out, u_in, kr, pl->kb[m], p->d);
+    const float *v_in = w->lvl_v + (size_t)(lv - 1) * pl->s.dvp;
+    ks->mul_bias(u_out, u_in, kr, pl->s.kb[m], p->d);
     if (p->reduce != NSX_REDUCE_PRODUCT)
-        ks->add_bias(v_out, v_in, vr, pl->vb[m], p->dv);
+        ks->add_bias(v_out, v_in, vr, pl->s.vb[m], p->dv);
     else
-        ks->mul_bias(v_out, v_in, vr, pl->vb[m], p->dv);
+        ks->mul_bias(v_out, v_in, vr, pl->s.vb[m], p->dv);
 }
 
 /*
@@ -287,7 +258,7 @@ static void sweep(const plan *pl, work *w, int b, int g, const int *pd, int np, 
                   const int *inner_keys, int nk, int ldk)
 {
     const nsx_kernel_problem *p = pl->p;
-    const int d = p->d, dvp = pl->dvp, mr = pl->ks->mr;
+    const int d = p->d, dvp = pl->s.dvp, mr = pl->ks->mr;
     int idx[NSX_MAX_ORDER] = {0}, lim[NSX_MAX_ORDER], keys[NSX_MAX_ORDER];
     int valid = 0, rows = 0;
     for (int k = 0; k < np; k++)
@@ -354,13 +325,10 @@ static void finish(const plan *pl, const nsx_row_state *st, int b, int h, int i)
 static void run_item(const plan *pl, work *w, int b, int g, int i)
 {
     const nsx_kernel_problem *p = pl->p;
-    const int n = p->n, G = pl->G, dvp = pl->dvp, nr = pl->ks->nr;
+    const int n = p->n, G = pl->s.G, dvp = pl->s.dvp, nr = pl->ks->nr;
     const int sum = p->reduce != NSX_REDUCE_PRODUCT;
-    int nsel = p->topk > 0 ? nsx_sel_row(p, b, i, w->selrow) : 0;
     int cnt[NSX_MAX_ORDER];
-    for (int m = 0; m < n; m++)
-        cnt[m] = nsx_cands(p, m, i, w->selrow, nsel, w->list[m]);
-    const int empty = nsx_tile_empty(cnt, n);
+    const int empty = nsx_plan_lists(p, b, i, w->selrow, w->list, cnt);
     for (int hh = 0; hh < G; hh++) {
         nsx_row_state *st = &w->st[hh];
         st->m = -INFINITY;
@@ -420,25 +388,14 @@ int nsx_simd_forward_isa(const nsx_kernel_problem *p, const nsx_kernel_io *io, i
     plan pl;
     plan_init(&pl, p, io, nsx_simd_kernels(isa));
     const long items = (long)p->L * p->B * p->Hkv;
-    int T = nsx_simd_threads(threads);
-    if (T > items)
-        T = (int)items;
-    /* All scratch first, so that a failure writes nothing. */
+    const int T = nsx_plan_threads(threads, items);
+    /* All scratch first, so that a failure writes nothing; zeros: rows past
+       the last prefix are read (and masked) by the tile. */
     work *ws = calloc((size_t)T, sizeof *ws);
-    if (!ws)
-        return NSX_SIMD_ENOMEM;
-    size_t bytes = work_layout(&pl, &ws[0], NULL);
-    int fail = 0;
-    for (int t = 0; t < T; t++) {
-        ws[t].block = aligned_alloc(64, bytes);
-        if (!ws[t].block) {
-            fail = 1;
-            break;
-        }
-        /* Zeros: rows past the last prefix are read (and masked) by the tile. */
-        memset(ws[t].block, 0, bytes);
-        work_layout(&pl, &ws[t], ws[t].block);
-    }
+    void **blocks = ws ? nsx_plan_blocks(T, work_layout(&pl, &ws[0], NULL)) : NULL;
+    const int fail = !blocks;
+    for (int t = 0; t < T && !fail; t++)
+        work_layout(&pl, &ws[t], blocks[t]);
     if (!fail) {
         const long per_i = (long)p->B * p->Hkv;
 #pragma omp parallel for num_threads(T) schedule(dynamic, 1)
@@ -448,8 +405,7 @@ int nsx_simd_forward_isa(const nsx_kernel_problem *p, const nsx_kernel_io *io, i
             run_item(&pl, &ws[omp_get_thread_num()], b, g, i);
         }
     }
-    for (int t = 0; t < T; t++)
-        free(ws[t].block);
+    nsx_plan_blocks_free(blocks, T);
     free(ws);
     return fail ? NSX_SIMD_ENOMEM : NSX_SIMD_OK;
 }

@@ -16,29 +16,8 @@
 
 #define MR 6
 #define NR 16
-#define ALWAYS_INLINE static inline __attribute__((always_inline))
 
-/* exp(x) for x <= 0: a deliberate copy of simd/vmath_avx2.h's exp256 (the
-   indexer is an independent implementation); below -87.33 it returns
-   about 1e-38 instead of a smaller number. */
-ALWAYS_INLINE __m256 exp256(__m256 x)
-{
-    x = _mm256_max_ps(_mm256_set1_ps(-87.33654f), x); /* NaN in x stays NaN */
-    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
-                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
-    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
-    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
-    p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), r);
-    p = _mm256_add_ps(p, _mm256_set1_ps(1.0f));
-    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-    return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
-}
+#include "simd/vmath_avx2.h" /* exp256: the forward's exp */
 
 /* Heads h0 .. h0 + R - 1: their logits, then into s (or out to t->x). */
 ALWAYS_INLINE void heads(const nsx_idx_tile *t, int h0, const int R, __m256 *s0, __m256 *s1)

@@ -17,26 +17,8 @@
 
 #define MR 8
 #define NR 32
-#define ALWAYS_INLINE static inline __attribute__((always_inline))
 
-/* exp(x) for x <= 0 in the lanes of keep, 0 elsewhere: a deliberate copy of
-   simd/fwd_avx512.c's exp_maskz (the indexer is an independent
-   implementation). */
-ALWAYS_INLINE __m512 exp_maskz(__mmask16 keep, __m512 x)
-{
-    x = _mm512_max_ps(_mm512_set1_ps(-104.0f), x); /* NaN in x stays NaN */
-    __m512 t = _mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f));
-    __m512 n = _mm512_roundscale_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 f = _mm512_sub_ps(t, n);
-    __m512 p = _mm512_set1_ps(1.5345810970757157e-4f);
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.3399930903688073e-3f));
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(9.618489071726799e-3f));
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(5.550328642129898e-2f));
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(2.4022646248340607e-1f));
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(6.931471824645996e-1f));
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f));
-    return _mm512_maskz_scalef_ps(keep, p, n);
-}
+#include "simd/vmath_avx512.h" /* exp_maskz: the forward's exp */
 
 /* Heads h0 .. h0 + R - 1: their logits, then into s (or out to t->x). */
 ALWAYS_INLINE void heads(const nsx_idx_tile *t, int h0, const int R, __m512 *s0, __m512 *s1)

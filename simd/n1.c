@@ -37,6 +37,7 @@
 
 #include "simd/cands.h"
 #include "simd/n1.h"
+#include "simd/plan.h"
 #include "simd/simd.h"
 
 /* ---- the tunes ---------------------------------------------------------- */
@@ -157,13 +158,7 @@ typedef struct work {
     float *pc;                    /* selection: [nb] one row's P, compacted */
     const float **vc;             /* selection: [nb] its value rows */
     uint64_t *bits;               /* [L / 64 rounded up], zero between queries */
-    void *block;
 } work;
-
-static size_t round_up(size_t x, size_t to)
-{
-    return (x + to - 1) / to * to;
-}
 
 static void plan_init(plan *pl, const nsx_kernel_problem *p, const nsx_kernel_io *io,
                       const nsx_n1_kernels *kt)
@@ -178,7 +173,7 @@ static void plan_init(plan *pl, const nsx_kernel_problem *p, const nsx_kernel_io
         pl->bq = p->L;
     pl->R = pl->bq * pl->G;
     pl->lds = kt->nb + 8;
-    pl->lda = (int)round_up((size_t)p->dv, 16);
+    pl->lda = (int)nsx_round_up((size_t)p->dv, 16);
     pl->cap = nsx_cands_cap(p, 0);
     pl->k = io ? io->k[0] : NULL;
     pl->v = io ? io->v[0] : NULL;
@@ -189,12 +184,7 @@ static size_t work_layout(const plan *pl, work *w, char *base)
     const nsx_kernel_problem *p = pl->p;
     const size_t R = (size_t)pl->R;
     size_t off = 0;
-#define CARVE(ptr, count)                                                   \
-    do {                                                                    \
-        if (base)                                                           \
-            (ptr) = (void *)(base + off);                                   \
-        off += round_up((size_t)(count) * sizeof *(ptr), 64);               \
-    } while (0)
+#define CARVE(ptr, count) NSX_CARVE(base, off, ptr, count)
     CARVE(w->q, R * p->d);
     CARVE(w->S, R * pl->lds);
     CARVE(w->acc, R * pl->lda);
@@ -229,14 +219,12 @@ size_t nsx_n1_scratch_bytes(const nsx_kernel_problem *p, const nsx_n1_kernels *k
 
 static const float *k_row(const plan *pl, int b, int j, int g)
 {
-    const nsx_kernel_problem *p = pl->p;
-    return pl->k + (((size_t)b * p->L + j) * p->Hkv + g) * p->d;
+    return nsx_plan_row(pl->p, pl->k, pl->p->d, b, j, g);
 }
 
 static const float *v_row(const plan *pl, int b, int j, int g)
 {
-    const nsx_kernel_problem *p = pl->p;
-    return pl->v + (((size_t)b * p->L + j) * p->Hkv + g) * p->dv;
+    return nsx_plan_row(pl->p, pl->v, pl->p->dv, b, j, g);
 }
 
 /* The online softmax of row r over its keys [ra, re) of the block's scores:
@@ -557,21 +545,13 @@ int nsx_n1_forward(const nsx_kernel_problem *p, const nsx_kernel_io *io, int thr
     }
     const long per_bg = (p->L + pl.bq - 1) / pl.bq, groups = (long)p->B * p->Hkv;
     const long items = per_bg * groups;
-    int T = nsx_simd_threads(threads);
-    if (T > items)
-        T = (int)items;
+    const int T = nsx_plan_threads(threads, items);
+    /* zeros: the selection bitmap starts zero */
     work *ws = calloc((size_t)T, sizeof *ws);
-    int fail = !ws;
-    size_t bytes = ws ? work_layout(&pl, &ws[0], NULL) : 0;
-    for (int t = 0; t < T && !fail; t++) {
-        ws[t].block = aligned_alloc(64, bytes);
-        if (!ws[t].block) {
-            fail = 1;
-        } else {
-            memset(ws[t].block, 0, bytes); /* the selection bitmap starts zero */
-            work_layout(&pl, &ws[t], ws[t].block);
-        }
-    }
+    void **blocks = ws ? nsx_plan_blocks(T, work_layout(&pl, &ws[0], NULL)) : NULL;
+    const int fail = !blocks;
+    for (int t = 0; t < T && !fail; t++)
+        work_layout(&pl, &ws[t], blocks[t]);
     if (!fail) {
 #pragma omp parallel for num_threads(T) schedule(dynamic, 1)
         for (long it = 0; it < items; it++) {
@@ -580,8 +560,7 @@ int nsx_n1_forward(const nsx_kernel_problem *p, const nsx_kernel_io *io, int thr
             run_item(&pl, &ws[omp_get_thread_num()], b, g, qb * pl.bq);
         }
     }
-    for (int t = 0; ws && t < T; t++)
-        free(ws[t].block);
+    nsx_plan_blocks_free(blocks, T);
     free(ws);
     free(kcopy);
     free(vcopy);

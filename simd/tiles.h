@@ -1,7 +1,8 @@
 /*
- * The SIMD forward's whole-tile decisions (simd/forward.c), each a small
- * function proven by `make prove` (docs/PROOFS.md): which work items are
- * skipped whole, how the inner keys are cut into chunks and column blocks,
+ * The SIMD forward's and backward's whole-tile decisions (simd/forward.c,
+ * simd/backward.c), each a small function proven by `make prove`
+ * (docs/PROOFS.md): which work items are skipped whole, how the inner keys
+ * are cut into chunks and column blocks,
  * which columns and rows of a block are live, and which prefixes the
  * odometer skips.  Together with the candidate lists (simd/cands.h) they fix
  * the tuples a query visits: exactly the allowed ones, none skipped, none

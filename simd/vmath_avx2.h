@@ -1,8 +1,9 @@
 /*
- * The AVX2 vector helpers of the forward and backward tiles
- * (simd/fwd_avx2.c, simd/bwd_avx2.c): one definition of the exponential
- * both use, so that the backward recomputes P exactly as the forward
- * weighted it.  Include only from a file compiled with -mavx2 -mfma.
+ * The AVX2 vector helpers of the forward and backward tiles and the
+ * indexer's (simd/fwd_avx2.c, simd/bwd_avx2.c, simd/idx_avx2.c): one
+ * definition of the exponential they use, so that the backward recomputes P
+ * exactly as the forward weighted it.  Include only from a file compiled
+ * with -mavx2 -mfma.
  */
 #ifndef NSX_SIMD_VMATH_AVX2_H
 #define NSX_SIMD_VMATH_AVX2_H

@@ -1,8 +1,9 @@
 /*
- * The AVX-512 vector helpers of the forward and backward tiles
- * (simd/fwd_avx512.c, simd/bwd_avx512.c): one definition of the exponential
- * both use, so that the backward recomputes P exactly as the forward
- * weighted it.  Include only from a file compiled with the AVX-512 flags.
+ * The AVX-512 vector helpers of the forward and backward tiles and the
+ * indexer's (simd/fwd_avx512.c, simd/bwd_avx512.c, simd/idx_avx512.c): one
+ * definition of the exponential they use, so that the backward recomputes
+ * P exactly as the forward weighted it.  Include only from a file compiled
+ * with the AVX-512 flags.
  */
 #ifndef NSX_SIMD_VMATH_AVX512_H
 #define NSX_SIMD_VMATH_AVX512_H

@@ -50,31 +50,9 @@
 #include "simd/kern.h"
 #include "simd/n1.h"
 #include "simd/simd.h"
-
-#define U32 (1.0 / 16777216.0)
-
-static double gam(double k)
-{
-    return k * U32 / (1.0 - k * U32);
-}
+#include "tests/simd_case.h"
 
 /* ---- the table ------------------------------------------------------ */
-
-enum { SEL_NONE, SEL_MIXED, SEL_EMPTY_ROWS, SEL_DUPS };
-
-typedef struct tcase {
-    const char *name;
-    int n, B, L, H, Hkv, d, dv;
-    int reduce, causal, distinct;
-    int window[NSX_MAX_ORDER];
-    int sel;            /* SEL_* */
-    int topk;
-    unsigned sel_dims;
-    double kb, vb;      /* bias of dimension m: kb * (m + 1) (exact in binary32) */
-    double score_scale; /* 0: 1/sqrt(d) */
-    double out_scale;   /* 0: 1 */
-    int no_lse;
-} tcase;
 
 #define P_ NSX_REDUCE_PRODUCT
 #define S_ NSX_REDUCE_SUM
@@ -132,107 +110,6 @@ static const tcase cases[] = {
 
 /* ---- inputs --------------------------------------------------------- */
 
-static nsx_rng rng_state;
-
-static uint64_t rng(void)
-{
-    return nsx_rng_next(&rng_state);
-}
-
-static float unif(void) /* uniform in [-1, 1), exact in binary32 */
-{
-    return (float)((double)(rng() >> 40) / (double)(1ull << 23) - 1.0);
-}
-
-typedef struct inst {
-    nsx_kernel_problem p;
-    float *q, *k[NSX_MAX_ORDER], *v[NSX_MAX_ORDER];
-    int32_t *sel;
-    size_t nq, nk, nv, no, nl;
-} inst;
-
-static void fill(float *x, size_t len)
-{
-    for (size_t t = 0; t < len; t++)
-        x[t] = unif();
-}
-
-static void make_sel(const tcase *c, inst *s)
-{
-    const int L = c->L, K = c->topk;
-    for (int b = 0; b < c->B; b++)
-        for (int i = 0; i < L; i++) {
-            int32_t *row = s->sel + ((size_t)b * L + i) * K;
-            for (int r = 0; r < K; r++) {
-                int kind = (int)(rng() % 8), j;
-                if (c->sel == SEL_EMPTY_ROWS && i % 3 == 1)
-                    kind = 7;
-                switch (kind) {
-                case 0: case 1: case 2: case 3: /* a valid key */
-                    j = (int)(rng() % (uint64_t)L);
-                    if (c->causal && j > i && kind < 3) /* mostly past, some future */
-                        j = (int)(rng() % (uint64_t)(i + 1));
-                    break;
-                case 4: j = L + (int)(rng() % 3); break;       /* invalid, >= L */
-                case 5: j = -2 - (int)(rng() % 5); break;      /* invalid, < -1 */
-                default: j = -1; break;                        /* pad */
-                }
-                /* A valid key once per row, unless the case tests repeats. */
-                for (int z = 0; z < r && c->sel != SEL_DUPS && j >= 0 && j < L; z++)
-                    if (row[z] == j)
-                        j = -1;
-                row[r] = j;
-            }
-        }
-}
-
-static void inst_make(const tcase *c, inst *s, uint64_t seed)
-{
-    memset(s, 0, sizeof *s);
-    rng_state.s = seed;
-    nsx_kernel_problem *p = &s->p;
-    p->n = c->n; p->B = c->B; p->L = c->L; p->H = c->H; p->Hkv = c->Hkv;
-    p->d = c->d; p->dv = c->dv; p->reduce = c->reduce; p->causal = c->causal;
-    p->distinct = c->distinct;
-    for (int m = 0; m < c->n; m++) {
-        p->window[m] = c->window[m];
-        p->k_bias[m] = c->kb * (m + 1);
-        p->v_bias[m] = c->vb * (m + 1);
-    }
-    p->score_scale = c->score_scale ? c->score_scale : 1.0 / sqrt((double)c->d);
-    p->out_scale = c->out_scale ? c->out_scale : 1.0;
-    s->nq = (size_t)c->B * c->L * c->H * c->d;
-    s->nk = (size_t)c->B * c->L * c->Hkv * c->d;
-    s->nv = (size_t)c->B * c->L * c->Hkv * c->dv;
-    s->no = (size_t)c->B * c->L * c->H * c->dv;
-    s->nl = (size_t)c->B * c->H * c->L;
-    s->q = malloc(s->nq * sizeof(float));
-    fill(s->q, s->nq);
-    for (int m = 0; m < c->n; m++) {
-        s->k[m] = malloc(s->nk * sizeof(float));
-        s->v[m] = malloc(s->nv * sizeof(float));
-        fill(s->k[m], s->nk);
-        fill(s->v[m], s->nv);
-    }
-    if (c->sel != SEL_NONE) {
-        p->topk = c->topk;
-        p->sel_dims = c->sel_dims;
-        s->sel = malloc((size_t)c->B * c->L * c->topk * sizeof(int32_t));
-        make_sel(c, s);
-        p->sel = s->sel;
-    }
-}
-
-static void inst_free(inst *s)
-{
-    free(s->q);
-    for (int m = 0; m < s->p.n; m++) {
-        free(s->k[m]);
-        free(s->v[m]);
-    }
-    free(s->sel);
-}
-
 static nsx_kernel_io inst_io(const inst *s, float *o, float *lse)
 {
     nsx_kernel_io io = {.q = s->q, .o = o, .lse = lse};
@@ -244,45 +121,6 @@ static nsx_kernel_io inst_io(const inst *s, float *o, float *lse)
 }
 
 /* ---- the reference ---------------------------------------------------- */
-
-/* (E2) as the spec states it: a deliberate independent copy (test oracle),
-   apart from ref/mask.c and core/slice.c. */
-static int ref_allowed(const nsx_kernel_problem *p, int b, int i, const int *J)
-{
-    for (int m = 0; m < p->n; m++) {
-        int j = J[m], w = p->window[m];
-        if (p->causal && j > i)
-            return 0;
-        if (w > 0 && !(i - w < j))
-            return 0;
-        if (w > 0 && !p->causal && !(j < i + w))
-            return 0;
-        if (p->topk > 0 && (p->sel_dims >> m & 1u)) {
-            const int32_t *row = p->sel + ((size_t)b * p->L + i) * p->topk;
-            int found = 0;
-            for (int r = 0; r < p->topk; r++)
-                found |= row[r] == j; /* -1 and out-of-range never equal a key */
-            if (!found)
-                return 0;
-        }
-    }
-    for (int a = 0; a < p->n && p->distinct; a++)
-        for (int z = 0; z < a; z++)
-            if (J[a] == J[z])
-                return 0;
-    return 1;
-}
-
-/* Advances J over [0,L)^n; 0 when done. */
-static int next_tuple(int *J, int n, int L)
-{
-    for (int m = n - 1; m >= 0; m--) {
-        if (++J[m] < L)
-            return 1;
-        J[m] = 0;
-    }
-    return 0;
-}
 
 typedef struct ref_row {
     double o[2048], bound[2048];
@@ -484,7 +322,7 @@ START_TEST(test_isa_paths)
     const tcase *c = &cases[_i];
     const uint64_t seed = SEED0 + (uint64_t)_i;
     inst s;
-    inst_make(c, &s, seed);
+    inst_make(c, &s, seed, 0);
     float *o = malloc(s.no * sizeof(float)), *lse = malloc(s.nl * sizeof(float));
     float *o1 = malloc(s.no * sizeof(float)), *lse1 = malloc(s.nl * sizeof(float));
     ref_all r;
@@ -523,7 +361,7 @@ START_TEST(test_n1_tunes)
         return;
     const uint64_t seed = SEED0 + (uint64_t)_i;
     inst s;
-    inst_make(c, &s, seed);
+    inst_make(c, &s, seed, 0);
     float *o = malloc(s.no * sizeof(float)), *lse = malloc(s.nl * sizeof(float));
     float *o1 = malloc(s.no * sizeof(float)), *lse1 = malloc(s.nl * sizeof(float));
     ref_all r;
@@ -562,7 +400,7 @@ START_TEST(test_n1_sel_nan_unselected)
 {
     tcase c = {"n1_sel_nan", 1, 1, 150, 4, 1, 20, 24, P_, 1, 0, {0}, SEL_NONE, 0, 0, 0, 0, 0, 0, 0};
     inst s;
-    inst_make(&c, &s, SEED0 + 999);
+    inst_make(&c, &s, SEED0 + 999, 0);
     const int L = c.L, K = L;
     s.sel = malloc((size_t)L * K * sizeof(int32_t));
     for (int i = 0; i < L; i++)
@@ -599,7 +437,7 @@ START_TEST(test_naive)
     const tcase *c = &cases[_i];
     const uint64_t seed = SEED0 + (uint64_t)_i;
     inst s;
-    inst_make(c, &s, seed);
+    inst_make(c, &s, seed, 0);
     float *o = malloc(s.no * sizeof(float)), *lse = malloc(s.nl * sizeof(float));
     nsx_kernel_io io = inst_io(&s, o, lse);
     ck_assert_int_eq(nsx_simd_naive(&s.p, &io, 0, s.p.L, 1, 2), NSX_SIMD_OK);
@@ -618,7 +456,7 @@ START_TEST(test_count)
 {
     const tcase *c = &cases[_i];
     inst s;
-    inst_make(c, &s, SEED0 + (uint64_t)_i);
+    inst_make(c, &s, SEED0 + (uint64_t)_i, 0);
     const nsx_kernel_problem *p = &s.p;
     uint64_t *rows = malloc((size_t)p->L * sizeof *rows), total = 0, want_total = 0;
     ck_assert_int_eq(nsx_simd_count_tuples(p, 0, p->L, 1, rows, &total), NSX_SIMD_OK);
@@ -693,7 +531,7 @@ START_TEST(test_shared_library)
 
     for (int t = 0; t < NCASES; t += 5) {
         inst s;
-        inst_make(&cases[t], &s, SEED0 + (uint64_t)t);
+        inst_make(&cases[t], &s, SEED0 + (uint64_t)t, 0);
         float *o = malloc(s.no * sizeof(float)), *lse = malloc(s.nl * sizeof(float));
         float *o2 = malloc(s.no * sizeof(float)), *lse2 = malloc(s.nl * sizeof(float));
         nsx_kernel_io io = inst_io(&s, o, lse), io2 = inst_io(&s, o2, lse2);

@@ -44,64 +44,44 @@
 #include "runner/runner.h"
 #include "simd/simd.h"
 #include "tests/cli_run.h"
-
-#define U32 (1.0 / 16777216.0)
-
-static double gam(double k)
-{
-    return k * U32 / (1.0 - k * U32);
-}
+#include "tests/simd_case.h"
 
 /* ---- the table ------------------------------------------------------ */
-
-enum { SEL_NONE, SEL_MIXED, SEL_EMPTY_ROWS };
-
-typedef struct tcase {
-    const char *name;
-    int n, B, L, H, Hkv, d, dv;
-    int reduce, causal, distinct;
-    int window[NSX_MAX_ORDER];
-    int sel, topk;
-    unsigned sel_dims;
-    double kb, vb;      /* bias of dimension m: kb * (m + 1) (exact in binary32) */
-    double score_scale; /* 0: 1/sqrt(d) */
-    double out_scale;   /* 0: 1 */
-} tcase;
 
 #define P_ NSX_REDUCE_PRODUCT
 #define S_ NSX_REDUCE_SUM
 #define M_ NSX_REDUCE_MEAN
 
 static const tcase cases[] = {
-    /* name                n  B  L   H Hkv d   dv  red cau dis windows        sel        k  dims kb      vb     ss   os */
-    {"n1_basic",           1, 2, 19, 2, 1, 13, 7,  P_, 1, 0, {0},           SEL_NONE,  0, 0, 0, 0, 0, 0},
-    {"n1_window_nc_sum",   1, 1, 23, 2, 2, 17, 9,  S_, 0, 0, {5},           SEL_NONE,  0, 0, 0.5, -0.25, 0, 0},
-    {"n1_L1",              1, 1, 1,  1, 1, 5,  3,  P_, 1, 0, {0},           SEL_NONE,  0, 0, 0, 0, 0, 0},
-    {"n2_paper_small",     2, 1, 40, 4, 1, 16, 16, P_, 1, 0, {12, 4},       SEL_NONE,  0, 0, 0, 0, 0, 0},
-    {"n2_w1_lt_w2",        2, 1, 37, 2, 1, 11, 13, P_, 1, 0, {3, 9},        SEL_NONE,  0, 0, 0, 0, 0, 0},
-    {"n2_noncausal_win",   2, 1, 29, 2, 1, 9,  19, P_, 0, 0, {4, 6},        SEL_NONE,  0, 0, 0, 0, 0, 0},
-    {"n2_sum_bias",        2, 1, 33, 2, 1, 15, 17, S_, 1, 0, {20, 7},       SEL_NONE,  0, 0, 0.125, 1, 0, 0},
-    {"n2_mean_bias_scale", 2, 1, 26, 4, 2, 12, 10, M_, 1, 0, {0, 9},        SEL_NONE,  0, 0, -0.5, 0.75, 0.7, -2.5},
-    {"n2_wide",            2, 1, 70, 2, 1, 33, 40, P_, 1, 0, {0, 0},        SEL_NONE,  0, 0, 0.25, 1, 0, 0},
-    {"n2_wide_sum_nc",     2, 1, 50, 1, 1, 33, 40, S_, 0, 0, {0, 0},        SEL_NONE,  0, 0, 0, 0, 0, 0},
-    {"n2_large_scores",    2, 1, 24, 2, 1, 8,  6,  P_, 1, 0, {0, 0},        SEL_NONE,  0, 0, 0, 0, 40, 0},
-    {"n2_distinct",        2, 1, 21, 2, 1, 10, 11, P_, 1, 1, {6, 0},        SEL_NONE,  0, 0, 0, 0, 0, 0},
-    {"n2_sel_dim1",        2, 2, 31, 2, 1, 9,  7,  P_, 1, 0, {0, 8},        SEL_MIXED, 7, 1, 0, 0, 0, 0},
-    {"n2_sel_both_nc",     2, 1, 27, 2, 2, 12, 5,  S_, 0, 0, {0, 10},       SEL_MIXED, 9, 3, 0, 0.5, 0, 0},
-    {"n2_sel_empty_rows",  2, 1, 25, 1, 1, 6,  6,  P_, 1, 0, {0, 0},        SEL_EMPTY_ROWS, 5, 2, 0, 0, 0, 0},
-    {"n2_sel_distinct",    2, 1, 30, 2, 1, 8,  9,  M_, 1, 1, {0, 0},        SEL_MIXED, 6, 3, 0, 0, 0, 0},
-    {"n2_chunks",          2, 1, 60, 1, 1, 300, 20, P_, 1, 0, {0, 3},       SEL_NONE,  0, 0, 0, 0, 0, 0},
-    {"n1_chunks",          1, 1, 150, 2, 1, 500, 20, P_, 0, 0, {0},         SEL_NONE,  0, 0, 0.25, 0, 0, 0},
-    {"n3_gqa2",            3, 1, 12, 4, 2, 9,  5,  P_, 1, 0, {0, 5, 3},     SEL_NONE,  0, 0, 0.125, 0.5, 0, 0},
-    {"n3_sel_sum",         3, 1, 20, 2, 1, 8,  8,  S_, 1, 0, {0, 0, 6},     SEL_MIXED, 25, 5, 0.125, 0.25, 0, 0},
-    {"n3_noncausal_dist",  3, 1, 9,  1, 1, 6,  6,  M_, 0, 1, {3, 0, 4},     SEL_NONE,  0, 0, 0, 0, 0, 0},
-    {"n4_mean_distinct",   4, 1, 8,  2, 1, 7,  5,  M_, 1, 1, {0, 0, 0, 0},  SEL_NONE,  0, 0, 0.25, 0.5, 0, 0},
-    {"n4_windows",         4, 1, 11, 1, 1, 10, 9,  P_, 1, 0, {5, 3, 7, 2},  SEL_NONE,  0, 0, 0, 1, 0, 0},
-    {"n5_sum",             5, 1, 6,  1, 1, 5,  7,  S_, 1, 0, {0},           SEL_NONE,  0, 0, 0, 0, 0, 0},
-    {"n6_product",         6, 1, 5,  2, 2, 6,  3,  P_, 0, 0, {0},           SEL_NONE,  0, 0, 0, 1, 0, 0},
-    {"n7_sel",             7, 1, 4,  1, 1, 3,  4,  M_, 1, 0, {0},           SEL_MIXED, 3, 0x55, 0, 0, 0, 0},
-    {"n8_product",         8, 1, 4,  1, 1, 4,  4,  P_, 1, 0, {0},           SEL_NONE,  0, 0, 0, 1, 0, 0},
-    {"n8_distinct_empty",  8, 1, 5,  1, 1, 3,  3,  S_, 1, 1, {0},           SEL_NONE,  0, 0, 0, 0, 0, 0},
+    /* name                n  B  L   H Hkv d   dv  red cau dis windows        sel        k  dims kb      vb     ss   os nolse */
+    {"n1_basic",           1, 2, 19, 2, 1, 13, 7,  P_, 1, 0, {0},           SEL_NONE,  0, 0, 0, 0, 0, 0, 0},
+    {"n1_window_nc_sum",   1, 1, 23, 2, 2, 17, 9,  S_, 0, 0, {5},           SEL_NONE,  0, 0, 0.5, -0.25, 0, 0, 0},
+    {"n1_L1",              1, 1, 1,  1, 1, 5,  3,  P_, 1, 0, {0},           SEL_NONE,  0, 0, 0, 0, 0, 0, 0},
+    {"n2_paper_small",     2, 1, 40, 4, 1, 16, 16, P_, 1, 0, {12, 4},       SEL_NONE,  0, 0, 0, 0, 0, 0, 0},
+    {"n2_w1_lt_w2",        2, 1, 37, 2, 1, 11, 13, P_, 1, 0, {3, 9},        SEL_NONE,  0, 0, 0, 0, 0, 0, 0},
+    {"n2_noncausal_win",   2, 1, 29, 2, 1, 9,  19, P_, 0, 0, {4, 6},        SEL_NONE,  0, 0, 0, 0, 0, 0, 0},
+    {"n2_sum_bias",        2, 1, 33, 2, 1, 15, 17, S_, 1, 0, {20, 7},       SEL_NONE,  0, 0, 0.125, 1, 0, 0, 0},
+    {"n2_mean_bias_scale", 2, 1, 26, 4, 2, 12, 10, M_, 1, 0, {0, 9},        SEL_NONE,  0, 0, -0.5, 0.75, 0.7, -2.5, 0},
+    {"n2_wide",            2, 1, 70, 2, 1, 33, 40, P_, 1, 0, {0, 0},        SEL_NONE,  0, 0, 0.25, 1, 0, 0, 0},
+    {"n2_wide_sum_nc",     2, 1, 50, 1, 1, 33, 40, S_, 0, 0, {0, 0},        SEL_NONE,  0, 0, 0, 0, 0, 0, 0},
+    {"n2_large_scores",    2, 1, 24, 2, 1, 8,  6,  P_, 1, 0, {0, 0},        SEL_NONE,  0, 0, 0, 0, 40, 0, 0},
+    {"n2_distinct",        2, 1, 21, 2, 1, 10, 11, P_, 1, 1, {6, 0},        SEL_NONE,  0, 0, 0, 0, 0, 0, 0},
+    {"n2_sel_dim1",        2, 2, 31, 2, 1, 9,  7,  P_, 1, 0, {0, 8},        SEL_MIXED, 7, 1, 0, 0, 0, 0, 0},
+    {"n2_sel_both_nc",     2, 1, 27, 2, 2, 12, 5,  S_, 0, 0, {0, 10},       SEL_MIXED, 9, 3, 0, 0.5, 0, 0, 0},
+    {"n2_sel_empty_rows",  2, 1, 25, 1, 1, 6,  6,  P_, 1, 0, {0, 0},        SEL_EMPTY_ROWS, 5, 2, 0, 0, 0, 0, 0},
+    {"n2_sel_distinct",    2, 1, 30, 2, 1, 8,  9,  M_, 1, 1, {0, 0},        SEL_MIXED, 6, 3, 0, 0, 0, 0, 0},
+    {"n2_chunks",          2, 1, 60, 1, 1, 300, 20, P_, 1, 0, {0, 3},       SEL_NONE,  0, 0, 0, 0, 0, 0, 0},
+    {"n1_chunks",          1, 1, 150, 2, 1, 500, 20, P_, 0, 0, {0},         SEL_NONE,  0, 0, 0.25, 0, 0, 0, 0},
+    {"n3_gqa2",            3, 1, 12, 4, 2, 9,  5,  P_, 1, 0, {0, 5, 3},     SEL_NONE,  0, 0, 0.125, 0.5, 0, 0, 0},
+    {"n3_sel_sum",         3, 1, 20, 2, 1, 8,  8,  S_, 1, 0, {0, 0, 6},     SEL_MIXED, 25, 5, 0.125, 0.25, 0, 0, 0},
+    {"n3_noncausal_dist",  3, 1, 9,  1, 1, 6,  6,  M_, 0, 1, {3, 0, 4},     SEL_NONE,  0, 0, 0, 0, 0, 0, 0},
+    {"n4_mean_distinct",   4, 1, 8,  2, 1, 7,  5,  M_, 1, 1, {0, 0, 0, 0},  SEL_NONE,  0, 0, 0.25, 0.5, 0, 0, 0},
+    {"n4_windows",         4, 1, 11, 1, 1, 10, 9,  P_, 1, 0, {5, 3, 7, 2},  SEL_NONE,  0, 0, 0, 1, 0, 0, 0},
+    {"n5_sum",             5, 1, 6,  1, 1, 5,  7,  S_, 1, 0, {0},           SEL_NONE,  0, 0, 0, 0, 0, 0, 0},
+    {"n6_product",         6, 1, 5,  2, 2, 6,  3,  P_, 0, 0, {0},           SEL_NONE,  0, 0, 0, 1, 0, 0, 0},
+    {"n7_sel",             7, 1, 4,  1, 1, 3,  4,  M_, 1, 0, {0},           SEL_MIXED, 3, 0x55, 0, 0, 0, 0, 0},
+    {"n8_product",         8, 1, 4,  1, 1, 4,  4,  P_, 1, 0, {0},           SEL_NONE,  0, 0, 0, 1, 0, 0, 0},
+    {"n8_distinct_empty",  8, 1, 5,  1, 1, 3,  3,  S_, 1, 1, {0},           SEL_NONE,  0, 0, 0, 0, 0, 0, 0},
 };
 #define NCASES ((int)(sizeof cases / sizeof cases[0]))
 /* The random cases nsx_check judges against MPFR's gradients: those with
@@ -111,106 +91,6 @@ static const tcase cases[] = {
 #define SEED0 20261207u
 
 /* ---- inputs --------------------------------------------------------- */
-
-static nsx_rng rng_state;
-
-static uint64_t rng(void)
-{
-    return nsx_rng_next(&rng_state);
-}
-
-static float unif(void) /* uniform in [-1, 1), exact in binary32 */
-{
-    return (float)((double)(rng() >> 40) / (double)(1ull << 23) - 1.0);
-}
-
-typedef struct inst {
-    nsx_kernel_problem p;
-    float *q, *k[NSX_MAX_ORDER], *v[NSX_MAX_ORDER], *dout;
-    int32_t *sel;
-    size_t nq, nk, nv, no, nl;
-} inst;
-
-static void fill(float *x, size_t len)
-{
-    for (size_t t = 0; t < len; t++)
-        x[t] = unif();
-}
-
-static void make_sel(const tcase *c, inst *s)
-{
-    const int L = c->L, K = c->topk;
-    for (int b = 0; b < c->B; b++)
-        for (int i = 0; i < L; i++) {
-            int32_t *row = s->sel + ((size_t)b * L + i) * K;
-            for (int r = 0; r < K; r++) {
-                int kind = (int)(rng() % 8), j;
-                if (c->sel == SEL_EMPTY_ROWS && i % 3 == 1)
-                    kind = 7;
-                if (kind < 4) {
-                    j = (int)(rng() % (uint64_t)L);
-                    if (c->causal && j > i && kind < 3)
-                        j = (int)(rng() % (uint64_t)(i + 1));
-                } else {
-                    j = kind == 4 ? L + (int)(rng() % 3) : kind == 5 ? -2 - (int)(rng() % 5) : -1;
-                }
-                for (int z = 0; z < r && j >= 0 && j < L; z++)
-                    if (row[z] == j)
-                        j = -1;
-                row[r] = j;
-            }
-        }
-}
-
-static void inst_make(const tcase *c, inst *s, uint64_t seed)
-{
-    memset(s, 0, sizeof *s);
-    rng_state.s = seed;
-    nsx_kernel_problem *p = &s->p;
-    p->n = c->n; p->B = c->B; p->L = c->L; p->H = c->H; p->Hkv = c->Hkv;
-    p->d = c->d; p->dv = c->dv; p->reduce = c->reduce; p->causal = c->causal;
-    p->distinct = c->distinct;
-    for (int m = 0; m < c->n; m++) {
-        p->window[m] = c->window[m];
-        p->k_bias[m] = c->kb * (m + 1);
-        p->v_bias[m] = c->vb * (m + 1);
-    }
-    p->score_scale = c->score_scale ? c->score_scale : 1.0 / sqrt((double)c->d);
-    p->out_scale = c->out_scale ? c->out_scale : 1.0;
-    s->nq = (size_t)c->B * c->L * c->H * c->d;
-    s->nk = (size_t)c->B * c->L * c->Hkv * c->d;
-    s->nv = (size_t)c->B * c->L * c->Hkv * c->dv;
-    s->no = (size_t)c->B * c->L * c->H * c->dv;
-    s->nl = (size_t)c->B * c->H * c->L;
-    s->q = malloc(s->nq * sizeof(float));
-    s->dout = malloc(s->no * sizeof(float));
-    fill(s->q, s->nq);
-    fill(s->dout, s->no);
-    for (int m = 0; m < c->n; m++) {
-        s->k[m] = malloc(s->nk * sizeof(float));
-        s->v[m] = malloc(s->nv * sizeof(float));
-        fill(s->k[m], s->nk);
-        fill(s->v[m], s->nv);
-    }
-    if (c->sel != SEL_NONE) {
-        p->topk = c->topk;
-        p->sel_dims = c->sel_dims;
-        s->sel = malloc((size_t)c->B * c->L * c->topk * sizeof(int32_t));
-        make_sel(c, s);
-        p->sel = s->sel;
-    }
-}
-
-static void inst_free(inst *s)
-{
-    free(s->q);
-    free(s->dout);
-    for (int m = 0; m < s->p.n; m++) {
-        free(s->k[m]);
-        free(s->v[m]);
-    }
-    free(s->sel);
-}
 
 /* Gradients, float32 (the kernel's) or binary64 (the reference's). */
 typedef struct fgrads {
@@ -254,43 +134,6 @@ static void dgrads_free(dgrads *g, int n)
 }
 
 /* ---- the reference ---------------------------------------------------- */
-
-/* (E2) as the spec states it: a deliberate independent copy (test oracle). */
-static int ref_allowed(const nsx_kernel_problem *p, int b, int i, const int *J)
-{
-    for (int m = 0; m < p->n; m++) {
-        int j = J[m], w = p->window[m];
-        if (p->causal && j > i)
-            return 0;
-        if (w > 0 && !(i - w < j))
-            return 0;
-        if (w > 0 && !p->causal && !(j < i + w))
-            return 0;
-        if (p->topk > 0 && (p->sel_dims >> m & 1u)) {
-            const int32_t *row = p->sel + ((size_t)b * p->L + i) * p->topk;
-            int found = 0;
-            for (int r = 0; r < p->topk; r++)
-                found |= row[r] == j;
-            if (!found)
-                return 0;
-        }
-    }
-    for (int a = 0; a < p->n && p->distinct; a++)
-        for (int z = 0; z < a; z++)
-            if (J[a] == J[z])
-                return 0;
-    return 1;
-}
-
-static int next_tuple(int *J, int n, int L)
-{
-    for (int m = n - 1; m >= 0; m--) {
-        if (++J[m] < L)
-            return 1;
-        J[m] = 0;
-    }
-    return 0;
-}
 
 typedef struct refout {
     dgrads g, ga;           /* gradients and the sums of their terms' absolute values */
@@ -660,7 +503,7 @@ START_TEST(random_problems_match_the_loop_reference)
 {
     const tcase *c = &cases[_i];
     inst s;
-    inst_make(c, &s, SEED0 + (uint64_t)_i);
+    inst_make(c, &s, SEED0 + (uint64_t)_i, 1);
     refout ro;
     ref_compute(&s, &ro);
     /* MPFR's gradients (the oracle's expected values) where they are quick:
@@ -710,15 +553,15 @@ END_TEST
 START_TEST(key_gradients_ignore_earlier_queries)
 {
     static const tcase leak[] = {
-        {"leak_n2_gqa_win", 2, 2, 41, 4, 2, 12, 9, P_, 1, 0, {9, 0}, SEL_NONE, 0, 0, 0.25, 0.5, 0, 0},
-        {"leak_n3_sum", 3, 1, 17, 2, 1, 8, 8, S_, 1, 0, {0, 6, 0}, SEL_NONE, 0, 0, 0, 0, 0, 0},
+        {"leak_n2_gqa_win", 2, 2, 41, 4, 2, 12, 9, P_, 1, 0, {9, 0}, SEL_NONE, 0, 0, 0.25, 0.5, 0, 0, 0},
+        {"leak_n3_sum", 3, 1, 17, 2, 1, 8, 8, S_, 1, 0, {0, 6, 0}, SEL_NONE, 0, 0, 0, 0, 0, 0, 0},
     };
     for (size_t c = 0; c < sizeof leak / sizeof leak[0]; c++)
         for (int isa = 0; isa < NSX_ISA_COUNT; isa++) {
             if (!nsx_simd_isa_supported(isa))
                 continue;
             inst s;
-            inst_make(&leak[c], &s, SEED0 + 99);
+            inst_make(&leak[c], &s, SEED0 + 99, 1);
             const nsx_kernel_problem *p = &s.p;
             const int t = p->L / 2;
             fgrads a, b;
@@ -939,7 +782,7 @@ START_TEST(shared_library_exports_the_backward)
     int isa = nsx_simd_isa(NULL, 0);
     for (int t = 0; t < NCASES; t += 4) {
         inst s;
-        inst_make(&cases[t], &s, SEED0 + (uint64_t)t);
+        inst_make(&cases[t], &s, SEED0 + (uint64_t)t, 1);
         fgrads mine, lib_g;
         fgrads_alloc(&mine, &s);
         fgrads_alloc(&lib_g, &s);

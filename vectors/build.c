@@ -474,7 +474,7 @@ int nsx_build_expect(nsx_instance *b, const nsx_recipe *rc, const nsx_ref_opts *
     o.skip = skip;
     int code = nsx_ref_forward(&b->p, &b->in, &b->out, &o, stats, err);
     if (!code && rc->bwd) /* a gradient case's leak futures are random: skip marks no row */
-        code = nsx_build_grads(b, &o, err);
+        code = nsx_build_grads(b, &o, stats, err);
     free(skip);
     if (code)
         return code;

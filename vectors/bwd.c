@@ -15,7 +15,11 @@ int nsx_build_dout(nsx_instance *b, uint64_t seed, nsx_err *err)
     return 0;
 }
 
-int nsx_build_grads(nsx_instance *b, const nsx_ref_opts *opts, nsx_err *err)
+int nsx_build_grads(nsx_instance *b, const nsx_ref_opts *opts, nsx_ref_stats *stats, nsx_err *err)
 {
-    return nsx_ref_backward(&b->p, &b->in, &b->out, opts, NULL, err);
+    nsx_ref_stats st = {0};
+    int rc = nsx_ref_backward(&b->p, &b->in, &b->out, opts, &st, err);
+    if (!rc && stats)
+        nsx_ref_stats_add(stats, &st);
+    return rc;
 }

@@ -16,8 +16,9 @@
    input format.  0, or NSX_E_NOMEM with err set. */
 int nsx_build_dout(nsx_instance *b, uint64_t seed, nsx_err *err);
 
-/* The expected gradients of b by the reference (nsx_ref_backward).  0, or
-   the reference's error. */
-int nsx_build_grads(nsx_instance *b, const nsx_ref_opts *opts, nsx_err *err);
+/* The expected gradients of b by the reference (nsx_ref_backward: the fast
+   certified path with opts->fast, MPFR for what it leaves); its statistics
+   are added to stats (may be NULL).  0, or the reference's error. */
+int nsx_build_grads(nsx_instance *b, const nsx_ref_opts *opts, nsx_ref_stats *stats, nsx_err *err);
 
 #endif

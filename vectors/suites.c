@@ -150,12 +150,18 @@ static const nsx_suite_case production_cases[] = {
     {"n2_w128", "n=2 L=2048 H=4 d=64 w=128,128", "windows 128 and 128"},
     {"n1_dsa_L4096", "n=1 L=4096 d=128 sel=indices k=2048",
      "DeepSeek-style sparse attention: top-2048 of 4096 keys, d = 128"},
+    {"bwd_n2_paper_d64", "n=2 L=2048 H=4 d=64 w=512,32 bwd=1",
+     "gradients at the 2-simplicial paper's shape, d = 64"},
+    {"bwd_n2_meta_L512", "n=2 L=512 H=16 d=128 w=256,32 bwd=1", "gradients at Meta's test shape"},
+    {"bwd_n1_dsa_L4096", "n=1 L=4096 d=128 sel=indices k=2048 bwd=1",
+     "gradients of DeepSeek-style sparse attention: top-2048 of 4096 keys"},
 };
 
 /* Shapes that cross real kernels' tiles (blocks of 16, 32, 64 and 128 over
    queries, keys and the head dimension): L, d and windows just below, at
    and above a block, causal edges clipping query tiles, GQA 16/2 and 8/1,
-   every reducer, biases, a long DSA row, n = 3 at L = 128.  About 12 MB. */
+   every reducer, biases, a long DSA row, n = 3 at L = 128, and their
+   gradients.  About 14.5 MB. */
 static const nsx_suite_case tiles_cases[] = {
     {"n2_L63_d64", "n=2 L=63 H=2 d=64 w=33,17", "L = 63, windows 33 and 17"},
     {"n2_L64_d64", "n=2 L=64 H=2 d=64 w=32,16", "L = 64, windows 32 and 16"},
@@ -182,6 +188,19 @@ static const nsx_suite_case tiles_cases[] = {
      "gradients of dense attention at d = 128, a gradient leak pair at the second 64-block"},
     {"bwd_n2_sum_L33", "n=2 L=33 d=32 w=17,9 reduce=sum kb=0,1/d bwd=1",
      "gradients: sum reducer, a key bias, L one past 32"},
+    /* gradient cases at tile-crossing shapes (the fast certified backward,
+       ref/fast_bwd.c: a second or less each) */
+    {"bwd_n2_L129_d128", "n=2 L=129 d=128 w=65,32 bwd=1", "gradients: L = 129, d = 128, windows 65 and 32"},
+    {"bwd_n2_L257_d64", "n=2 L=257 d=64 w=129,33 bwd=1", "gradients: L = 257, windows 129 and 33"},
+    {"bwd_n2_gqa8_1", "n=2 L=65 H=8 Hkv=1 d=64 w=31,31 bwd=1", "gradients: GQA sums over 8 query heads"},
+    {"bwd_n2_mean_L129", "n=2 L=129 d=64 w=65,17 reduce=mean bwd=1", "gradients: mean reducer at L = 129"},
+    {"bwd_n2_biases_L128", "n=2 L=128 H=2 Hkv=1 d=64 w=63,32 kb=0,1/d vb=0,1 bwd=1",
+     "gradients: Meta's biases at L = 128, GQA 2/1"},
+    {"bwd_n2_causal_off_L127", "n=2 L=127 d=64 causal=0 w=33,17 bwd=1",
+     "gradients: two-sided windows at L = 127"},
+    {"bwd_n3_L128", "n=3 L=128 d=32 dv=16 w=33,17,9 bwd=1", "gradients: 3-simplicial at L = 128"},
+    {"bwd_n1_dsa_L256", "n=1 L=256 d=32 dv=16 sel=indices k=64 bwd=1",
+     "gradients: a top-64 of 256 keys per query (keys left out get exact zeros)"},
 };
 
 /* Shapes for the fast path's throughput figure (README). */

@@ -50,8 +50,10 @@ typedef struct nsx_ref_opts {
     uint64_t mpfr_tuples_max; /* with fast: when the rows the fast path leaves
                             to MPFR have more allowed tuples than this in all
                             (nsx_slice_bound), NSX_E_TOO_LARGE instead of
-                            computing them (the fuzzer's bounded work); 0: no
-                            limit */
+                            computing them (the fuzzer's bounded work); for
+                            the backward, the rows of a block (b, kv head)
+                            left to MPFR;
+                            0: no limit */
 } nsx_ref_opts;
 
 typedef struct nsx_ref_stats {
@@ -98,7 +100,11 @@ int nsx_ref_forward(const nsx_problem *p, const nsx_inputs *in, nsx_outputs *out
  * Inputs: p checked, in as for nsx_ref_forward and in->dout, the upstream
  * gradient dO [B, L, H, dv] (read only in rows with a non-empty slice).
  * Outputs: every element of out->dq, out->dk[0..n-1], out->dv[0..n-1];
- * nothing else of out is written.  opts and stats may be NULL;
+ * nothing else of out is written.  With opts->fast, each block (b, kv head)
+ * first goes through the fast certified path (ref/fast_bwd.c) and only the
+ * elements it leaves undecided through MPFR (from the rows that reach
+ * them): the same values bit for bit.
+ * opts and stats may be NULL;
  * opts->allow_nonfinite is not supported (a non-finite value read is
  * NSX_E_INPUT), nor is a skip that marks a row (NSX_E_UNSUPPORTED: every
  * row contributes to dk and dv).  Returns 0 or a kind with err set: NSX_E_INPUT,
