@@ -599,7 +599,7 @@ static int fast_row(const fprob *fp, fscratch *w, int b, int h, int i, double *o
     /* (E6) O_c = out_scale U_c / (den Z) */
     const double k_v = n * DD_MUL_REL * 1.01;
     for (int c = 0; c < dv; c++) {
-        /* An exact zero, which decide() never decides, is decided here when
+        /* An exact zero, which ref_fast_decide() never decides, is decided when
            it is known exactly: out_scale = 0 (O = 0 times the finite
            U / (den Z)), or every W_J,c = 0, seen in the maxima vmax[m][c]
            of |V~_m[j,c].h| over the allowed keys of dimension m (every
