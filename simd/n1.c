@@ -7,7 +7,7 @@
  * BQ = rows / G consecutive queries times the G heads that read g, against
  * the span of their keys C(i) (simd/cands.h) in blocks of nb keys.
  * With a selection (sel_block) each query's keys in a block are marked and
- * its other scores masked; when the selection is sparse for G
+ * its other scores masked; when the query's selection is sparse in its span
  * (sel_gathered) each query runs alone over its own keys, gathered nb at a
  * time as row addresses.  Without one, per block each query's allowed keys
  * are one range [a, e) of the block (C(i) is contiguous):
@@ -366,9 +366,12 @@ static void sel_block(const plan *pl, work *w, int b, int g, int nq, int c0, int
             qz = qi;
         }
         masked |= in > 0 && in < nc;
+        /* the softmax runs over [0, the query's last key in the block]:
+           its own keys and the block's grid fix its lanes, not nc */
+        const int last = in ? list[w->pos[qi] - 1] - c0 + 1 : 0;
         for (int hh = 0; hh < G; hh++) {
             w->ra[qi * G + hh] = 0;
-            w->re[qi * G + hh] = in ? nc : 0;
+            w->re[qi * G + hh] = last;
         }
     }
     if (qz < 0)
@@ -388,6 +391,8 @@ static void sel_block(const plan *pl, work *w, int b, int g, int nq, int c0, int
         kt->mask(s, mk, nc, -INFINITY);
         softmax_row(pl, w, r);
         kt->mask(s, mk, nc, 0.0f);
+        if (w->re[r] > 0) /* the values take the whole block: 0 x v adds +0 */
+            w->re[r] = nc;
     }
     if (masked && !values_finite(pl, w->vrow, nc)) {
         for (int r = r0; r < r1; r++) {
@@ -441,7 +446,6 @@ static void run_item(const plan *pl, work *w, int b, int g, int i0)
     const int G = pl->G, d = p->d, nb = kt->nb;
     const int i1 = i0 + pl->bq < p->L ? i0 + pl->bq : p->L, nq = i1 - i0;
     int klo = p->L, khi = 0;
-    long total = 0;
     for (int qi = 0; qi < nq; qi++) {
         const int i = i0 + qi;
         int *list = w->list + (pl->sel ? (size_t)qi * pl->cap : 0); /* dense: [lo, hi) is kept */
@@ -453,7 +457,6 @@ static void run_item(const plan *pl, work *w, int b, int g, int i0)
         w->hi[qi] = cnt ? list[cnt - 1] + 1 : 0;
         w->cnt[qi] = cnt;
         w->pos[qi] = 0;
-        total += cnt;
         assert(pl->sel || w->hi[qi] - w->lo[qi] == cnt);
         if (cnt && w->lo[qi] < klo)
             klo = w->lo[qi];
@@ -474,11 +477,26 @@ static void run_item(const plan *pl, work *w, int b, int g, int i0)
        L = 4096, d = 128): below that share of selected keys in the span
        of the item's queries, the masked dense tiles lose. */
     const double gathered_share = G < 8 ? 0.55 : 0.9;
-    if (pl->sel && (double)total < gathered_share * nq * (khi - klo)) {
-        for (int qi = 0; qi < nq; qi++)
-            sel_gathered(pl, w, b, g, qi);
-    } else if (pl->sel) {
-        for (int c0 = klo; c0 < khi; c0 += nb)
+    if (pl->sel) {
+        /* Each query's path and blocks follow from its own keys alone (the
+           item's other queries, which a batch may change, must not move
+           its sums): a query sparse in its own span runs gathered; the
+           others share blocks on the grid of multiples of nb. */
+        klo = p->L;
+        khi = 0;
+        for (int qi = 0; qi < nq; qi++) {
+            const int cnt = w->cnt[qi];
+            if (!cnt)
+                continue;
+            if ((double)cnt < gathered_share * (w->hi[qi] - w->lo[qi])) {
+                sel_gathered(pl, w, b, g, qi);
+                w->pos[qi] = cnt; /* no key left for the blocks */
+                continue;
+            }
+            klo = w->lo[qi] < klo ? w->lo[qi] : klo;
+            khi = w->hi[qi] > khi ? w->hi[qi] : khi;
+        }
+        for (int c0 = klo / nb * nb; c0 < khi; c0 += nb)
             sel_block(pl, w, b, g, nq, c0, khi - c0 < nb ? khi : c0 + nb);
     } else {
         for (int c0 = klo; c0 < khi; c0 += nb) {

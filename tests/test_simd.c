@@ -431,6 +431,65 @@ START_TEST(test_n1_sel_nan_unselected)
 }
 END_TEST
 
+/* Rows are independent (a leak pair, SPEC 1.10): batch 1 equals batch 0 up
+   to query and key t, and after t its queries select only key 0 (sparse)
+   while batch 0's select every earlier key.  A work item that mixes rows
+   <= t with rows > t once took its path (dense or gathered) and its block
+   end from all its rows, so row t's sums came out in another order; rows
+   <= t must match batch 0 bit for bit, for every t and tune. */
+START_TEST(test_n1_sel_rows_independent)
+{
+    tcase c = {"n1_sel_rows", 1, 2, 70, 3, 1, 5, 4, P_, 1, 0, {0}, SEL_NONE, 0, 0, 0, 0, 0, 0, 0};
+    inst s;
+    inst_make(&c, &s, SEED0 + 1234, 0);
+    const int L = c.L, K = L, H = c.H, d = c.d, dv = c.dv;
+    s.sel = malloc((size_t)2 * L * K * sizeof(int32_t));
+    s.p.topk = K, s.p.sel_dims = 1, s.p.sel = s.sel;
+    float *o = malloc(s.no * sizeof(float)), *lse = malloc(s.nl * sizeof(float));
+    int checked = 0;
+    for (int t = 1; t < L - 1; t += 3) {
+        for (int i = 0; i < L; i++) {
+            memcpy(s.q + ((size_t)L + i) * H * d, s.q + (size_t)i * H * d,
+                   (size_t)H * d * sizeof(float));
+            if (i > t) /* batch 1's later rows: other inputs */
+                for (int x = 0; x < H * d; x++)
+                    s.q[((size_t)L + i) * H * d + x] *= -2.0f;
+            for (int x = 0; x < d; x++)
+                s.k[0][((size_t)L + i) * d + x] = s.k[0][(size_t)i * d + x] * (i > t ? 3.0f : 1.0f);
+            for (int x = 0; x < dv; x++)
+                s.v[0][((size_t)L + i) * dv + x] = s.v[0][(size_t)i * dv + x] * (i > t ? -1.5f : 1.0f);
+            for (int r = 0; r < K; r++) {
+                s.sel[(size_t)i * K + r] = r <= i ? r : -1;
+                s.sel[((size_t)L + i) * K + r] = r <= (i > t ? 0 : i) ? r : -1;
+            }
+        }
+        for (int u = 0; u < nsx_n1_tune_count(); u++) {
+            const nsx_n1_kernels *kt = nsx_n1_tune_get(u);
+            if (!nsx_simd_isa_supported(kt->isa))
+                continue;
+            nsx_kernel_io io = inst_io(&s, o, lse);
+            ck_assert_int_eq(nsx_n1_forward(&s.p, &io, 2, kt), NSX_SIMD_OK);
+            for (int i = 0; i <= t; i++) {
+                const size_t row = (size_t)i * H * dv, other = ((size_t)L + i) * H * dv;
+                ck_assert_msg(memcmp(o + row, o + other, (size_t)H * dv * sizeof(float)) == 0,
+                              "tune %s, t = %d: o of row %d differs between the batches",
+                              kt->name, t, i);
+                for (int h = 0; h < H; h++)
+                    ck_assert_msg(memcmp(lse + (size_t)h * L + i, lse + ((size_t)H + h) * L + i,
+                                         sizeof(float)) == 0,
+                                  "tune %s, t = %d: lse of row %d head %d differs", kt->name, t,
+                                  i, h);
+            }
+            checked++;
+        }
+    }
+    ck_assert_int_gt(checked, 0);
+    free(o);
+    free(lse);
+    inst_free(&s);
+}
+END_TEST
+
 /* The benchmark's plain-loop baseline is held to the same bound. */
 START_TEST(test_naive)
 {
@@ -755,6 +814,7 @@ static Suite *simd_suite(void)
     tcase_add_test(tc, test_isa_env);
     tcase_add_test(tc, test_n1_tune_env);
     tcase_add_test(tc, test_n1_sel_nan_unselected);
+    tcase_add_test(tc, test_n1_sel_rows_independent);
     tcase_add_test(tc, test_bench_shape_and_report);
     suite_add_tcase(s, tc);
     return s;
