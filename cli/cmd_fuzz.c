@@ -6,8 +6,10 @@
 #include <errno.h>
 #include <omp.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli/args.h"
 #include "cli/commands.h"
@@ -48,6 +50,9 @@ static void fuzz_usage(FILE *f)
             "  --failures N       stop after N failures, 1..%d (1)\n"
             "  --shrink-seconds S time to shrink each failure (30)\n"
             "  --threads N        OpenMP threads for the kernel (0: OpenMP's default) (0)\n"
+            "  --jobs N           problems judged at once, each in a thread of its own (0: one\n"
+            "                     per online CPU); the same problems, verdicts and summary\n"
+            "                     whatever N; 1 with --in-process (0)\n"
             "  --isa NAME         the in-process SIMD kernel's path: avx512, avx2, scalar (best)\n"
             "  --call-timeout S   a kernel call with no result after S seconds is a failure\n"
             "                     (timeout), its process killed (10)\n"
@@ -66,7 +71,8 @@ static void fuzz_usage(FILE *f)
             "  --d D[,D..]        d and dv from this list (1..256)\n"
             "  --features LIST    only these features, each in about half the problems:\n"
             "                     windows, selection, gqa, causal-off, distinct, biases, sum, mean\n"
-            "  --shapes CLASS     small, tiles, production or all (the mix by count: 94%%, 5.5%%, 0.3%%) (all)\n\n"
+            "  --shapes CLASS     small, tiles, production or all (the mix by count: 88%%, 11.7%%, 0.3%%\n"
+            "                     of the forward problems; backward ones are small) (all)\n\n"
             "To reproduce one problem: nsimplex fuzz --seed N --start K --count 1.\n\n"
             "Each kernel call runs in a child process forked for it, its outputs in shared memory\n"
             "between guard pages: a crash, a signal, a timeout, an exit() or a write outside the\n"
@@ -124,7 +130,7 @@ int cmd_fuzz(int argc, char **argv)
     o.out_dir = "fuzz-out";
     o.log = stdout;
     const char *kernel = NULL, *isa_name = NULL, *val;
-    long threads = 0;
+    long threads = 0, jobs = 0;
     bool bad = false, in_process = false, indexer = false;
     nsx_kernel_iso iso = {.timeout = 10};
     nsx_fz_steer steer;
@@ -177,6 +183,9 @@ int cmd_fuzz(int argc, char **argv)
                 return NSX_EXIT_BAD;
         } else if (cli_opt(CMD, argc, argv, &i, "--threads", &val, &bad)) {
             if (bad || !cli_int(CMD, "--threads", val, 0, 4096, &threads))
+                return NSX_EXIT_BAD;
+        } else if (cli_opt(CMD, argc, argv, &i, "--jobs", &val, &bad)) {
+            if (bad || !cli_int(CMD, "--jobs", val, 0, NSX_FUZZ_MAX_JOBS, &jobs))
                 return NSX_EXIT_BAD;
         } else if (cli_opt(CMD, argc, argv, &i, "--isa", &val, &bad)) {
             if (bad)
@@ -275,6 +284,23 @@ int cmd_fuzz(int argc, char **argv)
         if (isa < 0)
             return cli_fail(CMD, "--isa: '%s' is not avx512, avx2 or scalar", isa_name);
     }
+    /* isolated calls: the kernel's OpenMP threads in each child process
+       should sleep, not spin, while they wait (at a barrier, for the next
+       region): spinning threads of short calls took about 40% of the CPU
+       the fuzzer had (docs/FUZZING.md 2.2).  libgomp reads OMP_WAIT_POLICY
+       once, when it is loaded, so the program runs itself again with it
+       set; a policy the caller set is kept, and a failed exec goes on as is */
+    if (!in_process && !getenv("OMP_WAIT_POLICY") && argc < 1000) {
+        char *again[1002];
+        again[0] = "nsimplex";
+        for (int i = 0; i < argc; i++)
+            again[i + 1] = argv[i];
+        again[argc + 1] = NULL;
+        if (setenv("OMP_WAIT_POLICY", "passive", 1) == 0) {
+            fflush(NULL);
+            execv("/proc/self/exe", again);
+        }
+    }
     if (make_dir(o.out_dir))
         return cli_fail(CMD, "--out: %s: cannot create the directory", o.out_dir);
     if (threads > 0) /* a library's OpenMP is this process's */
@@ -290,9 +316,14 @@ int cmd_fuzz(int argc, char **argv)
         return cli_fail(CMD, "--bwd: the kernel %s has no backward pass (nsx_kernel_backward)",
                         kernel ? kernel : "(in process)");
     }
-    /* isolated: this process runs no OpenMP region of its own (runner.h) */
+    /* isolated: this process runs no OpenMP region of its own (runner.h);
+       problems judged at once only then (a kernel in this process may not
+       be reentrant) */
     if (!in_process)
         k.iso = &iso;
+    if (jobs == 0)
+        jobs = sysconf(_SC_NPROCESSORS_ONLN);
+    o.jobs = in_process || jobs < 1 ? 1 : jobs > NSX_FUZZ_MAX_JOBS ? NSX_FUZZ_MAX_JOBS : (int)jobs;
     nsx_model m;
     char model[160], why[160];
     if (nsx_model_from_kernel(k.info, &m, &err)) {
@@ -329,7 +360,8 @@ int cmd_fuzz(int argc, char **argv)
     if (in_process)
         fprintf(log, "nsimplex fuzz: the kernel runs in this process (--in-process)\n");
     else
-        fprintf(log, "nsimplex fuzz: each kernel call in a child process, %g s per call at most\n", iso.timeout);
+        fprintf(log, "nsimplex fuzz: each kernel call in a child process, %g s per call at most; %d problem%s judged at once\n",
+                iso.timeout, o.jobs, o.jobs == 1 ? "" : "s");
     fflush(log);
     nsx_fuzz_summary s;
     int rc = indexer ? nsx_fuzz_indexer_run(&k, &o, &s, &err) : nsx_fuzz_run(&k, &o, &s, &err);

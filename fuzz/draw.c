@@ -234,9 +234,15 @@ static void draw_once(nsx_rng *r, const nsx_kernel_info *ki, const nsx_model *mo
     /* size class, order, shape */
     int cls = st->shapes;
     if (cls == NSX_FZ_SHAPES_ALL) {
-        /* by count; by time (about 0.02, 0.4 and 3 CPU-seconds each)
-           roughly a third each to small and tiles, a fifth to production */
-        static const weighted classes[] = {{NSX_FZ_SMALL, 942}, {NSX_FZ_TILES, 55}, {NSX_FZ_PRODUCTION, 3}};
+        /* by count (of the forward problems; the backward ones are all
+           small); by time (about 0.012, 0.1 and 2 CPU-seconds each)
+           about half to small, a third to tiles, the rest to production.
+           Tiles at 11.7% keep the tile-crossing problems above a fifth of
+           the judged tuples from the first minute of any seed (at 5.5%,
+           seed 1 had 13% after 60 s); the same y below 880 and above 996
+           still picks small and production, so those problems did not
+           change (docs/FUZZING.md 2) */
+        static const weighted classes[] = {{NSX_FZ_SMALL, 880}, {NSX_FZ_TILES, 117}, {NSX_FZ_PRODUCTION, 3}};
         cls = PICK(r, classes);
     }
     d->cls = cls;

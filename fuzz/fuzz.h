@@ -126,6 +126,9 @@ typedef struct nsx_fz_case {
                             values to save), else NSX_FZ_PREC_CAP with the loop
                             reference behind it */
     int bwd;             /* the gradients are judged too (b.dout drawn; fuzz/bwd.c) */
+    int ref_threads;     /* threads of the certified reference's fast path
+                            (nsx_ref_opts.threads); 0: one per online CPU.
+                            The values are the same whatever the count */
 } nsx_fz_case;
 
 /* The MPFR reference's precision cap while fuzzing, in bits. */
@@ -326,6 +329,7 @@ int nsx_fz_bwd_judge(const nsx_kernel *k, const nsx_model *m, nsx_fz_case *c, co
 /* ---- a run (run.c) -------------------------------------------------------- */
 
 #define NSX_FUZZ_MAX_FAILURES 16
+#define NSX_FUZZ_MAX_JOBS 64 /* --jobs at most */
 
 typedef struct nsx_fuzz_opts {
     double seconds;       /* budget for the search (shrinking not counted) */
@@ -348,6 +352,13 @@ typedef struct nsx_fuzz_opts {
     int bwd;              /* backward problems (fuzz/bwd.c): NSX_FZ_BWD_MIX
                              (default: some, when the kernel has a backward),
                              _ONLY (--bwd), _NONE (--no-bwd) */
+    int jobs;             /* problems judged at once, each by a thread of its
+                             own (--jobs); 0 or 1: one at a time.  Only with
+                             an isolated kernel (k->iso) and no accept
+                             callback: else one at a time.  The problems,
+                             their verdicts and the summary are the same
+                             whatever the count (the order of the log and
+                             where a time budget ends aside) */
 } nsx_fuzz_opts;
 
 void nsx_fuzz_opts_default(nsx_fuzz_opts *o);
@@ -393,7 +404,10 @@ typedef struct nsx_fuzz_summary {
                              (ties broken otherwise, or near-ties within the tolerance) */
     uint64_t by_n[NSX_MAX_ORDER + 1], by_L[NSX_FZ_LDEC], by_d[NSX_FZ_DBANDS];
     uint64_t cls_judged[NSX_FZ_CLASSES];
-    double cls_seconds[NSX_FZ_CLASSES]; /* drawing, building, running, judging */
+    double cls_seconds[NSX_FZ_CLASSES]; /* drawing, building, running, judging
+                                           (summed over the problems: with
+                                           several workers, worker seconds) */
+    int jobs;                           /* problems judged at once (workers) */
     uint64_t tuples, tile_tuples;       /* allowed tuples judged; of them in
                                            problems with L > 128 or d >= 128 */
 } nsx_fuzz_summary;

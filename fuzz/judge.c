@@ -23,6 +23,7 @@
 #include "fuzz/dref.h"
 #include "fuzz/fuzz.h"
 #include "nsimplex/ref.h"
+#include "nsimplex/slice.h"
 
 unsigned nsx_fz_primary(unsigned kinds)
 {
@@ -220,6 +221,62 @@ done:
     return rc;
 }
 
+/*
+ * The rows whose exact outputs are another row's by the case's own pairs,
+ * which the oracle checks bit for bit on the same premise (core/pairs.h): a
+ * leak pair's second batch up to t (a batch copy is one with t = L - 1), a
+ * mask probe's row.  src[b L + i] = the batch whose row i holds the same
+ * values and is computed, or -1.  Chains (a copy of a pair's batch) are
+ * followed to their end; an unjudged end (skiprow) or a cycle leaves the
+ * row computed.  Returns the count of such rows.
+ */
+static size_t pair_sources(const nsx_instance *b, const unsigned char *skiprow, int *src)
+{
+    const nsx_problem *p = &b->p;
+    const size_t L = (size_t)p->L, rows = (size_t)p->B * L;
+    for (size_t x = 0; x < rows; x++)
+        src[x] = -1;
+    for (int x = 0; x < b->npairs; x++) {
+        const nsx_pair *q = &b->pairs[x];
+        if (q->a < 0 || q->a >= p->B || q->b < 0 || q->b >= p->B || q->a == q->b)
+            continue;
+        if (q->kind == NSX_PAIR_LEAK)
+            for (size_t i = 0; i <= (size_t)q->t && i < L; i++)
+                src[(size_t)q->b * L + i] = q->a;
+        else if (q->kind == NSX_PAIR_PROBE && q->i >= 0 && (size_t)q->i < L)
+            src[(size_t)q->b * L + (size_t)q->i] = q->a;
+    }
+    size_t count = 0;
+    for (size_t x = 0; x < rows; x++) {
+        if (src[x] < 0)
+            continue;
+        const size_t i = x % L;
+        int s = src[x], steps = 0;
+        while (src[(size_t)s * L + i] >= 0 && steps++ <= p->B)
+            s = src[(size_t)s * L + i];
+        if (steps > p->B || skiprow[x] || skiprow[(size_t)s * L + i])
+            src[x] = -1;
+        else
+            src[x] = s, count++;
+    }
+    /* a row another row copies is computed: no chain ends at a copied row */
+    return count;
+}
+
+/* Allowed tuples of row (b, i) (one head), for the count of judged tuples. */
+static uint64_t row_tuples(nsx_slice *z, const nsx_instance *b, int bb, int i)
+{
+    const nsx_problem *p = &b->p;
+    const int32_t *sel = p->sel.source == NSX_SEL_NONE ? NULL
+                         : p->sel.source == NSX_SEL_INDICES ? b->sel + nsx_sel_at(p, bb, i, 0)
+                                                            : b->sel_out + nsx_sel_at(p, bb, i, 0);
+    uint64_t n = 0;
+    nsx_slice_start(z, i, sel);
+    while (nsx_slice_next(z))
+        n++;
+    return n;
+}
+
 int nsx_fz_judge(const nsx_kernel *k, const nsx_model *m, nsx_fz_case *c, int ref, nsx_fz_verdict *v,
                  nsx_err *err)
 {
@@ -282,12 +339,66 @@ int nsx_fz_judge(const nsx_kernel *k, const nsx_model *m, nsx_fz_case *c, int re
        goes to the loop reference when its work fits NSX_FZ_LOOP_WORK, and
        is skipped otherwise. */
     if (ref == NSX_FZ_REF_MPFR) {
-        nsx_ref_opts opts = {.prec_cap = c->exact_cap ? 0 : NSX_FZ_PREC_CAP, .fast = 1, .threads = 0,
+        nsx_ref_opts opts = {.prec_cap = c->exact_cap ? 0 : NSX_FZ_PREC_CAP, .fast = 1, .threads = c->ref_threads,
                              .mpfr_tuples_max = automatic ? NSX_FZ_MPFR_TUPLES : 0};
         nsx_ref_stats stats = {0};
         nsx_recipe rc3 = c->r;
         rc3.bwd = nsx_fz_bwd_mpfr(c, ref); /* MPFR gradients (fuzz/bwd.c) */
-        if (nsx_build_expect(b, &rc3, &opts, &stats, &e)) {
+        /* the rows a pair makes equal to another are computed once and
+           copied (not for gradients, whose sums run over every row) */
+        const size_t rows = (size_t)p->B * p->L;
+        int *src = !rc3.bwd && b->npairs ? malloc(rows * sizeof *src) : NULL;
+        unsigned char *dup = src ? calloc(rows, 1) : NULL;
+        size_t ndup = src && dup ? pair_sources(b, skiprow, src) : 0;
+        int32_t *sel_keep = NULL;
+        double *scores_keep = NULL;
+        const size_t nsel = computed ? nsx_sel_size(p) : 0, nscores = b->sel_scores ? rows * (size_t)p->L : 0;
+        if (ndup && computed) { /* the selection the kernel got, for the copied rows */
+            sel_keep = malloc(nsel * sizeof *sel_keep);
+            scores_keep = nscores ? malloc(nscores * sizeof *scores_keep) : NULL;
+            if (!sel_keep || (nscores && !scores_keep))
+                ndup = 0;
+            else {
+                memcpy(sel_keep, b->sel_out, nsel * sizeof *sel_keep);
+                if (nscores)
+                    memcpy(scores_keep, b->sel_scores, nscores * sizeof *scores_keep);
+            }
+        }
+        for (size_t x = 0; ndup && x < rows; x++)
+            dup[x] = src[x] >= 0;
+        opts.skip = ndup ? dup : NULL;
+        int r3 = nsx_build_expect(b, &rc3, &opts, &stats, &e);
+        /* the reference marks a row it skips unselected: the copied rows get
+           the selection the kernel got back, whatever the reference did (the
+           loop reference below reads it when the certified one gave up) */
+        for (size_t x = 0; ndup && computed && x < rows; x++)
+            if (dup[x]) {
+                memcpy(b->sel_out + x * (size_t)p->sel.k, sel_keep + x * (size_t)p->sel.k,
+                       (size_t)p->sel.k * sizeof *sel_keep);
+                if (nscores)
+                    memcpy(b->sel_scores + x * (size_t)p->L, scores_keep + x * (size_t)p->L,
+                           (size_t)p->L * sizeof *scores_keep);
+            }
+        if (!r3 && ndup) {
+            nsx_slice z;
+            int zok = nsx_slice_init(&z, p) == 0;
+            for (size_t x = 0; x < rows; x++) {
+                if (!dup[x])
+                    continue;
+                const int bb = (int)(x / (size_t)p->L), i = (int)(x % (size_t)p->L), a = src[x];
+                for (int h = 0; h < p->H; h++) {
+                    memcpy(b->o + nsx_o_at(p, bb, i, h, 0), b->o + nsx_o_at(p, a, i, h, 0),
+                           (size_t)p->dv * sizeof *b->o);
+                    b->lse[nsx_lse_at(p, bb, h, i)] = b->lse[nsx_lse_at(p, a, h, i)];
+                }
+                if (zok)
+                    stats.tuples += row_tuples(&z, b, bb, i) * (uint64_t)p->H;
+            }
+            if (zok)
+                nsx_slice_free(&z);
+        }
+        free(src), free(dup), free(sel_keep), free(scores_keep);
+        if (r3) {
             if (nsx_err_is_fatal(e.kind))
                 goto fatal;
             if ((e.kind != NSX_E_PRECISION_CAP && e.kind != NSX_E_TOO_LARGE) || c->exact_cap || !automatic ||

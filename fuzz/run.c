@@ -4,7 +4,9 @@
  * summary at the end.
  */
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -177,10 +179,16 @@ static void summary_text(const nsx_fuzz_summary *s, FILE *f)
     for (int x = 0; x < NSX_FZ_DBANDS; x++)
         fprintf(f, " %s:%" PRIu64, ds[x], s->by_d[x]);
     fprintf(f, "\n");
-    fprintf(f, "nsimplex fuzz: by class:");
+    /* with several workers the seconds are summed over the problems (worker
+       seconds), and the rate is per worker second times the workers */
+    const int w = s->jobs > 1 ? s->jobs : 1;
+    if (w > 1)
+        fprintf(f, "nsimplex fuzz: by class (%d at once; seconds summed over the workers):", w);
+    else
+        fprintf(f, "nsimplex fuzz: by class:");
     for (int x = 0; x < NSX_FZ_CLASSES; x++)
         fprintf(f, "%s %s %" PRIu64 " in %.1f s (%.1f/s)", x ? "," : "", nsx_fz_class_name(x), s->cls_judged[x],
-                s->cls_seconds[x], s->cls_seconds[x] > 0 ? s->cls_judged[x] / s->cls_seconds[x] : 0.0);
+                s->cls_seconds[x], s->cls_seconds[x] > 0 ? w * (double)s->cls_judged[x] / s->cls_seconds[x] : 0.0);
     fprintf(f, "; %" PRIu64 " tuples judged, %.1f%% in problems with L > 128 or d >= 128\n", s->tuples,
             s->tuples ? 100.0 * (double)s->tile_tuples / (double)s->tuples : 0.0);
 }
@@ -191,6 +199,7 @@ void nsx_fuzz_summary_json(const nsx_fuzz_summary *s, const nsx_fuzz_opts *o, ns
                       ",\"judged\":%" PRIu64 ",\"certified\":%" PRIu64 ",\"loop\":%" PRIu64
                       ",\"skipped\":%" PRIu64 ",\"failures\":%d",
                    o->seed, o->start, s->problems, s->mpfr + s->loop, s->mpfr, s->loop, s->skipped, s->nfail);
+    nsx_buf_printf(b, ",\"jobs\":%d", s->jobs > 1 ? s->jobs : 1);
     nsx_buf_json_field(b, "seconds", s->seconds);
     nsx_buf_printf(b, ",\"pass\":%s", !s->nfail && s->mpfr + s->loop ? "true" : "false");
     nsx_buf_printf(b, ",\"worst\":{\"o\":{");
@@ -234,6 +243,167 @@ void nsx_fuzz_summary_json(const nsx_fuzz_summary *s, const nsx_fuzz_opts *o, ns
     nsx_buf_printf(b, "]}\n");
 }
 
+/* ---- one problem ------------------------------------------------------------ */
+
+enum { RES_JUDGED = 0, RES_REJECTED, RES_DECLINED, RES_FATAL };
+
+/* Problem idx drawn, built and judged: what the run's loop needs of it. */
+typedef struct fz_result {
+    int kind;             /* RES_* */
+    int rejected;         /* recipes redrawn (d.rejected) */
+    int cut;              /* the kernel's call was stopped at the end of the budget */
+    nsx_fz_draw d;
+    char text[800];
+    nsx_fz_case c;        /* RES_JUDGED: the case and its verdict (owned) */
+    nsx_fz_verdict v;
+    double seconds;       /* drawing, building, running, judging */
+    int rc;               /* RES_FATAL: the exit code, with err */
+    nsx_err err;
+} fz_result;
+
+static void result_free(fz_result *res)
+{
+    if (res->kind == RES_JUDGED) {
+        nsx_fz_verdict_free(&res->v);
+        nsx_fz_case_free(&res->c);
+    }
+    res->kind = RES_REJECTED;
+}
+
+/* Draws, builds and judges problem idx with kernel k (a worker's own copy
+   when problems are judged at once: its iso holds that call's fault). */
+static void problem(const nsx_kernel *k, const nsx_model *m, const nsx_fuzz_opts *o, uint64_t idx, int ref_threads,
+                    fz_result *res)
+{
+    memset(res, 0, sizeof *res);
+    const double t_problem = now();
+    const uint64_t pseed = nsx_fz_problem_seed(o->seed, idx);
+    const int bwd = nsx_fz_bwd_pick(pseed, o->bwd, k->info);
+    nsx_kernel_info bwd_info;
+    /* backward problems keep to the small class, whatever --shapes says: their
+       references (MPFR, the gradient loop of fuzz/dref_bwd.c) are sized for it
+       (docs/FUZZING.md 11) */
+    nsx_fz_steer bwd_steer;
+    const nsx_fz_steer *steer = o->steer;
+    if (bwd) {
+        if (steer)
+            bwd_steer = *steer;
+        else
+            nsx_fz_steer_default(&bwd_steer);
+        bwd_steer.shapes = NSX_FZ_SMALL;
+        steer = &bwd_steer;
+    }
+    nsx_fz_draw *d = &res->d;
+    nsx_fz_draw_steered(pseed, bwd ? nsx_fz_bwd_info(k->info, &bwd_info) : k->info, m, steer, d);
+    if (bwd)
+        nsx_fz_draw_bwd(d);
+    nsx_fz_draw_text(d, res->text, sizeof res->text);
+    res->rejected = d->rejected;
+    nsx_fz_case *c = &res->c;
+    nsx_err e = {0};
+    if (nsx_fz_case_build(d, c, &e)) {
+        if (nsx_err_is_fatal(e.kind)) {
+            res->kind = RES_FATAL;
+            res->rc = nsx_err_set(&res->err, e.kind, "%s", e.msg);
+        } else {
+            res->kind = RES_REJECTED;
+        }
+        return;
+    }
+    c->ref_threads = ref_threads;
+    /* a problem over the default work budget is not run (core/budget.h) */
+    if (nsx_budget_check(&c->b.p, NULL, "fuzz", NULL, &e)) {
+        nsx_fz_case_free(c);
+        res->kind = RES_REJECTED;
+        return;
+    }
+    if (o->accept) {
+        nsx_kernel_problem kp;
+        nsx_problem_to_kernel(&c->b.p, NULL, &kp);
+        if (!o->accept(o->accept_ctx, &kp)) {
+            nsx_fz_case_free(c);
+            res->kind = RES_DECLINED;
+            return;
+        }
+    }
+    if ((res->rc = nsx_fz_judge(k, m, c, NSX_FZ_REF_AUTO, &res->v, &res->err))) {
+        nsx_fz_case_free(c);
+        res->kind = RES_FATAL;
+        return;
+    }
+    res->kind = RES_JUDGED;
+    res->cut = res->v.status == NSX_FZ_SKIP && k->iso && k->iso->fault == NSX_KFAULT_CUT;
+    res->seconds = now() - t_problem;
+}
+
+/* ---- problems judged at once (opts.jobs) ---------------------------------------- */
+
+/*
+ * Workers claim the problems in index order and judge them, each with a
+ * copy of the kernel (its own isolation state); the run's loop takes their
+ * results in index order, as it would judge them one at a time, so the
+ * summary, the failures and what is saved do not depend on the number of
+ * workers.  Workers run at most `window` problems ahead of the loop; they
+ * stop claiming at the count or when the search's time is up (the clock of
+ * the loop: the time spent on failures not counted), and while a failure is
+ * shrunk and saved.
+ */
+typedef struct pool {
+    pthread_mutex_t mu;
+    pthread_cond_t work, done; /* for workers: room or a stop; for the loop: a result */
+    const nsx_kernel *k;
+    const nsx_model *m;
+    const nsx_fuzz_opts *o;
+    fz_result *ring;           /* problem idx in ring[idx % window] */
+    unsigned char *ready;
+    uint64_t window;
+    uint64_t next;             /* the next problem to claim */
+    uint64_t base;             /* the problem the loop takes next */
+    int stop;                  /* no more claims */
+    int paused;                /* a failure is being shrunk: no claims */
+    double t0, paused_s;       /* the search's clock */
+} pool;
+
+typedef struct worker {
+    pool *pl;
+    pthread_t tid;
+    nsx_kernel k;
+    nsx_kernel_iso iso;
+} worker;
+
+static void *worker_main(void *arg)
+{
+    worker *w = arg;
+    pool *pl = w->pl;
+    const nsx_fuzz_opts *o = pl->o;
+    pthread_mutex_lock(&pl->mu);
+    for (;;) {
+        while (!pl->stop && (pl->paused || pl->next >= pl->base + pl->window))
+            pthread_cond_wait(&pl->work, &pl->mu);
+        if (pl->stop)
+            break;
+        /* the count, and the time (the loop's test, nsx_fuzz_run) */
+        const double t = now() - pl->t0 - pl->paused_s;
+        if ((o->count && pl->next - o->start >= o->count) || ((o->seconds > 0 || !o->count) && t >= o->seconds)) {
+            pl->stop = 1;
+            pthread_cond_broadcast(&pl->work);
+            pthread_cond_broadcast(&pl->done);
+            break;
+        }
+        const uint64_t idx = pl->next++;
+        pthread_mutex_unlock(&pl->mu);
+        fz_result *res = &pl->ring[idx % pl->window];
+        problem(&w->k, pl->m, o, idx, 1, res);
+        pthread_mutex_lock(&pl->mu);
+        pl->ready[idx % pl->window] = 1;
+        pthread_cond_broadcast(&pl->done);
+    }
+    pthread_mutex_unlock(&pl->mu);
+    return NULL;
+}
+
+/* ---- the run ---------------------------------------------------------------------- */
+
 int nsx_fuzz_run(const nsx_kernel *k, const nsx_fuzz_opts *o, nsx_fuzz_summary *s, nsx_err *err)
 {
     nsx_model m;
@@ -249,117 +419,161 @@ int nsx_fuzz_run(const nsx_kernel *k, const nsx_fuzz_opts *o, nsx_fuzz_summary *
     uint64_t end = o->start;
     if (k->iso)
         k->iso->deadline = o->seconds > 0 ? nsx_kernel_clock() + o->seconds : 0;
+
+    /* workers, when problems are judged at once: each with a copy of the
+       kernel whose isolation state is its own (the deadline copied) */
+    int jobs = o->jobs > 1 && k->iso && !o->accept ? o->jobs : 0;
+    if (jobs > NSX_FUZZ_MAX_JOBS)
+        jobs = NSX_FUZZ_MAX_JOBS;
+    pool pl = {.k = k, .m = &m, .o = o, .next = o->start, .base = o->start, .t0 = t0};
+    worker *wk = NULL;
+    int started = 0;
+    if (jobs) {
+        pl.window = 64 * (uint64_t)jobs;
+        pl.ring = calloc(pl.window, sizeof *pl.ring);
+        pl.ready = calloc(pl.window, 1);
+        wk = calloc((size_t)jobs, sizeof *wk);
+        if (!pl.ring || !pl.ready || !wk) {
+            free(pl.ring), free(pl.ready), free(wk);
+            return nsx_err_set(err, NSX_E_NOMEM, "fuzz: out of memory");
+        }
+        pthread_mutex_init(&pl.mu, NULL);
+        pthread_cond_init(&pl.work, NULL);
+        pthread_cond_init(&pl.done, NULL);
+        for (int x = 0; x < jobs; x++) {
+            wk[x].pl = &pl;
+            wk[x].k = *k;
+            wk[x].iso = *k->iso;
+            wk[x].k.iso = &wk[x].iso;
+            if (pthread_create(&wk[x].tid, NULL, worker_main, &wk[x]))
+                break;
+            started++;
+        }
+        if (!started) { /* no thread: one at a time, here */
+            jobs = 0;
+            free(pl.ring), free(pl.ready), free(wk);
+            pl.ring = NULL, pl.ready = NULL, wk = NULL;
+        }
+    }
+
+    s->jobs = jobs ? jobs : 1;
+    fz_result one, *res = &one;
     for (uint64_t idx = o->start;; idx++) {
-        /* the count, and the time (which alone bounds a run without a
-           count, so --seconds 0 without --count runs nothing) */
+        if (jobs) {
+            /* the workers' result for idx, or none: they stopped before it */
+            pthread_mutex_lock(&pl.mu);
+            while (!pl.ready[idx % pl.window] && !(pl.stop && idx >= pl.next))
+                pthread_cond_wait(&pl.done, &pl.mu);
+            const int have = pl.ready[idx % pl.window];
+            pthread_mutex_unlock(&pl.mu);
+            if (!have)
+                break;
+            res = &pl.ring[idx % pl.window];
+        } else {
+            /* the count, and the time (which alone bounds a run without a
+               count, so --seconds 0 without --count runs nothing) */
+            double t = now() - t0 - paused;
+            if ((o->count && idx - o->start >= o->count) || ((o->seconds > 0 || !o->count) && t >= o->seconds))
+                break;
+        }
         double t = now() - t0 - paused;
-        if ((o->count && idx - o->start >= o->count) || ((o->seconds > 0 || !o->count) && t >= o->seconds))
-            break;
         if (o->progress > 0 && t >= next_progress) {
             progress(o, s, t);
             next_progress += o->progress;
         }
-        nsx_fz_draw d;
-        char text[800];
-        const double t_problem = now();
-        const uint64_t pseed = nsx_fz_problem_seed(o->seed, idx);
-        const int bwd = nsx_fz_bwd_pick(pseed, o->bwd, k->info);
-        nsx_kernel_info bwd_info;
-        /* backward problems keep to the small class, whatever --shapes says: their
-           references (MPFR, the gradient loop of fuzz/dref_bwd.c) are sized for it
-           (docs/FUZZING.md 11) */
-        nsx_fz_steer bwd_steer;
-        const nsx_fz_steer *steer = o->steer;
-        if (bwd) {
-            if (steer)
-                bwd_steer = *steer;
-            else
-                nsx_fz_steer_default(&bwd_steer);
-            bwd_steer.shapes = NSX_FZ_SMALL;
-            steer = &bwd_steer;
-        }
-        nsx_fz_draw_steered(pseed, bwd ? nsx_fz_bwd_info(k->info, &bwd_info) : k->info, &m, steer, &d);
-        if (bwd)
-            nsx_fz_draw_bwd(&d);
-        nsx_fz_draw_text(&d, text, sizeof text);
-        s->rejected += (uint64_t)d.rejected;
-        nsx_fz_case c;
-        nsx_err e = {0};
+        if (!jobs)
+            problem(k, &m, o, idx, 0, res);
         end = idx + 1;
-        if (nsx_fz_case_build(&d, &c, &e)) {
-            if (nsx_err_is_fatal(e.kind))
-                return nsx_err_set(err, e.kind, "%s", e.msg);
+        s->rejected += (uint64_t)res->rejected;
+        int stop = 0;
+        if (res->kind == RES_FATAL) {
+            rc = nsx_err_set(err, res->rc, "%s", res->err.msg);
+            stop = 1;
+        } else if (res->kind == RES_REJECTED) {
             s->rejected++;
-            continue;
-        }
-        /* a problem over the default work budget is not run (core/budget.h) */
-        if (nsx_budget_check(&c.b.p, NULL, "fuzz", NULL, &e)) {
-            nsx_fz_case_free(&c);
-            s->rejected++;
-            continue;
-        }
-        if (o->accept) {
-            nsx_kernel_problem kp;
-            nsx_problem_to_kernel(&c.b.p, NULL, &kp);
-            if (!o->accept(o->accept_ctx, &kp)) {
-                s->declined++;
-                nsx_fz_case_free(&c);
-                continue;
-            }
-        }
-        s->problems++;
-        s->pairs += c.b.npairs > 0;
-        s->heads += c.heads;
-        nsx_fz_verdict v;
-        if ((rc = nsx_fz_judge(k, &m, &c, NSX_FZ_REF_AUTO, &v, err))) {
-            nsx_fz_case_free(&c);
-            return rc;
-        }
-        if (v.status == NSX_FZ_SKIP && k->iso && k->iso->fault == NSX_KFAULT_CUT) {
+        } else if (res->kind == RES_DECLINED) {
+            s->declined++;
+        } else if (res->cut) {
             /* the budget ended inside the kernel's call: not judged */
-            s->problems--;
-            s->pairs -= c.b.npairs > 0;
-            s->heads -= (uint64_t)c.heads;
             s->cut = 1;
             s->cut_index = idx;
-            nsx_fz_verdict_free(&v);
-            nsx_fz_case_free(&c);
+            stop = 1;
+        } else {
+            nsx_fz_case *c = &res->c;
+            nsx_fz_verdict *v = &res->v;
+            s->problems++;
+            s->pairs += c->b.npairs > 0;
+            s->heads += c->heads;
+            s->cls_seconds[res->d.cls] += res->seconds;
+            if (v->status == NSX_FZ_SKIP)
+                s->skipped++;
+            else
+                tally(s, c, &res->d, v, idx);
+            s->bwd += (uint64_t)v->bwd;
+            if (o->log && o->verbose)
+                fprintf(o->log, "%s problem %" PRIu64 ": %s%s%s\n",
+                        v->status == NSX_FZ_PASS ? "pass" : v->status == NSX_FZ_SKIP ? "skip" : "FAIL", idx,
+                        res->text, v->status == NSX_FZ_PASS ? "" : "\n  ", v->status == NSX_FZ_PASS ? "" : v->note);
+            if (v->status == NSX_FZ_FAIL) {
+                nsx_fuzz_failure *f = &s->fail[s->nfail++];
+                memset(f, 0, sizeof *f);
+                f->index = idx;
+                f->seed = res->d.seed;
+                f->kinds = v->kinds;
+                f->kind = nsx_fz_primary(v->kinds);
+                f->found = now() - t0 - paused;
+                snprintf(f->draw, sizeof f->draw, "%s", res->text);
+                nsx_fz_verdict_free(v);
+                if (jobs) { /* no claims while the failure is handled */
+                    pthread_mutex_lock(&pl.mu);
+                    pl.paused = 1;
+                    pthread_mutex_unlock(&pl.mu);
+                }
+                double t1 = now();
+                rc = on_failure(k, &m, o, c, f, err);
+                paused += now() - t1;
+                if (jobs) {
+                    pthread_mutex_lock(&pl.mu);
+                    pl.paused = 0;
+                    pl.paused_s = paused;
+                    pthread_cond_broadcast(&pl.work);
+                    pthread_mutex_unlock(&pl.mu);
+                }
+                stop = rc || s->nfail == max_failures;
+            }
+        }
+        result_free(res);
+        if (jobs) {
+            pthread_mutex_lock(&pl.mu);
+            pl.ready[idx % pl.window] = 0;
+            pl.base = idx + 1;
+            if (stop)
+                pl.stop = 1;
+            pthread_cond_broadcast(&pl.work);
+            pthread_mutex_unlock(&pl.mu);
+        }
+        if (stop)
             break;
-        }
-        s->cls_seconds[d.cls] += now() - t_problem;
-        if (v.status == NSX_FZ_SKIP)
-            s->skipped++;
-        else
-            tally(s, &c, &d, &v, idx);
-        s->bwd += (uint64_t)v.bwd;
-        if (o->log && o->verbose)
-            fprintf(o->log, "%s problem %" PRIu64 ": %s%s%s\n",
-                    v.status == NSX_FZ_PASS ? "pass" : v.status == NSX_FZ_SKIP ? "skip" : "FAIL", idx, text,
-                    v.status == NSX_FZ_PASS ? "" : "\n  ", v.status == NSX_FZ_PASS ? "" : v.note);
-        if (v.status == NSX_FZ_FAIL) {
-            nsx_fuzz_failure *f = &s->fail[s->nfail++];
-            memset(f, 0, sizeof *f);
-            f->index = idx;
-            f->seed = d.seed;
-            f->kinds = v.kinds;
-            f->kind = nsx_fz_primary(v.kinds);
-            f->found = now() - t0 - paused;
-            snprintf(f->draw, sizeof f->draw, "%s", text);
-            nsx_fz_verdict_free(&v);
-            double t1 = now();
-            rc = on_failure(k, &m, o, &c, f, err);
-            paused += now() - t1;
-            nsx_fz_case_free(&c);
-            if (rc)
-                return rc;
-            if (s->nfail == max_failures)
-                break;
-            continue;
-        }
-        nsx_fz_verdict_free(&v);
-        nsx_fz_case_free(&c);
     }
     s->seconds = now() - t0 - paused;
+    if (jobs) {
+        /* the workers finish the problems they hold; those results go unused */
+        pthread_mutex_lock(&pl.mu);
+        pl.stop = 1;
+        pthread_cond_broadcast(&pl.work);
+        pthread_mutex_unlock(&pl.mu);
+        for (int x = 0; x < started; x++)
+            pthread_join(wk[x].tid, NULL);
+        for (uint64_t x = 0; x < pl.window; x++)
+            if (pl.ready[x])
+                result_free(&pl.ring[x]);
+        pthread_mutex_destroy(&pl.mu);
+        pthread_cond_destroy(&pl.work);
+        pthread_cond_destroy(&pl.done);
+        free(pl.ring), free(pl.ready), free(wk);
+    }
+    if (rc)
+        return rc;
     if (o->log) {
         progress(o, s, s->seconds);
         fprintf(o->log,

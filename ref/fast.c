@@ -599,6 +599,25 @@ static int fast_row(const fprob *fp, fscratch *w, int b, int h, int i, double *o
     /* (E6) O_c = out_scale U_c / (den Z) */
     const double k_v = n * DD_MUL_REL * 1.01;
     for (int c = 0; c < dv; c++) {
+        /* An exact zero, which ref_fast_decide() never decides, is decided when
+           it is known exactly: out_scale = 0 (O = 0 times the finite
+           U / (den Z)), or every W_J,c = 0, seen in the maxima vmax[m][c]
+           of |V~_m[j,c].h| over the allowed keys of dimension m (every
+           tuple takes its key of dimension m from them): a maximum of 0
+           means every V~_m[j,c] = 0 exactly (two_sum's sum is 0 only for an
+           exact 0, and its error term is then 0; without a bias V~ is the
+           input).  The product reducer needs one such dimension, the sum
+           and the mean all of them.  The MPFR path rounds an exact zero to
+           +0 (ref/ival.c), so this is the same value.  (Not under the
+           test hook fast_bound_shift, which sends rows to MPFR, nor when
+           the enclosures are recorded for the tests.) */
+        int zero = p->out_scale == 0 || !fp->product;
+        for (int m = 0; p->out_scale != 0 && m < n; m++)
+            zero = fp->product ? zero || w->vmax[m][c] == 0 : zero && w->vmax[m][c] == 0;
+        if (zero && fp->shift == 1 && !ro->encl) {
+            o[c] = 0.0;
+            continue;
+        }
         double wmax = fp->product ? 1.0 : 0.0;
         for (int m = 0; m < n; m++) {
             double v = w->vmax[m][c];

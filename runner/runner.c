@@ -2,6 +2,8 @@
 #define _GNU_SOURCE /* sigabbrev_np, MAP_ANONYMOUS */
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -404,35 +406,66 @@ static int isolated_call(const nsx_kernel *k, iso_call_fn call, const void *ctx,
         return nsx_err_set(err, NSX_E_KERNEL_ERROR, "the time budget ended before the call");
     }
     fflush(NULL); /* a kernel that calls exit() flushes its copy of our buffers */
+    /* a pipe whose write end only the child holds: poll() on the read end
+       wakes when the child ends (its end closes), not a nap later; without
+       it (or once it has woken), naps of 20 us doubling to 1 ms.  Another
+       worker's child forked meanwhile may hold the write end a little
+       longer: poll() waits 1 ms at most before waitpid looks again */
+    int wake[2];
+    if (pipe2(wake, O_CLOEXEC) != 0)
+        wake[0] = wake[1] = -1;
     pid_t pid = fork();
-    if (pid < 0)
+    if (pid < 0) {
+        if (wake[0] >= 0)
+            close(wake[0]), close(wake[1]);
         return nsx_err_set(err, NSX_E_NOMEM, "kernel: cannot fork a process for the call: %s", strerror(errno));
-    if (pid == 0)
+    }
+    if (pid == 0) {
+        if (wake[0] >= 0)
+            close(wake[0]);
         child_run(call, ctx, mp);
+    }
+    if (wake[1] >= 0)
+        close(wake[1]);
     const double t0 = nsx_kernel_clock();
     double end = t0 + iso->timeout;
     int cut = iso->deadline > 0 && iso->deadline < end;
     if (cut)
         end = iso->deadline;
     long nap = 20000; /* ns, doubling to 1 ms */
-    int status = 0, killed = 0;
+    int status = 0, killed = 0, rc = 0;
     for (;;) {
         pid_t w = waitpid(pid, &status, WNOHANG);
         if (w == pid)
             break;
-        if (w < 0 && errno != EINTR)
-            return nsx_err_set(err, NSX_E_INTERNAL, "kernel: waitpid: %s", strerror(errno));
-        if (nsx_kernel_clock() >= end) {
+        if (w < 0 && errno != EINTR) {
+            rc = nsx_err_set(err, NSX_E_INTERNAL, "kernel: waitpid: %s", strerror(errno));
+            break;
+        }
+        const double t = nsx_kernel_clock();
+        if (t >= end) {
             kill(pid, SIGKILL);
             while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
                 ;
             killed = 1;
             break;
         }
+        if (wake[0] >= 0) {
+            struct pollfd pf = {.fd = wake[0], .events = POLLIN};
+            if (poll(&pf, 1, 1) > 0) { /* the write end closed (or was written to): naps from here */
+                close(wake[0]);
+                wake[0] = -1;
+            }
+            continue;
+        }
         struct timespec ts = {0, nap};
         nanosleep(&ts, NULL);
         nap = nap < 1000000 ? nap * 2 : 1000000;
     }
+    if (wake[0] >= 0)
+        close(wake[0]);
+    if (rc)
+        return rc;
     const double took = nsx_kernel_clock() - t0;
     const char *which = "";
     long off;

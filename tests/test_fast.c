@@ -23,6 +23,7 @@
 #include "nsimplex/ref.h"
 #include "ref/exact.h"
 #include "ref/fast.h"
+#include "ref/fast_cos.h"
 #include "ref/fast_exp.h"
 #include "ref/fast_kern.h"
 #include "ref/internal.h"
@@ -267,6 +268,51 @@ START_TEST(midpoint_goes_to_mpfr)
 }
 END_TEST
 
+/* Exact zeros are decided by the fast path, as MPFR rounds them (+0):
+   out_scale = 0, a product whose values of one dimension are all 0 (with
+   and without a bias that cancels them), a sum whose values are all 0.
+   The row's LSE is decided as usual, so no row goes to MPFR. */
+START_TEST(exact_zeros_decided)
+{
+    for (int k = 0; k < 4; k++) {
+        nsx_problem p;
+        nsx_problem_defaults(&p);
+        p.n = 2;
+        p.L = 5;
+        p.d = 3;
+        p.dv = 2;
+        if (k == 0)
+            p.out_scale = 0;
+        if (k == 2)
+            p.v_bias[1] = -0.5;
+        if (k == 3)
+            p.reduce = NSX_REDUCE_SUM;
+        tcase t;
+        tcase_alloc(&t, &p);
+        for (size_t x = 0; x < nsx_q_size(&p); x++)
+            t.q[x] = 0.25 * (double)(x % 5) - 0.4;
+        for (int m = 0; m < 2; m++)
+            for (size_t x = 0; x < nsx_k_size(&p); x++)
+                t.k[m][x] = 0.125 * (double)((x + 3 * m) % 7) - 0.3;
+        for (size_t x = 0; x < nsx_v_size(&p); x++) {
+            t.v[0][x] = k == 0 ? 0.7 - 0.1 * (double)x : k == 3 ? 0 : 0.3 + 0.01 * (double)x;
+            t.v[1][x] = k == 0 ? 0.2 : k == 2 ? 0.5 : 0;
+        }
+        nsx_ref_stats tot = {0};
+        assert_fast_is_mpfr(&t, 0, &tot, "exact zeros");
+        ck_assert_msg(tot.mpfr_rows == 0 && tot.fast_rows == 5, "case %d: fast rows %llu, MPFR rows %llu", k,
+                      (unsigned long long)tot.fast_rows, (unsigned long long)tot.mpfr_rows);
+        double o[10], lse[5];
+        nsx_ref_opts fast = {.fast = 1};
+        nsx_ref_stats st = {0};
+        run_into(&t, &fast, o, lse, &st);
+        for (int x = 0; x < 10; x++)
+            ck_assert_msg(o[x] == 0 && !signbit(o[x]), "case %d: o[%d] = %a", k, x, o[x]);
+        tcase_free(&t);
+    }
+}
+END_TEST
+
 /* The bound-shift hook widens every enclosure: with 2^28 some outputs stay
    undecided, with 2^1000 all; the values never change. */
 START_TEST(forced_undecided_rows_go_to_mpfr)
@@ -406,6 +452,56 @@ START_TEST(exp_within_its_bound)
 END_TEST
 
 /* |fast_log_shift(z, M) - (M + log z)| <= its err. */
+/* fast_cos (core/rng.c's normals): within FAST_COS_ERR of a 300-bit cos,
+   and fast_cos_rn, where it decides, MPFR's correctly rounded cos bit for
+   bit; the angles as the normals draw them, and ones near the multiples of
+   pi/2 (where cos is small and the reduction cancels) and the ends. */
+START_TEST(cos_within_its_bound)
+{
+    rng r = {SEED + 2};
+    mpfr_t x, y, e;
+    mpfr_inits2(300, x, y, e, (mpfr_ptr)0);
+    mpfr_set_d(e, FAST_COS_ERR, MPFR_RNDN);
+    int undecided = 0;
+    const int count = 40000;
+    for (int k = 0; k < count; k++) {
+        double a = 6.283185307179586 * (((double)(rng_next(&r) >> 11) + 0.5) * 0x1p-53);
+        if (k % 8 == 1) /* near j pi/2, j = 0..5 */
+            a = nextafter(1.5707963267948966 * (k / 8 % 6), INFINITY) + (double)rng_int(&r, -1000, 1000) * 0x1p-50;
+        if (k % 8 == 2)
+            a = ldexp((double)(rng_next(&r) >> 11) * 0x1p-53, -rng_int(&r, 0, 60));
+        if (k % 997 == 3)
+            a = k % 2 ? FAST_COS_XMAX : 0;
+        if (!(a >= 0 && a <= FAST_COS_XMAX))
+            continue;
+        dd c = fast_cos(a);
+        mpfr_set_d(x, a, MPFR_RNDN);
+        mpfr_cos(x, x, MPFR_RNDN);
+        mpfr_set_d(y, c.h, MPFR_RNDN);
+        mpfr_add_d(y, y, c.l, MPFR_RNDN);
+        mpfr_sub(y, y, x, MPFR_RNDN);
+        ck_assert_msg(mpfr_cmpabs(y, e) <= 0, "cos(%a): off by %g", a, mpfr_get_d(y, MPFR_RNDN));
+        int decided;
+        double v = fast_cos_rn(a, &decided);
+        mpfr_set_d(x, a, MPFR_RNDN);
+        mpfr_set_prec(y, 53);
+        mpfr_cos(y, x, MPFR_RNDN);
+        double want = mpfr_get_d(y, MPFR_RNDN);
+        mpfr_set_prec(y, 300);
+        if (decided)
+            ck_assert_msg(memcmp(&v, &want, sizeof v) == 0, "cos(%a): fast %a, MPFR %a", a, v, want);
+        undecided += !decided && k % 8 != 1; /* cos near 0 may need MPFR */
+    }
+    ck_assert_msg(undecided < count / 1000, "%d of %d undecided", undecided, count);
+    int decided;
+    fast_cos_rn(-1.0, &decided);
+    ck_assert(!decided);
+    fast_cos_rn(NAN, &decided);
+    ck_assert(!decided);
+    mpfr_clears(x, y, e, (mpfr_ptr)0);
+}
+END_TEST
+
 START_TEST(log_within_its_bound)
 {
     fast_exp_init();
@@ -597,6 +693,7 @@ static Suite *fast_suite(void)
     tcase_add_test(tc, every_golden_vector);
     tcase_add_loop_test(tc, random_rows_of_every_feature, 0, NSX_MAX_ORDER);
     tcase_add_test(tc, midpoint_goes_to_mpfr);
+    tcase_add_test(tc, exact_zeros_decided);
     tcase_add_test(tc, forced_undecided_rows_go_to_mpfr);
     tcase_add_test(tc, enclosures_hold_the_exact_values);
     suite_add_tcase(s, tc);
@@ -605,6 +702,7 @@ static Suite *fast_suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, exp_within_its_bound);
     tcase_add_test(tc, log_within_its_bound);
+    tcase_add_test(tc, cos_within_its_bound);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("isa");

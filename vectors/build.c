@@ -468,6 +468,9 @@ int nsx_build_expect(nsx_instance *b, const nsx_recipe *rc, const nsx_ref_opts *
     if (!skip)
         return nsx_err_set(err, NSX_E_NOMEM, "gen: out of memory");
     nsx_pairs_unjudged(&b->p, b->pairs, b->npairs, skip);
+    if (opts && opts->skip) /* and the rows the caller fills itself (fuzz/judge.c) */
+        for (size_t x = 0; x < (size_t)b->p.B * b->p.L; x++)
+            skip[x] |= opts->skip[x];
     o.skip = skip;
     int code = nsx_ref_forward(&b->p, &b->in, &b->out, &o, stats, err);
     if (!code && rc->bwd) /* a gradient case's leak futures are random: skip marks no row */

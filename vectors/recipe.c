@@ -52,7 +52,8 @@ static int parse_num(const char *s, int d, double *out)
 static int parse_list(char *s, int max, double *nums, int d)
 {
     int count = 0;
-    for (char *tok = strtok(s, ","); tok; tok = strtok(NULL, ",")) {
+    char *save = NULL; /* strtok_r: recipes are parsed in several threads at once (fuzz/run.c) */
+    for (char *tok = strtok_r(s, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
         if (count == max || parse_num(tok, d, &nums[count]))
             return -1;
         count++;
