@@ -10,6 +10,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <mpfr.h>
+
 #include "core/budget.h"
 #include "fuzz/fuzz.h"
 #include "io/json.h"
@@ -399,6 +401,7 @@ static void *worker_main(void *arg)
         pthread_cond_broadcast(&pl->done);
     }
     pthread_mutex_unlock(&pl->mu);
+    mpfr_free_cache2(MPFR_FREE_LOCAL_CACHE); /* this thread's MPFR constants (pi, log 2, ...) */
     return NULL;
 }
 

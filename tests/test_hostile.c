@@ -230,7 +230,12 @@ START_TEST(reference_memory_does_not_grow_with_the_row)
     ck_assert_msg(r.status == 0, "%s", r.err);
     struct rusage ru;
     ck_assert_int_eq(getrusage(RUSAGE_CHILDREN, &ru), 0);
+#if defined(__SANITIZE_ADDRESS__)
+    /* ASan's shadow memory and quarantine are part of the RSS: no size to pin */
+    printf("hostile: peak RSS under ASan %ld KB, not compared\n", ru.ru_maxrss);
+#else
     ck_assert_msg(ru.ru_maxrss < 16000, "eval's peak RSS %ld KB", ru.ru_maxrss);
+#endif
 }
 END_TEST
 
