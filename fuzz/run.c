@@ -426,6 +426,12 @@ int nsx_fuzz_run(const nsx_kernel *k, const nsx_fuzz_opts *o, nsx_fuzz_summary *
     /* workers, when problems are judged at once: each with a copy of the
        kernel whose isolation state is its own (the deadline copied) */
     int jobs = o->jobs > 1 && k->iso && !o->accept ? o->jobs : 0;
+#if defined(__SANITIZE_ADDRESS__)
+    /* This libasan's allocator is not fork-safe: a child forked while another
+       worker allocates can hang in malloc, a false timeout (make SAN=1 check
+       saw it). Sanitizer builds judge one problem at a time. */
+    jobs = 0;
+#endif
     if (jobs > NSX_FUZZ_MAX_JOBS)
         jobs = NSX_FUZZ_MAX_JOBS;
     pool pl = {.k = k, .m = &m, .o = o, .next = o->start, .base = o->start, .t0 = t0};
@@ -525,7 +531,7 @@ int nsx_fuzz_run(const nsx_kernel *k, const nsx_fuzz_opts *o, nsx_fuzz_summary *
                 f->kinds = v->kinds;
                 f->kind = nsx_fz_primary(v->kinds);
                 f->found = now() - t0 - paused;
-                snprintf(f->draw, sizeof f->draw, "%s", res->text);
+                snprintf(f->draw, sizeof f->draw, "%.*s", (int)sizeof f->draw - 1, res->text); /* cut if long */
                 nsx_fz_verdict_free(v);
                 if (jobs) { /* no claims while the failure is handled */
                     pthread_mutex_lock(&pl.mu);
