@@ -52,15 +52,7 @@
 #include "ref/fast_kern.h"
 #include "ref/fast_int.h"
 
-#define U2 0x1p-106        /* u^2 */
-#define ETA DD_ETA
-#define NB FAST_NB         /* inner keys per block (Lemma B's m) */
-#define ZB 64              /* prefixes per first-level row block */
-#define INFL (1 + 0x1p-30) /* covers the roundings of a bound's own
-                              computation: sums of at most 2^21 positive
-                              terms, and a few products */
-/* exp(-FAST_X_CUT + 1): the largest weight a dropped tuple may have */
-#define FLUSH_BOUND 0x1p-936
+/* U2, ETA, NB, ZB, INFL, FLUSH_BOUND: ref/fast_int.h */
 
 /*
  * The decision.  v = v.h + v.l and E >= 0 with the exact value X in
@@ -568,15 +560,10 @@ static int fast_row(const fprob *fp, fscratch *w, int b, int h, int i, double *o
        with e^dx - 1 <= dx (1 + dx) for dx <= 1. */
     if (!(dxmax <= 0x1p-20))
         return 0;
-    const double rho = (FAST_EXP_REL + dxmax * (1 + dxmax)) * (1 + 0x1p-40);
-    /* Lemma B per block (m <= NB) and Lemma A per block into the prefix;
-       Lemma A per prefix into the row's two levels */
-    const int nblk = (max_in + NB - 1) / NB;
-    const double k_in = (8.0 + 3.0 * NB * (NB + 4) + 5.0 * 1.01 * nblk) * U2;
-    const double k_row = 5.0 * 1.01 * (ZB + (double)(NP / ZB) + 2) * U2;
-    const double uf = 16.0 * (double)(N + NP) * ETA;
+    const fterms ft = ref_fast_terms(dxmax, max_in, N, NP);
+    const double rho = ft.rho, k_in = ft.k_in, k_row = ft.k_row, uf = ft.uf;
     const double Zh = Z.h;
-    const double EZ = (rho + k_in + k_row) * Zh * INFL * INFL + (double)nflush * FLUSH_BOUND + uf;
+    const double EZ = ref_fast_z_err(&ft, nflush, Zh);
     if (!(Zh > 2 * EZ))
         return 0;
 

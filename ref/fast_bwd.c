@@ -78,12 +78,7 @@
 #include "ref/fast_int.h"
 #include "ref/fast_kern.h"
 
-#define U2 0x1p-106
-#define ETA DD_ETA
-#define NB FAST_NB
-#define ZB 64
-#define INFL (1 + 0x1p-30) /* as ref/fast.c */
-#define FLUSH_BOUND 0x1p-936 /* as ref/fast.c: a dropped tuple's e_J */
+/* U2, ETA, NB, ZB, INFL, FLUSH_BOUND: ref/fast_int.h */
 #define BI (1 + 0x1p-50)   /* a bound of at most 16 roundings */
 #define UP (1 + 0x1p-52)   /* |x_h + x_l| <= |x_h| UP for a normalized dd */
 #define KM (7 * 0x1p-106)  /* Lemma M */
@@ -550,13 +545,10 @@ static int bwd_row(bthread *t, int hh, int i)
     if (!single) {
         if (!(dxmax <= 0x1p-20))
             return 0;
-        const double rho = (FAST_EXP_REL + dxmax * (1 + dxmax)) * (1 + 0x1p-40);
-        const int nblk = (max_in + NB - 1) / NB;
-        const double k_in = (8.0 + 3.0 * NB * (NB + 4) + 5.0 * 1.01 * nblk) * U2;
-        const double k_row = 5.0 * 1.01 * (ZB + (double)(NP / ZB) + 2) * U2;
-        const double uf = 16.0 * (double)(N + NP) * ETA;
+        const fterms ft = ref_fast_terms(dxmax, max_in, N, NP);
+        const double rho = ft.rho, k_in = ft.k_in, k_row = ft.k_row, uf = ft.uf;
         const double Zh = Z.h;
-        const double EZ = (rho + k_in + k_row) * Zh * INFL * INFL + (double)nflush * FLUSH_BOUND + uf;
+        const double EZ = ref_fast_z_err(&ft, nflush, Zh);
         if (!(Zh > 2 * EZ))
             return 0;
         /* MagD and SEq are binary64 sums of N positive terms: INFN */

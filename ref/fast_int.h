@@ -12,6 +12,7 @@
 
 #include "ref/dd.h"
 #include "ref/fast.h"
+#include "ref/fast_exp.h"
 #include "ref/fast_kern.h"
 
 /* The problem's fixed data: dd factors, maxima, constants. */
@@ -58,6 +59,45 @@ typedef struct frow {
     double kb[NSX_MAX_ORDER], vb[NSX_MAX_ORDER];
     double kamp, vamp; /* the underflow amplitudes of ref/fast.c */
 } frow;
+
+/* The constants of the fast path's proofs (ref/fast.c's Lemmas A, B, M),
+   shared by the forward and the backward (ref/fast_bwd.c). */
+#define U2 0x1p-106        /* u^2 */
+#define ETA DD_ETA
+#define NB FAST_NB         /* inner keys per block (Lemma B's m) */
+#define ZB 64              /* prefixes per first-level row block */
+#define INFL (1 + 0x1p-30) /* covers the roundings of a bound's own
+                              computation: sums of at most 2^21 positive
+                              terms, and a few products */
+/* exp(-FAST_X_CUT + 1): the largest weight a dropped tuple may have */
+#define FLUSH_BOUND 0x1p-936
+
+/* The error terms of a row's sums (ref/fast.c, E2), one definition for the
+   forward and the backward: rho, a weight's relative error from fast_exp and
+   the score's dx (at most 2^-20: |e^ - e| <= e^ (FAST_EXP_REL + e^dx - 1) /
+   (1 - FAST_EXP_REL), e^dx - 1 <= dx (1 + dx)); k_in, Lemma B per block
+   (m <= NB) and Lemma A per block into the prefix (max_in inner keys at
+   most); k_row, Lemma A per prefix into the row's two levels (NP
+   prefixes); uf, underflow over the N tuples and NP prefixes. */
+typedef struct fterms {
+    double rho, k_in, k_row, uf;
+} fterms;
+
+static inline fterms ref_fast_terms(double dxmax, int max_in, uint64_t N, uint64_t NP)
+{
+    const int nblk = (max_in + NB - 1) / NB;
+    return (fterms){.rho = (FAST_EXP_REL + dxmax * (1 + dxmax)) * (1 + 0x1p-40),
+                    .k_in = (8.0 + 3.0 * NB * (NB + 4) + 5.0 * 1.01 * nblk) * U2,
+                    .k_row = 5.0 * 1.01 * (ZB + (double)(NP / ZB) + 2) * U2,
+                    .uf = 16.0 * (double)(N + NP) * ETA};
+}
+
+/* The error of the row sum Z^ (high part Zh), nflush tuples dropped below
+   the cut. */
+static inline double ref_fast_z_err(const fterms *t, unsigned long nflush, double Zh)
+{
+    return (t->rho + t->k_in + t->k_row) * Zh * INFL * INFL + (double)nflush * FLUSH_BOUND + t->uf;
+}
 
 int ref_fast_prob_init(fprob *fp, const ref_ctx *ctx, const nsx_ref_opts *opts, nsx_err *err);
 void ref_fast_prob_clear(fprob *fp);
