@@ -444,26 +444,6 @@ void random_spec(rng *r, unsigned cls, pspec *s)
     s->kernels = cls;
 }
 
-/* A given selection: entries in -1..L, no valid index twice in a row. */
-static void random_selection(tcase *t, rng *r)
-{
-    const nsx_problem *p = &t->p;
-    for (int b = 0; b < p->B; b++)
-        for (int i = 0; i < p->L; i++) {
-            int32_t *row = t->sel + nsx_sel_at(p, b, i, 0);
-            for (int x = 0; x < p->sel.k; x++) {
-                int j, dup;
-                do {
-                    j = rng_int(r, -1, p->L);
-                    dup = 0;
-                    for (int y = 0; y < x; y++)
-                        dup |= j >= 0 && j < p->L && row[y] == j;
-                } while (dup);
-                row[x] = j;
-            }
-        }
-}
-
 void scale_all(double *x, size_t count, int e)
 {
     for (size_t t = 0; t < count; t++)
@@ -511,7 +491,7 @@ int make_problem(const pspec *s, unsigned seed, tcase *t)
                 t->k[m][x] = t->k[m][x % (size_t)p.d];
     }
     if (s->src == NSX_SEL_INDICES)
-        random_selection(t, &r);
+        tcase_random_sel(t, &r);
     nsx_err err;
     nsx_ref_opts opts = {.allow_nonfinite = 1};
     int rc = nsx_ref_forward(&t->p, &t->in, &t->out, &opts, NULL, &err);

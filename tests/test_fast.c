@@ -202,20 +202,7 @@ static void random_case(tcase *t, rng *r, int n, int style)
         for (size_t x = 0; x < nq; x++)
             t->q[x] = ldexp(t->q[x], 1);
     if (p.sel.k)
-        for (int b = 0; b < p.B; b++)
-            for (int i = 0; i < p.L; i++) {
-                int32_t *row = t->sel + nsx_sel_at(&p, b, i, 0);
-                for (int x = 0; x < p.sel.k; x++) {
-                    int j, dup;
-                    do {
-                        j = rng_int(r, -1, p.L);
-                        dup = 0;
-                        for (int y = 0; y < x; y++)
-                            dup |= j >= 0 && j < p.L && row[y] == j;
-                    } while (dup);
-                    row[x] = j;
-                }
-            }
+        tcase_random_sel(t, r);
 }
 
 START_TEST(random_rows_of_every_feature)

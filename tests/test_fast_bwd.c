@@ -191,20 +191,7 @@ static void random_case(tcase *t, rng *r, int n, int style)
         for (size_t x = 0; x < nq; x++)
             t->q[x] = 0;
     if (p.sel.k)
-        for (int b = 0; b < p.B; b++)
-            for (int i = 0; i < p.L; i++) {
-                int32_t *row = t->sel + nsx_sel_at(&p, b, i, 0);
-                for (int x = 0; x < p.sel.k; x++) {
-                    int j, dup;
-                    do {
-                        j = rng_int(r, -1, p.L);
-                        dup = 0;
-                        for (int y = 0; y < x; y++)
-                            dup |= j >= 0 && j < p.L && row[y] == j;
-                    } while (dup);
-                    row[x] = j;
-                }
-            }
+        tcase_random_sel(t, r);
 }
 
 /* fast (shift: the bound-shift hook) and MPFR on t, bit for bit, or the
