@@ -1,7 +1,7 @@
 /*
  * The oracle's bound at scale (docs/ORACLE.md, "Tightness at scale"): the
- * honest emulated kernels of tests/test_oracle.c (included below, its main
- * renamed, so that the kernels have one definition) on vectors of the
+ * honest emulated kernels of tests/emu.c (tests/test_oracle.c's, one
+ * definition) on vectors of the
  * committed `tiles` suite, or on any case files given in NSX_TIGHTNESS_FILES
  * (space-separated), judged by the oracle's bound row by row (nsx_bound_row,
  * the bound nsx_check judges by); the worst error/bound ratio of o and lse
@@ -16,11 +16,21 @@
  * make check runs three tiles cases with few rows; the table in ORACLE.md
  * comes from NSX_TIGHTNESS=full (every tiles case, more rows), by hand.
  */
-#define main test_oracle_main
-#include "tests/test_oracle.c"
-#undef main
+#include <check.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
+#include "io/casefile.h"
+#include "nsimplex/ref.h"
+#include "oracle/bound.h"
+#include "oracle/check.h"
+#include "oracle/model.h"
+#include "tests/emu.h"
+#include "tests/harness.h"
 #include "vectors/recipe.h"
+#include "vectors/suites.h"
 
 /* The kernels measured: the tidy ones that round their outputs. */
 static const char *const measured[] = {"naive-bf16", "flash-bf16", "naive-f16", "flash-f16", "naive-f32", "flash-f32"};
