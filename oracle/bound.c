@@ -186,6 +186,7 @@ enum { T_A = T_HAT, T_RHI = T_ERR, T_RLO = T_B };
    exact zero), each after at most one rescaling: K - 1 additions and
    K - 1 rescalings; tile=row: K = 1. */
 typedef struct tiling {
+    int sep;       /* 1: each tile summed on its own (tile=B or row; not B/acc) */
     double K;      /* tiles (N for none) */
     double B;      /* tuples in the largest tile (N for none) */
     double resc;   /* rescalings R (A4): N - 1, or K - 1 */
@@ -195,6 +196,7 @@ typedef struct tiling {
 static tiling tiling_of(const nsx_model *m, double N)
 {
     tiling t;
+    t.sep = m->tile != 0 && !m->tile_acc;
     if (m->tile == 0) {
         t.K = t.B = N;
         t.resc = N - 1;
@@ -208,6 +210,10 @@ static tiling tiling_of(const nsx_model *m, double N)
        rescalings: the smaller count holds (for tiny rows, r(1) = 2
        overcounts a tile of one tuple) */
     t.ops = min2(reduction(t.B) + 2 * (t.K - 1), reduction(N) + (N - 1));
+    /* tile=B/acc: the products go straight into the accumulator, a
+       reduction of all N terms (A2), with K - 1 rescalings */
+    if (!t.sep)
+        t.ops = reduction(N) + (t.K - 1);
     return t;
 }
 
@@ -853,9 +859,9 @@ static int identity_B7(row *r, nsx_err *err)
        times S (1 + Gamma_D) */
     r->Theta_p = r->Theta;
     if (r->ctx->model.bound == NSX_BOUND_PROB) {
-        const double cnt = r->ctx->model.tile == 0
-                               ? 2 * N
-                               : min2(2 * N, 2 * (r->tl.K - 1) + (r->tl.B - 1) * min2(1.0, r->tl.B * r->amax));
+        const double cnt = r->ctx->model.tile == 0 ? 2 * N
+                           : !r->tl.sep          ? min2(2 * N, N + r->tl.K - 2) /* B/acc: N - 1 additions */
+                                                 : min2(2 * N, 2 * (r->tl.K - 1) + (r->tl.B - 1) * min2(1.0, r->tl.B * r->amax));
         r->Theta_p = min2(r->Theta, nsx_prob_lambda(r->ctx->model.pfail) * k->fa.u * sqrt(cnt) * (1 + 4 * U64) * (1 + gD) +
                                         aD / r->S_lo);
     }
@@ -917,7 +923,10 @@ static double prob_X3(const row *r, const chan_sums *s, int c, double lam, doubl
     const double Y = min2(s->S3[c], s->C3[c]), Y3 = Y * (1 + r->gNw);
     const tiling *t = &r->tl;
     double vacc = 2 * N * (ua * Y3) * (ua * Y3);
-    if (r->ctx->model.tile != 0) {
+    if (r->ctx->model.tile != 0 && !t->sep) {
+        /* tile=B/acc: N - 1 additions and K - 1 rescalings of partial sums at most Y3 */
+        vacc = min2(vacc, (N + t->K - 2) * (ua * Y3) * (ua * Y3));
+    } else if (r->ctx->model.tile != 0) {
         const double ym3 = s->YM[c] * (1 + r->gNw);
         vacc = min2(vacc, (2 * (t->K - 1) * Y3 + (t->B - 1) * min2(Y3, t->B * ym3)) * Y3 * ua * ua * (1 + 4 * U64));
     }
