@@ -122,7 +122,8 @@ static void measure_file(const char *path, int first, int stride, table *tb, dou
         /* NSX_TIGHTNESS_TERMS: the terms of the worst element's bound per
            bound and decade (ORACLE.md 9.8's diagnosis) */
         const int terms = getenv("NSX_TIGHTNESS_TERMS") != NULL;
-        double *tv = terms ? malloc((size_t)p->dv * NSX_BT_COUNT * sizeof *tv) : NULL;
+        double *tv = malloc((size_t)p->dv * NSX_BT_COUNT * sizeof *tv);
+        ck_assert_ptr_nonnull(tv);
         double wt[NBND][NDEC][NSX_BT_COUNT + 2];
         for (int bk = 0; bk < NBND; bk++)
             ctx[bk].terms = tv;
@@ -159,11 +160,22 @@ static void measure_file(const char *path, int first, int stride, table *tb, dou
                                    rb.t_max, rb.b_max, rb.lse, ob[0]);
                         for (int ch = 0; ch < p->dv; ch++) {
                             double e = fabs(o[ch] - eo[ch]), ratio = ob[ch] > 0 ? e / ob[ch] : e > 0 ? INFINITY : 0;
+                            /* the terms add up to the bound: E_pre + ulp, times 3.9's margin */
+                            const double *tc = tv + (size_t)ch * NSX_BT_COUNT;
+                            ck_assert_msg(ob[ch] >= tc[NSX_BT_EPRE] + tc[NSX_BT_ULP] &&
+                                              ob[ch] <= (tc[NSX_BT_EPRE] + tc[NSX_BT_ULP]) * (1 + 1e-6),
+                                          "%s: terms %g + %g do not make the bound %g", K->name, tc[NSX_BT_EPRE],
+                                          tc[NSX_BT_ULP], ob[ch]);
+                            const double parts = tc[NSX_BT_X1] + tc[NSX_BT_X2] + tc[NSX_BT_X3] + tc[NSX_BT_UNDER] + tc[NSX_BT_MUTH];
+                            /* B12: E_pre = |os| (E_mu (1 + G_os) + G_os |mu|) + lambda_acc >= |os| E_mu */
+                            ck_assert_msg(tc[NSX_BT_SCALE] * parts <= tc[NSX_BT_EPRE] * (1 + 1e-9) && parts > 0,
+                                          "%s: the terms' E_pre %g is not B8-B12's %g", K->name, tc[NSX_BT_SCALE] * parts,
+                                          tc[NSX_BT_EPRE]);
                             ck_assert_msg(ratio <= 1, "%s: honest kernel %s beyond the %s bound: o[%d,%d,%d,%d] error %g bound %g",
                                           path, K->name, bound_name[bk], b, i, h, ch, e, ob[ch]);
                             if (ratio > wo[bk][d]) {
                                 wo[bk][d] = ratio, wN[bk][d] = N;
-                                if (tv) {
+                                if (terms) {
                                     memcpy(wt[bk][d], tv + (size_t)ch * NSX_BT_COUNT, NSX_BT_COUNT * sizeof *tv);
                                     wt[bk][d][NSX_BT_COUNT] = e, wt[bk][d][NSX_BT_COUNT + 1] = ob[ch];
                                 }
@@ -186,7 +198,7 @@ static void measure_file(const char *path, int first, int stride, table *tb, dou
             ctx[bk].terms = NULL;
             nsx_bound_free(&ctx[bk]);
         }
-        for (int bk = 0; tv && !na && bk < NBND; bk++)
+        for (int bk = 0; terms && !na && bk < NBND; bk++)
             for (int d = 0; d < NDEC; d++)
                 if (wo[bk][d] > 0)
                     print_terms(c.info.id, K->name, bound_name[bk], wN[bk][d], wt[bk][d]);
