@@ -960,6 +960,12 @@ static int output_B12_B13(const row *r, const double *o_exact, const double *o_u
     for (int c = 0; c < r->p->dv; c++) {
         if (os == 0) {
             o_bound[c] = nsx_fmt_ulp(&k->fout, 0.0) * margin; /* O = 0 exactly, 0 * finite = 0 */
+            if (r->ctx->terms) {
+                double *t = r->ctx->terms + (size_t)c * NSX_BT_COUNT;
+                for (int x = 0; x < NSX_BT_COUNT; x++)
+                    t[x] = 0;
+                t[NSX_BT_ULP] = nsx_fmt_ulp(&k->fout, 0.0);
+            }
             continue;
         }
         double mu_unc = o_unc ? o_unc[c] / aos * (1 + 2 * U64) : 0.0; /* |O-hat - O| / |os| */
