@@ -1026,13 +1026,27 @@ START_TEST(model_syntax)
         {"f16,sub=keep,bound=prob,pfail=1e-12",
          "in=f16,op=f16,acc=f32,int=none,w=f16,out=f16,lseout=f32,lse=-inf,sub=keep,bound=prob,pfail=1e-12"},
         {"f32,sub=flush,bound=worst", "in=f32,op=f32,acc=f32,int=none,w=none,out=f32,lseout=f32,lse=-inf"},
+        /* the kernel's tiles (ORACLE.md 9.8): named only when declared */
+        {"f32,tile=64", "in=f32,op=f32,acc=f32,int=none,w=none,out=f32,lseout=f32,lse=-inf,tile=64"},
+        {"bf16,tile=row,bound=prob",
+         "in=bf16,op=bf16,acc=f32,int=none,w=bf16,out=bf16,lseout=f32,lse=-inf,tile=row,bound=prob,pfail=1e-09"},
+        {"f32,tile=64,tile=none", "in=f32,op=f32,acc=f32,int=none,w=none,out=f32,lseout=f32,lse=-inf"},
+        {"f32,tile=64/acc", "in=f32,op=f32,acc=f32,int=none,w=none,out=f32,lseout=f32,lse=-inf,tile=64/acc"},
+        {"f32,tile=64/acc,tile=row", "in=f32,op=f32,acc=f32,int=none,w=none,out=f32,lseout=f32,lse=-inf,tile=row"},
+        /* the longest canonical text: 159 bytes with its NUL (buffers of 160) */
+        {"einsum-bf16,lseform=mixed,idx=e4m3,idxblk=1048576,sub=keep,tile=65536/acc,bound=prob,pfail=2.55e-300",
+         "in=bf16,op=bf16,acc=f32,int=bf16,w=bf16,out=bf16,lseout=bf16,lse=-inf,lseform=mixed,idx=e4m3,idxblk=1048576,"
+         "sub=keep,tile=65536/acc,bound=prob,pfail=2.55e-300"},
     };
     static const char *const bad[] = {"", "bf8", "in=f8", "w=", "lse=0", "x=f32", "in", "f32,bf16",
                                       "in=bf16,,out=f32", "acc=none", "out=none", "bf16,", "lseform=2",
                                       "lseform=", "lseform=e",
                                       "bound=maybe",
                                       "bf16,pfail=1e-9", "bf16,bound=prob,pfail=0", "bf16,bound=prob,pfail=0.5",
-                                      "bf16,bound=prob,pfail=x", "sub=yes", "bound=prob,f32"};
+                                      "bf16,bound=prob,pfail=x", "sub=yes", "bound=prob,f32",
+                                      "tile=0", "tile=-64", "tile=x", "tile=", "tile= 64", "tile=+64",
+                                      "tile=64k", "tile=65537", "tile=rows", "tile=64/", "tile=64/accu", "tile=row/acc",
+                                      "tile=/acc", "tile=0/acc"};
     char buf[160];
     for (size_t x = 0; x < sizeof good / sizeof good[0]; x++) {
         nsx_model m, back;
@@ -1045,7 +1059,7 @@ START_TEST(model_syntax)
                   m.w == back.w && m.out == back.out && m.lseout == back.lseout &&
                   m.lse_conv == back.lse_conv && m.idx == back.idx && m.idx_blk == back.idx_blk &&
                   m.lse_form == back.lse_form && m.bound == back.bound && m.sub_keep == back.sub_keep &&
-                  m.pfail == back.pfail);
+                  m.pfail == back.pfail && m.tile == back.tile && m.tile_acc == back.tile_acc);
     }
     for (size_t x = 0; x < sizeof bad / sizeof bad[0]; x++) {
         nsx_model m;
