@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <omp.h>
+
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "cli/exit.h"
@@ -20,7 +22,7 @@ static void check_usage(FILE *f)
 {
     fprintf(f,
             "usage: nsimplex check VECTOR CANDIDATE [CANDIDATE ...] [--model M] [--json]\n"
-            "                      [--max-tuples N] [--max-memory MIB]\n"
+            "                      [--max-tuples N] [--max-memory MIB] [--threads N]\n"
             "       nsimplex check --kernel LIB.so [VECTOR ...]   (runs a kernel on golden vectors:\n"
             "                      nsimplex check --kernel x --help)\n\n"
             "Judges kernels' outputs against a golden vector (docs/ORACLE.md): each CANDIDATE in\n"
@@ -54,6 +56,8 @@ static void check_usage(FILE *f)
             "                pfail                      bound=prob's failure probability (1e-9)\n"
             "              e.g. --model in=bf16,acc=f32,w=bf16,out=bf16,lse=-inf (the default)\n"
             "  --json      the report as one JSON object on one line (for CI)\n"
+            "  --threads N threads of the rows' bounds (0: OMP_NUM_THREADS, else all cores) (0);\n"
+            "              the report is the same for any N\n"
             CLI_BUDGET_HELP
             "                  (check: 268435456 by default, 16 times: the oracle works through\n"
             "                  a tuple about 20 times faster than the reference)\n"
@@ -155,9 +159,10 @@ static int budget_ok(const nsx_case *vec, const char *vpath, const nsx_budget_li
 
 int cmd_check(int argc, char **argv)
 {
-    const char *model_text = NULL;
+    const char *model_text = NULL, *val = NULL;
     const char **files = calloc((size_t)argc, sizeof *files);
     int nfiles = 0, json = 0;
+    long threads = 0;
     nsx_budget_limits lim = {0};
     bool bad = false;
     if (!files)
@@ -180,6 +185,9 @@ int cmd_check(int argc, char **argv)
             if (bad)
                 goto bad_args;
             json = 1;
+        } else if (cli_opt("check", argc, argv, &i, "--threads", &val, &bad)) {
+            if (bad || !cli_int("check", "--threads", val, 0, 4096, &threads))
+                goto bad_args;
         } else if (cli_budget_opt("check", argc, argv, &i, &lim, &bad)) {
             if (bad)
                 goto bad_args;
@@ -195,6 +203,12 @@ int cmd_check(int argc, char **argv)
         return cli_fail("check", "give VECTOR and CANDIDATE (nsimplex check --help)");
     }
 
+    if (threads > 0) /* the oracle's team (oracle/check.c) is OpenMP's default one */
+        omp_set_num_threads((int)threads);
+    if (cli_threads_probe("check", (int)threads)) {
+        free(files);
+        return NSX_EXIT_INTERNAL;
+    }
     nsx_err err = {0};
     nsx_model model;
     if (model_text && nsx_model_parse(model_text, &model, &err)) {

@@ -9,6 +9,14 @@
  */
 #include <assert.h>
 #include <math.h>
+#ifdef _OPENMP
+#include <omp.h>
+#define OMP(x) _Pragma(#x)
+#else /* built without OpenMP (.clusterfuzzlite/build.sh): one thread */
+#define OMP(x)
+static int omp_get_max_threads(void) { return 1; }
+static int omp_get_thread_num(void) { return 0; }
+#endif
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -449,19 +457,119 @@ static int lse_conv_ok(int conv, double v)
     return isinf(v);
 }
 
+/* The bounds of every judged row, computed before any is judged so that
+   the expensive part runs on all threads (OpenMP's team: OMP_NUM_THREADS,
+   or nsimplex check --threads).  Each row's bound depends on that row
+   alone (a context per thread holds all the scratch), so the values are
+   the same for any thread count and schedule; the judging stays
+   sequential, in row order, so the report is too. */
+typedef struct row_bounds {
+    double *o;          /* dv bounds per row, row r = (b L + i) H + h */
+    nsx_row_bound *rb;  /* per row */
+    int *rc;            /* per row: 0, or the bound's error kind */
+    long first;         /* the first row in row order whose bound failed; -1 none */
+    nsx_err err;        /* its error */
+} row_bounds;
+
+static void row_bounds_free(row_bounds *rbs)
+{
+    free(rbs->o);
+    free(rbs->rb);
+    free(rbs->rc);
+}
+
+/* Phase 1: the bound of every row that the judging loop of check_rows
+   would compute (not skipped, expected o finite), into rbs; a row after
+   the first failed one may be left out (the judging stops there).  0 or
+   NSX_E_NOMEM. */
+static int row_bounds_compute(const nsx_problem *p, const double *ex_o, const double *ex_lse,
+                              const nsx_expected_unc *unc, const int32_t *sel, const unsigned char *skip,
+                              nsx_bound_ctx *bc, row_bounds *rbs, nsx_err *err)
+{
+    const int dv = p->dv;
+    const long rows = (long)p->B * p->L * p->H;
+    memset(rbs, 0, sizeof *rbs);
+    rbs->first = -1;
+    rbs->o = malloc((size_t)rows * dv * sizeof *rbs->o);
+    rbs->rb = malloc((size_t)rows * sizeof *rbs->rb);
+    rbs->rc = calloc((size_t)rows, sizeof *rbs->rc);
+    /* a context per thread; the first is the caller's */
+    int nt = omp_get_max_threads();
+    if (nt > rows)
+        nt = rows > 0 ? (int)rows : 1;
+    nsx_bound_ctx *ctx = calloc((size_t)nt, sizeof *ctx);
+    if (!rbs->o || !rbs->rb || !rbs->rc || !ctx)
+        goto oom;
+    int made = 1; /* ctx[0] stays unused: thread 0 works in bc */
+    for (; made < nt; made++) {
+        if (nsx_bound_init(&ctx[made], p, bc->in, &bc->model, err))
+            goto oom_ctx;
+        if (ctx[made].cache_cap > bc->cache_cap) /* a lowered cache: the same values, the same reach */
+            ctx[made].cache_cap = bc->cache_cap;
+    }
+    long first = -1;
+    OMP(omp parallel num_threads(nt))
+    {
+        const int t = omp_get_thread_num();
+        nsx_bound_ctx *c = t ? &ctx[t] : bc;
+        OMP(omp for schedule(dynamic, 1))
+        for (long r = 0; r < rows; r++) {
+            const int h = (int)(r % p->H), i = (int)(r / p->H % p->L), b = (int)(r / p->H / p->L);
+            long f;
+            OMP(omp atomic read)
+            f = first;
+            if (skip[(size_t)b * p->L + i] || (f >= 0 && r > f))
+                continue;
+            const double *eo = ex_o + nsx_o_at(p, b, i, h, 0);
+            int finite = 1;
+            for (int x = 0; x < dv; x++)
+                finite &= isfinite(eo[x]) != 0;
+            if (!finite) /* the judging reports it before reading a bound */
+                continue;
+            const int32_t *srow = sel ? sel + nsx_sel_at(p, b, i, 0) : NULL;
+            const double *uo = unc && unc->o ? unc->o + nsx_o_at(p, b, i, h, 0) : NULL;
+            double el = ex_lse[nsx_lse_at(p, b, h, i)];
+            double ul = unc && unc->lse ? unc->lse[nsx_lse_at(p, b, h, i)] : 0.0;
+            nsx_err e = {0};
+            int rc = nsx_bound_row_unc(c, b, h, i, srow, eo, uo, el, ul, rbs->o + (size_t)r * dv, &rbs->rb[r], &e);
+            rbs->rc[r] = rc;
+            if (rc) {
+                OMP(omp critical(nsx_check_first))
+                if (first < 0 || r < first) {
+                    rbs->err = e;
+                    OMP(omp atomic write)
+                    first = r;
+                }
+            }
+        }
+    }
+    rbs->first = first;
+    for (int x = 1; x < made; x++)
+        nsx_bound_free(&ctx[x]);
+    free(ctx);
+    return 0;
+oom_ctx:
+    for (int x = 1; x < made; x++)
+        nsx_bound_free(&ctx[x]);
+oom:
+    free(ctx);
+    row_bounds_free(rbs);
+    return nsx_err_set(err, NSX_E_NOMEM, "oracle: out of memory");
+}
+
 static int check_rows(const nsx_problem *p, const nsx_candidate *cand, const double *ex_o,
                       const double *ex_lse, const nsx_expected_unc *unc, const int32_t *sel,
                       const unsigned char *skip, nsx_bound_ctx *bc, const nsx_model *m,
                       nsx_check_report *rep, nsx_err *err)
 {
     const int dv = p->dv;
-    double *bound = malloc((size_t)dv * sizeof *bound);
-    if (!bound)
-        return nsx_err_set(err, NSX_E_NOMEM, "oracle: out of memory");
-    int rc = 0;
+    row_bounds rbs;
+    int rc = row_bounds_compute(p, ex_o, ex_lse, unc, sel, skip, bc, &rbs, err);
+    if (rc)
+        return rc;
+    /* Phase 2: the judging, in row order */
     for (int b = 0; b < p->B && !rc; b++)
         for (int i = 0; i < p->L && !rc; i++) {
-            const int32_t *srow = sel ? sel + nsx_sel_at(p, b, i, 0) : NULL;
             for (int h = 0; h < p->H && !rc; h++) {
                 if (skip[(size_t)b * p->L + i]) {
                     rep->rows_unjudged++;
@@ -478,9 +586,17 @@ static int check_rows(const nsx_problem *p, const nsx_candidate *cand, const dou
                     if (!isfinite(eo[c]))
                         rc = nsx_err_set(err, NSX_E_INPUT, "vector: expected o[b=%d,h=%d,i=%d,c=%d] is not finite",
                                          b, h, i, c);
-                nsx_row_bound rb;
-                if (rc || (rc = nsx_bound_row_unc(bc, b, h, i, srow, eo, uo, el, ul, bound, &rb, err)))
+                if (rc)
                     break;
+                const size_t r = ((size_t)b * p->L + i) * p->H + h;
+                if (rbs.rc[r]) { /* the first failed bound in row order: rows before it all passed */
+                    assert((long)r == rbs.first);
+                    *err = rbs.err;
+                    rc = rbs.rc[r];
+                    break;
+                }
+                double *bound = rbs.o + r * dv;
+                nsx_row_bound rb = rbs.rb[r];
                 for (int c = 0; c < dv && uo && rb.N > 0; c++)
                     bound[c] += uo[c];
                 /* the LSE's form scales its uncertainty by log2(e) (log2) or keeps it (mixed) */
@@ -565,7 +681,7 @@ static int check_rows(const nsx_problem *p, const nsx_candidate *cand, const dou
                 }
             }
         }
-    free(bound);
+    row_bounds_free(&rbs);
     return rc;
 }
 

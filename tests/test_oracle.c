@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include <mpfr.h>
+#include <omp.h>
 
 #include "io/casefile.h"
 #include "io/json.h"
@@ -1165,6 +1166,91 @@ START_TEST(report_text_and_json)
 END_TEST
 
 
+/* ---- the rows' bounds in threads (oracle/check.c) --------------------- */
+
+/* The text and JSON reports of a judgement, or "error KIND: MESSAGE", with
+   OpenMP's team at threads. */
+static char *judged_with(int threads, const tcase *t, const double *o, const double *lse, const char *model)
+{
+    omp_set_num_threads(threads);
+    nsx_case_info info = {.id = "threads"};
+    nsx_check_report rep;
+    nsx_err err = {0};
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    ck_assert_ptr_nonnull(f);
+    int rc = judge(t, &info, o, lse, NULL, model, &rep, &err);
+    if (rc) {
+        fprintf(f, "error %d: %s\n", rc, err.msg);
+    } else {
+        nsx_check_print(f, &rep, &info, "cand.safetensors");
+        char *json = nsx_check_json(&rep, &info, "cand.safetensors");
+        ck_assert_ptr_nonnull(json);
+        fprintf(f, "%s\n", json);
+        free(json);
+    }
+    fclose(f);
+    return text;
+}
+
+/* The rows' bounds are computed on all threads, the rows judged in order
+   after: the verdict, report, JSON and notes are the same for one thread
+   and for several, with more failures than notes (the first ones kept),
+   and so is the error of the first row in row order that the bound
+   refuses, with later rows refused too. */
+START_TEST(reports_are_the_same_for_any_thread_count)
+{
+    const int saved = omp_get_max_threads();
+    pspec s = problems[6]; /* n2 SWA, Meta biases */
+    s.B = 2, s.L = 20, s.H = 4, s.Hkv = 2;
+    tcase t;
+    ck_assert(!make_problem(&s, SEED + 950, &t));
+    const size_t no = nsx_o_size(&t.p), nl = nsx_lse_size(&t.p);
+    double *o = malloc(no * sizeof *o), *lse = malloc(nl * sizeof *lse);
+    memcpy(o, t.o, no * sizeof *o);
+    memcpy(lse, t.lse, nl * sizeof *lse);
+    rng g = {SEED + 951};
+    for (size_t x = 0; x < no; x++) /* within and beyond the bounds, some not finite */
+        o[x] += x % 7 == 3 ? NAN : x % 5 == 1 ? ldexp(nsx_rng_uniform(&g) - 0.5, -rng_int(&g, 2, 30)) : 0.0;
+    for (size_t x = 0; x < nl; x += 3)
+        lse[x] += ldexp(1, -rng_int(&g, 4, 30));
+    char *one = judged_with(1, &t, o, lse, "bf16");
+    ck_assert_msg(strstr(one, "FAIL") && strstr(one, "\"pass\":false"), "%s", one);
+    for (int threads = 2; threads <= 5; threads += 3) {
+        char *many = judged_with(threads, &t, o, lse, "bf16");
+        ck_assert_msg(strcmp(one, many) == 0, "%d threads:\n%s\none thread:\n%s", threads, many, one);
+        free(many);
+    }
+    free(one);
+
+    /* inputs beyond f16's range in a few rows of batch 1 only */
+    tcase u;
+    nsx_problem p = small_problem(2, 2, 16, 3, 2);
+    p.H = p.Hkv = 2;
+    rng gu = {SEED + 952};
+    tcase_alloc(&u, &p);
+    tcase_fill(&u, &gu, 8, 6);
+    for (int i = 7; i < p.L; i += 4)
+        scale_all(u.q + nsx_q_at(&p, 1, i, 0, 0), (size_t)p.H * p.d, 20);
+    ref_ok(&u);
+    one = judged_with(1, &u, u.o, u.lse, "f16");
+    ck_assert_msg(strstr(one, "not applicable") && strstr(one, "batch 1, head 0, query 7"), "%s", one);
+    for (int threads = 2; threads <= 8; threads *= 2) {
+        char *many = judged_with(threads, &u, u.o, u.lse, "f16");
+        ck_assert_msg(strcmp(one, many) == 0, "%d threads:\n%s\none thread:\n%s", threads, many, one);
+        free(many);
+    }
+    free(one);
+    tcase_free(&u);
+    free(o);
+    free(lse);
+    tcase_free(&t);
+    omp_set_num_threads(saved);
+}
+END_TEST
+
+
 /* ---- the command line ------------------------------------------------- */
 
 static char *tmp_path(const char *name)
@@ -1358,6 +1444,7 @@ static Suite *oracle_suite(void)
     tcase_add_test(tc, model_syntax);
     tcase_add_test(tc, report_text_and_json);
     tcase_add_test(tc, report_json_numbers_round_trip);
+    tcase_add_test(tc, reports_are_the_same_for_any_thread_count);
     suite_add_tcase(s, tc);
     tc = tcase_create("command line");
     tcase_set_timeout(tc, 60);
