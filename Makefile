@@ -83,8 +83,6 @@ $(BUILD)/ref/fast_kern_avx512.o: ISA := -mavx512f -mavx512dq -mavx512vl -mavx2 -
 $(BUILD)/simd/backward.o: XFLAGS := $(OMP) -fPIC -O3
 # The benchmark's plain-loop baseline stays at -O2 whatever OPT says.
 $(BUILD)/simd/naive.o:    XFLAGS := $(OMP) -fPIC -O2
-# The oracle's row bounds in threads (oracle/check.c): whatever links it adds $(OMP).
-$(BUILD)/oracle/check.o:  XFLAGS := $(OMP)
 
 .PHONY: all check demo clean deps vectors bench bench-deps bench-indexer bench-bwd
 # test objects are intermediate files of a pattern chain: keep them
@@ -252,10 +250,10 @@ $(BUILD)/fuzz/targets/check.o: $(BUILD)/fuzz/targets/check_vectors.h
 $(BUILD)/fuzz/targets/check.o: CPPFLAGS += -I$(BUILD)/fuzz/targets
 
 $(BUILD)/fuzz/%_replay: $(BUILD)/fuzz/targets/%.o $(BUILD)/fuzz/targets/replay.o $(FUZZ_SUP_OBJ) $(FUZZ_LIB_OBJ)
-	$(CC) $(CFLAGS) $(LDFLAGS) $(OMP) -o $@ $^ $(LDLIBS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/%_fuzzer: $(BUILD)/fuzz/targets/%.o $(FUZZ_SUP_OBJ) $(FUZZ_LIB_OBJ)
-	$(CC) $(CFLAGS) $(LDFLAGS) $(OMP) -fsanitize=fuzzer -o $@ $^ $(LDLIBS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -fsanitize=fuzzer -o $@ $^ $(LDLIBS)
 
 fuzz-replay:
 	@$(MAKE) --no-print-directory SAN=1 fuzz-replay-run
@@ -263,7 +261,7 @@ fuzz-replay-run: $(FUZZ_TARGETS:%=$(BUILD)/fuzz/%_replay)
 	@for t in $(FUZZ_TARGETS); do $(BUILD)/fuzz/$${t}_replay fuzz/corpus/$$t || exit 1; done
 
 fuzz-deps:
-	@NSX_DEPS_EXTRA="clang libclang-rt-dev libomp-dev" sh tools/deps.sh
+	@NSX_DEPS_EXTRA="clang libclang-rt-dev" sh tools/deps.sh
 
 # Each target's options (max_len, rss_limit_mb, ...) come from
 # fuzz/targets/NAME.options, its dictionary from NAME.dict; new inputs go to
@@ -310,7 +308,7 @@ fuzz-seeds: $(BUILD)/fuzz/seeds
 	rm -f fuzz/corpus/metadata/*.json fuzz/corpus/check/*.safetensors fuzz/corpus/vector/*.safetensors
 	$(BUILD)/fuzz/seeds fuzz/corpus
 $(BUILD)/fuzz/seeds: $(BUILD)/fuzz/targets/seeds.o $(LIB)
-	$(CC) $(CFLAGS) $(LDFLAGS) $(OMP) -o $@ $^ $(LDLIBS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 clean:
 	rm -rf build build-san build-fuzz

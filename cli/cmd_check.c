@@ -6,8 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <omp.h>
-
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "cli/exit.h"
@@ -56,8 +54,8 @@ static void check_usage(FILE *f)
             "                pfail                      bound=prob's failure probability (1e-9)\n"
             "              e.g. --model in=bf16,acc=f32,w=bf16,out=bf16,lse=-inf (the default)\n"
             "  --json      the report as one JSON object on one line (for CI)\n"
-            "  --threads N threads of the rows' bounds (0: OMP_NUM_THREADS, else all cores) (0);\n"
-            "              the report is the same for any N\n"
+            "  --threads N threads of the rows' bounds (0: one per core) (0); the report is\n"
+            "              the same for any N\n"
             CLI_BUDGET_HELP
             "                  (check: 268435456 by default, 16 times: the oracle works through\n"
             "                  a tuple about 20 times faster than the reference)\n"
@@ -102,7 +100,7 @@ static int check_indexer_one(const nsx_case *vec, const char *vpath, const char 
 
 /* Judges one candidate file against the vector; its exit code. */
 static int check_one(const nsx_case *vec, const char *vpath, const char *cpath, const nsx_model *forced,
-                     int json)
+                     int json, int threads)
 {
     nsx_err err = {0};
     nsx_st cst = {0};
@@ -122,7 +120,8 @@ static int check_one(const nsx_case *vec, const char *vpath, const char *cpath, 
     if (!forced && declared && nsx_model_warning(declared, warning, sizeof warning))
         fprintf(stderr, "nsimplex check: warning: %s: %s\n", cpath, warning);
     nsx_check_report rep;
-    if ((rc = nsx_check(&vec->p, &vec->info, &vec->in, &vec->expected, &cand, &model, &rep, &err))) {
+    if ((rc = nsx_check_threads(&vec->p, &vec->info, &vec->in, &vec->expected, NULL, &cand, &model, threads, &rep,
+                                &err))) {
         nsx_err_prefix(&err, vpath);
         goto done;
     }
@@ -203,12 +202,6 @@ int cmd_check(int argc, char **argv)
         return cli_fail("check", "give VECTOR and CANDIDATE (nsimplex check --help)");
     }
 
-    if (threads > 0) /* the oracle's team (oracle/check.c) is OpenMP's default one */
-        omp_set_num_threads((int)threads);
-    if (cli_threads_probe("check", (int)threads)) {
-        free(files);
-        return NSX_EXIT_INTERNAL;
-    }
     nsx_err err = {0};
     nsx_model model;
     if (model_text && nsx_model_parse(model_text, &model, &err)) {
@@ -233,7 +226,7 @@ int cmd_check(int argc, char **argv)
     } else {
         /* every candidate is judged; the exit code is the worst one (3 > 2 > 1 > 0) */
         for (int f = 1; f < nfiles; f++) {
-            int code = check_one(&vec, files[0], files[f], model_text ? &model : NULL, json);
+            int code = check_one(&vec, files[0], files[f], model_text ? &model : NULL, json, (int)threads);
             if (code > worst)
                 worst = code;
         }

@@ -9,17 +9,12 @@
  */
 #include <assert.h>
 #include <math.h>
-#ifdef _OPENMP
-#include <omp.h>
-#define OMP(x) _Pragma(#x)
-#else /* built without OpenMP (.clusterfuzzlite/build.sh): one thread */
-#define OMP(x)
-static int omp_get_max_threads(void) { return 1; }
-static int omp_get_thread_num(void) { return 0; }
-#endif
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "nsimplex/ref.h"
 #include "nsimplex/slice.h"
@@ -458,11 +453,13 @@ static int lse_conv_ok(int conv, double v)
 }
 
 /* The bounds of every judged row, computed before any is judged so that
-   the expensive part runs on all threads (OpenMP's team: OMP_NUM_THREADS,
-   or nsimplex check --threads).  Each row's bound depends on that row
-   alone (a context per thread holds all the scratch), so the values are
-   the same for any thread count and schedule; the judging stays
-   sequential, in row order, so the report is too. */
+   the expensive part runs in threads (as ref/fast.c's rows: pthreads, no
+   OpenMP, whose GNU runtime hangs a child forked after a parallel region,
+   and the kernels under test run in such children: runner/runner.c).
+   Each row's bound depends on that row alone (a context per thread holds
+   all the scratch), so the values are the same for any thread count and
+   schedule; the judging stays sequential, in row order, so the report is
+   too. */
 typedef struct row_bounds {
     double *o;          /* dv bounds per row, row r = (b L + i) H + h */
     nsx_row_bound *rb;  /* per row */
@@ -471,6 +468,24 @@ typedef struct row_bounds {
     nsx_err err;        /* its error */
 } row_bounds;
 
+typedef struct rb_shared {
+    const nsx_problem *p;
+    const double *ex_o, *ex_lse;
+    const nsx_expected_unc *unc;
+    const int32_t *sel;
+    const unsigned char *skip;
+    row_bounds *rbs;
+    long rows;
+    atomic_long next;   /* the next row to take */
+    atomic_long first;  /* as row_bounds.first, while they run */
+    pthread_mutex_t lock;
+} rb_shared;
+
+typedef struct rb_worker {
+    rb_shared *sh;
+    nsx_bound_ctx *ctx;
+} rb_worker;
+
 static void row_bounds_free(row_bounds *rbs)
 {
     free(rbs->o);
@@ -478,93 +493,123 @@ static void row_bounds_free(row_bounds *rbs)
     free(rbs->rc);
 }
 
+static void *row_bounds_worker(void *arg)
+{
+    const rb_worker *w = arg;
+    rb_shared *sh = w->sh;
+    const nsx_problem *p = sh->p;
+    const int dv = p->dv;
+    for (;;) {
+        long r = atomic_fetch_add(&sh->next, 1);
+        if (r >= sh->rows)
+            break;
+        long f = atomic_load(&sh->first);
+        if (f >= 0 && r > f) /* the judging stops at row f */
+            continue;
+        const int h = (int)(r % p->H), i = (int)(r / p->H % p->L), b = (int)(r / p->H / p->L);
+        if (sh->skip[(size_t)b * p->L + i])
+            continue;
+        const double *eo = sh->ex_o + nsx_o_at(p, b, i, h, 0);
+        int finite = 1;
+        for (int x = 0; x < dv; x++)
+            finite &= isfinite(eo[x]) != 0;
+        if (!finite) /* the judging reports it before reading a bound */
+            continue;
+        const int32_t *srow = sh->sel ? sh->sel + nsx_sel_at(p, b, i, 0) : NULL;
+        const double *uo = sh->unc && sh->unc->o ? sh->unc->o + nsx_o_at(p, b, i, h, 0) : NULL;
+        double el = sh->ex_lse[nsx_lse_at(p, b, h, i)];
+        double ul = sh->unc && sh->unc->lse ? sh->unc->lse[nsx_lse_at(p, b, h, i)] : 0.0;
+        nsx_err e = {0};
+        row_bounds *rbs = sh->rbs;
+        int rc = nsx_bound_row_unc(w->ctx, b, h, i, srow, eo, uo, el, ul, rbs->o + (size_t)r * dv, &rbs->rb[r], &e);
+        rbs->rc[r] = rc;
+        if (rc) {
+            pthread_mutex_lock(&sh->lock);
+            f = atomic_load(&sh->first);
+            if (f < 0 || r < f) {
+                rbs->err = e;
+                atomic_store(&sh->first, r);
+            }
+            pthread_mutex_unlock(&sh->lock);
+        }
+    }
+    return NULL;
+}
+
 /* Phase 1: the bound of every row that the judging loop of check_rows
-   would compute (not skipped, expected o finite), into rbs; a row after
-   the first failed one may be left out (the judging stops there).  0 or
-   NSX_E_NOMEM. */
+   would compute (not skipped, expected o finite), into rbs, in threads
+   (0: one per online CPU), at most one per NSX_CHECK_TUPLES_PER_THREAD
+   tuples of the slices' sizes; a row after the first failed one may be left out
+   (the judging stops there).  0 or NSX_E_NOMEM. */
 static int row_bounds_compute(const nsx_problem *p, const double *ex_o, const double *ex_lse,
                               const nsx_expected_unc *unc, const int32_t *sel, const unsigned char *skip,
-                              nsx_bound_ctx *bc, row_bounds *rbs, nsx_err *err)
+                              nsx_bound_ctx *bc, int threads, row_bounds *rbs, nsx_err *err)
 {
-    const int dv = p->dv;
     const long rows = (long)p->B * p->L * p->H;
     memset(rbs, 0, sizeof *rbs);
     rbs->first = -1;
-    rbs->o = malloc((size_t)rows * dv * sizeof *rbs->o);
+    rbs->o = malloc((size_t)rows * p->dv * sizeof *rbs->o);
     rbs->rb = malloc((size_t)rows * sizeof *rbs->rb);
     rbs->rc = calloc((size_t)rows, sizeof *rbs->rc);
-    /* a context per thread; the first is the caller's */
-    int nt = omp_get_max_threads();
-    if (nt > rows)
-        nt = rows > 0 ? (int)rows : 1;
-    nsx_bound_ctx *ctx = calloc((size_t)nt, sizeof *ctx);
-    if (!rbs->o || !rbs->rb || !rbs->rc || !ctx)
-        goto oom;
-    int made = 1; /* ctx[0] stays unused: thread 0 works in bc */
-    for (; made < nt; made++) {
-        if (nsx_bound_init(&ctx[made], p, bc->in, &bc->model, err))
-            goto oom_ctx;
-        if (ctx[made].cache_cap > bc->cache_cap) /* a lowered cache: the same values, the same reach */
-            ctx[made].cache_cap = bc->cache_cap;
+    if (!rbs->o || !rbs->rb || !rbs->rc) {
+        row_bounds_free(rbs);
+        return nsx_err_set(err, NSX_E_NOMEM, "oracle: out of memory");
     }
-    long first = -1;
-    OMP(omp parallel num_threads(nt))
-    {
-        const int t = omp_get_thread_num();
-        nsx_bound_ctx *c = t ? &ctx[t] : bc;
-        OMP(omp for schedule(dynamic, 1))
-        for (long r = 0; r < rows; r++) {
-            const int h = (int)(r % p->H), i = (int)(r / p->H % p->L), b = (int)(r / p->H / p->L);
-            long f;
-            OMP(omp atomic read)
-            f = first;
-            if (skip[(size_t)b * p->L + i] || (f >= 0 && r > f))
-                continue;
-            const double *eo = ex_o + nsx_o_at(p, b, i, h, 0);
-            int finite = 1;
-            for (int x = 0; x < dv; x++)
-                finite &= isfinite(eo[x]) != 0;
-            if (!finite) /* the judging reports it before reading a bound */
-                continue;
-            const int32_t *srow = sel ? sel + nsx_sel_at(p, b, i, 0) : NULL;
-            const double *uo = unc && unc->o ? unc->o + nsx_o_at(p, b, i, h, 0) : NULL;
-            double el = ex_lse[nsx_lse_at(p, b, h, i)];
-            double ul = unc && unc->lse ? unc->lse[nsx_lse_at(p, b, h, i)] : 0.0;
-            nsx_err e = {0};
-            int rc = nsx_bound_row_unc(c, b, h, i, srow, eo, uo, el, ul, rbs->o + (size_t)r * dv, &rbs->rb[r], &e);
-            rbs->rc[r] = rc;
-            if (rc) {
-                OMP(omp critical(nsx_check_first))
-                if (first < 0 || r < first) {
-                    rbs->err = e;
-                    OMP(omp atomic write)
-                    first = r;
-                }
-            }
+    long nt = threads > 0 ? threads : sysconf(_SC_NPROCESSORS_ONLN);
+    size_t work = 0; /* the slices' tuples, saturating */
+    for (int i = 0; i < p->L && work / NSX_CHECK_TUPLES_PER_THREAD < (size_t)nt; i++) {
+        size_t z = nsx_slice_bound(p, i), bh = (size_t)p->B * p->H;
+        work = z > (SIZE_MAX - work) / bh ? SIZE_MAX : work + z * bh;
+    }
+    if ((size_t)nt > work / NSX_CHECK_TUPLES_PER_THREAD)
+        nt = (long)(work / NSX_CHECK_TUPLES_PER_THREAD);
+    if (nt > rows)
+        nt = rows;
+    if (nt > 256)
+        nt = 256;
+    if (nt < 1)
+        nt = 1;
+    rb_shared sh = {.p = p, .ex_o = ex_o, .ex_lse = ex_lse, .unc = unc, .sel = sel, .skip = skip, .rbs = rbs,
+                    .rows = rows};
+    atomic_init(&sh.next, 0);
+    atomic_init(&sh.first, -1);
+    pthread_mutex_init(&sh.lock, NULL);
+    /* a context per thread; the first is the caller's */
+    nsx_bound_ctx ctx[256];
+    rb_worker wk[256];
+    pthread_t tid[256];
+    wk[0] = (rb_worker){&sh, bc};
+    long started = 1;
+    for (; started < nt; started++) {
+        nsx_err e;
+        if (nsx_bound_init(&ctx[started], p, bc->in, &bc->model, &e))
+            break; /* out of memory: fewer threads */
+        if (ctx[started].cache_cap > bc->cache_cap) /* a lowered cache: the same values, the same reach */
+            ctx[started].cache_cap = bc->cache_cap;
+        wk[started] = (rb_worker){&sh, &ctx[started]};
+        if (pthread_create(&tid[started], NULL, row_bounds_worker, &wk[started])) {
+            nsx_bound_free(&ctx[started]);
+            break;
         }
     }
-    rbs->first = first;
-    for (int x = 1; x < made; x++)
-        nsx_bound_free(&ctx[x]);
-    free(ctx);
+    row_bounds_worker(&wk[0]); /* this thread too; rows left by failed starts are taken here */
+    for (long t = 1; t < started; t++) {
+        pthread_join(tid[t], NULL);
+        nsx_bound_free(&ctx[t]);
+    }
+    pthread_mutex_destroy(&sh.lock);
+    rbs->first = atomic_load(&sh.first);
     return 0;
-oom_ctx:
-    for (int x = 1; x < made; x++)
-        nsx_bound_free(&ctx[x]);
-oom:
-    free(ctx);
-    row_bounds_free(rbs);
-    return nsx_err_set(err, NSX_E_NOMEM, "oracle: out of memory");
 }
 
 static int check_rows(const nsx_problem *p, const nsx_candidate *cand, const double *ex_o,
                       const double *ex_lse, const nsx_expected_unc *unc, const int32_t *sel,
-                      const unsigned char *skip, nsx_bound_ctx *bc, const nsx_model *m,
+                      const unsigned char *skip, nsx_bound_ctx *bc, const nsx_model *m, int threads,
                       nsx_check_report *rep, nsx_err *err)
 {
     const int dv = p->dv;
     row_bounds rbs;
-    int rc = row_bounds_compute(p, ex_o, ex_lse, unc, sel, skip, bc, &rbs, err);
+    int rc = row_bounds_compute(p, ex_o, ex_lse, unc, sel, skip, bc, threads, &rbs, err);
     if (rc)
         return rc;
     /* Phase 2: the judging, in row order */
@@ -941,6 +986,13 @@ int nsx_check_unc(const nsx_problem *p, const nsx_case_info *info, const nsx_inp
                   const nsx_outputs *expected, const nsx_expected_unc *unc, const nsx_candidate *cand,
                   const nsx_model *m, nsx_check_report *rep, nsx_err *err)
 {
+    return nsx_check_threads(p, info, in, expected, unc, cand, m, 0, rep, err);
+}
+
+int nsx_check_threads(const nsx_problem *p, const nsx_case_info *info, const nsx_inputs *in,
+                      const nsx_outputs *expected, const nsx_expected_unc *unc, const nsx_candidate *cand,
+                      const nsx_model *m, int threads, nsx_check_report *rep, nsx_err *err)
+{
     assert(p && in && expected && cand && m && rep && err);
     assert(expected->o && expected->lse && cand->o);
     char why[256];
@@ -983,7 +1035,7 @@ int nsx_check_unc(const nsx_problem *p, const nsx_case_info *info, const nsx_inp
     }
     /* values recomputed with the candidate's selection are exact */
     rc = check_rows(p, cand, own_o ? own_o : expected->o, own_lse ? own_lse : expected->lse, own_o ? NULL : unc,
-                    sel, skip, &bc, m, rep, err);
+                    sel, skip, &bc, m, threads, rep, err);
     if (rc)
         goto done;
     rc = check_grads(p, in, expected, unc, cand, sel, own_o ? own_o : expected->o,

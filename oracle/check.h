@@ -164,6 +164,21 @@ int nsx_check_unc(const nsx_problem *p, const nsx_case_info *info, const nsx_inp
                   const nsx_outputs *expected, const nsx_expected_unc *unc, const nsx_candidate *cand,
                   const nsx_model *m, nsx_check_report *rep, nsx_err *err);
 
+/* The slices' tuples per thread of nsx_check_threads, at least: a smaller
+   problem (the fuzzer's) starts no thread. */
+#define NSX_CHECK_TUPLES_PER_THREAD ((size_t)1 << 14)
+
+/*
+ * nsx_check_unc with the rows' bounds computed in threads threads (0: one
+ * per online CPU; nsx_check and nsx_check_unc pass 0), at most one per
+ * NSX_CHECK_TUPLES_PER_THREAD tuples of the slices' sizes (nsx_slice_bound).  The verdict, report and error are the
+ * same for any count (the rows are judged in order after).  Pre: as
+ * nsx_check_unc; threads >= 0.
+ */
+int nsx_check_threads(const nsx_problem *p, const nsx_case_info *info, const nsx_inputs *in,
+                      const nsx_outputs *expected, const nsx_expected_unc *unc, const nsx_candidate *cand,
+                      const nsx_model *m, int threads, nsx_check_report *rep, nsx_err *err);
+
 /* The report for people: the worst elements, the counts per check, the
    first failures and a last line "PASS ..." or "FAIL ...".  label names the
    candidate; info may be NULL. */
