@@ -841,7 +841,18 @@ static int served_call(const nsx_kernel *k, iso_call *c, int *r, nsx_err *err)
         }
     }
     iso->runner = st->seq == c->rq.seq ? st->gen : s->gen;
-    return outcome(iso, c, ended || killed, status, killed, cut, nsx_kernel_clock() - t0, r, err);
+    int rc = outcome(iso, c, ended || killed, status, killed, cut, nsx_kernel_clock() - t0, r, err);
+    if (replied && iso->fault != NSX_KFAULT_NONE) {
+        /* it returned, but wrote before an output: a runner whose memory
+           the kernel may have damaged takes no further call */
+        const srv_msg kill_it = {MSG_KILL, 0, sent_to};
+        if (send_msg(s->ctl, &kill_it, -1) == 0)
+            do
+                if (server_hear(s, 60000, &m) <= 0)
+                    break;
+            while (m.type != MSG_DIED || m.gen != sent_to);
+    }
+    return rc;
 }
 
 /* ---- running a call -------------------------------------------------------------- */
