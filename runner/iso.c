@@ -775,7 +775,7 @@ static int served_call(const nsx_kernel *k, iso_call *c, int *r, nsx_err *err)
         const double left = end - nsx_kernel_clock();
         if (left <= 0)
             break;
-        const int ms = (int)(left * 1000) + 1;
+        const int ms = left < 3600 ? (int)(left * 1000) + 1 : 3600000; /* poll's int milliseconds */
         if (s->data < 0) { /* between runners: the next one's start */
             if ((h = server_hear(s, ms, &m)) < 0)
                 return server_broken(err);
