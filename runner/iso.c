@@ -508,6 +508,8 @@ static void close_others(const int *keep, int n)
 {
     unsigned lo = 3;
     for (int t = 0; t < n; t++) {
+        if (keep[t] < (int)lo)
+            continue;
         if ((unsigned)keep[t] > lo)
             close_range(lo, (unsigned)keep[t] - 1, 0);
         lo = (unsigned)keep[t] + 1;
