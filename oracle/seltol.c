@@ -165,6 +165,11 @@ int nsx_bound_sel_tol(nsx_bound_ctx *ctx, int b, int i, double *tol, nsx_err *er
         if (wa > lim_in)
             return nsx_bound_not_applicable(ctx, err, b, -1, i, "an indexer weight exceeds the input format's range", wa,
                                   lim_in);
+        /* a zero weight is 0 in every format and its product with any finite
+           act(x') exactly 0: the head adds nothing (and an infinite ea below
+           would make its 0 * inf term NaN) */
+        if (wa == 0)
+            continue;
         double bad = 0;
         if (indexer_logits(ctx, &qt, b, i, hh, x, xa, xg, xe, eq, ek, &bad))
             return nsx_bound_not_applicable(ctx, err, b, -1, i, "an indexer input exceeds the idx format's range",

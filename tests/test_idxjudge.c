@@ -380,6 +380,28 @@ START_TEST(softmax_underflow_gives_no_nan_bound)
 }
 END_TEST
 
+/* Seed 2's problem 1949 (n=1 L=32 act=softmax dist=heavy, zero-weights): the same infinite
+   tolerance as above in a head whose weight is 0, where 0 * inf made the row's bound NaN and the
+   unmutated SIMD kernel failed (`make mutants`, 2026-12-07).  A zero-weight head adds nothing. */
+START_TEST(zero_weight_head_gives_no_nan_bound)
+{
+    const char *so = getenv("NSX_SIMD_SO");
+    char lib[600], out[600];
+    snprintf(lib, sizeof lib, "%s", so ? so : "build/libnsimplex_simd.so");
+    snprintf(out, sizeof out, "%s/idxj_zero_w_out", tmp_dir());
+    cli_result r;
+    const char *fz[] = {"fuzz", "--indexer", "--kernel", lib, "--seed", "2", "--start", "1949", "--count", "1",
+                        "--progress", "0", "--out", out, NULL};
+    ck_assert_int_eq(cli_run(&r, fz), 0);
+    ck_assert_msg(r.status == 0, "%s%s", r.out, r.err);
+    const char *w = strstr(r.out, "worst score error/bound ");
+    ck_assert_msg(w != NULL, "%s%s", r.out, r.err);
+    double ratio = strtod(w + strlen("worst score error/bound "), NULL);
+    ck_assert_msg(isfinite(ratio) && ratio <= 1, "%s", r.out);
+    cli_result_free(&r);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("idxjudge");
@@ -392,6 +414,7 @@ int main(void)
     tcase_add_test(tc, check_cli_indexer_candidates);
     tcase_add_test(tc, fuzz_cli_saves_a_failure_check_replays);
     tcase_add_test(tc, softmax_underflow_gives_no_nan_bound);
+    tcase_add_test(tc, zero_weight_head_gives_no_nan_bound);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

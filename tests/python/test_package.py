@@ -436,7 +436,7 @@ def test_importable_from_the_build_tree_and_examples_parse():
                        capture_output=True, text=True, env=env, cwd=TMP)
     assert r.returncode == 0 and os.path.samefile(r.stdout.strip(), os.path.join(BUILD, "libnsimplex.so")), r.stderr
     import ast
-    for name in ("triton_simplicial.py", "torch_check.py"):
+    for name in ("triton_simplicial.py", "torch_check.py", "fbgemm_check.py", "first_verdict.py"):
         with open(os.path.join(ROOT, "examples", name)) as f:
             ast.parse(f.read(), name)
 
@@ -471,3 +471,53 @@ def test_check_judges_gradients():
     nsimplex.save_candidate(c, path, o=a["o"], lse=a["lse"], grads=dict(bf, dq=bf["dq"] * 4))
     r = cli("check", c.path, path)
     assert r.returncode == 1 and "dq[" in r.stdout, r.stdout
+
+
+def _fbgemm_stand_in(q, k1, k2, v1, v2, w1, w2, k2_bias=None, v2_bias=None):
+    """A torch stand-in with triton_fwd's interface (one kv head, a query tile of at least 16 rows,
+    o in bf16 with v's width d, the mixed-form m) for testing examples/fbgemm_check.py's harness."""
+    import math
+    import torch
+    B, L, H, D = q.shape
+    assert H >= 16 and H & (H - 1) == 0 and k1.shape[2] == 1 and v1.shape[3] == D, (q.shape, k1.shape, v1.shape)
+    q, k1, k2, v1, v2 = (x.double() for x in (q, k1, k2, v1, v2))
+    o = torch.zeros((B, L, H, D), dtype=torch.float64)
+    m = torch.zeros((B, H, L), dtype=torch.float64)
+    for i in range(L):
+        a1, a2 = max(0, i - w1 + 1), max(0, i - w2 + 1)
+        s = torch.einsum("bhd,bjd,bkd->bhjk", q[:, i], k1[:, a1:i + 1, 0], k2[:, a2:i + 1, 0]) * D ** -0.5
+        mx = s.amax(dim=(2, 3), keepdim=True)
+        p = torch.exp(s - mx)
+        z = p.sum(dim=(2, 3))
+        o[:, i] = torch.einsum("bhjk,bjd,bkd->bhd", p, v1[:, a1:i + 1, 0], v2[:, a2:i + 1, 0]) / z[..., None]
+        m[:, :, i] = mx[..., 0, 0] * math.log2(math.e) + torch.log(z)
+    return o.to(torch.bfloat16), m.float()
+
+
+def test_fbgemm_harness_with_a_torch_stand_in(monkeypatch):
+    # the harness's padding (query heads to 16 rows, v to d columns), per-kv-head calls and the
+    # mixed LSE form, driven through a CPU stand-in: an honest stand-in passes a GQA vector and a
+    # short fuzz; a stand-in that drops V2's last key fails
+    import torch
+    sys.path.insert(0, os.path.join(ROOT, "examples"))
+    import fbgemm_check as fc
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda: None)
+    fn = fc.fbgemm_forward(_fbgemm_stand_in)
+    path = os.path.join(TMP, "fb_gqa.safetensors")
+    nsimplex.gen("n=2 L=20 H=4 Hkv=2 d=16 dv=8 w=6,3 fmt=bf16", path, name="fb_gqa")
+    case = nsimplex.load(path)
+    assert fc.outside(case.problem) is None
+    o, lse = fn(case.problem, case.inputs(device="cpu", dtype=torch.bfloat16))
+    rep = nsimplex.check(case, o=o.double().numpy(), lse=lse.double().numpy(), model=fc.MODEL)
+    assert rep.passed and 0 < rep.ratio <= 1, rep.text
+
+    def short(q, k1, k2, v1, v2, w1, w2, **kw):
+        v2 = v2.clone()
+        v2[:, -1] = 0
+        return _fbgemm_stand_in(q, k1, k2, v1, v2, w1, w2, **kw)
+    o, lse = fc.fbgemm_forward(short)(case.problem, case.inputs(device="cpu", dtype=torch.bfloat16))
+    assert not nsimplex.check(case, o=o.double().numpy(), lse=lse.double().numpy(), model=fc.MODEL).passed
+    res = nsimplex.fuzz(fn, count=400, seed=1, model=fc.MODEL, device="cpu", dtype=torch.bfloat16,
+                        features=["windows", "gqa", "lse"], max_order=2, shapes=lambda p: fc.outside(p) is None,
+                        out=os.path.join(TMP, "fbfuzz"), name="stand_in", log=False)
+    assert res.passed and res.problems >= 10, (res, res.summary)   # problems: judged, declined apart
