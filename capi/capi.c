@@ -394,6 +394,24 @@ static char *summary_json(const nsx_fuzz_summary *s, const char *model, int inde
     return b.s;
 }
 
+/* o: the defaults, then the model m and the fields that both argument
+   structs (nsx_py_fuzz_args, nsx_py_fuzz_indexer_args) name alike.  A
+   macro, since the two are different types (the Python package's ctypes
+   mirror their layouts). */
+#define FUZZ_OPTS(o, a, m)                                                  \
+    do {                                                                    \
+        nsx_fuzz_opts_default(&(o));                                        \
+        (o).seconds = (a)->seconds;                                         \
+        (o).seed = (a)->seed;                                               \
+        (o).start = (a)->start;                                             \
+        (o).count = (a)->count;                                             \
+        (o).max_failures = (a)->max_failures;                               \
+        (o).out_dir = (a)->out_dir;                                         \
+        (o).log = (a)->log ? stdout : NULL;                                 \
+        (o).verbose = (a)->verbose;                                         \
+        (o).model = &(m);                                                   \
+    } while (0)
+
 int nsx_py_fuzz(const nsx_py_fuzz_args *a, char **summary, char *err, size_t errlen)
 {
     nsx_err e = {0};
@@ -407,18 +425,9 @@ int nsx_py_fuzz(const nsx_py_fuzz_args *a, char **summary, char *err, size_t err
     if (nsx_cb_kernel_open(&cb, a->name, &m, a->max_order, a->features, a->forward, &e))
         return out_err(&e, err, errlen);
     nsx_fuzz_opts o;
-    nsx_fuzz_opts_default(&o);
-    o.seconds = a->seconds;
-    o.seed = a->seed;
-    o.start = a->start;
-    o.count = a->count;
-    o.max_failures = a->max_failures;
+    FUZZ_OPTS(o, a, m);
     o.shrink_seconds = a->shrink_seconds;
-    o.out_dir = a->out_dir;
-    o.log = a->log ? stdout : NULL;
     o.progress = a->progress;
-    o.verbose = a->verbose;
-    o.model = &m;
     /* the small shape class only: a Python kernel (einsum over dense L^n
        tensors, as the examples are) cannot take the tile and production
        classes' L = 1000-4096; `nsimplex fuzz --kernel` draws them all */
@@ -454,16 +463,7 @@ int nsx_py_fuzz_indexer(const nsx_py_fuzz_indexer_args *a, char **summary, char 
     if (nsx_cb_kernel_open_indexer(&cb, a->name, &m, a->caps, a->indexer, &e))
         return out_err(&e, err, errlen);
     nsx_fuzz_opts o;
-    nsx_fuzz_opts_default(&o);
-    o.seconds = a->seconds;
-    o.seed = a->seed;
-    o.start = a->start;
-    o.count = a->count;
-    o.max_failures = a->max_failures;
-    o.out_dir = a->out_dir;
-    o.log = a->log ? stdout : NULL;
-    o.verbose = a->verbose;
-    o.model = &m;
+    FUZZ_OPTS(o, a, m);
     nsx_fuzz_summary *s = malloc(sizeof *s);
     if (!s)
         return out_err(&(nsx_err){NSX_E_NOMEM, "out of memory"}, err, errlen);

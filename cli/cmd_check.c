@@ -48,6 +48,8 @@ static void check_usage(FILE *f)
             "                                           scales) f64 f32 f16 bf16 none\n"
             "                idxblk                     the FP8 scale block (default 128)\n"
             "                sub                        flush keep (subnormals, ORACLE.md 9.1)\n"
+            "                tile                       none, row (two-pass), B (sums in tiles of\n"
+            "                                           B tuples) or B/acc (ORACLE.md 9.8)\n"
             "                bound                      worst prob (probabilistic, ORACLE.md 9)\n"
             "                pfail                      bound=prob's failure probability (1e-9)\n"
             "              e.g. --model in=bf16,acc=f32,w=bf16,out=bf16,lse=-inf (the default)\n"

@@ -37,7 +37,7 @@ MODEL = "bf16,lseform=mixed"
 RECIPES = [
     ("meta_L128_w32_4", "n=2 L=128 H=16 Hkv=1 d=128 w=32,4 fmt=bf16"),
     ("meta_L256_w32_128", "n=2 L=256 H=16 Hkv=1 d=128 w=32,128 fmt=bf16"),
-    ("meta_L512_w256_32", "n=2 L=512 H=16 Hkv=1 d=128 w=256,32 fmt=bf16"),
+    ("meta_L512_w32_4", "n=2 L=512 H=16 Hkv=1 d=128 w=32,4 fmt=bf16"),
     ("d64_L257_w64_33", "n=2 L=257 H=16 Hkv=1 d=64 w=64,33 fmt=bf16"),
     ("w1_gt_w2_L256_w128_32", "n=2 L=256 H=16 Hkv=1 d=128 w=128,32 fmt=bf16"),
     ("gqa_L200_H8_Hkv2", "n=2 L=200 H=8 Hkv=2 d=64 w=48,16 fmt=bf16"),

@@ -5,8 +5,9 @@ One program per query row (b, h, i) streams over blocks of key pairs (j1, j2) wi
 softmax in float32: scores T = s * sum_l q[i,l] k1[j1,l] k2[j2,l] (+ key biases), the causal mask
 and a sliding window per key dimension (0 = none), GQA (kv head h // groups), value biases, the
 product reducer, out_scale, and LSE.  Inputs of any float dtype are read and converted to float32;
-o is stored in the input dtype, lse in float32.  With --dot the scores use tl.dot, which on float32
-inputs computes in TF32 by default: `--model f32` should then fail (docs/ORACLE.md; issue 14).
+o is stored in the input dtype, lse in float32.  The scores and the weighted values are tl.dot in
+IEEE float32; with --dot they take tl.dot's default on float32 inputs, TF32: `--model f32` should
+then fail (docs/ORACLE.md; issue 14).
 
     python3 examples/triton_simplicial.py                          # every applicable vector, then a 60 s fuzz
     python3 examples/triton_simplicial.py --dtype bfloat16 --model bf16 --seconds 120
@@ -38,8 +39,7 @@ import nsimplex  # noqa: E402
 @triton.jit(do_not_specialize=["L", "H", "Hkv", "D", "DV", "W1", "W2"])
 def _fwd(q_ptr, k1_ptr, k2_ptr, v1_ptr, v2_ptr, o_ptr, lse_ptr,
          L, H, Hkv, D, DV, W1, W2, scale, out_scale, kb1, kb2, vb1, vb2,
-         BLOCK_J: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_DV: tl.constexpr, USE_DOT: tl.constexpr,
-         SAME_P: tl.constexpr):
+         BLOCK_J: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_DV: tl.constexpr, PREC: tl.constexpr):
     i = tl.program_id(0)
     bh = tl.program_id(1)
     b = bh // H
@@ -50,6 +50,9 @@ def _fwd(q_ptr, k1_ptr, k2_ptr, v1_ptr, v2_ptr, o_ptr, lse_ptr,
     offs_j = tl.arange(0, BLOCK_J)
     dmask = offs_d < D
     dvmask = offs_dv < DV
+    # column DV of both value tiles is 1 for an allowed key: the weighted sum of values then carries
+    # the sum of the weights in its column DV, from the same products (see below)
+    ones = offs_dv == DV
     q = tl.load(q_ptr + ((b * L + i) * H + h) * D + offs_d, mask=dmask, other=0.0).to(tl.float32)
 
     # the keys each dimension allows: causal j <= i, window i - w < j (the host passes w = L + 1
@@ -57,9 +60,8 @@ def _fwd(q_ptr, k1_ptr, k2_ptr, v1_ptr, v2_ptr, o_ptr, lse_ptr,
     lo1 = tl.maximum(i - W1 + 1, 0)
     lo2 = tl.maximum(i - W2 + 1, 0)
 
-    # the running max and sum as float32 scalars (reductions give 0-d tensors)
+    # the running max as a float32 scalar (a reduction gives a 0-d tensor)
     m = tl.max(tl.full([BLOCK_J], -float("inf"), tl.float32), axis=0)
-    l = tl.sum(tl.zeros([BLOCK_J], dtype=tl.float32), axis=0)
     acc = tl.zeros([BLOCK_DV], dtype=tl.float32)
     for s1 in range(lo1, i + 1, BLOCK_J):
         j1 = s1 + offs_j
@@ -69,6 +71,7 @@ def _fwd(q_ptr, k1_ptr, k2_ptr, v1_ptr, v2_ptr, o_ptr, lse_ptr,
         k1 = tl.where(ok1[:, None] & dmask[None, :], k1.to(tl.float32) + kb1, 0.0)
         v1 = tl.load(v1_ptr + kv1[:, None] * DV + offs_dv[None, :], mask=ok1[:, None] & dvmask[None, :], other=0.0)
         v1 = tl.where(ok1[:, None] & dvmask[None, :], v1.to(tl.float32) + vb1, 0.0)
+        v1 = tl.where(ok1[:, None] & ones[None, :], 1.0, v1)
         u = q[None, :] * k1                                            # [J1, D]
         for s2 in range(lo2, i + 1, BLOCK_J):
             j2 = s2 + offs_j
@@ -79,27 +82,24 @@ def _fwd(q_ptr, k1_ptr, k2_ptr, v1_ptr, v2_ptr, o_ptr, lse_ptr,
             v2 = tl.load(v2_ptr + kv2[:, None] * DV + offs_dv[None, :], mask=ok2[:, None] & dvmask[None, :],
                          other=0.0)
             v2 = tl.where(ok2[:, None] & dvmask[None, :], v2.to(tl.float32) + vb2, 0.0)
-            if USE_DOT:
-                t = tl.dot(u, tl.trans(k2))                            # TF32 on float32 by default
-            else:
-                t = tl.sum(u[:, None, :] * k2[None, :, :], axis=2)     # [J1, J2], float32
-            t = t * scale
+            v2 = tl.where(ok2[:, None] & ones[None, :], 1.0, v2)
+            t = tl.dot(u, tl.trans(k2), input_precision=PREC) * scale  # [J1, J2]
             ok = ok1[:, None] & ok2[None, :]
             t = tl.where(ok, t, -float("inf"))
             m_new = tl.maximum(m, tl.max(tl.max(t, axis=1), axis=0))
             m_safe = tl.where(m_new == -float("inf"), 0.0, m_new)
             alpha = tl.exp(m - m_safe)
             p = tl.where(ok, tl.exp(t - m_safe), 0.0)                  # [J1, J2]
-            pv2 = tl.sum(p[:, :, None] * v2[None, :, :], axis=1)       # [J1, DV]: sum_j2 p v2
-            if SAME_P:
-                # the row sum from the same [J1, J2, DV] broadcast as pv2 (a column of ones), so
-                # that the weights summed into l are the weights multiplied into acc
-                ps = tl.sum(p[:, :, None] * tl.full([1, 1, BLOCK_DV], 1.0, tl.float32), axis=1)
-                l = l * alpha + tl.max(tl.sum(ps, axis=0), axis=0)
-            else:
-                l = l * alpha + tl.sum(tl.sum(p, axis=1), axis=0)
-            acc = acc * alpha + tl.sum(pv2 * v1, axis=0)               # sum_j1 v1 (sum_j2 p v2)
+            # [J1, DV + 1]: sum_j2 p v2, and sum_j2 p in column DV: the row sum l comes from the
+            # same product as the values.  Computed on their own (tl.sum(p) beside a broadcast
+            # p[:, :, None] * v2 reduced over j2), the weights summed and those multiplied into
+            # the values differed on the H100 (Triton 3.6) by a factor exp(an ulp of the score):
+            # a row of one tuple came out as exp(-ulp) times its exact value (found by
+            # nsimplex.fuzz; docs/KERNELS.md, 2026-12-07)
+            pv2 = tl.dot(p, v2, input_precision=PREC)
+            acc = acc * alpha + tl.sum(pv2 * v1, axis=0)               # sum_j1 v1 (sum_j2 p v2), l
             m = m_new
+    l = tl.sum(tl.where(ones, acc, 0.0), axis=0)
     empty = l == 0.0
     o = tl.where(empty, 0.0, acc / tl.where(empty, 1.0, l)) * out_scale
     tl.store(o_ptr + ((b * L + i) * H + h) * DV + offs_dv, o.to(o_ptr.dtype.element_ty), mask=dvmask)
@@ -111,9 +111,10 @@ def _pow2(x, lo):
     return max(lo, triton.next_power_of_2(x))
 
 
-def simplicial_forward(p, t, use_dot=False, same_p=False):
+def simplicial_forward(p, t, tf32=False):
     """o [B,L,H,dv] (the input dtype) and lse [B,H,L] (float32) for an nsimplex Problem and its
-    tensors on a CUDA device."""
+    tensors on a CUDA device.  Both products are tl.dot, in IEEE float32 (input_precision "ieee"),
+    or with tf32=True in TF32, what tl.dot does on float32 by default."""
     if p.n != 2 or p.reduce != "product" or not p.causal or p.topk or p.distinct:
         raise nsimplex.Unsupported()
     q = t["q"].contiguous()
@@ -127,8 +128,7 @@ def simplicial_forward(p, t, use_dot=False, same_p=False):
     w1, w2 = (w if w > 0 else L + 1 for w in p.windows)
     _fwd[(L, B * H)](q, k1, k2, v1, v2, o, lse, L, H, p.Hkv, d, dv, w1, w2,
                      p.score_scale, p.out_scale, p.k_bias[0], p.k_bias[1], p.v_bias[0], p.v_bias[1],
-                     BLOCK_J=16 if use_dot else 8, BLOCK_D=block_d, BLOCK_DV=_pow2(dv, 16), USE_DOT=use_dot,
-                     SAME_P=same_p)
+                     BLOCK_J=16, BLOCK_D=block_d, BLOCK_DV=_pow2(dv + 1, 16), PREC="tf32" if tf32 else "ieee")
     return o, lse
 
 
@@ -140,18 +140,18 @@ def main():
     ap.add_argument("vectors", nargs="*")
     ap.add_argument("--model", default="f32")
     ap.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
-    ap.add_argument("--dot", action="store_true", help="scores with tl.dot (TF32 on float32)")
+    ap.add_argument("--dot", action="store_true", help="tl.dot's default precision on float32: TF32")
     ap.add_argument("--seconds", type=float, default=60)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--out", default="fuzz-out-triton")
     args = ap.parse_args()
     dtype = getattr(torch, args.dtype)
-    fn = (lambda p, t: simplicial_forward(p, t, use_dot=True)) if args.dot else simplicial_forward
+    fn = (lambda p, t: simplicial_forward(p, t, tf32=True)) if args.dot else simplicial_forward
     root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
     paths = args.vectors or sorted(glob.glob(os.path.join(root, "vectors", "default", "*.safetensors")))
     print("device: %s; torch %s; triton %s; model %s; inputs %s%s" % (
         torch.cuda.get_device_name(), torch.__version__, triton.__version__, nsimplex.model(args.model),
-        args.dtype, "; scores with tl.dot" if args.dot else ""))
+        args.dtype, "; tl.dot in TF32" if args.dot else ""))
     failed = judged = 0
     for path in paths:
         case = nsimplex.load(path)

@@ -116,7 +116,8 @@ typedef struct {
     double lam_uf;  /* the largest lambda of in (when rounding), op, int: charged to a
                        term only when one of its values may fall below it (ORACLE.md 9.1) */
     /* bound=prob (9.3): the linear counts of the global, key and per-tuple sites */
-    double gG, gTup, npk, fk[NSX_MAX_ORDER];
+    double gG, gTup, npk, fk[NSX_MAX_ORDER]; /* gTup: per |s| M_J, the root of the per-tuple
+                                                 sites' sum of squares (9.8 T2) */
 } score_consts;
 
 static void score_consts_of(const nsx_bound_ctx *ctx, const consts *k, score_consts *sc)
@@ -157,7 +158,13 @@ static void score_consts_of(const nsx_bound_ctx *ctx, const consts *k, score_con
     sc->npk = p->n == 1 ? 0.0 : s_pow2 ? p->n - 1.0 : p->n;
     for (int m = 0; m < p->n; m++)
         sc->fk[m] = k->ui + (p->k_bias[m] != 0 ? 2 * u_acc + k->fo.u : k->conv * k->fo.u);
-    sc->gTup = 2.0 * p->d * u_acc + k->ft.u * (1 + sc->gT);
+    /* 9.8 (T2): the per-tuple sites are distinct roundings, each of its own
+       magnitude: the d products (of magnitudes summing to |s| M_J), the
+       d - 1 partial sums (each at most |s| M_J), a product of the score
+       with a (folded) scale in acc, and the score's rounding to int; their
+       squares sum to at most ((d + 1) u_acc^2 + (u_int (1 + Gamma_T))^2)
+       (|s| M_J)^2, whose square root per |s| M_J is gTup */
+    sc->gTup = sqrt((p->d + 1.0) * u_acc * u_acc + k->ft.u * (1 + sc->gT) * k->ft.u * (1 + sc->gT)) * (1 + 4 * U64);
     sc->cT = 5.0 * p->n + p->d + 8;
     sc->cX = 3.0 * p->n + 4; /* of those, in in, op, int: n + 1 inputs, n + 1 conversions, s and n products, int */
     sc->e64 = gamma_of(2.0 * p->n + p->d + 2, U64);
@@ -170,11 +177,52 @@ static void score_consts_of(const nsx_bound_ctx *ctx, const consts *k, score_con
 enum { T_HAT, T_ERR, T_B, T_SM, T_CJ, T_WLO, T_SLOTS };
 enum { T_A = T_HAT, T_RHI = T_ERR, T_RLO = T_B };
 
-/* The accumulation bound of B7, <r(N) + N + 1>_u~, and the longest chain of
-   binary64 operations of the bound itself (3.9), for N tuples. */
-static double gamma_sum(const consts *k, double N)
+/* How a row's N tuples are summed (ORACLE.md 9.8, the model key `tile`):
+   with tile=none (A2, A4) any order and tree, a rescaling per tuple; with
+   tile=B, at most K = min(N, ceil(N / B) + 1) tiles of at most B tuples
+   (a window's first tile and the causal edge's last may be partial), each
+   summed by any tree of r(min(B, N)) faithful operations, the K tile
+   results added to the accumulator one after another (the first to an
+   exact zero), each after at most one rescaling: K - 1 additions and
+   K - 1 rescalings; tile=row: K = 1. */
+typedef struct tiling {
+    int sep;       /* 1: each tile summed on its own (tile=B or row; not B/acc) */
+    double K;      /* tiles (N for none) */
+    double B;      /* tuples in the largest tile (N for none) */
+    double resc;   /* rescalings R (A4): N - 1, or K - 1 */
+    double ops;    /* the faithful operations a term of the sum is charged (B7's Gamma_D) */
+} tiling;
+
+static tiling tiling_of(const nsx_model *m, double N)
 {
-    return gamma_of(reduction(N) + N + 1.0, k->ua);
+    tiling t;
+    t.sep = m->tile != 0 && !m->tile_acc;
+    if (m->tile == 0) {
+        t.K = t.B = N;
+        t.resc = N - 1;
+        t.ops = reduction(N) + (N - 1);
+        return t;
+    }
+    t.B = m->tile == NSX_TILE_ROW ? N : min2((double)m->tile, N);
+    t.K = m->tile == NSX_TILE_ROW ? 1.0 : min2(N, ceil(N / t.B) + 1);
+    t.resc = t.K - 1;
+    /* a tiled sum is one of the trees A2 allows, with at most N - 1
+       rescalings: the smaller count holds (for tiny rows, r(1) = 2
+       overcounts a tile of one tuple) */
+    t.ops = min2(reduction(t.B) + 2 * (t.K - 1), reduction(N) + (N - 1));
+    /* tile=B/acc: the products go straight into the accumulator, a
+       reduction of all N terms (A2), with K - 1 rescalings */
+    if (!t.sep)
+        t.ops = reduction(N) + (t.K - 1);
+    return t;
+}
+
+/* The accumulation bound of B7, <r(N) + N + 1>_u~ (ORACLE.md 9.8 with
+   tiles), and the longest chain of binary64 operations of the bound itself
+   (3.9), for N tuples. */
+static double gamma_sum(const nsx_model *m, const consts *k, double N)
+{
+    return gamma_of(tiling_of(m, N).ops + 2.0, k->ua);
 }
 
 static double chain_len(const nsx_problem *p, double N)
@@ -191,7 +239,7 @@ static void tuple_limits(const nsx_bound_ctx *ctx, const consts *k, size_t *acc_
     size_t lo = 0, hi = (size_t)1 << 42; /* chain_len(2^42) u64 > 2^-12 */
     while (lo < hi) {
         size_t mid = lo + (hi - lo + 1) / 2;
-        if (gamma_sum(k, (double)mid) <= 0.125)
+        if (gamma_sum(&ctx->model, k, (double)mid) <= 0.125)
             lo = mid;
         else
             hi = mid - 1;
@@ -231,7 +279,7 @@ int nsx_bound_init(nsx_bound_ctx *ctx, const nsx_problem *p, const nsx_inputs *i
     }
     ctx->cache_cap = most < NSX_BOUND_CACHE ? most : NSX_BOUND_CACHE;
     ctx->cache = malloc((ctx->cache_cap ? ctx->cache_cap : 1) * T_SLOTS * sizeof(double));
-    ctx->acc = malloc((size_t)p->dv * 14 * sizeof(double));
+    ctx->acc = malloc((size_t)p->dv * 15 * sizeof(double));
     ctx->xs = malloc(((size_t)p->L * 4 + 2 * (size_t)(p->sel.di > 0 ? p->sel.di : 0)) * sizeof(double));
     if (!ctx->cache || !ctx->acc || !ctx->xs)
         goto oom;
@@ -286,6 +334,8 @@ typedef struct row {
     double g3, lg_hi, lg_lo;
     double dh, dl, beta_max, rlo_max, dz_int, xi_max, S_lo, D_lo;
     int wild;
+    tiling tl;            /* the row's tiles (9.8) */
+    double amax;          /* bound=prob: max_J (1 + delta_J) A_J, >= every A'_J (P4) */
     /* after B6-B11 */
     double W_max, gNw, aN, Theta, Theta_p;
 } row;
@@ -465,9 +515,9 @@ static void tuple_weight(const row *r, const tscore *ts, tweight *tw)
        rhi_J - (the linear part of B4's majorant); the coherent part is the
        global sites, the arguments, the absolute terms, p_J's own exp error
        and that remainder */
-    const double eps = r->k.eps_exp, N = (double)r->N;
+    const double eps = r->k.eps_exp, nexp = r->tl.resc + 1; /* p_J's exp and the rescalings (B4) */
     const double lin_other = tw->beta - (r->sc.gT - r->sc.gT_lin) * ts->sM; /* beta's linear part */
-    const double rem = max2(0.0, tw->rhi - lin_other - N * eps) * (1 + 4 * U64);
+    const double rem = max2(0.0, tw->rhi - lin_other - nexp * eps) * (1 + 4 * U64);
     tw->cJ = r->sc.gG * ts->sM + (tw->beta - r->sc.gT * ts->sM) + eps + rem;
     /* ORACLE.md 9.1 (R3, B7): the weight rounded to w is p_J >= e^{T_J - T_max - b_max} rho-lo_J
        (unnormalized, whatever the running max) or A'_J >= A_J rho-lo_J / D_hi
@@ -515,8 +565,9 @@ static void weights_B3_B5(row *r)
 {
     nsx_slice *z = &r->ctx->z;
     r->g3 = gamma_of(3, r->k.ua);
-    r->lg_hi = r->N * log1p(r->k.eps_exp);
-    r->lg_lo = r->N * log1p(-r->k.eps_exp);
+    /* B4: one exp and at most R rescalings (A4; R = K - 1 with tiles, 9.8) */
+    r->lg_hi = (r->tl.resc + 1) * log1p(r->k.eps_exp);
+    r->lg_lo = (r->tl.resc + 1) * log1p(-r->k.eps_exp);
     r->dh = r->dl = r->beta_max = r->rlo_max = r->dz_int = r->xi_max = 0;
     for (size_t t = 0; nsx_slice_next(z); t++) {
         tscore ts;
@@ -641,7 +692,7 @@ static int value_cannot_underflow(const nsx_problem *p, const consts *k, const d
 static int identity_B7(row *r, nsx_err *err);
 
 /* The per-channel sums and caps of B9-B11, of the weights' underflow (B7)
-   and of P1-P3 (9.3-9.4), in ctx->acc (14 dv doubles). */
+   and of P1-P3 (9.3-9.4), in ctx->acc (15 dv doubles). */
 typedef struct chan_sums {
     double *S1, *C1;    /* X1: sum delta_J A_J |W_J - w0|, max |W_J - w0| */
     double *S2, *C2;    /* X2: sum (1 + delta_J) A_J e^W_J, max e^W_J */
@@ -653,6 +704,7 @@ typedef struct chan_sums {
     double *V3;           /* sum (t3 y_J)^2 (P3) */
     double *UW;           /* B7: sum (1 + delta_J) A_J (|W|_J + e^W_J) over the tuples whose
                              weight may fall below 2 lambda_w */
+    double *YM;           /* bound=prob with tiles: max_J y_J (P3, 9.8) */
 } chan_sums;
 
 static chan_sums chan_sums_of(const row *r)
@@ -660,7 +712,8 @@ static chan_sums chan_sums_of(const row *r)
     const int dv = r->p->dv;
     double *a = r->ctx->acc;
     chan_sums s = {a, a + dv, a + 2 * dv, a + 3 * dv, a + 4 * dv, a + 5 * dv, a + 6 * dv,
-                   a + 7 * dv, a + 8 * dv, a + 9 * dv, a + 10 * dv, a + 11 * dv, a + 12 * dv, a + 13 * dv};
+                   a + 7 * dv, a + 8 * dv, a + 9 * dv, a + 10 * dv, a + 11 * dv, a + 12 * dv, a + 13 * dv,
+                   a + 14 * dv};
     return s;
 }
 
@@ -689,7 +742,7 @@ static int values_B6_B11(row *r, const double *o_exact, nsx_row_bound *rb, nsx_e
     chan_sums s = chan_sums_of(r);
     for (int c = 0; c < dv; c++) {
         s.S1[c] = s.C1[c] = s.S2[c] = s.C2[c] = s.S3[c] = s.C3[c] = 0;
-        s.P1[c] = s.V1[c] = s.Y1[c] = s.P2[c] = s.V2[c] = s.V3[c] = s.UW[c] = 0;
+        s.P1[c] = s.V1[c] = s.Y1[c] = s.P2[c] = s.V2[c] = s.V3[c] = s.UW[c] = s.YM[c] = 0;
         s.MU[c] = os != 0 ? o_exact[c] / os : 0.0; /* w0 = mu-hat */
     }
     /* bound=prob (9.3, 9.4): per-tuple sites of the values (the last of the
@@ -703,10 +756,12 @@ static int values_B6_B11(row *r, const double *o_exact, nsx_row_bound *rb, nsx_e
     if (ctx->model.bound == NSX_BOUND_PROB)
         nsx_prob_groups_take(&r->ctx->pg, ctx->pg_sq); /* clears what a refused row left */
     double W_max = 0, wg_max = 0, v_in_max = 0;
+    r->amax = 0;
     for (size_t t = 0; nsx_slice_next(z); t++) {
         tweight tw;
         weight_at(r, t, z->J, &tw);
         const double A = tw.A, delta = tuple_delta(r, &tw);
+        r->amax = max2(r->amax, A * (1 + delta));
         /* B7: a weight that may fall below 2 lambda_w errs by at most itself
            (flushed or rounded among the subnormals), <= (1 + delta_J) A_J */
         const int w_uf = k->fw.lambda > 0 && !r->wild && tw.wlo / (1 + r->dh) < 2 * k->fw.lambda;
@@ -755,6 +810,7 @@ static int values_B6_B11(row *r, const double *o_exact, nsx_row_bound *rb, nsx_e
                 s.P2[c] += a2 * (eW - eWt);
                 s.V2[c] += (a2 * eWt) * (a2 * eWt);
                 s.V3[c] += (t3 * a2 * Wa) * (t3 * a2 * Wa);
+                s.YM[c] = max2(s.YM[c], a2 * Wa);
             }
             s.C1[c] = max2(s.C1[c], dw);
             s.C2[c] = max2(s.C2[c], eW);
@@ -789,18 +845,26 @@ static int identity_B7(row *r, nsx_err *err)
     const double N = (double)r->N;
     const int n = r->p->n;
     const double W_max = r->W_max;
-    const double gD = gamma_of(reduction(N) + (N - 1.0), k->ua);
-    r->gNw = expm1(log1p(k->fw.u) + (reduction(N) + (N - 1.0) + 2) * log1p(k->ua) + n * log1p(k->ft.u));
+    const double gD = gamma_of(r->tl.ops, k->ua); /* r(N) + N - 1, or with tiles r(B) + 2 (K - 1) (9.8) */
+    r->gNw = expm1(log1p(k->fw.u) + (r->tl.ops + 2) * log1p(k->ua) + n * log1p(k->ft.u));
     const double l_hi = N * exp(r->lg_hi) * (1 + gD);
     /* the weights' underflow: per tuple (chan_sums.UW) unless the row is wild */
     r->aN = 8.0 * N * (k->fa.lambda + (r->wild ? k->lamw * max2(1.0, l_hi) : 0.0)) * (1 + W_max);
     const double aD = 6.0 * N * k->fa.lambda;
     r->Theta = gD + aD / r->S_lo;
     /* P4 (9.4): the denominator's additions and rescalings, 2N roundings
-       in acc of partial sums at most S (1 + Gamma_D) */
+       in acc of partial sums at most S (1 + Gamma_D); with tiles (9.8),
+       2 (K - 1) such and B - 1 per tile of partial sums at most min(1,
+       B max_J A'_J) S (1 + Gamma_D), whose squares sum to at most that
+       times S (1 + Gamma_D) */
     r->Theta_p = r->Theta;
-    if (r->ctx->model.bound == NSX_BOUND_PROB)
-        r->Theta_p = min2(r->Theta, nsx_prob_lambda(r->ctx->model.pfail) * k->fa.u * sqrt(2 * N) * (1 + gD) + aD / r->S_lo);
+    if (r->ctx->model.bound == NSX_BOUND_PROB) {
+        const double cnt = r->ctx->model.tile == 0 ? 2 * N
+                           : !r->tl.sep          ? min2(2 * N, N + r->tl.K - 2) /* B/acc: N - 1 additions */
+                                                 : min2(2 * N, 2 * (r->tl.K - 1) + (r->tl.B - 1) * min2(1.0, r->tl.B * r->amax));
+        r->Theta_p = min2(r->Theta, nsx_prob_lambda(r->ctx->model.pfail) * k->fa.u * sqrt(cnt) * (1 + 4 * U64) * (1 + gD) +
+                                        aD / r->S_lo);
+    }
     if (!(r->Theta < 0.5))
         return nsx_bound_not_applicable(r->ctx, err, r->b, r->h, r->i, "the sum of weights cannot be bounded", r->Theta, 0.5);
     return 0;
@@ -818,13 +882,20 @@ static int identity_B7(row *r, nsx_err *err)
  * V_K and the N - 1 rescalings' exp errors, each coefficient at most
  * eps Y1, Y1 = sum_J a_J.
  */
-static double prob_X1(const row *r, const chan_sums *s, int c, double lam, double mu_err)
+static double prob_X1(const row *r, const chan_sums *s, int c, double lam, double mu_err, double *part)
 {
-    const double eps = r->k.eps_exp, N = (double)r->N;
+    const double eps = r->k.eps_exp, D = r->D_lo;
     double VK = nsx_prob_key_var(r->sc.fk, r->p->n, r->sc.npk, r->k.ux, r->ctx->pg_sq, r->p->dv, c);
     double ey = eps * s->Y1[c];
-    double v = s->V1[c] + VK + (N - 1) * ey * ey;
-    return (s->P1[c] + lam * sqrt(v) * (1 + 4 * U64) + mu_err) / r->D_lo * (1 + 4 * U64);
+    double resc = r->tl.resc * ey * ey; /* N - 1 rescalings, K - 1 with tiles (9.8) */
+    double v = s->V1[c] + VK + resc;
+    if (part) {
+        part[NSX_BT_X1_COH] = (s->P1[c] + mu_err) / D;
+        part[NSX_BT_X1_TUP] = lam * sqrt(s->V1[c]) / D;
+        part[NSX_BT_X1_KEY] = lam * sqrt(VK) / D;
+        part[NSX_BT_X1_RESC] = lam * sqrt(resc) / D;
+    }
+    return (s->P1[c] + lam * sqrt(v) * (1 + 4 * U64) + mu_err) / D * (1 + 4 * U64);
 }
 
 /*
@@ -832,23 +903,40 @@ static double prob_X1(const row *r, const chan_sums *s, int c, double lam, doubl
  * accumulation under bound=prob, for the product reducer without int (the
  * others keep B11):
  *
- *   X3 <= lam sqrt( sum_J (t3 y_J)^2 + 2N (u_acc Y3)^2 ) + u_acc Y3
- *         + (<3>_{max(u_w, u_acc)} - t3) Y,     Y3 = Y (1 + Gamma_N)
+ *   X3 <= lam sqrt( sum_J (t3 y_J)^2 + V_acc ) + u_acc Y3 + r3 Y,     Y3 = Y (1 + Gamma_N)
  *
  * with y_J = (1 + delta_J) A_J (|W_J| + e^W_J), Y = min(sum_J y_J, max_J
- * (|W_J| + e^W_J)) (B11's), t3 = u_w + 2 u_acc; 2N roundings of partial
- * sums of magnitude at most Y3 (N - 1 additions, N - 1 rescalings); the
- * division, coherent.
+ * (|W_J| + e^W_J)) (B11's), t3 = u_w + 2 u_acc the per-tuple roundings (to
+ * w, the product with W', a division) and r3 = (1 + u_w)(1 + u_acc)^2 - 1
+ * - t3 their second order, coherent; the division, coherent; V_acc the
+ * partial sums' roundings: 2N of magnitude at most Y3 (N - 1 additions,
+ * N - 1 rescalings), or with tiles (9.8) 2 (K - 1) such and, inside the
+ * tiles, B - 1 per tile of magnitude at most min(Y3, B ym3), ym3 = (1 +
+ * Gamma_N) max_J y_J, whose squares sum to at most that times Y3.
  */
-static double prob_X3(const row *r, const chan_sums *s, int c, double lam)
+static double prob_X3(const row *r, const chan_sums *s, int c, double lam, double *part)
 {
     const consts *k = &r->k;
     if (r->p->reduce != NSX_REDUCE_PRODUCT || k->ft.u > 0)
         return INFINITY;
-    const double N = (double)r->N, ua = k->fa.u, t3 = k->fw.u + 2 * ua;
+    const double N = (double)r->N, ua = k->fa.u, uw = k->fw.u;
     const double Y = min2(s->S3[c], s->C3[c]), Y3 = Y * (1 + r->gNw);
-    const double v = s->V3[c] + 2 * N * (ua * Y3) * (ua * Y3);
-    return (lam * sqrt(v) + ua * Y3 + (gamma_of(3, max2(k->fw.u, ua)) - t3) * Y) * (1 + 4 * U64);
+    const tiling *t = &r->tl;
+    double vacc = 2 * N * (ua * Y3) * (ua * Y3);
+    if (r->ctx->model.tile != 0 && !t->sep) {
+        /* tile=B/acc: N - 1 additions and K - 1 rescalings of partial sums at most Y3 */
+        vacc = min2(vacc, (N + t->K - 2) * (ua * Y3) * (ua * Y3));
+    } else if (r->ctx->model.tile != 0) {
+        const double ym3 = s->YM[c] * (1 + r->gNw);
+        vacc = min2(vacc, (2 * (t->K - 1) * Y3 + (t->B - 1) * min2(Y3, t->B * ym3)) * Y3 * ua * ua * (1 + 4 * U64));
+    }
+    const double r3 = (2 * uw * ua + ua * ua + uw * ua * ua) * (1 + 4 * U64);
+    if (part) {
+        part[NSX_BT_X3_TUP] = lam * sqrt(s->V3[c]);
+        part[NSX_BT_X3_ACC] = lam * sqrt(vacc);
+        part[NSX_BT_X3_COH] = ua * Y3 + r3 * Y;
+    }
+    return (lam * sqrt(s->V3[c] + vacc) + ua * Y3 + r3 * Y) * (1 + 4 * U64);
 }
 
 /*
@@ -872,6 +960,12 @@ static int output_B12_B13(const row *r, const double *o_exact, const double *o_u
     for (int c = 0; c < r->p->dv; c++) {
         if (os == 0) {
             o_bound[c] = nsx_fmt_ulp(&k->fout, 0.0) * margin; /* O = 0 exactly, 0 * finite = 0 */
+            if (r->ctx->terms) {
+                double *t = r->ctx->terms + (size_t)c * NSX_BT_COUNT;
+                for (int x = 0; x < NSX_BT_COUNT; x++)
+                    t[x] = 0;
+                t[NSX_BT_ULP] = nsx_fmt_ulp(&k->fout, 0.0);
+            }
             continue;
         }
         double mu_unc = o_unc ? o_unc[c] / aos * (1 + 2 * U64) : 0.0; /* |O-hat - O| / |os| */
@@ -882,15 +976,31 @@ static int output_B12_B13(const row *r, const double *o_exact, const double *o_u
         double X3 = r->gNw * min2(r->wild ? INFINITY : s.S3[c], s.C3[c]); /* B11 */
         double Th = r->Theta;
         if (prob) {
-            X1 = min2(X1, prob_X1(r, &s, c, lam, mu_err));
+            X1 = min2(X1, prob_X1(r, &s, c, lam, mu_err, NULL));
             X2 = min2(X2, s.P2[c] + lam * sqrt(s.V2[c]) * (1 + 4 * U64)); /* P2 */
-            X3 = min2(X3, prob_X3(r, &s, c, lam));
+            X3 = min2(X3, prob_X3(r, &s, c, lam, NULL));
             Th = r->Theta_p;
         }
         double Emu = (X1 + X2 + X3 + r->aN / r->S_lo + s.UW[c] + mu_abs * Th) / (1 - Th); /* B8 */
         double Epre = aos * (Emu * (1 + gos) + gos * mu_abs) + k->fa.lambda;                 /* B12 */
         double Oabs = fabs(o_exact[c]) * (1 + U64) + (o_unc ? o_unc[c] : 0.0);
         double E = Epre + nsx_fmt_ulp(&k->fout, Oabs + Epre);                                 /* B13 */
+        if (r->ctx->terms) {
+            double *t = r->ctx->terms + (size_t)c * NSX_BT_COUNT;
+            for (int x = 0; x < NSX_BT_COUNT; x++)
+                t[x] = 0;
+            t[NSX_BT_X1] = X1, t[NSX_BT_X2] = X2, t[NSX_BT_X3] = X3;
+            t[NSX_BT_X1W] = min2(r->wild ? INFINITY : s.S1[c], s.C1[c] + mu_err);
+            t[NSX_BT_X2W] = min2(r->wild ? INFINITY : s.S2[c], s.C2[c]);
+            t[NSX_BT_X3W] = r->gNw * min2(r->wild ? INFINITY : s.S3[c], s.C3[c]);
+            if (prob) {
+                prob_X1(r, &s, c, lam, mu_err, t);
+                prob_X3(r, &s, c, lam, t);
+            }
+            t[NSX_BT_UNDER] = r->aN / r->S_lo + s.UW[c];
+            t[NSX_BT_THETA] = Th, t[NSX_BT_MUTH] = mu_abs * Th;
+            t[NSX_BT_SCALE] = aos / (1 - Th), t[NSX_BT_EPRE] = Epre, t[NSX_BT_ULP] = E - Epre;
+        }
         if (Oabs + E > k->fout.max)
             return nsx_bound_not_applicable(r->ctx, err, r->b, r->h, r->i, "the output may overflow the output format",
                                   Oabs + E, k->fout.max);
@@ -1044,6 +1154,7 @@ static int bound_row(nsx_bound_ctx *ctx, int b, int h, int i, const int32_t *sel
     int rc = scores_B1_B2(&r, rb, err);
     if (rc || rb->nonfinite || r.N == 0 || !isfinite(r.lse))
         return rc;
+    r.tl = tiling_of(&ctx->model, (double)r.N);
     nsx_slice_start(&ctx->z, i, sel_row);
     weights_B3_B5(&r);
     nsx_slice_start(&ctx->z, i, sel_row);

@@ -54,7 +54,27 @@ typedef struct nsx_bound_ctx {
     nsx_prob_groups pg;    /* bound=prob: the key groups of ORACLE.md 8.3 */
     double *pg_sq;         /* bound=prob: their n * dv sums of squares */
     double *xs;            /* 4 L + 2 di: indexer logits and quantization errors */
+    double *terms;         /* NULL, or NSX_BT_COUNT * dv doubles the caller owns: each row's
+                              terms of B8-B13 per channel (enum nsx_bound_term), for diagnosis */
 } nsx_bound_ctx;
+
+/* The terms of one output's bound (ORACLE.md B8-B13, P1-P4, 9.8), written
+   to ctx->terms[c * NSX_BT_COUNT + t] by nsx_bound_row when ctx->terms is
+   set.  The X's, the underflow terms and Theta are in the frame of mu (B8):
+   an X contributes |os| X / (1 - Theta) to the output's bound. */
+enum nsx_bound_term {
+    NSX_BT_X1, NSX_BT_X2, NSX_BT_X3,   /* as used: the smaller of worst and prob */
+    NSX_BT_X1W, NSX_BT_X2W, NSX_BT_X3W, /* the worst case (B9-B11) */
+    NSX_BT_X1_COH, NSX_BT_X1_TUP, NSX_BT_X1_KEY, NSX_BT_X1_RESC, /* P1's parts */
+    NSX_BT_X3_TUP, NSX_BT_X3_ACC, NSX_BT_X3_COH,                 /* P3's parts */
+    NSX_BT_UNDER,                      /* a^N / S_lo + U_c (B7, 9.1 R3) */
+    NSX_BT_THETA,                      /* Theta as used */
+    NSX_BT_MUTH,                       /* |mu| Theta */
+    NSX_BT_SCALE,                      /* 1 / (1 - Theta) |os| */
+    NSX_BT_EPRE,                       /* E_pre (B12) */
+    NSX_BT_ULP,                        /* the output's ulp (B13) */
+    NSX_BT_COUNT
+};
 
 /*
  * Prepares ctx for problem p (checked), inputs in (binary64 views as

@@ -76,8 +76,9 @@ double nsx_fmt_ulp(const nsx_fmt *f, double x)
 
 /* idx, idx_blk of the presets without FP8: the indexer reads q, k in `in` */
 #define IDX_PLAIN NSX_MODEL_NONE, NSX_MODEL_IDX_BLOCK
-/* bound, sub_keep, pfail of every preset: the worst-case bound, subnormals may flush */
-#define BOUND_PLAIN NSX_BOUND_WORST, 0, NSX_PFAIL_DEFAULT
+/* bound, sub_keep, pfail, tile, tile_acc of every preset: the worst-case bound, subnormals may flush,
+   sums in any order */
+#define BOUND_PLAIN NSX_BOUND_WORST, 0, NSX_PFAIL_DEFAULT, 0, 0
 
 static const nsx_model preset_table[] = {
     /*          in                op                acc              int             w                out              lseout           lse (empty)        idx, idxblk  form, bound */
@@ -167,10 +168,10 @@ int nsx_model_parse(const char *s, nsx_model *out, nsx_err *err)
                                            "einsum-bf16, einsum-f16, triton-f32, dsa-fp8) nor KEY=VALUE"
                                          : "model '%s': preset '%s' must come first",
                                    s, item);
-            int bound = m.bound, sub_keep = m.sub_keep;
+            int bound = m.bound, sub_keep = m.sub_keep, tile = m.tile, tile_acc = m.tile_acc;
             double pfail = m.pfail;
             m = preset_table[p];
-            m.bound = bound, m.pfail = pfail, m.sub_keep = sub_keep;
+            m.bound = bound, m.pfail = pfail, m.sub_keep = sub_keep, m.tile = tile, m.tile_acc = tile_acc;
             continue;
         }
         *eq = '\0';
@@ -236,6 +237,23 @@ int nsx_model_parse(const char *s, nsx_model *out, nsx_err *err)
                 return nsx_err_set(err, NSX_E_INPUT, "model '%s': sub=%s: subnormals are keep or flush", s, val);
             continue;
         }
+        if (strcmp(key, "tile") == 0) {
+            /* none, row, B or B/acc (ORACLE.md 9.8) */
+            char *end;
+            long v = strtol(val, &end, 10);
+            int acc = strcmp(end, "/acc") == 0;
+            if (strcmp(val, "none") == 0)
+                m.tile = 0, m.tile_acc = 0;
+            else if (strcmp(val, "row") == 0)
+                m.tile = NSX_TILE_ROW, m.tile_acc = 0;
+            else if (end != val && (*end == '\0' || acc) && v >= 1 && v <= NSX_TILE_MAX && val[0] >= '0' && val[0] <= '9')
+                m.tile = (int)v, m.tile_acc = acc;
+            else
+                return nsx_err_set(err, NSX_E_INPUT,
+                                   "model '%s': tile=%s: the tuples per tile, 1 to %d, summed on their own (B) or into "
+                                   "the running accumulator (B/acc), or row (two-pass) or none", s, val, NSX_TILE_MAX);
+            continue;
+        }
         if (strcmp(key, "pfail") == 0) {
             char *end;
             double v = strtod(val, &end);
@@ -252,7 +270,7 @@ int nsx_model_parse(const char *s, nsx_model *out, nsx_err *err)
         if (k == sizeof keys / sizeof keys[0])
             return nsx_err_set(err, NSX_E_INPUT,
                                "model '%s': unknown key '%s' (keys: in, op, acc, int, w, out, lseout, lse, "
-                               "lseform, idx, idxblk, sub, bound, pfail)",
+                               "lseform, idx, idxblk, sub, tile, bound, pfail)",
                                s, key);
         /* allow_none: 1 none and tf32 (int, w), 2 tf32 only (op) */
         int f = format_value(val, keys[k].allow_none);
@@ -343,6 +361,10 @@ char *nsx_model_format(const nsx_model *m, char *buf, size_t len)
         n += snprintf(buf + n, len - (size_t)n, ",idx=%s,idxblk=%d", fname_of(m->idx), m->idx_blk);
     if (m->sub_keep && n >= 0 && (size_t)n < len)
         n += snprintf(buf + n, len - (size_t)n, ",sub=keep");
+    if (m->tile == NSX_TILE_ROW && n >= 0 && (size_t)n < len)
+        n += snprintf(buf + n, len - (size_t)n, ",tile=row");
+    else if (m->tile > 0 && n >= 0 && (size_t)n < len)
+        n += snprintf(buf + n, len - (size_t)n, m->tile_acc ? ",tile=%d/acc" : ",tile=%d", m->tile);
     if (m->bound == NSX_BOUND_PROB && n >= 0 && (size_t)n < len)
         snprintf(buf + n, len - (size_t)n, ",bound=prob,pfail=%.3g", m->pfail);
     return buf;
@@ -366,6 +388,8 @@ int nsx_model_from_kernel(const nsx_kernel_info *ki, nsx_model *m, nsx_err *err)
     m->bound = NSX_BOUND_WORST;
     m->sub_keep = 0;
     m->pfail = NSX_PFAIL_DEFAULT;
+    m->tile = 0;
+    m->tile_acc = 0;
     m->idx = NSX_MODEL_NONE;
     m->idx_blk = NSX_MODEL_IDX_BLOCK;
     return 0;
@@ -401,5 +425,7 @@ int nsx_model_from_kernel_indexer(const nsx_kernel_info *ki, nsx_model *m, nsx_e
     m->bound = NSX_BOUND_WORST;
     m->sub_keep = 0;
     m->pfail = NSX_PFAIL_DEFAULT;
+    m->tile = 0;
+    m->tile_acc = 0;
     return 0;
 }

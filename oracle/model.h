@@ -40,6 +40,16 @@
  *           subnormals, as IEEE 754 and CUDA's cvt.rn do: |eta| <= lambda u).
  *   pfail   with bound=prob: the modelled probability that one element of
  *           an honest kernel exceeds its bound (default 1e-9).
+ *   tile    how the kernel sums over a row's tuples (ORACLE.md 9.8): none
+ *           (the default: any order, any tree, a rescaling per tuple), a
+ *           tile size B (the tuples summed in tiles of at most B, any tree
+ *           inside a tile, the tile results added to the accumulators one
+ *           after another with at most one rescaling each: a flash kernel's
+ *           key block), or row (one tile: a two-pass softmax, no rescaling).
+ *           tile=B sums each tile on its own, from zero, and adds its
+ *           result to the accumulator; tile=B/acc adds the tile's products
+ *           straight into the running accumulator, as Triton's
+ *           tl.dot(p, v, acc) does (only the rescalings are fewer).
  *
  * Syntax (--model, and the candidate's metadata key "nsimplex.model"): a
  * comma-separated list whose first item may name a preset, followed by
@@ -101,6 +111,12 @@ enum nsx_bound_kind {
                             modelled as independent, mean zero (Higham and Mary) */
 };
 
+/* tile=row (ORACLE.md 9.8): the whole row is one tile, no rescaling. */
+#define NSX_TILE_ROW (-1)
+/* The largest tile size the key accepts (a larger one is tile=row for
+   every row the oracle can judge in reasonable time). */
+#define NSX_TILE_MAX (1 << 16)
+
 /* The probabilistic bound's default failure probability per element. */
 #define NSX_PFAIL_DEFAULT 1e-9
 
@@ -117,6 +133,12 @@ typedef struct nsx_model {
     double pfail;                           /* bound=prob: the probability, under the model of
                                                ORACLE.md 9.2, that one element of an honest
                                                kernel exceeds its bound; 0 < pfail <= 1/4 */
+    int tile;                               /* 0: none (A2, A4); 1 .. NSX_TILE_MAX: tiles of at
+                                               most that many tuples; NSX_TILE_ROW: one tile per
+                                               row (ORACLE.md 9.8) */
+    int tile_acc;                           /* with tile > 0: 1 when the tile's products are added
+                                               straight into the running accumulator (tile=B/acc),
+                                               0 when each tile is summed on its own (tile=B) */
 } nsx_model;
 
 /* 1 when format f is an FP8 format (NSX_MODEL_E4M3, _E5M2). */
@@ -171,8 +193,9 @@ const char *nsx_model_warning(const char *s, char *buf, size_t len);
 
 /* The canonical text of m (every key, in the order in,op,acc,int,w,out,
    lseout,lse, then lseform when it is not ln, then idx and idxblk when idx
-   is not none, sub=keep when subnormals are kept, bound=prob,pfail=P when
-   the bound is probabilistic) into buf (size len; 160 bytes always
+   is not none, sub=keep when subnormals are kept, tile=B, B/acc or row when
+   the kernel declares its tiles, bound=prob,pfail=P when the bound is
+   probabilistic) into buf (size len; 160 bytes always
    suffice); returns buf.
    nsx_model_parse reads it back to the same model.  Pre (asserted): m and
    buf not NULL, len >= 1. */

@@ -23,7 +23,7 @@
 #include <string.h>
 
 #include "simd/bf16.h"
-#include "simd/cands.h"
+#include "simd/plan.h"
 #include "simd/simd.h"
 #include "simd/tiles.h"
 
@@ -160,16 +160,13 @@ const nsx_kernel_info *nsx_simd_bf16_info(void)
 
 /* ---- the driver ------------------------------------------------------------- */
 
-/* Bytes of one chunk's panels: small enough for L2, as forward.c's. */
-#define PANEL_BYTES (256u * 1024u)
-
 typedef struct plan {
     const nsx_kernel_problem *p;
     const nsx_bf16_io *io;
     const nsx_bf16_kernels *ks;
-    int G, dvp, d2, chunk;
-    int cap[NSX_MAX_ORDER];
-    float kb[NSX_MAX_ORDER], vb[NSX_MAX_ORDER];
+    nsx_plan_sizes s;           /* G, dvp, cap, kb, vb (simd/plan.h) */
+    int d2;                     /* bf16 pairs in a row of d, (d + 1) / 2 */
+    int chunk;                  /* inner keys per panel, a multiple of nr */
 } plan;
 
 typedef struct work {
@@ -189,43 +186,33 @@ typedef struct work {
     nsx_row_state *st;          /* [G] */
     uint32_t *mask;             /* [mr] */
     int *ex;                    /* [mr][NSX_MAX_ORDER] */
-    void *block;
 } work;
 
-static size_t round_up(size_t x, size_t to)
-{
-    return (x + to - 1) / to * to;
-}
-
+/* Lays out w from base (NULL: only sizes it); returns the bytes needed. */
 static size_t work_layout(const plan *pl, work *w, char *base)
 {
     const nsx_kernel_problem *p = pl->p;
-    const int mr = pl->ks->mr, nr = pl->ks->nr, n = p->n;
+    const int mr = pl->ks->mr, nr = pl->ks->nr, n = p->n, G = pl->s.G, dvp = pl->s.dvp;
     size_t off = 0;
-#define CARVE(ptr, count)                                                   \
-    do {                                                                    \
-        if (base)                                                           \
-            (ptr) = (void *)(base + off);                                   \
-        off += round_up((size_t)(count) * sizeof *(ptr), 64);               \
-    } while (0)
+#define CARVE(ptr, count) NSX_CARVE(base, off, ptr, count)
     for (int m = 0; m < n; m++)
-        CARVE(w->list[m], pl->cap[m]);
+        CARVE(w->list[m], pl->s.cap[m]);
     CARVE(w->selrow, p->topk > 0 ? p->topk : 1);
     CARVE(w->kt, (size_t)p->d * pl->chunk);
-    CARVE(w->kpan, (size_t)pl->G * pl->d2 * pl->chunk);
-    CARVE(w->vpan, (size_t)pl->chunk * pl->dvp);
-    CARVE(w->vpan2, (size_t)pl->chunk / 2 * pl->dvp);
+    CARVE(w->kpan, (size_t)G * pl->d2 * pl->chunk);
+    CARVE(w->vpan, (size_t)pl->chunk * dvp);
+    CARVE(w->vpan2, (size_t)pl->chunk / 2 * dvp);
     CARVE(w->uf, p->d);
     CARVE(w->u, (size_t)mr * pl->d2);
-    CARVE(w->vp, (size_t)mr * pl->dvp);
+    CARVE(w->vp, (size_t)mr * dvp);
     CARVE(w->ptile, (size_t)mr * nr);
     CARVE(w->lvl_u, (size_t)(n > 2 ? n - 2 : 1) * p->d);
-    CARVE(w->lvl_v, (size_t)(n > 2 ? n - 2 : 1) * pl->dvp);
-    CARVE(w->qs, (size_t)pl->G * p->d);
-    CARVE(w->uq, (size_t)pl->G * pl->d2);
-    CARVE(w->acc, (size_t)pl->G * pl->dvp);
-    CARVE(w->colacc, (size_t)pl->G * pl->chunk);
-    CARVE(w->st, pl->G);
+    CARVE(w->lvl_v, (size_t)(n > 2 ? n - 2 : 1) * dvp);
+    CARVE(w->qs, (size_t)G * p->d);
+    CARVE(w->uq, (size_t)G * pl->d2);
+    CARVE(w->acc, (size_t)G * dvp);
+    CARVE(w->colacc, (size_t)G * pl->chunk);
+    CARVE(w->st, G);
     CARVE(w->mask, mr);
     CARVE(w->ex, (size_t)mr * NSX_MAX_ORDER);
 #undef CARVE
@@ -238,23 +225,12 @@ static void plan_init(plan *pl, const nsx_kernel_problem *p, const nsx_bf16_io *
     pl->p = p;
     pl->io = io;
     pl->ks = ks;
-    pl->G = p->H / p->Hkv;
-    pl->dvp = (int)round_up((size_t)p->dv, 16);
+    nsx_plan_sizes_init(&pl->s, p);
     pl->d2 = (p->d + 1) / 2;
-    int most = 1;
-    for (int m = 0; m < p->n; m++) {
-        pl->cap[m] = nsx_cands_cap(p, m);
-        if (pl->cap[m] > most)
-            most = pl->cap[m];
-        pl->kb[m] = (float)p->k_bias[m];
-        pl->vb[m] = (float)p->v_bias[m];
-    }
     /* per key: its float32 column, G bf16 pair columns, its value row in
        float32 and in bf16 */
-    size_t per_key = (size_t)p->d * 4 + (size_t)pl->G * pl->d2 * 4 + (size_t)pl->dvp * 6;
-    size_t fit = PANEL_BYTES / per_key / (size_t)ks->nr * (size_t)ks->nr;
-    size_t need = round_up((size_t)most, (size_t)ks->nr);
-    pl->chunk = (int)(fit < (size_t)ks->nr ? (size_t)ks->nr : fit < need ? fit : need);
+    size_t per_key = (size_t)p->d * 4 + (size_t)pl->s.G * pl->d2 * 4 + (size_t)pl->s.dvp * 6;
+    pl->chunk = nsx_plan_chunk(per_key, pl->s.most, ks->nr);
 }
 
 /* As forward.c's inner_dim: the padded tile work plus the rows' products
@@ -282,14 +258,12 @@ static int inner_dim(const plan *pl, const int *cnt)
 
 static const uint16_t *k_row(const plan *pl, int m, int b, int j, int g)
 {
-    const nsx_kernel_problem *p = pl->p;
-    return pl->io->k[m] + (((size_t)b * p->L + j) * p->Hkv + g) * p->d;
+    return pl->io->k[m] + nsx_plan_row_at(pl->p, pl->p->d, b, j, g);
 }
 
 static const uint16_t *v_row(const plan *pl, int m, int b, int j, int g)
 {
-    const nsx_kernel_problem *p = pl->p;
-    return pl->io->v[m] + (((size_t)b * p->L + j) * p->Hkv + g) * p->dv;
+    return pl->io->v[m] + nsx_plan_row_at(pl->p, pl->p->dv, b, j, g);
 }
 
 /* dst[l] = a[l] * (x[l] + bias) (a not NULL, mul) or a[l] + (x[l] + bias)
@@ -327,8 +301,8 @@ static void to_pairs(uint32_t *dst, const float *x, int d)
    by a ratio of 36 that way).  The heads' rows are then s q_h (uq). */
 static void pack(const plan *pl, work *w, int b, int g, int mi, const int *keys, int nk, int ldk)
 {
-    const int d = pl->p->d, dv = pl->p->dv, dvp = pl->dvp, d2 = pl->d2;
-    const float kb = pl->kb[mi], vb = pl->vb[mi];
+    const int d = pl->p->d, dv = pl->p->dv, dvp = pl->s.dvp, d2 = pl->d2;
+    const float kb = pl->s.kb[mi], vb = pl->s.vb[mi];
     float *kt = w->kt;
     for (int c = 0; c < nk; c++) {
         const uint16_t *kr = k_row(pl, mi, b, keys[c], g);
@@ -361,7 +335,7 @@ static void pack(const plan *pl, work *w, int b, int g, int mi, const int *keys,
         }
         return;
     }
-    for (int hh = 0; hh < pl->G; hh++) {
+    for (int hh = 0; hh < pl->s.G; hh++) {
         const float *qs = w->qs + (size_t)hh * d;
         uint32_t *kp = w->kpan + (size_t)hh * d2 * ldk;
         for (int pp = 0; pp < d2; pp++) {
@@ -382,22 +356,22 @@ static void flush_rows(const plan *pl, work *w, int rows, int nk, int ldk, int n
     const nsx_kernel_problem *p = pl->p;
     const int mr = pl->ks->mr, nr = pl->ks->nr;
     nsx_bf16_tile t = {
-        .d2 = pl->d2, .dvp = pl->dvp, .sum = p->reduce != NSX_REDUCE_PRODUCT,
+        .d2 = pl->d2, .dvp = pl->s.dvp, .sum = p->reduce != NSX_REDUCE_PRODUCT,
         .u = w->u, .vp = w->vp, .ldk = ldk, .mask = w->mask, .ptile = w->ptile,
     };
     /* Padding rows are zero (forward.c's flush_rows says why). */
     if (rows < mr) {
         memset(w->u + (size_t)rows * pl->d2, 0, (size_t)(mr - rows) * pl->d2 * sizeof *w->u);
-        memset(w->vp + (size_t)rows * pl->dvp, 0, (size_t)(mr - rows) * pl->dvp * sizeof(float));
+        memset(w->vp + (size_t)rows * pl->s.dvp, 0, (size_t)(mr - rows) * pl->s.dvp * sizeof(float));
     }
     for (int cb = 0; (t.nc = nsx_tile_len(nk, cb, nr)) > 0; cb += t.nc) {
         const uint32_t cols = nsx_tile_cols(t.nc);
         for (int r = 0; r < mr; r++)
             w->mask[r] = nsx_tile_row_mask(cols, r < rows, w->ex + r * NSX_MAX_ORDER,
                                            p->distinct ? np : 0, cb);
-        t.vpan = w->vpan + (size_t)cb * pl->dvp;
-        t.vpan2 = w->vpan2 + (size_t)(cb / 2) * pl->dvp;
-        for (int hh = 0; hh < pl->G; hh++) {
+        t.vpan = w->vpan + (size_t)cb * pl->s.dvp;
+        t.vpan2 = w->vpan2 + (size_t)(cb / 2) * pl->s.dvp;
+        for (int hh = 0; hh < pl->s.G; hh++) {
             nsx_row_state *st = &w->st[hh];
             if (p->n == 1) { /* the head's row s q_h against the shared panel */
                 memcpy(w->u, w->uq + (size_t)hh * pl->d2, (size_t)pl->d2 * sizeof *w->u);
@@ -420,17 +394,17 @@ static void prefix_level(const plan *pl, work *w, int b, int g, int m, int j, in
     const nsx_kernel_problem *p = pl->p;
     const uint16_t *kr = k_row(pl, m, b, j, g), *vr = v_row(pl, m, b, j, g);
     if (lv == 0) {
-        add_bias(u_out, NULL, kr, pl->kb[m], p->d);
-        add_bias(v_out, NULL, vr, pl->vb[m], p->dv);
+        add_bias(u_out, NULL, kr, pl->s.kb[m], p->d);
+        add_bias(v_out, NULL, vr, pl->s.vb[m], p->dv);
         return;
     }
     const float *u_in = w->lvl_u + (size_t)(lv - 1) * p->d;
-    const float *v_in = w->lvl_v + (size_t)(lv - 1) * pl->dvp;
-    mul_bias(u_out, u_in, kr, pl->kb[m], p->d);
+    const float *v_in = w->lvl_v + (size_t)(lv - 1) * pl->s.dvp;
+    mul_bias(u_out, u_in, kr, pl->s.kb[m], p->d);
     if (p->reduce != NSX_REDUCE_PRODUCT)
-        add_bias(v_out, v_in, vr, pl->vb[m], p->dv);
+        add_bias(v_out, v_in, vr, pl->s.vb[m], p->dv);
     else
-        mul_bias(v_out, v_in, vr, pl->vb[m], p->dv);
+        mul_bias(v_out, v_in, vr, pl->s.vb[m], p->dv);
 }
 
 /* forward.c's sweep (the odometer over the prefix tuples); each row's u is
@@ -439,7 +413,7 @@ static void sweep(const plan *pl, work *w, int b, int g, const int *pd, int np, 
                   const int *inner_keys, int nk, int ldk)
 {
     const nsx_kernel_problem *p = pl->p;
-    const int d = p->d, dvp = pl->dvp, mr = pl->ks->mr;
+    const int d = p->d, dvp = pl->s.dvp, mr = pl->ks->mr;
     int idx[NSX_MAX_ORDER] = {0}, lim[NSX_MAX_ORDER], keys[NSX_MAX_ORDER];
     int valid = 0, rows = 0;
     for (int k = 0; k < np; k++)
@@ -502,13 +476,10 @@ static void finish(const plan *pl, const nsx_row_state *st, int b, int h, int i)
 static void run_item(const plan *pl, work *w, int b, int g, int i)
 {
     const nsx_kernel_problem *p = pl->p;
-    const int n = p->n, G = pl->G, dvp = pl->dvp, nr = pl->ks->nr;
+    const int n = p->n, G = pl->s.G, dvp = pl->s.dvp, nr = pl->ks->nr;
     const int sum = p->reduce != NSX_REDUCE_PRODUCT;
-    int nsel = p->topk > 0 ? nsx_sel_row(p, b, i, w->selrow) : 0;
     int cnt[NSX_MAX_ORDER];
-    for (int m = 0; m < n; m++)
-        cnt[m] = nsx_cands(p, m, i, w->selrow, nsel, w->list[m]);
-    const int empty = nsx_tile_empty(cnt, n);
+    const int empty = nsx_plan_lists(p, b, i, w->selrow, w->list, cnt);
     for (int hh = 0; hh < G; hh++) {
         nsx_row_state *st = &w->st[hh];
         st->m = -INFINITY;
@@ -578,23 +549,13 @@ int nsx_simd_forward_bf16_with(const nsx_kernel_problem *p, const nsx_bf16_io *i
     plan pl;
     plan_init(&pl, p, io, ks);
     const long items = (long)p->L * p->B * p->Hkv;
-    int T = nsx_simd_threads(threads);
-    if (T > items)
-        T = (int)items;
+    const int T = nsx_plan_threads(threads, items);
+    /* All scratch first (zero: forward.c's driver says why). */
     work *ws = calloc((size_t)T, sizeof *ws);
-    if (!ws)
-        return NSX_SIMD_ENOMEM;
-    size_t bytes = work_layout(&pl, &ws[0], NULL);
-    int fail = 0;
-    for (int t = 0; t < T; t++) {
-        ws[t].block = aligned_alloc(64, bytes);
-        if (!ws[t].block) {
-            fail = 1;
-            break;
-        }
-        memset(ws[t].block, 0, bytes);
-        work_layout(&pl, &ws[t], ws[t].block);
-    }
+    void **blocks = ws ? nsx_plan_blocks(T, work_layout(&pl, &ws[0], NULL)) : NULL;
+    const int fail = !blocks;
+    for (int t = 0; t < T && !fail; t++)
+        work_layout(&pl, &ws[t], blocks[t]);
     if (!fail) {
         const long per_i = (long)p->B * p->Hkv;
 #pragma omp parallel for num_threads(T) schedule(dynamic, 1)
@@ -604,8 +565,7 @@ int nsx_simd_forward_bf16_with(const nsx_kernel_problem *p, const nsx_bf16_io *i
             run_item(&pl, &ws[omp_get_thread_num()], b, g, i);
         }
     }
-    for (int t = 0; t < T; t++)
-        free(ws[t].block);
+    nsx_plan_blocks_free(blocks, T);
     free(ws);
     return fail ? NSX_SIMD_ENOMEM : NSX_SIMD_OK;
 }

@@ -14,10 +14,10 @@
  * step is fmaf with the flushes around it.  Flushing after the rounding
  * is x86's tininess-after-rounding.
  *
- * After the scores the tile is fwd_scalar.c's (a deliberate copy: the
- * online softmax in float32, expf), but for the product reducer's value
- * side, which is the same VDPBF16PS chain over key pairs, its weights
- * rounded to bf16 as VCVTNE2PS2BF16 rounds (the same SDM rules).
+ * After the scores the tile is fwd_scalar.c's (the online softmax in
+ * float32, expf: simd/softmax_scalar.h, shared), but for the product
+ * reducer's value side, which is the same VDPBF16PS chain over key pairs,
+ * its weights rounded to bf16 as VCVTNE2PS2BF16 rounds (the same SDM rules).
  */
 #include <float.h>
 #include <math.h>
@@ -30,6 +30,8 @@
 
 #define MR 4
 #define NR 16
+#define TILE nsx_bf16_tile
+#include "simd/softmax_scalar.h"
 
 /* x, or zero of its sign when x is subnormal (NaN and infinities stay). */
 static inline float flush(float x)
@@ -74,36 +76,9 @@ static void tile_portable(const nsx_bf16_tile *t, nsx_row_state *st)
                 s[r][c] = dp_step(s[r][c], a, k[c]);
         }
     }
-    float tmax = -INFINITY;
-    for (int r = 0; r < MR; r++)
-        for (int c = 0; c < NR; c++)
-            if ((t->mask[r] >> c & 1u) && !(s[r][c] <= tmax))
-                tmax = s[r][c];
-    if (tmax == -INFINITY) /* every tuple of the tile is masked */
+    const float *P = tile_softmax(t, s, dvp, st);
+    if (!P) /* every tuple masked, or the sum reducer: done */
         return;
-    if (tmax > st->m)
-        nsx_row_state_rescale(st, tmax);
-    float psum = 0.0f, col[NR] = {0};
-    float *P = t->ptile;
-    for (int r = 0; r < MR; r++) {
-        float row = 0.0f;
-        for (int c = 0; c < NR; c++) {
-            float e = (t->mask[r] >> c & 1u) ? expf(s[r][c] - st->m) : 0.0f;
-            P[r * NR + c] = e;
-            row += e;
-            col[c] += e;
-        }
-        psum += row;
-        if (t->sum)
-            for (int x = 0; x < dvp; x++)
-                st->acc[x] += row * t->vp[r * dvp + x];
-    }
-    st->sum += psum;
-    if (t->sum) {
-        for (int c = 0; c < t->nc; c++)
-            t->colacc[c] += col[c];
-        return;
-    }
     /* Product: the weights as bf16 pairs of keys (2p, 2p + 1), as
        VCVTNE2PS2BF16 writes them (subnormal inputs read as zero, to
        nearest even, subnormal results flushed), then per value column the

@@ -14,6 +14,8 @@
 
 #define MR 4
 #define NR 16
+#define TILE nsx_tile
+#include "simd/softmax_scalar.h"
 
 static void tile_scalar(const nsx_tile *t, nsx_row_state *st)
 {
@@ -28,36 +30,9 @@ static void tile_scalar(const nsx_tile *t, nsx_row_state *st)
                 s[r][c] += a * k[c];
         }
     }
-    float tmax = -INFINITY;
-    for (int r = 0; r < MR; r++)
-        for (int c = 0; c < NR; c++)
-            if ((t->mask[r] >> c & 1u) && !(s[r][c] <= tmax))
-                tmax = s[r][c];
-    if (tmax == -INFINITY) /* every tuple of the tile is masked */
+    const float *P = tile_softmax(t, s, dvp, st);
+    if (!P) /* every tuple masked, or the sum reducer: done */
         return;
-    if (tmax > st->m)
-        nsx_row_state_rescale(st, tmax);
-    float psum = 0.0f, col[NR] = {0};
-    float *P = t->ptile;
-    for (int r = 0; r < MR; r++) {
-        float row = 0.0f;
-        for (int c = 0; c < NR; c++) {
-            float e = (t->mask[r] >> c & 1u) ? expf(s[r][c] - st->m) : 0.0f;
-            P[r * NR + c] = e;
-            row += e;
-            col[c] += e;
-        }
-        psum += row;
-        if (t->sum) /* the prefix's values, weighted by the row's total */
-            for (int x = 0; x < dvp; x++)
-                st->acc[x] += row * t->vp[r * dvp + x];
-    }
-    st->sum += psum;
-    if (t->sum) {
-        for (int c = 0; c < t->nc; c++)
-            t->colacc[c] += col[c];
-        return;
-    }
     /* Product: acc += sum_r vp[r] o (P[r,:] V). */
     for (int r = 0; r < MR; r++) {
         for (int x = 0; x < dvp; x++) {

@@ -1,9 +1,10 @@
 /*
- * What the SIMD drivers share (simd/forward.c, simd/backward.c, simd/n1.c):
- * the sizes a problem fixes, the chunk of inner keys that fits L2, the rows
- * of K and V, one work item's candidate lists, the carving of a thread's
- * scratch and the threads' blocks.  Each driver's plan holds these beside
- * its own; the arithmetic and the loops stay in the drivers.
+ * What the SIMD drivers share (simd/forward.c, simd/backward.c, simd/n1.c,
+ * simd/bf16.c): the sizes a problem fixes, the chunk of inner keys that
+ * fits L2, the rows of K and V, one work item's candidate lists, the
+ * carving of a thread's scratch and the threads' blocks.  Each driver's
+ * plan holds these beside its own; the arithmetic and the loops stay in
+ * the drivers.
  */
 #ifndef NSX_SIMD_PLAN_H
 #define NSX_SIMD_PLAN_H
@@ -38,12 +39,18 @@ static inline size_t nsx_round_up(size_t x, size_t to)
     return (x + to - 1) / to * to;
 }
 
-/* Row j of batch b, kv head g in a key or value tensor x of rows of width
-   floats ([B, L, Hkv, width]). */
+/* The offset, in elements, of row j of batch b, kv head g in a key or
+   value tensor of rows of width elements ([B, L, Hkv, width]). */
+static inline size_t nsx_plan_row_at(const nsx_kernel_problem *p, int width, int b, int j, int g)
+{
+    return (((size_t)b * p->L + j) * p->Hkv + g) * (size_t)width;
+}
+
+/* That row in a float32 tensor x. */
 static inline const float *nsx_plan_row(const nsx_kernel_problem *p, const float *x, int width,
                                         int b, int j, int g)
 {
-    return x + (((size_t)b * p->L + j) * p->Hkv + g) * (size_t)width;
+    return x + nsx_plan_row_at(p, width, b, j, g);
 }
 
 /* Query i of batch b: list[m][0..cnt[m]) = C_m(i) for m < n (simd/cands.h;

@@ -24,4 +24,8 @@ void cli_result_free(cli_result *r);
 /* The number of lines in s (a final line without '\n' counts). */
 int cli_count_lines(const char *s);
 
+/* 1 when the files a and b (two runs' outputs) hold the same bytes, and
+   some; 0 when they differ or either cannot be read. */
+int cli_same_file(const char *a, const char *b);
+
 #endif

@@ -52,3 +52,22 @@ void tcase_free(tcase *t)
 {
     nsx_instance_free(t);
 }
+
+void tcase_random_sel(tcase *t, rng *r)
+{
+    const nsx_problem *p = &t->p;
+    for (int b = 0; b < p->B; b++)
+        for (int i = 0; i < p->L; i++) {
+            int32_t *row = t->sel + nsx_sel_at(p, b, i, 0);
+            for (int x = 0; x < p->sel.k; x++) {
+                int j, dup;
+                do {
+                    j = rng_int(r, -1, p->L);
+                    dup = 0;
+                    for (int y = 0; y < x; y++)
+                        dup |= j >= 0 && j < p->L && row[y] == j;
+                } while (dup);
+                row[x] = j;
+            }
+        }
+}

@@ -30,5 +30,8 @@ void tcase_alloc(tcase *t, const nsx_problem *p);
 /* Fills q, k, v (and the indexer inputs) with rng_dyadic(bits, frac). */
 void tcase_fill(tcase *t, rng *r, int bits, int frac);
 void tcase_free(tcase *t);
+/* A random given selection into t->sel: entries in -1..L (so -1 pads,
+   invalid L and future keys all occur), no valid index twice in a row. */
+void tcase_random_sel(tcase *t, rng *r);
 
 #endif

@@ -1,4 +1,6 @@
 /* The SIMD kernel tests' problems (tests/simd_case.h). */
+#include <check.h>
+#include <dlfcn.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -139,4 +141,13 @@ int next_tuple(int *J, int n, int L)
         J[m] = 0;
     }
     return 0;
+}
+
+void *simd_so_open(const char **path)
+{
+    *path = getenv("NSX_SIMD_SO");
+    ck_assert_msg(*path != NULL, "NSX_SIMD_SO is not set (make check sets it)");
+    void *lib = dlopen(*path, RTLD_NOW | RTLD_LOCAL);
+    ck_assert_msg(lib != NULL, "dlopen %s: %s", *path, dlerror());
+    return lib;
 }

@@ -15,6 +15,11 @@
 
 #define U32 (1.0 / 16777216.0)
 
+/* The case tables' reducers. */
+#define P_ NSX_REDUCE_PRODUCT
+#define S_ NSX_REDUCE_SUM
+#define M_ NSX_REDUCE_MEAN
+
 /* g(k) = k u / (1 - k u), u = 2^-24: the bound on k roundings. */
 static inline double gam(double k)
 {
@@ -66,5 +71,9 @@ int ref_allowed(const nsx_kernel_problem *p, int b, int i, const int *J);
 
 /* Advances J over [0,L)^n; 0 when done. */
 int next_tuple(int *J, int n, int L);
+
+/* The SIMD kernel's shared library ($NSX_SIMD_SO, which make check sets)
+   through dlopen, asserted (Check); its path into *path.  dlclose it. */
+void *simd_so_open(const char **path);
 
 #endif /* NSX_TESTS_SIMD_CASE_H */

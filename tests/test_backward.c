@@ -84,26 +84,6 @@ static void grads_free(grads *gr, const nsx_problem *p)
     }
 }
 
-/* A random given selection: entries in -1..L, no valid index twice. */
-static void random_selection(tcase *t, rng *r)
-{
-    const nsx_problem *p = &t->p;
-    for (int b = 0; b < p->B; b++)
-        for (int i = 0; i < p->L; i++) {
-            int32_t *row = t->sel + nsx_sel_at(p, b, i, 0);
-            for (int x = 0; x < p->sel.k; x++) {
-                int j, dup;
-                do {
-                    j = rng_int(r, -1, p->L);
-                    dup = 0;
-                    for (int y = 0; y < x; y++)
-                        dup |= j >= 0 && j < p->L && row[y] == j;
-                } while (dup);
-                row[x] = j;
-            }
-        }
-}
-
 /* Random inputs and dO (dyadic, 8 bits: bf16-representable; below 2 in
    magnitude, so that no weight is below 2^-1000 and the independent
    gradients at HP_PREC bits keep hundreds of exact bits). */
@@ -113,7 +93,7 @@ static void fill(tcase *t, grads *gr, rng *r)
     for (size_t x = 0; x < nsx_o_size(&t->p); x++)
         gr->dout[x] = rng_dyadic(r, 8, 4);
     if (t->p.sel.source == NSX_SEL_INDICES)
-        random_selection(t, r);
+        tcase_random_sel(t, r);
 }
 
 static int run_bwd(tcase *t, grads *gr, const nsx_ref_opts *opts, nsx_ref_stats *st)

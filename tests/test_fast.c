@@ -202,20 +202,7 @@ static void random_case(tcase *t, rng *r, int n, int style)
         for (size_t x = 0; x < nq; x++)
             t->q[x] = ldexp(t->q[x], 1);
     if (p.sel.k)
-        for (int b = 0; b < p.B; b++)
-            for (int i = 0; i < p.L; i++) {
-                int32_t *row = t->sel + nsx_sel_at(&p, b, i, 0);
-                for (int x = 0; x < p.sel.k; x++) {
-                    int j, dup;
-                    do {
-                        j = rng_int(r, -1, p.L);
-                        dup = 0;
-                        for (int y = 0; y < x; y++)
-                            dup |= j >= 0 && j < p.L && row[y] == j;
-                    } while (dup);
-                    row[x] = j;
-                }
-            }
+        tcase_random_sel(t, r);
 }
 
 START_TEST(random_rows_of_every_feature)
@@ -606,20 +593,6 @@ START_TEST(isa_tables_agree)
 }
 END_TEST
 
-static char *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = malloc(n > 0 ? (size_t)n : 1);
-    *len = s ? fread(s, 1, (size_t)n, f) : 0;
-    fclose(f);
-    return s;
-}
-
 /* NSX_FAST_ISA forces a table for the whole program; one the CPU lacks is
    refused with one line. */
 START_TEST(forced_isa_on_the_command_line)
@@ -645,10 +618,7 @@ START_TEST(forced_isa_on_the_command_line)
         ck_assert_int_eq(cli_run(&res2, args2), 0);
         ck_assert_int_eq(res2.status, 0);
         cli_result_free(&res2);
-        size_t n1, n2;
-        char *a = slurp(out, &n1), *b = slurp(out2, &n2);
-        ck_assert(a && b && n1 == n2 && memcmp(a, b, n1) == 0);
-        free(a), free(b);
+        ck_assert_msg(cli_same_file(out, out2), "%s: the fast path's file is not MPFR's", names[isa]);
     } else {
         ck_assert_int_eq(res.status, 2);
         ck_assert_msg(strstr(res.err, "lacks") != NULL, "%s", res.err);
@@ -676,10 +646,7 @@ START_TEST(gen_recipe_takes_exact_only_and_stats)
     ck_assert_msg(r1.status == 0 && r2.status == 0, "%s%s", r1.err, r2.err);
     ck_assert_msg(strstr(r1.out, " 0 by MPFR") != NULL, "%s", r1.out);
     ck_assert_msg(strstr(r2.out, " 0 decided by the fast path") != NULL, "%s", r2.out);
-    size_t n1, n2;
-    char *a = slurp(fast, &n1), *b = slurp(exact, &n2);
-    ck_assert(a && b && n1 == n2 && memcmp(a, b, n1) == 0);
-    free(a), free(b);
+    ck_assert_msg(cli_same_file(fast, exact), "gen --recipe: fast and --exact-only files differ");
     cli_result_free(&r1);
     cli_result_free(&r2);
 }

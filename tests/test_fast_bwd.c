@@ -191,20 +191,7 @@ static void random_case(tcase *t, rng *r, int n, int style)
         for (size_t x = 0; x < nq; x++)
             t->q[x] = 0;
     if (p.sel.k)
-        for (int b = 0; b < p.B; b++)
-            for (int i = 0; i < p.L; i++) {
-                int32_t *row = t->sel + nsx_sel_at(&p, b, i, 0);
-                for (int x = 0; x < p.sel.k; x++) {
-                    int j, dup;
-                    do {
-                        j = rng_int(r, -1, p.L);
-                        dup = 0;
-                        for (int y = 0; y < x; y++)
-                            dup |= j >= 0 && j < p.L && row[y] == j;
-                    } while (dup);
-                    row[x] = j;
-                }
-            }
+        tcase_random_sel(t, r);
 }
 
 /* fast (shift: the bound-shift hook) and MPFR on t, bit for bit, or the
@@ -497,20 +484,6 @@ END_TEST
 
 /* ---- the command line ---- */
 
-static char *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = malloc(n > 0 ? (size_t)n : 1);
-    *len = s ? fread(s, 1, (size_t)n, f) : 0;
-    fclose(f);
-    return s;
-}
-
 /* eval --bwd takes the fast path by default and says so with --stats;
    --exact-only gives the same file through MPFR alone. */
 START_TEST(eval_bwd_fast_and_exact_only)
@@ -533,11 +506,7 @@ START_TEST(eval_bwd_fast_and_exact_only)
     line = strstr(r.out, "eval: backward: ref:");
     ck_assert_msg(line && strstr(line, ": 0 decided by the fast path"), "%s", r.out);
     cli_result_free(&r);
-    size_t n1 = 0, n2 = 0;
-    char *s1 = slurp(out1, &n1), *s2 = slurp(out2, &n2);
-    ck_assert(s1 && s2 && n1 > 0);
-    ck_assert_msg(n1 == n2 && memcmp(s1, s2, n1) == 0, "eval --bwd: fast and --exact-only files differ");
-    free(s1), free(s2);
+    ck_assert_msg(cli_same_file(out1, out2), "eval --bwd: fast and --exact-only files differ");
 }
 END_TEST
 

@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 
 #include "cli_run.h"
+#include "env.h"
 #include "fuzz/dref.h"
 #include "fuzz/fuzz.h"
 #include "simd/simd.h"
@@ -91,16 +92,6 @@ static nsx_model model_of(const nsx_kernel *k)
     nsx_err err = {0};
     ck_assert_int_eq(nsx_model_from_kernel(k->info, &m, &err), 0);
     return m;
-}
-
-/* $NSX_TMP (created if missing), else /tmp. */
-static const char *tmpdir(void)
-{
-    const char *t = getenv("NSX_TMP");
-    if (!t || !*t)
-        return "/tmp";
-    mkdir(t, 0777);
-    return t;
 }
 
 /* A case from a recipe (with the extras given), seed fixed. */
@@ -483,7 +474,7 @@ START_TEST(test_run_catches_and_saves)
 {
     nsx_kernel k = planted(BUG_LEAK);
     char dir[512];
-    snprintf(dir, sizeof dir, "%s/fuzz-saved", tmpdir());
+    snprintf(dir, sizeof dir, "%s/fuzz-saved", test_tmpdir());
     mkdir(dir, 0777);
     nsx_fuzz_opts o;
     nsx_fuzz_summary s;
@@ -683,7 +674,7 @@ END_TEST
 START_TEST(test_cli)
 {
     char out[512];
-    snprintf(out, sizeof out, "%s/fuzz-cli", tmpdir());
+    snprintf(out, sizeof out, "%s/fuzz-cli", test_tmpdir());
     const char *ok[] = {"fuzz", "--count", "4", "--seed", "5", "--shapes", "small", "--out", out, NULL};
     cli_result r;
     ck_assert_int_eq(cli_run(&r, ok), 0);
@@ -834,7 +825,7 @@ END_TEST
 START_TEST(test_steer_cli)
 {
     char out[512];
-    snprintf(out, sizeof out, "%s/fuzz-steer", tmpdir());
+    snprintf(out, sizeof out, "%s/fuzz-steer", test_tmpdir());
     /* drawn as asked: --verbose prints every problem */
     const char *ok[] = {"fuzz", "--count", "6", "--seed", "3", "--n", "1,3", "--max-L", "9", "--d", "5,7",
                         "--features", "gqa,sum", "--shapes", "small", "--verbose", "--out", out, NULL};

@@ -14,28 +14,19 @@
 #include <sys/stat.h>
 
 #include "cli_run.h"
+#include "env.h"
 #include "fuzz/dref.h"
 #include "fuzz/fuzz.h"
 #include "io/casefile.h"
 #include "io/safetensors.h"
 
-static const char *tmpdir(void)
+/* The test kernel bwdk_NAME.so (tests/kernels/bwdk.c) into path, as
+   test_kernel_path. */
+static int bwdk_path(char *path, size_t len, const char *name)
 {
-    const char *t = getenv("NSX_TMP");
-    if (!t || !*t)
-        return "/tmp";
-    mkdir(t, 0777);
-    return t;
-}
-
-/* $NSX_TEST_KERNELS/bwdk_NAME.so into path; 0 when NSX_TEST_KERNELS is unset. */
-static int kernel_path(char *path, size_t len, const char *name)
-{
-    const char *dir = getenv("NSX_TEST_KERNELS");
-    if (!dir || !*dir)
-        return 0;
-    snprintf(path, len, "%s/bwdk_%s.so", dir, name);
-    return 1;
+    char lib[64];
+    snprintf(lib, sizeof lib, "bwdk_%s", name);
+    return test_kernel_path(path, len, lib);
 }
 
 /* ---- the loop reference against MPFR ---------------------------------------- */
@@ -109,7 +100,7 @@ static void run_kernel(const char *name, uint64_t seed, int count, const char *o
     char path[512];
     nsx_kernel k;
     nsx_err err = {0};
-    kernel_path(path, sizeof path, name);
+    bwdk_path(path, sizeof path, name);
     ck_assert_msg(nsx_kernel_open(&k, path, -1, 1, &err) == 0, "%s", err.msg);
     ck_assert(k.backward != NULL && nsx_kernel_backward_order(k.info) > 0);
     nsx_kernel_iso iso = {.timeout = 20};
@@ -129,7 +120,7 @@ static void run_kernel(const char *name, uint64_t seed, int count, const char *o
 START_TEST(test_honest_passes)
 {
     char path[512];
-    if (!kernel_path(path, sizeof path, "honest"))
+    if (!bwdk_path(path, sizeof path, "honest"))
         return;
     nsx_fuzz_summary s;
     run_kernel("honest", 3, 40, NULL, &s);
@@ -146,9 +137,9 @@ START_TEST(test_planted_caught_and_saved)
     static const char *const planted[] = {"scale2", "nodelta", "kmask"};
     const char *name = planted[_i];
     char path[512], dir[512];
-    if (!kernel_path(path, sizeof path, name))
+    if (!bwdk_path(path, sizeof path, name))
         return;
-    snprintf(dir, sizeof dir, "%s/fuzz-bwd-%s", tmpdir(), name);
+    snprintf(dir, sizeof dir, "%s/fuzz-bwd-%s", test_tmpdir(), name);
     mkdir(dir, 0777);
     nsx_fuzz_summary s;
     run_kernel(name, 1, 60, dir, &s);
@@ -200,7 +191,7 @@ END_TEST
 START_TEST(test_causal_probe_sees_a_small_leak)
 {
     char path[512];
-    if (!kernel_path(path, sizeof path, "qleak"))
+    if (!bwdk_path(path, sizeof path, "qleak"))
         return;
     nsx_fuzz_summary s;
     run_kernel("qleak", 1, 200, NULL, &s);
@@ -214,10 +205,8 @@ START_TEST(test_bwd_needs_a_backward)
 {
     const char *args[] = {"fuzz", "--bwd", "--count", "1", "--kernel", NULL, NULL};
     char path[512];
-    const char *dir = getenv("NSX_TEST_KERNELS");
-    if (!dir || !*dir)
+    if (!test_kernel_path(path, sizeof path, "segv")) /* a kernel without one */
         return;
-    snprintf(path, sizeof path, "%s/segv.so", dir); /* a kernel without one */
     args[5] = path;
     cli_result r;
     ck_assert_int_eq(cli_run(&r, args), 0);

@@ -7,10 +7,10 @@
  * the dK2 path only, GQA gradients written instead of summed, the LSE of the
  * wrong row); an element no allowed tuple reaches must be exactly 0.
  *
- * The forward emulation is tests/test_oracle.c's (included, its main
- * renamed: one definition of the kernels' rounding and tuple loop); the
+ * The forward emulation is tests/emu.c's, shared with tests/test_oracle.c
+ * (one definition of the kernels' rounding and tuple loop); the
  * backward written here shares nothing with the oracle: its own rounding
- * (R, RA, EXPA of test_oracle.c), its own order of operations:
+ * (R, RA, EXPA of tests/emu.c), its own order of operations:
  *   naive (softmax scheme): P = softmax of the recomputed scores, normalized,
  *     Delta = sum_J P_J dP_J (PyTorch autograd's softmax backward);
  *   flash (LSE scheme): P = exp2(T log2(e) s - LSE log2(e)) from the
@@ -20,17 +20,27 @@
  * both accumulate dq per row and dk_m, dv_m per (batch, kv head) over every
  * row of every query head of the group, in acc, and round to out.
  */
-#define main test_oracle_main
-#include "tests/test_oracle.c"
-#undef main
+#include <check.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
+#include "io/casefile.h"
+#include "nsimplex/ref.h"
+#include "oracle/bound.h"
 #include "oracle/bound_bwd.h"
+#include "oracle/check.h"
+#include "oracle/model.h"
+#include "tests/emu.h"
+#include "tests/harness.h"
+#include "vectors/suites.h"
 
 enum { BUG_NONE, BUG_SCALE_TWICE, BUG_NO_DELTA, BUG_CAUSAL_DK2, BUG_GQA_WRITE, BUG_LSE_ROW, BUG_TINY_LEAK };
 
 typedef struct bkernel {
     const char *name;
-    const char *fwd;    /* the forward kernel of test_oracle.c (its formats and model) */
+    const char *fwd;    /* the forward kernel of tests/emu.c (its formats and model) */
     int lse_scheme;     /* 1: P from the saved LSE (flash); 0: softmax of the scores;
                            2: autograd of the einsum pipeline (n <= 2, product) */
 } bkernel;
@@ -163,7 +173,7 @@ static double opv(const brow *br, const int *J, int m, int c)
 }
 
 /*
- * The autograd of test_oracle.c's einsum pipeline (einsum_row), n <= 2,
+ * The autograd of tests/emu.c's einsum pipeline (einsum_row), n <= 2,
  * product reducer: every intermediate gradient tensor rounded to int (bf16),
  * reductions in acc.  Forward (per row): T = fl(fl(raw) s), weights A =
  * fl_w(softmax(T)) (masked tuples 0), Y_1[j2][c] = fl(sum_j1 A v1), O =
@@ -436,7 +446,7 @@ static int judge_grads(const tcase *t, const nsx_case_info *info, const double *
     return nsx_check(&t->p, info, &t->in, &t->out, &cand, &md, rep, err);
 }
 
-/* The kernel's forward (test_oracle.c) and backward on t, judged. */
+/* The kernel's forward (tests/emu.c) and backward on t, judged. */
 static int run_and_judge(const bkernel *BK, int bug, const tcase *t, const nsx_case_info *info, int block,
                          nsx_check_report *rep, nsx_err *err)
 {

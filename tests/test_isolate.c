@@ -18,31 +18,13 @@
 #include <unistd.h>
 
 #include "cli_run.h"
+#include "env.h"
 #include "fuzz/fuzz.h"
 #include "simd/simd.h"
 
 /* The small shape class only: what these tests run must stay fast (the
    larger classes are tested by drawing, in test_fuzz.c's steering tests). */
 static const nsx_fz_steer small_shapes = {.features = 0xffu, .shapes = NSX_FZ_SMALL};
-
-static const char *tmpdir(void)
-{
-    const char *t = getenv("NSX_TMP");
-    if (!t || !*t)
-        return "/tmp";
-    mkdir(t, 0777);
-    return t;
-}
-
-/* $NSX_TEST_KERNELS/NAME.so into path; 0 when NSX_TEST_KERNELS is unset. */
-static int kernel_path(char *path, size_t len, const char *name)
-{
-    const char *dir = getenv("NSX_TEST_KERNELS");
-    if (!dir || !*dir)
-        return 0;
-    snprintf(path, len, "%s/%s.so", dir, name);
-    return 1;
-}
 
 static double now(void)
 {
@@ -89,9 +71,9 @@ START_TEST(test_bad_order_exit_2)
     const char *names[] = {"order0", "orderm1"}, *what[] = {"max_order 0 ", "max_order -1 "};
     for (int t = 0; t < 2; t++) {
         char so[512], out[512];
-        if (!kernel_path(so, sizeof so, names[t]))
+        if (!test_kernel_path(so, sizeof so, names[t]))
             return;
-        snprintf(out, sizeof out, "%s/iso-%s", tmpdir(), names[t]);
+        snprintf(out, sizeof out, "%s/iso-%s", test_tmpdir(), names[t]);
         const char *args[] = {"fuzz", "--kernel", so, "--count", "2", "--out", out, NULL};
         cli_result r;
         ck_assert_int_eq(cli_run(&r, args), 0);
@@ -353,9 +335,9 @@ START_TEST(test_faults_saved)
     };
     for (size_t t = 0; t < sizeof f / sizeof f[0]; t++) {
         char so[512], out[512], want[64], file[700];
-        if (!kernel_path(so, sizeof so, f[t].lib))
+        if (!test_kernel_path(so, sizeof so, f[t].lib))
             return;
-        snprintf(out, sizeof out, "%s/iso-%s", tmpdir(), f[t].lib);
+        snprintf(out, sizeof out, "%s/iso-%s", test_tmpdir(), f[t].lib);
         snprintf(file, sizeof file, "%s/fail-7-0.safetensors", out);
         remove(file);
         const char *args[] = {"fuzz",  "--kernel",         so,  "--seed", "7",   "--count", "2",
@@ -383,9 +365,9 @@ END_TEST
 START_TEST(test_seconds_hold)
 {
     char so[512], out[512];
-    if (!kernel_path(so, sizeof so, "hang"))
+    if (!test_kernel_path(so, sizeof so, "hang"))
         return;
-    snprintf(out, sizeof out, "%s/iso-hang-seconds", tmpdir());
+    snprintf(out, sizeof out, "%s/iso-hang-seconds", test_tmpdir());
     const char *args[] = {"fuzz", "--kernel", so, "--seconds", "1", "--out", out, NULL};
     cli_result r;
     double t0 = now();
@@ -437,7 +419,7 @@ START_TEST(test_check_kernel)
     };
     for (size_t t = 0; t < sizeof bad / sizeof bad[0]; t++) {
         char so[512];
-        if (!kernel_path(so, sizeof so, bad[t].name))
+        if (!test_kernel_path(so, sizeof so, bad[t].name))
             return;
         const char *args[] = {"check", "--kernel", so, "--call-timeout", bad[t].timeout, v1, v2, NULL};
         ck_assert_int_eq(cli_run(&r, args), 0);
@@ -450,7 +432,7 @@ START_TEST(test_check_kernel)
     }
     /* a vector no kernel can be judged on: nothing judged is exit 2 */
     char so[512];
-    if (kernel_path(so, sizeof so, "zeros")) {
+    if (test_kernel_path(so, sizeof so, "zeros")) {
         const char *none[] = {"check", "--kernel", so, "vectors/default/n1_dense.safetensors", NULL};
         ck_assert_int_eq(cli_run(&r, none), 0);
         ck_assert_msg(r.status == 2 && strstr(r.out, "SKIP"), "status %d\n%s%s", r.status, r.out, r.err);

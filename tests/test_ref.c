@@ -66,27 +66,6 @@ static nsx_problem problem_of(const spec *s)
     return p;
 }
 
-/* A random given selection: entries in -1..L (so -1 pads, invalid L and
-   future keys all occur), no valid index twice in a row. */
-static void random_selection(tcase *t, rng *r)
-{
-    const nsx_problem *p = &t->p;
-    for (int b = 0; b < p->B; b++)
-        for (int i = 0; i < p->L; i++) {
-            int32_t *row = t->sel + nsx_sel_at(p, b, i, 0);
-            for (int x = 0; x < p->sel.k; x++) {
-                int j, dup;
-                do {
-                    j = rng_int(r, -1, p->L);
-                    dup = 0;
-                    for (int y = 0; y < x; y++)
-                        dup |= j >= 0 && j < p->L && row[y] == j;
-                } while (dup);
-                row[x] = j;
-            }
-        }
-}
-
 static int run_ref(tcase *t, const nsx_ref_opts *opts, nsx_ref_stats *st)
 {
     nsx_err err = {0};
@@ -129,7 +108,7 @@ static void matches_independent(const spec *s, unsigned seed, hp_formula hp)
     tcase_alloc(&t, &p);
     tcase_fill(&t, &r, 8, 4);
     if (p.sel.k)
-        random_selection(&t, &r);
+        tcase_random_sel(&t, &r);
     ck_assert_int_eq(run_ref(&t, NULL, NULL), 0);
     double *o = calloc(nsx_o_size(&p), sizeof *o), *lse = calloc(nsx_lse_size(&p), sizeof *lse);
     hp(&t, t.sel, HP_PREC, o, lse);

@@ -48,10 +48,6 @@
 
 /* ---- the table ------------------------------------------------------ */
 
-#define P_ NSX_REDUCE_PRODUCT
-#define S_ NSX_REDUCE_SUM
-#define M_ NSX_REDUCE_MEAN
-
 static const tcase cases[] = {
     /* name                n  B  L   H Hkv d   dv  red cau dis windows        sel        k  dims kb      vb     ss   os nolse */
     {"n1_basic",           1, 2, 19, 2, 1, 13, 7,  P_, 1, 0, {0},           SEL_NONE,  0, 0, 0, 0, 0, 0, 0},
@@ -759,10 +755,8 @@ static void assert_same_bits(const char *what, const fgrads *a, const fgrads *b,
    (1, nothing written) what it cannot do. */
 START_TEST(shared_library_exports_the_backward)
 {
-    const char *path = getenv("NSX_SIMD_SO");
-    ck_assert_msg(path != NULL, "NSX_SIMD_SO is not set (make check sets it)");
-    void *lib = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-    ck_assert_msg(lib != NULL, "dlopen %s: %s", path, dlerror());
+    const char *path;
+    void *lib = simd_so_open(&path);
     nsx_kernel_get_info_fn info_fn;
     nsx_kernel_forward_fn fwd;
     nsx_kernel_backward_fn bwd;
