@@ -56,7 +56,7 @@ static void fuzz_usage(FILE *f)
             "  --isa NAME         the in-process SIMD kernel's path: avx512, avx2, scalar (best)\n"
             "  --call-timeout S   a kernel call with no result after S seconds is a failure\n"
             "                     (timeout), its process killed (10)\n"
-            "  --in-process       call the kernel in this process, not in a child process per call\n"
+            "  --in-process       call the kernel in this process, not in a worker process\n"
             "                     (for sanitizer runs; a crash of the kernel is then nsimplex's)\n"
             "  --bwd              backward problems only: do drawn, the kernel's gradients judged\n"
             "                     (a kernel with nsx_kernel_backward; by default a share of the\n"
@@ -74,7 +74,8 @@ static void fuzz_usage(FILE *f)
             "  --shapes CLASS     small, tiles, production or all (the mix by count: 88%%, 11.7%%, 0.3%%\n"
             "                     of the forward problems; backward ones are small) (all)\n\n"
             "To reproduce one problem: nsimplex fuzz --seed N --start K --count 1.\n\n"
-            "Each kernel call runs in a child process forked for it, its outputs in shared memory\n"
+            "Each kernel call runs in a worker process of its job (started before any thread,\n"
+            "replaced after a fault), its inputs and outputs in shared memory, the outputs\n"
             "between guard pages: a crash, a signal, a timeout, an exit() or a write outside the\n"
             "outputs is a failure (kinds signal, timeout, exit, overflow), shrunk and saved like\n"
             "any other. A call still running when --seconds ends is stopped there, not judged.\n\n"
@@ -284,7 +285,7 @@ int cmd_fuzz(int argc, char **argv)
         if (isa < 0)
             return cli_fail(CMD, "--isa: '%s' is not avx512, avx2 or scalar", isa_name);
     }
-    /* isolated calls: the kernel's OpenMP threads in each child process
+    /* isolated calls: the kernel's OpenMP threads in the worker process
        should sleep, not spin, while they wait (at a barrier, for the next
        region): spinning threads of short calls took about 40% of the CPU
        the fuzzer had (docs/FUZZING.md 2.2).  libgomp reads OMP_WAIT_POLICY
@@ -360,7 +361,7 @@ int cmd_fuzz(int argc, char **argv)
     if (in_process)
         fprintf(log, "nsimplex fuzz: the kernel runs in this process (--in-process)\n");
     else
-        fprintf(log, "nsimplex fuzz: each kernel call in a child process, %g s per call at most; %d problem%s judged at once\n",
+        fprintf(log, "nsimplex fuzz: each kernel call in a worker process (restarted after a fault), %g s per call at most; %d problem%s judged at once\n",
                 iso.timeout, o.jobs, o.jobs == 1 ? "" : "s");
     fflush(log);
     nsx_fuzz_summary s;

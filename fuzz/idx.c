@@ -345,7 +345,7 @@ static void icase_text(const nsx_instance *b, char *buf, size_t len)
              act_name[p->sel.act], p->sel.idx_scale, p->sel.Hi, p->sel.di, p->causal);
 }
 
-int nsx_fuzz_indexer_run(const nsx_kernel *k, const nsx_fuzz_opts *o, nsx_fuzz_summary *s, nsx_err *err)
+static int indexer_run(const nsx_kernel *k, const nsx_fuzz_opts *o, nsx_fuzz_summary *s, nsx_err *err)
 {
     nsx_model m;
     memset(s, 0, sizeof *s);
@@ -520,4 +520,16 @@ int nsx_fuzz_indexer_run(const nsx_kernel *k, const nsx_fuzz_opts *o, nsx_fuzz_s
                             "kernel's call (not judged)\n", s->cut_index);
     }
     return 0;
+}
+
+int nsx_fuzz_indexer_run(const nsx_kernel *k, const nsx_fuzz_opts *o, nsx_fuzz_summary *s, nsx_err *err)
+{
+    /* isolated calls to a fork server (runner.h), when one starts; else a
+       child forked per call (this loop runs no thread) */
+    nsx_err e = {0};
+    const int own_srv = k->iso && !k->iso->srv && nsx_kernel_iso_start(k->iso, k, &e) == 0;
+    int rc = indexer_run(k, o, s, err);
+    if (own_srv)
+        nsx_kernel_iso_stop(k->iso);
+    return rc;
 }

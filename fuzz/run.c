@@ -423,15 +423,20 @@ int nsx_fuzz_run(const nsx_kernel *k, const nsx_fuzz_opts *o, nsx_fuzz_summary *
     if (k->iso)
         k->iso->deadline = o->seconds > 0 ? nsx_kernel_clock() + o->seconds : 0;
 
+    /* isolated calls go to fork servers started here, while this process
+       has no other thread (runner.h): the loop's own (failures are shrunk
+       and saved here) and one per worker; then no thread forks.  A server
+       that cannot start leaves its calls to a child forked per call, and
+       problems one at a time */
+    int own_srv = 0, served = 1;
+    if (k->iso && !k->iso->srv) {
+        nsx_err e = {0};
+        own_srv = nsx_kernel_iso_start(k->iso, k, &e) == 0;
+        served = own_srv;
+    }
     /* workers, when problems are judged at once: each with a copy of the
-       kernel whose isolation state is its own (the deadline copied) */
-    int jobs = o->jobs > 1 && k->iso && !o->accept ? o->jobs : 0;
-#if defined(__SANITIZE_ADDRESS__)
-    /* This libasan's allocator is not fork-safe: a child forked while another
-       worker allocates can hang in malloc, a false timeout (make SAN=1 check
-       saw it). Sanitizer builds judge one problem at a time. */
-    jobs = 0;
-#endif
+       kernel whose isolation state (and server) is its own */
+    int jobs = o->jobs > 1 && k->iso && served && !o->accept ? o->jobs : 0;
     if (jobs > NSX_FUZZ_MAX_JOBS)
         jobs = NSX_FUZZ_MAX_JOBS;
     pool pl = {.k = k, .m = &m, .o = o, .next = o->start, .base = o->start, .t0 = t0};
@@ -444,24 +449,39 @@ int nsx_fuzz_run(const nsx_kernel *k, const nsx_fuzz_opts *o, nsx_fuzz_summary *
         wk = calloc((size_t)jobs, sizeof *wk);
         if (!pl.ring || !pl.ready || !wk) {
             free(pl.ring), free(pl.ready), free(wk);
+            if (own_srv)
+                nsx_kernel_iso_stop(k->iso);
             return nsx_err_set(err, NSX_E_NOMEM, "fuzz: out of memory");
         }
         pthread_mutex_init(&pl.mu, NULL);
         pthread_cond_init(&pl.work, NULL);
         pthread_cond_init(&pl.done, NULL);
-        for (int x = 0; x < jobs; x++) {
-            wk[x].pl = &pl;
-            wk[x].k = *k;
-            wk[x].iso = *k->iso;
-            wk[x].k.iso = &wk[x].iso;
+        int servers = 0;
+        for (; servers < jobs; servers++) {
+            nsx_err e = {0};
+            wk[servers].pl = &pl;
+            wk[servers].k = *k;
+            wk[servers].iso = *k->iso;
+            wk[servers].iso.srv = NULL;
+            wk[servers].k.iso = &wk[servers].iso;
+            if (nsx_kernel_iso_start(&wk[servers].iso, &wk[servers].k, &e))
+                break;
+        }
+        for (int x = 0; x < servers; x++) {
             if (pthread_create(&wk[x].tid, NULL, worker_main, &wk[x]))
                 break;
             started++;
         }
         if (!started) { /* no thread: one at a time, here */
+            for (int x = 0; x < servers; x++)
+                nsx_kernel_iso_stop(&wk[x].iso);
             jobs = 0;
             free(pl.ring), free(pl.ready), free(wk);
             pl.ring = NULL, pl.ready = NULL, wk = NULL;
+        } else {
+            for (int x = started; x < servers; x++)
+                nsx_kernel_iso_stop(&wk[x].iso);
+            jobs = started;
         }
     }
 
@@ -571,8 +591,10 @@ int nsx_fuzz_run(const nsx_kernel *k, const nsx_fuzz_opts *o, nsx_fuzz_summary *
         pl.stop = 1;
         pthread_cond_broadcast(&pl.work);
         pthread_mutex_unlock(&pl.mu);
-        for (int x = 0; x < started; x++)
+        for (int x = 0; x < started; x++) {
             pthread_join(wk[x].tid, NULL);
+            nsx_kernel_iso_stop(&wk[x].iso);
+        }
         for (uint64_t x = 0; x < pl.window; x++)
             if (pl.ready[x])
                 result_free(&pl.ring[x]);
@@ -581,6 +603,8 @@ int nsx_fuzz_run(const nsx_kernel *k, const nsx_fuzz_opts *o, nsx_fuzz_summary *
         pthread_cond_destroy(&pl.done);
         free(pl.ring), free(pl.ready), free(wk);
     }
+    if (own_srv)
+        nsx_kernel_iso_stop(k->iso);
     if (rc)
         return rc;
     if (o->log) {

@@ -1,21 +1,13 @@
 /* Driving a kernel behind the ABI (runner/runner.h). */
-#define _GNU_SOURCE /* sigabbrev_np, MAP_ANONYMOUS */
 #include <dlfcn.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <poll.h>
-#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/resource.h>
-#include <sys/wait.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "io/json.h"
+#include "runner/iso.h"
 #include "runner/runner.h"
 #include "simd/indexer.h"
 #include "simd/n1.h"
@@ -247,373 +239,88 @@ int nsx_kernel_supports_bwd(const nsx_kernel_info *info, const nsx_problem *p, c
     return covers(info->backward_features, nsx_kernel_backward_order(info), "kernel's backward", p, why, whylen);
 }
 
-static float *to_f32(const double *x, size_t count)
+/* x as float32 into dst (inputs are converted as the kernel ABI takes them:
+   exact for values representable in f32, rounded to nearest otherwise). */
+static void put_f32(void *dst, const double *x, size_t count)
 {
-    float *f = malloc((count ? count : 1) * sizeof *f);
-    for (size_t t = 0; f && t < count; t++)
+    float *f = dst;
+    for (size_t t = 0; t < count; t++)
         f[t] = (float)x[t];
-    return f;
 }
 
-/* ---- isolation (runner.h) ------------------------------------------------ */
-
-/* What the child reports through the shared status page. */
-typedef struct iso_status {
-    volatile int done, rc;   /* the call returned rc */
-    volatile int guard;      /* 1: the child faulted on a guard page */
-    volatile int buf;        /* ... next to this buffer */
-    volatile long off;       /* ... at this element offset from its start */
-} iso_status;
-
-/* The shared mapping: [status][guard] then per output buffer
-   [slack, buffer][guard].  Each buffer ends where its guard page begins;
-   the slack before it holds CANARY bytes.  Buffer 0 is o (forward) or dq
-   (backward). */
-#define ISO_MAX_BUFS (2 * NSX_MAX_ORDER + 3)
-typedef struct iso_map {
-    const char *name_o, *name_lse; /* the buffers' names in messages (o, lse; scores, sel) */
-    unsigned char *base;
-    size_t len, page;
-    int nbuf;
-    float *buf[ISO_MAX_BUFS];
-    size_t count[ISO_MAX_BUFS];
-    unsigned char *slack[ISO_MAX_BUFS]; /* where each region begins */
-    unsigned char *end[ISO_MAX_BUFS];   /* its guard page */
-    const char *name[ISO_MAX_BUFS];
-} iso_map;
-
-#define CANARY 0xa5
-
-static size_t round_up(size_t n, size_t page)
+/* The bytes of count float32 or int32 elements (a buffer of at least one). */
+static size_t bytes4(size_t count)
 {
-    return (n + page - 1) / page * page;
+    return (count ? count : 1) * 4;
 }
 
-/* Maps nbuf buffers of count[x] floats (a count of 0 gets no buffer). */
-static int iso_map_open(iso_map *mp, int nbuf, const size_t *count, const char *const *name)
+/* The ABI's return value r of a call of what ("", "indexer", "backward")
+   as an error: 0 done, NSX_E_KERNEL_REFUSED for 1, NSX_E_KERNEL_ERROR. */
+static int returned(int r, const char *what, nsx_err *err)
 {
-    memset(mp, 0, sizeof *mp);
-    size_t page = (size_t)sysconf(_SC_PAGESIZE);
-    size_t len = 2 * page;
-    for (int x = 0; x < nbuf; x++)
-        if (count[x])
-            len += round_up(count[x] * sizeof(float), page) + page;
-    void *base = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    if (base == MAP_FAILED)
-        return -1;
-    mp->name_o = "o";
-    mp->name_lse = "lse";
-    mp->base = base;
-    mp->len = len;
-    mp->page = page;
-    mp->nbuf = nbuf;
-    int bad = mprotect(mp->base + page, page, PROT_NONE);
-    unsigned char *at = mp->base + 2 * page;
-    for (int x = 0; x < nbuf; x++) {
-        mp->name[x] = name[x];
-        if (!count[x])
-            continue;
-        size_t r = round_up(count[x] * sizeof(float), page);
-        mp->slack[x] = at;
-        mp->end[x] = at + r;
-        mp->buf[x] = (float *)(at + r) - count[x];
-        mp->count[x] = count[x];
-        bad |= mprotect(at + r, page, PROT_NONE);
-        /* slack: canaries; outputs: all-ones NaNs, so an element the kernel
-           does not write is a NaN the oracle fails */
-        memset(mp->slack[x], CANARY, (size_t)((unsigned char *)mp->buf[x] - mp->slack[x]));
-        memset(mp->buf[x], 0xff, count[x] * sizeof(float));
-        at += r + page;
-    }
-    if (bad) {
-        munmap(base, len);
-        return -1;
-    }
+    if (r == NSX_KERNEL_UNSUPPORTED)
+        return nsx_err_set(err, NSX_E_KERNEL_REFUSED, "unsupported problem: the kernel%s%s returned 1",
+                           *what ? "'s " : "", what);
+    if (r != NSX_KERNEL_OK)
+        return nsx_err_set(err, NSX_E_KERNEL_ERROR, "the kernel%s%s returned error %d", *what ? "'s " : "", what, r);
     return 0;
 }
 
-/* The element offset from buf of the lowest changed canary byte, or 0. */
-static long canary_hit(const unsigned char *slack, const float *buf, const char **which)
+/* The inputs of p's forward (and backward) into c: q, K_m, V_m, sel. */
+static void put_inputs(iso_call *c, const nsx_problem *p, const nsx_inputs *in, const int32_t *sel)
 {
-    for (const unsigned char *x = slack; x < (const unsigned char *)buf; x++)
-        if (*x != CANARY) {
-            *which = "before";
-            return -(long)(((const unsigned char *)buf - x + sizeof(float) - 1) / sizeof(float));
-        }
-    return 0;
+    put_f32(c->in[ISO_Q], in->q, nsx_q_size(p));
+    for (int m = 0; m < p->n; m++) {
+        put_f32(c->in[ISO_K + m], in->k[m], nsx_k_size(p));
+        put_f32(c->in[ISO_V + m], in->v[m], nsx_v_size(p));
+    }
+    if (sel)
+        memcpy(c->in[ISO_SEL], sel, nsx_sel_size(p) * sizeof *sel);
 }
 
-/* The child's view, for its SIGSEGV/SIGBUS handler. */
-static iso_map *child_map;
-
-static void child_fault(int sig, siginfo_t *si, void *uc)
+/* Their sizes. */
+static void input_sizes(const nsx_problem *p, const int32_t *sel, size_t *in_bytes)
 {
-    (void)uc;
-    iso_map *mp = child_map;
-    unsigned char *a = si->si_addr, *lo = mp->base + mp->page, *hi = mp->base + mp->len;
-    iso_status *st = (iso_status *)mp->base;
-    if (si->si_code > 0 && a >= lo && a < hi) { /* a fault, not a signal sent */
-        st->guard = 1;
-        /* the buffer whose guard page (or slack) holds a: the last one
-           that begins at or before it */
-        int x = 0;
-        for (int y = 0; y < mp->nbuf; y++)
-            if (mp->count[y] && mp->slack[y] <= a)
-                x = y;
-        st->buf = x;
-        st->off = mp->buf[x] ? (long)((a - (unsigned char *)mp->buf[x]) / (long)sizeof(float)) : 0;
+    in_bytes[ISO_Q] = bytes4(nsx_q_size(p));
+    for (int m = 0; m < p->n; m++) {
+        in_bytes[ISO_K + m] = bytes4(nsx_k_size(p));
+        in_bytes[ISO_V + m] = bytes4(nsx_v_size(p));
     }
-    /* SA_RESETHAND: the default action again; the signal, blocked in the
-       handler, ends the process once it returns (and a fault would recur) */
-    raise(sig);
-}
-
-/* The call a child makes: the kernel's forward or backward. */
-typedef int (*iso_call_fn)(const void *ctx);
-
-/* A kernel that calls exit() in the child ends the child there, with its
-   status, before the handlers the parent registered run (the parent's
-   atexit work, and under ASan the leak check, which scans a forked copy
-   whose other threads are gone and takes longer than a call's timeout). */
-static void child_exit_now(int status, void *arg)
-{
-    (void)arg;
-    _exit(status);
-}
-
-static void child_run(iso_call_fn call, const void *ctx, iso_map *mp)
-{
-    on_exit(child_exit_now, NULL); /* registered last, so it runs first */
-    /* no core file per crashing call (a shrink makes hundreds) */
-    const struct rlimit nocore = {0, 0};
-    setrlimit(RLIMIT_CORE, &nocore);
-    static char altstack[64 * 1024];
-    stack_t ss = {.ss_sp = altstack, .ss_size = sizeof altstack};
-    sigaltstack(&ss, NULL);
-    child_map = mp;
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_sigaction = child_fault;
-    sa.sa_flags = SA_SIGINFO | SA_RESETHAND | SA_ONSTACK;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGSEGV, &sa, NULL);
-    sigaction(SIGBUS, &sa, NULL);
-    iso_status *st = (iso_status *)mp->base;
-    st->rc = call(ctx);
-    st->done = 1;
-    _exit(0);
-}
-
-/* One call in a child process: 0 with *r the kernel's return value, or
-   NSX_E_KERNEL_ERROR with k->iso->fault set, or NSX_E_NOMEM. */
-static int isolated_call(const nsx_kernel *k, iso_call_fn call, const void *ctx, iso_map *mp, int *r, nsx_err *err)
-{
-    nsx_kernel_iso *iso = k->iso;
-    iso_status *st = (iso_status *)mp->base;
-    iso->fault = NSX_KFAULT_NONE;
-    iso->sig = 0;
-    if (iso->deadline > 0 && nsx_kernel_clock() >= iso->deadline) {
-        iso->fault = NSX_KFAULT_CUT;
-        return nsx_err_set(err, NSX_E_KERNEL_ERROR, "the time budget ended before the call");
-    }
-    fflush(NULL); /* a kernel that calls exit() flushes its copy of our buffers */
-    /* a pipe whose write end only the child holds: poll() on the read end
-       wakes when the child ends (its end closes), not a nap later; without
-       it (or once it has woken), naps of 20 us doubling to 1 ms.  Another
-       worker's child forked meanwhile may hold the write end a little
-       longer: poll() waits 1 ms at most before waitpid looks again */
-    int wake[2];
-    if (pipe2(wake, O_CLOEXEC) != 0)
-        wake[0] = wake[1] = -1;
-    pid_t pid = fork();
-    if (pid < 0) {
-        if (wake[0] >= 0)
-            close(wake[0]), close(wake[1]);
-        return nsx_err_set(err, NSX_E_NOMEM, "kernel: cannot fork a process for the call: %s", strerror(errno));
-    }
-    if (pid == 0) {
-        if (wake[0] >= 0)
-            close(wake[0]);
-        child_run(call, ctx, mp);
-    }
-    if (wake[1] >= 0)
-        close(wake[1]);
-    const double t0 = nsx_kernel_clock();
-    double end = t0 + iso->timeout;
-    int cut = iso->deadline > 0 && iso->deadline < end;
-    if (cut)
-        end = iso->deadline;
-    long nap = 20000; /* ns, doubling to 1 ms */
-    int status = 0, killed = 0, rc = 0;
-    for (;;) {
-        pid_t w = waitpid(pid, &status, WNOHANG);
-        if (w == pid)
-            break;
-        if (w < 0 && errno != EINTR) {
-            rc = nsx_err_set(err, NSX_E_INTERNAL, "kernel: waitpid: %s", strerror(errno));
-            break;
-        }
-        const double t = nsx_kernel_clock();
-        if (t >= end) {
-            kill(pid, SIGKILL);
-            while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-                ;
-            killed = 1;
-            break;
-        }
-        if (wake[0] >= 0) {
-            struct pollfd pf = {.fd = wake[0], .events = POLLIN};
-            if (poll(&pf, 1, 1) > 0) { /* the write end closed (or was written to): naps from here */
-                close(wake[0]);
-                wake[0] = -1;
-            }
-            continue;
-        }
-        struct timespec ts = {0, nap};
-        nanosleep(&ts, NULL);
-        nap = nap < 1000000 ? nap * 2 : 1000000;
-    }
-    if (wake[0] >= 0)
-        close(wake[0]);
-    if (rc)
-        return rc;
-    const double took = nsx_kernel_clock() - t0;
-    const char *which = "";
-    long off;
-    if (killed && !st->done) {
-        iso->fault = cut ? NSX_KFAULT_CUT : NSX_KFAULT_TIMEOUT;
-        return nsx_err_set(err, NSX_E_KERNEL_ERROR,
-                           cut ? "the call was stopped at the end of the time budget after %.2f s"
-                               : "timeout: no result after %.2f s (the per-call timeout); the process was killed",
-                           took);
-    }
-    if (WIFSIGNALED(status) && st->guard) {
-        iso->fault = NSX_KFAULT_OVERFLOW;
-        iso->sig = WTERMSIG(status);
-        off = st->off;
-        int x = st->buf >= 0 && st->buf < mp->nbuf ? st->buf : 0;
-        const char *nm = mp->name[x];
-        if (off >= 0 && (size_t)off < mp->count[x] + mp->page / sizeof(float))
-            return nsx_err_set(err, NSX_E_KERNEL_ERROR,
-                               "wrote outside its outputs: %s[%ld], past the end of %s (%s has %zu): "
-                               "SIG%s on a guard page",
-                               nm, off, nm, nm, mp->count[x], sigabbrev_np(iso->sig));
-        return nsx_err_set(err, NSX_E_KERNEL_ERROR,
-                           "wrote outside its outputs: a guard page around its outputs (%s[%ld]): SIG%s", nm, off,
-                           sigabbrev_np(iso->sig));
-    }
-    if (WIFSIGNALED(status)) {
-        iso->fault = NSX_KFAULT_SIGNAL;
-        iso->sig = WTERMSIG(status);
-        const char *abbrev = sigabbrev_np(iso->sig);
-        return nsx_err_set(err, NSX_E_KERNEL_ERROR, "killed by SIG%s (%s)%s", abbrev ? abbrev : "?",
-                           strsignal(iso->sig), WCOREDUMP(status) ? ", core dumped" : "");
-    }
-    if (!st->done) {
-        iso->fault = NSX_KFAULT_EXIT;
-        return nsx_err_set(err, NSX_E_KERNEL_ERROR,
-                           "the process exited inside the call (exit status %d), without returning",
-                           WEXITSTATUS(status));
-    }
-    for (int x = 0; x < mp->nbuf; x++) {
-        if (!mp->count[x] || !(off = canary_hit(mp->slack[x], mp->buf[x], &which)))
-            continue;
-        iso->fault = NSX_KFAULT_OVERFLOW;
-        return nsx_err_set(err, NSX_E_KERNEL_ERROR, "wrote outside its outputs: %s[%ld], %s the start of %s",
-                           mp->name[x], off, which, mp->name[x]);
-    }
-    *r = st->rc;
-    return 0;
-}
-
-/* The forward call of a child. */
-typedef struct fwd_call {
-    const nsx_kernel *k;
-    const nsx_kernel_problem *kp;
-    const nsx_kernel_io *io;
-} fwd_call;
-
-static int call_forward(const void *ctx)
-{
-    const fwd_call *c = ctx;
-    return nsx_kernel_call(c->k, c->kp, c->io);
+    in_bytes[ISO_SEL] = sel ? bytes4(nsx_sel_size(p)) : 0;
 }
 
 int nsx_kernel_run(const nsx_kernel *k, const nsx_problem *p, const nsx_inputs *in, const int32_t *sel,
                    double *o, double *lse, int *has_lse, nsx_err *err)
 {
     char why[200];
-    nsx_kernel_problem kp;
-    nsx_kernel_io io = {0};
-    float *buf[2 * NSX_MAX_ORDER + 3] = {0};
-    int nbuf = 0, rc = 0;
     *has_lse = (k->info->features & NSX_FEAT_LSE) != 0;
     if (nsx_kernel_supports(k->info, p, why, sizeof why))
         return nsx_err_set(err, NSX_E_UNSUPPORTED, "unsupported problem: %s", why);
-    nsx_problem_to_kernel(p, sel, &kp);
-    io.q = buf[nbuf++] = to_f32(in->q, nsx_q_size(p));
-    for (int m = 0; m < p->n; m++) {
-        io.k[m] = buf[nbuf++] = to_f32(in->k[m], nsx_k_size(p));
-        io.v[m] = buf[nbuf++] = to_f32(in->v[m], nsx_v_size(p));
-    }
-    iso_map mp = {0};
-    float *fo, *fl;
-    if (k->iso) {
-        const size_t counts[2] = {nsx_o_size(p), *has_lse ? nsx_lse_size(p) : 0};
-        const char *const names[2] = {"o", "lse"};
-        if (iso_map_open(&mp, 2, counts, names))
-            rc = nsx_err_set(err, NSX_E_NOMEM, "kernel: cannot map the shared outputs: %s", strerror(errno));
-        fo = mp.buf[0];
-        fl = mp.buf[1];
-    } else {
-        fo = buf[nbuf++] = malloc(nsx_o_size(p) * sizeof *fo);
-        fl = buf[nbuf++] = *has_lse ? malloc(nsx_lse_size(p) * sizeof *fl) : NULL;
-    }
-    for (int t = 0; t < nbuf; t++)
-        if (!buf[t] && !(!k->iso && t == nbuf - 1 && !*has_lse))
-            rc = nsx_err_set(err, NSX_E_NOMEM, "kernel: out of memory");
+    size_t in_bytes[ISO_SLOTS] = {0};
+    input_sizes(p, sel, in_bytes);
+    const size_t counts[2] = {nsx_o_size(p), *has_lse ? nsx_lse_size(p) : 0};
+    const char *const names[2] = {"o", "lse"};
+    iso_call c;
+    int r = 0, rc = iso_begin(k, &c, ISO_FORWARD, 2, counts, names, in_bytes, err);
     if (!rc) {
-        io.o = fo;
-        io.lse = fl;
-        int r = 0;
-        fwd_call call = {k, &kp, &io};
-        if (k->iso)
-            rc = isolated_call(k, call_forward, &call, &mp, &r, err);
-        else
-            r = nsx_kernel_call(k, &kp, &io);
-        if (rc)
-            ;
-        else if (r == NSX_KERNEL_UNSUPPORTED)
-            rc = nsx_err_set(err, NSX_E_KERNEL_REFUSED, "unsupported problem: the kernel returned 1");
-        else if (r != NSX_KERNEL_OK)
-            rc = nsx_err_set(err, NSX_E_KERNEL_ERROR, "the kernel returned error %d", r);
+        put_inputs(&c, p, in, sel);
+        nsx_problem_to_kernel(p, NULL, &c.rq.kp);
+        rc = iso_run(k, &c, &r, err);
     }
+    if (!rc)
+        rc = returned(r, "", err);
     if (!rc) {
-        for (size_t t = 0; t < nsx_o_size(p); t++)
+        const float *fo = c.out[0], *fl = c.out[1];
+        for (size_t t = 0; t < counts[0]; t++)
             o[t] = fo[t];
-        for (size_t t = 0; fl && t < nsx_lse_size(p); t++)
+        for (size_t t = 0; t < counts[1]; t++)
             lse[t] = fl[t];
     }
-    for (int t = 0; t < nbuf; t++)
-        free(buf[t]);
-    if (mp.base)
-        munmap(mp.base, mp.len);
+    iso_end(&c);
     return rc;
 }
 
 /* ---- the indexer --------------------------------------------------------- */
-
-typedef struct idx_call {
-    const nsx_kernel *k;
-    const nsx_indexer_problem *ip;
-    const nsx_indexer_io *iio;
-} idx_call;
-
-static int call_indexer(const void *ctx)
-{
-    const idx_call *c = ctx;
-    return nsx_kernel_index(c->k, c->ip, c->iio);
-}
 
 int nsx_kernel_run_indexer(const nsx_kernel *k, const nsx_problem *p, const nsx_inputs *in, int32_t *sel,
                            double *scores, nsx_err *err)
@@ -631,82 +338,38 @@ int nsx_kernel_run_indexer(const nsx_kernel *k, const nsx_problem *p, const nsx_
         scores = NULL;
     if (!(caps & NSX_IDX_WRITES_SEL))
         sel = NULL;
-    const nsx_indexer_problem ip = {p->B, p->L, S->Hi, S->di, S->act, p->causal, S->k, S->idx_scale};
     const size_t rows = (size_t)p->B * p->L, LL = rows * p->L, nsel = nsx_sel_size(p);
-    float *q = to_f32(in->idx_q, rows * S->Hi * S->di), *kk = to_f32(in->idx_k, rows * S->di),
-          *w = to_f32(in->idx_w, rows * S->Hi);
-    float *fs = NULL;
-    int32_t *is = NULL;
-    iso_map mp = {0};
-    int rc = 0;
-    if (k->iso) {
-        /* scores in the first region, sel (int32, the size of a float) in the second */
-        const size_t counts[2] = {scores ? LL : 1, sel ? nsel : 0};
-        const char *const names[2] = {"scores", "sel"};
-        if (iso_map_open(&mp, 2, counts, names))
-            rc = nsx_err_set(err, NSX_E_NOMEM, "kernel: cannot map the shared outputs: %s", strerror(errno));
-        fs = scores ? mp.buf[0] : NULL;
-        is = sel ? (int32_t *)(void *)mp.buf[1] : NULL;
-    } else {
-        fs = scores ? malloc(LL * sizeof *fs) : NULL;
-        is = sel ? malloc(nsel * sizeof *is) : NULL;
-        if ((scores && !fs) || (sel && !is))
-            rc = nsx_err_set(err, NSX_E_NOMEM, "kernel: out of memory");
-        /* as the isolated maps: what the kernel does not write reads NaN, -1 */
-        if (fs)
-            memset(fs, 0xff, LL * sizeof *fs);
-        if (is)
-            memset(is, 0xff, nsel * sizeof *is);
-    }
-    if (!q || !kk || !w)
-        rc = nsx_err_set(err, NSX_E_NOMEM, "kernel: out of memory");
+    size_t in_bytes[ISO_SLOTS] = {0};
+    in_bytes[ISO_IDX_Q] = bytes4(rows * S->Hi * S->di);
+    in_bytes[ISO_IDX_K] = bytes4(rows * S->di);
+    in_bytes[ISO_IDX_W] = bytes4(rows * S->Hi);
+    /* scores (float32) in the first output, sel (int32, the size of a
+       float) in the second; what the kernel does not write reads NaN, -1 */
+    const size_t counts[2] = {scores ? LL : 0, sel ? nsel : 0};
+    const char *const names[2] = {"scores", "sel"};
+    iso_call c;
+    int r = 0, rc = iso_begin(k, &c, ISO_INDEXER, 2, counts, names, in_bytes, err);
     if (!rc) {
-        const nsx_indexer_io iio = {q, kk, w, fs, is};
-        int r = 0;
-        const idx_call call = {k, &ip, &iio};
-        if (k->iso)
-            rc = isolated_call(k, call_indexer, &call, &mp, &r, err);
-        else
-            r = nsx_kernel_index(k, &ip, &iio);
-        if (rc)
-            ;
-        else if (r == NSX_KERNEL_UNSUPPORTED)
-            rc = nsx_err_set(err, NSX_E_KERNEL_REFUSED, "unsupported problem: the kernel's indexer returned 1");
-        else if (r != NSX_KERNEL_OK)
-            rc = nsx_err_set(err, NSX_E_KERNEL_ERROR, "the kernel's indexer returned error %d", r);
+        put_f32(c.in[ISO_IDX_Q], in->idx_q, rows * S->Hi * S->di);
+        put_f32(c.in[ISO_IDX_K], in->idx_k, rows * S->di);
+        put_f32(c.in[ISO_IDX_W], in->idx_w, rows * S->Hi);
+        c.rq.ip = (nsx_indexer_problem){p->B, p->L, S->Hi, S->di, S->act, p->causal, S->k, S->idx_scale};
+        rc = iso_run(k, &c, &r, err);
     }
+    if (!rc)
+        rc = returned(r, "indexer", err);
     if (!rc) {
+        const float *fs = c.out[0];
         for (size_t t = 0; fs && t < LL; t++)
             scores[t] = fs[t];
-        if (is)
-            memcpy(sel, is, nsel * sizeof *sel);
+        if (sel)
+            memcpy(sel, c.out[1], nsel * sizeof *sel);
     }
-    free(q);
-    free(kk);
-    free(w);
-    if (mp.base) {
-        munmap(mp.base, mp.len);
-    } else {
-        free(fs);
-        free(is);
-    }
+    iso_end(&c);
     return rc;
 }
 
 /* ---- the backward pass ----------------------------------------------------- */
-
-typedef struct bwd_call {
-    const nsx_kernel *k;
-    const nsx_kernel_problem *kp;
-    const nsx_kernel_bwd_io *io;
-} bwd_call;
-
-static int call_backward(const void *ctx)
-{
-    const bwd_call *c = ctx;
-    const nsx_kernel *k = c->k;
-    return k->backward ? k->backward(c->kp, c->io) : nsx_simd_backward_isa(c->kp, c->io, k->threads, k->isa);
-}
 
 int nsx_kernel_run_backward(const nsx_kernel *k, const nsx_problem *p, const nsx_inputs *in, const int32_t *sel,
                             const double *o, const double *lse, int has_lse, double *dq, double *const *dk,
@@ -715,25 +378,11 @@ int nsx_kernel_run_backward(const nsx_kernel *k, const nsx_problem *p, const nsx
     char why[200];
     if (nsx_kernel_supports_bwd(k->info, p, why, sizeof why))
         return nsx_err_set(err, NSX_E_UNSUPPORTED, "unsupported problem: %s", why);
-    nsx_kernel_problem kp;
-    nsx_problem_to_kernel(p, sel, &kp);
     const int n = p->n;
-    /* inputs */
-    float *in_buf[2 * NSX_MAX_ORDER + 4] = {0};
-    int nin = 0, rc = 0;
-    nsx_kernel_bwd_io io = {0};
-    io.q = in_buf[nin++] = to_f32(in->q, nsx_q_size(p));
-    for (int m = 0; m < n; m++) {
-        io.k[m] = in_buf[nin++] = to_f32(in->k[m], nsx_k_size(p));
-        io.v[m] = in_buf[nin++] = to_f32(in->v[m], nsx_v_size(p));
-    }
-    io.o = in_buf[nin++] = to_f32(o, nsx_o_size(p));
-    io.dout = in_buf[nin++] = to_f32(in->dout, nsx_o_size(p));
-    if (has_lse)
-        io.lse = in_buf[nin++] = to_f32(lse, nsx_lse_size(p));
-    for (int t = 0; t < nin; t++)
-        if (!in_buf[t])
-            rc = nsx_err_set(err, NSX_E_NOMEM, "kernel: out of memory");
+    size_t in_bytes[ISO_SLOTS] = {0};
+    input_sizes(p, sel, in_bytes);
+    in_bytes[ISO_O] = in_bytes[ISO_DOUT] = bytes4(nsx_o_size(p));
+    in_bytes[ISO_LSE] = has_lse ? bytes4(nsx_lse_size(p)) : 0;
     /* outputs: dq, dk1, dv1, ..., dkn, dvn */
     const int nout = 1 + 2 * n;
     size_t counts[ISO_MAX_BUFS] = {0};
@@ -747,58 +396,31 @@ int nsx_kernel_run_backward(const nsx_kernel *k, const nsx_problem *p, const nsx
         names[1 + 2 * m] = knames[m];
         names[2 + 2 * m] = vnames[m];
     }
-    iso_map mp = {0};
-    float *out[ISO_MAX_BUFS] = {0};
-    int owned = 0;
-    if (!rc && k->iso) {
-        if (iso_map_open(&mp, nout, counts, names))
-            rc = nsx_err_set(err, NSX_E_NOMEM, "kernel: cannot map the shared outputs: %s", strerror(errno));
-        for (int x = 0; !rc && x < nout; x++)
-            out[x] = mp.buf[x];
-    } else if (!rc) {
-        owned = 1;
-        for (int x = 0; x < nout; x++) {
-            out[x] = malloc((counts[x] ? counts[x] : 1) * sizeof(float));
-            if (!out[x])
-                rc = nsx_err_set(err, NSX_E_NOMEM, "kernel: out of memory");
-            else /* all-ones NaNs: an element not written fails */
-                memset(out[x], 0xff, counts[x] * sizeof(float));
-        }
-    }
+    iso_call c;
+    int r = 0, rc = iso_begin(k, &c, ISO_BACKWARD, nout, counts, names, in_bytes, err);
     if (!rc) {
-        io.dq = out[0];
-        for (int m = 0; m < n; m++) {
-            io.dk[m] = out[1 + 2 * m];
-            io.dv[m] = out[2 + 2 * m];
-        }
-        int r = 0;
-        bwd_call call = {k, &kp, &io};
-        if (k->iso)
-            rc = isolated_call(k, call_backward, &call, &mp, &r, err);
-        else
-            r = call_backward(&call);
-        if (rc)
-            ;
-        else if (r == NSX_KERNEL_UNSUPPORTED)
-            rc = nsx_err_set(err, NSX_E_KERNEL_REFUSED, "unsupported problem: the kernel's backward returned 1");
-        else if (r != NSX_KERNEL_OK)
-            rc = nsx_err_set(err, NSX_E_KERNEL_ERROR, "the kernel's backward returned error %d", r);
+        put_inputs(&c, p, in, sel);
+        put_f32(c.in[ISO_O], o, nsx_o_size(p));
+        put_f32(c.in[ISO_DOUT], in->dout, nsx_o_size(p));
+        if (has_lse)
+            put_f32(c.in[ISO_LSE], lse, nsx_lse_size(p));
+        nsx_problem_to_kernel(p, NULL, &c.rq.kp);
+        rc = iso_run(k, &c, &r, err);
     }
+    if (!rc)
+        rc = returned(r, "backward", err);
     if (!rc) {
+        const float *g = c.out[0];
         for (size_t t = 0; t < counts[0]; t++)
-            dq[t] = out[0][t];
+            dq[t] = g[t];
         for (int m = 0; m < n; m++) {
+            const float *gk = c.out[1 + 2 * m], *gv = c.out[2 + 2 * m];
             for (size_t t = 0; t < counts[1 + 2 * m]; t++)
-                dk[m][t] = out[1 + 2 * m][t];
+                dk[m][t] = gk[t];
             for (size_t t = 0; t < counts[2 + 2 * m]; t++)
-                dv[m][t] = out[2 + 2 * m][t];
+                dv[m][t] = gv[t];
         }
     }
-    for (int t = 0; t < nin; t++)
-        free(in_buf[t]);
-    for (int x = 0; owned && x < nout; x++)
-        free(out[x]);
-    if (mp.base)
-        munmap(mp.base, mp.len);
+    iso_end(&c);
     return rc;
 }

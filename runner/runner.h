@@ -15,14 +15,16 @@
 #include "nsimplex/problem.h"
 
 /*
- * Isolation (docs/FUZZING.md): with nsx_kernel.iso set, nsx_kernel_run
- * calls the kernel in a child process forked for the call, its outputs in
- * shared memory between guard pages (PROT_NONE) with canary bytes in the
- * slack before each buffer, under a per-call timeout.  A fault of the
+ * Isolation (docs/FUZZING.md 4.1): with nsx_kernel.iso set, nsx_kernel_run
+ * calls the kernel in another process, its inputs and outputs in shared
+ * memory, the outputs between guard pages (PROT_NONE) with canary bytes in
+ * the slack before each buffer, under a per-call timeout.  A fault of the
  * kernel is then an error of the call (NSX_E_KERNEL_ERROR) with its kind in
- * iso->fault.  The parent must not have run an OpenMP parallel region
- * itself (libgomp's pool does not survive fork): only the kernel does, in
- * the children.
+ * iso->fault.  The other process is the runner of iso's fork server
+ * (nsx_kernel_iso_start), which outlives calls and is replaced after a
+ * fault, or without a server a child forked for the call.  The parent must
+ * not have run an OpenMP parallel region itself (libgomp's pool does not
+ * survive fork): only the kernel does, in the other process.
  */
 enum nsx_kernel_fault {
     NSX_KFAULT_NONE = 0,
@@ -33,12 +35,18 @@ enum nsx_kernel_fault {
     NSX_KFAULT_CUT,      /* stopped at the deadline: not the kernel's fault */
 };
 
+typedef struct nsx_iso_server nsx_iso_server;
+
 typedef struct nsx_kernel_iso {
     double timeout;   /* seconds per call (> 0) */
     double deadline;  /* CLOCK_MONOTONIC seconds (nsx_kernel_clock) after
                          which a call is stopped as NSX_KFAULT_CUT; 0: none */
     int fault;        /* the last call's NSX_KFAULT_* */
     int sig;          /* its signal, for NSX_KFAULT_SIGNAL */
+    long runner;      /* the process that took the last call: 0 a child forked
+                         for it; 1, 2, ..: the fork server's runners, in the
+                         order the server started them */
+    nsx_iso_server *srv; /* the fork server (nsx_kernel_iso_start), or NULL */
 } nsx_kernel_iso;
 
 /* CLOCK_MONOTONIC in seconds. */
@@ -76,6 +84,22 @@ int nsx_kernel_info_check(const nsx_kernel_info *info, const char *what, nsx_err
  */
 int nsx_kernel_open(nsx_kernel *k, const char *path, int isa, int threads, nsx_err *err);
 void nsx_kernel_close(nsx_kernel *k);
+
+/*
+ * Starts a fork server for k's isolated calls through iso (iso->srv): a
+ * supervisor process forked now, which forks a runner process for k's
+ * calls and another one after each fault (a signal, an exit, a kill at a
+ * timeout).  Calls then fork nothing, so threads may make them: call this
+ * while this process runs no other thread (a process forked from one with
+ * threads inherits their locks, held).  The server keeps the kernel k was
+ * at the start (its library, ISA, threads); a call with another goes to a
+ * forked child.  0, or NSX_E_NOMEM / NSX_E_INTERNAL with err (iso left
+ * without a server).
+ */
+int nsx_kernel_iso_start(nsx_kernel_iso *iso, const nsx_kernel *k, nsx_err *err);
+
+/* Ends iso's fork server and its runner, if any (iso->srv NULL after). */
+void nsx_kernel_iso_stop(nsx_kernel_iso *iso);
 
 /* The indexer capabilities (NSX_IDX_*) info declares: its `indexer` field
    for ABI 2 and later, 0 for an ABI 1 library (whose info has no such field). */

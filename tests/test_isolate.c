@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cli_run.h"
 #include "env.h"
@@ -155,6 +156,169 @@ START_TEST(test_isolated_judge)
 }
 END_TEST
 
+/* ---- the fork server ------------------------------------------------------- */
+
+/* The SIMD kernel, but for inputs whose q[0] is a magic value: a fault of
+   the kind the value names (q[0] = -77 .. -81). */
+enum { MOOD_SEGV = -77, MOOD_EXIT = -78, MOOD_PAST = -79, MOOD_BEFORE = -80, MOOD_HANG = -81 };
+static nsx_kernel mood_simd;
+
+static int moody_forward(const nsx_kernel_problem *p, const nsx_kernel_io *io)
+{
+    const size_t n = (size_t)p->B * p->L * p->H * p->dv;
+    switch ((int)io->q[0]) {
+    case MOOD_SEGV:
+        raise(SIGSEGV);
+        break;
+    case MOOD_EXIT:
+        exit(3);
+    case MOOD_PAST:
+        io->o[n] = 1;
+        break;
+    case MOOD_BEFORE:
+        io->o[-1] = 1;
+        break;
+    case MOOD_HANG:
+        for (;;)
+            pause();
+    }
+    return nsx_simd_forward_isa(p, io, mood_simd.threads, mood_simd.isa);
+}
+
+/* Problems judged one after the other by one fork server: a fault ends the
+   runner that had the call, and only that call fails; the next problems
+   pass with the in-process outputs bit for bit, in the next runner.  The
+   runner counts: the same process for every call until a fault, one more
+   after each (a write before an output too, though that runner returned). */
+START_TEST(test_server_restarts)
+{
+    nsx_err err = {0};
+    ck_assert_msg(nsx_kernel_open(&mood_simd, NULL, -1, 1, &err) == 0, "%s", err.msg);
+    nsx_model m;
+    ck_assert_int_eq(nsx_model_from_kernel(mood_simd.info, &m, &err), 0);
+    nsx_kernel k = mood_simd;
+    k.forward = moody_forward;
+    nsx_kernel_iso iso = {.timeout = 30};
+    k.iso = &iso;
+    ck_assert_msg(nsx_kernel_iso_start(&iso, &k, &err) == 0, "%s", err.msg);
+    const struct {
+        int mood;
+        unsigned kind;
+        const char *note;
+    } seq[] = {
+        {0, 0, NULL},
+        {MOOD_SEGV, NSX_FZ_SIGNAL, "killed by SIGSEGV"},
+        {0, 0, NULL},
+        {0, 0, NULL},
+        {MOOD_EXIT, NSX_FZ_EXIT, "exited inside the call (exit status 3)"},
+        {0, 0, NULL},
+        {MOOD_PAST, NSX_FZ_OVERFLOW, "past the end of o"},
+        {0, 0, NULL},
+        {MOOD_BEFORE, NSX_FZ_OVERFLOW, "before the start of o"},
+        {0, 0, NULL},
+        {MOOD_HANG, NSX_FZ_TIMEOUT, "timeout"},
+        {0, 0, NULL},
+    };
+    long runner = 1;
+    uint64_t idx = 0;
+    for (size_t t = 0; t < sizeof seq / sizeof seq[0]; idx++) {
+        nsx_fz_draw d;
+        nsx_fz_case c;
+        nsx_fz_draw_steered(nsx_fz_problem_seed(5, idx), mood_simd.info, &m, &small_shapes, &d);
+        if (nsx_fz_case_build(&d, &c, &err))
+            continue;
+        if (seq[t].mood)
+            c.b.q[0] = seq[t].mood;
+        iso.timeout = seq[t].mood == MOOD_HANG ? 0.3 : 30;
+        nsx_fz_verdict v, want;
+        ck_assert_int_eq(nsx_fz_judge(&k, &m, &c, NSX_FZ_REF_LOOP, &v, &err), 0);
+        ck_assert_int_eq(iso.runner, runner);
+        if (seq[t].mood) {
+            ck_assert_msg(v.status == NSX_FZ_FAIL && nsx_fz_primary(v.kinds) == seq[t].kind &&
+                              strstr(v.note, seq[t].note), "call %zu: %s", t, v.note);
+            runner++;
+        } else {
+            nsx_kernel inproc = mood_simd;
+            ck_assert_int_eq(nsx_fz_judge(&inproc, &m, &c, NSX_FZ_REF_LOOP, &want, &err), 0);
+            ck_assert_msg(v.status == want.status && v.status != NSX_FZ_FAIL, "call %zu: %s", t, v.note);
+            if (v.o && want.o)
+                ck_assert(memcmp(v.o, want.o, nsx_o_size(&c.b.p) * sizeof *v.o) == 0);
+            nsx_fz_verdict_free(&want);
+        }
+        nsx_fz_verdict_free(&v);
+        nsx_fz_case_free(&c);
+        t++;
+    }
+    nsx_kernel_iso_stop(&iso);
+    ck_assert_ptr_null(iso.srv);
+    nsx_kernel_close(&mood_simd);
+}
+END_TEST
+
+/* A kernel that faults on some problems (a function of their inputs):
+   judged by two workers, each with a fork server of its own, the run finds
+   the same failures, of the same kinds, at the same problems, with the same
+   summary as one problem at a time. */
+static int spotty_forward(const nsx_kernel_problem *p, const nsx_kernel_io *io)
+{
+    uint32_t u;
+    memcpy(&u, &io->q[0], sizeof u);
+    switch (u % 13) {
+    case 0:
+        raise(SIGSEGV);
+        break;
+    case 1:
+        exit(1);
+    case 2:
+        io->o[-1] = 1;
+        break;
+    }
+    return nsx_simd_forward_isa(p, io, mood_simd.threads, mood_simd.isa);
+}
+
+START_TEST(test_faults_jobs_same)
+{
+    nsx_err err = {0};
+    ck_assert_msg(nsx_kernel_open(&mood_simd, NULL, -1, 1, &err) == 0, "%s", err.msg);
+    nsx_kernel k = mood_simd;
+    k.forward = spotty_forward;
+    nsx_kernel_iso iso = {.timeout = 30};
+    k.iso = &iso;
+    nsx_fuzz_opts o;
+    nsx_fuzz_opts_default(&o);
+    o.steer = &small_shapes;
+    o.seed = 11;
+    o.count = 60;
+    o.seconds = 0;
+    o.progress = 0;
+    o.shrink_seconds = 0;
+    o.max_failures = 6;
+    nsx_fuzz_summary a, b;
+    o.jobs = 1;
+    ck_assert_msg(nsx_fuzz_run(&k, &o, &a, &err) == 0, "%s", err.msg);
+    o.jobs = 2;
+    ck_assert_msg(nsx_fuzz_run(&k, &o, &b, &err) == 0, "%s", err.msg);
+    ck_assert_ptr_null(iso.srv);
+    ck_assert_int_eq(a.nfail, 6);
+    ck_assert_int_eq(b.jobs, 2);
+    unsigned kinds = 0;
+    ck_assert_int_eq(a.nfail, b.nfail);
+    ck_assert_uint_eq(a.problems, b.problems);
+    ck_assert_uint_eq(a.skipped, b.skipped);
+    ck_assert_uint_eq(a.tuples, b.tuples);
+    ck_assert(a.worst_o == b.worst_o && a.worst_lse == b.worst_lse);
+    for (int x = 0; x < a.nfail; x++) {
+        ck_assert_uint_eq(a.fail[x].index, b.fail[x].index);
+        ck_assert_uint_eq(a.fail[x].kinds, b.fail[x].kinds);
+        ck_assert_str_eq(a.fail[x].note, b.fail[x].note);
+        kinds |= a.fail[x].kind;
+    }
+    /* the three faults all seen */
+    ck_assert_uint_eq(kinds, NSX_FZ_SIGNAL | NSX_FZ_EXIT | NSX_FZ_OVERFLOW);
+    nsx_kernel_close(&mood_simd);
+}
+END_TEST
+
 /* ---- misbehaving libraries through the command line ---------------------- */
 
 START_TEST(test_faults_saved)
@@ -286,6 +450,8 @@ static Suite *isolate_suite(void)
     tcase_add_test(tc, test_check_kernel);
     tcase_add_test(tc, test_bad_order_exit_2);
     tcase_add_test(tc, test_isolated_judge);
+    tcase_add_test(tc, test_server_restarts);
+    tcase_add_test(tc, test_faults_jobs_same);
     tcase_add_test(tc, test_faults_saved);
     tcase_add_test(tc, test_seconds_hold);
     suite_add_tcase(s, tc);
