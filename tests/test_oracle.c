@@ -1242,12 +1242,13 @@ START_TEST(reports_are_the_same_for_any_thread_count)
     rng gu = {SEED + 952};
     tcase_alloc(&u, &p);
     tcase_fill(&u, &gu, 8, 6);
-    for (int i = 7; i < p.L; i += 4)
+    for (int i = 7; i < p.L; i += 2)
         scale_all(u.q + nsx_q_at(&p, 1, i, 0, 0), (size_t)p.H * p.d, 20);
     ref_ok(&u);
     one = judged_with(1, &u, u.o, u.lse, "f16");
     ck_assert_msg(strstr(one, "not applicable") && strstr(one, "batch 1, head 0, query 7"), "%s", one);
-    for (int threads = 2; threads <= 5; threads += 3) {
+    for (int run = 0; run < 20; run++) { /* threads finish the refused rows in any order */
+        int threads = 2 + run % 4;
         char *many = judged_with(threads, &u, u.o, u.lse, "f16");
         ck_assert_msg(strcmp(one, many) == 0, "%d threads:\n%s\none thread:\n%s", threads, many, one);
         free(many);
