@@ -230,13 +230,25 @@ void naive_row(const erow *r, const int *list, size_t N, double *o, double *lse)
    w before the value product, one division at the end. */
 void flash_row(const erow *r, const int *list, size_t N, int block, double *o, double *lse)
 {
+    flash_row_planted(r, list, N, block, EMU_BUG_NONE, o, lse);
+}
+
+/* flash_row with one planted bug (tests/test_tightness.c, ORACLE.md 9.6):
+   EMU_BUG_RESCALE adds a block's sum to l without multiplying l by alpha;
+   EMU_BUG_DROP_TILE skips the tuples of the middle block; EMU_BUG_SCALE
+   multiplies the outputs by 1 + 1e-3. */
+void flash_row_planted(const erow *r, const int *list, size_t N, int block, int bug, double *o, double *lse)
+{
     const ekernel *K = r->K;
     const nsx_problem *p = r->p;
     const int n = p->n, dv = p->dv;
+    const size_t skip = N / 2 / (size_t)block * (size_t)block;
     const double c2 = RA(K, RA(K, nsx_problem_score_scale(p)) * RA(K, 1.4426950408889634));
     double m = -INFINITY, l = 0, *acc = calloc((size_t)dv, sizeof *acc), *pb = malloc((size_t)block * sizeof *pb);
     for (size_t t0 = 0; t0 < N; t0 += (size_t)block) {
         size_t t1 = t0 + (size_t)block < N ? t0 + (size_t)block : N;
+        if (bug == EMU_BUG_DROP_TILE && t0 == skip && N > (size_t)block)
+            continue;
         double mnew = m;
         for (size_t t = t0; t < t1; t++) {
             pb[t - t0] = RA(K, raw_score(r, list + t * n, 0) * c2);
@@ -247,7 +259,7 @@ void flash_row(const erow *r, const int *list, size_t N, int block, double *o, d
             pb[t - t0] = EXPA(K, exp2(RA(K, pb[t - t0] - mnew)));
             lb = RA(K, lb + pb[t - t0]);
         }
-        l = RA(K, RA(K, alpha * l) + lb);
+        l = bug == EMU_BUG_RESCALE && m != -INFINITY ? RA(K, l + lb) : RA(K, RA(K, alpha * l) + lb);
         for (int c = 0; c < dv; c++) {
             double s = 0;
             for (size_t t = t0; t < t1; t++)
@@ -258,7 +270,7 @@ void flash_row(const erow *r, const int *list, size_t N, int block, double *o, d
     }
     const double os = RA(K, p->out_scale);
     for (int c = 0; c < dv; c++)
-        o[c] = RO(K, RA(K, RA(K, acc[c] / l) * os));
+        o[c] = RO(K, RA(K, RA(K, acc[c] / l) * os) * (bug == EMU_BUG_SCALE ? 1 + 1e-3 : 1.0));
     *lse = RL(K, RA(K, RA(K, m * RA(K, 0.69314718055994531)) + EXPA(K, log(l))));
     free(acc);
     free(pb);

@@ -85,6 +85,8 @@ int *row_tuples(const nsx_problem *p, const int32_t *sel_row, int i, size_t *N);
    (EINSUM). */
 void naive_row(const erow *r, const int *list, size_t N, double *o, double *lse);
 void flash_row(const erow *r, const int *list, size_t N, int block, double *o, double *lse);
+enum { EMU_BUG_NONE = -1, EMU_BUG_SCALE, EMU_BUG_DROP_TILE, EMU_BUG_RESCALE, EMU_NBUGS };
+void flash_row_planted(const erow *r, const int *list, size_t N, int block, int bug, double *o, double *lse);
 void einsum_row(const erow *r, const int *list, size_t N, double *o, double *lse);
 
 /* The kernel's outputs for the whole problem; sel: S(i) lists or NULL;

@@ -319,51 +319,8 @@ END_TEST
 
 /* ---- planted bugs at scale (ORACLE.md 9.6) ----------------------------- */
 
-enum { BUG_SCALE, BUG_DROP_TILE, BUG_RESCALE, NBUGS };
-static const char *const bug_name[NBUGS] = {"o scaled by 1 + 1e-3", "one key tile of 64 tuples dropped",
-                                            "l not rescaled when the max moves"};
-
-/* flash_row (tests/test_oracle.c) with one planted bug, a deliberate
-   variant of it: BUG_RESCALE adds a block's sum to l without multiplying l
-   by alpha; BUG_DROP_TILE skips the tuples of the middle block; BUG_SCALE
-   multiplies the outputs by 1 + 1e-3. */
-static void flash_row_bug(const erow *r, const int *list, size_t N, int bug, double *o, double *lse)
-{
-    const ekernel *K = r->K;
-    const nsx_problem *p = r->p;
-    const int n = p->n, dv = p->dv, block = FLASH_BLOCK;
-    const size_t skip = N / 2 / (size_t)block * (size_t)block;
-    const double c2 = RA(K, RA(K, nsx_problem_score_scale(p)) * RA(K, 1.4426950408889634));
-    double m = -INFINITY, l = 0, *acc = calloc((size_t)dv, sizeof *acc), pb[FLASH_BLOCK];
-    for (size_t t0 = 0; t0 < N; t0 += (size_t)block) {
-        size_t t1 = t0 + (size_t)block < N ? t0 + (size_t)block : N;
-        if (bug == BUG_DROP_TILE && t0 == skip && N > (size_t)block)
-            continue;
-        double mnew = m;
-        for (size_t t = t0; t < t1; t++) {
-            pb[t - t0] = RA(K, raw_score(r, list + t * n, 0) * c2);
-            mnew = fmax(mnew, pb[t - t0]);
-        }
-        double alpha = m == -INFINITY ? 0 : EXPA(K, exp2(RA(K, m - mnew))), lb = 0;
-        for (size_t t = t0; t < t1; t++) {
-            pb[t - t0] = EXPA(K, exp2(RA(K, pb[t - t0] - mnew)));
-            lb = RA(K, lb + pb[t - t0]);
-        }
-        l = bug == BUG_RESCALE && m != -INFINITY ? RA(K, l + lb) : RA(K, RA(K, alpha * l) + lb);
-        for (int c = 0; c < dv; c++) {
-            double sum = 0;
-            for (size_t t = t0; t < t1; t++)
-                sum = RA(K, sum + R(pb[t - t0], K->w) * reduced(r, list + t * n, c));
-            acc[c] = RA(K, RA(K, acc[c] * alpha) + sum);
-        }
-        m = mnew;
-    }
-    const double os = RA(K, p->out_scale);
-    for (int c = 0; c < dv; c++)
-        o[c] = RO(K, RA(K, RA(K, acc[c] / l) * os) * (bug == BUG_SCALE ? 1 + 1e-3 : 1.0));
-    *lse = RL(K, RA(K, RA(K, m * RA(K, 0.69314718055994531)) + EXPA(K, log(l))));
-    free(acc);
-}
+static const char *const bug_name[EMU_NBUGS] = {"o scaled by 1 + 1e-3", "one key tile of 64 tuples dropped",
+                                                "l not rescaled when the max moves"};
 
 /*
  * Planted bugs on the large rows of a tiles case (n2_L65_d64, or the file
@@ -393,7 +350,7 @@ START_TEST(planted_bugs_at_scale)
             nsx_model m = model_of(text);
             ck_assert_int_eq(nsx_bound_init(&ctx[bk], p, &t.in, &m, &err), 0);
         }
-        for (int bug = 0; bug < NBUGS; bug++) {
+        for (int bug = 0; bug < EMU_NBUGS; bug++) {
             double worst[NBND] = {0};
             size_t rows = 0;
             for (int i = p->L - 1; i >= 0 && rows < 3; i -= 7) {
@@ -406,7 +363,7 @@ START_TEST(planted_bugs_at_scale)
                 rows++;
                 erow r = {K, p, &t, 0, 0, nsx_kv_head(p, 0), i};
                 double l;
-                flash_row_bug(&r, list, N, bug, o, &l);
+                flash_row_planted(&r, list, N, FLASH_BLOCK, bug, o, &l);
                 const double *eo = t.out.o + nsx_o_at(p, 0, i, 0, 0);
                 for (int bk = 0; bk < NBND; bk++) {
                     nsx_row_bound rb;
