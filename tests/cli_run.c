@@ -10,14 +10,14 @@
 #include <unistd.h>
 
 #include "tests/cli_run.h"
+#include "tests/env.h"
 
 extern char **environ;
 
 /* A new empty temporary file, its name into name; -1 on failure. */
 static int make_temp(char *name, size_t n)
 {
-    const char *dir = getenv("NSX_TMP");
-    snprintf(name, n, "%s/cli_run.XXXXXX", dir && *dir ? dir : "/tmp");
+    snprintf(name, n, "%s/cli_run.XXXXXX", test_tmpdir());
     return mkstemp(name);
 }
 

@@ -21,6 +21,7 @@
 #include "tests/harness.h"
 #include "tests/hp_grad.h"
 #include "vectors/gen.h"
+#include "tests/env.h"
 
 #define SEED 20261206u
 #define HP_PREC 1000
@@ -779,18 +780,12 @@ END_TEST
 
 /* ---- the command line and the gradient vectors -------------------------------- */
 
-static const char *tmpdir(void)
-{
-    const char *t = getenv("NSX_TMP");
-    return t ? t : "/tmp";
-}
-
 /* eval --bwd writes the gradients of a gradient vector bit for bit. */
 START_TEST(eval_bwd_reproduces_the_vector)
 {
     const char *vec = "vectors/default/bwd_n2_paper.safetensors";
     char out[4096];
-    snprintf(out, sizeof out, "%s/bwd_eval.safetensors", tmpdir());
+    snprintf(out, sizeof out, "%s/bwd_eval.safetensors", test_tmpdir());
     cli_result r;
     const char *args[] = {"eval", vec, "--out", out, "--bwd", NULL};
     ck_assert_int_eq(cli_run(&r, args), 0);
@@ -825,7 +820,7 @@ END_TEST
 START_TEST(eval_bwd_refuses_what_it_cannot_do)
 {
     char out[4096];
-    snprintf(out, sizeof out, "%s/bwd_eval_bad.safetensors", tmpdir());
+    snprintf(out, sizeof out, "%s/bwd_eval_bad.safetensors", test_tmpdir());
     cli_result r;
     const char *nodo[] = {"eval", "vectors/default/n2_dense.safetensors", "--out", out, "--bwd", NULL};
     ck_assert_int_eq(cli_run(&r, nodo), 0);
@@ -848,7 +843,7 @@ END_TEST
 START_TEST(verify_catches_a_wrong_gradient)
 {
     char dir[2048], cmd[8192], path[4096];
-    snprintf(dir, sizeof dir, "%s/bwd_tamper", tmpdir());
+    snprintf(dir, sizeof dir, "%s/bwd_tamper", test_tmpdir());
     snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir -p '%s/default' && cp vectors/default/bwd_n2_dense.safetensors '%s/default/'",
              dir, dir, dir);
     ck_assert_int_eq(system(cmd), 0);

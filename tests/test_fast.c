@@ -28,6 +28,7 @@
 #include "ref/fast_kern.h"
 #include "ref/internal.h"
 #include "vectors/suites.h"
+#include "tests/env.h"
 
 #define SEED 20261206u
 
@@ -600,7 +601,7 @@ START_TEST(forced_isa_on_the_command_line)
     static const char *const names[FAST_ISA_COUNT] = {"scalar", "avx2", "avx512"};
     const int isa = _i;
     char out[512];
-    const char *tmp = getenv("NSX_TMP") ? getenv("NSX_TMP") : "/tmp";
+    const char *tmp = test_tmpdir();
     snprintf(out, sizeof out, "%s/fast_isa_%s.safetensors", tmp, names[isa]);
     setenv("NSX_FAST_ISA", names[isa], 1);
     cli_result res;
@@ -633,7 +634,7 @@ END_TEST
    forces MPFR (the same bytes) and --stats says which path decided. */
 START_TEST(gen_recipe_takes_exact_only_and_stats)
 {
-    const char *tmp = getenv("NSX_TMP") ? getenv("NSX_TMP") : "/tmp";
+    const char *tmp = test_tmpdir();
     char fast[512], exact[512];
     snprintf(fast, sizeof fast, "%s/recipe_fast.safetensors", tmp);
     snprintf(exact, sizeof exact, "%s/recipe_exact.safetensors", tmp);

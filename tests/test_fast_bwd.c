@@ -25,6 +25,7 @@
 #include "ref/backward.h"
 #include "ref/fast_kern.h"
 #include "vectors/suites.h"
+#include "tests/env.h"
 
 #define SEED 20261207u
 
@@ -488,7 +489,7 @@ END_TEST
    --exact-only gives the same file through MPFR alone. */
 START_TEST(eval_bwd_fast_and_exact_only)
 {
-    const char *tmp = getenv("NSX_TMP") ? getenv("NSX_TMP") : "/tmp";
+    const char *tmp = test_tmpdir();
     char out1[512], out2[512];
     snprintf(out1, sizeof out1, "%s/fast_bwd_eval.safetensors", tmp);
     snprintf(out2, sizeof out2, "%s/fast_bwd_eval_exact.safetensors", tmp);

@@ -34,6 +34,7 @@
 #include "vectors/gen.h"
 #include "vectors/recipe.h"
 #include "tests/harness.h"
+#include "tests/env.h"
 
 /* AddressSanitizer reserves terabytes of address space, so a program built
    with it (SAN=1: the tests and the program alike) cannot start under
@@ -44,12 +45,6 @@
 #define UNDER_ASAN 0
 #endif
 
-static const char *tmpdir(void)
-{
-    const char *t = getenv("NSX_TMP");
-    return t && *t ? t : "/tmp";
-}
-
 static const char *bin(void)
 {
     const char *b = getenv("NSX_BIN");
@@ -59,7 +54,7 @@ static const char *bin(void)
 /* A path under the temporary directory. */
 static const char *tmp(char *buf, size_t n, const char *name)
 {
-    snprintf(buf, n, "%s/hostile_%s", tmpdir(), name);
+    snprintf(buf, n, "%s/hostile_%s", test_tmpdir(), name);
     return buf;
 }
 

@@ -22,16 +22,7 @@
 #include "oracle/check.h"
 #include "oracle/model.h"
 #include "vectors/build.h"
-
-static const char *tmp_dir(void)
-{
-    const char *t = getenv("NSX_TMP");
-    if (t) {
-        mkdir(t, 0777);
-        return t;
-    }
-    return "/tmp";
-}
+#include "tests/env.h"
 
 START_TEST(fp8_model_formats_and_keys)
 {
@@ -278,7 +269,7 @@ END_TEST
 START_TEST(check_cli_indexer_candidates)
 {
     char vec[600], good[600], bad[600];
-    const char *t = tmp_dir();
+    const char *t = test_tmpdir();
     snprintf(vec, sizeof vec, "%s/idxj_vec.safetensors", t);
     snprintf(good, sizeof good, "%s/idxj_good.safetensors", t);
     snprintf(bad, sizeof bad, "%s/idxj_bad.safetensors", t);
@@ -328,7 +319,7 @@ START_TEST(fuzz_cli_saves_a_failure_check_replays)
 {
     char out[600], lib[600], vec[700], cand[700];
     const char *dir = getenv("NSX_TEST_KERNELS");
-    snprintf(out, sizeof out, "%s/idxj_fuzz_out", tmp_dir());
+    snprintf(out, sizeof out, "%s/idxj_fuzz_out", test_tmpdir());
     snprintf(lib, sizeof lib, "%s/fp8_tensor.so", dir ? dir : "build/tests/kernels");
     cli_result r;
     const char *fz[] = {"fuzz", "--indexer", "--kernel", lib, "--count", "3", "--progress", "0", "--out", out, NULL};
@@ -364,7 +355,7 @@ static void replay_passes(const char *seed, const char *start, const char *name)
     const char *so = getenv("NSX_SIMD_SO");
     char lib[600], out[600];
     snprintf(lib, sizeof lib, "%s", so ? so : "build/libnsimplex_simd.so");
-    snprintf(out, sizeof out, "%s/%s", tmp_dir(), name);
+    snprintf(out, sizeof out, "%s/%s", test_tmpdir(), name);
     cli_result r;
     const char *fz[] = {"fuzz", "--indexer", "--kernel", lib, "--seed", seed, "--start", start, "--count", "1",
                         "--progress", "0", "--out", out, NULL};

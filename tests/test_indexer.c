@@ -34,6 +34,7 @@
 #include "tests/cli_run.h"
 #include "tests/harness.h"
 #include "vectors/suites.h"
+#include "tests/env.h"
 
 /* ---- judging one selection ------------------------------------------------ */
 
@@ -434,7 +435,7 @@ START_TEST(eval_simd_selects_with_the_simd_indexer)
     const int isa = _i;
     if (!nsx_simd_isa_supported(isa) || !getenv("NSX_BIN"))
         return;
-    const char *tmp = getenv("NSX_TMP") ? getenv("NSX_TMP") : "/tmp";
+    const char *tmp = test_tmpdir();
     const char *names[] = {"n1_dsa_relu", "n2_sel_softmax", "n2_ties_relu", "n2_ties_scores", "n2_sel_k_ge_L"};
     setenv("NSX_ISA", nsx_simd_isa_name(isa), 1);
     for (size_t t = 0; t < sizeof names / sizeof names[0]; t++) {

@@ -37,6 +37,7 @@
 #include "nsimplex/rng.h"
 #include "tests/cli_run.h"
 #include "tests/st_corpus.h"
+#include "tests/env.h"
 
 #define SEED 0x6e73696d706c6578ull /* "nsimplex"; printed on failure */
 
@@ -51,12 +52,6 @@ static uint64_t rnd(void) /* splitmix64 */
     return z ^ (z >> 31);
 }
 
-static const char *tmpdir(void)
-{
-    const char *d = getenv("NSX_TMP");
-    return d && *d ? d : "/tmp";
-}
-
 /* $NSX_TMP/io_<printf(fmt, ...)> into out. */
 static char *tmp_path(char *out, size_t n, const char *fmt, ...)
 {
@@ -65,7 +60,7 @@ static char *tmp_path(char *out, size_t n, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(name, sizeof name, fmt, ap);
     va_end(ap);
-    snprintf(out, n, "%s/io_%s", tmpdir(), name);
+    snprintf(out, n, "%s/io_%s", test_tmpdir(), name);
     return out;
 }
 

@@ -33,6 +33,7 @@
 #include "tests/emu.h"
 #include "tests/harness.h"
 #include "vectors/suites.h"
+#include "tests/env.h"
 
 /* Runs the check; returns its code (the report in *rep). */
 static int judge(const tcase *t, const nsx_case_info *info, const double *o, const double *lse,
@@ -1266,9 +1267,8 @@ END_TEST
 
 static char *tmp_path(const char *name)
 {
-    const char *dir = getenv("NSX_TMP");
     char *path = malloc(512);
-    snprintf(path, 512, "%s/oracle_%s", dir && *dir ? dir : "/tmp", name);
+    snprintf(path, 512, "%s/oracle_%s", test_tmpdir(), name);
     return path;
 }
 

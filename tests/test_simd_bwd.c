@@ -45,6 +45,7 @@
 #include "simd/simd.h"
 #include "tests/cli_run.h"
 #include "tests/simd_case.h"
+#include "tests/env.h"
 
 /* ---- the table ------------------------------------------------------ */
 
@@ -898,7 +899,7 @@ START_TEST(eval_bwd_simd_writes_the_kernels_gradients)
     ck_assert_msg(nsx_case_read(vec, &c, &err) == 0, "%s", err.msg);
     inst s;
     inst_from_case(&c, &s);
-    const char *tmp = getenv("NSX_TMP") ? getenv("NSX_TMP") : "/tmp";
+    const char *tmp = test_tmpdir();
     for (int isa = 0; isa < NSX_ISA_COUNT; isa++) {
         if (!nsx_simd_isa_supported(isa))
             continue;

@@ -18,12 +18,7 @@
 #include "nsimplex/rng.h"
 #include "vectors/build.h"
 #include "vectors/gen.h"
-
-static const char *tmpdir(void)
-{
-    const char *t = getenv("NSX_TMP");
-    return t ? t : "/tmp";
-}
+#include "tests/env.h"
 
 /* Runs a shell command; its exit status. */
 static int run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -229,7 +224,7 @@ START_TEST(sha256_known_answers)
         {"a", 1000000, "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0"},
     };
     char path[4096], hex[65];
-    snprintf(path, sizeof path, "%s/sha256_kat", tmpdir());
+    snprintf(path, sizeof path, "%s/sha256_kat", test_tmpdir());
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
         FILE *f = fopen(path, "wb");
         ck_assert_ptr_nonnull(f);
@@ -251,8 +246,8 @@ START_TEST(generation_is_deterministic)
     const nsx_suite *s = nsx_suite_find("default");
     char a[4096], b[4096], ha[65], hb[65];
     nsx_err err;
-    snprintf(a, sizeof a, "%s/det_a.safetensors", tmpdir());
-    snprintf(b, sizeof b, "%s/det_b.safetensors", tmpdir());
+    snprintf(a, sizeof a, "%s/det_a.safetensors", test_tmpdir());
+    snprintf(b, sizeof b, "%s/det_b.safetensors", test_tmpdir());
     for (size_t c = 0; c < s->count; c += 9) {
         ck_assert_msg(nsx_gen_case(s, &s->cases[c], a, NULL, NULL, &err) == 0, "%s", err.msg);
         ck_assert_msg(nsx_gen_case(s, &s->cases[c], b, NULL, NULL, &err) == 0, "%s", err.msg);
@@ -277,7 +272,7 @@ START_TEST(committed_suite_matches_the_generator)
 {
     char dir[2048], path[4096];
     nsx_err err;
-    snprintf(dir, sizeof dir, "%s/regen", tmpdir());
+    snprintf(dir, sizeof dir, "%s/regen", test_tmpdir());
     ck_assert_int_eq(run("rm -rf '%s' && '%s' gen --out '%s' > /dev/null", dir, bin(), dir), 0);
     const nsx_suite *s = nsx_suite_find("tiles");
     ck_assert_ptr_nonnull(s);
@@ -300,7 +295,7 @@ END_TEST
 START_TEST(verify_accepts_the_suite_and_catches_tampering)
 {
     char dir[2048];
-    snprintf(dir, sizeof dir, "%s/tamper", tmpdir());
+    snprintf(dir, sizeof dir, "%s/tamper", test_tmpdir());
     ck_assert_int_eq(run("'%s' verify vectors > /dev/null", bin()), 0);
     /* a changed expected value, with the manifest's checksum updated: only
        recomputation can find it */
