@@ -116,8 +116,13 @@ typedef struct {
     double lam_uf;  /* the largest lambda of in (when rounding), op, int: charged to a
                        term only when one of its values may fall below it (ORACLE.md 9.1) */
     /* bound=prob (9.3): the linear counts of the global, key and per-tuple sites */
-    double gG, gTup, npk, fk[NSX_MAX_ORDER]; /* gTup: per |s| M_J, the root of the per-tuple
-                                                 sites' sum of squares (9.8 T2) */
+    double gTup, npk, fk[NSX_MAX_ORDER]; /* gTup: per |s| M_J, the root of the per-tuple
+                                             sites' sum of squares (9.8 T2) */
+    /* the global sites g_G = gQ + gS of 9.3, split by 9.9: */
+    double gQ;      /* (T4) the sites per component l (Q's rounding and conversion, the
+                       product Q s), charged in quadrature over l */
+    double gS;      /* (T5) the scale's sites (s as binary64, its conversion to op),
+                       charged by the signed sum G */
 } score_consts;
 
 static void score_consts_of(const nsx_bound_ctx *ctx, const consts *k, score_consts *sc)
@@ -154,7 +159,8 @@ static void score_consts_of(const nsx_bound_ctx *ctx, const consts *k, score_con
        dot product in acc, RN under 9.2: d products and d - 1 additions; the
        rounding of the score to int) */
     const double u_acc = k->fa.u;
-    sc->gG = k->ui + k->conv * k->fo.u + s_inexact * U64 + (s_pow2 ? 0.0 : 2 * k->ux);
+    sc->gQ = k->ui + k->conv * k->fo.u + (s_pow2 ? 0.0 : k->ux);
+    sc->gS = s_inexact * U64 + (s_pow2 ? 0.0 : k->ux);
     sc->npk = p->n == 1 ? 0.0 : s_pow2 ? p->n - 1.0 : p->n;
     for (int m = 0; m < p->n; m++)
         sc->fk[m] = k->ui + (p->k_bias[m] != 0 ? 2 * u_acc + k->fo.u : k->conv * k->fo.u);
@@ -174,7 +180,7 @@ static void score_consts_of(const nsx_bound_ctx *ctx, const consts *k, score_con
 
 /* The slots of ctx->cache per tuple: after the first pass the score, after
    the second the weight. */
-enum { T_HAT, T_ERR, T_B, T_SM, T_CJ, T_WLO, T_SLOTS };
+enum { T_HAT, T_ERR, T_B, T_SM, T_SM2, T_CJ, T_WLO, T_TS, T_ET, T_SLOTS };
 enum { T_A = T_HAT, T_RHI = T_ERR, T_RLO = T_B };
 
 /* How a row's N tuples are summed (ORACLE.md 9.8, the model key `tile`):
@@ -279,7 +285,7 @@ int nsx_bound_init(nsx_bound_ctx *ctx, const nsx_problem *p, const nsx_inputs *i
     }
     ctx->cache_cap = most < NSX_BOUND_CACHE ? most : NSX_BOUND_CACHE;
     ctx->cache = malloc((ctx->cache_cap ? ctx->cache_cap : 1) * T_SLOTS * sizeof(double));
-    ctx->acc = malloc((size_t)p->dv * 15 * sizeof(double));
+    ctx->acc = malloc((size_t)p->dv * NSX_BOUND_CHAN_SUMS * sizeof(double));
     ctx->xs = malloc(((size_t)p->L * 4 + 2 * (size_t)(p->sel.di > 0 ? p->sel.di : 0)) * sizeof(double));
     if (!ctx->cache || !ctx->acc || !ctx->xs)
         goto oom;
@@ -329,13 +335,15 @@ typedef struct row {
     double lse, lse_unc;  /* the golden LSE and its uncertainty (3.10) */
     size_t N;             /* |Z(i)| */
     /* after B1, B2 */
-    double t_hat_max, t_max_up, eT_max, b_max;
+    double t_hat_max, t_hat_min, t_max_up, eT_max, b_max;
     /* after B3-B5 */
     double g3, lg_hi, lg_lo;
     double dh, dl, beta_max, rlo_max, dz_int, xi_max, S_lo, D_lo;
+    double kap_max;       /* max_J kap_J: |A_J - A-hat_J| <= (2 kap_max + 16 u64) A-hat_J (9.9) */
     int wild;
     tiling tl;            /* the row's tiles (9.8) */
     double amax;          /* bound=prob: max_J (1 + delta_J) A_J, >= every A'_J (P4) */
+    double tabs;          /* bound=prob: max_J |T-hat_J| + eT_J (9.9) */
     /* after B6-B11 */
     double W_max, gNw, aN, Theta, Theta_p;
 } row;
@@ -346,6 +354,7 @@ typedef struct tscore {
     double eT;      /* >= |T_J - exact T_J| (3.9) */
     double b;       /* b_J of B2 */
     double sM;      /* |s| M_J */
+    double sM2;     /* >= s^2 sum_l m_{J,l}^2, m_{J,l} = |Q_l| prod_m |K_m + kb_m|_l: M_J = sum_l m_{J,l} (9.9) */
     double in_max;  /* the largest |input| it reads */
     double op_max;  /* the largest operand product max(1,|s|) max(1,|Q|) prod max(1, K+) */
 } tscore;
@@ -364,7 +373,7 @@ static int tuple_score(const row *r, const int *J, tscore *ts)
        a factor 1 -+ 1/4 of the exact ones, Lemma 1); G_u sums its G over the
        terms that may */
     const double thr = 2 * r->sc.lam_uf, slack = 4 * r->k.ua;
-    double P = 0, M = 0, G = 0, G_u = 0, in_max = 0, op_max = 0;
+    double P = 0, M = 0, M2 = 0, G = 0, G_u = 0, in_max = 0, op_max = 0;
     for (int l = 0; l < p->d; l++) {
         double x = r->Q[l], xa = fabs(r->Q[l]), xg = max2(1.0, xa);
         /* the smallest subproduct of the factors' lower bounds: the product
@@ -389,12 +398,13 @@ static int tuple_score(const row *r, const int *J, tscore *ts)
         least = min2(least, fs);
         P += x;
         M += xa;
+        M2 += xa * xa;
         G += gs * xg;
         if (!zero && min2(below, least) < thr)
             G_u += gs * xg;
         op_max = max2(op_max, gs * xg);
     }
-    if (!isfinite(P) || !isfinite(M) || !isfinite(G))
+    if (!isfinite(P) || !isfinite(M) || !isfinite(M2) || !isfinite(G))
         return -1;
     ts->T = r->sc.s * P;
     ts->eT = r->sc.e64 * as * M * (1 + 4 * U64) + 8.0 * (2 * p->n + p->d) * L64 * G;
@@ -403,6 +413,8 @@ static int tuple_score(const row *r, const int *J, tscore *ts)
     ts->b = r->sc.gT * as * M + 2 * (r->sc.cT * r->k.fa.lambda * G + r->sc.cX * r->sc.lam_uf * G_u) +
             4 * r->k.ft.lambda; /* the score's roundings to int (and its scaling there) */
     ts->sM = as * M;
+    /* n + 1 factors squared, d terms, s^2: at most 2n + d + 4 roundings of nonnegative values */
+    ts->sM2 = as * as * M2 * (1 + gamma_of(2.0 * p->n + p->d + 4, U64));
     ts->in_max = in_max;
     ts->op_max = op_max;
     return 0;
@@ -425,6 +437,7 @@ static int scores_B1_B2(row *r, nsx_row_bound *rb, nsx_err *err)
     const consts *k = &r->k;
     double in_max = 0, op_max = 0, sM_max = 0;
     r->t_hat_max = r->t_max_up = -INFINITY;
+    r->t_hat_min = INFINITY;
     r->eT_max = r->b_max = 0;
     r->N = 0;
     while (nsx_slice_next(&r->ctx->z)) {
@@ -442,12 +455,14 @@ static int scores_B1_B2(row *r, nsx_row_bound *rb, nsx_err *err)
         }
         if (r->N <= ctx->cache_cap) {
             double *x = ctx->cache + (r->N - 1) * T_SLOTS;
-            x[T_HAT] = ts.T, x[T_ERR] = ts.eT, x[T_B] = ts.b, x[T_SM] = ts.sM;
+            x[T_HAT] = ts.T, x[T_ERR] = ts.eT, x[T_B] = ts.b, x[T_SM] = ts.sM, x[T_SM2] = ts.sM2;
+            x[T_TS] = ts.T, x[T_ET] = ts.eT; /* T_HAT and T_ERR are overwritten by the second pass */
         }
         in_max = max2(in_max, ts.in_max);
         op_max = max2(op_max, ts.op_max);
         sM_max = max2(sM_max, ts.sM);
         r->t_hat_max = max2(r->t_hat_max, ts.T);
+        r->t_hat_min = min2(r->t_hat_min, ts.T);
         r->t_max_up = max2(r->t_max_up, ts.T + ts.eT);
         r->eT_max = max2(r->eT_max, ts.eT);
         r->b_max = max2(r->b_max, ts.b);
@@ -480,7 +495,7 @@ static void score_at(const row *r, size_t t, const int *J, tscore *ts)
 {
     if (t < r->ctx->cache_cap) {
         const double *x = r->ctx->cache + t * T_SLOTS;
-        ts->T = x[T_HAT], ts->eT = x[T_ERR], ts->b = x[T_B], ts->sM = x[T_SM];
+        ts->T = x[T_HAT], ts->eT = x[T_ERR], ts->b = x[T_B], ts->sM = x[T_SM], ts->sM2 = x[T_SM2];
     } else {
         tuple_score(r, J, ts); /* finite: the first pass read every tuple */
     }
@@ -495,6 +510,8 @@ typedef struct tweight {
     double dT;      /* >= T_max - T_J */
     double z, kap;  /* T_J - LSE and its error */
     double sM;      /* |s| M_J (B2) */
+    double sM2;     /* s^2 sum_l m_{J,l}^2 (9.9) */
+    double T, eT;   /* T_J, binary64, and its recomputation error (B1, 3.9) */
     double cJ;      /* bound=prob: the coherent part of |rho_J - 1| (9.3) */
     double wlo;     /* a lower bound of the weight rounded to w, before 1/(1 + dh) (B7) */
 } tweight;
@@ -511,14 +528,18 @@ static void tuple_weight(const row *r, const tscore *ts, tweight *tw)
     tw->rhi = expm1(tw->beta + r->lg_hi); /* B4 */
     tw->rlo = -expm1(-tw->beta + r->lg_lo);
     tw->sM = ts->sM;
+    tw->sM2 = ts->sM2;
+    tw->T = ts->T;
+    tw->eT = ts->eT;
     /* 9.3: rho_J - 1 = (linear in the sites) + a remainder of at most
        rhi_J - (the linear part of B4's majorant); the coherent part is the
-       global sites, the arguments, the absolute terms, p_J's own exp error
-       and that remainder */
+       arguments, the absolute terms, p_J's own exp error and that remainder
+       (the global sites, once coherent here, are charged per row by
+       prob_X1, 9.9) */
     const double eps = r->k.eps_exp, nexp = r->tl.resc + 1; /* p_J's exp and the rescalings (B4) */
     const double lin_other = tw->beta - (r->sc.gT - r->sc.gT_lin) * ts->sM; /* beta's linear part */
     const double rem = max2(0.0, tw->rhi - lin_other - nexp * eps) * (1 + 4 * U64);
-    tw->cJ = r->sc.gG * ts->sM + (tw->beta - r->sc.gT * ts->sM) + eps + rem;
+    tw->cJ = (tw->beta - r->sc.gT * ts->sM) + eps + rem;
     /* ORACLE.md 9.1 (R3, B7): the weight rounded to w is p_J >= e^{T_J - T_max - b_max} rho-lo_J
        (unnormalized, whatever the running max) or A'_J >= A_J rho-lo_J / D_hi
        (normalized), A_J >= exp(T_J - LSE - kap) (1 - 8 u64) */
@@ -531,7 +552,8 @@ static void weight_at(const row *r, size_t t, const int *J, tweight *tw)
 {
     if (t < r->ctx->cache_cap) {
         const double *x = r->ctx->cache + t * T_SLOTS;
-        tw->A = x[T_A], tw->rhi = x[T_RHI], tw->rlo = x[T_RLO], tw->sM = x[T_SM], tw->cJ = x[T_CJ], tw->wlo = x[T_WLO];
+        tw->A = x[T_A], tw->rhi = x[T_RHI], tw->rlo = x[T_RLO], tw->sM = x[T_SM], tw->sM2 = x[T_SM2], tw->cJ = x[T_CJ],
+        tw->wlo = x[T_WLO], tw->T = x[T_TS], tw->eT = x[T_ET];
     } else {
         tscore ts;
         tuple_score(r, J, &ts);
@@ -568,7 +590,7 @@ static void weights_B3_B5(row *r)
     /* B4: one exp and at most R rescalings (A4; R = K - 1 with tiles, 9.8) */
     r->lg_hi = (r->tl.resc + 1) * log1p(r->k.eps_exp);
     r->lg_lo = (r->tl.resc + 1) * log1p(-r->k.eps_exp);
-    r->dh = r->dl = r->beta_max = r->rlo_max = r->dz_int = r->xi_max = 0;
+    r->dh = r->dl = r->beta_max = r->rlo_max = r->dz_int = r->xi_max = r->kap_max = 0;
     for (size_t t = 0; nsx_slice_next(z); t++) {
         tscore ts;
         tweight tw;
@@ -576,7 +598,7 @@ static void weights_B3_B5(row *r)
         tuple_weight(r, &ts, &tw);
         if (t < r->ctx->cache_cap) {
             double *x = r->ctx->cache + t * T_SLOTS;
-            x[T_A] = tw.A, x[T_RHI] = tw.rhi, x[T_RLO] = tw.rlo, x[T_CJ] = tw.cJ, x[T_WLO] = tw.wlo; /* T_SM stays */
+            x[T_A] = tw.A, x[T_RHI] = tw.rhi, x[T_RLO] = tw.rlo, x[T_CJ] = tw.cJ, x[T_WLO] = tw.wlo; /* T_SM, T_SM2 stay */
         }
         r->dh += tw.A * tw.rhi;
         r->dl += tw.A * tw.rlo;
@@ -588,6 +610,7 @@ static void weights_B3_B5(row *r)
         r->xi_max = max2(r->xi_max, xi);
         r->beta_max = max2(r->beta_max, tw.beta);
         r->rlo_max = max2(r->rlo_max, tw.rlo);
+        r->kap_max = max2(r->kap_max, tw.kap);
     }
     /* B5: D_hi <= 1 + dh, D_lo >= 1 - dl */
     r->wild = !(r->dl < 0.5) || !isfinite(r->dh);
@@ -692,7 +715,7 @@ static int value_cannot_underflow(const nsx_problem *p, const consts *k, const d
 static int identity_B7(row *r, nsx_err *err);
 
 /* The per-channel sums and caps of B9-B11, of the weights' underflow (B7)
-   and of P1-P3 (9.3-9.4), in ctx->acc (15 dv doubles). */
+   and of P1-P3 (9.3-9.4, 9.9), in ctx->acc (NSX_BOUND_CHAN_SUMS dv doubles). */
 typedef struct chan_sums {
     double *S1, *C1;    /* X1: sum delta_J A_J |W_J - w0|, max |W_J - w0| */
     double *S2, *C2;    /* X2: sum (1 + delta_J) A_J e^W_J, max e^W_J */
@@ -705,6 +728,9 @@ typedef struct chan_sums {
     double *UW;           /* B7: sum (1 + delta_J) A_J (|W|_J + e^W_J) over the tuples whose
                              weight may fall below 2 lambda_w */
     double *YM;           /* bound=prob with tiles: max_J y_J (P3, 9.8) */
+    double *Q1, *Q2;      /* bound=prob: sum a_J |s| M_J, sum a_J s^2 sum_l m_{J,l}^2 (Q's components, 9.9) */
+    double *G, *GE, *GA;  /* bound=prob: G = sum A_J T_J (W_J - w0) (signed), a bound of its
+                             evaluation error, and sum |A_J T_J (W_J - w0)| (the scale's sites, 9.9) */
 } chan_sums;
 
 static chan_sums chan_sums_of(const row *r)
@@ -713,7 +739,7 @@ static chan_sums chan_sums_of(const row *r)
     double *a = r->ctx->acc;
     chan_sums s = {a, a + dv, a + 2 * dv, a + 3 * dv, a + 4 * dv, a + 5 * dv, a + 6 * dv,
                    a + 7 * dv, a + 8 * dv, a + 9 * dv, a + 10 * dv, a + 11 * dv, a + 12 * dv, a + 13 * dv,
-                   a + 14 * dv};
+                   a + 14 * dv, a + 15 * dv, a + 16 * dv, a + 17 * dv, a + 18 * dv, a + 19 * dv};
     return s;
 }
 
@@ -742,7 +768,8 @@ static int values_B6_B11(row *r, const double *o_exact, nsx_row_bound *rb, nsx_e
     chan_sums s = chan_sums_of(r);
     for (int c = 0; c < dv; c++) {
         s.S1[c] = s.C1[c] = s.S2[c] = s.C2[c] = s.S3[c] = s.C3[c] = 0;
-        s.P1[c] = s.V1[c] = s.Y1[c] = s.P2[c] = s.V2[c] = s.V3[c] = s.UW[c] = s.YM[c] = 0;
+        s.P1[c] = s.V1[c] = s.Y1[c] = s.P2[c] = s.V2[c] = s.V3[c] = s.UW[c] = s.YM[c] = s.Q1[c] = s.Q2[c] = 0;
+        s.G[c] = s.GE[c] = s.GA[c] = 0;
         s.MU[c] = os != 0 ? o_exact[c] / os : 0.0; /* w0 = mu-hat */
     }
     /* bound=prob (9.3, 9.4): per-tuple sites of the values (the last of the
@@ -756,11 +783,14 @@ static int values_B6_B11(row *r, const double *o_exact, nsx_row_bound *rb, nsx_e
     if (ctx->model.bound == NSX_BOUND_PROB)
         nsx_prob_groups_take(&r->ctx->pg, ctx->pg_sq); /* clears what a refused row left */
     double W_max = 0, wg_max = 0, v_in_max = 0;
+    const double kapr = 2 * r->kap_max + 16 * U64; /* |A_J - A-hat_J| / A-hat_J */
     r->amax = 0;
+    r->tabs = 0;
     for (size_t t = 0; nsx_slice_next(z); t++) {
         tweight tw;
         weight_at(r, t, z->J, &tw);
         const double A = tw.A, delta = tuple_delta(r, &tw);
+        r->tabs = max2(r->tabs, fabs(tw.T) + tw.eT);
         r->amax = max2(r->amax, A * (1 + delta));
         /* B7: a weight that may fall below 2 lambda_w errs by at most itself
            (flushed or rounded among the subnormals), <= (1 + delta_J) A_J */
@@ -805,8 +835,16 @@ static int values_B6_B11(row *r, const double *o_exact, nsx_row_bound *rb, nsx_e
                 s.P1[c] += a * tw.cJ;
                 s.V1[c] += (a * r->sc.gTup * tw.sM) * (a * r->sc.gTup * tw.sM);
                 s.Y1[c] += a;
+                s.Q1[c] += a * tw.sM;
+                s.Q2[c] += a * tw.sM2;
+                /* 9.9 (T5): A_J T_J (W_J - w0), its evaluation error from A-hat, T-hat
+                   (eT) and W-hat (e64, the subtraction) */
+                const double wd = W - s.MU[c], T = tw.T, Ta = fabs(T), g = A * T * wd;
+                s.G[c] += g;
+                s.GA[c] += fabs(g);
+                s.GE[c] += A * (kapr * (Ta + tw.eT) * dw + tw.eT * dw + Ta * (U64 * fabs(wd) + e64));
                 for (int m = 0; m < n; m++)
-                    grp[m][c] += a * tw.sM;
+                    nsx_prob_group_add(grp[m], c, a, tw.sM, tw.sM2);
                 s.P2[c] += a2 * (eW - eWt);
                 s.V2[c] += (a2 * eWt) * (a2 * eWt);
                 s.V3[c] += (t3 * a2 * Wa) * (t3 * a2 * Wa);
@@ -873,14 +911,15 @@ static int identity_B7(row *r, nsx_err *err)
 /*
  * ORACLE.md 9.3 (P1), channel c: the softmax perturbation under bound=prob,
  *
- *   X1 <= [ sum_J a_J c_J + lam sqrt( sum_J (a_J t_J)^2 + V_K
+ *   X1 <= [ sum_J a_J c_J + lam sqrt( sum_J (a_J t_J)^2 + V_K + V_Q
  *           + (N - 1) (eps Y1)^2 ) + |mu-hat - mu| ] / D_lo
  *
- * with a_J = A_J |W_J - w0|: the coherent part c_J (global sites,
+ * with a_J = A_J |W_J - w0|: the coherent part c_J (the scale's sites,
  * arguments, absolute terms, p_J's exp, the remainder), the per-tuple
  * sites t_J (the score's dot product and rounding to int), the key groups
- * V_K and the N - 1 rescalings' exp errors, each coefficient at most
- * eps Y1, Y1 = sum_J a_J.
+ * V_K and Q's components V_Q, each split by component l (9.9), and the
+ * N - 1 rescalings' exp errors, each coefficient at most eps Y1,
+ * Y1 = sum_J a_J.
  */
 static double prob_X1(const row *r, const chan_sums *s, int c, double lam, double mu_err, double *part)
 {
@@ -889,13 +928,30 @@ static double prob_X1(const row *r, const chan_sums *s, int c, double lam, doubl
     double ey = eps * s->Y1[c];
     double resc = r->tl.resc * ey * ey; /* N - 1 rescalings, K - 1 with tiles (9.8) */
     double v = s->V1[c] + VK + resc;
+    /* 9.9: Q's components charged coherently (as before T4) or in the root,
+       split by l, whichever is smaller: a choice made from the row's
+       coefficients alone, not from the errors */
+    double VQ = r->sc.gQ * r->sc.gQ * nsx_prob_comp_sq(s->Q1[c], s->Y1[c], s->Q2[c]);
+    double q_coh = r->sc.gQ * s->Q1[c];
+    double root = sqrt(v) * (1 + 4 * U64), root_q = sqrt(v + VQ) * (1 + 4 * U64);
+    int split = lam * root_q < q_coh + lam * root;
     if (part) {
         part[NSX_BT_X1_COH] = (s->P1[c] + mu_err) / D;
         part[NSX_BT_X1_TUP] = lam * sqrt(s->V1[c]) / D;
         part[NSX_BT_X1_KEY] = lam * sqrt(VK) / D;
+        part[NSX_BT_X1_QRY] = (split ? lam * sqrt(VQ) : q_coh) / D;
         part[NSX_BT_X1_RESC] = lam * sqrt(resc) / D;
     }
-    return (s->P1[c] + lam * sqrt(v) * (1 + 4 * U64) + mu_err) / D * (1 + 4 * U64);
+    double rest = split ? lam * root_q : q_coh + lam * root;
+    /* 9.9 (T5): the scale's sites, one rounding each shared by every term of
+       every score: their linear coefficient is |sum_J A_J (T_J - c0)(W_J - w0)|
+       for the kernel's common shift c0 (|c0| <= tabs + b_max), at most |G|,
+       its evaluation error and the summation's, and (tabs + b_max) |mu - w0| */
+    double Gb = fabs(s->G[c]) + s->GE[c] + gamma_of((double)r->N + 3, U64) * s->GA[c] + (r->tabs + r->b_max) * mu_err;
+    double scale = r->sc.gS * Gb * (1 + 4 * U64);
+    if (part)
+        part[NSX_BT_X1_COH] = (s->P1[c] + mu_err + scale) / D;
+    return (s->P1[c] + scale + rest + mu_err) / D * (1 + 4 * U64);
 }
 
 /*

@@ -26,6 +26,9 @@
    each); beyond them it recomputes. */
 #define NSX_BOUND_CACHE ((size_t)1 << 16)
 
+/* The per-channel sums of a row's values pass (oracle/bound.c chan_sums). */
+#define NSX_BOUND_CHAN_SUMS 20
+
 /* What the bound knows about one row. */
 typedef struct nsx_row_bound {
     size_t N;        /* allowed tuples |Z(i)| (0: empty slice, no bound computed) */
@@ -47,11 +50,11 @@ typedef struct nsx_bound_ctx {
     size_t chain_lim;      /* the most tuples the bound's own arithmetic can carry (3.9) */
     /* scratch, independent of the tuple count */
     nsx_slice z;           /* the iterator over Z(i) (n L keys, L flags) */
-    double *cache;         /* 6 doubles for each of the first cache_cap tuples of a row */
+    double *cache;         /* 9 doubles for each of the first cache_cap tuples of a row */
     size_t cache_cap;      /* <= NSX_BOUND_CACHE; a row beyond it recomputes its
                               tuples, to the same values (a test may lower it) */
-    double *acc;           /* 14 * dv sums of the values pass */
-    nsx_prob_groups pg;    /* bound=prob: the key groups of ORACLE.md 8.3 */
+    double *acc;           /* NSX_BOUND_CHAN_SUMS * dv sums of the values pass */
+    nsx_prob_groups pg;    /* bound=prob: the key groups of ORACLE.md 9.3, 9.9 */
     double *pg_sq;         /* bound=prob: their n * dv sums of squares */
     double *xs;            /* 4 L + 2 di: indexer logits and quantization errors */
     double *terms;         /* NULL, or NSX_BT_COUNT * dv doubles the caller owns: each row's
@@ -66,6 +69,7 @@ enum nsx_bound_term {
     NSX_BT_X1, NSX_BT_X2, NSX_BT_X3,   /* as used: the smaller of worst and prob */
     NSX_BT_X1W, NSX_BT_X2W, NSX_BT_X3W, /* the worst case (B9-B11) */
     NSX_BT_X1_COH, NSX_BT_X1_TUP, NSX_BT_X1_KEY, NSX_BT_X1_RESC, /* P1's parts */
+    NSX_BT_X1_QRY,                     /* P1's part of Q's components (9.9) */
     NSX_BT_X3_TUP, NSX_BT_X3_ACC, NSX_BT_X3_COH,                 /* P3's parts */
     NSX_BT_UNDER,                      /* a^N / S_lo + U_c (B7, 9.1 R3) */
     NSX_BT_THETA,                      /* Theta as used */

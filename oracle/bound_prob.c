@@ -16,7 +16,7 @@ int nsx_prob_groups_init(nsx_prob_groups *g, int n, int L, int dv)
     memset(g, 0, sizeof *g);
     g->n = n, g->L = L, g->dv = dv;
     size_t keys = (size_t)n * (size_t)L;
-    g->sum = malloc(keys * (size_t)dv * sizeof *g->sum);
+    g->sum = malloc(keys * (size_t)dv * NSX_PROB_GSUMS * sizeof *g->sum);
     g->seen = calloc(keys, 1);
     g->list = malloc(keys * sizeof *g->list);
     if (!g->sum || !g->seen || !g->list) {
@@ -43,9 +43,9 @@ void nsx_prob_groups_take(nsx_prob_groups *g, double *sq)
             out[c] = 0;
         for (int t = 0; t < g->count[m]; t++) {
             size_t at = (size_t)m * (size_t)g->L + (size_t)g->list[(size_t)m * (size_t)g->L + (size_t)t];
-            double *x = g->sum + at * (size_t)dv;
-            for (int c = 0; c < dv; c++)
-                out[c] += x[c] * x[c];
+            const double *x = g->sum + at * (size_t)dv * NSX_PROB_GSUMS;
+            for (int c = 0; c < dv; c++, x += NSX_PROB_GSUMS)
+                out[c] += nsx_prob_comp_sq(x[0], x[1], x[2]);
             g->seen[at] = 0;
         }
         g->count[m] = 0;
