@@ -404,7 +404,7 @@ static int tuple_score(const row *r, const int *J, tscore *ts)
             G_u += gs * xg;
         op_max = max2(op_max, gs * xg);
     }
-    if (!isfinite(P) || !isfinite(M) || !isfinite(M2) || !isfinite(G))
+    if (!isfinite(P) || !isfinite(M) || !isfinite(G))
         return -1;
     ts->T = r->sc.s * P;
     ts->eT = r->sc.e64 * as * M * (1 + 4 * U64) + 8.0 * (2 * p->n + p->d) * L64 * G;
@@ -413,7 +413,9 @@ static int tuple_score(const row *r, const int *J, tscore *ts)
     ts->b = r->sc.gT * as * M + 2 * (r->sc.cT * r->k.fa.lambda * G + r->sc.cX * r->sc.lam_uf * G_u) +
             4 * r->k.ft.lambda; /* the score's roundings to int (and its scaling there) */
     ts->sM = as * M;
-    /* n + 1 factors squared, d terms, s^2: at most 2n + d + 4 roundings of nonnegative values */
+    /* n + 1 factors squared, d terms, s^2: at most 2n + d + 4 roundings of
+       nonnegative values; an overflow (huge inputs) leaves it infinite, and
+       nsx_prob_comp_sq then takes the coherent sum */
     ts->sM2 = as * as * M2 * (1 + gamma_of(2.0 * p->n + p->d + 4, U64));
     ts->in_max = in_max;
     ts->op_max = op_max;
@@ -949,9 +951,12 @@ static double prob_X1(const row *r, const chan_sums *s, int c, double lam, doubl
        its evaluation error and the summation's, and (tabs + b_max) |mu - w0| */
     double Gb = fabs(s->G[c]) + s->GE[c] + gamma_of((double)r->N + 3, U64) * s->GA[c] + (r->tabs + r->b_max) * mu_err;
     double scale = r->sc.gS * Gb * (1 + 4 * U64);
+    if (!(scale < INFINITY))
+        scale = r->sc.gS > 0 ? INFINITY : 0.0; /* G overflowed (huge inputs): P1 gives way to B9 */
     if (part)
         part[NSX_BT_X1_COH] = (s->P1[c] + mu_err + scale) / D;
-    return (s->P1[c] + scale + rest + mu_err) / D * (1 + 4 * U64);
+    double x1 = (s->P1[c] + scale + rest + mu_err) / D * (1 + 4 * U64);
+    return isnan(x1) ? INFINITY : x1;
 }
 
 /*

@@ -60,11 +60,12 @@ static inline void nsx_prob_group_add(double *x, int c, double a, double sM, dou
 /* 9.9 (T4): a bound of sum_l (sum_J a_J |s| m_{J,l})^2 over a set of tuples
    from C = sum a_J |s| M_J, A = sum a_J, B = sum a_J s^2 sum_l m_{J,l}^2:
    the smaller of C^2 (every component coherent) and A B (Cauchy-Schwarz
-   with the weights a_J, for each l). */
+   with the weights a_J, for each l); C^2 when A B is not a number (an
+   infinite B times a zero weight). */
 static inline double nsx_prob_comp_sq(double C, double A, double B)
 {
     double cc = C * C, ab = A * B;
-    return cc < ab ? cc : ab;
+    return ab < cc ? ab : cc;
 }
 
 /* sq[m dv + c] = sum over the touched keys j of nsx_prob_comp_sq of their
