@@ -138,7 +138,11 @@ static void score_consts_of(const nsx_bound_ctx *ctx, const consts *k, score_con
        is charged by the absolute term, ORACLE.md 9.1) */
     int e2;
     const double sa = fabs(sc->s);
-    const int s_pow2 = sa > 0 && frexp(sa, &e2) == 0.5 && sa >= k->lamx && sa <= min2(k->fo.max, k->ft.max);
+    /* not for a base-2 kernel (lseform log2 or mixed, ORACLE.md 3.8.1): its
+       scale is s log2 e, never a power of two (FBGEMM's Triton forward
+       rounds it to bf16 and multiplies q by it in bf16) */
+    const int base2 = ctx->model.lse_form != NSX_LSE_LN;
+    const int s_pow2 = !base2 && sa > 0 && frexp(sa, &e2) == 0.5 && sa >= k->lamx && sa <= min2(k->fo.max, k->ft.max);
     const double n_ux = s_pow2 ? p->n - 1.0 : p->n + 1.0;
     gam g = {0};
     gam_add(&g, p->n + 1, k->ui);                 /* B1: inputs rounded to `in` */
