@@ -339,7 +339,7 @@ typedef struct row {
     double lse, lse_unc;  /* the golden LSE and its uncertainty (3.10) */
     size_t N;             /* |Z(i)| */
     /* after B1, B2 */
-    double t_hat_max, t_hat_min, t_max_up, eT_max, b_max;
+    double t_hat_max, t_max_up, eT_max, b_max;
     /* after B3-B5 */
     double g3, lg_hi, lg_lo;
     double dh, dl, beta_max, rlo_max, dz_int, xi_max, S_lo, D_lo;
@@ -443,7 +443,6 @@ static int scores_B1_B2(row *r, nsx_row_bound *rb, nsx_err *err)
     const consts *k = &r->k;
     double in_max = 0, op_max = 0, sM_max = 0;
     r->t_hat_max = r->t_max_up = -INFINITY;
-    r->t_hat_min = INFINITY;
     r->eT_max = r->b_max = 0;
     r->N = 0;
     while (nsx_slice_next(&r->ctx->z)) {
@@ -468,7 +467,6 @@ static int scores_B1_B2(row *r, nsx_row_bound *rb, nsx_err *err)
         op_max = max2(op_max, ts.op_max);
         sM_max = max2(sM_max, ts.sM);
         r->t_hat_max = max2(r->t_hat_max, ts.T);
-        r->t_hat_min = min2(r->t_hat_min, ts.T);
         r->t_max_up = max2(r->t_max_up, ts.T + ts.eT);
         r->eT_max = max2(r->eT_max, ts.eT);
         r->b_max = max2(r->b_max, ts.b);
