@@ -184,8 +184,8 @@ static void score_consts_of(const nsx_bound_ctx *ctx, const consts *k, score_con
 
 /* The slots of ctx->cache per tuple: after the first pass the score, after
    the second the weight. */
-enum { T_HAT, T_ERR, T_B, T_SM, T_SM2, T_CJ, T_WLO, T_TS, T_ET, T_SLOTS };
-enum { T_A = T_HAT, T_RHI = T_ERR, T_RLO = T_B };
+enum { T_HAT, T_ERR, T_B, T_SM, T_SM2, T_CJ, T_WLO, T_A, T_RHI, T_SLOTS };
+enum { T_RLO = T_B }; /* b_J is not read after the second pass; T_J and e_T are (9.9) */
 
 /* How a row's N tuples are summed (ORACLE.md 9.8, the model key `tile`):
    with tile=none (A2, A4) any order and tree, a rescaling per tuple; with
@@ -340,6 +340,7 @@ typedef struct row {
     size_t N;             /* |Z(i)| */
     /* after B1, B2 */
     double t_hat_max, t_max_up, eT_max, b_max;
+    double tabs;          /* max_J |T-hat_J| + eT_J >= max_J |T_J| (9.9) */
     /* after B3-B5 */
     double g3, lg_hi, lg_lo;
     double dh, dl, beta_max, rlo_max, dz_int, xi_max, S_lo, D_lo;
@@ -347,7 +348,6 @@ typedef struct row {
     int wild;
     tiling tl;            /* the row's tiles (9.8) */
     double amax;          /* bound=prob: max_J (1 + delta_J) A_J, >= every A'_J (P4) */
-    double tabs;          /* bound=prob: max_J |T-hat_J| + eT_J (9.9) */
     /* after B6-B11 */
     double W_max, gNw, aN, Theta, Theta_p;
 } row;
@@ -443,7 +443,7 @@ static int scores_B1_B2(row *r, nsx_row_bound *rb, nsx_err *err)
     const consts *k = &r->k;
     double in_max = 0, op_max = 0, sM_max = 0;
     r->t_hat_max = r->t_max_up = -INFINITY;
-    r->eT_max = r->b_max = 0;
+    r->eT_max = r->b_max = r->tabs = 0;
     r->N = 0;
     while (nsx_slice_next(&r->ctx->z)) {
         tscore ts;
@@ -461,13 +461,13 @@ static int scores_B1_B2(row *r, nsx_row_bound *rb, nsx_err *err)
         if (r->N <= ctx->cache_cap) {
             double *x = ctx->cache + (r->N - 1) * T_SLOTS;
             x[T_HAT] = ts.T, x[T_ERR] = ts.eT, x[T_B] = ts.b, x[T_SM] = ts.sM, x[T_SM2] = ts.sM2;
-            x[T_TS] = ts.T, x[T_ET] = ts.eT; /* T_HAT and T_ERR are overwritten by the second pass */
         }
         in_max = max2(in_max, ts.in_max);
         op_max = max2(op_max, ts.op_max);
         sM_max = max2(sM_max, ts.sM);
         r->t_hat_max = max2(r->t_hat_max, ts.T);
         r->t_max_up = max2(r->t_max_up, ts.T + ts.eT);
+        r->tabs = max2(r->tabs, fabs(ts.T) + ts.eT);
         r->eT_max = max2(r->eT_max, ts.eT);
         r->b_max = max2(r->b_max, ts.b);
     }
@@ -557,7 +557,7 @@ static void weight_at(const row *r, size_t t, const int *J, tweight *tw)
     if (t < r->ctx->cache_cap) {
         const double *x = r->ctx->cache + t * T_SLOTS;
         tw->A = x[T_A], tw->rhi = x[T_RHI], tw->rlo = x[T_RLO], tw->sM = x[T_SM], tw->sM2 = x[T_SM2], tw->cJ = x[T_CJ],
-        tw->wlo = x[T_WLO], tw->T = x[T_TS], tw->eT = x[T_ET];
+        tw->wlo = x[T_WLO], tw->T = x[T_HAT], tw->eT = x[T_ERR];
     } else {
         tscore ts;
         tuple_score(r, J, &ts);
@@ -602,7 +602,7 @@ static void weights_B3_B5(row *r)
         tuple_weight(r, &ts, &tw);
         if (t < r->ctx->cache_cap) {
             double *x = r->ctx->cache + t * T_SLOTS;
-            x[T_A] = tw.A, x[T_RHI] = tw.rhi, x[T_RLO] = tw.rlo, x[T_CJ] = tw.cJ, x[T_WLO] = tw.wlo; /* T_SM, T_SM2 stay */
+            x[T_A] = tw.A, x[T_RHI] = tw.rhi, x[T_RLO] = tw.rlo, x[T_CJ] = tw.cJ, x[T_WLO] = tw.wlo; /* T_HAT, T_ERR, T_SM, T_SM2 stay */
         }
         r->dh += tw.A * tw.rhi;
         r->dl += tw.A * tw.rlo;
@@ -789,12 +789,10 @@ static int values_B6_B11(row *r, const double *o_exact, nsx_row_bound *rb, nsx_e
     double W_max = 0, wg_max = 0, v_in_max = 0;
     const double kapr = 2 * r->kap_max + 16 * U64; /* |A_J - A-hat_J| / A-hat_J */
     r->amax = 0;
-    r->tabs = 0;
     for (size_t t = 0; nsx_slice_next(z); t++) {
         tweight tw;
         weight_at(r, t, z->J, &tw);
         const double A = tw.A, delta = tuple_delta(r, &tw);
-        r->tabs = max2(r->tabs, fabs(tw.T) + tw.eT);
         r->amax = max2(r->amax, A * (1 + delta));
         /* B7: a weight that may fall below 2 lambda_w errs by at most itself
            (flushed or rounded among the subnormals), <= (1 + delta_J) A_J */
@@ -915,13 +913,14 @@ static int identity_B7(row *r, nsx_err *err)
 /*
  * ORACLE.md 9.3 (P1), channel c: the softmax perturbation under bound=prob,
  *
- *   X1 <= [ sum_J a_J c_J + lam sqrt( sum_J (a_J t_J)^2 + V_K + V_Q
- *           + (N - 1) (eps Y1)^2 ) + |mu-hat - mu| ] / D_lo
+ *   X1 <= [ sum_J a_J c_J + g_S G' + lam sqrt( sum_J (a_J t_J)^2 + V_K
+ *           + V_Q + (N - 1) (eps Y1)^2 ) + |mu-hat - mu| ] / D_lo
  *
- * with a_J = A_J |W_J - w0|: the coherent part c_J (the scale's sites,
- * arguments, absolute terms, p_J's exp, the remainder), the per-tuple
- * sites t_J (the score's dot product and rounding to int), the key groups
- * V_K and Q's components V_Q, each split by component l (9.9), and the
+ * with a_J = A_J |W_J - w0|: the coherent part c_J (arguments, absolute
+ * terms, p_J's exp, the remainder), the scale's sites (G' bounds the
+ * signed sum |G|, 9.9), the per-tuple sites t_J (the score's dot product
+ * and rounding to int), the key groups V_K and Q's components V_Q, each
+ * split by component l (9.9; V_Q may stay coherent instead), and the
  * N - 1 rescalings' exp errors, each coefficient at most eps Y1,
  * Y1 = sum_J a_J.
  */
@@ -939,14 +938,6 @@ static double prob_X1(const row *r, const chan_sums *s, int c, double lam, doubl
     double q_coh = r->sc.gQ * s->Q1[c];
     double root = sqrt(v) * (1 + 4 * U64), root_q = sqrt(v + VQ) * (1 + 4 * U64);
     int split = lam * root_q < q_coh + lam * root;
-    if (part) {
-        part[NSX_BT_X1_COH] = (s->P1[c] + mu_err) / D;
-        part[NSX_BT_X1_TUP] = lam * sqrt(s->V1[c]) / D;
-        part[NSX_BT_X1_KEY] = lam * sqrt(VK) / D;
-        part[NSX_BT_X1_QRY] = (split ? lam * sqrt(VQ) : q_coh) / D;
-        part[NSX_BT_X1_RESC] = lam * sqrt(resc) / D;
-    }
-    double rest = split ? lam * root_q : q_coh + lam * root;
     /* 9.9 (T5): the scale's sites, one rounding each shared by every term of
        every score: their linear coefficient is |sum_J A_J (T_J - c0)(W_J - w0)|
        for the kernel's common shift c0 (|c0| <= tabs + b_max), at most |G|,
@@ -955,8 +946,14 @@ static double prob_X1(const row *r, const chan_sums *s, int c, double lam, doubl
     double scale = r->sc.gS * Gb * (1 + 4 * U64);
     if (!(scale < INFINITY))
         scale = r->sc.gS > 0 ? INFINITY : 0.0; /* G overflowed (huge inputs): P1 gives way to B9 */
-    if (part)
-        part[NSX_BT_X1_COH] = (s->P1[c] + mu_err + scale) / D;
+    if (part) {
+        part[NSX_BT_X1_COH] = (s->P1[c] + scale + mu_err) / D;
+        part[NSX_BT_X1_TUP] = lam * sqrt(s->V1[c]) / D;
+        part[NSX_BT_X1_KEY] = lam * sqrt(VK) / D;
+        part[NSX_BT_X1_QRY] = (split ? lam * sqrt(VQ) : q_coh) / D;
+        part[NSX_BT_X1_RESC] = lam * sqrt(resc) / D;
+    }
+    double rest = split ? lam * root_q : q_coh + lam * root;
     double x1 = (s->P1[c] + scale + rest + mu_err) / D * (1 + 4 * U64);
     return isnan(x1) ? INFINITY : x1;
 }
