@@ -428,11 +428,24 @@ int nsx_py_fuzz(const nsx_py_fuzz_args *a, char **summary, char *err, size_t err
     FUZZ_OPTS(o, a, m);
     o.shrink_seconds = a->shrink_seconds;
     o.progress = a->progress;
-    /* the small shape class only: a Python kernel (einsum over dense L^n
-       tensors, as the examples are) cannot take the tile and production
-       classes' L = 1000-4096; `nsimplex fuzz --kernel` draws them all */
-    static const nsx_fz_steer small = {.features = 0xffu, .shapes = NSX_FZ_SMALL};
-    o.steer = &small;
+    /* the size classes and orders the caller asked for (the package's
+       default is the small class: a Python kernel over dense L^n tensors,
+       as the torch examples are, cannot take the tile and production
+       classes' L = 1000-4096; a GPU kernel asks for them all) */
+    nsx_fz_steer steer;
+    nsx_fz_steer_default(&steer);
+    steer.orders = a->orders;
+    if (a->shapes < NSX_FZ_SHAPES_ALL || a->shapes >= NSX_FZ_CLASSES) {
+        nsx_err_set(&e, NSX_E_INPUT, "fuzz: size class %d is not small, tiles, production or all", a->shapes);
+        return out_err(&e, err, errlen);
+    }
+    steer.shapes = a->shapes;
+    char why[160];
+    if (nsx_fz_steer_check(&steer, cb.k.info, why, sizeof why)) {
+        nsx_err_set(&e, NSX_E_INPUT, "fuzz: %s", why);
+        return out_err(&e, err, errlen);
+    }
+    o.steer = &steer;
     nsx_py_accept_fn accept = a->accept;
     if (accept) {
         o.accept = accept_shim;

@@ -16,8 +16,8 @@
 
 #include "nsimplex/kernel.h"
 
-#define NSX_PY_ABI 4 /* 2: nsx_py_check_indexer; 3: nsx_py_check_grads, nsx_py_write_candidate_grads;
-                        4: nsx_py_fuzz_indexer */
+#define NSX_PY_ABI 5 /* 2: nsx_py_check_indexer; 3: nsx_py_check_grads, nsx_py_write_candidate_grads;
+                        4: nsx_py_fuzz_indexer; 5: nsx_py_fuzz_args.shapes and .orders */
 
 typedef struct nsx_py_case nsx_py_case;
 
@@ -132,6 +132,10 @@ typedef struct nsx_py_fuzz_args {
     int log;                   /* 1: progress and failures on stdout */
     double progress;
     int verbose;
+    int shapes;                /* the size classes drawn: NSX_FZ_SMALL (a Python kernel over dense
+                                  L^n tensors), _TILES, _PRODUCTION, or NSX_FZ_SHAPES_ALL (-1), as
+                                  `nsimplex fuzz --shapes` (fuzz/fuzz.h) */
+    unsigned orders;           /* bit n: order n may be drawn; 0: any up to max_order (--n) */
 } nsx_py_fuzz_args;
 
 /* Runs the fuzzer; *summary gets the summary as JSON (malloc'd): problems,

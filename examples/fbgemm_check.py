@@ -106,6 +106,8 @@ def main():
     ap.add_argument("--no-recipes", action="store_true", help="skip the built-in Meta shapes")
     ap.add_argument("--fuzz", type=float, metavar="SECONDS", help="then fuzz the forward for SECONDS")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--sizes", default="all", choices=sorted(nsimplex.SIZE_CLASSES),
+                    help="the fuzzer's size classes (default all: small, tiles up to L = 1024 and d = 256, production)")
     ap.add_argument("vectors", nargs="*")
     args = ap.parse_args()
     sys.path.insert(0, args.fbgemm)
@@ -144,7 +146,7 @@ def main():
         res = nsimplex.fuzz(fn, seconds=args.fuzz, seed=args.seed, model=MODEL, device="cuda",
                             dtype=torch.bfloat16, features=["windows", "gqa", "lse"], max_order=2,
                             shapes=lambda p: outside(p) is None, out=os.path.join(args.out, "fuzz"),
-                            name="fbgemm_triton_fwd")
+                            name="fbgemm_triton_fwd", sizes=args.sizes)
         print(res)
         failed += not res.passed
     return 1 if failed else 0

@@ -92,6 +92,8 @@ def main():
     ap.add_argument("--fuzz", type=float, metavar="SECONDS",
                     help="after the vectors, fuzz the forward through nsimplex.fuzz for SECONDS")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--sizes", default="all", choices=sorted(nsimplex.SIZE_CLASSES),
+                    help="the fuzzer's size classes (default all: small, tiles up to L = 1024 and d = 256, production)")
     ap.add_argument("--repo", required=True, help="a checkout of lucidrains/simplicial-attention")
     ap.add_argument("--out", required=True)
     ap.add_argument("--model", default="bf16,int=bf16")
@@ -155,7 +157,7 @@ def main():
         res = nsimplex.fuzz(forward_fn(fn), seconds=args.fuzz, seed=args.seed, model=args.model, device="cuda",
                             dtype=torch.bfloat16, features=["windows", "gqa"], max_order=2,
                             shapes=lambda p: p.n == 2 and p.d == p.dv and p.d in (32, 64, 128),
-                            out=os.path.join(args.out, "fuzz"), name="lucidrains")
+                            out=os.path.join(args.out, "fuzz"), name="lucidrains", sizes=args.sizes)
         print(res)
         failed += not res.passed
     return 1 if failed else 0

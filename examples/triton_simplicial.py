@@ -143,6 +143,8 @@ def main():
     ap.add_argument("--dot", action="store_true", help="tl.dot's default precision on float32: TF32")
     ap.add_argument("--seconds", type=float, default=60)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--sizes", default="all", choices=sorted(nsimplex.SIZE_CLASSES),
+                    help="the fuzzer's size classes (default all: small, tiles up to L = 1024 and d = 256, production)")
     ap.add_argument("--out", default="fuzz-out-triton")
     args = ap.parse_args()
     dtype = getattr(torch, args.dtype)
@@ -170,7 +172,8 @@ def main():
               rep.ratio or 0, rep.failures, ("\n      " + rep.notes[0]) if rep.notes else ""))
     print("%d vectors judged, %d failed" % (judged, failed))
     res = nsimplex.fuzz(fn, seconds=args.seconds, seed=args.seed, model=args.model, device="cuda", dtype=dtype,
-                        features=FEATURES, max_order=2, shapes={"n": (2,)}, out=args.out, name="triton_simplicial")
+                        features=FEATURES, max_order=2, shapes={"n": (2,)}, sizes=args.sizes, out=args.out,
+                        name="triton_simplicial")
     print(res)
     return 1 if failed or not res.passed else 0
 

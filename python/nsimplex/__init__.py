@@ -32,7 +32,8 @@ __version__ = _lib.lib.nsx_py_version().decode()
 __all__ = ["load", "gen", "check", "check_indexer", "indexer_inputs", "fuzz", "fuzz_indexer", "run", "save_candidate",
            "model",
            "Case", "Problem", "Report", "IndexerReport",
-           "FuzzResult", "Error", "InputError", "NotApplicable", "Unsupported", "ModelWarning", "FEATURE_NAMES"]
+           "FuzzResult", "Error", "InputError", "NotApplicable", "Unsupported", "ModelWarning", "FEATURE_NAMES",
+           "SIZE_CLASSES"]
 
 FEATURE_NAMES = tuple(FEATURES)
 
@@ -630,9 +631,29 @@ def _write(ptr, a, shape, name):
         ctypes.memmove(ptr, a.ctypes.data, count * 4)
 
 
+SIZE_CLASSES = {"all": -1, "small": 0, "tiles": 1, "production": 2}  # fuzz/fuzz.h NSX_FZ_*
+
+
+def _orders(shapes, max_order):
+    """The fuzzer's order bits from shapes' "n" (a collection or range, or a maximum), so that the
+    draws are spent on orders fn takes; 0 (any up to max_order) otherwise."""
+    if not isinstance(shapes, dict) or "n" not in shapes:
+        return 0
+    allowed = shapes["n"]
+    ns = range(1, allowed + 1) if isinstance(allowed, int) else allowed
+    bits = 0
+    for n in ns:
+        if not isinstance(n, int) or not 1 <= n <= max_order:
+            raise InputError(_lib.E_INPUT, "shapes: n: %r is not an order in 1..max_order (%d)" % (n, max_order))
+        bits |= 1 << n
+    if not bits:
+        raise InputError(_lib.E_INPUT, "shapes: n allows no order")
+    return bits
+
+
 def fuzz(fn, seconds=10.0, seed=1, features="all", shapes=None, model="bf16", device=None, dtype=None,
          out="fuzz-out", count=0, start=0, max_failures=1, shrink_seconds=30.0, max_order=MAX_ORDER,
-         name=None, log=True, progress=5.0, verbose=False):
+         name=None, log=True, progress=5.0, verbose=False, sizes="small"):
     """Fuzzes the kernel function fn(problem, tensors) -> (o, lse) against the reference.
 
     The C fuzzer draws problems within `features` (names from FEATURE_NAMES, or "all"; include
@@ -641,10 +662,18 @@ def fuzz(fn, seconds=10.0, seed=1, features="all", shapes=None, model="bf16", de
     (`nsimplex check VECTOR VECTOR.candidate` replays it).  shapes: None, a callable
     shapes(problem) -> bool, or a dict of limits on Problem fields ({"n": (2,), "L": 128, "d":
     range(16, 129, 16)}: a collection or range of values, or an int maximum); problems outside
-    are declined (drawn, counted, not run).  Inputs reach fn as numpy float32 arrays (device None
+    are declined (drawn, counted, not run); its "n" also steers the draws to those orders.  sizes:
+    the size classes drawn (docs/FUZZING.md 2), "small" (the default: L up to 40, d up to 40, what a
+    function over dense L^n tensors takes on a CPU), "tiles" (L 17-1024 and d up to 256 around
+    multiples of 16-128: a GPU kernel's tile boundaries), "production" (L up to 4096, the
+    paper's windows) or "all" (`nsimplex fuzz`'s mix: 88%, 11.7%, 0.3% by count).  Inputs reach
+    fn as numpy float32 arrays (device None
     and dtype None), else as torch tensors on device in dtype (default: the model's input format).
     Outputs pass through the kernel ABI's float32 buffers.  Returns a FuzzResult.  An exception
     raised by fn is a kernel error to the fuzzer, and is raised again when the run ends."""
+    if sizes not in SIZE_CLASSES:
+        raise InputError(_lib.E_INPUT, "fuzz: sizes %r is not one of %s" % (sizes, ", ".join(SIZE_CLASSES)))
+    orders = _orders(shapes, max_order)
     fmts = _model_formats(model)
     _warn_model(model)
     if FORMATS["f64"] in (fmts["in"], fmts["out"], fmts["lseout"]):
@@ -688,7 +717,8 @@ def fuzz(fn, seconds=10.0, seed=1, features="all", shapes=None, model="bf16", de
                          max_order=max_order, features=_feature_bits(features), forward=fwd, accept=acc,
                          seconds=seconds, seed=seed, start=start, count=count, max_failures=max_failures,
                          shrink_seconds=shrink_seconds, out_dir=_enc(out), log=1 if log else 0,
-                         progress=progress, verbose=1 if verbose else 0)
+                         progress=progress, verbose=1 if verbose else 0, shapes=SIZE_CLASSES[sizes],
+                         orders=orders)
     if log:
         sys.stdout.flush()
     summary, err = c_void_p(), _errbuf()
@@ -700,10 +730,13 @@ def fuzz(fn, seconds=10.0, seed=1, features="all", shapes=None, model="bf16", de
         _raise(rc, err)
     res = FuzzResult(json.loads(s))
     # the saved text's command line names the CLI; a Python function is run again through this call
+    # (with what steers the draw: features, orders and sizes; the rest of shapes only declines)
     label = name or getattr(fn, "__name__", "python")
     for f in res.failures:
-        f["reproduce"] = "nsimplex.fuzz(%s, seed=%d, start=%d, count=1, model=%r, max_order=%d%s%s%s)" % (
+        f["reproduce"] = "nsimplex.fuzz(%s, seed=%d, start=%d, count=1, model=%r, max_order=%d%s%s%s%s%s)" % (
             label, seed, f["index"], model, max_order, "" if features == "all" else ", features=%r" % (features,),
+            "" if not orders else ", shapes={'n': %r}" % (tuple(n for n in range(1, 32) if orders >> n & 1),),
+            "" if sizes == "small" else ", sizes=%r" % (sizes,),
             "" if device is None else ", device=%r" % (device,), "" if dtype is None else ", dtype=%s" % (dtype,))
     return res
 

@@ -10,7 +10,7 @@ from ctypes import (CFUNCTYPE, POINTER, Structure, c_char_p, c_double, c_float, 
                     c_size_t, c_uint, c_uint64, c_void_p)
 
 MAX_ORDER = 8      # NSX_MAX_ORDER
-PY_ABI = 4         # NSX_PY_ABI
+PY_ABI = 5         # NSX_PY_ABI
 
 # Number formats (NSX_FORMAT_* in include/nsimplex/kernel.h); -1 is the model's "none".
 FORMATS = {"f64": 0, "f32": 1, "f16": 2, "bf16": 3}
@@ -67,7 +67,7 @@ class FuzzArgs(Structure):
                 ("forward", FORWARD), ("accept", ACCEPT), ("seconds", c_double), ("seed", c_uint64),
                 ("start", c_uint64), ("count", c_uint64), ("max_failures", c_int),
                 ("shrink_seconds", c_double), ("out_dir", c_char_p), ("log", c_int), ("progress", c_double),
-                ("verbose", c_int)]
+                ("verbose", c_int), ("shapes", c_int), ("orders", c_uint)]
 
 
 class FuzzIndexerArgs(Structure):

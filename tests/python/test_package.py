@@ -252,6 +252,42 @@ def test_fuzz_shapes_decline_problems_and_errors_come_back():
         nsimplex.fuzz(kernels.honest_f64, model="f64", log=False)
 
 
+def test_fuzz_sizes_and_orders_steer_the_draws():
+    # a callable shapes sees every drawn problem; declining them all runs nothing
+    def drawn(sizes, count=60):
+        seen = []
+
+        def record(p):
+            seen.append((p.n, p.L, p.d))
+            return False
+
+        res = nsimplex.fuzz(kernels.honest_f64, seconds=0, count=count, seed=11, model="bf16", features=FEATURES,
+                            shapes=record, sizes=sizes, out=None, log=False)
+        assert res.passed and res.summary["declined"] == len(seen) > 0
+        return seen
+
+    small = drawn("small")
+    assert max(L for n, L, d in small) <= 40 and max(d for n, L, d in small) <= 40
+    tiles = drawn("tiles")                      # L 17-1024, d up to 256 around multiples of 16-128
+    assert max(L for n, L, d in tiles) > 64 and max(d for n, L, d in tiles) > 64
+    assert max(L for n, L, d in drawn("production", 20)) >= 512
+    assert max(L for n, L, d in drawn("all", 200)) > 40
+    # shapes' "n" steers the orders drawn: no problem is drawn only to be declined for its order
+    seen = []
+
+    def order_two(p, t):
+        seen.append(p.n)
+        return kernels.honest_f64(p, t)
+
+    res = nsimplex.fuzz(order_two, seconds=0, count=20, seed=3, model="bf16", features=FEATURES,
+                        shapes={"n": (2,)}, out=None, log=False)
+    assert res.passed and res.summary["declined"] == 0 and seen == [2] * len(seen) and len(seen) >= 15
+    with pytest.raises(nsimplex.InputError, match="sizes"):
+        nsimplex.fuzz(kernels.honest_f64, sizes="huge", log=False)
+    with pytest.raises(nsimplex.InputError, match="max_order"):
+        nsimplex.fuzz(kernels.honest_f64, shapes={"n": (3,)}, max_order=2, log=False)
+
+
 # ---- pytest helpers ---------------------------------------------------------------------------
 
 @nt.golden_vectors(flags=["Windows"])
