@@ -57,8 +57,14 @@ void nsx_bound_consts(const nsx_bound_ctx *ctx, consts *k)
     k->fw = nsx_fmt_of(m->w);
     k->fout = nsx_fmt_of(m->out);
     k->flse = nsx_fmt_of(m->lseout);
+    /* A1: the vector's values converted to `in`.  Data of no more precision
+       than `in` (bf16 data under f16 or tf32) convert exactly within in's
+       normal range, so only their range can make a conversion round: an
+       element below in's normal minimum errs absolutely (lami), one above
+       its range is refused (3.1) */
+    const nsx_fmt fd = nsx_fmt_of(ctx->p->input_format);
     int rounds = !nsx_format_fits(ctx->p->input_format, m->in);
-    k->ui = rounds ? k->fi.u : 0.0;
+    k->ui = rounds && fd.p > k->fi.p ? k->fi.u : 0.0;
     /* A1: a conversion's absolute error is below lambda (flush to zero), or
        below lambda u when it rounds among the subnormals (sub=keep, ORACLE.md 9.1 R4) */
     const int keep = m->sub_keep;
@@ -67,6 +73,7 @@ void nsx_bound_consts(const nsx_bound_ctx *ctx, consts *k)
     k->lamx = max2(k->fo.lambda * (keep ? k->fo.u : 1.0), k->ft.lambda * (keep ? k->ft.u : 1.0));
     k->lamw = k->fw.lambda * (keep ? k->fw.u : 1.0);
     k->lam_all = max2(max2(k->lami, k->lamx), k->fa.lambda);
+    k->nmin_uf = max2(rounds ? k->fi.lambda : 0.0, max2(k->fo.lambda, k->ft.lambda));
     k->conv = !nsx_format_fits(m->in, m->op);
     k->ua = 2 * k->fa.u;
     k->eps_exp = 4 * k->fa.u;
@@ -142,7 +149,7 @@ static void score_consts_of(const nsx_bound_ctx *ctx, const consts *k, score_con
        scale is s log2 e, never a power of two (FBGEMM's Triton forward
        rounds it to bf16 and multiplies q by it in bf16) */
     const int base2 = ctx->model.lse_form != NSX_LSE_LN;
-    const int s_pow2 = !base2 && sa > 0 && frexp(sa, &e2) == 0.5 && sa >= k->lamx && sa <= min2(k->fo.max, k->ft.max);
+    const int s_pow2 = !base2 && sa > 0 && frexp(sa, &e2) == 0.5 && sa >= max2(k->fo.lambda, k->ft.lambda) && sa <= min2(k->fo.max, k->ft.max);
     const double n_ux = s_pow2 ? p->n - 1.0 : p->n + 1.0;
     gam g = {0};
     gam_add(&g, p->n + 1, k->ui);                 /* B1: inputs rounded to `in` */
@@ -372,11 +379,13 @@ static int tuple_score(const row *r, const int *J, tscore *ts)
     const double *K[NSX_MAX_ORDER];
     for (int m = 0; m < p->n; m++)
         K[m] = r->ctx->in->k[m] + nsx_k_at(p, r->b, J[m], r->g, 0);
-    /* ORACLE.md 9.1 (R2): a term whose factors' subproducts all stay at least 2 lam_uf
+    /* ORACLE.md 9.1 (R2): a term whose factors' subproducts all stay at least
+       2 nmin_uf (twice the normal minimum, under sub=keep too: a result below
+       it rounds among the subnormals, with an absolute error up to lam_uf)
        cannot underflow in in, op or int (its computed subproducts are within
        a factor 1 -+ 1/4 of the exact ones, Lemma 1); G_u sums its G over the
        terms that may */
-    const double thr = 2 * r->sc.lam_uf, slack = 4 * r->k.ua;
+    const double thr = 2 * r->k.nmin_uf, slack = 4 * r->k.ua;
     double P = 0, M = 0, M2 = 0, G = 0, G_u = 0, in_max = 0, op_max = 0;
     for (int l = 0; l < p->d; l++) {
         double x = r->Q[l], xa = fabs(r->Q[l]), xg = max2(1.0, xa);
@@ -678,7 +687,7 @@ void nsx_bound_reduced_value(const nsx_problem *p, const double *const *V, int c
 
 /*
  * ORACLE.md 9.1 (R2, B6): 1 when no value formed for channel c of the tuple can fall below
- * thr = 2 lam_uf (the largest lambda of in when rounding, op, int), so that
+ * thr = 2 nmin_uf (the largest normal minimum of in when rounding, op, int), so that
  * B6's absolute term needs only lambda_acc: every subproduct of the factors
  * (product), or every subset sum (sum and mean, n <= 4; their roundings are
  * then relative only), stays above thr after the relative errors of
@@ -782,7 +791,7 @@ static int values_B6_B11(row *r, const double *o_exact, nsx_row_bound *rb, nsx_e
     const int prob = ctx->model.bound == NSX_BOUND_PROB && !r->wild;
     const double ux_last = p->reduce == NSX_REDUCE_PRODUCT && n >= 2 ? k->ux : 0.0;
     const double t3 = k->fw.u + 2 * k->fa.u;
-    const double thr = 2 * r->sc.lam_uf;
+    const double thr = 2 * k->nmin_uf;
     double *grp[NSX_MAX_ORDER];
     if (ctx->model.bound == NSX_BOUND_PROB)
         nsx_prob_groups_take(&r->ctx->pg, ctx->pg_sq); /* clears what a refused row left */

@@ -52,6 +52,9 @@ typedef struct {
     double ua;         /* acc arithmetic is faithful: relative error < 2 u_acc */
     double ux, lamx;   /* max of op and int: derived operands and intermediates */
     double lam_all;    /* the largest lambda of in (when rounding), op, int, acc */
+    double nmin_uf;    /* the largest normal minimum of in (when rounding), op, int: a
+                          result at least this large has no absolute error (9.1 R2),
+                          whatever sub= says of the error below it (lami, lamx) */
     double lamw;       /* the weights' conversion: lambda_w, or lambda_w u_w with sub=keep */
     int conv;          /* 1: inputs are converted from `in` to `op` */
     double eps_exp;    /* exp and log: 2 ulps of acc, 4 u_acc relative */

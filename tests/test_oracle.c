@@ -514,6 +514,67 @@ START_TEST(score_scale_rounding_is_charged)
 }
 END_TEST
 
+/* The row bounds of t's every row under model, with the vector's values
+   declared in format fmt (they must be representable in it); the largest o
+   bound into *ob_max. */
+static void bounds_as(const tcase *t, int fmt, const char *model, double *ob_max)
+{
+    nsx_problem q = t->p;
+    q.input_format = fmt;
+    nsx_model m = model_of(model);
+    nsx_bound_ctx ctx;
+    nsx_err err;
+    double *ob = malloc((size_t)q.dv * sizeof *ob);
+    ck_assert_int_eq(nsx_bound_init(&ctx, &q, &t->in, &m, &err), 0);
+    *ob_max = 0;
+    for (int h = 0; h < q.H; h++)
+        for (int i = 0; i < q.L; i++) {
+            nsx_row_bound rb;
+            int rc = nsx_bound_row(&ctx, 0, h, i, NULL, t->o + nsx_o_at(&q, 0, i, h, 0),
+                                   t->lse[nsx_lse_at(&q, 0, h, i)], ob, &rb, &err);
+            ck_assert_msg(rc == 0, "%s", err.msg);
+            for (int c = 0; c < q.dv; c++)
+                *ob_max = fmax(*ob_max, ob[c]);
+        }
+    nsx_bound_free(&ctx);
+    free(ob);
+}
+
+/* A1: bf16 data converted to f16 are exact within f16's normal
+   range (8 significant bits fit in 11), so under f16 a bf16 vector is
+   bounded as the same values stored in f16 are; the same values declared
+   f32 (24 bits: the conversion may round) are charged it.  The oracle
+   charged every bf16 element's conversion to f16 until 2026-12-07, which
+   kept f16 kernels on the bf16 suites 5 times below their ratio on f16
+   data (ORACLE.md 9.10). */
+START_TEST(bf16_data_convert_exactly_to_f16)
+{
+    nsx_problem p = small_problem(2, 1, 12, 16, 8);
+    tcase t;
+    rng g = {SEED + 360u};
+    tcase_alloc(&t, &p);
+    tcase_fill(&t, &g, 4, 2);
+    /* every value in bf16, and at least 2^-12 in magnitude: within f16's normal range */
+    double *arrays[] = {t.q, t.k[0], t.k[1], t.v[0], t.v[1]};
+    size_t sizes[] = {nsx_q_size(&p), nsx_k_size(&p), nsx_k_size(&p), nsx_v_size(&p), nsx_v_size(&p)};
+    for (int a = 0; a < 5; a++)
+        for (size_t x = 0; x < sizes[a]; x++) {
+            double v = R(arrays[a][x], NSX_FORMAT_BF16);
+            arrays[a][x] = fabs(v) < 0x1p-12 ? copysign(0x1p-12, v) : v;
+        }
+    ref_ok(&t);
+    double as_bf16, as_f16, as_f32;
+    bounds_as(&t, NSX_FORMAT_BF16, "f16", &as_bf16);
+    bounds_as(&t, NSX_FORMAT_F16, "f16", &as_f16);
+    bounds_as(&t, NSX_FORMAT_F32, "f16", &as_f32);
+    printf("largest o bound under f16: bf16 data %.6g, f16 data %.6g, f32 data %.6g\n", as_bf16, as_f16, as_f32);
+    ck_assert_msg(as_bf16 == as_f16, "bf16 data are charged a conversion to f16: %g against %g", as_bf16, as_f16);
+    ck_assert_msg(as_f32 > 1.2 * as_f16, "f32 data are not charged their rounding to f16: %g against %g", as_f32,
+                  as_f16);
+    tcase_free(&t);
+}
+END_TEST
+
 /* At d = 96 and 192 (DeepSeek's head size), n = 1, the term decides a
    verdict: a vector whose scores cancel (keys carry +-2^8 that the paired
    query entries cancel), so that b_J ~ 580 u64 |s| M_J is large beside
@@ -567,6 +628,56 @@ START_TEST(score_scale_rounding_decides_a_verdict)
     ck_assert(!rep.pass);
     ck_assert_uint_eq(rep.lse_failed, nsx_lse_size(&p));
     free(mid), free(out);
+    tcase_free(&t);
+}
+END_TEST
+
+/* ORACLE.md 9.1 (R2) with sub=keep: a result below the normal range rounds
+   among the subnormals with an absolute error up to lambda u, however far
+   above lambda u it lies; only a result of at least lambda (the normal
+   minimum) is free of it.  The products q_l k_l = 9 2^-26 lie between
+   lambda u = 2^-25 and lambda = 2^-14 of f16, so an honest f16 kernel that
+   keeps subnormals rounds each to 2^-23 (a relative error of 1/9); with
+   d = 256 such terms and s = 2^13 the score errs by 1/16.  When R2's
+   threshold was 2 lambda u under sub=keep, these terms were charged only
+   their relative roundings, and this kernel failed (o ratio 35). */
+START_TEST(subnormal_products_are_charged_under_sub_keep)
+{
+    const int d = 256;
+    nsx_problem p = small_problem(1, 1, 2, d, 1);
+    p.input_format = NSX_FORMAT_F16;
+    p.score_scale_rsqrt_d = 0;
+    p.score_scale = 0x1p13;
+    tcase t;
+    tcase_alloc(&t, &p);
+    for (int l = 0; l < d; l++) {
+        t.q[nsx_q_at(&p, 0, 0, 0, l)] = t.q[nsx_q_at(&p, 0, 1, 0, l)] = 3 * 0x1p-13;
+        t.k[0][nsx_k_at(&p, 0, 0, 0, l)] = 3 * 0x1p-13;
+        t.k[0][nsx_k_at(&p, 0, 1, 0, l)] = 0;
+    }
+    t.v[0][nsx_v_at(&p, 0, 0, 0, 0)] = 1;
+    t.v[0][nsx_v_at(&p, 0, 1, 0, 0)] = -1;
+    ref_ok(&t);
+    double o[2], lse[2];
+    {
+        /* query 0 sees key 0 only; query 1 both: T_0 = s sum_l RN16(q_l k_l), T_1 = 0 */
+        double prod = R(3 * 0x1p-13 * 3 * 0x1p-13, NSX_FORMAT_F16), T0 = 0;
+        ck_assert(prod == 0x1p-23);
+        for (int l = 0; l < d; l++)
+            T0 = R(T0 + prod, NSX_FORMAT_F32);
+        T0 = R(T0 * p.score_scale, NSX_FORMAT_F32);
+        double m = fmax(T0, 0), e0 = R(exp(T0 - m), NSX_FORMAT_F32), e1 = R(exp(-m), NSX_FORMAT_F32);
+        double l1 = R(e0 + e1, NSX_FORMAT_F32);
+        o[0] = 1, lse[0] = R(T0, NSX_FORMAT_F32);
+        o[1] = R(R(e0 - e1, NSX_FORMAT_F32) / l1, NSX_FORMAT_F32), lse[1] = R(m + log(l1), NSX_FORMAT_F32);
+        nsx_check_report rep;
+        nsx_err err;
+        ck_assert_int_eq(judge(&t, NULL, o, lse, NULL, "f16,sub=keep", &rep, &err), 0);
+        printf("f16 products among the subnormals: o ratio %.3g, lse ratio %.3g\n", rep.worst_o.ratio,
+               rep.worst_lse.ratio);
+        ck_assert_msg(rep.pass, "an honest kernel fails: o ratio %g, lse ratio %g", rep.worst_o.ratio,
+                      rep.worst_lse.ratio);
+    }
     tcase_free(&t);
 }
 END_TEST
@@ -1476,6 +1587,8 @@ static Suite *oracle_suite(void)
     tcase_add_test(tc, report_text_and_json);
     tcase_add_test(tc, report_json_numbers_round_trip);
     tcase_add_test(tc, reports_are_the_same_for_any_thread_count);
+    tcase_add_test(tc, subnormal_products_are_charged_under_sub_keep);
+    tcase_add_test(tc, bf16_data_convert_exactly_to_f16);
     suite_add_tcase(s, tc);
     tc = tcase_create("command line");
     tcase_set_timeout(tc, 60);
