@@ -107,7 +107,8 @@ def main():
     ap.add_argument("--fuzz", type=float, metavar="SECONDS", help="then fuzz the forward for SECONDS")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--sizes", default="all", choices=sorted(nsimplex.SIZE_CLASSES),
-                    help="the fuzzer's size classes (default all: small, tiles up to L = 1024 and d = 256, production)")
+                    help="the fuzzer's size classes (default all: small; tiles, L up to 1024 and d up to 256; "
+                         "production)")
     ap.add_argument("vectors", nargs="*")
     args = ap.parse_args()
     sys.path.insert(0, args.fbgemm)

@@ -93,7 +93,8 @@ def main():
                     help="after the vectors, fuzz the forward through nsimplex.fuzz for SECONDS")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--sizes", default="all", choices=sorted(nsimplex.SIZE_CLASSES),
-                    help="the fuzzer's size classes (default all: small, tiles up to L = 1024 and d = 256, production)")
+                    help="the fuzzer's size classes (default all: small; tiles, L up to 1024 and d up to 256; "
+                         "production)")
     ap.add_argument("--repo", required=True, help="a checkout of lucidrains/simplicial-attention")
     ap.add_argument("--out", required=True)
     ap.add_argument("--model", default="bf16,int=bf16")

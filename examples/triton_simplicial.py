@@ -144,7 +144,8 @@ def main():
     ap.add_argument("--seconds", type=float, default=60)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--sizes", default="all", choices=sorted(nsimplex.SIZE_CLASSES),
-                    help="the fuzzer's size classes (default all: small, tiles up to L = 1024 and d = 256, production)")
+                    help="the fuzzer's size classes (default all: small; tiles, L up to 1024 and d up to 256; "
+                         "production)")
     ap.add_argument("--out", default="fuzz-out-triton")
     args = ap.parse_args()
     dtype = getattr(torch, args.dtype)
