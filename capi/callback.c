@@ -37,6 +37,28 @@ int nsx_cb_kernel_open(nsx_cb_kernel *cb, const char *name, const nsx_model *m, 
     return 0;
 }
 
+int nsx_cb_kernel_set_backward(nsx_cb_kernel *cb, const nsx_model *m, int max_order, unsigned features,
+                               nsx_kernel_backward_fn backward, nsx_err *err)
+{
+    if (!backward)
+        return nsx_err_set(err, NSX_E_INPUT, "callback kernel: no backward function");
+    if (max_order < 1 || max_order > cb->info.max_order)
+        return nsx_err_set(err, NSX_E_INPUT, "callback kernel: the backward's max_order %d is not in 1..%d (the "
+                           "forward's)", max_order, cb->info.max_order);
+    if (!(cb->info.features & NSX_FEAT_LSE))
+        return nsx_err_set(err, NSX_E_INPUT, "callback kernel: a backward needs the forward's lse: declare the "
+                           "feature lse");
+    if (features & ~cb->info.features)
+        return nsx_err_set(err, NSX_E_INPUT, "callback kernel: the backward declares features (0x%x) the "
+                           "forward lacks", features & ~cb->info.features);
+    cb->info.backward_max_order = max_order;
+    cb->info.backward_features = features & ~NSX_FEAT_LSE;
+    cb->info.backward_accum_format = m->acc;
+    cb->info.backward_output_format = m->out;
+    cb->k.backward = backward;
+    return 0;
+}
+
 #define ALL_IDX_CAPS                                                                                        \
     (NSX_IDX_WRITES_SCORES | NSX_IDX_WRITES_SEL | NSX_IDX_RELU | NSX_IDX_SOFTMAX | NSX_IDX_IDENTITY |       \
      NSX_IDX_CAUSAL_OFF)

@@ -29,6 +29,16 @@ int nsx_cb_kernel_open(nsx_cb_kernel *cb, const char *name, const nsx_model *m, 
                        nsx_kernel_forward_fn forward, nsx_err *err);
 
 /*
+ * Gives cb (opened by nsx_cb_kernel_open) a backward: backward is called for
+ * every backward problem the fuzzer draws (after the forward, with its o and
+ * lse), for orders 1..max_order (at most cb's) and the features given (a
+ * subset of cb's, which must declare NSX_FEAT_LSE); the gradients are judged
+ * under m.  0, or NSX_E_INPUT (nothing changed) with the reason.
+ */
+int nsx_cb_kernel_set_backward(nsx_cb_kernel *cb, const nsx_model *m, int max_order, unsigned features,
+                               nsx_kernel_backward_fn backward, nsx_err *err);
+
+/*
  * Fills cb as a kernel with an indexer only (kernel ABI 3's
  * nsx_kernel_indexer, no forward is ever called): info declares caps
  * (NSX_IDX_*: what it writes, which activations, causal off) and the

@@ -381,6 +381,8 @@ static char *summary_json(const nsx_fuzz_summary *s, const char *model, int inde
         nsx_buf_puts(&b, ",\"worst\":null");
     if (indexer)
         nsx_buf_printf(&b, ",\"sel_differ\":%llu", (unsigned long long)s->sel_differ);
+    else
+        nsx_buf_printf(&b, ",\"bwd\":%llu", (unsigned long long)s->bwd);
     nsx_buf_puts(&b, ",\"failures\":[");
     for (int x = 0; x < s->nfail; x++) {
         nsx_buf_puts(&b, x ? "," : "");
@@ -424,10 +426,22 @@ int nsx_py_fuzz(const nsx_py_fuzz_args *a, char **summary, char *err, size_t err
     nsx_cb_kernel cb;
     if (nsx_cb_kernel_open(&cb, a->name, &m, a->max_order, a->features, a->forward, &e))
         return out_err(&e, err, errlen);
+    if (a->backward &&
+        nsx_cb_kernel_set_backward(&cb, &m, a->backward_max_order, a->backward_features, a->backward, &e))
+        return out_err(&e, err, errlen);
     nsx_fuzz_opts o;
     FUZZ_OPTS(o, a, m);
     o.shrink_seconds = a->shrink_seconds;
     o.progress = a->progress;
+    if (a->bwd != NSX_FZ_BWD_MIX && a->bwd != NSX_FZ_BWD_ONLY && a->bwd != NSX_FZ_BWD_NONE) {
+        nsx_err_set(&e, NSX_E_INPUT, "fuzz: backward mode %d is not mix (0), only (1) or none (-1)", a->bwd);
+        return out_err(&e, err, errlen);
+    }
+    if (a->bwd == NSX_FZ_BWD_ONLY && !a->backward) {
+        nsx_err_set(&e, NSX_E_INPUT, "fuzz: backward problems only, but no backward function");
+        return out_err(&e, err, errlen);
+    }
+    o.bwd = a->bwd;
     /* the size classes and orders the caller asked for (the package's
        default is the small class: a Python kernel over dense L^n tensors,
        as the torch examples are, cannot take the tile and production

@@ -17,7 +17,7 @@
 #include "nsimplex/kernel.h"
 
 #define NSX_PY_ABI 5 /* 2: nsx_py_check_indexer; 3: nsx_py_check_grads, nsx_py_write_candidate_grads;
-                        4: nsx_py_fuzz_indexer; 5: nsx_py_fuzz_args.shapes and .orders */
+                        4: nsx_py_fuzz_indexer; 5: nsx_py_fuzz_args.shapes, .orders and the backward */
 
 typedef struct nsx_py_case nsx_py_case;
 
@@ -136,10 +136,16 @@ typedef struct nsx_py_fuzz_args {
                                   L^n tensors), _TILES, _PRODUCTION, or NSX_FZ_SHAPES_ALL (-1), as
                                   `nsimplex fuzz --shapes` (fuzz/fuzz.h) */
     unsigned orders;           /* bit n: order n may be drawn; 0: any up to max_order (--n) */
+    nsx_kernel_backward_fn backward; /* NULL: none; else called for the backward problems */
+    int backward_max_order;    /* 1..max_order, when backward */
+    unsigned backward_features; /* NSX_FEAT_* of the problems it takes (within features) */
+    int bwd;                   /* NSX_FZ_BWD_MIX (0: a share of the problems, with a backward),
+                                  _ONLY (1: every problem), _NONE (-1), as --bwd, --no-bwd */
 } nsx_py_fuzz_args;
 
 /* Runs the fuzzer; *summary gets the summary as JSON (malloc'd): problems,
-   mpfr, loop, skipped, declined, rejected, pairs, heads, seconds, model,
+   mpfr, loop, skipped, declined, rejected, pairs, heads, bwd (problems whose
+   gradients were judged), seconds, model,
    failures [{index, seed, kind, kinds, found, shrink, draw, shrunk, note,
    path, replays}]. */
 int nsx_py_fuzz(const nsx_py_fuzz_args *a, char **summary, char *err, size_t errlen);

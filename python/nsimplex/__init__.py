@@ -166,11 +166,14 @@ def _torch_dtype(torch, fmt):
     return {"f64": torch.float64, "f32": torch.float32, "f16": torch.float16, "bf16": torch.bfloat16}[fmt]
 
 
+def _torch_wanted(device, dtype):
+    return device is not None or (dtype is not None and "torch" in type(dtype).__module__)
+
+
 def _convert(arrays, fmt, device, dtype):
     """numpy arrays (float64/float32 values of format fmt, int32 sel) as the caller asked: numpy in
     fmt's dtype (device None and dtype None or a numpy dtype), else torch tensors on device."""
-    torch_wanted = device is not None or (dtype is not None and "torch" in type(dtype).__module__)
-    if not torch_wanted:
+    if not _torch_wanted(device, dtype):
         dt = np.dtype(dtype) if dtype is not None else _np_dtype(fmt)
 
         def cv(a):
@@ -184,8 +187,12 @@ def _convert(arrays, fmt, device, dtype):
                 return None
             t = torch.from_numpy(np.ascontiguousarray(a))
             return t.to(device=device) if a.dtype == np.int32 else t.to(device=device, dtype=dt)
-    return {"q": cv(arrays["q"]), "k": [cv(a) for a in arrays["k"]], "v": [cv(a) for a in arrays["v"]],
-            "sel": cv(arrays.get("sel"))}
+    res = {"q": cv(arrays["q"]), "k": [cv(a) for a in arrays["k"]], "v": [cv(a) for a in arrays["v"]],
+           "sel": cv(arrays.get("sel"))}
+    for extra in ("o", "do"):  # a backward's inputs
+        if extra in arrays:
+            res[extra] = cv(arrays[extra])
+    return res
 
 
 def _to_numpy(x, name, dtype=np.float64):
@@ -623,6 +630,14 @@ def _kernel_arrays(p, io):
             "v": [arr(io.v[m], (B, L, G, dv)) for m in range(p.n)], "sel": sel}
 
 
+def _f32_array(ptr, shape):
+    """A copy of a kernel ABI float32 buffer as a float32 numpy array of shape."""
+    count = int(np.prod(shape))
+    if count == 0:
+        return np.zeros(shape, dtype=np.float32)
+    return np.frombuffer(ctypes.cast(ptr, POINTER(c_float * count)).contents, dtype=np.float32).reshape(shape).copy()
+
+
 def _write(ptr, a, shape, name):
     a = _to_numpy(a, name, np.float32)
     _shape_ok(a, shape, name)
@@ -651,9 +666,13 @@ def _orders(shapes, max_order):
     return bits
 
 
+BWD_MODES = {"mix": 0, "only": 1, "none": -1}  # fuzz/fuzz.h NSX_FZ_BWD_*
+
+
 def fuzz(fn, seconds=10.0, seed=1, features="all", shapes=None, model="bf16", device=None, dtype=None,
          out="fuzz-out", count=0, start=0, max_failures=1, shrink_seconds=30.0, max_order=MAX_ORDER,
-         name=None, log=True, progress=5.0, verbose=False, sizes="small"):
+         name=None, log=True, progress=5.0, verbose=False, sizes="small", backward=None, bwd="mix",
+         backward_features=None, backward_max_order=None):
     """Fuzzes the kernel function fn(problem, tensors) -> (o, lse) against the reference.
 
     The C fuzzer draws problems within `features` (names from FEATURE_NAMES, or "all"; include
@@ -669,8 +688,18 @@ def fuzz(fn, seconds=10.0, seed=1, features="all", shapes=None, model="bf16", de
     paper's windows) or "all" (`nsimplex fuzz`'s mix: 88%, 11.7%, 0.3% by count).  Inputs reach
     fn as numpy float32 arrays (device None
     and dtype None), else as torch tensors on device in dtype (default: the model's input format).
-    Outputs pass through the kernel ABI's float32 buffers.  Returns a FuzzResult.  An exception
-    raised by fn is a kernel error to the fuzzer, and is raised again when the run ends."""
+    Outputs pass through the kernel ABI's float32 buffers.
+
+    backward: a function backward(problem, tensors) -> gradients, fuzzed with fn as its forward
+    (docs/FUZZING.md 11): tensors holds fn's inputs and "o", "lse" (what fn returned for them),
+    "do" (the upstream gradient dO, in the inputs' format); it returns {"dq", "dk1".., "dv1"..}
+    (the gradients of sum(do * o), as nsimplex.check's grads=).  bwd: "mix" (a share of the
+    problems, with small shapes, are backward ones), "only", or "none", as `nsimplex fuzz --bwd`
+    and `--no-bwd`; backward_features (default: features) and backward_max_order (default:
+    max_order) declare what it takes.  Its gradients are judged under `model` (ORACLE.md 8).
+
+    Returns a FuzzResult.  An exception raised by fn or backward is a kernel error to the fuzzer,
+    and is raised again when the run ends."""
     if sizes not in SIZE_CLASSES:
         raise InputError(_lib.E_INPUT, "fuzz: sizes %r is not one of %s" % (sizes, ", ".join(SIZE_CLASSES)))
     orders = _orders(shapes, max_order)
@@ -709,7 +738,47 @@ def fuzz(fn, seconds=10.0, seed=1, features="all", shapes=None, model="bf16", de
                 state["exc"] = e
             return 0
 
+    def grads_of(pp, iop):
+        try:
+            p, io = pp.contents, iop.contents
+            prob = Problem.from_kernel(p)
+            B, L, H, G, d, dv, n = p.B, p.L, p.H, p.Hkv, p.d, p.dv, p.n
+            arrays = _kernel_arrays(p, io)
+            arrays["o"] = _f32_array(io.o, (B, L, H, dv))
+            arrays["do"] = _f32_array(io.dout, (B, L, H, dv))
+            tensors = _convert(arrays, in_fmt, device, dtype)
+            # the lse in float32 whatever the inputs' format, on the inputs' device
+            lse = _f32_array(io.lse, (B, H, L)) if io.lse else None
+            if lse is not None and _torch_wanted(device, dtype):
+                import torch
+                lse = torch.from_numpy(lse).to(device=device or "cpu")
+            tensors["lse"] = lse
+            g = backward(prob, tensors)
+            if not isinstance(g, dict):
+                raise InputError(_lib.E_INPUT, "the backward returned %s; give a dict of dq, dk1.., dv1.."
+                                 % type(g).__name__)
+            want = ["dq"] + ["dk%d" % (m + 1) for m in range(n)] + ["dv%d" % (m + 1) for m in range(n)]
+            missing = [x for x in want if g.get(x) is None]
+            if missing:
+                raise InputError(_lib.E_INPUT, "the backward returned no %s" % missing[0])
+            _write(io.dq, g["dq"], (B, L, H, d), "dq")
+            for m in range(n):
+                _write(io.dk[m], g["dk%d" % (m + 1)], (B, L, G, d), "dk%d" % (m + 1))
+                _write(io.dv[m], g["dv%d" % (m + 1)], (B, L, G, dv), "dv%d" % (m + 1))
+            return 0
+        except Unsupported:
+            return 1
+        except BaseException as e:  # noqa: B902 - reported by the fuzzer, raised again at the end
+            if state["exc"] is None:
+                state["exc"] = e
+            return 2
+
+    if bwd not in BWD_MODES:
+        raise InputError(_lib.E_INPUT, "fuzz: bwd %r is not one of %s" % (bwd, ", ".join(BWD_MODES)))
+    if backward is not None and "lse" not in (FEATURES if features in (None, "all") else features):
+        raise InputError(_lib.E_INPUT, "fuzz: a backward needs the forward's lse: include 'lse' in features")
     fwd = _lib.FORWARD(forward)
+    bwd_cb = _lib.BACKWARD(grads_of) if backward is not None else _lib.BACKWARD()
     acc = _lib.ACCEPT(accept) if shapes is not None else _lib.ACCEPT()
     if out is not None:
         os.makedirs(out, exist_ok=True)
@@ -718,7 +787,11 @@ def fuzz(fn, seconds=10.0, seed=1, features="all", shapes=None, model="bf16", de
                          seconds=seconds, seed=seed, start=start, count=count, max_failures=max_failures,
                          shrink_seconds=shrink_seconds, out_dir=_enc(out), log=1 if log else 0,
                          progress=progress, verbose=1 if verbose else 0, shapes=SIZE_CLASSES[sizes],
-                         orders=orders)
+                         orders=orders, backward=bwd_cb,
+                         backward_max_order=backward_max_order or max_order if backward is not None else 0,
+                         backward_features=_feature_bits(features if backward_features is None
+                                                         else backward_features) if backward is not None else 0,
+                         bwd=BWD_MODES[bwd])
     if log:
         sys.stdout.flush()
     summary, err = c_void_p(), _errbuf()
@@ -733,8 +806,9 @@ def fuzz(fn, seconds=10.0, seed=1, features="all", shapes=None, model="bf16", de
     # (with what steers the draw: features, orders and sizes; the rest of shapes only declines)
     label = name or getattr(fn, "__name__", "python")
     for f in res.failures:
-        f["reproduce"] = "nsimplex.fuzz(%s, seed=%d, start=%d, count=1, model=%r, max_order=%d%s%s%s%s%s)" % (
+        f["reproduce"] = "nsimplex.fuzz(%s, seed=%d, start=%d, count=1, model=%r, max_order=%d%s%s%s%s%s%s)" % (
             label, seed, f["index"], model, max_order, "" if features == "all" else ", features=%r" % (features,),
+            "" if backward is None else ", backward=%s, bwd=%r" % (getattr(backward, "__name__", "backward"), bwd),
             "" if not orders else ", shapes={'n': %r}" % (tuple(n for n in range(1, 32) if orders >> n & 1),),
             "" if sizes == "small" else ", sizes=%r" % (sizes,),
             "" if device is None else ", device=%r" % (device,), "" if dtype is None else ", dtype=%s" % (dtype,))

@@ -48,6 +48,16 @@ class KernelIO(Structure):
 FORWARD = CFUNCTYPE(c_int, POINTER(KernelProblem), POINTER(KernelIO))
 
 
+class KernelBwdIO(Structure):  # nsx_kernel_bwd_io
+    _fields_ = [("q", POINTER(c_float)), ("k", POINTER(c_float) * MAX_ORDER),
+                ("v", POINTER(c_float) * MAX_ORDER), ("o", POINTER(c_float)), ("lse", POINTER(c_float)),
+                ("dout", POINTER(c_float)), ("dq", POINTER(c_float)), ("dk", POINTER(c_float) * MAX_ORDER),
+                ("dv", POINTER(c_float) * MAX_ORDER)]
+
+
+BACKWARD = CFUNCTYPE(c_int, POINTER(KernelProblem), POINTER(KernelBwdIO))
+
+
 class IndexerProblem(Structure):  # nsx_indexer_problem
     _fields_ = [("B", c_int), ("L", c_int), ("Hi", c_int), ("di", c_int), ("act", c_int), ("causal", c_int),
                 ("topk", c_int), ("idx_scale", c_double)]
@@ -67,7 +77,8 @@ class FuzzArgs(Structure):
                 ("forward", FORWARD), ("accept", ACCEPT), ("seconds", c_double), ("seed", c_uint64),
                 ("start", c_uint64), ("count", c_uint64), ("max_failures", c_int),
                 ("shrink_seconds", c_double), ("out_dir", c_char_p), ("log", c_int), ("progress", c_double),
-                ("verbose", c_int), ("shapes", c_int), ("orders", c_uint)]
+                ("verbose", c_int), ("shapes", c_int), ("orders", c_uint), ("backward", BACKWARD),
+                ("backward_max_order", c_int), ("backward_features", c_uint), ("bwd", c_int)]
 
 
 class FuzzIndexerArgs(Structure):

@@ -465,6 +465,54 @@ def test_torch_inputs_check_and_fuzz_on_the_cpu():
     assert res.passed and res.problems == 8, str(res)
 
 
+def test_fuzz_judges_a_python_backward():
+    # the backward of the torch example by autograd, in float64: honest under f32; the same with
+    # dk1 and dk2 swapped (a classic of hand-written backward kernels) is found
+    torch = pytest.importorskip("torch")
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("torch_check", os.path.join(ROOT, "examples", "torch_check.py"))
+    ex = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ex)
+
+    def forward(p, t):
+        with torch.no_grad():
+            return ex.simplicial_attention(p, t)
+
+    def autograd(p, t, swap=False):
+        q = t["q"].clone().requires_grad_()
+        ks = [k.clone().requires_grad_() for k in t["k"]]
+        vs = [v.clone().requires_grad_() for v in t["v"]]
+        assert t["o"].shape == t["do"].shape == q.shape[:3] + (p.dv,) and t["lse"].dtype == torch.float32
+        o, _ = ex.simplicial_attention(p, {"q": q, "k": ks, "v": vs, "sel": t["sel"]})
+        gs = torch.autograd.grad(o, [q] + ks + vs, t["do"], allow_unused=True)
+        gs = [torch.zeros_like(x) if g is None else g for g, x in zip(gs, [q] + ks + vs)]
+        dk = gs[1:1 + p.n]
+        if swap and p.n >= 2:
+            dk = [dk[1], dk[0]] + dk[2:]
+        grads = {"dq": gs[0]}
+        grads.update({"dk%d" % (m + 1): g for m, g in enumerate(dk)})
+        grads.update({"dv%d" % (m + 1): g for m, g in enumerate(gs[1 + p.n:])})
+        return grads
+
+    kw = dict(seconds=0, seed=4, model="f32", device="cpu", dtype=torch.float64, max_order=3,
+              features=FEATURES, bwd="only", out=scratch("fuzz-bwd"), shrink_seconds=3, log=False)
+    res = nsimplex.fuzz(forward, backward=autograd, count=40, **kw)
+    assert res.passed and res.summary["bwd"] >= 30, str(res)
+
+    def swapped(p, t):
+        return autograd(p, t, swap=True)
+
+    res = nsimplex.fuzz(forward, backward=swapped, count=200, **kw)
+    f = res.failures[0]
+    assert not res.passed and f["kind"] == "gradient" and f["note"].startswith("dk"), str(res)
+    assert ", backward=swapped, bwd='only'" in f["reproduce"], f["reproduce"]
+    assert os.path.exists(f["path"])
+    with pytest.raises(nsimplex.InputError, match="lse"):
+        nsimplex.fuzz(forward, backward=autograd, features=["windows"], log=False)
+    with pytest.raises(nsimplex.InputError, match="bwd"):
+        nsimplex.fuzz(forward, backward=autograd, bwd="sometimes", log=False)
+
+
 def test_importable_from_the_build_tree_and_examples_parse():
     env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "python"), NSIMPLEX_BUILD=os.path.basename(BUILD))
     env.pop("NSIMPLEX_LIB", None)
