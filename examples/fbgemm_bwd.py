@@ -18,6 +18,7 @@ was given, written to OUT/NAME.MODE.grads.npz (float64), and a first look (the l
 relative to the largest golden value, per tensor) is printed.  Exits 1 when a verdict fails.
 
     python3 examples/fbgemm_bwd.py --fbgemm third_party/simplicial_attention --out /tmp/fbb V.safetensors...
+    python3 examples/fbgemm_bwd.py --fbgemm ... --out /tmp/fbb --fuzz 60      # nsimplex.fuzz(..., backward=)
 """
 import argparse
 import os
@@ -27,7 +28,9 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import nsimplex  # noqa: E402
+from fbgemm_check import MODEL as FWD_MODEL, fbgemm_forward, outside  # noqa: E402
 
 GRADS = ["dq", "dk1", "dk2", "dv1", "dv2"]
 
@@ -41,6 +44,42 @@ def reduce_groups(g, groups):
     """The gradient of an expanded kv tensor summed back over each group's query heads."""
     B, L, H, d = g.shape
     return g.reshape(B, L, H // groups, groups, d).sum(dim=3)
+
+
+def fbgemm_w2(p):
+    """The w2 to pass to the backward, which asserts w2 = 32: 32 when the problem's second window
+    is 32, or is none (0, or at least L) with L <= 32 (the same keys); else None."""
+    w2 = p.windows[1]
+    if w2 == 32 or ((w2 == 0 or w2 >= p.L) and p.L <= 32):
+        return 32
+    return None
+
+
+def fuzz_shapes(p):
+    """What both FBGEMM kernels compute (the backward also needs dv = d and a w2 it takes)."""
+    return outside(p) is None and p.dv == p.d and fbgemm_w2(p) is not None
+
+
+def fbgemm_backward(triton_bwd):
+    """backward(problem, tensors) -> gradients for nsimplex.fuzz: FBGEMM's backward fed the
+    forward's own o and m (tensors "o", "lse"), kv tensors expanded to the query heads and their
+    gradients summed back over each group."""
+    def backward(p, t):
+        if not fuzz_shapes(p):
+            raise nsimplex.Unsupported()
+        groups = p.H // p.Hkv
+        q = t["q"].contiguous()
+        k1, k2 = (expand(k, groups) for k in t["k"])
+        v1, v2 = (expand(v, groups) for v in t["v"])
+        w1 = p.windows[0] if p.windows[0] > 0 else p.L
+        dq, dk1, dk2, dv1, dv2 = triton_bwd(q, k1, k2, v1, v2, t["o"].contiguous(), t["do"].contiguous(),
+                                            t["lse"].contiguous(), w1, fbgemm_w2(p))
+        torch.cuda.synchronize()
+        grads = {"dq": dq.float()}
+        for name, x in (("dk1", dk1), ("dk2", dk2), ("dv1", dv1), ("dv2", dv2)):
+            grads[name] = reduce_groups(x.float(), groups)
+        return grads
+    return backward
 
 
 def first_look(case, grads):
@@ -59,7 +98,10 @@ def main():
     ap.add_argument("--out", required=True)
     ap.add_argument("--modes", default="golden,fwd")
     ap.add_argument("--model", default="bf16")
-    ap.add_argument("vectors", nargs="+")
+    ap.add_argument("--fuzz", type=float, metavar="SECONDS",
+                    help="then fuzz the backward with FBGEMM's forward (bwd='only', under " + FWD_MODEL + ")")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("vectors", nargs="*")
     args = ap.parse_args()
     sys.path.insert(0, args.fbgemm)
     from simplicial.ops.triton.bwd import triton_bwd  # noqa: E402 (third-party, not committed)
@@ -109,6 +151,13 @@ def main():
                                                              rep.ratio or 0, rep.failures))
             if not rep.passed:
                 print("  " + rep.text.replace("\n", "\n  ")[:1500])
+    if args.fuzz:
+        res = nsimplex.fuzz(fbgemm_forward(triton_fwd), backward=fbgemm_backward(triton_bwd), bwd="only",
+                            seconds=args.fuzz, seed=args.seed, model=FWD_MODEL, device="cuda",
+                            dtype=torch.bfloat16, features=["windows", "gqa", "lse"], max_order=2,
+                            shapes=fuzz_shapes, out=os.path.join(args.out, "fuzz"), name="fbgemm_triton_bwd")
+        print(res)
+        failed += not res.passed
     return 1 if failed else 0
 
 
