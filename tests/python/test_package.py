@@ -520,7 +520,8 @@ def test_importable_from_the_build_tree_and_examples_parse():
                        capture_output=True, text=True, env=env, cwd=TMP)
     assert r.returncode == 0 and os.path.samefile(r.stdout.strip(), os.path.join(BUILD, "libnsimplex.so")), r.stderr
     import ast
-    for name in ("triton_simplicial.py", "torch_check.py", "fbgemm_check.py", "first_verdict.py"):
+    for name in ("triton_simplicial.py", "torch_check.py", "fbgemm_check.py", "fbgemm_bwd.py",
+                 "first_verdict.py"):
         with open(os.path.join(ROOT, "examples", name)) as f:
             ast.parse(f.read(), name)
 
