@@ -612,30 +612,42 @@ def _accepts(shapes, prob):
     return True
 
 
-def _kernel_arrays(p, io):
-    """The kernel ABI's float32 buffers as numpy arrays (copies), and sel."""
-    def arr(ptr, shape):
-        count = int(np.prod(shape))
-        if count == 0:
-            return np.zeros(shape, dtype=np.float32)
-        return np.frombuffer(ctypes.cast(ptr, POINTER(c_float * count)).contents, dtype=np.float32) \
-            .reshape(shape).copy()
-    B, L, H, G, d, dv = p.B, p.L, p.H, p.Hkv, p.d, p.dv
-    sel = None
-    if p.topk and p.sel:
-        count = B * L * p.topk
-        sel = np.frombuffer(ctypes.cast(p.sel, POINTER(c_int32 * count)).contents, dtype=np.int32) \
-            .reshape(B, L, p.topk).copy()
-    return {"q": arr(io.q, (B, L, H, d)), "k": [arr(io.k[m], (B, L, G, d)) for m in range(p.n)],
-            "v": [arr(io.v[m], (B, L, G, dv)) for m in range(p.n)], "sel": sel}
-
-
 def _f32_array(ptr, shape):
     """A copy of a kernel ABI float32 buffer as a float32 numpy array of shape."""
     count = int(np.prod(shape))
     if count == 0:
         return np.zeros(shape, dtype=np.float32)
     return np.frombuffer(ctypes.cast(ptr, POINTER(c_float * count)).contents, dtype=np.float32).reshape(shape).copy()
+
+
+def _guarded(state, on_error, on_unsupported=1):
+    """A ctypes callback's body made safe to call from C: its result; on_unsupported when it raises
+    Unsupported (None: an error like any other); on_error for any other exception, the first of
+    which is kept in state["exc"] and raised again when the run ends."""
+    def wrap(body):
+        def call(*args):
+            try:
+                return body(*args)
+            except BaseException as e:  # noqa: B902 - reported by the fuzzer, raised again at the end
+                if isinstance(e, Unsupported) and on_unsupported is not None:
+                    return on_unsupported
+                if state["exc"] is None:
+                    state["exc"] = e
+                return on_error
+        return call
+    return wrap
+
+
+def _kernel_arrays(p, io):
+    """The kernel ABI's float32 buffers as numpy arrays (copies), and sel."""
+    B, L, H, G, d, dv = p.B, p.L, p.H, p.Hkv, p.d, p.dv
+    sel = None
+    if p.topk and p.sel:
+        count = B * L * p.topk
+        sel = np.frombuffer(ctypes.cast(p.sel, POINTER(c_int32 * count)).contents, dtype=np.int32) \
+            .reshape(B, L, p.topk).copy()
+    return {"q": _f32_array(io.q, (B, L, H, d)), "k": [_f32_array(io.k[m], (B, L, G, d)) for m in range(p.n)],
+            "v": [_f32_array(io.v[m], (B, L, G, dv)) for m in range(p.n)], "sel": sel}
 
 
 def _write(ptr, a, shape, name):
@@ -702,6 +714,10 @@ def fuzz(fn, seconds=10.0, seed=1, features="all", shapes=None, model="bf16", de
     and is raised again when the run ends."""
     if sizes not in SIZE_CLASSES:
         raise InputError(_lib.E_INPUT, "fuzz: sizes %r is not one of %s" % (sizes, ", ".join(SIZE_CLASSES)))
+    if bwd not in BWD_MODES:
+        raise InputError(_lib.E_INPUT, "fuzz: bwd %r is not one of %s" % (bwd, ", ".join(BWD_MODES)))
+    if backward is not None and "lse" not in (FEATURES if features in (None, "all") else features):
+        raise InputError(_lib.E_INPUT, "fuzz: a backward needs the forward's lse: include 'lse' in features")
     orders = _orders(shapes, max_order)
     fmts = _model_formats(model)
     _warn_model(model)
@@ -711,72 +727,51 @@ def fuzz(fn, seconds=10.0, seed=1, features="all", shapes=None, model="bf16", de
     in_fmt = FORMAT_NAMES[fmts["in"]]
     state = {"exc": None}
 
+    @_guarded(state, on_error=2)
     def forward(pp, iop):
-        try:
-            p, io = pp.contents, iop.contents
-            prob = Problem.from_kernel(p)
-            tensors = _convert(_kernel_arrays(p, io), in_fmt, device, dtype)
-            o, lse = _outputs(fn(prob, tensors))
-            _write(io.o, o, (p.B, p.L, p.H, p.dv), "o")
-            if io.lse:
-                if lse is None:
-                    raise InputError(_lib.E_INPUT, "fn returned no lse, but features include 'lse'")
-                _write(io.lse, lse, (p.B, p.H, p.L), "lse")
-            return 0
-        except Unsupported:
-            return 1
-        except BaseException as e:  # noqa: B902 - reported by the fuzzer, raised again at the end
-            if state["exc"] is None:
-                state["exc"] = e
-            return 2
+        p, io = pp.contents, iop.contents
+        prob = Problem.from_kernel(p)
+        tensors = _convert(_kernel_arrays(p, io), in_fmt, device, dtype)
+        o, lse = _outputs(fn(prob, tensors))
+        _write(io.o, o, (p.B, p.L, p.H, p.dv), "o")
+        if io.lse:
+            if lse is None:
+                raise InputError(_lib.E_INPUT, "fn returned no lse, but features include 'lse'")
+            _write(io.lse, lse, (p.B, p.H, p.L), "lse")
+        return 0
 
+    @_guarded(state, on_error=0, on_unsupported=None)
     def accept(pp):
-        try:
-            return 1 if _accepts(shapes, Problem.from_kernel(pp.contents)) else 0
-        except BaseException as e:  # noqa: B902
-            if state["exc"] is None:
-                state["exc"] = e
-            return 0
+        return 1 if _accepts(shapes, Problem.from_kernel(pp.contents)) else 0
 
+    @_guarded(state, on_error=2)
     def grads_of(pp, iop):
-        try:
-            p, io = pp.contents, iop.contents
-            prob = Problem.from_kernel(p)
-            B, L, H, G, d, dv, n = p.B, p.L, p.H, p.Hkv, p.d, p.dv, p.n
-            arrays = _kernel_arrays(p, io)
-            arrays["o"] = _f32_array(io.o, (B, L, H, dv))
-            arrays["do"] = _f32_array(io.dout, (B, L, H, dv))
-            tensors = _convert(arrays, in_fmt, device, dtype)
-            # the lse in float32 whatever the inputs' format, on the inputs' device
-            lse = _f32_array(io.lse, (B, H, L)) if io.lse else None
-            if lse is not None and _torch_wanted(device, dtype):
-                import torch
-                lse = torch.from_numpy(lse).to(device=device or "cpu")
-            tensors["lse"] = lse
-            g = backward(prob, tensors)
-            if not isinstance(g, dict):
-                raise InputError(_lib.E_INPUT, "the backward returned %s; give a dict of dq, dk1.., dv1.."
-                                 % type(g).__name__)
-            want = ["dq"] + ["dk%d" % (m + 1) for m in range(n)] + ["dv%d" % (m + 1) for m in range(n)]
-            missing = [x for x in want if g.get(x) is None]
-            if missing:
-                raise InputError(_lib.E_INPUT, "the backward returned no %s" % missing[0])
-            _write(io.dq, g["dq"], (B, L, H, d), "dq")
-            for m in range(n):
-                _write(io.dk[m], g["dk%d" % (m + 1)], (B, L, G, d), "dk%d" % (m + 1))
-                _write(io.dv[m], g["dv%d" % (m + 1)], (B, L, G, dv), "dv%d" % (m + 1))
-            return 0
-        except Unsupported:
-            return 1
-        except BaseException as e:  # noqa: B902 - reported by the fuzzer, raised again at the end
-            if state["exc"] is None:
-                state["exc"] = e
-            return 2
+        p, io = pp.contents, iop.contents
+        B, L, H, G, d, dv, n = p.B, p.L, p.H, p.Hkv, p.d, p.dv, p.n
+        arrays = _kernel_arrays(p, io)
+        arrays["o"] = _f32_array(io.o, (B, L, H, dv))
+        arrays["do"] = _f32_array(io.dout, (B, L, H, dv))
+        tensors = _convert(arrays, in_fmt, device, dtype)
+        # the lse in float32 whatever the inputs' format, on the inputs' device
+        lse = _f32_array(io.lse, (B, H, L)) if io.lse else None
+        if lse is not None and _torch_wanted(device, dtype):
+            import torch
+            lse = torch.from_numpy(lse).to(device=device or "cpu")
+        tensors["lse"] = lse
+        g = backward(Problem.from_kernel(p), tensors)
+        if not isinstance(g, dict):
+            raise InputError(_lib.E_INPUT, "the backward returned %s; give a dict of dq, dk1.., dv1.."
+                             % type(g).__name__)
+        want = ["dq"] + ["dk%d" % (m + 1) for m in range(n)] + ["dv%d" % (m + 1) for m in range(n)]
+        missing = [x for x in want if g.get(x) is None]
+        if missing:
+            raise InputError(_lib.E_INPUT, "the backward returned no %s" % missing[0])
+        _write(io.dq, g["dq"], (B, L, H, d), "dq")
+        for m in range(n):
+            _write(io.dk[m], g["dk%d" % (m + 1)], (B, L, G, d), "dk%d" % (m + 1))
+            _write(io.dv[m], g["dv%d" % (m + 1)], (B, L, G, dv), "dv%d" % (m + 1))
+        return 0
 
-    if bwd not in BWD_MODES:
-        raise InputError(_lib.E_INPUT, "fuzz: bwd %r is not one of %s" % (bwd, ", ".join(BWD_MODES)))
-    if backward is not None and "lse" not in (FEATURES if features in (None, "all") else features):
-        raise InputError(_lib.E_INPUT, "fuzz: a backward needs the forward's lse: include 'lse' in features")
     fwd = _lib.FORWARD(forward)
     bwd_cb = _lib.BACKWARD(grads_of) if backward is not None else _lib.BACKWARD()
     acc = _lib.ACCEPT(accept) if shapes is not None else _lib.ACCEPT()
@@ -886,44 +881,31 @@ def fuzz_indexer(fn, seconds=10.0, seed=1, model="bf16", device=None, dtype=None
                          "and scores as float32, so in or out f64 cannot be fuzzed through it" % model)
     state = {"exc": None}
 
+    @_guarded(state, on_error=2)
     def indexer(pp, iop):
-        try:
-            p, io = pp.contents, iop.contents
-            B, L, Hi, di, k = p.B, p.L, p.Hi, p.di, p.topk
-
-            def arr(ptr, shape):
-                count = int(np.prod(shape))
-                if count == 0:
-                    return np.zeros(shape, dtype=np.float32)
-                return np.frombuffer(ctypes.cast(ptr, POINTER(c_float * count)).contents, dtype=np.float32) \
-                    .reshape(shape).copy()
-            settings = dict(act=IDX_ACT_NAMES[p.act], idx_scale=float(p.idx_scale), Hi=Hi, di=di, topk=k,
-                            causal=bool(p.causal))
-            t = {"idx_q": arr(io.idx_q, (B, L, Hi, di)), "idx_k": arr(io.idx_k, (B, L, di)),
-                 "idx_w": arr(io.idx_w, (B, L, Hi))}
-            if device is not None or dtype is not None:
-                import torch
-                t = {key: torch.as_tensor(v).to(device=device or "cpu", dtype=dtype or torch.float32)
-                     for key, v in t.items()}
-            scores, sel = _indexer_outputs(fn(settings, t), caps)
-            if io.scores:
-                if scores is None:
-                    raise InputError(_lib.E_INPUT, "fn returned no scores, but outputs include 'scores'")
-                _write(io.scores, scores, (B, L, L), "scores")
-            if io.sel:
-                if sel is None:
-                    raise InputError(_lib.E_INPUT, "fn returned no sel, but outputs include 'sel'")
-                a = _to_numpy(sel, "sel", np.int32)
-                _shape_ok(a, (B, L, k), "sel")
-                if a.size:
-                    ctypes.memmove(io.sel, a.ctypes.data, a.size * 4)
-            return 0
-        except Unsupported:
-            return 1
-        except BaseException as e:  # noqa: B902 - reported by the fuzzer, raised again at the end
-            if state["exc"] is None:
-                state["exc"] = e
-            return 2
+        p, io = pp.contents, iop.contents
+        B, L, Hi, di, k = p.B, p.L, p.Hi, p.di, p.topk
+        settings = dict(act=IDX_ACT_NAMES[p.act], idx_scale=float(p.idx_scale), Hi=Hi, di=di, topk=k,
+                        causal=bool(p.causal))
+        t = {"idx_q": _f32_array(io.idx_q, (B, L, Hi, di)), "idx_k": _f32_array(io.idx_k, (B, L, di)),
+             "idx_w": _f32_array(io.idx_w, (B, L, Hi))}
+        if device is not None or dtype is not None:
+            import torch
+            t = {key: torch.as_tensor(v).to(device=device or "cpu", dtype=dtype or torch.float32)
+                 for key, v in t.items()}
+        scores, sel = _indexer_outputs(fn(settings, t), caps)
+        if io.scores:
+            if scores is None:
+                raise InputError(_lib.E_INPUT, "fn returned no scores, but outputs include 'scores'")
+            _write(io.scores, scores, (B, L, L), "scores")
+        if io.sel:
+            if sel is None:
+                raise InputError(_lib.E_INPUT, "fn returned no sel, but outputs include 'sel'")
+            a = _to_numpy(sel, "sel", np.int32)
+            _shape_ok(a, (B, L, k), "sel")
+            if a.size:
+                ctypes.memmove(io.sel, a.ctypes.data, a.size * 4)
+        return 0
 
     cb = _lib.INDEXER(indexer)
     if out is not None:
