@@ -5,20 +5,23 @@ FBGEMM's code is not part of nsimplex: point --fbgemm at a checkout's
 fbgemm_gpu/experimental/simplicial_attention folder.  Each vector must be a backward case (recipe
 key bwd=1: it carries the upstream gradient `do` and the correctly rounded dq, dk1, dk2, dv1, dv2)
 with n = 2, the product reducer, causal masking, w2 = 32 (the backward asserts it) and the
-1/sqrt(d) scale.  Three ways of feeding the kernel:
+1/sqrt(d) scale.  Two ways of feeding the kernel a vector:
 
   golden  the kernel's inputs, the vector's o (rounded to bf16) and its natural-log LSE as `m`:
           the backward judged on its own;
   fwd     FBGEMM's own forward first, its o and its `m` (a base-2 running max plus a natural log
-          of the sum) passed to the backward, as a training step would;
+          of the sum) passed to the backward, as a training step would.
 
 The gradients (GQA gradients summed over each group's query heads) are judged in process under
 --model (nsimplex.check with grads=: docs/ORACLE.md section 8) together with the o the backward
-was given, written to OUT/NAME.MODE.grads.npz (float64), and a first look (the largest error
-relative to the largest golden value, per tensor) is printed.  Exits 1 when a verdict fails.
+was given, written to OUT/NAME.MODE.grads.npz (float32, which holds them exactly), and a first
+look (the largest error relative to the largest golden value, per tensor) is printed.  Exits 1 when a verdict fails.
 
     python3 examples/fbgemm_bwd.py --fbgemm third_party/simplicial_attention --out /tmp/fbb V.safetensors...
     python3 examples/fbgemm_bwd.py --fbgemm ... --out /tmp/fbb --fuzz 60      # nsimplex.fuzz(..., backward=)
+
+--fuzz runs once per --fuzz-lse source: `natural` feeds the backward FBGEMM's o and a natural-log
+LSE computed here (natural_lse), `fbgemm` the forward's own m (judged under bf16,lseform=mixed).
 """
 import argparse
 import os
@@ -53,6 +56,36 @@ def fbgemm_w2(p):
     if w2 == 32 or ((w2 == 0 or w2 >= p.L) and p.L <= 32):
         return 32
     return None
+
+
+def natural_lse(p, t):
+    """The natural-log LSE of each row [B, H, L] (float32), computed here in float64 from the
+    kernel's inputs over the causal windows only (L * w1 * w2 scores a head, never L^3): what
+    FBGEMM's backward expects as `m`, which its forward does not store (ORACLE.md B15).  This is
+    test-harness code, independent of the reference."""
+    q = t["q"].double()
+    k1, k2 = (expand(k.double(), p.H // p.Hkv) for k in t["k"])
+    B, L, H, d = q.shape
+    w1, w2 = (w if 0 < w < L else L for w in p.windows)
+    i = torch.arange(L, device=q.device)
+
+    def windows(k, w):
+        """[B, L, H, d, w]: row i holds k[i - w + 1 .. i], zeros before position 0."""
+        return torch.nn.functional.pad(k, (0, 0, 0, 0, w - 1, 0)).unfold(1, w, 1)
+
+    ok1 = (i[:, None] - w1 + 1 + torch.arange(w1, device=q.device)[None, :]) >= 0  # [L, w1]
+    ok2 = (i[:, None] - w2 + 1 + torch.arange(w2, device=q.device)[None, :]) >= 0
+    ok = ok1[:, None, :, None] & ok2[:, None, None, :]                          # [L, 1, w1, w2]
+    lse = torch.empty((B, H, L), device=q.device, dtype=torch.float32)
+    rows = max(1, (1 << 26) // (H * d * w1))  # query rows a step: about 0.5 GB of float64
+    for b in range(B):
+        kw1, kw2 = windows(k1[b:b + 1], w1)[0], windows(k2[b:b + 1], w2)[0]  # views
+        for r in range(0, L, rows):
+            qk1 = q[b, r:r + rows, :, :, None] * kw1[r:r + rows]                 # [rows, H, d, w1]
+            s = torch.einsum("ihda,ihdc->ihac", qk1, kw2[r:r + rows]) * p.score_scale
+            s = s.masked_fill(~ok[r:r + rows], float("-inf"))
+            lse[b, :, r:r + rows] = torch.logsumexp(s.flatten(2), dim=-1).T.float()
+    return lse
 
 
 def fuzz_shapes(p):
@@ -100,6 +133,10 @@ def main():
     ap.add_argument("--model", default="bf16")
     ap.add_argument("--fuzz", type=float, metavar="SECONDS",
                     help="then fuzz the backward with FBGEMM's forward (bwd='only', under " + FWD_MODEL + ")")
+    ap.add_argument("--fuzz-lse", default="natural,fbgemm",
+                    help="the lse each fuzz feeds the backward: natural (computed here, the backward "
+                         "judged on its own), fbgemm (the forward's own m, as a training step would)")
+    ap.add_argument("--sizes", default="all", help="the fuzz's size classes (nsimplex.fuzz sizes=)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("vectors", nargs="*")
     args = ap.parse_args()
@@ -122,6 +159,9 @@ def main():
         v1, v2 = (expand(v, groups) for v in t["v"])
         do = torch.tensor(a["do"], device="cuda", dtype=torch.bfloat16)
         w1, w2 = (w if w > 0 else p.L for w in p.windows)
+        # the harness's natural_lse against the golden lse (what the fuzz's mode natural feeds)
+        nat = natural_lse(p, case.inputs(device="cuda", dtype=torch.float64)).double().cpu().numpy()
+        print("%s: natural_lse - golden lse: max %.2e" % (case.name, np.abs(nat - a["lse"]).max()))
         for mode in args.modes.split(","):
             try:
                 if mode == "golden":
@@ -142,7 +182,9 @@ def main():
             for name, x in (("dk1", dk1), ("dk2", dk2), ("dv1", dv1), ("dv2", dv2)):
                 grads[name] = reduce_groups(x.float(), groups)
             grads = {k: v.double().cpu().numpy() for k, v in grads.items()}
-            np.savez(os.path.join(args.out, "%s.%s.grads.npz" % (case.name, mode)), **grads)
+            # float32 holds them exactly: dq is float32, the others bf16 summed in float32
+            np.savez(os.path.join(args.out, "%s.%s.grads.npz" % (case.name, mode)),
+                     **{k: v.astype(np.float32) for k, v in grads.items()})
             print("%s %s: %s" % (case.name, mode, first_look(case, grads)))
             rep = nsimplex.check(case, o=o.float().double().cpu().numpy(), model=args.model,
                                  label="fbgemm-bwd-%s-%s" % (mode, case.name), grads=grads)
@@ -151,12 +193,23 @@ def main():
                                                              rep.ratio or 0, rep.failures))
             if not rep.passed:
                 print("  " + rep.text.replace("\n", "\n  ")[:1500])
-    if args.fuzz:
-        res = nsimplex.fuzz(fbgemm_forward(triton_fwd), backward=fbgemm_backward(triton_bwd), bwd="only",
-                            seconds=args.fuzz, seed=args.seed, model=FWD_MODEL, device="cuda",
-                            dtype=torch.bfloat16, features=["windows", "gqa", "lse"], max_order=2,
-                            shapes=fuzz_shapes, out=os.path.join(args.out, "fuzz"), name="fbgemm_triton_bwd")
-        print(res)
+    for lse_from in args.fuzz_lse.split(",") if args.fuzz else []:
+        fwd = fbgemm_forward(triton_fwd)
+        model = FWD_MODEL
+        if lse_from == "natural":
+            # FBGEMM's o with the natural LSE its backward expects, computed here: the backward
+            # judged on its own, as mode golden does on the vectors
+            model = "bf16"
+
+            def fwd(p, t, _o=fwd):
+                return _o(p, t)[0], natural_lse(p, t)
+        res = nsimplex.fuzz(fwd, backward=fbgemm_backward(triton_bwd), bwd="only", seconds=args.fuzz,
+                            seed=args.seed, model=model, device="cuda", dtype=torch.bfloat16,
+                            features=["windows", "gqa", "lse"], max_order=2, sizes=args.sizes,
+                            shapes=fuzz_shapes, out=os.path.join(args.out, "fuzz-" + lse_from),
+                            name="fbgemm_triton_bwd_" + lse_from)
+        print("fuzz, the backward fed %s: %s" % ("the natural LSE" if lse_from == "natural"
+                                                  else "the forward's own m", res))
         failed += not res.passed
     return 1 if failed else 0
 
