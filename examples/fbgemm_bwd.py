@@ -14,8 +14,10 @@ with n = 2, the product reducer, causal masking, w2 = 32 (the backward asserts i
 
 The gradients (GQA gradients summed over each group's query heads) are judged in process under
 --model (nsimplex.check with grads=: docs/ORACLE.md section 8) together with the o the backward
-was given, written to OUT/NAME.MODE.grads.npz (float32, which holds them exactly), and a first
-look (the largest error relative to the largest golden value, per tensor) is printed.  Exits 1 when a verdict fails.
+was given, written as a candidate OUT/NAME.MODE.safetensors (float32, which holds them exactly:
+`nsimplex check VECTOR CANDIDATE --model bf16` judges it again anywhere, and judges it alone with
+--no-judge), and a first look (the largest error relative to the largest golden value, per
+tensor) is printed.  Exits 1 when a verdict fails.
 
     python3 examples/fbgemm_bwd.py --fbgemm third_party/simplicial_attention --out /tmp/fbb V.safetensors...
     python3 examples/fbgemm_bwd.py --fbgemm ... --out /tmp/fbb --fuzz 60      # nsimplex.fuzz(..., backward=)
@@ -137,6 +139,8 @@ def main():
                     help="the lse each fuzz feeds the backward: natural (computed here, the backward "
                          "judged on its own), fbgemm (the forward's own m, as a training step would)")
     ap.add_argument("--sizes", default="all", help="the fuzz's size classes (nsimplex.fuzz sizes=)")
+    ap.add_argument("--no-judge", action="store_true",
+                    help="write the candidates only (the production gradient checks take minutes)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("vectors", nargs="*")
     args = ap.parse_args()
@@ -181,13 +185,15 @@ def main():
             grads = {"dq": dq}
             for name, x in (("dk1", dk1), ("dk2", dk2), ("dv1", dv1), ("dv2", dv2)):
                 grads[name] = reduce_groups(x.float(), groups)
-            grads = {k: v.double().cpu().numpy() for k, v in grads.items()}
-            # float32 holds them exactly: dq is float32, the others bf16 summed in float32
-            np.savez(os.path.join(args.out, "%s.%s.grads.npz" % (case.name, mode)),
-                     **{k: v.astype(np.float32) for k, v in grads.items()})
-            print("%s %s: %s" % (case.name, mode, first_look(case, grads)))
-            rep = nsimplex.check(case, o=o.float().double().cpu().numpy(), model=args.model,
-                                 label="fbgemm-bwd-%s-%s" % (mode, case.name), grads=grads)
+            grads = {k: v.float().cpu().numpy() for k, v in grads.items()}  # exact: f32, bf16 sums
+            o_np = o.float().cpu().numpy()
+            cand = os.path.join(args.out, "%s.%s.safetensors" % (case.name, mode))
+            nsimplex.save_candidate(case, cand, o=o_np, grads=grads, model=args.model)
+            print("%s %s: %s (candidate %s)" % (case.name, mode, first_look(case, grads), cand))
+            if args.no_judge:  # judged later, anywhere: nsimplex check VECTOR CANDIDATE
+                continue
+            rep = nsimplex.check(case, o=o_np, model=args.model, label="fbgemm-bwd-%s-%s" % (mode, case.name),
+                                 grads=grads)
             failed += not rep.passed
             print("  %s: %s worst ratio %.3g, %d failures" % (mode, "PASS" if rep.passed else "FAIL",
                                                              rep.ratio or 0, rep.failures))
