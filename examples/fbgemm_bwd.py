@@ -117,6 +117,25 @@ def fbgemm_backward(triton_bwd):
     return backward
 
 
+def fuzz_backward(triton_fwd, triton_bwd, lse_from, device="cuda", **kw):
+    """nsimplex.fuzz of FBGEMM's backward with its forward (bwd="only"), the backward fed the
+    forward's o and either the natural LSE (lse_from "natural": computed here by natural_lse, the
+    backward judged on its own, under bf16) or the forward's own m ("fbgemm": under
+    bf16,lseform=mixed, as a training step would).  kw: nsimplex.fuzz's (seconds or count, seed,
+    sizes, out)."""
+    fwd, model = fbgemm_forward(triton_fwd), FWD_MODEL
+    if lse_from == "natural":
+        model = "bf16"
+
+        def fwd(p, t, _o=fwd):
+            return _o(p, t)[0], natural_lse(p, t)
+    elif lse_from != "fbgemm":
+        raise ValueError("lse_from: natural or fbgemm, not %r" % lse_from)
+    return nsimplex.fuzz(fwd, backward=fbgemm_backward(triton_bwd), bwd="only", model=model, device=device,
+                         dtype=torch.bfloat16, features=["windows", "gqa", "lse"], max_order=2,
+                         shapes=fuzz_shapes, name="fbgemm_triton_bwd_" + lse_from, **kw)
+
+
 def first_look(case, grads):
     a = case.arrays()
     parts = []
@@ -200,20 +219,8 @@ def main():
             if not rep.passed:
                 print("  " + rep.text.replace("\n", "\n  ")[:1500])
     for lse_from in args.fuzz_lse.split(",") if args.fuzz else []:
-        fwd = fbgemm_forward(triton_fwd)
-        model = FWD_MODEL
-        if lse_from == "natural":
-            # FBGEMM's o with the natural LSE its backward expects, computed here: the backward
-            # judged on its own, as mode golden does on the vectors
-            model = "bf16"
-
-            def fwd(p, t, _o=fwd):
-                return _o(p, t)[0], natural_lse(p, t)
-        res = nsimplex.fuzz(fwd, backward=fbgemm_backward(triton_bwd), bwd="only", seconds=args.fuzz,
-                            seed=args.seed, model=model, device="cuda", dtype=torch.bfloat16,
-                            features=["windows", "gqa", "lse"], max_order=2, sizes=args.sizes,
-                            shapes=fuzz_shapes, out=os.path.join(args.out, "fuzz-" + lse_from),
-                            name="fbgemm_triton_bwd_" + lse_from)
+        res = fuzz_backward(triton_fwd, triton_bwd, lse_from, seconds=args.fuzz, seed=args.seed,
+                            sizes=args.sizes, out=os.path.join(args.out, "fuzz-" + lse_from))
         print("fuzz, the backward fed %s: %s" % ("the natural LSE" if lse_from == "natural"
                                                   else "the forward's own m", res))
         failed += not res.passed

@@ -607,3 +607,50 @@ def test_fbgemm_harness_with_a_torch_stand_in(monkeypatch):
                         features=["windows", "gqa", "lse"], max_order=2, shapes=lambda p: fc.outside(p) is None,
                         out=os.path.join(TMP, "fbfuzz"), name="stand_in", log=False)
     assert res.passed and res.problems >= 10, (res, res.summary)   # problems: judged, declined apart
+
+
+def _fbgemm_bwd_stand_in(q, k1, k2, v1, v2, o, dO, m, w1, w2, k2_bias=None, v2_bias=None, swap=False):
+    """A torch stand-in with triton_bwd's interface (kv tensors expanded to the query heads) and its
+    arithmetic's shape: P recomputed as exp(S - m) from the m it is given, Delta = rowsum(dO o),
+    dS = P (dP - Delta), in float64.  swap: dk1 and dk2 returned swapped (a planted bug)."""
+    import torch
+    B, L, H, D = q.shape
+    q, k1, k2, v1, v2, o, dO = (x.double() for x in (q, k1, k2, v1, v2, o, dO))
+    g = {x: torch.zeros((B, L, H, D), dtype=torch.float64) for x in ("dq", "dk1", "dk2", "dv1", "dv2")}
+    s = D ** -0.5
+    for i in range(L):
+        a1, a2 = max(0, i - w1 + 1), max(0, i - w2 + 1)
+        K1, K2, V1, V2 = k1[:, a1:i + 1], k2[:, a2:i + 1], v1[:, a1:i + 1], v2[:, a2:i + 1]
+        S = torch.einsum("bhd,bjhd,bkhd->bhjk", q[:, i], K1, K2) * s
+        P = torch.exp(S - m[:, :, i].double()[..., None, None])
+        dP = torch.einsum("bhc,bjhc,bkhc->bhjk", dO[:, i], V1, V2)
+        dS = P * (dP - (dO[:, i] * o[:, i]).sum(-1)[..., None, None])
+        g["dq"][:, i] = torch.einsum("bhjk,bjhd,bkhd->bhd", dS, K1, K2) * s
+        g["dk1"][:, a1:i + 1] += torch.einsum("bhjk,bhd,bkhd->bjhd", dS, q[:, i], K2) * s
+        g["dk2"][:, a2:i + 1] += torch.einsum("bhjk,bhd,bjhd->bkhd", dS, q[:, i], K1) * s
+        g["dv1"][:, a1:i + 1] += torch.einsum("bhjk,bhc,bkhc->bjhc", P, dO[:, i], V2)
+        g["dv2"][:, a2:i + 1] += torch.einsum("bhjk,bhc,bjhc->bkhc", P, dO[:, i], V1)
+    if swap:
+        g["dk1"], g["dk2"] = g["dk2"], g["dk1"]
+    return (g["dq"].float(),) + tuple(g[x].to(torch.bfloat16) for x in ("dk1", "dk2", "dv1", "dv2"))
+
+
+def test_fbgemm_bwd_harness_with_a_torch_stand_in(monkeypatch):
+    # examples/fbgemm_bwd.py's fuzz (kv heads expanded and their gradients summed back, the natural
+    # LSE it computes, the w2 = 32 rule) through CPU stand-ins of FBGEMM's two kernels: fed the
+    # natural LSE an honest stand-in passes; with dk1 and dk2 swapped it fails; fed the forward's
+    # own m (a base-2 max plus a natural log) the honest stand-in fails, as FBGEMM's pair would
+    torch = pytest.importorskip("torch")
+    sys.path.insert(0, os.path.join(ROOT, "examples"))
+    import fbgemm_bwd as fb
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda: None)
+
+    def fuzz(bwd, lse_from, name):
+        return fb.fuzz_backward(_fbgemm_stand_in, bwd, lse_from, device="cpu", count=800, seed=3,
+                                out=os.path.join(TMP, name), log=False)
+    res = fuzz(_fbgemm_bwd_stand_in, "natural", "fbb_honest")
+    assert res.passed and res.summary["bwd"] >= 5, (res, res.summary)
+    res = fuzz(lambda *a, **kw: _fbgemm_bwd_stand_in(*a, swap=True, **kw), "natural", "fbb_swap")
+    assert not res.passed and res.failures[0]["kind"] == "gradient", (res, res.summary)
+    res = fuzz(_fbgemm_bwd_stand_in, "fbgemm", "fbb_mixed")
+    assert not res.passed and res.failures[0]["kind"] == "gradient", (res, res.summary)
