@@ -31,6 +31,7 @@
 #define MR 4
 #define NR 16
 #define TILE nsx_bf16_tile
+#define TILE_VP(t, r, dvp) ((t)->vp + (size_t)(r) * (dvp))
 #include "simd/softmax_scalar.h"
 
 /* x, or zero of its sign when x is subnormal (NaN and infinities stay). */

@@ -54,6 +54,11 @@ typedef struct work {
     float *kpan, *vpan;         /* [G+1][d][chunk] (unscaled, then per head), [chunk][dvp] */
     float *u, *vp, *ptile;      /* [mr][d], [mr][dvp], [mr][nr] */
     float *lvl_u, *lvl_v;       /* odometer levels: [n-2][d], [n-2][dvp] */
+    float *zero;                /* [max(d, dvp)] zeros: the padding rows */
+    /* The tile's rows and the odometer's levels by address: a level-0
+       factor without a bias is the input row itself, else the buffer row */
+    const float *urow[NSX_TILE_MR_MAX], *vrow[NSX_TILE_MR_MAX];
+    const float *lvl_up[NSX_MAX_ORDER], *lvl_vp[NSX_MAX_ORDER];
     float *qs;                  /* [G][d] s q of each head */
     float *acc, *colacc;        /* [G][dvp], [G][chunk] */
     nsx_row_state *st;          /* [G] */
@@ -78,6 +83,7 @@ static size_t work_layout(const plan *pl, work *w, char *base)
     CARVE(w->ptile, (size_t)mr * nr);
     CARVE(w->lvl_u, (size_t)(n > 2 ? n - 2 : 1) * p->d);
     CARVE(w->lvl_v, (size_t)(n > 2 ? n - 2 : 1) * dvp);
+    CARVE(w->zero, (size_t)(p->d > dvp ? p->d : dvp));
     CARVE(w->qs, (size_t)G * p->d);
     CARVE(w->acc, (size_t)G * dvp);
     CARVE(w->colacc, (size_t)G * pl->chunk);
@@ -85,6 +91,8 @@ static size_t work_layout(const plan *pl, work *w, char *base)
     CARVE(w->mask, mr);
     CARVE(w->ex, (size_t)mr * NSX_MAX_ORDER);
 #undef CARVE
+    if (base)
+        memset(w->zero, 0, (size_t)(p->d > dvp ? p->d : dvp) * sizeof *w->zero);
     return off;
 }
 
@@ -94,6 +102,7 @@ static void plan_init(plan *pl, const nsx_kernel_problem *p, const nsx_kernel_io
     pl->p = p;
     pl->io = io;
     pl->ks = ks;
+    assert(ks->mr <= NSX_TILE_MR_MAX);
     nsx_plan_sizes_init(&pl->s, p);
     /* per key: the G + 1 K panels (unscaled, then per head) and the V panel */
     size_t per_key = ((size_t)(pl->s.G + 1) * p->d + pl->s.dvp) * sizeof(float);
@@ -194,16 +203,14 @@ static void flush_rows(const plan *pl, work *w, int rows, int nk, int ldk, int n
     const int mr = pl->ks->mr, nr = pl->ks->nr;
     nsx_tile t = {
         .d = p->d, .dvp = pl->s.dvp, .sum = p->reduce != NSX_REDUCE_PRODUCT,
-        .u = w->u, .vp = w->vp, .ldk = ldk, .mask = w->mask, .ptile = w->ptile,
+        .u = w->urow, .vp = w->vrow, .ldk = ldk, .mask = w->mask, .ptile = w->ptile,
     };
     /* Rows past `rows` are padding: zero, like the columns past the keys
        (pack).  The tiles multiply them by zero weights, and a previous work
-       item's values left there (a NaN or an infinity of another batch's
+       item's row left there (a NaN or an infinity of another batch's
        future) would make 0 * NaN leak into this row. */
-    if (rows < mr) {
-        memset(w->u + (size_t)rows * p->d, 0, (size_t)(mr - rows) * p->d * sizeof(float));
-        memset(w->vp + (size_t)rows * pl->s.dvp, 0, (size_t)(mr - rows) * pl->s.dvp * sizeof(float));
-    }
+    for (int r = rows; r < mr; r++)
+        w->urow[r] = w->vrow[r] = w->zero;
     /* The column blocks tile the chunk [0, nk): each begins where the one
        before ended. */
     for (int cb = 0; (t.nc = nsx_tile_len(nk, cb, nr)) > 0; cb += t.nc) {
@@ -224,27 +231,34 @@ static void flush_rows(const plan *pl, work *w, int rows, int nk, int ldk, int n
 }
 
 /* Odometer level lv of prefix dimension m at key j:
-   u_out = u_in o (k_m[j] + kb_m), and v_out = v_in o (v_m[j] + vb_m)
-   (product) or v_in + (v_m[j] + vb_m) (sum), with u_in, v_in the level
-   below; at level 0 u_out = k_m[j] + kb_m and v_out = v_m[j] + vb_m. */
-static void prefix_level(const plan *pl, work *w, int b, int g, int m, int j, int lv,
-                         float *u_out, float *v_out)
+   u = u_in o (k_m[j] + kb_m), and v = v_in o (v_m[j] + vb_m) (product) or
+   v_in + (v_m[j] + vb_m) (sum), with u_in, v_in the level below; at level
+   0 u = k_m[j] + kb_m and v = v_m[j] + vb_m.  Written to u_buf, v_buf, and
+   *u, *v set to where the level is: at level 0 without a bias, the input
+   row itself (a value row only when dv = dvp: the tiles read dvp floats). */
+static void prefix_level(const plan *pl, work *w, int b, int g, int m, int j, int lv, float *u_buf,
+                         float *v_buf, const float **u, const float **v)
 {
     const nsx_kernel_problem *p = pl->p;
     const nsx_isa_kernels *ks = pl->ks;
     const float *kr = k_row(pl, m, b, j, g), *vr = v_row(pl, m, b, j, g);
     if (lv == 0) {
-        ks->add_bias(u_out, NULL, kr, pl->s.kb[m], p->d);
-        ks->add_bias(v_out, NULL, vr, pl->s.vb[m], p->dv);
+        if (pl->s.kb[m] == 0)
+            *u = kr;
+        else
+            ks->add_bias(u_buf, NULL, kr, pl->s.kb[m], p->d), *u = u_buf;
+        if (pl->s.vb[m] == 0 && p->dv == pl->s.dvp)
+            *v = vr;
+        else
+            ks->add_bias(v_buf, NULL, vr, pl->s.vb[m], p->dv), *v = v_buf;
         return;
     }
-    const float *u_in = w->lvl_u + (size_t)(lv - 1) * p->d;
-    const float *v_in = w->lvl_v + (size_t)(lv - 1) * pl->s.dvp;
-    ks->mul_bias(u_out, u_in, kr, pl->s.kb[m], p->d);
+    ks->mul_bias(u_buf, w->lvl_up[lv - 1], kr, pl->s.kb[m], p->d);
     if (p->reduce != NSX_REDUCE_PRODUCT)
-        ks->add_bias(v_out, v_in, vr, pl->s.vb[m], p->dv);
+        ks->add_bias(v_buf, w->lvl_vp[lv - 1], vr, pl->s.vb[m], p->dv);
     else
-        ks->mul_bias(v_out, v_in, vr, pl->s.vb[m], p->dv);
+        ks->mul_bias(v_buf, w->lvl_vp[lv - 1], vr, pl->s.vb[m], p->dv);
+    *u = u_buf, *v = v_buf;
 }
 
 /*
@@ -270,7 +284,7 @@ static void sweep(const plan *pl, work *w, int b, int g, const int *pd, int np, 
         if (dup < 0) {
             for (int lv = valid; lv < np - 1; lv++)
                 prefix_level(pl, w, b, g, pd[lv], keys[lv], lv, w->lvl_u + (size_t)lv * d,
-                             w->lvl_v + (size_t)lv * dvp);
+                             w->lvl_v + (size_t)lv * dvp, &w->lvl_up[lv], &w->lvl_vp[lv]);
             valid = np > 0 ? np - 1 : 0;
             float *ur = w->u + (size_t)rows * d, *vr = w->vp + (size_t)rows * dvp;
             if (np == 0) { /* n = 1: the panel alone is the score */
@@ -278,8 +292,10 @@ static void sweep(const plan *pl, work *w, int b, int g, const int *pd, int np, 
                     ur[l] = 1.0f;
                 for (int x = 0; x < dvp; x++)
                     vr[x] = p->reduce == NSX_REDUCE_PRODUCT ? 1.0f : 0.0f;
+                w->urow[rows] = ur, w->vrow[rows] = vr;
             } else {
-                prefix_level(pl, w, b, g, pd[np - 1], keys[np - 1], np - 1, ur, vr);
+                prefix_level(pl, w, b, g, pd[np - 1], keys[np - 1], np - 1, ur, vr, &w->urow[rows],
+                             &w->vrow[rows]);
             }
             if (p->distinct)
                 nsx_tile_ex(inner_keys, nk, keys, np, w->ex + rows * NSX_MAX_ORDER);

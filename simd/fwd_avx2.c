@@ -41,9 +41,9 @@ ALWAYS_INLINE void values(const nsx_tile *t, float *acc, int x0)
     __m256 o0 = _mm256_loadu_ps(acc + x0), o1 = _mm256_loadu_ps(acc + x0 + 8);
 #pragma GCC unroll 6
     for (int r = 0; r < MR; r++) {
-        const float *vp = t->vp + (size_t)r * dvp + x0;
-        o0 = _mm256_fmadd_ps(_mm256_load_ps(vp), a[r][0], o0);
-        o1 = _mm256_fmadd_ps(_mm256_load_ps(vp + 8), a[r][1], o1);
+        const float *vp = t->vp[r] + x0;
+        o0 = _mm256_fmadd_ps(_mm256_loadu_ps(vp), a[r][0], o0);
+        o1 = _mm256_fmadd_ps(_mm256_loadu_ps(vp + 8), a[r][1], o1);
     }
     _mm256_storeu_ps(acc + x0, o0);
     _mm256_storeu_ps(acc + x0 + 8, o1);
@@ -61,7 +61,7 @@ static void tile_avx2(const nsx_tile *t, nsx_row_state *st)
         __m256 k0 = _mm256_load_ps(k), k1 = _mm256_load_ps(k + 8);
 #pragma GCC unroll 6
         for (int r = 0; r < MR; r++) {
-            __m256 a = _mm256_broadcast_ss(t->u + r * d + l);
+            __m256 a = _mm256_broadcast_ss(t->u[r] + l);
             s[r][0] = _mm256_fmadd_ps(a, k0, s[r][0]);
             s[r][1] = _mm256_fmadd_ps(a, k1, s[r][1]);
         }
@@ -104,7 +104,7 @@ static void tile_avx2(const nsx_tile *t, nsx_row_state *st)
             __m256 o = _mm256_loadu_ps(st->acc + x);
 #pragma GCC unroll 6
             for (int r = 0; r < MR; r++)
-                o = _mm256_fmadd_ps(_mm256_set1_ps(rowsum[r]), _mm256_load_ps(t->vp + r * dvp + x), o);
+                o = _mm256_fmadd_ps(_mm256_set1_ps(rowsum[r]), _mm256_loadu_ps(t->vp[r] + x), o);
             _mm256_storeu_ps(st->acc + x, o);
         }
         float col[NR];

@@ -27,7 +27,10 @@
 ALWAYS_INLINE void scores(const nsx_tile *t, __m512 s[MR][2], const int H)
 {
     const int d = t->d, ldk = t->ldk;
-    const float *u = t->u, *kp = t->kp;
+    const float *kp = t->kp, *u[MR];
+#pragma GCC unroll 8
+    for (int r = 0; r < MR; r++)
+        u[r] = t->u[r];
 #pragma GCC unroll 8
     for (int r = 0; r < MR; r++)
         s[r][0] = s[r][1] = _mm512_setzero_ps();
@@ -37,9 +40,9 @@ ALWAYS_INLINE void scores(const nsx_tile *t, __m512 s[MR][2], const int H)
         __m512 k0 = _mm512_load_ps(k), k1 = H == 2 ? _mm512_load_ps(k + 16) : k0;
 #pragma GCC unroll 8
         for (int r = 0; r < MR; r++) {
-            s[r][0] = fma_bcast(s[r][0], k0, u + r * d + l);
+            s[r][0] = fma_bcast(s[r][0], k0, u[r] + l);
             if (H == 2)
-                s[r][1] = fma_bcast(s[r][1], k1, u + r * d + l);
+                s[r][1] = fma_bcast(s[r][1], k1, u[r] + l);
         }
     }
 }
@@ -67,10 +70,10 @@ ALWAYS_INLINE void values(const nsx_tile *t, float *acc, int x0, const int V)
     __m512 o1 = V == 2 ? _mm512_loadu_ps(acc + x0 + 16) : o0;
 #pragma GCC unroll 8
     for (int r = 0; r < MR; r++) {
-        const float *vp = t->vp + (size_t)r * dvp + x0;
-        o0 = _mm512_fmadd_ps(_mm512_load_ps(vp), a[r][0], o0);
+        const float *vp = t->vp[r] + x0;
+        o0 = _mm512_fmadd_ps(_mm512_loadu_ps(vp), a[r][0], o0);
         if (V == 2)
-            o1 = _mm512_fmadd_ps(_mm512_load_ps(vp + 16), a[r][1], o1);
+            o1 = _mm512_fmadd_ps(_mm512_loadu_ps(vp + 16), a[r][1], o1);
     }
     _mm512_storeu_ps(acc + x0, o0);
     if (V == 2)
@@ -121,7 +124,7 @@ ALWAYS_INLINE void tile_body(const nsx_tile *t, nsx_row_state *st, const int H)
             __m512 o = _mm512_loadu_ps(st->acc + x);
 #pragma GCC unroll 8
             for (int r = 0; r < MR; r++)
-                o = _mm512_fmadd_ps(_mm512_set1_ps(rowsum[r]), _mm512_load_ps(t->vp + r * dvp + x), o);
+                o = _mm512_fmadd_ps(_mm512_set1_ps(rowsum[r]), _mm512_loadu_ps(t->vp[r] + x), o);
             _mm512_storeu_ps(st->acc + x, o);
         }
         __mmask16 k0 = (__mmask16)(t->nc >= 16 ? 0xffff : (1u << t->nc) - 1u);

@@ -15,6 +15,7 @@
 #define MR 4
 #define NR 16
 #define TILE nsx_tile
+#define TILE_VP(t, r, dvp) ((t)->vp[r])
 #include "simd/softmax_scalar.h"
 
 static void tile_scalar(const nsx_tile *t, nsx_row_state *st)
@@ -25,7 +26,7 @@ static void tile_scalar(const nsx_tile *t, nsx_row_state *st)
     for (int l = 0; l < d; l++) {
         const float *k = t->kp + (size_t)l * ldk;
         for (int r = 0; r < MR; r++) {
-            const float a = t->u[r * d + l];
+            const float a = t->u[r][l];
             for (int c = 0; c < NR; c++)
                 s[r][c] += a * k[c];
         }
@@ -39,7 +40,7 @@ static void tile_scalar(const nsx_tile *t, nsx_row_state *st)
             float a = 0.0f;
             for (int c = 0; c < t->nc; c++)
                 a += P[r * NR + c] * t->vpan[(size_t)c * dvp + x];
-            st->acc[x] += t->vp[r * dvp + x] * a;
+            st->acc[x] += t->vp[r][x] * a;
         }
     }
 }

@@ -6,15 +6,18 @@
  *
  * Shapes.  A tile is MR rows (prefix tuples of one query head) by NR columns
  * (keys of the inner dimension):
- *   u     [MR][d]      row r: (k_{p1}[j]+kb) o ... , the prefix's score factor
- *                      (ones for n = 1)
- *   vp    [MR][dvp]    row r: the prefix's reduced value vector (product or sum)
+ *   u     [MR] -> [d]    row r: (k_{p1}[j]+kb) o ... , the prefix's score factor
+ *                        (ones for n = 1)
+ *   vp    [MR] -> [dvp]  row r: the prefix's reduced value vector (product or sum)
  *   kp    [d][ldk]     the head's K panel, column c = key c of the block:
  *                      s q[l] (k[c][l] + kb), zero beyond the last key (ldk a
  *                      multiple of NR), so score(r, c) = sum_l u[r][l] kp[l][c]
  *   vpan  [NR][dvp]    the V panel rows of the block, bias added
  *   mask  [MR]         bit c of row r: the tuple (prefix r, key c) is allowed
- * dvp = dv rounded up to 16; entries beyond dv are zero in vpan.
+ * dvp = dv rounded up to 16; entries beyond dv are zero in vpan and vp.
+ * u and vp are arrays of MR row addresses, not one block: a prefix that is
+ * one key without a bias (n = 2) is read in place from the inputs, with no
+ * copy per prefix (rows need no alignment: the tiles load them unaligned).
  */
 #ifndef NSX_SIMD_KERN_H
 #define NSX_SIMD_KERN_H
@@ -37,7 +40,7 @@ typedef struct nsx_tile {
     int d, dvp;
     int nc;                /* keys in this block, 1..NR */
     int sum;               /* 1: sum/mean reducer (row and column sums), 0: product */
-    const float *u, *vp;
+    const float *const *u, *const *vp; /* [MR] row addresses: d and dvp floats */
     const float *kp;
     int ldk;
     const float *vpan;
@@ -45,6 +48,9 @@ typedef struct nsx_tile {
     float *colacc;         /* sum reducer: this block's NR entries of state->colacc */
     float *ptile;          /* scratch [MR][NR], 64-byte aligned */
 } nsx_tile;
+
+/* The most rows a tile of any ISA has (the driver's row address arrays). */
+#define NSX_TILE_MR_MAX 16
 
 typedef struct nsx_isa_kernels {
     int isa;               /* enum nsx_isa */

@@ -4,7 +4,9 @@
  * query head's running state, so that the bf16 variant weights its tuples
  * as the float32 tile does.  A template: define MR, NR and TILE (the
  * tile's type, nsx_tile or nsx_bf16_tile: both name the fields read here
- * alike) before including; include only from a file built without ISA flags.
+ * alike) and TILE_VP(t, r, dvp) (the address of row r's dvp values: the
+ * float32 tile holds row addresses, the bf16 tile one block) before
+ * including; include only from a file built without ISA flags.
  */
 #ifndef NSX_SIMD_SOFTMAX_SCALAR_H
 #define NSX_SIMD_SOFTMAX_SCALAR_H
@@ -50,7 +52,7 @@ tile_softmax(const TILE *t, float s[MR][NR], int dvp, nsx_row_state *st)
         psum += row;
         if (t->sum) /* the prefix's values, weighted by the row's total */
             for (int x = 0; x < dvp; x++)
-                st->acc[x] += row * t->vp[r * dvp + x];
+                st->acc[x] += row * TILE_VP(t, r, dvp)[x];
     }
     st->sum += psum;
     if (t->sum) {
