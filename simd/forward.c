@@ -91,8 +91,11 @@ static size_t work_layout(const plan *pl, work *w, char *base)
     CARVE(w->mask, mr);
     CARVE(w->ex, (size_t)mr * NSX_MAX_ORDER);
 #undef CARVE
-    if (base)
+    if (base) {
         memset(w->zero, 0, (size_t)(p->d > dvp ? p->d : dvp) * sizeof *w->zero);
+        for (int r = 0; r < NSX_TILE_MR_MAX; r++)
+            w->urow[r] = w->vrow[r] = w->zero;
+    }
     return off;
 }
 
