@@ -56,6 +56,26 @@ for name in $names; do
     cp "$src/build/libnsimplex_simd.so" "$OUT/$name/libnsimplex_simd.so"
 done
 
+# The ISA a mutant's code runs under: a patch that touches the files of one
+# ISA only (NAME_avx2.c, NAME_avx512.c) is fuzzed with that ISA forced
+# (NSX_ISA), so that its code runs whatever this CPU would choose (an AVX2
+# mutant on an AVX-512 machine ran the AVX-512 path and was never
+# exercised); empty: the CPU's own choice.
+mutant_isa() { # name -> avx2, avx512 or nothing
+    [ -f "fuzz/mutants/$1.patch" ] || return 0
+    sed -n 's|^+++ b/\([^[:space:]]*\).*|\1|p' "fuzz/mutants/$1.patch" | awk '
+        /_avx512\.c$/ {a512 = 1; next} /_avx2\.c$/ {a2 = 1; next} {other = 1}
+        END {if (!other && a2 && !a512) print "avx2"; else if (!other && a512 && !a2) print "avx512"}'
+}
+cpu_has() { # isa -> 0 when this CPU runs it
+    case $1 in
+    avx2) grep -qw avx2 /proc/cpuinfo ;;
+    avx512) grep -qw avx512f /proc/cpuinfo && grep -qw avx512bw /proc/cpuinfo && grep -qw avx512dq /proc/cpuinfo &&
+        grep -qw avx512vl /proc/cpuinfo ;;
+    *) return 0 ;;
+    esac
+}
+
 # ---- fuzz each one, on each seed
 run_one() { # name so seed shrink -> $OUT/name/SEED.{log,rc}
     name=$1 so=$2 seed=$3 shrink=$4 dir=$OUT/$1
@@ -63,7 +83,8 @@ run_one() { # name so seed shrink -> $OUT/name/SEED.{log,rc}
     set +e
     # backward mutants (bwd_*) and the clean backward runs: backward problems only
     case $name in bwd_*|clean-bwd) bwd=--bwd ;; *) bwd= ;; esac
-    "$PROG" fuzz --kernel "$so" --seconds "$BUDGET" --seed "$seed" --shrink-seconds "$shrink" \
+    isa=$(mutant_isa "$name")
+    env ${isa:+NSX_ISA=$isa} "$PROG" fuzz --kernel "$so" --seconds "$BUDGET" --seed "$seed" --shrink-seconds "$shrink" \
         --progress 0 --out "$dir/out-$seed" $bwd >"$dir/$seed.log" 2>&1
     echo "$?" >"$dir/$seed.rc"
     set -e
@@ -77,6 +98,11 @@ missed=0
 slow=0
 for name in $names; do
     times="" row="" caught=yes kind=- shrunk=-
+    isa=$(mutant_isa "$name")
+    if [ -n "$isa" ] && ! cpu_has "$isa"; then
+        printf '%-22s %-7s this CPU lacks %s, the only ISA the patch touches: not exercised here\n' "$name" skipped "$isa"
+        continue
+    fi
     for seed in $SEEDS; do
         # shrink on the first seed only: the others measure detection
         if [ "$seed" = "$first" ]; then shrink=$SHRINK; else shrink=0; fi
