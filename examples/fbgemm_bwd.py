@@ -75,9 +75,11 @@ def natural_lse(p, t):
         """[B, L, H, d, w]: row i holds k[i - w + 1 .. i], zeros before position 0."""
         return torch.nn.functional.pad(k, (0, 0, 0, 0, w - 1, 0)).unfold(1, w, 1)
 
-    ok1 = (i[:, None] - w1 + 1 + torch.arange(w1, device=q.device)[None, :]) >= 0  # [L, w1]
-    ok2 = (i[:, None] - w2 + 1 + torch.arange(w2, device=q.device)[None, :]) >= 0
-    ok = ok1[:, None, :, None] & ok2[:, None, None, :]                          # [L, 1, w1, w2]
+    def valid(w):
+        """[L, w]: slot a of row i is key i - w + 1 + a, which exists when it is >= 0."""
+        return (i[:, None] - w + 1 + torch.arange(w, device=q.device)[None, :]) >= 0
+
+    ok = valid(w1)[:, None, :, None] & valid(w2)[:, None, None, :]               # [L, 1, w1, w2]
     lse = torch.empty((B, H, L), device=q.device, dtype=torch.float32)
     rows = max(1, (1 << 26) // (H * d * w1))  # query rows a step: about 0.5 GB of float64
     for b in range(B):

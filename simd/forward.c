@@ -71,6 +71,7 @@ static size_t work_layout(const plan *pl, work *w, char *base)
 {
     const nsx_kernel_problem *p = pl->p;
     const int mr = pl->ks->mr, nr = pl->ks->nr, n = p->n, G = pl->s.G, dvp = pl->s.dvp;
+    const size_t zlen = (size_t)(p->d > dvp ? p->d : dvp); /* the zero row: a u or a vp row */
     size_t off = 0;
 #define CARVE(ptr, count) NSX_CARVE(base, off, ptr, count)
     for (int m = 0; m < n; m++)
@@ -83,7 +84,7 @@ static size_t work_layout(const plan *pl, work *w, char *base)
     CARVE(w->ptile, (size_t)mr * nr);
     CARVE(w->lvl_u, (size_t)(n > 2 ? n - 2 : 1) * p->d);
     CARVE(w->lvl_v, (size_t)(n > 2 ? n - 2 : 1) * dvp);
-    CARVE(w->zero, (size_t)(p->d > dvp ? p->d : dvp));
+    CARVE(w->zero, zlen);
     CARVE(w->qs, (size_t)G * p->d);
     CARVE(w->acc, (size_t)G * dvp);
     CARVE(w->colacc, (size_t)G * pl->chunk);
@@ -92,7 +93,7 @@ static size_t work_layout(const plan *pl, work *w, char *base)
     CARVE(w->ex, (size_t)mr * NSX_MAX_ORDER);
 #undef CARVE
     if (base) {
-        memset(w->zero, 0, (size_t)(p->d > dvp ? p->d : dvp) * sizeof *w->zero);
+        memset(w->zero, 0, zlen * sizeof *w->zero);
         for (int r = 0; r < NSX_TILE_MR_MAX; r++)
             w->urow[r] = w->vrow[r] = w->zero;
     }
